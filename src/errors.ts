@@ -1,0 +1,76 @@
+/**
+ * Errors with a stable `code`. Messages say what went wrong and what to do about it; callers
+ * branch on `code`, never on the message.
+ */
+export class SidecarlessError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Invalid options or config. `issues` lists every problem with its dotted path. */
+export class ConfigError extends SidecarlessError {
+  readonly issues: ReadonlyArray<{ path: string; message: string }>;
+  constructor(message: string, issues: ReadonlyArray<{ path: string; message: string }> = []) {
+    super('ERR_SIDECARLESS_CONFIG_INVALID', message);
+    this.issues = issues;
+  }
+}
+
+/** A SPIFFE ID that does not follow the SPIFFE-ID specification. */
+export class SpiffeIdError extends SidecarlessError {
+  constructor(message: string) {
+    super('ERR_SIDECARLESS_SPIFFE_ID_INVALID', message);
+  }
+}
+
+/** An X.509-SVID (or its chain) that fails the X.509-SVID specification or does not verify. */
+export class SvidError extends SidecarlessError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_SIDECARLESS_SVID_INVALID', message, options);
+  }
+}
+
+/** No valid SVID is available: the mesh refuses to serve or call until one is. */
+export class IdentityUnavailableError extends SidecarlessError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_SIDECARLESS_IDENTITY_UNAVAILABLE', message, options);
+  }
+}
+
+/** The peer presented an identity other than the one that was expected. */
+export class PeerIdentityError extends SidecarlessError {
+  constructor(message: string) {
+    super('ERR_SIDECARLESS_PEER_IDENTITY', message);
+  }
+}
+
+/** An outbound request to a host that is not a mesh service while `outbound.egress` is 'deny'. */
+export class EgressDeniedError extends SidecarlessError {
+  constructor(host: string) {
+    super(
+      'ERR_SIDECARLESS_EGRESS_DENIED',
+      `egress to "${host}" is denied: it is not a mesh service and outbound.egress is 'deny'. ` +
+        `Add it to outbound.services, or set outbound.egress to 'allow'.`,
+    );
+  }
+}
+
+/** A policy document that cannot be loaded. The message names the offending path. */
+export class PolicyError extends SidecarlessError {
+  readonly issues: ReadonlyArray<{ path: string; message: string }>;
+  constructor(message: string, issues: ReadonlyArray<{ path: string; message: string }> = []) {
+    super('ERR_SIDECARLESS_POLICY_INVALID', message);
+    this.issues = issues;
+  }
+}
+
+/** No endpoint can take the request (none configured, or all failed). */
+export class NoEndpointError extends SidecarlessError {
+  constructor(service: string, detail = 'it has no endpoints') {
+    super('ERR_SIDECARLESS_NO_ENDPOINT', `cannot route to mesh service "${service}": ${detail}.`);
+  }
+}
