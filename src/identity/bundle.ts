@@ -1,0 +1,75 @@
+import { type ParsedCertificate, parseCertificate } from './certificate.js';
+import { pemToCertDers } from './pem.js';
+import { parseSpiffeId, validateTrustDomain } from './spiffe-id.js';
+
+/** The trust roots (X.509 authorities) of one trust domain. */
+export interface X509Bundle {
+  readonly trustDomain: string;
+  readonly roots: readonly ParsedCertificate[];
+}
+
+/** Bundles by trust domain. A chain is verified only against the bundle of its leaf's own trust domain. */
+export type BundleSet = ReadonlyMap<string, X509Bundle>;
+
+export function createBundle(trustDomain: string, roots: readonly ParsedCertificate[]): X509Bundle {
+  validateTrustDomain(trustDomain);
+  if (roots.length === 0) throw new Error(`the bundle of trust domain "${trustDomain}" has no certificates`);
+  return { trustDomain, roots };
+}
+
+/**
+ * Groups root certificates from a PEM file into bundles. A root whose URI SAN is a trust-domain ID
+ * (`spiffe://other.td`, as SPIRE and this project's CAs set) belongs to that trust domain; a root
+ * without one belongs to `defaultTrustDomain` (the file's own, as spiffe-helper writes it).
+ */
+export function bundlesFromPem(pem: string, defaultTrustDomain: string): Map<string, X509Bundle> {
+  const ders = pemToCertDers(pem);
+  if (ders.length === 0) throw new Error('the bundle has no CERTIFICATE blocks');
+  const byTd = new Map<string, ParsedCertificate[]>();
+  for (const der of ders) {
+    const cert = parseCertificate(der);
+    const td = trustDomainOfRoot(cert) ?? defaultTrustDomain;
+    const list = byTd.get(td) ?? [];
+    list.push(cert);
+    byTd.set(td, list);
+  }
+  const out = new Map<string, X509Bundle>();
+  for (const [td, roots] of byTd) out.set(td, createBundle(td, roots));
+  return out;
+}
+
+function trustDomainOfRoot(cert: ParsedCertificate): string | undefined {
+  for (const uri of cert.uris) {
+    try {
+      const id = parseSpiffeId(uri);
+      if (id.path === '') return id.trustDomain;
+    } catch {
+      // not a SPIFFE trust-domain ID: ignore
+    }
+  }
+  return undefined;
+}
+
+/** Merges bundle sets; later sets add roots to earlier ones (deduplicated by fingerprint). */
+export function mergeBundles(...sets: BundleSet[]): Map<string, X509Bundle> {
+  const out = new Map<string, X509Bundle>();
+  for (const set of sets) {
+    for (const [td, b] of set) {
+      const prev = out.get(td);
+      if (!prev) {
+        out.set(td, b);
+        continue;
+      }
+      const seen = new Set(prev.roots.map((r) => r.fingerprint));
+      out.set(td, { trustDomain: td, roots: [...prev.roots, ...b.roots.filter((r) => !seen.has(r.fingerprint))] });
+    }
+  }
+  return out;
+}
+
+/** Every root of every trust domain, as PEM DERs, for OpenSSL's first-pass chain check. */
+export function allRoots(bundles: BundleSet): ParsedCertificate[] {
+  const out: ParsedCertificate[] = [];
+  for (const b of bundles.values()) out.push(...b.roots);
+  return out;
+}

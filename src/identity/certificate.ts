@@ -1,0 +1,84 @@
+import { X509Certificate as NodeX509, createHash } from 'node:crypto';
+import { x509 } from './x509.js';
+
+/**
+ * A certificate parsed once from DER, with the fields the SPIFFE checks need. Names are read from
+ * the DER structure (never by splitting Node's `subjectaltname` string, which a NUL byte or a
+ * comma inside a name can forge).
+ */
+export interface ParsedCertificate {
+  readonly der: Buffer;
+  /** SHA-256 of the DER, hex. Cache key for verification results. */
+  readonly fingerprint: string;
+  readonly serialNumber: string;
+  readonly notBefore: number;
+  readonly notAfter: number;
+  /** URI SAN values, in order, exactly as encoded. */
+  readonly uris: readonly string[];
+  /** DNS SAN values. */
+  readonly dnsNames: readonly string[];
+  /** basicConstraints cA. */
+  readonly isCa: boolean;
+  /** basicConstraints pathLenConstraint, when present. */
+  readonly pathLength: number | undefined;
+  /** keyUsage bit flags (x509.KeyUsageFlags), or undefined when the extension is absent. */
+  readonly keyUsage: number | undefined;
+  /** Extended key usage OIDs, or undefined when absent. */
+  readonly extKeyUsage: readonly string[] | undefined;
+  readonly subject: string;
+  readonly issuer: string;
+  /** Node's view, used for signature checks. */
+  readonly node: NodeX509;
+}
+
+export const KeyUsage = {
+  digitalSignature: 1,
+  keyEncipherment: 4,
+  keyCertSign: 32,
+  cRLSign: 64,
+} as const;
+
+export const EKU_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+export const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+
+export function parseCertificate(der: Uint8Array): ParsedCertificate {
+  const buf = Buffer.from(der.buffer, der.byteOffset, der.byteLength);
+  const cert = new x509.X509Certificate(new Uint8Array(buf));
+  const uris: string[] = [];
+  const dnsNames: string[] = [];
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  if (san) {
+    for (const n of san.names.items) {
+      if (n.type === 'url') uris.push(n.value);
+      else if (n.type === 'dns') dnsNames.push(n.value);
+    }
+  }
+  const bc = cert.getExtension(x509.BasicConstraintsExtension);
+  const ku = cert.getExtension(x509.KeyUsagesExtension);
+  const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
+  return {
+    der: buf,
+    fingerprint: createHash('sha256').update(buf).digest('hex'),
+    serialNumber: cert.serialNumber,
+    notBefore: cert.notBefore.getTime(),
+    notAfter: cert.notAfter.getTime(),
+    uris,
+    dnsNames,
+    isCa: bc?.ca ?? false,
+    pathLength: bc?.pathLength,
+    keyUsage: ku ? ku.usages : undefined,
+    extKeyUsage: eku ? eku.usages.map(String) : undefined,
+    subject: cert.subject,
+    issuer: cert.issuer,
+    node: new NodeX509(buf),
+  };
+}
+
+/** True when `issuer` issued `child`: names chain and the signature verifies with the issuer's key. */
+export function isIssuedBy(child: ParsedCertificate, issuer: ParsedCertificate): boolean {
+  try {
+    return child.node.checkIssued(issuer.node) && child.node.verify(issuer.node.publicKey);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,198 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { type Clock, systemClock } from '../clock.js';
+import { type X509Bundle } from '../identity/bundle.js';
+import { bundlesFromPem } from '../identity/bundle.js';
+import { parseCertificate } from '../identity/certificate.js';
+import { pemToCertDers } from '../identity/pem.js';
+import { buildSvid } from './svid-set.js';
+import { type SourceStatus, type X509Source, type X509Svid, SourceCore, retryDelay } from './source.js';
+
+/** spiffe-helper's file names. */
+export const SVID_FILE = 'svid.pem';
+export const KEY_FILE = 'svid_key.pem';
+export const BUNDLE_FILE = 'svid_bundle.pem';
+
+export interface DirSourceOptions {
+  dir: string;
+  /** The trust domain that roots without a SPIFFE URI SAN belong to; default: the leaf's. */
+  trustDomain?: string;
+  /** Fallback poll interval for file systems where watching misses changes (default 5 s). */
+  pollMs?: number;
+  clock?: Clock;
+  random?: () => number;
+  /** Told about every rejected update (the previous SVID stays in use). */
+  onError?: (err: Error) => void;
+}
+
+/**
+ * Reads svid.pem, svid_key.pem and svid_bundle.pem from a directory (as spiffe-helper or a
+ * Kubernetes secret volume writes them), watches it, and swaps in only a consistent, verified set.
+ * A bad or half-written update is rejected whole: the previous SVID stays, the error is recorded,
+ * and the read is retried with jittered backoff.
+ */
+export class DirSource implements X509Source {
+  readonly dir: string;
+  readonly #core: SourceCore;
+  readonly #opts: DirSourceOptions;
+  #watcher: FSWatcher | undefined;
+  #poll: NodeJS.Timeout | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #debounce: NodeJS.Timeout | undefined;
+  #attempt = 0;
+  #signature = '';
+  #loading: Promise<void> | undefined;
+  #again = false;
+
+  constructor(opts: DirSourceOptions) {
+    this.dir = resolve(opts.dir);
+    this.#opts = opts;
+    this.#core = new SourceCore('dir', opts.clock ?? systemClock, `identity directory ${this.dir}`);
+  }
+
+  /** Starts reading and watching. Resolves after the first read attempt, whatever its outcome. */
+  async start(): Promise<void> {
+    try {
+      this.#watcher = watch(this.dir, { persistent: false }, () => this.#schedule());
+      this.#watcher.on('error', () => {
+        // The directory may be replaced (Kubernetes secret volumes swap a symlink); polling covers it.
+      });
+    } catch {
+      // The directory does not exist yet: polling will find it when it does.
+    }
+    this.#poll = setInterval(() => void this.#checkSignature(), this.#opts.pollMs ?? 5000);
+    this.#poll.unref();
+    await this.#load();
+  }
+
+  #schedule(): void {
+    // Writers replace three files one after another: wait for them to settle.
+    clearTimeout(this.#debounce);
+    this.#debounce = setTimeout(() => void this.#load(), 50);
+    this.#debounce.unref();
+  }
+
+  async #fileSignature(): Promise<string> {
+    const parts: string[] = [];
+    for (const f of [SVID_FILE, KEY_FILE, BUNDLE_FILE]) {
+      try {
+        const s = await stat(join(this.dir, f));
+        parts.push(`${s.ino}:${s.size}:${s.mtimeMs}`);
+      } catch {
+        parts.push('-');
+      }
+    }
+    return parts.join('|');
+  }
+
+  async #checkSignature(): Promise<void> {
+    if ((await this.#fileSignature()) !== this.#signature || this.#core.lastError) await this.#load();
+  }
+
+  /** Re-reads the files now (also what the watcher triggers). */
+  reload(): Promise<void> {
+    return this.#load();
+  }
+
+  async #load(): Promise<void> {
+    if (this.#loading) {
+      this.#again = true;
+      return this.#loading;
+    }
+    this.#loading = this.#read().finally(() => {
+      this.#loading = undefined;
+      if (this.#again) {
+        this.#again = false;
+        void this.#load();
+      }
+    });
+    return this.#loading;
+  }
+
+  async #read(): Promise<void> {
+    if (this.#core.closed) return;
+    const signature = await this.#fileSignature();
+    try {
+      const [certPem, keyPem, bundlePem] = await Promise.all(
+        [SVID_FILE, KEY_FILE, BUNDLE_FILE].map((f) =>
+          readFile(join(this.dir, f), 'utf8').catch((e: NodeJS.ErrnoException) => {
+            throw new Error(
+              e.code === 'ENOENT' ? `${join(this.dir, f)} does not exist` : `cannot read ${join(this.dir, f)}: ${e.message}`,
+            );
+          }),
+        ),
+      );
+      const current = this.#core.current;
+      if (current && current.certChainPem === certPem && current.keyPem === keyPem && signature === this.#signature) return;
+      const td = this.#opts.trustDomain ?? leafTrustDomainHint(certPem!);
+      let bundles;
+      try {
+        bundles = bundlesFromPem(bundlePem!, td);
+      } catch (e) {
+        throw new Error(`${BUNDLE_FILE}: ${(e as Error).message}`);
+      }
+      const svid = buildSvid(certPem!, keyPem!, bundles, this.#core.clock.now());
+      this.#signature = signature;
+      this.#attempt = 0;
+      clearTimeout(this.#retry);
+      this.#core.accept(svid, bundles);
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      this.#core.fail(err);
+      this.#opts.onError?.(err);
+      clearTimeout(this.#retry);
+      this.#retry = setTimeout(() => void this.#load(), retryDelay(this.#attempt++, this.#opts.random));
+      this.#retry.unref();
+    }
+  }
+
+  getX509Svid(): X509Svid {
+    return this.#core.getX509Svid();
+  }
+  getBundles() {
+    return this.#core.getBundles();
+  }
+  getBundle(trustDomain: string): X509Bundle | undefined {
+    return this.#core.getBundles().get(trustDomain);
+  }
+  onUpdate(listener: () => void): () => void {
+    return this.#core.onUpdate(listener);
+  }
+  ready(timeoutMs?: number): Promise<void> {
+    return this.#core.ready(timeoutMs);
+  }
+  status(): SourceStatus {
+    return this.#core.status();
+  }
+  async close(): Promise<void> {
+    this.#core.close();
+    this.#watcher?.close();
+    clearInterval(this.#poll);
+    clearTimeout(this.#retry);
+    clearTimeout(this.#debounce);
+    await this.#loading;
+  }
+}
+
+/**
+ * Roots in svid_bundle.pem without a SPIFFE URI SAN belong to the workload's own trust domain.
+ * Reading it from the leaf (before verification) only decides which bundle such roots join; the
+ * chain is then verified against that bundle, so a lie here only makes verification fail.
+ */
+function leafTrustDomainHint(certPem: string): string {
+  try {
+    const der = pemToCertDers(certPem)[0];
+    const uri = der ? (parseCertificate(der).uris[0] ?? '') : '';
+    return /^spiffe:\/\/([^/]+)/.exec(uri)?.[1] ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Creates and starts a dir source. */
+export async function createDirSource(opts: DirSourceOptions): Promise<DirSource> {
+  const s = new DirSource(opts);
+  await s.start();
+  return s;
+}

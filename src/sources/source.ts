@@ -1,0 +1,213 @@
+import { type Clock } from '../clock.js';
+import { IdentityUnavailableError } from '../errors.js';
+import { type BundleSet, type X509Bundle } from '../identity/bundle.js';
+import { type ParsedCertificate } from '../identity/certificate.js';
+import { type SpiffeId } from '../identity/spiffe-id.js';
+
+/** The workload's own X.509-SVID, verified, with its key. */
+export interface X509Svid {
+  readonly spiffeId: SpiffeId;
+  /** Leaf first, then intermediates. */
+  readonly chain: readonly ParsedCertificate[];
+  readonly certChainPem: string;
+  readonly keyPem: string;
+  readonly notBefore: number;
+  /** The earliest expiry on the path to the root: after it the SVID is useless. */
+  readonly notAfter: number;
+}
+
+export type SourceState = 'starting' | 'ready' | 'stale' | 'expired' | 'closed';
+
+/** What `mesh.stats().identity` shows. */
+export interface SourceStatus {
+  readonly kind: string;
+  /** starting: no SVID yet; ready: valid SVID; stale: valid SVID but the last refresh failed; expired: fail closed. */
+  readonly state: SourceState;
+  readonly spiffeId?: string;
+  readonly serialNumber?: string;
+  readonly notBefore?: string;
+  readonly notAfter?: string;
+  readonly secondsLeft?: number;
+  readonly rotations: number;
+  readonly lastUpdate?: string;
+  readonly lastError?: string;
+  readonly trustDomains: readonly string[];
+}
+
+/**
+ * Where the workload's identity comes from (go-spiffe's X509Source): the current SVID, the bundle
+ * of any trust domain, an update event, and close. Implementations: dir (watched PEM files),
+ * dev CA (issued in process), later the SPIFFE Workload API, Istio CA and Linkerd identity.
+ */
+export interface X509Source {
+  /** The current SVID. Throws IdentityUnavailableError (with the reason) when none is valid now: expiry is checked here, at use time. */
+  getX509Svid(): X509Svid;
+  /** Bundles by trust domain (own and federated). */
+  getBundles(): BundleSet;
+  getBundle(trustDomain: string): X509Bundle | undefined;
+  /** Called after each accepted change (new SVID or bundles). Returns an unsubscribe function. */
+  onUpdate(listener: () => void): () => void;
+  /** Resolves once an SVID is available; rejects with IdentityUnavailableError after `timeoutMs`, saying why. */
+  ready(timeoutMs?: number): Promise<void>;
+  status(): SourceStatus;
+  close(): Promise<void>;
+}
+
+/**
+ * The state every source keeps: the accepted SVID and bundles, listeners, the last error, and the
+ * use-time expiry check. Sources own the fetching; this owns the rules for what is served.
+ */
+export class SourceCore {
+  #svid: X509Svid | undefined;
+  #bundles: BundleSet = new Map();
+  #listeners = new Set<() => void>();
+  #waiters = new Set<() => void>();
+  #lastError: Error | undefined;
+  #lastUpdate: number | undefined;
+  #rotations = 0;
+  #closed = false;
+
+  constructor(
+    readonly kind: string,
+    readonly clock: Clock,
+    private readonly describe: string,
+  ) {}
+
+  get current(): X509Svid | undefined {
+    return this.#svid;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Accepts a new, already verified SVID and bundle set, and tells listeners. */
+  accept(svid: X509Svid, bundles: BundleSet): void {
+    if (this.#closed) return;
+    if (this.#svid) this.#rotations++;
+    this.#svid = svid;
+    this.#bundles = bundles;
+    this.#lastError = undefined;
+    this.#lastUpdate = this.clock.now();
+    for (const w of this.#waiters) w();
+    this.#waiters.clear();
+    for (const l of this.#listeners) {
+      try {
+        l();
+      } catch {
+        // A listener's failure must not stop the others from learning about the rotation.
+      }
+    }
+  }
+
+  /** Records a failed refresh: the last good SVID stays in use. */
+  fail(err: Error): void {
+    this.#lastError = err;
+  }
+
+  get lastError(): Error | undefined {
+    return this.#lastError;
+  }
+
+  getX509Svid(): X509Svid {
+    const svid = this.#svid;
+    if (this.#closed) throw new IdentityUnavailableError(`the ${this.describe} identity source is closed`);
+    if (!svid) {
+      throw new IdentityUnavailableError(
+        `no X.509-SVID yet from the ${this.describe}` + (this.#lastError ? `: ${this.#lastError.message}` : ''),
+        { cause: this.#lastError },
+      );
+    }
+    const now = this.clock.now();
+    if (now > svid.notAfter) {
+      throw new IdentityUnavailableError(
+        `the X.509-SVID for ${svid.spiffeId.id} expired at ${new Date(svid.notAfter).toISOString()} and no renewal ` +
+          `arrived from the ${this.describe}` + (this.#lastError ? ` (last error: ${this.#lastError.message})` : '') +
+          '. Refusing to serve or call with it.',
+      );
+    }
+    return svid;
+  }
+
+  getBundles(): BundleSet {
+    return this.#bundles;
+  }
+
+  onUpdate(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  ready(timeoutMs = 15_000): Promise<void> {
+    if (this.#svid) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(done);
+        reject(
+          new IdentityUnavailableError(
+            `no X.509-SVID from the ${this.describe} after ${timeoutMs} ms` +
+              (this.#lastError ? `: ${this.#lastError.message}` : '') +
+              '. The mesh refuses traffic until it has one.',
+            { cause: this.#lastError },
+          ),
+        );
+      }, timeoutMs);
+      timer.unref();
+      this.#waiters.add(done);
+    });
+  }
+
+  status(): SourceStatus {
+    const svid = this.#svid;
+    const now = this.clock.now();
+    const state: SourceState = this.#closed
+      ? 'closed'
+      : !svid
+        ? 'starting'
+        : now > svid.notAfter
+          ? 'expired'
+          : this.#lastError
+            ? 'stale'
+            : 'ready';
+    return {
+      kind: this.kind,
+      state,
+      rotations: this.#rotations,
+      trustDomains: [...this.#bundles.keys()],
+      ...(svid && {
+        spiffeId: svid.spiffeId.id,
+        serialNumber: svid.chain[0]!.serialNumber,
+        notBefore: new Date(svid.notBefore).toISOString(),
+        notAfter: new Date(svid.notAfter).toISOString(),
+        secondsLeft: Math.max(0, Math.floor((svid.notAfter - now) / 1000)),
+      }),
+      ...(this.#lastUpdate !== undefined && { lastUpdate: new Date(this.#lastUpdate).toISOString() }),
+      ...(this.#lastError && { lastError: this.#lastError.message }),
+    };
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#listeners.clear();
+  }
+}
+
+/**
+ * When to renew: at 50 % of the lifetime ± 10 % jitter (SPIRE and Istio renew at half-life), so
+ * a fleet issued at once does not renew at once. `random` ∈ [0, 1).
+ */
+export function rotationTime(notBefore: number, notAfter: number, random: () => number = Math.random): number {
+  const lifetime = notAfter - notBefore;
+  const fraction = 0.5 + (random() * 2 - 1) * 0.1;
+  return notBefore + lifetime * fraction;
+}
+
+/** Jittered exponential backoff for source retries: 500 ms, 1 s, 2 s … capped at 30 s, ± 50 %. */
+export function retryDelay(attempt: number, random: () => number = Math.random): number {
+  const base = Math.min(30_000, 500 * 2 ** Math.min(attempt, 16));
+  return base * (0.5 + random());
+}
