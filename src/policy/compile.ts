@@ -1,0 +1,185 @@
+/**
+ * Compiles a policy for one workload: drops rules and servers scoped elsewhere, precomputes every
+ * matcher and every decision object, so evaluating a request allocates nothing in the common case.
+ */
+import type { IpRange } from './cidr.js';
+import { DEFAULT_CLUSTER_NETWORKS } from './cidr.js';
+import { EMPTY, decision } from './decision.js';
+import { evaluate } from './evaluate.js';
+import { policyError } from './issues.js';
+import { type CompiledClause, type EvalScratch, compileClause, compileRanges, newScratch } from './match.js';
+import {
+  type CompileOptions,
+  type Decision,
+  type DefaultPolicy,
+  type Policy,
+  type PolicyRequest,
+  type Rule,
+  DEFAULT_POLICIES,
+  parsePolicy,
+  selectorMatches,
+} from './model.js';
+
+/** A compiled rule with its two precomputed decisions. */
+export interface CompiledRule {
+  readonly name: string;
+  readonly matchNothing: boolean;
+  readonly from: readonly CompiledClause[];
+  readonly to: readonly CompiledClause[];
+  readonly when: readonly CompiledClause[];
+  /** The decision this rule produces when it decides (allow or deny rules). */
+  readonly decision: Decision;
+}
+
+/** Rules of one scope, split by action. */
+export interface CompiledScope {
+  readonly denies: readonly CompiledRule[];
+  readonly allows: readonly CompiledRule[];
+  readonly audits: readonly CompiledRule[];
+}
+
+/** A compiled server section. */
+export interface CompiledServer {
+  readonly name: string;
+  readonly routes: readonly CompiledClause[];
+  readonly scope: CompiledScope;
+  readonly fallback: DefaultPolicy;
+  readonly noRoute: Decision;
+  readonly defaults: DefaultDecisions;
+}
+
+/** The allow and deny decision of a default policy. */
+export interface DefaultDecisions {
+  readonly policy: DefaultPolicy;
+  readonly allow: Decision;
+  readonly deny: Decision;
+}
+
+/** A policy compiled for one workload. Immutable; swap the whole object to change policy. */
+export interface CompiledPolicy {
+  /** Judges one request. Synchronous; allocates only when audit rules matched. */
+  evaluate(req: PolicyRequest): Decision;
+  /** Number of rules that apply to this workload (top-level plus server rules). */
+  readonly ruleCount: number;
+  readonly defaultPolicy: DefaultPolicy;
+  /** @internal */ readonly top: CompiledScope;
+  /** @internal */ readonly servers: ReadonlyMap<number, CompiledServer>;
+  /** @internal */ readonly defaults: DefaultDecisions;
+  /** @internal */ readonly trustDomain: string;
+  /** @internal */ readonly clusterRanges: readonly IpRange[];
+  /** @internal */ readonly clusterNetworksGiven: boolean;
+  /** @internal */ readonly scratch: EvalScratch;
+}
+
+function defaults(policy: DefaultPolicy, server?: string): DefaultDecisions {
+  const audit = policy === 'audit' ? Object.freeze(['default:audit']) : EMPTY;
+  return {
+    policy,
+    allow: decision(true, `default:${policy}`, 'default', server, audit),
+    deny: decision(false, `default:${policy}`, 'default', server),
+  };
+}
+
+function compileRule(r: Rule, server?: string): CompiledRule {
+  return {
+    name: r.name,
+    matchNothing: r.matchNothing === true,
+    from: r.from.map(compileClause),
+    to: r.to.map(compileClause),
+    when: r.when.map(compileClause),
+    decision: decision(r.action === 'allow', r.name, r.action === 'deny' ? 'deny' : 'allow', server),
+  };
+}
+
+function applies(x: { namespace?: string; selector?: Rule['selector'] }, o: CompileOptions): boolean {
+  if (x.namespace !== undefined && x.namespace !== o.namespace) return false;
+  if (x.selector !== undefined && !selectorMatches(x.selector, o.labels ?? {})) return false;
+  return true;
+}
+
+function scope(rules: readonly Rule[], server?: string): CompiledScope {
+  const denies: CompiledRule[] = [];
+  const allows: CompiledRule[] = [];
+  const audits: CompiledRule[] = [];
+  for (const r of rules) {
+    const c = compileRule(r, server);
+    (r.action === 'deny' ? denies : r.action === 'allow' ? allows : audits).push(c);
+  }
+  return { denies, allows, audits };
+}
+
+/**
+ * Compiles `policy` (a canonical Policy, or a native document, validated again here) for the
+ * workload described by `options`.
+ * @throws PolicyError for an invalid policy or options (two servers on one port, bad networks).
+ */
+export function compilePolicy(policy: Policy | unknown, options: CompileOptions): CompiledPolicy {
+  const p = parsePolicy(stripCanonical(policy));
+  const defaultPolicy = options.defaultPolicy ?? 'all-authenticated';
+  if (!DEFAULT_POLICIES.includes(defaultPolicy)) {
+    throw policyError([{ path: 'defaultPolicy', message: `must be one of ${DEFAULT_POLICIES.join(', ')}` }]);
+  }
+  let clusterRanges: IpRange[];
+  try {
+    clusterRanges = compileRanges(options.clusterNetworks ?? DEFAULT_CLUSTER_NETWORKS);
+  } catch (e) {
+    throw policyError([{ path: 'clusterNetworks', message: (e as Error).message }]);
+  }
+  const topRules = p.rules.filter((r) => applies(r, options));
+  const servers = new Map<number, CompiledServer>();
+  let ruleCount = topRules.length;
+  p.servers.forEach((s, i) => {
+    if (!applies(s, options)) return;
+    const cs: CompiledServer = {
+      name: s.name,
+      routes: s.routes.map(compileClause),
+      scope: scope(s.rules, s.name),
+      fallback: s.accessPolicy,
+      noRoute: decision(false, 'no-route', 'default', s.name),
+      defaults: defaults(s.accessPolicy, s.name),
+    };
+    ruleCount += s.rules.length;
+    for (const port of s.ports) {
+      const other = servers.get(port);
+      if (other) {
+        throw policyError([{ path: `servers[${i}].ports`, message: `port ${port} is already covered by server "${other.name}"; servers must not overlap` }]);
+      }
+      servers.set(port, cs);
+    }
+  });
+  const compiled: CompiledPolicy = {
+    evaluate: (req) => evaluate(compiled, req),
+    ruleCount,
+    defaultPolicy,
+    top: scope(topRules),
+    servers,
+    defaults: defaults(defaultPolicy),
+    trustDomain: options.trustDomain,
+    clusterRanges,
+    clusterNetworksGiven: options.clusterNetworks !== undefined,
+    scratch: newScratch(),
+  };
+  return compiled;
+}
+
+/** A canonical Policy re-validates as a native document once generated names are kept. */
+function stripCanonical(policy: unknown): unknown {
+  if (policy === null || typeof policy !== 'object' || Array.isArray(policy)) return policy;
+  const strip = (rules: unknown): unknown =>
+    Array.isArray(rules)
+      ? rules.map((r: unknown) => {
+          if (r === null || typeof r !== 'object') return r;
+          const out: Record<string, unknown> = { ...(r as Record<string, unknown>) };
+          for (const k of ['from', 'to', 'when']) if (Array.isArray(out[k]) && (out[k] as unknown[]).length === 0) delete out[k];
+          return out;
+        })
+      : rules;
+  const p = { ...(policy as Record<string, unknown>) };
+  if ('rules' in p) p.rules = strip(p.rules);
+  if (Array.isArray(p.servers)) {
+    p.servers = p.servers.map((s: unknown) =>
+      s !== null && typeof s === 'object' && 'rules' in s ? { ...s, rules: strip((s as { rules: unknown }).rules) } : s,
+    );
+  }
+  return p;
+}
