@@ -1,0 +1,37 @@
+import type { FastifyInstance, FastifyPluginCallback } from 'fastify';
+import fp from 'fastify-plugin';
+import { type PeerIdentity } from '../identity/peer-identity.js';
+import { type ServerTls } from '../tls/server-context.js';
+import { peerOf } from './peer-of.js';
+import { type InboundPipeline } from './pipeline.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The verified SPIFFE identity of the client, or null (sidecarless). */
+    peer: PeerIdentity | null;
+  }
+}
+
+/**
+ * The Fastify plugin (`fastify.register(mesh.fastify)`) for `Fastify({ https: mesh.serverTlsOptions() })`:
+ * keeps the server's certificate rotated, runs the inbound pipeline in an onRequest hook and
+ * decorates `request.peer`.
+ */
+export function fastifyPlugin(pipeline: InboundPipeline, tls: ServerTls): FastifyPluginCallback {
+  const plugin: FastifyPluginCallback = (fastify: FastifyInstance, _opts, done) => {
+    const server = fastify.server as unknown as { setSecureContext?: unknown };
+    if (typeof server.setSecureContext === 'function') tls.attach(fastify.server as never);
+    fastify.decorateRequest('peer', null);
+    fastify.addHook('onRequest', (request, reply, hookDone) => {
+      if (!pipeline.admit(request.raw, reply.raw)) {
+        // The pipeline answered (or closed the connection) itself.
+        reply.hijack();
+        return hookDone();
+      }
+      request.peer = peerOf(request.raw);
+      hookDone();
+    });
+    done();
+  };
+  return fp(plugin, { fastify: '5.x', name: 'sidecarless' });
+}

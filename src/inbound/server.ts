@@ -1,0 +1,20 @@
+import { type IncomingMessage, type ServerResponse } from 'node:http';
+import { type Server, createServer as createHttpsServer } from 'node:https';
+import { type ServerTls } from '../tls/server-context.js';
+import { type InboundPipeline } from './pipeline.js';
+
+export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * An https.Server that speaks mutual TLS with the workload's SVID (rotated in place) and runs the
+ * inbound pipeline before `listener`. Node's strict HTTP parser stays on.
+ */
+export function createMeshServer(tls: ServerTls, pipeline: InboundPipeline, listener?: RequestListener): Server {
+  const server = createHttpsServer(tls.options(), (req, res) => {
+    if (!pipeline.admit(req, res)) return;
+    if (listener) listener(req, res);
+    else server.emit('mesh-request', req, res);
+  });
+  tls.attach(server);
+  return server;
+}

@@ -1,0 +1,12 @@
+// The public API of sidecarless. Re-exports only.
+export { createMesh, type Mesh, type MeshStats } from './mesh.js';
+export { peerOf } from './inbound/peer-of.js';
+export { createDevCa, DevCa, type DevCaOptions, type IssuedSvid } from './identity/dev-ca.js';
+export { type PeerIdentity } from './identity/peer-identity.js';
+export { parseSpiffeId, isSpiffeId, type SpiffeId } from './identity/spiffe-id.js';
+export { authorizeAny, authorizeId, authorizeOneOf, authorizeMemberOf, type Authorizer } from './identity/authorizer.js';
+export { type X509Source, type X509Svid, type SourceStatus } from './sources/source.js';
+export { DirSource, createDirSource } from './sources/dir.js';
+export { DevCaSource, createDevCaSource } from './sources/dev-ca.js';
+export { type MeshOptionsInput as MeshOptions, type EndpointConfig, type Logger } from './config.js';
+export * from './errors.js';

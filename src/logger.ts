@@ -1,0 +1,8 @@
+import { type Logger } from './config.js';
+
+/** The default logger: one line per event on stderr, prefixed so it is easy to grep. */
+export const consoleLogger: Logger = {
+  info: (msg, fields) => console.error(`sidecarless: ${msg}${fields ? ' ' + JSON.stringify(fields) : ''}`),
+  warn: (msg, fields) => console.error(`sidecarless: warning: ${msg}${fields ? ' ' + JSON.stringify(fields) : ''}`),
+  error: (msg, fields) => console.error(`sidecarless: error: ${msg}${fields ? ' ' + JSON.stringify(fields) : ''}`),
+};

@@ -1,0 +1,183 @@
+import { type Server } from 'node:https';
+import { type TlsOptions } from 'node:tls';
+import { fetch as undiciFetch, type Dispatcher } from 'undici';
+import { type Clock, systemClock } from './clock.js';
+import { type EndpointConfig, type Logger, type MeshConfig, type MeshOptionsInput, endpointSchema, formatIssues, resolveConfig } from './config.js';
+import { ConfigError } from './errors.js';
+import { createDevCa, type DevCa } from './identity/dev-ca.js';
+import { expressMiddleware } from './inbound/express.js';
+import { fastifyPlugin } from './inbound/fastify.js';
+import { InboundPipeline, type InboundStats } from './inbound/pipeline.js';
+import { type RequestListener, createMeshServer } from './inbound/server.js';
+import { consoleLogger } from './logger.js';
+import { MeshDispatcher } from './outbound/dispatcher.js';
+import { OutboundService } from './outbound/service.js';
+import { createDevCaSource } from './sources/dev-ca.js';
+import { createDirSource } from './sources/dir.js';
+import { type SourceStatus, type X509Source } from './sources/source.js';
+import { ClientTls } from './tls/connect.js';
+import { PeerVerifier } from './tls/peer.js';
+import { type HandshakeStats, ServerTls } from './tls/server-context.js';
+import { z } from 'zod';
+
+export const DEFAULT_START_TIMEOUT_MS = 15_000;
+
+export interface MeshStats {
+  service: string;
+  spiffeId: string;
+  identity: SourceStatus;
+  inbound: { mode: string; handshakes: HandshakeStats; requests: InboundStats };
+  outbound: {
+    egress: string;
+    services: Record<string, { identity: string; endpoints: Array<{ address: string; identity: string; weight: number; requests: number; failures: number; pending: number }> }>;
+  };
+}
+
+export interface Mesh {
+  readonly service: string;
+  readonly spiffeId: string;
+  readonly config: Readonly<MeshConfig>;
+  /** An https.Server with mTLS and the inbound pipeline in front of `listener`. */
+  createServer(listener?: RequestListener): Server;
+  /** TLS options for a server a framework builds itself (pair with mesh.express() / mesh.fastify). */
+  serverTlsOptions(): TlsOptions;
+  /** Express middleware: put it first. */
+  express(): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, next: (err?: unknown) => void) => void;
+  /** Fastify plugin: `fastify.register(mesh.fastify)`. */
+  readonly fastify: import('fastify').FastifyPluginCallback;
+  /** WHATWG fetch through the mesh. */
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
+  /** The undici Dispatcher: `fetch(url, { dispatcher })`, `undici.request(url, { dispatcher })`, `setGlobalDispatcher`. */
+  readonly dispatcher: Dispatcher;
+  /** The identity source (current SVID, bundles). */
+  readonly identity: X509Source;
+  /** Replaces a service's endpoints atomically; removed endpoints finish their in-flight requests. */
+  setEndpoints(service: string, endpoints: Array<string | EndpointConfig>): void;
+  stats(): MeshStats;
+  close(): Promise<void>;
+}
+
+async function openSource(config: MeshConfig, logger: Logger, clock: Clock): Promise<{ source: X509Source; owned: boolean; startTimeout: number }> {
+  const id = config.identity;
+  const onError = (err: Error) => logger.warn(`identity update rejected, keeping the previous SVID: ${err.message}`);
+  if (id && 'source' in id) return { source: id.source as X509Source, owned: false, startTimeout: id.startTimeout ?? DEFAULT_START_TIMEOUT_MS };
+  if (id && 'dir' in id) {
+    const source = await createDirSource({ dir: id.dir, trustDomain: config.trustDomain, clock, onError, ...(id.pollInterval !== undefined && { pollMs: id.pollInterval }) });
+    return { source, owned: true, startTimeout: id.startTimeout ?? DEFAULT_START_TIMEOUT_MS };
+  }
+  let ca: DevCa;
+  if (id && 'ca' in id) ca = id.ca as DevCa;
+  else {
+    logger.warn(
+      `no identity configured: using an in-process dev CA for ${config.spiffeId}. For development only: processes with ` +
+        `different dev CAs cannot talk. Set identity.dir (or SIDECARLESS_IDENTITY_DIR) for real deployments.`,
+    );
+    ca = await createDevCa({ trustDomain: config.trustDomain, clock });
+  }
+  if (ca.trustDomain !== config.trustDomain) {
+    throw new ConfigError(`invalid sidecarless options:\n  - identity.ca: the dev CA is for trust domain ${ca.trustDomain}, the mesh is in ${config.trustDomain}`, [
+      { path: 'identity.ca', message: `trust domain ${ca.trustDomain} is not ${config.trustDomain}` },
+    ]);
+  }
+  const ttl = id && 'ca' in id ? id.ttl : undefined;
+  const source = await createDevCaSource({ ca, spiffeId: config.spiffeId, clock, onError, ...(ttl !== undefined && { ttlMs: ttl }) });
+  return { source, owned: true, startTimeout: (id && 'startTimeout' in id && id.startTimeout) || DEFAULT_START_TIMEOUT_MS };
+}
+
+export interface CreateMeshInternals {
+  clock?: Clock;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Wires an identity source into inbound (mTLS server + pipeline) and outbound (mTLS dispatcher).
+ * Resolves once the workload has a valid SVID; rejects with a ConfigError naming bad options, or
+ * an IdentityUnavailableError saying why no SVID could be had (fail closed: no listener).
+ */
+export async function createMesh(options: MeshOptionsInput, internals: CreateMeshInternals = {}): Promise<Mesh> {
+  const config = resolveConfig(options, internals.env ?? process.env);
+  const clock = internals.clock ?? systemClock;
+  const logger = config.logger ?? consoleLogger;
+  const { source, owned, startTimeout } = await openSource(config, logger, clock);
+  try {
+    await source.ready(startTimeout);
+  } catch (e) {
+    if (owned) await source.close();
+    throw e;
+  }
+
+  const verifier = new PeerVerifier(() => source.getBundles(), clock);
+  const serverTls = new ServerTls(source, verifier, config.inbound.mode, () => {});
+  const clientTls = new ClientTls(source, verifier, config.outbound.connectTimeout, clock);
+  const pipeline = new InboundPipeline(serverTls, config.inbound.identityHeaders);
+
+  const services = new Map<string, OutboundService>();
+  for (const [name, svc] of Object.entries(config.outbound.services)) {
+    const ns = svc.namespace ?? config.namespace;
+    services.set(name, new OutboundService(name, ns, svc.identity ?? `spiffe://${config.trustDomain}/ns/${ns}/sa/${name}`, clientTls, svc.endpoints));
+  }
+  const dispatcher = new MeshDispatcher(services, config.outbound.egress);
+  const fastify = fastifyPlugin(pipeline, serverTls);
+  const servers = new Set<Server>();
+
+  const mesh: Mesh = {
+    service: config.service,
+    spiffeId: config.spiffeId,
+    config,
+    identity: source,
+    dispatcher,
+    fastify,
+    createServer(listener) {
+      const server = createMeshServer(serverTls, pipeline, listener);
+      servers.add(server);
+      server.once('close', () => servers.delete(server));
+      return server;
+    },
+    serverTlsOptions: () => serverTls.options(),
+    express: () => expressMiddleware(pipeline),
+    fetch: (input, init) => undiciFetch(input as never, { ...(init as object), dispatcher }) as unknown as Promise<Response>,
+    setEndpoints(name, endpoints) {
+      const svc = services.get(name);
+      if (!svc) {
+        throw new ConfigError(`setEndpoints: "${name}" is not a mesh service; known: ${[...services.keys()].join(', ') || '(none)'}`, [
+          { path: 'service', message: 'unknown service' },
+        ]);
+      }
+      const parsed = z.array(endpointSchema).safeParse(endpoints);
+      if (!parsed.success) {
+        const issues = formatIssues(parsed.error.issues).map((i) => ({ ...i, path: `endpoints.${i.path}` }));
+        throw new ConfigError(`setEndpoints("${name}") rejected, endpoints unchanged:\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')}`, issues);
+      }
+      svc.setEndpoints(parsed.data);
+    },
+    stats() {
+      const out: MeshStats['outbound']['services'] = {};
+      for (const [name, svc] of services) {
+        out[name] = { identity: svc.identity, endpoints: svc.endpoints.map((e) => ({ ...e.stats })) };
+      }
+      return {
+        service: config.service,
+        spiffeId: config.spiffeId,
+        identity: source.status(),
+        inbound: { mode: config.inbound.mode, handshakes: { ...serverTls.stats }, requests: { ...pipeline.stats } },
+        outbound: { egress: config.outbound.egress, services: out },
+      };
+    },
+    async close() {
+      await Promise.all(
+        [...servers].map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              s.close(() => resolve());
+              s.closeIdleConnections?.();
+            }),
+        ),
+      );
+      await dispatcher.close();
+      serverTls.close();
+      clientTls.close();
+      if (owned) await source.close();
+    },
+  };
+  return mesh;
+}

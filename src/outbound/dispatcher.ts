@@ -1,0 +1,93 @@
+import { Agent, Dispatcher } from 'undici';
+import { EgressDeniedError, NoEndpointError } from '../errors.js';
+import { failHandler, withHost } from './handler.js';
+import { HostRouter } from './router.js';
+import { type OutboundService } from './service.js';
+
+export type EgressMode = 'allow' | 'deny';
+
+interface Route {
+  readonly service: OutboundService | undefined;
+  readonly host: string;
+}
+
+const ROUTE_CACHE_LIMIT = 1000;
+
+/**
+ * The mesh's undici Dispatcher. The app writes `http://payments/charge`; this maps the host to a
+ * mesh service, picks an endpoint and sends the request over that endpoint's mTLS pool, with the
+ * `host` header the app wrote. Hosts that are not mesh services follow the egress rule.
+ */
+export class MeshDispatcher extends Dispatcher {
+  #router: HostRouter<OutboundService>;
+  readonly #routes = new Map<string, Route>();
+  #egressAgent: Agent | undefined;
+  #closed = false;
+
+  constructor(
+    private services: ReadonlyMap<string, OutboundService>,
+    private readonly egress: EgressMode,
+  ) {
+    super();
+    this.#router = new HostRouter(services.values());
+  }
+
+  /** Swaps the service set (after a config or discovery change). */
+  setServices(services: ReadonlyMap<string, OutboundService>): void {
+    this.services = services;
+    this.#router = new HostRouter(services.values());
+    this.#routes.clear();
+  }
+
+  #route(origin: string | URL | undefined): Route {
+    const key = typeof origin === 'string' ? origin : String(origin ?? '');
+    let r = this.#routes.get(key);
+    if (r) return r;
+    let host = '';
+    try {
+      host = new URL(key).host;
+    } catch {
+      host = key;
+    }
+    r = { service: this.#router.resolve(host), host };
+    if (this.#routes.size >= ROUTE_CACHE_LIMIT) this.#routes.clear();
+    this.#routes.set(key, r);
+    return r;
+  }
+
+  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    if (this.#closed) {
+      failHandler(handler, new Error('the mesh dispatcher is closed'));
+      return false;
+    }
+    const route = this.#route(opts.origin);
+    const service = route.service;
+    if (!service) {
+      if (this.egress === 'deny') {
+        failHandler(handler, new EgressDeniedError(route.host));
+        return false;
+      }
+      this.#egressAgent ??= new Agent();
+      return this.#egressAgent.dispatch(opts, handler);
+    }
+    const endpoint = service.pick();
+    if (!endpoint) {
+      failHandler(handler, new NoEndpointError(service.name));
+      return false;
+    }
+    endpoint.stats.requests++;
+    return endpoint.pool.dispatch({ ...opts, origin: endpoint.origin, headers: withHost(opts.headers, route.host) }, handler);
+  }
+
+  override async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.services.values()].map((s) => s.close()));
+    await this.#egressAgent?.close();
+  }
+
+  override async destroy(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.services.values()].flatMap((s) => s.endpoints.map((e) => e.pool.destroy().catch(() => {}))));
+    await this.#egressAgent?.destroy();
+  }
+}

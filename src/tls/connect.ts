@@ -1,0 +1,151 @@
+import { type SecureContext, type TLSSocket, connect as tlsConnect, createSecureContext } from 'node:tls';
+import { isIP } from 'node:net';
+import { type Clock, systemClock } from '../clock.js';
+import type { buildConnector } from 'undici';
+import { PeerIdentityError, SidecarlessError } from '../errors.js';
+import { type Authorizer } from '../identity/authorizer.js';
+import { allRoots } from '../identity/bundle.js';
+import { derToPem } from '../identity/pem.js';
+import { type X509Source } from '../sources/source.js';
+import { type PeerSocket, type PeerVerifier, type VerifiedPeer, kPeer } from './peer.js';
+import { MIN_TLS_VERSION } from './server-context.js';
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+export class ConnectTimeoutError extends SidecarlessError {
+  constructor(target: string, ms: number) {
+    super('ERR_SIDECARLESS_CONNECT_TIMEOUT', `connecting to ${target} took longer than ${ms} ms`);
+  }
+}
+
+export interface MeshConnectTarget {
+  /** Who the server must be (checked on every connection, resumed ones included). */
+  authorize: Authorizer;
+  /** SNI to send; IP addresses are never sent as SNI. */
+  servername?: string;
+  /** For error messages: the service and address. */
+  describe: string;
+}
+
+/**
+ * The client side of mutual TLS, as an undici connector: presents the workload's SVID, and accepts
+ * the connection only when the server's chain verifies against the bundle of the server's own
+ * trust domain AND its SPIFFE ID is the one discovery promised. Hostname checks are not identity
+ * checks, so Node's is replaced by this one, which also runs for resumed sessions (where Node skips
+ * checkServerIdentity). There is no plaintext or unverified fallback: any failure fails the attempt.
+ */
+export class ClientTls {
+  #context: SecureContext | undefined;
+  /** TLS sessions by endpoint, each with the peer that was verified when it was established. */
+  readonly #sessions = new Map<string, { session: Buffer; verified: VerifiedPeer }>();
+  readonly #unsubscribe: () => void;
+
+  constructor(
+    private readonly source: X509Source,
+    private readonly verifier: PeerVerifier,
+    private readonly connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS,
+    private readonly clock: Clock = systemClock,
+  ) {
+    this.#unsubscribe = source.onUpdate(() => {
+      // New SVID or bundles: new handshakes use them; sessions resumed from the old ones would not.
+      this.#context = undefined;
+      this.#sessions.clear();
+    });
+  }
+
+  #secureContext(): SecureContext {
+    // getX509Svid throws when the SVID expired: no call goes out with it.
+    const svid = this.source.getX509Svid();
+    this.#context ??= createSecureContext({
+      cert: svid.certChainPem,
+      key: svid.keyPem,
+      ca: allRoots(this.source.getBundles()).map((r) => derToPem(r.der)),
+      minVersion: MIN_TLS_VERSION,
+    });
+    return this.#context;
+  }
+
+  connector(target: MeshConnectTarget): buildConnector.connector {
+    return (options, callback) => {
+      let done = false;
+      const finish = (err: Error | null, socket: TLSSocket | null) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (err) {
+          socket?.destroy();
+          callback(err, null);
+        } else callback(null, socket!);
+      };
+      let secureContext: SecureContext;
+      try {
+        secureContext = this.#secureContext();
+      } catch (e) {
+        queueMicrotask(() => callback(e as Error, null));
+        return;
+      }
+      const host = options.hostname;
+      const port = Number(options.port) || 443;
+      const sessionKey = `${host}:${port}`;
+      const offered = this.#sessions.get(sessionKey);
+      const servername = target.servername && !isIP(target.servername) ? target.servername : undefined;
+      const socket = tlsConnect({
+        host,
+        port,
+        ...(servername && { servername }),
+        secureContext,
+        ...(offered && { session: offered.session }),
+        ALPNProtocols: ['http/1.1'],
+        checkServerIdentity: () => undefined, // replaced by the SPIFFE check below, on every connection
+        ...(options.localAddress && { localAddress: options.localAddress }),
+      });
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, 60_000);
+      const timer = setTimeout(() => finish(new ConnectTimeoutError(target.describe, this.connectTimeoutMs), socket), this.connectTimeoutMs);
+      timer.unref();
+      // A resumable session is kept only once its peer has been verified (TLS 1.2 announces it
+      // before the handshake ends, TLS 1.3 after).
+      let verified: VerifiedPeer | undefined;
+      let pendingSession: Buffer | undefined;
+      socket.on('session', (session: Buffer) => {
+        if (verified) this.#sessions.set(sessionKey, { session, verified });
+        else pendingSession = session;
+      });
+      socket.once('secureConnect', () => {
+        try {
+          if (!socket.authorized) throw new PeerIdentityError(`${target.describe}: ${socket.authorizationError}`);
+          verified = this.#verify(socket, offered);
+          const why = target.authorize(verified.id);
+          if (why) throw new PeerIdentityError(`${target.describe}: ${why}`);
+          (socket as PeerSocket)[kPeer] = verified.peer;
+          if (pendingSession) this.#sessions.set(sessionKey, { session: pendingSession, verified });
+          finish(null, socket);
+        } catch (e) {
+          const err = e instanceof PeerIdentityError ? e : new PeerIdentityError(`${target.describe}: ${(e as Error).message}`);
+          this.#sessions.delete(sessionKey);
+          finish(err, socket);
+        }
+      });
+      socket.once('error', (err) => finish(err, socket));
+    };
+  }
+
+  /**
+   * The server's verified identity. A resumed session carries no certificate on the client side:
+   * its identity is the one verified when the session was established (only the server that holds
+   * that session's ticket key can resume it), still checked for expiry and against the authorizer.
+   */
+  #verify(socket: TLSSocket, offered: { verified: VerifiedPeer } | undefined): VerifiedPeer {
+    if (socket.isSessionReused() && !socket.getPeerX509Certificate()) {
+      if (!offered) throw new PeerIdentityError('a session was resumed that this client did not offer');
+      if (this.clock.now() > offered.verified.notAfter) throw new PeerIdentityError('the resumed session\'s certificate has expired');
+      return offered.verified;
+    }
+    return this.verifier.verifySocket(socket);
+  }
+
+  close(): void {
+    this.#unsubscribe();
+    this.#sessions.clear();
+  }
+}

@@ -1,0 +1,131 @@
+import { type SecureContextOptions, type Server as TlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
+import { allRoots } from '../identity/bundle.js';
+import { derToPem } from '../identity/pem.js';
+import { type X509Source } from '../sources/source.js';
+import { type PeerSocket, type PeerVerifier, kPeer, kPeerError } from './peer.js';
+
+/** STRICT: every connection must present a verified SVID. PERMISSIVE: TLS without a client certificate is accepted, its peer is unauthenticated. Never plaintext. */
+export type InboundMode = 'strict' | 'permissive';
+
+export interface HandshakeStats {
+  authenticated: number;
+  unauthenticated: number;
+  rejected: number;
+  tlsErrors: number;
+  lastRejection?: string;
+}
+
+/** TLS 1.2 is the floor (as Istio's default); 1.3 is preferred by OpenSSL. */
+export const MIN_TLS_VERSION = 'TLSv1.2';
+
+/**
+ * The server side of mutual TLS: secure-context options built once per rotation from the
+ * X509Source, swapped into every attached server with `setSecureContext`, and a check of each new
+ * connection's peer (cached on the socket) before any request on it reaches the app.
+ */
+export class ServerTls {
+  readonly stats: HandshakeStats = { authenticated: 0, unauthenticated: 0, rejected: 0, tlsErrors: 0 };
+  readonly #servers = new Set<TlsServer>();
+  #context: SecureContextOptions;
+  readonly #unsubscribe: () => void;
+
+  constructor(
+    private readonly source: X509Source,
+    private readonly verifier: PeerVerifier,
+    readonly mode: InboundMode,
+    private readonly onReject: (reason: string) => void = () => {},
+  ) {
+    this.#context = this.#build();
+    this.#unsubscribe = source.onUpdate(() => this.#rotate());
+  }
+
+  #build(): SecureContextOptions {
+    const svid = this.source.getX509Svid();
+    return {
+      cert: svid.certChainPem,
+      key: svid.keyPem,
+      // OpenSSL's first pass accepts a chain to any known root; the per-trust-domain check follows.
+      ca: allRoots(this.source.getBundles()).map((r) => derToPem(r.der)),
+      minVersion: MIN_TLS_VERSION,
+    };
+  }
+
+  #rotate(): void {
+    let next: SecureContextOptions;
+    try {
+      next = this.#build();
+    } catch {
+      return; // keep the last context; the use-time check refuses connections if it expires
+    }
+    this.#context = next;
+    this.verifier.clear();
+    for (const s of this.#servers) s.setSecureContext(next);
+  }
+
+  /** Options for `https.createServer` / `tls.createServer` / a framework's `https` option. */
+  options(): TlsOptions {
+    return {
+      ...this.#context,
+      requestCert: true,
+      rejectUnauthorized: this.mode === 'strict',
+      ALPNProtocols: ['http/1.1'],
+    };
+  }
+
+  /** Keeps a server's certificate current and checks every new connection's peer. Idempotent. */
+  attach(server: TlsServer): void {
+    if (this.#servers.has(server)) return;
+    this.#servers.add(server);
+    server.setSecureContext(this.#context);
+    server.prependListener('secureConnection', (socket: TLSSocket) => this.admit(socket));
+    server.on('tlsClientError', (err: Error) => {
+      this.stats.tlsErrors++;
+      this.stats.lastRejection = err.message;
+    });
+    server.once('close', () => this.#servers.delete(server));
+  }
+
+  /**
+   * Decides once per connection: verified peer, unauthenticated (permissive only), or closed.
+   * Returns false when the connection was closed.
+   */
+  admit(socket: TLSSocket): boolean {
+    const s = socket as PeerSocket;
+    if (s[kPeer] !== undefined) return !s.destroyed;
+    try {
+      this.source.getX509Svid();
+    } catch (e) {
+      return this.#reject(s, (e as Error).message);
+    }
+    let peer = null;
+    if (s.authorized) {
+      try {
+        peer = this.verifier.verifySocket(s).peer;
+      } catch (e) {
+        s[kPeerError] = (e as Error).message;
+      }
+    } else {
+      s[kPeerError] = s.authorizationError ? String(s.authorizationError) : 'no client certificate';
+    }
+    if (!peer && this.mode === 'strict') return this.#reject(s, s[kPeerError] ?? 'unverified peer');
+    s[kPeer] = peer;
+    if (peer) this.stats.authenticated++;
+    else this.stats.unauthenticated++;
+    return true;
+  }
+
+  #reject(socket: PeerSocket, reason: string): boolean {
+    socket[kPeer] = null;
+    socket[kPeerError] = reason;
+    this.stats.rejected++;
+    this.stats.lastRejection = reason;
+    this.onReject(reason);
+    socket.destroy();
+    return false;
+  }
+
+  close(): void {
+    this.#unsubscribe();
+    this.#servers.clear();
+  }
+}
