@@ -1,0 +1,190 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { createDevCa, type DevCa } from '../identity/dev-ca.js';
+import { peerOf } from '../inbound/peer-of.js';
+import { createMesh } from '../mesh.js';
+import { BUNDLE_FILE, KEY_FILE, SVID_FILE } from '../sources/dir.js';
+import { type Io, parse } from './args.js';
+
+/**
+ * `sidecarless demo`: the main job, live. A dev CA; two `payments` replicas and an `orders` client
+ * as separate processes talking mTLS; an intruder from another trust domain that is refused.
+ * Prints who called whom with which verified identity, and exits by itself with a summary.
+ */
+export async function demo(args: string[], io: Io): Promise<number> {
+  const v = parse(args, {
+    role: { type: 'string' },
+    name: { type: 'string' },
+    dir: { type: 'string' },
+    endpoints: { type: 'string' },
+    calls: { type: 'string' },
+    target: { type: 'string' },
+  });
+  if (v.role) return runRole(v.role, v as Record<string, string | undefined>);
+  return orchestrate(io);
+}
+
+const TD = 'cluster.local';
+const PAYMENTS_ID = `spiffe://${TD}/ns/default/sa/payments`;
+const ORDERS_ID = `spiffe://${TD}/ns/default/sa/orders`;
+const INTRUDER_ID = 'spiffe://evil.example/ns/default/sa/orders';
+
+async function writeIdentity(ca: DevCa, spiffeId: string, dir: string, extraBundle = ''): Promise<void> {
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(dir, { recursive: true });
+  const svid = await ca.issue({ spiffeId });
+  await writeFile(join(dir, SVID_FILE), svid.certChainPem);
+  await writeFile(join(dir, KEY_FILE), svid.keyPem, { mode: 0o600 });
+  await writeFile(join(dir, BUNDLE_FILE), svid.bundlePem + extraBundle);
+}
+
+interface Child {
+  proc: ChildProcess;
+  events: AsyncIterator<Record<string, unknown>>;
+}
+
+function start(role: string, extra: string[]): Child {
+  const proc = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'demo', '--role', role, ...extra], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, SIDECARLESS_DEMO_CHILD: '1' },
+  });
+  const lines = createInterface({ input: proc.stdout! });
+  async function* events() {
+    for await (const line of lines) {
+      try {
+        yield JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        // not an event line
+      }
+    }
+  }
+  return { proc, events: events() };
+}
+
+async function next(child: Child, event: string): Promise<Record<string, unknown>> {
+  for (;;) {
+    const r = await child.events.next();
+    if (r.done) throw new Error(`a demo process ended before "${event}"`);
+    if (r.value.event === event) return r.value;
+  }
+}
+
+async function orchestrate(io: Io): Promise<number> {
+  const started = Date.now();
+  const guard = setTimeout(() => {
+    io.stderr('demo: still running after 60 s, giving up');
+    process.exit(1);
+  }, 60_000);
+  guard.unref();
+  const work = await mkdtemp(join(tmpdir(), 'sidecarless-demo-'));
+  const children: Child[] = [];
+  try {
+    const ca = await createDevCa({ trustDomain: TD });
+    const evilCa = await createDevCa({ trustDomain: 'evil.example' });
+    await writeIdentity(ca, PAYMENTS_ID, join(work, 'payments'));
+    await writeIdentity(ca, ORDERS_ID, join(work, 'orders'));
+    // The intruder knows our public bundle (bundles are public), but its certificate comes from another CA.
+    await writeIdentity(evilCa, INTRUDER_ID, join(work, 'intruder'), ca.bundlePem);
+
+    io.stdout('sidecarless demo: a small mesh, live\n');
+    io.stdout(`  dev CA        spiffe://${TD}  (SVIDs in ${work})`);
+    const replicas: Array<{ name: string; port: number }> = [];
+    for (const name of ['payments-1', 'payments-2']) {
+      const c = start('payments', ['--name', name, '--dir', join(work, 'payments')]);
+      children.push(c);
+      const ev = await next(c, 'listening');
+      replicas.push({ name, port: Number(ev.port) });
+      io.stdout(`  ${name.padEnd(12)}  https://127.0.0.1:${ev.port}  ${PAYMENTS_ID}  (pid ${c.proc.pid})`);
+    }
+    const endpoints = replicas.map((r) => `127.0.0.1:${r.port}`).join(',');
+    const calls = 8;
+    const orders = start('orders', ['--dir', join(work, 'orders'), '--endpoints', endpoints, '--calls', String(calls)]);
+    children.push(orders);
+    io.stdout(`  orders        mesh.fetch('http://payments/charge')  ${ORDERS_ID}  (pid ${orders.proc.pid})\n`);
+
+    const perReplica = new Map<string, number>();
+    let ok = 0;
+    for (let i = 0; i < calls; i++) {
+      const ev = await next(orders, 'call');
+      if (ev.status === 200) {
+        ok++;
+        perReplica.set(String(ev.replica), (perReplica.get(String(ev.replica)) ?? 0) + 1);
+        io.stdout(`  orders → ${String(ev.replica).padEnd(10)} 200  server proved ${PAYMENTS_ID}; it saw the caller as ${ev.callerSeen}`);
+      } else {
+        io.stdout(`  orders → payments   FAILED  ${ev.error ?? ev.status}`);
+      }
+    }
+
+    const intruder = start('intruder', ['--dir', join(work, 'intruder'), '--target', `127.0.0.1:${replicas[0]!.port}`]);
+    children.push(intruder);
+    const attempt = await next(intruder, 'attempt');
+    const refused = attempt.status === undefined;
+    io.stdout(
+      refused
+        ? `  intruder (${INTRUDER_ID}) → payments-1   refused during the TLS handshake: ${attempt.error}`
+        : `  intruder → payments-1   GOT ${attempt.status}: THIS SHOULD NOT HAPPEN`,
+    );
+
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    const spread = [...perReplica].map(([k, n]) => `${k}: ${n}`).join(', ');
+    io.stdout(
+      `\nSummary: ${ok}/${calls} calls from orders succeeded over mutual TLS (${spread}); ` +
+        `${refused ? '1/1' : '0/1'} intruder connection refused; ${seconds} s.`,
+    );
+    return ok === calls && refused ? 0 : 1;
+  } finally {
+    for (const c of children) c.proc.kill('SIGTERM');
+    await Promise.all(children.map((c) => (c.proc.exitCode !== null ? undefined : new Promise((r) => c.proc.once('exit', r)))));
+    await rm(work, { recursive: true, force: true });
+    clearTimeout(guard);
+  }
+}
+
+function emit(event: Record<string, unknown>): void {
+  process.stdout.write(JSON.stringify(event) + '\n');
+}
+
+async function runRole(role: string, v: Record<string, string | undefined>): Promise<number> {
+  // A demo child ends when its parent does.
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+  const quiet = { info() {}, warn() {}, error() {} };
+  if (role === 'payments') {
+    const mesh = await createMesh({ service: 'payments', identity: { dir: v.dir! }, logger: quiet });
+    const server = mesh.createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ replica: v.name, caller: peerOf(req)?.spiffeId ?? null }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    emit({ event: 'listening', port: (server.address() as { port: number }).port });
+    await new Promise(() => {});
+  }
+  if (role === 'orders' || role === 'intruder') {
+    const endpoints = role === 'orders' ? v.endpoints!.split(',') : [v.target!];
+    const mesh = await createMesh({
+      service: 'orders',
+      ...(role === 'intruder' && { trustDomain: 'evil.example' }),
+      identity: { dir: v.dir! },
+      logger: quiet,
+      outbound: { services: { payments: { endpoints, identity: PAYMENTS_ID } } },
+    });
+    const calls = role === 'orders' ? Number(v.calls ?? 8) : 1;
+    for (let i = 0; i < calls; i++) {
+      try {
+        const res = await mesh.fetch('http://payments/charge', { method: 'POST', body: JSON.stringify({ amount: 10 + i }) });
+        const body = (await res.json()) as { replica: string; caller: string };
+        emit({ event: role === 'orders' ? 'call' : 'attempt', status: res.status, replica: body.replica, callerSeen: body.caller });
+      } catch (e) {
+        const err = e as Error & { cause?: Error & { code?: string } };
+        emit({ event: role === 'orders' ? 'call' : 'attempt', error: err.cause?.message ?? err.message, code: err.cause?.code });
+      }
+    }
+    await mesh.close();
+    return 0;
+  }
+  throw new Error(`unknown demo role ${role}`);
+}
+
