@@ -1,0 +1,34 @@
+import type { PolicyRequest } from '../../src/policy/index.js';
+
+/** Builds a PolicyRequest; `from` is a SPIFFE ID or null (plaintext). */
+export function req(o: {
+  from?: string | null;
+  ip?: string;
+  method?: string;
+  path?: string;
+  host?: string;
+  port?: number;
+  sni?: string;
+  headers?: Record<string, string>;
+} = {}): PolicyRequest {
+  const from = o.from === undefined ? 'spiffe://cluster.local/ns/default/sa/web' : o.from;
+  let peer: PolicyRequest['peer'] = null;
+  if (from !== null) {
+    const m = /^spiffe:\/\/([^/]+)(\/.*)$/.exec(from)!;
+    const k = /^\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(m[2]!);
+    peer = k ? { spiffeId: from, trustDomain: m[1]!, namespace: k[1]!, serviceAccount: k[2]! } : { spiffeId: from, trustDomain: m[1]! };
+  }
+  const headers = o.headers ?? {};
+  const r: PolicyRequest = {
+    peer,
+    sourceIp: o.ip ?? '10.1.2.3',
+    method: o.method ?? 'GET',
+    path: o.path ?? '/',
+    host: o.host ?? 'svc.example',
+    port: o.port ?? 8443,
+    header: (n) => headers[n],
+  };
+  return o.sni !== undefined ? { ...r, sni: o.sni } : r;
+}
+
+export const OPTS = { trustDomain: 'cluster.local', namespace: 'default' } as const;
