@@ -41,7 +41,7 @@ function parseText(text: string): unknown[] {
  */
 export function loadPolicy(input: string | object | readonly object[], options: LoadOptions = {}): Policy {
   const raw: unknown[] = typeof input === 'string' ? parseText(input) : Array.isArray(input) ? [...input] : [input];
-  const single = raw.length === 1 && typeof input !== 'string' && !Array.isArray(input);
+  const single = raw.length === 1 && !Array.isArray(input);
   // Expand `kind: List` documents.
   const docs: Array<{ path: string; value: unknown }> = [];
   raw.forEach((v, i) => {
