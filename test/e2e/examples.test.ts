@@ -1,0 +1,109 @@
+// The examples as a user runs them, with outside peers: curl and openssl holding SVIDs issued by
+// `sidecarless svid issue`, and the fetch-client example calling a server example.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { cli, run, startService, tsxArgs, type Service } from './process.js';
+
+let dir: string;
+const TD = 'cluster.local';
+const id = (sa: string) => `spiffe://${TD}/ns/default/sa/${sa}`;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sidecarless-examples-'));
+  const must = async (args: string[]) => {
+    const r = await cli(args);
+    assert.equal(r.code, 0, r.stderr);
+  };
+  await must(['ca', 'init', '--trust-domain', TD, '--out', join(dir, 'ca')]);
+  await must(['ca', 'init', '--trust-domain', 'evil.example', '--out', join(dir, 'evil-ca')]);
+  // curl checks host names; the server gets a DNS SAN for that (identity is still only the URI SAN).
+  await must(['svid', 'issue', '--ca', join(dir, 'ca'), '--spiffe-id', id('payments'), '--out', join(dir, 'payments'), '--dns', 'payments']);
+  await must(['svid', 'issue', '--ca', join(dir, 'ca'), '--spiffe-id', id('curl'), '--out', join(dir, 'curl')]);
+  await must(['svid', 'issue', '--ca', join(dir, 'ca'), '--spiffe-id', id('orders'), '--out', join(dir, 'orders')]);
+  await must(['svid', 'issue', '--ca', join(dir, 'evil-ca'), '--spiffe-id', 'spiffe://evil.example/ns/default/sa/curl', '--out', join(dir, 'evil')]);
+});
+
+function curl(port: number, who: string | null, path = '/whoami', extra: string[] = []) {
+  const args = ['-sS', '--max-time', '10', '--resolve', `payments:${port}:127.0.0.1`, '--cacert', join(dir, 'curl', 'svid_bundle.pem')];
+  if (who) args.push('--cert', join(dir, who, 'svid.pem'), '--key', join(dir, who, 'svid_key.pem'));
+  return run('curl', [...args, ...extra, `https://payments:${port}${path}`]);
+}
+
+function opensslConnect(port: number, who: string | null) {
+  const args = ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', join(dir, 'curl', 'svid_bundle.pem'), '-verify_return_error', '-ign_eof'];
+  if (who) args.push('-cert', join(dir, who, 'svid.pem'), '-key', join(dir, who, 'svid_key.pem'));
+  return new Promise<{ code: number | null; out: string }>((resolve) => {
+    import('node:child_process').then(({ spawn }) => {
+      const p = spawn('openssl', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      p.stdout.on('data', (d) => (out += d));
+      p.stderr.on('data', (d) => (out += d));
+      p.stdin.end('GET /whoami HTTP/1.1\r\nHost: payments\r\nConnection: close\r\n\r\n');
+      const timer = setTimeout(() => p.kill(), 10_000);
+      p.on('exit', (code) => {
+        clearTimeout(timer);
+        resolve({ code, out });
+      });
+    });
+  });
+}
+
+for (const example of ['express', 'fastify']) {
+  test(`${example} example: curl and openssl with SVIDs get their identity echoed; without one, or from another CA, refused`, async (t) => {
+    const server: Service = await startService(tsxArgs(`examples/${example}/server.ts`), /listening on https:\/\/127\.0\.0\.1:(\d+)/, {
+      SIDECARLESS_IDENTITY_DIR: join(dir, 'payments'),
+      PORT: '0',
+    });
+    t.after(() => server.stop());
+    const port = Number(server.match[1]);
+
+    const ok = await curl(port, 'curl');
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.deepEqual(JSON.parse(ok.stdout), { server: id('payments'), caller: id('curl') });
+
+    // A header claiming another identity changes nothing.
+    const forged = await curl(port, 'curl', '/whoami', ['-H', `x-forwarded-client-cert: By=${id('admin')};URI=${id('admin')}`, '-H', `l5d-client-id: admin.default.serviceaccount.identity.linkerd.cluster.local`]);
+    assert.equal(JSON.parse(forged.stdout).caller, id('curl'));
+
+    const anonymous = await curl(port, null);
+    assert.notEqual(anonymous.code, 0, 'no client certificate must be refused in STRICT mode');
+    assert.doesNotMatch(anonymous.stdout, /server/);
+
+    const evil = await curl(port, 'evil');
+    assert.notEqual(evil.code, 0, 'a certificate from another CA must be refused');
+    assert.doesNotMatch(evil.stdout, /server/);
+
+    const s = await opensslConnect(port, 'curl');
+    assert.match(s.out, /Verify return code: 0 \(ok\)/);
+    assert.match(s.out, new RegExp(`"caller":"${id('curl').replace(/\//g, '\\/')}"`));
+
+    const s2 = await opensslConnect(port, null);
+    assert.doesNotMatch(s2.out, /"caller"/, 'openssl without a certificate must not reach the app');
+    assert.match(s2.out, /alert|certificate required|errno|error/i);
+  });
+}
+
+test('fetch-client example calls the express example by service name over mTLS', async (t) => {
+  const server = await startService(tsxArgs('examples/express/server.ts'), /listening on https:\/\/127\.0\.0\.1:(\d+)/, {
+    SIDECARLESS_IDENTITY_DIR: join(dir, 'payments'),
+    PORT: '0',
+  });
+  t.after(() => server.stop());
+  const r = await run(process.execPath, tsxArgs('examples/fetch-client/client.ts'), {
+    env: { SIDECARLESS_IDENTITY_DIR: join(dir, 'orders'), SIDECARLESS_SERVICE: 'orders', PAYMENTS_ENDPOINTS: `127.0.0.1:${server.match[1]}` },
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`orders → payments: 200 .*"caller":"${id('orders').replace(/\//g, '\\/')}"`));
+  assert.match(r.stdout, /undici\.request → payments: 200/);
+});
+
+for (const file of ['examples/express/server.ts', 'examples/fastify/server.ts', 'examples/fetch-client/client.ts']) {
+  test(`${file} runs on its own with one command and exits 0`, async () => {
+    const r = await run(process.execPath, tsxArgs(file), { env: { SIDECARLESS_IDENTITY_DIR: '' }, timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /→ payments: 200 .*"caller":"spiffe:\/\/cluster\.local\/ns\/default\/sa\/orders"/);
+  });
+}
