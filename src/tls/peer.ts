@@ -30,7 +30,7 @@ interface CacheEntry extends VerifiedPeer {
   readonly verified: VerifiedChain;
 }
 
-const CACHE_LIMIT = 1024;
+const CACHE_LIMIT = 4096;
 
 /**
  * Verifies the peer of a TLS socket: its chain against the bundle of the peer's own trust domain,
