@@ -53,7 +53,7 @@ export class DevCaSource implements X509Source {
       const svid = buildSvid(issued.certChainPem, issued.keyPem, bundles, this.#core.clock.now());
       this.#attempt = 0;
       this.#core.accept(svid, bundles);
-      this.#schedule(rotationTime(svid.notBefore, svid.notAfter, this.#opts.random));
+      this.#schedule(rotationTime(Math.max(svid.notBefore, this.#core.clock.now()), svid.notAfter, this.#opts.random));
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       this.#core.fail(err);
