@@ -156,7 +156,7 @@ export class SourceCore {
           ),
         );
       }, timeoutMs);
-      timer.unref();
+      // Not unref()ed: a caller is awaiting this answer, and must get it even when nothing else keeps the process alive.
       this.#waiters.add(done);
     });
   }
