@@ -31,11 +31,50 @@ export interface CompiledRule {
   readonly decision: Decision;
 }
 
+/**
+ * Rules indexed by exact peer identity: a rule whose every `from` entry lists only exact SPIFFE
+ * IDs can only match those peers. `byId` holds, per such ID, the candidate rules in policy order
+ * (indexed ones for that ID merged with the non-indexable ones); `always` is the candidate list
+ * for any other peer. Rules that match nothing are left out.
+ */
+export interface RuleIndex {
+  readonly always: readonly CompiledRule[];
+  readonly byId: ReadonlyMap<string, readonly CompiledRule[]>;
+}
+
 /** Rules of one scope, split by action. */
 export interface CompiledScope {
-  readonly denies: readonly CompiledRule[];
-  readonly allows: readonly CompiledRule[];
-  readonly audits: readonly CompiledRule[];
+  readonly denies: RuleIndex;
+  /** Number of allow rules (matchNothing included): when > 0, no match means deny. */
+  readonly allowCount: number;
+  readonly allows: RuleIndex;
+  readonly audits: RuleIndex;
+}
+
+function exactIds(r: Rule): string[] | undefined {
+  if (r.from.length === 0) return undefined;
+  const ids: string[] = [];
+  for (const f of r.from) {
+    if (!f.identities || f.identities.some((i) => i.includes('*'))) return undefined;
+    ids.push(...f.identities);
+  }
+  return ids;
+}
+
+function index(rules: ReadonlyArray<readonly [Rule, CompiledRule]>): RuleIndex {
+  const always: CompiledRule[] = [];
+  const ids = new Set<string>();
+  const keyed: Array<readonly [CompiledRule, ReadonlySet<string> | undefined]> = [];
+  for (const [r, c] of rules) {
+    if (c.matchNothing) continue;
+    const e = exactIds(r);
+    if (e) e.forEach((i) => ids.add(i));
+    else always.push(c);
+    keyed.push([c, e ? new Set(e) : undefined]);
+  }
+  const byId = new Map<string, CompiledRule[]>();
+  for (const id of ids) byId.set(id, keyed.filter(([, set]) => set === undefined || set.has(id)).map(([c]) => c));
+  return { always, byId };
 }
 
 /** A compiled server section. */
@@ -98,14 +137,14 @@ function applies(x: { namespace?: string; selector?: Rule['selector'] }, o: Comp
 }
 
 function scope(rules: readonly Rule[], server?: string): CompiledScope {
-  const denies: CompiledRule[] = [];
-  const allows: CompiledRule[] = [];
-  const audits: CompiledRule[] = [];
+  const denies: Array<readonly [Rule, CompiledRule]> = [];
+  const allows: Array<readonly [Rule, CompiledRule]> = [];
+  const audits: Array<readonly [Rule, CompiledRule]> = [];
   for (const r of rules) {
     const c = compileRule(r, server);
-    (r.action === 'deny' ? denies : r.action === 'allow' ? allows : audits).push(c);
+    (r.action === 'deny' ? denies : r.action === 'allow' ? allows : audits).push([r, c]);
   }
-  return { denies, allows, audits };
+  return { denies: index(denies), allowCount: allows.length, allows: index(allows), audits: index(audits) };
 }
 
 /**

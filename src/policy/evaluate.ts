@@ -7,7 +7,7 @@
  * 4. otherwise: any top-level allow rule matches → allow; allow rules exist → deny
  *    `no-allow-match`; else the default policy.
  */
-import type { CompiledPolicy, CompiledRule, CompiledScope, DefaultDecisions } from './compile.js';
+import type { CompiledPolicy, CompiledRule, CompiledScope, DefaultDecisions, RuleIndex } from './compile.js';
 import { NO_ALLOW_MATCH } from './decision.js';
 import { type CompiledClause, type EvalScratch, inRanges, matchClause, scratchIp } from './match.js';
 import type { Decision, PolicyRequest } from './model.js';
@@ -28,13 +28,19 @@ export function ruleMatches(r: CompiledRule, req: PolicyRequest, s: EvalScratch,
   return true;
 }
 
-function firstMatch(rules: readonly CompiledRule[], req: PolicyRequest, s: EvalScratch, td: string): CompiledRule | undefined {
+function candidates(idx: RuleIndex, req: PolicyRequest): readonly CompiledRule[] {
+  if (req.peer === null || idx.byId.size === 0) return idx.always;
+  return idx.byId.get(req.peer.spiffeId) ?? idx.always;
+}
+
+function firstMatch(idx: RuleIndex, req: PolicyRequest, s: EvalScratch, td: string): CompiledRule | undefined {
+  const rules = candidates(idx, req);
   for (let i = 0; i < rules.length; i++) if (ruleMatches(rules[i]!, req, s, td)) return rules[i];
   return undefined;
 }
 
 function collectAudit(scope: CompiledScope, req: PolicyRequest, s: EvalScratch, td: string, into: string[] | null): string[] | null {
-  const a = scope.audits;
+  const a = candidates(scope.audits, req);
   for (let i = 0; i < a.length; i++) {
     if (ruleMatches(a[i]!, req, s, td)) (into ??= []).push(a[i]!.name);
   }
@@ -88,6 +94,6 @@ export function evaluate(p: CompiledPolicy, req: PolicyRequest): Decision {
   }
   hit = firstMatch(p.top.allows, req, s, td);
   if (hit !== undefined) return withAudit(hit.decision, audit);
-  if (p.top.allows.length > 0) return withAudit(NO_ALLOW_MATCH, audit);
+  if (p.top.allowCount > 0) return withAudit(NO_ALLOW_MATCH, audit);
   return withAudit(applyDefault(p, p.defaults, req, s), audit);
 }
