@@ -1,0 +1,103 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { policyCheck } from '../../src/cli/policy-check.js';
+
+const FILES: Record<string, string> = {
+  'p.yaml': `rules:
+  - name: allow-web
+    action: allow
+    from: { identities: ["spiffe://cluster.local/ns/default/sa/web"] }
+    to: { methods: [GET], paths: ["/public/*"] }
+  - name: deny-debug
+    action: deny
+    when: { headers: { x-debug: ["*"] } }
+  - name: watch
+    action: audit
+    to: { paths: ["/public/*"] }
+`,
+  'bad.yaml': 'rules:\n  - action: allow\n    frm: {}\n',
+  'istio.yaml': `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: web, namespace: default}
+spec:
+  selector: {matchLabels: {app: web}}
+  rules: [{to: [{operation: {paths: ["/ok"]}}]}]
+`,
+};
+
+async function run(args: string[]) {
+  let out = '';
+  let err = '';
+  const code = await policyCheck(args, {
+    stdout: (s) => (out += s),
+    stderr: (s) => (err += s),
+    readFile: async (p) => {
+      const f = FILES[p];
+      if (f === undefined) throw new Error(`ENOENT: no such file '${p}'`);
+      return f;
+    },
+  });
+  return { code, out, err };
+}
+
+const WEB = 'spiffe://cluster.local/ns/default/sa/web';
+
+test('ALLOW prints the deciding rule and audit rules, exit 0', async () => {
+  const r = await run(['--policy', 'p.yaml', '--from', WEB, '--method', 'GET', '--path', '/public/x?q=1']);
+  assert.equal(r.code, 0);
+  assert.equal(r.out, 'ALLOW allow-web\naudit: watch\n');
+  assert.equal(r.err, '');
+});
+
+test('DENY prints the deciding rule, exit 1', async () => {
+  const plain = await run(['--policy', 'p.yaml', '--from', 'unauthenticated', '--method', 'GET', '--path', '/public/x']);
+  assert.deepEqual([plain.code, plain.out], [1, 'DENY no-allow-match\naudit: watch\n']);
+  const dbg = await run(['--policy=p.yaml', '--from', WEB, '--method', 'GET', '--path', '/public/x', '--header', 'X-Debug=1']);
+  assert.deepEqual([dbg.code, dbg.out.split('\n')[0]], [1, 'DENY deny-debug']);
+  const traversal = await run(['--policy', 'p.yaml', '--from', WEB, '--method', 'GET', '--path', '/public/../admin']);
+  assert.deepEqual([traversal.code, traversal.out], [1, 'DENY no-allow-match\n']);
+  const lower = await run(['--policy', 'p.yaml', '--from', WEB, '--method', 'get', '--path', '/public/x']);
+  assert.equal(lower.code, 1);
+});
+
+test('a malformed target is a DENY with the reason, exit 1', async () => {
+  const r = await run(['--policy', 'p.yaml', '--from', WEB, '--method', 'GET', '--path', '/public/%2e%2e%2fadmin']);
+  assert.equal(r.code, 1);
+  assert.match(r.out, /^DENY \(malformed target: encoded slash/);
+});
+
+test('default policy, trust domain, namespace and labels options', async () => {
+  const none = await run(['--policy', 'istio.yaml', '--from', 'unauthenticated', '--method', 'GET', '--path', '/x', '--default-policy', 'all-unauthenticated']);
+  assert.deepEqual([none.code, none.out], [0, 'ALLOW default:all-unauthenticated\n']);
+  const selected = await run(['--policy', 'istio.yaml', '--from', WEB, '--method', 'GET', '--path', '/x', '--label', 'app=web']);
+  assert.deepEqual([selected.code, selected.out], [1, 'DENY no-allow-match\n']);
+  const ok = await run(['--policy', 'istio.yaml', '--from', WEB, '--method', 'GET', '--path', '/ok', '--label', 'app=web']);
+  assert.deepEqual([ok.code, ok.out], [0, 'ALLOW default/web#0\n']);
+  const otherNs = await run(['--policy', 'istio.yaml', '--from', WEB, '--method', 'GET', '--path', '/x', '--label', 'app=web', '--namespace', 'prod']);
+  assert.equal(otherNs.code, 0);
+  const ca = await run(['--policy', 'istio.yaml', '--from', WEB, '--method', 'GET', '--path', '/x', '--default-policy', 'cluster-authenticated', '--trust-domain', 'other.td']);
+  assert.equal(ca.code, 1);
+});
+
+test('usage and policy errors exit 2 with a one-line error', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--from', WEB, '--method', 'GET', '--path', '/'], /--policy is required/],
+    [['--policy', 'p.yaml', '--from', 'web', '--method', 'GET', '--path', '/'], /--from must be a SPIFFE ID/],
+    [['--policy', 'p.yaml', '--from', WEB, '--method', 'GET', '--path', '/', '--port', 'x'], /--port/],
+    [['--policy', 'p.yaml', '--from', WEB, '--method', 'GET', '--path', '/', '--bogus', '1'], /unknown option --bogus/],
+    [['--policy', 'p.yaml', '--from', WEB, '--method', 'GET', '--path', '/', '--default-policy', 'maybe'], /--default-policy/],
+    [['--policy', 'p.yaml', '--from', WEB, '--method', 'GET', '--path', '/', '--header', 'novalue'], /k=v/],
+    [['--policy', 'missing.yaml', '--from', WEB, '--method', 'GET', '--path', '/'], /cannot read policy file missing.yaml/],
+    [['--policy', 'bad.yaml', '--from', WEB, '--method', 'GET', '--path', '/'], /invalid policy: rules\[0\]\.frm: unknown field/],
+  ];
+  for (const [args, msg] of cases) {
+    const r = await run(args);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.equal(r.out, '');
+    assert.match(r.err, msg);
+    assert.equal(r.err.trimEnd().split('\n').length, 1, `one line: ${r.err}`);
+  }
+  const usage = await run([]);
+  assert.equal(usage.code, 2);
+  assert.match(usage.err, /^usage: sidecarless policy check/);
+});
