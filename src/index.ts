@@ -8,5 +8,5 @@ export { authorizeAny, authorizeId, authorizeOneOf, authorizeMemberOf, type Auth
 export { type X509Source, type X509Svid, type SourceStatus } from './sources/source.js';
 export { DirSource, createDirSource } from './sources/dir.js';
 export { DevCaSource, createDevCaSource } from './sources/dev-ca.js';
-export { type MeshOptionsInput as MeshOptions, type EndpointConfig, type Logger } from './config.js';
+export { type MeshOptionsInput as MeshOptions, type EndpointConfig, type EndpointInput, type Logger } from './config.js';
 export * from './errors.js';

@@ -2,7 +2,7 @@ import { type Server } from 'node:https';
 import { type TlsOptions } from 'node:tls';
 import { fetch as undiciFetch, type Dispatcher } from 'undici';
 import { type Clock, systemClock } from './clock.js';
-import { type EndpointConfig, type Logger, type MeshConfig, type MeshOptionsInput, endpointSchema, formatIssues, resolveConfig } from './config.js';
+import { type EndpointInput, type Logger, type MeshConfig, type MeshOptionsInput, endpointSchema, formatIssues, resolveConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { createDevCa, type DevCa } from './identity/dev-ca.js';
 import { expressMiddleware } from './inbound/express.js';
@@ -52,7 +52,7 @@ export interface Mesh {
   /** The identity source (current SVID, bundles). */
   readonly identity: X509Source;
   /** Replaces a service's endpoints atomically; removed endpoints finish their in-flight requests. */
-  setEndpoints(service: string, endpoints: Array<string | EndpointConfig>): void;
+  setEndpoints(service: string, endpoints: EndpointInput[]): void;
   stats(): MeshStats;
   close(): Promise<void>;
 }
