@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyPluginCallback } from 'fastify';
 import fp from 'fastify-plugin';
 import { type PeerIdentity } from '../identity/peer-identity.js';
 import { type ServerTls } from '../tls/server-context.js';
+import { prepareTarget } from './authorize.js';
 import { peerOf } from './peer-of.js';
 import { type InboundPipeline } from './pipeline.js';
 
@@ -21,6 +22,9 @@ export function fastifyPlugin(pipeline: InboundPipeline, tls: ServerTls): Fastif
   const plugin: FastifyPluginCallback = (fastify: FastifyInstance, _opts, done) => {
     const server = fastify.server as unknown as { setSecureContext?: unknown };
     if (typeof server.setSecureContext === 'function') tls.attach(fastify.server as never);
+    // Fastify routes before its hooks run: normalize the target first, so the route is chosen for
+    // exactly the path the policy will judge (a listener that runs before Fastify's own).
+    fastify.server.prependListener('request', prepareTarget);
     fastify.decorateRequest('peer', null);
     fastify.addHook('onRequest', (request, reply, hookDone) => {
       if (!pipeline.admit(request.raw, reply.raw)) {

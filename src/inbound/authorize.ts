@@ -1,0 +1,164 @@
+import { type IncomingMessage, type ServerResponse } from 'node:http';
+import { type TLSSocket } from 'node:tls';
+import { type PeerIdentity } from '../identity/peer-identity.js';
+import { type CompiledPolicy, type Decision, type DefaultPolicy, type NormalizedTarget, type Policy, compilePolicy, loadPolicy, normalizeTarget } from '../policy/index.js';
+
+/** Process-wide key under which a request's normalized target is kept (ESM and CJS copies share it). */
+const kTarget = Symbol.for('sidecarless.target');
+
+type TargetCarrier = IncomingMessage & { [kTarget]?: NormalizedTarget };
+
+/**
+ * Normalizes `req.url` once: a valid target is rewritten in place (so the app routes exactly what the
+ * policy judges); a malformed one is left as sent and answered 400 by the gate. Idempotent.
+ */
+export function prepareTarget(req: IncomingMessage): NormalizedTarget {
+  const r = req as TargetCarrier;
+  const cached = r[kTarget];
+  if (cached) return cached;
+  const t = normalizeTarget(req.url ?? '', req.method);
+  if (t.ok && t.target !== req.url && t.path !== '*') req.url = t.target;
+  r[kTarget] = t;
+  return t;
+}
+
+/** One line of the audit log: structured, for a pluggable sink. */
+export interface AuditRecord {
+  readonly time: string;
+  readonly type: 'sidecarless.audit';
+  readonly decision: 'allow' | 'deny';
+  readonly rule: string;
+  readonly audit: readonly string[];
+  readonly peer: string | null;
+  readonly sourceIp: string;
+  readonly method: string;
+  readonly path: string;
+  readonly host: string;
+}
+
+export interface AuthzStats {
+  allowed: number;
+  denied: number;
+  malformed: number;
+  /** By deciding rule: `{ rule: { allow, deny } }`; audit rules under `audit`. */
+  byRule: Record<string, { allow: number; deny: number; audit: number }>;
+}
+
+export interface PolicyGateOptions {
+  defaultPolicy: DefaultPolicy;
+  trustDomain: string;
+  namespace: string;
+  labels: Readonly<Record<string, string>>;
+  audit: (record: AuditRecord) => void;
+}
+
+const FORBIDDEN = 'Forbidden\n';
+const BAD_REQUEST = 'Bad Request\n';
+
+/**
+ * Authorization before the app: normalize the target (400 when malformed), evaluate the compiled
+ * policy against the verified peer (403 when denied). The compiled policy is swapped as one
+ * reference: a request reads it once, so no request sees a mix of two versions.
+ */
+export class PolicyGate {
+  readonly stats: AuthzStats = { allowed: 0, denied: 0, malformed: 0, byRule: {} };
+  #compiled: CompiledPolicy;
+  #policy: Policy;
+  #version = 0;
+
+  constructor(private readonly opts: PolicyGateOptions, policy?: unknown) {
+    this.#policy = policy === undefined ? loadPolicy({}) : toPolicy(policy);
+    this.#compiled = this.#compile(this.#policy);
+  }
+
+  #compile(policy: Policy): CompiledPolicy {
+    return compilePolicy(policy, {
+      defaultPolicy: this.opts.defaultPolicy,
+      trustDomain: this.opts.trustDomain,
+      namespace: this.opts.namespace,
+      labels: this.opts.labels,
+    });
+  }
+
+  /** Replaces the policy. Throws PolicyError (naming paths) and keeps the previous one when invalid. */
+  set(policy: unknown): void {
+    const p = toPolicy(policy);
+    const compiled = this.#compile(p);
+    this.#policy = p;
+    this.#compiled = compiled;
+    this.#version++;
+  }
+
+  get policy(): Policy {
+    return this.#policy;
+  }
+
+  get version(): number {
+    return this.#version;
+  }
+
+  /** The pipeline's authorize step: returns the status sent when the request was refused. */
+  authorize(req: IncomingMessage, res: ServerResponse, peer: PeerIdentity | null): number | undefined {
+    const t = prepareTarget(req);
+    if (!t.ok) {
+      this.stats.malformed++;
+      res.shouldKeepAlive = false;
+      respond(res, 400, BAD_REQUEST);
+      return 400;
+    }
+    const socket = req.socket as TLSSocket;
+    const host = t.authority ?? req.headers.host ?? '';
+    const headers = req.headers;
+    const decision = this.#compiled.evaluate({
+      peer,
+      sourceIp: socket.remoteAddress ?? '',
+      method: req.method ?? '',
+      path: t.path,
+      host,
+      port: socket.localPort ?? 0,
+      ...(typeof socket.servername === 'string' && { sni: socket.servername }),
+      header: (name) => {
+        const v = headers[name];
+        return Array.isArray(v) ? v.join(',') : v;
+      },
+    });
+    this.#count(decision);
+    if (decision.audit.length > 0) {
+      this.opts.audit({
+        time: new Date().toISOString(),
+        type: 'sidecarless.audit',
+        decision: decision.result,
+        rule: decision.rule,
+        audit: decision.audit,
+        peer: peer?.spiffeId ?? null,
+        sourceIp: socket.remoteAddress ?? '',
+        method: req.method ?? '',
+        path: t.path,
+        host,
+      });
+    }
+    if (decision.allowed) return undefined;
+    respond(res, 403, FORBIDDEN);
+    return 403;
+  }
+
+  #count(d: Decision): void {
+    if (d.allowed) this.stats.allowed++;
+    else this.stats.denied++;
+    const r = (this.stats.byRule[d.rule] ??= { allow: 0, deny: 0, audit: 0 });
+    if (d.allowed) r.allow++;
+    else r.deny++;
+    for (const a of d.audit) (this.stats.byRule[a] ??= { allow: 0, deny: 0, audit: 0 }).audit++;
+  }
+}
+
+/** A Policy from loadPolicy, or a document (text, object, array) to load. */
+function toPolicy(input: unknown): Policy {
+  return loadPolicy(input as Parameters<typeof loadPolicy>[0]);
+}
+
+function respond(res: ServerResponse, status: number, body: string): void {
+  if (res.headersSent) return;
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
