@@ -59,6 +59,128 @@ export interface EndpointConfig {
   labels?: Record<string, string> | undefined;
 }
 
+const BALANCERS = ['p2c-ewma', 'least-request', 'round-robin', 'random'] as const;
+const FAILURE_KINDS = ['connect', 'reset', 'timeout'] as const;
+
+/** Peak-EWMA settings (docs/traffic.md); durations as '30ms' or milliseconds. */
+const ewmaSchema = z
+  .object({
+    defaultRtt: durationSchema.optional(),
+    decay: durationSchema.optional(),
+    failurePenaltyFactor: z.number().min(1).optional(),
+    maxFailurePenalty: durationSchema.optional(),
+  })
+  .strict();
+
+/** Consecutive-failures accrual, or false to never eject. */
+const failureAccrualSchema = z.union([
+  z.literal(false),
+  z
+    .object({
+      consecutiveFailures: z.number().int().min(1).optional(),
+      minPenalty: durationSchema.optional(),
+      maxPenalty: durationSchema.optional(),
+      jitterRatio: z.number().min(0).max(10).optional(),
+    })
+    .strict(),
+]);
+
+/** Retry policy and budget, or false for no retries. Unset fields take the defaults of docs/traffic.md. */
+const retryObjectSchema = z
+    .object({
+      maxRetries: z.number().int().min(0).max(10).optional(),
+      /** Failure kinds and response statuses retried: default ['connect', 'reset', 'timeout', 502, 503, 504]. */
+      retryOn: z.array(z.union([z.enum(FAILURE_KINDS), z.number().int().min(400).max(599)])).optional(),
+      /** Methods retried after anything but a connect failure: default GET HEAD OPTIONS PUT DELETE TRACE. */
+      methods: z.array(z.string().regex(/^[A-Za-z]+$/, 'must be an HTTP method name')).optional(),
+      retryConnectFailuresForAnyMethod: z.boolean().optional(),
+      backoff: z.object({ base: durationSchema.optional(), max: durationSchema.optional(), multiplier: z.number().min(1).optional() }).strict().optional(),
+      honourRetryAfter: z.boolean().optional(),
+      maxRetryAfter: durationSchema.optional(),
+      /** Largest request body buffered for replay (bytes); larger bodies are not retried. Default 65536. */
+      maxReplayBodyBytes: z.number().int().min(0).max(16 * 1024 * 1024).optional(),
+      budget: z
+        .object({
+          retryRatio: z.number().min(0).max(100).optional(),
+          minRetriesPerSecond: z.number().min(0).optional(),
+          window: durationSchema.optional(),
+        })
+        .strict()
+        .optional(),
+    })
+    .strict();
+const retrySchema = z.union([z.literal(false), retryObjectSchema]);
+/** A route's retry policy: the budget stays the service's. */
+const routeRetrySchema = z.union([z.literal(false), retryObjectSchema.omit({ budget: true }).strict()]);
+
+const timeoutSchema = z
+  .object({
+    /** The whole request: every try, backoff and the response body. Default none. */
+    request: durationSchema.optional(),
+    /** Each try, until response headers; a try cut by it is retried. Default none. */
+    perTry: durationSchema.optional(),
+  })
+  .strict();
+
+/** Weighted backends (canary, blue-green). A backend is another mesh service, or the service itself (its own endpoints). */
+const splitSchema = z
+  .array(z.object({ service: dnsLabel, weight: z.number().int().min(0).max(1_000_000) }).strict())
+  .min(1)
+  .superRefine((list, ctx) => {
+    if (!list.some((b) => b.weight > 0)) ctx.addIssue({ code: 'custom', message: 'at least one backend needs a weight > 0' });
+    const seen = new Set<string>();
+    list.forEach((b, i) => {
+      if (seen.has(b.service)) ctx.addIssue({ code: 'custom', path: [i, 'service'], message: `"${b.service}" is listed twice` });
+      seen.add(b.service);
+    });
+  });
+
+const regexString = z.string().superRefine((v, ctx) => {
+  try {
+    new RegExp(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: `invalid regular expression: ${(e as Error).message}` });
+  }
+});
+
+const routeMatchSchema = z
+  .object({
+    /** Exact path, path prefix (by segment: '/a' matches '/a' and '/a/b', not '/ab') or an anchored regex; the query is ignored. */
+    path: z.union([
+      z.object({ exact: z.string().startsWith('/') }).strict(),
+      z.object({ prefix: z.string().startsWith('/') }).strict(),
+      z.object({ regex: regexString }).strict(),
+    ]).optional(),
+    method: z.union([z.string().regex(/^[A-Za-z]+$/), z.array(z.string().regex(/^[A-Za-z]+$/)).min(1)]).optional(),
+    /** Header name → exact value, or { regex }, or { present: true|false }. Names are case-insensitive. */
+    headers: z
+      .record(
+        z.string().min(1),
+        z.union([z.string(), z.object({ regex: regexString }).strict(), z.object({ present: z.boolean() }).strict()]),
+      )
+      .optional(),
+  })
+  .strict();
+
+const routeSchema = z
+  .object({
+    name: z.string().min(1).optional(),
+    match: routeMatchSchema.default({}),
+    timeout: timeoutSchema.optional(),
+    retry: routeRetrySchema.optional(),
+    split: splitSchema.optional(),
+  })
+  .strict();
+
+const connectionsSchema = z
+  .object({
+    /** Connections per endpoint (undici Pool `connections`). Default 128. */
+    maxPerEndpoint: z.number().int().min(1).max(100_000).optional(),
+    /** How long an idle keep-alive connection is kept. Default 10 s. */
+    keepAliveTimeout: durationSchema.optional(),
+  })
+  .strict();
+
 export const serviceSchema = z
   .object({
     endpoints: z.array(endpointSchema).default([]),
@@ -66,8 +188,52 @@ export const serviceSchema = z
     namespace: dnsLabel.optional(),
     /** The SPIFFE ID every endpoint must present unless it names its own; default spiffe://<td>/ns/<namespace>/sa/<name>. */
     identity: spiffeId.optional(),
+    balancer: z.enum(BALANCERS).optional(),
+    ewma: ewmaSchema.optional(),
+    failureAccrual: failureAccrualSchema.optional(),
+    retry: retrySchema.optional(),
+    timeout: timeoutSchema.optional(),
+    /** First match wins; requests that match no route use the service's settings. */
+    routes: z.array(routeSchema).optional(),
+    split: splitSchema.optional(),
+    connections: connectionsSchema.optional(),
   })
   .strict();
+
+export type RetryConfig = z.output<typeof retrySchema>;
+export type TimeoutConfig = z.output<typeof timeoutSchema>;
+export type SplitConfig = z.output<typeof splitSchema>;
+export type SplitInput = z.input<typeof splitSchema>;
+export type RouteConfig = z.output<typeof routeSchema>;
+export { splitSchema };
+
+/**
+ * Cross-service checks of splits (config and `mesh.setSplit`): every backend is a known service;
+ * a backend other than the service itself has no split of its own (one level, hence no cycles).
+ */
+export function splitIssues(
+  services: Record<string, { split?: SplitConfig | undefined; routes?: ReadonlyArray<{ split?: SplitConfig | undefined }> | undefined }>,
+): Array<{ path: Array<string | number>; message: string }> {
+  const issues: Array<{ path: Array<string | number>; message: string }> = [];
+  const hasSplit = (name: string) => {
+    const s = services[name];
+    return !!s && (!!s.split || (s.routes ?? []).some((r) => !!r.split));
+  };
+  for (const [name, svc] of Object.entries(services)) {
+    const check = (split: SplitConfig | undefined, base: Array<string | number>) =>
+      split?.forEach((b, i) => {
+        if (b.service === name) return;
+        if (!(b.service in services)) {
+          issues.push({ path: [...base, i, 'service'], message: `"${b.service}" is not a mesh service; add it to outbound.services` });
+        } else if (hasSplit(b.service)) {
+          issues.push({ path: [...base, i, 'service'], message: `"${b.service}" has a split itself: a backend must be a service with endpoints` });
+        }
+      });
+    check(svc.split, [name, 'split']);
+    svc.routes?.forEach((r, i) => check(r.split, [name, 'routes', i, 'split']));
+  }
+  return issues;
+}
 
 const identitySchema = z.union([
   z.object({ dir: z.string().min(1), pollInterval: durationSchema.optional(), startTimeout: durationSchema.optional() }).strict(),
@@ -120,6 +286,9 @@ const outboundSchema = z
     services: z.record(dnsLabel, serviceSchema).default({}),
   })
   .strict()
+  .superRefine((o, ctx) => {
+    for (const i of splitIssues(o.services)) ctx.addIssue({ code: 'custom', path: ['services', ...i.path], message: i.message });
+  })
   .default({ egress: 'allow', connectTimeout: 10_000, services: {} });
 
 const adminSchema = z

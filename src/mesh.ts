@@ -2,7 +2,7 @@ import { type Server } from 'node:https';
 import { type TlsOptions } from 'node:tls';
 import { fetch as undiciFetch, type Dispatcher } from 'undici';
 import { type Clock, systemClock } from './clock.js';
-import { type EndpointInput, type Logger, type MeshConfig, type MeshOptionsInput, endpointSchema, formatIssues, resolveConfig } from './config.js';
+import { type EndpointInput, type Logger, type MeshConfig, type MeshOptionsInput, type SplitInput, endpointSchema, formatIssues, resolveConfig, splitSchema } from './config.js';
 import { ConfigError } from './errors.js';
 import { createDevCa, type DevCa } from './identity/dev-ca.js';
 import { expressMiddleware } from './inbound/express.js';
@@ -11,7 +11,7 @@ import { InboundPipeline, type InboundStats } from './inbound/pipeline.js';
 import { type RequestListener, createMeshServer } from './inbound/server.js';
 import { consoleLogger } from './logger.js';
 import { MeshDispatcher } from './outbound/dispatcher.js';
-import { OutboundService } from './outbound/service.js';
+import { OutboundService, type OutboundServiceStats } from './outbound/service.js';
 import { createDevCaSource } from './sources/dev-ca.js';
 import { createDirSource } from './sources/dir.js';
 import { type SourceStatus, type X509Source } from './sources/source.js';
@@ -29,7 +29,8 @@ export interface MeshStats {
   inbound: { mode: string; handshakes: HandshakeStats; requests: InboundStats };
   outbound: {
     egress: string;
-    services: Record<string, { identity: string; endpoints: Array<{ address: string; identity: string; weight: number; requests: number; failures: number; pending: number }> }>;
+    /** Per service: balancer, EWMA/pending/state per endpoint, requests, retries, budget, ejections, split shares. */
+    services: Record<string, OutboundServiceStats>;
   };
 }
 
@@ -53,6 +54,12 @@ export interface Mesh {
   readonly identity: X509Source;
   /** Replaces a service's endpoints atomically; removed endpoints finish their in-flight requests. */
   setEndpoints(service: string, endpoints: EndpointInput[]): void;
+  /**
+   * Replaces a service's traffic split atomically (`[{ service: 'payments-v2', weight: 10 }, …]`;
+   * a backend may be the service itself, meaning its own endpoints), or removes it with `null`.
+   * The next request follows the new weights; requests in flight finish where they are.
+   */
+  setSplit(service: string, split: SplitInput | null): void;
   stats(): MeshStats;
   close(): Promise<void>;
 }
@@ -114,7 +121,12 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
   const services = new Map<string, OutboundService>();
   for (const [name, svc] of Object.entries(config.outbound.services)) {
     const ns = svc.namespace ?? config.namespace;
-    services.set(name, new OutboundService(name, ns, svc.identity ?? `spiffe://${config.trustDomain}/ns/${ns}/sa/${name}`, clientTls, svc.endpoints));
+    const identity = svc.identity ?? `spiffe://${config.trustDomain}/ns/${ns}/sa/${name}`;
+    const onStateChange = (service: string, ch: { key: string; from: string; to: string; penaltyMs?: number }) => {
+      if (ch.to === 'ejected') logger.warn(`outbound: ${service} endpoint ${ch.key} ejected for ${Math.round(ch.penaltyMs ?? 0)} ms after consecutive failures`);
+      else if (ch.to === 'ready') logger.info(`outbound: ${service} endpoint ${ch.key} readmitted`);
+    };
+    services.set(name, new OutboundService({ name, namespace: ns, identity, tls: clientTls, config: svc, clock, onStateChange }));
   }
   const dispatcher = new MeshDispatcher(services, config.outbound.egress);
   const fastify = fastifyPlugin(pipeline, serverTls);
@@ -150,10 +162,38 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
       }
       svc.setEndpoints(parsed.data);
     },
+    setSplit(name, split) {
+      const svc = services.get(name);
+      if (!svc) {
+        throw new ConfigError(`setSplit: "${name}" is not a mesh service; known: ${[...services.keys()].join(', ') || '(none)'}`, [
+          { path: 'service', message: 'unknown service' },
+        ]);
+      }
+      const reject = (issues: Array<{ path: string; message: string }>) =>
+        new ConfigError(`setSplit("${name}") rejected, split unchanged:\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')}`, issues);
+      if (split === null) {
+        svc.setSplit(null);
+        return;
+      }
+      const parsed = splitSchema.safeParse(split);
+      if (!parsed.success) throw reject(formatIssues(parsed.error.issues).map((i) => ({ ...i, path: `split.${i.path}` })));
+      const issues: Array<{ path: string; message: string }> = [];
+      parsed.data.forEach((b, i) => {
+        if (b.service === name) return;
+        const backend = services.get(b.service);
+        if (!backend) issues.push({ path: `split.${i}.service`, message: `"${b.service}" is not a mesh service; add it to outbound.services` });
+        else if (backend.hasSplit) issues.push({ path: `split.${i}.service`, message: `"${b.service}" has a split itself: a backend must be a service with endpoints` });
+      });
+      for (const [n, s] of services) {
+        if (n !== name && s.backendNames().includes(name)) issues.push({ path: 'split', message: `"${name}" is a backend of "${n}"'s split, and a backend cannot split` });
+      }
+      if (issues.length > 0) throw reject(issues);
+      svc.setSplit(parsed.data);
+    },
     stats() {
       const out: MeshStats['outbound']['services'] = {};
       for (const [name, svc] of services) {
-        out[name] = { identity: svc.identity, endpoints: svc.endpoints.map((e) => ({ ...e.stats })) };
+        out[name] = svc.stats();
       }
       return {
         service: config.service,

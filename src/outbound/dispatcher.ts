@@ -1,6 +1,7 @@
 import { Agent, Dispatcher } from 'undici';
 import { EgressDeniedError, NoEndpointError } from '../errors.js';
-import { failHandler, withHost } from './handler.js';
+import { failHandler, legacyHandler, requestHeader } from './handler.js';
+import { MeshRequest } from './request.js';
 import { HostRouter } from './router.js';
 import { type OutboundService } from './service.js';
 
@@ -15,8 +16,11 @@ const ROUTE_CACHE_LIMIT = 1000;
 
 /**
  * The mesh's undici Dispatcher. The app writes `http://payments/charge`; this maps the host to a
- * mesh service, picks an endpoint and sends the request over that endpoint's mTLS pool, with the
- * `host` header the app wrote. Hosts that are not mesh services follow the egress rule.
+ * mesh service, the request to a route (its timeout, retry and split settings), the split to a
+ * backend service (chosen once per request), and hands the rest to a `MeshRequest`: each try goes
+ * to an endpoint the backend's balancer picks, over that endpoint's mTLS pool, with the `host`
+ * header the app wrote; failed tries are retried within the service's budget. Hosts that are not
+ * mesh services follow the egress rule.
  */
 export class MeshDispatcher extends Dispatcher {
   #router: HostRouter<OutboundService>;
@@ -70,13 +74,24 @@ export class MeshDispatcher extends Dispatcher {
       this.#egressAgent ??= new Agent();
       return this.#egressAgent.dispatch(opts, handler);
     }
-    const endpoint = service.pick();
-    if (!endpoint) {
-      failHandler(handler, new NoEndpointError(service.name));
-      return false;
+    service.counters.routed++;
+    const settings = service.settingsFor({
+      method: opts.method ?? 'GET',
+      path: opts.path ?? '/',
+      header: (name) => requestHeader(opts.headers, name),
+    });
+    let backend = service;
+    if (settings.split) {
+      const name = settings.split.pick();
+      const chosen = name === undefined ? undefined : name === service.name ? service : this.services.get(name);
+      if (!chosen) {
+        failHandler(handler, new NoEndpointError(service.name, name === undefined ? 'every backend of its split has weight 0' : `its split backend "${name}" is not a mesh service`));
+        return false;
+      }
+      backend = chosen;
     }
-    endpoint.stats.requests++;
-    return endpoint.pool.dispatch({ ...opts, origin: endpoint.origin, headers: withHost(opts.headers, route.host) }, handler);
+    new MeshRequest(opts, legacyHandler(handler), service, backend, settings, route.host).start();
+    return true;
   }
 
   override async close(): Promise<void> {
@@ -87,7 +102,7 @@ export class MeshDispatcher extends Dispatcher {
 
   override async destroy(): Promise<void> {
     this.#closed = true;
-    await Promise.all([...this.services.values()].flatMap((s) => s.endpoints.map((e) => e.pool.destroy().catch(() => {}))));
+    await Promise.all([...this.services.values()].map((s) => s.destroy()));
     await this.#egressAgent?.destroy();
   }
 }

@@ -38,3 +38,134 @@ export function withHost(headers: Dispatcher.DispatchOptions['headers'], host: s
   for (const k in obj) if (k.length === 4 && k.toLowerCase() === 'host') return headers;
   return { ...obj, host };
 }
+
+/**
+ * The old-style (undici ≤ 6) handler shape, which undici's own `fetch` and `request` still use
+ * and which Pool calls underneath. The mesh's retrying request speaks it to both sides; a
+ * new-style caller (onRequestStart/onResponseStart/…) is adapted by `legacyHandler`.
+ */
+export interface LegacyHandler {
+  onConnect?(abort: (err?: Error) => void, context?: unknown): void;
+  onResponseStarted?(): void;
+  onHeaders?(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean | void;
+  onData?(chunk: Buffer): boolean | void;
+  onComplete?(trailers: Buffer[] | string[] | null): void;
+  onError?(err: Error): void;
+  onUpgrade?(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: unknown): void;
+}
+
+interface NewController {
+  abort(reason?: Error): void;
+  pause(): void;
+  resume(): void;
+  readonly aborted: boolean;
+  readonly paused: boolean;
+  readonly reason: Error | null;
+  rawHeaders?: Buffer[] | null;
+  rawTrailers?: Buffer[] | string[] | null;
+}
+
+interface NewHandler {
+  onRequestStart?(controller: NewController, context: unknown): void;
+  onRequestUpgrade?(controller: NewController, statusCode: number, headers: Record<string, string | string[]>, socket: unknown): void;
+  onResponseStart?(controller: NewController, statusCode: number, headers: Record<string, string | string[]>, statusMessage?: string): void;
+  onResponseData?(controller: NewController, chunk: Buffer): void;
+  onResponseEnd?(controller: NewController, trailers: Record<string, string | string[]>): void;
+  onResponseError?(controller: NewController, err: Error): void;
+}
+
+/** Returns `handler` as an old-style handler (itself when it already is one), as undici's UnwrapHandler does. */
+export function legacyHandler(handler: Dispatcher.DispatchHandler): LegacyHandler {
+  const h = handler as NewHandler;
+  if (typeof h.onRequestStart !== 'function') return handler as unknown as LegacyHandler;
+  let abortFn: (err?: Error) => void = () => {};
+  let resumeFn: (() => void) | undefined;
+  let paused = false;
+  let aborted = false;
+  let reason: Error | null = null;
+  const controller: NewController = {
+    abort(r) {
+      if (aborted) return;
+      aborted = true;
+      reason = r ?? null;
+      abortFn(r);
+    },
+    pause() {
+      paused = true;
+    },
+    resume() {
+      if (!paused) return;
+      paused = false;
+      resumeFn?.();
+    },
+    get aborted() {
+      return aborted;
+    },
+    get paused() {
+      return paused;
+    },
+    get reason() {
+      return reason;
+    },
+  };
+  return {
+    onConnect(abort, context) {
+      abortFn = abort;
+      h.onRequestStart?.(controller, context);
+    },
+    onHeaders(statusCode, rawHeaders, resume, statusText) {
+      resumeFn = resume;
+      controller.rawHeaders = rawHeaders;
+      h.onResponseStart?.(controller, statusCode, parseRawHeaders(rawHeaders), statusText);
+      return !paused;
+    },
+    onData(chunk) {
+      h.onResponseData?.(controller, chunk);
+      return !paused;
+    },
+    onComplete(trailers) {
+      controller.rawTrailers = trailers;
+      h.onResponseEnd?.(controller, parseRawHeaders(trailers ?? []));
+    },
+    onError(err) {
+      h.onResponseError?.(controller, err);
+    },
+    onUpgrade(statusCode, rawHeaders, socket) {
+      h.onRequestUpgrade?.(controller, statusCode, parseRawHeaders(rawHeaders ?? []), socket);
+    },
+  };
+}
+
+/** Raw header pairs (Buffers or strings) → lower-case names, repeated names as arrays. */
+export function parseRawHeaders(raw: ReadonlyArray<Buffer | string | Array<Buffer | string>>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = Object.create(null);
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const key = String(raw[i]).toLowerCase();
+    const v = raw[i + 1]!;
+    const vals = Array.isArray(v) ? v.map((x) => x.toString('latin1')) : [v.toString('latin1')];
+    const cur = out[key];
+    if (cur === undefined) out[key] = vals.length === 1 ? vals[0]! : vals;
+    else out[key] = [...(Array.isArray(cur) ? cur : [cur]), ...vals];
+  }
+  return out;
+}
+
+/** The value of request header `name` (lower case) in any of the shapes DispatchOptions.headers takes. Repeated headers are joined with ', '. */
+export function requestHeader(headers: Dispatcher.DispatchOptions['headers'], name: string): string | undefined {
+  if (headers == null) return undefined;
+  const found: string[] = [];
+  const add = (k: unknown, v: unknown) => {
+    if (String(k).toLowerCase() !== name || v === undefined || v === null) return;
+    if (Array.isArray(v)) found.push(...v.map(String));
+    else found.push(String(v));
+  };
+  if (Array.isArray(headers)) {
+    if (headers.length > 0 && Array.isArray(headers[0])) for (const [k, v] of headers as unknown as Array<[string, string]>) add(k, v);
+    else for (let i = 0; i + 1 < headers.length; i += 2) add(headers[i], headers[i + 1]);
+  } else if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
+    for (const [k, v] of headers as Iterable<[string, string]>) add(k, v);
+  } else {
+    for (const k in headers as Record<string, unknown>) add(k, (headers as Record<string, unknown>)[k]);
+  }
+  return found.length === 0 ? undefined : found.join(', ');
+}

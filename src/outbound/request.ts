@@ -1,0 +1,362 @@
+/**
+ * One mesh request: tries, retries, timeouts and the caller's abort, as an undici handler pair.
+ *
+ * The caller's handler (old or new style, adapted to old style) sees exactly one response or one
+ * error. Each try is an `Attempt` (an old-style handler given to one endpoint's Pool); the request
+ * decides, when a try ends, whether to retry:
+ *
+ * - a try ends at response headers (latency to headers is what the balancer learns), at an error
+ *   before headers, or when its per-try timeout fires; its in-flight record is ended exactly once;
+ * - a retry happens only before any response byte reached the caller. A retryable status
+ *   (502/503/504) is decided at headers time: if retried, that response's body is read and thrown
+ *   away (up to 64 KiB, else the connection is dropped) and nothing of it is passed on;
+ * - every retry picks a fresh endpoint from the backend's balancer, after the backoff (or the
+ *   server's Retry-After), within the request deadline and the service's retry budget;
+ * - the caller's abort (AbortSignal, fetch termination) stops the current try and any pending one.
+ */
+import { type Dispatcher } from 'undici';
+import { type Clock } from '../clock.js';
+import { NoEndpointError } from '../errors.js';
+import { type FailureKind, type InFlight } from './balancer/index.js';
+import { OutboundTimeoutError } from './errors.js';
+import { type LegacyHandler, parseRawHeaders, withHost } from './handler.js';
+import { Deadline, retryDecision } from './retry/index.js';
+import { type PreparedBody, prepareBody } from './retry/replay-body.js';
+import { type Endpoint, type OutboundService, type RequestSettings } from './service.js';
+
+/** A retried response body larger than this is not read to the end: its connection is dropped. */
+const MAX_DISCARD_BYTES = 64 * 1024;
+
+class Attempt implements LegacyHandler {
+  abortFn: ((err?: Error) => void) | undefined;
+  /** The request was handed to a connection (bytes may have been sent). */
+  connected = false;
+  /** This try no longer drives the request (ended, cancelled, or its response is being discarded). */
+  over = false;
+  /** Its response is being read and thrown away before a retry. */
+  discarding = false;
+  discarded = 0;
+  retryDelayMs = 0;
+  cancelReason: Error | undefined;
+  ended = false;
+  readonly startedAt: number;
+
+  constructor(
+    readonly req: MeshRequest,
+    readonly endpoint: Endpoint,
+    readonly inflight: InFlight,
+  ) {
+    this.startedAt = req.clock.now();
+  }
+
+  /** Ends the balancer's in-flight record (exactly once). */
+  end(ok: boolean, failure?: FailureKind): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.inflight.end({ ok, latencyMs: Math.max(0, this.req.clock.now() - this.startedAt), ...(failure && { failure }) });
+  }
+
+  /** Stops the try on its connection (now, or as soon as it gets one). */
+  cancel(reason: Error): void {
+    this.over = true;
+    this.cancelReason = reason;
+    this.abortFn?.(reason);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.cancelReason) {
+      abort(this.cancelReason);
+      return;
+    }
+    this.abortFn = abort;
+    this.connected = true;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    return this.req.attemptHeaders(this, statusCode, rawHeaders, resume, statusText);
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.req.attemptData(this, chunk);
+  }
+
+  onComplete(trailers: Buffer[] | string[] | null): void {
+    this.req.attemptComplete(this, trailers);
+  }
+
+  onError(err: Error): void {
+    this.req.attemptError(this, err);
+  }
+
+  onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: unknown): void {
+    this.req.attemptUpgrade(this, statusCode, rawHeaders, socket);
+  }
+}
+
+type State = 'starting' | 'trying' | 'backoff' | 'responding' | 'done';
+
+export class MeshRequest {
+  readonly clock: Clock;
+  #state: State = 'starting';
+  #tries = 0;
+  #current: Attempt | undefined;
+  #body: PreparedBody | undefined;
+  readonly #deadline: Deadline;
+  #requestTimer: NodeJS.Timeout | undefined;
+  #tryTimer: NodeJS.Timeout | undefined;
+  #backoffTimer: NodeJS.Timeout | undefined;
+  readonly #method: string;
+
+  constructor(
+    private readonly opts: Dispatcher.DispatchOptions,
+    private readonly caller: LegacyHandler,
+    /** The service the app addressed (its settings apply). */
+    private readonly addressed: OutboundService,
+    /** Where the endpoints come from: the addressed service, or the split backend chosen once for all tries. */
+    private readonly backend: OutboundService,
+    private readonly settings: RequestSettings,
+    private readonly host: string,
+  ) {
+    this.clock = backend.clock;
+    this.#method = (opts.method ?? 'GET').toUpperCase();
+    this.#deadline = new Deadline(settings.timeout, this.clock);
+  }
+
+  start(): void {
+    try {
+      this.caller.onConnect?.((reason?: Error) => this.#abort(reason));
+    } catch (e) {
+      this.#fail(e as Error);
+      return;
+    }
+    if (this.#state === 'done') return;
+    this.backend.budget.deposit();
+    const requestMs = this.settings.timeout.requestMs;
+    if (requestMs !== undefined) {
+      this.#requestTimer = setTimeout(() => this.#requestTimeout(requestMs), requestMs);
+      this.#requestTimer.unref();
+    }
+    const retryable = this.settings.retry !== null && this.settings.retry.maxRetries > 0 && !this.opts.upgrade && this.#method !== 'CONNECT';
+    let prepared: PreparedBody | Promise<PreparedBody>;
+    try {
+      prepared = retryable
+        ? prepareBody(this.opts.body as never, this.settings.maxReplayBodyBytes)
+        : { replayable: false, take: () => this.opts.body as never };
+    } catch (e) {
+      this.#fail(e as Error);
+      return;
+    }
+    if (prepared instanceof Promise) {
+      prepared.then(
+        (b) => {
+          this.#body = b;
+          this.#try();
+        },
+        (e: Error) => this.#fail(e),
+      );
+    } else {
+      this.#body = prepared;
+      this.#try();
+    }
+  }
+
+  #try(): void {
+    if (this.#state === 'done') return;
+    this.#state = 'trying';
+    this.#backoffTimer = undefined;
+    const handle = this.backend.balancer.pick();
+    const endpoint = handle && this.backend.endpoint(handle.key);
+    if (!handle || !endpoint) {
+      this.#fail(new NoEndpointError(this.backend.name));
+      return;
+    }
+    this.#tries++;
+    this.backend.counters.attempts++;
+    const attempt = new Attempt(this, endpoint, handle.start());
+    this.#current = attempt;
+    if (this.#deadline.perTryBound()) {
+      const ms = this.#deadline.tryTimeoutMs()!;
+      this.#tryTimer = setTimeout(() => this.#perTryTimeout(attempt, ms), ms);
+      this.#tryTimer.unref();
+    }
+    let body: unknown;
+    try {
+      body = this.#body!.take();
+    } catch (e) {
+      attempt.over = true;
+      attempt.end(true);
+      this.#fail(e as Error);
+      return;
+    }
+    endpoint.pool.dispatch(
+      { ...this.opts, origin: endpoint.origin, headers: withHost(this.opts.headers, this.host), body: body as Dispatcher.DispatchOptions['body'] },
+      attempt as unknown as Dispatcher.DispatchHandler,
+    );
+  }
+
+  /** Whether the request may retry after try number `this.#tries` ended this way. */
+  #decide(failure: FailureKind | undefined, status: number | undefined, headers?: Record<string, string | string[]>) {
+    const policy = this.settings.retry;
+    if (policy === null) return { retry: false, delayMs: 0, reason: 'max-retries' as const };
+    return retryDecision(
+      {
+        method: this.#method,
+        attempt: this.#tries,
+        ...(failure !== undefined && { failure }),
+        ...(status !== undefined && { status }),
+        ...(headers && { headers }),
+        bodyReplayable: this.#body?.replayable ?? false,
+        remainingMs: this.#deadline.remainingMs(),
+        budget: this.backend.budget,
+      },
+      policy,
+      { clock: this.clock, random: this.backend.random },
+    );
+  }
+
+  #retryAfter(delayMs: number): void {
+    if (this.#state === 'done') return;
+    this.#state = 'backoff';
+    this.#current = undefined;
+    this.#clearTryTimer();
+    this.backend.counters.retries++;
+    // Ref'd on purpose: a request waiting for its retry is live work (short, bounded by the backoff).
+    this.#backoffTimer = setTimeout(() => this.#try(), delayMs);
+  }
+
+  attemptHeaders(a: Attempt, status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (a !== this.#current || a.over) return true;
+    if (status < 200) return true; // informational (100, 103): not the response
+    this.#clearTryTimer();
+    const ok = status < 500;
+    a.end(ok, ok ? undefined : 'status');
+    const policy = this.settings.retry;
+    if (policy !== null && policy.retryOnStatuses.includes(status) && this.#state === 'trying') {
+      const d = this.#decide(undefined, status, parseRawHeaders(rawHeaders));
+      if (d.retry) {
+        a.over = true;
+        a.discarding = true;
+        a.retryDelayMs = d.delayMs;
+        this.#state = 'backoff';
+        return true;
+      }
+    }
+    this.#state = 'responding';
+    this.caller.onResponseStarted?.();
+    return this.caller.onHeaders?.(status, rawHeaders, resume, statusText) !== false;
+  }
+
+  attemptData(a: Attempt, chunk: Buffer): boolean {
+    if (a.discarding) {
+      a.discarded += chunk.length;
+      if (a.discarded > MAX_DISCARD_BYTES) {
+        a.discarding = false;
+        a.abortFn?.(new Error('discarding a retried response'));
+        this.#retryAfter(a.retryDelayMs);
+      }
+      return true;
+    }
+    if (a !== this.#current || this.#state !== 'responding') return true;
+    return this.caller.onData?.(chunk) !== false;
+  }
+
+  attemptComplete(a: Attempt, trailers: Buffer[] | string[] | null): void {
+    if (a.discarding) {
+      a.discarding = false;
+      this.#retryAfter(a.retryDelayMs);
+      return;
+    }
+    if (a !== this.#current || this.#state !== 'responding') return;
+    this.#finish();
+    this.caller.onComplete?.(trailers);
+  }
+
+  attemptUpgrade(a: Attempt, status: number, rawHeaders: Buffer[] | string[] | null, socket: unknown): void {
+    if (a !== this.#current || a.over) return;
+    this.#clearTryTimer();
+    a.end(true);
+    this.#finish();
+    this.caller.onUpgrade?.(status, rawHeaders, socket);
+  }
+
+  attemptError(a: Attempt, err: Error): void {
+    if (a.discarding) {
+      a.discarding = false;
+      this.#retryAfter(a.retryDelayMs);
+      return;
+    }
+    if (a !== this.#current || a.over) return;
+    if (this.#state === 'responding') {
+      // Headers were passed on: the response broke mid-body. Nothing to retry.
+      this.#finish();
+      this.caller.onError?.(err);
+      return;
+    }
+    a.over = true;
+    this.#clearTryTimer();
+    const code = (err as { code?: string }).code;
+    const failure: FailureKind = !a.connected ? 'connect' : code === 'UND_ERR_HEADERS_TIMEOUT' ? 'timeout' : 'reset';
+    a.end(false, failure);
+    const d = this.#decide(failure, undefined);
+    if (d.retry) this.#retryAfter(d.delayMs);
+    else this.#fail(err);
+  }
+
+  #perTryTimeout(a: Attempt, ms: number): void {
+    this.#tryTimer = undefined;
+    if (a !== this.#current || a.over || this.#state !== 'trying') return;
+    const err = new OutboundTimeoutError(this.addressed.name, 'per-try', ms);
+    a.cancel(err);
+    a.end(false, 'timeout');
+    const d = this.#decide('timeout', undefined);
+    if (d.retry) this.#retryAfter(d.delayMs);
+    else this.#fail(err);
+  }
+
+  #requestTimeout(ms: number): void {
+    this.#requestTimer = undefined;
+    if (this.#state === 'done') return;
+    this.#stop(new OutboundTimeoutError(this.addressed.name, 'request', ms), false);
+  }
+
+  /** The caller aborted (AbortSignal, fetch terminated, consumer destroyed the body). */
+  #abort(reason?: Error): void {
+    if (this.#state === 'done') return;
+    const err = reason ?? Object.assign(new Error('Request aborted'), { name: 'AbortError', code: 'UND_ERR_ABORTED' });
+    this.#stop(err, true);
+  }
+
+  /** Ends the request with `err`: cancels the current try (if any) and any pending retry. */
+  #stop(err: Error, byCaller: boolean): void {
+    const a = this.#current;
+    if (a && !a.over) {
+      a.cancel(err);
+      // A caller's abort says nothing about the endpoint: record the time it had as a plain sample.
+      a.end(byCaller, byCaller ? undefined : 'timeout');
+    } else if (a && this.#state === 'responding') {
+      a.over = true;
+      a.abortFn?.(err);
+    }
+    this.#fail(err);
+  }
+
+  #clearTryTimer(): void {
+    if (this.#tryTimer) clearTimeout(this.#tryTimer);
+    this.#tryTimer = undefined;
+  }
+
+  #finish(): void {
+    this.#state = 'done';
+    this.#clearTryTimer();
+    if (this.#requestTimer) clearTimeout(this.#requestTimer);
+    if (this.#backoffTimer) clearTimeout(this.#backoffTimer);
+    this.#requestTimer = this.#backoffTimer = undefined;
+  }
+
+  #fail(err: Error): void {
+    if (this.#state === 'done') return;
+    this.#finish();
+    if (this.#current && !this.#current.ended) this.#current.end(false);
+    this.caller.onError?.(err);
+  }
+}
