@@ -32,6 +32,20 @@ const PAYMENTS_ID = `spiffe://${TD}/ns/default/sa/payments`;
 const ORDERS_ID = `spiffe://${TD}/ns/default/sa/orders`;
 const INTRUDER_ID = 'spiffe://evil.example/ns/default/sa/orders';
 
+/** What the payments replicas enforce: written once, outside the app code. */
+export const DEMO_POLICY = `rules:
+  - name: orders-may-charge
+    action: allow
+    from: { identities: ["${ORDERS_ID}"] }
+    to: { methods: ["POST"], paths: ["/charge"] }
+  - name: nobody-reaches-admin
+    action: deny
+    to: { paths: ["/admin", "/admin/*"] }
+  - name: watch-admin
+    action: audit
+    to: { paths: ["/admin", "/admin/*"] }
+`;
+
 async function writeIdentity(ca: DevCa, spiffeId: string, dir: string, extraBundle = ''): Promise<void> {
   const { mkdir } = await import('node:fs/promises');
   await mkdir(dir, { recursive: true });
@@ -103,7 +117,8 @@ async function orchestrate(io: Io): Promise<number> {
     const calls = 8;
     const orders = start('orders', ['--dir', join(work, 'orders'), '--endpoints', endpoints, '--calls', String(calls)]);
     children.push(orders);
-    io.stdout(`  orders        mesh.fetch('http://payments/charge')  ${ORDERS_ID}  (pid ${orders.proc.pid})\n`);
+    io.stdout(`  orders        mesh.fetch('http://payments/charge')  ${ORDERS_ID}  (pid ${orders.proc.pid})`);
+    io.stdout('  policy        payments: allow orders POST /charge; deny /admin to everyone; audit /admin\n');
 
     const perReplica = new Map<string, number>();
     let ok = 0;
@@ -117,6 +132,14 @@ async function orchestrate(io: Io): Promise<number> {
         io.stdout(`  orders → payments   FAILED  ${ev.error ?? ev.status}`);
       }
     }
+
+    const denied = await next(orders, 'call');
+    const audit = await Promise.race(children.slice(0, replicas.length).map((c) => next(c, 'audit')));
+    const deniedOk = denied.status === 403;
+    io.stdout(
+      `  orders → payments   POST /admin/refund  ${denied.status ?? denied.error}  ` +
+        (deniedOk ? `denied before the app ran (audit: rule ${audit.rule}, ${audit.method} ${audit.path} from ${audit.peer})` : 'SHOULD HAVE BEEN DENIED'),
+    );
 
     const intruder = start('intruder', ['--dir', join(work, 'intruder'), '--target', `127.0.0.1:${replicas[0]!.port}`]);
     children.push(intruder);
@@ -132,9 +155,9 @@ async function orchestrate(io: Io): Promise<number> {
     const spread = [...perReplica].map(([k, n]) => `${k}: ${n}`).join(', ');
     io.stdout(
       `\nSummary: ${ok}/${calls} calls from orders succeeded over mutual TLS (${spread}); ` +
-        `${refused ? '1/1' : '0/1'} intruder connection refused; ${seconds} s.`,
+        `1 call denied by policy; ${refused ? '1/1' : '0/1'} intruder connection refused; ${seconds} s.`,
     );
-    return ok === calls && refused ? 0 : 1;
+    return ok === calls && deniedOk && refused ? 0 : 1;
   } finally {
     for (const c of children) c.proc.kill('SIGTERM');
     await Promise.all(children.map((c) => (c.proc.exitCode !== null ? undefined : new Promise((r) => c.proc.once('exit', r)))));
@@ -153,7 +176,12 @@ async function runRole(role: string, v: Record<string, string | undefined>): Pro
   process.stdin.resume();
   const quiet = { info() {}, warn() {}, error() {} };
   if (role === 'payments') {
-    const mesh = await createMesh({ service: 'payments', identity: { dir: v.dir! }, logger: quiet });
+    const mesh = await createMesh({
+      service: 'payments',
+      identity: { dir: v.dir! },
+      logger: quiet,
+      inbound: { policy: DEMO_POLICY, audit: (record) => emit({ event: 'audit', ...record }) },
+    });
     const server = mesh.createServer((req, res) => {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ replica: v.name, caller: peerOf(req)?.spiffeId ?? null }));
@@ -181,6 +209,10 @@ async function runRole(role: string, v: Record<string, string | undefined>): Pro
         const err = e as Error & { cause?: Error & { code?: string } };
         emit({ event: role === 'orders' ? 'call' : 'attempt', error: err.cause?.message ?? err.message, code: err.cause?.code });
       }
+    }
+    if (role === 'orders') {
+      const res = await mesh.fetch('http://payments/admin/refund', { method: 'POST', body: '{}' });
+      emit({ event: 'call', status: res.status, body: await res.text() });
     }
     await mesh.close();
     return 0;
