@@ -1,8 +1,8 @@
 import { type Clock } from '../clock.js';
-import { type X509Bundle, bundlesFromPem } from '../identity/bundle.js';
+import { bundlesFromPem } from '../identity/bundle.js';
 import { type DevCa } from '../identity/dev-ca.js';
 import { buildSvid } from './svid-set.js';
-import { type SourceStatus, type X509Source, type X509Svid, SourceCore, retryDelay, rotationTime } from './source.js';
+import { type X509Svid, CoreBackedSource, SourceCore, retryDelay, rotationTime } from './source.js';
 
 export interface DevCaSourceOptions {
   ca: DevCa;
@@ -19,8 +19,7 @@ export interface DevCaSourceOptions {
  * ± 10 % jitter. The renewal timer is unref()ed; a process that was frozen past the renewal time
  * (a serverless function) renews on its next use instead.
  */
-export class DevCaSource implements X509Source {
-  readonly #core: SourceCore;
+export class DevCaSource extends CoreBackedSource {
   readonly #opts: DevCaSourceOptions;
   #timer: NodeJS.Timeout | undefined;
   #rotateAt = Infinity;
@@ -28,8 +27,8 @@ export class DevCaSource implements X509Source {
   #attempt = 0;
 
   constructor(opts: DevCaSourceOptions) {
+    super(new SourceCore('dev-ca', opts.clock ?? opts.ca.clock, `dev CA of ${opts.ca.trustDomain}`));
     this.#opts = opts;
-    this.#core = new SourceCore('dev-ca', opts.clock ?? opts.ca.clock, `dev CA of ${opts.ca.trustDomain}`);
   }
 
   async start(): Promise<void> {
@@ -45,57 +44,42 @@ export class DevCaSource implements X509Source {
   }
 
   async #issue(): Promise<void> {
-    if (this.#core.closed) return;
+    if (this.core.closed) return;
     const { ca } = this.#opts;
     try {
       const issued = await ca.issue({ spiffeId: this.#opts.spiffeId, ...(this.#opts.ttlMs !== undefined && { ttlMs: this.#opts.ttlMs }) });
       const bundles = bundlesFromPem(issued.bundlePem, ca.trustDomain);
-      const svid = buildSvid(issued.certChainPem, issued.keyPem, bundles, this.#core.clock.now());
+      const svid = buildSvid(issued.certChainPem, issued.keyPem, bundles, this.core.clock.now());
       this.#attempt = 0;
-      this.#core.accept(svid, bundles);
-      this.#schedule(rotationTime(Math.max(svid.notBefore, this.#core.clock.now()), svid.notAfter, this.#opts.random));
+      this.core.accept(svid, bundles);
+      this.#schedule(rotationTime(Math.max(svid.notBefore, this.core.clock.now()), svid.notAfter, this.#opts.random));
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
-      this.#core.fail(err);
+      this.core.fail(err);
       this.#opts.onError?.(err);
-      this.#schedule(this.#core.clock.now() + retryDelay(this.#attempt++, this.#opts.random));
+      this.#schedule(this.core.clock.now() + retryDelay(this.#attempt++, this.#opts.random));
     }
   }
 
   #schedule(at: number): void {
-    if (this.#core.closed) return;
+    if (this.core.closed) return;
     this.#rotateAt = at;
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.rotate(), Math.max(0, at - this.#core.clock.now()));
+    this.#timer = setTimeout(() => void this.rotate(), Math.max(0, at - this.core.clock.now()));
     this.#timer.unref();
   }
 
-  getX509Svid(): X509Svid {
+  override getX509Svid(): X509Svid {
     // Use-time check: a frozen process misses its timers.
-    if (this.#core.clock.now() >= this.#rotateAt && !this.#issuing) void this.rotate();
-    return this.#core.getX509Svid();
-  }
-  getBundles() {
-    return this.#core.getBundles();
-  }
-  getBundle(trustDomain: string): X509Bundle | undefined {
-    return this.#core.getBundles().get(trustDomain);
-  }
-  onUpdate(listener: () => void): () => void {
-    return this.#core.onUpdate(listener);
-  }
-  ready(timeoutMs?: number): Promise<void> {
-    return this.#core.ready(timeoutMs);
-  }
-  status(): SourceStatus {
-    return this.#core.status();
+    if (this.core.clock.now() >= this.#rotateAt && !this.#issuing) void this.rotate();
+    return this.core.getX509Svid();
   }
   /** When the next renewal is due (ms since epoch). */
   get rotateAt(): number {
     return this.#rotateAt;
   }
   async close(): Promise<void> {
-    this.#core.close();
+    this.core.close();
     clearTimeout(this.#timer);
     await this.#issuing;
   }

@@ -2,12 +2,11 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type Clock, systemClock } from '../clock.js';
-import { type X509Bundle } from '../identity/bundle.js';
 import { bundlesFromPem } from '../identity/bundle.js';
 import { parseCertificate } from '../identity/certificate.js';
 import { pemToCertDers } from '../identity/pem.js';
 import { buildSvid } from './svid-set.js';
-import { type SourceStatus, type X509Source, type X509Svid, SourceCore, retryDelay } from './source.js';
+import { CoreBackedSource, SourceCore, retryDelay } from './source.js';
 
 /** spiffe-helper's file names. */
 export const SVID_FILE = 'svid.pem';
@@ -32,9 +31,8 @@ export interface DirSourceOptions {
  * A bad or half-written update is rejected whole: the previous SVID stays, the error is recorded,
  * and the read is retried with jittered backoff.
  */
-export class DirSource implements X509Source {
+export class DirSource extends CoreBackedSource {
   readonly dir: string;
-  readonly #core: SourceCore;
   readonly #opts: DirSourceOptions;
   #watcher: FSWatcher | undefined;
   #poll: NodeJS.Timeout | undefined;
@@ -46,9 +44,10 @@ export class DirSource implements X509Source {
   #again = false;
 
   constructor(opts: DirSourceOptions) {
-    this.dir = resolve(opts.dir);
+    const dir = resolve(opts.dir);
+    super(new SourceCore('dir', opts.clock ?? systemClock, `identity directory ${dir}`));
+    this.dir = dir;
     this.#opts = opts;
-    this.#core = new SourceCore('dir', opts.clock ?? systemClock, `identity directory ${this.dir}`);
   }
 
   /** Starts reading and watching. Resolves after the first read attempt, whatever its outcome. */
@@ -87,7 +86,7 @@ export class DirSource implements X509Source {
   }
 
   async #checkSignature(): Promise<void> {
-    if ((await this.#fileSignature()) !== this.#signature || this.#core.lastError) await this.#load();
+    if ((await this.#fileSignature()) !== this.#signature || this.core.lastError) await this.#load();
   }
 
   /** Re-reads the files now (also what the watcher triggers). */
@@ -111,7 +110,7 @@ export class DirSource implements X509Source {
   }
 
   async #read(): Promise<void> {
-    if (this.#core.closed) return;
+    if (this.core.closed) return;
     const signature = await this.#fileSignature();
     try {
       const [certPem, keyPem, bundlePem] = await Promise.all(
@@ -123,7 +122,7 @@ export class DirSource implements X509Source {
           }),
         ),
       );
-      const current = this.#core.current;
+      const current = this.core.current;
       if (current && current.certChainPem === certPem && current.keyPem === keyPem && signature === this.#signature) return;
       const td = this.#opts.trustDomain ?? leafTrustDomainHint(certPem!);
       let bundles;
@@ -132,14 +131,14 @@ export class DirSource implements X509Source {
       } catch (e) {
         throw new Error(`${BUNDLE_FILE}: ${(e as Error).message}`);
       }
-      const svid = buildSvid(certPem!, keyPem!, bundles, this.#core.clock.now());
+      const svid = buildSvid(certPem!, keyPem!, bundles, this.core.clock.now());
       this.#signature = signature;
       this.#attempt = 0;
       clearTimeout(this.#retry);
-      this.#core.accept(svid, bundles);
+      this.core.accept(svid, bundles);
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
-      this.#core.fail(err);
+      this.core.fail(err);
       this.#opts.onError?.(err);
       clearTimeout(this.#retry);
       this.#retry = setTimeout(() => void this.#load(), retryDelay(this.#attempt++, this.#opts.random));
@@ -147,26 +146,8 @@ export class DirSource implements X509Source {
     }
   }
 
-  getX509Svid(): X509Svid {
-    return this.#core.getX509Svid();
-  }
-  getBundles() {
-    return this.#core.getBundles();
-  }
-  getBundle(trustDomain: string): X509Bundle | undefined {
-    return this.#core.getBundles().get(trustDomain);
-  }
-  onUpdate(listener: () => void): () => void {
-    return this.#core.onUpdate(listener);
-  }
-  ready(timeoutMs?: number): Promise<void> {
-    return this.#core.ready(timeoutMs);
-  }
-  status(): SourceStatus {
-    return this.#core.status();
-  }
   async close(): Promise<void> {
-    this.#core.close();
+    this.core.close();
     this.#watcher?.close();
     clearInterval(this.#poll);
     clearTimeout(this.#retry);

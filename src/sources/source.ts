@@ -211,3 +211,35 @@ export function retryDelay(attempt: number, random: () => number = Math.random):
   const base = Math.min(30_000, 500 * 2 ** Math.min(attempt, 16));
   return base * (0.5 + random());
 }
+
+/**
+ * The X509Source surface, served from a SourceCore. Sources extend it and add only how they fetch
+ * (and their own close); the rules for what is served stay in one place.
+ */
+export abstract class CoreBackedSource implements X509Source {
+  protected readonly core: SourceCore;
+
+  protected constructor(core: SourceCore) {
+    this.core = core;
+  }
+
+  getX509Svid(): X509Svid {
+    return this.core.getX509Svid();
+  }
+  getBundles(): BundleSet {
+    return this.core.getBundles();
+  }
+  getBundle(trustDomain: string): X509Bundle | undefined {
+    return this.core.getBundles().get(trustDomain);
+  }
+  onUpdate(listener: () => void): () => void {
+    return this.core.onUpdate(listener);
+  }
+  ready(timeoutMs?: number): Promise<void> {
+    return this.core.ready(timeoutMs);
+  }
+  status(): SourceStatus {
+    return this.core.status();
+  }
+  abstract close(): Promise<void>;
+}
