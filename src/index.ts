@@ -1,6 +1,19 @@
 // The public API of sidecarless. Re-exports only.
 export { createMesh, type Mesh, type MeshStats } from './mesh.js';
 export { peerOf } from './inbound/peer-of.js';
+export { type AuditRecord } from './inbound/authorize.js';
+export {
+  loadPolicy,
+  compilePolicy,
+  normalizeTarget,
+  type Policy,
+  type PolicyInput,
+  type Rule,
+  type Decision,
+  type PolicyRequest,
+  type CompiledPolicy,
+  type DefaultPolicy,
+} from './policy/index.js';
 export { createDevCa, DevCa, type DevCaOptions, type IssuedSvid } from './identity/dev-ca.js';
 export { type PeerIdentity } from './identity/peer-identity.js';
 export { parseSpiffeId, isSpiffeId, type SpiffeId } from './identity/spiffe-id.js';

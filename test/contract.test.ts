@@ -1,0 +1,37 @@
+// The public contract of DESIGN.md, as a user imports it: by package name, ESM and CommonJS (dist/).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+
+const NAMES = ['createMesh', 'peerOf', 'loadPolicy', 'createDevCa', 'parseSpiffeId', 'authorizeId', 'authorizeOneOf', 'authorizeMemberOf', 'authorizeAny'];
+const MESH_MEMBERS = ['createServer', 'fetch', 'dispatcher', 'serverTlsOptions', 'express', 'fastify', 'stats', 'setPolicy', 'setEndpoints', 'close'];
+
+test('ESM and CJS builds export the contract names', async () => {
+  const esm = (await import('sidecarless')) as Record<string, unknown>;
+  const cjs = createRequire(import.meta.url)('sidecarless') as Record<string, unknown>;
+  for (const name of NAMES) {
+    assert.equal(typeof esm[name], 'function', `ESM ${name}`);
+    assert.equal(typeof cjs[name], 'function', `CJS ${name}`);
+  }
+});
+
+test('a mesh has every member the contract names, and peerOf is shared by ESM and CJS copies', async () => {
+  const esm = await import('sidecarless');
+  const cjs = createRequire(import.meta.url)('sidecarless') as typeof esm;
+  const ca = await esm.createDevCa();
+  const mesh = await esm.createMesh({ service: 'orders', identity: { ca }, logger: { info() {}, warn() {}, error() {} } });
+  try {
+    for (const m of MESH_MEMBERS) assert.ok((mesh as unknown as Record<string, unknown>)[m] !== undefined, m);
+    const server = mesh.createServer((req, res) => res.end(JSON.stringify({ esm: esm.peerOf(req), cjs: cjs.peerOf(req) })));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const client = await cjs.createMesh({ service: 'web', identity: { ca }, outbound: { services: { orders: { endpoints: [`127.0.0.1:${port}`] } } }, logger: { info() {}, warn() {}, error() {} } });
+    const body = (await (await client.fetch('http://orders/')).json()) as { esm: { spiffeId: string }; cjs: { spiffeId: string } };
+    assert.equal(body.esm.spiffeId, 'spiffe://cluster.local/ns/default/sa/web');
+    assert.deepEqual(body.cjs, body.esm, 'Symbol.for keys let both copies read the same socket identity');
+    await client.close();
+    server.close();
+  } finally {
+    await mesh.close();
+  }
+});
