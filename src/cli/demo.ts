@@ -22,6 +22,8 @@ export async function demo(args: string[], io: Io): Promise<number> {
     endpoints: { type: 'string' },
     calls: { type: 'string' },
     target: { type: 'string' },
+    'delay-ms': { type: 'string' },
+    load: { type: 'string' },
   });
   if (v.role) return runRole(v.role, v as Record<string, string | undefined>);
   return orchestrate(io);
@@ -31,6 +33,8 @@ const TD = 'cluster.local';
 const PAYMENTS_ID = `spiffe://${TD}/ns/default/sa/payments`;
 const ORDERS_ID = `spiffe://${TD}/ns/default/sa/orders`;
 const INTRUDER_ID = 'spiffe://evil.example/ns/default/sa/orders';
+/** How late the slow payments replica answers. */
+const SLOW_MS = 150;
 
 /** What the payments replicas enforce: written once, outside the app code. */
 export const DEMO_POLICY = `rules:
@@ -106,16 +110,18 @@ async function orchestrate(io: Io): Promise<number> {
     io.stdout('sidecarless demo: a small mesh, live\n');
     io.stdout(`  dev CA        spiffe://${TD}  (SVIDs in ${work})`);
     const replicas: Array<{ name: string; port: number }> = [];
-    for (const name of ['payments-1', 'payments-2']) {
-      const c = start('payments', ['--name', name, '--dir', join(work, 'payments')]);
+    // payments-3 answers 150 ms late: the balancer (p2c over peak-EWMA) drains its traffic.
+    for (const [name, delayMs] of [['payments-1', 0], ['payments-2', 0], ['payments-3', SLOW_MS]] as const) {
+      const c = start('payments', ['--name', name, '--dir', join(work, 'payments'), ...(delayMs ? ['--delay-ms', String(delayMs)] : [])]);
       children.push(c);
       const ev = await next(c, 'listening');
       replicas.push({ name, port: Number(ev.port) });
-      io.stdout(`  ${name.padEnd(12)}  https://127.0.0.1:${ev.port}  ${PAYMENTS_ID}  (pid ${c.proc.pid})`);
+      io.stdout(`  ${name.padEnd(12)}  https://127.0.0.1:${ev.port}  ${PAYMENTS_ID}  (pid ${c.proc.pid})${delayMs ? `  slow: +${delayMs} ms` : ''}`);
     }
     const endpoints = replicas.map((r) => `127.0.0.1:${r.port}`).join(',');
     const calls = 8;
-    const orders = start('orders', ['--dir', join(work, 'orders'), '--endpoints', endpoints, '--calls', String(calls)]);
+    const loadCalls = 60;
+    const orders = start('orders', ['--dir', join(work, 'orders'), '--endpoints', endpoints, '--calls', String(calls), '--load', String(loadCalls)]);
     children.push(orders);
     io.stdout(`  orders        mesh.fetch('http://payments/charge')  ${ORDERS_ID}  (pid ${orders.proc.pid})`);
     io.stdout('  policy        payments: allow orders POST /charge; deny /admin to everyone; audit /admin\n');
@@ -141,6 +147,16 @@ async function orchestrate(io: Io): Promise<number> {
         (deniedOk ? `denied before the app ran (audit: rule ${audit.rule}, ${audit.method} ${audit.path} from ${audit.peer})` : 'SHOULD HAVE BEEN DENIED'),
     );
 
+    const load = await next(orders, 'load');
+    const counts = load.counts as Record<string, number>;
+    const slowShare = counts['payments-3'] ?? 0;
+    const loadOk = load.ok === loadCalls;
+    io.stdout(
+      `  orders → payments   ${loadCalls} more calls, 6 at a time: ` +
+        replicas.map((r) => `${r.name}${r.name === 'payments-3' ? ' (slow)' : ''} ${counts[r.name] ?? 0}`).join(', ') +
+        ` — the slow replica's traffic drained (p2c-ewma)`,
+    );
+
     const intruder = start('intruder', ['--dir', join(work, 'intruder'), '--target', `127.0.0.1:${replicas[0]!.port}`]);
     children.push(intruder);
     const attempt = await next(intruder, 'attempt');
@@ -155,9 +171,10 @@ async function orchestrate(io: Io): Promise<number> {
     const spread = [...perReplica].map(([k, n]) => `${k}: ${n}`).join(', ');
     io.stdout(
       `\nSummary: ${ok}/${calls} calls from orders succeeded over mutual TLS (${spread}); ` +
-        `1 call denied by policy; ${refused ? '1/1' : '0/1'} intruder connection refused; ${seconds} s.`,
+        `1 call denied by policy; ${load.ok}/${loadCalls} calls under load, ${slowShare} to the slow replica; ` +
+        `${refused ? '1/1' : '0/1'} intruder connection refused; ${seconds} s.`,
     );
-    return ok === calls && deniedOk && refused ? 0 : 1;
+    return ok === calls && deniedOk && loadOk && refused ? 0 : 1;
   } finally {
     for (const c of children) c.proc.kill('SIGTERM');
     await Promise.all(children.map((c) => (c.proc.exitCode !== null ? undefined : new Promise((r) => c.proc.once('exit', r)))));
@@ -182,9 +199,12 @@ async function runRole(role: string, v: Record<string, string | undefined>): Pro
       logger: quiet,
       inbound: { policy: DEMO_POLICY, audit: (record) => emit({ event: 'audit', ...record }) },
     });
+    const delayMs = Number(v['delay-ms'] ?? 0);
     const server = mesh.createServer((req, res) => {
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ replica: v.name, caller: peerOf(req)?.spiffeId ?? null }));
+      const body = JSON.stringify({ replica: v.name, caller: peerOf(req)?.spiffeId ?? null });
+      if (delayMs > 0) setTimeout(() => res.end(body), delayMs);
+      else res.end(body);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     emit({ event: 'listening', port: (server.address() as { port: number }).port });
@@ -213,6 +233,27 @@ async function runRole(role: string, v: Record<string, string | undefined>): Pro
     if (role === 'orders') {
       const res = await mesh.fetch('http://payments/admin/refund', { method: 'POST', body: '{}' });
       emit({ event: 'call', status: res.status, body: await res.text() });
+      const total = Number(v.load ?? 0);
+      if (total > 0) {
+        const counts: Record<string, number> = {};
+        let ok = 0;
+        let sent = 0;
+        const worker = async () => {
+          while (sent < total) {
+            sent++;
+            try {
+              const r = await mesh.fetch('http://payments/charge', { method: 'POST', body: '{"amount":1}' });
+              const b = (await r.json()) as { replica: string };
+              if (r.status === 200) ok++;
+              counts[b.replica] = (counts[b.replica] ?? 0) + 1;
+            } catch {
+              // counted as not ok
+            }
+          }
+        };
+        await Promise.all(Array.from({ length: 6 }, worker));
+        emit({ event: 'load', ok, counts });
+      }
     }
     await mesh.close();
     return 0;
