@@ -104,7 +104,7 @@ export function rawUriSan(values: string[]): x509.Extension {
   };
   const names = Buffer.concat(values.map((v) => tlv(0x86, Buffer.from(v, 'latin1')))); // [6] IA5String
   const seq = tlv(0x30, names);
-  return new x509.Extension('2.5.29.17', false, seq);
+  return new x509.Extension('2.5.29.17', false, new Uint8Array(seq));
 }
 
 /** The PEM files of an SVID, as spiffe-helper names them. */
