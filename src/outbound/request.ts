@@ -10,8 +10,9 @@
  * - a retry happens only before any response byte reached the caller. A retryable status
  *   (502/503/504) is decided at headers time: if retried, that response's body is read and thrown
  *   away (up to 64 KiB, else the connection is dropped) and nothing of it is passed on;
- * - every retry picks a fresh endpoint from the backend's balancer, after the backoff (or the
- *   server's Retry-After), within the request deadline and the service's retry budget;
+ * - every retry picks a fresh endpoint from the backend's balancer (preferring one this request
+ *   has not tried), after the backoff (or the server's Retry-After), within the request deadline
+ *   and the service's retry budget;
  * - the caller's abort (AbortSignal, fetch termination) stops the current try and any pending one.
  */
 import { type Dispatcher } from 'undici';
@@ -26,6 +27,8 @@ import { type Endpoint, type OutboundService, type RequestSettings } from './ser
 
 /** A retried response body larger than this is not read to the end: its connection is dropped. */
 const MAX_DISCARD_BYTES = 64 * 1024;
+/** How many extra picks a retry makes to find an endpoint it has not tried yet. */
+const PREVIOUS_HOST_REPICKS = 3;
 
 class Attempt implements LegacyHandler {
   abortFn: ((err?: Error) => void) | undefined;
@@ -99,6 +102,7 @@ export class MeshRequest {
   readonly clock: Clock;
   #state: State = 'starting';
   #tries = 0;
+  readonly #tried = new Set<string>();
   #current: Attempt | undefined;
   #body: PreparedBody | undefined;
   readonly #deadline: Deadline;
@@ -164,13 +168,18 @@ export class MeshRequest {
     if (this.#state === 'done') return;
     this.#state = 'trying';
     this.#backoffTimer = undefined;
-    const handle = this.backend.balancer.pick();
+    const lb = this.backend.balancer;
+    let handle = lb.pick();
+    // A retry avoids the endpoints this request already tried when it can (Envoy's
+    // previous_hosts predicate): a few more picks, then whatever the balancer says.
+    for (let i = 0; i < PREVIOUS_HOST_REPICKS && handle && this.#tried.has(handle.key) && lb.size > this.#tried.size; i++) handle = lb.pick();
     const endpoint = handle && this.backend.endpoint(handle.key);
     if (!handle || !endpoint) {
       this.#fail(new NoEndpointError(this.backend.name));
       return;
     }
     this.#tries++;
+    this.#tried.add(handle.key);
     this.backend.counters.attempts++;
     const attempt = new Attempt(this, endpoint, handle.start());
     this.#current = attempt;

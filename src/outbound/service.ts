@@ -153,7 +153,7 @@ export class OutboundService implements RoutableService {
   readonly #keepAliveTimeout: number;
   #endpoints = new Map<string, Endpoint>();
   /** Pools of removed endpoints, closing once their in-flight requests end. */
-  readonly #draining = new Set<Promise<void>>();
+  readonly #draining = new Map<Pool, Promise<void>>();
   #split: Split | undefined;
   readonly #defaults: Omit<RequestSettings, 'split'>;
   readonly #routes: Array<CompiledRoute<RequestSettings> & { requests: number }>;
@@ -299,8 +299,7 @@ export class OutboundService implements RoutableService {
   }
 
   #drain(pool: Pool): void {
-    const p = pool.close().catch(() => {}).finally(() => this.#draining.delete(p));
-    this.#draining.add(p);
+    this.#draining.set(pool, pool.close().catch(() => {}).finally(() => this.#draining.delete(pool)));
   }
 
   #create(key: string, cfg: EndpointConfig, identity: string): Endpoint {
@@ -364,12 +363,12 @@ export class OutboundService implements RoutableService {
   async close(): Promise<void> {
     const pools = [...this.#endpoints.values()].map((e) => e.pool);
     this.#endpoints = new Map();
-    await Promise.all([...pools.map((p) => p.close().catch(() => {})), ...this.#draining]);
+    await Promise.all([...pools.map((p) => p.close().catch(() => {})), ...this.#draining.values()]);
   }
 
   async destroy(): Promise<void> {
     const pools = [...this.#endpoints.values()].map((e) => e.pool);
     this.#endpoints = new Map();
-    await Promise.all(pools.map((p) => p.destroy().catch(() => {})));
+    await Promise.all([...pools, ...this.#draining.keys()].map((p) => p.destroy().catch(() => {})));
   }
 }

@@ -182,6 +182,31 @@ describe('live changes under load', () => {
   });
 });
 
+describe('routes', () => {
+  test('a header route sends testers to the canary; a route without retries sees the 503', async () => {
+    const [v1, v2, flaky] = await replicas(['v1', ok], ['v2', ok], ['flaky', status(503)]);
+    const m = await mesh({
+      services: {
+        payments: {
+          endpoints: [v1!.address],
+          routes: [
+            { name: 'testers', match: { headers: { 'x-canary': 'yes' } }, split: [{ service: 'payments-v2', weight: 1 }] },
+            { name: 'no-retry', match: { path: { prefix: '/flaky' } }, split: [{ service: 'flaky', weight: 1 }], retry: false },
+          ],
+        },
+        'payments-v2': { endpoints: [v2!.address], identity: PAYMENTS_ID },
+        flaky: { endpoints: [flaky!.address], identity: PAYMENTS_ID },
+      },
+    });
+    assert.equal((await call(m, 'http://payments/a')).replica, 'v1');
+    assert.equal((await call(m, 'http://payments/a', { headers: { 'X-Canary': 'yes' } })).replica, 'v2');
+    assert.equal((await call(m, 'http://payments/flaky/x')).status, 503);
+    assert.equal(flaky!.hits, 1, 'the route turned retries off');
+    const s = m.stats().outbound.services.payments!;
+    assert.deepEqual(s.routes!.map((r) => [r.name, r.requests]), [['testers', 1], ['no-retry', 1]]);
+  });
+});
+
 describe('abort and timeouts', () => {
   test("the caller's AbortSignal stops the current try and every later one", async () => {
     const [r] = await replicas(['r', status(503, { 'retry-after': '1' })]);
