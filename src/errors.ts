@@ -43,8 +43,8 @@ export class IdentityUnavailableError extends SidecarlessError {
 
 /** The peer presented an identity other than the one that was expected. */
 export class PeerIdentityError extends SidecarlessError {
-  constructor(message: string) {
-    super('ERR_SIDECARLESS_PEER_IDENTITY', message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_SIDECARLESS_PEER_IDENTITY', message, options);
   }
 }
 

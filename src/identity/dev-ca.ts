@@ -120,7 +120,8 @@ export class DevCa {
     }
     const keys = await generateKeyPair(this.keyType);
     const notBefore = options.notBefore ?? this.clock.now() - DEV_CA_BACKDATE_MS;
-    const notAfter = notBefore + DEV_CA_BACKDATE_MS + (options.ttlMs ?? this.svidTtlMs);
+    // X.509 times have whole seconds: round the end up, so a short TTL never loses most of a second.
+    const notAfter = Math.ceil((notBefore + DEV_CA_BACKDATE_MS + (options.ttlMs ?? this.svidTtlMs)) / 1000) * 1000;
     const names: x509.JsonGeneralNames = [{ type: 'url', value: id.id }];
     for (const dns of options.dnsNames ?? []) names.push({ type: 'dns', value: dns });
     const leaf = await this.sign({

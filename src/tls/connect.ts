@@ -18,6 +18,14 @@ export class ConnectTimeoutError extends SidecarlessError {
   }
 }
 
+/** OpenSSL's verdicts on a server chain: the server could not prove an identity we trust. */
+const CERT_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_(VERIFY|GET_ISSUER)|ERR_TLS_CERT/;
+
+function asIdentityError(err: Error & { code?: string }, describe: string): Error {
+  if (!err.code || !CERT_ERROR.test(err.code)) return err;
+  return new PeerIdentityError(`${describe}: the server's certificate does not verify against our trust bundles (${err.code})`, { cause: err });
+}
+
 export interface MeshConnectTarget {
   /** Who the server must be (checked on every connection, resumed ones included). */
   authorize: Authorizer;
@@ -126,7 +134,7 @@ export class ClientTls {
           finish(err, socket);
         }
       });
-      socket.once('error', (err) => finish(err, socket));
+      socket.once('error', (err) => finish(asIdentityError(err, target.describe), socket));
     };
   }
 
@@ -136,7 +144,7 @@ export class ClientTls {
    * that session's ticket key can resume it), still checked for expiry and against the authorizer.
    */
   #verify(socket: TLSSocket, offered: { verified: VerifiedPeer } | undefined): VerifiedPeer {
-    if (socket.isSessionReused() && !socket.getPeerX509Certificate()) {
+    if (socket.isSessionReused() && !socket.getPeerCertificate()?.raw) {
       if (!offered) throw new PeerIdentityError('a session was resumed that this client did not offer');
       if (this.clock.now() > offered.verified.notAfter) throw new PeerIdentityError('the resumed session\'s certificate has expired');
       return offered.verified;

@@ -47,19 +47,21 @@ export class PeerVerifier {
     private readonly clock: Clock,
   ) {}
 
-  /** Returns the verified peer, or throws SvidError saying why not. */
+  /**
+   * Returns the verified peer, or throws SvidError saying why not. Reads the peer's certificates
+   * only through getPeerCertificate(true): in Node, calling getPeerX509Certificate first drops the
+   * leaf from the list of certificates the peer sent, which would hide its intermediates.
+   */
   verifySocket(socket: TLSSocket): VerifiedPeer {
-    const leaf = socket.getPeerX509Certificate();
-    if (!leaf) throw new SvidError('the peer presented no certificate');
+    const detailed = socket.getPeerCertificate(true);
+    if (!detailed || !detailed.raw) throw new SvidError('the peer presented no certificate');
     const bundles = this.getBundles();
     const now = this.clock.now();
-    const key = leaf.fingerprint256;
+    const key = detailed.fingerprint256;
     const hit = this.#cache.get(key);
     if (hit && hit.bundles === bundles && now >= hit.verified.notBefore && now <= hit.verified.notAfter) return hit;
 
-    const chain = presentedChain(socket);
-    if (chain.length === 0 || chain[0]!.der.compare(leaf.raw) !== 0) chain.unshift(parseCertificate(leaf.raw));
-    const verified = verifySvidChain(chain, bundles, now);
+    const verified = verifySvidChain(presentedChain(detailed), bundles, now);
     const id = verified.spiffeId;
     const peer: PeerIdentity = Object.freeze({ spiffeId: id.id, trustDomain: id.trustDomain, ...kubernetesParts(id) });
     if (this.#cache.size >= CACHE_LIMIT) this.#cache.delete(this.#cache.keys().next().value!);
@@ -74,9 +76,9 @@ export class PeerVerifier {
 }
 
 /** The certificates the peer sent, leaf first, as OpenSSL reports them (roots it appended are harmless: they are only candidates). */
-function presentedChain(socket: TLSSocket): ParsedCertificate[] {
+function presentedChain(leaf: DetailedPeerCertificate): ParsedCertificate[] {
   const out: ParsedCertificate[] = [];
-  let c: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+  let c: DetailedPeerCertificate | undefined = leaf;
   const seen = new Set<string>();
   while (c && c.raw && !seen.has(c.fingerprint256) && out.length < 10) {
     seen.add(c.fingerprint256);
