@@ -9,6 +9,13 @@ const kTarget = Symbol.for('sidecarless.target');
 type TargetCarrier = IncomingMessage & { [kTarget]?: NormalizedTarget };
 
 /**
+ * Marks a socket whose request was malformed: it is answered 400 and closed, and nothing pipelined
+ * after it on the same connection may reach the app (Node parses and emits such requests before the
+ * socket is closed).
+ */
+const kClosing = Symbol.for('sidecarless.closing');
+
+/**
  * Normalizes `req.url` once: a valid target is rewritten in place (so the app routes exactly what the
  * policy judges); a malformed one is left as sent and answered 400 by the gate. Idempotent.
  */
@@ -99,9 +106,16 @@ export class PolicyGate {
 
   /** The pipeline's authorize step: returns the status sent when the request was refused. */
   authorize(req: IncomingMessage, res: ServerResponse, peer: PeerIdentity | null): number | undefined {
+    const closing = req.socket as unknown as { [kClosing]?: boolean };
+    if (closing[kClosing]) {
+      // Pipelined after a malformed request: its connection is closing after the 400. Never answered.
+      res.shouldKeepAlive = false;
+      return 400;
+    }
     const t = prepareTarget(req);
     if (!t.ok) {
       this.stats.malformed++;
+      closing[kClosing] = true;
       res.shouldKeepAlive = false;
       respond(res, 400, BAD_REQUEST);
       return 400;
