@@ -1,0 +1,272 @@
+// SECURITY-CASES 18: one corpus of raw requests (allowed and denied, normalized and malformed) through
+// node:http (mesh.createServer), Express (serverTlsOptions + mesh.express() first) and Fastify
+// (serverTlsOptions + register(mesh.fastify)) behind ONE mesh and ONE policy: the same statuses, the
+// same normalized req.url for the app, and the route that runs is the route of the normalized path
+// (a `/public/../admin` request is never served by the `/public/*` handler).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { type IncomingMessage, type ServerResponse } from 'node:http';
+import { type Server, createServer as createHttpsServer } from 'node:https';
+import express from 'express';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { type DevCa, type IssuedSvid, type Mesh, createDevCa, createMesh } from '../../src/index.js';
+import { type Logger } from '../../src/config.js';
+import { closeServer, listen, rawTlsRequest } from '../helpers/net.js';
+
+const TD = 'cluster.local';
+const quiet: Logger = { info() {}, warn() {}, error() {} };
+const id = (sa: string) => `spiffe://${TD}/ns/default/sa/${sa}`;
+const WEB = id('web');
+const ADMIN = id('admin');
+
+// A deny-list policy, as Istio users write it: /admin is for the admin only, everything else is
+// open to any authenticated peer for the listed methods.
+const POLICY = {
+  rules: [
+    { name: 'admin-only', action: 'deny', from: { notIdentities: [ADMIN] }, to: { paths: ['/admin', '/admin/*'] } },
+    { name: 'readers', action: 'allow', from: { identities: ['*'] }, to: { methods: ['GET', 'HEAD', 'OPTIONS', 'POST'] } },
+  ],
+};
+
+type Kind = 'node:http' | 'express' | 'fastify';
+const KINDS: readonly Kind[] = ['node:http', 'express', 'fastify'];
+
+interface Echo {
+  route: string;
+  url: string;
+  id?: string;
+}
+
+/** The routing that node:http's app does by hand: the same three routes, exact and case-sensitive. */
+function routeOf(url: string): Echo {
+  const path = url.split('?')[0]!;
+  if (/^\/public\/.+/.test(path)) return { route: 'public', url };
+  if (path === '/admin') return { route: 'admin', url };
+  const m = /^\/users\/([^/]+)$/.exec(path);
+  if (m) return { route: 'users', url, id: decodeURIComponent(m[1]!) };
+  return { route: 'none', url };
+}
+
+interface Served {
+  kind: Kind;
+  port: number;
+  ran: Echo[];
+  close: () => Promise<void>;
+}
+
+async function serve(kind: Kind, mesh: Mesh, expressOptions: { caseSensitive: boolean }): Promise<Served> {
+  const ran: Echo[] = [];
+  const reply = (e: Echo) => {
+    ran.push(e);
+    return JSON.stringify(e);
+  };
+  if (kind === 'node:http') {
+    const server = mesh.createServer((req: IncomingMessage, res: ServerResponse) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(reply(routeOf(req.url ?? '')));
+    });
+    return { kind, port: await listen(server), ran, close: () => closeServer(server) };
+  }
+  if (kind === 'express') {
+    const app = express();
+    // Express matches routes case-insensitively unless told otherwise (see the last test).
+    if (expressOptions.caseSensitive) app.set('case sensitive routing', true);
+    app.use(mesh.express());
+    app.all('/public/*rest', (req, res) => void res.type('json').send(reply({ route: 'public', url: req.url })));
+    app.all('/admin', (req, res) => void res.type('json').send(reply({ route: 'admin', url: req.url })));
+    app.all('/users/:id', (req, res) => void res.type('json').send(reply({ route: 'users', url: req.url, id: req.params.id! })));
+    app.use((req, res) => void res.type('json').send(reply({ route: 'none', url: req.url })));
+    const server: Server = createHttpsServer(mesh.serverTlsOptions(), app);
+    return { kind, port: await listen(server), ran, close: () => closeServer(server) };
+  }
+  const app: FastifyInstance = Fastify({ https: mesh.serverTlsOptions() });
+  await app.register(mesh.fastify);
+  app.all('/public/*', async (req) => reply({ route: 'public', url: req.raw.url! }));
+  app.all('/admin', async (req) => reply({ route: 'admin', url: req.raw.url! }));
+  app.all('/users/:id', async (req) => reply({ route: 'users', url: req.raw.url!, id: (req.params as { id: string }).id }));
+  app.setNotFoundHandler(async (req) => reply({ route: 'none', url: req.raw.url! }));
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return { kind, port: (app.server.address() as { port: number }).port, ran, close: () => app.close() };
+}
+
+interface Case {
+  method?: string;
+  target: string;
+  as: 'web' | 'admin';
+  /** 400, 403, or the echo the app must produce (status 200). */
+  expect: 400 | 403 | Echo;
+}
+
+const ok = (route: string, url: string, extra: { id?: string } = {}): Echo => ({ route, url, ...extra });
+
+// The corpus: each line is sent as raw bytes to all three servers.
+const CORPUS: Case[] = [
+  // Plain routing.
+  { target: '/public/x', as: 'web', expect: ok('public', '/public/x') },
+  { target: '/users/42', as: 'web', expect: ok('users', '/users/42', { id: '42' }) },
+  { target: '/elsewhere', as: 'web', expect: ok('none', '/elsewhere') },
+  { target: '/admin', as: 'web', expect: 403 },
+  { target: '/admin', as: 'admin', expect: ok('admin', '/admin') },
+  // Case 14: dot segments, every encoding and position.
+  { target: '/public/../admin', as: 'web', expect: 403 },
+  { target: '/public/../admin', as: 'admin', expect: ok('admin', '/admin') },
+  { target: '/public/%2e%2e/admin', as: 'web', expect: 403 },
+  { target: '/public/%2e%2e/admin', as: 'admin', expect: ok('admin', '/admin') },
+  { target: '/public/%2E%2e/admin', as: 'admin', expect: ok('admin', '/admin') },
+  { target: '/public/.%2e/admin', as: 'admin', expect: ok('admin', '/admin') },
+  { target: '/public/x/../../admin', as: 'admin', expect: ok('admin', '/admin') },
+  { target: '/../admin', as: 'web', expect: 403 },
+  { target: '/public/x/y/..', as: 'web', expect: ok('public', '/public/x/') },
+  { target: '/users/../public/x', as: 'web', expect: ok('public', '/public/x') },
+  { target: '/public/../users/7', as: 'web', expect: ok('users', '/users/7', { id: '7' }) },
+  { target: '/admin/x/..', as: 'web', expect: 403 },
+  // Case 15: empty segments.
+  { target: '//admin', as: 'web', expect: 403 },
+  { target: '//admin', as: 'admin', expect: ok('admin', '/admin') },
+  { target: '/public//x', as: 'web', expect: ok('public', '/public/x') },
+  { target: '//users//9', as: 'web', expect: ok('users', '/users/9', { id: '9' }) },
+  { target: '/a//admin', as: 'admin', expect: ok('none', '/a/admin') },
+  // Case 16: malformed → 400.
+  { target: '/public/%2Fadmin', as: 'admin', expect: 400 },
+  { target: '/public/%2fadmin', as: 'admin', expect: 400 },
+  { target: '/public/..%2fadmin', as: 'admin', expect: 400 },
+  { target: '/public/%5Cadmin', as: 'admin', expect: 400 },
+  { target: '/public/%5c..%5cadmin', as: 'admin', expect: 400 },
+  { target: '/public\\..\\admin', as: 'admin', expect: 400 },
+  { target: '/public/%00', as: 'admin', expect: 400 },
+  { target: '/public/x#y', as: 'admin', expect: 400 },
+  { target: '/public/%zz', as: 'admin', expect: 400 },
+  { target: '/users/%', as: 'admin', expect: 400 },
+  // Case 17: decode unreserved once, never twice.
+  { target: '/%61dmin', as: 'web', expect: 403 },
+  { target: '/%61dmin', as: 'admin', expect: ok('admin', '/admin') },
+  { target: '/public/%61', as: 'web', expect: ok('public', '/public/a') },
+  { target: '/%2561dmin', as: 'web', expect: ok('none', '/%2561dmin') },
+  { target: '/users/%34%32', as: 'web', expect: ok('users', '/users/42', { id: '42' }) },
+  { target: '/users/a%3ab', as: 'web', expect: ok('users', '/users/a%3Ab', { id: 'a:b' }) },
+  // Case 19: queries.
+  { target: '/admin?x=/public/x', as: 'web', expect: 403 },
+  { target: '/public/x?y=/../admin', as: 'web', expect: ok('public', '/public/x?y=/../admin') },
+  { target: '/public/../admin?q=1', as: 'admin', expect: ok('admin', '/admin?q=1') },
+  // Case 20: case-sensitive paths, exact methods.
+  { target: '/Admin', as: 'admin', expect: ok('none', '/Admin') },
+  { method: 'PUT', target: '/public/x', as: 'web', expect: 403 },
+  { method: 'DELETE', target: '/admin', as: 'admin', expect: 403 },
+  { method: 'get', target: '/public/x', as: 'web', expect: 400 },
+  { method: 'FOO', target: '/public/x', as: 'web', expect: 400 },
+  { method: 'POST', target: '/public/%2e%2e/admin', as: 'web', expect: 403 },
+  // Case 23: absolute form.
+  { target: 'https://payments/admin', as: 'web', expect: 403 },
+  { target: 'https://payments/public/../admin', as: 'admin', expect: ok('admin', '/admin') },
+  { target: 'http://payments/public/x?q', as: 'web', expect: ok('public', '/public/x?q') },
+  { target: 'ftp://payments/public/x', as: 'web', expect: 400 },
+];
+
+let ca: DevCa;
+const clients: Record<string, IssuedSvid> = {};
+let mesh: Mesh;
+const servers: Partial<Record<Kind, Served>> = {};
+
+before(async () => {
+  ca = await createDevCa({ trustDomain: TD });
+  clients.web = await ca.issue({ spiffeId: WEB });
+  clients.admin = await ca.issue({ spiffeId: ADMIN });
+  mesh = await createMesh({ service: 'payments', identity: { ca }, logger: quiet, inbound: { policy: POLICY } });
+  for (const kind of KINDS) servers[kind] = await serve(kind, mesh, { caseSensitive: true });
+});
+after(async () => {
+  for (const kind of KINDS) await servers[kind]?.close();
+  await mesh?.close();
+});
+
+const describeCase = (c: Case) => `${c.as} ${c.method ?? 'GET'} ${JSON.stringify(c.target)}`;
+
+async function run(s: Served, c: Case) {
+  const from = s.ran.length;
+  const client = clients[c.as]!;
+  const r = await rawTlsRequest({
+    port: s.port,
+    cert: client.certChainPem,
+    key: client.keyPem,
+    request: `${c.method ?? 'GET'} ${c.target} HTTP/1.1\r\nHost: payments\r\nConnection: close\r\n\r\n`,
+  });
+  return { status: r.status, body: r.body, ran: s.ran.slice(from), response: r.response };
+}
+
+describe('case 18: one corpus through node:http, Express and Fastify', () => {
+  for (const c of CORPUS) {
+    test(describeCase(c), async () => {
+      const results: Record<string, Awaited<ReturnType<typeof run>>> = {};
+      for (const kind of KINDS) results[kind] = await run(servers[kind]!, c);
+      const statuses = Object.fromEntries(KINDS.map((k) => [k, results[k]!.status]));
+      if (typeof c.expect === 'number') {
+        assert.deepEqual(statuses, Object.fromEntries(KINDS.map((k) => [k, c.expect])), `statuses:\n${JSON.stringify(results, null, 1)}`);
+        for (const k of KINDS) assert.deepEqual(results[k]!.ran, [], `${k}: no handler runs for a refused request`);
+        return;
+      }
+      assert.deepEqual(statuses, Object.fromEntries(KINDS.map((k) => [k, 200])), `statuses:\n${JSON.stringify(results, null, 1)}`);
+      for (const k of KINDS) {
+        assert.equal(results[k]!.ran.length, 1, `${k}: exactly one handler ran`);
+        assert.deepEqual(results[k]!.ran[0], c.expect, `${k}: the route of the normalized path, with the normalized req.url`);
+        assert.deepEqual(JSON.parse(results[k]!.body), c.expect, `${k}: the response is that handler's`);
+      }
+    });
+  }
+
+  test('OPTIONS * is judged alike (allowed by the policy; the app sees "*")', async () => {
+    const c: Case = { method: 'OPTIONS', target: '*', as: 'web', expect: ok('none', '*') };
+    for (const kind of KINDS) {
+      const r = await run(servers[kind]!, c);
+      // What a framework answers for "*" is its own business; the mesh admits it and never rewrites it.
+      assert.notEqual(r.status, 403, `${kind}: ${r.response}`);
+      assert.notEqual(r.status, undefined, `${kind}: an answer`);
+      for (const e of r.ran) assert.equal(e.url, '*', `${kind}: the app sees "*"`);
+    }
+    for (const kind of KINDS) {
+      const r = await run(servers[kind]!, { method: 'OPTIONS', target: '*', as: 'web', expect: 403 });
+      assert.ok(r.status !== undefined && r.status < 500, `${kind}: no crash (${r.status})`);
+    }
+  });
+
+  test('a 400 closes the connection in all three: a request pipelined after it never reaches a handler', async () => {
+    for (const kind of KINDS) {
+      const s = servers[kind]!;
+      const from = s.ran.length;
+      const r = await rawTlsRequest({
+        port: s.port,
+        cert: clients.web!.certChainPem,
+        key: clients.web!.keyPem,
+        request:
+          'GET /public/%2fadmin HTTP/1.1\r\nHost: payments\r\n\r\n' +
+          'GET /public/x HTTP/1.1\r\nHost: payments\r\nConnection: close\r\n\r\n',
+      });
+      assert.equal(r.status, 400, `${kind}: ${r.response}`);
+      assert.equal(r.response.match(/HTTP\/1\.1 \d{3}/g)?.length, 1, `${kind}: one response only:\n${r.response}`);
+      assert.equal(r.error?.message.includes('timed out') ?? false, false, `${kind}: the connection was closed`);
+      assert.deepEqual(s.ran.slice(from), [], `${kind}: no handler ran`);
+    }
+  });
+
+  test('the mesh counted every decision of the corpus', () => {
+    const a = mesh.stats().inbound.authz;
+    assert.ok(a.allowed > 0 && a.denied > 0 && a.malformed > 0, JSON.stringify(a));
+    assert.ok(a.byRule['admin-only']!.deny >= 3 * 8, JSON.stringify(a.byRule));
+  });
+});
+
+describe('Express with its default (case-insensitive) routing', () => {
+  // The policy is case-sensitive (as Istio's and Linkerd's are) and does not deny /ADMIN; Express's
+  // default routing then serves /ADMIN from the /admin handler, past a deny rule written for /admin.
+  // The mesh cannot change an Express app's router; the docs should tell Express users to enable
+  // 'case sensitive routing' (the corpus above does), or mesh.express() could warn when it is off.
+  // Marked todo: it states the safe outcome, which today only holds with that setting.
+  test('/ADMIN must not reach the /admin handler past a deny rule for /admin', { todo: 'Express routes case-insensitively by default' }, async () => {
+    const s = await serve('express', mesh, { caseSensitive: false });
+    try {
+      const r = await run(s, { target: '/ADMIN', as: 'web', expect: 403 });
+      assert.notEqual(r.ran[0]?.route, 'admin', `the /admin handler served /ADMIN for a web client:\n${r.response}`);
+    } finally {
+      await s.close();
+    }
+  });
+});
