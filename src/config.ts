@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { durationSchema } from './duration.js';
 import { ConfigError } from './errors.js';
 import { parseSpiffeId, parseWorkloadId, validateTrustDomain } from './identity/spiffe-id.js';
+import { type AuditRecord } from './inbound/authorize.js';
+import { DEFAULT_POLICIES, type DefaultPolicy } from './policy/model.js';
 
 /** Kubernetes-style DNS label: what service and namespace names are. */
 const dnsLabel = z
@@ -37,8 +39,9 @@ const address = z.string().refine((v) => parseAddress(v) !== undefined, {
   message: 'must be host:port (IPv6 as [::1]:port), port 1-65535',
 });
 
-export const endpointSchema = z.union([
-  address.transform((a) => ({ address: a, weight: 1 }) as EndpointConfig),
+/** An endpoint: `'host:port'`, or an object. A string is read as `{ address }`, so errors name the real problem. */
+export const endpointSchema = z.preprocess(
+  (v) => (typeof v === 'string' ? { address: v } : v),
   z
     .object({
       address,
@@ -49,7 +52,12 @@ export const endpointSchema = z.union([
       labels: z.record(z.string(), z.string()).optional(),
     })
     .strict(),
-]);
+);
+
+/** What callers may pass for an endpoint (`mesh.setEndpoints`, `outbound.services.<name>.endpoints`). */
+export type EndpointInput =
+  | string
+  | { address: string; identity?: string; weight?: number; zone?: string; labels?: Record<string, string> };
 
 export interface EndpointConfig {
   address: string;
@@ -257,27 +265,25 @@ const identitySchema = z.union([
     .strict(),
 ]);
 
-export const DEFAULT_POLICIES = [
-  'all-authenticated',
-  'deny',
-  'cluster-authenticated',
-  'cluster-unauthenticated',
-  'all-unauthenticated',
-  'audit',
-] as const;
-export type DefaultPolicy = (typeof DEFAULT_POLICIES)[number];
+export { DEFAULT_POLICIES, type DefaultPolicy };
 
 const inboundSchema = z
   .object({
     mode: z.enum(['strict', 'permissive']).default('strict'),
-    /** A policy object from loadPolicy, a policy document (YAML/JSON text or object), or a file path that is watched. */
+    /**
+     * A policy from loadPolicy, a policy document (YAML/JSON text with a newline, or an object), or
+     * the path of a YAML/JSON file that is watched (a one-line string is a path).
+     */
     policy: z.unknown().optional(),
-    defaultPolicy: z.enum(DEFAULT_POLICIES).default('all-authenticated'),
+    /** When no allow rule applies. Default: 'all-authenticated' in strict mode, 'all-unauthenticated' in permissive mode. */
+    defaultPolicy: z.enum(DEFAULT_POLICIES as [DefaultPolicy, ...DefaultPolicy[]]).optional(),
     /** Request headers that claim an identity; removed before the app sees a request. */
     identityHeaders: z.array(z.string().min(1)).default([]),
+    /** Where audit records go (one object per audited request); default: a JSON line on stderr. */
+    audit: z.custom<(record: AuditRecord) => void>((v) => typeof v === 'function', { message: 'must be a function' }).optional(),
   })
   .strict()
-  .default({ mode: 'strict', defaultPolicy: 'all-authenticated', identityHeaders: [] });
+  .default({ mode: 'strict', identityHeaders: [] });
 
 const outboundSchema = z
   .object({
@@ -324,7 +330,11 @@ export interface Logger {
 }
 
 export type MeshOptionsInput = z.input<typeof meshOptionsSchema>;
-export type MeshConfig = z.output<typeof meshOptionsSchema> & { spiffeId: string };
+type ParsedOptions = z.output<typeof meshOptionsSchema>;
+export type MeshConfig = Omit<ParsedOptions, 'inbound'> & {
+  spiffeId: string;
+  inbound: Omit<ParsedOptions['inbound'], 'defaultPolicy'> & { defaultPolicy: DefaultPolicy };
+};
 export type ServiceConfig = z.output<typeof serviceSchema>;
 
 /** Environment variables that fill options the code did not set (the code wins). */
@@ -380,5 +390,6 @@ export function resolveConfig(input: MeshOptionsInput, env: NodeJS.ProcessEnv = 
       [{ path: 'spiffeId', message: `not in trust domain ${c.trustDomain}` }],
     );
   }
-  return { ...c, spiffeId: spiffe };
+  const defaultPolicy = c.inbound.defaultPolicy ?? (c.inbound.mode === 'permissive' ? 'all-unauthenticated' : 'all-authenticated');
+  return { ...c, spiffeId: spiffe, inbound: { ...c.inbound, defaultPolicy } };
 }

@@ -7,7 +7,9 @@ import { ConfigError } from './errors.js';
 import { createDevCa, type DevCa } from './identity/dev-ca.js';
 import { expressMiddleware } from './inbound/express.js';
 import { fastifyPlugin } from './inbound/fastify.js';
+import { type AuditRecord, type AuthzStats, PolicyGate } from './inbound/authorize.js';
 import { InboundPipeline, type InboundStats } from './inbound/pipeline.js';
+import { PolicyFile, isPolicyPath } from './inbound/policy-file.js';
 import { type RequestListener, createMeshServer } from './inbound/server.js';
 import { consoleLogger } from './logger.js';
 import { MeshDispatcher } from './outbound/dispatcher.js';
@@ -26,7 +28,12 @@ export interface MeshStats {
   service: string;
   spiffeId: string;
   identity: SourceStatus;
-  inbound: { mode: string; handshakes: HandshakeStats; requests: InboundStats };
+  inbound: {
+    mode: string;
+    handshakes: HandshakeStats;
+    requests: InboundStats;
+    authz: AuthzStats & { defaultPolicy: string; policyVersion: number; policyFile?: string; lastPolicyError?: string };
+  };
   outbound: {
     egress: string;
     /** Per service: balancer, EWMA/pending/state per endpoint, requests, retries, budget, ejections, split shares. */
@@ -39,7 +46,7 @@ export interface Mesh {
   readonly spiffeId: string;
   readonly config: Readonly<MeshConfig>;
   /** An https.Server with mTLS and the inbound pipeline in front of `listener`. */
-  createServer(listener?: RequestListener): Server;
+  createServer(listener: RequestListener): Server;
   /** TLS options for a server a framework builds itself (pair with mesh.express() / mesh.fastify). */
   serverTlsOptions(): TlsOptions;
   /** Express middleware: put it first. */
@@ -52,6 +59,11 @@ export interface Mesh {
   readonly dispatcher: Dispatcher;
   /** The identity source (current SVID, bundles). */
   readonly identity: X509Source;
+  /**
+   * Replaces the inbound policy atomically (a Policy from loadPolicy, or a document to load). An
+   * invalid one throws PolicyError naming its paths, and the previous policy stays in force.
+   */
+  setPolicy(policy: unknown): void;
   /** Replaces a service's endpoints atomically; removed endpoints finish their in-flight requests. */
   setEndpoints(service: string, endpoints: EndpointInput[]): void;
   /**
@@ -66,10 +78,14 @@ export interface Mesh {
 
 async function openSource(config: MeshConfig, logger: Logger, clock: Clock): Promise<{ source: X509Source; owned: boolean; startTimeout: number }> {
   const id = config.identity;
-  const onError = (err: Error) => logger.warn(`identity update rejected, keeping the previous SVID: ${err.message}`);
+  const opened: { source?: X509Source } = {};
+  const onError = (err: Error) => {
+    const hasSvid = opened.source !== undefined && opened.source.status().state !== 'starting';
+    logger.warn(hasSvid ? `identity update rejected, keeping the previous SVID: ${err.message}` : `no identity yet (retrying): ${err.message}`);
+  };
   if (id && 'source' in id) return { source: id.source as X509Source, owned: false, startTimeout: id.startTimeout ?? DEFAULT_START_TIMEOUT_MS };
   if (id && 'dir' in id) {
-    const source = await createDirSource({ dir: id.dir, trustDomain: config.trustDomain, clock, onError, ...(id.pollInterval !== undefined && { pollMs: id.pollInterval }) });
+    const source = (opened.source = await createDirSource({ dir: id.dir, trustDomain: config.trustDomain, clock, onError, ...(id.pollInterval !== undefined && { pollMs: id.pollInterval }) }));
     return { source, owned: true, startTimeout: id.startTimeout ?? DEFAULT_START_TIMEOUT_MS };
   }
   let ca: DevCa;
@@ -117,6 +133,34 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
   const serverTls = new ServerTls(source, verifier, config.inbound.mode, () => {});
   const clientTls = new ClientTls(source, verifier, config.outbound.connectTimeout, clock);
   const pipeline = new InboundPipeline(serverTls, config.inbound.identityHeaders);
+  const audit = config.inbound.audit ?? ((record: AuditRecord) => process.stderr.write(JSON.stringify(record) + '\n'));
+  const gateOptions = { defaultPolicy: config.inbound.defaultPolicy, trustDomain: config.trustDomain, namespace: config.namespace, labels: config.labels, audit };
+  const policyInput = config.inbound.policy;
+  const gate = new PolicyGate(gateOptions, isPolicyPath(policyInput) ? undefined : policyInput);
+  let lastPolicyError: string | undefined;
+  let policyFile: PolicyFile | undefined;
+  if (isPolicyPath(policyInput)) {
+    policyFile = new PolicyFile(policyInput, {
+      apply: (text) => gate.set(text),
+      onApplied: () => {
+        lastPolicyError = undefined;
+        logger.info(`policy reloaded from ${policyInput}`);
+      },
+      onError: (err) => {
+        lastPolicyError = err.message;
+        logger.error(err.message);
+      },
+    });
+    try {
+      await policyFile.start();
+    } catch (e) {
+      serverTls.close();
+      clientTls.close();
+      if (owned) await source.close();
+      throw e;
+    }
+  }
+  pipeline.setAuthorize((req, res, peer) => gate.authorize(req, res, peer));
 
   const services = new Map<string, OutboundService>();
   for (const [name, svc] of Object.entries(config.outbound.services)) {
@@ -148,6 +192,10 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
     serverTlsOptions: () => serverTls.options(),
     express: () => expressMiddleware(pipeline),
     fetch: (input, init) => undiciFetch(input as never, { ...(init as object), dispatcher }) as unknown as Promise<Response>,
+    setPolicy(policy) {
+      gate.set(policy);
+      lastPolicyError = undefined;
+    },
     setEndpoints(name, endpoints) {
       const svc = services.get(name);
       if (!svc) {
@@ -199,7 +247,18 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
         service: config.service,
         spiffeId: config.spiffeId,
         identity: source.status(),
-        inbound: { mode: config.inbound.mode, handshakes: { ...serverTls.stats }, requests: { ...pipeline.stats } },
+        inbound: {
+          mode: config.inbound.mode,
+          handshakes: { ...serverTls.stats },
+          requests: { ...pipeline.stats },
+          authz: {
+            ...structuredClone(gate.stats),
+            defaultPolicy: config.inbound.defaultPolicy,
+            policyVersion: gate.version,
+            ...(policyFile && { policyFile: policyFile.path }),
+            ...(lastPolicyError && { lastPolicyError }),
+          },
+        },
         outbound: { egress: config.outbound.egress, services: out },
       };
     },
@@ -214,6 +273,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
         ),
       );
       await dispatcher.close();
+      policyFile?.close();
       serverTls.close();
       clientTls.close();
       if (owned) await source.close();

@@ -64,6 +64,9 @@ export class InboundPipeline {
         return false;
       }
       peer = socketPeer(socket) ?? null;
+    } else if (!this.tls.stillServing(socket)) {
+      this.stats.refused++;
+      return false;
     }
     this.#stripIdentityHeaders(req);
     const authorize = this.#authorize;

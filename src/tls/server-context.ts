@@ -114,6 +114,23 @@ export class ServerTls {
     return true;
   }
 
+  /**
+   * Per request: is our own SVID still valid? A connection admitted earlier must not keep serving
+   * with an identity that has since expired (a cheap clock comparison).
+   */
+  stillServing(socket: TLSSocket): boolean {
+    try {
+      this.source.getX509Svid();
+      return true;
+    } catch (e) {
+      this.stats.rejected++;
+      this.stats.lastRejection = (e as Error).message;
+      this.onReject((e as Error).message);
+      socket.destroy();
+      return false;
+    }
+  }
+
   #reject(socket: PeerSocket, reason: string): boolean {
     socket[kPeer] = null;
     socket[kPeerError] = reason;
