@@ -172,7 +172,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
     };
     services.set(name, new OutboundService({ name, namespace: ns, identity, tls: clientTls, config: svc, clock, onStateChange }));
   }
-  const dispatcher = new MeshDispatcher(services, config.outbound.egress);
+  const dispatcher = new MeshDispatcher(services, config.outbound.egress, () => void source.getX509Svid());
   const fastify = fastifyPlugin(pipeline, serverTls);
   const servers = new Set<Server>();
 

@@ -163,7 +163,7 @@ async function orchestrate(io: Io): Promise<number> {
     const refused = attempt.status === undefined;
     io.stdout(
       refused
-        ? `  intruder (${INTRUDER_ID}) → payments-1   refused during the TLS handshake: ${attempt.error}`
+        ? `  intruder (${INTRUDER_ID}) → payments-1   refused during the TLS handshake: its certificate comes from a CA payments does not trust (client saw: ${attempt.error})`
         : `  intruder → payments-1   GOT ${attempt.status}: THIS SHOULD NOT HAPPEN`,
     );
 

@@ -31,6 +31,8 @@ export class MeshDispatcher extends Dispatcher {
   constructor(
     private services: ReadonlyMap<string, OutboundService>,
     private readonly egress: EgressMode,
+    /** Throws (IdentityUnavailableError) when our own SVID is not valid now: pooled connections made before it expired must not keep calling. */
+    private readonly checkIdentity: () => void = () => {},
   ) {
     super();
     this.#router = new HostRouter(services.values());
@@ -73,6 +75,12 @@ export class MeshDispatcher extends Dispatcher {
       }
       this.#egressAgent ??= new Agent();
       return this.#egressAgent.dispatch(opts, handler);
+    }
+    try {
+      this.checkIdentity();
+    } catch (e) {
+      failHandler(handler, e as Error);
+      return false;
     }
     service.counters.routed++;
     const settings = service.settingsFor({
