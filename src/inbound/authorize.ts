@@ -113,7 +113,7 @@ export class PolicyGate {
       return 400;
     }
     const t = prepareTarget(req);
-    if (!t.ok) {
+    if (!t.ok || !validFraming(req)) {
       this.stats.malformed++;
       closing[kClosing] = true;
       res.shouldKeepAlive = false;
@@ -164,6 +164,15 @@ export class PolicyGate {
     else r.deny++;
     for (const a of d.audit) (this.stats.byRule[a] ??= { allow: 0, deny: 0, audit: 0 }).audit++;
   }
+}
+
+/**
+ * A request's Transfer-Encoding must end in `chunked` (RFC 9112 §6.3: otherwise 400 and close).
+ * Node's parser refuses such a request only after its 'request' event, i.e. after the app started.
+ */
+function validFraming(req: IncomingMessage): boolean {
+  const te = req.headers['transfer-encoding'];
+  return te === undefined || /(?:^|,)[ \t]*chunked[ \t]*$/i.test(te);
 }
 
 /** A Policy from loadPolicy, or a document (text, object, array) to load. */
