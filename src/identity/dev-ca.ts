@@ -188,7 +188,7 @@ function resolve(o: DevCaOptions): Required<Pick<DevCaOptions, 'trustDomain' | '
 
 function randomSerial(): string {
   const b = randomBytes(16);
-  b[0] = b[0]! & 0x7f; // positive
+  b[0] = (b[0]! % 0x7f) + 1; // positive, and no leading zero byte (which DER would drop)
   return b.toString('hex');
 }
 

