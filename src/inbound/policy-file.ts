@@ -1,6 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { PolicyError } from '../errors.js';
 
 export interface PolicyFileOptions {
   /** Applies a new document; throws (PolicyError) to reject it. */
@@ -22,6 +23,8 @@ export class PolicyFile {
   #debounce: NodeJS.Timeout | undefined;
   #signature = '';
   #lastText = '';
+  /** The last reload was rejected (so the in-force text coming back clears the error). */
+  #failed = false;
 
   constructor(path: string, private readonly opts: PolicyFileOptions) {
     this.path = resolve(path);
@@ -31,7 +34,13 @@ export class PolicyFile {
     const text = await readFile(this.path, 'utf8').catch((e: NodeJS.ErrnoException) => {
       throw new Error(`cannot read the policy file ${this.path}: ${e.code === 'ENOENT' ? 'it does not exist' : e.message}`);
     });
-    this.opts.apply(text);
+    try {
+      this.opts.apply(text);
+    } catch (e) {
+      // Name the file: the policy's own message names only the offending field.
+      if (e instanceof PolicyError) throw new PolicyError(`policy file ${this.path}: ${e.message}`, e.issues);
+      throw e;
+    }
     this.#lastText = text;
     this.#signature = await this.#sig();
     try {
@@ -71,15 +80,32 @@ export class PolicyFile {
     try {
       text = await readFile(this.path, 'utf8');
     } catch (e) {
+      this.#failed = true;
       this.opts.onError(new Error(`cannot read the policy file ${this.path}: ${(e as Error).message}; keeping the previous policy`));
       return;
     }
-    if (text === this.#lastText) return;
+    if (text === this.#lastText) {
+      // The policy in force is back (e.g. after a rejected intermediate state): nothing to swap.
+      if (this.#failed) {
+        this.#failed = false;
+        this.opts.onApplied?.();
+      }
+      return;
+    }
+    if (isEmptyDocument(text)) {
+      this.#failed = true;
+      // Most likely a writer caught between truncating and writing: loaded as it is, it would be a
+      // policy without rules (the default policy), opening the gate. Write `rules: []` to mean that.
+      this.opts.onError(new Error(`policy file ${this.path} is empty (no YAML/JSON content), keeping the previous policy; write "rules: []" for a policy without rules`));
+      return;
+    }
     try {
       this.opts.apply(text);
       this.#lastText = text;
+      this.#failed = false;
       this.opts.onApplied?.();
     } catch (e) {
+      this.#failed = true;
       this.opts.onError(new Error(`policy file ${this.path} rejected, keeping the previous policy: ${(e as Error).message}`));
     }
   }
@@ -89,6 +115,14 @@ export class PolicyFile {
     clearInterval(this.#poll);
     clearTimeout(this.#debounce);
   }
+}
+
+/** Only whitespace, comments and document markers: no content at all. */
+function isEmptyDocument(text: string): boolean {
+  return text.split(/\r?\n/).every((l) => {
+    const t = l.trim();
+    return t === '' || t.startsWith('#') || t === '---' || t === '...';
+  });
 }
 
 /** A one-line string is a file path; text with a newline, or an object, is a document. */
