@@ -8,6 +8,13 @@ import { type InboundPipeline } from './pipeline.js';
  */
 export function expressMiddleware(pipeline: InboundPipeline) {
   return function sidecarless(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
-    if (pipeline.admit(req, res)) next();
+    const raw = req.url;
+    if (!pipeline.admit(req, res)) return;
+    // Express saved the raw target as req.originalUrl before any middleware ran; code that reads it
+    // (guards, logging, redirects) must see what the policy judged and the router routes. Left alone
+    // when mounted under a path (then originalUrl is not the raw req.url).
+    const r = req as IncomingMessage & { originalUrl?: string };
+    if (r.originalUrl === raw && raw !== req.url) r.originalUrl = req.url;
+    next();
   };
 }
