@@ -51,13 +51,17 @@ interface Served {
   kind: Kind;
   port: number;
   ran: Echo[];
+  /** What the framework's `originalUrl` said when a handler ran (node:http has none: its req.url). */
+  originalUrls: string[];
   close: () => Promise<void>;
 }
 
 async function serve(kind: Kind, mesh: Mesh, expressOptions: { caseSensitive: boolean }): Promise<Served> {
   const ran: Echo[] = [];
-  const reply = (e: Echo) => {
+  const originalUrls: string[] = [];
+  const reply = (e: Echo, originalUrl: string = e.url) => {
     ran.push(e);
+    originalUrls.push(originalUrl);
     return JSON.stringify(e);
   };
   if (kind === 'node:http') {
@@ -65,28 +69,28 @@ async function serve(kind: Kind, mesh: Mesh, expressOptions: { caseSensitive: bo
       res.setHeader('content-type', 'application/json');
       res.end(reply(routeOf(req.url ?? '')));
     });
-    return { kind, port: await listen(server), ran, close: () => closeServer(server) };
+    return { kind, port: await listen(server), ran, originalUrls, close: () => closeServer(server) };
   }
   if (kind === 'express') {
     const app = express();
     // Express matches routes case-insensitively unless told otherwise (see the last test).
     if (expressOptions.caseSensitive) app.set('case sensitive routing', true);
     app.use(mesh.express());
-    app.all('/public/*rest', (req, res) => void res.type('json').send(reply({ route: 'public', url: req.url })));
-    app.all('/admin', (req, res) => void res.type('json').send(reply({ route: 'admin', url: req.url })));
-    app.all('/users/:id', (req, res) => void res.type('json').send(reply({ route: 'users', url: req.url, id: req.params.id! })));
-    app.use((req, res) => void res.type('json').send(reply({ route: 'none', url: req.url })));
+    app.all('/public/*rest', (req, res) => void res.type('json').send(reply({ route: 'public', url: req.url }, req.originalUrl)));
+    app.all('/admin', (req, res) => void res.type('json').send(reply({ route: 'admin', url: req.url }, req.originalUrl)));
+    app.all('/users/:id', (req, res) => void res.type('json').send(reply({ route: 'users', url: req.url, id: req.params.id! }, req.originalUrl)));
+    app.use((req, res) => void res.type('json').send(reply({ route: 'none', url: req.url }, req.originalUrl)));
     const server: Server = createHttpsServer(mesh.serverTlsOptions(), app);
-    return { kind, port: await listen(server), ran, close: () => closeServer(server) };
+    return { kind, port: await listen(server), ran, originalUrls, close: () => closeServer(server) };
   }
   const app: FastifyInstance = Fastify({ https: mesh.serverTlsOptions() });
   await app.register(mesh.fastify);
-  app.all('/public/*', async (req) => reply({ route: 'public', url: req.raw.url! }));
-  app.all('/admin', async (req) => reply({ route: 'admin', url: req.raw.url! }));
-  app.all('/users/:id', async (req) => reply({ route: 'users', url: req.raw.url!, id: (req.params as { id: string }).id }));
-  app.setNotFoundHandler(async (req) => reply({ route: 'none', url: req.raw.url! }));
+  app.all('/public/*', async (req) => reply({ route: 'public', url: req.raw.url! }, req.originalUrl));
+  app.all('/admin', async (req) => reply({ route: 'admin', url: req.raw.url! }, req.originalUrl));
+  app.all('/users/:id', async (req) => reply({ route: 'users', url: req.raw.url!, id: (req.params as { id: string }).id }, req.originalUrl));
+  app.setNotFoundHandler(async (req) => reply({ route: 'none', url: req.raw.url! }, req.originalUrl));
   await app.listen({ port: 0, host: '127.0.0.1' });
-  return { kind, port: (app.server.address() as { port: number }).port, ran, close: () => app.close() };
+  return { kind, port: (app.server.address() as { port: number }).port, ran, originalUrls, close: () => app.close() };
 }
 
 interface Case {
@@ -190,7 +194,7 @@ async function run(s: Served, c: Case) {
     key: client.keyPem,
     request: `${c.method ?? 'GET'} ${c.target} HTTP/1.1\r\nHost: payments\r\nConnection: close\r\n\r\n`,
   });
-  return { status: r.status, body: r.body, ran: s.ran.slice(from), response: r.response };
+  return { status: r.status, body: r.body, ran: s.ran.slice(from), originalUrls: s.originalUrls.slice(from), response: r.response };
 }
 
 describe('case 18: one corpus through node:http, Express and Fastify', () => {
@@ -209,6 +213,10 @@ describe('case 18: one corpus through node:http, Express and Fastify', () => {
         assert.equal(results[k]!.ran.length, 1, `${k}: exactly one handler ran`);
         assert.deepEqual(results[k]!.ran[0], c.expect, `${k}: the route of the normalized path, with the normalized req.url`);
         assert.deepEqual(JSON.parse(results[k]!.body), c.expect, `${k}: the response is that handler's`);
+        // An app guard that reads req.originalUrl (Express) / request.originalUrl (Fastify) must see
+        // what the policy judged and the router routed, not the raw target: `/public/../admin`
+        // would pass a guard for /admin* and be served by /admin.
+        assert.equal(results[k]!.originalUrls[0], c.expect.url, `${k}: originalUrl is the normalized target`);
       }
     });
   }
