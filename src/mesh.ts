@@ -160,7 +160,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
       throw e;
     }
   }
-  pipeline.setAuthorize((req, res, peer) => gate.authorize(req, res, peer));
+  pipeline.setAuthorize((req, res, peer, routing) => gate.authorize(req, res, peer, routing));
 
   const services = new Map<string, OutboundService>();
   for (const [name, svc] of Object.entries(config.outbound.services)) {

@@ -1,7 +1,18 @@
 import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { type TLSSocket } from 'node:tls';
 import { type PeerIdentity } from '../identity/peer-identity.js';
-import { type CompiledPolicy, type Decision, type DefaultPolicy, type NormalizedTarget, type Policy, compilePolicy, loadPolicy, normalizeTarget } from '../policy/index.js';
+import { EXACT_ROUTING, type RouterSemantics, foldPathCase, trailingSlashTwin } from '../policy/equivalence.js';
+import {
+  type CompiledPolicy,
+  type Decision,
+  type DefaultPolicy,
+  type NormalizedTarget,
+  type Policy,
+  type PolicyRequest,
+  compilePolicy,
+  loadPolicy,
+  normalizeTarget,
+} from '../policy/index.js';
 
 /** Process-wide key under which a request's normalized target is kept (ESM and CJS copies share it). */
 const kTarget = Symbol.for('sidecarless.target');
@@ -69,13 +80,13 @@ const BAD_REQUEST = 'Bad Request\n';
  */
 export class PolicyGate {
   readonly stats: AuthzStats = { allowed: 0, denied: 0, malformed: 0, byRule: {} };
-  #compiled: CompiledPolicy;
-  #policy: Policy;
+  /** One reference per policy version: swapped whole, so a request never sees a mix. */
+  #state: PolicyState;
   #version = 0;
 
   constructor(private readonly opts: PolicyGateOptions, policy?: unknown) {
-    this.#policy = policy === undefined ? loadPolicy({}) : toPolicy(policy);
-    this.#compiled = this.#compile(this.#policy);
+    const p = policy === undefined ? loadPolicy({}) : toPolicy(policy);
+    this.#state = { policy: p, compiled: this.#compile(p) };
   }
 
   #compile(policy: Policy): CompiledPolicy {
@@ -90,22 +101,24 @@ export class PolicyGate {
   /** Replaces the policy. Throws PolicyError (naming paths) and keeps the previous one when invalid. */
   set(policy: unknown): void {
     const p = toPolicy(policy);
-    const compiled = this.#compile(p);
-    this.#policy = p;
-    this.#compiled = compiled;
+    this.#state = { policy: p, compiled: this.#compile(p) };
     this.#version++;
   }
 
   get policy(): Policy {
-    return this.#policy;
+    return this.#state.policy;
   }
 
   get version(): number {
     return this.#version;
   }
 
-  /** The pipeline's authorize step: returns the status sent when the request was refused. */
-  authorize(req: IncomingMessage, res: ServerResponse, peer: PeerIdentity | null): number | undefined {
+  /**
+   * The pipeline's authorize step: returns the status sent when the request was refused.
+   * `routing` says how the app's router compares paths: the request is allowed only if every path
+   * that router treats as this one is allowed.
+   */
+  authorize(req: IncomingMessage, res: ServerResponse, peer: PeerIdentity | null, routing: RouterSemantics = EXACT_ROUTING): number | undefined {
     const closing = req.socket as unknown as { [kClosing]?: boolean };
     if (closing[kClosing]) {
       // Pipelined after a malformed request: its connection is closing after the 400. Never answered.
@@ -113,7 +126,7 @@ export class PolicyGate {
       return 400;
     }
     const t = prepareTarget(req);
-    if (!t.ok || !validFraming(req)) {
+    if (!t.ok || !validFraming(req) || missingHost(req)) {
       this.stats.malformed++;
       closing[kClosing] = true;
       res.shouldKeepAlive = false;
@@ -123,7 +136,8 @@ export class PolicyGate {
     const socket = req.socket as TLSSocket;
     const host = t.authority ?? req.headers.host ?? '';
     const headers = req.headers;
-    const decision = this.#compiled.evaluate({
+    const state = this.#state;
+    const request: PolicyRequest = {
       peer,
       sourceIp: socket.remoteAddress ?? '',
       method: req.method ?? '',
@@ -135,7 +149,11 @@ export class PolicyGate {
         const v = headers[name];
         return Array.isArray(v) ? v.join(',') : v;
       },
-    });
+    };
+    let decision = state.compiled.evaluate(request);
+    if (decision.allowed && (routing.caseInsensitive || routing.ignoreTrailingSlash)) {
+      decision = this.#equivalents(state, request, routing) ?? decision;
+    }
     this.#count(decision);
     if (decision.audit.length > 0) {
       this.opts.audit({
@@ -156,6 +174,27 @@ export class PolicyGate {
     return 403;
   }
 
+  /** The first denial among the spellings the router routes alike (undefined: all allowed). */
+  #equivalents(state: PolicyState, request: PolicyRequest, routing: RouterSemantics): Decision | undefined {
+    const judge = (compiled: CompiledPolicy, path: string): Decision | undefined => {
+      const d = compiled.evaluate({ ...request, path });
+      return d.allowed ? undefined : d;
+    };
+    const path = request.path;
+    const twin = routing.ignoreTrailingSlash ? trailingSlashTwin(path) : undefined;
+    if (twin !== undefined) {
+      const d = judge(state.compiled, twin);
+      if (d) return d;
+    }
+    if (!routing.caseInsensitive) return undefined;
+    state.folded ??= this.#compile(foldPathCase(state.policy));
+    const lower = path.toLowerCase();
+    const d = judge(state.folded, lower);
+    if (d) return d;
+    const lowerTwin = twin?.toLowerCase();
+    return lowerTwin === undefined ? undefined : judge(state.folded, lowerTwin);
+  }
+
   #count(d: Decision): void {
     if (d.allowed) this.stats.allowed++;
     else this.stats.denied++;
@@ -164,6 +203,21 @@ export class PolicyGate {
     else r.deny++;
     for (const a of d.audit) (this.stats.byRule[a] ??= { allow: 0, deny: 0, audit: 0 }).audit++;
   }
+}
+
+interface PolicyState {
+  readonly policy: Policy;
+  readonly compiled: CompiledPolicy;
+  /** The policy with lower-cased path patterns, compiled on first use by a case-insensitive router. */
+  folded?: CompiledPolicy;
+}
+
+/**
+ * HTTP/1.1 requires Host (RFC 9112 §3.2). Servers run with Node's own check off (it answers 400 but
+ * still hands a request pipelined behind to the app), so the gate answers it and closes.
+ */
+function missingHost(req: IncomingMessage): boolean {
+  return req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1;
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyPluginCallback } from 'fastify';
 import fp from 'fastify-plugin';
 import { type PeerIdentity } from '../identity/peer-identity.js';
+import { type RouterSemantics } from '../policy/equivalence.js';
 import { type ServerTls } from '../tls/server-context.js';
 import { prepareTarget } from './authorize.js';
 import { peerOf } from './peer-of.js';
@@ -26,8 +27,9 @@ export function fastifyPlugin(pipeline: InboundPipeline, tls: ServerTls): Fastif
     // exactly the path the policy will judge (a listener that runs before Fastify's own).
     fastify.server.prependListener('request', prepareTarget);
     fastify.decorateRequest('peer', null);
+    const routing = fastifyRouting(fastify);
     fastify.addHook('onRequest', (request, reply, hookDone) => {
-      if (!pipeline.admit(request.raw, reply.raw)) {
+      if (!pipeline.admit(request.raw, reply.raw, routing)) {
         // The pipeline answered (or closed the connection) itself.
         reply.hijack();
         return hookDone();
@@ -38,4 +40,13 @@ export function fastifyPlugin(pipeline: InboundPipeline, tls: ServerTls): Fastif
     done();
   };
   return fp(plugin, { fastify: '5.x', name: 'sidecarless' });
+}
+
+/** How this Fastify instance's router compares paths (find-my-way: exact by default). */
+function fastifyRouting(fastify: FastifyInstance): RouterSemantics {
+  const c = fastify.initialConfig as { caseSensitive?: boolean; ignoreTrailingSlash?: boolean; routerOptions?: { caseSensitive?: boolean; ignoreTrailingSlash?: boolean } };
+  return {
+    caseInsensitive: (c.routerOptions?.caseSensitive ?? c.caseSensitive ?? true) === false,
+    ignoreTrailingSlash: (c.routerOptions?.ignoreTrailingSlash ?? c.ignoreTrailingSlash ?? false) === true,
+  };
 }

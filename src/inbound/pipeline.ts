@@ -1,6 +1,8 @@
 import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { type TLSSocket } from 'node:tls';
 import { type PeerIdentity } from '../identity/peer-identity.js';
+import { type InboundObserver } from '../telemetry/inbound.js';
+import { EXACT_ROUTING, type RouterSemantics } from '../policy/equivalence.js';
 import { socketPeer } from '../tls/peer.js';
 import { type ServerTls } from '../tls/server-context.js';
 
@@ -11,7 +13,7 @@ export const DEFAULT_IDENTITY_HEADERS = ['x-forwarded-client-cert', 'l5d-client-
  * The seam where authorization runs: given the verified peer and the request, either let it
  * through (returning undefined) or answer it (403, 400) and return the status sent.
  */
-export type AuthorizeStep = (req: IncomingMessage, res: ServerResponse, peer: PeerIdentity | null) => number | undefined;
+export type AuthorizeStep = (req: IncomingMessage, res: ServerResponse, peer: PeerIdentity | null, routing: RouterSemantics) => number | undefined;
 
 export interface InboundStats {
   requests: number;
@@ -34,6 +36,8 @@ export class InboundPipeline {
   constructor(
     private readonly tls: ServerTls,
     identityHeaders: readonly string[] = [],
+    /** Golden signals, metrics and the server span (telemetry/inbound.ts). */
+    private readonly observer?: InboundObserver,
   ) {
     this.#identityHeaders = new Set([...DEFAULT_IDENTITY_HEADERS, ...identityHeaders.map((h) => h.toLowerCase())]);
   }
@@ -47,7 +51,7 @@ export class InboundPipeline {
    * Returns true when the request may reach the app (with `req.peer`-style access through peerOf);
    * otherwise the request has been answered or its connection closed.
    */
-  admit(req: IncomingMessage, res: ServerResponse): boolean {
+  admit(req: IncomingMessage, res: ServerResponse, routing: RouterSemantics = EXACT_ROUTING): boolean {
     this.stats.requests++;
     const socket = req.socket as TLSSocket;
     let peer = socketPeer(socket);
@@ -69,13 +73,19 @@ export class InboundPipeline {
       return false;
     }
     this.#stripIdentityHeaders(req);
+    this.observer?.start(req, res, peer);
     const authorize = this.#authorize;
-    if (authorize && authorize(req, res, peer) !== undefined) {
+    if (authorize && authorize(req, res, peer, routing) !== undefined) {
       this.stats.refused++;
       return false;
     }
     this.stats.admitted++;
     return true;
+  }
+
+  /** Runs the app for an admitted request, with its server span (if any) as the active trace context. */
+  within<T>(req: IncomingMessage, fn: () => T): T {
+    return this.observer ? this.observer.within(req, fn) : fn();
   }
 
   #stripIdentityHeaders(req: IncomingMessage): void {

@@ -15,7 +15,7 @@ export function createMeshServer(tls: ServerTls, pipeline: InboundPipeline, list
     throw new TypeError('mesh.createServer(listener): pass the request listener (a function, an Express app) here');
   }
   const server = createHttpsServer(tls.options(), (req, res) => {
-    if (pipeline.admit(req, res)) listener(req, res);
+    if (pipeline.admit(req, res)) pipeline.within(req, () => listener(req, res));
   });
   tls.attach(server);
   return server;

@@ -69,7 +69,10 @@ export class ServerTls {
       requestCert: true,
       rejectUnauthorized: this.mode === 'strict',
       ALPNProtocols: ['http/1.1'],
-    };
+      // Node answers a Host-less HTTP/1.1 request with 400 yet still hands a request pipelined
+      // behind it to the app; the policy gate answers it instead and closes the connection.
+      requireHostHeader: false,
+    } as TlsOptions;
   }
 
   /** Keeps a server's certificate current and checks every new connection's peer. Idempotent. */

@@ -56,7 +56,7 @@ interface Served {
   close: () => Promise<void>;
 }
 
-async function serve(kind: Kind, mesh: Mesh, expressOptions: { caseSensitive: boolean }): Promise<Served> {
+async function serve(kind: Kind, mesh: Mesh, expressOptions: { caseSensitive: boolean }, fastifyOptions: Record<string, unknown> = {}): Promise<Served> {
   const ran: Echo[] = [];
   const originalUrls: string[] = [];
   const reply = (e: Echo, originalUrl: string = e.url) => {
@@ -83,7 +83,7 @@ async function serve(kind: Kind, mesh: Mesh, expressOptions: { caseSensitive: bo
     const server: Server = createHttpsServer(mesh.serverTlsOptions(), app);
     return { kind, port: await listen(server), ran, originalUrls, close: () => closeServer(server) };
   }
-  const app: FastifyInstance = Fastify({ https: mesh.serverTlsOptions() });
+  const app: FastifyInstance = Fastify({ https: mesh.serverTlsOptions(), ...fastifyOptions });
   await app.register(mesh.fastify);
   app.all('/public/*', async (req) => reply({ route: 'public', url: req.raw.url! }, req.originalUrl));
   app.all('/admin', async (req) => reply({ route: 'admin', url: req.raw.url! }, req.originalUrl));
@@ -262,19 +262,69 @@ describe('case 18: one corpus through node:http, Express and Fastify', () => {
   });
 });
 
-describe('Express with its default (case-insensitive) routing', () => {
-  // The policy is case-sensitive (as Istio's and Linkerd's are) and does not deny /ADMIN; Express's
-  // default routing then serves /ADMIN from the /admin handler, past a deny rule written for /admin.
-  // The mesh cannot change an Express app's router; the docs should tell Express users to enable
-  // 'case sensitive routing' (the corpus above does), or mesh.express() could warn when it is off.
-  // Marked todo: it states the safe outcome, which today only holds with that setting.
-  test('/ADMIN must not reach the /admin handler past a deny rule for /admin', { todo: 'Express routes case-insensitively by default' }, async () => {
-    const s = await serve('express', mesh, { caseSensitive: false });
-    try {
-      const r = await run(s, { target: '/ADMIN', as: 'web', expect: 403 });
-      assert.notEqual(r.ran[0]?.route, 'admin', `the /admin handler served /ADMIN for a web client:\n${r.response}`);
-    } finally {
-      await s.close();
+describe('routers that fold case or ignore a trailing slash: every spelling they route alike is judged', () => {
+  // Express (and every express.Router()) routes case-insensitively and ignores a trailing slash by
+  // default; Fastify can be told to. A deny written for exactly /admin (case-sensitive, as Istio's
+  // and Linkerd's paths are) must still stop /ADMIN and /admin/ when the router would serve them
+  // from the /admin handler.
+  const EXACT_DENY = {
+    rules: [
+      { name: 'admin-only', action: 'deny', from: { notIdentities: [ADMIN] }, to: { paths: ['/admin'] } },
+      { name: 'readers', action: 'allow', from: { identities: ['*'] }, to: { methods: ['GET'] } },
+    ],
+  };
+  const cases: Array<[string, 'web' | 'admin', 403 | string]> = [
+    ['/ADMIN', 'web', 403],
+    ['/Admin', 'web', 403],
+    ['/admin/', 'web', 403],
+    ['/ADMIN/', 'web', 403],
+    ['/%41dmin', 'web', 403],
+    ['/admin', 'admin', 'admin'],
+    ['/ADMIN', 'admin', 'admin'],
+    ['/public/x', 'web', 'public'],
+    ['/PUBLIC/x', 'web', 'public'],
+  ];
+  const setups: Array<[string, Kind, { caseSensitive: boolean }, Record<string, unknown>]> = [
+    ['Express with its defaults', 'express', { caseSensitive: false }, {}],
+    ['Express with case-sensitive routing (an express.Router() inside would still fold case)', 'express', { caseSensitive: true }, {}],
+    ['Fastify with caseSensitive: false, ignoreTrailingSlash: true', 'fastify', { caseSensitive: true }, { routerOptions: { caseSensitive: false, ignoreTrailingSlash: true } }],
+  ];
+  for (const [name, kind, expressOptions, fastifyOptions] of setups) {
+    test(name, async () => {
+      const m = await createMesh({ service: 'payments', identity: { ca }, logger: quiet, inbound: { policy: EXACT_DENY } });
+      const s = await serve(kind, m, expressOptions, fastifyOptions);
+      try {
+        for (const [target, as, expect] of cases) {
+          const r = await run(s, { target, as, expect: 403 });
+          if (expect === 403) {
+            assert.equal(r.status, 403, `${name}: ${as} ${target}\n${r.response}`);
+            assert.deepEqual(r.ran, [], `${name}: no handler ran for ${as} ${target}`);
+          } else {
+            assert.equal(r.status, 200, `${name}: ${as} ${target}\n${r.response}`);
+            // With case-sensitive routing the upper-case spellings are other paths (no route).
+            const folds = kind === 'fastify' || !expressOptions.caseSensitive || target === target.toLowerCase();
+            assert.equal(r.ran[0]?.route, folds ? expect : 'none', `${name}: ${as} ${target}`);
+          }
+        }
+      } finally {
+        await s.close();
+        await m.close();
+      }
+    });
+  }
+
+  test('node:http and default Fastify compare paths exactly: /Admin is another path there', async () => {
+    const m = await createMesh({ service: 'payments', identity: { ca }, logger: quiet, inbound: { policy: EXACT_DENY } });
+    for (const kind of ['node:http', 'fastify'] as const) {
+      const s = await serve(kind, m, { caseSensitive: true });
+      try {
+        const r = await run(s, { target: '/Admin', as: 'web', expect: 403 });
+        assert.equal(r.status, 200, `${kind}: ${r.response}`);
+        assert.equal(r.ran[0]?.route, 'none', `${kind}: /Admin is not the /admin route`);
+      } finally {
+        await s.close();
+      }
     }
+    await m.close();
   });
 });
