@@ -34,6 +34,12 @@ export class PolicyFile {
     const text = await readFile(this.path, 'utf8').catch((e: NodeJS.ErrnoException) => {
       throw new Error(`cannot read the policy file ${this.path}: ${e.code === 'ENOENT' ? 'it does not exist' : e.message}`);
     });
+    if (isEmptyDocument(text)) {
+      // As on reload: an empty file would be a policy without rules; say "rules: []" to mean that.
+      throw new PolicyError(`policy file ${this.path} is empty (no YAML/JSON content); write "rules: []" for a policy without rules`, [
+        { path: '(root)', message: 'empty document' },
+      ]);
+    }
     try {
       this.opts.apply(text);
     } catch (e) {
