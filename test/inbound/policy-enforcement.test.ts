@@ -647,17 +647,13 @@ describe('audit records and decision counters', () => {
 });
 
 test('an empty policy file at start is refused like an empty reload: it would open the gate', async (t) => {
-  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const dir = await mkdtemp(join(tmpdir(), 'sidecarless-empty-policy-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const file = join(dir, 'policy.yaml');
+  const tmp = await tempDir();
+  t.after(tmp.remove);
+  const file = join(tmp.dir, 'policy.yaml');
   await writeFile(file, '# nothing yet\n---\n');
-  const { createDevCa: newCa, createMesh: newMesh } = await import('../../src/index.js');
-  const ca2 = await newCa();
+  const ca2 = await createDevCa();
   await assert.rejects(
-    newMesh({ service: 'payments', identity: { ca: ca2 }, logger: { info() {}, warn() {}, error() {} }, inbound: { policy: file } }),
+    createMesh({ service: 'payments', identity: { ca: ca2 }, logger: { info() {}, warn() {}, error() {} }, inbound: { policy: file } }),
     (e: Error & { code?: string }) => e.code === 'ERR_SIDECARLESS_POLICY_INVALID' && /is empty.*rules: \[\]/.test(e.message),
   );
 });
