@@ -21,6 +21,11 @@ import { ClientTls } from './tls/connect.js';
 import { PeerVerifier } from './tls/peer.js';
 import { type HandshakeStats, ServerTls } from './tls/server-context.js';
 import { z } from 'zod';
+import { type AdminEndpoint, type AdminServer, startAdmin } from './admin/server.js';
+import { meshAdminHandlers } from './admin/handlers.js';
+import { InboundObserver } from './telemetry/inbound.js';
+import { observeIdentity, recordAuthz, recordEjection, recordRotation } from './telemetry/instruments.js';
+import { type TrafficSnapshot, TrafficStats } from './telemetry/stats.js';
 
 export const DEFAULT_START_TIMEOUT_MS = 15_000;
 
@@ -39,6 +44,8 @@ export interface MeshStats {
     /** Per service: balancer, EWMA/pending/state per endpoint, requests, retries, budget, ejections, split shares. */
     services: Record<string, OutboundServiceStats>;
   };
+  /** Golden signals per direction, peer and route (what the admin /metrics and `sidecarless stat` show). */
+  traffic: TrafficSnapshot;
 }
 
 export interface Mesh {
@@ -73,6 +80,8 @@ export interface Mesh {
    */
   setSplit(service: string, split: SplitInput | null): void;
   stats(): MeshStats;
+  /** The admin endpoint, when `admin: { port }` was given. */
+  readonly admin?: AdminEndpoint;
   close(): Promise<void>;
 }
 
@@ -132,9 +141,18 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
   const verifier = new PeerVerifier(() => source.getBundles(), clock);
   const serverTls = new ServerTls(source, verifier, config.inbound.mode, () => {});
   const clientTls = new ClientTls(source, verifier, config.outbound.connectTimeout, clock);
-  const pipeline = new InboundPipeline(serverTls, config.inbound.identityHeaders);
+  const traffic = new TrafficStats();
+  const observer = new InboundObserver(traffic, config.service);
+  const pipeline = new InboundPipeline(serverTls, config.inbound.identityHeaders, observer);
   const audit = config.inbound.audit ?? ((record: AuditRecord) => process.stderr.write(JSON.stringify(record) + '\n'));
-  const gateOptions = { defaultPolicy: config.inbound.defaultPolicy, trustDomain: config.trustDomain, namespace: config.namespace, labels: config.labels, audit };
+  const gateOptions = { defaultPolicy: config.inbound.defaultPolicy, trustDomain: config.trustDomain, namespace: config.namespace, labels: config.labels, audit,
+    onDecision: (d: import('./policy/index.js').Decision, req: import('node:http').IncomingMessage) => {
+      traffic.authz(d.result, d.rule, d.action);
+      for (const a of d.audit) traffic.authz(d.result, a, 'audit');
+      recordAuthz(d.result, d.rule, d.action, d.audit);
+      observer.decided(req, d.allowed, d.rule);
+    },
+  };
   const policyInput = config.inbound.policy;
   const gate = new PolicyGate(gateOptions, isPolicyPath(policyInput) ? undefined : policyInput);
   let lastPolicyError: string | undefined;
@@ -167,19 +185,34 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
     const ns = svc.namespace ?? config.namespace;
     const identity = svc.identity ?? `spiffe://${config.trustDomain}/ns/${ns}/sa/${name}`;
     const onStateChange = (service: string, ch: { key: string; from: string; to: string; penaltyMs?: number }) => {
+      if (ch.to === 'ejected') {
+        const endpoint = ch.key.split(' ', 1)[0]!;
+        traffic.ejection(service, endpoint);
+        recordEjection(service, endpoint);
+      }
       if (ch.to === 'ejected') logger.warn(`outbound: ${service} endpoint ${ch.key} ejected for ${Math.round(ch.penaltyMs ?? 0)} ms after consecutive failures`);
       else if (ch.to === 'ready') logger.info(`outbound: ${service} endpoint ${ch.key} readmitted`);
     };
-    services.set(name, new OutboundService({ name, namespace: ns, identity, tls: clientTls, config: svc, clock, onStateChange }));
+    services.set(name, new OutboundService({ name, namespace: ns, identity, tls: clientTls, config: svc, clock, onStateChange, traffic }));
   }
   const dispatcher = new MeshDispatcher(services, config.outbound.egress, () => void source.getX509Svid());
   const fastify = fastifyPlugin(pipeline, serverTls);
   const servers = new Set<Server>();
+  let admin: AdminServer | undefined;
+  const unobserveIdentity = observeIdentity({ spiffeId: config.spiffeId, service: config.service, secondsLeft: () => source.status().secondsLeft });
+  let rotations = source.status().rotations;
+  const unsubscribeRotations = source.onUpdate(() => {
+    const now = source.status().rotations;
+    for (; rotations < now; rotations++) recordRotation(config.spiffeId, config.service);
+  });
 
   const mesh: Mesh = {
     service: config.service,
     spiffeId: config.spiffeId,
     config,
+    get admin() {
+      return admin;
+    },
     identity: source,
     dispatcher,
     fastify,
@@ -260,9 +293,13 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
           },
         },
         outbound: { egress: config.outbound.egress, services: out },
+        traffic: traffic.snapshot(),
       };
     },
     async close() {
+      await admin?.close();
+      unobserveIdentity();
+      unsubscribeRotations();
       await Promise.all(
         [...servers].map(
           (s) =>
@@ -279,5 +316,21 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
       if (owned) await source.close();
     },
   };
+  if (config.admin) {
+    try {
+      admin = await startAdmin(config.admin, meshAdminHandlers({
+        service: config.service,
+        config,
+        source,
+        policy: () => ({ policy: gate.policy, version: gate.version, ...(policyFile && { file: policyFile.path }), ...(lastPolicyError && { lastError: lastPolicyError }) }),
+        traffic,
+        handshakes: () => serverTls.stats,
+        stats: () => mesh.stats(),
+      }));
+    } catch (e) {
+      await mesh.close();
+      throw e;
+    }
+  }
   return mesh;
 }

@@ -68,6 +68,8 @@ export interface PolicyGateOptions {
   namespace: string;
   labels: Readonly<Record<string, string>>;
   audit: (record: AuditRecord) => void;
+  /** Told every decision (telemetry: the decisions metric, the request's span, denials). */
+  onDecision?: (decision: Decision, req: IncomingMessage) => void;
 }
 
 const FORBIDDEN = 'Forbidden\n';
@@ -155,6 +157,7 @@ export class PolicyGate {
       decision = this.#equivalents(state, request, routing) ?? decision;
     }
     this.#count(decision);
+    this.opts.onDecision?.(decision, req);
     if (decision.audit.length > 0) {
       this.opts.audit({
         time: new Date().toISOString(),

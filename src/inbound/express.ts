@@ -18,6 +18,6 @@ export function expressMiddleware(pipeline: InboundPipeline) {
     // when mounted under a path (then originalUrl is not the raw req.url).
     const r = req as IncomingMessage & { originalUrl?: string };
     if (r.originalUrl === raw && raw !== req.url) r.originalUrl = req.url;
-    next();
+    pipeline.within(req, next);
   };
 }

@@ -35,7 +35,8 @@ export function fastifyPlugin(pipeline: InboundPipeline, tls: ServerTls): Fastif
         return hookDone();
       }
       request.peer = peerOf(request.raw);
-      hookDone();
+      // The route handler runs with the request's server span as the active trace context.
+      pipeline.within(request.raw, hookDone);
     });
     done();
   };

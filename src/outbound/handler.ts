@@ -40,6 +40,36 @@ export function withHost(headers: Dispatcher.DispatchOptions['headers'], host: s
 }
 
 /**
+ * Adds `extra` (lower-case names) to request headers of any undici form, replacing headers of the
+ * same names (trace context from the mesh's client span replaces any the app set by hand).
+ */
+export function addHeaders(headers: Dispatcher.DispatchOptions['headers'], extra: Readonly<Record<string, string>>): Dispatcher.DispatchOptions['headers'] {
+  const names = Object.keys(extra);
+  if (names.length === 0) return headers;
+  const drop = (k: unknown) => names.includes(String(k).toLowerCase());
+  if (headers == null) return { ...extra };
+  if (Array.isArray(headers)) {
+    if (headers.length > 0 && Array.isArray(headers[0])) {
+      const pairs = (headers as unknown as Array<[string, string]>).filter(([k]) => !drop(k));
+      return [...pairs, ...Object.entries(extra)] as never;
+    }
+    const flat = headers as string[];
+    const out: string[] = [];
+    for (let i = 0; i < flat.length; i += 2) if (!drop(flat[i])) out.push(flat[i]!, flat[i + 1]!);
+    for (const [k, v] of Object.entries(extra)) out.push(k, v);
+    return out;
+  }
+  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
+    const pairs = [...(headers as Iterable<[string, string]>)].filter(([k]) => !drop(k));
+    return [...pairs, ...Object.entries(extra)] as never;
+  }
+  const out: Record<string, string | string[] | undefined> = {};
+  const obj = headers as Record<string, string | string[] | undefined>;
+  for (const k in obj) if (!drop(k)) out[k] = obj[k];
+  return Object.assign(out, extra);
+}
+
+/**
  * The old-style (undici ≤ 6) handler shape, which undici's own `fetch` and `request` still use
  * and which Pool calls underneath. The mesh's retrying request speaks it to both sides; a
  * new-style caller (onRequestStart/onResponseStart/…) is adapted by `legacyHandler`.

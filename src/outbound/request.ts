@@ -20,7 +20,8 @@ import { type Clock } from '../clock.js';
 import { NoEndpointError } from '../errors.js';
 import { type FailureKind, type InFlight } from './balancer/index.js';
 import { OutboundTimeoutError } from './errors.js';
-import { type LegacyHandler, parseRawHeaders, withHost } from './handler.js';
+import { type LegacyHandler, addHeaders, parseRawHeaders, withHost } from './handler.js';
+import { OutboundObservation } from '../telemetry/outbound.js';
 import { Deadline, retryDecision } from './retry/index.js';
 import { type PreparedBody, prepareBody } from './retry/replay-body.js';
 import { type Endpoint, type OutboundService, type RequestSettings } from './service.js';
@@ -40,6 +41,8 @@ class Attempt implements LegacyHandler {
   discarding = false;
   discarded = 0;
   retryDelayMs = 0;
+  /** Why it is retried (failure kind or status), once decided. */
+  retryCause = '';
   cancelReason: Error | undefined;
   ended = false;
   readonly startedAt: number;
@@ -56,7 +59,9 @@ class Attempt implements LegacyHandler {
   end(ok: boolean, failure?: FailureKind): void {
     if (this.ended) return;
     this.ended = true;
-    this.inflight.end({ ok, latencyMs: Math.max(0, this.req.clock.now() - this.startedAt), ...(failure && { failure }) });
+    const latencyMs = Math.max(0, this.req.clock.now() - this.startedAt);
+    this.inflight.end({ ok, latencyMs, ...(failure && { failure }) });
+    this.req.observation?.attemptEnded(ok, failure, latencyMs);
   }
 
   /** Stops the try on its connection (now, or as soon as it gets one). */
@@ -110,6 +115,10 @@ export class MeshRequest {
   #tryTimer: NodeJS.Timeout | undefined;
   #backoffTimer: NodeJS.Timeout | undefined;
   readonly #method: string;
+  /** Telemetry of this logical request (golden signals, metrics, client span). */
+  observation: OutboundObservation | undefined;
+  /** The status passed on to the caller. */
+  #status: number | undefined;
 
   constructor(
     private readonly opts: Dispatcher.DispatchOptions,
@@ -134,6 +143,7 @@ export class MeshRequest {
       return;
     }
     if (this.#state === 'done') return;
+    this.observation = new OutboundObservation(this.addressed.traffic, this.addressed.name, this.backend.identity, this.#method, this.host, this.settings.route);
     this.backend.budget.deposit();
     const requestMs = this.settings.timeout.requestMs;
     if (requestMs !== undefined) {
@@ -183,6 +193,7 @@ export class MeshRequest {
     this.backend.counters.attempts++;
     const attempt = new Attempt(this, endpoint, handle.start());
     this.#current = attempt;
+    this.observation?.attempt(this.#tries, endpoint.address, endpoint.identity);
     if (this.#deadline.perTryBound()) {
       const ms = this.#deadline.tryTimeoutMs()!;
       this.#tryTimer = setTimeout(() => this.#perTryTimeout(attempt, ms), ms);
@@ -197,8 +208,10 @@ export class MeshRequest {
       this.#fail(e as Error);
       return;
     }
+    const headers = withHost(this.opts.headers, this.host);
+    const trace = this.observation?.headers;
     endpoint.pool.dispatch(
-      { ...this.opts, origin: endpoint.origin, headers: withHost(this.opts.headers, this.host), body: body as Dispatcher.DispatchOptions['body'] },
+      { ...this.opts, origin: endpoint.origin, headers: trace ? addHeaders(headers, trace) : headers, body: body as Dispatcher.DispatchOptions['body'] },
       attempt as unknown as Dispatcher.DispatchHandler,
     );
   }
@@ -207,7 +220,7 @@ export class MeshRequest {
   #decide(failure: FailureKind | undefined, status: number | undefined, headers?: Record<string, string | string[]>) {
     const policy = this.settings.retry;
     if (policy === null) return { retry: false, delayMs: 0, reason: 'max-retries' as const };
-    return retryDecision(
+    const d = retryDecision(
       {
         method: this.#method,
         attempt: this.#tries,
@@ -221,10 +234,13 @@ export class MeshRequest {
       policy,
       { clock: this.clock, random: this.backend.random },
     );
+    if (d.reason === 'budget-exhausted') this.observation?.budgetExhausted();
+    return d;
   }
 
-  #retryAfter(delayMs: number): void {
+  #retryAfter(delayMs: number, cause: string): void {
     if (this.#state === 'done') return;
+    this.observation?.retry(cause);
     this.#state = 'backoff';
     this.#current = undefined;
     this.#clearTryTimer();
@@ -246,11 +262,13 @@ export class MeshRequest {
         a.over = true;
         a.discarding = true;
         a.retryDelayMs = d.delayMs;
+        a.retryCause = String(status);
         this.#state = 'backoff';
         return true;
       }
     }
     this.#state = 'responding';
+    this.#status = status;
     this.caller.onResponseStarted?.();
     return this.caller.onHeaders?.(status, rawHeaders, resume, statusText) !== false;
   }
@@ -261,7 +279,7 @@ export class MeshRequest {
       if (a.discarded > MAX_DISCARD_BYTES) {
         a.discarding = false;
         a.abortFn?.(new Error('discarding a retried response'));
-        this.#retryAfter(a.retryDelayMs);
+        this.#retryAfter(a.retryDelayMs, a.retryCause);
       }
       return true;
     }
@@ -272,7 +290,7 @@ export class MeshRequest {
   attemptComplete(a: Attempt, trailers: Buffer[] | string[] | null): void {
     if (a.discarding) {
       a.discarding = false;
-      this.#retryAfter(a.retryDelayMs);
+      this.#retryAfter(a.retryDelayMs, a.retryCause);
       return;
     }
     if (a !== this.#current || this.#state !== 'responding') return;
@@ -284,6 +302,7 @@ export class MeshRequest {
     if (a !== this.#current || a.over) return;
     this.#clearTryTimer();
     a.end(true);
+    this.#status = status;
     this.#finish();
     this.caller.onUpgrade?.(status, rawHeaders, socket);
   }
@@ -291,13 +310,13 @@ export class MeshRequest {
   attemptError(a: Attempt, err: Error): void {
     if (a.discarding) {
       a.discarding = false;
-      this.#retryAfter(a.retryDelayMs);
+      this.#retryAfter(a.retryDelayMs, a.retryCause);
       return;
     }
     if (a !== this.#current || a.over) return;
     if (this.#state === 'responding') {
       // Headers were passed on: the response broke mid-body. Nothing to retry.
-      this.#finish();
+      this.#finish(err);
       this.caller.onError?.(err);
       return;
     }
@@ -307,7 +326,7 @@ export class MeshRequest {
     const failure: FailureKind = !a.connected ? 'connect' : code === 'UND_ERR_HEADERS_TIMEOUT' ? 'timeout' : 'reset';
     a.end(false, failure);
     const d = this.#decide(failure, undefined);
-    if (d.retry) this.#retryAfter(d.delayMs);
+    if (d.retry) this.#retryAfter(d.delayMs, failure);
     else this.#fail(err);
   }
 
@@ -318,7 +337,7 @@ export class MeshRequest {
     a.cancel(err);
     a.end(false, 'timeout');
     const d = this.#decide('timeout', undefined);
-    if (d.retry) this.#retryAfter(d.delayMs);
+    if (d.retry) this.#retryAfter(d.delayMs, 'timeout');
     else this.#fail(err);
   }
 
@@ -354,8 +373,9 @@ export class MeshRequest {
     this.#tryTimer = undefined;
   }
 
-  #finish(): void {
+  #finish(err?: Error): void {
     this.#state = 'done';
+    this.observation?.end(this.#status, err);
     this.#clearTryTimer();
     if (this.#requestTimer) clearTimeout(this.#requestTimer);
     if (this.#backoffTimer) clearTimeout(this.#backoffTimer);
@@ -364,8 +384,8 @@ export class MeshRequest {
 
   #fail(err: Error): void {
     if (this.#state === 'done') return;
-    this.#finish();
     if (this.#current && !this.#current.ended) this.#current.end(false);
+    this.#finish(err);
     this.caller.onError?.(err);
   }
 }

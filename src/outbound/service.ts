@@ -10,6 +10,7 @@ import { DEFAULT_MAX_REPLAY_BODY_BYTES } from './retry/replay-body.js';
 import { type CompiledRoute, type RouteRequest, compileRoute } from './routes.js';
 import { type RoutableService, serviceHostnames } from './router.js';
 import { Split, type SplitStats } from './split.js';
+import { TrafficStats } from '../telemetry/stats.js';
 
 /** Connections per endpoint unless `connections.maxPerEndpoint` says otherwise. */
 export const DEFAULT_CONNECTIONS_PER_ENDPOINT = 128;
@@ -130,6 +131,8 @@ export interface OutboundServiceOptions {
   readonly clock?: Clock;
   readonly random?: () => number;
   readonly onStateChange?: (service: string, change: StateChange) => void;
+  /** Where its requests' golden signals go (the mesh's; default: its own). */
+  readonly traffic?: TrafficStats;
 }
 
 /**
@@ -147,6 +150,7 @@ export class OutboundService implements RoutableService {
   readonly clock: Clock;
   readonly random: () => number;
   readonly counters = { routed: 0, attempts: 0, retries: 0 };
+  readonly traffic: TrafficStats;
 
   readonly #tls: ClientTls;
   readonly #connections: number;
@@ -165,6 +169,7 @@ export class OutboundService implements RoutableService {
     this.#tls = o.tls;
     this.clock = o.clock ?? systemClock;
     this.random = o.random ?? Math.random;
+    this.traffic = o.traffic ?? new TrafficStats();
     this.servername = serviceHostnames(o.name, o.namespace, o.clusterDomain).at(-1)!;
     const c = o.config;
     this.#connections = c.connections?.maxPerEndpoint ?? DEFAULT_CONNECTIONS_PER_ENDPOINT;

@@ -1,0 +1,59 @@
+/** The admin endpoint's answers, from a mesh's parts (kept out of mesh.ts). */
+import { type X509Source } from '../sources/source.js';
+import { renderPrometheus } from '../telemetry/prometheus.js';
+import { type TrafficStats } from '../telemetry/stats.js';
+import { type AdminHandlers, redactConfig } from './server.js';
+
+export interface MeshAdminParts {
+  readonly service: string;
+  readonly config: object;
+  readonly source: X509Source;
+  /** The policy in force (what /config shows), and why the mesh is not ready on policy grounds, if it is not. */
+  readonly policy: () => { policy: unknown; version: number; file?: string; lastError?: string; notReady?: string };
+  readonly traffic: TrafficStats;
+  readonly handshakes: () => { authenticated: number; unauthenticated: number; rejected: number; tlsErrors: number };
+  readonly stats: () => unknown;
+}
+
+export function meshAdminHandlers(p: MeshAdminParts): AdminHandlers {
+  return {
+    ready() {
+      try {
+        p.source.getX509Svid(); // expiry checked now, against the mesh's clock
+      } catch (e) {
+        return { ok: false, reason: `identity: ${(e as Error).message}` };
+      }
+      const pol = p.policy();
+      if (pol.notReady) return { ok: false, reason: `policy: ${pol.notReady}` };
+      return { ok: true };
+    },
+    metrics: () => renderPrometheus({ service: p.service, traffic: p.traffic, identity: p.source.status(), handshakes: p.handshakes() }),
+    stats: () => p.stats(),
+    config() {
+      const pol = p.policy();
+      return {
+        config: redactConfig(p.config),
+        policy: { version: pol.version, ...(pol.file && { file: pol.file }), ...(pol.lastError && { lastError: pol.lastError }), document: redactConfig(pol.policy) },
+      };
+    },
+    identity() {
+      const s = p.source.status();
+      const bundles: Record<string, Array<{ subject: string; fingerprint256: string; notAfter: string }>> = {};
+      for (const [td, b] of p.source.getBundles()) {
+        bundles[td] = b.roots.map((r) => ({ subject: r.subject, fingerprint256: r.fingerprint, notAfter: new Date(r.notAfter).toISOString() }));
+      }
+      return {
+        spiffeId: s.spiffeId ?? null,
+        state: s.state,
+        kind: s.kind,
+        serialNumber: s.serialNumber ?? null,
+        notBefore: s.notBefore ?? null,
+        notAfter: s.notAfter ?? null,
+        secondsLeft: s.secondsLeft ?? null,
+        rotations: s.rotations,
+        ...(s.lastError && { lastError: s.lastError }),
+        bundles,
+      };
+    },
+  };
+}

@@ -1,0 +1,153 @@
+/**
+ * OpenTelemetry metrics, through `@opentelemetry/api` only: the SDK (and its exporters) stay the
+ * application's choice. Instruments are created lazily from `metrics.getMeter('sidecarless', …)`
+ * the first time something is recorded after a MeterProvider is registered; with none registered,
+ * `instruments()` returns undefined after one global lookup and one comparison, so callers build
+ * no attribute objects at all.
+ */
+import {
+  type Attributes,
+  type Counter,
+  type Histogram,
+  type Meter,
+  type MeterProvider,
+  type ObservableGauge,
+  type ObservableResult,
+  type UpDownCounter,
+  createNoopMeter,
+  metrics,
+} from '@opentelemetry/api';
+import { HTTP_DURATION_BUCKETS } from './stats.js';
+
+/** Instrumentation scope name and version. */
+export const INSTRUMENTATION_NAME = 'sidecarless';
+export const INSTRUMENTATION_VERSION = '0.1.0';
+
+/** Attribute names: HTTP semantic conventions, and the mesh's own. */
+export const ATTR = {
+  method: 'http.request.method',
+  status: 'http.response.status_code',
+  errorType: 'error.type',
+  serverAddress: 'server.address',
+  serverPort: 'server.port',
+  scheme: 'url.scheme',
+  route: 'http.route',
+  peer: 'sidecarless.peer.spiffe_id',
+  service: 'sidecarless.service',
+  tls: 'sidecarless.tls',
+  decision: 'sidecarless.authz.decision',
+  rule: 'sidecarless.authz.rule',
+  action: 'sidecarless.authz.action',
+  retryReason: 'sidecarless.retry.reason',
+  endpoint: 'sidecarless.endpoint',
+  spiffeId: 'sidecarless.spiffe_id',
+} as const;
+
+export interface Instruments {
+  readonly serverDuration: Histogram;
+  readonly clientDuration: Histogram;
+  readonly serverActive: UpDownCounter;
+  readonly clientActive: UpDownCounter;
+  readonly authzDecisions: Counter;
+  readonly retries: Counter;
+  readonly budgetExhausted: Counter;
+  readonly ejections: Counter;
+  readonly rotations: Counter;
+  readonly identityExpiry: ObservableGauge;
+}
+
+/** What the identity expiry gauge observes: one per mesh. */
+export interface IdentityObservation {
+  readonly spiffeId: string;
+  readonly service: string;
+  /** Seconds until the SVID expires (0 when expired), or undefined when there is none. */
+  secondsLeft(): number | undefined;
+}
+
+const observed = new Set<IdentityObservation>();
+
+function observeIdentities(result: ObservableResult): void {
+  for (const o of observed) {
+    const left = o.secondsLeft();
+    if (left !== undefined) result.observe(left, { [ATTR.spiffeId]: o.spiffeId, [ATTR.service]: o.service });
+  }
+}
+
+function build(meter: Meter): Instruments {
+  const advice = { explicitBucketBoundaries: [...HTTP_DURATION_BUCKETS] };
+  const identityExpiry = meter.createObservableGauge('sidecarless.identity.expiry', {
+    unit: 's',
+    description: 'Seconds until the workload X.509-SVID expires.',
+  });
+  identityExpiry.addCallback(observeIdentities);
+  return {
+    serverDuration: meter.createHistogram('http.server.request.duration', { unit: 's', description: 'Duration of HTTP server requests.', advice }),
+    clientDuration: meter.createHistogram('http.client.request.duration', { unit: 's', description: 'Duration of HTTP client requests (all tries of one logical request).', advice }),
+    serverActive: meter.createUpDownCounter('http.server.active_requests', { unit: '{request}', description: 'Number of active HTTP server requests.' }),
+    clientActive: meter.createUpDownCounter('http.client.active_requests', { unit: '{request}', description: 'Number of active HTTP client requests.' }),
+    authzDecisions: meter.createCounter('sidecarless.authz.decisions', { unit: '{decision}', description: 'Authorization decisions on inbound requests.' }),
+    retries: meter.createCounter('sidecarless.retries', { unit: '{retry}', description: 'Outbound retries.' }),
+    budgetExhausted: meter.createCounter('sidecarless.retry_budget.exhausted', { unit: '{retry}', description: 'Retries refused because the retry budget was exhausted.' }),
+    ejections: meter.createCounter('sidecarless.endpoint.ejections', { unit: '{ejection}', description: 'Endpoints ejected by failure accrual.' }),
+    rotations: meter.createCounter('sidecarless.identity.rotations', { unit: '{rotation}', description: 'Workload SVID rotations.' }),
+    identityExpiry,
+  };
+}
+
+let cachedProvider: MeterProvider | undefined;
+let cached: Instruments | undefined;
+
+/**
+ * The instruments of the current global MeterProvider, or undefined when none is registered (the
+ * API's no-op meter). Follows a provider registered (or replaced) later.
+ */
+export function instruments(): Instruments | undefined {
+  const provider = metrics.getMeterProvider();
+  if (provider === cachedProvider) return cached;
+  cachedProvider = provider;
+  const meter = provider.getMeter(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION);
+  cached = meter === createNoopMeter() ? undefined : build(meter);
+  return cached;
+}
+
+/** Adds a mesh's identity to the expiry gauge; returns the function that removes it. */
+export function observeIdentity(o: IdentityObservation): () => void {
+  observed.add(o);
+  instruments();
+  return () => observed.delete(o);
+}
+
+/** Known methods are kept; anything else is `_OTHER` (HTTP semantic conventions, bounded cardinality). */
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH', 'QUERY']);
+export function methodAttr(method: string | undefined): string {
+  if (method === undefined) return '_OTHER';
+  if (KNOWN_METHODS.has(method)) return method;
+  const up = method.toUpperCase();
+  return KNOWN_METHODS.has(up) ? up : '_OTHER';
+}
+
+/** Records an authorization decision (and one point per audit rule that matched, action 'audit'). */
+export function recordAuthz(decision: string, rule: string, action: string, audit: readonly string[]): void {
+  const m = instruments();
+  if (!m) return;
+  m.authzDecisions.add(1, { [ATTR.decision]: decision, [ATTR.rule]: rule, [ATTR.action]: action });
+  for (const a of audit) m.authzDecisions.add(1, { [ATTR.decision]: decision, [ATTR.rule]: a, [ATTR.action]: 'audit' });
+}
+
+export function recordRetry(service: string, reason: string): void {
+  instruments()?.retries.add(1, { [ATTR.service]: service, [ATTR.retryReason]: reason });
+}
+
+export function recordBudgetExhausted(service: string): void {
+  instruments()?.budgetExhausted.add(1, { [ATTR.service]: service });
+}
+
+export function recordEjection(service: string, endpoint: string): void {
+  instruments()?.ejections.add(1, { [ATTR.service]: service, [ATTR.endpoint]: endpoint });
+}
+
+export function recordRotation(spiffeId: string, service: string): void {
+  instruments()?.rotations.add(1, { [ATTR.spiffeId]: spiffeId, [ATTR.service]: service });
+}
+
+export type { Attributes };

@@ -1,0 +1,190 @@
+/**
+ * The Prometheus text exposition format (version 0.0.4) of the mesh's own golden signals, and a
+ * strict parser for it (used by `sidecarless stat` and by tests). No dependencies.
+ */
+import { type SourceStatus } from '../sources/source.js';
+import { HTTP_DURATION_BUCKETS, type TrafficStats } from './stats.js';
+
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+export interface PrometheusInput {
+  readonly service: string;
+  readonly traffic: TrafficStats;
+  readonly identity: SourceStatus;
+  readonly handshakes: { authenticated: number; unauthenticated: number; rejected: number; tlsErrors: number };
+}
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function labels(l: Record<string, string>): string {
+  const parts = Object.entries(l).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
+  return parts.length ? `{${parts.join(',')}}` : '';
+}
+
+function num(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return String(v);
+}
+
+class Writer {
+  readonly lines: string[] = [];
+  family(name: string, type: 'counter' | 'gauge' | 'histogram', help: string): void {
+    this.lines.push(`# HELP ${name} ${help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${name} ${type}`);
+  }
+  sample(name: string, l: Record<string, string>, v: number): void {
+    this.lines.push(`${name}${labels(l)} ${num(v)}`);
+  }
+}
+
+/** Renders the golden signals as Prometheus text. */
+export function renderPrometheus(input: PrometheusInput): string {
+  const w = new Writer();
+  const t = input.traffic;
+  const series = [...t.allSeries()];
+  const key = (s: { direction: string; service: string; peer: string; route: string }) => ({ direction: s.direction, service: s.service, peer: s.peer, route: s.route });
+
+  w.family('sidecarless_requests_total', 'counter', 'Requests that ended, by direction, peer SPIFFE ID, route and status class (error: no response).');
+  for (const s of series) {
+    for (const [cls, n] of Object.entries(s.byClass)) if (n > 0) w.sample('sidecarless_requests_total', { ...key(s), status_class: cls }, n);
+  }
+  w.family('sidecarless_request_duration_seconds', 'histogram', 'Request latency: inbound until the response ended, outbound for all tries of a logical request.');
+  for (const s of series) {
+    let cum = 0;
+    HTTP_DURATION_BUCKETS.forEach((b, i) => {
+      cum += s.buckets[i]!;
+      w.sample('sidecarless_request_duration_seconds_bucket', { ...key(s), le: String(b) }, cum);
+    });
+    cum += s.buckets[HTTP_DURATION_BUCKETS.length]!;
+    w.sample('sidecarless_request_duration_seconds_bucket', { ...key(s), le: '+Inf' }, cum);
+    w.sample('sidecarless_request_duration_seconds_sum', key(s), s.sum);
+    w.sample('sidecarless_request_duration_seconds_count', key(s), s.count);
+  }
+  w.family('sidecarless_retries_total', 'counter', 'Outbound retries, by service, peer, route and reason (failure kind or status).');
+  for (const s of series) for (const [reason, n] of s.retries) w.sample('sidecarless_retries_total', { service: s.service, peer: s.peer, route: s.route, reason }, n);
+  w.family('sidecarless_denials_total', 'counter', 'Inbound requests refused by the authorization policy.');
+  for (const s of series) if (s.denials > 0) w.sample('sidecarless_denials_total', key(s), s.denials);
+  w.family('sidecarless_authz_decisions_total', 'counter', 'Authorization decisions, by decision, rule and the rule action (audit: an audit rule matched).');
+  for (const e of t.authzEntries()) w.sample('sidecarless_authz_decisions_total', { decision: e.decision, rule: e.rule, action: e.action }, e.count);
+  w.family('sidecarless_retry_budget_exhausted_total', 'counter', 'Retries refused because the service retry budget was exhausted.');
+  for (const [service, n] of t.budgetExhausted) w.sample('sidecarless_retry_budget_exhausted_total', { service }, n);
+  w.family('sidecarless_endpoint_ejections_total', 'counter', 'Endpoints ejected by failure accrual.');
+  for (const [service, m] of t.ejections) for (const [endpoint, n] of m) w.sample('sidecarless_endpoint_ejections_total', { service, endpoint }, n);
+  w.family('sidecarless_active_requests', 'gauge', 'Requests in flight.');
+  for (const d of ['inbound', 'outbound'] as const) w.sample('sidecarless_active_requests', { direction: d, service: input.service }, t.active[d]);
+
+  const id = input.identity;
+  const spiffeId = id.spiffeId ?? '';
+  w.family('sidecarless_identity_ready', 'gauge', '1 when the workload holds a valid X.509-SVID.');
+  w.sample('sidecarless_identity_ready', { spiffe_id: spiffeId }, id.state === 'ready' || id.state === 'stale' ? 1 : 0);
+  w.family('sidecarless_identity_expiry_seconds', 'gauge', 'Seconds until the workload X.509-SVID expires.');
+  if (id.secondsLeft !== undefined) w.sample('sidecarless_identity_expiry_seconds', { spiffe_id: spiffeId }, id.secondsLeft);
+  w.family('sidecarless_identity_rotations_total', 'counter', 'Workload X.509-SVID rotations.');
+  w.sample('sidecarless_identity_rotations_total', { spiffe_id: spiffeId }, id.rotations);
+  w.family('sidecarless_tls_handshakes_total', 'counter', 'Inbound TLS connections, by result.');
+  const h = input.handshakes;
+  for (const [result, n] of [['authenticated', h.authenticated], ['unauthenticated', h.unauthenticated], ['rejected', h.rejected], ['tls_error', h.tlsErrors]] as const) {
+    w.sample('sidecarless_tls_handshakes_total', { result }, n);
+  }
+  return w.lines.join('\n') + '\n';
+}
+
+/** One sample of a scrape. */
+export interface PromSample {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+export interface PromScrape {
+  readonly samples: PromSample[];
+  /** Declared family types. */
+  readonly types: ReadonlyMap<string, string>;
+}
+
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+const TYPES = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
+
+function parseValue(s: string, line: number): number {
+  if (s === '+Inf' || s === 'Inf') return Infinity;
+  if (s === '-Inf') return -Infinity;
+  if (s === 'NaN') return NaN;
+  if (!/^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/.test(s)) throw new SyntaxError(`line ${line}: invalid value "${s}"`);
+  return Number(s);
+}
+
+/**
+ * Parses Prometheus text exposition strictly: every line is a comment (`# HELP`, `# TYPE`, other),
+ * blank, or `name{label="value",…} value [timestamp]`; a family's TYPE comes at most once and
+ * before its samples. Throws SyntaxError naming the line.
+ */
+export function parsePrometheus(text: string): PromScrape {
+  const samples: PromSample[] = [];
+  const types = new Map<string, string>();
+  const seenSamples = new Set<string>();
+  text.split('\n').forEach((raw, i) => {
+    const n = i + 1;
+    const line = raw.replace(/\r$/, '');
+    if (line.trim() === '') return;
+    if (line.startsWith('#')) {
+      const m = /^#\s+(HELP|TYPE)\s+(\S+)(?:\s+(.*))?$/.exec(line);
+      if (!m) return; // other comments are allowed
+      if (!METRIC_NAME.test(m[2]!)) throw new SyntaxError(`line ${n}: invalid metric name "${m[2]}"`);
+      if (m[1] === 'TYPE') {
+        if (!TYPES.has((m[3] ?? '').trim())) throw new SyntaxError(`line ${n}: invalid type "${m[3]}"`);
+        if (types.has(m[2]!)) throw new SyntaxError(`line ${n}: second TYPE for ${m[2]}`);
+        if (seenSamples.has(m[2]!)) throw new SyntaxError(`line ${n}: TYPE for ${m[2]} after its samples`);
+        types.set(m[2]!, m[3]!.trim());
+      }
+      return;
+    }
+    const nm = /^([a-zA-Z_:][a-zA-Z0-9_:]*)/.exec(line);
+    if (!nm) throw new SyntaxError(`line ${n}: expected a metric name: ${line}`);
+    const name = nm[1]!;
+    let pos = name.length;
+    const lbl: Record<string, string> = {};
+    if (line[pos] === '{') {
+      pos++;
+      for (;;) {
+        while (line[pos] === ' ') pos++;
+        if (line[pos] === '}') {
+          pos++;
+          break;
+        }
+        const ln = /^([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"/.exec(line.slice(pos));
+        if (!ln || !LABEL_NAME.test(ln[1]!)) throw new SyntaxError(`line ${n}: invalid label at column ${pos + 1}`);
+        pos += ln[0].length;
+        let v = '';
+        for (;;) {
+          const c = line[pos];
+          if (c === undefined) throw new SyntaxError(`line ${n}: unterminated label value`);
+          pos++;
+          if (c === '"') break;
+          if (c === '\\') {
+            const e = line[pos++];
+            if (e === 'n') v += '\n';
+            else if (e === '\\' || e === '"') v += e;
+            else throw new SyntaxError(`line ${n}: invalid escape \\${e}`);
+          } else v += c;
+        }
+        if (ln[1]! in lbl) throw new SyntaxError(`line ${n}: label ${ln[1]} repeated`);
+        lbl[ln[1]!] = v;
+        while (line[pos] === ' ') pos++;
+        if (line[pos] === ',') pos++;
+        else if (line[pos] !== '}') throw new SyntaxError(`line ${n}: expected , or } at column ${pos + 1}`);
+      }
+    }
+    const rest = line.slice(pos);
+    const vm = /^[ \t]+(\S+)(?:[ \t]+(-?\d+))?[ \t]*$/.exec(rest);
+    if (!vm) throw new SyntaxError(`line ${n}: expected a value after ${name}`);
+    const family = [...types.keys()].find((f) => name === f || (types.get(f) === 'histogram' && (name === `${f}_bucket` || name === `${f}_sum` || name === `${f}_count`)));
+    seenSamples.add(family ?? name);
+    if (types.get(family ?? '') === 'histogram' && name.endsWith('_bucket') && lbl.le === undefined) throw new SyntaxError(`line ${n}: histogram bucket without le`);
+    samples.push({ name, labels: lbl, value: parseValue(vm[1]!, n) });
+  });
+  return { samples, types };
+}

@@ -1,0 +1,176 @@
+/**
+ * The golden signals, kept by the mesh itself (no OpenTelemetry SDK needed): request counts by
+ * direction, peer, route and status class, latency histograms, retries, denials, ejections and
+ * authorization decisions. Read by `mesh.stats().traffic` and rendered as Prometheus text by the
+ * admin endpoint's `/metrics`.
+ *
+ * Per request this costs one string key, one Map lookup and a few increments. The number of
+ * series is capped (`MAX_SERIES`); past it, new label sets are folded into one `_other` series so a
+ * flood of distinct peers or routes cannot grow memory without bound.
+ */
+
+/** The HTTP semantic-convention bucket boundaries (seconds) of `http.*.request.duration`. */
+export const HTTP_DURATION_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]);
+
+/** Most label sets kept per family before folding into `_other`. */
+export const MAX_SERIES = 2000;
+const OTHER = '_other';
+
+export type Direction = 'inbound' | 'outbound';
+/** `1xx` … `5xx`, or `error` when no response was had (reset, timeout, refused connection). */
+export type StatusClass = '1xx' | '2xx' | '3xx' | '4xx' | '5xx' | 'error';
+
+export function statusClass(status: number | undefined): StatusClass {
+  if (status === undefined || status < 100 || status > 599) return 'error';
+  return `${Math.floor(status / 100)}xx` as StatusClass;
+}
+
+/** One (direction, service, peer, route): what a row of `sidecarless stat` shows. */
+export class TrafficSeries {
+  readonly byClass: Record<StatusClass, number> = { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, error: 0 };
+  /** Counts per bucket (non-cumulative); the last one is +Inf. */
+  readonly buckets = new Float64Array(HTTP_DURATION_BUCKETS.length + 1);
+  sum = 0;
+  count = 0;
+  /** Inbound: requests refused by policy. */
+  denials = 0;
+  readonly retries = new Map<string, number>();
+
+  constructor(
+    readonly direction: Direction,
+    readonly service: string,
+    /** SPIFFE ID of the other side ('' when unauthenticated). */
+    readonly peer: string,
+    /** Route name or template ('' when unknown). */
+    readonly route: string,
+  ) {}
+
+  /** Records one finished request: its status (undefined when it failed without one) and duration in seconds. */
+  record(status: number | undefined, seconds: number): void {
+    this.byClass[statusClass(status)]++;
+    let i = 0;
+    const b = HTTP_DURATION_BUCKETS;
+    while (i < b.length && seconds > b[i]!) i++;
+    this.buckets[i]!++;
+    this.sum += seconds;
+    this.count++;
+  }
+
+  retry(reason: string): void {
+    this.retries.set(reason, (this.retries.get(reason) ?? 0) + 1);
+  }
+}
+
+/** `mesh.stats().traffic`. */
+export interface TrafficSnapshot {
+  active: Record<Direction, number>;
+  series: Array<{
+    direction: Direction;
+    service: string;
+    peer: string;
+    route: string;
+    requests: number;
+    byClass: Record<StatusClass, number>;
+    /** Not 5xx and not an error, over requests (Linkerd's success rate). */
+    successRate: number | null;
+    latencySeconds: { sum: number; p50: number | null; p95: number | null; p99: number | null };
+    retries: Record<string, number>;
+    denials: number;
+  }>;
+  retryBudgetExhausted: Record<string, number>;
+  ejections: Record<string, Record<string, number>>;
+  authz: Array<{ decision: string; rule: string; action: string; count: number }>;
+}
+
+/** Quantile from non-cumulative bucket counts (as Prometheus' histogram_quantile: linear inside the bucket). */
+export function bucketQuantile(q: number, counts: ArrayLike<number>, bounds: readonly number[] = HTTP_DURATION_BUCKETS): number | null {
+  let total = 0;
+  for (let i = 0; i < counts.length; i++) total += counts[i]!;
+  if (total <= 0) return null;
+  const rank = q * total;
+  let seen = 0;
+  for (let i = 0; i < counts.length; i++) {
+    const c = counts[i]!;
+    if (seen + c >= rank && c > 0) {
+      if (i >= bounds.length) return bounds[bounds.length - 1]!; // +Inf bucket: the highest finite bound
+      const lo = i === 0 ? 0 : bounds[i - 1]!;
+      const hi = bounds[i]!;
+      return lo + (hi - lo) * ((rank - seen) / c);
+    }
+    seen += c;
+  }
+  return bounds[bounds.length - 1]!;
+}
+
+export class TrafficStats {
+  readonly #series = new Map<string, TrafficSeries>();
+  readonly active: Record<Direction, number> = { inbound: 0, outbound: 0 };
+  readonly budgetExhausted = new Map<string, number>();
+  readonly ejections = new Map<string, Map<string, number>>();
+  readonly #authz = new Map<string, { decision: string; rule: string; action: string; count: number }>();
+
+  /** The series of a (direction, service, peer, route), created on first use. */
+  series(direction: Direction, service: string, peer: string, route: string): TrafficSeries {
+    const key = `${direction}\u0000${service}\u0000${peer}\u0000${route}`;
+    let s = this.#series.get(key);
+    if (s) return s;
+    if (this.#series.size >= MAX_SERIES) return this.series(direction, service, OTHER, OTHER);
+    s = new TrafficSeries(direction, service, peer, route);
+    this.#series.set(key, s);
+    return s;
+  }
+
+  allSeries(): IterableIterator<TrafficSeries> {
+    return this.#series.values();
+  }
+
+  exhausted(service: string): void {
+    this.budgetExhausted.set(service, (this.budgetExhausted.get(service) ?? 0) + 1);
+  }
+
+  ejection(service: string, endpoint: string): void {
+    let m = this.ejections.get(service);
+    if (!m) this.ejections.set(service, (m = new Map()));
+    m.set(endpoint, (m.get(endpoint) ?? 0) + 1);
+  }
+
+  authz(decision: string, rule: string, action: string): void {
+    const key = `${decision}\u0000${rule}\u0000${action}`;
+    let e = this.#authz.get(key);
+    if (!e) {
+      if (this.#authz.size >= MAX_SERIES) return this.authz(decision, OTHER, action);
+      this.#authz.set(key, (e = { decision, rule, action, count: 0 }));
+    }
+    e.count++;
+  }
+
+  authzEntries(): IterableIterator<{ decision: string; rule: string; action: string; count: number }> {
+    return this.#authz.values();
+  }
+
+  snapshot(): TrafficSnapshot {
+    const series: TrafficSnapshot['series'] = [];
+    for (const s of this.#series.values()) {
+      const ok = s.count - s.byClass['5xx'] - s.byClass.error;
+      series.push({
+        direction: s.direction,
+        service: s.service,
+        peer: s.peer,
+        route: s.route,
+        requests: s.count,
+        byClass: { ...s.byClass },
+        successRate: s.count > 0 ? ok / s.count : null,
+        latencySeconds: { sum: s.sum, p50: bucketQuantile(0.5, s.buckets), p95: bucketQuantile(0.95, s.buckets), p99: bucketQuantile(0.99, s.buckets) },
+        retries: Object.fromEntries(s.retries),
+        denials: s.denials,
+      });
+    }
+    return {
+      active: { ...this.active },
+      series,
+      retryBudgetExhausted: Object.fromEntries(this.budgetExhausted),
+      ejections: Object.fromEntries([...this.ejections].map(([k, m]) => [k, Object.fromEntries(m)])),
+      authz: [...this.#authz.values()].map((e) => ({ ...e })),
+    };
+  }
+}

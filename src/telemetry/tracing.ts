@@ -1,0 +1,95 @@
+/**
+ * Tracing through `@opentelemetry/api` only: a server span per inbound request, a client span per
+ * logical outbound request (tries are span events), W3C trace context carried in `traceparent`.
+ *
+ * Nothing is created unless a TracerProvider is registered: `tracer()` asks the API's proxy provider
+ * for its delegate and returns undefined when there is none (one global lookup per request).
+ * Propagation goes through `propagation.inject/extract` when a global propagator is registered (the
+ * SDK registers W3C trace context + baggage); with none, the mesh uses its own W3C trace-context
+ * propagator, so a TracerProvider alone is enough for traces to cross services.
+ */
+import {
+  type Context,
+  type TextMapGetter,
+  type TextMapPropagator,
+  type TextMapSetter,
+  type Tracer,
+  type TracerProvider,
+  TraceFlags,
+  createTraceState,
+  defaultTextMapGetter,
+  defaultTextMapSetter,
+  isSpanContextValid,
+  propagation,
+  trace,
+} from '@opentelemetry/api';
+import { INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION } from './instruments.js';
+
+type ProxyLike = TracerProvider & { getDelegate?: () => TracerProvider; getDelegateTracer?: (name: string, version?: string) => Tracer | undefined };
+
+let cachedDelegate: TracerProvider | undefined;
+let cachedTracer: Tracer | undefined;
+let cachedProvider: TracerProvider | undefined;
+
+/** The mesh's tracer, or undefined when no TracerProvider is registered. */
+export function tracer(): Tracer | undefined {
+  const p = trace.getTracerProvider() as ProxyLike;
+  if (typeof p.getDelegate !== 'function' || typeof p.getDelegateTracer !== 'function') {
+    if (p !== cachedProvider) {
+      cachedProvider = p;
+      cachedTracer = p.getTracer(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION);
+    }
+    return cachedTracer;
+  }
+  const d = p.getDelegate();
+  if (d === cachedDelegate && cachedProvider === p) return cachedTracer;
+  cachedDelegate = d;
+  cachedProvider = p;
+  cachedTracer = p.getDelegateTracer(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION);
+  return cachedTracer;
+}
+
+const TRACEPARENT = 'traceparent';
+const TRACESTATE = 'tracestate';
+const TRACEPARENT_RE = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$/;
+
+/** W3C Trace Context (traceparent, tracestate), for when no global propagator is registered. */
+export const w3cTraceContext: TextMapPropagator = {
+  inject(ctx: Context, carrier: unknown, setter: TextMapSetter = defaultTextMapSetter): void {
+    const sc = trace.getSpanContext(ctx);
+    if (!sc || !isSpanContextValid(sc)) return;
+    setter.set(carrier, TRACEPARENT, `00-${sc.traceId}-${sc.spanId}-0${Number(sc.traceFlags & TraceFlags.SAMPLED)}`);
+    const ts = sc.traceState?.serialize();
+    if (ts) setter.set(carrier, TRACESTATE, ts);
+  },
+  extract(ctx: Context, carrier: unknown, getter: TextMapGetter = defaultTextMapGetter): Context {
+    const raw = getter.get(carrier, TRACEPARENT);
+    const header = Array.isArray(raw) ? raw[0] : raw;
+    if (typeof header !== 'string') return ctx;
+    const m = TRACEPARENT_RE.exec(header.trim());
+    if (!m || m[1] === 'ff' || (m[1] === '00' && header.trim().length !== 55)) return ctx;
+    const sc = { traceId: m[2]!, spanId: m[3]!, traceFlags: parseInt(m[4]!, 16) & TraceFlags.SAMPLED, isRemote: true };
+    if (!isSpanContextValid(sc)) return ctx;
+    const rawState = getter.get(carrier, TRACESTATE);
+    const state = Array.isArray(rawState) ? rawState.join(',') : rawState;
+    return trace.setSpanContext(ctx, state ? { ...sc, traceState: createTraceState(state) } : sc);
+  },
+  fields: () => [TRACEPARENT, TRACESTATE],
+};
+
+/** The global propagator when one is registered, else the built-in W3C trace context. */
+function propagator(): Pick<TextMapPropagator, 'inject' | 'extract'> {
+  return propagation.fields().length > 0 ? propagation : w3cTraceContext;
+}
+
+/** Trace context from inbound request headers (Node's lower-cased `req.headers`). */
+export function extractContext(parent: Context, headers: Record<string, string | string[] | undefined>): Context {
+  return propagator().extract(parent, headers, defaultTextMapGetter);
+}
+
+/** Headers carrying `ctx` (traceparent, tracestate, baggage… whatever the propagator writes). */
+export function injectHeaders(ctx: Context): Record<string, string> {
+  const out: Record<string, string> = {};
+  propagator().inject(ctx, out, defaultTextMapSetter);
+  return out;
+}
