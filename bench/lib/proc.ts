@@ -43,7 +43,8 @@ export class NodeChild {
 
   /** `profileDir`: run the child with --cpu-prof, writing its profile there when it exits. */
   static spawn(name: string, script: string, args: string[], profileDir?: string): NodeChild {
-    const prof = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${name.replace(/\W+/g, '-')}.cpuprofile`] : [];
+    // One directory per child: tsx's loader thread writes a profile of its own next to the main thread's.
+    const prof = profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, name.replace(/\W+/g, '-'))] : [];
     const proc = spawn(process.execPath, [...prof, '--import', 'tsx', join(BENCH_DIR, script), ...args], {
       cwd: ROOT,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
