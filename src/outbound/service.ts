@@ -4,7 +4,7 @@ import { type EndpointConfig, type RetryConfig, type RouteConfig, type ServiceCo
 import { ConfigError } from '../errors.js';
 import { authorizeId } from '../identity/authorizer.js';
 import { type ClientTls } from '../tls/connect.js';
-import { type Balancer, type BalancerKind, type EndpointState, type StateChange, createBalancer } from './balancer/index.js';
+import { type Balancer, type BalancerKind, type EndpointSnapshot, type StateChange, createBalancer } from './balancer/index.js';
 import { type RetryBudgetSnapshot, type RetryPolicySettings, type TimeoutSettings, RetryBudget, retryPolicySettings } from './retry/index.js';
 import { DEFAULT_MAX_REPLAY_BODY_BYTES } from './retry/replay-body.js';
 import { type CompiledRoute, type RouteRequest, compileRoute } from './routes.js';
@@ -67,20 +67,11 @@ export interface OutboundServiceStats {
   endpoints: OutboundEndpointStats[];
 }
 
-export interface OutboundEndpointStats {
+/** An endpoint as `mesh.stats()` shows it: the balancer's snapshot, named by address and identity. */
+export interface OutboundEndpointStats extends Omit<EndpointSnapshot, 'key' | 'probeAt'> {
   address: string;
   identity: string;
-  weight: number;
   zone?: string;
-  /** Peak-EWMA latency estimate (ms). */
-  ewmaMs: number;
-  pending: number;
-  /** Tries ended on this endpoint. */
-  requests: number;
-  failures: number;
-  consecutiveFailures: number;
-  state: EndpointState;
-  ejections: number;
 }
 
 /** Retry settings from config (`false`: none). A route's fields override its service's one by one. */

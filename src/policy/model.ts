@@ -290,7 +290,8 @@ const ConditionSchema = z.strictObject({ ...sourceShape, ...operationShape });
 const oneOrMany = (s: z.ZodType) =>
   z.preprocess((v) => (v === undefined || Array.isArray(v) ? v : [v]), z.array(s).min(1, 'must not be empty (omit the field to match anything)'));
 
-const LabelSelectorSchema = z.strictObject({
+/** Kubernetes label selector schema (shared by the native form and the importers). */
+export const LabelSelectorSchema = z.strictObject({
   matchLabels: z.record(z.string(), z.string()).optional(),
   matchExpressions: z
     .array(

@@ -219,7 +219,7 @@ export function retryDelay(attempt: number, random: () => number = Math.random):
 export abstract class CoreBackedSource implements X509Source {
   protected readonly core: SourceCore;
 
-  protected constructor(core: SourceCore) {
+  constructor(core: SourceCore) {
     this.core = core;
   }
 

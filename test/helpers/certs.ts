@@ -10,7 +10,7 @@ import { type DevCa, type IssuedSvid } from '../../src/identity/dev-ca.js';
 import { generateKeyPair, privateKeyToPem } from '../../src/identity/keys.js';
 import { x509 } from '../../src/identity/x509.js';
 import { buildSvid } from '../../src/sources/svid-set.js';
-import { type SourceStatus, type X509Source, type X509Svid, SourceCore } from '../../src/sources/source.js';
+import { type X509Svid, CoreBackedSource, SourceCore } from '../../src/sources/source.js';
 
 export const TD = 'cluster.local';
 export const idOf = (sa: string, ns = 'default', td = TD) => `spiffe://${td}/ns/${ns}/sa/${sa}`;
@@ -134,10 +134,9 @@ export function filesOf(svid: IssuedSvid, extraBundlePem = ''): SvidFiles {
  * The smallest X509Source: the test sets the SVID and bundles by hand. Expiry is checked at use
  * time by SourceCore, against `clock`.
  */
-export class ManualSource implements X509Source {
-  readonly core: SourceCore;
+export class ManualSource extends CoreBackedSource {
   constructor(readonly clock: Clock = systemClock) {
-    this.core = new SourceCore('manual', clock, 'test source');
+    super(new SourceCore('manual', clock, 'test source'));
   }
   /** Verifies and installs a set (throws like a real source would reject it). */
   set(files: SvidFiles, defaultTrustDomain = TD): X509Svid {
@@ -148,24 +147,6 @@ export class ManualSource implements X509Source {
   }
   fail(err: Error): void {
     this.core.fail(err);
-  }
-  getX509Svid(): X509Svid {
-    return this.core.getX509Svid();
-  }
-  getBundles(): BundleSet {
-    return this.core.getBundles();
-  }
-  getBundle(trustDomain: string): X509Bundle | undefined {
-    return this.core.getBundles().get(trustDomain);
-  }
-  onUpdate(listener: () => void): () => void {
-    return this.core.onUpdate(listener);
-  }
-  ready(timeoutMs?: number): Promise<void> {
-    return this.core.ready(timeoutMs);
-  }
-  status(): SourceStatus {
-    return this.core.status();
   }
   async close(): Promise<void> {
     this.core.close();

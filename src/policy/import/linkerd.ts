@@ -15,7 +15,7 @@
 import { z } from 'zod';
 import { parseCidr } from '../cidr.js';
 import { at, fail, policyError, type PolicyIssue } from '../issues.js';
-import { checkPathPattern, DEFAULT_POLICIES, type DefaultPolicy, type LabelSelector, type Operation, type Source } from '../model.js';
+import { checkPathPattern, DEFAULT_POLICIES, LabelSelectorSchema, type DefaultPolicy, type LabelSelector, type Operation, type Source } from '../model.js';
 import type { NativeRule } from './istio.js';
 import { MetadataSchema, strictParse, type K8sDoc } from './k8s.js';
 
@@ -33,18 +33,7 @@ export interface NativeServer {
 const LINKERD = 'policy.linkerd.io';
 const GATEWAY = 'gateway.networking.k8s.io';
 
-const SelectorSchema = z.strictObject({
-  matchLabels: z.record(z.string(), z.string()).optional(),
-  matchExpressions: z
-    .array(
-      z.strictObject({
-        key: z.string().min(1),
-        operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
-        values: z.array(z.string()).optional(),
-      }),
-    )
-    .optional(),
-});
+const SelectorSchema = LabelSelectorSchema;
 const doc = <T extends z.ZodType>(spec: T) =>
   z.strictObject({ apiVersion: z.string(), kind: z.string(), metadata: MetadataSchema, spec, status: z.unknown().optional() });
 
