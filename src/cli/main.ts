@@ -12,6 +12,8 @@ usage:
                                                              issue svid.pem, svid_key.pem, svid_bundle.pem
   sidecarless policy check --policy FILE --from ID|unauthenticated --method M --path P [--host H]
                                                              ALLOW/DENY and the deciding rule (exit 0 / 1)
+  sidecarless stat --admin URL [--watch] [--interval 2s]    requests/s, success rate, p50/p95/p99, retries and
+                                                             denials per peer and route, from an admin endpoint
   sidecarless demo                                           a small mesh, live
 
 more: README.md and docs/ in the package`;
@@ -31,6 +33,10 @@ async function resolve(argv: string[]): Promise<{ cmd: Command; rest: string[] }
   if (a === 'ca' && b === 'init') return { cmd: { run: caInit, usage: caInitUsage }, rest };
   if (a === 'svid' && b === 'issue') return { cmd: { run: svidIssue, usage: svidIssueUsage }, rest };
   if (a === 'policy' && b === 'check') return { cmd: await policyCommand(), rest };
+  if (a === 'stat') {
+    const m = await import('./stat.js');
+    return { cmd: { run: m.stat, usage: m.statUsage }, rest: argv.slice(1) };
+  }
   if (a === 'demo') return { cmd: { run: demo, usage: 'usage: sidecarless demo' }, rest: argv.slice(1) };
   return undefined;
 }

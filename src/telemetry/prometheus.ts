@@ -3,7 +3,7 @@
  * strict parser for it (used by `sidecarless stat` and by tests). No dependencies.
  */
 import { type SourceStatus } from '../sources/source.js';
-import { HTTP_DURATION_BUCKETS, type TrafficStats } from './stats.js';
+import { LATENCY_BUCKETS, type TrafficStats } from './stats.js';
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -54,11 +54,11 @@ export function renderPrometheus(input: PrometheusInput): string {
   w.family('sidecarless_request_duration_seconds', 'histogram', 'Request latency: inbound until the response ended, outbound for all tries of a logical request.');
   for (const s of series) {
     let cum = 0;
-    HTTP_DURATION_BUCKETS.forEach((b, i) => {
+    LATENCY_BUCKETS.forEach((b, i) => {
       cum += s.buckets[i]!;
       w.sample('sidecarless_request_duration_seconds_bucket', { ...key(s), le: String(b) }, cum);
     });
-    cum += s.buckets[HTTP_DURATION_BUCKETS.length]!;
+    cum += s.buckets[LATENCY_BUCKETS.length]!;
     w.sample('sidecarless_request_duration_seconds_bucket', { ...key(s), le: '+Inf' }, cum);
     w.sample('sidecarless_request_duration_seconds_sum', key(s), s.sum);
     w.sample('sidecarless_request_duration_seconds_count', key(s), s.count);

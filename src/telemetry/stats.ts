@@ -12,6 +12,16 @@
 /** The HTTP semantic-convention bucket boundaries (seconds) of `http.*.request.duration`. */
 export const HTTP_DURATION_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]);
 
+/**
+ * The buckets of the mesh's own latency histograms (seconds): a superset of the semantic-convention
+ * boundaries (so they re-aggregate to them) with finer steps below 50 ms, where in-cluster calls live,
+ * so `sidecarless stat` quantiles mean something there.
+ */
+export const LATENCY_BUCKETS: readonly number[] = Object.freeze([
+  0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2,
+  2.5, 5, 7.5, 10,
+]);
+
 /** Most label sets kept per family before folding into `_other`. */
 export const MAX_SERIES = 2000;
 const OTHER = '_other';
@@ -29,7 +39,7 @@ export function statusClass(status: number | undefined): StatusClass {
 export class TrafficSeries {
   readonly byClass: Record<StatusClass, number> = { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, error: 0 };
   /** Counts per bucket (non-cumulative); the last one is +Inf. */
-  readonly buckets = new Float64Array(HTTP_DURATION_BUCKETS.length + 1);
+  readonly buckets = new Float64Array(LATENCY_BUCKETS.length + 1);
   sum = 0;
   count = 0;
   /** Inbound: requests refused by policy. */
@@ -49,7 +59,7 @@ export class TrafficSeries {
   record(status: number | undefined, seconds: number): void {
     this.byClass[statusClass(status)]++;
     let i = 0;
-    const b = HTTP_DURATION_BUCKETS;
+    const b = LATENCY_BUCKETS;
     while (i < b.length && seconds > b[i]!) i++;
     this.buckets[i]!++;
     this.sum += seconds;
@@ -83,7 +93,7 @@ export interface TrafficSnapshot {
 }
 
 /** Quantile from non-cumulative bucket counts (as Prometheus' histogram_quantile: linear inside the bucket). */
-export function bucketQuantile(q: number, counts: ArrayLike<number>, bounds: readonly number[] = HTTP_DURATION_BUCKETS): number | null {
+export function bucketQuantile(q: number, counts: ArrayLike<number>, bounds: readonly number[] = LATENCY_BUCKETS): number | null {
   let total = 0;
   for (let i = 0; i < counts.length; i++) total += counts[i]!;
   if (total <= 0) return null;
