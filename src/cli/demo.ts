@@ -8,6 +8,7 @@ import { peerOf } from '../inbound/peer-of.js';
 import { createMesh } from '../mesh.js';
 import { BUNDLE_FILE, KEY_FILE, SVID_FILE } from '../sources/dir.js';
 import { type Io, parse } from './args.js';
+import { type Snapshot, renderStat, scrapeAdmin, statRows } from './stat.js';
 
 /**
  * `sidecarless demo`: the main job, live. A dev CA; two `payments` replicas and an `orders` client
@@ -24,8 +25,9 @@ export async function demo(args: string[], io: Io): Promise<number> {
     target: { type: 'string' },
     'delay-ms': { type: 'string' },
     load: { type: 'string' },
+    admin: { type: 'boolean' },
   });
-  if (v.role) return runRole(v.role, v as Record<string, string | undefined>);
+  if (v.role) return runRole(v.role, v as Record<string, string | undefined>, v.admin === true);
   return orchestrate(io);
 }
 
@@ -110,11 +112,18 @@ async function orchestrate(io: Io): Promise<number> {
     io.stdout('sidecarless demo: a small mesh, live\n');
     io.stdout(`  dev CA        spiffe://${TD}  (SVIDs in ${work})`);
     const replicas: Array<{ name: string; port: number }> = [];
+    let statAdmin: string | undefined;
+    let statBefore: Snapshot | undefined;
     // payments-3 answers 150 ms late: the balancer (p2c over peak-EWMA) drains its traffic.
     for (const [name, delayMs] of [['payments-1', 0], ['payments-2', 0], ['payments-3', SLOW_MS]] as const) {
-      const c = start('payments', ['--name', name, '--dir', join(work, 'payments'), ...(delayMs ? ['--delay-ms', String(delayMs)] : [])]);
+      // payments-1 also serves the admin endpoint: `sidecarless stat` reads it at the end.
+      const c = start('payments', ['--name', name, '--dir', join(work, 'payments'), ...(delayMs ? ['--delay-ms', String(delayMs)] : []), ...(name === 'payments-1' ? ['--admin'] : [])]);
       children.push(c);
       const ev = await next(c, 'listening');
+      if (ev.adminPort !== undefined) {
+        statAdmin = `http://127.0.0.1:${ev.adminPort}`;
+        statBefore = await scrapeAdmin(statAdmin);
+      }
       replicas.push({ name, port: Number(ev.port) });
       io.stdout(`  ${name.padEnd(12)}  https://127.0.0.1:${ev.port}  ${PAYMENTS_ID}  (pid ${c.proc.pid})${delayMs ? `  slow: +${delayMs} ms` : ''}`);
     }
@@ -167,6 +176,11 @@ async function orchestrate(io: Io): Promise<number> {
         : `  intruder → payments-1   GOT ${attempt.status}: THIS SHOULD NOT HAPPEN`,
     );
 
+    if (statAdmin) {
+      const statAfter = await scrapeAdmin(statAdmin);
+      io.stdout(`\n  sidecarless stat --admin ${statAdmin}   (payments-1, since it started)\n`);
+      io.stdout(renderStat(statRows(statBefore, statAfter), (statAfter.at - statBefore!.at) / 1000).replace(/^(?=.)/gm, '  '));
+    }
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     const spread = [...perReplica].map(([k, n]) => `${k}: ${n}`).join(', ');
     io.stdout(
@@ -187,7 +201,7 @@ function emit(event: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify(event) + '\n');
 }
 
-async function runRole(role: string, v: Record<string, string | undefined>): Promise<number> {
+async function runRole(role: string, v: Record<string, string | undefined>, admin = false): Promise<number> {
   // A demo child ends when its parent does.
   process.stdin.on('end', () => process.exit(0));
   process.stdin.resume();
@@ -198,6 +212,7 @@ async function runRole(role: string, v: Record<string, string | undefined>): Pro
       identity: { dir: v.dir! },
       logger: quiet,
       inbound: { policy: DEMO_POLICY, audit: (record) => emit({ event: 'audit', ...record }) },
+      ...(admin && { admin: { port: 0 } }),
     });
     const delayMs = Number(v['delay-ms'] ?? 0);
     const server = mesh.createServer((req, res) => {
@@ -207,7 +222,7 @@ async function runRole(role: string, v: Record<string, string | undefined>): Pro
       else res.end(body);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    emit({ event: 'listening', port: (server.address() as { port: number }).port });
+    emit({ event: 'listening', port: (server.address() as { port: number }).port, ...(mesh.admin && { adminPort: mesh.admin.address().port }) });
     await new Promise(() => {});
   }
   if (role === 'orders' || role === 'intruder') {
