@@ -1,0 +1,182 @@
+// The admin endpoint over real sockets: off by default, loopback, every path, never key material,
+// /ready follows the SVID's expiry (virtual clock), /metrics is valid Prometheus text.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer as createNetServer } from 'node:net';
+import { join } from 'node:path';
+import { VirtualClock } from '../../src/clock.js';
+import { createDevCa, createMesh, type DevCa, type IssuedSvid, type Mesh } from '../../src/index.js';
+import { parsePrometheus } from '../../src/telemetry/prometheus.js';
+import { filesOf, tempDir, writeSvidDir } from '../helpers/certs.js';
+import { closeServer, listen } from '../helpers/net.js';
+
+const quiet = { info() {}, warn() {}, error() {} };
+const meshes: Mesh[] = [];
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of cleanups) await c();
+  for (const m of meshes) await m.close().catch(() => {});
+});
+
+let ca: DevCa;
+let svid: IssuedSvid;
+let clock: VirtualClock;
+let payments: Mesh;
+let orders: Mesh;
+let base: string;
+
+before(async () => {
+  ca = await createDevCa();
+  svid = await ca.issue({ spiffeId: 'spiffe://cluster.local/ns/default/sa/payments' });
+  const { dir, remove } = await tempDir();
+  cleanups.push(remove);
+  await writeSvidDir(dir, filesOf(svid));
+  clock = new VirtualClock(Date.now());
+  payments = await createMesh(
+    {
+      service: 'payments',
+      identity: { dir: join(dir) },
+      logger: quiet,
+      admin: { port: 0 },
+      inbound: { policy: { rules: [{ name: 'no-admin', action: 'deny', to: { paths: ['/admin'] } }] }, audit: () => {} },
+      outbound: { services: { ledger: { endpoints: ['127.0.0.1:9'], retry: { maxRetries: 1 } } } },
+    },
+    { clock },
+  );
+  meshes.push(payments);
+  const server = payments.createServer((_req, res) => res.end('ok'));
+  cleanups.unshift(() => closeServer(server));
+  const port = await listen(server);
+  orders = await createMesh({ service: 'orders', identity: { ca }, logger: quiet, outbound: { services: { payments: { endpoints: [`127.0.0.1:${port}`] } } } });
+  meshes.push(orders);
+  for (let i = 0; i < 5; i++) await (await orders.fetch('http://payments/charge', { method: 'POST' })).text();
+  await (await orders.fetch('http://payments/admin')).text();
+  const a = payments.admin!.address();
+  base = `http://127.0.0.1:${a.port}`;
+});
+
+async function get(path: string, init?: RequestInit): Promise<{ status: number; type: string; body: string }> {
+  const r = await fetch(base + path, init);
+  return { status: r.status, type: r.headers.get('content-type') ?? '', body: await r.text() };
+}
+
+test('off by default; on: bound to loopback on the port chosen, createMesh awaited it', async () => {
+  assert.equal(orders.admin, undefined);
+  const a = payments.admin!.address();
+  assert.equal(a.address, '127.0.0.1');
+  assert.ok(a.port > 0);
+  assert.equal((await get('/live')).status, 200);
+});
+
+test('every path answers; unknown paths 404; only GET and HEAD', async () => {
+  assert.equal((await get('/ready')).status, 200);
+  const stats = await get('/stats');
+  assert.equal(stats.status, 200);
+  assert.match(stats.type, /application\/json/);
+  const s = JSON.parse(stats.body);
+  assert.equal(s.service, 'payments');
+  assert.equal(s.inbound.authz.denied, 1);
+  assert.equal(s.traffic.series.find((x: { direction: string }) => x.direction === 'inbound').requests, 6);
+  const id = JSON.parse((await get('/identity')).body);
+  assert.equal(id.spiffeId, 'spiffe://cluster.local/ns/default/sa/payments');
+  assert.equal(id.serialNumber, payments.identity.status().serialNumber);
+  assert.equal(id.notAfter, payments.identity.status().notAfter);
+  const roots = id.bundles['cluster.local'];
+  assert.ok(roots.length >= 1);
+  for (const r of roots) {
+    assert.deepEqual(Object.keys(r).sort(), ['fingerprint256', 'notAfter', 'subject']);
+    assert.match(r.fingerprint256, /^[0-9a-f]{64}$/);
+  }
+  const cfg = JSON.parse((await get('/config')).body);
+  assert.equal(cfg.config.service, 'payments');
+  assert.equal(cfg.config.outbound.services.ledger.retry.maxRetries, 1);
+  assert.equal(cfg.policy.document.rules[0].name, 'no-admin');
+  assert.equal(cfg.config.inbound.audit, undefined, 'functions are not shown');
+  assert.equal((await get('/nope')).status, 404);
+  assert.equal((await get('/metrics', { method: 'POST', body: 'x' })).status, 405);
+  assert.equal((await get('/live', { method: 'HEAD' })).status, 200);
+});
+
+test('no response ever carries key material', async () => {
+  const keyBody = svid.keyPem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
+  const keyDerHex = Buffer.from(keyBody, 'base64').toString('hex');
+  const liveKey = payments.identity.getX509Svid().keyPem;
+  const caKeyed = ca as unknown as Record<string, unknown>;
+  const caSecrets = Object.values(caKeyed).filter((v): v is string => typeof v === 'string' && v.includes('PRIVATE KEY'));
+  // Also a mesh whose identity is the dev CA object itself.
+  const dev = await createMesh({ service: 'billing', identity: { ca }, logger: quiet, admin: { port: 0 } });
+  meshes.push(dev);
+  const devBase = `http://127.0.0.1:${dev.admin!.address().port}`;
+  for (const b of [base, devBase]) {
+    for (const p of ['/live', '/ready', '/metrics', '/stats', '/config', '/identity', '/nope']) {
+      const body = await (await fetch(b + p)).text();
+      assert.doesNotMatch(body, /PRIVATE KEY/, p);
+      assert.doesNotMatch(body, /-----BEGIN/, p);
+      for (let i = 0; i + 32 <= keyBody.length; i += 16) assert.ok(!body.includes(keyBody.slice(i, i + 32)), `${p} has a piece of the key (base64)`);
+      assert.ok(!body.includes(keyDerHex.slice(0, 64)), `${p} has the key (hex)`);
+      assert.ok(!body.includes(liveKey.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '').slice(0, 40)));
+      for (const s of caSecrets) assert.ok(!body.includes(s.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '').slice(0, 40)), `${p} has the CA key`);
+    }
+  }
+  const cfg = JSON.parse(await (await fetch(devBase + '/config')).text());
+  assert.equal(typeof cfg.config.identity.ca, 'string', 'the dev CA object is named, not serialized');
+});
+
+test('/metrics is valid Prometheus text with the golden signals', async () => {
+  const r = await get('/metrics');
+  assert.equal(r.status, 200);
+  assert.match(r.type, /^text\/plain; version=0\.0\.4/);
+  // An independent line check, then the strict parser.
+  const sample = /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:\\.|[^"\\])*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:\\.|[^"\\])*")*\})? (?:[-+]?[0-9.]+(?:e[-+]?\d+)?|\+Inf|NaN)$/;
+  for (const line of r.body.trimEnd().split('\n')) {
+    if (line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
+    assert.match(line, sample);
+  }
+  const scrape = parsePrometheus(r.body);
+  for (const f of ['sidecarless_requests_total', 'sidecarless_request_duration_seconds', 'sidecarless_retries_total', 'sidecarless_denials_total', 'sidecarless_authz_decisions_total', 'sidecarless_identity_expiry_seconds', 'sidecarless_identity_ready']) {
+    assert.ok(scrape.types.has(f), f);
+  }
+  const v = (name: string, labels: Record<string, string>) =>
+    scrape.samples.filter((s) => s.name === name && Object.entries(labels).every(([k, x]) => s.labels[k] === x)).reduce((n, s) => n + s.value, 0);
+  const peer = 'spiffe://cluster.local/ns/default/sa/orders';
+  assert.equal(v('sidecarless_requests_total', { direction: 'inbound', peer, status_class: '2xx' }), 5);
+  assert.equal(v('sidecarless_requests_total', { direction: 'inbound', peer, status_class: '4xx' }), 1);
+  assert.equal(v('sidecarless_denials_total', { direction: 'inbound', peer }), 1);
+  assert.equal(v('sidecarless_authz_decisions_total', { decision: 'deny', rule: 'no-admin' }), 1);
+  // Histogram: buckets non-decreasing, +Inf = _count.
+  const buckets = scrape.samples.filter((s) => s.name === 'sidecarless_request_duration_seconds_bucket' && s.labels.peer === peer);
+  for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i]!.value >= buckets[i - 1]!.value);
+  assert.equal(buckets.at(-1)!.labels.le, '+Inf');
+  assert.equal(buckets.at(-1)!.value, v('sidecarless_request_duration_seconds_count', { peer }));
+  assert.ok(v('sidecarless_identity_expiry_seconds', {}) > 3000);
+  assert.throws(() => parsePrometheus('metric{a="1" 2\n'), SyntaxError);
+  assert.throws(() => parsePrometheus('# TYPE m counter\n# TYPE m counter\n'), SyntaxError);
+});
+
+test('/ready turns 503 with the reason when the SVID expires', async () => {
+  assert.equal((await get('/ready')).status, 200);
+  const notAfter = Date.parse(payments.identity.status().notAfter!);
+  clock.set(notAfter + 1_000);
+  const r = await get('/ready');
+  assert.equal(r.status, 503);
+  assert.match(r.body, /^not ready: identity: .*expired/);
+  const scrape = parsePrometheus((await get('/metrics')).body);
+  assert.equal(scrape.samples.find((s) => s.name === 'sidecarless_identity_ready')!.value, 0);
+  assert.equal((await get('/live')).status, 200, 'still live');
+  clock.set(Date.now());
+  assert.equal((await get('/ready')).status, 200);
+});
+
+test('mesh.close() closes it; a port in use fails createMesh and leaves nothing open', async () => {
+  const m = await createMesh({ service: 'temp', identity: { ca }, logger: quiet, admin: { port: 0, host: '127.0.0.1' } });
+  const port = m.admin!.address().port;
+  assert.equal((await fetch(`http://127.0.0.1:${port}/live`)).status, 200);
+  await m.close();
+  await assert.rejects(fetch(`http://127.0.0.1:${port}/live`));
+
+  const blocker = createNetServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+  const taken = (blocker.address() as { port: number }).port;
+  await assert.rejects(createMesh({ service: 'temp', identity: { ca }, logger: quiet, admin: { port: taken } }), /EADDRINUSE/);
+  await new Promise((r) => blocker.close(r));
+});
