@@ -117,3 +117,27 @@ test('stats() is a JSON snapshot with identity, handshakes, requests and endpoin
   assert.equal(eps.length, 1);
   assert.ok(eps[0].requests >= 1);
 });
+
+test("DESIGN.md's contract: inbound.policy takes loadPolicy(yamlText) and setPolicy takes it too", async () => {
+  const { loadPolicy } = await import('../src/index.js');
+  const policy = loadPolicy(`
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: only-orders, namespace: default }
+spec:
+  rules:
+    - from: [{ source: { principals: ["cluster.local/ns/default/sa/orders"] } }]
+`);
+  const m = await mesh({ service: 'ledger', inbound: { policy } });
+  const server = m.createServer((_req, res) => res.end('ok'));
+  closers.push(() => closeServer(server));
+  const port = await listen(server);
+  const endpoints = [`127.0.0.1:${port}`];
+  const orders = await mesh({ service: 'orders', outbound: { services: { ledger: { endpoints } } } });
+  const web = await mesh({ service: 'web', outbound: { services: { ledger: { endpoints } } } });
+  assert.equal((await orders.fetch('http://ledger/')).status, 200);
+  assert.equal((await web.fetch('http://ledger/')).status, 403);
+  m.setPolicy(loadPolicy('rules: [{ action: allow, from: { identities: ["spiffe://cluster.local/ns/default/sa/web"] } }]'));
+  assert.equal((await web.fetch('http://ledger/')).status, 200);
+  assert.equal((await orders.fetch('http://ledger/')).status, 403);
+});

@@ -383,13 +383,51 @@ function canonicalRule(r: RawRule, index: number, prefix: string): Rule {
   return rule;
 }
 
+const isList = (v: unknown): v is unknown[] => Array.isArray(v);
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** The canonical shape: `rules` and `servers` lists, every rule with its name and all three lists, every server with routes and rules. */
+function isCanonical(input: unknown): input is { rules: unknown[]; servers: unknown[] } {
+  if (!isRecord(input) || !isList(input.rules) || !isList(input.servers)) return false;
+  const canonicalRule = (r: unknown) => isRecord(r) && typeof r.name === 'string' && isList(r.from) && isList(r.to) && isList(r.when);
+  return (
+    input.rules.every(canonicalRule) &&
+    input.servers.every((s) => isRecord(s) && isList(s.routes) && isList(s.rules) && s.rules.every(canonicalRule))
+  );
+}
+
+/**
+ * The canonical form (what loadPolicy returns) writes every list, empty ones included; the native
+ * schema refuses empty lists (omit a field to match anything). Dropping the empty ones of a policy in
+ * canonical shape (only: hand-written documents still get the error) makes loading a loaded policy a no-op: `createMesh({ inbound: { policy: loadPolicy(text) } })` works.
+ */
+export function fromCanonical(input: unknown): unknown {
+  if (!isCanonical(input)) return input;
+  const dropEmpty = (o: unknown, keys: readonly string[]): unknown => {
+    if (o === null || typeof o !== 'object' || Array.isArray(o)) return o;
+    const out: Record<string, unknown> = { ...(o as Record<string, unknown>) };
+    for (const k of keys) if (Array.isArray(out[k]) && (out[k] as unknown[]).length === 0) delete out[k];
+    return out;
+  };
+  const rules = (list: unknown): unknown => (Array.isArray(list) ? list.map((r) => dropEmpty(r, ['from', 'to', 'when'])) : list);
+  const p: Record<string, unknown> = { ...(input as Record<string, unknown>) };
+  if ('rules' in p) p.rules = rules(p.rules);
+  if (Array.isArray(p.servers)) {
+    p.servers = p.servers.map((srv: unknown) => {
+      const s = dropEmpty(srv, ['routes']);
+      return s !== null && typeof s === 'object' && 'rules' in s ? { ...s, rules: rules((s as { rules: unknown }).rules) } : s;
+    });
+  }
+  return p;
+}
+
 /**
  * Validates a native policy object and returns its canonical form (lists everywhere, rule names
  * generated as `rule-<index>`, header names lower-cased).
  * @throws PolicyError listing every problem with its path.
  */
 export function parsePolicy(input: unknown): Policy {
-  const r = PolicySchema.safeParse(input);
+  const r = PolicySchema.safeParse(fromCanonical(input));
   if (!r.success) throw policyError(zodIssues(r.error));
   const issues: PolicyIssue[] = [];
   const rules = (r.data.rules ?? []).map((x, i) => canonicalRule(x, i, ''));

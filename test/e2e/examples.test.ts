@@ -107,3 +107,19 @@ for (const file of ['examples/express/server.ts', 'examples/fastify/server.ts', 
     assert.match(r.stdout, /→ payments: 200 .*"caller":"spiffe:\/\/cluster\.local\/ns\/default\/sa\/orders"/);
   });
 }
+
+test('examples/traffic/canary.ts: splits shift live, every call succeeds', async () => {
+  const r = await run(process.execPath, tsxArgs('examples/traffic/canary.ts'), { timeoutMs: 60_000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /split 90\/10 +200\/200 ok/);
+  assert.match(r.stdout, /shifted live to 50\/50 +200\/200 ok/);
+  assert.match(r.stdout, /all to v2 +200\/200 ok — v2-a 200/);
+});
+
+test('examples/policy/istio.ts: an Istio AuthorizationPolicy enforced as it is', async () => {
+  const r = await run(process.execPath, tsxArgs('examples/policy/istio.ts'), { timeoutMs: 60_000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /orders POST \/charge +→ 200/);
+  assert.match(r.stdout, /orders POST \/admin\/refund +→ 403/);
+  assert.match(r.stdout, /web +POST \/charge +→ 403/);
+});
