@@ -144,7 +144,7 @@ async function run(spec: RunSpec): Promise<RunResult> {
     };
     await Promise.all(Array.from({ length: spec.concurrency }, worker));
     requests += total;
-    return { count, windowMs: spec.durationMs, total, errors, dropped, cpuUs: cpuUs() - cpu0, ...(firstError && { firstError }) };
+    return { count, windowMs: spec.durationMs, total, errors, dropped, cpuUs: cpuUs() - cpu0, rss: process.memoryUsage.rss(), ...(firstError && { firstError }) };
   }
 
   // Open loop: request i is due at t0 + i/rate whatever happened to the others; its latency is
@@ -217,7 +217,7 @@ async function run(spec: RunSpec): Promise<RunResult> {
     total,
     errors,
     dropped,
-    cpuUs: cpuUs() - cpu0,
+    cpuUs: cpuUs() - cpu0, rss: process.memoryUsage.rss(),
     latency: { ...l, n: recorded },
     service: pct(svc),
     sendLag: { p50: sl.p50, p99: sl.p99 },

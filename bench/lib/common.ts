@@ -125,6 +125,8 @@ export interface RunResult {
   dropped: number;
   /** Client process CPU over the whole command, µs. */
   cpuUs: number;
+  /** Client process RSS at the end of the command, bytes. */
+  rss: number;
   /** Open loop: latency from the intended send time (coordinated-omission free), ms. */
   latency?: { p50: number; p90: number; p99: number; max: number; n: number };
   /** Open loop: latency from the actual send time (service time), ms. */
