@@ -8,7 +8,7 @@ import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { type TLSSocket } from 'node:tls';
 import { type Attributes, type Context, type Span, SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { type PeerIdentity } from '../identity/peer-identity.js';
-import { ATTR, type Instruments, instruments, methodAttr } from './instruments.js';
+import { ATTR, type Instruments, activeRequests, attrsKey, instruments, methodAttr } from './instruments.js';
 import { type TrafficStats } from './stats.js';
 import { extractContext, tracer } from './tracing.js';
 
@@ -22,6 +22,7 @@ interface Observation {
   readonly peer: string;
   readonly m: Instruments | undefined;
   readonly activeAttrs: Attributes | undefined;
+  readonly activeKey: string;
   readonly span: Span | undefined;
   readonly ctx: Context | undefined;
   denied: boolean;
@@ -59,6 +60,7 @@ export class InboundObserver {
     const tr = tracer();
     const peerId = peer?.spiffeId ?? '';
     let activeAttrs: Attributes | undefined;
+    let activeKey = '';
     let span: Span | undefined;
     let ctx: Context | undefined;
     if (m || tr) {
@@ -72,7 +74,7 @@ export class InboundObserver {
         [ATTR.tls]: peer ? 'mtls' : 'unauthenticated',
       };
       if (peer) activeAttrs[ATTR.peer] = peerId;
-      m?.serverActive.add(1, activeAttrs);
+      if (m) activeRequests('server', (activeKey = attrsKey(activeAttrs)), activeAttrs, 1);
       if (tr) {
         const parent = extractContext(context.active(), req.headers);
         span = tr.startSpan(
@@ -90,7 +92,7 @@ export class InboundObserver {
         ctx = trace.setSpan(parent, span);
       }
     }
-    r[kObservation] = { owner: this, req, t0, peer: peerId, m, activeAttrs, span, ctx, denied: false, rule: undefined };
+    r[kObservation] = { owner: this, req, t0, peer: peerId, m, activeAttrs, activeKey, span, ctx, denied: false, rule: undefined };
     (res as ServerResponse & Carrier)[kObservation] = r[kObservation];
     res.on('close', onClose);
   }
@@ -130,7 +132,7 @@ export class InboundObserver {
       if (errorType) attrs[ATTR.errorType] = errorType;
       if (route) attrs[ATTR.route] = route;
       o.m.serverDuration.record(seconds, attrs);
-      o.m.serverActive.add(-1, o.activeAttrs);
+      activeRequests('server', o.activeKey, o.activeAttrs, -1);
     }
     const span = o.span;
     if (span) {

@@ -11,9 +11,10 @@ import {
   type Histogram,
   type Meter,
   type MeterProvider,
+  type ObservableCounter,
   type ObservableGauge,
   type ObservableResult,
-  type UpDownCounter,
+  type ObservableUpDownCounter,
   createNoopMeter,
   metrics,
 } from '@opentelemetry/api';
@@ -46,9 +47,9 @@ export const ATTR = {
 export interface Instruments {
   readonly serverDuration: Histogram;
   readonly clientDuration: Histogram;
-  readonly serverActive: UpDownCounter;
-  readonly clientActive: UpDownCounter;
-  readonly authzDecisions: Counter;
+  readonly serverActive: ObservableUpDownCounter;
+  readonly clientActive: ObservableUpDownCounter;
+  readonly authzDecisions: ObservableCounter;
   readonly retries: Counter;
   readonly budgetExhausted: Counter;
   readonly ejections: Counter;
@@ -66,11 +67,49 @@ export interface IdentityObservation {
 
 const observed = new Set<IdentityObservation>();
 
+/**
+ * Per-request counts kept here and reported when the reader collects, rather than one SDK call per
+ * change: an SDK `add` hashes its attributes (~2 µs), and active requests change twice per request,
+ * authorization decisions once. The instruments are the asynchronous kinds of the same types
+ * (ObservableUpDownCounter, ObservableCounter): exporters see the same sums.
+ */
+class Tally {
+  readonly #entries = new Map<string, { attrs: Attributes; n: number }>();
+  add(key: string, attrs: Attributes, delta: number): void {
+    const e = this.#entries.get(key);
+    if (e) e.n += delta;
+    else if (this.#entries.size < 2000) this.#entries.set(key, { attrs, n: delta });
+  }
+  observe = (result: ObservableResult): void => {
+    for (const e of this.#entries.values()) result.observe(e.n, e.attrs);
+  };
+}
+const serverActive = new Tally();
+const clientActive = new Tally();
+const authzDecisions = new Tally();
+
+/** Active-request key of an attribute set (the values, in the order the mesh builds them). */
+export function attrsKey(attrs: Attributes): string {
+  let k = '';
+  for (const v of Object.values(attrs)) k += `${String(v)}\u0000`;
+  return k;
+}
+
+/** One more (delta 1) or one fewer (-1) active request with these attributes. */
+export function activeRequests(kind: 'server' | 'client', key: string, attrs: Attributes, delta: 1 | -1): void {
+  (kind === 'server' ? serverActive : clientActive).add(key, attrs, delta);
+}
+
 function observeIdentities(result: ObservableResult): void {
   for (const o of observed) {
     const left = o.secondsLeft();
     if (left !== undefined) result.observe(left, { [ATTR.spiffeId]: o.spiffeId, [ATTR.service]: o.service });
   }
+}
+
+function observing<T extends ObservableUpDownCounter | ObservableCounter>(instrument: T, tally: Tally): T {
+  instrument.addCallback(tally.observe);
+  return instrument;
 }
 
 function build(meter: Meter): Instruments {
@@ -83,9 +122,9 @@ function build(meter: Meter): Instruments {
   return {
     serverDuration: meter.createHistogram('http.server.request.duration', { unit: 's', description: 'Duration of HTTP server requests.', advice }),
     clientDuration: meter.createHistogram('http.client.request.duration', { unit: 's', description: 'Duration of HTTP client requests (all tries of one logical request).', advice }),
-    serverActive: meter.createUpDownCounter('http.server.active_requests', { unit: '{request}', description: 'Number of active HTTP server requests.' }),
-    clientActive: meter.createUpDownCounter('http.client.active_requests', { unit: '{request}', description: 'Number of active HTTP client requests.' }),
-    authzDecisions: meter.createCounter('sidecarless.authz.decisions', { unit: '{decision}', description: 'Authorization decisions on inbound requests.' }),
+    serverActive: observing(meter.createObservableUpDownCounter('http.server.active_requests', { unit: '{request}', description: 'Number of active HTTP server requests.' }), serverActive),
+    clientActive: observing(meter.createObservableUpDownCounter('http.client.active_requests', { unit: '{request}', description: 'Number of active HTTP client requests.' }), clientActive),
+    authzDecisions: observing(meter.createObservableCounter('sidecarless.authz.decisions', { unit: '{decision}', description: 'Authorization decisions on inbound requests.' }), authzDecisions),
     retries: meter.createCounter('sidecarless.retries', { unit: '{retry}', description: 'Outbound retries.' }),
     budgetExhausted: meter.createCounter('sidecarless.retry_budget.exhausted', { unit: '{retry}', description: 'Retries refused because the retry budget was exhausted.' }),
     ejections: meter.createCounter('sidecarless.endpoint.ejections', { unit: '{ejection}', description: 'Endpoints ejected by failure accrual.' }),
@@ -128,10 +167,9 @@ export function methodAttr(method: string | undefined): string {
 
 /** Records an authorization decision (and one point per audit rule that matched, action 'audit'). */
 export function recordAuthz(decision: string, rule: string, action: string, audit: readonly string[]): void {
-  const m = instruments();
-  if (!m) return;
-  m.authzDecisions.add(1, { [ATTR.decision]: decision, [ATTR.rule]: rule, [ATTR.action]: action });
-  for (const a of audit) m.authzDecisions.add(1, { [ATTR.decision]: decision, [ATTR.rule]: a, [ATTR.action]: 'audit' });
+  if (!instruments()) return;
+  authzDecisions.add(`${decision}\u0000${rule}\u0000${action}`, { [ATTR.decision]: decision, [ATTR.rule]: rule, [ATTR.action]: action }, 1);
+  for (const a of audit) authzDecisions.add(`${decision}\u0000${a}\u0000audit`, { [ATTR.decision]: decision, [ATTR.rule]: a, [ATTR.action]: 'audit' }, 1);
 }
 
 export function recordRetry(service: string, reason: string): void {

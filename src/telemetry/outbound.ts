@@ -4,7 +4,7 @@
  * registered) whose tries are span events and whose context is injected into every try's headers.
  */
 import { type Attributes, type Span, SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
-import { ATTR, type Instruments, instruments, methodAttr, recordBudgetExhausted, recordRetry } from './instruments.js';
+import { ATTR, type Instruments, activeRequests, attrsKey, instruments, methodAttr, recordBudgetExhausted, recordRetry } from './instruments.js';
 import { type TrafficStats } from './stats.js';
 import { injectHeaders, tracer } from './tracing.js';
 
@@ -26,6 +26,7 @@ export class OutboundObservation {
   readonly #m: Instruments | undefined;
   readonly #span: Span | undefined;
   readonly #activeAttrs: Attributes | undefined;
+  #activeKey = '';
   /** Headers carrying the client span's trace context, added to every try. */
   readonly headers: Record<string, string> | undefined;
   /** The identity of the endpoint last tried (what the connector verified), else the service's. */
@@ -55,7 +56,7 @@ export class OutboundObservation {
       [ATTR.tls]: 'mtls',
     };
     this.#activeAttrs = attrs;
-    m?.clientActive.add(1, attrs);
+    if (m) activeRequests('client', (this.#activeKey = attrsKey(attrs)), attrs, 1);
     if (tr) {
       const parent = context.active();
       const name = methodAttr(method) === '_OTHER' ? 'HTTP' : methodAttr(method);
@@ -105,7 +106,7 @@ export class OutboundObservation {
       if (errorType) attrs[ATTR.errorType] = errorType;
       if (this.route !== undefined) attrs[ATTR.route] = this.route;
       this.#m.clientDuration.record(seconds, attrs);
-      this.#m.clientActive.add(-1, base);
+      activeRequests('client', this.#activeKey, base, -1);
     }
     const span = this.#span;
     if (span) {
