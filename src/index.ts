@@ -26,4 +26,6 @@ export { OutboundTimeoutError } from './outbound/errors.js';
 export { type OutboundServiceStats, type OutboundEndpointStats } from './outbound/service.js';
 export { type SplitStats } from './outbound/split.js';
 export { type SplitInput } from './config.js';
+export { type AdminEndpoint } from './admin/server.js';
+export { type TrafficSnapshot, HTTP_DURATION_BUCKETS } from './telemetry/stats.js';
 export * from './errors.js';
