@@ -7,6 +7,7 @@ import { DEFAULT_CLUSTER_NETWORKS } from './cidr.js';
 import { EMPTY, decision } from './decision.js';
 import { evaluate } from './evaluate.js';
 import { policyError } from './issues.js';
+import { type RuleIndex as RuleIndexOf, buildIndex } from './rule-index.js';
 import { type CompiledClause, type EvalScratch, compileClause, compileRanges, newScratch } from './match.js';
 import {
   type CompileOptions,
@@ -23,6 +24,8 @@ import {
 /** A compiled rule with its two precomputed decisions. */
 export interface CompiledRule {
   readonly name: string;
+  /** Position in its scope's rules: among matching candidates the lowest position decides. */
+  readonly order: number;
   readonly matchNothing: boolean;
   readonly from: readonly CompiledClause[];
   readonly to: readonly CompiledClause[];
@@ -31,16 +34,8 @@ export interface CompiledRule {
   readonly decision: Decision;
 }
 
-/**
- * Rules indexed by exact peer identity: a rule whose every `from` entry lists only exact SPIFFE
- * IDs can only match those peers. `byId` holds, per such ID, the candidate rules in policy order
- * (indexed ones for that ID merged with the non-indexable ones); `always` is the candidate list
- * for any other peer. Rules that match nothing are left out.
- */
-export interface RuleIndex {
-  readonly always: readonly CompiledRule[];
-  readonly byId: ReadonlyMap<string, readonly CompiledRule[]>;
-}
+/** Rules of one scope, split by action, each indexed by what they require of the peer (see rule-index.ts). */
+export type RuleIndex = RuleIndexOf<CompiledRule>;
 
 /** Rules of one scope, split by action. */
 export interface CompiledScope {
@@ -49,32 +44,6 @@ export interface CompiledScope {
   readonly allowCount: number;
   readonly allows: RuleIndex;
   readonly audits: RuleIndex;
-}
-
-function exactIds(r: Rule): string[] | undefined {
-  if (r.from.length === 0) return undefined;
-  const ids: string[] = [];
-  for (const f of r.from) {
-    if (!f.identities || f.identities.some((i) => i.includes('*'))) return undefined;
-    ids.push(...f.identities);
-  }
-  return ids;
-}
-
-function index(rules: ReadonlyArray<readonly [Rule, CompiledRule]>): RuleIndex {
-  const always: CompiledRule[] = [];
-  const ids = new Set<string>();
-  const keyed: Array<readonly [CompiledRule, ReadonlySet<string> | undefined]> = [];
-  for (const [r, c] of rules) {
-    if (c.matchNothing) continue;
-    const e = exactIds(r);
-    if (e) e.forEach((i) => ids.add(i));
-    else always.push(c);
-    keyed.push([c, e ? new Set(e) : undefined]);
-  }
-  const byId = new Map<string, CompiledRule[]>();
-  for (const id of ids) byId.set(id, keyed.filter(([, set]) => set === undefined || set.has(id)).map(([c]) => c));
-  return { always, byId };
 }
 
 /** A compiled server section. */
@@ -119,9 +88,10 @@ function defaults(policy: DefaultPolicy, server?: string): DefaultDecisions {
   };
 }
 
-function compileRule(r: Rule, server?: string): CompiledRule {
+function compileRule(r: Rule, order: number, server?: string): CompiledRule {
   return {
     name: r.name,
+    order,
     matchNothing: r.matchNothing === true,
     from: r.from.map(compileClause),
     to: r.to.map(compileClause),
@@ -136,15 +106,20 @@ function applies(x: { namespace?: string; selector?: Rule['selector'] }, o: Comp
   return true;
 }
 
-function scope(rules: readonly Rule[], server?: string): CompiledScope {
-  const denies: Array<readonly [Rule, CompiledRule]> = [];
-  const allows: Array<readonly [Rule, CompiledRule]> = [];
-  const audits: Array<readonly [Rule, CompiledRule]> = [];
-  for (const r of rules) {
-    const c = compileRule(r, server);
-    (r.action === 'deny' ? denies : r.action === 'allow' ? allows : audits).push([r, c]);
-  }
-  return { denies: index(denies), allowCount: allows.length, allows: index(allows), audits: index(audits) };
+function scope(rules: readonly Rule[], trustDomain: string, server?: string): CompiledScope {
+  const denies: CompiledRule[] = [];
+  const allows: CompiledRule[] = [];
+  const audits: CompiledRule[] = [];
+  rules.forEach((r, i) => {
+    const c = compileRule(r, i, server);
+    (r.action === 'deny' ? denies : r.action === 'allow' ? allows : audits).push(c);
+  });
+  return {
+    denies: buildIndex(denies, trustDomain),
+    allowCount: allows.length,
+    allows: buildIndex(allows, trustDomain),
+    audits: buildIndex(audits, trustDomain),
+  };
 }
 
 /**
@@ -172,7 +147,7 @@ export function compilePolicy(policy: Policy | unknown, options: CompileOptions)
     const cs: CompiledServer = {
       name: s.name,
       routes: s.routes.map(compileClause),
-      scope: scope(s.rules, s.name),
+      scope: scope(s.rules, options.trustDomain, s.name),
       fallback: s.accessPolicy,
       noRoute: decision(false, 'no-route', 'default', s.name),
       defaults: defaults(s.accessPolicy, s.name),
@@ -190,7 +165,7 @@ export function compilePolicy(policy: Policy | unknown, options: CompileOptions)
     evaluate: (req) => evaluate(compiled, req),
     ruleCount,
     defaultPolicy,
-    top: scope(topRules),
+    top: scope(topRules, options.trustDomain),
     servers,
     defaults: defaults(defaultPolicy),
     trustDomain: options.trustDomain,

@@ -11,6 +11,7 @@ import type { CompiledPolicy, CompiledRule, CompiledScope, DefaultDecisions, Rul
 import { NO_ALLOW_MATCH } from './decision.js';
 import { type CompiledClause, type EvalScratch, inRanges, matchClause, scratchIp } from './match.js';
 import type { Decision, PolicyRequest } from './model.js';
+import { candidates } from './rule-index.js';
 
 function anyClause(list: readonly CompiledClause[], req: PolicyRequest, s: EvalScratch, td: string): boolean {
   if (list.length === 0) return true;
@@ -28,19 +29,14 @@ export function ruleMatches(r: CompiledRule, req: PolicyRequest, s: EvalScratch,
   return true;
 }
 
-function candidates(idx: RuleIndex, req: PolicyRequest): readonly CompiledRule[] {
-  if (req.peer === null || idx.byId.size === 0) return idx.always;
-  return idx.byId.get(req.peer.spiffeId) ?? idx.always;
-}
-
 function firstMatch(idx: RuleIndex, req: PolicyRequest, s: EvalScratch, td: string): CompiledRule | undefined {
-  const rules = candidates(idx, req);
+  const rules = candidates(idx, req.peer);
   for (let i = 0; i < rules.length; i++) if (ruleMatches(rules[i]!, req, s, td)) return rules[i];
   return undefined;
 }
 
 function collectAudit(scope: CompiledScope, req: PolicyRequest, s: EvalScratch, td: string, into: string[] | null): string[] | null {
-  const a = candidates(scope.audits, req);
+  const a = candidates(scope.audits, req.peer);
   for (let i = 0; i < a.length; i++) {
     if (ruleMatches(a[i]!, req, s, td)) (into ??= []).push(a[i]!.name);
   }

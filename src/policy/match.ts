@@ -3,6 +3,7 @@
  * against one. Every field present must hold; absent fields match anything.
  */
 import { type IpRange, type ParsedIp, inRanges, parseCidr, parseIp } from './cidr.js';
+import type { PeerIdentity } from '../identity/peer-identity.js';
 import type { Condition, PolicyRequest } from './model.js';
 import { type PathMatcher, type StringMatcher, compilePaths, compileStrings, matchPath, matchString } from './patterns.js';
 
@@ -137,8 +138,7 @@ function reqHost(s: EvalScratch, req: PolicyRequest): string {
   return s.host;
 }
 
-function inSa(idx: SaIndex, req: PolicyRequest, trustDomain: string): boolean {
-  const p = req.peer;
+function inSa(idx: SaIndex, p: PeerIdentity | null, trustDomain: string): boolean {
   if (p === null || p.trustDomain !== trustDomain || p.namespace === undefined || p.serviceAccount === undefined) return false;
   const e = idx.get(p.namespace);
   return e !== undefined && (e === '*' || e.has(p.serviceAccount));
@@ -161,6 +161,26 @@ function anyHeaderMatches(list: ReadonlyArray<readonly [string, StringMatcher]>,
 }
 
 /**
+ * Whether `peer` satisfies the peer fields of `c` (everything but operation fields, `ipBlocks` and
+ * `notIpBlocks`): a clause can only match requests from peers for which this holds. Positive
+ * identity fields require an authenticated peer; `not*` identity fields hold for an
+ * unauthenticated peer. `matchClause` uses it, so the rule index's per-peer filter and request
+ * matching cannot disagree.
+ */
+export function matchPeer(c: CompiledClause, peer: PeerIdentity | null, trustDomain: string): boolean {
+  if (c.unauthenticated !== undefined && c.unauthenticated !== (peer === null)) return false;
+  if (c.identities !== undefined && (peer === null || !matchString(c.identities, peer.spiffeId))) return false;
+  if (c.notIdentities !== undefined && peer !== null && matchString(c.notIdentities, peer.spiffeId)) return false;
+  if (c.trustDomains !== undefined && (peer === null || !c.trustDomains.has(peer.trustDomain))) return false;
+  if (c.notTrustDomains !== undefined && peer !== null && c.notTrustDomains.has(peer.trustDomain)) return false;
+  if (c.namespaces !== undefined && (peer === null || !matchString(c.namespaces, peer.namespace))) return false;
+  if (c.notNamespaces !== undefined && peer !== null && matchString(c.notNamespaces, peer.namespace)) return false;
+  if (c.serviceAccounts !== undefined && !inSa(c.serviceAccounts, peer, trustDomain)) return false;
+  if (c.notServiceAccounts !== undefined && inSa(c.notServiceAccounts, peer, trustDomain)) return false;
+  return true;
+}
+
+/**
  * Whether `req` satisfies every field of `c`. Positive identity fields require an authenticated
  * peer; `not*` identity fields hold for an unauthenticated peer (it has none of the listed identities).
  */
@@ -169,16 +189,7 @@ export function matchClause(c: CompiledClause, req: PolicyRequest, s: EvalScratc
   if (c.notPorts !== undefined && c.notPorts.has(req.port)) return false;
   if (c.methods !== undefined && !matchString(c.methods, req.method)) return false;
   if (c.notMethods !== undefined && matchString(c.notMethods, req.method)) return false;
-  const peer = req.peer;
-  if (c.unauthenticated !== undefined && c.unauthenticated !== (peer === null)) return false;
-  if (c.identities !== undefined && (peer === null || !matchString(c.identities, peer.spiffeId))) return false;
-  if (c.notIdentities !== undefined && peer !== null && matchString(c.notIdentities, peer.spiffeId)) return false;
-  if (c.trustDomains !== undefined && (peer === null || !c.trustDomains.has(peer.trustDomain))) return false;
-  if (c.notTrustDomains !== undefined && peer !== null && c.notTrustDomains.has(peer.trustDomain)) return false;
-  if (c.namespaces !== undefined && (peer === null || !matchString(c.namespaces, peer.namespace))) return false;
-  if (c.notNamespaces !== undefined && peer !== null && matchString(c.notNamespaces, peer.namespace)) return false;
-  if (c.serviceAccounts !== undefined && !inSa(c.serviceAccounts, req, trustDomain)) return false;
-  if (c.notServiceAccounts !== undefined && inSa(c.notServiceAccounts, req, trustDomain)) return false;
+  if (!matchPeer(c, req.peer, trustDomain)) return false;
   if (c.paths !== undefined && !matchPath(c.paths, req.path)) return false;
   if (c.notPaths !== undefined && matchPath(c.notPaths, req.path)) return false;
   if (c.hosts !== undefined && !matchString(c.hosts, reqHost(s, req))) return false;
