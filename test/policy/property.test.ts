@@ -15,8 +15,34 @@ function prng(seed: number) {
   };
 }
 
-const IDS = ['spiffe://cluster.local/ns/a/sa/b', 'spiffe://cluster.local/ns/a/sa/bb', 'spiffe://cluster.local/ns/x/sa/b', 'spiffe://other/ns/a/sa/b', null];
-const ID_PATTERNS = ['*', 'spiffe://cluster.local/ns/a/sa/b', 'spiffe://cluster.local/ns/a/*', '*/sa/b', 'spiffe://other/*', '*/sa/bb'];
+const IDS = [
+  'spiffe://cluster.local/ns/a/sa/b',
+  'spiffe://cluster.local/ns/a/sa/bb',
+  'spiffe://cluster.local/ns/x/sa/b',
+  'spiffe://cluster.local/ns/ab/sa/b',
+  'spiffe://other/ns/a/sa/b',
+  'spiffe://other/ns/x/sa/bb',
+  'spiffe://cluster.local/workload/b',
+  null,
+];
+// Exact, prefix and suffix patterns at and off '/' boundaries: the rule index keys some, scans the rest.
+const ID_PATTERNS = [
+  '*',
+  'spiffe://cluster.local/ns/a/sa/b',
+  'spiffe://cluster.local/ns/a/*',
+  'spiffe://cluster.local/ns/a*',
+  'spiffe://cluster.local/ns/a/sa/b*',
+  'spiffe://cluster.local/*',
+  'spiffe://*',
+  '*/sa/b',
+  '*/sa/bb',
+  '*a/sa/b',
+  '*b',
+  'spiffe://other/*',
+  'spiffe://other/ns/x/sa/bb',
+];
+const TRUST_DOMAINS = ['cluster.local', 'other', 'third'];
+const SERVICE_ACCOUNTS = ['a/b', 'a/*', 'x/b', 'ab/*', 'x/bb'];
 const PATHS = ['/', '/admin', '/admin/x', '/public/a', '/users/1/orders', '/users/1/2/orders', '/a.json', '/Admin'];
 const PATH_PATTERNS = ['/admin', '/admin*', '/admin/*', '/public/*', '*.json', '*', '/users/{id}/orders', '/users/{**}', '/'];
 const METHODS = ['GET', 'POST', 'get', 'DELETE'];
@@ -33,7 +59,7 @@ const HOSTS = ['api.example.com', 'API.example.com:8443', 'x.internal', 'example
 const HOST_PATTERNS = ['api.example.com', '*.internal', '*.example.com', 'example.com', '*'];
 const TENANTS = ['acme', 'beta-1', undefined];
 const TENANT_PATTERNS = ['acme', 'beta-*', '*'];
-const NAMESPACES = ['a', 'x', 'a*'];
+const NAMESPACES = ['a', 'x', 'ab', 'a*', '*b', '*'];
 
 // ---- reference ---------------------------------------------------------------------------
 function pat(p: string, v: string | undefined): boolean {
@@ -54,10 +80,18 @@ type Clause = Record<string, unknown>;
 function refClause(c: Clause, r: PolicyRequest): boolean {
   const id = r.peer?.spiffeId;
   const ns = r.peer?.namespace;
+  const td = r.peer?.trustDomain;
+  const sa = (list: string[]) =>
+    r.peer !== null && td === 'cluster.local' && ns !== undefined && r.peer.serviceAccount !== undefined && (list.includes(`${ns}/${r.peer.serviceAccount}`) || list.includes(`${ns}/*`));
   const checks: Array<[string, () => boolean]> = [
     ['identities', () => id !== undefined && anyPat(c.identities as string[], id)],
     ['notIdentities', () => !(id !== undefined && anyPat(c.notIdentities as string[], id))],
     ['namespaces', () => ns !== undefined && anyPat(c.namespaces as string[], ns)],
+    ['notNamespaces', () => !(ns !== undefined && anyPat(c.notNamespaces as string[], ns))],
+    ['trustDomains', () => td !== undefined && (c.trustDomains as string[]).includes(td)],
+    ['notTrustDomains', () => !(td !== undefined && (c.notTrustDomains as string[]).includes(td))],
+    ['serviceAccounts', () => sa(c.serviceAccounts as string[])],
+    ['notServiceAccounts', () => !sa(c.notServiceAccounts as string[])],
     ['unauthenticated', () => (c.unauthenticated as boolean) === (r.peer === null)],
     ['ipBlocks', () => (c.ipBlocks as string[]).some((b) => CIDRS.find(([x]) => x === b)![1](r.sourceIp))],
     ['notIpBlocks', () => !(c.notIpBlocks as string[]).some((b) => CIDRS.find(([x]) => x === b)![1](r.sourceIp))],
@@ -97,6 +131,8 @@ function refDecide(rules: RefRule[], dp: DefaultPolicy, r: PolicyRequest): { all
 }
 
 // ---- generators --------------------------------------------------------------------------
+const PEERS = new Map<string, NonNullable<PolicyRequest['peer']>>();
+
 function gen(rnd: () => number) {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const some = <T>(xs: readonly T[]): T[] => [...new Set(Array.from({ length: 1 + Math.floor(rnd() * 2) }, () => pick(xs)))];
@@ -104,7 +140,12 @@ function gen(rnd: () => number) {
     const c: Clause = {};
     if (rnd() < 0.4) c.identities = some(ID_PATTERNS);
     if (rnd() < 0.15) c.notIdentities = some(ID_PATTERNS);
-    if (rnd() < 0.15) c.namespaces = some(NAMESPACES);
+    if (rnd() < 0.2) c.namespaces = some(NAMESPACES);
+    if (rnd() < 0.08) c.notNamespaces = some(NAMESPACES);
+    if (rnd() < 0.15) c.trustDomains = some(TRUST_DOMAINS);
+    if (rnd() < 0.08) c.notTrustDomains = some(TRUST_DOMAINS);
+    if (rnd() < 0.15) c.serviceAccounts = some(SERVICE_ACCOUNTS);
+    if (rnd() < 0.08) c.notServiceAccounts = some(SERVICE_ACCOUNTS);
     if (rnd() < 0.1) c.unauthenticated = rnd() < 0.5;
     if (rnd() < 0.2) c.ipBlocks = some(CIDRS.map(([x]) => x));
     if (rnd() < 0.1) c.notIpBlocks = some(CIDRS.map(([x]) => x));
@@ -120,8 +161,14 @@ function gen(rnd: () => number) {
     if (rnd() < 0.2) c.hosts = some(HOST_PATTERNS);
     return c;
   };
-  const condition = (): Clause => (rnd() < 0.5 ? { headers: { 'x-tenant': some(TENANT_PATTERNS) } } : { notHeaders: { 'x-tenant': some(TENANT_PATTERNS) } });
-  const rules: RefRule[] = Array.from({ length: Math.floor(rnd() * 6) }, (_, i) => {
+  const condition = (): Clause => {
+    const k = rnd();
+    if (k < 0.35) return { headers: { 'x-tenant': some(TENANT_PATTERNS) } };
+    if (k < 0.7) return { notHeaders: { 'x-tenant': some(TENANT_PATTERNS) } };
+    return { ...source(), ...(rnd() < 0.5 ? operation() : {}) }; // source fields in `when` constrain the peer too
+  };
+  // Up to 11 rules, so peers' candidate lists merge several index buckets.
+  const rules: RefRule[] = Array.from({ length: Math.floor(rnd() * (rnd() < 0.5 ? 6 : 12)) }, (_, i) => {
     const r: RefRule = { name: `r${i}`, action: pick(['allow', 'allow', 'deny', 'audit'] as const) };
     if (rnd() < 0.6) r.from = Array.from({ length: 1 + Math.floor(rnd() * 2) }, source);
     if (rnd() < 0.6) r.to = Array.from({ length: 1 + Math.floor(rnd() * 2) }, operation);
@@ -130,16 +177,25 @@ function gen(rnd: () => number) {
   });
   const request = () => {
     const tenant = pick(TENANTS);
-    return req({ from: pick(IDS), ip: pick(IPS), method: pick(METHODS), path: pick(PATHS), port: pick(PORTS), host: pick(HOSTS), headers: tenant === undefined ? {} : { 'x-tenant': tenant } });
+    const r = req({ from: pick(IDS), ip: pick(IPS), method: pick(METHODS), path: pick(PATHS), port: pick(PORTS), host: pick(HOSTS), headers: tenant === undefined ? {} : { 'x-tenant': tenant } });
+    // Peer objects are reused, frozen, as the mesh reuses them per connection: the per-peer
+    // candidate cache is hit across requests and policies.
+    if (r.peer === null || rnd() < 0.2) return r;
+    let peer = PEERS.get(r.peer.spiffeId);
+    if (peer === undefined) PEERS.set(r.peer.spiffeId, (peer = Object.freeze({ ...r.peer })));
+    return { ...r, peer };
   };
   return { rules, request, dp: pick(['all-authenticated', 'deny', 'cluster-authenticated', 'cluster-unauthenticated', 'all-unauthenticated', 'audit'] as const) };
 }
 
-test('compiled evaluator = reference evaluator on 3,000 random policies × 10 requests', () => {
+// POLICY_PROPERTY_CASES=100000 for a longer run while developing.
+const CASES = Number(process.env.POLICY_PROPERTY_CASES ?? 4000);
+
+test(`compiled evaluator = reference evaluator on ${CASES} random policies × 10 requests`, () => {
   const rnd = prng(0x5eed);
   let allowed = 0;
   let total = 0;
-  for (let i = 0; i < 3000; i++) {
+  for (let i = 0; i < CASES; i++) {
     const { rules, request, dp } = gen(rnd);
     const compiled = compilePolicy({ rules }, { trustDomain: 'cluster.local', namespace: 'default', defaultPolicy: dp });
     for (let j = 0; j < 10; j++) {
