@@ -178,7 +178,7 @@ async function orchestrate(io: Io): Promise<number> {
 
     if (statAdmin) {
       const statAfter = await scrapeAdmin(statAdmin);
-      io.stdout(`\n  sidecarless stat --admin ${statAdmin}   (payments-1, since it started)\n`);
+      io.stdout(`\n  sidecarless stat --admin ${statAdmin}   (payments-1, over the calls above)\n`);
       io.stdout(renderStat(statRows(statBefore, statAfter), (statAfter.at - statBefore!.at) / 1000).replace(/^(?=.)/gm, '  '));
     }
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
