@@ -128,7 +128,7 @@ function scope(rules: readonly Rule[], trustDomain: string, server?: string): Co
  * @throws PolicyError for an invalid policy or options (two servers on one port, bad networks).
  */
 export function compilePolicy(policy: Policy | unknown, options: CompileOptions): CompiledPolicy {
-  const p = parsePolicy(stripCanonical(policy));
+  const p = parsePolicy(policy);
   const defaultPolicy = options.defaultPolicy ?? 'all-authenticated';
   if (!DEFAULT_POLICIES.includes(defaultPolicy)) {
     throw policyError([{ path: 'defaultPolicy', message: `must be one of ${DEFAULT_POLICIES.join(', ')}` }]);
@@ -176,24 +176,3 @@ export function compilePolicy(policy: Policy | unknown, options: CompileOptions)
   return compiled;
 }
 
-/** A canonical Policy re-validates as a native document once generated names are kept. */
-function stripCanonical(policy: unknown): unknown {
-  if (policy === null || typeof policy !== 'object' || Array.isArray(policy)) return policy;
-  const strip = (rules: unknown): unknown =>
-    Array.isArray(rules)
-      ? rules.map((r: unknown) => {
-          if (r === null || typeof r !== 'object') return r;
-          const out: Record<string, unknown> = { ...(r as Record<string, unknown>) };
-          for (const k of ['from', 'to', 'when']) if (Array.isArray(out[k]) && (out[k] as unknown[]).length === 0) delete out[k];
-          return out;
-        })
-      : rules;
-  const p = { ...(policy as Record<string, unknown>) };
-  if ('rules' in p) p.rules = strip(p.rules);
-  if (Array.isArray(p.servers)) {
-    p.servers = p.servers.map((s: unknown) =>
-      s !== null && typeof s === 'object' && 'rules' in s ? { ...s, rules: strip((s as { rules: unknown }).rules) } : s,
-    );
-  }
-  return p;
-}
