@@ -1,5 +1,5 @@
 import { X509Certificate as NodeX509, createHash } from 'node:crypto';
-import { x509 } from './x509.js';
+import { parseCertificateDer } from './der.js';
 
 /**
  * A certificate parsed once from DER, with the fields the SPIFFE checks need. Names are read from
@@ -21,7 +21,7 @@ export interface ParsedCertificate {
   readonly isCa: boolean;
   /** basicConstraints pathLenConstraint, when present. */
   readonly pathLength: number | undefined;
-  /** keyUsage bit flags (x509.KeyUsageFlags), or undefined when the extension is absent. */
+  /** keyUsage bit flags (`1 << n` for bit n: see KeyUsage), or undefined when the extension is absent. */
   readonly keyUsage: number | undefined;
   /** Extended key usage OIDs, or undefined when absent. */
   readonly extKeyUsage: readonly string[] | undefined;
@@ -41,35 +41,27 @@ export const KeyUsage = {
 export const EKU_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 export const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
+/**
+ * Parses a certificate: the SPIFFE-relevant fields from DER by the strict reader in der.ts (throws
+ * DerError on malformed input), and node:crypto's X509Certificate (OpenSSL) for signature checks.
+ */
 export function parseCertificate(der: Uint8Array): ParsedCertificate {
-  const buf = Buffer.from(der.buffer, der.byteOffset, der.byteLength);
-  const cert = new x509.X509Certificate(new Uint8Array(buf));
-  const uris: string[] = [];
-  const dnsNames: string[] = [];
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  if (san) {
-    for (const n of san.names.items) {
-      if (n.type === 'url') uris.push(n.value);
-      else if (n.type === 'dns') dnsNames.push(n.value);
-    }
-  }
-  const bc = cert.getExtension(x509.BasicConstraintsExtension);
-  const ku = cert.getExtension(x509.KeyUsagesExtension);
-  const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
+  const buf = Buffer.isBuffer(der) ? der : Buffer.from(der.buffer, der.byteOffset, der.byteLength);
+  const f = parseCertificateDer(buf);
   return {
     der: buf,
     fingerprint: createHash('sha256').update(buf).digest('hex'),
-    serialNumber: cert.serialNumber,
-    notBefore: cert.notBefore.getTime(),
-    notAfter: cert.notAfter.getTime(),
-    uris,
-    dnsNames,
-    isCa: bc?.ca ?? false,
-    pathLength: bc?.pathLength,
-    keyUsage: ku ? ku.usages : undefined,
-    extKeyUsage: eku ? eku.usages.map(String) : undefined,
-    subject: cert.subject,
-    issuer: cert.issuer,
+    serialNumber: f.serialNumber,
+    notBefore: f.notBefore,
+    notAfter: f.notAfter,
+    uris: f.uris,
+    dnsNames: f.dnsNames,
+    isCa: f.isCa,
+    pathLength: f.pathLength,
+    keyUsage: f.keyUsage,
+    extKeyUsage: f.extKeyUsage,
+    subject: f.subject,
+    issuer: f.issuer,
     node: new NodeX509(buf),
   };
 }
