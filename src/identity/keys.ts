@@ -1,6 +1,6 @@
 import { webcrypto, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { x509 } from './x509.js';
 import { derToPem } from './pem.js';
+import { loadX509 } from './x509.js';
 
 /** Key types: ECDSA P-256 is the default (cheaper handshakes than RSA-2048); P-384 is offered too. */
 export type KeyType = 'ec-p256' | 'ec-p384';
@@ -47,6 +47,7 @@ export function keyMatchesCertificate(keyPem: string, certDer: Uint8Array): bool
 
 /** A PKCS#10 CSR carrying a SPIFFE ID as its URI SAN (what Istio CA and Linkerd identity expect). */
 export async function createCsr(keys: CryptoKeyPair, spiffeId: string, keyType: KeyType = 'ec-p256'): Promise<string> {
+  const x509 = await loadX509();
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     keys,
     signingAlgorithm: signingAlgorithm(keyType),

@@ -8,7 +8,7 @@ import { bundlesFromPem, type BundleSet, type X509Bundle } from '../../src/ident
 import { type ParsedCertificate, parseCertificate } from '../../src/identity/certificate.js';
 import { type DevCa, type IssuedSvid } from '../../src/identity/dev-ca.js';
 import { generateKeyPair, privateKeyToPem } from '../../src/identity/keys.js';
-import { x509 } from '../../src/identity/x509.js';
+import { x509 } from './x509.js';
 import { buildSvid } from '../../src/sources/svid-set.js';
 import { type X509Svid, CoreBackedSource, SourceCore } from '../../src/sources/source.js';
 

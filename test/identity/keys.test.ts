@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseCertificate } from '../../src/identity/certificate.js';
 import { createDevCa } from '../../src/identity/dev-ca.js';
 import { createCsr, generateKeyPair, importPrivateKeyPem, keyMatchesCertificate, privateKeyToPem } from '../../src/identity/keys.js';
-import { x509 } from '../../src/identity/x509.js';
+import { x509 } from '../helpers/x509.js';
 import { TD, idOf, pemDers, tempDir } from '../helpers/certs.js';
 
 let tmp: { dir: string; remove: () => Promise<void> };

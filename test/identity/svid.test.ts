@@ -7,7 +7,7 @@ import { parseCertificate } from '../../src/identity/certificate.js';
 import { type DevCa, createDevCa } from '../../src/identity/dev-ca.js';
 import { generateKeyPair, signingAlgorithm } from '../../src/identity/keys.js';
 import { MAX_CHAIN_DEPTH, validateLeaf, verifySvidChain } from '../../src/identity/svid.js';
-import { x509 } from '../../src/identity/x509.js';
+import { x509 } from '../helpers/x509.js';
 import { TD, craftLeaf, idOf, pemDers, rawUriSan } from '../helpers/certs.js';
 
 const KU = x509.KeyUsageFlags;

@@ -8,7 +8,7 @@ import { type Server as HttpsServer, createServer as createHttpsServer } from 'n
 import { type TLSSocket } from 'node:tls';
 import { type Logger } from '../../src/config.js';
 import { type DevCa, createDevCa } from '../../src/identity/dev-ca.js';
-import { x509 } from '../../src/identity/x509.js';
+import { x509 } from '../helpers/x509.js';
 import { type Mesh, createMesh, peerOf } from '../../src/index.js';
 import { type Crafted, ManualSource, TD, craftLeaf, filesOf, findCode, idOf, messages, rawUriSan } from '../helpers/certs.js';
 import { LOOPBACK, type RawTlsResult, closeServer, listen, rawTlsRequest, waitFor } from '../helpers/net.js';
