@@ -1,4 +1,4 @@
-import { type SecureContext, type TLSSocket, connect as tlsConnect, createSecureContext } from 'node:tls';
+import { type DetailedPeerCertificate, type SecureContext, type TLSSocket, connect as tlsConnect, createSecureContext } from 'node:tls';
 import { isIP } from 'node:net';
 import { type Clock, systemClock } from '../clock.js';
 import type { buildConnector } from 'undici';
@@ -97,6 +97,9 @@ export class ClientTls {
       const sessionKey = `${host}:${port}`;
       const offered = this.#sessions.get(sessionKey);
       const servername = target.servername && !isIP(target.servername) ? target.servername : undefined;
+      // Node builds the server's detailed certificate for checkServerIdentity (full handshakes
+      // only): keep it for the SPIFFE check instead of building it a second time.
+      let presented: DetailedPeerCertificate | undefined;
       const socket = tlsConnect({
         host,
         port,
@@ -104,7 +107,10 @@ export class ClientTls {
         secureContext,
         ...(offered && { session: offered.session }),
         ALPNProtocols: ['http/1.1'],
-        checkServerIdentity: () => undefined, // replaced by the SPIFFE check below, on every connection
+        checkServerIdentity: (_host, cert) => {
+          presented = cert as DetailedPeerCertificate; // Node passes getPeerCertificate(true)
+          return undefined; // replaced by the SPIFFE check below, on every connection
+        },
         ...(options.localAddress && { localAddress: options.localAddress }),
       });
       socket.setNoDelay(true);
@@ -122,7 +128,7 @@ export class ClientTls {
       socket.once('secureConnect', () => {
         try {
           if (!socket.authorized) throw new PeerIdentityError(`${target.describe}: ${socket.authorizationError}`);
-          verified = this.#verify(socket, offered);
+          verified = this.#verify(socket, offered, presented);
           const why = target.authorize(verified.id);
           if (why) throw new PeerIdentityError(`${target.describe}: ${why}`);
           (socket as PeerSocket)[kPeer] = verified.peer;
@@ -143,7 +149,8 @@ export class ClientTls {
    * its identity is the one verified when the session was established (only the server that holds
    * that session's ticket key can resume it), still checked for expiry and against the authorizer.
    */
-  #verify(socket: TLSSocket, offered: { verified: VerifiedPeer } | undefined): VerifiedPeer {
+  #verify(socket: TLSSocket, offered: { verified: VerifiedPeer } | undefined, presented: DetailedPeerCertificate | undefined): VerifiedPeer {
+    if (presented?.raw) return this.verifier.verifySocket(socket, presented);
     if (socket.isSessionReused() && !socket.getPeerCertificate()?.raw) {
       if (!offered) throw new PeerIdentityError('a session was resumed that this client did not offer');
       if (this.clock.now() > offered.verified.notAfter) throw new PeerIdentityError('the resumed session\'s certificate has expired');
