@@ -4,7 +4,8 @@
  * MeshTLSAuthentication, NetworkAuthentication, HTTPRoute; Gateway API HTTPRoute) as YAML
  * (multi-document), JSON, objects, arrays or a `List`. Always returns the native form.
  */
-import { parseAllDocuments } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { importIstio, type NativeRule } from './import/istio.js';
 import { groupOf, type K8sDoc } from './import/k8s.js';
 import { importLinkerd, type NativeServer } from './import/linkerd.js';
@@ -21,8 +22,18 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
+let yaml: typeof Yaml | undefined;
+
+/**
+ * The yaml package (~9 MB, ~25 ms to import) is loaded only when a policy arrives as text.
+ * loadPolicy is synchronous, so through require (works in the ESM and the CJS build alike).
+ */
+function loadYaml(): typeof Yaml {
+  return (yaml ??= createRequire(import.meta.url)('yaml') as typeof Yaml);
+}
+
 function parseText(text: string): unknown[] {
-  const docs = parseAllDocuments(text, { prettyErrors: false });
+  const docs = loadYaml().parseAllDocuments(text, { prettyErrors: false });
   const list = Array.isArray(docs) ? docs : [docs];
   const out: unknown[] = [];
   list.forEach((d, i) => {
