@@ -1,6 +1,6 @@
 import { type Server } from 'node:https';
 import { type TlsOptions } from 'node:tls';
-import { fetch as undiciFetch, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { type Clock, systemClock } from './clock.js';
 import { type EndpointInput, type Logger, type MeshConfig, type MeshOptionsInput, type SplitInput, endpointSchema, formatIssues, resolveConfig, splitSchema } from './config.js';
 import { ConfigError } from './errors.js';
@@ -13,6 +13,7 @@ import { PolicyFile, isPolicyPath } from './inbound/policy-file.js';
 import { type RequestListener, createMeshServer } from './inbound/server.js';
 import { consoleLogger } from './logger.js';
 import { MeshDispatcher } from './outbound/dispatcher.js';
+import { loadUndici } from './outbound/undici.js';
 import { OutboundService, type OutboundServiceStats } from './outbound/service.js';
 import { createDevCaSource } from './sources/dev-ca.js';
 import { createDirSource } from './sources/dir.js';
@@ -195,7 +196,16 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
     };
     services.set(name, new OutboundService({ name, namespace: ns, identity, tls: clientTls, config: svc, clock, onStateChange, traffic }));
   }
-  const dispatcher = new MeshDispatcher(services, config.outbound.egress, () => void source.getX509Svid());
+  // Created on first use: a process that only serves never loads undici. One first asked for
+  // after close() is born closed, as the eager one was.
+  let dispatcher: MeshDispatcher | undefined;
+  let closed = false;
+  const getDispatcher = (): MeshDispatcher => {
+    if (dispatcher) return dispatcher;
+    dispatcher = new MeshDispatcher(services, config.outbound.egress, () => void source.getX509Svid());
+    if (closed) dispatcher.close().catch(() => {});
+    return dispatcher;
+  };
   const fastify = fastifyPlugin(pipeline, serverTls);
   const servers = new Set<Server>();
   let admin: AdminServer | undefined;
@@ -214,7 +224,9 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
       return admin;
     },
     identity: source,
-    dispatcher,
+    get dispatcher() {
+      return getDispatcher();
+    },
     fastify,
     createServer(listener) {
       const server = createMeshServer(serverTls, pipeline, listener);
@@ -224,7 +236,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
     },
     serverTlsOptions: () => serverTls.options(),
     express: () => expressMiddleware(pipeline),
-    fetch: (input, init) => undiciFetch(input as never, { ...(init as object), dispatcher }) as unknown as Promise<Response>,
+    fetch: (input, init) => loadUndici().fetch(input as never, { ...(init as object), dispatcher: getDispatcher() }) as unknown as Promise<Response>,
     setPolicy(policy) {
       gate.set(policy);
       lastPolicyError = undefined;
@@ -309,7 +321,10 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
             }),
         ),
       );
-      await dispatcher.close();
+      // The dispatcher closes the services' pools; without one, they are closed here.
+      closed = true;
+      if (dispatcher) await dispatcher.close();
+      else await Promise.all([...services.values()].map((s) => s.close()));
       policyFile?.close();
       serverTls.close();
       clientTls.close();

@@ -1,9 +1,11 @@
-import { Agent, Dispatcher } from 'undici';
+import { EventEmitter } from 'node:events';
+import type { Agent, Dispatcher } from 'undici';
 import { EgressDeniedError, NoEndpointError } from '../errors.js';
 import { failHandler, legacyHandler, requestHeader } from './handler.js';
 import { MeshRequest } from './request.js';
 import { HostRouter } from './router.js';
 import { type OutboundService } from './service.js';
+import { loadUndici } from './undici.js';
 
 export type EgressMode = 'allow' | 'deny';
 
@@ -22,7 +24,7 @@ const ROUTE_CACHE_LIMIT = 1000;
  * header the app wrote; failed tries are retried within the service's budget. Hosts that are not
  * mesh services follow the egress rule.
  */
-export class MeshDispatcher extends Dispatcher {
+export class MeshDispatcher extends (EventEmitter as unknown as typeof Dispatcher) {
   #router: HostRouter<OutboundService>;
   readonly #routes = new Map<string, Route>();
   #egressAgent: Agent | undefined;
@@ -34,7 +36,7 @@ export class MeshDispatcher extends Dispatcher {
     /** Throws (IdentityUnavailableError) when our own SVID is not valid now: pooled connections made before it expired must not keep calling. */
     private readonly checkIdentity: () => void = () => {},
   ) {
-    super();
+    super(...extendUndiciDispatcher());
     this.#router = new HostRouter(services.values());
   }
 
@@ -73,7 +75,7 @@ export class MeshDispatcher extends Dispatcher {
         failHandler(handler, new EgressDeniedError(route.host));
         return false;
       }
-      this.#egressAgent ??= new Agent();
+      this.#egressAgent ??= new (loadUndici().Agent)();
       return this.#egressAgent.dispatch(opts, handler);
     }
     try {
@@ -113,4 +115,23 @@ export class MeshDispatcher extends Dispatcher {
     await Promise.all([...this.services.values()].map((s) => s.destroy()));
     await this.#egressAgent?.destroy();
   }
+}
+
+let extended = false;
+/**
+ * MeshDispatcher is an undici Dispatcher (compose(), instanceof), but undici is loaded only when
+ * the first one is created (see loadUndici): until then the class extends EventEmitter, which
+ * undici's Dispatcher extends with methods only. This puts undici's Dispatcher in between, once,
+ * while the first constructor evaluates its super() arguments (before any instance exists).
+ * Dispatcher has no constructor of its own, so that first super() resolving to EventEmitter is
+ * the same call. Returns no constructor arguments.
+ */
+function extendUndiciDispatcher(): [] {
+  if (!extended) {
+    const { Dispatcher: UndiciDispatcher } = loadUndici();
+    Object.setPrototypeOf(MeshDispatcher.prototype, UndiciDispatcher.prototype);
+    Object.setPrototypeOf(MeshDispatcher, UndiciDispatcher);
+    extended = true;
+  }
+  return [];
 }

@@ -1,4 +1,4 @@
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import { type Clock, systemClock } from '../clock.js';
 import { type EndpointConfig, type RetryConfig, type RouteConfig, type ServiceConfig, type SplitConfig, type TimeoutConfig, parseAddress } from '../config.js';
 import { ConfigError } from '../errors.js';
@@ -10,6 +10,7 @@ import { DEFAULT_MAX_REPLAY_BODY_BYTES } from './retry/replay-body.js';
 import { type CompiledRoute, type RouteRequest, compileRoute } from './routes.js';
 import { type RoutableService, serviceHostnames } from './router.js';
 import { Split, type SplitStats } from './split.js';
+import { loadUndici } from './undici.js';
 import { TrafficStats } from '../telemetry/stats.js';
 
 /** Connections per endpoint unless `connections.maxPerEndpoint` says otherwise. */
@@ -301,7 +302,7 @@ export class OutboundService implements RoutableService {
   #create(key: string, cfg: EndpointConfig, identity: string): Endpoint {
     const { host, port } = parseAddress(cfg.address)!;
     const origin = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
-    const pool = new Pool(origin, {
+    const pool = new (loadUndici().Pool)(origin, {
       connect: this.#tls.connector({
         authorize: authorizeId(identity),
         servername: this.servername,
