@@ -85,11 +85,13 @@ export class MeshDispatcher extends (EventEmitter as unknown as typeof Dispatche
       return false;
     }
     service.counters.routed++;
-    const settings = service.settingsFor({
-      method: opts.method ?? 'GET',
-      path: opts.path ?? '/',
-      header: (name) => requestHeader(opts.headers, name),
-    });
+    const settings = service.hasRoutes
+      ? service.settingsFor({
+          method: opts.method ?? 'GET',
+          path: opts.path ?? '/',
+          header: (name) => requestHeader(opts.headers, name),
+        })
+      : service.defaultSettings();
     let backend = service;
     if (settings.split) {
       const name = settings.split.pick();

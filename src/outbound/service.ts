@@ -235,6 +235,16 @@ export class OutboundService implements RoutableService {
     return this.#split?.backends;
   }
 
+  /** True when the service has routes (requests must be matched against them). */
+  get hasRoutes(): boolean {
+    return this.#routes.length > 0;
+  }
+
+  /** The service's own settings (no route matched, or none defined). */
+  defaultSettings(): RequestSettings {
+    return this.#split ? { ...this.#defaults, split: this.#split } : (this.#defaults as RequestSettings);
+  }
+
   /** The settings for one request: the first matching route's, else the service's. */
   settingsFor(req: RouteRequest): RequestSettings {
     for (const r of this.#routes) {
@@ -243,7 +253,7 @@ export class OutboundService implements RoutableService {
         return r.settings;
       }
     }
-    return this.#split ? { ...this.#defaults, split: this.#split } : (this.#defaults as RequestSettings);
+    return this.defaultSettings();
   }
 
   /** Replaces the service-level split (routes keep theirs); null removes it. Validated by the caller. */

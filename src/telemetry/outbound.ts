@@ -4,7 +4,7 @@
  * registered) whose tries are span events and whose context is injected into every try's headers.
  */
 import { type Attributes, type Span, SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
-import { ATTR, type Instruments, activeRequests, attrsKey, instruments, methodAttr, recordBudgetExhausted, recordRetry } from './instruments.js';
+import { ATTR, type Instruments, MAX_ATTRIBUTE_SETS, type TallyEntry, clientActive, instruments, methodAttr, recordBudgetExhausted, recordRetry } from './instruments.js';
 import { type TrafficStats } from './stats.js';
 import { injectHeaders, tracer } from './tracing.js';
 
@@ -18,6 +18,92 @@ function splitHost(host: string): { address: string; port: number } {
   return { address: host, port: 80 };
 }
 
+/** How many attribute sets the client caches hold (all services together). */
+let cachedSets = 0;
+
+/**
+ * The attribute sets of one (service, host, method), built once and never mutated: a request reuses
+ * them (the SDK hashes what it is given; the mesh need not build it again), and holds the tally
+ * entry of its active-request count.
+ */
+class ClientAttrs {
+  readonly active: Attributes;
+  /** The active-request count (undefined: not made yet; null: past the cap). */
+  tally: TallyEntry | null | undefined;
+  /** route → span start attributes. */
+  readonly #span = new Map<string | undefined, Attributes>();
+  /** peer → status → error.type → route → duration attributes. */
+  readonly #durations = new Map<string, Map<number | undefined, Map<string | undefined, Map<string | undefined, Attributes>>>>();
+
+  constructor(service: string, host: string, method: string) {
+    const { address, port } = splitHost(host);
+    this.active = {
+      [ATTR.method]: methodAttr(method),
+      [ATTR.scheme]: 'https',
+      [ATTR.serverAddress]: address,
+      [ATTR.serverPort]: port,
+      [ATTR.service]: service,
+      [ATTR.tls]: 'mtls',
+    };
+  }
+
+  activeEntry(): TallyEntry | null {
+    if (this.tally === undefined) this.tally = clientActive.entry(this.active) ?? null;
+    return this.tally;
+  }
+
+  spanAttrs(route: string | undefined): Attributes {
+    let a = this.#span.get(route);
+    if (a === undefined) {
+      a = route === undefined ? this.active : { ...this.active, [ATTR.route]: route };
+      if (cachedSets < MAX_ATTRIBUTE_SETS) {
+        cachedSets++;
+        this.#span.set(route, a);
+      }
+    }
+    return a;
+  }
+
+  duration(peer: string, status: number | undefined, errorType: string | undefined, route: string | undefined): Attributes {
+    let byStatus = this.#durations.get(peer);
+    if (byStatus === undefined) this.#durations.set(peer, (byStatus = new Map()));
+    let byError = byStatus.get(status);
+    if (byError === undefined) byStatus.set(status, (byError = new Map()));
+    let byRoute = byError.get(errorType);
+    if (byRoute === undefined) byError.set(errorType, (byRoute = new Map()));
+    let a = byRoute.get(route);
+    if (a === undefined) {
+      a = { ...this.active, [ATTR.peer]: peer };
+      if (status !== undefined) a[ATTR.status] = status;
+      if (errorType) a[ATTR.errorType] = errorType;
+      if (route !== undefined) a[ATTR.route] = route;
+      if (cachedSets < MAX_ATTRIBUTE_SETS) {
+        cachedSets++;
+        byRoute.set(route, a);
+      }
+    }
+    return a;
+  }
+}
+
+/** service → host → method → attribute sets. */
+const clientAttrs = new Map<string, Map<string, Map<string, ClientAttrs>>>();
+function clientAttrsOf(service: string, host: string, method: string): ClientAttrs {
+  let byHost = clientAttrs.get(service);
+  if (byHost === undefined) clientAttrs.set(service, (byHost = new Map()));
+  let byMethod = byHost.get(host);
+  if (byMethod === undefined) byHost.set(host, (byMethod = new Map()));
+  let c = byMethod.get(method);
+  if (c === undefined) {
+    c = new ClientAttrs(service, host, method);
+    if (cachedSets < MAX_ATTRIBUTE_SETS) {
+      cachedSets++;
+      byMethod.set(method, c);
+    }
+  }
+  return c;
+}
+
 /** Why a try is retried: its failure kind, or the response status. */
 export type RetryCause = string;
 
@@ -25,10 +111,14 @@ export class OutboundObservation {
   readonly #t0 = performance.now();
   readonly #m: Instruments | undefined;
   readonly #span: Span | undefined;
-  readonly #activeAttrs: Attributes | undefined;
-  #activeKey = '';
+  /** Its attribute sets, when a MeterProvider or a TracerProvider is registered. */
+  readonly #attrs: ClientAttrs | undefined;
+  /** Its active-request count, when a MeterProvider is registered. */
+  readonly #active: TallyEntry | null = null;
   /** Headers carrying the client span's trace context, added to every try. */
   readonly headers: Record<string, string> | undefined;
+  /** A client span records this request (its tries are span events). */
+  readonly tracing: boolean = false;
   /** The identity of the endpoint last tried (what the connector verified), else the service's. */
   #peer: string;
   #done = false;
@@ -46,21 +136,16 @@ export class OutboundObservation {
     const m = (this.#m = instruments());
     const tr = tracer();
     if (!m && !tr) return;
-    const { address, port } = splitHost(host);
-    const attrs: Attributes = {
-      [ATTR.method]: methodAttr(method),
-      [ATTR.scheme]: 'https',
-      [ATTR.serverAddress]: address,
-      [ATTR.serverPort]: port,
-      [ATTR.service]: service,
-      [ATTR.tls]: 'mtls',
-    };
-    this.#activeAttrs = attrs;
-    if (m) activeRequests('client', (this.#activeKey = attrsKey(attrs)), attrs, 1);
+    const c = (this.#attrs = clientAttrsOf(service, host, method));
+    if (m) {
+      const e = (this.#active = c.activeEntry());
+      if (e) e.n++;
+    }
     if (tr) {
       const parent = context.active();
-      const name = methodAttr(method) === '_OTHER' ? 'HTTP' : methodAttr(method);
-      const span = (this.#span = tr.startSpan(name, { kind: SpanKind.CLIENT, attributes: { ...attrs, ...(route !== undefined && { [ATTR.route]: route }) } }, parent));
+      const name = c.active[ATTR.method] === '_OTHER' ? 'HTTP' : (c.active[ATTR.method] as string);
+      this.tracing = true;
+      const span = (this.#span = tr.startSpan(name, { kind: SpanKind.CLIENT, attributes: c.spanAttrs(route) }, parent));
       this.headers = injectHeaders(trace.setSpan(parent, span));
     }
   }
@@ -97,16 +182,12 @@ export class OutboundObservation {
     const seconds = (performance.now() - this.#t0) / 1000;
     this.traffic.series('outbound', this.service, this.#peer, this.route ?? '').record(err ? undefined : status, seconds);
     this.traffic.active.outbound--;
-    const base = this.#activeAttrs;
-    if (!base) return;
+    const c = this.#attrs;
+    if (!c) return;
     const errorType = err ? ((err as { code?: string }).code ?? err.name ?? 'Error') : status !== undefined && status >= 500 ? String(status) : undefined;
     if (this.#m) {
-      const attrs: Attributes = { ...base, [ATTR.peer]: this.#peer };
-      if (status !== undefined) attrs[ATTR.status] = status;
-      if (errorType) attrs[ATTR.errorType] = errorType;
-      if (this.route !== undefined) attrs[ATTR.route] = this.route;
-      this.#m.clientDuration.record(seconds, attrs);
-      activeRequests('client', this.#activeKey, base, -1);
+      this.#m.clientDuration.record(seconds, c.duration(this.#peer, status, errorType, this.route));
+      if (this.#active) this.#active.n--;
     }
     const span = this.#span;
     if (span) {

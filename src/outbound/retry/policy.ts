@@ -214,7 +214,8 @@ export class Deadline {
     private readonly settings: TimeoutSettings = {},
     private readonly clock: Clock = systemClock,
   ) {
-    this.startedAt = clock.now();
+    // Without a request timeout nothing reads the start time: no clock read.
+    this.startedAt = settings.requestMs === undefined ? 0 : clock.now();
   }
 
   /** Milliseconds left for the whole request (Infinity without a request timeout, never < 0). */

@@ -37,7 +37,10 @@ function toBuffer(chunk: unknown): Buffer {
   throw new TypeError(`request body chunks must be strings, Buffers or Uint8Arrays, got ${typeof chunk}`);
 }
 
-const replayable = (body: DispatchBody): PreparedBody => ({ replayable: true, take: () => body });
+const NO_BODY_NULL: PreparedBody = Object.freeze({ replayable: true, take: () => null });
+const NO_BODY_UNDEFINED: PreparedBody = Object.freeze({ replayable: true, take: () => undefined });
+const replayable = (body: DispatchBody): PreparedBody =>
+  body === null ? NO_BODY_NULL : body === undefined ? NO_BODY_UNDEFINED : { replayable: true, take: () => body };
 
 function once(body: DispatchBody): PreparedBody {
   let taken = false;
