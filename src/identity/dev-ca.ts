@@ -97,7 +97,7 @@ export class DevCa {
   static async fromPem(certPem: string, keyPem: string, options: Omit<DevCaOptions, 'trustDomain' | 'intermediates'> = {}): Promise<DevCa> {
     const ders = pemToCertDers(certPem);
     if (ders.length === 0) throw new Error('ca.pem holds no certificate');
-    const x509 = await loadX509();
+    const x509 = loadX509();
     const cert = new x509.X509Certificate(new Uint8Array(ders[0]!));
     const parsed = parseCertificate(ders[0]!);
     const tdUri = parsed.uris.find((u) => u.startsWith(SPIFFE_SCHEME));
@@ -120,7 +120,7 @@ export class DevCa {
     if (id.trustDomain !== this.trustDomain) {
       throw new Error(`this CA signs for trust domain "${this.trustDomain}", not for ${id.id}`);
     }
-    const x509 = await loadX509();
+    const x509 = loadX509();
     const keys = await generateKeyPair(this.keyType);
     const notBefore = options.notBefore ?? this.clock.now() - DEV_CA_BACKDATE_MS;
     // X.509 times have whole seconds: round the end up, so a short TTL never loses most of a second.
@@ -156,7 +156,7 @@ export class DevCa {
    */
   async sign(params: { publicKey: CryptoKey; notBefore: number; notAfter: number; extensions: x509.Extension[]; subject?: string }): Promise<x509.X509Certificate> {
     const issuer = this.#chain[0] ?? this.#root;
-    const x509 = await loadX509();
+    const x509 = loadX509();
     return x509.X509CertificateGenerator.create({
       serialNumber: randomSerial(),
       subject: params.subject ?? 'O=SPIFFE',
@@ -203,7 +203,7 @@ async function createAuthority(
   now: number,
   ttlMs: number,
 ): Promise<Authority> {
-  const x509 = await loadX509();
+  const x509 = loadX509();
   const keys = await generateKeyPair(opts.keyType);
   const name = parent
     ? `O=sidecarless dev CA, OU=intermediate ${++authorityCounter}, CN=${opts.trustDomain}`

@@ -47,7 +47,7 @@ export function keyMatchesCertificate(keyPem: string, certDer: Uint8Array): bool
 
 /** A PKCS#10 CSR carrying a SPIFFE ID as its URI SAN (what Istio CA and Linkerd identity expect). */
 export async function createCsr(keys: CryptoKeyPair, spiffeId: string, keyType: KeyType = 'ec-p256'): Promise<string> {
-  const x509 = await loadX509();
+  const x509 = loadX509();
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     keys,
     signingAlgorithm: signingAlgorithm(keyType),
