@@ -8,7 +8,7 @@ import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { type TLSSocket } from 'node:tls';
 import { type Attributes, type Context, type Span, SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { type PeerIdentity } from '../identity/peer-identity.js';
-import { ATTR, type Instruments, activeRequests, attrsKey, instruments, methodAttr } from './instruments.js';
+import { ATTR, type Instruments, MAX_ATTRIBUTE_SETS, type TallyEntry, instruments, methodAttr, serverActive } from './instruments.js';
 import { type TrafficStats } from './stats.js';
 import { extractContext, tracer } from './tracing.js';
 
@@ -21,8 +21,10 @@ interface Observation {
   readonly t0: number;
   readonly peer: string;
   readonly m: Instruments | undefined;
-  readonly activeAttrs: Attributes | undefined;
-  readonly activeKey: string;
+  /** Its attribute sets, when a MeterProvider or a TracerProvider is registered. */
+  readonly attrs: ServerAttrs | undefined;
+  /** Its active-request count, when a MeterProvider is registered. */
+  readonly active: TallyEntry | null;
   readonly span: Span | undefined;
   readonly ctx: Context | undefined;
   denied: boolean;
@@ -44,11 +46,89 @@ function routeOf(req: IncomingMessage): string {
   return (typeof r.baseUrl === 'string' ? r.baseUrl : '') + path;
 }
 
+/**
+ * The attribute sets of one (local address, port, peer, method), built once and never mutated: a
+ * request reuses them (the SDK hashes what it is given; the mesh need not build it again), and
+ * holds the tally entry of its active-request count.
+ */
+class ServerAttrs {
+  /** The active-request count (undefined: not made yet; null: past the cap). */
+  tally: TallyEntry | null | undefined;
+  /** status → error.type → route → duration attributes. */
+  readonly #durations = new Map<number | undefined, Map<string | undefined, Map<string, Attributes>>>();
+
+  constructor(readonly active: Attributes) {}
+
+  activeEntry(): TallyEntry | null {
+    if (this.tally === undefined) this.tally = serverActive.entry(this.active) ?? null;
+    return this.tally;
+  }
+
+  duration(status: number | undefined, errorType: string | undefined, route: string): Attributes {
+    let byError = this.#durations.get(status);
+    if (byError === undefined) this.#durations.set(status, (byError = new Map()));
+    let byRoute = byError.get(errorType);
+    if (byRoute === undefined) byError.set(errorType, (byRoute = new Map()));
+    let a = byRoute.get(route);
+    if (a === undefined) {
+      a = { ...this.active };
+      if (status !== undefined) a[ATTR.status] = status;
+      if (errorType) a[ATTR.errorType] = errorType;
+      if (route) a[ATTR.route] = route;
+      if (cacheRoom()) byRoute.set(route, a);
+    }
+    return a;
+  }
+}
+
+/** How many attribute sets the server caches hold (every mesh of the process together). */
+let cachedSets = 0;
+function cacheRoom(): boolean {
+  if (cachedSets >= MAX_ATTRIBUTE_SETS) return false;
+  cachedSets++;
+  return true;
+}
+
+/**
+ * service → local address → local port → peer (null: unauthenticated) → method → attribute sets.
+ * Process-wide, as the active-request tally is: one entry per attribute set, whichever mesh counts.
+ */
+const serverAttrs = new Map<string, Map<string, Map<number, Map<string | null, Map<string | undefined, ServerAttrs>>>>>();
+
 export class InboundObserver {
   constructor(
     private readonly traffic: TrafficStats,
     private readonly service: string,
   ) {}
+
+  #attrsOf(socket: TLSSocket, method: string | undefined, peer: PeerIdentity | null): ServerAttrs {
+    const address = socket.localAddress ?? '';
+    const port = socket.localPort ?? 0;
+    const peerKey = peer ? peer.spiffeId : null;
+    let byAddress = serverAttrs.get(this.service);
+    if (byAddress === undefined) serverAttrs.set(this.service, (byAddress = new Map()));
+    let byPort = byAddress.get(address);
+    if (byPort === undefined) byAddress.set(address, (byPort = new Map()));
+    let byPeer = byPort.get(port);
+    if (byPeer === undefined) byPort.set(port, (byPeer = new Map()));
+    let byMethod = byPeer.get(peerKey);
+    if (byMethod === undefined) byPeer.set(peerKey, (byMethod = new Map()));
+    let c = byMethod.get(method);
+    if (c === undefined) {
+      const active: Attributes = {
+        [ATTR.method]: methodAttr(method),
+        [ATTR.scheme]: 'https',
+        [ATTR.serverAddress]: address,
+        [ATTR.serverPort]: port,
+        [ATTR.service]: this.service,
+        [ATTR.tls]: peer ? 'mtls' : 'unauthenticated',
+      };
+      if (peer) active[ATTR.peer] = peer.spiffeId;
+      c = new ServerAttrs(active);
+      if (cacheRoom()) byMethod.set(method, c);
+    }
+    return c;
+  }
 
   /** Begins observing a request whose peer is known (null: unauthenticated, permissive mode). */
   start(req: IncomingMessage, res: ServerResponse, peer: PeerIdentity | null): void {
@@ -59,22 +139,18 @@ export class InboundObserver {
     const m = instruments();
     const tr = tracer();
     const peerId = peer?.spiffeId ?? '';
-    let activeAttrs: Attributes | undefined;
-    let activeKey = '';
+    let attrs: ServerAttrs | undefined;
+    let active: TallyEntry | null = null;
     let span: Span | undefined;
     let ctx: Context | undefined;
     if (m || tr) {
       const socket = req.socket as TLSSocket;
-      activeAttrs = {
-        [ATTR.method]: methodAttr(req.method),
-        [ATTR.scheme]: 'https',
-        [ATTR.serverAddress]: socket.localAddress ?? '',
-        [ATTR.serverPort]: socket.localPort ?? 0,
-        [ATTR.service]: this.service,
-        [ATTR.tls]: peer ? 'mtls' : 'unauthenticated',
-      };
-      if (peer) activeAttrs[ATTR.peer] = peerId;
-      if (m) activeRequests('server', (activeKey = attrsKey(activeAttrs)), activeAttrs, 1);
+      attrs = this.#attrsOf(socket, req.method, peer);
+      const activeAttrs = attrs.active;
+      if (m) {
+        active = attrs.activeEntry();
+        if (active) active.n++;
+      }
       if (tr) {
         const parent = extractContext(context.active(), req.headers);
         span = tr.startSpan(
@@ -92,7 +168,7 @@ export class InboundObserver {
         ctx = trace.setSpan(parent, span);
       }
     }
-    r[kObservation] = { owner: this, req, t0, peer: peerId, m, activeAttrs, activeKey, span, ctx, denied: false, rule: undefined };
+    r[kObservation] = { owner: this, req, t0, peer: peerId, m, attrs, active, span, ctx, denied: false, rule: undefined };
     (res as ServerResponse & Carrier)[kObservation] = r[kObservation];
     res.on('close', onClose);
   }
@@ -124,15 +200,11 @@ export class InboundObserver {
     series.record(finished ? status : undefined, seconds);
     if (o.denied) series.denials++;
     this.traffic.active.inbound--;
-    if (!o.activeAttrs) return;
+    if (!o.attrs) return;
     const errorType = !finished ? 'aborted' : status !== undefined && status >= 500 ? String(status) : undefined;
     if (o.m) {
-      const attrs: Attributes = { ...o.activeAttrs };
-      if (status !== undefined) attrs[ATTR.status] = status;
-      if (errorType) attrs[ATTR.errorType] = errorType;
-      if (route) attrs[ATTR.route] = route;
-      o.m.serverDuration.record(seconds, attrs);
-      activeRequests('server', o.activeKey, o.activeAttrs, -1);
+      o.m.serverDuration.record(seconds, o.attrs.duration(status, errorType, route));
+      if (o.active) o.active.n--;
     }
     const span = o.span;
     if (span) {

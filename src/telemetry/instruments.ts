@@ -67,38 +67,38 @@ export interface IdentityObservation {
 
 const observed = new Set<IdentityObservation>();
 
+/** Most attribute sets the mesh caches (and counts) per instrument; past it they are built per request, or not counted. */
+export const MAX_ATTRIBUTE_SETS = 2000;
+
+/** An attribute set counted by an asynchronous instrument: its count changes in place. */
+export class TallyEntry {
+  n = 0;
+  constructor(readonly attrs: Attributes) {}
+}
+
 /**
  * Per-request counts kept here and reported when the reader collects, rather than one SDK call per
  * change: an SDK `add` hashes its attributes (~2 µs), and active requests change twice per request,
  * authorization decisions once. The instruments are the asynchronous kinds of the same types
- * (ObservableUpDownCounter, ObservableCounter): exporters see the same sums.
+ * (ObservableUpDownCounter, ObservableCounter): exporters see the same sums. Callers keep the entry
+ * of their (cached) attribute set, so a change is one increment: no key built, no lookup.
  */
-class Tally {
-  readonly #entries = new Map<string, { attrs: Attributes; n: number }>();
-  add(key: string, attrs: Attributes, delta: number): void {
-    const e = this.#entries.get(key);
-    if (e) e.n += delta;
-    else if (this.#entries.size < 2000) this.#entries.set(key, { attrs, n: delta });
+export class Tally {
+  readonly #entries: TallyEntry[] = [];
+  /** A new entry for `attrs`, or undefined past the cap (that set is then not counted). */
+  entry(attrs: Attributes): TallyEntry | undefined {
+    if (this.#entries.length >= MAX_ATTRIBUTE_SETS) return undefined;
+    const e = new TallyEntry(attrs);
+    this.#entries.push(e);
+    return e;
   }
   observe = (result: ObservableResult): void => {
-    for (const e of this.#entries.values()) result.observe(e.n, e.attrs);
+    for (const e of this.#entries) result.observe(e.n, e.attrs);
   };
 }
-const serverActive = new Tally();
-const clientActive = new Tally();
+export const serverActive = new Tally();
+export const clientActive = new Tally();
 const authzDecisions = new Tally();
-
-/** Active-request key of an attribute set (the values, in the order the mesh builds them). */
-export function attrsKey(attrs: Attributes): string {
-  let k = '';
-  for (const v of Object.values(attrs)) k += `${String(v)}\u0000`;
-  return k;
-}
-
-/** One more (delta 1) or one fewer (-1) active request with these attributes. */
-export function activeRequests(kind: 'server' | 'client', key: string, attrs: Attributes, delta: 1 | -1): void {
-  (kind === 'server' ? serverActive : clientActive).add(key, attrs, delta);
-}
 
 function observeIdentities(result: ObservableResult): void {
   for (const o of observed) {
@@ -165,11 +165,30 @@ export function methodAttr(method: string | undefined): string {
   return KNOWN_METHODS.has(up) ? up : '_OTHER';
 }
 
+/** decision → rule → action → tally entry (null: past the cap, not counted). */
+const authzEntries = new Map<string, Map<string, Map<string, TallyEntry | null>>>();
+function authzEntry(decision: string, rule: string, action: string): TallyEntry | null {
+  let byRule = authzEntries.get(decision);
+  if (byRule === undefined) authzEntries.set(decision, (byRule = new Map()));
+  let byAction = byRule.get(rule);
+  if (byAction === undefined) byRule.set(rule, (byAction = new Map()));
+  let e = byAction.get(action);
+  if (e === undefined) {
+    e = authzDecisions.entry({ [ATTR.decision]: decision, [ATTR.rule]: rule, [ATTR.action]: action }) ?? null;
+    byAction.set(action, e);
+  }
+  return e;
+}
+
 /** Records an authorization decision (and one point per audit rule that matched, action 'audit'). */
 export function recordAuthz(decision: string, rule: string, action: string, audit: readonly string[]): void {
   if (!instruments()) return;
-  authzDecisions.add(`${decision}\u0000${rule}\u0000${action}`, { [ATTR.decision]: decision, [ATTR.rule]: rule, [ATTR.action]: action }, 1);
-  for (const a of audit) authzDecisions.add(`${decision}\u0000${a}\u0000audit`, { [ATTR.decision]: decision, [ATTR.rule]: a, [ATTR.action]: 'audit' }, 1);
+  const e = authzEntry(decision, rule, action);
+  if (e) e.n++;
+  for (const a of audit) {
+    const ea = authzEntry(decision, a, 'audit');
+    if (ea) ea.n++;
+  }
 }
 
 export function recordRetry(service: string, reason: string): void {

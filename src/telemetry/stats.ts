@@ -4,7 +4,8 @@
  * authorization decisions. Read by `mesh.stats().traffic` and rendered as Prometheus text by the
  * admin endpoint's `/metrics`.
  *
- * Per request this costs one string key, one Map lookup and a few increments. The number of
+ * Per request this costs three Map lookups keyed by the strings the request already holds (no key
+ * is built, nothing is allocated once the series exists) and a few increments. The number of
  * series is capped (`MAX_SERIES`); past it, new label sets are folded into one `_other` series so a
  * flood of distinct peers or routes cannot grow memory without bound.
  */
@@ -112,21 +113,56 @@ export function bucketQuantile(q: number, counts: ArrayLike<number>, bounds: rea
   return bounds[bounds.length - 1]!;
 }
 
+/** service → peer → route → series, for one direction. */
+type SeriesIndex = Map<string, Map<string, Map<string, TrafficSeries>>>;
+
 export class TrafficStats {
-  readonly #series = new Map<string, TrafficSeries>();
+  /** Every series, in creation order (what snapshots and /metrics iterate). */
+  readonly #series: TrafficSeries[] = [];
+  readonly #index: Record<Direction, SeriesIndex> = { inbound: new Map(), outbound: new Map() };
   readonly active: Record<Direction, number> = { inbound: 0, outbound: 0 };
   readonly budgetExhausted = new Map<string, number>();
   readonly ejections = new Map<string, Map<string, number>>();
-  readonly #authz = new Map<string, { decision: string; rule: string; action: string; count: number }>();
+  /** Every authorization tally, in creation order. */
+  readonly #authz: Array<{ decision: string; rule: string; action: string; count: number }> = [];
+  /** decision → rule → action → its tally. */
+  readonly #authzIndex = new Map<string, Map<string, Map<string, { decision: string; rule: string; action: string; count: number }>>>();
 
   /** The series of a (direction, service, peer, route), created on first use. */
   series(direction: Direction, service: string, peer: string, route: string): TrafficSeries {
-    const key = `${direction}\u0000${service}\u0000${peer}\u0000${route}`;
-    let s = this.#series.get(key);
-    if (s) return s;
-    if (this.#series.size >= MAX_SERIES) return this.series(direction, service, OTHER, OTHER);
+    // Nested maps keyed by the strings themselves: a string key built per request (and the
+    // flattening of it on lookup) was a per-request allocation on both sides.
+    const byService = this.#index[direction];
+    let byPeer = byService.get(service);
+    if (byPeer === undefined) byService.set(service, (byPeer = new Map()));
+    let byRoute = byPeer.get(peer);
+    if (byRoute === undefined) byPeer.set(peer, (byRoute = new Map()));
+    let s = byRoute.get(route);
+    if (s !== undefined) return s;
+    if (this.#series.length >= MAX_SERIES) {
+      if (byRoute.size === 0) byPeer.delete(peer);
+      if (byPeer.size === 0) byService.delete(service);
+      return peer === OTHER && route === OTHER ? this.#other(direction, service) : this.series(direction, service, OTHER, OTHER);
+    }
     s = new TrafficSeries(direction, service, peer, route);
-    this.#series.set(key, s);
+    byRoute.set(route, s);
+    this.#series.push(s);
+    return s;
+  }
+
+  /** The `_other` series of a service once the cap is reached (created past the cap: one per service and direction). */
+  #other(direction: Direction, service: string): TrafficSeries {
+    const byService = this.#index[direction];
+    let byPeer = byService.get(service);
+    if (byPeer === undefined) byService.set(service, (byPeer = new Map()));
+    let byRoute = byPeer.get(OTHER);
+    if (byRoute === undefined) byPeer.set(OTHER, (byRoute = new Map()));
+    let s = byRoute.get(OTHER);
+    if (s === undefined) {
+      s = new TrafficSeries(direction, service, OTHER, OTHER);
+      byRoute.set(OTHER, s);
+      this.#series.push(s);
+    }
     return s;
   }
 
@@ -145,11 +181,18 @@ export class TrafficStats {
   }
 
   authz(decision: string, rule: string, action: string): void {
-    const key = `${decision}\u0000${rule}\u0000${action}`;
-    let e = this.#authz.get(key);
-    if (!e) {
-      if (this.#authz.size >= MAX_SERIES) return this.authz(decision, OTHER, action);
-      this.#authz.set(key, (e = { decision, rule, action, count: 0 }));
+    let byRule = this.#authzIndex.get(decision);
+    if (byRule === undefined) this.#authzIndex.set(decision, (byRule = new Map()));
+    let byAction = byRule.get(rule);
+    if (byAction === undefined) byRule.set(rule, (byAction = new Map()));
+    let e = byAction.get(action);
+    if (e === undefined) {
+      if (this.#authz.length >= MAX_SERIES && rule !== OTHER) {
+        if (byAction.size === 0) byRule.delete(rule);
+        return this.authz(decision, OTHER, action);
+      }
+      byAction.set(action, (e = { decision, rule, action, count: 0 }));
+      this.#authz.push(e);
     }
     e.count++;
   }
@@ -160,7 +203,7 @@ export class TrafficStats {
 
   snapshot(): TrafficSnapshot {
     const series: TrafficSnapshot['series'] = [];
-    for (const s of this.#series.values()) {
+    for (const s of this.#series) {
       const ok = s.count - s.byClass['5xx'] - s.byClass.error;
       series.push({
         direction: s.direction,
@@ -180,7 +223,7 @@ export class TrafficStats {
       series,
       retryBudgetExhausted: Object.fromEntries(this.budgetExhausted),
       ejections: Object.fromEntries([...this.ejections].map(([k, m]) => [k, Object.fromEntries(m)])),
-      authz: [...this.#authz.values()].map((e) => ({ ...e })),
+      authz: this.#authz.map((e) => ({ ...e })),
     };
   }
 }
