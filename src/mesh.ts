@@ -12,7 +12,7 @@ import { InboundPipeline, type InboundStats } from './inbound/pipeline.js';
 import { PolicyFile, isPolicyPath } from './inbound/policy-file.js';
 import { type RequestListener, createMeshServer } from './inbound/server.js';
 import { consoleLogger } from './logger.js';
-import { MeshDispatcher } from './outbound/dispatcher.js';
+import { type MeshDispatcher, createMeshDispatcher } from './outbound/dispatcher.js';
 import { loadUndici } from './outbound/undici.js';
 import { OutboundService, type OutboundServiceStats } from './outbound/service.js';
 import { createDevCaSource } from './sources/dev-ca.js';
@@ -202,7 +202,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
   let closed = false;
   const getDispatcher = (): MeshDispatcher => {
     if (dispatcher) return dispatcher;
-    dispatcher = new MeshDispatcher(services, config.outbound.egress, () => void source.getX509Svid());
+    dispatcher = createMeshDispatcher(services, config.outbound.egress, () => void source.getX509Svid());
     if (closed) dispatcher.close().catch(() => {});
     return dispatcher;
   };

@@ -22,6 +22,9 @@ test('a mesh has every member the contract names, and peerOf is shared by ESM an
   const mesh = await esm.createMesh({ service: 'orders', identity: { ca }, logger: { info() {}, warn() {}, error() {} } });
   try {
     for (const m of MESH_MEMBERS) assert.ok((mesh as unknown as Record<string, unknown>)[m] !== undefined, m);
+    const undici = await import('undici');
+    assert.ok(mesh.dispatcher instanceof undici.Dispatcher, 'mesh.dispatcher is an undici Dispatcher');
+    assert.equal(typeof mesh.dispatcher.compose, 'function');
     const server = mesh.createServer((req, res) => res.end(JSON.stringify({ esm: esm.peerOf(req), cjs: cjs.peerOf(req) })));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as { port: number }).port;

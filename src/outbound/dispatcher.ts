@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import type { Agent, Dispatcher } from 'undici';
 import { EgressDeniedError, NoEndpointError } from '../errors.js';
 import { failHandler, legacyHandler, requestHeader } from './handler.js';
@@ -24,116 +23,127 @@ const ROUTE_CACHE_LIMIT = 1000;
  * header the app wrote; failed tries are retried within the service's budget. Hosts that are not
  * mesh services follow the egress rule.
  */
-export class MeshDispatcher extends (EventEmitter as unknown as typeof Dispatcher) {
-  #router: HostRouter<OutboundService>;
-  readonly #routes = new Map<string, Route>();
-  #egressAgent: Agent | undefined;
-  #closed = false;
-
-  constructor(
-    private services: ReadonlyMap<string, OutboundService>,
-    private readonly egress: EgressMode,
-    /** Throws (IdentityUnavailableError) when our own SVID is not valid now: pooled connections made before it expired must not keep calling. */
-    private readonly checkIdentity: () => void = () => {},
-  ) {
-    super(...extendUndiciDispatcher());
-    this.#router = new HostRouter(services.values());
-  }
-
+export interface MeshDispatcher extends Dispatcher {
   /** Swaps the service set (after a config or discovery change). */
-  setServices(services: ReadonlyMap<string, OutboundService>): void {
-    this.services = services;
-    this.#router = new HostRouter(services.values());
-    this.#routes.clear();
-  }
-
-  #route(origin: string | URL | undefined): Route {
-    const key = typeof origin === 'string' ? origin : String(origin ?? '');
-    let r = this.#routes.get(key);
-    if (r) return r;
-    let host = '';
-    try {
-      host = new URL(key).host;
-    } catch {
-      host = key;
-    }
-    r = { service: this.#router.resolve(host), host };
-    if (this.#routes.size >= ROUTE_CACHE_LIMIT) this.#routes.clear();
-    this.#routes.set(key, r);
-    return r;
-  }
-
-  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    if (this.#closed) {
-      failHandler(handler, new Error('the mesh dispatcher is closed'));
-      return false;
-    }
-    const route = this.#route(opts.origin);
-    const service = route.service;
-    if (!service) {
-      if (this.egress === 'deny') {
-        failHandler(handler, new EgressDeniedError(route.host));
-        return false;
-      }
-      this.#egressAgent ??= new (loadUndici().Agent)();
-      return this.#egressAgent.dispatch(opts, handler);
-    }
-    try {
-      this.checkIdentity();
-    } catch (e) {
-      failHandler(handler, e as Error);
-      return false;
-    }
-    service.counters.routed++;
-    const settings = service.hasRoutes
-      ? service.settingsFor({
-          method: opts.method ?? 'GET',
-          path: opts.path ?? '/',
-          header: (name) => requestHeader(opts.headers, name),
-        })
-      : service.defaultSettings();
-    let backend = service;
-    if (settings.split) {
-      const name = settings.split.pick();
-      const chosen = name === undefined ? undefined : name === service.name ? service : this.services.get(name);
-      if (!chosen) {
-        failHandler(handler, new NoEndpointError(service.name, name === undefined ? 'every backend of its split has weight 0' : `its split backend "${name}" is not a mesh service`));
-        return false;
-      }
-      backend = chosen;
-    }
-    new MeshRequest(opts, legacyHandler(handler), service, backend, settings, route.host).start();
-    return true;
-  }
-
-  override async close(): Promise<void> {
-    this.#closed = true;
-    await Promise.all([...this.services.values()].map((s) => s.close()));
-    await this.#egressAgent?.close();
-  }
-
-  override async destroy(): Promise<void> {
-    this.#closed = true;
-    await Promise.all([...this.services.values()].map((s) => s.destroy()));
-    await this.#egressAgent?.destroy();
-  }
+  setServices(services: ReadonlyMap<string, OutboundService>): void;
 }
 
-let extended = false;
+type MeshDispatcherClass = new (
+  services: ReadonlyMap<string, OutboundService>,
+  egress: EgressMode,
+  checkIdentity?: () => void,
+) => MeshDispatcher;
+
+let Impl: MeshDispatcherClass | undefined;
+
 /**
- * MeshDispatcher is an undici Dispatcher (compose(), instanceof), but undici is loaded only when
- * the first one is created (see loadUndici): until then the class extends EventEmitter, which
- * undici's Dispatcher extends with methods only. This puts undici's Dispatcher in between, once,
- * while the first constructor evaluates its super() arguments (before any instance exists).
- * Dispatcher has no constructor of its own, so that first super() resolving to EventEmitter is
- * the same call. Returns no constructor arguments.
+ * Creates the mesh's dispatcher. undici is loaded here, on first outbound use (see loadUndici), so
+ * the class that extends undici's Dispatcher is defined then, once: a process that only serves
+ * never loads undici, and the dispatcher is still a real Dispatcher (instanceof, compose()).
  */
-function extendUndiciDispatcher(): [] {
-  if (!extended) {
-    const { Dispatcher: UndiciDispatcher } = loadUndici();
-    Object.setPrototypeOf(MeshDispatcher.prototype, UndiciDispatcher.prototype);
-    Object.setPrototypeOf(MeshDispatcher, UndiciDispatcher);
-    extended = true;
+export function createMeshDispatcher(
+  services: ReadonlyMap<string, OutboundService>,
+  egress: EgressMode,
+  /** Throws (IdentityUnavailableError) when our own SVID is not valid now: pooled connections made before it expired must not keep calling. */
+  checkIdentity: () => void = () => {},
+): MeshDispatcher {
+  Impl ??= defineMeshDispatcher(loadUndici().Dispatcher);
+  return new Impl(services, egress, checkIdentity);
+}
+
+function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
+  return class MeshDispatcherImpl extends Base implements MeshDispatcher {
+    #router: HostRouter<OutboundService>;
+    readonly #routes = new Map<string, Route>();
+    #egressAgent: Agent | undefined;
+    #closed = false;
+
+    constructor(
+      private services: ReadonlyMap<string, OutboundService>,
+      private readonly egress: EgressMode,
+      /** Throws (IdentityUnavailableError) when our own SVID is not valid now: pooled connections made before it expired must not keep calling. */
+      private readonly checkIdentity: () => void = () => {},
+    ) {
+      super();
+      this.#router = new HostRouter(services.values());
+    }
+
+    /** Swaps the service set (after a config or discovery change). */
+    setServices(services: ReadonlyMap<string, OutboundService>): void {
+      this.services = services;
+      this.#router = new HostRouter(services.values());
+      this.#routes.clear();
+    }
+
+    #route(origin: string | URL | undefined): Route {
+      const key = typeof origin === 'string' ? origin : String(origin ?? '');
+      let r = this.#routes.get(key);
+      if (r) return r;
+      let host = '';
+      try {
+        host = new URL(key).host;
+      } catch {
+        host = key;
+      }
+      r = { service: this.#router.resolve(host), host };
+      if (this.#routes.size >= ROUTE_CACHE_LIMIT) this.#routes.clear();
+      this.#routes.set(key, r);
+      return r;
+    }
+
+    override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+      if (this.#closed) {
+        failHandler(handler, new Error('the mesh dispatcher is closed'));
+        return false;
+      }
+      const route = this.#route(opts.origin);
+      const service = route.service;
+      if (!service) {
+        if (this.egress === 'deny') {
+          failHandler(handler, new EgressDeniedError(route.host));
+          return false;
+        }
+        this.#egressAgent ??= new (loadUndici().Agent)();
+        return this.#egressAgent.dispatch(opts, handler);
+      }
+      try {
+        this.checkIdentity();
+      } catch (e) {
+        failHandler(handler, e as Error);
+        return false;
+      }
+      service.counters.routed++;
+      const settings = service.hasRoutes
+        ? service.settingsFor({
+            method: opts.method ?? 'GET',
+            path: opts.path ?? '/',
+            header: (name) => requestHeader(opts.headers, name),
+          })
+        : service.defaultSettings();
+      let backend = service;
+      if (settings.split) {
+        const name = settings.split.pick();
+        const chosen = name === undefined ? undefined : name === service.name ? service : this.services.get(name);
+        if (!chosen) {
+          failHandler(handler, new NoEndpointError(service.name, name === undefined ? 'every backend of its split has weight 0' : `its split backend "${name}" is not a mesh service`));
+          return false;
+        }
+        backend = chosen;
+      }
+      new MeshRequest(opts, legacyHandler(handler), service, backend, settings, route.host).start();
+      return true;
+    }
+
+    override async close(): Promise<void> {
+      this.#closed = true;
+      await Promise.all([...this.services.values()].map((s) => s.close()));
+      await this.#egressAgent?.close();
+    }
+
+    override async destroy(): Promise<void> {
+      this.#closed = true;
+      await Promise.all([...this.services.values()].map((s) => s.destroy()));
+      await this.#egressAgent?.destroy();
+    }
   }
-  return [];
 }
