@@ -57,7 +57,21 @@ class ServerAttrs {
   /** status → error.type → route → duration attributes. */
   readonly #durations = new Map<number | undefined, Map<string | undefined, Map<string, Attributes>>>();
 
+  /** client address → HTTP version → span start attributes. */
+  readonly #span = new Map<string, Map<string, Attributes>>();
+
   constructor(readonly active: Attributes) {}
+
+  spanAttrs(clientAddress: string, httpVersion: string): Attributes {
+    let byVersion = this.#span.get(clientAddress);
+    if (byVersion === undefined) this.#span.set(clientAddress, (byVersion = new Map()));
+    let a = byVersion.get(httpVersion);
+    if (a === undefined) {
+      a = { ...this.active, 'client.address': clientAddress, 'network.protocol.version': httpVersion };
+      if (cacheRoom()) byVersion.set(httpVersion, a);
+    }
+    return a;
+  }
 
   activeEntry(): TallyEntry | null {
     if (this.tally === undefined) this.tally = serverActive.entry(this.active) ?? null;
@@ -153,18 +167,9 @@ export class InboundObserver {
       }
       if (tr) {
         const parent = extractContext(context.active(), req.headers);
-        span = tr.startSpan(
-          methodAttr(req.method) === '_OTHER' ? 'HTTP' : methodAttr(req.method),
-          {
-            kind: SpanKind.SERVER,
-            attributes: {
-              ...activeAttrs,
-              'client.address': socket.remoteAddress ?? '',
-              'network.protocol.version': req.httpVersion,
-            },
-          },
-          parent,
-        );
+        const attributes = attrs.spanAttrs(socket.remoteAddress ?? '', req.httpVersion);
+        const method = activeAttrs[ATTR.method] as string;
+        span = tr.startSpan(method === '_OTHER' ? 'HTTP' : method, { kind: SpanKind.SERVER, attributes }, parent);
         ctx = trace.setSpan(parent, span);
       }
     }
@@ -179,7 +184,11 @@ export class InboundObserver {
     if (!o) return;
     o.rule = rule;
     if (!allowed) o.denied = true;
-    o.span?.setAttributes({ [ATTR.decision]: allowed ? 'allow' : 'deny', [ATTR.rule]: rule });
+    const span = o.span;
+    if (span) {
+      span.setAttribute(ATTR.decision, allowed ? 'allow' : 'deny');
+      span.setAttribute(ATTR.rule, rule);
+    }
   }
 
   /** Runs `fn` (the app) with the request's server span as the active context. */

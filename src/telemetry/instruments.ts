@@ -135,6 +135,8 @@ function build(meter: Meter): Instruments {
 
 let cachedProvider: MeterProvider | undefined;
 let cached: Instruments | undefined;
+/** Instruments already made per provider: one registered again (after metrics.disable()) gets the same ones, not a second set of callbacks. */
+const byProvider = new WeakMap<MeterProvider, Instruments | null>();
 
 /**
  * The instruments of the current global MeterProvider, or undefined when none is registered (the
@@ -144,8 +146,13 @@ export function instruments(): Instruments | undefined {
   const provider = metrics.getMeterProvider();
   if (provider === cachedProvider) return cached;
   cachedProvider = provider;
-  const meter = provider.getMeter(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION);
-  cached = meter === createNoopMeter() ? undefined : build(meter);
+  let made = byProvider.get(provider);
+  if (made === undefined) {
+    const meter = provider.getMeter(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION);
+    made = meter === createNoopMeter() ? null : build(meter);
+    byProvider.set(provider, made);
+  }
+  cached = made ?? undefined;
   return cached;
 }
 

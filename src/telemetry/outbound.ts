@@ -6,7 +6,7 @@
 import { type Attributes, type Span, SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { ATTR, type Instruments, MAX_ATTRIBUTE_SETS, type TallyEntry, clientActive, instruments, methodAttr, recordBudgetExhausted, recordRetry } from './instruments.js';
 import { type TrafficStats } from './stats.js';
-import { injectHeaders, tracer } from './tracing.js';
+import { injectSpanHeaders, tracer } from './tracing.js';
 
 /** `host[:port]` as the app wrote it → address and port (default 80: the app writes http://). */
 function splitHost(host: string): { address: string; port: number } {
@@ -146,7 +146,7 @@ export class OutboundObservation {
       const name = c.active[ATTR.method] === '_OTHER' ? 'HTTP' : (c.active[ATTR.method] as string);
       this.tracing = true;
       const span = (this.#span = tr.startSpan(name, { kind: SpanKind.CLIENT, attributes: c.spanAttrs(route) }, parent));
-      this.headers = injectHeaders(trace.setSpan(parent, span));
+      this.headers = injectSpanHeaders(parent, span);
     }
   }
 
@@ -158,7 +158,14 @@ export class OutboundObservation {
 
   /** A try ended (at response headers, an error, or its timeout). */
   attemptEnded(ok: boolean, failure: string | undefined, latencyMs: number): void {
-    this.#span?.addEvent('sidecarless.attempt.end', { 'sidecarless.attempt.ok': ok, ...(failure !== undefined && { 'sidecarless.attempt.failure': failure }), 'sidecarless.attempt.latency_ms': latencyMs });
+    const span = this.#span;
+    if (!span) return;
+    span.addEvent(
+      'sidecarless.attempt.end',
+      failure === undefined
+        ? { 'sidecarless.attempt.ok': ok, 'sidecarless.attempt.latency_ms': latencyMs }
+        : { 'sidecarless.attempt.ok': ok, 'sidecarless.attempt.failure': failure, 'sidecarless.attempt.latency_ms': latencyMs },
+    );
   }
 
   /** The request retries after a failed try. */

@@ -10,6 +10,8 @@
  */
 import {
   type Context,
+  type Span,
+  type SpanContext,
   type TextMapGetter,
   type TextMapPropagator,
   type TextMapSetter,
@@ -57,25 +59,34 @@ const TRACEPARENT_RE = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2
 export const w3cTraceContext: TextMapPropagator = {
   inject(ctx: Context, carrier: unknown, setter: TextMapSetter = defaultTextMapSetter): void {
     const sc = trace.getSpanContext(ctx);
-    if (!sc || !isSpanContextValid(sc)) return;
-    setter.set(carrier, TRACEPARENT, `00-${sc.traceId}-${sc.spanId}-0${Number(sc.traceFlags & TraceFlags.SAMPLED)}`);
-    const ts = sc.traceState?.serialize();
-    if (ts) setter.set(carrier, TRACESTATE, ts);
+    if (sc) injectW3c(sc, carrier, setter);
   },
   extract(ctx: Context, carrier: unknown, getter: TextMapGetter = defaultTextMapGetter): Context {
     const raw = getter.get(carrier, TRACEPARENT);
     const header = Array.isArray(raw) ? raw[0] : raw;
     if (typeof header !== 'string') return ctx;
-    const m = TRACEPARENT_RE.exec(header.trim());
-    if (!m || m[1] === 'ff' || (m[1] === '00' && header.trim().length !== 55)) return ctx;
+    const value = header.trim();
+    const m = TRACEPARENT_RE.exec(value);
+    if (!m || m[1] === 'ff' || (m[1] === '00' && value.length !== 55)) return ctx;
+    // The pattern already checked the hex digits: what is left of isSpanContextValid is "not all zeros".
+    if (m[2] === INVALID_TRACE_ID || m[3] === INVALID_SPAN_ID) return ctx;
     const sc = { traceId: m[2]!, spanId: m[3]!, traceFlags: parseInt(m[4]!, 16) & TraceFlags.SAMPLED, isRemote: true };
-    if (!isSpanContextValid(sc)) return ctx;
     const rawState = getter.get(carrier, TRACESTATE);
     const state = Array.isArray(rawState) ? rawState.join(',') : rawState;
     return trace.setSpanContext(ctx, state ? { ...sc, traceState: createTraceState(state) } : sc);
   },
   fields: () => [TRACEPARENT, TRACESTATE],
 };
+
+const INVALID_TRACE_ID = '00000000000000000000000000000000';
+const INVALID_SPAN_ID = '0000000000000000';
+
+function injectW3c(sc: SpanContext, carrier: unknown, setter: TextMapSetter): void {
+  if (!isSpanContextValid(sc)) return;
+  setter.set(carrier, TRACEPARENT, `00-${sc.traceId}-${sc.spanId}-0${Number(sc.traceFlags & TraceFlags.SAMPLED)}`);
+  const ts = sc.traceState?.serialize();
+  if (ts) setter.set(carrier, TRACESTATE, ts);
+}
 
 /** The global propagator when one is registered, else the built-in W3C trace context. */
 function propagator(): Pick<TextMapPropagator, 'inject' | 'extract'> {
@@ -85,6 +96,18 @@ function propagator(): Pick<TextMapPropagator, 'inject' | 'extract'> {
 /** Trace context from inbound request headers (Node's lower-cased `req.headers`). */
 export function extractContext(parent: Context, headers: Record<string, string | string[] | undefined>): Context {
   return propagator().extract(parent, headers, defaultTextMapGetter);
+}
+
+/**
+ * Headers carrying `span` as a child of `parent`. With the built-in W3C propagator the span's
+ * context is written directly (no Context object made for it); a registered propagator gets
+ * the context it expects (it may carry baggage from `parent`).
+ */
+export function injectSpanHeaders(parent: Context, span: Span): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (propagation.fields().length > 0) propagation.inject(trace.setSpan(parent, span), out, defaultTextMapSetter);
+  else injectW3c(span.spanContext(), out, defaultTextMapSetter);
+  return out;
 }
 
 /** Headers carrying `ctx` (traceparent, tracestate, baggage… whatever the propagator writes). */
