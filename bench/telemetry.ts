@@ -1,15 +1,21 @@
 /**
- * Telemetry overhead: throughput of mesh.fetch → mesh.createServer (mTLS, policy, one process) with
- * an OpenTelemetry SDK MeterProvider (@opentelemetry/sdk-metrics, a reader collecting every round),
- * a recording TracerProvider and an AsyncLocalStorage context manager registered, against none at
- * all — same meshes, same run, alternating rounds. Goal: ≤ 5 % lower with the SDK.
+ * Telemetry overhead: throughput and CPU of mesh.fetch → mesh.createServer (mTLS, policy, client
+ * and server in one process) with parts of an OpenTelemetry SDK registered, against none at all —
+ * same meshes, same run, rotating rounds, ratios paired round by round:
  *
- * The tracer is a small recording one (spans keep their attributes and events and are handed to a
- * buffer when they end), standing in for @opentelemetry/sdk-trace-base, which is not a dependency.
+ * - metrics: an @opentelemetry/sdk-metrics MeterProvider with a reader collecting every round
+ *   (the goal: ≤ 5 % lower throughput than none);
+ * - trace: a recording TracerProvider (spans keep their attributes and events and are handed to a
+ *   2048-span buffer when they end), standing in for @opentelemetry/sdk-trace-base, which is not a
+ *   dependency; it copies attributes and makes ids as that SDK does;
+ * - context: an AsyncLocalStorage context manager, as the SDK's.
+ *
  *   node --import tsx bench/telemetry.ts [--quick]
- *   BENCH_TELEMETRY_PARTS=metrics|trace|context (comma-separated) registers only those parts in the SDK rounds.
+ *   BENCH_TELEMETRY_PARTS=metrics|trace|context (comma-separated): only none against that combination.
+ *   BENCH_TELEMETRY_ROUNDS, BENCH_TELEMETRY_ROUND_MS: rounds and their length.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import {
   type Context,
@@ -48,11 +54,11 @@ class AlsContextManager implements ContextManager {
   }
 }
 
-/** Ids as the SDK's RandomIdGenerator makes them (Math.random, not crypto). */
+/** Ids as the SDK's RandomIdGenerator makes them (Math.random into a shared Buffer, hex; not crypto). */
+const ID_BUFFER = Buffer.allocUnsafe(16);
 function randomId(bytes: number): string {
-  let out = '';
-  for (let i = 0; i < bytes * 2; i++) out += ((Math.random() * 16) | 0).toString(16);
-  return out;
+  for (let i = 0; i < bytes / 4; i++) ID_BUFFER.writeUInt32BE((Math.random() * 2 ** 32) >>> 0, i * 4);
+  return ID_BUFFER.toString('hex', 0, bytes);
 }
 
 const finished: unknown[] = [];
@@ -61,7 +67,9 @@ class RecordingSpan implements Span {
   readonly events: Array<{ name: string; attributes?: unknown; time: number }> = [];
   readonly start = performance.now();
   constructor(public name: string, readonly kind: SpanKind, readonly ctx: SpanContext, readonly parent: string | undefined, attributes?: Record<string, unknown>) {
-    this.attributes = { ...attributes };
+    // As sdk-trace-base's Span: a fresh object, the start attributes set one by one.
+    this.attributes = {};
+    if (attributes) for (const k of Object.keys(attributes)) this.setAttribute(k, attributes[k]);
   }
   spanContext() {
     return this.ctx;
@@ -71,7 +79,7 @@ class RecordingSpan implements Span {
     return this;
   }
   setAttributes(a: Record<string, unknown>) {
-    Object.assign(this.attributes, a);
+    for (const k of Object.keys(a)) this.setAttribute(k, a[k]);
     return this;
   }
   addEvent(name: string, attributes?: unknown) {
@@ -126,9 +134,48 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
+/** A telemetry setup: which parts of an SDK are registered while it is measured. */
+interface Setup {
+  readonly id: string;
+  readonly label: string;
+  readonly parts: readonly string[];
+}
+
+const SETUPS: readonly Setup[] = [
+  { id: 'none', label: 'no MeterProvider, no TracerProvider', parts: [] },
+  { id: 'metrics', label: 'sdk-metrics MeterProvider (the goal)', parts: ['metrics'] },
+  { id: 'metrics+trace', label: '+ recording TracerProvider', parts: ['metrics', 'trace'] },
+  { id: 'metrics+trace+context', label: '+ recording TracerProvider + AsyncLocalStorage context manager', parts: ['metrics', 'trace', 'context'] },
+];
+
+interface RoundResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  /** Process CPU (client and server: one process) per request, µs. */
+  cpuUs: number;
+  /** GC pause per request, µs, and the longest pause of the round, ms. */
+  gcUs: number;
+  gcMaxMs: number;
+  /** Of cpuUs, the kernel's share. */
+  sysUs: number;
+}
+
+function spread(xs: number[], digits: number): string {
+  const r = (x: number) => (Math.round(x * 10 ** digits) / 10 ** digits).toFixed(digits);
+  return `${r(median(xs))} (${r(Math.min(...xs))}–${r(Math.max(...xs))})`;
+}
+
+/**
+ * Every setup is measured in every round, in an order that rotates from round to round, so each
+ * setup is compared with the "none" round run seconds before or after it in the same process: the
+ * throughput ratio and the CPU difference are computed per round, then their median (min–max) is
+ * reported. `BENCH_TELEMETRY_PARTS=metrics,trace` (comma-separated parts: metrics, trace, context)
+ * measures only "none" against that combination.
+ */
 export async function benchTelemetry(opts: { quick: boolean }): Promise<{ name: string; rows: Array<Record<string, number | string>> }> {
-  const rounds = opts.quick ? 4 : 8;
-  const roundMs = opts.quick ? 1_000 : 2_500;
+  const rounds = Number(process.env.BENCH_TELEMETRY_ROUNDS ?? (opts.quick ? 4 : 10));
+  const roundMs = Number(process.env.BENCH_TELEMETRY_ROUND_MS ?? (opts.quick ? 1_000 : 1_500));
   const concurrency = 16;
   const quiet = { info() {}, warn() {}, error() {} };
   const ca = await createDevCa();
@@ -142,19 +189,31 @@ export async function benchTelemetry(opts: { quick: boolean }): Promise<{ name: 
   const reader = new CollectingReader();
   const meterProvider = new MeterProvider({ readers: [reader] });
   const contextManager = new AlsContextManager();
-  const parts = (process.env.BENCH_TELEMETRY_PARTS ?? 'metrics,trace,context').split(',');
-  const sdkOn = () => {
-    if (parts.includes('metrics')) metrics.setGlobalMeterProvider(meterProvider);
-    if (parts.includes('trace')) trace.setGlobalTracerProvider({ getTracer: () => recordingTracer });
-    if (parts.includes('context')) context.setGlobalContextManager(contextManager);
-  };
-  const sdkOff = () => {
+  const tracerProvider = { getTracer: () => recordingTracer };
+  const only = process.env.BENCH_TELEMETRY_PARTS;
+  const setups: readonly Setup[] = only
+    ? [SETUPS[0]!, { id: only, label: `registered: ${only}`, parts: only.split(',').map((x) => x.trim()) }]
+    : SETUPS;
+  const use = (s: Setup) => {
     metrics.disable();
     trace.disable();
     context.disable();
+    if (s.parts.includes('metrics')) metrics.setGlobalMeterProvider(meterProvider);
+    if (s.parts.includes('trace')) trace.setGlobalTracerProvider(tracerProvider);
+    if (s.parts.includes('context')) context.setGlobalContextManager(contextManager);
   };
 
-  const round = async (): Promise<{ rps: number; p50: number; p99: number }> => {
+  const round = async (): Promise<RoundResult> => {
+    let gcMs = 0;
+    let gcMaxMs = 0;
+    const gc = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        gcMs += e.duration;
+        gcMaxMs = Math.max(gcMaxMs, e.duration);
+      }
+    });
+    gc.observe({ entryTypes: ['gc'] });
+    const cpu0 = process.cpuUsage();
     const end = performance.now() + roundMs;
     const lat: number[] = [];
     const worker = async () => {
@@ -168,48 +227,66 @@ export async function benchTelemetry(opts: { quick: boolean }): Promise<{ name: 
     const t0 = performance.now();
     await Promise.all(Array.from({ length: concurrency }, worker));
     const secs = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    await new Promise((r) => setImmediate(r)); // GC entries are delivered asynchronously
+    gc.disconnect();
     lat.sort((a, b) => a - b);
-    return { rps: lat.length / secs, p50: lat[Math.floor(lat.length * 0.5)]!, p99: lat[Math.floor(lat.length * 0.99)]! };
+    return {
+      rps: lat.length / secs,
+      p50: lat[Math.floor(lat.length * 0.5)]!,
+      p99: lat[Math.floor(lat.length * 0.99)]!,
+      cpuUs: (cpu.user + cpu.system) / lat.length,
+      gcUs: (gcMs * 1000) / lat.length,
+      gcMaxMs,
+      sysUs: cpu.system / lat.length,
+    };
   };
 
-  // Warm up both ways (JIT, connections), then alternate.
-  sdkOff();
-  await round();
-  sdkOn();
-  await round();
-  await reader.collect();
-  const res: Record<'none' | 'sdk', Array<{ rps: number; p50: number; p99: number }>> = { none: [], sdk: [] };
+  // Warm up every setup (JIT, connections, instruments), then rotate.
+  for (const s of setups) {
+    use(s);
+    await round();
+    await reader.collect();
+  }
+  const res = new Map<string, RoundResult[]>(setups.map((s) => [s.id, []]));
   for (let i = 0; i < rounds; i++) {
-    for (const mode of i % 2 === 0 ? (['none', 'sdk'] as const) : (['sdk', 'none'] as const)) {
-      if (mode === 'sdk') sdkOn();
-      else sdkOff();
-      res[mode].push(await round());
-      if (mode === 'sdk') await reader.collect();
+    const order = setups.map((_, j) => setups[(i + j) % setups.length]!);
+    for (const s of order) {
+      use(s);
+      res.get(s.id)!.push(await round());
+      if (s.parts.includes('metrics')) await reader.collect();
     }
   }
-  sdkOff();
+  if (process.env.BENCH_TELEMETRY_VERBOSE) for (const [id, xs] of res) console.error(id.padEnd(24), xs.map((x) => `${Math.round(x.rps)}/${x.cpuUs.toFixed(0)}µs(sys ${x.sysUs.toFixed(0)})`).join(' '));
+  use(SETUPS[0]!);
   await orders.close();
   await payments.close();
   await new Promise((r) => server.close(r));
   await meterProvider.shutdown();
 
-  const row = (mode: 'none' | 'sdk', label: string) => ({
-    setup: label,
-    'req/s (median)': Math.round(median(res[mode].map((r) => r.rps))),
-    'p50 ms': Math.round(median(res[mode].map((r) => r.p50)) * 1000) / 1000,
-    'p99 ms': Math.round(median(res[mode].map((r) => r.p99)) * 1000) / 1000,
-    rounds: res[mode].length,
+  const none = res.get('none')!;
+  const rows = setups.map((s) => {
+    const xs = res.get(s.id)!;
+    const ratio = xs.map((x, i) => x.rps / none[i]!.rps);
+    const lower = ratio.map((r) => (1 - r) * 100);
+    const cpuMore = xs.map((x, i) => x.cpuUs - none[i]!.cpuUs);
+    const judged = s.id === 'metrics' || (only !== undefined && s.id !== 'none');
+    return {
+      setup: s.label,
+      'req/s': spread(xs.map((x) => x.rps), 0),
+      'lower than none, % (per round)': s.id === 'none' ? '' : spread(lower, 1),
+      'CPU µs/req': spread(xs.map((x) => x.cpuUs), 1),
+      'CPU µs/req over none (per round)': s.id === 'none' ? '' : spread(cpuMore, 1),
+      'GC µs/req': spread(xs.map((x) => x.gcUs), 1),
+      'longest GC pause ms': spread(xs.map((x) => x.gcMaxMs), 1),
+      'p50 ms': spread(xs.map((x) => x.p50), 2),
+      'p99 ms': spread(xs.map((x) => x.p99), 2),
+      goal: judged ? (median(lower) <= 5 ? `met (${median(lower).toFixed(1)} % ≤ 5 %)` : `MISSED (${median(lower).toFixed(1)} % > 5 %)`) : '',
+    };
   });
-  const none = median(res.none.map((r) => r.rps));
-  const sdk = median(res.sdk.map((r) => r.rps));
-  const lower = (1 - sdk / none) * 100;
   return {
-    name: `telemetry overhead: mesh.fetch → mesh.createServer, ${concurrency} in flight, ${rounds} alternating rounds of ${roundMs} ms (goal ≤ 5 % lower)`,
-    rows: [
-      row('none', 'no MeterProvider, no TracerProvider'),
-      row('sdk', 'sdk-metrics MeterProvider + recording TracerProvider + ALS context'),
-      { setup: 'throughput lower with the SDK (%)', 'req/s (median)': Math.round(lower * 10) / 10, 'p50 ms': '', 'p99 ms': '', rounds: lower <= 5 ? 'goal met' : 'ABOVE GOAL' },
-    ],
+    name: `telemetry overhead: mesh.fetch → mesh.createServer in one process, ${concurrency} in flight, ${rounds} rotating rounds of ${roundMs} ms per setup; goal: MeterProvider registered ≤ 5 % lower throughput than none (median of per-round ratios)`,
+    rows,
   };
 }
 
