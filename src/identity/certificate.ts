@@ -1,32 +1,15 @@
 import { X509Certificate as NodeX509, createHash } from 'node:crypto';
-import { parseCertificateDer } from './der.js';
+import { type CertificateFields, parseCertificateDer } from './der.js';
 
 /**
  * A certificate parsed once from DER, with the fields the SPIFFE checks need. Names are read from
  * the DER structure (never by splitting Node's `subjectaltname` string, which a NUL byte or a
  * comma inside a name can forge).
  */
-export interface ParsedCertificate {
+export interface ParsedCertificate extends Omit<CertificateFields, 'version' | 'extensions'> {
   readonly der: Buffer;
   /** SHA-256 of the DER, hex. Cache key for verification results. */
   readonly fingerprint: string;
-  readonly serialNumber: string;
-  readonly notBefore: number;
-  readonly notAfter: number;
-  /** URI SAN values, in order, exactly as encoded. */
-  readonly uris: readonly string[];
-  /** DNS SAN values. */
-  readonly dnsNames: readonly string[];
-  /** basicConstraints cA. */
-  readonly isCa: boolean;
-  /** basicConstraints pathLenConstraint, when present. */
-  readonly pathLength: number | undefined;
-  /** keyUsage bit flags (`1 << n` for bit n: see KeyUsage), or undefined when the extension is absent. */
-  readonly keyUsage: number | undefined;
-  /** Extended key usage OIDs, or undefined when absent. */
-  readonly extKeyUsage: readonly string[] | undefined;
-  readonly subject: string;
-  readonly issuer: string;
   /** Node's view, used for signature checks. */
   readonly node: NodeX509;
 }
