@@ -17,6 +17,7 @@ import {
 } from '../../src/identity/der.js';
 import { createDevCa } from '../../src/identity/dev-ca.js';
 import { pemToCertDers } from '../../src/identity/pem.js';
+import { seededRandom } from '../../src/random.js';
 
 // ---- a tiny DER writer for building inputs ----
 function len(n: number): Buffer {
@@ -74,17 +75,7 @@ function assertDerError(fn: () => unknown, re?: RegExp): void {
   });
 }
 
-/** Deterministic PRNG for the mutation tests. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 describe('well-formed input', () => {
   test('a synthetic certificate: every field the SVID rules read', () => {

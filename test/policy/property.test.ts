@@ -3,17 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compilePolicy, type DefaultPolicy, type PolicyRequest } from '../../src/policy/index.js';
 import { req } from './helpers.js';
+import { seededRandom } from '../../src/random.js';
 
-function prng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = seededRandom;
 
 const IDS = [
   'spiffe://cluster.local/ns/a/sa/b',

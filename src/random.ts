@@ -1,0 +1,16 @@
+// The other boundary pure modules take besides the clock: randomness, injectable as () => number in [0, 1).
+
+/**
+ * A small, fast, seedable PRNG (mulberry32) returning numbers in [0, 1). Not cryptographic: for
+ * load balancing, jitter and reproducible tests only.
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
