@@ -1,3 +1,5 @@
+import assert from 'node:assert/strict';
+import { PolicyError } from '../../src/errors.js';
 import type { PolicyRequest } from '../../src/policy/index.js';
 
 /** Builds a PolicyRequest; `from` is a SPIFFE ID or null (plaintext). */
@@ -32,3 +34,14 @@ export function req(o: {
 }
 
 export const OPTS = { trustDomain: 'cluster.local', namespace: 'default' } as const;
+
+/** The issues of the PolicyError that `fn` throws (fails the test when it throws nothing else). */
+export function issuesOf(fn: () => unknown): ReadonlyArray<{ path: string; message: string }> {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof PolicyError, String(e));
+    return e.issues;
+  }
+  return assert.fail('expected PolicyError');
+}

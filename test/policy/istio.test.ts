@@ -1,22 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PolicyError } from '../../src/errors.js';
 import { compilePolicy, loadPolicy, type CompileOptions } from '../../src/policy/index.js';
-import { OPTS, req } from './helpers.js';
+import { OPTS, issuesOf, req } from './helpers.js';
 
 const load = (yaml: string, o: Partial<CompileOptions> = {}) => compilePolicy(loadPolicy(yaml), { ...OPTS, ...o });
 const head = (name: string, ns = 'default', api = 'security.istio.io/v1') => `apiVersion: ${api}\nkind: AuthorizationPolicy\nmetadata:\n  name: ${name}\n  namespace: ${ns}\n`;
 const SLEEP = 'spiffe://cluster.local/ns/default/sa/sleep';
-
-function issuesOf(fn: () => unknown) {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof PolicyError, String(e));
-    return e.issues;
-  }
-  return assert.fail('expected PolicyError');
-}
 
 test('the documented httpbin example: principals or namespaces, GET /info* or POST /data', () => {
   const c = load(`${head('httpbin', 'default', 'security.istio.io/v1beta1')}spec:

@@ -1,26 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { PolicyError } from '../../src/errors.js';
 import { compilePolicy, loadPolicy, type CompileOptions } from '../../src/policy/index.js';
 import { linkerdIdentity } from '../../src/policy/import/linkerd.js';
-import { req } from './helpers.js';
+import { issuesOf, req } from './helpers.js';
 
 const BOOKS = readFileSync(new URL('../fixtures/policy/linkerd-booksapp.yaml', import.meta.url), 'utf8');
 const MESH: CompileOptions = { trustDomain: 'cluster.local', namespace: 'booksapp', labels: { app: 'authors' }, defaultPolicy: 'all-unauthenticated' };
 const books = 'spiffe://cluster.local/ns/booksapp/sa/books';
 const webapp = 'spiffe://cluster.local/ns/booksapp/sa/webapp';
 const P = 7001;
-
-function issuesOf(fn: () => unknown) {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof PolicyError, String(e));
-    return e.issues;
-  }
-  return assert.fail('expected PolicyError');
-}
 
 test('identity strings translate to SPIFFE IDs', () => {
   assert.equal(linkerdIdentity('web.emojivoto.serviceaccount.identity.linkerd.cluster.local'), 'spiffe://cluster.local/ns/emojivoto/sa/web');
