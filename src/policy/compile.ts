@@ -8,7 +8,7 @@ import { EMPTY, decision } from './decision.js';
 import { evaluate } from './evaluate.js';
 import { policyError } from './issues.js';
 import { type RuleIndex as RuleIndexOf, buildIndex } from './rule-index.js';
-import { type CompiledClause, type EvalScratch, compileClause, compileRanges, newScratch } from './match.js';
+import { type AlikeMode, type CompiledClause, type EvalScratch, NARROW_ALLOW, WIDEN_DENY, compileClause, compileRanges, newScratch } from './match.js';
 import {
   type CompileOptions,
   type Decision,
@@ -27,6 +27,8 @@ export interface CompiledRule {
   /** Position in its scope's rules: among matching candidates the lowest position decides. */
   readonly order: number;
   readonly matchNothing: boolean;
+  /** How the request's alike spellings count: widened for deny and audit rules, narrowed for allow rules. */
+  readonly mode: AlikeMode;
   readonly from: readonly CompiledClause[];
   readonly to: readonly CompiledClause[];
   readonly when: readonly CompiledClause[];
@@ -93,6 +95,7 @@ function compileRule(r: Rule, order: number, server?: string): CompiledRule {
     name: r.name,
     order,
     matchNothing: r.matchNothing === true,
+    mode: r.action === 'allow' ? NARROW_ALLOW : WIDEN_DENY,
     from: r.from.map(compileClause),
     to: r.to.map(compileClause),
     when: r.when.map(compileClause),

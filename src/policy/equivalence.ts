@@ -1,50 +1,139 @@
-import { type Condition, type Operation, type Policy, type Rule, type Server } from './model.js';
-
 /**
- * How the app's router compares paths. The policy must judge every path the router treats as the
- * same one, or a deny for `/admin` is bypassed by `/ADMIN` (Express routes case-insensitively by
- * default) or by `/admin/` (Express ignores a trailing slash by default).
+ * Router semantics: which spellings of a request the protected router serves from one handler.
+ * Pure. The policy must judge a request by what it reaches, or a DENY for `/admin` is bypassed by
+ * `/ADMIN` (Express routes case-insensitively), `/admin/` (Express ignores a trailing slash),
+ * `/admin;x` (Fastify's `useSemicolonDelimiter`), `/%E2%84%AAelvin` (find-my-way decodes, then
+ * lower-cases: the Kelvin sign folds to `k`), or `HEAD /admin` (HEAD runs GET handlers).
+ *
+ * The set of spellings ({@link Alike}) over-approximates what the router treats alike, so it is
+ * used only in the direction that fails closed (see match.ts):
+ * - a DENY (or AUDIT) rule's positive conditions (`paths`, `methods`) hold when ANY alike spelling
+ *   matches: more requests are denied;
+ * - an ALLOW rule's negative conditions (`notPaths`, `notMethods`) exclude the request when ANY
+ *   alike spelling is listed: fewer requests are allowed;
+ * - everything else judges the spelling sent: an ALLOW admits only what it names, and a DENY's
+ *   `notPaths` exempts only the spelling it names (so DENY-unless-`/healthz` never denies
+ *   `/healthz` itself because its twin `/healthz/` is not listed).
  */
+
 export interface RouterSemantics {
-  /** The router matches paths case-insensitively (Express's default). */
+  /** The router matches paths case-insensitively (Express's default, Fastify's `caseSensitive: false`). */
   readonly caseInsensitive: boolean;
   /** The router treats `/a/` as `/a` (Express's default, Fastify's `ignoreTrailingSlash`). */
   readonly ignoreTrailingSlash: boolean;
+  /** `;` ends the path (Fastify's `useSemicolonDelimiter`). */
+  readonly semicolonDelimiter: boolean;
+  /** The router percent-decodes the path (`decodeURI`) before matching it (find-my-way, Fastify's router). */
+  readonly decodesPath: boolean;
+  /** HEAD requests run GET handlers (Express; Fastify's `exposeHeadRoutes`, on by default). */
+  readonly headAsGet: boolean;
 }
 
-/** node:http and Fastify's defaults: the path is compared exactly. */
-export const EXACT_ROUTING: RouterSemantics = Object.freeze({ caseInsensitive: false, ignoreTrailingSlash: false });
-/** Express's defaults, and those of `express.Router()` whatever the app's settings. */
-export const EXPRESS_ROUTING: RouterSemantics = Object.freeze({ caseInsensitive: true, ignoreTrailingSlash: true });
+/** node:http: the app sees the normalized path and routes it itself; judged exactly as sent. */
+export const EXACT_ROUTING: RouterSemantics = Object.freeze({
+  caseInsensitive: false,
+  ignoreTrailingSlash: false,
+  semicolonDelimiter: false,
+  decodesPath: false,
+  headAsGet: false,
+});
 
 /**
- * The other spellings of `path` a router with `semantics` routes alike, besides `path` itself:
- * at most one (the trailing slash toggled). Case is handled by judging a lower-cased path against
- * a policy whose path patterns are lower-cased ({@link foldPathCase}).
+ * Express (4 and 5) with its defaults, and every `express.Router()` whatever the app's settings:
+ * case-insensitive, a trailing slash ignored, HEAD served by GET routes, the path matched encoded.
+ */
+export const EXPRESS_ROUTING: RouterSemantics = Object.freeze({
+  caseInsensitive: true,
+  ignoreTrailingSlash: true,
+  semicolonDelimiter: false,
+  decodesPath: false,
+  headAsGet: true,
+});
+
+/** Whether `r` serves every spelling from its own handler (no alike spellings to judge). */
+export function isExactRouting(r: RouterSemantics): boolean {
+  return !r.caseInsensitive && !r.ignoreTrailingSlash && !r.semicolonDelimiter && !r.decodesPath && !r.headAsGet;
+}
+
+/** Whether a router with `outer` semantics judges at least every spelling `inner` does. */
+export function coversRouting(outer: RouterSemantics, inner: RouterSemantics): boolean {
+  return (
+    (outer.caseInsensitive || !inner.caseInsensitive) &&
+    (outer.ignoreTrailingSlash || !inner.ignoreTrailingSlash) &&
+    (outer.semicolonDelimiter || !inner.semicolonDelimiter) &&
+    (outer.decodesPath || !inner.decodesPath) &&
+    (outer.headAsGet || !inner.headAsGet)
+  );
+}
+
+/** The union of two semantics: every spelling either router treats alike. */
+export function unionRouting(a: RouterSemantics, b: RouterSemantics): RouterSemantics {
+  return Object.freeze({
+    caseInsensitive: a.caseInsensitive || b.caseInsensitive,
+    ignoreTrailingSlash: a.ignoreTrailingSlash || b.ignoreTrailingSlash,
+    semicolonDelimiter: a.semicolonDelimiter || b.semicolonDelimiter,
+    decodesPath: a.decodesPath || b.decodesPath,
+    headAsGet: a.headAsGet || b.headAsGet,
+  });
+}
+
+/** The spellings a router serves from the handler of one (method, path). */
+export interface Alike {
+  /** Spellings compared with path patterns as written; the path sent is the first. */
+  readonly paths: readonly string[];
+  /** Lower-cased spellings, compared with lower-cased patterns (empty unless case-insensitive). */
+  readonly folded: readonly string[];
+  /** Methods whose handlers run; the method sent is the first. */
+  readonly methods: readonly string[];
+}
+
+/**
+ * The other spelling of `path` with its trailing slash toggled, or undefined for `/`, `*` and ''.
+ * Both directions: Express's non-strict routes match `/a/` for `/a`, find-my-way trims both sides.
  */
 export function trailingSlashTwin(path: string): string | undefined {
   if (path === '/' || path === '*' || path.length === 0) return undefined;
   return path.endsWith('/') ? path.slice(0, -1) : `${path}/`;
 }
 
-function foldOperation<T extends Operation>(op: T): T {
-  if (!op.paths && !op.notPaths) return op;
-  return {
-    ...op,
-    ...(op.paths && { paths: op.paths.map((p) => p.toLowerCase()) }),
-    ...(op.notPaths && { notPaths: op.notPaths.map((p) => p.toLowerCase()) }),
+/**
+ * find-my-way's decoding: `decodeURI` (reserved characters stay encoded) with `%25` kept as it is.
+ * Undefined when the sequence is not UTF-8 (the router answers 400: no handler runs).
+ */
+export function routerDecode(path: string): string | undefined {
+  if (path.indexOf('%') < 0) return path;
+  try {
+    return decodeURI(path.replace(/%25/g, '%2525'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The spellings that `r` serves from the handler of `(method, path)` (`path` as normalizeTarget
+ * made it), or undefined when there are none besides the request itself. Pure; at most 8 paths.
+ */
+export function alikeOf(path: string, method: string, r: RouterSemantics): Alike | undefined {
+  if (isExactRouting(r) || path === '*' || path.length === 0) return undefined;
+  const paths: string[] = [path];
+  const add = (p: string | undefined) => {
+    if (p !== undefined && p.length > 0 && !paths.includes(p)) paths.push(p);
   };
-}
-
-function foldRule(rule: Rule): Rule {
-  return { ...rule, to: rule.to.map(foldOperation), when: rule.when.map((c) => foldOperation<Condition>(c)) };
-}
-
-function foldServer(server: Server): Server {
-  return { ...server, routes: server.routes.map(foldOperation), rules: server.rules.map(foldRule) };
-}
-
-/** The same policy with every path pattern lower-cased: judge a lower-cased path against it. */
-export function foldPathCase(policy: Policy): Policy {
-  return { rules: policy.rules.map(foldRule), servers: policy.servers.map(foldServer) };
+  if (r.semicolonDelimiter) {
+    const semi = path.indexOf(';');
+    if (semi >= 0) add(semi === 1 ? '/' : path.slice(0, semi));
+  }
+  if (r.decodesPath) for (const p of [...paths]) add(routerDecode(p));
+  if (r.ignoreTrailingSlash) for (const p of [...paths]) add(trailingSlashTwin(p));
+  const folded: string[] = [];
+  if (r.caseInsensitive) {
+    for (const p of paths) {
+      const l = p.toLowerCase();
+      if (!folded.includes(l)) folded.push(l);
+    }
+  }
+  const methods = r.headAsGet && method === 'HEAD' ? ['HEAD', 'GET'] : [method];
+  // A lower-case path still needs `folded`: DENY `/Admin` must match `/admin` on a case-insensitive router.
+  if (paths.length === 1 && folded.length === 0 && methods.length === 1) return undefined;
+  return { paths, folded, methods };
 }

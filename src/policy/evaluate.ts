@@ -9,23 +9,24 @@
  */
 import type { CompiledPolicy, CompiledRule, CompiledScope, DefaultDecisions, RuleIndex } from './compile.js';
 import { NO_ALLOW_MATCH } from './decision.js';
-import { type CompiledClause, type EvalScratch, inRanges, matchClause, scratchIp } from './match.js';
+import { type AlikeMode, type CompiledClause, type EvalScratch, NARROW_ALLOW, inRanges, matchClause, scratchIp } from './match.js';
 import type { Decision, PolicyRequest } from './model.js';
 import { candidates } from './rule-index.js';
 
-function anyClause(list: readonly CompiledClause[], req: PolicyRequest, s: EvalScratch, td: string): boolean {
+function anyClause(list: readonly CompiledClause[], req: PolicyRequest, s: EvalScratch, td: string, mode: AlikeMode): boolean {
   if (list.length === 0) return true;
-  for (let i = 0; i < list.length; i++) if (matchClause(list[i]!, req, s, td)) return true;
+  for (let i = 0; i < list.length; i++) if (matchClause(list[i]!, req, s, td, mode)) return true;
   return false;
 }
 
 /** Whether one compiled rule matches `req`. */
 export function ruleMatches(r: CompiledRule, req: PolicyRequest, s: EvalScratch, td: string): boolean {
   if (r.matchNothing) return false;
-  if (!anyClause(r.to, req, s, td)) return false;
-  if (!anyClause(r.from, req, s, td)) return false;
+  const mode = r.mode;
+  if (!anyClause(r.to, req, s, td, mode)) return false;
+  if (!anyClause(r.from, req, s, td, mode)) return false;
   const w = r.when;
-  for (let i = 0; i < w.length; i++) if (!matchClause(w[i]!, req, s, td)) return false;
+  for (let i = 0; i < w.length; i++) if (!matchClause(w[i]!, req, s, td, mode)) return false;
   return true;
 }
 
@@ -83,7 +84,7 @@ export function evaluate(p: CompiledPolicy, req: PolicyRequest): Decision {
   if (hit !== undefined) return withAudit(hit.decision, audit);
 
   if (server !== undefined) {
-    if (server.routes.length > 0 && !anyClause(server.routes, req, s, td)) return withAudit(server.noRoute, audit);
+    if (server.routes.length > 0 && !anyClause(server.routes, req, s, td, NARROW_ALLOW)) return withAudit(server.noRoute, audit);
     hit = firstMatch(server.scope.allows, req, s, td);
     if (hit !== undefined) return withAudit(hit.decision, audit);
     return withAudit(applyDefault(p, server.defaults, req, s), audit);

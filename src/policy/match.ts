@@ -4,6 +4,7 @@
  */
 import { type IpRange, type ParsedIp, inRanges, parseCidr, parseIp } from './cidr.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
+import type { Alike } from './equivalence.js';
 import type { Condition, PolicyRequest } from './model.js';
 import { type PathMatcher, type StringMatcher, compilePaths, compileStrings, matchPath, matchString } from './patterns.js';
 
@@ -27,6 +28,9 @@ export interface CompiledClause {
   readonly notServiceAccounts?: SaIndex;
   readonly paths?: PathMatcher;
   readonly notPaths?: PathMatcher;
+  /** `paths` / `notPaths` lower-cased: matched against the lower-cased alike spellings of a request. */
+  readonly foldedPaths?: PathMatcher;
+  readonly foldedNotPaths?: PathMatcher;
   readonly hosts?: StringMatcher;
   readonly notHosts?: StringMatcher;
   readonly sni?: StringMatcher;
@@ -92,8 +96,14 @@ export function compileClause(c: Condition): CompiledClause {
   if (c.notNamespaces) out.notNamespaces = compileStrings(c.notNamespaces);
   if (c.serviceAccounts) out.serviceAccounts = saIndex(c.serviceAccounts);
   if (c.notServiceAccounts) out.notServiceAccounts = saIndex(c.notServiceAccounts);
-  if (c.paths) out.paths = compilePaths(c.paths);
-  if (c.notPaths) out.notPaths = compilePaths(c.notPaths);
+  if (c.paths) {
+    out.paths = compilePaths(c.paths);
+    out.foldedPaths = compilePaths(c.paths.map(lowerCase));
+  }
+  if (c.notPaths) {
+    out.notPaths = compilePaths(c.notPaths);
+    out.foldedNotPaths = compilePaths(c.notPaths.map(lowerCase));
+  }
   if (c.hosts) out.hosts = compileStrings(c.hosts.map(hostPattern), true);
   if (c.notHosts) out.notHosts = compileStrings(c.notHosts.map(hostPattern), true);
   if (c.sni) out.sni = compileStrings(c.sni, true);
@@ -106,6 +116,8 @@ export function compileClause(c: Condition): CompiledClause {
   if (c.notIpBlocks) out.notIpBlocks = ranges(c.notIpBlocks);
   return out;
 }
+
+const lowerCase = (p: string) => p.toLowerCase();
 
 function hostPattern(h: string): string {
   return h.endsWith('.') && h !== '.' ? h.slice(0, -1) : h;
@@ -180,18 +192,56 @@ export function matchPeer(c: CompiledClause, peer: PeerIdentity | null, trustDom
   return true;
 }
 
+/** Whether any alike spelling of the request's path matches `m` (or, lower-cased, `folded`). */
+function anyAlikePath(m: PathMatcher, folded: PathMatcher | undefined, a: Alike): boolean {
+  const p = a.paths;
+  for (let i = 0; i < p.length; i++) if (matchPath(m, p[i]!)) return true;
+  const f = a.folded;
+  if (folded !== undefined) for (let i = 0; i < f.length; i++) if (matchPath(folded, f[i]!)) return true;
+  return false;
+}
+
+function anyAlikeMethod(m: StringMatcher, a: Alike): boolean {
+  const ms = a.methods;
+  for (let i = 0; i < ms.length; i++) if (matchString(m, ms[i]!)) return true;
+  return false;
+}
+
+/**
+ * How a clause uses the alike spellings of a request (policy/equivalence.ts), always in the
+ * direction that fails closed: WIDEN_DENY (deny and audit rules) — positive `paths`/`methods`
+ * hold when any alike spelling matches; NARROW_ALLOW (allow rules, server routes) — `notPaths`/
+ * `notMethods` exclude when any alike spelling is listed. Every other field judges what was sent.
+ */
+export const WIDEN_DENY = 1;
+export const NARROW_ALLOW = 0;
+export type AlikeMode = typeof WIDEN_DENY | typeof NARROW_ALLOW;
+
+function methodsHold(c: CompiledClause, req: PolicyRequest, mode: AlikeMode): boolean {
+  const a = req.alike;
+  if (c.methods !== undefined && !(a !== undefined && mode === WIDEN_DENY ? anyAlikeMethod(c.methods, a) : matchString(c.methods, req.method))) return false;
+  if (c.notMethods !== undefined && (a !== undefined && mode === NARROW_ALLOW ? anyAlikeMethod(c.notMethods, a) : matchString(c.notMethods, req.method))) return false;
+  return true;
+}
+
+function pathsHold(c: CompiledClause, req: PolicyRequest, mode: AlikeMode): boolean {
+  const a = req.alike;
+  if (c.paths !== undefined && !(a !== undefined && mode === WIDEN_DENY ? anyAlikePath(c.paths, c.foldedPaths, a) : matchPath(c.paths, req.path))) return false;
+  if (c.notPaths !== undefined && (a !== undefined && mode === NARROW_ALLOW ? anyAlikePath(c.notPaths, c.foldedNotPaths, a) : matchPath(c.notPaths, req.path))) return false;
+  return true;
+}
+
 /**
  * Whether `req` satisfies every field of `c`. Positive identity fields require an authenticated
  * peer; `not*` identity fields hold for an unauthenticated peer (it has none of the listed identities).
+ * `mode` says how the request's alike spellings count (see {@link WIDEN_DENY}).
  */
-export function matchClause(c: CompiledClause, req: PolicyRequest, s: EvalScratch, trustDomain: string): boolean {
+export function matchClause(c: CompiledClause, req: PolicyRequest, s: EvalScratch, trustDomain: string, mode: AlikeMode = NARROW_ALLOW): boolean {
   if (c.ports !== undefined && !c.ports.has(req.port)) return false;
   if (c.notPorts !== undefined && c.notPorts.has(req.port)) return false;
-  if (c.methods !== undefined && !matchString(c.methods, req.method)) return false;
-  if (c.notMethods !== undefined && matchString(c.notMethods, req.method)) return false;
+  if ((c.methods !== undefined || c.notMethods !== undefined) && !methodsHold(c, req, mode)) return false;
   if (!matchPeer(c, req.peer, trustDomain)) return false;
-  if (c.paths !== undefined && !matchPath(c.paths, req.path)) return false;
-  if (c.notPaths !== undefined && matchPath(c.notPaths, req.path)) return false;
+  if ((c.paths !== undefined || c.notPaths !== undefined) && !pathsHold(c, req, mode)) return false;
   if (c.hosts !== undefined && !matchString(c.hosts, reqHost(s, req))) return false;
   if (c.notHosts !== undefined && matchString(c.notHosts, reqHost(s, req))) return false;
   if (c.sni !== undefined && !matchString(c.sni, req.sni?.toLowerCase())) return false;

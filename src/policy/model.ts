@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import type { PeerIdentity } from '../identity/peer-identity.js';
+import type { Alike } from './equivalence.js';
 import { parseCidr } from './cidr.js';
 import { formatPath, policyError, type PolicyIssue } from './issues.js';
 import { normalizePath } from './normalize.js';
@@ -150,6 +151,11 @@ export interface PolicyRequest {
   readonly sni?: string;
   /** Header lookup by lower-case name. */
   header(name: string): string | undefined;
+  /**
+   * The other spellings the protected router serves from this request's handler (see
+   * policy/equivalence.ts, `alikeOf`); absent: judged exactly as sent.
+   */
+  readonly alike?: Alike;
 }
 
 /**
