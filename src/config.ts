@@ -279,6 +279,11 @@ const inboundSchema = z
     defaultPolicy: z.enum(DEFAULT_POLICIES as [DefaultPolicy, ...DefaultPolicy[]]).optional(),
     /** Request headers that claim an identity; removed before the app sees a request. */
     identityHeaders: z.array(z.string().min(1)).default([]),
+    /**
+     * How long a new connection may stay open before it sends its first request; then it is closed.
+     * Default 30 s; 0 turns the limit off (docs/security-model.md, "connection hygiene").
+     */
+    firstRequestTimeout: durationSchema.optional(),
     /** Where audit records go (one object per audited request); default: a JSON line on stderr. */
     audit: z.custom<(record: AuditRecord) => void>((v) => typeof v === 'function', { message: 'must be a function' }).optional(),
   })

@@ -10,7 +10,8 @@ import { fastifyPlugin } from './inbound/fastify.js';
 import { type AuditRecord, type AuthzStats, PolicyGate } from './inbound/authorize.js';
 import { InboundPipeline, type InboundStats } from './inbound/pipeline.js';
 import { PolicyFile, isPolicyPath } from './inbound/policy-file.js';
-import { type RequestListener, createMeshServer } from './inbound/server.js';
+import { DEFAULT_FIRST_REQUEST_TIMEOUT_MS } from './inbound/first-request.js';
+import { InboundServers, type RequestListener } from './inbound/servers.js';
 import { consoleLogger } from './logger.js';
 import { type MeshDispatcher, createMeshDispatcher } from './outbound/dispatcher.js';
 import { loadUndici } from './outbound/undici.js';
@@ -53,8 +54,11 @@ export interface Mesh {
   readonly service: string;
   readonly spiffeId: string;
   readonly config: Readonly<MeshConfig>;
-  /** An https.Server with mTLS and the inbound pipeline in front of `listener`. */
-  createServer(listener: RequestListener): Server;
+  /**
+   * An https.Server with mTLS and the inbound gate in front of `listener` (a function or an Express
+   * app) and of every listener added later ('request', 'upgrade', 'connect', 'checkContinue', ...).
+   */
+  createServer(listener?: RequestListener): Server;
   /** TLS options for a server a framework builds itself (pair with mesh.express() / mesh.fastify). */
   serverTlsOptions(): TlsOptions;
   /** Express middleware: put it first. */
@@ -144,7 +148,16 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
   const clientTls = new ClientTls(source, verifier, config.outbound.connectTimeout, clock);
   const traffic = new TrafficStats();
   const observer = new InboundObserver(traffic, config.service);
-  const pipeline = new InboundPipeline(serverTls, config.inbound.identityHeaders, observer);
+  // Late-bound: the servers and the pipeline know each other (a request can reveal a server to adopt).
+  let inboundServers: InboundServers | undefined;
+  const pipeline = new InboundPipeline(serverTls, config.inbound.identityHeaders, observer, {
+    unknownServer: (server) => inboundServers?.unknownServer(server),
+    notTls: () => inboundServers?.plaintext(),
+  });
+  const servers = (inboundServers = new InboundServers(serverTls, pipeline, {
+    firstRequestTimeoutMs: config.inbound.firstRequestTimeout ?? DEFAULT_FIRST_REQUEST_TIMEOUT_MS,
+    logger,
+  }));
   const audit = config.inbound.audit ?? ((record: AuditRecord) => process.stderr.write(JSON.stringify(record) + '\n'));
   const gateOptions = { defaultPolicy: config.inbound.defaultPolicy, trustDomain: config.trustDomain, namespace: config.namespace, labels: config.labels, audit,
     onDecision: (d: import('./policy/index.js').Decision, req: import('node:http').IncomingMessage) => {
@@ -179,7 +192,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
       throw e;
     }
   }
-  pipeline.setAuthorize((req, res, peer, routing) => gate.authorize(req, res, peer, routing));
+  pipeline.setAuthorize((req, peer, routing, recheck) => gate.judge(req, peer, routing, recheck));
 
   const services = new Map<string, OutboundService>();
   for (const [name, svc] of Object.entries(config.outbound.services)) {
@@ -206,8 +219,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
     if (closed) dispatcher.close().catch(() => {});
     return dispatcher;
   };
-  const fastify = fastifyPlugin(pipeline, serverTls);
-  const servers = new Set<Server>();
+  const fastify = fastifyPlugin(pipeline, servers, (why) => logger.error(`sidecarless: ${why}`));
   let admin: AdminServer | undefined;
   const unobserveIdentity = observeIdentity({ spiffeId: config.spiffeId, service: config.service, secondsLeft: () => source.status().secondsLeft });
   let rotations = source.status().rotations;
@@ -228,13 +240,8 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
       return getDispatcher();
     },
     fastify,
-    createServer(listener) {
-      const server = createMeshServer(serverTls, pipeline, listener);
-      servers.add(server);
-      server.once('close', () => servers.delete(server));
-      return server;
-    },
-    serverTlsOptions: () => serverTls.options(),
+    createServer: (listener) => servers.createServer(listener),
+    serverTlsOptions: () => servers.serverTlsOptions(),
     express: () => expressMiddleware(pipeline),
     fetch: (input, init) => loadUndici().fetch(input as never, { ...(init as object), dispatcher: getDispatcher() }) as unknown as Promise<Response>,
     setPolicy(policy) {
@@ -312,15 +319,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
       await admin?.close();
       unobserveIdentity();
       unsubscribeRotations();
-      await Promise.all(
-        [...servers].map(
-          (s) =>
-            new Promise<void>((resolve) => {
-              s.close(() => resolve());
-              s.closeIdleConnections?.();
-            }),
-        ),
-      );
+      await servers.close();
       // The dispatcher closes the services' pools; without one, they are closed here.
       closed = true;
       if (dispatcher) await dispatcher.close();

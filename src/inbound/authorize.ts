@@ -1,44 +1,17 @@
-import { type IncomingMessage, type ServerResponse } from 'node:http';
+import { type IncomingMessage } from 'node:http';
 import { type TLSSocket } from 'node:tls';
 import { type PeerIdentity } from '../identity/peer-identity.js';
-import { EXACT_ROUTING, type RouterSemantics, foldPathCase, trailingSlashTwin } from '../policy/equivalence.js';
+import { EXACT_ROUTING, type RouterSemantics, alikeOf } from '../policy/equivalence.js';
 import {
   type CompiledPolicy,
   type Decision,
   type DefaultPolicy,
-  type NormalizedTarget,
   type Policy,
   type PolicyRequest,
   compilePolicy,
   loadPolicy,
-  normalizeTarget,
 } from '../policy/index.js';
-
-/** Process-wide key under which a request's normalized target is kept (ESM and CJS copies share it). */
-const kTarget = Symbol.for('sidecarless.target');
-
-type TargetCarrier = IncomingMessage & { [kTarget]?: NormalizedTarget };
-
-/**
- * Marks a socket whose request was malformed: it is answered 400 and closed, and nothing pipelined
- * after it on the same connection may reach the app (Node parses and emits such requests before the
- * socket is closed).
- */
-const kClosing = Symbol.for('sidecarless.closing');
-
-/**
- * Normalizes `req.url` once: a valid target is rewritten in place (so the app routes exactly what the
- * policy judges); a malformed one is left as sent and answered 400 by the gate. Idempotent.
- */
-export function prepareTarget(req: IncomingMessage): NormalizedTarget {
-  const r = req as TargetCarrier;
-  const cached = r[kTarget];
-  if (cached) return cached;
-  const t = normalizeTarget(req.url ?? '', req.method);
-  if (t.ok && t.target !== req.url && t.path !== '*') req.url = t.target;
-  r[kTarget] = t;
-  return t;
-}
+import { checkTarget } from './target.js';
 
 /** One line of the audit log: structured, for a pluggable sink. */
 export interface AuditRecord {
@@ -72,13 +45,16 @@ export interface PolicyGateOptions {
   onDecision?: (decision: Decision, req: IncomingMessage) => void;
 }
 
-const FORBIDDEN = 'Forbidden\n';
-const BAD_REQUEST = 'Bad Request\n';
+/** The gate's verdict on one request: admitted, or refused with a status and why. */
+export type Verdict = { readonly ok: true } | { readonly ok: false; readonly status: 400 | 403; readonly reason: string };
+
+const ADMITTED: Verdict = Object.freeze({ ok: true });
 
 /**
- * Authorization before the app: normalize the target (400 when malformed), evaluate the compiled
- * policy against the verified peer (403 when denied). The compiled policy is swapped as one
- * reference: a request reads it once, so no request sees a mix of two versions.
+ * Authorization before the app, transport-neutral (a responder per transport writes the refusal):
+ * check the target and host (400 when malformed), evaluate the compiled policy against the
+ * verified peer (403 when denied). The compiled policy is swapped as one reference: a request
+ * reads it once, so no request sees a mix of two versions.
  */
 export class PolicyGate {
   readonly stats: AuthzStats = { allowed: 0, denied: 0, malformed: 0, byRule: {} };
@@ -116,86 +92,56 @@ export class PolicyGate {
   }
 
   /**
-   * The pipeline's authorize step: returns the status sent when the request was refused.
-   * `routing` says how the app's router compares paths: the request is allowed only if every path
-   * that router treats as this one is allowed.
+   * Judges one request from `peer`. `routing` says which spellings the app's router serves from
+   * the same handler (policy/equivalence.ts): DENY rules judge all of them, ALLOW rules only what
+   * was sent. `recheck`: the request was admitted before under narrower semantics; only a denial
+   * is counted.
    */
-  authorize(req: IncomingMessage, res: ServerResponse, peer: PeerIdentity | null, routing: RouterSemantics = EXACT_ROUTING): number | undefined {
-    const closing = req.socket as unknown as { [kClosing]?: boolean };
-    if (closing[kClosing]) {
-      // Pipelined after a malformed request: its connection is closing after the 400. Never answered.
-      res.shouldKeepAlive = false;
-      return 400;
-    }
-    const t = prepareTarget(req);
-    if (!t.ok || !validFraming(req) || missingHost(req)) {
+  judge(req: IncomingMessage, peer: PeerIdentity | null, routing: RouterSemantics = EXACT_ROUTING, recheck = false): Verdict {
+    const t = checkTarget(req);
+    if (!t.ok) {
       this.stats.malformed++;
-      closing[kClosing] = true;
-      res.shouldKeepAlive = false;
-      respond(res, 400, BAD_REQUEST);
-      return 400;
+      return { ok: false, status: 400, reason: t.reason };
     }
     const socket = req.socket as TLSSocket;
-    const host = t.authority ?? req.headers.host ?? '';
     const headers = req.headers;
-    const state = this.#state;
+    const method = req.method ?? '';
+    const alike = alikeOf(t.path, method, routing);
     const request: PolicyRequest = {
       peer,
       sourceIp: socket.remoteAddress ?? '',
-      method: req.method ?? '',
+      method,
       path: t.path,
-      host,
+      host: t.host,
       port: socket.localPort ?? 0,
       ...(typeof socket.servername === 'string' && { sni: socket.servername }),
       header: (name) => {
         const v = headers[name];
         return Array.isArray(v) ? v.join(',') : v;
       },
+      ...(alike && { alike }),
     };
-    let decision = state.compiled.evaluate(request);
-    if (decision.allowed && (routing.caseInsensitive || routing.ignoreTrailingSlash)) {
-      decision = this.#equivalents(state, request, routing) ?? decision;
-    }
+    const decision = this.#state.compiled.evaluate(request);
+    if (recheck && decision.allowed) return ADMITTED;
     this.#count(decision);
     this.opts.onDecision?.(decision, req);
-    if (decision.audit.length > 0) {
-      this.opts.audit({
-        time: new Date().toISOString(),
-        type: 'sidecarless.audit',
-        decision: decision.result,
-        rule: decision.rule,
-        audit: decision.audit,
-        peer: peer?.spiffeId ?? null,
-        sourceIp: socket.remoteAddress ?? '',
-        method: req.method ?? '',
-        path: t.path,
-        host,
-      });
-    }
-    if (decision.allowed) return undefined;
-    respond(res, 403, FORBIDDEN);
-    return 403;
+    if (decision.audit.length > 0) this.#audit(decision, request);
+    return decision.allowed ? ADMITTED : { ok: false, status: 403, reason: `denied by ${decision.rule}` };
   }
 
-  /** The first denial among the spellings the router routes alike (undefined: all allowed). */
-  #equivalents(state: PolicyState, request: PolicyRequest, routing: RouterSemantics): Decision | undefined {
-    const judge = (compiled: CompiledPolicy, path: string): Decision | undefined => {
-      const d = compiled.evaluate({ ...request, path });
-      return d.allowed ? undefined : d;
-    };
-    const path = request.path;
-    const twin = routing.ignoreTrailingSlash ? trailingSlashTwin(path) : undefined;
-    if (twin !== undefined) {
-      const d = judge(state.compiled, twin);
-      if (d) return d;
-    }
-    if (!routing.caseInsensitive) return undefined;
-    state.folded ??= this.#compile(foldPathCase(state.policy));
-    const lower = path.toLowerCase();
-    const d = judge(state.folded, lower);
-    if (d) return d;
-    const lowerTwin = twin?.toLowerCase();
-    return lowerTwin === undefined ? undefined : judge(state.folded, lowerTwin);
+  #audit(decision: Decision, request: PolicyRequest): void {
+    this.opts.audit({
+      time: new Date().toISOString(),
+      type: 'sidecarless.audit',
+      decision: decision.result,
+      rule: decision.rule,
+      audit: decision.audit,
+      peer: request.peer?.spiffeId ?? null,
+      sourceIp: request.sourceIp,
+      method: request.method,
+      path: request.path,
+      host: request.host,
+    });
   }
 
   #count(d: Decision): void {
@@ -211,34 +157,9 @@ export class PolicyGate {
 interface PolicyState {
   readonly policy: Policy;
   readonly compiled: CompiledPolicy;
-  /** The policy with lower-cased path patterns, compiled on first use by a case-insensitive router. */
-  folded?: CompiledPolicy;
-}
-
-/**
- * HTTP/1.1 requires Host (RFC 9112 §3.2). Servers run with Node's own check off (it answers 400 but
- * still hands a request pipelined behind to the app), so the gate answers it and closes.
- */
-function missingHost(req: IncomingMessage): boolean {
-  return req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1;
-}
-
-/**
- * A request's Transfer-Encoding must end in `chunked` (RFC 9112 §6.3: otherwise 400 and close).
- * Node's parser refuses such a request only after its 'request' event, i.e. after the app started.
- */
-function validFraming(req: IncomingMessage): boolean {
-  const te = req.headers['transfer-encoding'];
-  return te === undefined || /(?:^|,)[ \t]*chunked[ \t]*$/i.test(te);
 }
 
 /** A Policy from loadPolicy, or a document (text, object, array) to load. */
 function toPolicy(input: unknown): Policy {
   return loadPolicy(input as Parameters<typeof loadPolicy>[0]);
-}
-
-function respond(res: ServerResponse, status: number, body: string): void {
-  if (res.headersSent) return;
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
 }

@@ -1,11 +1,13 @@
 import type { FastifyInstance, FastifyPluginCallback } from 'fastify';
 import fp from 'fastify-plugin';
+import { type Server as HttpServer } from 'node:http';
+import { ConfigError } from '../errors.js';
 import { type PeerIdentity } from '../identity/peer-identity.js';
 import { type RouterSemantics } from '../policy/equivalence.js';
-import { type ServerTls } from '../tls/server-context.js';
-import { prepareTarget } from './authorize.js';
 import { peerOf } from './peer-of.js';
 import { type InboundPipeline } from './pipeline.js';
+import { type InboundServers } from './servers.js';
+import { checkTarget } from './target.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -16,22 +18,36 @@ declare module 'fastify' {
 
 /**
  * The Fastify plugin (`fastify.register(mesh.fastify)`) for `Fastify({ https: mesh.serverTlsOptions() })`:
- * keeps the server's certificate rotated, runs the inbound pipeline in an onRequest hook and
- * decorates `request.peer`.
+ * adopts `fastify.server` at registration (certificate rotated, every connection verified at the
+ * handshake, every request event judged before Fastify routes it) with the routing semantics of
+ * THIS instance's router options, and decorates `request.peer`.
  */
-export function fastifyPlugin(pipeline: InboundPipeline, tls: ServerTls): FastifyPluginCallback {
+export function fastifyPlugin(pipeline: InboundPipeline, servers: InboundServers, onUnsafe: (why: string) => void): FastifyPluginCallback {
   const plugin: FastifyPluginCallback = (fastify: FastifyInstance, _opts, done) => {
-    const server = fastify.server as unknown as { setSecureContext?: unknown };
-    if (typeof server.setSecureContext === 'function') tls.attach(fastify.server as never);
-    // Fastify routes before its hooks run: normalize the target first, so the route is chosen for
-    // exactly the path the policy will judge (a listener that runs before Fastify's own).
-    fastify.server.prependListener('request', prepareTarget);
-    fastify.decorateRequest('peer', null);
+    const rewrite = rewriteUrlOf(fastify);
+    if (rewrite) {
+      done(new ConfigError(
+        'mesh.fastify: this Fastify instance has a rewriteUrl option: Fastify would route a URL other than the one the ' +
+          'policy judged. Remove rewriteUrl (rewrite in a route or a reverse proxy in front), or serve it without the mesh.',
+        [{ path: 'rewriteUrl', message: 'not supported behind mesh.fastify' }],
+      ));
+      return;
+    }
     const routing = fastifyRouting(fastify);
+    servers.adopt(fastify.server as unknown as HttpServer, routing);
+    fastify.decorateRequest('peer', null);
     fastify.addHook('onRequest', (request, reply, hookDone) => {
       if (!pipeline.admit(request.raw, reply.raw, routing)) {
         // The pipeline answered (or closed the connection) itself.
         reply.hijack();
+        return hookDone();
+      }
+      const t = checkTarget(request.raw);
+      if (t.ok && request.raw.method !== 'CONNECT' && request.raw.url !== t.target) {
+        // Something between the gate and the router changed the URL: never route what was not judged.
+        onUnsafe(`Fastify routed ${request.raw.url} but the policy judged ${t.target}: the request was refused with 500`);
+        reply.hijack();
+        reply.raw.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' }).end('Internal Server Error\n');
         return hookDone();
       }
       request.peer = peerOf(request.raw);
@@ -43,11 +59,33 @@ export function fastifyPlugin(pipeline: InboundPipeline, tls: ServerTls): Fastif
   return fp(plugin, { fastify: '5.x', name: 'sidecarless' });
 }
 
-/** How this Fastify instance's router compares paths (find-my-way: exact by default). */
-function fastifyRouting(fastify: FastifyInstance): RouterSemantics {
-  const c = fastify.initialConfig as { caseSensitive?: boolean; ignoreTrailingSlash?: boolean; routerOptions?: { caseSensitive?: boolean; ignoreTrailingSlash?: boolean } };
-  return {
-    caseInsensitive: (c.routerOptions?.caseSensitive ?? c.caseSensitive ?? true) === false,
-    ignoreTrailingSlash: (c.routerOptions?.ignoreTrailingSlash ?? c.ignoreTrailingSlash ?? false) === true,
+/**
+ * How this Fastify instance's router (find-my-way) compares paths. It percent-decodes before
+ * matching and lower-cases the decoded path when `caseSensitive: false` (Unicode folding: the
+ * Kelvin sign is `k`); a prefixed plugin's '/' route is served at `/prefix` and `/prefix/`
+ * (`prefixTrailingSlash: 'both'`, the default), so a trailing slash is always judged alike;
+ * `exposeHeadRoutes` (the default) serves HEAD from GET routes. `ignoreDuplicateSlashes` needs no
+ * care: the gate merges `//` before the router sees the path.
+ */
+export function fastifyRouting(fastify: FastifyInstance): RouterSemantics {
+  const c = fastify.initialConfig as {
+    caseSensitive?: boolean;
+    useSemicolonDelimiter?: boolean;
+    exposeHeadRoutes?: boolean;
+    routerOptions?: { caseSensitive?: boolean; useSemicolonDelimiter?: boolean };
   };
+  return Object.freeze({
+    caseInsensitive: (c.routerOptions?.caseSensitive ?? c.caseSensitive ?? true) === false,
+    ignoreTrailingSlash: true,
+    semicolonDelimiter: (c.routerOptions?.useSemicolonDelimiter ?? c.useSemicolonDelimiter ?? false) === true,
+    decodesPath: true,
+    headAsGet: c.exposeHeadRoutes !== false,
+  });
+}
+
+/** The instance's rewriteUrl option, when it has one (Fastify keeps its options under a symbol). */
+function rewriteUrlOf(fastify: FastifyInstance): unknown {
+  const key = Object.getOwnPropertySymbols(fastify).find((s) => s.description === 'fastify.options');
+  const options = key ? (fastify as unknown as Record<symbol, { rewriteUrl?: unknown }>)[key] : undefined;
+  return typeof options?.rewriteUrl === 'function' ? options.rewriteUrl : undefined;
 }

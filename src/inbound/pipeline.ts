@@ -1,32 +1,61 @@
 import { type IncomingMessage, type ServerResponse } from 'node:http';
+import { type Duplex } from 'node:stream';
 import { type TLSSocket } from 'node:tls';
 import { type PeerIdentity } from '../identity/peer-identity.js';
+import { EXACT_ROUTING, type RouterSemantics, coversRouting, unionRouting } from '../policy/equivalence.js';
 import { type InboundObserver } from '../telemetry/inbound.js';
-import { EXACT_ROUTING, type RouterSemantics } from '../policy/equivalence.js';
 import { socketPeer } from '../tls/peer.js';
-import { type ServerTls } from '../tls/server-context.js';
+import { type ServerTls, isRefused } from '../tls/server-context.js';
+import { type Verdict } from './authorize.js';
+import { firstRequestSeen } from './first-request.js';
+import { respondHttp, respondSocket } from './responders.js';
+import { stripTrailers } from './trailers.js';
 
 /** Headers that claim an identity in other meshes. A client can send them; they never mean anything here. */
 export const DEFAULT_IDENTITY_HEADERS = ['x-forwarded-client-cert', 'l5d-client-id', 'l5d-client-identity'];
 
 /**
- * The seam where authorization runs: given the verified peer and the request, either let it
- * through (returning undefined) or answer it (403, 400) and return the status sent.
+ * The seam where authorization runs (the policy gate): given the verified peer and the request,
+ * admit it or say why not. `recheck`: the request was admitted before under narrower semantics.
  */
-export type AuthorizeStep = (req: IncomingMessage, res: ServerResponse, peer: PeerIdentity | null, routing: RouterSemantics) => number | undefined;
+export type AuthorizeStep = (req: IncomingMessage, peer: PeerIdentity | null, routing: RouterSemantics, recheck: boolean) => Verdict;
 
 export interface InboundStats {
   requests: number;
   admitted: number;
   refused: number;
-  /** Requests that arrived with an identity header, which was removed. */
+  /** Requests that arrived with an identity header (or trailer), which was removed. */
   identityHeadersRemoved: number;
 }
 
+/** Process-wide keys (ESM and CJS copies share them). */
+const kAdmitted = Symbol.for('sidecarless.admitted');
 /**
- * What every inbound request goes through before the app, whatever the framework:
- * authenticate (the socket's verified peer, checked once per connection) → strip identity
- * headers → authorize (policy) → the app.
+ * Marks a socket whose request was malformed: it is answered 400 and closed, and nothing pipelined
+ * after it on the same connection may reach the app (Node parses and emits such requests before the
+ * socket is closed).
+ */
+const kClosing = Symbol.for('sidecarless.closing');
+
+type AdmittedCarrier = IncomingMessage & { [kAdmitted]?: RouterSemantics };
+type ClosingCarrier = { [kClosing]?: boolean };
+
+export interface PipelineHooks {
+  /**
+   * A request arrived on a TLS connection the mesh did not judge at its handshake: its server was
+   * not built by the mesh nor from serverTlsOptions(). Adopt it (the next connections are judged at
+   * the handshake); this connection is judged now.
+   */
+  unknownServer?: (server: unknown) => void;
+  /** A request arrived on a connection that is not TLS at all (refused). */
+  notTls?: (req: IncomingMessage) => void;
+}
+
+/**
+ * What every inbound request goes through before the app, whatever the framework and whichever
+ * server event carries it: authenticate (the socket's verified peer, checked once per connection,
+ * at the handshake) → strip identity headers and trailers → check the target and authorize
+ * (policy) → the app. Idempotent per request: a server guard, a middleware and a plugin may all ask.
  */
 export class InboundPipeline {
   readonly stats: InboundStats = { requests: 0, admitted: 0, refused: 0, identityHeadersRemoved: 0 };
@@ -38,6 +67,7 @@ export class InboundPipeline {
     identityHeaders: readonly string[] = [],
     /** Golden signals, metrics and the server span (telemetry/inbound.ts). */
     private readonly observer?: InboundObserver,
+    private readonly hooks: PipelineHooks = {},
   ) {
     this.#identityHeaders = new Set([...DEFAULT_IDENTITY_HEADERS, ...identityHeaders.map((h) => h.toLowerCase())]);
   }
@@ -49,38 +79,42 @@ export class InboundPipeline {
 
   /**
    * Returns true when the request may reach the app (with `req.peer`-style access through peerOf);
-   * otherwise the request has been answered or its connection closed.
+   * otherwise the request has been answered or its connection closed. `closeOnRefusal`: a refusal
+   * also ends the connection (an `Expect` request whose body may follow).
    */
-  admit(req: IncomingMessage, res: ServerResponse, routing: RouterSemantics = EXACT_ROUTING): boolean {
+  admit(req: IncomingMessage, res: ServerResponse, routing: RouterSemantics = EXACT_ROUTING, closeOnRefusal = false): boolean {
+    const before = (req as AdmittedCarrier)[kAdmitted];
+    if (before !== undefined) return this.#recheck(req, before, routing, (v) => respondHttp(res, v.status, v.status === 400 || closeOnRefusal));
     this.stats.requests++;
-    const socket = req.socket as TLSSocket;
-    let peer = socketPeer(socket);
-    if (peer === undefined) {
-      // A server the mesh did not create (a framework's own): attach it now for rotation, and
-      // judge this connection here, once.
-      const server = (socket as TLSSocket & { server?: unknown }).server;
-      if (server && typeof (server as { setSecureContext?: unknown }).setSecureContext === 'function') {
-        this.tls.attach(server as Parameters<ServerTls['attach']>[0]);
-      }
-      if (typeof socket.getPeerX509Certificate !== 'function' || !this.tls.admit(socket)) {
-        this.stats.refused++;
-        if (!socket.destroyed) socket.destroy();
-        return false;
-      }
-      peer = socketPeer(socket) ?? null;
-    } else if (!this.tls.stillServing(socket)) {
-      this.stats.refused++;
-      return false;
-    }
-    this.#stripIdentityHeaders(req);
+    const peer = this.#authenticate(req);
+    if (peer === undefined) return this.#refused();
+    this.#strip(req);
     this.observer?.start(req, res, peer);
-    const authorize = this.#authorize;
-    if (authorize && authorize(req, res, peer, routing) !== undefined) {
-      this.stats.refused++;
-      return false;
+    const v = this.#judge(req, peer, routing);
+    if (!v.ok) {
+      respondHttp(res, v.status, v.status === 400 || closeOnRefusal);
+      return this.#refused();
     }
-    this.stats.admitted++;
-    return true;
+    return this.#admitted(req, routing);
+  }
+
+  /**
+   * The same for a request whose socket node:http has handed over (upgrade, CONNECT): a refusal
+   * is written on the socket, which is then closed.
+   */
+  admitSocket(req: IncomingMessage, socket: Duplex, routing: RouterSemantics = EXACT_ROUTING): boolean {
+    const before = (req as AdmittedCarrier)[kAdmitted];
+    if (before !== undefined) return this.#recheck(req, before, routing, (v) => respondSocket(socket, v.status));
+    this.stats.requests++;
+    const peer = this.#authenticate(req);
+    if (peer === undefined) return this.#refused();
+    this.#strip(req);
+    const v = this.#judge(req, peer, routing);
+    if (!v.ok) {
+      respondSocket(socket, v.status);
+      return this.#refused();
+    }
+    return this.#admitted(req, routing);
   }
 
   /** Runs the app for an admitted request, with its server span (if any) as the active trace context. */
@@ -88,9 +122,61 @@ export class InboundPipeline {
     return this.observer ? this.observer.within(req, fn) : fn();
   }
 
-  #stripIdentityHeaders(req: IncomingMessage): void {
+  /**
+   * The verified peer of the request's connection: a PeerIdentity, null (unauthenticated,
+   * PERMISSIVE), or undefined when the connection is refused (it has been closed).
+   */
+  #authenticate(req: IncomingMessage): PeerIdentity | null | undefined {
+    const socket = req.socket as TLSSocket;
+    firstRequestSeen(socket);
+    if (socket.destroyed || isRefused(socket) || (socket as ClosingCarrier)[kClosing]) return undefined;
+    const peer = socketPeer(socket);
+    if (peer !== undefined) return this.tls.stillServing(socket) ? peer : undefined;
+    if (typeof socket.getPeerCertificate !== 'function') {
+      // Plaintext: never. (Not even in PERMISSIVE mode: it means TLS without a client certificate.)
+      this.hooks.notTls?.(req);
+      socket.destroy();
+      return undefined;
+    }
+    this.hooks.unknownServer?.((socket as TLSSocket & { server?: unknown }).server);
+    if (!this.tls.admit(socket)) return undefined;
+    return socketPeer(socket) ?? null;
+  }
+
+  #judge(req: IncomingMessage, peer: PeerIdentity | null, routing: RouterSemantics): Verdict {
+    const v = this.#authorize ? this.#authorize(req, peer, routing, false) : ({ ok: true } as const);
+    if (!v.ok && v.status === 400) (req.socket as unknown as ClosingCarrier)[kClosing] = true;
+    return v;
+  }
+
+  /** Admitted before under `before` semantics: judged again only if `routing` reaches further. */
+  #recheck(req: IncomingMessage, before: RouterSemantics, routing: RouterSemantics, refuse: (v: Verdict & { ok: false }) => void): boolean {
+    if (coversRouting(before, routing)) return true;
+    const wider = unionRouting(before, routing);
+    (req as AdmittedCarrier)[kAdmitted] = wider;
+    const v = this.#authorize ? this.#authorize(req, socketPeer(req.socket) ?? null, wider, true) : ({ ok: true } as const);
+    if (v.ok) return true;
+    this.stats.refused++;
+    refuse(v);
+    return false;
+  }
+
+  #admitted(req: IncomingMessage, routing: RouterSemantics): true {
+    (req as AdmittedCarrier)[kAdmitted] = routing;
+    this.stats.admitted++;
+    return true;
+  }
+
+  #refused(): false {
+    this.stats.refused++;
+    return false;
+  }
+
+  #strip(req: IncomingMessage): void {
+    const names = this.#identityHeaders;
+    stripTrailers(req, names, () => this.stats.identityHeadersRemoved++);
     let removed = false;
-    for (const name of this.#identityHeaders) {
+    for (const name of names) {
       if (name in req.headers) {
         delete req.headers[name];
         removed = true;
@@ -101,9 +187,14 @@ export class InboundPipeline {
     const raw = req.rawHeaders;
     const kept: string[] = [];
     for (let i = 0; i < raw.length; i += 2) {
-      if (!this.#identityHeaders.has(raw[i]!.toLowerCase())) kept.push(raw[i]!, raw[i + 1]!);
+      if (!names.has(raw[i]!.toLowerCase())) kept.push(raw[i]!, raw[i + 1]!);
     }
     raw.length = 0;
     raw.push(...kept);
   }
+}
+
+/** Whether `req` was admitted by a mesh's pipeline. */
+export function wasAdmitted(req: IncomingMessage): boolean {
+  return (req as AdmittedCarrier)[kAdmitted] !== undefined;
 }

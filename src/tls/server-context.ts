@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { type SecureContextOptions, type Server as TlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
 import { allRoots } from '../identity/bundle.js';
 import { derToPem } from '../identity/pem.js';
@@ -18,6 +19,17 @@ export interface HandshakeStats {
 /** TLS 1.2 is the floor (as Istio's default); 1.3 is preferred by OpenSSL. */
 export const MIN_TLS_VERSION = 'TLSv1.2';
 
+/** A client must finish its TLS handshake within this (Node's default is 120 s). */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** Process-wide key: the connection was refused (closed) by the mesh; nothing on it is ever admitted. */
+const kRefused = Symbol.for('sidecarless.refused');
+
+/** Whether the mesh refused this connection (its peer failed verification, or our SVID expired). */
+export function isRefused(socket: unknown): boolean {
+  return (socket as { [kRefused]?: boolean } | undefined)?.[kRefused] === true;
+}
+
 /**
  * The server side of mutual TLS: secure-context options built once per rotation from the
  * X509Source, swapped into every attached server with `setSecureContext`, and a check of each new
@@ -28,6 +40,11 @@ export class ServerTls {
   readonly #servers = new Set<TlsServer>();
   #context: SecureContextOptions;
   readonly #unsubscribe: () => void;
+  /**
+   * This mesh's TLS session id context, also the mark by which a server built from options() is
+   * recognised at its first connection (Node keeps it as `server.sessionIdContext`).
+   */
+  readonly sessionIdContext = randomBytes(16).toString('hex');
 
   constructor(
     private readonly source: X509Source,
@@ -47,6 +64,8 @@ export class ServerTls {
       // OpenSSL's first pass accepts a chain to any known root; the per-trust-domain check follows.
       ca: allRoots(this.source.getBundles()).map((r) => derToPem(r.der)),
       minVersion: MIN_TLS_VERSION,
+      // Kept across rotations (setSecureContext would otherwise reset it to Node's default).
+      sessionIdContext: this.sessionIdContext,
     };
   }
 
@@ -69,6 +88,7 @@ export class ServerTls {
       requestCert: true,
       rejectUnauthorized: this.mode === 'strict',
       ALPNProtocols: ['http/1.1'],
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
       // Node answers a Host-less HTTP/1.1 request with 400 yet still hands a request pipelined
       // behind it to the app; the policy gate answers it instead and closes the connection.
       requireHostHeader: false,
@@ -94,7 +114,7 @@ export class ServerTls {
    */
   admit(socket: TLSSocket): boolean {
     const s = socket as PeerSocket;
-    if (s[kPeer] !== undefined) return !s.destroyed;
+    if (s[kPeer] !== undefined) return !s.destroyed && !isRefused(s);
     try {
       this.source.getX509Svid();
     } catch (e) {
@@ -126,15 +146,13 @@ export class ServerTls {
       this.source.getX509Svid();
       return true;
     } catch (e) {
-      this.stats.rejected++;
-      this.stats.lastRejection = (e as Error).message;
-      this.onReject((e as Error).message);
-      socket.destroy();
+      this.#reject(socket as PeerSocket, (e as Error).message);
       return false;
     }
   }
 
   #reject(socket: PeerSocket, reason: string): boolean {
+    (socket as PeerSocket & { [kRefused]?: boolean })[kRefused] = true;
     socket[kPeer] = null;
     socket[kPeerError] = reason;
     this.stats.rejected++;

@@ -336,22 +336,26 @@ describe('case 20: paths are case-sensitive; methods match exactly as sent', () 
 
 describe('case 23: absolute-form and asterisk-form targets are judged, not crashed on', () => {
   test('GET https://payments/admin is judged as /admin', async () => {
-    for (const t of ['https://payments/admin', 'http://payments/admin', 'HTTPS://payments/admin', 'https://payments:8443/public/../admin', 'http://payments//admin', 'https://payments/%61dmin']) {
+    for (const t of ['https://payments/admin', 'http://payments/admin', 'HTTPS://payments/admin', 'https://PAYMENTS/public/../admin', 'http://payments//admin', 'https://payments/%61dmin']) {
       refused(await send(main, line('GET', t), who(WEB)), 403, `web ${t}`);
     }
+    // Case 34: an authority other than Host (a port counts) is refused before any policy.
+    refused(await send(main, line('GET', 'https://payments:8443/public/../admin'), who(ADMIN)), 400, 'authority payments:8443, Host payments');
     allowed(await send(main, line('GET', 'https://payments/public/../admin'), who(ADMIN)), '/admin', 'admin absolute-form');
     allowed(await send(main, line('GET', 'https://payments/public/x?q=1'), who(WEB)), '/public/x?q=1', 'web absolute-form');
     allowed(await send(main, line('GET', 'https://payments'), who(OPS)), '/', 'absolute-form without a path');
     allowed(await send(main, line('GET', 'https://payments?q=1'), who(OPS)), '/?q=1', 'absolute-form with a query only');
   });
 
-  test('the absolute-form authority is the host the policy judges, not the Host header', async () => {
+  test('case 34: one host — an absolute-form authority other than Host is refused (400), never judged as either', async () => {
     const h = (target: string, host: string) => `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`;
     allowed(await send(main, h('/h', 'payments'), who(WEB)), '/h', 'Host: payments');
     allowed(await send(main, h('/h', 'PAYMENTS:443'), who(WEB)), '/h', 'Host: PAYMENTS:443');
     refused(await send(main, h('/h', 'evil'), who(WEB)), 403, 'Host: evil');
-    allowed(await send(main, h('https://payments/h', 'evil'), who(WEB)), '/h', 'authority payments, Host evil');
-    refused(await send(main, h('https://evil/h', 'payments'), who(WEB)), 403, 'authority evil, Host payments');
+    allowed(await send(main, h('https://payments/h', 'PAYMENTS'), who(WEB)), '/h', 'authority payments, Host PAYMENTS');
+    refused(await send(main, h('https://payments/h', 'evil'), who(WEB)), 400, 'authority payments, Host evil');
+    refused(await send(main, h('https://evil/h', 'payments'), who(WEB)), 400, 'authority evil, Host payments');
+    refused(await send(main, h('https://payments:443/h', 'payments'), who(WEB)), 400, 'authority payments:443, Host payments');
   });
 
   test('malformed absolute forms → 400', async () => {

@@ -1,0 +1,61 @@
+/**
+ * Servers a framework builds from `mesh.serverTlsOptions()` (`https.createServer(opts, app)`,
+ * `Fastify({ https: opts })`) are adopted by the mesh at their FIRST connection, before its TLS
+ * handshake: Node publishes every accepted connection on the documented diagnostics channel
+ * `net.server.socket` right after creating it, before any byte is read. The mesh recognises its
+ * servers by the TLS session id context its options carry (kept by Node as
+ * `server.sessionIdContext`), then verifies every connection's peer at the handshake and guards
+ * every request event (server-guard.ts). Nothing is subscribed until a mesh hands out options.
+ */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+
+const CHANNEL = 'net.server.socket';
+
+/** Process-wide (ESM and CJS copies share it): session id context → what adopts such a server. */
+interface Registry {
+  readonly adopters: Map<string, (server: object) => void>;
+  readonly seen: WeakSet<object>;
+  listening: boolean;
+}
+const kRegistry = Symbol.for('sidecarless.adoption');
+const g = globalThis as { [kRegistry]?: Registry };
+const registry: Registry = (g[kRegistry] ??= { adopters: new Map(), seen: new WeakSet(), listening: false });
+
+function onSocket(message: unknown): void {
+  const server = (message as { socket?: { server?: { sessionIdContext?: unknown } } })?.socket?.server;
+  if (!server || registry.seen.has(server)) return;
+  registry.seen.add(server);
+  const id = server.sessionIdContext;
+  if (typeof id !== 'string') return;
+  const adopt = registry.adopters.get(id);
+  if (adopt) adopt(server);
+}
+
+/**
+ * Adopts, at its first connection, every server whose options carry `sessionIdContext`. Returns
+ * the function that ends it: a server built from these options afterwards (the mesh closed) has
+ * every connection closed, never served unguarded.
+ */
+export function adoptServersOf(sessionIdContext: string, adopt: (server: object) => void): () => void {
+  registry.adopters.set(sessionIdContext, adopt);
+  if (!registry.listening) {
+    subscribe(CHANNEL, onSocket);
+    registry.listening = true;
+  }
+  return () => {
+    registry.adopters.set(sessionIdContext, refuseAll);
+  };
+}
+
+/** A closed mesh's servers: no connection is ever served. */
+function refuseAll(server: object): void {
+  const s = server as { on?: (event: string, fn: (socket: { destroy(): void }) => void) => void };
+  s.on?.('secureConnection', (socket) => socket.destroy());
+  s.on?.('connection', (socket) => socket.destroy());
+}
+
+/** For tests: stop listening when no mesh needs it. */
+export function stopAdoption(): void {
+  if (registry.listening) unsubscribe(CHANNEL, onSocket);
+  registry.listening = false;
+}

@@ -1,0 +1,113 @@
+/**
+ * The servers a mesh protects, however they were built: `mesh.createServer`, a framework's server
+ * built from `mesh.serverTlsOptions()` (adopted at its first connection, adoption.ts), the server
+ * of a registered Fastify plugin, and — as a last resort, with a warning — a server the mesh only
+ * learns about from a request that reached `mesh.express()`. Adopting a server = its certificate
+ * rotated in place, every connection's peer verified at the handshake, every request event
+ * guarded (server-guard.ts), first-request timeout armed.
+ */
+import { type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { type Server, createServer as createHttpsServer } from 'node:https';
+import { type Server as TlsServer, type TlsOptions } from 'node:tls';
+import { type Logger } from '../config.js';
+import { type RouterSemantics } from '../policy/equivalence.js';
+import { type ServerTls } from '../tls/server-context.js';
+import { adoptServersOf } from './adoption.js';
+import { type InboundPipeline } from './pipeline.js';
+import { guardOf, guardServer } from './server-guard.js';
+
+export type RequestListener = (req: IncomingMessage, res: import('node:http').ServerResponse) => void;
+
+export interface InboundServersOptions {
+  firstRequestTimeoutMs: number;
+  logger: Logger;
+}
+
+export class InboundServers {
+  /** Servers made by createServer (closed with the mesh). */
+  readonly created = new Set<Server>();
+  #stopAdoption: (() => void) | undefined;
+  readonly #warned = new WeakSet<object>();
+  #warnedPlaintext = false;
+
+  constructor(
+    private readonly tls: ServerTls,
+    private readonly pipeline: InboundPipeline,
+    private readonly options: InboundServersOptions,
+  ) {}
+
+  /** TLS options for a server a framework builds; such a server is adopted at its first connection. */
+  serverTlsOptions(): TlsOptions {
+    this.#stopAdoption ??= adoptServersOf(this.tls.sessionIdContext, (server) => this.adopt(server as HttpServer));
+    return this.tls.options();
+  }
+
+  /**
+   * An https.Server with mutual TLS and the gate before every listener: `listener` (a function, an
+   * Express app) and any listener added later (`server.on('request' | 'upgrade' | ...)`).
+   */
+  createServer(listener?: RequestListener): Server {
+    if (listener !== undefined && typeof listener !== 'function') {
+      throw new TypeError('mesh.createServer(listener): the listener must be a function (a request handler or an Express app)');
+    }
+    const server = listener ? createHttpsServer(this.tls.options(), listener) : createHttpsServer(this.tls.options());
+    this.adopt(server);
+    this.created.add(server);
+    server.once('close', () => this.created.delete(server));
+    return server;
+  }
+
+  /** Protects `server`; `declared`: the routing a framework plugin read from its instance. Idempotent. */
+  adopt(server: HttpServer, declared?: RouterSemantics): void {
+    const s = server as HttpServer & { setSecureContext?: unknown };
+    if (typeof s.setSecureContext === 'function') this.tls.attach(server as unknown as TlsServer);
+    const state = guardServer(server, this.pipeline, {
+      firstRequestTimeoutMs: this.options.firstRequestTimeoutMs,
+      onUnsafe: (why) => this.#warnOnce(server, `sidecarless: ${why}`, 'error'),
+    });
+    if (declared) state.declared = declared;
+  }
+
+  /** A request reached the pipeline from a server the mesh had not adopted (its own TLS options). */
+  unknownServer(server: unknown): void {
+    if (!server || typeof server !== 'object' || guardOf(server)) return;
+    this.#warnOnce(
+      server,
+      'sidecarless: a request arrived on a server that was not built from mesh.serverTlsOptions(): its connections were ' +
+        'judged only at their first request. Build it with https.createServer(mesh.serverTlsOptions(), app) or mesh.createServer(app); ' +
+        'the mesh now guards it and judges its new connections at the handshake.',
+      'warn',
+    );
+    this.adopt(server as HttpServer);
+  }
+
+  /** A request arrived over plaintext HTTP at mesh.express() (refused). */
+  plaintext(): void {
+    if (this.#warnedPlaintext) return;
+    this.#warnedPlaintext = true;
+    this.options.logger.error(
+      'sidecarless: a request reached the mesh over plaintext HTTP and was refused (the mesh never serves without TLS). ' +
+        'Serve the app with https.createServer(mesh.serverTlsOptions(), app) or mesh.createServer(app).',
+    );
+  }
+
+  #warnOnce(server: object, message: string, level: 'warn' | 'error'): void {
+    if (this.#warned.has(server)) return;
+    this.#warned.add(server);
+    this.options.logger[level](message);
+  }
+
+  /** Closes the servers createServer made; later servers built from serverTlsOptions() are refused. */
+  async close(): Promise<void> {
+    this.#stopAdoption?.();
+    await Promise.all(
+      [...this.created].map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            s.closeIdleConnections?.();
+          }),
+      ),
+    );
+  }
+}
