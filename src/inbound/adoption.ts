@@ -49,9 +49,10 @@ export function adoptServersOf(sessionIdContext: string, adopt: (server: object)
 
 /** A closed mesh's servers: no connection is ever served. */
 function refuseAll(server: object): void {
-  const s = server as { on?: (event: string, fn: (socket: { destroy(): void }) => void) => void };
-  s.on?.('secureConnection', (socket) => socket.destroy());
-  s.on?.('connection', (socket) => socket.destroy());
+  // Before node:http's own listener, which would start parsing the connection's first bytes.
+  const s = server as { prependListener?: (event: string, fn: (socket: { destroy(): void }) => void) => void };
+  s.prependListener?.('secureConnection', (socket) => socket.destroy());
+  s.prependListener?.('connection', (socket) => socket.destroy());
 }
 
 /** For tests: stop listening when no mesh needs it. */

@@ -133,3 +133,41 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
     await sleep(20);
   }
 }
+
+/**
+ * An `Expect: 100-continue` exchange as a careful client does it: the header section alone, then
+ * the body only once the server said `100 Continue` (or after `waitMs` without an answer, as curl).
+ * Resolves with everything the server sent, until it closes or `timeoutMs`.
+ */
+export function expectContinueRequest(o: { port: number; cert: string; key: string; head: string; body: string; waitMs?: number; timeoutMs?: number }): Promise<{ response: string; sentBody: boolean }> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let sentBody = false;
+    let settled = false;
+    const socket = connect({ host: LOOPBACK, port: o.port, cert: o.cert, key: o.key, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    const finish = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      clearTimeout(wait);
+      resolve({ response: Buffer.concat(chunks).toString('latin1'), sentBody });
+    };
+    const sendBody = () => {
+      if (sentBody || socket.destroyed) return;
+      sentBody = true;
+      socket.write(o.body);
+    };
+    const timer = setTimeout(() => {
+      socket.destroy();
+      finish();
+    }, o.timeoutMs ?? 5_000);
+    const wait = setTimeout(sendBody, o.waitMs ?? 1_500);
+    socket.once('secureConnect', () => socket.write(o.head));
+    socket.on('data', (d: Buffer) => {
+      chunks.push(d);
+      if (Buffer.concat(chunks).toString('latin1').startsWith('HTTP/1.1 100 ')) sendBody();
+    });
+    socket.on('error', () => {});
+    socket.on('close', finish);
+  });
+}
