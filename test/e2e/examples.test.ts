@@ -123,3 +123,24 @@ test('examples/policy/istio.ts: an Istio AuthorizationPolicy enforced as it is',
   assert.match(r.stdout, /orders POST \/admin\/refund +→ 403/);
   assert.match(r.stdout, /web +POST \/charge +→ 403/);
 });
+
+test('examples/websocket/server.ts: ws behind the mesh; curl’s upgrade to a denied path gets 403 before ws sees it', async (t) => {
+  const alone = await run(process.execPath, tsxArgs('examples/websocket/server.ts'), { env: { SIDECARLESS_IDENTITY_DIR: '' }, timeoutMs: 60_000 });
+  assert.equal(alone.code, 0, alone.stderr);
+  assert.match(alone.stdout, /orders → \/chat: hello spiffe:\/\/cluster\.local\/ns\/default\/sa\/orders/);
+  assert.match(alone.stdout, /orders → \/admin: refused with 403 before ws saw it/);
+
+  const server = await startService(tsxArgs('examples/websocket/server.ts'), /listening on wss:\/\/127\.0\.0\.1:(\d+)/, {
+    SIDECARLESS_IDENTITY_DIR: join(dir, 'payments'),
+    PORT: '0',
+  });
+  t.after(() => server.stop());
+  const port = Number(server.match[1]);
+  const upgrade = ['-H', 'Connection: Upgrade', '-H', 'Upgrade: websocket', '-H', 'Sec-WebSocket-Version: 13', '-H', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3'];
+  const denied = await curl(port, 'curl', '/admin', upgrade);
+  assert.equal(denied.stdout, '403', denied.stderr);
+  const allowed = await curl(port, 'curl', '/chat', upgrade);
+  assert.equal(allowed.stdout, '101', `curl's upgrade to /chat is switched by ws: ${allowed.stderr}`);
+  const evil = await curl(port, 'evil', '/chat', upgrade);
+  assert.notEqual(evil.stdout, '101', 'a certificate from another CA never upgrades');
+});
