@@ -341,7 +341,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
         traffic,
         handshakes: () => serverTls.stats,
         stats: () => mesh.stats(),
-      }));
+      }), logger);
     } catch (e) {
       await mesh.close();
       throw e;
