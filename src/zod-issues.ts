@@ -87,6 +87,10 @@ function rewrite(i: Issue, base: Path, input: unknown, root: Schema, o: Readable
       return [{ path, message: `must be ${expected(i.expected, schemaAt(root, path))}, got ${describe(value)}${listHint(i.expected, value)}` }];
     }
     case 'invalid_value': {
+      if (value === undefined) {
+        const extra = o.required?.(path);
+        return [{ path, message: `is required${extra ? `: ${extra}` : ''} (one of ${i.values.map((v) => JSON.stringify(v)).join(', ')})` }];
+      }
       const allowed = i.values.map((v) => JSON.stringify(v));
       const close = typeof value === 'string' ? didYouMean(value, i.values.filter((v): v is string => typeof v === 'string')) : '';
       const head = allowed.length === 1 ? `must be ${allowed[0]}` : `must be one of ${allowed.join(', ')}`;
