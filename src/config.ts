@@ -418,11 +418,14 @@ export function formatIssues(
 
 /** `  - path message` lines: a message that reads as a predicate follows its path directly. */
 export function issueLines(issues: ReadonlyArray<OptionIssue>): string {
+  const more = issues.length > 50 ? [`  … and ${issues.length - 50} more (err.issues lists them all)`] : [];
   return issues
+    .slice(0, 50)
     .map((i) => {
       const subject = i.env ? `${i.path} (from ${i.env})` : i.path;
       return `  - ${subject}${/^(is|must|takes)\b/.test(i.message) ? ' ' : ': '}${i.message}`;
     })
+    .concat(more)
     .join('\n');
 }
 

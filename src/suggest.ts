@@ -11,6 +11,9 @@ export function closest(word: string, candidates: Iterable<string>): string | un
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const c of candidates) {
+    // The distance is at least the difference in length: a word far longer than every candidate
+    // (a hostile 1 MB key) costs nothing.
+    if (Math.abs(w.length - c.length) > allowedFor(w.length, c.length)) continue;
     const d = editDistance(w, c.toLowerCase());
     if (d < bestDistance) {
       best = c;
@@ -18,8 +21,12 @@ export function closest(word: string, candidates: Iterable<string>): string | un
     }
   }
   if (best === undefined) return undefined;
-  const allowed = Math.max(1, Math.floor(Math.max(w.length, best.length) / 3));
-  return bestDistance <= allowed ? best : undefined;
+  return bestDistance <= allowedFor(w.length, best.length) ? best : undefined;
+}
+
+/** At most one edit per three characters, at least one. */
+function allowedFor(a: number, b: number): number {
+  return Math.max(1, Math.floor(Math.max(a, b) / 3));
 }
 
 /** ` (did you mean "x"?)`, or '' when nothing is close. */

@@ -29,3 +29,9 @@ test('single-label host names: what a mesh service is called, not localhost nor 
     assert.equal(isSingleLabel(h), false, h);
   }
 });
+
+test('a word far longer than every candidate is not compared letter by letter', () => {
+  const started = performance.now();
+  assert.equal(closest('x'.repeat(2_000_000), ['service', 'namespace']), undefined);
+  assert.ok(performance.now() - started < 150, 'skipped by length (comparing would take ~300 ms)');
+});

@@ -39,9 +39,13 @@ export function formatIssue(i: PolicyIssue): string {
 
 /** Builds the PolicyError for `issues`; its message lists each issue (formatIssue) on its own line. */
 export function policyError(issues: readonly PolicyIssue[], what = 'invalid policy'): PolicyError {
-  const lines = issues.map((i) => `  ${formatIssue(i)}`);
+  const lines = issues.slice(0, MAX_LINES).map((i) => `  ${formatIssue(i)}`);
+  if (issues.length > MAX_LINES) lines.push(`  … and ${issues.length - MAX_LINES} more (err.issues lists them all)`);
   return new PolicyError(`${what}:\n${lines.join('\n')}`, issues);
 }
+
+/** Issues listed in a message; a document with thousands of mistakes keeps its message readable. */
+const MAX_LINES = 50;
 
 /** The same error with its issues naming `file` (`file:line:col`), for a policy read from a file. */
 export function inFile(err: PolicyError, file: string, what = `invalid policy in ${file}`): PolicyError {

@@ -141,3 +141,14 @@ test('objects have no text: paths only, and nothing else changes', () => {
   assert.deepEqual(f.issues, [{ path: 'rules[0].action', message: 'must be one of "allow", "deny", "audit", got the string "alow" (did you mean "allow"?)' }]);
   assert.equal(f.message, 'invalid policy:\n  rules[0].action: must be one of "allow", "deny", "audit", got the string "alow" (did you mean "allow"?)');
 });
+
+test('thousands of mistakes: every one in err.issues, the message stays readable', () => {
+  const rule = Object.fromEntries([['action', 'allow'], ...Array.from({ length: 2000 }, (_, i) => [`k${i}`, 1])]);
+  const f = failure({ rules: [rule] });
+  assert.equal(f.issues.length, 2000);
+  const lines = f.message.split('\n');
+  assert.equal(lines.length, 1 + 50 + 1);
+  assert.equal(lines.at(-1), '  … and 1950 more (err.issues lists them all)');
+  const huge = failure({ rules: [{ action: 'allow', ['x'.repeat(1_000_000)]: 1 }] });
+  assert.match(huge.issues[0]!.message, /^unknown field; known: /, 'a 1 MB key is judged without a quadratic search');
+});
