@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { durationSchema } from './duration.js';
 import { ConfigError } from './errors.js';
+import { describe, readableIssues } from './zod-issues.js';
 import { parseSpiffeId, parseWorkloadId, validateTrustDomain } from './identity/spiffe-id.js';
 import { type AuditRecord } from './inbound/authorize.js';
 import { DEFAULT_POLICIES, type DefaultPolicy } from './policy/model.js';
@@ -305,7 +306,7 @@ const outboundSchema = z
 const adminSchema = z
   .object({
     port: z.number().int().min(0).max(65535),
-    host: z.string().default('127.0.0.1'),
+    host: z.string().min(1).default('127.0.0.1'),
   })
   .strict();
 
@@ -353,38 +354,96 @@ export const ENV = {
   SIDECARLESS_EGRESS: 'outbound.egress',
 } as const;
 
-function withEnv(input: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+/** The options with SIDECARLESS_* filling unset ones, and which dotted path came from which variable. */
+function withEnv(input: Record<string, unknown>, env: NodeJS.ProcessEnv): { options: Record<string, unknown>; origins: Map<string, string> } {
   const out: Record<string, unknown> = { ...input };
-  const set = (key: string, value: string | undefined) => {
+  const origins = new Map<string, string>();
+  const set = (name: string, key: string, value: string | undefined) => {
     if (value === undefined || value === '') return;
     const [a, b] = key.split('.') as [string, string | undefined];
     if (b === undefined) {
-      if (out[a] === undefined) out[a] = value;
+      if (out[a] === undefined) {
+        out[a] = value;
+        origins.set(key, name);
+      }
       return;
     }
-    const inner = (out[a] ?? {}) as Record<string, unknown>;
     if (a === 'identity' && out.identity !== undefined) return; // code chose an identity: env does not override
-    if (inner[b] === undefined) out[a] = { ...inner, [b]: value };
+    const inner = out[a] ?? {};
+    if (inner === null || typeof inner !== 'object' || Array.isArray(inner)) return; // a wrong type: reported as such
+    if ((inner as Record<string, unknown>)[b] === undefined) {
+      out[a] = { ...inner, [b]: value };
+      origins.set(key, name);
+    }
   };
-  for (const [name, key] of Object.entries(ENV)) set(key, env[name]);
-  return out;
+  for (const [name, key] of Object.entries(ENV)) set(name, key, env[name]);
+  return { options: out, origins };
 }
 
-/** Formats zod issues as `path: message` lines. */
-export function formatIssues(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): Array<{ path: string; message: string }> {
-  return issues.map((i) => ({ path: i.path.map(String).join('.') || '(root)', message: i.message }));
+/** One problem with the options: its dotted path, what is wrong, and the variable it came from. */
+export interface OptionIssue {
+  path: string;
+  message: string;
+  /** The environment variable the value came from, when it did. */
+  env?: string;
+}
+
+const IDENTITY_EXAMPLES = "{ dir: './certs/orders' }, { ca: await createDevCa() } or { source: x509Source }";
+
+/**
+ * Formats zod issues as readable `{ path, message }` (see zod-issues.ts). With the `input` and the
+ * `schema` that judged it, messages name what was given and what would be right; `origins` maps
+ * dotted paths filled from environment variables to those variables.
+ */
+export function formatIssues(
+  issues: ReadonlyArray<z.core.$ZodIssue>,
+  input?: unknown,
+  schema?: z.core.$ZodType,
+  origins: ReadonlyMap<string, string> = new Map(),
+): OptionIssue[] {
+  if (!schema) return issues.map((i) => ({ path: (i.path as PropertyKey[]).map(String).join('.') || '(root)', message: i.message }));
+  const envFor = (path: string) => [...origins].find(([p]) => path === p || path.startsWith(`${p}.`))?.[1];
+  const required = (path: PropertyKey[]) => {
+    const key = path.map(String).join('.');
+    const variable = Object.entries(ENV).find(([, k]) => k === key)?.[0];
+    if (key === 'service') return `pass { service: 'orders' } or set ${variable}`;
+    return variable ? `pass it, or set ${variable}` : undefined;
+  };
+  return readableIssues(issues, input, schema, { noun: 'option', required }).map((i) => {
+    const path = i.path.map(String).join('.') || '(root)';
+    let message = i.message;
+    if (path === 'identity' && message.startsWith('takes exactly one of')) message += `. For example ${IDENTITY_EXAMPLES}`;
+    if (/\.routes\.\d+\.retry\.budget$/.test(path) && message.startsWith('unknown option')) message = "a route has no budget of its own: set the service's retry.budget";
+    // An endpoint string is read as { address } before it is judged: say both forms.
+    if (/(^|\.)endpoints\.\d+$/.test(path) && message.startsWith('must be an object')) message = message.replace(/^must be an object \([^)]*\)/, `must be "host:port" or { address: "host:port", identity?, weight?, zone?, labels? }`);
+    const env = envFor(path);
+    return env ? { path, message, env } : { path, message };
+  });
+}
+
+/** `  - path message` lines: a message that reads as a predicate follows its path directly. */
+export function issueLines(issues: ReadonlyArray<OptionIssue>): string {
+  const more = issues.length > 50 ? [`  … and ${issues.length - 50} more (err.issues lists them all)`] : [];
+  return issues
+    .slice(0, 50)
+    .map((i) => {
+      const subject = i.env ? `${i.path} (from ${i.env})` : i.path;
+      return `  - ${subject}${/^(is|must|takes)\b/.test(i.message) ? ' ' : ': '}${i.message}`;
+    })
+    .concat(more)
+    .join('\n');
 }
 
 /** Validates options (with SIDECARLESS_* environment variables for unset ones). Throws ConfigError naming each bad path. */
 export function resolveConfig(input: MeshOptionsInput, env: NodeJS.ProcessEnv = process.env): MeshConfig {
-  if (typeof input !== 'object' || input === null) throw new ConfigError('createMesh needs an options object, e.g. { service: "orders" }');
-  const parsed = meshOptionsSchema.safeParse(withEnv(input as Record<string, unknown>, env));
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new ConfigError(`createMesh needs an options object, e.g. createMesh({ service: 'orders' }); got ${describe(input)}`);
+  }
+  const { options, origins } = withEnv(input as Record<string, unknown>, env);
+  const parsed = meshOptionsSchema.safeParse(options);
   if (!parsed.success) {
-    const issues = formatIssues(parsed.error.issues);
-    throw new ConfigError(
-      `invalid sidecarless options:\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')}`,
-      issues,
-    );
+    const issues = formatIssues(parsed.error.issues, options, meshOptionsSchema, origins);
+    throw new ConfigError(`invalid sidecarless options:\n${issueLines(issues)}`, issues);
   }
   const c = parsed.data;
   const spiffe = c.spiffeId ?? `spiffe://${c.trustDomain}/ns/${c.namespace}/sa/${c.service}`;

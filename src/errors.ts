@@ -59,12 +59,26 @@ export class EgressDeniedError extends SidecarlessError {
   }
 }
 
-/** A policy document that cannot be loaded. The message names the offending path. */
+/**
+ * A policy document that cannot be loaded. The message names the offending path, and for text the
+ * line and column (`file:line:col` when it came from a file); so does each issue.
+ */
 export class PolicyError extends SidecarlessError {
-  readonly issues: ReadonlyArray<{ path: string; message: string }>;
-  constructor(message: string, issues: ReadonlyArray<{ path: string; message: string }> = []) {
+  readonly issues: ReadonlyArray<{ path: string; message: string; line?: number; column?: number; file?: string }>;
+  constructor(message: string, issues: ReadonlyArray<{ path: string; message: string; line?: number; column?: number; file?: string }> = []) {
     super('ERR_SIDECARLESS_POLICY_INVALID', message);
     this.issues = issues;
+  }
+}
+
+/** The policy file given as `inbound.policy` cannot be read (missing, not readable, a directory). */
+export class PolicyFileError extends SidecarlessError {
+  constructor(
+    readonly file: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super('ERR_SIDECARLESS_POLICY_FILE', message, options);
   }
 }
 

@@ -22,7 +22,7 @@ export { type X509Source, type X509Svid, type SourceStatus } from './sources/sou
 export { DirSource, createDirSource } from './sources/dir.js';
 export { DevCaSource, createDevCaSource } from './sources/dev-ca.js';
 export { type MeshOptionsInput as MeshOptions, type EndpointConfig, type EndpointInput, type Logger } from './config.js';
-export { OutboundTimeoutError } from './outbound/errors.js';
+export { OutboundTimeoutError, EndpointConnectError, EndpointFailedError, MeshClosedError, UnknownServiceError } from './outbound/errors.js';
 export { type OutboundServiceStats, type OutboundEndpointStats } from './outbound/service.js';
 export { type SplitStats } from './outbound/split.js';
 export { type SplitInput } from './config.js';

@@ -255,9 +255,10 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
           { path: 'service', message: 'unknown service' },
         ]);
       }
-      const parsed = z.array(endpointSchema).safeParse(endpoints);
+      const schema = z.array(endpointSchema);
+      const parsed = schema.safeParse(endpoints);
       if (!parsed.success) {
-        const issues = formatIssues(parsed.error.issues).map((i) => ({ ...i, path: `endpoints.${i.path}` }));
+        const issues = formatIssues(parsed.error.issues, endpoints, schema).map((i) => ({ ...i, path: `endpoints.${i.path}` }));
         throw new ConfigError(`setEndpoints("${name}") rejected, endpoints unchanged:\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')}`, issues);
       }
       svc.setEndpoints(parsed.data);
@@ -276,7 +277,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
         return;
       }
       const parsed = splitSchema.safeParse(split);
-      if (!parsed.success) throw reject(formatIssues(parsed.error.issues).map((i) => ({ ...i, path: `split.${i.path}` })));
+      if (!parsed.success) throw reject(formatIssues(parsed.error.issues, split, splitSchema).map((i) => ({ ...i, path: `split.${i.path}` })));
       const issues: Array<{ path: string; message: string }> = [];
       parsed.data.forEach((b, i) => {
         if (b.service === name) return;
@@ -340,7 +341,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
         traffic,
         handshakes: () => serverTls.stats,
         stats: () => mesh.stats(),
-      }));
+      }), logger);
     } catch (e) {
       await mesh.close();
       throw e;

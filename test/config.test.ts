@@ -46,8 +46,8 @@ test('errors name every offending path, and nothing is half-applied', () => {
 
 test('unknown options are errors, not silently ignored', () => {
   const issues = issuesOf(() => resolveConfig({ service: 'a', outbound: { egres: 'deny' } as never }, {}));
-  assert.match(issues[0]!.message, /egres/);
-  assert.equal(issues[0]!.path, 'outbound');
+  assert.equal(issues[0]!.path, 'outbound.egres');
+  assert.equal(issues[0]!.message, 'unknown option (did you mean "egress"?)');
 });
 
 test('the message lists path: message lines a person can act on', () => {
@@ -100,4 +100,65 @@ test('durations', () => {
   assert.equal(parseDuration(42), 42);
   for (const bad of ['10', 's', '-1s', '1y', '', '1 s0', 'NaNs']) assert.throws(() => parseDuration(bad), RangeError, bad);
   assert.throws(() => parseDuration(-1), RangeError);
+});
+
+/** The ConfigError's message for `input` (with `env`). */
+function messageOf(input: unknown, env: NodeJS.ProcessEnv = {}): string {
+  try {
+    resolveConfig(input as never, env);
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    return e.message;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+test('common mistakes get a message that says what to do', () => {
+  const cases: Array<[unknown, NodeJS.ProcessEnv, RegExp]> = [
+    [{}, {}, /^ {2}- service is required: pass \{ service: 'orders' \} or set SIDECARLESS_SERVICE$/m],
+    [{ service: 'a', identity: { dir: './certs', ca: {} } }, {}, /- identity takes exactly one of dir, ca, source, got dir and ca: keep one\. For example \{ dir: '\.\/certs\/orders' \}/],
+    [{ service: 'a', identity: { dri: './certs' } }, {}, /- identity takes exactly one of dir, ca, source, got only "dri" \(did you mean "dir"\?\)/],
+    [{ service: 'a', identity: {} }, {}, /- identity takes exactly one of dir, ca, source, got an empty object/],
+    [{ service: 'a', identity: './certs' }, {}, /- identity must be an object with one of dir, ca, source, got the string "\.\/certs"/],
+    [{ service: 'a', identity: { dir: './certs', polInterval: '1s' } }, {}, /- identity\.polInterval: unknown option \(did you mean "pollInterval"\?\)/],
+    [{ service: 'a' }, { SIDECARLESS_INBOUND_MODE: 'strcit' }, /- inbound\.mode \(from SIDECARLESS_INBOUND_MODE\) must be one of "strict", "permissive", got the string "strcit" \(did you mean "strict"\?\)/],
+    [{ service: 'a' }, { SIDECARLESS_EGRESS: 'none' }, /- outbound\.egress \(from SIDECARLESS_EGRESS\) must be one of "allow", "deny", got the string "none"$/m],
+    [{}, { SIDECARLESS_SERVICE: 'Orders' }, /- service \(from SIDECARLESS_SERVICE\) must be a DNS label/],
+    [{ service: 'a' }, { SIDECARLESS_TRUST_DOMAIN: 'Bad TD' }, /- trustDomain \(from SIDECARLESS_TRUST_DOMAIN\)/],
+    [{ service: 'a', inbound: { mode: 'strcit' } }, { SIDECARLESS_INBOUND_MODE: 'permissive' }, /- inbound\.mode must be one of/], // code's value: no env named
+    [{ service: 'a', outbound: { services: { payments: { endpoints: '127.0.0.1:9001' } } } }, {}, /- outbound\.services\.payments\.endpoints must be a list, got the string "127\.0\.0\.1:9001" \(write a list: \["127\.0\.0\.1:9001"\]\)/],
+    [{ service: 'a', outbound: { services: { payments: { endpoints: [9001] } } } }, {}, /- outbound\.services\.payments\.endpoints\.0 must be "host:port" or \{ address: "host:port", identity\?, weight\?, zone\?, labels\? \}, got the number 9001/],
+    [{ service: 'a', outbound: { services: { payments: { endpoint: ['127.0.0.1:1'] } } } }, {}, /- outbound\.services\.payments\.endpoint: unknown option \(did you mean "endpoints"\?\)/],
+    [{ service: 'a', outbound: { egres: 'deny' } }, {}, /- outbound\.egres: unknown option \(did you mean "egress"\?\)/],
+    [{ service: 'a', servce: 'b' }, {}, /- servce: unknown option \(did you mean "service"\?\)/],
+    [{ service: 'a', xyzzy: 1 }, {}, /- xyzzy: unknown option; known: service, namespace, trustDomain/],
+    [{ service: 'a', outbound: { services: { Payments: {} } } }, {}, /- outbound\.services\.Payments: "Payments" is not a valid name: must be a DNS label/],
+    [{ service: 'a', outbound: { services: { payments: { retry: { maxRetries: 'x' } } } } }, {}, /- outbound\.services\.payments\.retry\.maxRetries must be a number, got the string "x"/],
+    [{ service: 'a', outbound: { services: { payments: { retry: 'often' } } } }, {}, /- outbound\.services\.payments\.retry must be false or an object, got the string "often"/],
+    [{ service: 'a', outbound: { services: { payments: { retry: { maxRetries: 20 } } } } }, {}, /- outbound\.services\.payments\.retry\.maxRetries must be at most 10, got the number 20/],
+    [{ service: 'a', outbound: { services: { payments: { timeout: '1s' } } } }, {}, /- outbound\.services\.payments\.timeout must be an object \(with request, perTry\), got the string "1s"/],
+    [{ service: 'a', outbound: { services: { payments: { routes: [{ match: { path: { exakt: '/a' } } }] } } } }, {}, /routes\.0\.match\.path takes exactly one of exact, prefix, regex, got only "exakt" \(did you mean "exact"\?\)/],
+    [{ service: 'a', admin: { port: '9990' } }, {}, /- admin\.port must be a number, got the string "9990"/],
+    [{ service: 'a', admin: { port: 70000 } }, {}, /- admin\.port must be at most 65535, got the number 70000/],
+  ];
+  for (const [input, env, want] of cases) assert.match(messageOf(input, env), want, JSON.stringify(input) + ' ' + JSON.stringify(env));
+});
+
+test('one issue per mistake, each carrying its path (and the variable it came from)', () => {
+  const issues = issuesOf(() => resolveConfig({ service: 'a', identity: { dir: './x', ca: {}, source: {} } } as never, {}));
+  assert.equal(issues.length, 1, JSON.stringify(issues));
+  assert.equal(issues[0]!.path, 'identity');
+  const misspelt = issuesOf(() => resolveConfig({ service: 'a', outbound: { services: { p: { endpoints: [{ adress: '10.0.0.1:80' }] } } } } as never, {}));
+  assert.deepEqual(misspelt, [{ path: 'outbound.services.p.endpoints.0.adress', message: 'unknown option (did you mean "address"?)' }], 'a misspelt required key is one mistake, not two');
+  const inUnion = issuesOf(() => resolveConfig({ service: 'a', outbound: { services: { p: { retry: { retryOn: ['conect'] } } } } } as never, {}));
+  assert.deepEqual(inUnion.map((i) => i.message), ['must be "connect" or "reset" or "timeout" or a number, got the string "conect" (did you mean "connect"?)']);
+  const fromEnv = issuesOf(() => resolveConfig({ service: 'a' }, { SIDECARLESS_INBOUND_MODE: 'strcit' }));
+  assert.deepEqual(fromEnv.map((i) => [i.path, (i as { env?: string }).env]), [['inbound.mode', 'SIDECARLESS_INBOUND_MODE']]);
+});
+
+test('an env variable for a nested option never turns a wrong type into a crash', () => {
+  // inbound: 'strict' is a mistake of its own; SIDECARLESS_INBOUND_MODE must not spread a string.
+  assert.match(messageOf({ service: 'a', inbound: 'strict' }, { SIDECARLESS_INBOUND_MODE: 'strict' }), /- inbound must be an object/);
+  assert.match(messageOf(null), /createMesh needs an options object, e\.g\. createMesh\(\{ service: 'orders' \}\); got null/);
+  assert.match(messageOf([]), /got a list of 0/);
 });

@@ -13,8 +13,37 @@
  * keep the process alive by itself (unref'd); `mesh.close()` closes it.
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import { type AddressInfo } from 'node:net';
+import { type AddressInfo, isIPv4 } from 'node:net';
+import { SidecarlessError } from '../errors.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../telemetry/prometheus.js';
+
+/** The admin endpoint could not listen on `admin.host`:`admin.port`. The Node error is its `cause`. */
+export class AdminListenError extends SidecarlessError {
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    cause: NodeJS.ErrnoException,
+  ) {
+    const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const why =
+      cause.code === 'EADDRINUSE'
+        ? `admin.port ${port} is already in use on ${host} (EADDRINUSE): choose another admin.port (0 picks a free one), or stop the process that holds it`
+        : cause.code === 'EACCES'
+          ? `not allowed to listen on admin.port ${port} (${cause.code}; ports below 1024 need privileges): choose a port above 1023`
+          : cause.code === 'EADDRNOTAVAIL' || cause.code === 'ENOTFOUND' || cause.code === 'EAI_AGAIN'
+            ? `admin.host "${host}" is not an address of this machine (${cause.code}): use 127.0.0.1 (the default)`
+            : `${cause.message}: check admin.host and admin.port`;
+    super('ERR_SIDECARLESS_ADMIN_LISTEN', `the admin endpoint cannot listen on ${where}: ${why}.`, { cause });
+  }
+}
+
+/** Whether `host` binds loopback only (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  if (h === 'localhost' || h === '::1' || /^(0+:){7}0*1$/.test(h)) return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  return isIPv4(v4) && v4.startsWith('127.');
+}
 
 export interface AdminHandlers {
   ready(): { ok: true } | { ok: false; reason: string };
@@ -81,18 +110,35 @@ function handle(h: AdminHandlers, req: IncomingMessage, res: ServerResponse): vo
   }
 }
 
-/** Starts the admin endpoint; resolves once it listens. */
-export async function startAdmin(opts: { port: number; host: string }, handlers: AdminHandlers): Promise<AdminServer> {
+/**
+ * Starts the admin endpoint; resolves once it listens. Rejects with AdminListenError (port in use,
+ * no permission, not a local address). Bound beyond loopback, it warns once through `logger`.
+ */
+export async function startAdmin(
+  opts: { port: number; host: string },
+  handlers: AdminHandlers,
+  logger: { warn(msg: string): void } = { warn: (m) => process.stderr.write(`sidecarless: ${m}\n`) },
+): Promise<AdminServer> {
   const server: Server = createServer((req, res) => handle(handlers, req, res));
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const fail = (e: NodeJS.ErrnoException) => reject(new AdminListenError(opts.host, opts.port, e));
+    server.once('error', fail);
     server.listen(opts.port, opts.host, () => {
-      server.off('error', reject);
+      server.off('error', fail);
       resolve();
     });
   });
   server.unref();
+  if (!isLoopbackHost(opts.host)) {
+    const a = server.address() as AddressInfo;
+    logger.warn(
+      `the admin endpoint listens on ${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port} (admin.host "${opts.host}"), beyond loopback, ` +
+        `and it is UNAUTHENTICATED: anyone who can reach it reads /stats, /config (the configuration and the policy in force), ` +
+        `/identity (SPIFFE ID, certificate serial and validity, trust bundles) and /metrics (every peer and route). ` +
+        `Keep it behind a network policy, or set admin.host to 127.0.0.1.`,
+    );
+  }
   return {
     address() {
       const a = server.address() as AddressInfo;

@@ -1,7 +1,8 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { PolicyError } from '../errors.js';
+import { ConfigError, PolicyError, PolicyFileError } from '../errors.js';
+import { inFile } from '../policy/issues.js';
 
 export interface PolicyFileOptions {
   /** Applies a new document; throws (PolicyError) to reject it. */
@@ -26,13 +27,24 @@ export class PolicyFile {
   /** The last reload was rejected (so the in-force text coming back clears the error). */
   #failed = false;
 
+  /** The path as it was given (`inbound.policy`), for messages. */
+  readonly given: string;
+
   constructor(path: string, private readonly opts: PolicyFileOptions) {
+    this.given = path;
     this.path = resolve(path);
   }
 
   async start(): Promise<void> {
+    if (looksLikeDocument(this.given)) {
+      throw new ConfigError(
+        `invalid sidecarless options:\n  - inbound.policy looks like a policy document, not a file path ("${this.given}"): ` +
+          `pass loadPolicy(text) or a multi-line string (a one-line string is read as the path of a policy file)`,
+        [{ path: 'inbound.policy', message: 'looks like a policy document, not a file path: pass loadPolicy(text) or a multi-line string' }],
+      );
+    }
     const text = await readFile(this.path, 'utf8').catch((e: NodeJS.ErrnoException) => {
-      throw new Error(`cannot read the policy file ${this.path}: ${e.code === 'ENOENT' ? 'it does not exist' : e.message}`);
+      throw new PolicyFileError(this.path, `cannot read the policy file ${this.path} (inbound.policy "${this.given}"): ${readError(e)}`, { cause: e });
     });
     if (isEmptyDocument(text)) {
       // As on reload: an empty file would be a policy without rules; say "rules: []" to mean that.
@@ -43,8 +55,8 @@ export class PolicyFile {
     try {
       this.opts.apply(text);
     } catch (e) {
-      // Name the file: the policy's own message names only the offending field.
-      if (e instanceof PolicyError) throw new PolicyError(`policy file ${this.path}: ${e.message}`, e.issues);
+      // Name the file: the policy's own message names the field, its line and column.
+      if (e instanceof PolicyError) throw inFile(e, this.path);
       throw e;
     }
     this.#lastText = text;
@@ -87,7 +99,7 @@ export class PolicyFile {
       text = await readFile(this.path, 'utf8');
     } catch (e) {
       this.#failed = true;
-      this.opts.onError(new Error(`cannot read the policy file ${this.path}: ${(e as Error).message}; keeping the previous policy`));
+      this.opts.onError(new PolicyFileError(this.path, `cannot read the policy file ${this.path}: ${readError(e as NodeJS.ErrnoException)}; keeping the previous policy`, { cause: e }));
       return;
     }
     if (text === this.#lastText) {
@@ -102,7 +114,11 @@ export class PolicyFile {
       this.#failed = true;
       // Most likely a writer caught between truncating and writing: loaded as it is, it would be a
       // policy without rules (the default policy), opening the gate. Write `rules: []` to mean that.
-      this.opts.onError(new Error(`policy file ${this.path} is empty (no YAML/JSON content), keeping the previous policy; write "rules: []" for a policy without rules`));
+      this.opts.onError(
+        new PolicyError(`policy file ${this.path} is empty (no YAML/JSON content), keeping the previous policy; write "rules: []" for a policy without rules`, [
+          { path: '(root)', message: 'empty document' },
+        ]),
+      );
       return;
     }
     try {
@@ -112,7 +128,11 @@ export class PolicyFile {
       this.opts.onApplied?.();
     } catch (e) {
       this.#failed = true;
-      this.opts.onError(new Error(`policy file ${this.path} rejected, keeping the previous policy: ${(e as Error).message}`));
+      this.opts.onError(
+        e instanceof PolicyError
+          ? inFile(e, this.path, `policy file ${this.path} rejected, keeping the previous policy`)
+          : new PolicyError(`policy file ${this.path} rejected, keeping the previous policy: ${(e as Error).message}`),
+      );
     }
   }
 
@@ -129,6 +149,23 @@ function isEmptyDocument(text: string): boolean {
     const t = l.trim();
     return t === '' || t.startsWith('#') || t === '---' || t === '...';
   });
+}
+
+/** Why a file could not be read, in words. */
+function readError(e: NodeJS.ErrnoException): string {
+  if (e.code === 'ENOENT') return 'it does not exist (a relative path is resolved from the working directory)';
+  if (e.code === 'EACCES' || e.code === 'EPERM') return 'permission denied';
+  if (e.code === 'EISDIR') return 'it is a directory: name the policy file in it';
+  return `${e.message}${e.code ? ` (${e.code})` : ''}`;
+}
+
+/**
+ * A one-line string that is YAML rather than a path: `rules: []`, `apiVersion: …`, `- name: x`.
+ * (A flow document, `{rules: []}`, is taken as a document already; see isPolicyPath.) Paths with
+ * a drive letter (`C:\policy.yaml`) are paths.
+ */
+export function looksLikeDocument(v: string): boolean {
+  return /^\s*[A-Za-z_][\w.-]*\s*:(\s|$)/.test(v) || /^\s*-\s/.test(v);
 }
 
 /** A one-line string is a file path; text with a newline, or an object, is a document. */

@@ -1,8 +1,10 @@
 import type { Agent, Dispatcher } from 'undici';
 import { EgressDeniedError, NoEndpointError } from '../errors.js';
+import { closest } from '../suggest.js';
+import { MeshClosedError, UnknownServiceError } from './errors.js';
 import { failHandler, legacyHandler, requestHeader } from './handler.js';
 import { MeshRequest } from './request.js';
-import { HostRouter } from './router.js';
+import { HostRouter, isSingleLabel } from './router.js';
 import { type OutboundService } from './service.js';
 import { loadUndici } from './undici.js';
 
@@ -11,6 +13,8 @@ export type EgressMode = 'allow' | 'deny';
 interface Route {
   readonly service: OutboundService | undefined;
   readonly host: string;
+  /** Not a mesh service and a name without a dot (a typo of one, most likely): refused whatever the egress rule. */
+  readonly unknownService: boolean;
 }
 
 const ROUTE_CACHE_LIMIT = 1000;
@@ -80,12 +84,14 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       let r = this.#routes.get(key);
       if (r) return r;
       let host = '';
+      let hostname = '';
       try {
-        host = new URL(key).host;
+        ({ host, hostname } = new URL(key));
       } catch {
-        host = key;
+        host = hostname = key;
       }
-      r = { service: this.#router.resolve(host), host };
+      const service = this.#router.resolve(host);
+      r = { service, host, unknownService: !service && isSingleLabel(hostname) };
       if (this.#routes.size >= ROUTE_CACHE_LIMIT) this.#routes.clear();
       this.#routes.set(key, r);
       return r;
@@ -93,12 +99,16 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
 
     override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
       if (this.#closed) {
-        failHandler(handler, new Error('the mesh dispatcher is closed'));
+        failHandler(handler, new MeshClosedError());
         return false;
       }
       const route = this.#route(opts.origin);
       const service = route.service;
       if (!service) {
+        if (route.unknownService) {
+          failHandler(handler, this.#unknownService(route.host));
+          return false;
+        }
         if (this.egress === 'deny') {
           failHandler(handler, new EgressDeniedError(route.host));
           return false;
@@ -132,6 +142,12 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       }
       new MeshRequest(opts, legacyHandler(handler), service, backend, settings, route.host).start();
       return true;
+    }
+
+    #unknownService(host: string): UnknownServiceError {
+      const names = [...this.services.keys()].sort();
+      const name = host.replace(/:\d*$/, '').replace(/\.$/, '');
+      return new UnknownServiceError(name, names, closest(name, names));
     }
 
     override async close(): Promise<void> {

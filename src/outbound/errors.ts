@@ -18,3 +18,106 @@ export class OutboundTimeoutError extends SidecarlessError {
     );
   }
 }
+
+/** What a Node or undici error code means, in words, for the messages below. */
+const CAUSES: Record<string, string> = {
+  ECONNREFUSED: 'connection refused: nothing listens there',
+  ECONNRESET: 'the connection was reset (during the TLS handshake this usually means the server does not trust our identity)',
+  EPIPE: 'the connection was closed while we wrote to it',
+  ETIMEDOUT: 'the connection timed out',
+  EHOSTUNREACH: 'the host is unreachable',
+  ENETUNREACH: 'the network is unreachable',
+  EHOSTDOWN: 'the host is down',
+  ENOTFOUND: 'the host name does not resolve',
+  EAI_AGAIN: 'the host name could not be resolved (DNS failure)',
+  EADDRNOTAVAIL: 'the address is not available',
+  UND_ERR_SOCKET: 'the server closed the connection',
+  UND_ERR_HEADERS_TIMEOUT: 'no response headers arrived in time (undici headersTimeout)',
+  UND_ERR_CLOSED: 'the connection pool was closed',
+  UND_ERR_DESTROYED: 'the connection pool was destroyed',
+};
+
+function causeText(cause: unknown): string {
+  const e = cause as { code?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : undefined;
+  const said = code !== undefined ? CAUSES[code] : undefined;
+  if (said) return `${said} (${code})`;
+  const msg = typeof e?.message === 'string' && e.message ? e.message : String(cause);
+  return code ? `${msg} (${code})` : msg;
+}
+
+function tried(tries: number): string {
+  return tries > 1 ? ` (the last of ${tries} tries)` : '';
+}
+
+/**
+ * A try could not connect to a mesh endpoint (refused, unreachable, no route, the TLS handshake
+ * broke off). Nothing was sent. The Node/undici error is its `cause`.
+ */
+export class EndpointConnectError extends SidecarlessError {
+  constructor(
+    readonly service: string,
+    readonly endpoint: string,
+    cause: unknown,
+    tries = 1,
+  ) {
+    super(
+      'ERR_SIDECARLESS_CONNECT_FAILED',
+      `cannot connect to mesh service "${service}" at endpoint ${endpoint}${tried(tries)}: ${causeText(cause)}. ` +
+        `Check that "${service}" runs there, or fix outbound.services.${service}.endpoints.`,
+      { cause },
+    );
+  }
+}
+
+/**
+ * The connection to a mesh endpoint broke after the request was (partly) sent and before a response
+ * arrived (reset, closed, headers timeout). The Node/undici error is its `cause`.
+ */
+export class EndpointFailedError extends SidecarlessError {
+  constructor(
+    readonly service: string,
+    readonly endpoint: string,
+    cause: unknown,
+    tries = 1,
+  ) {
+    super(
+      'ERR_SIDECARLESS_ENDPOINT_FAILED',
+      `request to mesh service "${service}" at endpoint ${endpoint} failed before a response${tried(tries)}: ${causeText(cause)}. ` +
+        `The server may have crashed or closed the connection; its logs say why.`,
+      { cause },
+    );
+  }
+}
+
+/** `mesh.fetch` / `mesh.dispatcher` used after `mesh.close()`. */
+export class MeshClosedError extends SidecarlessError {
+  constructor(options?: { cause?: unknown }) {
+    super(
+      'ERR_SIDECARLESS_MESH_CLOSED',
+      'the mesh is closed (mesh.close() was called), so this request was not sent or not finished: create a new mesh with createMesh() to send requests.',
+      options,
+    );
+  }
+}
+
+/**
+ * A single-label host (`http://paymnets/`) that is not a mesh service. Refused whatever
+ * `outbound.egress` says: a name without a dot is what a mesh service is called, so it is most
+ * likely a typo, and it must not go out as plaintext HTTP.
+ */
+export class UnknownServiceError extends SidecarlessError {
+  constructor(
+    readonly host: string,
+    readonly services: readonly string[],
+    readonly suggestion: string | undefined,
+  ) {
+    const list = services.length ? `mesh services: ${services.join(', ')}` : 'no mesh services are configured';
+    super(
+      'ERR_SIDECARLESS_UNKNOWN_SERVICE',
+      `"${host}" is not a mesh service${suggestion ? `: did you mean "${suggestion}"?` : ''} (${list}). ` +
+        `A host name without a dot is never sent outside the mesh, whatever outbound.egress says. ` +
+        `Add it to outbound.services, or write the host's full DNS name to reach it outside the mesh.`,
+    );
+  }
+}

@@ -19,7 +19,7 @@ import { type Dispatcher } from 'undici';
 import { type Clock } from '../clock.js';
 import { NoEndpointError } from '../errors.js';
 import { type FailureKind, type InFlight, type Outcome } from './balancer/index.js';
-import { OutboundTimeoutError } from './errors.js';
+import { EndpointConnectError, EndpointFailedError, MeshClosedError, OutboundTimeoutError } from './errors.js';
 import { type LegacyHandler, addHeaders, parseRawHeaders, withHost } from './handler.js';
 import { OutboundObservation } from '../telemetry/outbound.js';
 import { Deadline, retryDecision } from './retry/index.js';
@@ -33,6 +33,8 @@ const PREVIOUS_HOST_REPICKS = 3;
 /** Outcomes without a failure kind, shared (the balancer only reads them). */
 const OK: Outcome = Object.freeze({ ok: true });
 const NOT_OK: Outcome = Object.freeze({ ok: false });
+/** Error codes of a connection that broke (system errors, undici's socket and timeout errors, TLS). */
+const NETWORK_ERROR = /^(E(?!RR_)[A-Z0-9]+$|UND_ERR_(SOCKET|HEADERS_TIMEOUT|CLOSED|DESTROYED)$|ERR_SSL_|ERR_TLS_)/;
 
 class Attempt implements LegacyHandler {
   abortFn: ((err?: Error) => void) | undefined;
@@ -196,7 +198,7 @@ export class MeshRequest {
     }
     const endpoint = handle && this.backend.endpoint(handle.key);
     if (!handle || !endpoint) {
-      this.#fail(new NoEndpointError(this.backend.name));
+      this.#fail(this.backend.closed ? new MeshClosedError() : new NoEndpointError(this.backend.name));
       return;
     }
     if (this.#tries++ === 0) this.#firstTried = handle.key;
@@ -350,7 +352,23 @@ export class MeshRequest {
     a.end(false, failure);
     const d = this.#decide(failure, undefined);
     if (d.retry) this.#retryAfter(d.delayMs, failure);
-    else this.#fail(err);
+    else this.#fail(this.#named(a, err));
+  }
+
+  /**
+   * The error a failed try ends the request with: the mesh's own errors as they are (peer identity,
+   * connect timeout, identity unavailable); a Node or undici network error wrapped in one that
+   * names the service and the endpoint (`cause`: the original), so `err.cause.code` through
+   * mesh.fetch is always an ERR_SIDECARLESS_* code. Anything else (the app's own body stream
+   * failing) is passed on unchanged.
+   */
+  #named(a: Attempt, err: Error): Error {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_SIDECARLESS_')) return err;
+    if (this.backend.closed) return new MeshClosedError({ cause: err });
+    if (!a.connected) return new EndpointConnectError(this.backend.name, a.endpoint.address, err, this.#tries);
+    if (typeof code === 'string' && NETWORK_ERROR.test(code)) return new EndpointFailedError(this.backend.name, a.endpoint.address, err, this.#tries);
+    return err;
   }
 
   #perTryTimeout(a: Attempt, ms: number): void {

@@ -40,3 +40,14 @@ export class HostRouter<S extends RoutableService> {
 export function serviceHostnames(name: string, namespace: string, clusterDomain = DEFAULT_CLUSTER_DOMAIN): string[] {
   return [name, `${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.${clusterDomain}`];
 }
+
+/**
+ * A host name of one label (`payments`, `paymnets`, `payments.`): what a mesh service is called
+ * when written short, so one that is not a mesh service is most likely a typo of one. `localhost`
+ * and IP literals are not (loopback and addresses are written on purpose). `hostname` is a URL's
+ * hostname: lower case, no port, IPv6 in brackets, IPv4 already in dotted form.
+ */
+export function isSingleLabel(hostname: string): boolean {
+  const h = hostname.endsWith('.') ? hostname.slice(0, -1) : hostname;
+  return h !== '' && !h.includes('.') && !h.startsWith('[') && h.toLowerCase() !== 'localhost';
+}

@@ -151,6 +151,7 @@ export class OutboundService implements RoutableService {
   /** Pools of removed endpoints, closing once their in-flight requests end. */
   readonly #draining = new Map<Pool, Promise<void>>();
   #split: Split | undefined;
+  #closed = false;
   readonly #defaults: Omit<RequestSettings, 'split'>;
   readonly #routes: Array<CompiledRoute<RequestSettings> & { requests: number }>;
 
@@ -367,13 +368,20 @@ export class OutboundService implements RoutableService {
     return out;
   }
 
+  /** True once close() or destroy() was called: requests still in flight fail with MeshClosedError. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   async close(): Promise<void> {
+    this.#closed = true;
     const pools = [...this.#endpoints.values()].map((e) => e.pool);
     this.#endpoints = new Map();
     await Promise.all([...pools.map((p) => p.close().catch(() => {})), ...this.#draining.values()]);
   }
 
   async destroy(): Promise<void> {
+    this.#closed = true;
     const pools = [...this.#endpoints.values()].map((e) => e.pool);
     this.#endpoints = new Map();
     await Promise.all([...pools, ...this.#draining.keys()].map((p) => p.destroy().catch(() => {})));

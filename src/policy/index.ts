@@ -30,4 +30,4 @@ export {
   type Decision,
   type CompileOptions,
 } from './model.js';
-export type { PolicyIssue } from './issues.js';
+export { formatIssue, type PolicyIssue } from './issues.js';

@@ -4,46 +4,24 @@
  * MeshTLSAuthentication, NetworkAuthentication, HTTPRoute; Gateway API HTTPRoute) as YAML
  * (multi-document), JSON, objects, arrays or a `List`. Always returns the native form.
  */
-import { createRequire } from 'node:module';
-import type * as Yaml from 'yaml';
+import { PolicyError } from '../errors.js';
 import { importIstio, type NativeRule } from './import/istio.js';
 import { groupOf, type K8sDoc } from './import/k8s.js';
 import { importLinkerd, type NativeServer } from './import/linkerd.js';
-import { at, fail, policyError } from './issues.js';
+import { at, fail, inFile, policyError } from './issues.js';
 import { type Policy, parsePolicy } from './model.js';
+import { locateIssues, parseText } from './yaml.js';
 
 /** Options for {@link loadPolicy}. */
 export interface LoadOptions {
   /** Istio's root namespace: policies there apply mesh-wide. Default `istio-system`. */
   readonly istioRootNamespace?: string;
+  /** The file the text came from: errors then say `file:line:col` (without it, `line:col`). */
+  readonly file?: string;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-let yaml: typeof Yaml | undefined;
-
-/**
- * The yaml package (~9 MB, ~25 ms to import) is loaded only when a policy arrives as text.
- * loadPolicy is synchronous, so through require (works in the ESM and the CJS build alike).
- */
-function loadYaml(): typeof Yaml {
-  return (yaml ??= createRequire(import.meta.url)('yaml') as typeof Yaml);
-}
-
-function parseText(text: string): unknown[] {
-  const docs = loadYaml().parseAllDocuments(text, { prettyErrors: false });
-  const list = Array.isArray(docs) ? docs : [docs];
-  const out: unknown[] = [];
-  list.forEach((d, i) => {
-    if (d.errors.length) {
-      throw policyError(d.errors.map((e) => ({ path: `[${i}]`, message: `not valid YAML/JSON: ${e.message.split('\n')[0]}` })));
-    }
-    const v = d.toJS({ maxAliasCount: 100 }) as unknown;
-    if (v !== null && v !== undefined) out.push(v);
-  });
-  return out;
 }
 
 /**
@@ -51,8 +29,24 @@ function parseText(text: string): unknown[] {
  * @throws PolicyError naming the path of every invalid or unsupported field.
  */
 export function loadPolicy(input: string | object | readonly object[], options: LoadOptions = {}): Policy {
-  const raw: unknown[] = typeof input === 'string' ? parseText(input) : Array.isArray(input) ? [...input] : [input];
-  const single = raw.length === 1 && !Array.isArray(input);
+  if (typeof input !== 'string') return loadValues(Array.isArray(input) ? [...input] : [input], !Array.isArray(input), options);
+  let parsed: ReturnType<typeof parseText>;
+  try {
+    parsed = parseText(input);
+  } catch (e) {
+    throw e instanceof PolicyError && options.file !== undefined ? inFile(e, options.file) : e;
+  }
+  try {
+    return loadValues(parsed.values, true, options);
+  } catch (e) {
+    // Paths are known now; positions are where those paths were written.
+    throw e instanceof PolicyError && e.issues.length > 0 ? locateIssues(e, parsed, options.file) : e;
+  }
+}
+
+/** `raw`: the documents; `one`: a single document was given (its paths have no `[i]` in front). */
+function loadValues(raw: unknown[], one: boolean, options: LoadOptions): Policy {
+  const single = raw.length === 1 && one;
   // Expand `kind: List` documents.
   const docs: Array<{ path: string; value: unknown }> = [];
   raw.forEach((v, i) => {

@@ -13,6 +13,7 @@ import { parseCidr } from './cidr.js';
 import { formatPath, policyError, type PolicyIssue } from './issues.js';
 import { normalizePath } from './normalize.js';
 import { checkStarPattern, isTemplate, parseTemplate } from './patterns.js';
+import { readableIssues } from '../zod-issues.js';
 
 /** What happens when no rule decides. Names follow Linkerd's default inbound policies. */
 export type DefaultPolicy =
@@ -344,16 +345,9 @@ export const PolicySchema = z.strictObject({
 /** The native document as written (before canonicalization). */
 export type PolicyInput = z.input<typeof PolicySchema>;
 
-function zodIssues(err: z.ZodError): PolicyIssue[] {
-  const out: PolicyIssue[] = [];
-  for (const i of err.issues) {
-    if (i.code === 'unrecognized_keys') {
-      for (const k of i.keys) out.push({ path: formatPath([...i.path, k]), message: 'unknown field' });
-    } else {
-      out.push({ path: formatPath(i.path), message: i.message });
-    }
-  }
-  return out;
+/** Readable issues (see zod-issues.ts): what was given, what would be right, the closest known field. */
+function zodIssues(err: z.ZodError, input: unknown): PolicyIssue[] {
+  return readableIssues(err.issues, input, PolicySchema, { noun: 'field' }).map((i) => ({ path: formatPath(i.path), message: i.message }));
 }
 
 type RawRule = z.output<typeof RuleSchema>;
@@ -433,8 +427,9 @@ export function fromCanonical(input: unknown): unknown {
  * @throws PolicyError listing every problem with its path.
  */
 export function parsePolicy(input: unknown): Policy {
-  const r = PolicySchema.safeParse(fromCanonical(input));
-  if (!r.success) throw policyError(zodIssues(r.error));
+  const value = fromCanonical(input);
+  const r = PolicySchema.safeParse(value);
+  if (!r.success) throw policyError(zodIssues(r.error, value));
   const issues: PolicyIssue[] = [];
   const rules = (r.data.rules ?? []).map((x, i) => canonicalRule(x, i, ''));
   const servers: Server[] = (r.data.servers ?? []).map((s, si) => {

@@ -91,12 +91,12 @@ describe('outbound service options', () => {
   test('errors name their paths', () => {
     assert.deepEqual(issues({ p: { balancer: 'fastest' } }), ['outbound.services.p.balancer']);
     assert.deepEqual(issues({ p: { retry: { retryOn: [200] } } }), ['outbound.services.p.retry.retryOn.0']);
-    assert.deepEqual(issues({ p: { retry: { budget: { ratio: 0.2 } } } }), ['outbound.services.p.retry.budget']);
+    assert.deepEqual(issues({ p: { retry: { budget: { ratio: 0.2 } } } }), ['outbound.services.p.retry.budget.ratio'], 'an unknown key is named itself');
     assert.deepEqual(issues({ p: { timeout: { perTry: 'soon' } } }), ['outbound.services.p.timeout.perTry']);
     assert.deepEqual(issues({ p: { split: [{ service: 'q', weight: 1 }] } }), ['outbound.services.p.split.0.service']);
     assert.deepEqual(issues({ p: { split: [{ service: 'p', weight: 0 }] } }), ['outbound.services.p.split']);
     assert.deepEqual(issues({ p: { routes: [{ match: { path: { regex: '(' } } }] } }), ['outbound.services.p.routes.0.match.path.regex']);
-    assert.deepEqual(issues({ p: { routes: [{ retry: { budget: {} } }] } }), ['outbound.services.p.routes.0.retry']);
+    assert.deepEqual(issues({ p: { routes: [{ retry: { budget: {} } }] } }), ['outbound.services.p.routes.0.retry.budget']);
     assert.deepEqual(
       issues({ a: { split: [{ service: 'b', weight: 1 }] }, b: { split: [{ service: 'c', weight: 1 }] }, c: {} }),
       ['outbound.services.a.split.0.service'],

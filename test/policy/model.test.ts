@@ -3,13 +3,17 @@ import assert from 'node:assert/strict';
 import { PolicyError } from '../../src/errors.js';
 import { loadPolicy, parsePolicy } from '../../src/policy/index.js';
 
-function issues(fn: () => unknown): Array<{ path: string; message: string }> {
+function issues(fn: () => unknown): Array<{ path: string; message: string; line?: number; column?: number }> {
   try {
     fn();
   } catch (e) {
     assert.ok(e instanceof PolicyError, String(e));
     assert.equal(e.code, 'ERR_SIDECARLESS_POLICY_INVALID');
-    for (const i of e.issues) assert.ok(e.message.includes(`${i.path}: ${i.message}`), 'message lists each path: message');
+    for (const i of e.issues) {
+      // `line:col path: message`; the document root is not named when a position is.
+      const line = i.line === undefined ? `${i.path}: ${i.message}` : i.path === '(root)' ? `${i.line}:${i.column} ${i.message}` : `${i.line}:${i.column} ${i.path}: ${i.message}`;
+      assert.ok(e.message.includes(line), `message lists each issue: ${line}`);
+    }
     return [...e.issues];
   }
   assert.fail('expected a PolicyError');
@@ -32,7 +36,8 @@ test('unknown fields are errors naming their path', () => {
   );
   const paths = got.map((i) => i.path).sort();
   assert.deepEqual(paths, ['extra', 'rules[0].frm', 'rules[1].from[0].identity', 'rules[1].to[0].method']);
-  assert.ok(got.every((i) => i.message === 'unknown field'));
+  assert.ok(got.every((i) => i.message.startsWith('unknown field')));
+  assert.equal(got.find((i) => i.path === 'rules[0].frm')!.message, 'unknown field (did you mean "from"?)');
 });
 
 test('invalid values name their paths', () => {

@@ -6,6 +6,7 @@ import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { VirtualClock } from '../../src/clock.js';
 import { createDevCa, createMesh, type DevCa, type IssuedSvid, type Mesh } from '../../src/index.js';
+import { isLoopbackHost } from '../../src/admin/server.js';
 import { parsePrometheus } from '../../src/telemetry/prometheus.js';
 import { filesOf, tempDir, writeSvidDir } from '../helpers/certs.js';
 import { closeServer, listen } from '../helpers/net.js';
@@ -177,6 +178,59 @@ test('mesh.close() closes it; a port in use fails createMesh and leaves nothing 
   const blocker = createNetServer();
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
   const taken = (blocker.address() as { port: number }).port;
-  await assert.rejects(createMesh({ service: 'temp', identity: { ca }, logger: quiet, admin: { port: taken } }), /EADDRINUSE/);
-  await new Promise((r) => blocker.close(r));
+  try {
+    await assert.rejects(createMesh({ service: 'temp', identity: { ca }, logger: quiet, admin: { port: taken } }), (e: Error & { code?: string; cause?: { code?: string } }) => {
+      assert.equal(e.code, 'ERR_SIDECARLESS_ADMIN_LISTEN');
+      assert.equal(e.cause?.code, 'EADDRINUSE');
+      assert.match(e.message, new RegExp(`admin\\.port ${taken} is already in use on 127\\.0\\.0\\.1 \\(EADDRINUSE\\): choose another admin\\.port \\(0 picks a free one\\)`));
+      return true;
+    });
+  } finally {
+    await new Promise((r) => blocker.close(r));
+  }
+});
+
+test('bound beyond loopback: one warning at start, saying it is unauthenticated and what it exposes', async () => {
+  const capture = () => {
+    const warns: string[] = [];
+    return { warns, logger: { info() {}, error() {}, warn: (m: string) => void warns.push(m) } };
+  };
+  const wide = capture();
+  const m = await createMesh({ service: 'temp', identity: { ca }, logger: wide.logger, admin: { port: 0, host: '0.0.0.0' } });
+  try {
+    const port = m.admin!.address().port;
+    assert.equal((await fetch(`http://127.0.0.1:${port}/live`)).status, 200);
+    await fetch(`http://127.0.0.1:${port}/stats`).then((r) => r.text());
+    const admin = wide.warns.filter((w) => /admin endpoint/.test(w));
+    assert.equal(admin.length, 1, `one warning, not one per request: ${admin.join(' | ')}`);
+    assert.match(admin[0]!, new RegExp(`listens on 0\\.0\\.0\\.0:${port} \\(admin\\.host "0\\.0\\.0\\.0"\\)`));
+    assert.match(admin[0]!, /UNAUTHENTICATED/);
+    for (const path of ['/stats', '/config', '/identity', '/metrics']) assert.ok(admin[0]!.includes(path), `names ${path}`);
+    assert.match(admin[0]!, /set admin\.host to 127\.0\.0\.1/);
+  } finally {
+    await m.close();
+  }
+  for (const host of ['127.0.0.1', 'localhost', '::1']) {
+    const narrow = capture();
+    const l = await createMesh({ service: 'temp', identity: { ca }, logger: narrow.logger, admin: { port: 0, host } }).catch((e: Error & { code?: string }) => {
+      // ::1 may not exist on this machine; then the error says so, with its code.
+      assert.equal(e.code, 'ERR_SIDECARLESS_ADMIN_LISTEN', String(e));
+      return undefined;
+    });
+    await l?.close();
+    assert.deepEqual(narrow.warns.filter((w) => /admin endpoint/.test(w)), [], `no warning for ${host}`);
+  }
+});
+
+test('which admin hosts count as loopback', () => {
+  for (const h of ['127.0.0.1', '127.1.2.3', 'localhost', 'LOCALHOST', '::1', '[::1]', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1']) assert.equal(isLoopbackHost(h), true, h);
+  for (const h of ['0.0.0.0', '::', '10.0.0.7', '192.168.1.1', '::ffff:10.0.0.1', 'example.com', 'localhost.example.com', '128.0.0.1']) assert.equal(isLoopbackHost(h), false, h);
+});
+
+test('an admin.host that is not an address of this machine: ERR_SIDECARLESS_ADMIN_LISTEN naming admin.host', async () => {
+  await assert.rejects(createMesh({ service: 'temp', identity: { ca }, logger: quiet, admin: { port: 0, host: '192.0.2.1' } }), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'ERR_SIDECARLESS_ADMIN_LISTEN');
+    assert.match(e.message, /admin\.host "192\.0\.2\.1" is not an address of this machine \(EADDRNOTAVAIL\): use 127\.0\.0\.1/);
+    return true;
+  });
 });

@@ -1,5 +1,6 @@
 /** Helpers shared by the Kubernetes-resource importers: metadata, strict parsing with paths. */
 import { z } from 'zod';
+import { readableIssues } from '../../zod-issues.js';
 import { at, policyError, type PolicyIssue } from '../issues.js';
 
 /** A Kubernetes resource as loaded, with the path it was loaded from (e.g. `[2]`). */
@@ -23,14 +24,11 @@ export const MetadataSchema = z.looseObject({
 export function strictParse<T extends z.ZodType>(schema: T, value: unknown, base: string): z.output<T> {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
-  const issues: PolicyIssue[] = [];
-  for (const i of r.error.issues) {
+  const issues: PolicyIssue[] = readableIssues(r.error.issues, value, schema, { noun: 'field' }).map((i) => {
     let p = base;
     for (const k of i.path) p = at(p, typeof k === 'number' ? k : String(k));
-    if (i.code === 'unrecognized_keys') {
-      for (const k of i.keys) issues.push({ path: at(p, k), message: 'unknown field' });
-    } else issues.push({ path: p, message: i.message });
-  }
+    return { path: p, message: i.message };
+  });
   throw policyError(issues);
 }
 
