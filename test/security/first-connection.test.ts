@@ -120,7 +120,10 @@ describe('setups the mesh did not build', () => {
     const ran: string[] = [];
     const app = express();
     app.use(m.express());
-    app.get('/', (_req, res) => void ran.push('/') && res.send('ok'));
+    app.get('/', (_req, res) => {
+      ran.push('/');
+      res.send('ok');
+    });
     const { createServer } = await import('node:http');
     const server = createServer(app);
     const port = await listen(server);

@@ -50,7 +50,8 @@ after(async () => {
 /** A WebSocket client (the `ws` package) over mTLS; resolves with how the handshake ended. */
 function openWs(port: number, path: string, as: IssuedSvid, headers: Record<string, string> = {}): Promise<{ open: boolean; status?: number; reply?: Record<string, unknown> }> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(`wss://${LOOPBACK}:${port}${path}`, { cert: as.certChainPem, key: as.keyPem, ca: ca.bundlePem, checkServerIdentity: () => undefined, headers: { host: 'payments', ...headers } });
+    const options = { cert: as.certChainPem, key: as.keyPem, ca: ca.bundlePem, checkServerIdentity: () => undefined, headers: { host: 'payments', ...headers } };
+    const ws = new WebSocket(`wss://${LOOPBACK}:${port}${path}`, options as unknown as WebSocket.ClientOptions);
     const timer = setTimeout(() => {
       ws.terminate();
       resolve({ open: false });
