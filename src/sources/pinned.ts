@@ -50,13 +50,12 @@ export class PinnedSource extends CoreBackedSource {
 
   /** On the upstream's update event: take its SVID, if it has one. */
   #sync(): void {
-    let svid: X509Svid;
     try {
-      svid = this.#upstream.getX509Svid();
+      this.#take(this.#upstream.getX509Svid());
     } catch {
-      return; // nothing to take; getX509Svid reports the upstream's reason
+      // Nothing to take now (the upstream has no valid SVID, or its bundles cannot be read):
+      // getX509Svid reports the upstream's reason at use time.
     }
-    this.#take(svid);
   }
 
   /** Takes the upstream's SVID when it changed: verified and for the expected ID, or refused (the previous one stays). */

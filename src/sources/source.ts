@@ -2,7 +2,7 @@ import { type Clock } from '../clock.js';
 import { IdentityUnavailableError } from '../errors.js';
 import { type BundleSet, type X509Bundle } from '../identity/bundle.js';
 import { type ParsedCertificate } from '../identity/certificate.js';
-import { type SpiffeId } from '../identity/spiffe-id.js';
+import { type SpiffeId, parseSpiffeId } from '../identity/spiffe-id.js';
 import { type ExpectedIdentity, identityMismatch } from '../identity/workload-id.js';
 import { type SvidLifecycleEvent, renewalPoint } from './lifecycle.js';
 
@@ -100,7 +100,9 @@ export class SourceCore {
     readonly clock: Clock,
     private readonly describe: string,
     private readonly options: SourceCoreOptions = {},
-  ) {}
+  ) {
+    if (options.expect) parseSpiffeId(options.expect.spiffeId); // a bad expectation fails here, not on the first SVID
+  }
 
   get current(): X509Svid | undefined {
     return this.#svid;

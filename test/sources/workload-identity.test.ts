@@ -111,6 +111,33 @@ describe('at start: createMesh refuses an SVID for another workload', () => {
     assert.equal(source.getX509Svid().spiffeId.id, PAYMENTS);
   });
 
+  test('a user-given source that claims the right ID in its X509Svid object but holds another\'s certificate: the PEM decides', async () => {
+    const real = await ca.issue({ spiffeId: PAYMENTS });
+    const honest = new ManualSource();
+    const svid = honest.set(filesOf(real));
+    const liar: X509Source = {
+      getX509Svid: (): X509Svid => ({ ...svid, spiffeId: { trustDomain: TD, path: '/ns/default/sa/orders', id: ORDERS } }),
+      getBundles: () => honest.getBundles(),
+      getBundle: (td) => honest.getBundle(td),
+      onUpdate: () => () => {},
+      ready: async () => {},
+      status: () => honest.status(),
+      close: async () => {},
+    };
+    await refusedAtStart(createMesh({ service: 'orders', logger: recorder().logger, identity: { source: liar } } as Options), PAYMENTS, ORDERS);
+    // … and a key that does not belong to the certificate is refused too.
+    const other = await ca.issue({ spiffeId: ORDERS });
+    const mine = new ManualSource();
+    const good = mine.set(filesOf(other));
+    const wrongKey: X509Source = { ...liar, getX509Svid: () => ({ ...good, keyPem: real.keyPem }), getBundles: () => mine.getBundles() };
+    await assert.rejects(createMesh({ service: 'orders', logger: recorder().logger, identity: { source: wrongKey } } as Options), /refused: the private key does not belong to the leaf certificate/);
+  });
+
+  test('a malformed expected ID given to a DirSource fails at construction, not on the first SVID', async () => {
+    const { DirSource } = await import('../../src/sources/dir.js');
+    assert.throws(() => new DirSource({ dir: root.dir, expect: { spiffeId: 'spiffe://Bad/x' } }), { code: 'ERR_SIDECARLESS_SPIFFE_ID_INVALID' });
+  });
+
   test('the matching cases start: derived ID, explicit spiffeId, another trust domain configured as such', async (t) => {
     const m1 = await createMesh({ service: 'orders', logger: recorder().logger, identity: { dir: await dirWith(ORDERS) } } as Options);
     t.after(() => m1.close());
