@@ -30,7 +30,8 @@ export function workloadSourceOptions(config: WorkloadConfig, logger: LogSink): 
     },
     onLifecycle: (e) => {
       const { level, message } = describeLifecycle(e);
-      logger[level](message);
+      // A logger without this level still gets the line (the options check only requires warn()).
+      (typeof logger[level] === 'function' ? logger[level] : logger.warn).call(logger, message);
     },
   };
 }

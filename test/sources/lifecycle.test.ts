@@ -15,6 +15,7 @@ import { createMesh } from '../../src/index.js';
 import { createDevCaSource } from '../../src/sources/dev-ca.js';
 import { type DirSource, createDirSource } from '../../src/sources/dir.js';
 import { RENEWAL_POINT_FRACTION, type SvidLifecycleEvent, describeLifecycle, renewalPoint } from '../../src/sources/lifecycle.js';
+import { workloadSourceOptions } from '../../src/sources/workload.js';
 import { TD, craftLeaf, filesOf, idOf, tempDir, writeSvidDir } from '../helpers/certs.js';
 import { waitFor } from '../helpers/net.js';
 import { run } from '../e2e/process.js';
@@ -193,6 +194,21 @@ describe('the log lines', () => {
     assert.match(message, /inbound connections are refused and outbound calls fail \(ERR_SIDECARLESS_IDENTITY_UNAVAILABLE\) until a valid SVID arrives/);
     assert.match(message, /Last error: \/run\/spiffe\/svid\.pem does not exist$/);
   });
+  test('createMesh\'s lines go to the mesh logger at their level; a logger with warn() only still gets the error', () => {
+    const got: string[] = [];
+    const full = workloadSourceOptions({ spiffeId: ID, trustDomain: TD, namespace: 'default', service: 'orders' }, {
+      info: (m) => void got.push(`info ${m}`),
+      warn: (m) => void got.push(`warn ${m}`),
+      error: (m) => void got.push(`error ${m}`),
+    });
+    full.onLifecycle({ kind: 'expired', svid, source });
+    assert.match(got[0]!, /^error identity: the X\.509-SVID for .* has expired/);
+    const warnOnly = workloadSourceOptions({ spiffeId: ID, trustDomain: TD, namespace: 'default', service: 'orders' }, { warn: (m: string) => void got.push(`warn ${m}`) } as never);
+    warnOnly.onLifecycle({ kind: 'expired', svid, source });
+    assert.match(got[1]!, /^warn identity: the X\.509-SVID for .* has expired/);
+    assert.deepEqual(full.expect, { spiffeId: ID, derivedFrom: { trustDomain: TD, namespace: 'default', service: 'orders' } });
+  });
+
   test('info: renewed, after what', () => {
     const { level, message } = describeLifecycle({ kind: 'renewed', svid, previous: 'renewal-overdue', source: { kind: 'workload-api', describe: 'identity source (workload-api)' } });
     assert.equal(level, 'info');
