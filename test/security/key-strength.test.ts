@@ -6,8 +6,9 @@
 //
 // Where OpenSSL decides first (TLS, not X.509): a DSA or P-224/secp256k1 LEAF cannot sign a TLS 1.3
 // handshake, so an OpenSSL client does not send it (the server sees no certificate) and an OpenSSL
-// server cannot use it (handshake failure, before any certificate). Over TLS 1.2 a DSA client leaf
-// does reach the mesh, and is refused by our check. Intermediates and roots are never judged by
+// server cannot use it (handshake failure, before any certificate); over TLS 1.2 a P-224 leaf is on
+// a curve the server does not offer (refused by OpenSSL), while a DSA client leaf does reach the
+// mesh, and is refused by our check. Intermediates and roots are never judged by
 // TLS signature rules: only our check stands between them and the app.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -57,6 +58,7 @@ before(async () => {
     const c = async (name: string, x: Promise<Pem>) => (clients[name] = await x);
     await c('rsa-1024 leaf', root.leaf(weak, 'rsa-1024'));
     await c('dsa-2048 leaf', root.leaf(weak, 'dsa-2048'));
+    await c('P-224 leaf', root.leaf(weak, 'ec-P-224'));
     await c('rsa-1024 intermediate', ints['rsa-1024']!.leaf(weak));
     await c('dsa-2048 intermediate', ints['dsa-2048']!.leaf(weak));
     await c('P-224 intermediate', ints['ec-P-224']!.leaf(weak));
@@ -168,6 +170,11 @@ describe('inbound: the mesh server refuses a client whose chain holds a weak key
 
   test('dsa-2048 leaf over TLS 1.3: the OpenSSL client cannot sign with it and sends no certificate; refused as such', async () => {
     await refused(clients['dsa-2048 leaf']!, /peer did not return a certificate/);
+  });
+
+  test('P-224 leaf: OpenSSL refuses it first (TLS 1.3: no signature scheme, the client sends no certificate; TLS 1.2: a curve the server does not offer)', async () => {
+    await refused(clients['P-224 leaf']!, /peer did not return a certificate/);
+    await refused(clients['P-224 leaf']!, /wrong curve/, { maxVersion: 'TLSv1.2' });
   });
 
   test('PERMISSIVE: a weak chain is no identity (peerOf is null), never an identity', async () => {
