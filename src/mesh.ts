@@ -19,6 +19,7 @@ import { OutboundService, type OutboundServiceStats } from './outbound/service.j
 import { createDevCaSource } from './sources/dev-ca.js';
 import { createDirSource } from './sources/dir.js';
 import { type SourceStatus, type X509Source } from './sources/source.js';
+import { pinUserSource, workloadSourceOptions } from './sources/workload.js';
 import { ClientTls } from './tls/connect.js';
 import { PeerVerifier } from './tls/peer.js';
 import { type HandshakeStats, ServerTls } from './tls/server-context.js';
@@ -97,9 +98,15 @@ async function openSource(config: MeshConfig, logger: Logger, clock: Clock): Pro
     const hasSvid = opened.source !== undefined && opened.source.status().state !== 'starting';
     logger.warn(hasSvid ? `identity update rejected, keeping the previous SVID: ${err.message}` : `no identity yet (retrying): ${err.message}`);
   };
-  if (id && 'source' in id) return { source: id.source as X509Source, owned: false, startTimeout: id.startTimeout ?? DEFAULT_START_TIMEOUT_MS };
+  // Every source serves only SVIDs for config.spiffeId, and logs overdue renewals and expiry.
+  const workload = workloadSourceOptions(config, logger);
+  if (id && 'source' in id) {
+    // The pin is the mesh's (closed with it); the user's source stays open.
+    const source = (opened.source = pinUserSource(id.source as X509Source, { ...workload, clock, onError }));
+    return { source, owned: true, startTimeout: id.startTimeout ?? DEFAULT_START_TIMEOUT_MS };
+  }
   if (id && 'dir' in id) {
-    const source = (opened.source = await createDirSource({ dir: id.dir, trustDomain: config.trustDomain, clock, onError, ...(id.pollInterval !== undefined && { pollMs: id.pollInterval }) }));
+    const source = (opened.source = await createDirSource({ dir: id.dir, trustDomain: config.trustDomain, clock, onError, ...workload, ...(id.pollInterval !== undefined && { pollMs: id.pollInterval }) }));
     return { source, owned: true, startTimeout: id.startTimeout ?? DEFAULT_START_TIMEOUT_MS };
   }
   let ca: DevCa;
@@ -117,7 +124,7 @@ async function openSource(config: MeshConfig, logger: Logger, clock: Clock): Pro
     ]);
   }
   const ttl = id && 'ca' in id ? id.ttl : undefined;
-  const source = await createDevCaSource({ ca, spiffeId: config.spiffeId, clock, onError, ...(ttl !== undefined && { ttlMs: ttl }) });
+  const source = await createDevCaSource({ ca, spiffeId: config.spiffeId, clock, onError, onLifecycle: workload.onLifecycle, ...(ttl !== undefined && { ttlMs: ttl }) });
   return { source, owned: true, startTimeout: (id && 'startTimeout' in id && id.startTimeout) || DEFAULT_START_TIMEOUT_MS };
 }
 

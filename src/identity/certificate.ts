@@ -37,6 +37,7 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
     serialNumber: f.serialNumber,
     notBefore: f.notBefore,
     notAfter: f.notAfter,
+    publicKey: f.publicKey,
     uris: f.uris,
     dnsNames: f.dnsNames,
     isCa: f.isCa,

@@ -1,7 +1,7 @@
 /**
  * A small, strict DER reader for exactly the X.509 fields the SPIFFE checks need: serial, validity,
- * subject and issuer names, and the subjectAltName, keyUsage, basicConstraints and
- * extendedKeyUsage extensions. Pure (no I/O, no dependencies).
+ * subject and issuer names, the subject public key's algorithm and size, and the subjectAltName,
+ * keyUsage, basicConstraints and extendedKeyUsage extensions. Pure (no I/O, no dependencies).
  *
  * Strict on purpose: a peer chooses these bytes. Lengths beyond their enclosing element, indefinite
  * or non-minimal lengths, high tag numbers, unexpected tags, trailing bytes and duplicate
@@ -404,6 +404,65 @@ export function readExtKeyUsage(extnValue: Uint8Array): string[] {
   return out;
 }
 
+export const OID_RSA = '1.2.840.113549.1.1.1';
+export const OID_RSA_PSS = '1.2.840.113549.1.1.10';
+export const OID_DSA = '1.2.840.10040.4.1';
+export const OID_EC_PUBLIC_KEY = '1.2.840.10045.2.1';
+
+/** What the key-strength rules read from subjectPublicKeyInfo. */
+export interface PublicKeyInfo {
+  /** The AlgorithmIdentifier's OID (rsaEncryption, id-ecPublicKey, id-Ed25519, id-dsa, …). */
+  readonly algorithm: string;
+  /** id-ecPublicKey: the namedCurve OID, or 'explicit' for explicit curve parameters (or none). */
+  readonly curve?: string;
+  /** RSA: the modulus length in bits; DSA: the length of p in bits (when the parameters are present). */
+  readonly bits?: number;
+}
+
+/** Bit length of a non-negative INTEGER's contents (DER-minimal: at most one leading 0x00). */
+function integerBits(buf: Uint8Array, tlv: Tlv, what: string): number {
+  checkInteger(buf, tlv, what);
+  let i = tlv.contentStart;
+  if (buf[i]! >= 0x80) throw new DerError(`${what} is negative`, tlv.start);
+  if (buf[i] === 0 && i + 1 < tlv.end) i++;
+  const first = buf[i]!;
+  return first === 0 ? 0 : (tlv.end - i - 1) * 8 + (32 - Math.clz32(first));
+}
+
+/**
+ * SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier, subjectPublicKey BIT STRING }.
+ * Reads the algorithm, an EC key's named curve, and an RSA key's modulus size (from RSAPublicKey
+ * inside the BIT STRING) — enough to judge key strength. EC points and Ed25519 keys are not read.
+ */
+export function readSubjectPublicKeyInfo(buf: Uint8Array, tlv: Tlv): PublicKeyInfo {
+  const spki = DerReader.of(buf, tlv);
+  const alg = DerReader.of(buf, spki.next(Tag.SEQUENCE, 'subjectPublicKeyInfo algorithm'));
+  const algorithm = readOid(buf, alg.next(Tag.OID, 'public key algorithm'));
+  const params = alg.done ? undefined : alg.next(undefined, 'public key parameters');
+  alg.finish('the public key AlgorithmIdentifier');
+  const key = spki.next(Tag.BIT_STRING, 'subjectPublicKey');
+  spki.finish('subjectPublicKeyInfo');
+  if (key.end === key.contentStart) throw new DerError('subjectPublicKey: empty BIT STRING', key.start);
+  if (algorithm === OID_EC_PUBLIC_KEY) {
+    return { algorithm, curve: params?.tag === Tag.OID ? readOid(buf, params) : 'explicit' };
+  }
+  if (algorithm === OID_RSA || algorithm === OID_RSA_PSS) {
+    if (buf[key.contentStart] !== 0) throw new DerError('RSA subjectPublicKey: the BIT STRING has unused bits', key.start);
+    const rsa = new DerReader(buf, key.contentStart + 1, key.end);
+    const body = DerReader.of(buf, rsa.next(Tag.SEQUENCE, 'RSAPublicKey'));
+    rsa.finish('RSAPublicKey');
+    const bits = integerBits(buf, body.next(Tag.INTEGER, 'RSA modulus'), 'RSA modulus');
+    integerBits(buf, body.next(Tag.INTEGER, 'RSA public exponent'), 'RSA public exponent');
+    body.finish('RSAPublicKey');
+    return { algorithm, bits };
+  }
+  if (algorithm === OID_DSA && params?.tag === Tag.SEQUENCE) {
+    const pqg = DerReader.of(buf, params);
+    return { algorithm, bits: integerBits(buf, pqg.next(Tag.INTEGER, 'DSA p'), 'DSA p') };
+  }
+  return { algorithm };
+}
+
 export const OID_SUBJECT_ALT_NAME = '2.5.29.17';
 export const OID_KEY_USAGE = '2.5.29.15';
 export const OID_BASIC_CONSTRAINTS = '2.5.29.19';
@@ -417,6 +476,7 @@ export interface CertificateFields {
   readonly subject: string;
   readonly notBefore: number;
   readonly notAfter: number;
+  readonly publicKey: PublicKeyInfo;
   readonly uris: readonly string[];
   readonly dnsNames: readonly string[];
   readonly isCa: boolean;
@@ -455,7 +515,7 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
   const notAfter = readTime(der, validity.next(undefined, 'notAfter'), 'notAfter');
   validity.finish('validity');
   const subject = readName(der, tbs.next(Tag.SEQUENCE, 'subject'), 'subject');
-  tbs.next(Tag.SEQUENCE, 'subjectPublicKeyInfo');
+  const publicKey = readSubjectPublicKeyInfo(der, tbs.next(Tag.SEQUENCE, 'subjectPublicKeyInfo'));
   if (tbs.optional(0x81) && version < 1) throw new DerError('issuerUniqueID in a v1 certificate');
   if (tbs.optional(0x82) && version < 1) throw new DerError('subjectUniqueID in a v1 certificate');
 
@@ -501,5 +561,5 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
     }
   }
   tbs.finish('tbsCertificate');
-  return { version, serialNumber, issuer, subject, notBefore, notAfter, uris, dnsNames, isCa, pathLength, keyUsage, extKeyUsage, extensions };
+  return { version, serialNumber, issuer, subject, notBefore, notAfter, publicKey, uris, dnsNames, isCa, pathLength, keyUsage, extKeyUsage, extensions };
 }

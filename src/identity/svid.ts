@@ -1,10 +1,21 @@
 import { SvidError } from '../errors.js';
 import { type BundleSet } from './bundle.js';
 import { KeyUsage, type ParsedCertificate, isIssuedBy } from './certificate.js';
+import { weakKeyReason } from './key-strength.js';
 import { type SpiffeId, parseWorkloadId } from './spiffe-id.js';
 
-/** Chains longer than this are refused without further work. */
-export const MAX_CHAIN_DEPTH = 8;
+/**
+ * At most this many intermediate CAs between a leaf and its root (SPIRE deployments use 0–2;
+ * nested SPIRE adds one per level).
+ */
+export const MAX_INTERMEDIATES = 6;
+
+/**
+ * A presented chain longer than this is refused before any signature is checked: the leaf, the
+ * intermediates, and the root that OpenSSL appends to a peer's chain when it found it in the
+ * trust store (or that a peer sends itself).
+ */
+export const MAX_CHAIN_CERTIFICATES = MAX_INTERMEDIATES + 2;
 
 /**
  * Checks the leaf rules of the X.509-SVID specification and returns its SPIFFE ID:
@@ -43,6 +54,11 @@ function checkValidity(cert: ParsedCertificate, role: string, now: number): void
   if (now > cert.notAfter) throw new SvidError(`the ${role} certificate has expired (notAfter ${new Date(cert.notAfter).toISOString()})`);
 }
 
+function checkKey(cert: ParsedCertificate, role: string): void {
+  const why = weakKeyReason(cert.publicKey, role);
+  if (why) throw new SvidError(why);
+}
+
 function checkAuthority(cert: ParsedCertificate, role: string): void {
   if (!cert.isCa) throw new SvidError(`the ${role} certificate is not a CA (basicConstraints cA=false)`);
   if (cert.keyUsage !== undefined && (cert.keyUsage & KeyUsage.keyCertSign) === 0) {
@@ -58,8 +74,13 @@ function checkAuthority(cert: ParsedCertificate, role: string): void {
 export function verifySvidChain(chain: readonly ParsedCertificate[], bundles: BundleSet, now: number): VerifiedChain {
   const leaf = chain[0];
   if (!leaf) throw new SvidError('no certificate was presented');
-  if (chain.length > MAX_CHAIN_DEPTH) throw new SvidError(`the chain has ${chain.length} certificates, more than ${MAX_CHAIN_DEPTH}`);
+  if (chain.length > MAX_CHAIN_CERTIFICATES) {
+    throw new SvidError(
+      `the chain has ${chain.length} certificates, more than ${MAX_CHAIN_CERTIFICATES} (a leaf, at most ${MAX_INTERMEDIATES} intermediate CAs and a root)`,
+    );
+  }
   const spiffeId = validateLeaf(leaf);
+  checkKey(leaf, `the leaf certificate of ${spiffeId.id}`);
   const bundle = bundles.get(spiffeId.trustDomain);
   if (!bundle) throw new SvidError(`no trust bundle for trust domain "${spiffeId.trustDomain}" (the peer is ${spiffeId.id})`);
   checkValidity(leaf, 'leaf', now);
@@ -68,9 +89,11 @@ export function verifySvidChain(chain: readonly ParsedCertificate[], bundles: Bu
   let notBefore = leaf.notBefore;
   const used = new Set<ParsedCertificate>([leaf]);
   let current = leaf;
-  for (let depth = 0; depth < MAX_CHAIN_DEPTH; depth++) {
+  // `depth` intermediates have been walked so far.
+  for (let depth = 0; ; depth++) {
     const root = bundle.roots.find((r) => isIssuedBy(current, r));
     if (root) {
+      checkKey(root, `the root CA "${root.subject}" of trust domain "${spiffeId.trustDomain}"`);
       checkValidity(root, 'root', now);
       checkAuthority(root, 'root');
       notAfter = Math.min(notAfter, root.notAfter);
@@ -83,6 +106,10 @@ export function verifySvidChain(chain: readonly ParsedCertificate[], bundles: Bu
         `the chain of ${spiffeId.id} does not lead to a root of trust domain "${spiffeId.trustDomain}"`,
       );
     }
+    if (depth === MAX_INTERMEDIATES) {
+      throw new SvidError(`the chain of ${spiffeId.id} has more than ${MAX_INTERMEDIATES} intermediate CAs before a root`);
+    }
+    checkKey(next, `the intermediate CA "${next.subject}" in the chain of ${spiffeId.id}`);
     checkAuthority(next, 'intermediate');
     checkValidity(next, 'intermediate', now);
     if (next.pathLength !== undefined && next.pathLength < depth) {
@@ -93,5 +120,4 @@ export function verifySvidChain(chain: readonly ParsedCertificate[], bundles: Bu
     used.add(next);
     current = next;
   }
-  throw new SvidError(`the chain is deeper than ${MAX_CHAIN_DEPTH}`);
 }

@@ -1,6 +1,7 @@
 import { type Clock } from '../clock.js';
 import { bundlesFromPem } from '../identity/bundle.js';
 import { type DevCa } from '../identity/dev-ca.js';
+import { type SvidLifecycleEvent } from './lifecycle.js';
 import { buildSvid } from './svid-set.js';
 import { type X509Svid, CoreBackedSource, SourceCore, retryDelay, rotationTime } from './source.js';
 
@@ -12,6 +13,8 @@ export interface DevCaSourceOptions {
   clock?: Clock;
   random?: () => number;
   onError?: (err: Error) => void;
+  /** Told when the SVID passes its renewal point or expires with no renewal, and when a renewal follows. */
+  onLifecycle?: (event: SvidLifecycleEvent) => void;
 }
 
 /**
@@ -27,7 +30,7 @@ export class DevCaSource extends CoreBackedSource {
   #attempt = 0;
 
   constructor(opts: DevCaSourceOptions) {
-    super(new SourceCore('dev-ca', opts.clock ?? opts.ca.clock, `dev CA of ${opts.ca.trustDomain}`));
+    super(new SourceCore('dev-ca', opts.clock ?? opts.ca.clock, `dev CA of ${opts.ca.trustDomain}`, opts.onLifecycle && { onLifecycle: opts.onLifecycle }));
     this.#opts = opts;
   }
 

@@ -6,6 +6,8 @@ import { bundlesFromPem } from '../identity/bundle.js';
 import { parseCertificate } from '../identity/certificate.js';
 import { pemToCertDers } from '../identity/pem.js';
 import { buildSvid } from './svid-set.js';
+import { type ExpectedIdentity } from '../identity/workload-id.js';
+import { type SvidLifecycleEvent } from './lifecycle.js';
 import { CoreBackedSource, SourceCore, retryDelay } from './source.js';
 
 /** spiffe-helper's file names. */
@@ -21,8 +23,15 @@ export interface DirSourceOptions {
   pollMs?: number;
   clock?: Clock;
   random?: () => number;
-  /** Told about every rejected update (the previous SVID stays in use). */
+  /**
+   * Told about every rejected update (the previous SVID stays in use); files that fail again the
+   * same way (the poll and the retries read them again) are not reported again.
+   */
   onError?: (err: Error) => void;
+  /** Refuse an SVID for any other SPIFFE ID (createMesh passes the workload's). */
+  expect?: ExpectedIdentity;
+  /** Told when the SVID passes its renewal point or expires with no renewal, and when a renewal follows. */
+  onLifecycle?: (event: SvidLifecycleEvent) => void;
 }
 
 /**
@@ -42,10 +51,17 @@ export class DirSource extends CoreBackedSource {
   #signature = '';
   #loading: Promise<void> | undefined;
   #again = false;
+  /** The error last reported: the same failure, read again by the poll or a retry, is not reported twice. */
+  #reported: string | undefined;
 
   constructor(opts: DirSourceOptions) {
     const dir = resolve(opts.dir);
-    super(new SourceCore('dir', opts.clock ?? systemClock, `identity directory ${dir}`));
+    super(
+      new SourceCore('dir', opts.clock ?? systemClock, `identity directory ${dir}`, {
+        ...(opts.expect && { expect: opts.expect }),
+        ...(opts.onLifecycle && { onLifecycle: opts.onLifecycle }),
+      }),
+    );
     this.dir = dir;
     this.#opts = opts;
   }
@@ -132,14 +148,16 @@ export class DirSource extends CoreBackedSource {
         throw new Error(`${BUNDLE_FILE}: ${(e as Error).message}`);
       }
       const svid = buildSvid(certPem!, keyPem!, bundles, this.core.clock.now());
+      this.core.accept(svid, bundles); // throws, keeping the previous SVID, when it is for another SPIFFE ID
       this.#signature = signature;
+      this.#reported = undefined;
       this.#attempt = 0;
       clearTimeout(this.#retry);
-      this.core.accept(svid, bundles);
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       this.core.fail(err);
-      this.#opts.onError?.(err);
+      if (err.message !== this.#reported) this.#opts.onError?.(err);
+      this.#reported = err.message;
       clearTimeout(this.#retry);
       this.#retry = setTimeout(() => void this.#load(), retryDelay(this.#attempt++, this.#opts.random));
       this.#retry.unref();

@@ -2,7 +2,9 @@ import { type Clock } from '../clock.js';
 import { IdentityUnavailableError } from '../errors.js';
 import { type BundleSet, type X509Bundle } from '../identity/bundle.js';
 import { type ParsedCertificate } from '../identity/certificate.js';
-import { type SpiffeId } from '../identity/spiffe-id.js';
+import { type SpiffeId, parseSpiffeId } from '../identity/spiffe-id.js';
+import { type ExpectedIdentity, identityMismatch } from '../identity/workload-id.js';
+import { type SvidLifecycleEvent, renewalPoint } from './lifecycle.js';
 
 /** The workload's own X.509-SVID, verified, with its key. */
 export interface X509Svid {
@@ -27,6 +29,8 @@ export interface SourceStatus {
   readonly serialNumber?: string;
   readonly notBefore?: string;
   readonly notAfter?: string;
+  /** The renewal point (75 % of the lifetime): past it with no renewal, the mesh logs a warning. */
+  readonly renewAt?: string;
   readonly secondsLeft?: number;
   readonly rotations: number;
   readonly lastUpdate?: string;
@@ -53,25 +57,52 @@ export interface X509Source {
   close(): Promise<void>;
 }
 
+export interface SourceCoreOptions {
+  /**
+   * Refuse an SVID for any other SPIFFE ID: before the first SVID, ready() rejects at once with
+   * IdentityUnavailableError naming both IDs; later, the rotation is rejected and the previous SVID
+   * stays in use.
+   */
+  readonly expect?: ExpectedIdentity;
+  /** Told when the SVID passes its renewal point or expires with no renewal, and when a renewal follows (each once per SVID). */
+  readonly onLifecycle?: (event: SvidLifecycleEvent) => void;
+}
+
+type Phase = 'fresh' | 'renewal-overdue' | 'expired';
+
+/** setTimeout fires at once for delays beyond 2^31 − 1 ms: longer waits are taken in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * The state every source keeps: the accepted SVID and bundles, listeners, the last error, and the
- * use-time expiry check. Sources own the fetching; this owns the rules for what is served.
+ * use-time expiry check. Sources own the fetching; this owns the rules for what is served, and
+ * watches the served SVID's age (renewal point, expiry) by an unref()ed timer and at use time.
  */
 export class SourceCore {
   #svid: X509Svid | undefined;
   #bundles: BundleSet = new Map();
   #listeners = new Set<() => void>();
-  #waiters = new Set<() => void>();
+  #waiters = new Set<{ resolve: () => void; reject: (err: Error) => void }>();
   #lastError: Error | undefined;
   #lastUpdate: number | undefined;
   #rotations = 0;
   #closed = false;
+  /** Set when the first SVID was refused for its ID: ready() rejects with it instead of waiting. */
+  #startRefusal: Error | undefined;
+  #phase: Phase = 'fresh';
+  #renewAt = Infinity;
+  /** When the served SVID next changes phase (renewal point, expiry): checked at use time. */
+  #nextCheck = Infinity;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly kind: string,
     readonly clock: Clock,
     private readonly describe: string,
-  ) {}
+    private readonly options: SourceCoreOptions = {},
+  ) {
+    if (options.expect) parseSpiffeId(options.expect.spiffeId); // a bad expectation fails here, not on the first SVID
+  }
 
   get current(): X509Svid | undefined {
     return this.#svid;
@@ -81,15 +112,35 @@ export class SourceCore {
     return this.#closed;
   }
 
-  /** Accepts a new, already verified SVID and bundle set, and tells listeners. */
+  /**
+   * Accepts a new, already verified SVID and bundle set, and tells listeners. Throws
+   * IdentityUnavailableError (and keeps what it had) when the SVID is for another SPIFFE ID than
+   * the one expected.
+   */
   accept(svid: X509Svid, bundles: BundleSet): void {
     if (this.#closed) return;
-    if (this.#svid) this.#rotations++;
+    const why = this.options.expect && identityMismatch(this.options.expect, svid.spiffeId, `the ${this.describe}`);
+    if (why) {
+      const err = new IdentityUnavailableError(why);
+      this.#lastError = err;
+      if (!this.#svid) {
+        this.#startRefusal = err;
+        for (const w of this.#waiters) w.reject(err);
+        this.#waiters.clear();
+      }
+      throw err;
+    }
+    const previous = this.#svid;
+    const changed = !previous || previous.chain[0]!.fingerprint !== svid.chain[0]!.fingerprint || previous.notAfter !== svid.notAfter;
+    const renewedAfter = previous && changed && this.#phase !== 'fresh' ? this.#phase : undefined;
+    if (previous) this.#rotations++;
     this.#svid = svid;
     this.#bundles = bundles;
     this.#lastError = undefined;
+    this.#startRefusal = undefined;
     this.#lastUpdate = this.clock.now();
-    for (const w of this.#waiters) w();
+    if (changed) this.#track(svid);
+    for (const w of this.#waiters) w.resolve();
     this.#waiters.clear();
     for (const l of this.#listeners) {
       try {
@@ -98,6 +149,52 @@ export class SourceCore {
         // A listener's failure must not stop the others from learning about the rotation.
       }
     }
+    if (renewedAfter) this.#emit({ kind: 'renewed', svid: facts(svid), previous: renewedAfter, source: this.#sourceFacts() });
+  }
+
+  /** A new SVID starts fresh: watch for its renewal point, then its expiry. */
+  #track(svid: X509Svid): void {
+    this.#phase = 'fresh';
+    this.#renewAt = renewalPoint(svid.notBefore, svid.notAfter);
+    this.#nextCheck = this.#renewAt;
+    this.#arm();
+  }
+
+  #arm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#closed || this.#nextCheck === Infinity) return;
+    this.#timer = setTimeout(() => this.#tick(this.clock.now()), Math.min(MAX_TIMER_MS, Math.max(0, this.#nextCheck - this.clock.now())));
+    this.#timer.unref();
+  }
+
+  /** Moves the served SVID to the phase `now` puts it in, telling the owner once per phase. */
+  #tick(now: number): void {
+    const svid = this.#svid;
+    if (!svid || this.#closed) return;
+    if (this.#phase === 'fresh' && now >= this.#renewAt && now <= svid.notAfter) {
+      this.#phase = 'renewal-overdue';
+      this.#nextCheck = svid.notAfter + 1;
+      this.#emit({ kind: 'renewal-overdue', svid: facts(svid), renewAt: this.#renewAt, now, source: this.#sourceFacts() });
+    }
+    if (this.#phase !== 'expired' && now > svid.notAfter) {
+      this.#phase = 'expired';
+      this.#nextCheck = Infinity;
+      this.#emit({ kind: 'expired', svid: facts(svid), source: this.#sourceFacts() });
+    }
+    this.#arm(); // early wake-ups (long delays are taken in steps) re-arm for the same point
+  }
+
+  #emit(event: SvidLifecycleEvent): void {
+    try {
+      this.options.onLifecycle?.(event);
+    } catch {
+      // A logger's failure must not change what is served.
+    }
+  }
+
+  #sourceFacts(): SvidLifecycleEvent['source'] {
+    return { kind: this.kind, describe: this.describe, ...(this.#lastError && { lastError: this.#lastError.message }) };
   }
 
   /** Records a failed refresh: the last good SVID stays in use. */
@@ -112,13 +209,14 @@ export class SourceCore {
   getX509Svid(): X509Svid {
     const svid = this.#svid;
     if (this.#closed) throw new IdentityUnavailableError(`the ${this.describe} identity source is closed`);
+    const now = this.clock.now();
+    if (now >= this.#nextCheck) this.#tick(now); // a frozen process missed its timer
     if (!svid) {
       throw new IdentityUnavailableError(
         `no X.509-SVID yet from the ${this.describe}` + (this.#lastError ? `: ${this.#lastError.message}` : ''),
         { cause: this.#lastError },
       );
     }
-    const now = this.clock.now();
     if (now > svid.notAfter) {
       throw new IdentityUnavailableError(
         `the X.509-SVID for ${svid.spiffeId.id} expired at ${new Date(svid.notAfter).toISOString()} and no renewal ` +
@@ -140,13 +238,20 @@ export class SourceCore {
 
   ready(timeoutMs = 15_000): Promise<void> {
     if (this.#svid) return Promise.resolve();
+    if (this.#startRefusal) return Promise.reject(this.#startRefusal);
     return new Promise((resolve, reject) => {
-      const done = () => {
-        clearTimeout(timer);
-        resolve();
+      const waiter = {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (err: Error) => {
+          clearTimeout(timer);
+          reject(err);
+        },
       };
       const timer = setTimeout(() => {
-        this.#waiters.delete(done);
+        this.#waiters.delete(waiter);
         reject(
           new IdentityUnavailableError(
             `no X.509-SVID from the ${this.describe} after ${timeoutMs} ms` +
@@ -157,13 +262,14 @@ export class SourceCore {
         );
       }, timeoutMs);
       // Not unref()ed: a caller is awaiting this answer, and must get it even when nothing else keeps the process alive.
-      this.#waiters.add(done);
+      this.#waiters.add(waiter);
     });
   }
 
   status(): SourceStatus {
     const svid = this.#svid;
     const now = this.clock.now();
+    if (now >= this.#nextCheck) this.#tick(now);
     const state: SourceState = this.#closed
       ? 'closed'
       : !svid
@@ -183,6 +289,7 @@ export class SourceCore {
         serialNumber: svid.chain[0]!.serialNumber,
         notBefore: new Date(svid.notBefore).toISOString(),
         notAfter: new Date(svid.notAfter).toISOString(),
+        renewAt: new Date(this.#renewAt).toISOString(),
         secondsLeft: Math.max(0, Math.floor((svid.notAfter - now) / 1000)),
       }),
       ...(this.#lastUpdate !== undefined && { lastUpdate: new Date(this.#lastUpdate).toISOString() }),
@@ -193,7 +300,13 @@ export class SourceCore {
   close(): void {
     this.#closed = true;
     this.#listeners.clear();
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
+}
+
+function facts(svid: X509Svid): { spiffeId: string; serialNumber: string; notAfter: number } {
+  return { spiffeId: svid.spiffeId.id, serialNumber: svid.chain[0]!.serialNumber, notAfter: svid.notAfter };
 }
 
 /**

@@ -135,7 +135,7 @@ export class ClientTls {
           if (pendingSession) this.#sessions.set(sessionKey, { session: pendingSession, verified });
           finish(null, socket);
         } catch (e) {
-          const err = e instanceof PeerIdentityError ? e : new PeerIdentityError(`${target.describe}: ${(e as Error).message}`);
+          const err = e instanceof PeerIdentityError ? e : new PeerIdentityError(`${target.describe}: ${(e as Error).message}`, { cause: e });
           this.#sessions.delete(sessionKey);
           finish(err, socket);
         }

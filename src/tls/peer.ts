@@ -5,7 +5,7 @@ import { type BundleSet } from '../identity/bundle.js';
 import { type ParsedCertificate, parseCertificate } from '../identity/certificate.js';
 import { type PeerIdentity } from '../identity/peer-identity.js';
 import { type SpiffeId, kubernetesParts } from '../identity/spiffe-id.js';
-import { type VerifiedChain, verifySvidChain } from '../identity/svid.js';
+import { MAX_CHAIN_CERTIFICATES, type VerifiedChain, verifySvidChain } from '../identity/svid.js';
 
 /** Process-wide key (shared by ESM and CJS copies) under which a socket's verified peer is cached. */
 export const kPeer: unique symbol = Symbol.for('sidecarless.peer') as never;
@@ -84,12 +84,16 @@ export class PeerVerifier {
   }
 }
 
-/** The certificates the peer sent, leaf first, as OpenSSL reports them (roots it appended are harmless: they are only candidates). */
+/**
+ * The certificates the peer sent, leaf first, as OpenSSL reports them (a root it appended from the
+ * trust store is harmless: it is only a candidate). Read up to one past the limit, so that an
+ * over-long chain is refused as such by verifySvidChain, without parsing all of it.
+ */
 function presentedChain(leaf: DetailedPeerCertificate): ParsedCertificate[] {
   const out: ParsedCertificate[] = [];
   let c: DetailedPeerCertificate | undefined = leaf;
   const seen = new Set<string>();
-  while (c && c.raw && !seen.has(c.fingerprint256) && out.length < 10) {
+  while (c && c.raw && !seen.has(c.fingerprint256) && out.length <= MAX_CHAIN_CERTIFICATES) {
     seen.add(c.fingerprint256);
     out.push(parseCertificate(c.raw));
     c = c.issuerCertificate;

@@ -95,6 +95,7 @@ describe('well-formed input', () => {
     assert.equal(f.issuer, 'CN=issuer');
     assert.equal(f.notBefore, Date.UTC(2025, 0, 1));
     assert.equal(f.notAfter, Date.UTC(2050, 0, 1));
+    assert.deepEqual(f.publicKey, { algorithm: '1.2.840.10045.2.1', curve: '1.2.840.10045.3.1.7' });
     assert.deepEqual(f.uris, [SPIFFE]);
     assert.deepEqual(f.dnsNames, ['a.example', 'b.example']);
     assert.equal(f.isCa, true);

@@ -6,7 +6,7 @@ import { type BundleSet, bundlesFromPem, mergeBundles } from '../../src/identity
 import { parseCertificate } from '../../src/identity/certificate.js';
 import { type DevCa, createDevCa } from '../../src/identity/dev-ca.js';
 import { generateKeyPair, signingAlgorithm } from '../../src/identity/keys.js';
-import { MAX_CHAIN_DEPTH, validateLeaf, verifySvidChain } from '../../src/identity/svid.js';
+import { MAX_CHAIN_CERTIFICATES, MAX_INTERMEDIATES, validateLeaf, verifySvidChain } from '../../src/identity/svid.js';
 import { x509 } from '../helpers/x509.js';
 import { TD, craftLeaf, idOf, pemDers, rawUriSan } from '../helpers/certs.js';
 
@@ -52,8 +52,8 @@ describe('a well-formed SVID', () => {
     assert.equal(verifySvidChain(leaf.chain, bundlesA, NOW()).spiffeId.id, idOf('a'));
   });
 
-  test('verifies through intermediates (1, 3 and 7 of them), in any order the peer sends them', async () => {
-    for (const n of [1, 3, 7]) {
+  test('verifies through intermediates (1, 3 and 6 of them), in any order the peer sends them', async () => {
+    for (const n of [1, 3, 6]) {
       const ca = await createDevCa({ trustDomain: TD, intermediates: n });
       const bundles = bundlesFromPem(ca.bundlePem, TD);
       const leaf = await craftLeaf(ca, { uris: [idOf('deep')] });
@@ -201,19 +201,27 @@ describe('chain verification against the leaf’s own trust domain', () => {
     rejects(() => verifySvidChain([], bundlesA, NOW()), /no certificate/);
   });
 
-  test(`chain depth: ${MAX_CHAIN_DEPTH} certificates verify, ${MAX_CHAIN_DEPTH + 1} are refused`, async () => {
-    assert.equal(MAX_CHAIN_DEPTH, 8);
-    const ok = await createDevCa({ trustDomain: TD, intermediates: MAX_CHAIN_DEPTH - 1 });
+  test(`chain depth: ${MAX_INTERMEDIATES} intermediates verify, ${MAX_INTERMEDIATES + 1} are refused`, async () => {
+    assert.equal(MAX_INTERMEDIATES, 6);
+    assert.equal(MAX_CHAIN_CERTIFICATES, 8);
+    const ok = await createDevCa({ trustDomain: TD, intermediates: MAX_INTERMEDIATES });
+    const okBundles = bundlesFromPem(ok.bundlePem, TD);
     const leafOk = await craftLeaf(ok, { uris: [idOf('deep')] });
-    assert.equal(leafOk.chain.length, MAX_CHAIN_DEPTH);
-    assert.equal(verifySvidChain(leafOk.chain, bundlesFromPem(ok.bundlePem, TD), NOW()).spiffeId.id, idOf('deep'));
-    const tooDeep = await createDevCa({ trustDomain: TD, intermediates: MAX_CHAIN_DEPTH });
+    assert.equal(leafOk.chain.length, MAX_INTERMEDIATES + 1);
+    assert.equal(verifySvidChain(leafOk.chain, okBundles, NOW()).spiffeId.id, idOf('deep'));
+    // With the root appended (as OpenSSL reports a peer's chain): still within the limit.
+    assert.equal(verifySvidChain([...leafOk.chain, ok.root], okBundles, NOW()).spiffeId.id, idOf('deep'));
+    const tooDeep = await createDevCa({ trustDomain: TD, intermediates: MAX_INTERMEDIATES + 1 });
+    const deepBundles = bundlesFromPem(tooDeep.bundlePem, TD);
     const leafDeep = await craftLeaf(tooDeep, { uris: [idOf('deep')] });
-    assert.equal(leafDeep.chain.length, MAX_CHAIN_DEPTH + 1);
-    rejects(() => verifySvidChain(leafDeep.chain, bundlesFromPem(tooDeep.bundlePem, TD), NOW()), /more than 8|deeper than 8/);
+    assert.equal(leafDeep.chain.length, MAX_INTERMEDIATES + 2);
+    // Within the certificate count (no root sent), refused by the walk …
+    rejects(() => verifySvidChain(leafDeep.chain, deepBundles, NOW()), /has more than 6 intermediate CAs before a root/);
+    // … and with the root appended, refused by the count before any signature is checked.
+    rejects(() => verifySvidChain([...leafDeep.chain, tooDeep.root], deepBundles, NOW()), /9 certificates, more than 8 \(a leaf, at most 6 intermediate CAs and a root\)/);
     // Padding a good chain with junk is refused by length before any work.
     const padded = [...leafOk.chain, ...Array.from({ length: 5 }, () => caA.root)];
-    rejects(() => verifySvidChain(padded, bundlesA, NOW()), /13 certificates, more than 8/);
+    rejects(() => verifySvidChain(padded, bundlesA, NOW()), /12 certificates, more than 8/);
   });
 });
 
