@@ -28,8 +28,6 @@ import { type Endpoint, type OutboundService, type RequestSettings } from './ser
 
 /** A retried response body larger than this is not read to the end: its connection is dropped. */
 const MAX_DISCARD_BYTES = 64 * 1024;
-/** How many extra picks a retry makes to find an endpoint it has not tried yet. */
-const PREVIOUS_HOST_REPICKS = 3;
 /** Outcomes without a failure kind, shared (the balancer only reads them). */
 const OK: Outcome = Object.freeze({ ok: true });
 const NOT_OK: Outcome = Object.freeze({ ok: false });
@@ -192,9 +190,9 @@ export class MeshRequest {
     let handle = lb.pick();
     if (this.#tries > 0) {
       // A retry avoids the endpoints this request already tried when it can (Envoy's
-      // previous_hosts predicate): a few more picks, then whatever the balancer says.
+      // previous_hosts predicate); when all were tried, whatever the balancer says.
       const tried = (this.#tried ??= new Set([this.#firstTried!]));
-      for (let i = 0; i < PREVIOUS_HOST_REPICKS && handle && tried.has(handle.key) && lb.size > tried.size; i++) handle = lb.pick();
+      if (handle && tried.has(handle.key)) handle = lb.pickUntried(tried) ?? handle;
     }
     const endpoint = handle && this.backend.endpoint(handle.key);
     if (!handle || !endpoint) {

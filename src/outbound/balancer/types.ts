@@ -133,6 +133,12 @@ export interface Balancer {
    * returned first (one try), and if no endpoint is ready a non-ready one is returned (panic).
    */
   pick(): EndpointHandle | undefined;
+  /**
+   * For a retry (Envoy's previous_hosts predicate): a ready endpoint whose key is not in `tried`,
+   * by P2C over peak-EWMA among those, whatever the balancer kind; undefined when every ready
+   * endpoint was tried. Allocates (retries only).
+   */
+  pickUntried(tried: ReadonlySet<string>): EndpointHandle | undefined;
   /** The current handle for a key, if present. */
   get(key: string): EndpointHandle | undefined;
   stats(): BalancerStats;

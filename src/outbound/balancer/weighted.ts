@@ -24,6 +24,7 @@
  * - Weight 0 means "no traffic" while any ready endpoint has a positive weight; if none has, the
  *   ready endpoints are used as if their weights were equal.
  */
+import { p2cEwmaPicker } from './p2c.js';
 import { systemClock, type Clock } from '../../clock.js';
 import { ConfigError } from '../../errors.js';
 import { EndpointAccrual, failureAccrualSettings, type FailureAccrualSettings } from '../failure-accrual.js';
@@ -238,6 +239,8 @@ export class MeshBalancer implements Balancer {
   /** Earliest `probeAt` among ejected endpoints (Infinity if none): pick() polls only then. */
   private nextPollAt = Infinity;
   private panicPicks = 0;
+  /** A retry's choice among untried endpoints (stateless, so any balancer kind can use it). */
+  private readonly untried: Picker;
 
   constructor(
     private readonly picker: Picker,
@@ -248,6 +251,7 @@ export class MeshBalancer implements Balancer {
     this.ewmaSettings = ewmaSettings(opts.ewma);
     this.accrualSettings = opts.accrual === false ? undefined : failureAccrualSettings(opts.accrual);
     this.onStateChange = opts.onStateChange;
+    this.untried = p2cEwmaPicker(this.random);
   }
 
   get kind(): BalancerKind {
@@ -308,6 +312,12 @@ export class MeshBalancer implements Balancer {
     if (n > 1) return this.picker.pick(set, now);
     if (n === 1) return set.list[0];
     return this.panic();
+  }
+
+  pickUntried(tried: ReadonlySet<string>): EndpointHandle | undefined {
+    const rest = this.set.list.filter((e) => !tried.has(e.key));
+    if (rest.length <= 1) return rest[0];
+    return this.untried.pick(new ReadySet(rest), this.clock.now());
   }
 
   get(key: string): EndpointHandle | undefined {

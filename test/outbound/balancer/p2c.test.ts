@@ -105,3 +105,21 @@ test('weight 0 gets no traffic while others are ready', () => {
     assert.equal(lb.pick()!.key, 'zero', `${kind}: all-zero weights still route`);
   }
 });
+
+test('pickUntried: a retry gets an endpoint it has not tried, whatever the balancer, while one is ready', () => {
+  for (const kind of ['p2c-ewma', 'least-request', 'round-robin', 'random'] as const) {
+    const lb = createBalancer(kind, { random: seededRandom(7) });
+    lb.setEndpoints([{ key: 'a' }, { key: 'b' }, { key: 'c' }]);
+    // 'a' looks cheapest (the impostor case: it fails fast, so it is never busy).
+    for (let i = 0; i < 200; i++) {
+      const tried = new Set(['a']);
+      const next = lb.pickUntried(tried)!;
+      assert.notEqual(next.key, 'a', kind);
+      tried.add(next.key);
+      const third = lb.pickUntried(tried)!;
+      assert.ok(!tried.has(third.key), kind);
+      tried.add(third.key);
+      assert.equal(lb.pickUntried(tried), undefined, `${kind}: every endpoint tried`);
+    }
+  }
+});
