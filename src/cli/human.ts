@@ -21,12 +21,16 @@ export function humanDuration(ms: number): string {
   return shown.length ? shown.join(' ') : '0s';
 }
 
-/** The largest whole duration in one unit that fits in `ms` ("23h", "59m", "42s"), for a suggested --ttl. */
+/**
+ * A duration in one unit that fits in `ms` and loses at most 10 % of it, for a suggested --ttl:
+ * 1h 59m 58s → "119m", 364d 23h → "364d", 29m 59s → "29m". Undefined under a second.
+ */
 export function fittingDuration(ms: number): string | undefined {
   for (const [unit, size] of UNITS) {
-    if (ms >= size) return `${Math.floor(ms / size)}${unit}`;
+    const n = Math.floor(ms / size);
+    if (n >= 1 && n * size >= 0.9 * ms) return `${n}${unit}`;
   }
-  return undefined;
+  return ms >= 1000 ? `${Math.floor(ms / 1000)}s` : undefined;
 }
 
 /** ISO 8601 in UTC, without the milliseconds X.509 times do not have. */

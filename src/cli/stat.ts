@@ -183,7 +183,10 @@ export async function scrapeAdmin(admin: string, fetchFn: typeof fetch = fetch):
   } catch (e) {
     if (e instanceof ScrapeError) throw e;
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    const why = (e as Error).name === 'TimeoutError' ? 'no answer within 5 s' : (cause?.code ?? cause?.message ?? (e as Error).message);
+    const why =
+      (e as Error).name === 'TimeoutError' ? 'no answer within 5 s'
+      : cause?.message === 'bad port' ? `port ${url.port} is one the Fetch standard blocks; give the admin endpoint another port`
+      : (cause?.code ?? cause?.message ?? (e as Error).message);
     throw new ScrapeError(`cannot reach the admin endpoint ${url.origin}: ${why}`, { cause: e });
   }
   try {
