@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, renameSync } from 'node:fs';
 import { lstat, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { FileError } from '../errors.js';
 import { UsageError } from './args.js';
 
@@ -51,12 +51,33 @@ export async function requireDir(dir: string, hint = ''): Promise<void> {
   if (!s.isDirectory()) throw new FileError(dir, `${dir} is a file, not a directory`);
 }
 
-/** Creates `dir` (and its parents) when missing. */
+/**
+ * mkdir -p, by hand: Node's `mkdir(…, { recursive: true })` loops forever where the parent exists
+ * but refuses new entries with ENOENT (/proc, some FUSE file systems).
+ */
+async function makeDirs(dir: string, depth = 0): Promise<void> {
+  try {
+    await mkdir(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return; // the caller checks it is a directory
+    const parent = dirname(dir);
+    if (code !== 'ENOENT' || parent === dir || depth > 100) throw e;
+    await makeDirs(parent, depth + 1);
+    await mkdir(dir).catch((again: NodeJS.ErrnoException) => {
+      if (again.code !== 'EEXIST') throw again;
+    });
+  }
+}
+
+/** Creates `dir` (and its parents) when missing; FileError when it cannot, or when a file is in the way. */
 export async function ensureDir(dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true });
+    await makeDirs(resolve(dir));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new FileError(dir, `${dir} is a file, not a directory`, { cause: e });
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new FileError(dir, `cannot create the directory ${dir}: the file system refuses it (ENOENT)`, { cause: e });
+    }
     throw fileError(e, dir, 'create the directory');
   }
   await requireDir(dir);

@@ -2,6 +2,7 @@
 // the real openssl binary; --force, the CA checks and the TTL rules, with hostile inputs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, tempDir } from './process.js';
@@ -179,6 +180,11 @@ test('hostile paths: a file where a directory belongs, a directory where a file 
   assertError(await sidecarless(['ca', 'init', '--trust-domain', 'a.test', '--out', join(file, 'sub')]), 1, 'ERR_SIDECARLESS_FILE', /a part of that path is a file, not a directory/, 'ENOTDIR');
   assertError(await sidecarless(['svid', 'issue', '--ca', file, '--spiffe-id', id, '--out', join(dir, 'o')]), 1, 'ERR_SIDECARLESS_FILE', /ca\.pem is a file, not a directory/, '--ca FILE');
   assertError(await sidecarless(['svid', 'issue', '--ca', join(file, 'x'), '--spiffe-id', id, '--out', join(dir, 'o')]), 1, 'ERR_SIDECARLESS_FILE', /a part of that path is a file/, '--ca ENOTDIR');
+  // Node's own recursive mkdir spins forever where the parent refuses new entries with ENOENT.
+  if (existsSync('/proc/self')) {
+    const proc = await sidecarless(['ca', 'init', '--trust-domain', 'a.test', '--out', '/proc/sidecarless-test/ca'], { timeoutMs: 10_000 });
+    assertError(proc, 1, 'ERR_SIDECARLESS_FILE', /cannot create the directory \/proc\/sidecarless-test\/ca: the file system refuses it/, '/proc');
+  }
   assertError(await sidecarless(['svid', 'issue', '--ca', join(dir, 'nope'), '--spiffe-id', id, '--out', join(dir, 'o')]), 1, 'ERR_SIDECARLESS_FILE', /nope does not exist: create a CA first with "sidecarless ca init/, 'missing CA');
 
   // A directory named like the key: refused before any file of the set is replaced, even with --force.

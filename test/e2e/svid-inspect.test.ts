@@ -215,6 +215,7 @@ test('missing and unreadable files, directories where files belong, and a bad --
   await giveToUnprivileged(noList);
   await chmod(noList, 0o000);
   const n = await inspect(noList, true);
+  await chmod(noList, 0o755); // so the temp tree can be removed by a non-root owner
   assert.equal(n.code, 1);
   assert.match(n.stdout + n.stderr, /permission denied/);
 });
