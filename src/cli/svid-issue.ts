@@ -1,6 +1,6 @@
 import { createPrivateKey } from 'node:crypto';
 import { join } from 'node:path';
-import { CaError } from '../errors.js';
+import { CaError, FileError } from '../errors.js';
 import { type ParsedCertificate, parseCertificate } from '../identity/certificate.js';
 import { DEFAULT_SVID_TTL_MS, DEV_CA_BACKDATE_MS, DevCa } from '../identity/dev-ca.js';
 import { keyMatchesCertificate } from '../identity/keys.js';
@@ -89,6 +89,17 @@ function checkTtlFitsCa(ttlMs: number, given: string | undefined, notAfter: numb
   );
 }
 
+/**
+ * Reads the set back: another writer renaming into the same directory at the same moment could
+ * leave its key beside our certificate. Say so rather than leave a set no mesh will accept.
+ */
+async function checkWrittenSet(out: string, serial: string): Promise<void> {
+  const [certPem, keyPem] = await Promise.all([readText(join(out, SVID_FILE)), readText(join(out, KEY_FILE))]);
+  const der = pemToCertDers(certPem)[0];
+  if (der && parseCertificate(der).serialNumber === serial && keyMatchesCertificate(keyPem, der)) return;
+  throw new FileError(join(out, SVID_FILE), `another writer replaced files in ${out} at the same time: ${SVID_FILE} and ${KEY_FILE} there may not belong together; run "sidecarless svid issue --force" again, one at a time`);
+}
+
 /** `sidecarless svid issue`: writes svid.pem, svid_key.pem (0600), svid_bundle.pem — spiffe-helper's names — atomically. */
 export const svidIssueCommand = defineCommand({
   name: 'svid issue',
@@ -131,6 +142,7 @@ export const svidIssueCommand = defineCommand({
       { name: KEY_FILE, content: svid.keyPem, mode: 0o600 },
       { name: SVID_FILE, content: svid.certChainPem, mode: 0o644 },
     ]);
+    await checkWrittenSet(out, svid.serialNumber);
     io.stdout(
       `${replaced.length ? 'replaced the SVID with' : 'issued'} ${svid.spiffeId} (serial ${svid.serialNumber}, valid until ${isoTime(svid.notAfter)}, ` +
         `${humanDuration(svid.notAfter - now)}) in ${out}: ${SVID_FILE}, ${KEY_FILE} (mode 0600), ${BUNDLE_FILE}`,

@@ -12,7 +12,7 @@ import { pemToCertDers } from '../../src/identity/pem.js';
 import { createDirSource } from '../../src/sources/dir.js';
 import { waitFor } from '../helpers/net.js';
 import { tempDir } from './process.js';
-import { filesIn, sidecarless } from './cli-run.js';
+import { assertError, filesIn, sidecarless } from './cli-run.js';
 
 const TD = 'example.org';
 const ID = `spiffe://${TD}/ns/prod/sa/web`;
@@ -87,4 +87,22 @@ test('a DirSource watching the directory while svid issue --force rewrites it ac
   for (const e of errors) assert.match(e, /^the private key does not belong to the leaf certificate \(a rotation caught half-way\?\)$/, e);
   assert.equal(source.status().state, 'ready');
   assert.deepEqual(await filesIn(out), ['svid.pem', 'svid_bundle.pem', 'svid_key.pem'], 'no temp file left behind');
+});
+
+test('concurrent svid issue --force into one directory: a set that does not belong together is never left unreported', { timeout: 60_000 }, async (t) => {
+  const root = await tempDir(t);
+  const caDir = join(root, 'ca');
+  const out = join(root, 'web');
+  assert.equal((await sidecarless(['ca', 'init', '--trust-domain', TD, '--out', caDir])).code, 0);
+  assert.equal((await sidecarless(['svid', 'issue', '--ca', caDir, '--spiffe-id', ID, '--out', out])).code, 0);
+  for (let round = 0; round < 2; round++) {
+    const runs = await Promise.all(Array.from({ length: 6 }, () => sidecarless(['svid', 'issue', '--ca', caDir, '--spiffe-id', ID, '--out', out, '--force'])));
+    const warned = runs.filter((r) => r.code !== 0);
+    for (const r of warned) {
+      assertError(r, 1, 'ERR_SIDECARLESS_FILE', /another writer replaced files in \S+ at the same time: svid\.pem and svid_key\.pem there may not belong together; run "sidecarless svid issue --force" again, one at a time/, 'concurrent');
+    }
+    const inspect = await sidecarless(['svid', 'inspect', '--dir', out]);
+    assert.ok(inspect.code === 0 || warned.length > 0, `a torn set was left and nobody said so:\n${inspect.stdout}`);
+    assert.deepEqual(await filesIn(out), ['svid.pem', 'svid_bundle.pem', 'svid_key.pem'], 'no temp file left behind');
+  }
 });
