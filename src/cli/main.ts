@@ -16,7 +16,7 @@ main(process.argv.slice(2), processIo).then(
   },
   (e: Error) => {
     // Only a genuine bug gets here: every error a user can cause is reported by main() in one line.
-    process.stderr.write(`sidecarless: internal error, please report it with the command you ran: ${e.stack ?? e.message} [ERR_SIDECARLESS_INTERNAL]\n`);
+    process.stderr.write(`sidecarless: internal error: a bug, please report it with the command you ran [ERR_SIDECARLESS_INTERNAL]\n${e?.stack ?? String(e)}\n`);
     process.exitCode = 1;
   },
 );
