@@ -88,3 +88,26 @@ export class NoEndpointError extends SidecarlessError {
     super('ERR_SIDECARLESS_NO_ENDPOINT', `cannot route to mesh service "${service}": ${detail}.`);
   }
 }
+
+/** A file or directory the CLI needs cannot be read or written. The message names the path and the OS reason. */
+export class FileError extends SidecarlessError {
+  readonly path: string;
+  constructor(path: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_SIDECARLESS_FILE', message, options);
+    this.path = path;
+  }
+}
+
+/** CA files (ca.pem, ca_key.pem) that cannot sign: no certificate, not a CA, a key for another certificate, expired. */
+export class CaError extends SidecarlessError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_SIDECARLESS_CA_INVALID', message, options);
+  }
+}
+
+/** `sidecarless stat` could not read an admin endpoint's /metrics (unreachable, not 200, not Prometheus text). */
+export class ScrapeError extends SidecarlessError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_SIDECARLESS_SCRAPE_FAILED', message, options);
+  }
+}

@@ -1,38 +1,62 @@
-import { mkdir, writeFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDuration } from '../duration.js';
 import { createDevCa } from '../identity/dev-ca.js';
-import { type Io, UsageError, parse } from './args.js';
+import { UsageError, defineCommand } from './args.js';
+import { isoTime } from './human.js';
+import { ensureDir, refuseExisting, writeFilesAtomically } from './files.js';
 
 export const CA_CERT_FILE = 'ca.pem';
 export const CA_KEY_FILE = 'ca_key.pem';
 
-export const caInitUsage = 'usage: sidecarless ca init --trust-domain TD --out DIR [--ttl 8760h] [--force]';
+/** Longest CA lifetime accepted (X.509 dates end in 9999; a dev CA has no business living longer). */
+const MAX_CA_TTL_MS = 100 * 365 * 86_400_000;
 
-/** `sidecarless ca init`: writes ca.pem and ca_key.pem (mode 0600). */
-export async function caInit(args: string[], io: Io): Promise<number> {
-  const v = parse(args, { 'trust-domain': { type: 'string' }, out: { type: 'string' }, ttl: { type: 'string' }, force: { type: 'boolean' } }, ['trust-domain', 'out']);
-  let ttl: number | undefined;
+/** Parses a `--ttl` that must be more than zero and at most `maxMs`. */
+export function positiveTtl(text: string, maxMs: number, maxText: string): number {
+  if (text.trim().startsWith('-')) throw new UsageError(`--ttl must be more than 0, got "${text}"`);
+  let ms: number;
   try {
-    ttl = v.ttl ? parseDuration(v.ttl) : undefined;
+    ms = parseDuration(text);
   } catch (e) {
     throw new UsageError(`--ttl: ${(e as Error).message}`);
   }
-  const ca = await createDevCa({ trustDomain: v['trust-domain']!, ...(ttl !== undefined && { caTtlMs: ttl }) }).catch((e: Error) => {
-    throw new UsageError(`--trust-domain: ${e.message}`);
-  });
-  const out = v.out!;
-  await mkdir(out, { recursive: true });
-  if (!v.force) {
-    for (const f of [CA_CERT_FILE, CA_KEY_FILE]) {
-      if (await access(join(out, f)).then(() => true, () => false)) {
-        throw new UsageError(`${join(out, f)} already exists; pass --force to replace the CA (every SVID it issued stops verifying)`);
-      }
-    }
-  }
-  const { certPem, keyPem } = await ca.exportPem();
-  await writeFile(join(out, CA_CERT_FILE), certPem, { mode: 0o644 });
-  await writeFile(join(out, CA_KEY_FILE), keyPem, { mode: 0o600 });
-  io.stdout(`created CA for spiffe://${ca.trustDomain} in ${out}: ${CA_CERT_FILE} (trust bundle), ${CA_KEY_FILE} (mode 0600, keep it secret)`);
-  return 0;
+  if (ms <= 0) throw new UsageError(`--ttl must be more than 0, got "${text}"`);
+  if (ms > maxMs) throw new UsageError(`--ttl ${text} is too long: at most ${maxText}`);
+  return ms;
 }
+
+/** `sidecarless ca init`: writes ca.pem and ca_key.pem (mode 0600), atomically. */
+export const caInitCommand = defineCommand({
+  name: 'ca init',
+  summary: 'create a CA for a trust domain: ca.pem (the trust bundle) and ca_key.pem (mode 0600)',
+  description:
+    'Creates a certificate authority for one trust domain, for development and tests: ca.pem (its\n' +
+    'certificate, the trust bundle every workload gets) and ca_key.pem (its private key, mode 0600).\n' +
+    'Issue SVIDs from it with "sidecarless svid issue --ca DIR".',
+  options: {
+    'trust-domain': { type: 'string', required: true, value: 'TD', help: 'the trust domain, e.g. cluster.local (lower case)' },
+    out: { type: 'string', required: true, value: 'DIR', help: 'directory to write ca.pem and ca_key.pem to (created if missing)' },
+    ttl: { type: 'string', value: '8760h', help: 'lifetime of the CA (default 8760h, one year)' },
+    force: { type: 'boolean', help: 'replace an existing ca.pem / ca_key.pem (every SVID the old CA issued stops verifying)' },
+  },
+  examples: ['sidecarless ca init --trust-domain cluster.local --out ./ca'],
+  async run(v, io) {
+    const ttl = v.ttl === undefined ? undefined : positiveTtl(v.ttl, MAX_CA_TTL_MS, '36500d');
+    const ca = await createDevCa({ trustDomain: v['trust-domain']!, ...(ttl !== undefined && { caTtlMs: ttl }) }).catch((e: Error) => {
+      throw new UsageError(`--trust-domain: ${e.message}`);
+    });
+    const out = v.out!;
+    await ensureDir(out);
+    const replaced = await refuseExisting(out, [CA_CERT_FILE, CA_KEY_FILE], v.force, 'every SVID the old CA issued stops verifying');
+    const { certPem, keyPem } = await ca.exportPem();
+    await writeFilesAtomically(out, [
+      { name: CA_KEY_FILE, content: keyPem, mode: 0o600 },
+      { name: CA_CERT_FILE, content: certPem, mode: 0o644 },
+    ]);
+    io.stdout(
+      `${replaced.length ? 'replaced the CA' : 'created a CA'} for spiffe://${ca.trustDomain} in ${join(out)} ` +
+        `(valid until ${isoTime(ca.root.notAfter)}): ${CA_CERT_FILE} (trust bundle), ${CA_KEY_FILE} (mode 0600, keep it secret)`,
+    );
+    return 0;
+  },
+});

@@ -7,29 +7,39 @@ import { createDevCa, type DevCa } from '../identity/dev-ca.js';
 import { peerOf } from '../inbound/peer-of.js';
 import { createMesh } from '../mesh.js';
 import { BUNDLE_FILE, KEY_FILE, SVID_FILE } from '../sources/dir.js';
-import { type Io, parse } from './args.js';
+import { type Io, defineCommand } from './args.js';
 import { type Snapshot, renderStat, scrapeAdmin, statRows } from './stat.js';
 
 /**
  * `sidecarless demo`: the main job, live. A dev CA; two `payments` replicas and an `orders` client
  * as separate processes talking mTLS; an intruder from another trust domain that is refused.
  * Prints who called whom with which verified identity, and exits by itself with a summary.
+ * The hidden options run one demo process (a role); the orchestrator passes them.
  */
-export async function demo(args: string[], io: Io): Promise<number> {
-  const v = parse(args, {
-    role: { type: 'string' },
-    name: { type: 'string' },
-    dir: { type: 'string' },
-    endpoints: { type: 'string' },
-    calls: { type: 'string' },
-    target: { type: 'string' },
-    'delay-ms': { type: 'string' },
-    load: { type: 'string' },
-    admin: { type: 'boolean' },
-  });
-  if (v.role) return runRole(v.role, v as Record<string, string | undefined>, v.admin === true);
-  return orchestrate(io);
-}
+export const demoCommand = defineCommand({
+  name: 'demo',
+  summary: 'a small mesh, live: mTLS, policy, load balancing and an intruder refused',
+  description:
+    'Starts a dev CA, three payments replicas (one slow) and an orders client as separate processes\n' +
+    'talking mutual TLS, shows the policy denying a call and an intruder from another trust domain\n' +
+    'refused during the handshake, prints the traffic table of one replica, and exits with a summary.',
+  options: {
+    role: { type: 'string', hidden: true, help: 'internal' },
+    name: { type: 'string', hidden: true, help: 'internal' },
+    dir: { type: 'string', hidden: true, help: 'internal' },
+    endpoints: { type: 'string', hidden: true, help: 'internal' },
+    calls: { type: 'string', hidden: true, help: 'internal' },
+    target: { type: 'string', hidden: true, help: 'internal' },
+    'delay-ms': { type: 'string', hidden: true, help: 'internal' },
+    load: { type: 'string', hidden: true, help: 'internal' },
+    admin: { type: 'boolean', hidden: true, help: 'internal' },
+  },
+  exits: '0 every step behaved as it should, 1 a step did not, 2 usage error',
+  run(v, io) {
+    if (v.role) return runRole(v.role, v as Record<string, string | undefined>, v.admin === true);
+    return orchestrate(io);
+  },
+});
 
 const TD = 'cluster.local';
 const PAYMENTS_ID = `spiffe://${TD}/ns/default/sa/payments`;

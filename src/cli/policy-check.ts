@@ -8,48 +8,11 @@
  * Prints `ALLOW <rule>` or `DENY <rule>` (plus `audit: …` when audit rules matched). Exit 0 allow,
  * 1 deny (also for a malformed target: `DENY (malformed target: …)`), 2 usage or policy error.
  */
-import { SidecarlessError } from '../errors.js';
+import { PolicyError } from '../errors.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import { compilePolicy, DEFAULT_POLICIES, type DefaultPolicy, loadPolicy, normalizeTarget } from '../policy/index.js';
-
-/** I/O the command needs, injected for tests. */
-export interface PolicyCheckIo {
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-  readFile: (p: string) => Promise<string>;
-}
-
-const USAGE =
-  'usage: sidecarless policy check --policy FILE --from ID|unauthenticated --method M --path P ' +
-  '[--host H] [--port N] [--header k=v]... [--source-ip IP] [--sni NAME] [--default-policy X] ' +
-  '[--trust-domain TD] [--namespace NS] [--label k=v]...';
-
-const SINGLE = new Set(['policy', 'from', 'method', 'path', 'host', 'port', 'source-ip', 'sni', 'default-policy', 'trust-domain', 'namespace']);
-const MULTI = new Set(['header', 'label']);
-
-class UsageError extends Error {}
-
-function parseArgs(args: readonly string[]): { one: Map<string, string>; many: Map<string, string[]> } {
-  const one = new Map<string, string>();
-  const many = new Map<string, string[]>([['header', []], ['label', []]]);
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (!a.startsWith('--')) throw new UsageError(`unexpected argument "${a}"`);
-    let name = a.slice(2);
-    let value: string | undefined;
-    const eq = name.indexOf('=');
-    if (eq >= 0) {
-      value = name.slice(eq + 1);
-      name = name.slice(0, eq);
-    } else value = args[++i];
-    if (!SINGLE.has(name) && !MULTI.has(name)) throw new UsageError(`unknown option --${name}`);
-    if (value === undefined) throw new UsageError(`--${name} needs a value`);
-    if (MULTI.has(name)) many.get(name)!.push(value);
-    else if (one.has(name)) throw new UsageError(`--${name} given twice`);
-    else one.set(name, value);
-  }
-  return { one, many };
-}
+import { UsageError, defineCommand } from './args.js';
+import { readText } from './files.js';
 
 function pairs(list: readonly string[], what: string): Array<[string, string]> {
   return list.map((kv) => {
@@ -69,72 +32,78 @@ function peerOf(from: string): PeerIdentity | null {
   return k8s ? { spiffeId: from, trustDomain: td, namespace: k8s[1]!, serviceAccount: k8s[2]! } : { spiffeId: from, trustDomain: td };
 }
 
-/**
- * Runs `policy check` with `args` (the arguments after `policy check`).
- * @returns the exit code: 0 allow, 1 deny, 2 usage or policy error.
- */
-export async function policyCheck(args: string[], io: PolicyCheckIo): Promise<number> {
+/** Loads and compiles the policy file; a PolicyError names the file. */
+async function compiled(file: string, options: Parameters<typeof compilePolicy>[1]) {
+  const text = await readText(file);
   try {
-    const { one, many } = parseArgs(args);
-    for (const required of ['policy', 'from', 'method', 'path']) {
-      if (!one.has(required)) throw new UsageError(`--${required} is required`);
-    }
-    const defaultPolicy = (one.get('default-policy') ?? 'all-authenticated') as DefaultPolicy;
+    return compilePolicy(loadPolicy(text), options);
+  } catch (e) {
+    if (!(e instanceof PolicyError)) throw e;
+    throw e.issues.length ? new PolicyError(`invalid policy ${file}`, e.issues) : new PolicyError(`invalid policy ${file}: ${e.message}`);
+  }
+}
+
+export const policyCheckCommand = defineCommand({
+  name: 'policy check',
+  summary: 'judge one request against a policy file offline: ALLOW/DENY and the deciding rule',
+  description:
+    'Judges one request against a policy file (native, Istio AuthorizationPolicy or Linkerd documents)\n' +
+    'exactly as the mesh would, and prints ALLOW or DENY with the deciding rule (and audit rules that\n' +
+    'matched). The path is normalized as the mesh normalizes it; a malformed target is a DENY.',
+  options: {
+    policy: { type: 'string', required: true, value: 'FILE', help: 'the policy file (YAML or JSON)' },
+    from: { type: 'string', required: true, value: 'ID', help: 'the caller: a SPIFFE ID, or "unauthenticated"' },
+    method: { type: 'string', required: true, value: 'M', help: 'the request method, as sent (GET, POST, ...)' },
+    path: { type: 'string', required: true, value: 'P', help: 'the request target (path and query)' },
+    host: { type: 'string', value: 'H', help: 'the Host header (default localhost)' },
+    port: { type: 'string', value: 'N', help: 'the server port (default 443)' },
+    header: { type: 'string', multiple: true, value: 'k=v', help: 'a request header' },
+    'source-ip': { type: 'string', value: 'IP', help: 'the client address (default 127.0.0.1)' },
+    sni: { type: 'string', value: 'NAME', help: 'the TLS server name the client sent' },
+    'default-policy': { type: 'string', value: 'X', help: `when no rule decides: ${DEFAULT_POLICIES.join(', ')} (default all-authenticated)` },
+    'trust-domain': { type: 'string', value: 'TD', help: "the server's trust domain (default cluster.local)" },
+    namespace: { type: 'string', value: 'NS', help: "the server's namespace (default default)" },
+    label: { type: 'string', multiple: true, value: 'k=v', help: "a label of the server workload (Istio selector, Linkerd podSelector)" },
+  },
+  exits: '0 ALLOW, 1 DENY, 2 usage error or a policy file that cannot be read or loaded (never mistaken for a DENY)',
+  failureExit: 2,
+  examples: ['sidecarless policy check --policy payments.yaml --from spiffe://cluster.local/ns/default/sa/orders --method POST --path /charge'],
+  async run(v, io) {
+    const defaultPolicy = (v['default-policy'] ?? 'all-authenticated') as DefaultPolicy;
     if (!DEFAULT_POLICIES.includes(defaultPolicy)) {
-      throw new UsageError(`--default-policy must be one of ${DEFAULT_POLICIES.join(', ')}`);
+      throw new UsageError(`--default-policy must be one of ${DEFAULT_POLICIES.join(', ')}, got "${defaultPolicy}"`);
     }
-    const portText = one.get('port') ?? '443';
+    const portText = v.port ?? '443';
     const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : NaN;
     if (!(port >= 1 && port <= 65535)) throw new UsageError(`--port must be 1-65535, got "${portText}"`);
-    const peer = peerOf(one.get('from')!);
-    const headers = new Map(pairs(many.get('header')!, 'header').map(([k, v]) => [k.toLowerCase(), v] as const));
-    const labels = Object.fromEntries(pairs(many.get('label')!, 'label'));
-    const file = one.get('policy')!;
-    let text: string;
-    try {
-      text = await io.readFile(file);
-    } catch (e) {
-      io.stderr(`error: cannot read policy file ${file}: ${(e as Error).message}\n`);
-      return 2;
-    }
-    const compiled = compilePolicy(loadPolicy(text), {
+    const peer = peerOf(v.from!);
+    const headers = new Map(pairs(v.header ?? [], 'header').map(([k, val]) => [k.toLowerCase(), val] as const));
+    const labels = Object.fromEntries(pairs(v.label ?? [], 'label'));
+    const policy = await compiled(v.policy!, {
       defaultPolicy,
-      trustDomain: one.get('trust-domain') ?? 'cluster.local',
-      namespace: one.get('namespace') ?? 'default',
+      trustDomain: v['trust-domain'] ?? 'cluster.local',
+      namespace: v.namespace ?? 'default',
       labels,
     });
-    const method = one.get('method')!;
-    const target = normalizeTarget(one.get('path')!, method);
+    const method = v.method!;
+    const target = normalizeTarget(v.path!, method);
     if (!target.ok) {
-      io.stdout(`DENY (malformed target: ${target.reason})\n`);
+      io.stdout(`DENY (malformed target: ${target.reason})`);
       return 1;
     }
-    const sni = one.get('sni');
-    const d = compiled.evaluate({
+    const d = policy.evaluate({
       peer,
-      sourceIp: one.get('source-ip') ?? '127.0.0.1',
+      sourceIp: v['source-ip'] ?? '127.0.0.1',
       method,
       path: target.path,
-      host: target.authority ?? one.get('host') ?? headers.get('host') ?? 'localhost',
+      host: target.authority ?? v.host ?? headers.get('host') ?? 'localhost',
       port,
-      ...(sni !== undefined ? { sni } : {}),
+      ...(v.sni !== undefined ? { sni: v.sni } : {}),
       header: (name) => headers.get(name),
     });
     let line = `${d.allowed ? 'ALLOW' : 'DENY'} ${d.rule}${d.server ? ` (server ${d.server})` : ''}`;
     if (d.audit.length) line += `\naudit: ${d.audit.join(', ')}`;
-    io.stdout(line + '\n');
+    io.stdout(line);
     return d.allowed ? 0 : 1;
-  } catch (e) {
-    if (e instanceof UsageError) {
-      io.stderr(args.length === 0 ? `${USAGE}\n` : `error: ${e.message} (run without arguments for usage)\n`);
-      return 2;
-    }
-    if (e instanceof SidecarlessError) {
-      const issues = (e as { issues?: ReadonlyArray<{ path: string; message: string }> }).issues ?? [];
-      const detail = issues.length ? issues.map((i) => `${i.path}: ${i.message}`).join('; ') : e.message;
-      io.stderr(`error: invalid policy: ${detail}\n`);
-      return 2;
-    }
-    throw e;
-  }
-}
+  },
+});

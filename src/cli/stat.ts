@@ -7,9 +7,8 @@
 import { parseDuration } from '../duration.js';
 import { type PromScrape, parsePrometheus } from '../telemetry/prometheus.js';
 import { bucketQuantile } from '../telemetry/stats.js';
-import { type Io, UsageError, parse } from './args.js';
-
-export const statUsage = 'usage: sidecarless stat --admin URL [--watch] [--interval 2s]   (URL: the admin endpoint, e.g. http://127.0.0.1:9990)';
+import { ScrapeError } from '../errors.js';
+import { type Io, UsageError, defineCommand } from './args.js';
 
 interface Totals {
   direction: string;
@@ -167,44 +166,97 @@ export function renderStat(rows: StatRow[], seconds: number): string {
   return out.join('\n');
 }
 
-/** One scrape of `<admin>/metrics`. */
+/** One scrape of `<admin>/metrics`. Throws ScrapeError saying why (unreachable, status, not Prometheus text). */
 export async function scrapeAdmin(admin: string, fetchFn: typeof fetch = fetch): Promise<Snapshot> {
-  const url = new URL('/metrics', admin.includes('://') ? admin : `http://${admin}`);
-  let res: Response;
+  let url: URL;
   try {
-    res = await fetchFn(url, { signal: AbortSignal.timeout(5_000) });
-  } catch (e) {
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    throw new Error(`cannot reach the admin endpoint ${url.origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
+    url = new URL('/metrics', admin.includes('://') ? admin : `http://${admin}`);
+  } catch {
+    throw new UsageError(`--admin "${admin}" is not a URL or host:port (e.g. http://127.0.0.1:9990)`);
   }
-  if (res.status !== 200) throw new Error(`${url.href} answered ${res.status}`);
-  return totalsFrom(parsePrometheus(await res.text()), Date.now());
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--admin "${admin}": the admin endpoint speaks http://`);
+  let body: string;
+  try {
+    const res = await fetchFn(url, { signal: AbortSignal.timeout(5_000) });
+    body = await res.text();
+    if (res.status !== 200) throw new ScrapeError(`${url.href} answered ${res.status}: is ${url.origin} a sidecarless admin endpoint?`);
+  } catch (e) {
+    if (e instanceof ScrapeError) throw e;
+    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+    const why =
+      (e as Error).name === 'TimeoutError' ? 'no answer within 5 s'
+      : cause?.message === 'bad port' ? `port ${url.port} is one the Fetch standard blocks; give the admin endpoint another port`
+      : (cause?.code ?? cause?.message ?? (e as Error).message);
+    throw new ScrapeError(`cannot reach the admin endpoint ${url.origin}: ${why}`, { cause: e });
+  }
+  try {
+    return totalsFrom(parsePrometheus(body), Date.now());
+  } catch (e) {
+    throw new ScrapeError(`${url.href} is not Prometheus text (${(e as Error).message}): is ${url.origin} a sidecarless admin endpoint?`, { cause: e });
+  }
 }
 
-export async function stat(args: string[], io: Io): Promise<number> {
-  const v = parse(args, { admin: { type: 'string' }, watch: { type: 'boolean' }, interval: { type: 'string' } }, ['admin']);
-  let intervalMs: number;
-  try {
-    intervalMs = parseDuration(v.interval ?? '2s');
-  } catch (e) {
-    throw new UsageError(`--interval: ${(e as Error).message}`);
-  }
-  if (intervalMs < 100) throw new UsageError('--interval must be at least 100ms');
-  const admin = v.admin!;
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  try {
-    let before = await scrapeAdmin(admin);
-    for (;;) {
-      await sleep(intervalMs);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * `--watch`: a table every interval, forever. A failed scrape prints one line (why, and that it
+ * keeps trying) and starts the rates afresh from the next good scrape, so an outage or a restart
+ * (counters back to zero) never shows as a rate.
+ */
+async function watch(admin: string, intervalMs: number, io: Io): Promise<never> {
+  let before: Snapshot | undefined;
+  let failing = false;
+  for (;;) {
+    try {
       const after = await scrapeAdmin(admin);
-      const seconds = (after.at - before.at) / 1000;
-      if (v.watch) io.stdout(`\n${new Date(after.at).toISOString()}  ${admin}`);
-      io.stdout(renderStat(statRows(before, after), seconds));
-      if (!v.watch) return 0;
+      if (before) {
+        io.stdout(`\n${new Date(after.at).toISOString()}  ${admin}`);
+        io.stdout(renderStat(statRows(before, after), (after.at - before.at) / 1000));
+      } else if (failing) {
+        io.stdout(`\n${new Date(after.at).toISOString()}  ${admin}  answers again; rates start from this scrape`);
+      }
       before = after;
+      failing = false;
+    } catch (e) {
+      if (!(e instanceof ScrapeError)) throw e;
+      io.stderr(`sidecarless: ${new Date().toISOString()} scrape failed: ${e.message}; still watching, next try in ${(intervalMs / 1000).toFixed(1)} s [${e.code}]`);
+      before = undefined;
+      failing = true;
     }
-  } catch (e) {
-    io.stderr(`sidecarless stat: ${(e as Error).message}`);
-    return 1;
+    await sleep(intervalMs);
   }
 }
+
+export const statCommand = defineCommand({
+  name: 'stat',
+  summary: 'requests/s, success rate, p50/p95/p99, retries and denials per peer and route, from an admin endpoint',
+  description:
+    'Golden signals per peer and route, like "linkerd viz stat": scrapes the admin endpoint\'s /metrics\n' +
+    '(createMesh({ admin: { port } })) twice, --interval apart, and prints requests per second, success\n' +
+    'rate (not 5xx, not failed), p50/p95/p99 latency, retries (outbound) and denials (inbound).\n' +
+    'With --watch it prints a table every interval and keeps going through failed scrapes (one line each).',
+  options: {
+    admin: { type: 'string', required: true, value: 'URL', help: 'the admin endpoint, e.g. http://127.0.0.1:9990 or 127.0.0.1:9990' },
+    watch: { type: 'boolean', help: 'print a table every interval until interrupted (Ctrl-C)' },
+    interval: { type: 'string', value: '2s', help: 'time between scrapes, at least 100ms (default 2s)' },
+  },
+  exits: '0 printed, 1 the admin endpoint could not be scraped (without --watch), 2 usage error',
+  examples: ['sidecarless stat --admin 127.0.0.1:9990', 'sidecarless stat --admin http://127.0.0.1:9990 --watch --interval 5s'],
+  async run(v, io) {
+    let intervalMs: number;
+    try {
+      intervalMs = parseDuration(v.interval ?? '2s');
+    } catch (e) {
+      throw new UsageError(`--interval: ${(e as Error).message}`);
+    }
+    if (intervalMs < 100) throw new UsageError(`--interval must be at least 100ms, got "${v.interval}"`);
+    if (intervalMs > 86_400_000) throw new UsageError(`--interval must be at most 1d, got "${v.interval}"`);
+    const admin = v.admin!;
+    if (v.watch) return watch(admin, intervalMs, io);
+    const before = await scrapeAdmin(admin);
+    await sleep(intervalMs);
+    const after = await scrapeAdmin(admin);
+    io.stdout(renderStat(statRows(before, after), (after.at - before.at) / 1000));
+    return 0;
+  },
+});

@@ -1,6 +1,11 @@
-import { test } from 'node:test';
+// `sidecarless policy check`: the decisions, in process through the CLI's own main() on real files.
+// Exit codes, streams and error lines as a user sees them are in test/e2e/cli-errors.test.ts.
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { policyCheck } from '../../src/cli/policy-check.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../../src/cli/run.js';
 
 const FILES: Record<string, string> = {
   'p.yaml': `rules:
@@ -25,18 +30,20 @@ spec:
 `,
 };
 
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sidecarless-policy-check-'));
+  for (const [name, text] of Object.entries(FILES)) await writeFile(join(dir, name), text);
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+/** Runs `sidecarless policy check <args>`; `--policy NAME` names a file of FILES. */
 async function run(args: string[]) {
   let out = '';
   let err = '';
-  const code = await policyCheck(args, {
-    stdout: (s) => (out += s),
-    stderr: (s) => (err += s),
-    readFile: async (p) => {
-      const f = FILES[p];
-      if (f === undefined) throw new Error(`ENOENT: no such file '${p}'`);
-      return f;
-    },
-  });
+  const inDir = args.map((a, i) => (args[i - 1] === '--policy' ? join(dir, a) : a.startsWith('--policy=') ? `--policy=${join(dir, a.slice(9))}` : a));
+  const nl = (s: string) => (s.endsWith('\n') ? s : s + '\n');
+  const code = await main(['policy', 'check', ...inDir], { stdout: (s) => (out += nl(s)), stderr: (s) => (err += nl(s)) });
   return { code, out, err };
 }
 
@@ -79,25 +86,42 @@ test('default policy, trust domain, namespace and labels options', async () => {
   assert.equal(ca.code, 1);
 });
 
-test('usage and policy errors exit 2 with a one-line error', async () => {
+test('usage and policy errors exit 2 with an error line in the one style', async () => {
   const cases: Array<[string[], RegExp]> = [
     [['--from', WEB, '--method', 'GET', '--path', '/'], /--policy is required/],
     [['--policy', 'p.yaml', '--from', 'web', '--method', 'GET', '--path', '/'], /--from must be a SPIFFE ID/],
     [['--policy', 'p.yaml', '--from', WEB, '--method', 'GET', '--path', '/', '--port', 'x'], /--port/],
     [['--policy', 'p.yaml', '--from', WEB, '--method', 'GET', '--path', '/', '--bogus', '1'], /unknown option --bogus/],
+    [['--policy', 'p.yaml', '--from', WEB, '--method', 'GET', '--path', '/', '--methd', 'GET'], /unknown option --methd \(did you mean --method\?\)/],
+    [['--policy', 'p.yaml', '--policy', 'p.yaml', '--from', WEB, '--method', 'GET', '--path', '/'], /--policy is given twice/],
+    [['--policy', 'p.yaml', '--from', WEB, '--method', '--path', '/'], /--method needs a value/],
     [['--policy', 'p.yaml', '--from', WEB, '--method', 'GET', '--path', '/', '--default-policy', 'maybe'], /--default-policy/],
     [['--policy', 'p.yaml', '--from', WEB, '--method', 'GET', '--path', '/', '--header', 'novalue'], /k=v/],
-    [['--policy', 'missing.yaml', '--from', WEB, '--method', 'GET', '--path', '/'], /cannot read policy file missing.yaml/],
-    [['--policy', 'bad.yaml', '--from', WEB, '--method', 'GET', '--path', '/'], /invalid policy: rules\[0\]\.frm: unknown field/],
   ];
   for (const [args, msg] of cases) {
     const r = await run(args);
     assert.equal(r.code, 2, args.join(' '));
     assert.equal(r.out, '');
-    assert.match(r.err, msg);
-    assert.equal(r.err.trimEnd().split('\n').length, 1, `one line: ${r.err}`);
+    const [first, second] = r.err.split('\n');
+    assert.match(first!, /^sidecarless: .* \[ERR_SIDECARLESS_USAGE\]$/, r.err);
+    assert.match(first!, msg);
+    assert.match(second!, /^usage: sidecarless policy check --policy FILE/);
   }
   const usage = await run([]);
   assert.equal(usage.code, 2);
-  assert.match(usage.err, /^usage: sidecarless policy check/);
+  assert.match(usage.err, /^sidecarless: --policy, --from, --method and --path are required \[ERR_SIDECARLESS_USAGE\]\nusage: sidecarless policy check/);
+});
+
+test('a policy file that cannot be read or loaded exits 2 (never 1, which is DENY), one line per problem', async () => {
+  const missing = await run(['--policy', 'missing.yaml', '--from', WEB, '--method', 'GET', '--path', '/']);
+  assert.equal(missing.code, 2);
+  assert.equal(missing.out, '');
+  assert.match(missing.err, /^sidecarless: \S*missing\.yaml does not exist \[ERR_SIDECARLESS_FILE\]\n$/);
+  const bad = await run(['--policy', 'bad.yaml', '--from', WEB, '--method', 'GET', '--path', '/']);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.out, '');
+  const lines = bad.err.trimEnd().split('\n');
+  assert.ok(lines.length >= 1);
+  for (const l of lines) assert.match(l, /^sidecarless: invalid policy \S*bad\.yaml: .* \[ERR_SIDECARLESS_POLICY_INVALID\]$/);
+  assert.match(bad.err, /rules\[0\]\.frm: unknown field/);
 });

@@ -2,15 +2,15 @@
 // process against a live admin endpoint of a real mesh.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { join } from 'node:path';
 import { statRows, totalsFrom } from '../../src/cli/stat.js';
 import { createDevCa, createMesh, type Mesh } from '../../src/index.js';
 import { parsePrometheus } from '../../src/telemetry/prometheus.js';
 import { bucketQuantile } from '../../src/telemetry/stats.js';
-import { ROOT } from '../e2e/process.js';
-import { closeServer, listen } from '../helpers/net.js';
+import { CLI, ROOT } from '../e2e/process.js';
+import { STACK_LINE, assertError, sidecarless } from '../e2e/cli-run.js';
+import { closeServer, listen, waitFor } from '../helpers/net.js';
 
 const quiet = { info() {}, warn() {}, error() {} };
 const meshes: Mesh[] = [];
@@ -20,14 +20,7 @@ after(async () => {
   for (const m of meshes) await m.close();
 });
 
-function cli(args: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, timeout: timeoutMs }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = (args: string[]) => sidecarless(args, { timeoutMs: 20_000 });
 
 test('quantiles come from the buckets as histogram_quantile does', () => {
   const bounds = [0.1, 0.2, 0.4];
@@ -112,14 +105,73 @@ test('the CLI prints inbound and outbound tables from a live admin endpoint', { 
   }
 });
 
-test('unreachable admin: exit 1 and why; missing --admin: usage, exit 2', async () => {
+test('unreachable or wrong admin endpoint: exit 1 and why; missing --admin: usage, exit 2', async () => {
   const probe = createServer();
   const free = await listen(probe);
   await closeServer(probe);
   const r = await cli(['stat', '--admin', `http://127.0.0.1:${free}`, '--interval', '100ms']);
-  assert.equal(r.code, 1);
-  assert.match(r.stderr, new RegExp(`cannot reach the admin endpoint http://127\\.0\\.0\\.1:${free}: ECONNREFUSED`));
+  assertError(r, 1, 'ERR_SIDECARLESS_SCRAPE_FAILED', new RegExp(`^sidecarless: cannot reach the admin endpoint http://127\\.0\\.0\\.1:${free}: ECONNREFUSED `), 'refused');
+
+  // Something else on the port: a 404, then a 200 that is not Prometheus text.
+  let body = 'not metrics {';
+  const other = createServer((req, res) => {
+    if (req.url !== '/metrics') res.statusCode = 404;
+    res.end(body);
+  });
+  closers.push(() => closeServer(other));
+  const port = await listen(other);
+  const notMetrics = await cli(['stat', '--admin', `127.0.0.1:${port}`, '--interval', '100ms']);
+  assertError(notMetrics, 1, 'ERR_SIDECARLESS_SCRAPE_FAILED', /\/metrics is not Prometheus text \(line 1: .*\): is http:\/\/127\.0\.0\.1:\d+ a sidecarless admin endpoint\?/, 'not prometheus');
+  body = '';
+  const empty = await cli(['stat', '--admin', `http://127.0.0.1:${port}/`, '--interval', '100ms']);
+  assert.equal(empty.code, 0, 'an empty /metrics is an empty table, not an error');
+  assert.match(empty.stdout, /INBOUND \(over 0\.\d s\)\n  no requests/);
+
   const u = await cli(['stat']);
-  assert.equal(u.code, 2);
-  assert.match(u.stderr, /--admin is required\nusage: sidecarless stat --admin URL/);
+  assertError(u, 2, 'ERR_SIDECARLESS_USAGE', /--admin is required/, 'no --admin');
+  assert.match(u.stderr, /\nusage: sidecarless stat --admin URL/);
+});
+
+/** A long-running `sidecarless stat --watch`, its output as it comes. */
+function watchStat(admin: string) {
+  const proc = spawn(process.execPath, [CLI, 'stat', '--admin', admin, '--watch', '--interval', '200ms'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '' };
+  proc.stdout.on('data', (d) => (out.stdout += d));
+  proc.stderr.on('data', (d) => (out.stderr += d));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  closers.push(async () => {
+    proc.kill('SIGTERM');
+    await exited;
+  });
+  return { proc, out, exited };
+}
+
+test('stat --watch keeps polling through an admin endpoint that goes away, says why once per try, and recovers', { timeout: 60_000 }, async () => {
+  const ca = await createDevCa();
+  const first = await createMesh({ service: 'payments', identity: { ca }, logger: quiet, admin: { port: 0 } });
+  const port = first.admin!.address().port;
+  const admin = `http://127.0.0.1:${port}`;
+  const w = watchStat(admin);
+  const tables = () => (w.out.stdout.match(/^INBOUND \(over /gm) ?? []).length;
+  await waitFor(() => tables() >= 2, 10_000, 'two tables while the endpoint is up');
+
+  await first.close(); // the admin endpoint goes away
+  const failures = () => w.out.stderr.split('\n').filter((l) => l.includes('scrape failed'));
+  await waitFor(() => failures().length >= 3, 10_000, 'failed scrapes reported');
+  assert.equal(w.proc.exitCode, null, 'still running through the outage');
+  const tablesDuringOutage = tables();
+  for (const l of failures()) {
+    assert.match(
+      l,
+      new RegExp(`^sidecarless: \\S+Z scrape failed: cannot reach the admin endpoint ${admin.replace(/\./g, '\\.')}: (ECONNREFUSED|ECONNRESET|UND_ERR_SOCKET|other side closed)[^;]*; still watching, next try in 0\\.2 s \\[ERR_SIDECARLESS_SCRAPE_FAILED\\]$`),
+    );
+  }
+
+  const second = await createMesh({ service: 'payments', identity: { ca }, logger: quiet, admin: { port } }); // it comes back
+  meshes.push(second);
+  await waitFor(() => tables() >= tablesDuringOutage + 2, 10_000, 'tables again after the endpoint is back');
+  assert.match(w.out.stdout, new RegExp(`\\S+Z  ${admin.replace(/\./g, '\\.')}  answers again; rates start from this scrape`));
+  assert.equal(w.proc.exitCode, null, 'still watching');
+  assert.doesNotMatch(w.out.stderr, STACK_LINE);
+  assert.equal(w.out.stderr.split('\n').filter((l) => l !== '' && !l.includes('scrape failed')).length, 0, `only scrape-failed lines on stderr:\n${w.out.stderr}`);
 });
