@@ -4,12 +4,17 @@
  *   sidecarless policy check --policy FILE --from ID|unauthenticated --method M --path P
  *     [--host H] [--port N] [--header k=v]... [--source-ip IP] [--sni NAME]
  *     [--default-policy X] [--trust-domain TD] [--namespace NS] [--label k=v]...
+ *     [--router exact|express|fastify[:flags]]
  *
  * Prints `ALLOW <rule>` or `DENY <rule>` (plus `audit: …` when audit rules matched). Exit 0 allow,
- * 1 deny (also for a malformed target: `DENY (malformed target: …)`), 2 usage or policy error.
+ * 1 deny (also for a malformed target or Host: `DENY (malformed …)`, the mesh's 400), 2 usage or
+ * policy error. `--router` judges with the semantics of the router that serves the app, as the
+ * mesh does at run time (policy/equivalence.ts).
  */
 import { PolicyError } from '../errors.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
+import { hostProblem, sameAuthority } from '../policy/authority.js';
+import { alikeOf, routingNamed } from '../policy/equivalence.js';
 import { compilePolicy, DEFAULT_POLICIES, type DefaultPolicy, loadPolicy, normalizeTarget } from '../policy/index.js';
 import { UsageError, defineCommand } from './args.js';
 import { readText } from './files.js';
@@ -36,10 +41,11 @@ function peerOf(from: string): PeerIdentity | null {
 async function compiled(file: string, options: Parameters<typeof compilePolicy>[1]) {
   const text = await readText(file);
   try {
-    return compilePolicy(loadPolicy(text), options);
+    return compilePolicy(loadPolicy(text, { file }), options);
   } catch (e) {
     if (!(e instanceof PolicyError)) throw e;
-    throw e.issues.length ? new PolicyError(`invalid policy ${file}`, e.issues) : new PolicyError(`invalid policy ${file}: ${e.message}`);
+    // loadPolicy's messages carry file:line:col; compile errors name the path only.
+    throw e.message.includes(file) ? e : new PolicyError(`invalid policy ${file}: ${e.message}`, e.issues);
   }
 }
 
@@ -64,6 +70,11 @@ export const policyCheckCommand = defineCommand({
     'trust-domain': { type: 'string', value: 'TD', help: "the server's trust domain (default cluster.local)" },
     namespace: { type: 'string', value: 'NS', help: "the server's namespace (default default)" },
     label: { type: 'string', multiple: true, value: 'k=v', help: "a label of the server workload (Istio selector, Linkerd podSelector)" },
+    router: {
+      type: 'string',
+      value: 'R',
+      help: 'the router serving the app: exact (node:http, default), express, fastify, or fastify:FLAGS with FLAGS from case-insensitive, semicolon, no-head-routes',
+    },
   },
   exits: '0 ALLOW, 1 DENY, 2 usage error or a policy file that cannot be read or loaded (never mistaken for a DENY)',
   failureExit: 2,
@@ -85,21 +96,31 @@ export const policyCheckCommand = defineCommand({
       namespace: v.namespace ?? 'default',
       labels,
     });
+    const routing = routingNamed(v.router ?? 'exact');
+    if (typeof routing === 'string') throw new UsageError(`--router: ${routing}`);
     const method = v.method!;
     const target = normalizeTarget(v.path!, method);
     if (!target.ok) {
       io.stdout(`DENY (malformed target: ${target.reason})`);
       return 1;
     }
+    const host = v.host ?? headers.get('host') ?? target.authority ?? 'localhost';
+    const bad = hostProblem(host) ?? (target.authority !== undefined ? hostProblem(target.authority) : undefined);
+    if (bad || (target.authority !== undefined && !sameAuthority(target.authority, host))) {
+      io.stdout(`DENY (malformed host: ${bad ?? `the target's authority "${target.authority}" is not the Host "${host}"`})`);
+      return 1;
+    }
+    const alike = alikeOf(target.path, method, routing);
     const d = policy.evaluate({
       peer,
       sourceIp: v['source-ip'] ?? '127.0.0.1',
       method,
       path: target.path,
-      host: target.authority ?? v.host ?? headers.get('host') ?? 'localhost',
+      host: target.authority ?? host,
       port,
       ...(v.sni !== undefined ? { sni: v.sni } : {}),
       header: (name) => headers.get(name),
+      ...(alike && { alike }),
     });
     let line = `${d.allowed ? 'ALLOW' : 'DENY'} ${d.rule}${d.server ? ` (server ${d.server})` : ''}`;
     if (d.audit.length) line += `\naudit: ${d.audit.join(', ')}`;

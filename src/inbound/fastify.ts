@@ -3,7 +3,7 @@ import fp from 'fastify-plugin';
 import { type Server as HttpServer } from 'node:http';
 import { ConfigError } from '../errors.js';
 import { type PeerIdentity } from '../identity/peer-identity.js';
-import { type RouterSemantics } from '../policy/equivalence.js';
+import { type RouterSemantics, fastifyRouting } from '../policy/equivalence.js';
 import { peerOf } from './peer-of.js';
 import { type InboundPipeline } from './pipeline.js';
 import { type InboundServers } from './servers.js';
@@ -33,7 +33,7 @@ export function fastifyPlugin(pipeline: InboundPipeline, servers: InboundServers
       ));
       return;
     }
-    const routing = fastifyRouting(fastify);
+    const routing = routingOfInstance(fastify);
     servers.adopt(fastify.server as unknown as HttpServer, routing);
     fastify.decorateRequest('peer', null);
     fastify.addHook('onRequest', (request, reply, hookDone) => {
@@ -59,27 +59,18 @@ export function fastifyPlugin(pipeline: InboundPipeline, servers: InboundServers
   return fp(plugin, { fastify: '5.x', name: 'sidecarless' });
 }
 
-/**
- * How this Fastify instance's router (find-my-way) compares paths. It percent-decodes before
- * matching and lower-cases the decoded path when `caseSensitive: false` (Unicode folding: the
- * Kelvin sign is `k`); a prefixed plugin's '/' route is served at `/prefix` and `/prefix/`
- * (`prefixTrailingSlash: 'both'`, the default), so a trailing slash is always judged alike;
- * `exposeHeadRoutes` (the default) serves HEAD from GET routes. `ignoreDuplicateSlashes` needs no
- * care: the gate merges `//` before the router sees the path.
- */
-export function fastifyRouting(fastify: FastifyInstance): RouterSemantics {
+/** How this Fastify instance's router compares paths, from its options (policy/equivalence.ts). */
+export function routingOfInstance(fastify: FastifyInstance): RouterSemantics {
   const c = fastify.initialConfig as {
     caseSensitive?: boolean;
     useSemicolonDelimiter?: boolean;
     exposeHeadRoutes?: boolean;
     routerOptions?: { caseSensitive?: boolean; useSemicolonDelimiter?: boolean };
   };
-  return Object.freeze({
-    caseInsensitive: (c.routerOptions?.caseSensitive ?? c.caseSensitive ?? true) === false,
-    ignoreTrailingSlash: true,
-    semicolonDelimiter: (c.routerOptions?.useSemicolonDelimiter ?? c.useSemicolonDelimiter ?? false) === true,
-    decodesPath: true,
-    headAsGet: c.exposeHeadRoutes !== false,
+  return fastifyRouting({
+    caseSensitive: c.routerOptions?.caseSensitive ?? c.caseSensitive ?? true,
+    useSemicolonDelimiter: c.routerOptions?.useSemicolonDelimiter ?? c.useSemicolonDelimiter ?? false,
+    exposeHeadRoutes: c.exposeHeadRoutes !== false,
   });
 }
 

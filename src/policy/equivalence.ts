@@ -50,6 +50,55 @@ export const EXPRESS_ROUTING: RouterSemantics = Object.freeze({
   headAsGet: true,
 });
 
+/** What changes routing in a Fastify instance (find-my-way), as its options say. */
+export interface FastifyRouterOptions {
+  caseSensitive?: boolean;
+  useSemicolonDelimiter?: boolean;
+  exposeHeadRoutes?: boolean;
+}
+
+/**
+ * Fastify's router (find-my-way): it percent-decodes before matching and lower-cases the decoded
+ * path when `caseSensitive: false` (Unicode folding: the Kelvin sign is `k`); a prefixed plugin's
+ * '/' route is served at `/prefix` and `/prefix/` (`prefixTrailingSlash: 'both'`, the default), so
+ * a trailing slash is always judged alike; `exposeHeadRoutes` (the default) serves HEAD from GET
+ * routes. `ignoreDuplicateSlashes` needs no care: the gate merges `//` before the router sees it.
+ */
+export function fastifyRouting(o: FastifyRouterOptions = {}): RouterSemantics {
+  return Object.freeze({
+    caseInsensitive: o.caseSensitive === false,
+    ignoreTrailingSlash: true,
+    semicolonDelimiter: o.useSemicolonDelimiter === true,
+    decodesPath: true,
+    headAsGet: o.exposeHeadRoutes !== false,
+  });
+}
+
+const FASTIFY_FLAGS: Record<string, keyof FastifyRouterOptions> = {
+  'case-insensitive': 'caseSensitive',
+  semicolon: 'useSemicolonDelimiter',
+  'no-head-routes': 'exposeHeadRoutes',
+};
+
+/**
+ * Router semantics by name, for the CLI: `exact` (node:http), `express`, `fastify`, or
+ * `fastify:<flag>,<flag>` with flags `case-insensitive`, `semicolon`, `no-head-routes`. Returns an
+ * error message for anything else.
+ */
+export function routingNamed(spec: string): RouterSemantics | string {
+  if (spec === 'exact' || spec === 'node') return EXACT_ROUTING;
+  if (spec === 'express') return EXPRESS_ROUTING;
+  const m = /^fastify(?::(.*))?$/.exec(spec);
+  if (!m) return `unknown router "${spec}": use exact, express, fastify or fastify:${Object.keys(FASTIFY_FLAGS).join(',')}`;
+  const o: FastifyRouterOptions = {};
+  for (const flag of m[1] ? m[1].split(',') : []) {
+    const key = FASTIFY_FLAGS[flag];
+    if (!key) return `unknown fastify router flag "${flag}": use ${Object.keys(FASTIFY_FLAGS).join(', ')}`;
+    o[key] = key === 'useSemicolonDelimiter';
+  }
+  return fastifyRouting(o);
+}
+
 /** Whether `r` serves every spelling from its own handler (no alike spellings to judge). */
 export function isExactRouting(r: RouterSemantics): boolean {
   return !r.caseInsensitive && !r.ignoreTrailingSlash && !r.semicolonDelimiter && !r.decodesPath && !r.headAsGet;
