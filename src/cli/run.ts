@@ -9,6 +9,7 @@
  * (`sidecarless`, `sidecarless ca`) prints the same help on stderr and exits 2: nothing was done.
  * Only a genuine bug prints a stack trace.
  */
+import { type PolicyIssue, formatIssue } from '../policy/issues.js';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,8 +58,10 @@ async function groupHelp(name: string, group: Readonly<Record<string, () => Prom
 
 /** One line per problem, in the one error style. */
 export function formatError(e: SidecarlessError): string {
-  const issues = (e as { issues?: ReadonlyArray<{ path: string; message: string }> }).issues ?? [];
-  if (issues.length > 0) return issues.map((i) => `sidecarless: ${e.message.split('\n')[0]!.replace(/:$/, '')}: ${i.path}: ${i.message} [${e.code}]`).join('\n');
+  const issues = (e as { issues?: ReadonlyArray<PolicyIssue> }).issues ?? [];
+  const head = e.message.split('\n')[0]!.replace(/:$/, '');
+  // An issue that knows its file and line says `file:line:col path: message` (formatIssue).
+  if (issues.length > 0) return issues.map((i) => `sidecarless: ${i.file !== undefined && i.line !== undefined ? '' : `${head}: `}${formatIssue(i)} [${e.code}]`).join('\n');
   const [first, ...rest] = e.message.split('\n');
   return [`sidecarless: ${first} [${e.code}]`, ...rest].join('\n');
 }

@@ -122,6 +122,6 @@ test('a policy file that cannot be read or loaded exits 2 (never 1, which is DEN
   assert.equal(bad.out, '');
   const lines = bad.err.trimEnd().split('\n');
   assert.ok(lines.length >= 1);
-  for (const l of lines) assert.match(l, /^sidecarless: invalid policy \S*bad\.yaml: .* \[ERR_SIDECARLESS_POLICY_INVALID\]$/);
+  for (const l of lines) assert.match(l, /^sidecarless: \S*bad\.yaml:\d+:\d+ .* \[ERR_SIDECARLESS_POLICY_INVALID\]$/, "file:line:col, then the path and what is wrong");
   assert.match(bad.err, /rules\[0\]\.frm: unknown field/);
 });

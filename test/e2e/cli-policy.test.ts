@@ -33,9 +33,9 @@ test('policy check: ALLOW 0, DENY 1 on stdout; unreadable, missing, a directory,
   assertError(await check(join(file, 'x')), 2, 'ERR_SIDECARLESS_FILE', /a part of that path is a file/, 'ENOTDIR');
   await writeFile(join(dir, 'bad.yaml'), 'rules:\n  - action: allow\n    frm: {}\n');
   const bad = await check(join(dir, 'bad.yaml'));
-  assertError(bad, 2, 'ERR_SIDECARLESS_POLICY_INVALID', /^sidecarless: invalid policy \S+bad\.yaml: rules\[0\]\.frm: unknown field/, 'invalid');
+  assertError(bad, 2, 'ERR_SIDECARLESS_POLICY_INVALID', /^sidecarless: \S+bad\.yaml:3:5 rules\[0\]\.frm: unknown field/, 'invalid');
   await writeFile(join(dir, 'tabs.yaml'), 'rules: [\n\t- x: {');
-  assertError(await check(join(dir, 'tabs.yaml')), 2, 'ERR_SIDECARLESS_POLICY_INVALID', /invalid policy \S+tabs\.yaml/, 'not YAML');
+  assertError(await check(join(dir, 'tabs.yaml')), 2, 'ERR_SIDECARLESS_POLICY_INVALID', /\S+tabs\.yaml:\d+:\d+ not valid YAML/, 'not YAML');
 
   const locked = join(dir, 'locked.yaml');
   await writeFile(locked, POLICY);
