@@ -60,7 +60,7 @@ export interface Mesh {
   /** Express middleware: put it first. */
   express(): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, next: (err?: unknown) => void) => void;
   /** Fastify plugin: `fastify.register(mesh.fastify)`. */
-  readonly fastify: import('fastify').FastifyPluginCallback;
+  readonly fastify: import('./inbound/fastify-types.js').MeshFastifyPlugin;
   /** WHATWG fetch through the mesh. */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
   /** The undici Dispatcher: `fetch(url, { dispatcher })`, `undici.request(url, { dispatcher })`, `setGlobalDispatcher`. */

@@ -6,13 +6,7 @@ import { type ServerTls } from '../tls/server-context.js';
 import { prepareTarget } from './authorize.js';
 import { peerOf } from './peer-of.js';
 import { type InboundPipeline } from './pipeline.js';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The verified SPIFFE identity of the client, or null (sidecarless). */
-    peer: PeerIdentity | null;
-  }
-}
+import './fastify-types.js'; // request.peer (the `declare module 'fastify'` augmentation)
 
 /**
  * The Fastify plugin (`fastify.register(mesh.fastify)`) for `Fastify({ https: mesh.serverTlsOptions() })`:
