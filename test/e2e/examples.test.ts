@@ -44,6 +44,8 @@ function opensslConnect(port: number, who: string | null) {
       let out = '';
       p.stdout.on('data', (d) => (out += d));
       p.stderr.on('data', (d) => (out += d));
+      // A refused handshake can end openssl before the request is written: that EPIPE is its answer.
+      p.stdin.on('error', () => {});
       p.stdin.end('GET /whoami HTTP/1.1\r\nHost: payments\r\nConnection: close\r\n\r\n');
       const timer = setTimeout(() => p.kill(), 10_000);
       p.on('exit', (code) => {

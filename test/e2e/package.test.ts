@@ -55,6 +55,10 @@ function anchorsOf(text: string): Set<string> {
   return out;
 }
 
+let packing: Promise<string[]> | undefined;
+/** The pack list, asked of npm once for this file. */
+const published = () => (packing ??= packList());
+
 const isExternal = (target: string) => /^[a-z][a-z0-9+.-]*:/i.test(target);
 
 async function docFiles(): Promise<string[]> {
@@ -82,9 +86,9 @@ test('the link checker sees links, skips code, and computes GitHub anchors', () 
 });
 
 test('every relative link in README.md and docs/*.md resolves to a file in the published package', { timeout: 60_000 }, async () => {
-  const packed = new Set(await packList());
+  const inPack = new Set(await published());
   const files = await docFiles();
-  for (const f of files) assert.ok(packed.has(f), `${f} is published`);
+  for (const f of files) assert.ok(inPack.has(f), `${f} is published`);
   const anchors = new Map<string, Set<string>>();
   const broken: string[] = [];
   let checked = 0;
@@ -101,7 +105,7 @@ test('every relative link in README.md and docs/*.md resolves to a file in the p
         continue;
       }
       const target = pathPart === '' ? file : normalize(join(dirname(file), decodeURIComponent(pathPart))).split(sep).join('/');
-      if (target.startsWith('..') || !packed.has(target)) {
+      if (target.startsWith('..') || !inPack.has(target)) {
         broken.push(`${where} → ${target} is not in the package (npm pack --dry-run)`);
         continue;
       }
@@ -117,16 +121,16 @@ test('every relative link in README.md and docs/*.md resolves to a file in the p
 });
 
 test('the package: LICENSE (Apache-2.0), metadata, optional peers, nothing but dist/docs/README/LICENSE', { timeout: 60_000 }, async () => {
-  const packed = await packList();
+  const list = await published();
   const license = await readFile(join(ROOT, 'LICENSE'), 'utf8');
   assert.match(license, /^\s*Apache License\s+Version 2\.0, January 2004/);
   assert.match(license, /END OF TERMS AND CONDITIONS/);
   assert.match(license, /Copyright \d{4} the sidecarless authors/);
-  assert.ok(packed.includes('LICENSE'));
-  const bad = packed.filter((p) => !/^(dist\/|docs\/[^/]+\.md$|README\.md$|LICENSE$|package\.json$)/.test(p));
+  assert.ok(list.includes('LICENSE'));
+  const bad = list.filter((p) => !/^(dist\/|docs\/[^/]+\.md$|README\.md$|LICENSE$|package\.json$)/.test(p));
   assert.deepEqual(bad, [], 'only the build, the docs, the README and the license are published');
-  assert.ok(!packed.some((p) => /\.(pem|key)$/.test(p)), 'no key material');
-  for (const f of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/cli.js']) assert.ok(packed.includes(f), f);
+  assert.ok(!list.some((p) => /\.(pem|key)$/.test(p)), 'no key material');
+  for (const f of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/cli.js']) assert.ok(list.includes(f), f);
 
   const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8'));
   assert.equal(pkg.license, 'Apache-2.0');
