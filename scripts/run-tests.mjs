@@ -8,7 +8,7 @@
 import { lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 
 const root = new URL('..', import.meta.url).pathname;
 function walk(dir) {
@@ -44,21 +44,25 @@ function privateKeysUnder(dir) {
 }
 
 const runTmp = mkdtempSync(join(tmpdir(), 'sidecarless-run-'));
-// Ctrl-C reaches the test processes too: let them end, then clean up here.
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => {});
-const r = spawnSync(
+const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=120000', ...files],
   { cwd: root, stdio: 'inherit', env: { ...process.env, TMPDIR: runTmp } },
 );
-const leaks = privateKeysUnder(runTmp);
-rmSync(runTmp, { recursive: true, force: true });
-if (leaks.length > 0) {
-  console.error(
-    `\nTests left ${leaks.length} private key file(s) in the temp directory (removed now):\n` +
-      leaks.map((f) => `  ${relative(runTmp, f)}`).join('\n') +
-      '\nCreate temp directories with test/helpers/tmp.ts (makeTempDir / tempDirFor), which removes them, pass or fail.',
-  );
-  process.exit(1);
-}
-process.exit(r.status ?? 1);
+// Ctrl-C reaches the test processes too (one process group); a SIGTERM is passed on. Either way
+// the tests end first, then the temp directory is checked and removed here.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => child.kill('SIGTERM'));
+child.on('exit', (code) => {
+  const leaks = privateKeysUnder(runTmp);
+  rmSync(runTmp, { recursive: true, force: true });
+  if (leaks.length > 0) {
+    console.error(
+      `\nTests left ${leaks.length} private key file(s) in the temp directory (removed now):\n` +
+        leaks.map((f) => `  ${relative(runTmp, f)}`).join('\n') +
+        '\nCreate temp directories with test/helpers/tmp.ts (makeTempDir / tempDirFor), which removes them, pass or fail.',
+    );
+    process.exit(1);
+  }
+  process.exit(code ?? 1);
+});
