@@ -2,9 +2,13 @@
 // Runs every test/**/*.test.ts through node's built-in test runner with tsx as the loader.
 // Node 20's `--test` takes no globs, so the files are listed here. Extra arguments filter by path:
 //   node scripts/run-tests.mjs identity tls
-import { readdirSync, statSync } from 'node:fs';
+//
+// The tests run with a temp directory of their own (TMPDIR): it is removed afterwards, and a private
+// key left in it (a test that wrote CA or SVID keys and did not clean up) fails the run.
+import { lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 
 const root = new URL('..', import.meta.url).pathname;
 function walk(dir) {
@@ -22,9 +26,43 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
 }
-const r = spawnSync(
+
+/** Files under `dir` holding a PEM private key (tsx's transform cache excepted). */
+function privateKeysUnder(dir) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    const full = join(dir, name);
+    const st = lstatSync(full, { throwIfNoEntry: false }); // links (a consumer's node_modules) are not followed
+    if (!st) continue;
+    if (st.isDirectory()) {
+      if (dir !== runTmp || !name.startsWith('tsx-')) out.push(...privateKeysUnder(full));
+    } else if (st.isFile() && st.size < 1 << 20 && /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(readFileSync(full, 'latin1'))) {
+      out.push(full);
+    }
+  }
+  return out;
+}
+
+const runTmp = mkdtempSync(join(tmpdir(), 'sidecarless-run-'));
+const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=120000', ...files],
-  { cwd: root, stdio: 'inherit' },
+  { cwd: root, stdio: 'inherit', env: { ...process.env, TMPDIR: runTmp } },
 );
-process.exit(r.status ?? 1);
+// Ctrl-C reaches the test processes too (one process group); a SIGTERM is passed on. Either way
+// the tests end first, then the temp directory is checked and removed here.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => child.kill('SIGTERM'));
+child.on('exit', (code) => {
+  const leaks = privateKeysUnder(runTmp);
+  rmSync(runTmp, { recursive: true, force: true });
+  if (leaks.length > 0) {
+    console.error(
+      `\nTests left ${leaks.length} private key file(s) in the temp directory (removed now):\n` +
+        leaks.map((f) => `  ${relative(runTmp, f)}`).join('\n') +
+        '\nCreate temp directories with test/helpers/tmp.ts (makeTempDir / tempDirFor), which removes them, pass or fail.',
+    );
+    process.exit(1);
+  }
+  process.exit(code ?? 1);
+});

@@ -28,6 +28,7 @@ import { type AdminEndpoint, type AdminServer, startAdmin } from './admin/server
 import { meshAdminHandlers } from './admin/handlers.js';
 import { InboundObserver } from './telemetry/inbound.js';
 import { observeIdentity, recordAuthz, recordEjection, recordRotation } from './telemetry/instruments.js';
+import { reportTelemetryOff } from './telemetry/otel.js';
 import { type TrafficSnapshot, TrafficStats } from './telemetry/stats.js';
 
 export const DEFAULT_START_TIMEOUT_MS = 15_000;
@@ -65,7 +66,7 @@ export interface Mesh {
   /** Express middleware: put it first. */
   express(): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, next: (err?: unknown) => void) => void;
   /** Fastify plugin: `fastify.register(mesh.fastify)`. */
-  readonly fastify: import('fastify').FastifyPluginCallback;
+  readonly fastify: import('./inbound/fastify-types.js').MeshFastifyPlugin;
   /** WHATWG fetch through the mesh. */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
   /** The undici Dispatcher: `fetch(url, { dispatcher })`, `undici.request(url, { dispatcher })`, `setGlobalDispatcher`. */
@@ -142,6 +143,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
   const config = resolveConfig(options, internals.env ?? process.env);
   const clock = internals.clock ?? systemClock;
   const logger = config.logger ?? consoleLogger;
+  reportTelemetryOff(logger); // once per process, when @opentelemetry/api is not installed
   const { source, owned, startTimeout } = await openSource(config, logger, clock);
   try {
     await source.ready(startTimeout);

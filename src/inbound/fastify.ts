@@ -2,19 +2,12 @@ import type { FastifyInstance, FastifyPluginCallback } from 'fastify';
 import fp from 'fastify-plugin';
 import { type Server as HttpServer } from 'node:http';
 import { ConfigError } from '../errors.js';
-import { type PeerIdentity } from '../identity/peer-identity.js';
 import { type RouterSemantics, fastifyRouting } from '../policy/equivalence.js';
 import { peerOf } from './peer-of.js';
 import { type InboundPipeline } from './pipeline.js';
 import { type InboundServers } from './servers.js';
 import { checkTarget } from './target.js';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The verified SPIFFE identity of the client, or null (sidecarless). */
-    peer: PeerIdentity | null;
-  }
-}
+import './fastify-types.js'; // request.peer (the `declare module 'fastify'` augmentation)
 
 /**
  * The Fastify plugin (`fastify.register(mesh.fastify)`) for `Fastify({ https: mesh.serverTlsOptions() })`:

@@ -6,11 +6,15 @@
  */
 import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { type TLSSocket } from 'node:tls';
-import { type Attributes, type Context, type Span, SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
+import type { Attributes, Context, Span } from '@opentelemetry/api';
 import { type PeerIdentity } from '../identity/peer-identity.js';
 import { ATTR, type Instruments, MAX_ATTRIBUTE_SETS, type TallyEntry, instruments, methodAttr, serverActive } from './instruments.js';
 import { type TrafficStats } from './stats.js';
+import { api } from './otel.js';
 import { extractContext, tracer } from './tracing.js';
+
+// Reached only once tracer() returned a tracer, which needs the API (see otel.ts).
+const { SpanKind, SpanStatusCode, context, trace } = api;
 
 /** Process-wide key (ESM and CJS copies share it) of a request's observation. */
 const kObservation = Symbol.for('sidecarless.observation');

@@ -3,22 +3,23 @@
  * application's choice. Instruments are created lazily from `metrics.getMeter('sidecarless', …)`
  * the first time something is recorded after a MeterProvider is registered; with none registered,
  * `instruments()` returns undefined after one global lookup and one comparison, so callers build
- * no attribute objects at all.
+ * no attribute objects at all. Without the API installed it is undefined at once (otel.ts).
  */
-import {
-  type Attributes,
-  type Counter,
-  type Histogram,
-  type Meter,
-  type MeterProvider,
-  type ObservableCounter,
-  type ObservableGauge,
-  type ObservableResult,
-  type ObservableUpDownCounter,
-  createNoopMeter,
-  metrics,
+import type {
+  Attributes,
+  Counter,
+  Histogram,
+  Meter,
+  MeterProvider,
+  ObservableCounter,
+  ObservableGauge,
+  ObservableResult,
+  ObservableUpDownCounter,
 } from '@opentelemetry/api';
+import { api, otel } from './otel.js';
 import { HTTP_DURATION_BUCKETS } from './stats.js';
+
+const { createNoopMeter, metrics } = api;
 
 /** Instrumentation scope name and version. */
 export const INSTRUMENTATION_NAME = 'sidecarless';
@@ -142,7 +143,7 @@ const byProvider = new WeakMap<MeterProvider, Instruments | null>();
  * The instruments of the current global MeterProvider, or undefined when none is registered (the
  * API's no-op meter). Follows a provider registered (or replaced) later.
  */
-export function instruments(): Instruments | undefined {
+function currentInstruments(): Instruments | undefined {
   const provider = metrics.getMeterProvider();
   if (provider === cachedProvider) return cached;
   cachedProvider = provider;
@@ -155,6 +156,9 @@ export function instruments(): Instruments | undefined {
   cached = made ?? undefined;
   return cached;
 }
+
+/** `currentInstruments`, or — without the API, where no provider can be registered — always undefined. */
+export const instruments: () => Instruments | undefined = otel ? currentInstruments : () => undefined;
 
 /** Adds a mesh's identity to the expiry gauge; returns the function that removes it. */
 export function observeIdentity(o: IdentityObservation): () => void {

@@ -3,10 +3,14 @@
  * client metrics (when a MeterProvider is registered), and a client span (when a TracerProvider is
  * registered) whose tries are span events and whose context is injected into every try's headers.
  */
-import { type Attributes, type Span, SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
+import type { Attributes, Span } from '@opentelemetry/api';
 import { ATTR, type Instruments, MAX_ATTRIBUTE_SETS, type TallyEntry, clientActive, instruments, methodAttr, recordBudgetExhausted, recordRetry } from './instruments.js';
 import { type TrafficStats } from './stats.js';
+import { api } from './otel.js';
 import { injectSpanHeaders, tracer } from './tracing.js';
+
+// Reached only once tracer() returned a tracer, which needs the API (see otel.ts).
+const { SpanKind, SpanStatusCode, context } = api;
 
 /** `host[:port]` as the app wrote it → address and port (default 80: the app writes http://). */
 function splitHost(host: string): { address: string; port: number } {

@@ -8,24 +8,13 @@
  * SDK registers W3C trace context + baggage); with none, the mesh uses its own W3C trace-context
  * propagator, so a TracerProvider alone is enough for traces to cross services.
  */
-import {
-  type Context,
-  type Span,
-  type SpanContext,
-  type TextMapGetter,
-  type TextMapPropagator,
-  type TextMapSetter,
-  type Tracer,
-  type TracerProvider,
-  TraceFlags,
-  createTraceState,
-  defaultTextMapGetter,
-  defaultTextMapSetter,
-  isSpanContextValid,
-  propagation,
-  trace,
-} from '@opentelemetry/api';
+import type { Context, Span, SpanContext, TextMapGetter, TextMapPropagator, TextMapSetter, Tracer, TracerProvider } from '@opentelemetry/api';
 import { INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION } from './instruments.js';
+import { api, otel } from './otel.js';
+
+// Without the API these are undefined: everything here but tracer() runs only once tracer() returned
+// a tracer, which needs the API (see otel.ts).
+const { TraceFlags, createTraceState, defaultTextMapGetter, defaultTextMapSetter, isSpanContextValid, propagation, trace } = api;
 
 type ProxyLike = TracerProvider & { getDelegate?: () => TracerProvider; getDelegateTracer?: (name: string, version?: string) => Tracer | undefined };
 
@@ -34,7 +23,7 @@ let cachedTracer: Tracer | undefined;
 let cachedProvider: TracerProvider | undefined;
 
 /** The mesh's tracer, or undefined when no TracerProvider is registered. */
-export function tracer(): Tracer | undefined {
+function currentTracer(): Tracer | undefined {
   const p = trace.getTracerProvider() as ProxyLike;
   if (typeof p.getDelegate !== 'function' || typeof p.getDelegateTracer !== 'function') {
     if (p !== cachedProvider) {
@@ -50,6 +39,9 @@ export function tracer(): Tracer | undefined {
   cachedTracer = p.getDelegateTracer(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION);
   return cachedTracer;
 }
+
+/** `currentTracer`, or — without the API, where no provider can be registered — always undefined. */
+export const tracer: () => Tracer | undefined = otel ? currentTracer : () => undefined;
 
 const TRACEPARENT = 'traceparent';
 const TRACESTATE = 'tracestate';

@@ -1,10 +1,9 @@
 // Helpers for e2e tests: real processes, real binaries, bounded in time.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { tempDirFor } from '../helpers/tmp.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = join(ROOT, 'dist', 'cli.js');
@@ -78,8 +77,7 @@ export function startService(args: string[], ready: RegExp, env: NodeJS.ProcessE
   });
 }
 
+/** A temp directory removed when `t` ends, pass or fail (test/helpers/tmp.ts). */
 export async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'sidecarless-test-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  return dir;
+  return tempDirFor(t);
 }

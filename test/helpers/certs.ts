@@ -1,13 +1,13 @@
 // Crafting certificates for adversarial tests: hostile leaves signed by a real dev CA, PEM sets
 // written as spiffe-helper writes them, and a tiny hand-driven X509Source.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Clock, systemClock } from '../../src/clock.js';
 import { bundlesFromPem, type BundleSet, type X509Bundle } from '../../src/identity/bundle.js';
 import { type ParsedCertificate, parseCertificate } from '../../src/identity/certificate.js';
 import { type DevCa, type IssuedSvid } from '../../src/identity/dev-ca.js';
 import { generateKeyPair, privateKeyToPem } from '../../src/identity/keys.js';
+import { makeTempDir } from './tmp.js';
 import { x509 } from './x509.js';
 import { buildSvid } from '../../src/sources/svid-set.js';
 import { type X509Svid, CoreBackedSource, SourceCore } from '../../src/sources/source.js';
@@ -121,9 +121,9 @@ export async function writeSvidDir(dir: string, files: SvidFiles): Promise<void>
   await writeFile(join(dir, 'svid.pem'), files.certChainPem);
 }
 
+/** A temp directory; `remove()` it in an `after` hook (it goes at process exit in any case: test/helpers/tmp.ts). */
 export async function tempDir(prefix = 'sidecarless-test-'): Promise<{ dir: string; remove: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+  return makeTempDir(prefix);
 }
 
 export function filesOf(svid: IssuedSvid, extraBundlePem = ''): SvidFiles {

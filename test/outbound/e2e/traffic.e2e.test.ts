@@ -25,19 +25,28 @@ async function mesh(outbound: Parameters<typeof client>[0]): Promise<Mesh> {
 const hits = (rs: Replica[]) => rs.reduce((a, r) => a + r.hits, 0);
 
 describe('load balancing (p2c-ewma, the default)', () => {
-  test('a replica slowed by 150 ms gets under 5 % of 2,000 requests after warm-up', async () => {
+  // Client, replicas and their TLS share one process: on a loaded machine every latency grows by the
+  // same queueing delay, and the slow replica's share with it (idle: ~2 %; 2 cores shared with 4 to 8
+  // busy processes: up to 25 % of a fast one's). So this asserts the behaviour with a margin the
+  // scheduler cannot eat: less than half of what either fast one gets (even balancing would give it
+  // as much as each). The exact share of this scenario (under 1 %) is asserted in virtual time by
+  // test/outbound/balancer/lb-sim.test.ts.
+  test('a replica slowed by 150 ms is measured in warm-up, then gets far less than the fast ones', async () => {
     const [a, b, slow] = await replicas(['a', ok], ['b', ok], ['slow', delayed(150)]);
     const m = await mesh({ services: { payments: { endpoints: [a!.address, b!.address, slow!.address] } } });
     await load(60, 10, () => call(m, 'http://payments/warm-up'));
+    assert.ok(slow!.hits > 0, 'a new endpoint is tried in warm-up');
+    const measured = m.stats().outbound.services.payments!.endpoints.find((e) => e.address === slow!.address)!;
+    assert.ok(measured.ewmaMs > 100, `after warm-up the slow replica's EWMA is ${measured.ewmaMs} ms (it answers in >= 150 ms)`);
     for (const r of [a!, b!, slow!]) r.hits = 0;
     const results = await load(2000, 10, () => call(m, 'http://payments/charge'));
     assert.equal(results.filter((r) => r.status === 200).length, 2000);
-    const share = slow!.hits / 2000;
-    assert.ok(share < 0.05, `slow replica got ${slow!.hits} of 2000 (${(share * 100).toFixed(2)} %)`);
-    const s = m.stats().outbound.services.payments!;
-    const slowStats = s.endpoints.find((e) => e.address === slow!.address)!;
-    assert.ok(slowStats.ewmaMs > 100, `slow replica's EWMA is ${slowStats.ewmaMs} ms`);
-    assert.equal(s.balancer, 'p2c-ewma');
+    assert.equal(a!.hits + b!.hits + slow!.hits, 2000);
+    assert.ok(
+      slow!.hits * 2 < Math.min(a!.hits, b!.hits),
+      `slow replica got ${slow!.hits} of 2000, the fast ones ${a!.hits} and ${b!.hits}`,
+    );
+    assert.equal(m.stats().outbound.services.payments!.balancer, 'p2c-ewma');
   });
 });
 
