@@ -5,7 +5,7 @@
 //
 // The tests run with a temp directory of their own (TMPDIR): it is removed afterwards, and a private
 // key left in it (a test that wrote CA or SVID keys and did not clean up) fails the run.
-import { lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -44,6 +44,9 @@ function privateKeysUnder(dir) {
 }
 
 const runTmp = mkdtempSync(join(tmpdir(), 'sidecarless-run-'));
+// Traversable (not listable) by others: the CLI's permission tests run it as an unprivileged user
+// inside directories of their own (each test directory is still 0700 unless a test opens it).
+chmodSync(runTmp, 0o711);
 const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=120000', ...files],
