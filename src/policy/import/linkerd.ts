@@ -133,32 +133,38 @@ interface Loaded<T> {
   readonly value: T;
 }
 
-/**
- * Translates every Linkerd (and Gateway API HTTPRoute) document of a load into server sections.
- * References are resolved within the loaded documents; a missing one is an error.
- */
-export function importLinkerd(docs: readonly K8sDoc[]): NativeServer[] {
-  const servers = new Map<string, Loaded<z.output<typeof ServerSchema>>>();
-  const routes = new Map<string, Loaded<z.output<typeof RouteSchema>>>();
-  const meshTls = new Map<string, Loaded<z.output<typeof MeshTlsSchema>>>();
-  const networks = new Map<string, Loaded<z.output<typeof NetworkSchema>>>();
-  const authz: Loaded<z.output<typeof AuthzSchema>>[] = [];
+type ServerDoc = Loaded<z.output<typeof ServerSchema>>;
+type RouteDoc = Loaded<z.output<typeof RouteSchema>>;
+type RouteMatch = { path?: { type?: string; value?: string }; headers?: { type?: string; name: string; value: string }[]; queryParams?: unknown; method?: string };
+
+/** The documents of a load, by kind (and `namespace/name`). */
+interface Collected {
+  readonly servers: Map<string, ServerDoc>;
+  readonly routes: Map<string, RouteDoc>;
+  readonly meshTls: Map<string, Loaded<z.output<typeof MeshTlsSchema>>>;
+  readonly networks: Map<string, Loaded<z.output<typeof NetworkSchema>>>;
+  readonly authz: Loaded<z.output<typeof AuthzSchema>>[];
+}
+
+function collect(docs: readonly K8sDoc[]): Collected {
+  const c: Collected = { servers: new Map(), routes: new Map(), meshTls: new Map(), networks: new Map(), authz: [] };
   for (const d of docs) {
+    const k = key(d.namespace, d.name);
     switch (d.kind) {
       case 'Server':
-        servers.set(key(d.namespace, d.name), { doc: d, value: strictParse(ServerSchema, d.body, d.path) });
+        c.servers.set(k, { doc: d, value: strictParse(ServerSchema, d.body, d.path) });
         break;
       case 'HTTPRoute':
-        routes.set(key(d.namespace, d.name), { doc: d, value: strictParse(RouteSchema, d.body, d.path) });
+        c.routes.set(k, { doc: d, value: strictParse(RouteSchema, d.body, d.path) });
         break;
       case 'MeshTLSAuthentication':
-        meshTls.set(key(d.namespace, d.name), { doc: d, value: strictParse(MeshTlsSchema, d.body, d.path) });
+        c.meshTls.set(k, { doc: d, value: strictParse(MeshTlsSchema, d.body, d.path) });
         break;
       case 'NetworkAuthentication':
-        networks.set(key(d.namespace, d.name), { doc: d, value: strictParse(NetworkSchema, d.body, d.path) });
+        c.networks.set(k, { doc: d, value: strictParse(NetworkSchema, d.body, d.path) });
         break;
       case 'AuthorizationPolicy':
-        authz.push({ doc: d, value: strictParse(AuthzSchema, d.body, d.path) });
+        c.authz.push({ doc: d, value: strictParse(AuthzSchema, d.body, d.path) });
         break;
       case 'ServerAuthorization':
         fail(at(d.path, 'kind'), 'ServerAuthorization is deprecated and not supported: use an AuthorizationPolicy with a MeshTLSAuthentication or NetworkAuthentication');
@@ -167,9 +173,59 @@ export function importLinkerd(docs: readonly K8sDoc[]): NativeServer[] {
         fail(at(d.path, 'kind'), `${d.apiVersion} ${d.kind} is not a supported policy resource`);
     }
   }
-  const issues: PolicyIssue[] = [];
+  return c;
+}
 
-  // Routes → operations, per route.
+/** A route match's path as operation paths (Exact → the path; PathPrefix → by segment), or an issue. */
+function matchPaths(m: RouteMatch, mp: string, issues: PolicyIssue[]): string[] | undefined {
+  const type = m.path?.type ?? 'PathPrefix';
+  const value = m.path?.value ?? '/';
+  const pathAt = at(mp, 'path');
+  if (type === 'RegularExpression') {
+    issues.push({ path: at(pathAt, 'type'), message: 'RegularExpression path matches are not supported: use Exact or PathPrefix' });
+  } else if (type !== 'Exact' && type !== 'PathPrefix') {
+    issues.push({ path: at(pathAt, 'type'), message: `path match type "${type}" is not supported: use Exact or PathPrefix` });
+  } else if (/[*{}]/.test(value)) {
+    issues.push({ path: at(pathAt, 'value'), message: `"${value}": "*", "{" and "}" are not supported in route paths` });
+  } else {
+    const e = checkPathPattern(value);
+    if (e) issues.push({ path: at(pathAt, 'value'), message: e });
+    else if (type === 'Exact') return [value];
+    else if (value !== '/') {
+      const base = value.endsWith('/') ? value.slice(0, -1) : value;
+      return [base, `${base}/*`];
+    } else return ['/*'];
+  }
+  return undefined;
+}
+
+function matchHeaders(list: NonNullable<RouteMatch['headers']>, mp: string, issues: PolicyIssue[]): Record<string, string[]> {
+  const h: Record<string, string[]> = {};
+  list.forEach((hm, hi) => {
+    const hp = at(at(mp, 'headers'), hi);
+    const name = hm.name.toLowerCase();
+    if ((hm.type ?? 'Exact') !== 'Exact') issues.push({ path: at(hp, 'type'), message: `header match type "${hm.type}" is not supported: use Exact` });
+    else if (hm.value.includes('*')) issues.push({ path: at(hp, 'value'), message: '"*" in an Exact header value is not supported' });
+    else if (h[name]) issues.push({ path: at(hp, 'name'), message: `header "${name}" is matched twice` });
+    else h[name] = [hm.value];
+  });
+  return h;
+}
+
+/** One HTTPRoute match as an operation. */
+function matchOperation(m: RouteMatch, mp: string, hostnames: string[] | undefined, issues: PolicyIssue[]): Operation {
+  const op: { -readonly [K in keyof Operation]: Operation[K] } = {};
+  if (hostnames?.length) op.hosts = hostnames;
+  if (m.queryParams !== undefined) issues.push({ path: at(mp, 'queryParams'), message: 'query parameter matches are not supported: query strings never affect policy' });
+  const paths = matchPaths(m, mp, issues);
+  if (paths) op.paths = paths;
+  if (m.method !== undefined) op.methods = [m.method];
+  if (m.headers?.length) op.headers = matchHeaders(m.headers, mp, issues);
+  return op;
+}
+
+/** Routes → the Servers they attach to, and their operations. */
+function routeOperations(routes: ReadonlyMap<string, RouteDoc>, issues: PolicyIssue[]) {
   const routeOps = new Map<string, Operation[]>();
   const routeParents = new Map<string, string[]>();
   for (const [k, { doc: d, value: r }] of routes) {
@@ -193,101 +249,71 @@ export function importLinkerd(docs: readonly K8sDoc[]): NativeServer[] {
         }
       }
       const matches = (rule as { matches?: unknown[] }).matches ?? [{}];
-      (matches.length ? matches : [{}]).forEach((raw, mi) => {
-        const m = raw as { path?: { type?: string; value?: string }; headers?: { type?: string; name: string; value: string }[]; queryParams?: unknown; method?: string };
-        const mp = at(at(rp, 'matches'), mi);
-        const op: { -readonly [K in keyof Operation]: Operation[K] } = {};
-        if (hostnames?.length) op.hosts = hostnames;
-        if (m.queryParams !== undefined) issues.push({ path: at(mp, 'queryParams'), message: 'query parameter matches are not supported: query strings never affect policy' });
-        const type = m.path?.type ?? 'PathPrefix';
-        const value = m.path?.value ?? '/';
-        const pathAt = at(mp, 'path');
-        if (type === 'RegularExpression') {
-          issues.push({ path: at(pathAt, 'type'), message: 'RegularExpression path matches are not supported: use Exact or PathPrefix' });
-        } else if (type !== 'Exact' && type !== 'PathPrefix') {
-          issues.push({ path: at(pathAt, 'type'), message: `path match type "${type}" is not supported: use Exact or PathPrefix` });
-        } else if (/[*{}]/.test(value)) {
-          issues.push({ path: at(pathAt, 'value'), message: `"${value}": "*", "{" and "}" are not supported in route paths` });
-        } else {
-          const e = checkPathPattern(value);
-          if (e) issues.push({ path: at(pathAt, 'value'), message: e });
-          else if (type === 'Exact') op.paths = [value];
-          else if (value !== '/') {
-            const base = value.endsWith('/') ? value.slice(0, -1) : value;
-            op.paths = [base, `${base}/*`];
-          } else op.paths = ['/*'];
-        }
-        if (m.method !== undefined) op.methods = [m.method];
-        if (m.headers?.length) {
-          const h: Record<string, string[]> = {};
-          m.headers.forEach((hm, hi) => {
-            const hp = at(at(mp, 'headers'), hi);
-            const name = hm.name.toLowerCase();
-            if ((hm.type ?? 'Exact') !== 'Exact') issues.push({ path: at(hp, 'type'), message: `header match type "${hm.type}" is not supported: use Exact` });
-            else if (hm.value.includes('*')) issues.push({ path: at(hp, 'value'), message: '"*" in an Exact header value is not supported' });
-            else if (h[name]) issues.push({ path: at(hp, 'name'), message: `header "${name}" is matched twice` });
-            else h[name] = [hm.value];
-          });
-          op.headers = h;
-        }
-        ops.push(op);
-      });
+      (matches.length ? matches : [{}]).forEach((raw, mi) => ops.push(matchOperation(raw as RouteMatch, at(at(rp, 'matches'), mi), hostnames, issues)));
     });
     routeOps.set(k, ops);
   }
+  return { routeOps, routeParents };
+}
 
-  // Authentications → alternative sources.
-  const authSources = (ref: z.output<typeof Ref>, ns: string | undefined, path: string): Source[] => {
-    const refNs = ref.namespace ?? ns;
-    switch (ref.kind) {
-      case 'MeshTLSAuthentication': {
-        const m = meshTls.get(key(refNs, ref.name));
-        if (!m) return fail(path, `MeshTLSAuthentication "${ref.name}" is not among the loaded documents`);
-        const mp = at(m.doc.path, 'spec');
-        const out: Source[] = [];
-        const ids = (m.value.spec.identities ?? []).map((id, i) => {
-          const t = linkerdIdentity(id);
-          if (typeof t !== 'string') fail(at(at(mp, 'identities'), i), t.error);
-          return t;
-        });
-        if (ids.length) out.push({ identities: ids });
-        const sas = (m.value.spec.identityRefs ?? []).map((r, i) => {
-          const rp = at(at(mp, 'identityRefs'), i);
-          if (r.kind === 'ServiceAccount') {
-            if (!r.name) return fail(rp, 'a ServiceAccount identityRef needs a name');
-            return `${r.namespace ?? m.doc.namespace ?? ns ?? 'default'}/${r.name}`;
-          }
-          if (r.kind === 'Namespace') {
-            if (!r.name) return fail(rp, 'a Namespace identityRef needs a name');
-            return `${r.name}/*`;
-          }
-          return fail(at(rp, 'kind'), `identityRef kind "${r.kind}" is not supported: use ServiceAccount or Namespace`);
-        });
-        if (sas.length) out.push({ serviceAccounts: sas });
-        if (out.length === 0) fail(mp, 'a MeshTLSAuthentication needs identities or identityRefs');
-        return out;
-      }
-      case 'NetworkAuthentication': {
-        const n = networks.get(key(refNs, ref.name));
-        if (!n) return fail(path, `NetworkAuthentication "${ref.name}" is not among the loaded documents`);
-        return n.value.spec.networks.map((net, i) => {
-          const np = at(at(at(n.doc.path, 'spec'), 'networks'), i);
-          for (const c of [net.cidr, ...(net.except ?? [])]) {
-            const r = parseCidr(c);
-            if (typeof r === 'string') fail(np, r);
-          }
-          return net.except?.length ? { ipBlocks: [net.cidr], notIpBlocks: net.except } : { ipBlocks: [net.cidr] };
-        });
-      }
-      case 'ServiceAccount':
-        return [{ serviceAccounts: [`${refNs ?? 'default'}/${ref.name}`] }];
-      default:
-        return fail(at(path, 'kind'), `requiredAuthenticationRef kind "${ref.kind}" is not supported: use MeshTLSAuthentication, NetworkAuthentication or ServiceAccount`);
+function meshTlsSources(m: Loaded<z.output<typeof MeshTlsSchema>>, ns: string | undefined): Source[] {
+  const mp = at(m.doc.path, 'spec');
+  const out: Source[] = [];
+  const ids = (m.value.spec.identities ?? []).map((id, i) => {
+    const t = linkerdIdentity(id);
+    if (typeof t !== 'string') fail(at(at(mp, 'identities'), i), t.error);
+    return t;
+  });
+  if (ids.length) out.push({ identities: ids });
+  const sas = (m.value.spec.identityRefs ?? []).map((r, i) => {
+    const rp = at(at(mp, 'identityRefs'), i);
+    if (r.kind === 'ServiceAccount') {
+      if (!r.name) return fail(rp, 'a ServiceAccount identityRef needs a name');
+      return `${r.namespace ?? m.doc.namespace ?? ns ?? 'default'}/${r.name}`;
     }
-  };
+    if (r.kind === 'Namespace') {
+      if (!r.name) return fail(rp, 'a Namespace identityRef needs a name');
+      return `${r.name}/*`;
+    }
+    return fail(at(rp, 'kind'), `identityRef kind "${r.kind}" is not supported: use ServiceAccount or Namespace`);
+  });
+  if (sas.length) out.push({ serviceAccounts: sas });
+  if (out.length === 0) fail(mp, 'a MeshTLSAuthentication needs identities or identityRefs');
+  return out;
+}
 
+/** An authentication reference → the alternative sources it admits. */
+function authSources(c: Collected, ref: z.output<typeof Ref>, ns: string | undefined, path: string): Source[] {
+  const refNs = ref.namespace ?? ns;
+  switch (ref.kind) {
+    case 'MeshTLSAuthentication': {
+      const m = c.meshTls.get(key(refNs, ref.name));
+      if (!m) return fail(path, `MeshTLSAuthentication "${ref.name}" is not among the loaded documents`);
+      return meshTlsSources(m, ns);
+    }
+    case 'NetworkAuthentication': {
+      const n = c.networks.get(key(refNs, ref.name));
+      if (!n) return fail(path, `NetworkAuthentication "${ref.name}" is not among the loaded documents`);
+      return n.value.spec.networks.map((net, i) => {
+        const np = at(at(at(n.doc.path, 'spec'), 'networks'), i);
+        for (const cidr of [net.cidr, ...(net.except ?? [])]) {
+          const r = parseCidr(cidr);
+          if (typeof r === 'string') fail(np, r);
+        }
+        return net.except?.length ? { ipBlocks: [net.cidr], notIpBlocks: net.except } : { ipBlocks: [net.cidr] };
+      });
+    }
+    case 'ServiceAccount':
+      return [{ serviceAccounts: [`${refNs ?? 'default'}/${ref.name}`] }];
+    default:
+      return fail(at(path, 'kind'), `requiredAuthenticationRef kind "${ref.kind}" is not supported: use MeshTLSAuthentication, NetworkAuthentication or ServiceAccount`);
+  }
+}
+
+/** Servers → native server sections with their routes (rules come from the policies). */
+function serverSections(c: Collected, routeOps: Map<string, Operation[]>, routeParents: Map<string, string[]>, issues: PolicyIssue[]): Map<string, NativeServer> {
   const out = new Map<string, NativeServer>();
-  for (const [k, { doc: d, value: s }] of servers) {
+  for (const [k, { doc: d, value: s }] of c.servers) {
     if (typeof s.spec.port === 'string') {
       issues.push({ path: at(at(d.path, 'spec'), 'port'), message: `named port "${s.spec.port}" cannot be resolved in process: use the port number` });
       continue;
@@ -304,40 +330,55 @@ export function importLinkerd(docs: readonly K8sDoc[]): NativeServer[] {
     for (const [rk, parents] of routeParents) if (parents.includes(k)) srv.routes.push(...routeOps.get(rk)!);
     out.set(k, srv);
   }
-  if (issues.length) throw policyError(issues);
+  return out;
+}
 
-  for (const { doc: d, value: a } of authz) {
-    const sp = at(d.path, 'spec');
-    const t = a.spec.targetRef;
-    const tp = at(sp, 'targetRef');
-    let from: Source[] = [{}];
-    a.spec.requiredAuthenticationRefs.forEach((ref, i) => {
-      const alts = authSources(ref, d.namespace, at(at(sp, 'requiredAuthenticationRefs'), i));
-      const next: Source[] = [];
-      for (const f of from) for (const alt of alts) next.push(mergeSources(f, alt, at(at(sp, 'requiredAuthenticationRefs'), i)));
-      from = next;
-    });
-    const rule: NativeRule = { name: `${d.namespace ?? 'default'}/${d.name}`, action: 'allow' };
-    if (from.some((f) => Object.keys(f).length > 0)) rule.from = from;
-    if (t.kind === 'Server' && (t.group ?? LINKERD) === LINKERD) {
-      const srv = out.get(key(t.namespace ?? d.namespace, t.name));
-      if (!srv) fail(tp, `Server "${t.name}" is not among the loaded documents`);
-      srv.rules.push(rule);
-    } else if (t.kind === 'HTTPRoute' && (t.group === undefined || t.group === LINKERD || t.group === GATEWAY)) {
-      const rk = key(t.namespace ?? d.namespace, t.name);
-      const ops = routeOps.get(rk);
-      if (!ops) fail(tp, `HTTPRoute "${t.name}" is not among the loaded documents`);
-      for (const parent of routeParents.get(rk) ?? []) {
-        const srv = out.get(parent);
-        if (!srv) fail(tp, `HTTPRoute "${t.name}" is attached to Server "${parent.split('/')[1]}", which is not among the loaded documents`);
-        srv.rules.push({ ...rule, to: ops });
-      }
-    } else if (t.kind === 'Namespace') {
-      if (t.name !== (d.namespace ?? t.name)) fail(at(tp, 'name'), 'a Namespace targetRef must name the policy\'s own namespace');
-      for (const srv of out.values()) if ((srv.namespace ?? t.name) === t.name) srv.rules.push({ ...rule });
-    } else {
-      fail(at(tp, 'kind'), `targetRef ${t.group ?? ''}/${t.kind} is not supported: target a Server, an HTTPRoute or the Namespace`);
+/** One AuthorizationPolicy → an allow rule on the Servers its target reaches. */
+function attachPolicy(c: Collected, a: Loaded<z.output<typeof AuthzSchema>>, out: Map<string, NativeServer>, routeOps: Map<string, Operation[]>, routeParents: Map<string, string[]>): void {
+  const d = a.doc;
+  const sp = at(d.path, 'spec');
+  const t = a.value.spec.targetRef;
+  const tp = at(sp, 'targetRef');
+  let from: Source[] = [{}];
+  a.value.spec.requiredAuthenticationRefs.forEach((ref, i) => {
+    const alts = authSources(c, ref, d.namespace, at(at(sp, 'requiredAuthenticationRefs'), i));
+    const next: Source[] = [];
+    for (const f of from) for (const alt of alts) next.push(mergeSources(f, alt, at(at(sp, 'requiredAuthenticationRefs'), i)));
+    from = next;
+  });
+  const rule: NativeRule = { name: `${d.namespace ?? 'default'}/${d.name}`, action: 'allow' };
+  if (from.some((f) => Object.keys(f).length > 0)) rule.from = from;
+  if (t.kind === 'Server' && (t.group ?? LINKERD) === LINKERD) {
+    const srv = out.get(key(t.namespace ?? d.namespace, t.name));
+    if (!srv) fail(tp, `Server "${t.name}" is not among the loaded documents`);
+    srv.rules.push(rule);
+  } else if (t.kind === 'HTTPRoute' && (t.group === undefined || t.group === LINKERD || t.group === GATEWAY)) {
+    const rk = key(t.namespace ?? d.namespace, t.name);
+    const ops = routeOps.get(rk);
+    if (!ops) fail(tp, `HTTPRoute "${t.name}" is not among the loaded documents`);
+    for (const parent of routeParents.get(rk) ?? []) {
+      const srv = out.get(parent);
+      if (!srv) fail(tp, `HTTPRoute "${t.name}" is attached to Server "${parent.split('/')[1]}", which is not among the loaded documents`);
+      srv.rules.push({ ...rule, to: ops });
     }
+  } else if (t.kind === 'Namespace') {
+    if (t.name !== (d.namespace ?? t.name)) fail(at(tp, 'name'), 'a Namespace targetRef must name the policy\'s own namespace');
+    for (const srv of out.values()) if ((srv.namespace ?? t.name) === t.name) srv.rules.push({ ...rule });
+  } else {
+    fail(at(tp, 'kind'), `targetRef ${t.group ?? ''}/${t.kind} is not supported: target a Server, an HTTPRoute or the Namespace`);
   }
+}
+
+/**
+ * Translates every Linkerd (and Gateway API HTTPRoute) document of a load into server sections.
+ * References are resolved within the loaded documents; a missing one is an error.
+ */
+export function importLinkerd(docs: readonly K8sDoc[]): NativeServer[] {
+  const c = collect(docs);
+  const issues: PolicyIssue[] = [];
+  const { routeOps, routeParents } = routeOperations(c.routes, issues);
+  const out = serverSections(c, routeOps, routeParents, issues);
+  if (issues.length) throw policyError(issues);
+  for (const a of c.authz) attachPolicy(c, a, out, routeOps, routeParents);
   return [...out.values()];
 }
