@@ -184,6 +184,11 @@ export class InboundPipeline {
     }
     if (!removed) return;
     this.stats.identityHeadersRemoved++;
+    // node:http builds `headersDistinct` lazily from rawHeaders with the header count it parsed:
+    // built after rawHeaders shrinks, it reads past the end and throws (a peer-triggered crash in
+    // any handler that reads it). Build it now, from the full list, and remove the names there too.
+    const distinct = (req as { headersDistinct?: Record<string, string[]> }).headersDistinct;
+    if (distinct) for (const name of names) delete distinct[name];
     const raw = req.rawHeaders;
     const kept: string[] = [];
     for (let i = 0; i < raw.length; i += 2) {
