@@ -92,6 +92,9 @@ export class InboundPipeline {
     this.observer?.start(req, res, peer);
     const v = this.#judge(req, peer, routing);
     if (!v.ok) {
+      // A connection the refusal closes runs nothing pipelined behind it (node:http parses and
+      // emits what is already buffered before the socket ends).
+      if (closeOnRefusal) (req.socket as unknown as ClosingCarrier)[kClosing] = true;
       respondHttp(res, v.status, v.status === 400 || closeOnRefusal);
       return this.#refused();
     }
