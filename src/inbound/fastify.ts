@@ -6,7 +6,7 @@ import { type PeerIdentity } from '../identity/peer-identity.js';
 import { type RouterSemantics } from '../policy/equivalence.js';
 import { peerOf } from './peer-of.js';
 import { type InboundPipeline } from './pipeline.js';
-import { type InboundServers } from './servers.js';
+import { HTTP2_UNSUPPORTED, type InboundServers, isHttp2Server } from './servers.js';
 import { checkTarget } from './target.js';
 
 declare module 'fastify' {
@@ -31,6 +31,10 @@ export function fastifyPlugin(pipeline: InboundPipeline, servers: InboundServers
           'policy judged. Remove rewriteUrl (rewrite in a route or a reverse proxy in front), or serve it without the mesh.',
         [{ path: 'rewriteUrl', message: 'not supported behind mesh.fastify' }],
       ));
+      return;
+    }
+    if (isHttp2Server(fastify.server)) {
+      done(new ConfigError(`mesh.fastify: ${HTTP2_UNSUPPORTED}`, [{ path: 'http2', message: 'not supported behind mesh.fastify yet' }]));
       return;
     }
     const routing = fastifyRouting(fastify);
