@@ -68,14 +68,15 @@ export function fastifyPlugin(pipeline: InboundPipeline, servers: InboundServers
  * matching and lower-cases the decoded path when `caseSensitive: false` (Unicode folding: the
  * Kelvin sign is `k`); a prefixed plugin's '/' route is served at `/prefix` and `/prefix/`
  * (`prefixTrailingSlash: 'both'`, the default), so a trailing slash is always judged alike;
- * `exposeHeadRoutes` (the default) serves HEAD from GET routes. `ignoreDuplicateSlashes` needs no
- * care: the gate merges `//` before the router sees the path.
+ * HEAD is always judged as GET too: `exposeHeadRoutes` (the default) serves HEAD from GET routes, and
+ * a route's own `exposeHeadRoute: true` does so even when the instance turned it off, which the
+ * instance's options cannot tell. `ignoreDuplicateSlashes` needs no care: the gate merges `//`
+ * before the router sees the path.
  */
 export function fastifyRouting(fastify: FastifyInstance): RouterSemantics {
   const c = fastify.initialConfig as {
     caseSensitive?: boolean;
     useSemicolonDelimiter?: boolean;
-    exposeHeadRoutes?: boolean;
     routerOptions?: { caseSensitive?: boolean; useSemicolonDelimiter?: boolean };
   };
   return Object.freeze({
@@ -83,7 +84,7 @@ export function fastifyRouting(fastify: FastifyInstance): RouterSemantics {
     ignoreTrailingSlash: true,
     semicolonDelimiter: (c.routerOptions?.useSemicolonDelimiter ?? c.useSemicolonDelimiter ?? false) === true,
     decodesPath: true,
-    headAsGet: c.exposeHeadRoutes !== false,
+    headAsGet: true,
   });
 }
 
