@@ -176,3 +176,27 @@ describe('a server that gets its connections through server.emit("connection")',
     }
   });
 });
+
+describe('the connection limits in force (docs/security-model.md, connection hygiene)', () => {
+  test('FINDING (MEDIUM, documented here, not enforced): a Fastify server has no whole-request limit — a peer can trickle a body forever', async () => {
+    // node:http's requestTimeout (300 s) is what ends a request whose body never completes (the
+    // first-request timer stops at the first request, and the socket has no idle timeout on https).
+    // Fastify overwrites it with its own default, 0. The mesh could set it when it adopts a server
+    // whose requestTimeout is 0; until then the docs say so and how to set it.
+    const app = Fastify({ https: mesh.serverTlsOptions() });
+    await app.register(mesh.fastify);
+    const node = mesh.createServer(() => {});
+    const framework = createHttpsServer(mesh.serverTlsOptions());
+    try {
+      const limits = (s: unknown) => {
+        const t = s as { requestTimeout: number; headersTimeout: number; timeout: number };
+        return [t.requestTimeout, t.headersTimeout, t.timeout];
+      };
+      assert.deepEqual(limits(node), [300_000, 60_000, 0]);
+      assert.deepEqual(limits(framework), [300_000, 60_000, 0]);
+      assert.deepEqual(limits(app.server), [0, 60_000, 0], 'FINDING: no whole-request limit on Fastify');
+    } finally {
+      await app.close();
+    }
+  });
+});
