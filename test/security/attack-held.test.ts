@@ -7,14 +7,16 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type IncomingMessage } from 'node:http';
 import { type Server, createServer as createHttpsServer } from 'node:https';
+import { connect as netConnect } from 'node:net';
 import { type Duplex } from 'node:stream';
+import { connect as tlsConnect } from 'node:tls';
 import express from 'express';
 import Fastify from 'fastify';
 import { WebSocketServer } from 'ws';
 import { type DevCa, type IssuedSvid, type Mesh, createDevCa, createMesh } from '../../src/index.js';
 import { type Logger } from '../../src/config.js';
-import { idOf } from '../helpers/certs.js';
-import { closeServer, listen, rawTlsRequest } from '../helpers/net.js';
+import { craftLeaf, idOf } from '../helpers/certs.js';
+import { LOOPBACK, closeServer, listen, rawTlsRequest, sleep } from '../helpers/net.js';
 
 const quiet: Logger = { info() {}, warn() {}, error() {} };
 const POLICY = {
@@ -122,7 +124,81 @@ describe('Fastify', () => {
   });
 });
 
+describe('TLS and adoption corners', () => {
+  test('a framework server whose FIRST connection is plaintext: adopted all the same, the next TLS peer is judged at the handshake', async () => {
+    const served: string[] = [];
+    const s = createHttpsServer(mesh.serverTlsOptions(), (req, res) => void (served.push(String(req.url)), res.end('ok')));
+    const p = await listen(s);
+    try {
+      await new Promise<void>((resolve) => {
+        const plain = netConnect(p, LOOPBACK, () => plain.write('GET /plain HTTP/1.1\r\nHost: payments\r\n\r\n'));
+        plain.on('error', () => resolve());
+        plain.on('close', () => resolve());
+        plain.resume();
+      });
+      const twoSans = await craftLeaf(ca, { uris: [idOf('orders'), idOf('admin')] });
+      const bad = await rawTlsRequest({ port: p, cert: twoSans.certChainPem, key: twoSans.keyPem, request: 'GET /a HTTP/1.1\r\nHost: payments\r\n\r\nGET /b HTTP/1.1\r\nHost: payments\r\nConnection: close\r\n\r\n' });
+      assert.equal(bad.status, undefined, bad.response);
+      assert.deepEqual(served, []);
+    } finally {
+      await closeServer(s);
+    }
+  });
+
+  test('two meshes: each judges the servers built from its own options; a session from one is not resumed on the other', async () => {
+    const other = await createMesh({ service: 'payments', identity: { ca }, logger: quiet, inbound: { policy: { rules: [{ name: 'other-denies-x', action: 'deny', to: { paths: ['/x'] } }] } } });
+    const mine = createHttpsServer(mesh.serverTlsOptions(), (_req, res) => res.end('mine'));
+    const theirs = createHttpsServer(other.serverTlsOptions(), (_req, res) => res.end('theirs'));
+    const [pm, pt] = [await listen(mine), await listen(theirs)];
+    try {
+      const request = 'GET /x HTTP/1.1\r\nHost: payments\r\nConnection: close\r\n\r\n';
+      const first = await rawTlsRequest({ port: pm, cert: web.certChainPem, key: web.keyPem, request, tls: { maxVersion: 'TLSv1.2' } });
+      assert.equal(first.status, 200, first.response);
+      assert.ok(first.session, 'a session to offer');
+      const crossed = await rawTlsRequest({ port: pt, cert: web.certChainPem, key: web.keyPem, request, session: first.session!, tls: { maxVersion: 'TLSv1.2' } });
+      assert.equal(crossed.sessionReused, false);
+      assert.equal(crossed.status, 403, 'judged by the other mesh, which denies /x');
+    } finally {
+      await closeServer(mine);
+      await closeServer(theirs);
+      await other.close();
+    }
+  });
+
+  test('a client that offers only ALPN h2: no application protocol, the handshake fails', async () => {
+    const r = await rawTlsRequest({ port, cert: web.certChainPem, key: web.keyPem, tls: { ALPNProtocols: ['h2'] }, request: 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' });
+    assert.equal(r.secureConnected, false);
+    assert.match(String(r.error?.message), /no application protocol/);
+  });
+});
+
 describe('mesh.close()', () => {
+  test('a keep-alive connection to an adopted server is closed at its next request after close', async () => {
+    const m = await createMesh({ service: 'payments', identity: { ca }, logger: quiet });
+    const served: string[] = [];
+    const s = createHttpsServer(m.serverTlsOptions(), (req, res) => void (served.push(String(req.url)), res.end('ok')));
+    const p = await listen(s);
+    try {
+      const out = await new Promise<string>((resolve) => {
+        let text = '';
+        const socket = tlsConnect({ host: LOOPBACK, port: p, cert: web.certChainPem, key: web.keyPem, rejectUnauthorized: false });
+        socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        socket.on('error', () => {});
+        socket.on('close', () => resolve(text));
+        socket.once('secureConnect', async () => {
+          socket.write('GET /k1 HTTP/1.1\r\nHost: payments\r\n\r\n');
+          await sleep(150);
+          await m.close();
+          socket.write('GET /k2 HTTP/1.1\r\nHost: payments\r\n\r\n');
+        });
+      });
+      assert.deepEqual(out.match(/HTTP\/1\.1 \d{3}/g), ['HTTP/1.1 200']);
+      assert.deepEqual(served, ['/k1']);
+    } finally {
+      await closeServer(s);
+    }
+  });
+
   test('a framework server adopted before close serves nothing after it', async () => {
     const m = await createMesh({ service: 'payments', identity: { ca }, logger: quiet });
     const served: string[] = [];
