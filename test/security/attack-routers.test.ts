@@ -102,7 +102,7 @@ describe('Fastify', () => {
   });
 });
 
-describe('Express', () => {
+describe('a framework behind a wrapper function (the server sees a plain function)', () => {
   test('FINDING (MEDIUM, not fixed here): an Express app behind a wrapper function, without mesh.express(), is judged exactly', async () => {
     // `mesh.createServer((req, res) => app(req, res))` (logging, a request id, a framework adapter):
     // the server's request listener is a plain function, so the gate judges the path exactly, and
@@ -124,6 +124,26 @@ describe('Express', () => {
       assert.deepEqual(ran, ['admin']);
     } finally {
       await closeServer(server);
+    }
+  });
+
+  test('FINDING (MEDIUM, not fixed here): the same for Fastify without register(mesh.fastify), served through a wrapping serverFactory', async () => {
+    // The 500 for "Fastify served without its plugin" recognises Fastify's own request listener by
+    // name; a serverFactory that wraps the handler hides it, and HEAD then runs a denied GET handler.
+    const ran: string[] = [];
+    let server: import('node:https').Server | undefined;
+    const app = Fastify({
+      serverFactory: (handler) => (server = mesh.createServer((req, res) => handler(req, res))) as never,
+    });
+    app.get('/report', async () => (ran.push('report'), 'report'));
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const port = (server!.address() as { port: number }).port;
+      assert.equal((await send(port, 'GET', '/report')).status, 403);
+      assert.equal((await send(port, 'HEAD', '/report')).status, 200, 'FINDING: HEAD runs the denied GET handler');
+      assert.deepEqual(ran, ['report']);
+    } finally {
+      await app.close();
     }
   });
 
