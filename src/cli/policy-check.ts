@@ -73,7 +73,7 @@ export const policyCheckCommand = defineCommand({
     router: {
       type: 'string',
       value: 'R',
-      help: 'the router serving the app: exact (node:http, default), express, fastify, or fastify:FLAGS with FLAGS from case-insensitive, semicolon, no-head-routes',
+      help: 'the router serving the app: exact (node:http, default), express, fastify, or fastify:FLAGS with FLAGS from case-insensitive, semicolon',
     },
   },
   exits: '0 ALLOW, 1 DENY, 2 usage error or a policy file that cannot be read or loaded (never mistaken for a DENY)',

@@ -47,8 +47,8 @@ export function adoptServersOf(sessionIdContext: string, adopt: (server: object)
   };
 }
 
-/** A closed mesh's servers: no connection is ever served. */
-function refuseAll(server: object): void {
+/** A closed mesh's servers (and servers the mesh cannot guard): no connection is ever served. */
+export function refuseAll(server: object): void {
   // Before node:http's own listener, which would start parsing the connection's first bytes.
   const s = server as { prependListener?: (event: string, fn: (socket: { destroy(): void }) => void) => void };
   s.prependListener?.('secureConnection', (socket) => socket.destroy());

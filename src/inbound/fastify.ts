@@ -5,7 +5,7 @@ import { ConfigError } from '../errors.js';
 import { type RouterSemantics, fastifyRouting } from '../policy/equivalence.js';
 import { peerOf } from './peer-of.js';
 import { type InboundPipeline } from './pipeline.js';
-import { type InboundServers } from './servers.js';
+import { HTTP2_UNSUPPORTED, type InboundServers, isHttp2Server } from './servers.js';
 import { checkTarget } from './target.js';
 import './fastify-types.js'; // request.peer (the `declare module 'fastify'` augmentation)
 
@@ -24,6 +24,10 @@ export function fastifyPlugin(pipeline: InboundPipeline, servers: InboundServers
           'policy judged. Remove rewriteUrl (rewrite in a route or a reverse proxy in front), or serve it without the mesh.',
         [{ path: 'rewriteUrl', message: 'not supported behind mesh.fastify' }],
       ));
+      return;
+    }
+    if (isHttp2Server(fastify.server)) {
+      done(new ConfigError(`mesh.fastify: ${HTTP2_UNSUPPORTED}`, [{ path: 'http2', message: 'not supported behind mesh.fastify yet' }]));
       return;
     }
     const routing = routingOfInstance(fastify);
@@ -52,18 +56,20 @@ export function fastifyPlugin(pipeline: InboundPipeline, servers: InboundServers
   return fp(plugin, { fastify: '5.x', name: 'sidecarless' });
 }
 
-/** How this Fastify instance's router compares paths, from its options (policy/equivalence.ts). */
+/**
+ * How this Fastify instance's router compares paths, from its options (policy/equivalence.ts).
+ * HEAD is always judged as GET: a route's own `exposeHeadRoute: true` serves HEAD from GET even
+ * when the instance turned `exposeHeadRoutes` off, which the instance's options cannot tell.
+ */
 export function routingOfInstance(fastify: FastifyInstance): RouterSemantics {
   const c = fastify.initialConfig as {
     caseSensitive?: boolean;
     useSemicolonDelimiter?: boolean;
-    exposeHeadRoutes?: boolean;
     routerOptions?: { caseSensitive?: boolean; useSemicolonDelimiter?: boolean };
   };
   return fastifyRouting({
     caseSensitive: c.routerOptions?.caseSensitive ?? c.caseSensitive ?? true,
     useSemicolonDelimiter: c.routerOptions?.useSemicolonDelimiter ?? c.useSemicolonDelimiter ?? false,
-    exposeHeadRoutes: c.exposeHeadRoutes !== false,
   });
 }
 

@@ -92,6 +92,9 @@ export class InboundPipeline {
     this.observer?.start(req, res, peer);
     const v = this.#judge(req, peer, routing);
     if (!v.ok) {
+      // A connection the refusal closes runs nothing pipelined behind it (node:http parses and
+      // emits what is already buffered before the socket ends).
+      if (closeOnRefusal) (req.socket as unknown as ClosingCarrier)[kClosing] = true;
       respondHttp(res, v.status, v.status === 400 || closeOnRefusal);
       return this.#refused();
     }
@@ -184,6 +187,11 @@ export class InboundPipeline {
     }
     if (!removed) return;
     this.stats.identityHeadersRemoved++;
+    // node:http builds `headersDistinct` lazily from rawHeaders with the header count it parsed:
+    // built after rawHeaders shrinks, it reads past the end and throws (a peer-triggered crash in
+    // any handler that reads it). Build it now, from the full list, and remove the names there too.
+    const distinct = (req as { headersDistinct?: Record<string, string[]> }).headersDistinct;
+    if (distinct) for (const name of names) delete distinct[name];
     const raw = req.rawHeaders;
     const kept: string[] = [];
     for (let i = 0; i < raw.length; i += 2) {

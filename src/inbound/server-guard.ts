@@ -35,6 +35,11 @@ type Emit = (event: string | symbol, ...args: unknown[]) => boolean;
 /** The guard's own listeners: node:http only emits these events when someone listens. */
 function expectListener(): void {}
 
+/** Whether app code listens to `event` (not only the guard; the app may have removed the guard's). */
+function appListens(server: HttpServer, event: string): boolean {
+  return server.listeners(event).some((l) => l !== expectListener);
+}
+
 export interface GuardOptions {
   /** How long a new connection may wait before its first request (ms; 0: no limit). */
   firstRequestTimeoutMs: number;
@@ -88,7 +93,7 @@ export function guardServer(server: HttpServer, pipeline: InboundPipeline, optio
       case 'checkContinue': {
         const [req, res] = args as [IncomingMessage, ServerResponse];
         return judged(req, res, () => {
-          if (this.listenerCount('checkContinue') > 1) return emit.call(this, event, req, res);
+          if (appListens(this, 'checkContinue')) return emit.call(this, event, req, res);
           res.writeContinue();
           return emit.call(this, 'request', req, res);
         }, true);
@@ -96,7 +101,7 @@ export function guardServer(server: HttpServer, pipeline: InboundPipeline, optio
       case 'checkExpectation': {
         const [req, res] = args as [IncomingMessage, ServerResponse];
         return judged(req, res, () => {
-          if (this.listenerCount('checkExpectation') > 1) return emit.call(this, event, req, res);
+          if (appListens(this, 'checkExpectation')) return emit.call(this, event, req, res);
           respondHttp(res, 417);
           return true;
         }, true);
@@ -112,6 +117,11 @@ export function guardServer(server: HttpServer, pipeline: InboundPipeline, optio
   } as typeof s.emit;
   server.on('checkContinue', expectListener);
   server.on('checkExpectation', expectListener);
+  // Without them node:http would answer `100 Continue` before the gate judged the request
+  // (`server.removeAllListeners('checkContinue')` in app code): they come back at once.
+  server.on('removeListener', (event: string | symbol, fn: unknown) => {
+    if (fn === expectListener && (event === 'checkContinue' || event === 'checkExpectation')) server.on(event, expectListener);
+  });
   if (options.firstRequestTimeoutMs > 0) {
     server.on('secureConnection', (socket: TLSSocket) => armFirstRequestTimer(socket, options.firstRequestTimeoutMs));
   }

@@ -12,11 +12,24 @@ import { type Server as TlsServer, type TlsOptions } from 'node:tls';
 import { type Logger } from '../config.js';
 import { type RouterSemantics } from '../policy/equivalence.js';
 import { type ServerTls } from '../tls/server-context.js';
-import { adoptServersOf } from './adoption.js';
+import { adoptServersOf, refuseAll } from './adoption.js';
 import { type InboundPipeline } from './pipeline.js';
 import { guardOf, guardServer } from './server-guard.js';
 
 export type RequestListener = (req: IncomingMessage, res: import('node:http').ServerResponse) => void;
+
+export const HTTP2_UNSUPPORTED =
+  'an HTTP/2 server (http2.createSecureServer, Fastify({ http2: true })) was built from mesh.serverTlsOptions(): the mesh ' +
+  'does not judge HTTP/2 streams yet (a \'stream\' listener, :authority), so every connection to it is closed. Serve ' +
+  'HTTP/1.1: https.createServer(mesh.serverTlsOptions(), app), mesh.createServer(app) or Fastify({ https: mesh.serverTlsOptions() })';
+
+/**
+ * Whether `server` is node:http2's server (it overrides the ALPN the mesh offers with `h2`, and
+ * hands requests to 'stream' listeners that no request event of node:http carries).
+ */
+export function isHttp2Server(server: unknown): boolean {
+  return typeof (server as { updateSettings?: unknown } | null)?.updateSettings === 'function';
+}
 
 export interface InboundServersOptions {
   firstRequestTimeoutMs: number;
@@ -59,6 +72,12 @@ export class InboundServers {
 
   /** Protects `server`; `declared`: the routing a framework plugin read from its instance. Idempotent. */
   adopt(server: HttpServer, declared?: RouterSemantics): void {
+    if (isHttp2Server(server)) {
+      // Fail closed, loudly: the guard below only sees node:http's request events.
+      refuseAll(server);
+      this.#warnOnce(server, `sidecarless: ${HTTP2_UNSUPPORTED}`, 'error');
+      return;
+    }
     const s = server as HttpServer & { setSecureContext?: unknown };
     if (typeof s.setSecureContext === 'function') this.tls.attach(server as unknown as TlsServer);
     const state = guardServer(server, this.pipeline, {

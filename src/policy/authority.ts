@@ -9,6 +9,7 @@
  * | `example.com:8443`, `example.com:` (RFC)    | percent-encoding `%61.example`, sub-delims `a,b` |
  * | `[::1]`, `[::1]:8443`                       | a second colon `a:1:2`, a port `a:x`, `a:123456`  |
  * | '' (RFC 9112 §3.2: no authority)            | `[v1.x]` (IPvFuture), `[not-ipv6]`, spaces        |
+ * |                                            | a zone id `[fe80::1%25eth0]`                      |
  *
  * reg-name is narrower than RFC 3986 (no percent-encoding, no sub-delims): no DNS name has them,
  * and the frameworks' `hostname` parsers disagree about them.
@@ -63,6 +64,9 @@ export function hostProblem(value: string, portRequired = false): string | undef
     if (end < 0) return 'an IPv6 literal without "]"';
     const inner = value.slice(1, end);
     if (/^v/i.test(inner)) return 'an IPvFuture literal';
+    // RFC 3986's IP-literal has no zone id (`[fe80::1%25eth0]`, RFC 6874, is for local URIs, never a
+    // Host), and parseIpv6 ignores everything after a `%`: `/`, `@`, `#` would slip through there.
+    if (inner.includes('%')) return 'a zone id ("%") in the IPv6 literal';
     if (parseIpv6(inner) === null) return `"[${inner}]" is not an IPv6 address`;
     rest = value.slice(end + 1);
     if (rest.length > 0 && rest.charCodeAt(0) !== 58) return `${describe(rest[0]!)} after the IPv6 literal`;

@@ -54,15 +54,15 @@ export const EXPRESS_ROUTING: RouterSemantics = Object.freeze({
 export interface FastifyRouterOptions {
   caseSensitive?: boolean;
   useSemicolonDelimiter?: boolean;
-  exposeHeadRoutes?: boolean;
 }
 
 /**
  * Fastify's router (find-my-way): it percent-decodes before matching and lower-cases the decoded
  * path when `caseSensitive: false` (Unicode folding: the Kelvin sign is `k`); a prefixed plugin's
  * '/' route is served at `/prefix` and `/prefix/` (`prefixTrailingSlash: 'both'`, the default), so
- * a trailing slash is always judged alike; `exposeHeadRoutes` (the default) serves HEAD from GET
- * routes. `ignoreDuplicateSlashes` needs no care: the gate merges `//` before the router sees it.
+ * a trailing slash is always judged alike; HEAD is always judged as GET (`exposeHeadRoutes`, the
+ * default, serves HEAD from GET routes, and a route's own `exposeHeadRoute` does so even when the
+ * instance turned it off). `ignoreDuplicateSlashes` needs no care: the gate merges `//` first.
  */
 export function fastifyRouting(o: FastifyRouterOptions = {}): RouterSemantics {
   return Object.freeze({
@@ -70,19 +70,18 @@ export function fastifyRouting(o: FastifyRouterOptions = {}): RouterSemantics {
     ignoreTrailingSlash: true,
     semicolonDelimiter: o.useSemicolonDelimiter === true,
     decodesPath: true,
-    headAsGet: o.exposeHeadRoutes !== false,
+    headAsGet: true,
   });
 }
 
 const FASTIFY_FLAGS: Record<string, keyof FastifyRouterOptions> = {
   'case-insensitive': 'caseSensitive',
   semicolon: 'useSemicolonDelimiter',
-  'no-head-routes': 'exposeHeadRoutes',
 };
 
 /**
  * Router semantics by name, for the CLI: `exact` (node:http), `express`, `fastify`, or
- * `fastify:<flag>,<flag>` with flags `case-insensitive`, `semicolon`, `no-head-routes`. Returns an
+ * `fastify:<flag>,<flag>` with flags `case-insensitive`, `semicolon`. Returns an
  * error message for anything else.
  */
 export function routingNamed(spec: string): RouterSemantics | string {

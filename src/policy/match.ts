@@ -4,7 +4,7 @@
  */
 import { type IpRange, type ParsedIp, inRanges, parseCidr, parseIp } from './cidr.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
-import type { Alike } from './equivalence.js';
+import { type Alike, routerDecode } from './equivalence.js';
 import type { Condition, PolicyRequest } from './model.js';
 import { type PathMatcher, type StringMatcher, compilePaths, compileStrings, matchPath, matchString } from './patterns.js';
 
@@ -28,7 +28,13 @@ export interface CompiledClause {
   readonly notServiceAccounts?: SaIndex;
   readonly paths?: PathMatcher;
   readonly notPaths?: PathMatcher;
-  /** `paths` / `notPaths` lower-cased: matched against the lower-cased alike spellings of a request. */
+  /**
+   * `paths` / `notPaths` as written and as a decoding router reads them (`/caf%C3%A9` is also
+   * `/café`): matched against a request's alike spellings, which include decoded ones.
+   */
+  readonly alikePaths?: PathMatcher;
+  readonly alikeNotPaths?: PathMatcher;
+  /** The same lower-cased: matched against the lower-cased alike spellings of a request. */
   readonly foldedPaths?: PathMatcher;
   readonly foldedNotPaths?: PathMatcher;
   readonly hosts?: StringMatcher;
@@ -98,11 +104,15 @@ export function compileClause(c: Condition): CompiledClause {
   if (c.notServiceAccounts) out.notServiceAccounts = saIndex(c.notServiceAccounts);
   if (c.paths) {
     out.paths = compilePaths(c.paths);
-    out.foldedPaths = compilePaths(c.paths.map(lowerCase));
+    const alike = withDecoded(c.paths);
+    out.alikePaths = alike === c.paths ? out.paths : compilePaths(alike);
+    out.foldedPaths = compilePaths(alike.map(lowerCase));
   }
   if (c.notPaths) {
     out.notPaths = compilePaths(c.notPaths);
-    out.foldedNotPaths = compilePaths(c.notPaths.map(lowerCase));
+    const alike = withDecoded(c.notPaths);
+    out.alikeNotPaths = alike === c.notPaths ? out.notPaths : compilePaths(alike);
+    out.foldedNotPaths = compilePaths(alike.map(lowerCase));
   }
   if (c.hosts) out.hosts = compileStrings(c.hosts.map(hostPattern), true);
   if (c.notHosts) out.notHosts = compileStrings(c.notHosts.map(hostPattern), true);
@@ -118,6 +128,25 @@ export function compileClause(c: Condition): CompiledClause {
 }
 
 const lowerCase = (p: string) => p.toLowerCase();
+
+/**
+ * The patterns plus their router-decoded forms (policy/equivalence.ts), or `list` itself when no
+ * pattern decodes to something else. A decoding router serves `/CAF%C3%89` and `/caf%C3%A9` (and
+ * `/a|b` and `/a%7Cb`) from one handler, so alike spellings are compared with decoded patterns too.
+ * A form whose decoding made pattern syntax (`%2A` → `*`, `%7B` → `{`) is left out: it would be a
+ * different pattern, not a spelling.
+ */
+function withDecoded(list: readonly string[]): readonly string[] {
+  let out: string[] | undefined;
+  for (const p of list) {
+    const d = routerDecode(p);
+    if (d === undefined || d === p || list.includes(d) || syntaxOf(d) !== syntaxOf(p)) continue;
+    (out ??= [...list]).push(d);
+  }
+  return out ?? list;
+}
+
+const syntaxOf = (p: string) => p.replace(/[^*{}]/g, '');
 
 function hostPattern(h: string): string {
   return h.endsWith('.') && h !== '.' ? h.slice(0, -1) : h;
@@ -226,8 +255,8 @@ function methodsHold(c: CompiledClause, req: PolicyRequest, mode: AlikeMode): bo
 
 function pathsHold(c: CompiledClause, req: PolicyRequest, mode: AlikeMode): boolean {
   const a = req.alike;
-  if (c.paths !== undefined && !(a !== undefined && mode === WIDEN_DENY ? anyAlikePath(c.paths, c.foldedPaths, a) : matchPath(c.paths, req.path))) return false;
-  if (c.notPaths !== undefined && (a !== undefined && mode === NARROW_ALLOW ? anyAlikePath(c.notPaths, c.foldedNotPaths, a) : matchPath(c.notPaths, req.path))) return false;
+  if (c.paths !== undefined && !(a !== undefined && mode === WIDEN_DENY ? anyAlikePath(c.alikePaths ?? c.paths, c.foldedPaths, a) : matchPath(c.paths, req.path))) return false;
+  if (c.notPaths !== undefined && (a !== undefined && mode === NARROW_ALLOW ? anyAlikePath(c.alikeNotPaths ?? c.notPaths, c.foldedNotPaths, a) : matchPath(c.notPaths, req.path))) return false;
   return true;
 }
 

@@ -1,0 +1,202 @@
+// Outsider attacks on how a server comes to be protected (SECURITY-CASES 32, 33): servers the mesh
+// adopts from mesh.serverTlsOptions() but whose requests do not travel through node:http's request
+// events (HTTP/2), and servers that never see their own connections accepted (sockets handed in with
+// server.emit('connection'), as PROXY-protocol fronts and one-port HTTP+HTTPS setups do).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import { type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { type Server as NetServer, type Socket, createServer as createNetServer } from 'node:net';
+import Fastify from 'fastify';
+import { WebSocketServer } from 'ws';
+import { type DevCa, type IssuedSvid, type Mesh, createDevCa, createMesh } from '../../src/index.js';
+import { type Logger } from '../../src/config.js';
+import { craftLeaf, idOf } from '../helpers/certs.js';
+import { LOOPBACK, closeServer, listen, rawTlsRequest } from '../helpers/net.js';
+
+const POLICY = {
+  rules: [
+    { name: 'no-admin', action: 'deny', to: { paths: ['/admin', '/admin/*'] } },
+    { name: 'no-denied-host', action: 'deny', to: { hosts: ['denied.example'] } },
+  ],
+};
+
+let ca: DevCa;
+let web: IssuedSvid;
+let mesh: Mesh;
+const lines: string[] = [];
+const logger: Logger = { info() {}, warn: (m: string) => lines.push(`warn ${m}`), error: (m: string) => lines.push(`error ${m}`) };
+
+before(async () => {
+  ca = await createDevCa({ trustDomain: 'cluster.local' });
+  web = await ca.issue({ spiffeId: idOf('web') });
+  mesh = await createMesh({ service: 'payments', identity: { ca }, logger, inbound: { policy: POLICY } });
+});
+after(() => mesh?.close());
+
+/** One HTTP/2 request over mTLS; resolves with the status, or the error that ended it. */
+function h2Request(port: number, headers: Record<string, string>): Promise<{ status?: number; error?: string }> {
+  return new Promise((resolve) => {
+    const client = http2.connect(`https://${LOOPBACK}:${port}`, { cert: web.certChainPem, key: web.keyPem, rejectUnauthorized: false });
+    client.on('error', () => {});
+    const stream = client.request(headers);
+    stream.on('response', (h) => {
+      resolve({ status: Number(h[':status']) });
+      client.close();
+    });
+    stream.on('error', (e) => {
+      resolve({ error: e.message });
+      client.close();
+    });
+    stream.on('close', () => {
+      resolve({ error: `stream closed (${stream.rstCode})` });
+      client.close();
+    });
+    stream.end();
+  });
+}
+
+describe('HTTP/2 servers built from serverTlsOptions() (the guard only sees node:http request events)', () => {
+  test("http2.createSecureServer({ ...serverTlsOptions(), allowHTTP1: true }): every connection is closed, one error line says why", async () => {
+    // Before the fix: a 'stream' listener received GET /admin (denied) unjudged, and a compat handler
+    // served `:authority: denied.example` (the gate judged Host '', the app read :authority).
+    const ran: string[] = [];
+    const server = http2.createSecureServer({ ...mesh.serverTlsOptions(), allowHTTP1: true }, (req, res) => {
+      ran.push(`request ${req.url} ${req.headers[':authority'] ?? req.headers.host}`);
+      res.end('ok');
+    });
+    server.on('stream', (_stream, headers) => ran.push(`stream ${headers[':path']}`));
+    const port = await listen(server as unknown as NetServer);
+    try {
+      for (const [path, authority] of [['/admin', 'payments'], ['/x', 'denied.example'], ['/ok', 'payments']]) {
+        const r = await h2Request(port, { ':method': 'GET', ':path': path!, ':authority': authority! });
+        assert.equal(r.status, undefined, `h2 ${path} ${authority}: ${JSON.stringify(r)}`);
+      }
+      const h1 = await rawTlsRequest({ port, cert: web.certChainPem, key: web.keyPem });
+      assert.equal(h1.status, undefined, `HTTP/1.1 through allowHTTP1: ${h1.response}`);
+      assert.deepEqual(ran, [], 'no app code ran');
+      assert.equal(lines.filter((l) => /^error .*HTTP\/2 server/.test(l)).length, 1, lines.join('\n'));
+    } finally {
+      server.close();
+    }
+  });
+
+  test('Fastify({ http2: true }) + register(mesh.fastify) fails with a ConfigError that says why', async () => {
+    const app = Fastify({ http2: true, https: { allowHTTP1: true, ...mesh.serverTlsOptions() } } as never) as unknown as import('fastify').FastifyInstance;
+    try {
+      await assert.rejects(
+        async () => {
+          await app.register(mesh.fastify);
+          await app.ready();
+        },
+        (e: Error & { code?: string }) => e.code === 'ERR_SIDECARLESS_CONFIG_INVALID' && /HTTP\/2/.test(e.message),
+      );
+    } finally {
+      await app.close().catch(() => {});
+    }
+  });
+});
+
+/** A front that accepts every connection and hands it to `inner`; `close` also ends what it handed over. */
+async function frontFor(inner: { emit(event: 'connection', socket: Socket): boolean }): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const front = createNetServer((socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    inner.emit('connection', socket);
+  });
+  const port = await listen(front);
+  return {
+    port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await closeServer(front);
+    },
+  };
+}
+
+describe('a server that gets its connections through server.emit("connection")', () => {
+  test('FINDING (HIGH, not fixed here): never adopted — no SVID rules, no policy, identity headers kept, WebSocket upgrades unjudged', async () => {
+    // One port for HTTP and HTTPS, or a PROXY-protocol front: a net.Server accepts the socket and
+    // hands it to the https server built from serverTlsOptions(). The adoption hook
+    // (`net.server.socket`) only fires for the front server, so the https server is never guarded:
+    // OpenSSL's chain check is all that runs. A handler without mesh.express() serves everything.
+    // When this is fixed, this test must flip: every request below refused, no app code run.
+    const ran: string[] = [];
+    const inner = createHttpsServer(mesh.serverTlsOptions(), (req: IncomingMessage, res: ServerResponse) => {
+      ran.push(`${req.url} l5d=${String(req.headers['l5d-client-id'])}`);
+      res.end('served');
+    });
+    const wss = new WebSocketServer({ server: inner });
+    wss.on('connection', (_ws, req) => ran.push(`ws ${req.url}`));
+    const { port, close } = await frontFor(inner);
+    try {
+      const twoSans = await craftLeaf(ca, { uris: [idOf('orders'), idOf('admin')] });
+      const denied = await rawTlsRequest({ port, cert: web.certChainPem, key: web.keyPem, request: 'GET /admin HTTP/1.1\r\nHost: payments\r\nl5d-client-id: admin\r\nConnection: close\r\n\r\n' });
+      assert.equal(denied.status, 200, 'FINDING: a denied path is served');
+      const invalid = await rawTlsRequest({ port, cert: twoSans.certChainPem, key: twoSans.keyPem, request: 'GET /x HTTP/1.1\r\nHost: denied.example\r\nConnection: close\r\n\r\n' });
+      assert.equal(invalid.status, 200, 'FINDING: a leaf with two URI SANs is served (only the chain was checked)');
+      const upgrade = await rawTlsRequest({
+        port,
+        cert: web.certChainPem,
+        key: web.keyPem,
+        timeoutMs: 1_000,
+        request: 'GET /admin/live HTTP/1.1\r\nHost: payments\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      });
+      assert.equal(upgrade.status, 101, 'FINDING: a WebSocket upgrade on a denied path opens');
+      assert.deepEqual(ran, ['/admin l5d=admin', '/x l5d=undefined', 'ws /admin/live'], 'FINDING: app code ran unjudged');
+    } finally {
+      await close();
+      await closeServer(inner);
+    }
+  });
+
+  test('the same front in front of mesh.createServer: every connection is judged (the supported way)', async () => {
+    const ran: string[] = [];
+    const inner = mesh.createServer((req, res) => {
+      ran.push(`${req.url} l5d=${String(req.headers['l5d-client-id'])}`);
+      res.end('served');
+    });
+    const wss = new WebSocketServer({ server: inner });
+    wss.on('connection', (_ws, req) => ran.push(`ws ${req.url}`));
+    const { port, close } = await frontFor(inner);
+    try {
+      const twoSans = await craftLeaf(ca, { uris: [idOf('orders'), idOf('admin')] });
+      const denied = await rawTlsRequest({ port, cert: web.certChainPem, key: web.keyPem, request: 'GET /admin HTTP/1.1\r\nHost: payments\r\nConnection: close\r\n\r\n' });
+      assert.equal(denied.status, 403, denied.response);
+      const invalid = await rawTlsRequest({ port, cert: twoSans.certChainPem, key: twoSans.keyPem, request: 'GET /x HTTP/1.1\r\nHost: payments\r\nConnection: close\r\n\r\n' });
+      assert.equal(invalid.status, undefined, invalid.response);
+      const ok = await rawTlsRequest({ port, cert: web.certChainPem, key: web.keyPem, request: 'GET /ok HTTP/1.1\r\nHost: payments\r\nl5d-client-id: admin\r\nConnection: close\r\n\r\n' });
+      assert.equal(ok.status, 200, ok.response);
+      assert.deepEqual(ran, ['/ok l5d=undefined']);
+    } finally {
+      await close();
+      await closeServer(inner);
+    }
+  });
+});
+
+describe('the connection limits in force (docs/security-model.md, connection hygiene)', () => {
+  test('FINDING (MEDIUM, documented here, not enforced): a Fastify server has no whole-request limit — a peer can trickle a body forever', async () => {
+    // node:http's requestTimeout (300 s) is what ends a request whose body never completes (the
+    // first-request timer stops at the first request, and the socket has no idle timeout on https).
+    // Fastify overwrites it with its own default, 0. The mesh could set it when it adopts a server
+    // whose requestTimeout is 0; until then the docs say so and how to set it.
+    const app = Fastify({ https: mesh.serverTlsOptions() });
+    await app.register(mesh.fastify);
+    const node = mesh.createServer(() => {});
+    const framework = createHttpsServer(mesh.serverTlsOptions());
+    try {
+      const limits = (s: unknown) => {
+        const t = s as { requestTimeout: number; headersTimeout: number; timeout: number };
+        return [t.requestTimeout, t.headersTimeout, t.timeout];
+      };
+      assert.deepEqual(limits(node), [300_000, 60_000, 0]);
+      assert.deepEqual(limits(framework), [300_000, 60_000, 0]);
+      assert.deepEqual(limits(app.server), [0, 60_000, 0], 'FINDING: no whole-request limit on Fastify');
+    } finally {
+      await app.close();
+    }
+  });
+});
