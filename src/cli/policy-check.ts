@@ -4,7 +4,7 @@
  *   sidecarless policy check --policy FILE --from ID|unauthenticated --method M --path P
  *     [--host H] [--port N] [--header k=v]... [--source-ip IP] [--sni NAME]
  *     [--default-policy X] [--trust-domain TD] [--namespace NS] [--label k=v]...
- *     [--router exact|express|fastify[:flags]]
+ *     [--router any|express|fastify[:flags]|exact]
  *
  * Prints `ALLOW <rule>` or `DENY <rule>` (plus `audit: …` when audit rules matched). Exit 0 allow,
  * 1 deny (also for a malformed target or Host: `DENY (malformed …)`, the mesh's 400), 2 usage or
@@ -73,7 +73,7 @@ export const policyCheckCommand = defineCommand({
     router: {
       type: 'string',
       value: 'R',
-      help: 'the router serving the app: exact (node:http, default), express, fastify, or fastify:FLAGS with FLAGS from case-insensitive, semicolon',
+      help: 'the router serving the app: any (a plain request handler, the default: every router\'s look-alike spellings), express, fastify, or fastify:FLAGS with FLAGS from case-insensitive, semicolon; exact judges the policy as written',
     },
   },
   exits: '0 ALLOW, 1 DENY, 2 usage error or a policy file that cannot be read or loaded (never mistaken for a DENY)',
@@ -96,7 +96,7 @@ export const policyCheckCommand = defineCommand({
       namespace: v.namespace ?? 'default',
       labels,
     });
-    const routing = routingNamed(v.router ?? 'exact');
+    const routing = routingNamed(v.router ?? 'any');
     if (typeof routing === 'string') throw new UsageError(`--router: ${routing}`);
     const method = v.method!;
     const target = normalizeTarget(v.path!, method);

@@ -1,12 +1,13 @@
 /**
  * Which router a node:http(s) server hands its requests to, read from its 'request' listeners, and
  * so which spellings of a path reach one handler (policy/equivalence.ts). An Express app (or an
- * `express.Router()`) routes with EXPRESS_ROUTING whatever its settings; a plain function routes
- * what it is given (EXACT_ROUTING: the app sees the normalized path). A Fastify app without
- * `register(mesh.fastify)` cannot be judged (its router options live in the instance): unsafe.
+ * `express.Router()`) routes with EXPRESS_ROUTING whatever its settings; a plain function may wrap
+ * any router (`(req, res) => app(req, res)`), so it is judged with ANY_ROUTING (fail closed). A
+ * Fastify app without `register(mesh.fastify)` cannot be judged (its router options live in the
+ * instance): unsafe.
  */
 import { type Server as HttpServer } from 'node:http';
-import { EXACT_ROUTING, EXPRESS_ROUTING, type RouterSemantics, unionRouting } from '../policy/equivalence.js';
+import { ANY_ROUTING, EXACT_ROUTING, EXPRESS_ROUTING, type RouterSemantics, unionRouting } from '../policy/equivalence.js';
 
 export type ServerRouting = { readonly kind: 'known'; readonly routing: RouterSemantics } | { readonly kind: 'unsafe'; readonly why: string };
 
@@ -31,7 +32,7 @@ function isFastifyHandler(l: unknown): boolean {
 export function routingOfListener(l: unknown): ServerRouting {
   if (isExpressLike(l)) return { kind: 'known', routing: EXPRESS_ROUTING };
   if (isFastifyHandler(l)) return { kind: 'unsafe', why: FASTIFY_UNREGISTERED };
-  return { kind: 'known', routing: EXACT_ROUTING };
+  return { kind: 'known', routing: ANY_ROUTING };
 }
 
 const cache = new WeakMap<HttpServer, ServerRouting>();

@@ -29,13 +29,27 @@ export interface RouterSemantics {
   readonly headAsGet: boolean;
 }
 
-/** node:http: the app sees the normalized path and routes it itself; judged exactly as sent. */
+/** The policy as written, nothing alike: for what-if checks (`policy check --router exact`). */
 export const EXACT_ROUTING: RouterSemantics = Object.freeze({
   caseInsensitive: false,
   ignoreTrailingSlash: false,
   semicolonDelimiter: false,
   decodesPath: false,
   headAsGet: false,
+});
+
+/**
+ * A request listener the mesh cannot identify (a plain function — which may wrap Express, Koa, a
+ * router library): every alike spelling any router serves counts, the fail-closed choice. DENY
+ * rules widen and ALLOW exclusions narrow over case, trailing slash, `;`, decoding and HEAD → GET;
+ * ALLOW rules still admit only what they name.
+ */
+export const ANY_ROUTING: RouterSemantics = Object.freeze({
+  caseInsensitive: true,
+  ignoreTrailingSlash: true,
+  semicolonDelimiter: true,
+  decodesPath: true,
+  headAsGet: true,
 });
 
 /**
@@ -80,15 +94,17 @@ const FASTIFY_FLAGS: Record<string, keyof FastifyRouterOptions> = {
 };
 
 /**
- * Router semantics by name, for the CLI: `exact` (node:http), `express`, `fastify`, or
+ * Router semantics by name, for the CLI: `any` (a listener the mesh cannot identify, the default),
+ * `exact` (the policy as written), `express`, `fastify`, or
  * `fastify:<flag>,<flag>` with flags `case-insensitive`, `semicolon`. Returns an
  * error message for anything else.
  */
 export function routingNamed(spec: string): RouterSemantics | string {
-  if (spec === 'exact' || spec === 'node') return EXACT_ROUTING;
+  if (spec === 'any') return ANY_ROUTING;
+  if (spec === 'exact') return EXACT_ROUTING;
   if (spec === 'express') return EXPRESS_ROUTING;
   const m = /^fastify(?::(.*))?$/.exec(spec);
-  if (!m) return `unknown router "${spec}": use exact, express, fastify or fastify:${Object.keys(FASTIFY_FLAGS).join(',')}`;
+  if (!m) return `unknown router "${spec}": use any, express, fastify, fastify:${Object.keys(FASTIFY_FLAGS).join(',')} or exact`;
   const o: FastifyRouterOptions = {};
   for (const flag of m[1] ? m[1].split(',') : []) {
     const key = FASTIFY_FLAGS[flag];
