@@ -6,8 +6,16 @@
  * servers by the TLS session id context its options carry (kept by Node as
  * `server.sessionIdContext`), then verifies every connection's peer at the handshake and guards
  * every request event (server-guard.ts). Nothing is subscribed until a mesh hands out options.
+ *
+ * A server that never accepts a connection itself — it is handed sockets with
+ * `server.emit('connection', socket)` (a PROXY-protocol front, one port for HTTP and HTTPS) — is
+ * adopted at its first request instead: the options carry node:http's `IncomingMessage` option,
+ * a subclass whose constructor runs when a request's header section is parsed, before node:http
+ * emits 'request', 'upgrade' or 'connect' for it. That first connection is judged then.
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { IncomingMessage } from 'node:http';
+import { type Socket } from 'node:net';
 
 const CHANNEL = 'net.server.socket';
 
@@ -22,13 +30,28 @@ const g = globalThis as { [kRegistry]?: Registry };
 const registry: Registry = (g[kRegistry] ??= { adopters: new Map(), seen: new WeakSet(), listening: false });
 
 function onSocket(message: unknown): void {
-  const server = (message as { socket?: { server?: { sessionIdContext?: unknown } } })?.socket?.server;
+  adoptOnce((message as { socket?: { server?: { sessionIdContext?: unknown } } })?.socket?.server);
+}
+
+/** Adopts `server` if it is one of ours and has not been looked at yet. */
+function adoptOnce(server: { sessionIdContext?: unknown } | undefined): void {
   if (!server || registry.seen.has(server)) return;
   registry.seen.add(server);
   const id = server.sessionIdContext;
   if (typeof id !== 'string') return;
   const adopt = registry.adopters.get(id);
   if (adopt) adopt(server);
+}
+
+/**
+ * node:http's request class for servers built from the mesh's options: looks at the server once,
+ * at its first request (see the module comment). The same class for every mesh of the process.
+ */
+export class MeshIncomingMessage extends IncomingMessage {
+  constructor(socket: Socket) {
+    super(socket);
+    adoptOnce((socket as Socket & { server?: { sessionIdContext?: unknown } } | undefined)?.server);
+  }
 }
 
 /**

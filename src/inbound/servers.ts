@@ -12,7 +12,7 @@ import { type Server as TlsServer, type TlsOptions } from 'node:tls';
 import { type Logger } from '../config.js';
 import { type RouterSemantics } from '../policy/equivalence.js';
 import { type ServerTls } from '../tls/server-context.js';
-import { adoptServersOf, refuseAll } from './adoption.js';
+import { MeshIncomingMessage, adoptServersOf, refuseAll } from './adoption.js';
 import { type InboundPipeline } from './pipeline.js';
 import { guardOf, guardServer } from './server-guard.js';
 
@@ -52,7 +52,7 @@ export class InboundServers {
   /** TLS options for a server a framework builds; such a server is adopted at its first connection. */
   serverTlsOptions(): TlsOptions {
     this.#stopAdoption ??= adoptServersOf(this.tls.sessionIdContext, (server) => this.adopt(server as HttpServer));
-    return this.tls.options();
+    return { ...this.tls.options(), IncomingMessage: MeshIncomingMessage } as TlsOptions;
   }
 
   /**

@@ -117,38 +117,43 @@ async function frontFor(inner: { emit(event: 'connection', socket: Socket): bool
 }
 
 describe('a server that gets its connections through server.emit("connection")', () => {
-  test('FINDING (HIGH, not fixed here): never adopted — no SVID rules, no policy, identity headers kept, WebSocket upgrades unjudged', async () => {
+  test('adopted at its first request: SVID rules, policy, identity headers and WebSocket upgrades judged from the first one', async () => {
     // One port for HTTP and HTTPS, or a PROXY-protocol front: a net.Server accepts the socket and
-    // hands it to the https server built from serverTlsOptions(). The adoption hook
-    // (`net.server.socket`) only fires for the front server, so the https server is never guarded:
-    // OpenSSL's chain check is all that runs. A handler without mesh.express() serves everything.
-    // When this is fixed, this test must flip: every request below refused, no app code run.
-    const ran: string[] = [];
-    const inner = createHttpsServer(mesh.serverTlsOptions(), (req: IncomingMessage, res: ServerResponse) => {
-      ran.push(`${req.url} l5d=${String(req.headers['l5d-client-id'])}`);
-      res.end('served');
-    });
-    const wss = new WebSocketServer({ server: inner });
-    wss.on('connection', (_ws, req) => ran.push(`ws ${req.url}`));
-    const { port, close } = await frontFor(inner);
-    try {
-      const twoSans = await craftLeaf(ca, { uris: [idOf('orders'), idOf('admin')] });
-      const denied = await rawTlsRequest({ port, cert: web.certChainPem, key: web.keyPem, request: 'GET /admin HTTP/1.1\r\nHost: payments\r\nl5d-client-id: admin\r\nConnection: close\r\n\r\n' });
-      assert.equal(denied.status, 200, 'FINDING: a denied path is served');
-      const invalid = await rawTlsRequest({ port, cert: twoSans.certChainPem, key: twoSans.keyPem, request: 'GET /x HTTP/1.1\r\nHost: denied.example\r\nConnection: close\r\n\r\n' });
-      assert.equal(invalid.status, 200, 'FINDING: a leaf with two URI SANs is served (only the chain was checked)');
-      const upgrade = await rawTlsRequest({
-        port,
-        cert: web.certChainPem,
-        key: web.keyPem,
-        timeoutMs: 1_000,
-        request: 'GET /admin/live HTTP/1.1\r\nHost: payments\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    // hands it to the https server built from serverTlsOptions(), which never accepts a connection
+    // itself (`net.server.socket` fires for the front). The options' IncomingMessage class adopts the
+    // server when the first request's header section is parsed, before any event reaches a listener.
+    for (const first of ['upgrade', 'request'] as const) {
+      const ran: string[] = [];
+      const inner = createHttpsServer(mesh.serverTlsOptions(), (req: IncomingMessage, res: ServerResponse) => {
+        ran.push(`${req.url} l5d=${String(req.headers['l5d-client-id'])}`);
+        res.end('served');
       });
-      assert.equal(upgrade.status, 101, 'FINDING: a WebSocket upgrade on a denied path opens');
-      assert.deepEqual(ran, ['/admin l5d=admin', '/x l5d=undefined', 'ws /admin/live'], 'FINDING: app code ran unjudged');
-    } finally {
-      await close();
-      await closeServer(inner);
+      const wss = new WebSocketServer({ server: inner });
+      wss.on('connection', (_ws, req) => ran.push(`ws ${req.url}`));
+      const { port, close } = await frontFor(inner);
+      const upgradeTo = (path: string) =>
+        rawTlsRequest({
+          port,
+          cert: web.certChainPem,
+          key: web.keyPem,
+          timeoutMs: 1_000,
+          request: `GET ${path} HTTP/1.1\r\nHost: payments\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+        });
+      try {
+        if (first === 'upgrade') assert.equal((await upgradeTo('/admin/live')).status, 403, 'the very first event is a denied upgrade');
+        const twoSans = await craftLeaf(ca, { uris: [idOf('orders'), idOf('admin')] });
+        const denied = await rawTlsRequest({ port, cert: web.certChainPem, key: web.keyPem, request: 'GET /admin HTTP/1.1\r\nHost: payments\r\nl5d-client-id: admin\r\nConnection: close\r\n\r\n' });
+        assert.equal(denied.status, 403, `${first}: ${denied.response}`);
+        const invalid = await rawTlsRequest({ port, cert: twoSans.certChainPem, key: twoSans.keyPem, request: 'GET /x HTTP/1.1\r\nHost: payments\r\nConnection: close\r\n\r\n' });
+        assert.equal(invalid.status, undefined, `${first}: a leaf with two URI SANs: ${invalid.response}`);
+        assert.equal((await upgradeTo('/admin/live')).status, 403);
+        const ok = await rawTlsRequest({ port, cert: web.certChainPem, key: web.keyPem, request: 'GET /ok HTTP/1.1\r\nHost: payments\r\nl5d-client-id: admin\r\nConnection: close\r\n\r\n' });
+        assert.equal(ok.status, 200, ok.response);
+        assert.deepEqual(ran, ['/ok l5d=undefined'], `${first}: only the admitted request ran, its identity header removed`);
+      } finally {
+        await close();
+        await closeServer(inner);
+      }
     }
   });
 
