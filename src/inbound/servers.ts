@@ -31,6 +31,9 @@ export function isHttp2Server(server: unknown): boolean {
   return typeof (server as { updateSettings?: unknown } | null)?.updateSettings === 'function';
 }
 
+/** node:http's default requestTimeout, kept on every server the mesh protects. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
+
 export interface InboundServersOptions {
   firstRequestTimeoutMs: number;
   logger: Logger;
@@ -85,6 +88,9 @@ export class InboundServers {
       onUnsafe: (why) => this.#warnOnce(server, `sidecarless: ${why}`, 'error'),
     });
     if (declared) state.declared = declared;
+    // A whole request must end in bounded time: Fastify sets node:http's requestTimeout to 0 (none),
+    // which lets a peer trickle a body forever. node:http's own default is restored.
+    if (server.requestTimeout === 0) server.requestTimeout = DEFAULT_REQUEST_TIMEOUT_MS;
   }
 
   /** A request reached the pipeline from a server the mesh had not adopted (its own TLS options). */
@@ -92,7 +98,7 @@ export class InboundServers {
     if (!server || typeof server !== 'object' || guardOf(server)) return;
     this.#warnOnce(
       server,
-      'sidecarless: a request arrived on a server that was not built from mesh.serverTlsOptions(): its connections were ' +
+      'sidecarless: a request arrived on a server the mesh had not adopted (not built from mesh.serverTlsOptions(), or its options changed): its connections were ' +
         'judged only at their first request. Build it with https.createServer(mesh.serverTlsOptions(), app) or mesh.createServer(app); ' +
         'the mesh now guards it and judges its new connections at the handshake.',
       'warn',

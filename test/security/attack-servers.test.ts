@@ -183,11 +183,10 @@ describe('a server that gets its connections through server.emit("connection")',
 });
 
 describe('the connection limits in force (docs/security-model.md, connection hygiene)', () => {
-  test('FINDING (MEDIUM, documented here, not enforced): a Fastify server has no whole-request limit — a peer can trickle a body forever', async () => {
+  test('every protected server has a whole-request limit, Fastify included (it sets none: 0)', async () => {
     // node:http's requestTimeout (300 s) is what ends a request whose body never completes (the
     // first-request timer stops at the first request, and the socket has no idle timeout on https).
-    // Fastify overwrites it with its own default, 0. The mesh could set it when it adopts a server
-    // whose requestTimeout is 0; until then the docs say so and how to set it.
+    // Fastify overwrites it with its own default, 0; the mesh restores 300 s when it adopts the server.
     const app = Fastify({ https: mesh.serverTlsOptions() });
     await app.register(mesh.fastify);
     const node = mesh.createServer(() => {});
@@ -199,7 +198,7 @@ describe('the connection limits in force (docs/security-model.md, connection hyg
       };
       assert.deepEqual(limits(node), [300_000, 60_000, 0]);
       assert.deepEqual(limits(framework), [300_000, 60_000, 0]);
-      assert.deepEqual(limits(app.server), [0, 60_000, 0], 'FINDING: no whole-request limit on Fastify');
+      assert.deepEqual(limits(app.server), [300_000, 60_000, 0], 'Fastify: node:http’s default restored');
     } finally {
       await app.close();
     }
