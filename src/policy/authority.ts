@@ -8,6 +8,7 @@
  * | `example.com`, `a-b.c_d~e`, `10.0.0.1`      | userinfo `a@b`, a path `a/b`, `a?b`, `a#b`, `a\b` |
  * | `example.com:8443`, `example.com:` (RFC)    | percent-encoding `%61.example`, sub-delims `a,b` |
  * | `[::1]`, `[::1]:8443`                       | a second colon `a:1:2`, a port `a:x`, `a:123456`  |
+ * | `example.com.` (one trailing dot)          | empty labels `a..b`, `.a`, `a..`                 |
  * | '' (RFC 9112 §3.2: no authority)            | `[v1.x]` (IPvFuture), `[not-ipv6]`, spaces        |
  * |                                            | a zone id `[fe80::1%25eth0]`                      |
  *
@@ -79,6 +80,10 @@ export function hostProblem(value: string, portRequired = false): string | undef
     }
     if (i === 0) return 'the host name is empty';
     if (i > 253) return 'the host name is longer than 253 characters';
+    // One trailing dot is a fully qualified name; any other empty label is no DNS name, and hosts
+    // would compare differently depending on how many dots are stripped.
+    const name = value.slice(0, i);
+    if (name.charCodeAt(0) === 46 || name.includes('..')) return 'an empty label (".." or a leading ".")';
     rest = value.slice(i);
   }
   if (rest.length === 0) return portRequired ? 'the port is missing' : undefined;

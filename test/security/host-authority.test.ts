@@ -30,6 +30,8 @@ const MALFORMED: Array<[string, string]> = [
   ['an unclosed IPv6 literal', '[::1'],
   ['junk after the IPv6 literal', '[::1]x'],
   ['an empty name with a port', ':8443'],
+  ['an empty label', 'denied..example'],
+  ['two trailing dots', 'denied.example..'],
 ];
 
 let ca: DevCa;
