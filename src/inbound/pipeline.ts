@@ -37,7 +37,12 @@ const kAdmitted = Symbol.for('sidecarless.admitted');
  */
 const kClosing = Symbol.for('sidecarless.closing');
 
-type AdmittedCarrier = IncomingMessage & { [kAdmitted]?: RouterSemantics };
+/** Which pipeline admitted a request, and with which semantics: another mesh's verdict is not ours. */
+interface Admission {
+  readonly by: InboundPipeline;
+  readonly routing: RouterSemantics;
+}
+type AdmittedCarrier = IncomingMessage & { [kAdmitted]?: Admission };
 type ClosingCarrier = { [kClosing]?: boolean };
 
 export interface PipelineHooks {
@@ -83,7 +88,7 @@ export class InboundPipeline {
    * also ends the connection (an `Expect` request whose body may follow).
    */
   admit(req: IncomingMessage, res: ServerResponse, routing: RouterSemantics = EXACT_ROUTING, closeOnRefusal = false): boolean {
-    const before = (req as AdmittedCarrier)[kAdmitted];
+    const before = this.#admittedBefore(req);
     if (before !== undefined) return this.#recheck(req, before, routing, (v) => respondHttp(res, v.status, v.status === 400 || closeOnRefusal));
     this.stats.requests++;
     const peer = this.#authenticate(req);
@@ -106,7 +111,7 @@ export class InboundPipeline {
    * is written on the socket, which is then closed.
    */
   admitSocket(req: IncomingMessage, socket: Duplex, routing: RouterSemantics = EXACT_ROUTING): boolean {
-    const before = (req as AdmittedCarrier)[kAdmitted];
+    const before = this.#admittedBefore(req);
     if (before !== undefined) return this.#recheck(req, before, routing, (v) => respondSocket(socket, v.status));
     this.stats.requests++;
     const peer = this.#authenticate(req);
@@ -118,6 +123,22 @@ export class InboundPipeline {
       return this.#refused();
     }
     return this.#admitted(req, routing);
+  }
+
+  /**
+   * A request node:http refuses itself ('dropRequest': past `maxRequestsPerSocket`, answered 503)
+   * may still be shown to listeners: only from an admitted connection, identity headers removed.
+   */
+  sanitize(req: IncomingMessage): boolean {
+    if (this.#authenticate(req) === undefined) return false;
+    this.#strip(req);
+    return true;
+  }
+
+  /** The semantics this pipeline admitted `req` under (undefined: not admitted by this pipeline). */
+  #admittedBefore(req: IncomingMessage): RouterSemantics | undefined {
+    const a = (req as AdmittedCarrier)[kAdmitted];
+    return a !== undefined && a.by === this ? a.routing : undefined;
   }
 
   /** Runs the app for an admitted request, with its server span (if any) as the active trace context. */
@@ -156,7 +177,7 @@ export class InboundPipeline {
   #recheck(req: IncomingMessage, before: RouterSemantics, routing: RouterSemantics, refuse: (v: Verdict & { ok: false }) => void): boolean {
     if (coversRouting(before, routing)) return true;
     const wider = unionRouting(before, routing);
-    (req as AdmittedCarrier)[kAdmitted] = wider;
+    (req as AdmittedCarrier)[kAdmitted] = { by: this, routing: wider };
     const v = this.#authorize ? this.#authorize(req, socketPeer(req.socket) ?? null, wider, true) : ({ ok: true } as const);
     if (v.ok) return true;
     this.stats.refused++;
@@ -165,7 +186,7 @@ export class InboundPipeline {
   }
 
   #admitted(req: IncomingMessage, routing: RouterSemantics): true {
-    (req as AdmittedCarrier)[kAdmitted] = routing;
+    (req as AdmittedCarrier)[kAdmitted] = { by: this, routing };
     this.stats.admitted++;
     return true;
   }

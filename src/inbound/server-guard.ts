@@ -1,7 +1,7 @@
 /**
  * The gate on a node:http(s) server, in front of every listener: every event that hands a request
  * to app code — 'request', 'checkContinue', 'checkExpectation', 'upgrade' (WebSocket) and 'connect'
- * — is judged by the inbound pipeline before any listener runs, whoever added the listener and
+ * — is judged (and 'dropRequest', which node:http answers 503 itself, is only shown sanitized) by the inbound pipeline before any listener runs, whoever added the listener and
  * whenever (an app, `ws`, a framework). A refused request never reaches a listener: it is answered
  * 400/403 (on the raw socket for upgrade and CONNECT, which is then closed) or its connection closed.
  *
@@ -105,6 +105,11 @@ export function guardServer(server: HttpServer, pipeline: InboundPipeline, optio
           respondHttp(res, 417);
           return true;
         }, true);
+      }
+      case 'dropRequest': {
+        // node:http answers it 503 itself; a listener (logs, metrics) sees it only sanitized.
+        const [req, socket] = args as [IncomingMessage, Duplex];
+        return pipeline.sanitize(req) ? emit.call(this, event, req, socket) : true;
       }
       case 'upgrade':
       case 'connect': {
