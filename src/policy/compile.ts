@@ -16,6 +16,7 @@ import {
   type Policy,
   type PolicyRequest,
   type Rule,
+  type ServerRoute,
   DEFAULT_POLICIES,
   parsePolicy,
   selectorMatches,
@@ -34,6 +35,16 @@ export interface CompiledRule {
   readonly when: readonly CompiledClause[];
   /** The decision this rule produces when it decides (allow or deny rules). */
   readonly decision: Decision;
+  /** A server allow rule scoped to one route: applies only to requests classified into it. */
+  readonly route?: string;
+}
+
+/** A named route entry of a server, in precedence order (highest rank first, then by name). */
+export interface RankedRoute {
+  readonly route: string;
+  readonly clause: CompiledClause;
+  /** The same entry with lower-cased path patterns, for a case-insensitive router's spellings. */
+  readonly folded: CompiledClause;
 }
 
 /** Rules of one scope, split by action, each indexed by what they require of the peer (see rule-index.ts). */
@@ -52,6 +63,8 @@ export interface CompiledScope {
 export interface CompiledServer {
   readonly name: string;
   readonly routes: readonly CompiledClause[];
+  /** When the routes are named: one route is chosen per request (see model.ts, ServerRoute). */
+  readonly ranked?: readonly RankedRoute[];
   readonly scope: CompiledScope;
   readonly fallback: DefaultPolicy;
   readonly noRoute: Decision;
@@ -91,7 +104,7 @@ function defaults(policy: DefaultPolicy, server?: string): DefaultDecisions {
 }
 
 function compileRule(r: Rule, order: number, server?: string): CompiledRule {
-  return {
+  const c: CompiledRule = {
     name: r.name,
     order,
     matchNothing: r.matchNothing === true,
@@ -101,6 +114,20 @@ function compileRule(r: Rule, order: number, server?: string): CompiledRule {
     when: r.when.map(compileClause),
     decision: decision(r.action === 'allow', r.name, r.action === 'deny' ? 'deny' : 'allow', server),
   };
+  return r.route === undefined ? c : { ...c, route: r.route };
+}
+
+/** Named route entries in precedence order; undefined when no entry names its route. */
+function rankRoutes(routes: readonly ServerRoute[]): RankedRoute[] | undefined {
+  if (!routes.some((r) => r.route !== undefined)) return undefined;
+  return routes
+    .map((r, i) => ({ r, i }))
+    .sort((a, b) => (b.r.rank ?? 0) - (a.r.rank ?? 0) || (a.r.route ?? '').localeCompare(b.r.route ?? '') || a.i - b.i)
+    .map(({ r }) => ({
+      route: r.route ?? '',
+      clause: compileClause(r),
+      folded: compileClause(r.paths ? { ...r, paths: r.paths.map((p) => p.toLowerCase()) } : r),
+    }));
 }
 
 function applies(x: { namespace?: string; selector?: Rule['selector'] }, o: CompileOptions): boolean {
@@ -147,9 +174,11 @@ export function compilePolicy(policy: Policy | unknown, options: CompileOptions)
   let ruleCount = topRules.length;
   p.servers.forEach((s, i) => {
     if (!applies(s, options)) return;
+    const ranked = rankRoutes(s.routes);
     const cs: CompiledServer = {
       name: s.name,
       routes: s.routes.map(compileClause),
+      ...(ranked && { ranked }),
       scope: scope(s.rules, options.trustDomain, s.name),
       fallback: s.accessPolicy,
       noRoute: decision(false, 'no-route', 'default', s.name),

@@ -3,11 +3,13 @@
  * 1. audit rules that match are recorded (they never decide);
  * 2. any deny rule matches → deny (top-level deny rules apply on every port);
  * 3. on a port covered by a server section: no matching route (when it has routes) → deny
- *    `no-route`; any of its allow rules matches → allow; else its `accessPolicy`;
+ *    `no-route`; any of its allow rules matches → allow; else its `accessPolicy`. With named
+ *    routes, the request is classified into one route (precedence order) and only that route's
+ *    allow rules and the unrouted ones apply;
  * 4. otherwise: any top-level allow rule matches → allow; allow rules exist → deny
  *    `no-allow-match`; else the default policy.
  */
-import type { CompiledPolicy, CompiledRule, CompiledScope, DefaultDecisions, RuleIndex } from './compile.js';
+import type { CompiledPolicy, CompiledRule, CompiledScope, CompiledServer, DefaultDecisions, RankedRoute, RuleIndex } from './compile.js';
 import { NO_ALLOW_MATCH } from './decision.js';
 import { type AlikeMode, type CompiledClause, type EvalScratch, NARROW_ALLOW, inRanges, matchClause, scratchIp } from './match.js';
 import type { Decision, PolicyRequest } from './model.js';
@@ -67,6 +69,68 @@ function withAudit(d: Decision, audit: string[] | null): Decision {
   return Object.freeze({ ...d, audit: Object.freeze(d.audit.length ? [...audit, ...d.audit] : audit) });
 }
 
+/** The first allow rule that matches and applies to `route` (unrouted rules apply to every route). */
+function firstAllowFor(idx: RuleIndex, req: PolicyRequest, s: EvalScratch, td: string, route: string): CompiledRule | undefined {
+  const rules = candidates(idx, req.peer);
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
+    if (r.route !== undefined && r.route !== route) continue;
+    if (ruleMatches(r, req, s, td)) return r;
+  }
+  return undefined;
+}
+
+/** The route a request is classified into: the first matching entry in precedence order. */
+function bestRoute(ranked: readonly RankedRoute[], req: PolicyRequest, s: EvalScratch, td: string, folded: boolean): string | undefined {
+  for (let i = 0; i < ranked.length; i++) {
+    const r = ranked[i]!;
+    if (matchClause(folded ? r.folded : r.clause, req, s, td, NARROW_ALLOW)) return r.route;
+  }
+  return undefined;
+}
+
+/**
+ * The routes a request must be authorized under: the one its spelling is classified into and, on a
+ * router that serves alike spellings from one handler, the one each alike spelling that matches a
+ * route is classified into (fail closed: a spelling cannot pick a more open route than its twin's).
+ */
+function chosenRoutes(ranked: readonly RankedRoute[], req: PolicyRequest, s: EvalScratch, td: string, literal: string): string[] {
+  const out = [literal];
+  const a = req.alike;
+  if (a === undefined) return out;
+  const add = (r: string | undefined) => {
+    if (r !== undefined && !out.includes(r)) out.push(r);
+  };
+  for (const method of a.methods) {
+    for (const path of a.paths) add(bestRoute(ranked, { ...req, path, method, alike: undefined }, s, td, false));
+    for (const path of a.folded) add(bestRoute(ranked, { ...req, path, method, alike: undefined }, s, td, true));
+  }
+  return out;
+}
+
+/**
+ * A request on a port covered by a server section (no deny rule matched): no route → `no-route`;
+ * else its allow rules (for named routes: those of the chosen route(s) and the unrouted ones) or
+ * its `accessPolicy`.
+ */
+function decideInServer(p: CompiledPolicy, server: CompiledServer, req: PolicyRequest, s: EvalScratch, td: string): Decision {
+  if (server.ranked === undefined) {
+    if (server.routes.length > 0 && !anyClause(server.routes, req, s, td, NARROW_ALLOW)) return server.noRoute;
+    const hit = firstMatch(server.scope.allows, req, s, td);
+    return hit !== undefined ? hit.decision : applyDefault(p, server.defaults, req, s);
+  }
+  const literal = bestRoute(server.ranked, req, s, td, false);
+  if (literal === undefined) return server.noRoute;
+  let first: Decision | undefined;
+  for (const route of chosenRoutes(server.ranked, req, s, td, literal)) {
+    const hit = firstAllowFor(server.scope.allows, req, s, td, route);
+    const d = hit !== undefined ? hit.decision : applyDefault(p, server.defaults, req, s);
+    if (!d.allowed) return d;
+    first ??= d;
+  }
+  return first!;
+}
+
 /** Evaluates `req` against a compiled policy. See the module comment for the order. */
 export function evaluate(p: CompiledPolicy, req: PolicyRequest): Decision {
   const s = p.scratch;
@@ -83,12 +147,7 @@ export function evaluate(p: CompiledPolicy, req: PolicyRequest): Decision {
   if (hit === undefined && server !== undefined) hit = firstMatch(server.scope.denies, req, s, td);
   if (hit !== undefined) return withAudit(hit.decision, audit);
 
-  if (server !== undefined) {
-    if (server.routes.length > 0 && !anyClause(server.routes, req, s, td, NARROW_ALLOW)) return withAudit(server.noRoute, audit);
-    hit = firstMatch(server.scope.allows, req, s, td);
-    if (hit !== undefined) return withAudit(hit.decision, audit);
-    return withAudit(applyDefault(p, server.defaults, req, s), audit);
-  }
+  if (server !== undefined) return withAudit(decideInServer(p, server, req, s, td), audit);
   hit = firstMatch(p.top.allows, req, s, td);
   if (hit !== undefined) return withAudit(hit.decision, audit);
   if (p.top.allowCount > 0) return withAudit(NO_ALLOW_MATCH, audit);

@@ -21,6 +21,7 @@ export {
   type Rule,
   type RuleAction,
   type Server,
+  type ServerRoute,
   type Source,
   type Operation,
   type Condition,

@@ -110,6 +110,22 @@ export interface Rule {
   readonly namespace?: string;
   /** Applies only when the mesh's labels satisfy this selector. */
   readonly selector?: LabelSelector;
+  /**
+   * Server allow rules only: applies only to requests classified into this route (a `route` of the
+   * server's routes). Omitted: applies to every request to the server.
+   */
+  readonly route?: string;
+}
+
+/**
+ * One entry of a server's routes: an operation, optionally naming the route it belongs to and its
+ * precedence. When entries are named, a request is classified into ONE route — the matching entry
+ * with the highest `rank`, ties to the alphabetically first name (Gateway API precedence, as
+ * Linkerd picks one HTTPRoute) — and only that route's rules (and the server's unrouted ones) apply.
+ */
+export interface ServerRoute extends Operation {
+  readonly route?: string;
+  readonly rank?: number;
 }
 
 /**
@@ -122,7 +138,7 @@ export interface Server {
   /** Applied when no rule of this server decides (default `deny`). */
   readonly accessPolicy: DefaultPolicy;
   /** When non-empty, a request matching none of these is denied (`no-route`). */
-  readonly routes: readonly Operation[];
+  readonly routes: readonly ServerRoute[];
   readonly rules: readonly Rule[];
   readonly namespace?: string;
   readonly selector?: LabelSelector;
@@ -324,12 +340,20 @@ const RuleSchema = z.strictObject({
   selector: LabelSelectorSchema.optional(),
 });
 
+const ServerRouteSchema = z.strictObject({
+  ...operationShape,
+  route: z.string().min(1).optional(),
+  rank: z.number().int().min(0).optional(),
+});
+
+const ServerRuleSchema = z.strictObject({ ...RuleSchema.shape, route: z.string().min(1).optional() });
+
 const ServerSchema = z.strictObject({
   name: z.string().min(1),
   ports: nonEmpty(port),
   accessPolicy: defaultPolicy.optional(),
-  routes: z.array(OperationSchema).optional(),
-  rules: z.array(RuleSchema).optional(),
+  routes: z.array(ServerRouteSchema).optional(),
+  rules: z.array(ServerRuleSchema).optional(),
   namespace: z.string().min(1).optional(),
   selector: LabelSelectorSchema.optional(),
 });
@@ -350,7 +374,7 @@ function zodIssues(err: z.ZodError, input: unknown): PolicyIssue[] {
   return readableIssues(err.issues, input, PolicySchema, { noun: 'field' }).map((i) => ({ path: formatPath(i.path), message: i.message }));
 }
 
-type RawRule = z.output<typeof RuleSchema>;
+type RawRule = z.output<typeof RuleSchema> & { route?: string };
 
 function lowerKeys(m: Record<string, readonly string[]> | undefined): Record<string, readonly string[]> | undefined {
   if (!m) return undefined;
@@ -380,6 +404,7 @@ function canonicalRule(r: RawRule, index: number, prefix: string): Rule {
   if (r.matchNothing) rule.matchNothing = true;
   if (r.namespace !== undefined) rule.namespace = r.namespace;
   if (r.selector !== undefined) rule.selector = r.selector as LabelSelector;
+  if (r.route !== undefined) rule.route = r.route;
   return rule;
 }
 
@@ -437,9 +462,10 @@ export function parsePolicy(input: unknown): Policy {
       name: s.name,
       ports: s.ports as number[],
       accessPolicy: s.accessPolicy ?? 'deny',
-      routes: ((s.routes ?? []) as Operation[]).map(clause),
+      routes: ((s.routes ?? []) as ServerRoute[]).map(clause),
       rules: (s.rules ?? []).map((x, i) => canonicalRule(x, i, `${s.name}:`)),
     };
+    issues.push(...routeIssues(srv, si));
     if (s.namespace !== undefined) srv.namespace = s.namespace;
     if (s.selector !== undefined) srv.selector = s.selector as LabelSelector;
     if (srv.rules.some((x) => x.namespace !== undefined || x.selector !== undefined)) {
@@ -449,6 +475,19 @@ export function parsePolicy(input: unknown): Policy {
   });
   if (issues.length) throw policyError(issues);
   return { rules, servers };
+}
+
+/** A rule's `route` names one of its server's routes, and only allow rules are routed. */
+function routeIssues(srv: Server, si: number): PolicyIssue[] {
+  const names = new Set(srv.routes.map((r) => r.route).filter((n): n is string => n !== undefined));
+  const issues: PolicyIssue[] = [];
+  srv.rules.forEach((r, ri) => {
+    if (r.route === undefined) return;
+    const path = `servers[${si}].rules[${ri}].route`;
+    if (r.action !== 'allow') issues.push({ path, message: 'only allow rules can be scoped to a route' });
+    else if (!names.has(r.route)) issues.push({ path, message: `"${r.route}" is not the route of any of this server's routes` });
+  });
+  return issues;
 }
 
 /** Whether `labels` satisfy `selector` (Kubernetes semantics; an empty selector matches everything). */

@@ -241,14 +241,10 @@ spec:
 `;
 
 describe('Linkerd per-route authorization', () => {
-  test('FINDING (HIGH, not fixed here): a request is authorized by ANY route it matches, not by the one Linkerd picks', async () => {
+  test('a request is authorized by the one route Linkerd picks (Exact, then the longest prefix), on every spelling', async () => {
     // The idiomatic Linkerd way to protect a sub-tree: a specific route (PathPrefix /admin) authorized
     // for admins, a catch-all route (PathPrefix /) for any meshed client. Linkerd (Gateway API
-    // precedence: Exact, then the longest prefix) classifies GET /admin into the admin route, so web
-    // gets 403. The importer turns each route's AuthorizationPolicy into an allow rule over that
-    // route's matches, and any matching allow admits: web reaches /admin through the catch-all.
-    // On a case-folding router, /ADMIN would even need the alike spellings to choose the route.
-    // When this is fixed, flip the assertions: web → 403, admin → 200, /orders → 200 for both.
+    // precedence) classifies GET /admin/users into the admin route: only its policy applies.
     const ran: string[] = [];
     const server = mesh.createServer((req, res) => {
       ran.push(`${peerOf(req)?.serviceAccount} ${req.url}`);
@@ -259,11 +255,12 @@ describe('Linkerd per-route authorization', () => {
     try {
       const compiled = compilePolicy(loadPolicy(LINKERD(port)), { trustDomain: TD, namespace: 'default', labels: { app: 'payments' } });
       const d = compiled.evaluate({ peer: { spiffeId: idOf('web'), trustDomain: TD, namespace: 'default', serviceAccount: 'web' }, sourceIp: '127.0.0.1', method: 'GET', path: '/admin/users', host: 'payments', port, header: () => undefined });
-      assert.equal(d.allowed, true, 'FINDING: allowed');
-      assert.equal(d.rule, 'default/any-meshed', 'FINDING: by the catch-all route’s policy');
-      const r = await send(port, 'GET', '/admin/users');
-      assert.equal(r.status, 200, 'FINDING: web is served /admin/users');
-      assert.deepEqual(ran, ['web /admin/users']);
+      assert.equal(d.allowed, false, d.rule);
+      // A plain handler may wrap a case-folding router: /ADMIN/users is the admin route's too.
+      for (const target of ['/admin/users', '/admin', '/ADMIN/users', '/Admin/']) assert.equal((await send(port, 'GET', target)).status, 403, `web ${target}`);
+      assert.equal((await send(port, 'GET', '/admin/users', admin)).status, 200, 'admin');
+      for (const as of [web, admin]) assert.equal((await send(port, 'GET', '/orders', as)).status, 200, 'the catch-all route');
+      assert.deepEqual(ran, ['admin /admin/users', 'web /orders', 'admin /orders']);
     } finally {
       mesh.setPolicy(POLICY);
       await closeServer(server);

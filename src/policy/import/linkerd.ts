@@ -15,7 +15,7 @@
 import { z } from 'zod';
 import { parseCidr } from '../cidr.js';
 import { at, fail, policyError, type PolicyIssue } from '../issues.js';
-import { checkPathPattern, DEFAULT_POLICIES, LabelSelectorSchema, type DefaultPolicy, type LabelSelector, type Operation, type Source } from '../model.js';
+import { checkPathPattern, DEFAULT_POLICIES, LabelSelectorSchema, type DefaultPolicy, type LabelSelector, type Operation, type ServerRoute, type Source } from '../model.js';
 import type { NativeRule } from './istio.js';
 import { MetadataSchema, strictParse, type K8sDoc } from './k8s.js';
 
@@ -24,8 +24,8 @@ export interface NativeServer {
   name: string;
   ports: number[];
   accessPolicy: DefaultPolicy;
-  routes: Operation[];
-  rules: NativeRule[];
+  routes: ServerRoute[];
+  rules: Array<NativeRule & { route?: string }>;
   namespace?: string;
   selector?: LabelSelector;
 }
@@ -212,6 +212,17 @@ function matchHeaders(list: NonNullable<RouteMatch['headers']>, mp: string, issu
   return h;
 }
 
+/**
+ * A match's Gateway API precedence as one number (higher wins): an Exact path over any prefix, then
+ * the longer path, then a method, then more header matches. Linkerd picks one HTTPRoute per request
+ * this way; ties go to the alphabetically first `namespace/name` (creation time is not known here).
+ */
+export function matchRank(m: RouteMatch): number {
+  const exact = (m.path?.type ?? 'PathPrefix') === 'Exact' ? 1 : 0;
+  const length = Math.min((m.path?.value ?? '/').length, 99_999);
+  return exact * 1e12 + length * 1e6 + (m.method !== undefined ? 1e5 : 0) + Math.min(m.headers?.length ?? 0, 99_999);
+}
+
 /** One HTTPRoute match as an operation. */
 function matchOperation(m: RouteMatch, mp: string, hostnames: string[] | undefined, issues: PolicyIssue[]): Operation {
   const op: { -readonly [K in keyof Operation]: Operation[K] } = {};
@@ -224,9 +235,9 @@ function matchOperation(m: RouteMatch, mp: string, hostnames: string[] | undefin
   return op;
 }
 
-/** Routes → the Servers they attach to, and their operations. */
+/** Routes → the Servers they attach to, and their operations (each named by its route, with its rank). */
 function routeOperations(routes: ReadonlyMap<string, RouteDoc>, issues: PolicyIssue[]) {
-  const routeOps = new Map<string, Operation[]>();
+  const routeOps = new Map<string, ServerRoute[]>();
   const routeParents = new Map<string, string[]>();
   for (const [k, { doc: d, value: r }] of routes) {
     const sp = at(d.path, 'spec');
@@ -239,7 +250,7 @@ function routeOperations(routes: ReadonlyMap<string, RouteDoc>, issues: PolicyIs
       if (p.port !== undefined || p.sectionName !== undefined) issues.push({ path: pp, message: 'port/sectionName on a Server parentRef are not supported' });
     });
     routeParents.set(k, parents);
-    const ops: Operation[] = [];
+    const ops: ServerRoute[] = [];
     const hostnames = r.spec.hostnames?.map((h) => h.toLowerCase());
     (r.spec.rules ?? [{}]).forEach((rule, ri) => {
       const rp = at(at(sp, 'rules'), ri);
@@ -249,7 +260,10 @@ function routeOperations(routes: ReadonlyMap<string, RouteDoc>, issues: PolicyIs
         }
       }
       const matches = (rule as { matches?: unknown[] }).matches ?? [{}];
-      (matches.length ? matches : [{}]).forEach((raw, mi) => ops.push(matchOperation(raw as RouteMatch, at(at(rp, 'matches'), mi), hostnames, issues)));
+      (matches.length ? matches : [{}]).forEach((raw, mi) => {
+        const m = raw as RouteMatch;
+        ops.push({ ...matchOperation(m, at(at(rp, 'matches'), mi), hostnames, issues), route: k, rank: matchRank(m) });
+      });
     });
     routeOps.set(k, ops);
   }
@@ -311,7 +325,7 @@ function authSources(c: Collected, ref: z.output<typeof Ref>, ns: string | undef
 }
 
 /** Servers → native server sections with their routes (rules come from the policies). */
-function serverSections(c: Collected, routeOps: Map<string, Operation[]>, routeParents: Map<string, string[]>, issues: PolicyIssue[]): Map<string, NativeServer> {
+function serverSections(c: Collected, routeOps: Map<string, ServerRoute[]>, routeParents: Map<string, string[]>, issues: PolicyIssue[]): Map<string, NativeServer> {
   const out = new Map<string, NativeServer>();
   for (const [k, { doc: d, value: s }] of c.servers) {
     if (typeof s.spec.port === 'string') {
@@ -334,7 +348,7 @@ function serverSections(c: Collected, routeOps: Map<string, Operation[]>, routeP
 }
 
 /** One AuthorizationPolicy → an allow rule on the Servers its target reaches. */
-function attachPolicy(c: Collected, a: Loaded<z.output<typeof AuthzSchema>>, out: Map<string, NativeServer>, routeOps: Map<string, Operation[]>, routeParents: Map<string, string[]>): void {
+function attachPolicy(c: Collected, a: Loaded<z.output<typeof AuthzSchema>>, out: Map<string, NativeServer>, routeOps: Map<string, ServerRoute[]>, routeParents: Map<string, string[]>): void {
   const d = a.doc;
   const sp = at(d.path, 'spec');
   const t = a.value.spec.targetRef;
@@ -359,7 +373,8 @@ function attachPolicy(c: Collected, a: Loaded<z.output<typeof AuthzSchema>>, out
     for (const parent of routeParents.get(rk) ?? []) {
       const srv = out.get(parent);
       if (!srv) fail(tp, `HTTPRoute "${t.name}" is attached to Server "${parent.split('/')[1]}", which is not among the loaded documents`);
-      srv.rules.push({ ...rule, to: ops });
+      // Only for requests Linkerd would classify into this route (evaluate.ts: decideInServer).
+      srv.rules.push({ ...rule, to: ops.map(({ route: _route, rank: _rank, ...op }) => op), route: rk });
     }
   } else if (t.kind === 'Namespace') {
     if (t.name !== (d.namespace ?? t.name)) fail(at(tp, 'name'), 'a Namespace targetRef must name the policy\'s own namespace');
