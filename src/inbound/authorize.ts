@@ -106,7 +106,8 @@ export class PolicyGate {
     const socket = req.socket as TLSSocket;
     const headers = req.headers;
     const method = req.method ?? '';
-    const alike = alikeOf(t.path, method, routing);
+    const state = this.#state;
+    const alike = state.compiled.usesAlike ? alikeOf(t.path, method, routing) : undefined;
     const request: PolicyRequest = {
       peer,
       sourceIp: socket.remoteAddress ?? '',
@@ -121,7 +122,7 @@ export class PolicyGate {
       },
       ...(alike && { alike }),
     };
-    const decision = this.#state.compiled.evaluate(request);
+    const decision = state.compiled.evaluate(request);
     if (recheck && decision.allowed) return ADMITTED;
     this.#count(decision);
     this.opts.onDecision?.(decision, req);

@@ -84,6 +84,12 @@ export interface CompiledPolicy {
   evaluate(req: PolicyRequest): Decision;
   /** Number of rules that apply to this workload (top-level plus server rules). */
   readonly ruleCount: number;
+  /**
+   * Whether a request's alike spellings (policy/equivalence.ts) can change a decision: a deny or
+   * audit rule with paths or methods, an allow rule with notPaths or notMethods, or named server
+   * routes. When false, the gate skips computing them.
+   */
+  readonly usesAlike: boolean;
   readonly defaultPolicy: DefaultPolicy;
   /** @internal */ readonly top: CompiledScope;
   /** @internal */ readonly servers: ReadonlyMap<number, CompiledServer>;
@@ -128,6 +134,14 @@ function rankRoutes(routes: readonly ServerRoute[]): RankedRoute[] | undefined {
       clause: compileClause(r),
       folded: compileClause(r.paths ? { ...r, paths: r.paths.map((p) => p.toLowerCase()) } : r),
     }));
+}
+
+/** See CompiledPolicy.usesAlike. */
+function ruleUsesAlike(r: Rule): boolean {
+  const clauses = [...r.to, ...r.when];
+  return r.action === 'allow'
+    ? clauses.some((c) => c.notPaths !== undefined || c.notMethods !== undefined)
+    : clauses.some((c) => c.paths !== undefined || c.methods !== undefined);
 }
 
 function applies(x: { namespace?: string; selector?: Rule['selector'] }, o: CompileOptions): boolean {
@@ -193,9 +207,14 @@ export function compilePolicy(policy: Policy | unknown, options: CompileOptions)
       servers.set(port, cs);
     }
   });
+  const usesAlike =
+    topRules.some(ruleUsesAlike) ||
+    [...servers.values()].some((cs) => cs.ranked !== undefined) ||
+    p.servers.some((s) => applies(s, options) && (s.rules.some(ruleUsesAlike) || s.routes.some((r) => r.notPaths !== undefined || r.notMethods !== undefined)));
   const compiled: CompiledPolicy = {
     evaluate: (req) => evaluate(compiled, req),
     ruleCount,
+    usesAlike,
     defaultPolicy,
     top: scope(topRules, options.trustDomain),
     servers,

@@ -125,3 +125,18 @@ spec:
     assert.equal(judge(istio, 'POST', '/orders/1', EXPRESS_ROUTING), 'allow:default/charge#0');
   });
 });
+
+describe('usesAlike: the gate computes alike spellings only when they can change a decision', () => {
+  const uses = (policy: unknown) => compilePolicy(loadPolicy(policy as never), { trustDomain: 'cluster.local', namespace: 'default' }).usesAlike;
+  test('allow rules that name paths and methods, and deny rules on identities only: no', () => {
+    assert.equal(uses({ rules: [{ action: 'allow', to: { methods: ['GET'], paths: ['/x', '/y/*'] } }, { action: 'deny', from: { identities: ['spiffe://cluster.local/ns/x/sa/y'] } }] }), false);
+    assert.equal(uses({}), false);
+  });
+  test('a deny or audit rule with paths or methods, an allow rule with notPaths/notMethods, named routes: yes', () => {
+    assert.equal(uses({ rules: [{ action: 'deny', to: { paths: ['/admin'] } }] }), true);
+    assert.equal(uses({ rules: [{ action: 'audit', to: { methods: ['GET'] } }] }), true);
+    assert.equal(uses({ rules: [{ action: 'allow', to: { notPaths: ['/admin'] } }] }), true);
+    assert.equal(uses({ rules: [{ action: 'deny', when: [{ paths: ['/a'] }] }] }), true);
+    assert.equal(uses({ servers: [{ name: 's', ports: [1], routes: [{ route: 'r', paths: ['/*'] }], rules: [{ action: 'allow', route: 'r' }] }] }), true);
+  });
+});
