@@ -42,6 +42,7 @@ export interface CompiledRule {
 /** A named route entry of a server, in precedence order (highest rank first, then by name). */
 export interface RankedRoute {
   readonly route: string;
+  readonly rank: number;
   readonly clause: CompiledClause;
   /** The same entry with lower-cased path patterns, for a case-insensitive router's spellings. */
   readonly folded: CompiledClause;
@@ -128,9 +129,10 @@ function rankRoutes(routes: readonly ServerRoute[]): RankedRoute[] | undefined {
   if (!routes.some((r) => r.route !== undefined)) return undefined;
   return routes
     .map((r, i) => ({ r, i }))
-    .sort((a, b) => (b.r.rank ?? 0) - (a.r.rank ?? 0) || (a.r.route ?? '').localeCompare(b.r.route ?? '') || a.i - b.i)
+    .sort((a, b) => (b.r.rank ?? 0) - (a.r.rank ?? 0) || a.i - b.i)
     .map(({ r }) => ({
       route: r.route ?? '',
+      rank: r.rank ?? 0,
       clause: compileClause(r),
       folded: compileClause(r.paths ? { ...r, paths: r.paths.map((p) => p.toLowerCase()) } : r),
     }));

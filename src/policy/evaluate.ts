@@ -80,30 +80,39 @@ function firstAllowFor(idx: RuleIndex, req: PolicyRequest, s: EvalScratch, td: s
   return undefined;
 }
 
-/** The route a request is classified into: the first matching entry in precedence order. */
-function bestRoute(ranked: readonly RankedRoute[], req: PolicyRequest, s: EvalScratch, td: string, folded: boolean): string | undefined {
+/**
+ * The routes a request is classified into: the first matching entry in precedence order, with every
+ * other route that matches at the same rank (a tie: each must admit the request, fail closed).
+ */
+function bestRoutes(ranked: readonly RankedRoute[], req: PolicyRequest, s: EvalScratch, td: string, folded: boolean): { rank: number; routes: string[] } | undefined {
+  let found: { rank: number; routes: string[] } | undefined;
   for (let i = 0; i < ranked.length; i++) {
     const r = ranked[i]!;
-    if (matchClause(folded ? r.folded : r.clause, req, s, td, NARROW_ALLOW)) return r.route;
+    if (found !== undefined && r.rank < found.rank) break;
+    if (!matchClause(folded ? r.folded : r.clause, req, s, td, NARROW_ALLOW)) continue;
+    if (found === undefined) found = { rank: r.rank, routes: [r.route] };
+    else if (!found.routes.includes(r.route)) found.routes.push(r.route);
   }
-  return undefined;
+  return found;
 }
 
 /**
- * The routes a request must be authorized under: the one its spelling is classified into and, on a
- * router that serves alike spellings from one handler, the one each alike spelling that matches a
- * route is classified into (fail closed: a spelling cannot pick a more open route than its twin's).
+ * The routes a request must be authorized under: the one(s) its spelling is classified into and,
+ * on a router that serves alike spellings from one handler, those of an alike spelling that OUTRANK
+ * them (`/ADMIN` behind Express is the `/admin` route's; `/healthz/`, the twin of an Exact
+ * `/healthz`, falling into a catch-all does not drag that catch-all's rules onto `/healthz`).
  */
-function chosenRoutes(ranked: readonly RankedRoute[], req: PolicyRequest, s: EvalScratch, td: string, literal: string): string[] {
-  const out = [literal];
+function chosenRoutes(ranked: readonly RankedRoute[], req: PolicyRequest, s: EvalScratch, td: string, literal: { rank: number; routes: string[] }): string[] {
+  const out = [...literal.routes];
   const a = req.alike;
   if (a === undefined) return out;
-  const add = (r: string | undefined) => {
-    if (r !== undefined && !out.includes(r)) out.push(r);
+  const add = (b: { rank: number; routes: string[] } | undefined) => {
+    if (b === undefined || b.rank <= literal.rank) return;
+    for (const r of b.routes) if (!out.includes(r)) out.push(r);
   };
   for (const method of a.methods) {
-    for (const path of a.paths) add(bestRoute(ranked, { ...req, path, method, alike: undefined }, s, td, false));
-    for (const path of a.folded) add(bestRoute(ranked, { ...req, path, method, alike: undefined }, s, td, true));
+    for (const path of a.paths) add(bestRoutes(ranked, { ...req, path, method, alike: undefined }, s, td, false));
+    for (const path of a.folded) add(bestRoutes(ranked, { ...req, path, method, alike: undefined }, s, td, true));
   }
   return out;
 }
@@ -119,7 +128,7 @@ function decideInServer(p: CompiledPolicy, server: CompiledServer, req: PolicyRe
     const hit = firstMatch(server.scope.allows, req, s, td);
     return hit !== undefined ? hit.decision : applyDefault(p, server.defaults, req, s);
   }
-  const literal = bestRoute(server.ranked, req, s, td, false);
+  const literal = bestRoutes(server.ranked, req, s, td, false);
   if (literal === undefined) return server.noRoute;
   let first: Decision | undefined;
   for (const route of chosenRoutes(server.ranked, req, s, td, literal)) {

@@ -120,8 +120,8 @@ export interface Rule {
 /**
  * One entry of a server's routes: an operation, optionally naming the route it belongs to and its
  * precedence. When entries are named, a request is classified into ONE route — the matching entry
- * with the highest `rank`, ties to the alphabetically first name (Gateway API precedence, as
- * Linkerd picks one HTTPRoute) — and only that route's rules (and the server's unrouted ones) apply.
+ * with the highest `rank` (as Linkerd picks one HTTPRoute); on a tie, every tied route must admit it —
+ * and only that route's rules (and the server's unrouted ones) apply.
  */
 export interface ServerRoute extends Operation {
   readonly route?: string;

@@ -3,7 +3,7 @@
 // does (linkerd/http/route: `find` compares (host match, request match); a request match compares the
 // path match by LENGTH, with a prefix's trailing '/' trimmed, then the method, then the header count;
 // ties go to the first route in the control plane's order, the oldest). Real mTLS sockets, a plain
-// handler (ANY_ROUTING) and Express. Each FINDING asserts the current behaviour.
+// handler (ANY_ROUTING) and Express. Each case was a finding of a review, now fixed.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import express from 'express';
@@ -85,14 +85,12 @@ async function withServer(listener: Parameters<Mesh['createServer']>[0], policy:
 }
 
 describe('Linkerd route classification compared with linkerd2-proxy', () => {
-  test('FINDING (MEDIUM): a route with matching hostnames does not outrank a longer path of a route without hostnames', async () => {
+  test('a route whose hostname matches outranks a longer path of a route without hostnames (linkerd2-proxy ranks the host first)', async () => {
     // linkerd2-proxy ranks the host match FIRST (RouteMatch { host: Option<HostMatch>, route }, derived
     // Ord: None < Some), as the Gateway API does ("precedence must be given to rules from the HTTPRoute
     // with the largest number of characters in a matching non-wildcard hostname"). A virtual host
     // `admin.internal` reserved to admins, and an `/api` route any meshed client may use: Linkerd
-    // classifies `Host: admin.internal` + `/api/x` into the admin vhost (web: 403). matchRank ignores
-    // hostnames, so the longer prefix `/api` wins and web reaches the admin virtual host's /api.
-    // Fix: rank the host match before the path (one entry per hostname: Exact > wildcard, then length).
+    // classifies `Host: admin.internal` + `/api/x` into the admin vhost (web: 403).
     const ran: string[] = [];
     const policy = (port: number) =>
       SERVER(port) +
@@ -104,17 +102,16 @@ describe('Linkerd route classification compared with linkerd2-proxy', () => {
       assert.equal((await send(port, '/x', web, 'admin.internal')).status, 403, 'the admin vhost itself is held');
       assert.equal((await send(port, '/api/x', web, 'payments')).status, 200, 'the api route, on the service host');
       const r = await send(port, '/api/x', web, 'admin.internal');
-      assert.equal(r.status, 200, 'FINDING: Linkerd would answer 403 (the admin vhost route is chosen)');
-      assert.deepEqual(ran, ['web payments/api/x', 'web admin.internal/api/x']);
+      assert.equal(r.status, 403, 'the admin vhost route is chosen, as Linkerd does');
+      assert.deepEqual(ran, ['web payments/api/x']);
     });
   });
 
-  test("FINDING (MEDIUM): a PathPrefix's trailing '/' counts as a character, so it outranks the same prefix with a method", async () => {
+  test("a PathPrefix's trailing '/' is not counted: the same prefix with a method outranks it", async () => {
     // Gateway API: "/foo/" and "/foo" are the same prefix; linkerd2-proxy trims the '/' before
     // measuring (PathMatch::Prefix(prefix.trim_end_matches('/').len())). So `PathPrefix /admin/`
     // (any meshed client) and `PathPrefix /admin, method GET` (admins) tie on the path and the method
-    // decides: GET /admin/users is the admins' route. matchRank counts 7 characters against 6, so the
-    // open route is chosen and web is served. Fix: measure `value.replace(/\/+$/, '') || '/'`.
+    // decides: GET /admin/users is the admins' route.
     const ran: string[] = [];
     const policy = (port: number) =>
       SERVER(port) +
@@ -124,16 +121,15 @@ describe('Linkerd route classification compared with linkerd2-proxy', () => {
       AUTHZ('admin-get', 'admins');
     await withServer((req, res) => (ran.push(`${peerOf(req)?.serviceAccount} ${req.method} ${req.url}`), res.end('ok')), policy, async (port) => {
       const r = await send(port, '/admin/users', web);
-      assert.equal(r.status, 200, 'FINDING: Linkerd would answer 403 (GET /admin/users is admin-get’s)');
-      assert.deepEqual(ran, ['web GET /admin/users']);
+      assert.equal(r.status, 403, 'GET /admin/users is admin-get’s, as in Linkerd');
+      assert.deepEqual(ran, []);
     });
   });
 
-  test('FINDING (MEDIUM): routes that tie are told apart by name, not by age; the alphabetically first one may be the more open', async () => {
+  test('routes that tie must all admit the request (their age is unknown in process: fail closed)', async () => {
     // Two routes with the same match: Linkerd takes the oldest (the control plane sorts by creation
-    // time). In process the age is unknown, and the importer picks `a-debug` by name: web reaches
-    // /admin. Whichever route Linkerd would pick, admitting only what EVERY tied route admits is the
-    // fail-closed choice (or use metadata.creationTimestamp when the documents carry it).
+    // time). In process the age is unknown: admitting only what EVERY tied route admits is the
+    // fail-closed choice.
     const policy = (port: number) =>
       SERVER(port) +
       ROUTE('admin', '  rules:\n    - matches: [{ path: { type: PathPrefix, value: /admin } }]\n') +
@@ -141,7 +137,8 @@ describe('Linkerd route classification compared with linkerd2-proxy', () => {
       AUTHZ('admin', 'admins') +
       AUTHZ('a-debug', 'meshed');
     await withServer((_req, res) => res.end('ok'), policy, async (port) => {
-      assert.equal((await send(port, '/admin', web)).status, 200, 'FINDING: the tie went to the alphabetically first route');
+      assert.equal((await send(port, '/admin', web)).status, 403, 'the admins-only tied route holds');
+      assert.equal((await send(port, '/admin', admin)).status, 200, 'admin passes both tied routes');
     });
   });
 });
@@ -149,11 +146,9 @@ describe('Linkerd route classification compared with linkerd2-proxy', () => {
 describe('alike spellings and the route choice', () => {
   // The Linkerd probes pattern: an Exact route more open than the catch-all (kubelet or a prober may
   // call /healthz, everything else is for admins). The spelling sent, /healthz, is the probes route's
-  // in Linkerd; its twin /healthz/ falls in the catch-all, and chosenRoutes requires the twin's route
-  // too, so /healthz is denied to its own authorized caller. The issue's rule ("equivalent spellings
-  // widen DENY rules only; an ALLOW judges the spelling sent") is broken again, through the routes.
-  // Fix: count an alike spelling's route only when it OUTRANKS the route of the spelling sent (/ADMIN
-  // → catch-all, its twin /admin → admin: counted; /healthz → probes, its twin → catch-all: not).
+  // in Linkerd; its twin /healthz/ falls in the catch-all. An alike spelling's route counts only when
+  // it OUTRANKS the route of the spelling sent (/ADMIN → catch-all, its twin /admin → admin: counted;
+  // /healthz → probes, its twin → catch-all: not), so /healthz stays its probes' route.
   const policy = (port: number) =>
     SERVER(port) +
     ROUTE('probes', '  rules:\n    - matches: [{ path: { type: Exact, value: /healthz } }, { path: { type: Exact, value: /ready } }]\n') +
@@ -161,32 +156,29 @@ describe('alike spellings and the route choice', () => {
     AUTHZ('probes', 'meshed') +
     AUTHZ('everything', 'admins');
 
-  test('FINDING (HIGH, functional): an Exact route more open than the catch-all denies its own path behind a plain handler', async () => {
+  test('an Exact route more open than the catch-all admits its own path behind a plain handler (a twin in a lower route does not count)', async () => {
     const ran: string[] = [];
     await withServer((req, res) => (ran.push(`${peerOf(req)?.serviceAccount} ${req.url}`), res.end('ok')), policy, async (port) => {
-      assert.equal((await send(port, '/healthz', web)).status, 403, 'FINDING: Linkerd admits web on /healthz (probes route)');
-      assert.equal((await send(port, '/ready', web)).status, 403, 'FINDING: same for /ready');
+      assert.equal((await send(port, '/healthz', web)).status, 200, 'the probes route, as Linkerd');
+      assert.equal((await send(port, '/ready', web)).status, 200);
       assert.equal((await send(port, '/healthz', admin)).status, 200, 'admin passes both routes');
       assert.equal((await send(port, '/orders', web)).status, 403, 'the catch-all holds');
-      assert.deepEqual(ran, ['admin /healthz']);
+      assert.deepEqual(ran, ['web /healthz', 'web /ready', 'admin /healthz']);
     });
   });
 
-  test('FINDING (HIGH, functional): the same behind Express', async () => {
+  test('the same behind Express', async () => {
     const app = express();
     app.get('/healthz', (_req, res) => res.send('ok'));
     await withServer(app as never, policy, async (port) => {
-      assert.equal((await send(port, '/healthz', web)).status, 403, 'FINDING: Linkerd admits web on /healthz');
+      assert.equal((await send(port, '/healthz', web)).status, 200);
       assert.equal((await send(port, '/healthz', admin)).status, 200);
     });
   });
 
-  test('FINDING (LOW): a spelling classified into a route only through its twin is denied to that route’s own clients', async () => {
-    // docs/policy.md: "/ADMIN/x behind Express needs admin's authorization". It is denied to admin too:
-    // the routed rule keeps the route's matches as `to`, judged on the spelling sent (/ADMIN/x), so it
-    // never matches and the accessPolicy (deny) decides. Fail closed, but not what the docs say; HEAD
-    // on a `method: GET` route is denied to everyone the same way. Fix: drop `to` from routed rules
-    // (the classification already scopes them), or say "is denied" in the docs.
+  test('a spelling classified into a route through its twin is judged by that route’s policy (its own clients pass)', async () => {
+    // docs/policy.md: "/ADMIN/x behind Express needs admin's authorization": routed rules carry no
+    // `to` of their own (the classification scopes them), so admin passes and web does not.
     const app = express();
     app.get('/admin/x', (_req, res) => res.send('admin'));
     app.get('/orders', (_req, res) => res.send('orders'));
@@ -199,7 +191,7 @@ describe('alike spellings and the route choice', () => {
     await withServer(app as never, p, async (port) => {
       assert.equal((await send(port, '/admin/x', admin)).status, 200);
       assert.equal((await send(port, '/ADMIN/x', web)).status, 403, 'web is held off the admin handler');
-      assert.equal((await send(port, '/ADMIN/x', admin)).status, 403, 'FINDING: admin is denied too');
+      assert.equal((await send(port, '/ADMIN/x', admin)).status, 200, 'admin passes the admin route');
       assert.equal((await send(port, '/orders', web)).status, 200);
     });
   });

@@ -213,20 +213,25 @@ function matchHeaders(list: NonNullable<RouteMatch['headers']>, mp: string, issu
 }
 
 /**
- * A match's Gateway API precedence as one number (higher wins): an Exact path over any prefix, then
- * the longer path, then a method, then more header matches. Linkerd picks one HTTPRoute per request
- * this way; ties go to the alphabetically first `namespace/name` (creation time is not known here).
+ * A match's precedence as one number (higher wins), as linkerd2-proxy picks one HTTPRoute per
+ * request: the host first (an exact hostname over a `*.` wildcard, a longer wildcard over a shorter
+ * one, any hostname over none), then Gateway API's path rules (an Exact path over any prefix, then
+ * the longer prefix — a trailing `/` not counted), then a method, then more header matches. Ties
+ * are not broken here: every tied route must admit the request (creation times are not known in
+ * process; see evaluate.ts). All parts fit one safe integer.
  */
-export function matchRank(m: RouteMatch): number {
+export function matchRank(m: RouteMatch, hostname?: string): number {
+  const hostClass = hostname === undefined ? 0 : hostname.startsWith('*.') ? 1 : 2;
+  const host = hostClass * 300 + Math.min(hostname?.length ?? 0, 253);
   const exact = (m.path?.type ?? 'PathPrefix') === 'Exact' ? 1 : 0;
-  const length = Math.min((m.path?.value ?? '/').length, 99_999);
-  return exact * 1e12 + length * 1e6 + (m.method !== undefined ? 1e5 : 0) + Math.min(m.headers?.length ?? 0, 99_999);
+  const value = m.path?.value ?? '/';
+  const length = Math.min((exact ? value : value.replace(/\/+$/, '')).length, 99_999);
+  return host * 1e13 + exact * 1e12 + length * 1e6 + (m.method !== undefined ? 1e5 : 0) + Math.min(m.headers?.length ?? 0, 99_999);
 }
 
 /** One HTTPRoute match as an operation. */
-function matchOperation(m: RouteMatch, mp: string, hostnames: string[] | undefined, issues: PolicyIssue[]): Operation {
+function matchOperation(m: RouteMatch, mp: string, issues: PolicyIssue[]): Operation {
   const op: { -readonly [K in keyof Operation]: Operation[K] } = {};
-  if (hostnames?.length) op.hosts = hostnames;
   if (m.queryParams !== undefined) issues.push({ path: at(mp, 'queryParams'), message: 'query parameter matches are not supported: query strings never affect policy' });
   const paths = matchPaths(m, mp, issues);
   if (paths) op.paths = paths;
@@ -262,7 +267,10 @@ function routeOperations(routes: ReadonlyMap<string, RouteDoc>, issues: PolicyIs
       const matches = (rule as { matches?: unknown[] }).matches ?? [{}];
       (matches.length ? matches : [{}]).forEach((raw, mi) => {
         const m = raw as RouteMatch;
-        ops.push({ ...matchOperation(m, at(at(rp, 'matches'), mi), hostnames, issues), route: k, rank: matchRank(m) });
+        const op = matchOperation(m, at(at(rp, 'matches'), mi), issues);
+        // One entry per hostname: each ranks by its own host (an exact name over a wildcard).
+        if (!hostnames?.length) ops.push({ ...op, route: k, rank: matchRank(m) });
+        else for (const h of hostnames) ops.push({ ...op, hosts: [h], route: k, rank: matchRank(m, h) });
       });
     });
     routeOps.set(k, ops);
@@ -373,8 +381,10 @@ function attachPolicy(c: Collected, a: Loaded<z.output<typeof AuthzSchema>>, out
     for (const parent of routeParents.get(rk) ?? []) {
       const srv = out.get(parent);
       if (!srv) fail(tp, `HTTPRoute "${t.name}" is attached to Server "${parent.split('/')[1]}", which is not among the loaded documents`);
-      // Only for requests Linkerd would classify into this route (evaluate.ts: decideInServer).
-      srv.rules.push({ ...rule, to: ops.map(({ route: _route, rank: _rank, ...op }) => op), route: rk });
+      // Only for requests Linkerd would classify into this route (evaluate.ts: decideInServer): the
+      // route scopes the rule, so it needs no `to` of its own (a spelling classified into the route
+      // through an alike twin is then judged by the route's policy, not refused by its matches).
+      srv.rules.push({ ...rule, route: rk });
     }
   } else if (t.kind === 'Namespace') {
     if (t.name !== (d.namespace ?? t.name)) fail(at(tp, 'name'), 'a Namespace targetRef must name the policy\'s own namespace');
