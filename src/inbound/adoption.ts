@@ -15,6 +15,7 @@
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { IncomingMessage } from 'node:http';
+import { Http2ServerRequest } from 'node:http2';
 import { type Socket } from 'node:net';
 
 const CHANNEL = 'net.server.socket';
@@ -55,6 +56,19 @@ export class MeshIncomingMessage extends IncomingMessage {
 }
 
 /**
+ * The same for node:http2's compatibility requests (`http2.createSecureServer(opts)`, h2 streams):
+ * the server is found through the stream's session socket. (HTTP/1.1 on such a server, with
+ * `allowHTTP1`, goes through `Http1IncomingMessage`, which is MeshIncomingMessage.)
+ */
+export class MeshHttp2ServerRequest extends Http2ServerRequest {
+  constructor(stream: ConstructorParameters<typeof Http2ServerRequest>[0], headers: ConstructorParameters<typeof Http2ServerRequest>[1], options: ConstructorParameters<typeof Http2ServerRequest>[2], rawHeaders: ConstructorParameters<typeof Http2ServerRequest>[3]) {
+    super(stream, headers, options, rawHeaders);
+    const socket = (stream as unknown as { session?: { socket?: { server?: { sessionIdContext?: unknown } } } }).session?.socket;
+    adoptOnce(socket?.server);
+  }
+}
+
+/**
  * Adopts, at its first connection, every server whose options carry `sessionIdContext`. Returns
  * the function that ends it: a server built from these options afterwards (the mesh closed) has
  * every connection closed, never served unguarded.
@@ -73,9 +87,45 @@ export function adoptServersOf(sessionIdContext: string, adopt: (server: object)
 /** A closed mesh's servers (and servers the mesh cannot guard): no connection is ever served. */
 export function refuseAll(server: object): void {
   // Before node:http's own listener, which would start parsing the connection's first bytes.
-  const s = server as { prependListener?: (event: string, fn: (socket: { destroy(): void }) => void) => void };
+  const s = server as {
+    prependListener?: (event: string, fn: (socket: { destroy(): void }) => void) => void;
+    emit?: (event: string | symbol, ...args: unknown[]) => boolean;
+  };
   s.prependListener?.('secureConnection', (socket) => socket.destroy());
   s.prependListener?.('connection', (socket) => socket.destroy());
+  // A connection already being read when the server is looked at (adopted at its first request)
+  // carries on: every event that would hand one of its requests to a listener closes it instead.
+  const emit = s.emit;
+  if (typeof emit !== 'function') return;
+  s.emit = function refusingEmit(this: unknown, event: string | symbol, ...args: unknown[]): boolean {
+    const closed = closeCarrier(event, args);
+    return closed ? true : emit.call(this, event, ...args);
+  };
+}
+
+/** For a request-carrying event, closes what carries it and returns true. */
+function closeCarrier(event: string | symbol, args: unknown[]): boolean {
+  type Destroyable = { destroy(): void };
+  switch (event) {
+    case 'request':
+    case 'checkContinue':
+    case 'checkExpectation':
+    case 'dropRequest': {
+      const req = args[0] as { socket?: Destroyable; stream?: { session?: Destroyable } } | undefined;
+      req?.stream?.session?.destroy();
+      req?.socket?.destroy();
+      return true;
+    }
+    case 'upgrade':
+    case 'connect':
+      (args[1] as Destroyable | undefined)?.destroy();
+      return true;
+    case 'stream':
+      (args[0] as { session?: Destroyable } | undefined)?.session?.destroy();
+      return true;
+    default:
+      return false;
+  }
 }
 
 /** For tests: stop listening when no mesh needs it. */

@@ -12,7 +12,7 @@ import { type Server as TlsServer, type TlsOptions } from 'node:tls';
 import { type Logger } from '../config.js';
 import { type RouterSemantics } from '../policy/equivalence.js';
 import { type ServerTls } from '../tls/server-context.js';
-import { MeshIncomingMessage, adoptServersOf, refuseAll } from './adoption.js';
+import { MeshHttp2ServerRequest, MeshIncomingMessage, adoptServersOf, refuseAll } from './adoption.js';
 import { type InboundPipeline } from './pipeline.js';
 import { guardOf, guardServer } from './server-guard.js';
 
@@ -55,7 +55,9 @@ export class InboundServers {
   /** TLS options for a server a framework builds; such a server is adopted at its first connection. */
   serverTlsOptions(): TlsOptions {
     this.#stopAdoption ??= adoptServersOf(this.tls.sessionIdContext, (server) => this.adopt(server as HttpServer));
-    return { ...this.tls.options(), IncomingMessage: MeshIncomingMessage } as TlsOptions;
+    // Request classes that look at the server at its first request (adoption.ts), for node:http and
+    // for node:http2 (which refuses HTTP/2 servers until they are judged: see adopt()).
+    return { ...this.tls.options(), IncomingMessage: MeshIncomingMessage, Http1IncomingMessage: MeshIncomingMessage, Http2ServerRequest: MeshHttp2ServerRequest } as TlsOptions;
   }
 
   /**
