@@ -1,6 +1,6 @@
 // Loopback-only networking helpers: listen on 127.0.0.1:0 and a raw TLS client that writes request
 // bytes itself (a client library would normalize them away) and reports what came back.
-import { type Server } from 'node:net';
+import { type Server, type Socket as NetSocket, createServer as createNetServer } from 'node:net';
 import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 
 export const LOOPBACK = '127.0.0.1';
@@ -170,4 +170,25 @@ export function expectContinueRequest(o: { port: number; cert: string; key: stri
     socket.on('error', () => {});
     socket.on('close', finish);
   });
+}
+
+/**
+ * A front that accepts every connection itself and hands it to `inner` with emit('connection')
+ * (a PROXY-protocol front, one port for HTTP and HTTPS). `close` also ends what it handed over.
+ */
+export async function frontFor(inner: { emit(event: 'connection', socket: NetSocket): boolean }): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<NetSocket>();
+  const front = createNetServer((socket: NetSocket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    inner.emit('connection', socket);
+  });
+  const port = await listen(front);
+  return {
+    port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await closeServer(front);
+    },
+  };
 }

@@ -9,6 +9,7 @@ import { type DevCa, type IssuedSvid, type Mesh, compilePolicy, createDevCa, cre
 import { type Logger } from '../../src/config.js';
 import { main } from '../../src/cli/run.js';
 import { idOf } from '../helpers/certs.js';
+import { linkerdAuthz, linkerdRoute, linkerdServer } from '../helpers/linkerd-docs.js';
 import { closeServer, listen, rawTlsRequest } from '../helpers/net.js';
 
 const TD = 'cluster.local';
@@ -189,56 +190,12 @@ describe('sidecarless policy check and the runtime', () => {
   });
 });
 
-const LINKERD = (port: number) => `apiVersion: policy.linkerd.io/v1beta3
-kind: Server
-metadata: { name: payments, namespace: default }
-spec:
-  podSelector: { matchLabels: { app: payments } }
-  port: ${port}
-  proxyProtocol: HTTP/1
----
-apiVersion: policy.linkerd.io/v1beta3
-kind: HTTPRoute
-metadata: { name: admin, namespace: default }
-spec:
-  parentRefs: [{ name: payments, kind: Server, group: policy.linkerd.io }]
-  rules:
-    - matches: [{ path: { type: PathPrefix, value: /admin } }]
----
-apiVersion: policy.linkerd.io/v1beta3
-kind: HTTPRoute
-metadata: { name: everything-else, namespace: default }
-spec:
-  parentRefs: [{ name: payments, kind: Server, group: policy.linkerd.io }]
-  rules:
-    - matches: [{ path: { type: PathPrefix, value: / } }]
----
-apiVersion: policy.linkerd.io/v1alpha1
-kind: AuthorizationPolicy
-metadata: { name: admin-only, namespace: default }
-spec:
-  targetRef: { group: policy.linkerd.io, kind: HTTPRoute, name: admin }
-  requiredAuthenticationRefs: [{ name: admins, kind: MeshTLSAuthentication, group: policy.linkerd.io }]
----
-apiVersion: policy.linkerd.io/v1alpha1
-kind: AuthorizationPolicy
-metadata: { name: any-meshed, namespace: default }
-spec:
-  targetRef: { group: policy.linkerd.io, kind: HTTPRoute, name: everything-else }
-  requiredAuthenticationRefs: [{ name: meshed, kind: MeshTLSAuthentication, group: policy.linkerd.io }]
----
-apiVersion: policy.linkerd.io/v1alpha1
-kind: MeshTLSAuthentication
-metadata: { name: admins, namespace: default }
-spec:
-  identities: ["admin.default.serviceaccount.identity.linkerd.cluster.local"]
----
-apiVersion: policy.linkerd.io/v1alpha1
-kind: MeshTLSAuthentication
-metadata: { name: meshed, namespace: default }
-spec:
-  identities: ["*"]
-`;
+const LINKERD = (port: number) =>
+  linkerdServer(port) +
+  linkerdRoute('admin', '  rules:\n    - matches: [{ path: { type: PathPrefix, value: /admin } }]\n') +
+  linkerdRoute('everything-else', '  rules:\n    - matches: [{ path: { type: PathPrefix, value: / } }]\n') +
+  linkerdAuthz('admin', 'admins', 'admin-only') +
+  linkerdAuthz('everything-else', 'meshed', 'any-meshed');
 
 describe('Linkerd per-route authorization', () => {
   test('a request is authorized by the one route Linkerd picks (Exact, then the longest prefix), on every spelling', async () => {

@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { type Server as NetServer, type Socket, createServer as createNetServer } from 'node:net';
+import { type Server as NetServer } from 'node:net';
 import Fastify from 'fastify';
 import { WebSocketServer } from 'ws';
 import { type DevCa, type IssuedSvid, type Mesh, createDevCa, createMesh } from '../../src/index.js';
 import { type Logger } from '../../src/config.js';
 import { craftLeaf, idOf } from '../helpers/certs.js';
-import { LOOPBACK, closeServer, listen, rawTlsRequest } from '../helpers/net.js';
+import { LOOPBACK, closeServer, frontFor, listen, rawTlsRequest } from '../helpers/net.js';
 
 const POLICY = {
   rules: [
@@ -98,23 +98,6 @@ describe('HTTP/2 servers built from serverTlsOptions() (the guard only sees node
   });
 });
 
-/** A front that accepts every connection and hands it to `inner`; `close` also ends what it handed over. */
-async function frontFor(inner: { emit(event: 'connection', socket: Socket): boolean }): Promise<{ port: number; close: () => Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const front = createNetServer((socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    inner.emit('connection', socket);
-  });
-  const port = await listen(front);
-  return {
-    port,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await closeServer(front);
-    },
-  };
-}
 
 describe('a server that gets its connections through server.emit("connection")', () => {
   test('adopted at its first request: SVID rules, policy, identity headers and WebSocket upgrades judged from the first one', async () => {

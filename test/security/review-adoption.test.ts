@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { IncomingMessage } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { type Socket, createServer as createNetServer } from 'node:net';
+import { type Socket } from 'node:net';
 import { type DevCa, type IssuedSvid, type Mesh, createDevCa, createMesh } from '../../src/index.js';
 import { type Logger } from '../../src/config.js';
 import { craftLeaf, idOf } from '../helpers/certs.js';
-import { LOOPBACK, closeServer, listen, rawTlsRequest } from '../helpers/net.js';
+import { LOOPBACK, closeServer, frontFor, rawTlsRequest } from '../helpers/net.js';
 
 const POLICY = { rules: [{ name: 'no-admin', action: 'deny', to: { paths: ['/admin', '/admin/*'] } }] };
 const lines: string[] = [];
@@ -29,23 +29,6 @@ before(async () => {
 });
 after(() => mesh?.close());
 
-/** A front that accepts every connection and hands it to `inner` with emit('connection'). */
-async function frontFor(inner: { emit(event: 'connection', socket: Socket): boolean }): Promise<{ port: number; close: () => Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const front = createNetServer((socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    inner.emit('connection', socket);
-  });
-  const port = await listen(front);
-  return {
-    port,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await closeServer(front);
-    },
-  };
-}
 
 describe("servers fed with server.emit('connection')", () => {
   test('after mesh.close(), no connection of such a server is served, not even the first one being read', async () => {

@@ -11,6 +11,7 @@ import { type Server } from 'node:https';
 import { type DevCa, type IssuedSvid, type Mesh, createDevCa, createMesh, loadPolicy, peerOf } from '../../src/index.js';
 import { type Logger } from '../../src/config.js';
 import { idOf } from '../helpers/certs.js';
+import { linkerdAuthz, linkerdRoute, linkerdServer } from '../helpers/linkerd-docs.js';
 import { closeServer, listen, rawTlsRequest } from '../helpers/net.js';
 
 const quiet: Logger = { info() {}, warn() {}, error() {} };
@@ -27,45 +28,9 @@ before(async () => {
 });
 after(() => mesh?.close());
 
-const SERVER = (port: number) => `apiVersion: policy.linkerd.io/v1beta3
-kind: Server
-metadata: { name: payments, namespace: default }
-spec:
-  podSelector: { matchLabels: { app: payments } }
-  port: ${port}
-  proxyProtocol: HTTP/1
----
-apiVersion: policy.linkerd.io/v1alpha1
-kind: MeshTLSAuthentication
-metadata: { name: admins, namespace: default }
-spec:
-  identities: ["admin.default.serviceaccount.identity.linkerd.cluster.local"]
----
-apiVersion: policy.linkerd.io/v1alpha1
-kind: MeshTLSAuthentication
-metadata: { name: meshed, namespace: default }
-spec:
-  identities: ["*"]
-`;
-
-/** An HTTPRoute on the Server; `spec` holds `rules:` (and `hostnames:`) lines, indented by two. */
-const ROUTE = (name: string, spec: string) => `---
-apiVersion: policy.linkerd.io/v1beta3
-kind: HTTPRoute
-metadata: { name: ${name}, namespace: default }
-spec:
-  parentRefs: [{ name: payments, kind: Server, group: policy.linkerd.io }]
-${spec}`;
-
-/** An AuthorizationPolicy on one route for `who` (admins or meshed). */
-const AUTHZ = (route: string, who: 'admins' | 'meshed') => `---
-apiVersion: policy.linkerd.io/v1alpha1
-kind: AuthorizationPolicy
-metadata: { name: ${route}-${who}, namespace: default }
-spec:
-  targetRef: { group: policy.linkerd.io, kind: HTTPRoute, name: ${route} }
-  requiredAuthenticationRefs: [{ name: ${who}, kind: MeshTLSAuthentication, group: policy.linkerd.io }]
-`;
+const SERVER = linkerdServer;
+const ROUTE = linkerdRoute;
+const AUTHZ = linkerdAuthz;
 
 function send(port: number, target: string, as: IssuedSvid, host = 'payments', method = 'GET') {
   return rawTlsRequest({ port, cert: as.certChainPem, key: as.keyPem, request: `${method} ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n` });
