@@ -6,7 +6,7 @@
  *   node --import tsx bench/policy.ts [--quick]
  */
 import { pathToFileURL } from 'node:url';
-import { ANY_ROUTING, alikeOf } from '../src/policy/equivalence.js';
+import { ANY_ROUTING, alikeOf } from '../src/policy/router-semantics.js';
 import { compilePolicy, type PolicyInput, type PolicyRequest } from '../src/policy/index.js';
 
 const TD = 'cluster.local';

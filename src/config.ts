@@ -3,7 +3,7 @@ import { durationSchema } from './duration.js';
 import { ConfigError } from './errors.js';
 import { describe, readableIssues } from './zod-issues.js';
 import { parseSpiffeId, parseWorkloadId, validateTrustDomain } from './identity/spiffe-id.js';
-import { type AuditRecord } from './inbound/authorize.js';
+import { type AuditRecord } from './inbound/policy-gate.js';
 import { DEFAULT_POLICIES, type DefaultPolicy } from './policy/model.js';
 
 /** Kubernetes-style DNS label: what service and namespace names are. */

@@ -1,7 +1,7 @@
 // The public API of sidecarless. Re-exports only.
 export { createMesh, type Mesh, type MeshStats } from './mesh.js';
 export { peerOf } from './inbound/peer-of.js';
-export { type AuditRecord } from './inbound/authorize.js';
+export { type AuditRecord } from './inbound/policy-gate.js';
 export {
   loadPolicy,
   compilePolicy,

@@ -9,12 +9,12 @@
  * Prints `ALLOW <rule>` or `DENY <rule>` (plus `audit: …` when audit rules matched). Exit 0 allow,
  * 1 deny (also for a malformed target or Host: `DENY (malformed …)`, the mesh's 400), 2 usage or
  * policy error. `--router` judges with the semantics of the router that serves the app, as the
- * mesh does at run time (policy/equivalence.ts).
+ * mesh does at run time (policy/router-semantics.ts).
  */
 import { PolicyError } from '../errors.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import { hostProblem, sameAuthority } from '../policy/authority.js';
-import { alikeOf, routingNamed } from '../policy/equivalence.js';
+import { alikeOf, routingNamed } from '../policy/router-semantics.js';
 import { compilePolicy, DEFAULT_POLICIES, type DefaultPolicy, loadPolicy, normalizeTarget } from '../policy/index.js';
 import { UsageError, defineCommand } from './args.js';
 import { readText } from './files.js';

@@ -26,7 +26,7 @@ interface Registry {
   readonly seen: WeakSet<object>;
   listening: boolean;
 }
-const kRegistry = Symbol.for('sidecarless.adoption');
+const kRegistry = Symbol.for('sidecarless.v1.adoption');
 const g = globalThis as { [kRegistry]?: Registry };
 const registry: Registry = (g[kRegistry] ??= { adopters: new Map(), seen: new WeakSet(), listening: false });
 

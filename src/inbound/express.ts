@@ -1,5 +1,5 @@
 import { type IncomingMessage, type ServerResponse } from 'node:http';
-import { EXPRESS_ROUTING } from '../policy/equivalence.js';
+import { EXPRESS_ROUTING } from '../policy/router-semantics.js';
 import { type InboundPipeline } from './pipeline.js';
 
 /**

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyPluginCallback } from 'fastify';
 import fp from 'fastify-plugin';
 import { type Server as HttpServer } from 'node:http';
 import { ConfigError } from '../errors.js';
-import { type RouterSemantics, fastifyRouting } from '../policy/equivalence.js';
+import { type RouterSemantics, fastifyRouting } from '../policy/router-semantics.js';
 import { peerOf } from './peer-of.js';
 import { type InboundPipeline } from './pipeline.js';
 import { HTTP2_UNSUPPORTED, type InboundServers, isHttp2Server } from './servers.js';
@@ -57,7 +57,7 @@ export function fastifyPlugin(pipeline: InboundPipeline, servers: InboundServers
 }
 
 /**
- * How this Fastify instance's router compares paths, from its options (policy/equivalence.ts).
+ * How this Fastify instance's router compares paths, from its options (policy/router-semantics.ts).
  * HEAD is always judged as GET: a route's own `exposeHeadRoute: true` serves HEAD from GET even
  * when the instance turned `exposeHeadRoutes` off, which the instance's options cannot tell.
  */

@@ -8,7 +8,7 @@ import { type Socket } from 'node:net';
 
 export const DEFAULT_FIRST_REQUEST_TIMEOUT_MS = 30_000;
 
-const kFirstRequest = Symbol.for('sidecarless.firstRequestTimer');
+const kFirstRequest = Symbol.for('sidecarless.v1.firstRequestTimer');
 
 type TimedSocket = Socket & { [kFirstRequest]?: NodeJS.Timeout | null };
 

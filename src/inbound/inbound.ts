@@ -12,7 +12,7 @@ import { recordAuthz } from '../telemetry/instruments.js';
 import { type TrafficStats } from '../telemetry/stats.js';
 import { type PeerVerifier } from '../tls/peer.js';
 import { type HandshakeStats, ServerTls } from '../tls/server-context.js';
-import { type AuditRecord, type AuthzStats, PolicyGate } from './authorize.js';
+import { type AuditRecord, type AuthzStats, PolicyGate } from './policy-gate.js';
 import { expressMiddleware } from './express.js';
 import { fastifyPlugin } from './fastify.js';
 import { DEFAULT_FIRST_REQUEST_TIMEOUT_MS } from './first-request.js';

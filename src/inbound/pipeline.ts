@@ -2,11 +2,11 @@ import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { type Duplex } from 'node:stream';
 import { type TLSSocket } from 'node:tls';
 import { type PeerIdentity } from '../identity/peer-identity.js';
-import { EXACT_ROUTING, type RouterSemantics, coversRouting, unionRouting } from '../policy/equivalence.js';
+import { EXACT_ROUTING, type RouterSemantics, coversRouting, unionRouting } from '../policy/router-semantics.js';
 import { type InboundObserver } from '../telemetry/inbound.js';
 import { socketPeer } from '../tls/peer.js';
 import { type ServerTls, isRefused } from '../tls/server-context.js';
-import { type Verdict } from './authorize.js';
+import { type Verdict } from './policy-gate.js';
 import { firstRequestSeen } from './first-request.js';
 import { respondHttp, respondSocket } from './responders.js';
 import { stripTrailers } from './trailers.js';
@@ -29,13 +29,13 @@ export interface InboundStats {
 }
 
 /** Process-wide keys (ESM and CJS copies share them). */
-const kAdmitted = Symbol.for('sidecarless.admitted');
+const kAdmitted = Symbol.for('sidecarless.v1.admitted');
 /**
  * Marks a socket whose request was malformed: it is answered 400 and closed, and nothing pipelined
  * after it on the same connection may reach the app (Node parses and emits such requests before the
  * socket is closed).
  */
-const kClosing = Symbol.for('sidecarless.closing');
+const kClosing = Symbol.for('sidecarless.v1.closing');
 
 /** Which pipeline admitted a request, and with which semantics: another mesh's verdict is not ours. */
 interface Admission {

@@ -1,13 +1,13 @@
 /**
  * Which router a node:http(s) server hands its requests to, read from its 'request' listeners, and
- * so which spellings of a path reach one handler (policy/equivalence.ts). An Express app (or an
+ * so which spellings of a path reach one handler (policy/router-semantics.ts). An Express app (or an
  * `express.Router()`) routes with EXPRESS_ROUTING whatever its settings; a plain function may wrap
  * any router (`(req, res) => app(req, res)`), so it is judged with ANY_ROUTING (fail closed). A
  * Fastify app without `register(mesh.fastify)` cannot be judged (its router options live in the
  * instance): unsafe.
  */
 import { type Server as HttpServer } from 'node:http';
-import { ANY_ROUTING, EXACT_ROUTING, EXPRESS_ROUTING, type RouterSemantics, unionRouting } from '../policy/equivalence.js';
+import { ANY_ROUTING, EXACT_ROUTING, EXPRESS_ROUTING, type RouterSemantics, unionRouting } from '../policy/router-semantics.js';
 
 export type ServerRouting = { readonly kind: 'known'; readonly routing: RouterSemantics } | { readonly kind: 'unsafe'; readonly why: string };
 

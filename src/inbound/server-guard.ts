@@ -14,13 +14,13 @@
 import { type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { type Duplex } from 'node:stream';
 import { type TLSSocket } from 'node:tls';
-import { type RouterSemantics } from '../policy/equivalence.js';
+import { type RouterSemantics } from '../policy/router-semantics.js';
 import { armFirstRequestTimer } from './first-request.js';
 import { type InboundPipeline } from './pipeline.js';
 import { respondHttp } from './responders.js';
 import { type ServerRouting, routingOfServer } from './router-kind.js';
 
-const kGuard = Symbol.for('sidecarless.guard');
+const kGuard = Symbol.for('sidecarless.v1.guard');
 
 /** What a guarded server knows about itself. */
 export interface GuardState {

@@ -3,7 +3,7 @@ import { hostProblem, sameAuthority } from '../policy/authority.js';
 import { type NormalizedTarget, normalizeTarget } from '../policy/index.js';
 
 /** Process-wide key under which a request's checked target is kept (ESM and CJS copies share it). */
-const kTarget = Symbol.for('sidecarless.target');
+const kTarget = Symbol.for('sidecarless.v1.target');
 
 /** A request as the gate judges it: the normalized path and the one host the app will read. */
 export type CheckedTarget =

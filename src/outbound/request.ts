@@ -24,7 +24,7 @@ import { type LegacyHandler, addHeaders, parseRawHeaders, withHost } from './han
 import { OutboundObservation } from '../telemetry/outbound.js';
 import { Deadline, retryDecision } from './retry/index.js';
 import { type PreparedBody, prepareBody } from './retry/replay-body.js';
-import { type Endpoint, type OutboundService, type RequestSettings } from './service.js';
+import { type PooledEndpoint, type OutboundService, type RequestSettings } from './service.js';
 
 /** A retried response body larger than this is not read to the end: its connection is dropped. */
 const MAX_DISCARD_BYTES = 64 * 1024;
@@ -53,7 +53,7 @@ class Attempt implements LegacyHandler {
 
   constructor(
     readonly req: MeshRequest,
-    readonly endpoint: Endpoint,
+    readonly endpoint: PooledEndpoint,
     readonly inflight: InFlight,
   ) {
     this.startedAt = req.observation?.tracing ? req.clock.now() : 0;

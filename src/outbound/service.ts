@@ -19,7 +19,7 @@ export const DEFAULT_CONNECTIONS_PER_ENDPOINT = 128;
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 10_000;
 
 /** One endpoint: where it is, who it must be, and one undici Pool over mTLS. */
-export class Endpoint {
+export class PooledEndpoint {
   constructor(
     /** The balancer's key: address and expected identity. */
     readonly key: string,
@@ -147,7 +147,7 @@ export class OutboundService implements RoutableService {
   readonly #tls: ClientTls;
   readonly #connections: number;
   readonly #keepAliveTimeout: number;
-  #endpoints = new Map<string, Endpoint>();
+  #endpoints = new Map<string, PooledEndpoint>();
   /** Pools of removed endpoints, closing once their in-flight requests end. */
   readonly #draining = new Map<Pool, Promise<void>>();
   #split: Split | undefined;
@@ -224,11 +224,11 @@ export class OutboundService implements RoutableService {
     this.setEndpoints(c.endpoints);
   }
 
-  get endpoints(): readonly Endpoint[] {
+  get endpoints(): readonly PooledEndpoint[] {
     return [...this.#endpoints.values()];
   }
 
-  endpoint(key: string): Endpoint | undefined {
+  endpoint(key: string): PooledEndpoint | undefined {
     return this.#endpoints.get(key);
   }
 
@@ -294,12 +294,12 @@ export class OutboundService implements RoutableService {
     });
     this.balancer.setEndpoints(specs.map((s) => ({ key: s.key, weight: s.cfg.weight })));
     const old = this.#endpoints;
-    const next = new Map<string, Endpoint>();
+    const next = new Map<string, PooledEndpoint>();
     for (const s of specs) {
       const kept = old.get(s.key);
       if (kept) {
         old.delete(s.key);
-        next.set(s.key, kept.zone === s.cfg.zone && kept.labels === s.cfg.labels ? kept : new Endpoint(s.key, kept.address, kept.origin, kept.identity, kept.pool, s.cfg.zone, s.cfg.labels));
+        next.set(s.key, kept.zone === s.cfg.zone && kept.labels === s.cfg.labels ? kept : new PooledEndpoint(s.key, kept.address, kept.origin, kept.identity, kept.pool, s.cfg.zone, s.cfg.labels));
       } else next.set(s.key, this.#create(s.key, s.cfg, s.identity));
     }
     this.#endpoints = next;
@@ -310,7 +310,7 @@ export class OutboundService implements RoutableService {
     this.#draining.set(pool, pool.close().catch(() => {}).finally(() => this.#draining.delete(pool)));
   }
 
-  #create(key: string, cfg: EndpointConfig, identity: string): Endpoint {
+  #create(key: string, cfg: EndpointConfig, identity: string): PooledEndpoint {
     const { host, port } = parseAddress(cfg.address)!;
     const origin = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
     const pool = new (loadUndici().Pool)(origin, {
@@ -322,7 +322,7 @@ export class OutboundService implements RoutableService {
       keepAliveTimeout: this.#keepAliveTimeout,
       connections: this.#connections,
     });
-    return new Endpoint(key, cfg.address, origin, identity, pool, cfg.zone, cfg.labels);
+    return new PooledEndpoint(key, cfg.address, origin, identity, pool, cfg.zone, cfg.labels);
   }
 
   stats(): OutboundServiceStats {

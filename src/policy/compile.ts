@@ -86,7 +86,7 @@ export interface CompiledPolicy {
   /** Number of rules that apply to this workload (top-level plus server rules). */
   readonly ruleCount: number;
   /**
-   * Whether a request's alike spellings (policy/equivalence.ts) can change a decision: a deny or
+   * Whether a request's alike spellings (policy/router-semantics.ts) can change a decision: a deny or
    * audit rule with paths or methods, an allow rule with notPaths or notMethods, or named server
    * routes. When false, the gate skips computing them.
    */

@@ -4,7 +4,7 @@
  */
 import { type IpRange, type ParsedIp, inRanges, parseCidr, parseIp } from './cidr.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
-import { type Alike, routerDecode } from './equivalence.js';
+import { type Alike, routerDecode } from './router-semantics.js';
 import type { Condition, PolicyRequest } from './model.js';
 import { type PathMatcher, type StringMatcher, compilePaths, compileStrings, matchPath, matchString } from './patterns.js';
 
@@ -130,7 +130,7 @@ export function compileClause(c: Condition): CompiledClause {
 const lowerCase = (p: string) => p.toLowerCase();
 
 /**
- * The patterns plus their router-decoded forms (policy/equivalence.ts), or `list` itself when no
+ * The patterns plus their router-decoded forms (policy/router-semantics.ts), or `list` itself when no
  * pattern decodes to something else. A decoding router serves `/CAF%C3%89` and `/caf%C3%A9` (and
  * `/a|b` and `/a%7Cb`) from one handler, so alike spellings are compared with decoded patterns too.
  * A form whose decoding made pattern syntax (`%2A` → `*`, `%7B` → `{`) is left out: it would be a
@@ -237,7 +237,7 @@ function anyAlikeMethod(m: StringMatcher, a: Alike): boolean {
 }
 
 /**
- * How a clause uses the alike spellings of a request (policy/equivalence.ts), always in the
+ * How a clause uses the alike spellings of a request (policy/router-semantics.ts), always in the
  * direction that fails closed: WIDEN_DENY (deny and audit rules) — positive `paths`/`methods`
  * hold when any alike spelling matches; NARROW_ALLOW (allow rules, server routes) — `notPaths`/
  * `notMethods` exclude when any alike spelling is listed. Every other field judges what was sent.

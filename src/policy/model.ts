@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import type { PeerIdentity } from '../identity/peer-identity.js';
-import type { Alike } from './equivalence.js';
+import type { Alike } from './router-semantics.js';
 import { parseCidr } from './cidr.js';
 import { formatPath, policyError, type PolicyIssue } from './issues.js';
 import { normalizePath } from './normalize.js';
@@ -170,7 +170,7 @@ export interface PolicyRequest {
   header(name: string): string | undefined;
   /**
    * The other spellings the protected router serves from this request's handler (see
-   * policy/equivalence.ts, `alikeOf`); absent: judged exactly as sent.
+   * policy/router-semantics.ts, `alikeOf`); absent: judged exactly as sent.
    */
   readonly alike?: Alike;
 }

@@ -17,7 +17,7 @@ import { extractContext, tracer } from './tracing.js';
 const { SpanKind, SpanStatusCode, context, trace } = api;
 
 /** Process-wide key (ESM and CJS copies share it) of a request's observation. */
-const kObservation = Symbol.for('sidecarless.observation');
+const kObservation = Symbol.for('sidecarless.v1.observation');
 
 interface Observation {
   readonly owner: InboundObserver;

@@ -40,7 +40,7 @@ export const otel: OtelApi | undefined = loadOtelApi();
 export const api: OtelApi = otel ?? ({} as OtelApi);
 
 /** Process-wide (ESM and CJS copies of the mesh share it): the missing API is reported once. */
-const kReported = Symbol.for('sidecarless.otel.missingReported');
+const kReported = Symbol.for('sidecarless.v1.otel.missingReported');
 
 export const TELEMETRY_OFF_MESSAGE =
   `${OTEL_API} is not installed: OpenTelemetry metrics and traces are off (mesh.stats(), the admin endpoint ` +

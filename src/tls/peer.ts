@@ -8,9 +8,9 @@ import { type SpiffeId, kubernetesParts } from '../identity/spiffe-id.js';
 import { MAX_CHAIN_CERTIFICATES, type VerifiedChain, verifySvidChain } from '../identity/svid.js';
 
 /** Process-wide key (shared by ESM and CJS copies) under which a socket's verified peer is cached. */
-export const kPeer: unique symbol = Symbol.for('sidecarless.peer') as never;
+export const kPeer: unique symbol = Symbol.for('sidecarless.v1.peer') as never;
 /** Why a socket has no verified peer (for logs and stats). */
-export const kPeerError: unique symbol = Symbol.for('sidecarless.peerError') as never;
+export const kPeerError: unique symbol = Symbol.for('sidecarless.v1.peerError') as never;
 
 export interface PeerSocket extends TLSSocket {
   [kPeer]?: PeerIdentity | null;

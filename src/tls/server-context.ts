@@ -23,7 +23,7 @@ export const MIN_TLS_VERSION = 'TLSv1.2';
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** Process-wide key: the connection was refused (closed) by the mesh; nothing on it is ever admitted. */
-const kRefused = Symbol.for('sidecarless.refused');
+const kRefused = Symbol.for('sidecarless.v1.refused');
 
 /** Whether the mesh refused this connection (its peer failed verification, or our SVID expired). */
 export function isRefused(socket: unknown): boolean {

@@ -9,7 +9,7 @@ import { Agent, type Server, request as httpsRequest } from 'node:https';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type DevCa, type IssuedSvid, type Mesh, PolicyError, createDevCa, createMesh, peerOf } from '../../src/index.js';
-import { type AuditRecord } from '../../src/inbound/authorize.js';
+import { type AuditRecord } from '../../src/inbound/policy-gate.js';
 import { type Logger } from '../../src/config.js';
 import { ManualSource, filesOf, tempDir } from '../helpers/certs.js';
 import { LOOPBACK, closeServer, listen, rawTlsRequest, waitFor } from '../helpers/net.js';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import express from 'express';
 import Fastify from 'fastify';
-import { ANY_ROUTING, EXPRESS_ROUTING } from '../../src/policy/equivalence.js';
+import { ANY_ROUTING, EXPRESS_ROUTING } from '../../src/policy/router-semantics.js';
 import { routingOfListener, routingOfServer } from '../../src/inbound/router-kind.js';
 
 test('an Express app and an express.Router() route with Express semantics; a plain function may wrap any router', () => {

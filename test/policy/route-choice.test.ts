@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compilePolicy, loadPolicy } from '../../src/policy/index.js';
-import { alikeOf, EXPRESS_ROUTING } from '../../src/policy/equivalence.js';
+import { alikeOf, EXPRESS_ROUTING } from '../../src/policy/router-semantics.js';
 import { matchRank } from '../../src/policy/import/linkerd.js';
 import { OPTS, issuesOf, req } from './helpers.js';
 

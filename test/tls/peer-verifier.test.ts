@@ -93,7 +93,7 @@ describe('getPeerCertificate(false) before (true): the leaf and intermediates st
     const serverTls = new ServerTls(serverSource, serverVerifier, 'strict');
     const peers: Array<string | undefined> = [];
     const srv = createServer(serverTls.options(), (s) => {
-      peers.push((s as TLSSocket & { [k: symbol]: { spiffeId: string } | null })[Symbol.for('sidecarless.peer')]?.spiffeId);
+      peers.push((s as TLSSocket & { [k: symbol]: { spiffeId: string } | null })[Symbol.for('sidecarless.v1.peer')]?.spiffeId);
       s.end();
     });
     serverTls.attach(srv);

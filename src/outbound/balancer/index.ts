@@ -14,21 +14,21 @@ import { randomPicker } from './random.js';
 import { p2cEwmaPicker } from './p2c.js';
 import { leastRequestPicker } from './least-request.js';
 import { roundRobinPicker } from './round-robin.js';
-import { MeshBalancer, type Picker } from './weighted.js';
+import { MeshBalancer, type Picker } from './mesh-balancer.js';
 import { ConfigError } from '../../errors.js';
 import type { Balancer, BalancerKind, BalancerOptions } from './types.js';
 
 export type * from './types.js';
 export { DEFAULT_BALANCER } from './types.js';
 export { DEFAULT_EWMA_SETTINGS, PeakEwma, ewmaSettings, type EwmaSettings } from './ewma.js';
-export { AliasTable } from './weighted.js';
+export { AliasTable } from './mesh-balancer.js';
 export { seededRandom } from './random.js';
 export {
   DEFAULT_FAILURE_ACCRUAL_SETTINGS,
   EndpointAccrual,
   failureAccrualSettings,
   type FailureAccrualSettings,
-} from '../failure-accrual.js';
+} from './failure-accrual.js';
 
 export const BALANCER_KINDS: readonly BalancerKind[] = Object.freeze(['p2c-ewma', 'least-request', 'round-robin', 'random']);
 

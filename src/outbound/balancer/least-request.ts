@@ -4,13 +4,13 @@
  * `p2cLeastLoaded`. O(1). Blind to latency: an endpoint that answers slowly but steadily is
  * penalised only through its pending count.
  */
-import type { Endpoint, Picker, ReadySet } from './weighted.js';
+import type { BalancedEndpoint, Picker, ReadySet } from './mesh-balancer.js';
 
 export function leastRequestPicker(random: () => number): Picker {
   return {
     kind: 'least-request',
     rebuild() {},
-    pick(set: ReadySet): Endpoint {
+    pick(set: ReadySet): BalancedEndpoint {
       const i = set.draw(random);
       const j = set.drawSecond(i, random);
       const a = set.list[i]!;

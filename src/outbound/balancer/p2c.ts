@@ -8,10 +8,10 @@
  * latency sample arrives, and makes an endpoint that stopped answering expensive as its tries
  * pile up.
  */
-import type { Endpoint, Picker, ReadySet } from './weighted.js';
+import type { BalancedEndpoint, Picker, ReadySet } from './mesh-balancer.js';
 
 /** The cost P2C-EWMA compares: latency estimate (decayed to `now`) × (pending + 1). */
-export function ewmaCost(ep: Endpoint, now: number): number {
+export function ewmaCost(ep: BalancedEndpoint, now: number): number {
   return ep.ewma.get(now) * (ep.pending + 1);
 }
 
@@ -19,7 +19,7 @@ export function p2cEwmaPicker(random: () => number): Picker {
   return {
     kind: 'p2c-ewma',
     rebuild() {},
-    pick(set: ReadySet, now: number): Endpoint {
+    pick(set: ReadySet, now: number): BalancedEndpoint {
       const i = set.draw(random);
       const j = set.drawSecond(i, random);
       const a = set.list[i]!;

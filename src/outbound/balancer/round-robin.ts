@@ -6,7 +6,7 @@
  * order, so over any Σw picks with integer weights each endpoint gets exactly its weight.
  * The schedule restarts whenever the ready set changes (endpoints updated, ejected, readmitted).
  */
-import type { Endpoint, Picker, ReadySet } from './weighted.js';
+import type { BalancedEndpoint, Picker, ReadySet } from './mesh-balancer.js';
 
 export function roundRobinPicker(random: () => number): Picker {
   let cursor = 0;
@@ -48,7 +48,7 @@ export function roundRobinPicker(random: () => number): Picker {
       for (let i = 0; i < n; i++) heap.push(i);
       for (let i = (n >> 1) - 1; i >= 0; i--) siftDown(i);
     },
-    pick(set: ReadySet): Endpoint {
+    pick(set: ReadySet): BalancedEndpoint {
       if (set.uniform) {
         const n = set.list.length;
         if (cursor >= n) cursor = 0;

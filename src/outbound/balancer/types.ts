@@ -8,7 +8,7 @@
  */
 import type { Clock } from '../../clock.js';
 import type { EwmaSettings } from './ewma.js';
-import type { FailureAccrualSettings } from '../failure-accrual.js';
+import type { FailureAccrualSettings } from './failure-accrual.js';
 
 /** The load-balancing algorithms. `p2c-ewma` is the default (linkerd2-proxy, Finagle). */
 export type BalancerKind = 'p2c-ewma' | 'least-request' | 'round-robin' | 'random';
@@ -53,8 +53,8 @@ export interface InFlight {
   end(outcome: Outcome): void;
 }
 
-/** Failure-accrual state of an endpoint. */
-export type EndpointState = 'ready' | 'ejected' | 'probing';
+export type { EndpointState } from './failure-accrual.js';
+import type { EndpointState } from './failure-accrual.js';
 
 /** A point-in-time view of one endpoint, for `mesh.stats()` and metrics. */
 export interface EndpointSnapshot {

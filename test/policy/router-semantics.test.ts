@@ -12,7 +12,7 @@ import {
   routerDecode,
   trailingSlashTwin,
   unionRouting,
-} from '../../src/policy/equivalence.js';
+} from '../../src/policy/router-semantics.js';
 import { compilePolicy, loadPolicy } from '../../src/policy/index.js';
 import { type PolicyRequest } from '../../src/policy/model.js';
 

@@ -6,7 +6,7 @@ import {
   EndpointAccrual,
   failureAccrualSettings,
   DEFAULT_FAILURE_ACCRUAL_SETTINGS,
-} from '../../src/outbound/failure-accrual.js';
+} from '../../src/outbound/balancer/failure-accrual.js';
 
 function fail(lb: ReturnType<typeof createBalancer>, key: string, n: number) {
   for (let i = 0; i < n; i++) lb.get(key)!.start().end({ ok: false, failure: 'connect' });

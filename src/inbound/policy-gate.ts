@@ -1,7 +1,7 @@
 import { type IncomingMessage } from 'node:http';
 import { type TLSSocket } from 'node:tls';
 import { type PeerIdentity } from '../identity/peer-identity.js';
-import { EXACT_ROUTING, type RouterSemantics, alikeOf } from '../policy/equivalence.js';
+import { EXACT_ROUTING, type RouterSemantics, alikeOf } from '../policy/router-semantics.js';
 import {
   type CompiledPolicy,
   type Decision,
@@ -93,7 +93,7 @@ export class PolicyGate {
 
   /**
    * Judges one request from `peer`. `routing` says which spellings the app's router serves from
-   * the same handler (policy/equivalence.ts): DENY rules judge all of them, ALLOW rules only what
+   * the same handler (policy/router-semantics.ts): DENY rules judge all of them, ALLOW rules only what
    * was sent. `recheck`: the request was admitted before under narrower semantics; only a denial
    * is counted.
    */

@@ -27,7 +27,7 @@
 import { p2cEwmaPicker } from './p2c.js';
 import { systemClock, type Clock } from '../../clock.js';
 import { ConfigError } from '../../errors.js';
-import { EndpointAccrual, failureAccrualSettings, type FailureAccrualSettings } from '../failure-accrual.js';
+import { EndpointAccrual, failureAccrualSettings, type FailureAccrualSettings } from './failure-accrual.js';
 import { PeakEwma, ewmaSettings, type EwmaSettings } from './ewma.js';
 import type {
   Balancer,
@@ -90,12 +90,12 @@ export class AliasTable {
 /** The endpoints a picker chooses from: the ready ones, with their sampling structure. */
 export class ReadySet {
   /** Ready endpoints that can be drawn (positive weight, or all ready if none has). */
-  readonly list: Endpoint[];
+  readonly list: BalancedEndpoint[];
   /** True when every endpoint in `list` has the same weight. */
   readonly uniform: boolean;
   private readonly alias: AliasTable | undefined;
 
-  constructor(ready: Endpoint[]) {
+  constructor(ready: BalancedEndpoint[]) {
     const positive = ready.filter((e) => e.weight > 0);
     this.list = positive.length > 0 ? positive : ready;
     const w0 = this.list[0]?.weight;
@@ -104,7 +104,7 @@ export class ReadySet {
   }
 
   /** Weight used for sampling (1 for everyone when no ready endpoint has a positive weight). */
-  weightOf(e: Endpoint): number {
+  weightOf(e: BalancedEndpoint): number {
     return this.uniform ? 1 : e.weight;
   }
 
@@ -130,13 +130,13 @@ export interface Picker {
   /** Called whenever the ready set changes (endpoints set, ejected, readmitted). */
   rebuild(set: ReadySet): void;
   /** Chooses an endpoint; called only with `set.list.length >= 2`. */
-  pick(set: ReadySet, now: number): Endpoint;
+  pick(set: ReadySet, now: number): BalancedEndpoint;
 }
 
 class Try implements InFlight {
   private done = false;
   constructor(
-    private readonly ep: Endpoint,
+    private readonly ep: BalancedEndpoint,
     private readonly startedAt: number,
     readonly probe: boolean,
   ) {}
@@ -148,7 +148,7 @@ class Try implements InFlight {
 }
 
 /** One endpoint and its state. Handed out by `pick()` as an `EndpointHandle`. */
-export class Endpoint implements EndpointHandle {
+export class BalancedEndpoint implements EndpointHandle {
   weight: number;
   pending = 0;
   requests = 0;
@@ -230,12 +230,12 @@ export class MeshBalancer implements Balancer {
   readonly accrualSettings: FailureAccrualSettings | undefined;
   private readonly onStateChange: ((c: StateChange) => void) | undefined;
 
-  private all = new Map<string, Endpoint>();
-  private order: Endpoint[] = [];
+  private all = new Map<string, BalancedEndpoint>();
+  private order: BalancedEndpoint[] = [];
   private readyCount = 0;
   private set: ReadySet = new ReadySet([]);
   /** Probing endpoints whose probe has not started: the next picks go to them, one try each. */
-  private probeQueue: Endpoint[] = [];
+  private probeQueue: BalancedEndpoint[] = [];
   /** Earliest `probeAt` among ejected endpoints (Infinity if none): pick() polls only then. */
   private nextPollAt = Infinity;
   private panicPicks = 0;
@@ -274,8 +274,8 @@ export class MeshBalancer implements Balancer {
     if (issues.length > 0) {
       throw new ConfigError(`invalid endpoint list: ${issues.map((x) => `${x.path} ${x.message}`).join('; ')}. Give each endpoint a unique key and a weight >= 0.`, issues);
     }
-    const next = new Map<string, Endpoint>();
-    const order: Endpoint[] = [];
+    const next = new Map<string, BalancedEndpoint>();
+    const order: BalancedEndpoint[] = [];
     const diff: EndpointsDiff = { added: [], removed: [], kept: [] };
     for (const spec of list) {
       let ep = this.all.get(spec.key);
@@ -283,7 +283,7 @@ export class MeshBalancer implements Balancer {
         ep.weight = spec.weight ?? 1;
         diff.kept.push(spec.key);
       } else {
-        ep = new Endpoint(spec.key, spec.weight ?? 1, this);
+        ep = new BalancedEndpoint(spec.key, spec.weight ?? 1, this);
         diff.added.push(spec.key);
       }
       next.set(spec.key, ep);
@@ -336,13 +336,13 @@ export class MeshBalancer implements Balancer {
   }
 
   /** @internal the probe of `ep` has started: later picks go elsewhere until it ends. */
-  probeStarted(ep: Endpoint): void {
+  probeStarted(ep: BalancedEndpoint): void {
     const i = this.probeQueue.indexOf(ep);
     if (i >= 0) this.probeQueue.splice(i, 1);
   }
 
   /** @internal accrual bookkeeping for one ended try. */
-  recordOutcome(ep: Endpoint, ok: boolean, probe: boolean, latencyMs: number, now: number): void {
+  recordOutcome(ep: BalancedEndpoint, ok: boolean, probe: boolean, latencyMs: number, now: number): void {
     const from = ep.accrual.state;
     const t = ep.accrual.record(ok, probe, now, () => this.readyCount > 1);
     if (t === 'none' || t === 'kept') return;
@@ -372,8 +372,8 @@ export class MeshBalancer implements Balancer {
   }
 
   /** Nothing is ready: rather than fail for certain, use the endpoint closest to its probe. */
-  private panic(): Endpoint | undefined {
-    let best: Endpoint | undefined;
+  private panic(): BalancedEndpoint | undefined {
+    let best: BalancedEndpoint | undefined;
     for (const ep of this.order) {
       if (best === undefined || this.panicRank(ep) < this.panicRank(best)) best = ep;
     }
@@ -381,13 +381,13 @@ export class MeshBalancer implements Balancer {
     return best;
   }
 
-  private panicRank(ep: Endpoint): number {
+  private panicRank(ep: BalancedEndpoint): number {
     const a = ep.accrual;
     return a.state === 'probing' ? -1 : a.state === 'ejected' ? a.probeAt : -2;
   }
 
   private rebuild(): void {
-    const ready: Endpoint[] = [];
+    const ready: BalancedEndpoint[] = [];
     let next = Infinity;
     for (const ep of this.order) {
       const st = ep.accrual.state;
@@ -400,7 +400,7 @@ export class MeshBalancer implements Balancer {
     this.picker.rebuild(this.set);
   }
 
-  private emit(ep: Endpoint, from: EndpointState, at: number): void {
+  private emit(ep: BalancedEndpoint, from: EndpointState, at: number): void {
     const to = ep.accrual.state;
     if (!this.onStateChange || from === to) return;
     const change: StateChange = { key: ep.key, from, to, at };

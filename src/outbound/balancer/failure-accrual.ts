@@ -25,10 +25,12 @@
  * - No timers: the transition to `probing` happens when the balancer next picks (`poll`), so a
  *   frozen serverless instance loses nothing.
  */
-import { penaltyBackoff, type PenaltyBackoffSettings } from './retry/backoff.js';
-import type { EndpointState } from './balancer/types.js';
+import { penaltyBackoff, type PenaltyBackoffSettings } from '../retry/backoff.js';
 
 /** Settings of failure accrual. Defaults are Linkerd's consecutive-failures defaults. */
+/** Failure-accrual state of an endpoint. */
+export type EndpointState = 'ready' | 'ejected' | 'probing';
+
 export interface FailureAccrualSettings extends PenaltyBackoffSettings {
   /** Consecutive failures that eject an endpoint. Default 7 (Linkerd `max-failures`, Finagle). */
   consecutiveFailures: number;
