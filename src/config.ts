@@ -5,6 +5,8 @@ import { describe, readableIssues } from './zod-issues.js';
 import { parseSpiffeId, parseWorkloadId, validateTrustDomain } from './identity/spiffe-id.js';
 import { type AuditRecord } from './inbound/policy-gate.js';
 import { DEFAULT_POLICIES, type DefaultPolicy } from './policy/model.js';
+import { parseAddress } from './outbound/address.js';
+import { type Logger } from './logger.js';
 
 /** Kubernetes-style DNS label: what service and namespace names are. */
 const dnsLabel = z
@@ -27,14 +29,7 @@ const spiffeId = z.string().superRefine((v, ctx) => {
   }
 });
 
-/** `host:port`, `[v6]:port`. */
-export function parseAddress(address: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(address);
-  if (!m) return undefined;
-  const port = Number(m[3]);
-  if (port < 1 || port > 65535) return undefined;
-  return { host: (m[1] ?? m[2])!, port };
-}
+export { parseAddress };
 
 const address = z.string().refine((v) => parseAddress(v) !== undefined, {
   message: 'must be host:port (IPv6 as [::1]:port), port 1-65535',
@@ -197,6 +192,11 @@ export const serviceSchema = z
     namespace: dnsLabel.optional(),
     /** The SPIFFE ID every endpoint must present unless it names its own; default spiffe://<td>/ns/<namespace>/sa/<name>. */
     identity: spiffeId.optional(),
+    /**
+     * The host names an app may write for it (`payments.example.com`, `payments:8080`, `*.payments.internal`);
+     * default the Kubernetes forms name, name.ns, name.ns.svc, name.ns.svc.cluster.local. Given, they replace the defaults.
+     */
+    hostnames: z.array(z.string().min(1)).min(1).optional(),
     balancer: z.enum(BALANCERS).optional(),
     ewma: ewmaSchema.optional(),
     failureAccrual: failureAccrualSchema.optional(),
@@ -215,34 +215,6 @@ export type SplitConfig = z.output<typeof splitSchema>;
 export type SplitInput = z.input<typeof splitSchema>;
 export type RouteConfig = z.output<typeof routeSchema>;
 export { splitSchema };
-
-/**
- * Cross-service checks of splits (config and `mesh.setSplit`): every backend is a known service;
- * a backend other than the service itself has no split of its own (one level, hence no cycles).
- */
-export function splitIssues(
-  services: Record<string, { split?: SplitConfig | undefined; routes?: ReadonlyArray<{ split?: SplitConfig | undefined }> | undefined }>,
-): Array<{ path: Array<string | number>; message: string }> {
-  const issues: Array<{ path: Array<string | number>; message: string }> = [];
-  const hasSplit = (name: string) => {
-    const s = services[name];
-    return !!s && (!!s.split || (s.routes ?? []).some((r) => !!r.split));
-  };
-  for (const [name, svc] of Object.entries(services)) {
-    const check = (split: SplitConfig | undefined, base: Array<string | number>) =>
-      split?.forEach((b, i) => {
-        if (b.service === name) return;
-        if (!(b.service in services)) {
-          issues.push({ path: [...base, i, 'service'], message: `"${b.service}" is not a mesh service; add it to outbound.services` });
-        } else if (hasSplit(b.service)) {
-          issues.push({ path: [...base, i, 'service'], message: `"${b.service}" has a split itself: a backend must be a service with endpoints` });
-        }
-      });
-    check(svc.split, [name, 'split']);
-    svc.routes?.forEach((r, i) => check(r.split, [name, 'routes', i, 'split']));
-  }
-  return issues;
-}
 
 const identitySchema = z.union([
   z.object({ dir: z.string().min(1), pollInterval: durationSchema.optional(), startTimeout: durationSchema.optional() }).strict(),
@@ -295,12 +267,14 @@ const outboundSchema = z
   .object({
     egress: z.enum(['allow', 'deny']).default('allow'),
     connectTimeout: durationSchema.default(10_000),
+    /**
+     * How long a request waits for what a live control plane has not delivered yet (a split
+     * backend, a service's endpoints) before it fails naming it. Default 3 s (linkerd2-proxy's failfast).
+     */
+    pendingTimeout: durationSchema.optional(),
     services: z.record(dnsLabel, serviceSchema).default({}),
   })
   .strict()
-  .superRefine((o, ctx) => {
-    for (const i of splitIssues(o.services)) ctx.addIssue({ code: 'custom', path: ['services', ...i.path], message: i.message });
-  })
   .default({ egress: 'allow', connectTimeout: 10_000, services: {} });
 
 const adminSchema = z
@@ -329,19 +303,17 @@ export const meshOptionsSchema = z
   })
   .strict();
 
-export interface Logger {
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
+export type { Logger };
 
 export type MeshOptionsInput = z.input<typeof meshOptionsSchema>;
 type ParsedOptions = z.output<typeof meshOptionsSchema>;
 export type MeshConfig = Omit<ParsedOptions, 'inbound'> & {
   spiffeId: string;
-  inbound: Omit<ParsedOptions['inbound'], 'defaultPolicy'> & { defaultPolicy: DefaultPolicy };
+  inbound: Omit<ParsedOptions['inbound'], 'defaultPolicy'> & { defaultPolicy: DefaultPolicy; defaultPolicyExplicit: boolean };
 };
 export type ServiceConfig = z.output<typeof serviceSchema>;
+/** What `mesh.setService` and `outbound.services.<name>` take. */
+export type ServiceInput = z.input<typeof serviceSchema>;
 
 /** Environment variables that fill options the code did not set (the code wins). */
 export const ENV = {
@@ -455,5 +427,5 @@ export function resolveConfig(input: MeshOptionsInput, env: NodeJS.ProcessEnv = 
     );
   }
   const defaultPolicy = c.inbound.defaultPolicy ?? (c.inbound.mode === 'permissive' ? 'all-unauthenticated' : 'all-authenticated');
-  return { ...c, spiffeId: spiffe, inbound: { ...c.inbound, defaultPolicy } };
+  return { ...c, spiffeId: spiffe, inbound: { ...c.inbound, defaultPolicy, defaultPolicyExplicit: c.inbound.defaultPolicy !== undefined } };
 }

@@ -2,10 +2,15 @@ import { type Server } from 'node:https';
 import { type TlsOptions } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { type Clock, systemClock } from './clock.js';
-import { type EndpointInput, type Logger, type MeshConfig, type MeshOptionsInput, type SplitInput, resolveConfig } from './config.js';
+import { type EndpointInput, type Logger, type MeshConfig, type MeshOptionsInput, type ServiceInput, type SplitInput, resolveConfig } from './config.js';
+import { type RejectedSnapshot, Reconciler } from './control-plane/reconcile.js';
+import { type InboundMode, type MeshSnapshot } from './control-plane/snapshot.js';
+import { StaticControlPlane, asOptionPath } from './control-plane/static.js';
+import * as updates from './control-plane/updates.js';
+import { type PendingReference } from './control-plane/validate.js';
 import { Inbound, type InboundMeshStats } from './inbound/inbound.js';
 import { type RequestListener } from './inbound/servers.js';
-import { Outbound, type OutboundMeshStats } from './outbound/outbound.js';
+import { DEFAULT_PENDING_TIMEOUT_MS, Outbound, type OutboundMeshStats } from './outbound/outbound.js';
 import { ConfigError } from './errors.js';
 import { createDevCa, type DevCa } from './identity/dev-ca.js';
 import { consoleLogger } from './logger.js';
@@ -31,6 +36,16 @@ export interface MeshStats {
   outbound: OutboundMeshStats;
   /** Golden signals per direction, peer and route (what the admin /metrics and `sidecarless stat` show). */
   traffic: TrafficSnapshot;
+  /** The snapshot in force: its version and source, what it still waits for, the last one refused. */
+  snapshot: SnapshotStatus;
+}
+
+export interface SnapshotStatus {
+  version: string;
+  source: string;
+  services: number;
+  pending: PendingReference[];
+  lastRejected?: RejectedSnapshot;
 }
 
 export interface Mesh {
@@ -67,6 +82,16 @@ export interface Mesh {
    * The next request follows the new weights; requests in flight finish where they are.
    */
   setSplit(service: string, split: SplitInput | null): void;
+  /**
+   * Adds or replaces a service at run time (the spelling of `outbound.services.<name>`), or removes
+   * it with `null`: new requests stop reaching it, in-flight ones finish. A service that stays keeps
+   * its connections, latency estimates and retry budget. Throws ConfigError naming bad paths.
+   */
+  setService(name: string, service: ServiceInput | null): void;
+  /** Switches inbound STRICT ↔ PERMISSIVE for new connections (open ones keep theirs). */
+  setInboundMode(mode: InboundMode): void;
+  /** The MeshSnapshot the mesh runs on now, with its version and source. */
+  snapshot(): MeshSnapshot;
   stats(): MeshStats;
   /** The admin endpoint, when `admin: { port }` was given. */
   readonly admin?: AdminEndpoint;
@@ -124,84 +149,87 @@ export interface CreateMeshInternals {
   env?: NodeJS.ProcessEnv;
 }
 
+/** The outbound side: typed settings only (the snapshot's), one mTLS client. */
+function buildOutbound(config: MeshConfig, source: X509Source, tls: ClientTls, clock: Clock, traffic: TrafficStats, logger: Logger, controlPlane: () => string): Outbound {
+  return new Outbound({
+    tls,
+    clock,
+    traffic,
+    logger,
+    egress: config.outbound.egress,
+    pendingTimeoutMs: config.outbound.pendingTimeout ?? DEFAULT_PENDING_TIMEOUT_MS,
+    checkIdentity: () => void source.getX509Svid(),
+    source: controlPlane,
+  });
+}
+
 /**
- * Wires an identity source into inbound (mTLS server + pipeline) and outbound (mTLS dispatcher).
- * Resolves once the workload has a valid SVID; rejects with a ConfigError naming bad options, or
- * an IdentityUnavailableError saying why no SVID could be had (fail closed: no listener).
+ * Wires an identity source into inbound (mTLS server + pipeline) and outbound (mTLS dispatcher),
+ * both driven by the control plane's snapshots. Resolves once the workload has a valid SVID;
+ * rejects with a ConfigError naming bad options, or an IdentityUnavailableError saying why no
+ * SVID could be had (fail closed: no listener).
  */
 export async function createMesh(options: MeshOptionsInput, internals: CreateMeshInternals = {}): Promise<Mesh> {
   const config = resolveConfig(options, internals.env ?? process.env);
   const clock = internals.clock ?? systemClock;
   const logger = config.logger ?? consoleLogger;
   reportTelemetryOff(logger); // once per process, when @opentelemetry/api is not installed
-  const { source, owned, startTimeout } = await openSource(config, logger, clock);
+  // Options are checked whole (and a policy file loaded) before any identity is opened.
+  const controlPlane = await StaticControlPlane.create(config, logger);
+  let opened: Awaited<ReturnType<typeof openSource>>;
   try {
-    await source.ready(startTimeout);
+    opened = await openSource(config, logger, clock);
   } catch (e) {
-    if (owned) await source.close();
+    await controlPlane.close();
     throw e;
   }
-
+  const { source, owned, startTimeout } = opened;
+  const parts: Array<{ close(): unknown }> = [controlPlane, ...(owned ? [source] : [])];
+  const fail = async (e: unknown): Promise<never> => {
+    for (const p of parts.reverse()) await p.close();
+    throw e;
+  };
+  let inbound: Inbound;
+  let outbound: Outbound;
+  let reconciler: Reconciler;
   const verifier = new PeerVerifier(() => source.getBundles(), clock);
   const clientTls = new ClientTls(source, verifier, config.outbound.connectTimeout, clock);
   const traffic = new TrafficStats();
-  let inbound: Inbound;
   try {
-    inbound = await Inbound.create({ config, source, verifier, traffic, logger });
+    await source.ready(startTimeout);
+    parts.push(clientTls);
+    const first = controlPlane.current();
+    inbound = Inbound.create({ config, source, verifier, traffic, logger, policy: first.inbound.policy });
+    parts.push(inbound);
+    outbound = buildOutbound(config, source, clientTls, clock, traffic, logger, () => controlPlane.current().source);
+    reconciler = new Reconciler({ setPolicy: (p) => inbound.setPolicy(p), setMode: (m) => {
+      throw new ConfigError(`inbound mode cannot change at run time yet (asked for ${m})`);
+    } }, outbound);
+    reconciler.apply(first, { title: 'invalid sidecarless options', path: asOptionPath });
+    parts.push(outbound);
   } catch (e) {
-    clientTls.close();
-    if (owned) await source.close();
-    throw e;
+    return fail(e);
   }
-  const outbound = new Outbound({ config, tls: clientTls, clock, traffic, logger, checkIdentity: () => void source.getX509Svid() });
-  let admin: AdminServer | undefined;
-  const unobserveIdentity = observeIdentity({ spiffeId: config.spiffeId, service: config.service, secondsLeft: () => source.status().secondsLeft });
-  const unsubscribeRotations = countRotations(source, config);
-
-  const mesh: Mesh = {
-    service: config.service,
-    spiffeId: config.spiffeId,
-    config,
-    get admin() {
-      return admin;
-    },
-    identity: source,
-    get dispatcher() {
-      return outbound.dispatcher;
-    },
-    fastify: inbound.fastify,
-    createServer: (listener) => inbound.servers.createServer(listener),
-    serverTlsOptions: () => inbound.servers.serverTlsOptions(),
-    express: () => inbound.express(),
-    fetch: (input, init) => outbound.fetch(input, init),
-    setPolicy: (policy) => inbound.setPolicy(policy),
-    setEndpoints: (name, endpoints) => outbound.setEndpoints(name, endpoints),
-    setSplit: (name, split) => outbound.setSplit(name, split),
-    stats: () => ({
-      service: config.service,
-      spiffeId: config.spiffeId,
-      identity: source.status(),
-      inbound: inbound.stats(),
-      outbound: outbound.stats(),
-      traffic: traffic.snapshot(),
-    }),
-    async close() {
-      await admin?.close();
-      unobserveIdentity();
-      unsubscribeRotations();
-      await inbound.close();
-      await outbound.close();
-      clientTls.close();
-      if (owned) await source.close();
-    },
-  };
+  controlPlane.onUpdate((s, hint) => reconciler.apply(s, hint ?? {}));
+  const ctx = { trustDomain: config.trustDomain, namespace: config.namespace };
+  const offer = (draft: updates.SnapshotDraft, title: string) => void controlPlane.update(draft, 'api', { title });
+  const current = () => controlPlane.current();
+  const mesh = meshFacade({ config, source, owned, clientTls, inbound, outbound, traffic, controlPlane, reconciler });
+  Object.assign(mesh, {
+    setPolicy: (policy: unknown) => offer(updates.setPolicy(current(), policy), 'setPolicy rejected, policy unchanged'),
+    setEndpoints: (name: string, list: EndpointInput[]) => offer(updates.setEndpoints(current(), name, list), `setEndpoints("${name}") rejected, endpoints unchanged`),
+    setSplit: (name: string, split: SplitInput | null) => offer(updates.setSplit(current(), name, split), `setSplit("${name}") rejected, split unchanged`),
+    setService: (name: string, svc: ServiceInput | null) => offer(updates.setService(current(), name, svc, ctx), `setService("${name}") rejected, services unchanged`),
+    setInboundMode: (mode: InboundMode) => offer(updates.setInboundMode(current(), mode), 'setInboundMode rejected, mode unchanged'),
+  });
   if (config.admin) {
     try {
-      admin = await startAdmin(config.admin, meshAdminHandlers({
+      (mesh as { admin?: AdminServer }).admin = await startAdmin(config.admin, meshAdminHandlers({
         service: config.service,
         config,
         source,
-        policy: () => inbound.policyStatus(),
+        policy: () => ({ ...inbound.policyStatus(), ...policyFileStatus(controlPlane) }),
+        snapshot: () => snapshotStatus(reconciler),
         traffic,
         handshakes: () => inbound.tls.stats,
         stats: () => mesh.stats(),
@@ -212,4 +240,74 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
     }
   }
   return mesh;
+}
+
+function policyFileStatus(cp: StaticControlPlane): { file?: string; lastError?: string } {
+  const st = cp.status();
+  return { ...(st.policyFile && { file: st.policyFile }), ...(st.lastPolicyError && { lastError: st.lastPolicyError }) };
+}
+
+function snapshotStatus(r: Reconciler): SnapshotStatus {
+  const s = r.current!;
+  return { version: s.version, source: s.source, services: s.services.size, pending: [...r.pending], ...(r.lastRejected && { lastRejected: r.lastRejected }) };
+}
+
+interface MeshParts {
+  config: MeshConfig;
+  source: X509Source;
+  /** The mesh closes the source (its pin over a user's source, or one it opened). */
+  owned: boolean;
+  clientTls: ClientTls;
+  inbound: Inbound;
+  outbound: Outbound;
+  traffic: TrafficStats;
+  controlPlane: StaticControlPlane;
+  reconciler: Reconciler;
+}
+
+/** The Mesh object over its parts (the set* updates are added by createMesh). */
+function meshFacade(p: MeshParts): Mesh {
+  const { config, source, inbound, outbound, traffic, controlPlane } = p;
+  const unobserveIdentity = observeIdentity({ spiffeId: config.spiffeId, service: config.service, secondsLeft: () => source.status().secondsLeft });
+  const unsubscribeRotations = countRotations(source, config);
+  const mesh = {
+    service: config.service,
+    spiffeId: config.spiffeId,
+    config,
+    admin: undefined as AdminServer | undefined,
+    identity: source,
+    get dispatcher() {
+      return outbound.dispatcher;
+    },
+    fastify: inbound.fastify,
+    createServer: (listener?: RequestListener) => inbound.servers.createServer(listener),
+    serverTlsOptions: () => inbound.servers.serverTlsOptions(),
+    express: () => inbound.express(),
+    fetch: (input: string | URL | Request, init?: RequestInit) => outbound.fetch(input, init),
+    snapshot: () => p.reconciler.current!,
+    stats: (): MeshStats => {
+      const file = controlPlane.status();
+      const inb = inbound.stats();
+      return {
+        service: config.service,
+        spiffeId: config.spiffeId,
+        identity: source.status(),
+        inbound: { ...inb, authz: { ...inb.authz, ...(file.policyFile && { policyFile: file.policyFile }), ...(file.lastPolicyError && { lastPolicyError: file.lastPolicyError }) } },
+        outbound: outbound.stats(),
+        traffic: traffic.snapshot(),
+        snapshot: snapshotStatus(p.reconciler),
+      };
+    },
+    async close() {
+      await mesh.admin?.close();
+      unobserveIdentity();
+      unsubscribeRotations();
+      await controlPlane.close();
+      await inbound.close();
+      await outbound.close();
+      p.clientTls.close();
+      if (p.owned) await source.close();
+    },
+  };
+  return mesh as unknown as Mesh;
 }

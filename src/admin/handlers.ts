@@ -10,6 +10,8 @@ export interface MeshAdminParts {
   readonly source: X509Source;
   /** The policy in force (what /config shows), and why the mesh is not ready on policy grounds, if it is not. */
   readonly policy: () => { policy: unknown; version: number; file?: string; lastError?: string; notReady?: string };
+  /** The snapshot in force (version, source, pending references, the last one refused). */
+  readonly snapshot: () => unknown;
   readonly traffic: TrafficStats;
   readonly handshakes: () => { authenticated: number; unauthenticated: number; rejected: number; tlsErrors: number };
   readonly stats: () => unknown;
@@ -33,6 +35,7 @@ export function meshAdminHandlers(p: MeshAdminParts): AdminHandlers {
       const pol = p.policy();
       return {
         config: redactConfig(p.config),
+        snapshot: p.snapshot(),
         policy: { version: pol.version, ...(pol.file && { file: pol.file }), ...(pol.lastError && { lastError: pol.lastError }), document: redactConfig(pol.policy) },
       };
     },

@@ -5,6 +5,7 @@
  */
 import { type IncomingMessage } from 'node:http';
 import { type Logger, type MeshConfig } from '../config.js';
+import { type Policy } from '../policy/index.js';
 import { type Decision } from '../policy/index.js';
 import { type X509Source } from '../sources/source.js';
 import { InboundObserver } from '../telemetry/inbound.js';
@@ -17,7 +18,6 @@ import { expressMiddleware } from './express.js';
 import { fastifyPlugin } from './fastify.js';
 import { DEFAULT_FIRST_REQUEST_TIMEOUT_MS } from './first-request.js';
 import { InboundPipeline, type InboundStats } from './pipeline.js';
-import { PolicyFile, isPolicyPath } from './policy-file.js';
 import { InboundServers } from './servers.js';
 
 export interface InboundMeshStats {
@@ -33,6 +33,8 @@ export interface InboundDeps {
   verifier: PeerVerifier;
   traffic: TrafficStats;
   logger: Logger;
+  /** The first policy in force. */
+  policy: Policy;
 }
 
 const stderrAudit = (record: AuditRecord) => process.stderr.write(JSON.stringify(record) + '\n');
@@ -43,8 +45,6 @@ export class Inbound {
   readonly servers: InboundServers;
   readonly gate: PolicyGate;
   readonly fastify: ReturnType<typeof fastifyPlugin>;
-  #policyFile: PolicyFile | undefined;
-  #lastPolicyError: string | undefined;
 
   private constructor(private readonly d: InboundDeps) {
     const { config, logger, traffic } = d;
@@ -64,49 +64,22 @@ export class Inbound {
       recordAuthz(dec.result, dec.rule, dec.action, dec.audit);
       observer.decided(req, dec.allowed, dec.rule);
     };
-    const policy = config.inbound.policy;
     this.gate = new PolicyGate(
       { defaultPolicy: config.inbound.defaultPolicy, trustDomain: config.trustDomain, namespace: config.namespace, labels: config.labels, audit: config.inbound.audit ?? stderrAudit, onDecision },
-      isPolicyPath(policy) ? undefined : policy,
+      d.policy,
     );
     this.pipeline.setAuthorize((req, peer, routing, recheck) => this.gate.judge(req, peer, routing, recheck));
     this.fastify = fastifyPlugin(this.pipeline, this.servers, (why) => logger.error(`sidecarless: ${why}`));
   }
 
-  /** Builds the inbound side; a policy file must load (else it rejects, leaving nothing open). */
-  static async create(d: InboundDeps): Promise<Inbound> {
-    const inbound = new Inbound(d);
-    const policy = d.config.inbound.policy;
-    if (isPolicyPath(policy)) {
-      try {
-        await inbound.#watchPolicy(policy);
-      } catch (e) {
-        inbound.tls.close();
-        throw e;
-      }
-    }
-    return inbound;
+  /** Builds the inbound side with its first policy (the snapshot's: compiled here, so it may throw PolicyError). */
+  static create(d: InboundDeps): Inbound {
+    return new Inbound(d);
   }
 
-  async #watchPolicy(path: string): Promise<void> {
-    const logger = this.d.logger;
-    this.#policyFile = new PolicyFile(path, {
-      apply: (text) => this.gate.set(text),
-      onApplied: () => {
-        this.#lastPolicyError = undefined;
-        logger.info(`policy reloaded from ${path}`);
-      },
-      onError: (err) => {
-        this.#lastPolicyError = err.message;
-        logger.error(err.message);
-      },
-    });
-    await this.#policyFile.start();
-  }
-
-  setPolicy(policy: unknown): void {
+  /** Compiles and swaps the policy; throws PolicyError and keeps the previous one when invalid. */
+  setPolicy(policy: Policy): void {
     this.gate.set(policy);
-    this.#lastPolicyError = undefined;
   }
 
   express() {
@@ -115,14 +88,10 @@ export class Inbound {
 
   /** The policy in force, for the admin endpoint's /config. */
   policyStatus() {
-    const file = this.#policyFile?.path;
-    const lastError = this.#lastPolicyError;
-    return { policy: this.gate.policy, version: this.gate.version, ...(file && { file }), ...(lastError && { lastError }) };
+    return { policy: this.gate.policy, version: this.gate.version };
   }
 
   stats(): InboundMeshStats {
-    const file = this.#policyFile?.path;
-    const lastPolicyError = this.#lastPolicyError;
     return {
       mode: this.d.config.inbound.mode,
       handshakes: { ...this.tls.stats },
@@ -131,8 +100,6 @@ export class Inbound {
         ...structuredClone(this.gate.stats),
         defaultPolicy: this.d.config.inbound.defaultPolicy,
         policyVersion: this.gate.version,
-        ...(file && { policyFile: file }),
-        ...(lastPolicyError && { lastPolicyError }),
       },
     };
   }
@@ -140,7 +107,6 @@ export class Inbound {
   /** Closes the servers the mesh created (framework-built ones are the app's to close). */
   async close(): Promise<void> {
     await this.servers.close();
-    this.#policyFile?.close();
     this.tls.close();
   }
 }

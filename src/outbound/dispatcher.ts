@@ -1,18 +1,36 @@
 import type { Agent, Dispatcher } from 'undici';
 import { EgressDeniedError, NoEndpointError } from '../errors.js';
 import { closest } from '../suggest.js';
-import { MeshClosedError, UnknownServiceError } from './errors.js';
+import { MeshClosedError, PendingConfigError, UnknownServiceError } from './errors.js';
 import { failHandler, legacyHandler, requestHeader } from './handler.js';
 import { MeshRequest } from './request.js';
-import { HostRouter, isSingleLabel } from './router.js';
-import { type OutboundService } from './service.js';
+import { isSingleLabel } from './router.js';
+import { type OutboundService, type RequestSettings } from './service.js';
 import { loadUndici } from './undici.js';
 
 export type EgressMode = 'allow' | 'deny';
 
+/** The live service set the dispatcher routes over (outbound.ts). */
+export interface ServiceRegistry {
+  get(name: string): OutboundService | undefined;
+  /** The service a host names (exact, then wildcards), or undefined. */
+  resolve(host: string): OutboundService | undefined;
+  names(): string[];
+  /** Changes whenever a host could resolve differently (services added, removed, replaced, renamed). */
+  readonly generation: number;
+  readonly closed: boolean;
+  /** How long a request waits for a pending reference, and who should deliver it. */
+  readonly pendingTimeoutMs: number;
+  readonly source: string;
+  /** Resolves at the next change of the set, or after `ms` (false). */
+  nextChange(ms: number): Promise<boolean>;
+}
+
 interface Route {
-  readonly service: OutboundService | undefined;
   readonly host: string;
+  /** The service it resolved to, valid while the registry's generation is `generation`. */
+  service: OutboundService | undefined;
+  generation: number;
   /** Not a mesh service and a name without a dot (a typo of one, most likely): refused whatever the egress rule. */
   readonly unknownService: boolean;
 }
@@ -27,16 +45,9 @@ const ROUTE_CACHE_LIMIT = 1000;
  * header the app wrote; failed tries are retried within the service's budget. Hosts that are not
  * mesh services follow the egress rule.
  */
-export interface MeshDispatcher extends Dispatcher {
-  /** Swaps the service set (after a config or discovery change). */
-  setServices(services: ReadonlyMap<string, OutboundService>): void;
-}
+export type MeshDispatcher = Dispatcher;
 
-type MeshDispatcherClass = new (
-  services: ReadonlyMap<string, OutboundService>,
-  egress: EgressMode,
-  checkIdentity?: () => void,
-) => MeshDispatcher;
+type MeshDispatcherClass = new (registry: ServiceRegistry, egress: EgressMode, checkIdentity?: () => void) => MeshDispatcher;
 
 let Impl: MeshDispatcherClass | undefined;
 
@@ -46,43 +57,41 @@ let Impl: MeshDispatcherClass | undefined;
  * never loads undici, and the dispatcher is still a real Dispatcher (instanceof, compose()).
  */
 export function createMeshDispatcher(
-  services: ReadonlyMap<string, OutboundService>,
+  registry: ServiceRegistry,
   egress: EgressMode,
   /** Throws (IdentityUnavailableError) when our own SVID is not valid now: pooled connections made before it expired must not keep calling. */
   checkIdentity: () => void = () => {},
 ): MeshDispatcher {
   Impl ??= defineMeshDispatcher(loadUndici().Dispatcher);
-  return new Impl(services, egress, checkIdentity);
+  return new Impl(registry, egress, checkIdentity);
 }
 
 function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
   return class MeshDispatcherImpl extends Base implements MeshDispatcher {
-    #router: HostRouter<OutboundService>;
+    /** Parsed origins (host, typo check); the service is looked up per request, the set changes live. */
     readonly #routes = new Map<string, Route>();
     #egressAgent: Agent | undefined;
     #closed = false;
 
     constructor(
-      private services: ReadonlyMap<string, OutboundService>,
+      private readonly registry: ServiceRegistry,
       private readonly egress: EgressMode,
       /** Throws (IdentityUnavailableError) when our own SVID is not valid now: pooled connections made before it expired must not keep calling. */
       private readonly checkIdentity: () => void = () => {},
     ) {
       super();
-      this.#router = new HostRouter(services.values());
-    }
-
-    /** Swaps the service set (after a config or discovery change). */
-    setServices(services: ReadonlyMap<string, OutboundService>): void {
-      this.services = services;
-      this.#router = new HostRouter(services.values());
-      this.#routes.clear();
     }
 
     #route(origin: string | URL | undefined): Route {
       const key = typeof origin === 'string' ? origin : String(origin ?? '');
       let r = this.#routes.get(key);
-      if (r) return r;
+      if (r) {
+        if (r.generation !== this.registry.generation) {
+          r.service = this.registry.resolve(r.host);
+          r.generation = this.registry.generation;
+        }
+        return r;
+      }
       let host = '';
       let hostname = '';
       try {
@@ -90,8 +99,7 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       } catch {
         host = hostname = key;
       }
-      const service = this.#router.resolve(host);
-      r = { service, host, unknownService: !service && isSingleLabel(hostname) };
+      r = { host, service: this.registry.resolve(host), generation: this.registry.generation, unknownService: isSingleLabel(hostname) };
       if (this.#routes.size >= ROUTE_CACHE_LIMIT) this.#routes.clear();
       this.#routes.set(key, r);
       return r;
@@ -130,36 +138,63 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
             header: (name) => requestHeader(opts.headers, name),
           })
         : service.defaultSettings();
-      let backend = service;
+      let backend: OutboundService | undefined = service;
+      let backendName = service.name;
       if (settings.split) {
         const name = settings.split.pick();
-        const chosen = name === undefined ? undefined : name === service.name ? service : this.services.get(name);
-        if (!chosen) {
-          failHandler(handler, new NoEndpointError(service.name, name === undefined ? 'every backend of its split has weight 0' : `its split backend "${name}" is not a mesh service`));
+        if (name === undefined) {
+          failHandler(handler, new NoEndpointError(service.name, 'every backend of its split has weight 0'));
           return false;
         }
-        backend = chosen;
+        backendName = name;
+        backend = name === service.name ? service : this.registry.get(name);
+      }
+      if (!backend || backend.pending) {
+        void this.#whenDelivered(opts, handler, service, backendName, settings, route.host);
+        return true;
       }
       new MeshRequest(opts, legacyHandler(handler), service, backend, settings, route.host).start();
       return true;
     }
 
+    /**
+     * A split backend or a service's endpoints that a live control plane has not delivered yet:
+     * wait for the set to change, bounded by the registry's pendingTimeout, then run the request
+     * or fail naming what is missing.
+     */
+    async #whenDelivered(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, service: OutboundService, name: string, settings: RequestSettings, host: string): Promise<void> {
+      const waitMs = this.registry.pendingTimeoutMs;
+      const start = Date.now();
+      for (;;) {
+        if (this.#closed || this.registry.closed) return failHandler(handler, new MeshClosedError());
+        // The addressed service may itself have been replaced meanwhile: follow the live one.
+        const live = this.registry.get(service.name) ?? service;
+        const backend = name === service.name ? live : this.registry.get(name);
+        if (backend && !backend.pending) {
+          new MeshRequest(opts, legacyHandler(handler), live, backend, settings, host).start();
+          return;
+        }
+        const left = waitMs - (Date.now() - start);
+        if (left <= 0 || !(await this.registry.nextChange(left))) {
+          return failHandler(handler, new PendingConfigError(service.name, name, waitMs, this.registry.source));
+        }
+      }
+    }
+
     #unknownService(host: string): UnknownServiceError {
-      const names = [...this.services.keys()].sort();
+      const names = this.registry.names().sort();
       const name = host.replace(/:\d*$/, '').replace(/\.$/, '');
       return new UnknownServiceError(name, names, closest(name, names));
     }
 
     override async close(): Promise<void> {
       this.#closed = true;
-      await Promise.all([...this.services.values()].map((s) => s.close()));
       await this.#egressAgent?.close();
     }
 
     override async destroy(): Promise<void> {
       this.#closed = true;
-      await Promise.all([...this.services.values()].map((s) => s.destroy()));
       await this.#egressAgent?.destroy();
     }
-  }
+  };
 }

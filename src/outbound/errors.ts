@@ -121,3 +121,23 @@ export class UnknownServiceError extends SidecarlessError {
     );
   }
 }
+
+/**
+ * A request needed something a live control plane had not delivered (a split backend, a service's
+ * endpoints) and it did not arrive within `outbound.pendingTimeout`.
+ */
+export class PendingConfigError extends SidecarlessError {
+  constructor(
+    readonly service: string,
+    readonly missing: string,
+    readonly waitedMs: number,
+    readonly source: string,
+  ) {
+    const what = missing === service ? `the endpoints of "${service}"` : `"${missing}", a split backend of "${service}"`;
+    super(
+      'ERR_SIDECARLESS_CONFIG_PENDING',
+      `cannot route to mesh service "${service}": ${what} had not been delivered by ${source} after ${waitedMs} ms. ` +
+        `Add it (mesh.setService('${missing}', { endpoints: [...] })), or check the control plane (mesh.snapshot(), /config).`,
+    );
+  }
+}

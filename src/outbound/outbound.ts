@@ -1,18 +1,22 @@
 /**
- * The outbound side of one mesh, wired: a service (balancer, pools, retry budget) per configured
- * name over one mTLS client, the dispatcher (made on first use: a process that only serves never
- * loads undici), and the live updates `mesh.setEndpoints` / `mesh.setSplit`, validated whole.
+ * The outbound side of one mesh, wired: the live set of services (balancer, pools, retry budget
+ * each) over one mTLS client, the host router, and the dispatcher (made on first use: a process
+ * that only serves never loads undici). The set changes only through `upsert` / `remove` /
+ * `changed`, which control-plane/reconcile.ts calls with a validated snapshot.
  */
-import { z } from 'zod';
 import { type Clock } from '../clock.js';
-import { type EndpointInput, type Logger, type MeshConfig, type SplitInput, endpointSchema, formatIssues, splitSchema } from '../config.js';
-import { ConfigError } from '../errors.js';
+import type { ServiceSnapshot } from '../control-plane/snapshot.js';
+import { type Logger } from '../logger.js';
 import { recordEjection } from '../telemetry/instruments.js';
 import { type TrafficStats } from '../telemetry/stats.js';
 import { type ClientTls } from '../tls/connect.js';
-import { type MeshDispatcher, createMeshDispatcher } from './dispatcher.js';
+import { type EgressMode, type MeshDispatcher, type ServiceRegistry, createMeshDispatcher } from './dispatcher.js';
+import { HostRouter } from './router.js';
 import { OutboundService, type OutboundServiceStats } from './service.js';
 import { loadUndici } from './undici.js';
+
+/** How long a request waits for a pending reference unless `outbound.pendingTimeout` says otherwise (linkerd2-proxy's failfast). */
+export const DEFAULT_PENDING_TIMEOUT_MS = 3_000;
 
 export interface OutboundMeshStats {
   egress: string;
@@ -21,28 +25,124 @@ export interface OutboundMeshStats {
 }
 
 export interface OutboundDeps {
-  config: MeshConfig;
   tls: ClientTls;
   clock: Clock;
   traffic: TrafficStats;
   logger: Logger;
+  egress: EgressMode;
+  pendingTimeoutMs: number;
   /** Throws when our own SVID is not valid now (no call goes out with it). */
   checkIdentity: () => void;
+  /** Names the control plane in errors about what it has not delivered. */
+  source: () => string;
 }
 
-type Issue = { path: string; message: string };
-
-export class Outbound {
-  readonly services = new Map<string, OutboundService>();
+export class Outbound implements ServiceRegistry {
+  readonly #services = new Map<string, OutboundService>();
+  readonly #router = new HostRouter<OutboundService>();
+  /** Requests waiting for a pending reference: woken by every change. */
+  #waiters: Array<() => void> = [];
   #dispatcher: MeshDispatcher | undefined;
   #closed = false;
+  #generation = 0;
+  /** Services taken out of the set: their pools finish in-flight requests, then close. */
+  readonly #retiring = new Set<Promise<void>>();
 
-  constructor(private readonly d: OutboundDeps) {
-    for (const [name, svc] of Object.entries(d.config.outbound.services)) {
-      const ns = svc.namespace ?? d.config.namespace;
-      const identity = svc.identity ?? `spiffe://${d.config.trustDomain}/ns/${ns}/sa/${name}`;
-      this.services.set(name, new OutboundService({ name, namespace: ns, identity, tls: d.tls, config: svc, clock: d.clock, onStateChange: (s, ch) => this.#stateChange(s, ch), traffic: d.traffic }));
+  constructor(private readonly d: OutboundDeps) {}
+
+  get pendingTimeoutMs(): number {
+    return this.d.pendingTimeoutMs;
+  }
+
+  get source(): string {
+    return this.d.source();
+  }
+
+  get generation(): number {
+    return this.#generation;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get(name: string): OutboundService | undefined {
+    return this.#services.get(name);
+  }
+
+  resolve(host: string): OutboundService | undefined {
+    return this.#router.resolve(host);
+  }
+
+  names(): string[] {
+    return [...this.#services.keys()];
+  }
+
+  get services(): ReadonlyMap<string, OutboundService> {
+    return this.#services;
+  }
+
+  /**
+   * Adds a service or moves it to `spec`. One whose namespace or identity changes is a different
+   * service: replaced (the old one drains). Otherwise it changes in place (service.ts `update`).
+   */
+  upsert(spec: ServiceSnapshot): void {
+    const cur = this.#services.get(spec.name);
+    if (cur && cur.namespace === spec.namespace && cur.identity === spec.identity) {
+      const hostnamesChanged = cur.spec.hostnames !== spec.hostnames;
+      cur.update(spec);
+      if (hostnamesChanged) {
+        this.#router.set(cur, spec.hostnames);
+        this.#generation++;
+      }
+      return;
     }
+    if (cur) this.remove(spec.name);
+    const svc = new OutboundService({
+      spec,
+      tls: this.d.tls,
+      clock: this.d.clock,
+      traffic: this.d.traffic,
+      onStateChange: (s, ch) => this.#stateChange(s, ch),
+    });
+    this.#services.set(spec.name, svc);
+    this.#router.set(svc, spec.hostnames);
+    this.#generation++;
+  }
+
+  /** Takes a service out of the set: new requests do not reach it; in-flight ones finish. */
+  remove(name: string): void {
+    const svc = this.#services.get(name);
+    if (!svc) return;
+    this.#services.delete(name);
+    this.#router.delete(svc);
+    this.#generation++;
+    const closing = svc.close().catch(() => {});
+    this.#retiring.add(closing);
+    void closing.finally(() => this.#retiring.delete(closing));
+  }
+
+  /** Tells the requests waiting for pending references that the set changed. */
+  changed(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const wake of w) wake();
+  }
+
+  /** Resolves at the next change, or after `ms`; false on timeout. */
+  nextChange(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== wake);
+        resolve(false);
+      }, Math.max(0, ms));
+      // Not unref'd: a request waiting here is work in progress (a script awaiting a fetch must not exit).
+      const wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.#waiters.push(wake);
+    });
   }
 
   #stateChange(service: string, ch: { key: string; from: string; to: string; penaltyMs?: number }): void {
@@ -57,7 +157,7 @@ export class Outbound {
   /** Created on first use; one first asked for after close() is born closed, as an eager one was. */
   get dispatcher(): MeshDispatcher {
     if (this.#dispatcher) return this.#dispatcher;
-    this.#dispatcher = createMeshDispatcher(this.services, this.d.config.outbound.egress, this.d.checkIdentity);
+    this.#dispatcher = createMeshDispatcher(this, this.d.egress, this.d.checkIdentity);
     if (this.#closed) this.#dispatcher.close().catch(() => {});
     return this.#dispatcher;
   }
@@ -66,65 +166,25 @@ export class Outbound {
     return loadUndici().fetch(input as never, { ...(init as object), dispatcher: this.dispatcher }) as unknown as Promise<Response>;
   }
 
-  #service(method: string, name: string): OutboundService {
-    const svc = this.services.get(name);
-    if (svc) return svc;
-    throw new ConfigError(`${method}: "${name}" is not a mesh service; known: ${[...this.services.keys()].join(', ') || '(none)'}`, [
-      { path: 'service', message: 'unknown service' },
-    ]);
-  }
-
-  setEndpoints(name: string, endpoints: EndpointInput[]): void {
-    const svc = this.#service('setEndpoints', name);
-    const schema = z.array(endpointSchema);
-    const parsed = schema.safeParse(endpoints);
-    if (!parsed.success) {
-      const issues = formatIssues(parsed.error.issues, endpoints, schema).map((i) => ({ ...i, path: `endpoints.${i.path}` }));
-      throw new ConfigError(`setEndpoints("${name}") rejected, endpoints unchanged:\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')}`, issues);
-    }
-    svc.setEndpoints(parsed.data);
-  }
-
-  setSplit(name: string, split: SplitInput | null): void {
-    const svc = this.#service('setSplit', name);
-    if (split === null) {
-      svc.setSplit(null);
-      return;
-    }
-    const reject = (issues: Issue[]) =>
-      new ConfigError(`setSplit("${name}") rejected, split unchanged:\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')}`, issues);
-    const parsed = splitSchema.safeParse(split);
-    if (!parsed.success) throw reject(formatIssues(parsed.error.issues, split, splitSchema).map((i) => ({ ...i, path: `split.${i.path}` })));
-    const issues = this.#splitIssues(name, parsed.data);
-    if (issues.length > 0) throw reject(issues);
-    svc.setSplit(parsed.data);
-  }
-
-  /** A backend is a known service without a split of its own; `name` must not be another's backend. */
-  #splitIssues(name: string, split: ReadonlyArray<{ service: string }>): Issue[] {
-    const issues: Issue[] = [];
-    split.forEach((b, i) => {
-      if (b.service === name) return;
-      const backend = this.services.get(b.service);
-      if (!backend) issues.push({ path: `split.${i}.service`, message: `"${b.service}" is not a mesh service; add it to outbound.services` });
-      else if (backend.hasSplit) issues.push({ path: `split.${i}.service`, message: `"${b.service}" has a split itself: a backend must be a service with endpoints` });
-    });
-    for (const [n, s] of this.services) {
-      if (n !== name && s.backendNames().includes(name)) issues.push({ path: 'split', message: `"${name}" is a backend of "${n}"'s split, and a backend cannot split` });
-    }
-    return issues;
-  }
-
   stats(): OutboundMeshStats {
     const services: OutboundMeshStats['services'] = {};
-    for (const [name, svc] of this.services) services[name] = svc.stats();
-    return { egress: this.d.config.outbound.egress, services };
+    for (const [name, svc] of this.#services) services[name] = svc.stats();
+    return { egress: this.d.egress, services };
   }
 
-  /** The dispatcher closes the services' pools; without one, they are closed here. */
+  /** Closes every service's pools (the dispatcher's egress agent too), waiting for in-flight requests. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.changed();
     if (this.#dispatcher) await this.#dispatcher.close();
-    else await Promise.all([...this.services.values()].map((s) => s.close()));
+    await Promise.all([...this.#services.values()].map((s) => s.close()));
+    await Promise.all(this.#retiring);
+  }
+
+  async destroy(): Promise<void> {
+    this.#closed = true;
+    this.changed();
+    if (this.#dispatcher) await this.#dispatcher.destroy();
+    await Promise.all([...this.#services.values()].map((s) => s.destroy()));
   }
 }

@@ -1,7 +1,10 @@
 /**
- * Maps the host an application wrote (`http://payments/…`) to a mesh service, as Kubernetes DNS
- * would: `name`, `name.ns`, `name.ns.svc`, `name.ns.svc.<clusterDomain>`. Pure; built once per
- * change of the service set, looked up per request in O(1).
+ * Maps the host an application wrote (`http://payments/…`) to a mesh service. Each service has
+ * its hostnames (default the Kubernetes forms: `name`, `name.ns`, `name.ns.svc`,
+ * `name.ns.svc.<clusterDomain>`; or explicit ones, as xDS virtual hosts have them). Lookup, as
+ * Envoy picks a virtual host: an exact name (with the port written, then without it), then the
+ * longest `*.suffix` wildcard, then the longest `prefix.*`, then `*`. Pure; updated per service
+ * (cost grows with what changed, not with the mesh); exact names are found in O(1).
  */
 export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 
@@ -10,14 +13,57 @@ export interface RoutableService {
   readonly namespace: string;
 }
 
-export class HostRouter<S extends RoutableService> {
-  readonly #byHost = new Map<string, S>();
+interface Wildcard<S> {
+  readonly affix: string;
+  readonly service: S;
+}
 
-  constructor(services: Iterable<S>, clusterDomain = DEFAULT_CLUSTER_DOMAIN) {
-    for (const s of services) {
-      for (const h of serviceHostnames(s.name, s.namespace, clusterDomain)) {
-        if (!this.#byHost.has(h)) this.#byHost.set(h, s);
-      }
+export class HostRouter<S extends RoutableService> {
+  readonly #exact = new Map<string, S>();
+  readonly #of = new Map<S, readonly string[]>();
+  #suffixes: Wildcard<S>[] = [];
+  #prefixes: Wildcard<S>[] = [];
+  #any: S | undefined;
+
+  constructor(services: Iterable<S> = [], clusterDomain = DEFAULT_CLUSTER_DOMAIN) {
+    for (const s of services) this.set(s, serviceHostnames(s.name, s.namespace, clusterDomain));
+  }
+
+  /** Routes `hostnames` to `service`, replacing the names it had. A name another service holds stays theirs. */
+  set(service: S, hostnames: readonly string[]): void {
+    this.delete(service);
+    this.#of.set(service, hostnames);
+    let wild = false;
+    for (const h of hostnames) {
+      if (h === '*') this.#any ??= service;
+      else if (h.startsWith('*')) {
+        this.#suffixes.push({ affix: h.slice(1), service });
+        wild = true;
+      } else if (h.endsWith('*')) {
+        this.#prefixes.push({ affix: h.slice(0, -1), service });
+        wild = true;
+      } else if (!this.#exact.has(h)) this.#exact.set(h, service);
+    }
+    // Longest first; among equals the first set wins (stable sort).
+    if (wild) {
+      this.#suffixes.sort((a, b) => b.affix.length - a.affix.length);
+      this.#prefixes.sort((a, b) => b.affix.length - a.affix.length);
+    }
+  }
+
+  delete(service: S): void {
+    const names = this.#of.get(service);
+    if (!names) return;
+    this.#of.delete(service);
+    let wild = false;
+    for (const h of names) {
+      if (this.#exact.get(h) === service) this.#exact.delete(h);
+      else if (h.includes('*')) wild = true;
+    }
+    if (this.#any === service) this.#any = undefined;
+    if (wild) {
+      this.#suffixes = this.#suffixes.filter((w) => w.service !== service);
+      this.#prefixes = this.#prefixes.filter((w) => w.service !== service);
     }
   }
 
@@ -25,14 +71,24 @@ export class HostRouter<S extends RoutableService> {
   resolve(host: string): S | undefined {
     let h = host.toLowerCase();
     if (h.endsWith('.')) h = h.slice(0, -1);
-    const exact = this.#byHost.get(h);
+    const exact = this.#exact.get(h);
     if (exact) return exact;
+    let bare: string | undefined;
     const colon = h.lastIndexOf(':');
     if (colon > 0 && !h.endsWith(']')) {
-      let name = h.slice(0, colon);
-      if (name.endsWith('.')) name = name.slice(0, -1);
-      return this.#byHost.get(name);
+      bare = h.slice(0, colon);
+      if (bare.endsWith('.')) bare = bare.slice(0, -1);
+      const s = this.#exact.get(bare);
+      if (s) return s;
     }
+    if (this.#suffixes.length === 0 && this.#prefixes.length === 0) return this.#any;
+    return this.#wildcard(h) ?? (bare === undefined ? undefined : this.#wildcard(bare)) ?? this.#any;
+  }
+
+  #wildcard(h: string): S | undefined {
+    // The wildcard stands for at least one character (Envoy: "*.foo.com" does not match "foo.com").
+    for (const w of this.#suffixes) if (h.length > w.affix.length && h.endsWith(w.affix)) return w.service;
+    for (const w of this.#prefixes) if (h.length > w.affix.length && h.startsWith(w.affix)) return w.service;
     return undefined;
   }
 }

@@ -3,7 +3,7 @@
  * retry and split settings (Gateway API HTTPRoute `matches`, without precedence sorting: order is
  * the order written). Pure; compiled once per configuration.
  */
-import type { RouteConfig } from '../config.js';
+import type { RouteMatch } from './settings.js';
 
 export interface RouteRequest {
   readonly method: string;
@@ -20,7 +20,8 @@ export interface CompiledRoute<T> {
 
 type Test = (req: RouteRequest) => boolean;
 
-export function compileRoute<T>(route: RouteConfig, index: number, settings: T): CompiledRoute<T> {
+/** Compiles a typed match (settings.ts) into one test per condition; all must hold. */
+export function compileRoute<T>(route: { readonly name: string; readonly match: RouteMatch }, settings: T): CompiledRoute<T> {
   const tests: Test[] = [];
   const m = route.match;
   if (m.path) {
@@ -38,26 +39,22 @@ export function compileRoute<T>(route: RouteConfig, index: number, settings: T):
       tests.push((r) => re.test(pathOnly(r.path)));
     }
   }
-  if (m.method !== undefined) {
-    const methods = (Array.isArray(m.method) ? m.method : [m.method]).map((x) => x.toUpperCase());
+  if (m.methods !== undefined && m.methods.length > 0) {
+    const methods = m.methods;
     tests.push((r) => methods.includes(r.method.toUpperCase()));
   }
-  for (const [rawName, want] of Object.entries(m.headers ?? {})) {
-    const name = rawName.toLowerCase();
-    if (typeof want === 'string') tests.push((r) => r.header(name) === want);
-    else if ('regex' in want) {
-      const re = new RegExp(`^(?:${want.regex})$`);
+  for (const h of m.headers ?? []) {
+    const name = h.name;
+    if ('exact' in h) tests.push((r) => r.header(name) === h.exact);
+    else if ('regex' in h) {
+      const re = new RegExp(`^(?:${h.regex})$`);
       tests.push((r) => {
         const v = r.header(name);
         return v !== undefined && re.test(v);
       });
-    } else tests.push((r) => (r.header(name) !== undefined) === want.present);
+    } else tests.push((r) => (r.header(name) !== undefined) === h.present);
   }
-  return {
-    name: route.name ?? `#${index}`,
-    settings,
-    matches: (req) => tests.every((t) => t(req)),
-  };
+  return { name: route.name, settings, matches: (req) => tests.every((t) => t(req)) };
 }
 
 export function pathOnly(path: string): string {

@@ -1,35 +1,66 @@
 import type { Pool } from 'undici';
 import { type Clock, systemClock } from '../clock.js';
-import { type EndpointConfig, type RetryConfig, type RouteConfig, type ServiceConfig, type SplitConfig, type TimeoutConfig, parseAddress } from '../config.js';
-import { ConfigError } from '../errors.js';
+import type { ServiceSnapshot } from '../control-plane/snapshot.js';
 import { authorizeId } from '../identity/authorizer.js';
 import { type ClientTls } from '../tls/connect.js';
+import { parseAddress } from './address.js';
 import { type Balancer, type BalancerKind, type EndpointSnapshot, type StateChange, createBalancer } from './balancer/index.js';
-import { type RetryBudgetSnapshot, type RetryPolicySettings, type TimeoutSettings, RetryBudget, retryPolicySettings } from './retry/index.js';
-import { DEFAULT_MAX_REPLAY_BODY_BYTES } from './retry/replay-body.js';
+import { type RetryBudgetSnapshot, type RetryPolicySettings, type TimeoutSettings, RetryBudget } from './retry/index.js';
 import { type CompiledRoute, type RouteRequest, compileRoute } from './routes.js';
 import { type RoutableService, serviceHostnames } from './router.js';
+import { type RequestPolicy, type RouteSpec, type ServiceEndpoint, type ServiceSettings, type SplitBackend, sameBalancer, sameConnections } from './settings.js';
 import { Split, type SplitStats } from './split.js';
 import { loadUndici } from './undici.js';
 import { TrafficStats } from '../telemetry/stats.js';
 
-/** Connections per endpoint unless `connections.maxPerEndpoint` says otherwise. */
-export const DEFAULT_CONNECTIONS_PER_ENDPOINT = 128;
-/** Idle keep-alive connections are closed after this long unless `connections.keepAliveTimeout` says otherwise. */
-export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 10_000;
+export { DEFAULT_CONNECTIONS_PER_ENDPOINT, DEFAULT_KEEP_ALIVE_TIMEOUT_MS } from './settings.js';
 
-/** One endpoint: where it is, who it must be, and one undici Pool over mTLS. */
+/** An endpoint's undici Pool, made on first use: a mesh of thousands of endpoints costs what it calls. */
+export class LazyPool {
+  #pool: Pool | undefined;
+  constructor(private readonly make: () => Pool) {}
+  get pool(): Pool {
+    return (this.#pool ??= this.make());
+  }
+  /** The pool if one was made. */
+  get made(): Pool | undefined {
+    return this.#pool;
+  }
+}
+
+/** One endpoint: where it is, who it must be, and one undici Pool over mTLS (made on first use). */
 export class PooledEndpoint {
   constructor(
-    /** The balancer's key: address and expected identity. */
+    /** The balancer's key: address, and the expected identity when it is not the service's. */
     readonly key: string,
-    readonly address: string,
+    readonly spec: ServiceEndpoint,
     readonly origin: string,
-    readonly identity: string,
-    readonly pool: Pool,
-    readonly zone: string | undefined,
-    readonly labels: Readonly<Record<string, string>> | undefined,
+    readonly lazy: LazyPool,
   ) {}
+
+  get pool(): Pool {
+    return this.lazy.pool;
+  }
+
+  get address(): string {
+    return this.spec.address;
+  }
+
+  get identity(): string {
+    return this.spec.identity;
+  }
+
+  get weight(): number {
+    return this.spec.weight;
+  }
+
+  get zone(): string | undefined {
+    return this.spec.zone;
+  }
+
+  get labels(): Readonly<Record<string, string>> | undefined {
+    return this.spec.labels;
+  }
 }
 
 /** What one request runs with: the service's settings, overridden by the matching route's. */
@@ -75,50 +106,10 @@ export interface OutboundEndpointStats extends Omit<EndpointSnapshot, 'key' | 'p
   zone?: string;
 }
 
-/** Retry settings from config (`false`: none). A route's fields override its service's one by one. */
-function retryPolicyOf(cfg: RetryConfig | undefined): RetryPolicySettings | null {
-  if (cfg === false) return null;
-  const c = cfg ?? {};
-  const kinds = c.retryOn?.filter((x): x is 'connect' | 'reset' | 'timeout' => typeof x === 'string');
-  const statuses = c.retryOn?.filter((x): x is number => typeof x === 'number');
-  try {
-    return retryPolicySettings({
-      ...(c.maxRetries !== undefined && { maxRetries: c.maxRetries }),
-      ...(c.methods !== undefined && { retryableMethods: c.methods }),
-      ...(c.retryConnectFailuresForAnyMethod !== undefined && { retryConnectFailuresForAnyMethod: c.retryConnectFailuresForAnyMethod }),
-      ...(kinds !== undefined && { retryOnFailures: kinds }),
-      ...(statuses !== undefined && { retryOnStatuses: statuses }),
-      ...(c.honourRetryAfter !== undefined && { honourRetryAfter: c.honourRetryAfter }),
-      ...(c.maxRetryAfter !== undefined && { maxRetryAfterMs: c.maxRetryAfter }),
-      backoff: {
-        ...(c.backoff?.base !== undefined && { baseMs: c.backoff.base }),
-        ...(c.backoff?.max !== undefined && { maxMs: c.backoff.max }),
-        ...(c.backoff?.multiplier !== undefined && { multiplier: c.backoff.multiplier }),
-      },
-    });
-  } catch (e) {
-    throw new ConfigError(`invalid retry settings: ${(e as Error).message}`, [{ path: 'retry', message: (e as Error).message }]);
-  }
-}
-
-function mergeRetry(service: RetryConfig | undefined, route: RetryConfig | undefined): RetryConfig | undefined {
-  if (route === undefined) return service;
-  if (route === false) return false;
-  const base = service === false || service === undefined ? {} : service;
-  return { ...base, ...route, backoff: { ...base.backoff, ...route.backoff } };
-}
-
-function timeoutOf(cfg: TimeoutConfig | undefined): TimeoutSettings {
-  return { ...(cfg?.request !== undefined && { requestMs: cfg.request }), ...(cfg?.perTry !== undefined && { perTryMs: cfg.perTry }) };
-}
-
 export interface OutboundServiceOptions {
-  readonly name: string;
-  readonly namespace: string;
-  /** The identity endpoints must present unless they name their own. */
-  readonly identity: string;
+  /** What the service is: name, identity, settings, routes, split, endpoints (a snapshot's part). */
+  readonly spec: ServiceSnapshot;
   readonly tls: ClientTls;
-  readonly config: ServiceConfig;
   readonly clusterDomain?: string;
   readonly clock?: Clock;
   readonly random?: () => number;
@@ -127,101 +118,175 @@ export interface OutboundServiceOptions {
   readonly traffic?: TrafficStats;
 }
 
+type CountedRoute = CompiledRoute<RequestSettings> & { requests: number };
+
+/** What the hot path reads, swapped as one reference when settings, routes or split change. */
+interface RequestState {
+  readonly defaults: RequestSettings;
+  readonly routes: readonly CountedRoute[];
+}
+
+function requestSettings(route: string | undefined, p: RequestPolicy, split: Split | undefined): RequestSettings {
+  return { route, retry: p.retry, maxReplayBodyBytes: p.maxReplayBodyBytes, timeout: p.timeout, split };
+}
+
 /**
  * A mesh service as the client sees it: its endpoints (one undici Pool each, over mTLS, checked
  * against the identity discovery promised), its balancer, its retry budget, and its routes and
  * split. Requests are run by `MeshRequest` (request.ts); this holds the state they share.
+ * Name, namespace and identity are fixed for its life (a change is a different service: the
+ * reconciler replaces it); everything else changes in place, keeping what it can.
  */
 export class OutboundService implements RoutableService {
   readonly name: string;
   readonly namespace: string;
   readonly identity: string;
   readonly servername: string;
-  readonly balancer: Balancer;
-  readonly budget: RetryBudget;
   readonly clock: Clock;
   readonly random: () => number;
   readonly counters = { routed: 0, attempts: 0, retries: 0 };
   readonly traffic: TrafficStats;
 
   readonly #tls: ClientTls;
-  readonly #connections: number;
-  readonly #keepAliveTimeout: number;
+  readonly #onStateChange: ((change: StateChange) => void) | undefined;
+  #spec: ServiceSnapshot;
+  #balancer: Balancer;
+  #budget: RetryBudget;
   #endpoints = new Map<string, PooledEndpoint>();
   /** Pools of removed endpoints, closing once their in-flight requests end. */
   readonly #draining = new Map<Pool, Promise<void>>();
   #split: Split | undefined;
+  #state: RequestState;
   #closed = false;
-  readonly #defaults: Omit<RequestSettings, 'split'>;
-  readonly #routes: Array<CompiledRoute<RequestSettings> & { requests: number }>;
 
   constructor(o: OutboundServiceOptions) {
-    this.name = o.name;
-    this.namespace = o.namespace;
-    this.identity = o.identity;
+    const spec = o.spec;
+    this.name = spec.name;
+    this.namespace = spec.namespace;
+    this.identity = spec.identity;
+    this.#spec = spec;
     this.#tls = o.tls;
     this.clock = o.clock ?? systemClock;
     this.random = o.random ?? Math.random;
     this.traffic = o.traffic ?? new TrafficStats();
-    this.servername = serviceHostnames(o.name, o.namespace, o.clusterDomain).at(-1)!;
-    const c = o.config;
-    this.#connections = c.connections?.maxPerEndpoint ?? DEFAULT_CONNECTIONS_PER_ENDPOINT;
-    this.#keepAliveTimeout = c.connections?.keepAliveTimeout ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS;
-    const a = c.failureAccrual;
+    this.servername = serviceHostnames(spec.name, spec.namespace, o.clusterDomain).at(-1)!;
     const onStateChange = o.onStateChange;
-    this.balancer = createBalancer(c.balancer ?? 'p2c-ewma', {
+    this.#onStateChange = onStateChange && ((ch: StateChange) => onStateChange(spec.name, ch));
+    this.#balancer = this.#newBalancer(spec.settings);
+    this.#budget = new RetryBudget(spec.settings.budget, this.clock);
+    this.#split = spec.split ? new Split(spec.split) : undefined;
+    this.#state = this.#requestState(spec.settings, spec.routes, []);
+    this.#setEndpoints(spec.endpoints ?? []);
+  }
+
+  #newBalancer(s: ServiceSettings): Balancer {
+    return createBalancer(s.balancer, {
       clock: this.clock,
       random: this.random,
-      ewma: {
-        ...(c.ewma?.defaultRtt !== undefined && { defaultRttMs: c.ewma.defaultRtt }),
-        ...(c.ewma?.decay !== undefined && { decayMs: c.ewma.decay }),
-        ...(c.ewma?.failurePenaltyFactor !== undefined && { failurePenaltyFactor: c.ewma.failurePenaltyFactor }),
-        ...(c.ewma?.maxFailurePenalty !== undefined && { maxFailurePenaltyMs: c.ewma.maxFailurePenalty }),
-      },
-      accrual:
-        a === false
-          ? false
-          : {
-              ...(a?.consecutiveFailures !== undefined && { consecutiveFailures: a.consecutiveFailures }),
-              ...(a?.minPenalty !== undefined && { minMs: a.minPenalty }),
-              ...(a?.maxPenalty !== undefined && { maxMs: a.maxPenalty }),
-              ...(a?.jitterRatio !== undefined && { jitterRatio: a.jitterRatio }),
-            },
-      ...(onStateChange && { onStateChange: (ch: StateChange) => onStateChange(o.name, ch) }),
+      ewma: s.ewma,
+      accrual: s.accrual,
+      ...(this.#onStateChange && { onStateChange: this.#onStateChange }),
     });
-    const b = c.retry === false ? undefined : c.retry?.budget;
-    try {
-      this.budget = new RetryBudget(
-        {
-          ...(b?.retryRatio !== undefined && { retryRatio: b.retryRatio }),
-          ...(b?.minRetriesPerSecond !== undefined && { minRetriesPerSecond: b.minRetriesPerSecond }),
-          ...(b?.window !== undefined && { windowMs: b.window }),
-        },
-        this.clock,
-      );
-    } catch (e) {
-      throw new ConfigError(`invalid retry budget for "${o.name}": ${(e as Error).message}`, [{ path: 'retry.budget', message: (e as Error).message }]);
-    }
-    const replayOf = (r: RetryConfig | undefined) => (r === false || r === undefined ? undefined : r.maxReplayBodyBytes);
-    this.#defaults = {
-      route: undefined,
-      retry: retryPolicyOf(c.retry),
-      maxReplayBodyBytes: replayOf(c.retry) ?? DEFAULT_MAX_REPLAY_BODY_BYTES,
-      timeout: timeoutOf(c.timeout),
+  }
+
+  #requestState(settings: ServiceSettings, routes: readonly RouteSpec[], old: readonly CountedRoute[]): RequestState {
+    const byName = new Map(old.map((r) => [r.name, r]));
+    return {
+      defaults: requestSettings(undefined, settings, this.#split),
+      routes: routes.map((r) => {
+        const before = byName.get(r.name);
+        let split: Split | undefined;
+        if (r.split) {
+          split = before?.settings.split ?? new Split(r.split);
+          split.set(r.split);
+        }
+        return { ...compileRoute(r, requestSettings(r.name, r.policy, split)), requests: before?.requests ?? 0 };
+      }),
     };
-    this.#split = c.split ? new Split(c.split) : undefined;
-    this.#routes = (c.routes ?? []).map((r: RouteConfig, i) => {
-      const retry = mergeRetry(c.retry, r.retry);
-      const settings: RequestSettings = {
-        route: r.name ?? `#${i}`,
-        retry: retryPolicyOf(retry),
-        maxReplayBodyBytes: replayOf(retry) ?? DEFAULT_MAX_REPLAY_BODY_BYTES,
-        timeout: r.timeout ? { ...this.#defaults.timeout, ...timeoutOf(r.timeout) } : this.#defaults.timeout,
-        split: r.split ? new Split(r.split) : undefined,
-      };
-      return { ...compileRoute(r, i, settings), requests: 0 };
-    });
-    this.setEndpoints(c.endpoints);
+  }
+
+  /** Its balancer (replaced when the balancer kind, EWMA or accrual settings change). */
+  get balancer(): Balancer {
+    return this.#balancer;
+  }
+
+  get budget(): RetryBudget {
+    return this.#budget;
+  }
+
+  /** What it runs on now. */
+  get spec(): ServiceSnapshot {
+    return this.#spec;
+  }
+
+  /** True while its endpoints have not been delivered (a live control plane's pending state). */
+  get pending(): boolean {
+    return this.#spec.endpoints === undefined;
+  }
+
+  /**
+   * Moves to `next` (same name, namespace and identity), touching only what changed: endpoints
+   * that stay keep their pools, EWMA and accrual state; the retry budget stays unless its
+   * settings change; split counters stay.
+   */
+  update(next: ServiceSnapshot): void {
+    const prev = this.#spec;
+    if (next === prev) return;
+    this.#spec = next;
+    if (next.settings !== prev.settings) this.#applySettings(prev.settings, next.settings);
+    if (next.split !== prev.split) this.#applySplit(next.split);
+    if (next.settings !== prev.settings || next.routes !== prev.routes || next.split !== prev.split) {
+      this.#state = this.#requestState(next.settings, next.routes, this.#state.routes);
+    }
+    if (next.endpoints !== prev.endpoints) this.#setEndpoints(next.endpoints ?? []);
+  }
+
+  /** Replaces its settings (balancer, budget, connections, retry and timeouts). */
+  setSettings(settings: ServiceSettings): void {
+    this.update({ ...this.#spec, settings });
+  }
+
+  /** Replaces its routes; a route that keeps its name keeps its counters and split state. */
+  setRoutes(routes: readonly RouteSpec[]): void {
+    this.update({ ...this.#spec, routes });
+  }
+
+  /** Replaces the service-level split (routes keep theirs); undefined removes it. Validated by the caller. */
+  setSplit(split: readonly SplitBackend[] | undefined): void {
+    this.update({ ...this.#spec, ...(split ? { split } : { split: undefined }) });
+  }
+
+  /** Replaces the endpoint set atomically (see #setEndpoints). */
+  setEndpoints(list: readonly ServiceEndpoint[] | undefined): void {
+    this.update({ ...this.#spec, endpoints: list });
+  }
+
+  #applySettings(prev: ServiceSettings, next: ServiceSettings): void {
+    if (!sameBalancer(prev, next)) {
+      // New estimates and accrual state: the old ones were computed under other rules.
+      this.#balancer = this.#newBalancer(next);
+      this.#balancer.setEndpoints([...this.#endpoints.values()].map((e) => ({ key: e.key, weight: e.weight })));
+    }
+    const pb = prev.budget;
+    const nb = next.budget;
+    if (pb.retryRatio !== nb.retryRatio || pb.minRetriesPerSecond !== nb.minRetriesPerSecond || pb.windowMs !== nb.windowMs || pb.slots !== nb.slots) {
+      this.#budget = new RetryBudget(nb, this.clock);
+    }
+    if (!sameConnections(prev, next)) {
+      // Pool options are fixed at creation: new pools, the old ones drain.
+      const old = this.#endpoints;
+      this.#endpoints = new Map();
+      for (const e of old.values()) {
+        this.#endpoints.set(e.key, this.#create(e.key, e.spec));
+        this.#drain(e);
+      }
+    }
+  }
+
+  #applySplit(split: readonly SplitBackend[] | undefined): void {
+    if (split === undefined) this.#split = undefined;
+    else if (this.#split) this.#split.set(split);
+    else this.#split = new Split(split);
   }
 
   get endpoints(): readonly PooledEndpoint[] {
@@ -232,102 +297,79 @@ export class OutboundService implements RoutableService {
     return this.#endpoints.get(key);
   }
 
-  get split(): readonly SplitConfig[number][] | undefined {
+  get split(): readonly SplitBackend[] | undefined {
     return this.#split?.backends;
   }
 
   /** True when the service has routes (requests must be matched against them). */
   get hasRoutes(): boolean {
-    return this.#routes.length > 0;
+    return this.#state.routes.length > 0;
   }
 
   /** The service's own settings (no route matched, or none defined). */
   defaultSettings(): RequestSettings {
-    return this.#split ? { ...this.#defaults, split: this.#split } : (this.#defaults as RequestSettings);
+    return this.#state.defaults;
   }
 
   /** The settings for one request: the first matching route's, else the service's. */
   settingsFor(req: RouteRequest): RequestSettings {
-    for (const r of this.#routes) {
+    const state = this.#state;
+    for (const r of state.routes) {
       if (r.matches(req)) {
         r.requests++;
         return r.settings;
       }
     }
-    return this.defaultSettings();
-  }
-
-  /** Replaces the service-level split (routes keep theirs); null removes it. Validated by the caller. */
-  setSplit(split: SplitConfig | null): void {
-    if (split === null) this.#split = undefined;
-    else if (this.#split) this.#split.set(split);
-    else this.#split = new Split(split);
-  }
-
-  /** Services named by its splits (service-level and routes'), itself excluded. */
-  backendNames(): string[] {
-    const all = [...(this.#split?.backends ?? []), ...this.#routes.flatMap((r) => r.settings.split?.backends ?? [])];
-    return [...new Set(all.map((b) => b.service).filter((n) => n !== this.name))];
-  }
-
-  /** True when this service sends (some of) its traffic elsewhere. */
-  get hasSplit(): boolean {
-    return this.#split !== undefined || this.#routes.some((r) => r.settings.split !== undefined);
+    return state.defaults;
   }
 
   /**
-   * Replaces the endpoint set atomically. Endpoints that stay keep their pools (connections),
-   * latency estimates and accrual state, and take the new weight; new ones are added; removed
-   * ones take no new tries and their pools close once their in-flight requests have ended.
+   * Replaces the endpoint set atomically (validated by the caller: no address listed twice).
+   * Endpoints that stay keep their pools (connections), latency estimates and accrual state, and
+   * take the new weight; new ones are added; removed ones take no new tries and their pools close
+   * once their in-flight requests have ended.
    */
-  setEndpoints(list: readonly EndpointConfig[]): void {
-    const specs = list.map((cfg) => {
-      const identity = cfg.identity ?? this.identity;
-      return { key: identity === this.identity ? cfg.address : `${cfg.address} ${identity}`, cfg, identity };
-    });
-    const seen = new Set<string>();
-    specs.forEach((s, i) => {
-      if (seen.has(s.key)) {
-        throw new ConfigError(`endpoints of "${this.name}": ${s.cfg.address} is listed twice`, [{ path: `endpoints.${i}.address`, message: 'listed twice' }]);
-      }
-      seen.add(s.key);
-    });
-    this.balancer.setEndpoints(specs.map((s) => ({ key: s.key, weight: s.cfg.weight })));
+  #setEndpoints(list: readonly ServiceEndpoint[]): void {
+    const specs = list.map((e) => ({ key: e.identity === this.identity ? e.address : `${e.address} ${e.identity}`, e }));
+    this.#balancer.setEndpoints(specs.map((s) => ({ key: s.key, weight: s.e.weight })));
     const old = this.#endpoints;
     const next = new Map<string, PooledEndpoint>();
-    for (const s of specs) {
-      const kept = old.get(s.key);
+    for (const { key, e } of specs) {
+      const kept = old.get(key);
       if (kept) {
-        old.delete(s.key);
-        next.set(s.key, kept.zone === s.cfg.zone && kept.labels === s.cfg.labels ? kept : new PooledEndpoint(s.key, kept.address, kept.origin, kept.identity, kept.pool, s.cfg.zone, s.cfg.labels));
-      } else next.set(s.key, this.#create(s.key, s.cfg, s.identity));
+        old.delete(key);
+        next.set(key, kept.spec === e ? kept : new PooledEndpoint(key, e, kept.origin, kept.lazy));
+      } else next.set(key, this.#create(key, e));
     }
     this.#endpoints = next;
-    for (const gone of old.values()) this.#drain(gone.pool);
+    for (const gone of old.values()) this.#drain(gone);
   }
 
-  #drain(pool: Pool): void {
-    this.#draining.set(pool, pool.close().catch(() => {}).finally(() => this.#draining.delete(pool)));
+  #drain(e: PooledEndpoint): void {
+    const pool = e.lazy.made;
+    if (pool) this.#draining.set(pool, pool.close().catch(() => {}).finally(() => this.#draining.delete(pool)));
   }
 
-  #create(key: string, cfg: EndpointConfig, identity: string): PooledEndpoint {
-    const { host, port } = parseAddress(cfg.address)!;
+  #create(key: string, e: ServiceEndpoint): PooledEndpoint {
+    const { host, port } = parseAddress(e.address)!;
     const origin = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
-    const pool = new (loadUndici().Pool)(origin, {
-      connect: this.#tls.connector({
-        authorize: authorizeId(identity),
-        servername: this.servername,
-        describe: `${this.name} endpoint ${cfg.address}`,
-      }),
-      keepAliveTimeout: this.#keepAliveTimeout,
-      connections: this.#connections,
-    });
-    return new PooledEndpoint(key, cfg.address, origin, identity, pool, cfg.zone, cfg.labels);
+    const c = this.#spec.settings.connections;
+    const make = () =>
+      new (loadUndici().Pool)(origin, {
+        connect: this.#tls.connector({
+          authorize: authorizeId(e.identity),
+          servername: this.servername,
+          describe: `${this.name} endpoint ${e.address}`,
+        }),
+        keepAliveTimeout: c.keepAliveTimeoutMs,
+        connections: c.maxPerEndpoint,
+      });
+    return new PooledEndpoint(key, e, origin, new LazyPool(make));
   }
 
   stats(): OutboundServiceStats {
-    const lb = this.balancer.stats();
-    const budget = this.budget.snapshot();
+    const lb = this.#balancer.stats();
+    const budget = this.#budget.snapshot();
     let ejections = 0;
     const endpoints: OutboundEndpointStats[] = lb.endpoints.map((s) => {
       ejections += s.ejections;
@@ -362,8 +404,8 @@ export class OutboundService implements RoutableService {
       endpoints,
     };
     if (this.#split) out.split = this.#split.stats();
-    if (this.#routes.length > 0) {
-      out.routes = this.#routes.map((r) => ({ name: r.name, requests: r.requests, ...(r.settings.split && { split: r.settings.split.stats() }) }));
+    if (this.#state.routes.length > 0) {
+      out.routes = this.#state.routes.map((r) => ({ name: r.name, requests: r.requests, ...(r.settings.split && { split: r.settings.split.stats() }) }));
     }
     return out;
   }
@@ -375,14 +417,14 @@ export class OutboundService implements RoutableService {
 
   async close(): Promise<void> {
     this.#closed = true;
-    const pools = [...this.#endpoints.values()].map((e) => e.pool);
+    const pools = [...this.#endpoints.values()].flatMap((e) => (e.lazy.made ? [e.lazy.made] : []));
     this.#endpoints = new Map();
     await Promise.all([...pools.map((p) => p.close().catch(() => {})), ...this.#draining.values()]);
   }
 
   async destroy(): Promise<void> {
     this.#closed = true;
-    const pools = [...this.#endpoints.values()].map((e) => e.pool);
+    const pools = [...this.#endpoints.values()].flatMap((e) => (e.lazy.made ? [e.lazy.made] : []));
     this.#endpoints = new Map();
     await Promise.all([...pools, ...this.#draining.keys()].map((p) => p.destroy().catch(() => {})));
   }

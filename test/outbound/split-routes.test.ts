@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { resolveConfig } from '../../src/config.js';
+import { resolveConfig, serviceSchema } from '../../src/config.js';
+import { serviceFromConfig } from '../../src/control-plane/from-options.js';
+import { checkOptionsSnapshot, snapshotFromOptions } from '../../src/control-plane/static.js';
+import { loadPolicy } from '../../src/policy/index.js';
 import { compileRoute } from '../../src/outbound/routes.js';
 import { Split } from '../../src/outbound/split.js';
 
@@ -26,7 +29,8 @@ describe('Split (smooth weighted round robin)', () => {
 
 describe('routes', () => {
   const req = (method: string, path: string, headers: Record<string, string> = {}) => ({ method, path, header: (n: string) => headers[n] });
-  const route = (match: object) => compileRoute({ match } as never, 0, null);
+  const ctx = { trustDomain: 'cluster.local', namespace: 'default' };
+  const route = (match: object) => compileRoute(serviceFromConfig('p', serviceSchema.parse({ routes: [{ match }] }), ctx).routes[0]!, null);
   test('path exact, prefix by segment, regex (query ignored)', () => {
     assert.ok(route({ path: { exact: '/a' } }).matches(req('GET', '/a?x=1')));
     assert.ok(!route({ path: { exact: '/a' } }).matches(req('GET', '/a/')));
@@ -54,7 +58,7 @@ describe('outbound service options', () => {
   const base = { service: 'orders' };
   const issues = (services: object) => {
     try {
-      resolveConfig({ ...base, outbound: { services } } as never, {});
+      checkOptionsSnapshot(snapshotFromOptions(resolveConfig({ ...base, outbound: { services } } as never, {}), loadPolicy({})));
       return [];
     } catch (e) {
       return (e as { issues: Array<{ path: string }> }).issues.map((i) => i.path);

@@ -175,7 +175,32 @@ describe('live changes under load', () => {
     assert.equal(m.stats().outbound.services['payments-v2']!.requests, c1.v2! + v2!.hits);
   });
 
-  test('setSplit rejects unknown backends and splits of splits, leaving the split unchanged', async () => {
+  test('setSplit to a backend not delivered yet: pending, the request waits (bounded) and fails naming it, or goes once it arrives', async () => {
+    const [v1, v2] = await replicas(['v1', ok], ['v2', ok]);
+    const m = await mesh({
+      pendingTimeout: '300ms',
+      services: {
+        payments: { split: [{ service: 'payments-v1', weight: 1 }] },
+        'payments-v1': { endpoints: [v1!.address], identity: PAYMENTS_ID },
+      },
+    });
+    m.setSplit('payments', [{ service: 'payments-v2', weight: 1 }]);
+    assert.deepEqual(m.stats().snapshot.pending.map((p) => [p.service, p.missing, p.path]), [['payments', 'payments-v2', 'payments.split.0.service']]);
+    const started = Date.now();
+    const failed = await call(m, 'http://payments/');
+    assert.equal(failed.status, 0);
+    const cause = (failed.error as Error & { cause?: { code?: string; message: string } }).cause;
+    assert.equal(cause?.code, 'ERR_SIDECARLESS_CONFIG_PENDING');
+    assert.match(cause!.message, /"payments-v2", a split backend of "payments" had not been delivered by api after 300 ms/);
+    assert.ok(Date.now() - started >= 290, 'it waited for the pending timeout');
+    const waiting = call(m, 'http://payments/');
+    setTimeout(() => m.setService('payments-v2', { endpoints: [v2!.address], identity: PAYMENTS_ID }), 50);
+    assert.equal((await waiting).replica, 'v2', 'a request waiting for the backend goes once it is delivered');
+    assert.deepEqual(m.stats().snapshot.pending, []);
+    assert.equal(v2!.hits, 1);
+  });
+
+  test('setSplit refuses splits of splits and zero weights, leaving the split unchanged', async () => {
     const [v1] = await replicas(['v1', ok]);
     const m = await mesh({
       services: {
@@ -183,11 +208,11 @@ describe('live changes under load', () => {
         'payments-v1': { endpoints: [v1!.address], identity: PAYMENTS_ID },
       },
     });
-    assert.throws(() => m.setSplit('payments', [{ service: 'nope', weight: 1 }]), { code: 'ERR_SIDECARLESS_CONFIG_INVALID', message: /split\.0\.service/ });
-    assert.throws(() => m.setSplit('payments-v1', [{ service: 'payments', weight: 1 }]), /backend/);
+    assert.throws(() => m.setSplit('payments-v1', [{ service: 'payments', weight: 1 }]), { code: 'ERR_SIDECARLESS_CONFIG_INVALID', message: /backend/ });
     assert.throws(() => m.setSplit('payments', [{ service: 'payments-v1', weight: 0 }]), /weight > 0/);
     assert.throws(() => m.setSplit('orders', []), /not a mesh service/);
     assert.equal((await call(m, 'http://payments/')).replica, 'v1');
+    assert.equal(m.snapshot().version, '1', 'no refused update counted as a version');
   });
 });
 

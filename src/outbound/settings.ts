@@ -1,0 +1,110 @@
+/**
+ * Typed per-service settings: what an outbound service runs with, in milliseconds and complete
+ * (every default filled in), never the user's spellings ('10s', optional keys). Control planes
+ * (options, `mesh.setService`, xDS, the mesh file) convert to these at their boundary and validate
+ * there; everything below reads only these (linkerd2-proxy's `TryFrom<OutboundPolicy>` model).
+ * Pure types and defaults; no I/O.
+ */
+import { type BalancerKind, DEFAULT_BALANCER } from './balancer/types.js';
+import { DEFAULT_EWMA_SETTINGS, type EwmaSettings } from './balancer/ewma.js';
+import { DEFAULT_FAILURE_ACCRUAL_SETTINGS, type FailureAccrualSettings } from './balancer/failure-accrual.js';
+import { DEFAULT_RETRY_BUDGET_SETTINGS, type RetryBudgetSettings } from './retry/budget.js';
+import { DEFAULT_RETRY_POLICY_SETTINGS, type RetryPolicySettings, type TimeoutSettings } from './retry/policy.js';
+import { DEFAULT_MAX_REPLAY_BODY_BYTES } from './retry/replay-body.js';
+
+/** Connections per endpoint unless a service says otherwise. */
+export const DEFAULT_CONNECTIONS_PER_ENDPOINT = 128;
+/** Idle keep-alive connections are closed after this long unless a service says otherwise. */
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 10_000;
+
+export interface ConnectionSettings {
+  /** undici Pool `connections` per endpoint. */
+  readonly maxPerEndpoint: number;
+  readonly keepAliveTimeoutMs: number;
+}
+
+/** What one request runs with (the service's, or a route's override). */
+export interface RequestPolicy {
+  /** null: no retries. */
+  readonly retry: RetryPolicySettings | null;
+  readonly maxReplayBodyBytes: number;
+  readonly timeout: TimeoutSettings;
+}
+
+/** A service's settings, complete. */
+export interface ServiceSettings extends RequestPolicy {
+  readonly balancer: BalancerKind;
+  readonly ewma: EwmaSettings;
+  /** false: endpoints are never ejected. */
+  readonly accrual: FailureAccrualSettings | false;
+  readonly budget: RetryBudgetSettings;
+  readonly connections: ConnectionSettings;
+}
+
+export const DEFAULT_SERVICE_SETTINGS: ServiceSettings = Object.freeze({
+  balancer: DEFAULT_BALANCER,
+  ewma: DEFAULT_EWMA_SETTINGS,
+  accrual: DEFAULT_FAILURE_ACCRUAL_SETTINGS,
+  budget: DEFAULT_RETRY_BUDGET_SETTINGS,
+  retry: DEFAULT_RETRY_POLICY_SETTINGS,
+  maxReplayBodyBytes: DEFAULT_MAX_REPLAY_BODY_BYTES,
+  timeout: Object.freeze({}),
+  connections: Object.freeze({ maxPerEndpoint: DEFAULT_CONNECTIONS_PER_ENDPOINT, keepAliveTimeoutMs: DEFAULT_KEEP_ALIVE_TIMEOUT_MS }),
+});
+
+/** Path match of a route; the query is ignored. A prefix matches by segment ('/a' matches '/a/b', not '/ab'). */
+export type PathMatch = { readonly exact: string } | { readonly prefix: string } | { readonly regex: string };
+
+/** Header match: exact value, anchored regex, or presence. Names are lower case. */
+export type HeaderMatch =
+  | { readonly name: string; readonly exact: string }
+  | { readonly name: string; readonly regex: string }
+  | { readonly name: string; readonly present: boolean };
+
+export interface RouteMatch {
+  readonly path?: PathMatch;
+  /** Upper case; empty or absent: any method. */
+  readonly methods?: readonly string[];
+  readonly headers?: readonly HeaderMatch[];
+}
+
+/** A weighted backend: another service, or the service itself (its own endpoints). */
+export interface SplitBackend {
+  readonly service: string;
+  readonly weight: number;
+}
+
+/** One route: the first whose match accepts a request supplies its policy and split. */
+export interface RouteSpec {
+  readonly name: string;
+  readonly match: RouteMatch;
+  readonly policy: RequestPolicy;
+  readonly split?: readonly SplitBackend[];
+}
+
+/** One endpoint as a control plane delivers it. */
+export interface ServiceEndpoint {
+  /** `host:port`, `[v6]:port`. */
+  readonly address: string;
+  /** The SPIFFE ID it must present. */
+  readonly identity: string;
+  readonly weight: number;
+  readonly zone?: string;
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/** True when two settings objects would build the same balancer (kind, EWMA, accrual). */
+export function sameBalancer(a: ServiceSettings, b: ServiceSettings): boolean {
+  return a.balancer === b.balancer && shallowEqual(a.ewma, b.ewma) && (a.accrual === b.accrual || (a.accrual !== false && b.accrual !== false && shallowEqual(a.accrual, b.accrual)));
+}
+
+export function sameConnections(a: ServiceSettings, b: ServiceSettings): boolean {
+  return shallowEqual(a.connections, b.connections);
+}
+
+function shallowEqual(a: object, b: object): boolean {
+  if (a === b) return true;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => (a as Record<string, unknown>)[k] === (b as Record<string, unknown>)[k]);
+}
