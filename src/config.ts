@@ -339,7 +339,11 @@ export type MeshOptionsInput = z.input<typeof meshOptionsSchema>;
 type ParsedOptions = z.output<typeof meshOptionsSchema>;
 export type MeshConfig = Omit<ParsedOptions, 'inbound'> & {
   spiffeId: string;
-  inbound: Omit<ParsedOptions['inbound'], 'defaultPolicy'> & { defaultPolicy: DefaultPolicy };
+  inbound: Omit<ParsedOptions['inbound'], 'defaultPolicy'> & {
+    defaultPolicy: DefaultPolicy;
+    /** True when no defaultPolicy was given: it follows the mode, also when the mode changes live. */
+    defaultPolicyFollowsMode?: boolean;
+  };
 };
 export type ServiceConfig = z.output<typeof serviceSchema>;
 
@@ -455,5 +459,5 @@ export function resolveConfig(input: MeshOptionsInput, env: NodeJS.ProcessEnv = 
     );
   }
   const defaultPolicy = c.inbound.defaultPolicy ?? (c.inbound.mode === 'permissive' ? 'all-unauthenticated' : 'all-authenticated');
-  return { ...c, spiffeId: spiffe, inbound: { ...c.inbound, defaultPolicy } };
+  return { ...c, spiffeId: spiffe, inbound: { ...c.inbound, defaultPolicy, defaultPolicyFollowsMode: c.inbound.defaultPolicy === undefined } };
 }
