@@ -30,7 +30,8 @@ export type PeerVerdict = { readonly ok: true; readonly verified: VerifiedPeer }
  * chain limit is parsed, so an over-long chain is refused as such without parsing all of it.
  */
 export function verifyPeerChain(chain: readonly Uint8Array[], bundles: BundleSet, now: number): PeerVerdict {
-  if (!Array.isArray(chain) || chain.length === 0) return { ok: false, reason: 'the peer presented no certificate' };
+  if (!Array.isArray(chain)) return { ok: false, reason: 'the peer chain must be an array of DER certificates, leaf first' };
+  if (chain.length === 0) return { ok: false, reason: 'the peer presented no certificate' };
   let parsed: ParsedCertificate[];
   try {
     parsed = chain.slice(0, MAX_CHAIN_CERTIFICATES + 1).map((der) => parseCertificate(der));

@@ -205,6 +205,20 @@ describe('Inbound.setMode: STRICT ↔ PERMISSIVE live, on built and adopted serv
     assert.doesNotMatch(resumed.response, /peer/);
   });
 
+  test('a certificate from an unknown CA: unauthenticated after a switch to permissive, refused after the switch back', async () => {
+    const r = await start(ca, { mode: 'strict' });
+    const stranger = await (await createDevCa()).issue({ spiffeId: idOf('web') });
+    const ask = () => rawTlsRequest({ port: r.ports[1]!, cert: stranger.certChainPem, key: stranger.keyPem, request: 'GET /x HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n' });
+    assert.equal((await ask()).status, undefined);
+    r.inbound.setMode('permissive');
+    const p = await ask();
+    assert.deepEqual([p.status, p.body], [200, '{"peer":null}'], 'never its claimed identity');
+    r.inbound.setMode('strict');
+    const s = await ask();
+    assert.deepEqual([s.status, s.response], [undefined, ''], 'no response byte');
+    assert.ok(r.inbound.stats().handshakes.tlsErrors >= 2, 'refused by the TLS handshake, as a server started strict does');
+  });
+
   test('an explicit defaultPolicy stays across a switch; an invalid mode is refused and changes nothing', async () => {
     const r = await start(ca, { mode: 'strict', defaultPolicy: 'all-authenticated' });
     r.inbound.setMode('permissive');

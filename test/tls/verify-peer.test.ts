@@ -70,8 +70,9 @@ describe('verifyPeerChain: DER in, identity or reason out', () => {
     const [leaf] = pemToCertDers(svid.certChainPem);
     const cases: Array<[unknown, RegExp]> = [
       [[], /presented no certificate/],
-      [undefined, /presented no certificate/],
-      ['not a chain', /presented no certificate/],
+      [undefined, /must be an array of DER certificates/],
+      ['not a chain', /must be an array of DER certificates/],
+      [Buffer.from('a single buffer'), /must be an array of DER certificates/],
       [[Buffer.from('not DER')], /could not be parsed/],
       [[Buffer.alloc(0)], /could not be parsed/],
       [['a string'], /could not be parsed/],
