@@ -202,9 +202,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
     inbound = Inbound.create({ config, source, verifier, traffic, logger, policy: first.inbound.policy });
     parts.push(inbound);
     outbound = buildOutbound(config, source, clientTls, clock, traffic, logger, () => controlPlane.current().source);
-    reconciler = new Reconciler({ setPolicy: (p) => inbound.setPolicy(p), setMode: (m) => {
-      throw new ConfigError(`inbound mode cannot change at run time yet (asked for ${m})`);
-    } }, outbound);
+    reconciler = new Reconciler({ setPolicy: (p) => inbound.setPolicy(p), setMode: (m, d) => inbound.setMode(m, d) }, outbound);
     reconciler.apply(first, { title: 'invalid sidecarless options', path: asOptionPath });
     parts.push(outbound);
   } catch (e) {

@@ -6,7 +6,7 @@ import { type RouterSemantics, fastifyRouting } from '../policy/router-semantics
 import { peerOf } from './peer-of.js';
 import { type InboundPipeline } from './pipeline.js';
 import { HTTP2_UNSUPPORTED, type InboundServers, isHttp2Server } from './servers.js';
-import { checkTarget } from './target.js';
+import { checkTarget } from './http1/target.js';
 import './fastify-types.js'; // request.peer (the `declare module 'fastify'` augmentation)
 
 /**

@@ -5,23 +5,25 @@
  */
 import { type IncomingMessage } from 'node:http';
 import { type Logger, type MeshConfig } from '../config.js';
-import { type Policy } from '../policy/index.js';
-import { type Decision } from '../policy/index.js';
+import { ConfigError } from '../errors.js';
+import { type Decision, type DefaultPolicy, type Policy } from '../policy/index.js';
 import { type X509Source } from '../sources/source.js';
 import { InboundObserver } from '../telemetry/inbound.js';
 import { recordAuthz } from '../telemetry/instruments.js';
 import { type TrafficStats } from '../telemetry/stats.js';
 import { type PeerVerifier } from '../tls/peer.js';
-import { type HandshakeStats, ServerTls } from '../tls/server-context.js';
+import { type HandshakeStats, type InboundMode, ServerTls } from '../tls/server-context.js';
 import { type AuditRecord, type AuthzStats, PolicyGate } from './policy-gate.js';
 import { expressMiddleware } from './express.js';
 import { fastifyPlugin } from './fastify.js';
 import { DEFAULT_FIRST_REQUEST_TIMEOUT_MS } from './first-request.js';
+import { judgeHttp1 } from './http1/judge.js';
 import { InboundPipeline, type InboundStats } from './pipeline.js';
 import { InboundServers } from './servers.js';
 
 export interface InboundMeshStats {
-  mode: string;
+  /** The mode new connections are admitted under (it can change live: setMode). */
+  mode: InboundMode;
   handshakes: HandshakeStats;
   requests: InboundStats;
   authz: AuthzStats & { defaultPolicy: string; policyVersion: number; policyFile?: string; lastPolicyError?: string };
@@ -39,36 +41,51 @@ export interface InboundDeps {
 
 const stderrAudit = (record: AuditRecord) => process.stderr.write(JSON.stringify(record) + '\n');
 
+/** The default policy of a mode when none was given: strict → all-authenticated, permissive → all-unauthenticated. */
+export function modeDefaultPolicy(mode: InboundMode): DefaultPolicy {
+  return mode === 'permissive' ? 'all-unauthenticated' : 'all-authenticated';
+}
+
 export class Inbound {
   readonly tls: ServerTls;
   readonly pipeline: InboundPipeline;
   readonly servers: InboundServers;
-  readonly gate: PolicyGate;
+  readonly gate: PolicyGate<IncomingMessage>;
   readonly fastify: ReturnType<typeof fastifyPlugin>;
+  /** No defaultPolicy was given: it follows the mode (resolveConfig's rule), also across setMode. */
+  readonly #defaultFollowsMode: boolean;
 
   private constructor(private readonly d: InboundDeps) {
     const { config, logger, traffic } = d;
-    this.tls = new ServerTls(d.source, d.verifier, config.inbound.mode, () => {});
+    this.#defaultFollowsMode = !config.inbound.defaultPolicyExplicit;
     const observer = new InboundObserver(traffic, config.service);
-    this.pipeline = new InboundPipeline(this.tls, config.inbound.identityHeaders, observer, {
-      unknownServer: (server) => this.servers.unknownServer(server),
-      notTls: () => this.servers.plaintext(),
-    });
-    this.servers = new InboundServers(this.tls, this.pipeline, {
-      firstRequestTimeoutMs: config.inbound.firstRequestTimeout ?? DEFAULT_FIRST_REQUEST_TIMEOUT_MS,
-      logger,
-    });
     const onDecision = (dec: Decision, req: IncomingMessage) => {
       traffic.authz(dec.result, dec.rule, dec.action);
       for (const a of dec.audit) traffic.authz(dec.result, a, 'audit');
       recordAuthz(dec.result, dec.rule, dec.action, dec.audit);
       observer.decided(req, dec.allowed, dec.rule);
     };
-    this.gate = new PolicyGate(
+    // The gate first: an invalid policy throws before anything subscribes to the source.
+    const gate = new PolicyGate<IncomingMessage>(
       { defaultPolicy: config.inbound.defaultPolicy, trustDomain: config.trustDomain, namespace: config.namespace, labels: config.labels, audit: config.inbound.audit ?? stderrAudit, onDecision },
       d.policy,
     );
-    this.pipeline.setAuthorize((req, peer, routing, recheck) => this.gate.judge(req, peer, routing, recheck));
+    this.gate = gate;
+    this.tls = new ServerTls(d.source, d.verifier, config.inbound.mode, () => {});
+    this.pipeline = new InboundPipeline({
+      tls: this.tls,
+      authorize: (req, peer, routing, recheck) => judgeHttp1(gate, req, peer, routing, recheck),
+      identityHeaders: config.inbound.identityHeaders,
+      observer,
+      hooks: {
+        unknownServer: (server) => this.servers.unknownServer(server),
+        notTls: () => this.servers.plaintext(),
+      },
+    });
+    this.servers = new InboundServers(this.tls, this.pipeline, {
+      firstRequestTimeoutMs: config.inbound.firstRequestTimeout ?? DEFAULT_FIRST_REQUEST_TIMEOUT_MS,
+      logger,
+    });
     this.fastify = fastifyPlugin(this.pipeline, this.servers, (why) => logger.error(`sidecarless: ${why}`));
   }
 
@@ -82,23 +99,51 @@ export class Inbound {
     this.gate.set(policy);
   }
 
+  /**
+   * Switches STRICT ↔ PERMISSIVE for NEW connections on every server the mesh built or adopted
+   * (and any it adopts later). Connections already open keep the peer they were admitted with
+   * (an unauthenticated one stays unauthenticated, judged by the policy in force on each request).
+   * When no defaultPolicy was given, the default policy follows: strict → all-authenticated,
+   * permissive → all-unauthenticated. Both change together, before the next request is judged.
+   */
+  setMode(mode: InboundMode, defaultPolicy?: DefaultPolicy): void {
+    if (mode !== 'strict' && mode !== 'permissive') {
+      throw new ConfigError(`inbound.setMode: the mode must be 'strict' or 'permissive', got ${JSON.stringify(mode) ?? String(mode)}; the mode in force (${this.tls.mode}) is kept`, [
+        { path: 'inbound.mode', message: `must be 'strict' or 'permissive'` },
+      ]);
+    }
+    if (defaultPolicy !== undefined) this.gate.setDefaultPolicy(defaultPolicy);
+    else if (this.#defaultFollowsMode) this.gate.setDefaultPolicy(modeDefaultPolicy(mode));
+    this.tls.setMode(mode);
+  }
+
+  /** The mode new connections are admitted under. */
+  get mode(): InboundMode {
+    return this.tls.mode;
+  }
+
   express() {
     return expressMiddleware(this.pipeline);
   }
 
   /** The policy in force, for the admin endpoint's /config. */
   policyStatus() {
-    return { policy: this.gate.policy, version: this.gate.version };
+    return {
+      policy: this.gate.policy,
+      version: this.gate.version,
+      mode: this.tls.mode,
+      defaultPolicy: this.gate.defaultPolicy,
+    };
   }
 
   stats(): InboundMeshStats {
     return {
-      mode: this.d.config.inbound.mode,
+      mode: this.tls.mode,
       handshakes: { ...this.tls.stats },
       requests: { ...this.pipeline.stats },
       authz: {
         ...structuredClone(this.gate.stats),
-        defaultPolicy: this.d.config.inbound.defaultPolicy,
+        defaultPolicy: this.gate.defaultPolicy,
         policyVersion: this.gate.version,
       },
     };

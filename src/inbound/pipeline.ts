@@ -6,17 +6,17 @@ import { EXACT_ROUTING, type RouterSemantics, coversRouting, unionRouting } from
 import { type InboundObserver } from '../telemetry/inbound.js';
 import { socketPeer } from '../tls/peer.js';
 import { type ServerTls, isRefused } from '../tls/server-context.js';
-import { type Verdict } from './policy-gate.js';
 import { firstRequestSeen } from './first-request.js';
-import { respondHttp, respondSocket } from './responders.js';
-import { stripTrailers } from './trailers.js';
+import { type Verdict } from './http1/judge.js';
+import { respondHttp, respondSocket } from './http1/responders.js';
+import { DEFAULT_IDENTITY_HEADERS, stripIdentityHeaders } from './http1/sanitize.js';
 
-/** Headers that claim an identity in other meshes. A client can send them; they never mean anything here. */
-export const DEFAULT_IDENTITY_HEADERS = ['x-forwarded-client-cert', 'l5d-client-id', 'l5d-client-identity'];
+export { DEFAULT_IDENTITY_HEADERS } from './http1/sanitize.js';
 
 /**
- * The seam where authorization runs (the policy gate): given the verified peer and the request,
- * admit it or say why not. `recheck`: the request was admitted before under narrower semantics.
+ * The seam where authorization runs (the policy gate, through http1/judge.ts): given the verified
+ * peer and the request, admit it or say why not. `recheck`: the request was admitted before under
+ * narrower semantics.
  */
 export type AuthorizeStep = (req: IncomingMessage, peer: PeerIdentity | null, routing: RouterSemantics, recheck: boolean) => Verdict;
 
@@ -56,6 +56,18 @@ export interface PipelineHooks {
   notTls?: (req: IncomingMessage) => void;
 }
 
+/** What a pipeline is built from. `authorize` is required: a pipeline without a gate cannot exist. */
+export interface InboundPipelineDeps {
+  readonly tls: ServerTls;
+  /** The policy gate's HTTP/1.1 step; every request that reaches the app has passed it. */
+  readonly authorize: AuthorizeStep;
+  /** Extra identity headers to remove (the defaults are always removed). */
+  readonly identityHeaders?: readonly string[];
+  /** Golden signals, metrics and the server span (telemetry/inbound.ts). */
+  readonly observer?: InboundObserver;
+  readonly hooks?: PipelineHooks;
+}
+
 /**
  * What every inbound request goes through before the app, whatever the framework and whichever
  * server event carries it: authenticate (the socket's verified peer, checked once per connection,
@@ -65,21 +77,22 @@ export interface PipelineHooks {
 export class InboundPipeline {
   readonly stats: InboundStats = { requests: 0, admitted: 0, refused: 0, identityHeadersRemoved: 0 };
   readonly #identityHeaders: Set<string>;
-  #authorize: AuthorizeStep | undefined;
+  readonly #authorize: AuthorizeStep;
+  private readonly tls: ServerTls;
+  private readonly observer: InboundObserver | undefined;
+  private readonly hooks: PipelineHooks;
 
-  constructor(
-    private readonly tls: ServerTls,
-    identityHeaders: readonly string[] = [],
-    /** Golden signals, metrics and the server span (telemetry/inbound.ts). */
-    private readonly observer?: InboundObserver,
-    private readonly hooks: PipelineHooks = {},
-  ) {
-    this.#identityHeaders = new Set([...DEFAULT_IDENTITY_HEADERS, ...identityHeaders.map((h) => h.toLowerCase())]);
-  }
-
-  /** Installs the authorization step (the policy layer). */
-  setAuthorize(step: AuthorizeStep | undefined): void {
-    this.#authorize = step;
+  constructor(deps: InboundPipelineDeps) {
+    // Fail closed for JavaScript callers too: without a gate, nothing could be admitted safely.
+    if (typeof deps?.authorize !== 'function') {
+      throw new TypeError('InboundPipeline: `authorize` (the policy gate\'s step) is required; a pipeline without a gate would admit every request');
+    }
+    if (!deps.tls) throw new TypeError('InboundPipeline: `tls` (the ServerTls that admits connections) is required');
+    this.tls = deps.tls;
+    this.#authorize = deps.authorize;
+    this.observer = deps.observer;
+    this.hooks = deps.hooks ?? {};
+    this.#identityHeaders = new Set([...DEFAULT_IDENTITY_HEADERS, ...(deps.identityHeaders ?? []).map((h) => h.toLowerCase())]);
   }
 
   /**
@@ -168,7 +181,7 @@ export class InboundPipeline {
   }
 
   #judge(req: IncomingMessage, peer: PeerIdentity | null, routing: RouterSemantics): Verdict {
-    const v = this.#authorize ? this.#authorize(req, peer, routing, false) : ({ ok: true } as const);
+    const v = this.#authorize(req, peer, routing, false);
     if (!v.ok && v.status === 400) (req.socket as unknown as ClosingCarrier)[kClosing] = true;
     return v;
   }
@@ -178,7 +191,7 @@ export class InboundPipeline {
     if (coversRouting(before, routing)) return true;
     const wider = unionRouting(before, routing);
     (req as AdmittedCarrier)[kAdmitted] = { by: this, routing: wider };
-    const v = this.#authorize ? this.#authorize(req, socketPeer(req.socket) ?? null, wider, true) : ({ ok: true } as const);
+    const v = this.#authorize(req, socketPeer(req.socket) ?? null, wider, true);
     if (v.ok) return true;
     this.stats.refused++;
     refuse(v);
@@ -197,29 +210,7 @@ export class InboundPipeline {
   }
 
   #strip(req: IncomingMessage): void {
-    const names = this.#identityHeaders;
-    stripTrailers(req, names, () => this.stats.identityHeadersRemoved++);
-    let removed = false;
-    for (const name of names) {
-      if (name in req.headers) {
-        delete req.headers[name];
-        removed = true;
-      }
-    }
-    if (!removed) return;
-    this.stats.identityHeadersRemoved++;
-    // node:http builds `headersDistinct` lazily from rawHeaders with the header count it parsed:
-    // built after rawHeaders shrinks, it reads past the end and throws (a peer-triggered crash in
-    // any handler that reads it). Build it now, from the full list, and remove the names there too.
-    const distinct = (req as { headersDistinct?: Record<string, string[]> }).headersDistinct;
-    if (distinct) for (const name of names) delete distinct[name];
-    const raw = req.rawHeaders;
-    const kept: string[] = [];
-    for (let i = 0; i < raw.length; i += 2) {
-      if (!names.has(raw[i]!.toLowerCase())) kept.push(raw[i]!, raw[i + 1]!);
-    }
-    raw.length = 0;
-    raw.push(...kept);
+    stripIdentityHeaders(req, this.#identityHeaders, () => this.stats.identityHeadersRemoved++);
   }
 }
 

@@ -1,6 +1,3 @@
-import { type IncomingMessage } from 'node:http';
-import { type TLSSocket } from 'node:tls';
-import { type PeerIdentity } from '../identity/peer-identity.js';
 import { EXACT_ROUTING, type RouterSemantics, alikeOf } from '../policy/router-semantics.js';
 import {
   type CompiledPolicy,
@@ -11,7 +8,6 @@ import {
   compilePolicy,
   loadPolicy,
 } from '../policy/index.js';
-import { checkTarget } from './target.js';
 
 /** One line of the audit log: structured, for a pluggable sink. */
 export interface AuditRecord {
@@ -35,41 +31,56 @@ export interface AuthzStats {
   byRule: Record<string, { allow: number; deny: number; audit: number }>;
 }
 
-export interface PolicyGateOptions {
+/**
+ * `S`: what a transport hands to onDecision with each decision (its request object, for
+ * telemetry); the gate itself never looks at it.
+ */
+export interface PolicyGateOptions<S = unknown> {
   defaultPolicy: DefaultPolicy;
   trustDomain: string;
   namespace: string;
   labels: Readonly<Record<string, string>>;
   audit: (record: AuditRecord) => void;
   /** Told every decision (telemetry: the decisions metric, the request's span, denials). */
-  onDecision?: (decision: Decision, req: IncomingMessage) => void;
+  onDecision?: (decision: Decision, subject: S) => void;
 }
 
-/** The gate's verdict on one request: admitted, or refused with a status and why. */
-export type Verdict = { readonly ok: true } | { readonly ok: false; readonly status: 400 | 403; readonly reason: string };
-
-const ADMITTED: Verdict = Object.freeze({ ok: true });
+export interface DecideOptions<S = unknown> {
+  /**
+   * Which spellings the app's router serves from the same handler (policy/router-semantics.ts):
+   * DENY rules judge all of them, ALLOW rules only what was sent. Default: exact.
+   */
+  routing?: RouterSemantics;
+  /** The request was admitted before under narrower semantics: only a denial is counted and told. */
+  recheck?: boolean;
+  /** Handed to onDecision with the decision (the transport's request). */
+  subject?: S;
+}
 
 /**
- * Authorization before the app, transport-neutral (a responder per transport writes the refusal):
- * check the target and host (400 when malformed), evaluate the compiled policy against the
- * verified peer (403 when denied). The compiled policy is swapped as one reference: a request
- * reads it once, so no request sees a mix of two versions.
+ * Authorization before the app, transport-neutral: `decide(PolicyRequest)` evaluates the compiled
+ * policy against the verified peer of a request every transport describes the same way (peer,
+ * method, normalized path, host, port, SNI, headers). Checking the request's own shape and writing
+ * a refusal are the transport's (http1/ for node:http: 400 for a malformed target, 403 for a
+ * denial). The compiled policy is swapped as one reference: a request reads it once, so no request
+ * sees a mix of two versions (or of two default policies).
  */
-export class PolicyGate {
+export class PolicyGate<S = unknown> {
   readonly stats: AuthzStats = { allowed: 0, denied: 0, malformed: 0, byRule: {} };
   /** One reference per policy version: swapped whole, so a request never sees a mix. */
   #state: PolicyState;
   #version = 0;
+  #defaultPolicy: DefaultPolicy;
 
-  constructor(private readonly opts: PolicyGateOptions, policy?: unknown) {
+  constructor(private readonly opts: PolicyGateOptions<S>, policy?: unknown) {
+    this.#defaultPolicy = opts.defaultPolicy;
     const p = policy === undefined ? loadPolicy({}) : toPolicy(policy);
-    this.#state = { policy: p, compiled: this.#compile(p) };
+    this.#state = { policy: p, compiled: this.#compile(p, this.#defaultPolicy) };
   }
 
-  #compile(policy: Policy): CompiledPolicy {
+  #compile(policy: Policy, defaultPolicy: DefaultPolicy): CompiledPolicy {
     return compilePolicy(policy, {
-      defaultPolicy: this.opts.defaultPolicy,
+      defaultPolicy,
       trustDomain: this.opts.trustDomain,
       namespace: this.opts.namespace,
       labels: this.opts.labels,
@@ -79,8 +90,25 @@ export class PolicyGate {
   /** Replaces the policy. Throws PolicyError (naming paths) and keeps the previous one when invalid. */
   set(policy: unknown): void {
     const p = toPolicy(policy);
-    this.#state = { policy: p, compiled: this.#compile(p) };
+    this.#state = { policy: p, compiled: this.#compile(p, this.#defaultPolicy) };
     this.#version++;
+  }
+
+  /** What decides when no rule applies (all-authenticated, deny, …). */
+  get defaultPolicy(): DefaultPolicy {
+    return this.#defaultPolicy;
+  }
+
+  /**
+   * Replaces the default policy: the policy in force is compiled again with it and swapped as one
+   * reference (the policy version stays: the document did not change). Throws and keeps the
+   * previous state when it does not compile.
+   */
+  setDefaultPolicy(defaultPolicy: DefaultPolicy): void {
+    if (defaultPolicy === this.#defaultPolicy) return;
+    const policy = this.#state.policy;
+    this.#state = { policy, compiled: this.#compile(policy, defaultPolicy) };
+    this.#defaultPolicy = defaultPolicy;
   }
 
   get policy(): Policy {
@@ -92,42 +120,27 @@ export class PolicyGate {
   }
 
   /**
-   * Judges one request from `peer`. `routing` says which spellings the app's router serves from
-   * the same handler (policy/router-semantics.ts): DENY rules judge all of them, ALLOW rules only what
-   * was sent. `recheck`: the request was admitted before under narrower semantics; only a denial
-   * is counted.
+   * Decides one request: allowed or denied, by which rule, which audit rules matched. Counted,
+   * told to onDecision and audited (a recheck that still admits is neither: it was counted when
+   * first admitted). When the policy uses router semantics and the request carries no `alike`,
+   * the spellings `routing` serves alike are derived here from its path and method.
    */
-  judge(req: IncomingMessage, peer: PeerIdentity | null, routing: RouterSemantics = EXACT_ROUTING, recheck = false): Verdict {
-    const t = checkTarget(req);
-    if (!t.ok) {
-      this.stats.malformed++;
-      return { ok: false, status: 400, reason: t.reason };
-    }
-    const socket = req.socket as TLSSocket;
-    const headers = req.headers;
-    const method = req.method ?? '';
+  decide(request: PolicyRequest, options: DecideOptions<S> = {}): Decision {
     const state = this.#state;
-    const alike = state.compiled.usesAlike ? alikeOf(t.path, method, routing) : undefined;
-    const request: PolicyRequest = {
-      peer,
-      sourceIp: socket.remoteAddress ?? '',
-      method,
-      path: t.path,
-      host: t.host,
-      port: socket.localPort ?? 0,
-      ...(typeof socket.servername === 'string' && { sni: socket.servername }),
-      header: (name) => {
-        const v = headers[name];
-        return Array.isArray(v) ? v.join(',') : v;
-      },
-      ...(alike && { alike }),
-    };
-    const decision = state.compiled.evaluate(request);
-    if (recheck && decision.allowed) return ADMITTED;
+    const routing = options.routing ?? EXACT_ROUTING;
+    const alike = request.alike === undefined && state.compiled.usesAlike ? alikeOf(request.path, request.method, routing) : undefined;
+    const req: PolicyRequest = alike ? { ...request, alike } : request;
+    const decision = state.compiled.evaluate(req);
+    if (options.recheck && decision.allowed) return decision;
     this.#count(decision);
-    this.opts.onDecision?.(decision, req);
-    if (decision.audit.length > 0) this.#audit(decision, request);
-    return decision.allowed ? ADMITTED : { ok: false, status: 403, reason: `denied by ${decision.rule}` };
+    this.opts.onDecision?.(decision, options.subject as S);
+    if (decision.audit.length > 0) this.#audit(decision, req);
+    return decision;
+  }
+
+  /** A request its transport refused as malformed before it could be judged (counted). */
+  malformed(): void {
+    this.stats.malformed++;
   }
 
   #audit(decision: Decision, request: PolicyRequest): void {

@@ -17,7 +17,7 @@ import { type TLSSocket } from 'node:tls';
 import { type RouterSemantics } from '../policy/router-semantics.js';
 import { armFirstRequestTimer } from './first-request.js';
 import { type InboundPipeline } from './pipeline.js';
-import { respondHttp } from './responders.js';
+import { respondHttp } from './http1/responders.js';
 import { type ServerRouting, routingOfServer } from './router-kind.js';
 
 const kGuard = Symbol.for('sidecarless.v1.guard');

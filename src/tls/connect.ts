@@ -4,11 +4,9 @@ import { type Clock, systemClock } from '../clock.js';
 import type { buildConnector } from 'undici';
 import { PeerIdentityError, SidecarlessError } from '../errors.js';
 import { type Authorizer } from '../identity/authorizer.js';
-import { allRoots } from '../identity/bundle.js';
-import { derToPem } from '../identity/pem.js';
 import { type X509Source } from '../sources/source.js';
 import { type PeerSocket, type PeerVerifier, type VerifiedPeer, kPeer } from './peer.js';
-import { MIN_TLS_VERSION } from './server-context.js';
+import { HTTP1_ALPN, secureContextOptions } from './secure-context.js';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
@@ -33,6 +31,8 @@ export interface MeshConnectTarget {
   servername?: string;
   /** For error messages: the service and address. */
   describe: string;
+  /** ALPN protocols to offer (default `['http/1.1']`). */
+  alpn?: readonly string[];
 }
 
 /**
@@ -64,12 +64,7 @@ export class ClientTls {
   #secureContext(): SecureContext {
     // getX509Svid throws when the SVID expired: no call goes out with it.
     const svid = this.source.getX509Svid();
-    this.#context ??= createSecureContext({
-      cert: svid.certChainPem,
-      key: svid.keyPem,
-      ca: allRoots(this.source.getBundles()).map((r) => derToPem(r.der)),
-      minVersion: MIN_TLS_VERSION,
-    });
+    this.#context ??= createSecureContext(secureContextOptions(svid, this.source.getBundles(), { alpn: HTTP1_ALPN }));
     return this.#context;
   }
 
@@ -106,7 +101,7 @@ export class ClientTls {
         ...(servername && { servername }),
         secureContext,
         ...(offered && { session: offered.session }),
-        ALPNProtocols: ['http/1.1'],
+        ALPNProtocols: [...(target.alpn ?? HTTP1_ALPN)],
         checkServerIdentity: (_host, cert) => {
           presented = cert as DetailedPeerCertificate; // Node passes getPeerCertificate(true)
           return undefined; // replaced by the SPIFFE check below, on every connection

@@ -2,10 +2,11 @@ import { type DetailedPeerCertificate, type PeerCertificate, type TLSSocket } fr
 import { type Clock } from '../clock.js';
 import { SvidError } from '../errors.js';
 import { type BundleSet } from '../identity/bundle.js';
-import { type ParsedCertificate, parseCertificate } from '../identity/certificate.js';
 import { type PeerIdentity } from '../identity/peer-identity.js';
-import { type SpiffeId, kubernetesParts } from '../identity/spiffe-id.js';
-import { MAX_CHAIN_CERTIFICATES, type VerifiedChain, verifySvidChain } from '../identity/svid.js';
+import { MAX_CHAIN_CERTIFICATES } from '../identity/svid.js';
+import { type VerifiedPeer, verifyPeerChain } from './verify-peer.js';
+
+export { type PeerVerdict, type VerifiedPeer, verifyPeerChain } from './verify-peer.js';
 
 /** Process-wide key (shared by ESM and CJS copies) under which a socket's verified peer is cached. */
 export const kPeer: unique symbol = Symbol.for('sidecarless.v1.peer') as never;
@@ -17,24 +18,15 @@ export interface PeerSocket extends TLSSocket {
   [kPeerError]?: string;
 }
 
-/** A verified peer: the public shape and the parsed ID (for authorizers). */
-export interface VerifiedPeer {
-  readonly peer: PeerIdentity;
-  readonly id: SpiffeId;
-  /** When the verified chain stops being valid. */
-  readonly notAfter: number;
-}
-
 interface CacheEntry extends VerifiedPeer {
   readonly bundles: BundleSet;
-  readonly verified: VerifiedChain;
 }
 
 const CACHE_LIMIT = 4096;
 
 /**
- * Verifies the peer of a TLS socket: its chain against the bundle of the peer's own trust domain,
- * the X.509-SVID leaf rules, and validity now. Results are cached by leaf fingerprint for as long as
+ * Verifies the peer of a TLS socket with verifyPeerChain (verify-peer.ts: its chain against the
+ * bundle of the peer's own trust domain, the X.509-SVID leaf rules, and validity now). Results are cached by leaf fingerprint for as long as
  * the bundle set is the same object and the chain is valid, so a connection pays for parsing only
  * the first time a peer certificate is seen. A resumed TLS session carries only the leaf: it is
  * accepted only when that exact leaf was fully verified before (else the connection is refused).
@@ -66,15 +58,14 @@ export class PeerVerifier {
     const now = this.clock.now();
     const key = presented.fingerprint256;
     const hit = this.#cache.get(key);
-    if (hit && hit.bundles === bundles && now >= hit.verified.notBefore && now <= hit.verified.notAfter) return hit;
+    if (hit && hit.bundles === bundles && now >= hit.notBefore && now <= hit.notAfter) return hit;
 
     const chain = detailed?.raw ? detailed : socket.getPeerCertificate(true);
     if (!chain || !chain.raw || chain.fingerprint256 !== key) throw new SvidError('the peer\'s certificate chain does not start with the certificate it presented');
-    const verified = verifySvidChain(presentedChain(chain), bundles, now);
-    const id = verified.spiffeId;
-    const peer: PeerIdentity = Object.freeze({ spiffeId: id.id, trustDomain: id.trustDomain, ...kubernetesParts(id) });
+    const v = verifyPeerChain(derChainOf(chain), bundles, now);
+    if (!v.ok) throw new SvidError(v.reason);
     if (this.#cache.size >= CACHE_LIMIT) this.#cache.delete(this.#cache.keys().next().value!);
-    const entry: CacheEntry = { bundles, verified, peer, id, notAfter: verified.notAfter };
+    const entry: CacheEntry = { ...v.verified, bundles };
     this.#cache.set(key, entry);
     return entry;
   }
@@ -85,17 +76,18 @@ export class PeerVerifier {
 }
 
 /**
- * The certificates the peer sent, leaf first, as OpenSSL reports them (a root it appended from the
- * trust store is harmless: it is only a candidate). Read up to one past the limit, so that an
- * over-long chain is refused as such by verifySvidChain, without parsing all of it.
+ * The certificates the peer sent, leaf first, as DER, from Node's detailed certificate
+ * (`getPeerCertificate(true)`, or what checkServerIdentity is handed), for verifyPeerChain. As
+ * OpenSSL reports them: a root it appended from the trust store is harmless (only a candidate).
+ * Read up to one past the limit, so an over-long chain is refused as such.
  */
-function presentedChain(leaf: DetailedPeerCertificate): ParsedCertificate[] {
-  const out: ParsedCertificate[] = [];
+export function derChainOf(leaf: DetailedPeerCertificate): Buffer[] {
+  const out: Buffer[] = [];
   let c: DetailedPeerCertificate | undefined = leaf;
   const seen = new Set<string>();
   while (c && c.raw && !seen.has(c.fingerprint256) && out.length <= MAX_CHAIN_CERTIFICATES) {
     seen.add(c.fingerprint256);
-    out.push(parseCertificate(c.raw));
+    out.push(c.raw);
     c = c.issuerCertificate;
   }
   return out;

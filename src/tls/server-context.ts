@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { type SecureContextOptions, type Server as TlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
-import { allRoots } from '../identity/bundle.js';
-import { derToPem } from '../identity/pem.js';
 import { type X509Source } from '../sources/source.js';
 import { type PeerSocket, type PeerVerifier, kPeer, kPeerError } from './peer.js';
+import { HTTP1_ALPN, secureContextOptions } from './secure-context.js';
+
+export { MIN_TLS_VERSION } from './secure-context.js';
 
 /** STRICT: every connection must present a verified SVID. PERMISSIVE: TLS without a client certificate is accepted, its peer is unauthenticated. Never plaintext. */
 export type InboundMode = 'strict' | 'permissive';
@@ -15,9 +16,6 @@ export interface HandshakeStats {
   tlsErrors: number;
   lastRejection?: string;
 }
-
-/** TLS 1.2 is the floor (as Istio's default); 1.3 is preferred by OpenSSL. */
-export const MIN_TLS_VERSION = 'TLSv1.2';
 
 /** A client must finish its TLS handshake within this (Node's default is 120 s). */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -46,24 +44,51 @@ export class ServerTls {
    */
   readonly sessionIdContext = randomBytes(16).toString('hex');
 
+  #mode: InboundMode;
+  /** Attached servers built from options() (ours), whose TLS-level client check follows the mode. */
+  readonly #ours = new WeakSet<TlsServer>();
+
   constructor(
     private readonly source: X509Source,
     private readonly verifier: PeerVerifier,
-    readonly mode: InboundMode,
+    mode: InboundMode,
     private readonly onReject: (reason: string) => void = () => {},
+    /** ALPN protocols offered (HTTP/2 will offer `['h2', 'http/1.1']`). */
+    readonly alpn: readonly string[] = HTTP1_ALPN,
   ) {
+    this.#mode = mode;
     this.#context = this.#build();
     this.#unsubscribe = source.onUpdate(() => this.#rotate());
   }
 
+  /** The mode new connections are admitted under. */
+  get mode(): InboundMode {
+    return this.#mode;
+  }
+
+  /**
+   * Changes the mode for new connections on every attached server (and servers built from
+   * options() later). Connections already admitted keep the peer they were admitted with.
+   *
+   * The check that counts is admit() (our code, at each new connection). A server built from
+   * options() also has its TLS-level check follow the mode, so that in STRICT a client without a
+   * certificate is refused in the handshake, exactly as a server built strict (OpenSSL's
+   * certificate_required / unknown_ca alert): node:tls reads `server.rejectUnauthorized` for each
+   * new connection. Servers built with other TLS options keep their own TLS-level setting.
+   */
+  setMode(mode: InboundMode): void {
+    if (mode !== 'strict' && mode !== 'permissive') throw new TypeError(`inbound mode must be 'strict' or 'permissive', got ${JSON.stringify(mode)}`);
+    this.#mode = mode;
+    for (const s of this.#servers) this.#applyMode(s);
+  }
+
+  #applyMode(server: TlsServer): void {
+    if (this.#ours.has(server)) (server as TlsServer & { rejectUnauthorized?: boolean }).rejectUnauthorized = this.#mode === 'strict';
+  }
+
   #build(): SecureContextOptions {
-    const svid = this.source.getX509Svid();
     return {
-      cert: svid.certChainPem,
-      key: svid.keyPem,
-      // OpenSSL's first pass accepts a chain to any known root; the per-trust-domain check follows.
-      ca: allRoots(this.source.getBundles()).map((r) => derToPem(r.der)),
-      minVersion: MIN_TLS_VERSION,
+      ...secureContextOptions(this.source.getX509Svid(), this.source.getBundles(), { alpn: this.alpn }),
       // Kept across rotations (setSecureContext would otherwise reset it to Node's default).
       sessionIdContext: this.sessionIdContext,
     };
@@ -86,8 +111,7 @@ export class ServerTls {
     return {
       ...this.#context,
       requestCert: true,
-      rejectUnauthorized: this.mode === 'strict',
-      ALPNProtocols: ['http/1.1'],
+      rejectUnauthorized: this.#mode === 'strict',
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
       // Node answers a Host-less HTTP/1.1 request with 400 yet still hands a request pipelined
       // behind it to the app; the policy gate answers it instead and closes the connection.
@@ -99,6 +123,9 @@ export class ServerTls {
   attach(server: TlsServer): void {
     if (this.#servers.has(server)) return;
     this.#servers.add(server);
+    // Read before setSecureContext, which gives every attached server our session id context.
+    if ((server as TlsServer & { sessionIdContext?: unknown }).sessionIdContext === this.sessionIdContext) this.#ours.add(server);
+    this.#applyMode(server);
     server.setSecureContext(this.#context);
     server.prependListener('secureConnection', (socket: TLSSocket) => this.admit(socket));
     server.on('tlsClientError', (err: Error) => {
@@ -130,7 +157,7 @@ export class ServerTls {
     } else {
       s[kPeerError] = s.authorizationError ? String(s.authorizationError) : 'no client certificate';
     }
-    if (!peer && this.mode === 'strict') return this.#reject(s, s[kPeerError] ?? 'unverified peer');
+    if (!peer && this.#mode === 'strict') return this.#reject(s, s[kPeerError] ?? 'unverified peer');
     s[kPeer] = peer;
     if (peer) this.stats.authenticated++;
     else this.stats.unauthenticated++;

@@ -1,6 +1,6 @@
 import { type IncomingMessage } from 'node:http';
-import { hostProblem, sameAuthority } from '../policy/authority.js';
-import { type NormalizedTarget, normalizeTarget } from '../policy/index.js';
+import { hostProblem, sameAuthority } from '../../policy/authority.js';
+import { type NormalizedTarget, normalizeTarget } from '../../policy/index.js';
 
 /** Process-wide key under which a request's checked target is kept (ESM and CJS copies share it). */
 const kTarget = Symbol.for('sidecarless.v1.target');
