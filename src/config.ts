@@ -3,7 +3,8 @@ import { durationSchema } from './duration.js';
 import { ConfigError } from './errors.js';
 import { describe, readableIssues } from './zod-issues.js';
 import { parseSpiffeId, parseWorkloadId, validateTrustDomain } from './identity/spiffe-id.js';
-import { type AuditRecord } from './inbound/policy-gate.js';
+import { type Logger } from './logger.js';
+import { type AuditRecord } from './policy/audit.js';
 import { DEFAULT_POLICIES, type DefaultPolicy } from './policy/model.js';
 
 /** Kubernetes-style DNS label: what service and namespace names are. */
@@ -329,11 +330,7 @@ export const meshOptionsSchema = z
   })
   .strict();
 
-export interface Logger {
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
+export type { Logger };
 
 export type MeshOptionsInput = z.input<typeof meshOptionsSchema>;
 type ParsedOptions = z.output<typeof meshOptionsSchema>;

@@ -12,20 +12,10 @@ import {
   loadPolicy,
 } from '../policy/index.js';
 import { checkTarget } from './target.js';
+import { type AuditRecord } from '../policy/audit.js';
 
-/** One line of the audit log: structured, for a pluggable sink. */
-export interface AuditRecord {
-  readonly time: string;
-  readonly type: 'sidecarless.audit';
-  readonly decision: 'allow' | 'deny';
-  readonly rule: string;
-  readonly audit: readonly string[];
-  readonly peer: string | null;
-  readonly sourceIp: string;
-  readonly method: string;
-  readonly path: string;
-  readonly host: string;
-}
+export type { AuditRecord };
+
 
 export interface AuthzStats {
   allowed: number;
