@@ -4,11 +4,12 @@
  * builds one and delegates to it.
  */
 import { type IncomingMessage } from 'node:http';
-import { type Logger, type MeshConfig } from '../config.js';
-import { type Decision } from '../policy/index.js';
+import { type MeshConfig } from '../config.js';
+import { type Logger } from '../logger.js';
 import { type X509Source } from '../sources/source.js';
 import { InboundObserver } from '../telemetry/inbound.js';
-import { recordAuthz } from '../telemetry/instruments.js';
+import { AuthzCounters, deriveTelemetry } from '../telemetry/derive.js';
+import { MeshEvents } from '../telemetry/events.js';
 import { type TrafficStats } from '../telemetry/stats.js';
 import { type PeerVerifier } from '../tls/peer.js';
 import { type HandshakeStats, ServerTls } from '../tls/server-context.js';
@@ -33,6 +34,11 @@ export interface InboundDeps {
   verifier: PeerVerifier;
   traffic: TrafficStats;
   logger: Logger;
+  /**
+   * The mesh's event bus, whose creator derives the telemetry from it (deriveTelemetry). Without
+   * one (until createMesh passes its own), Inbound makes a bus and derives from it itself.
+   */
+  events?: MeshEvents;
 }
 
 const stderrAudit = (record: AuditRecord) => process.stderr.write(JSON.stringify(record) + '\n');
@@ -43,6 +49,9 @@ export class Inbound {
   readonly servers: InboundServers;
   readonly gate: PolicyGate;
   readonly fastify: ReturnType<typeof fastifyPlugin>;
+  readonly events: MeshEvents;
+  readonly #authz: AuthzCounters;
+  readonly #unsubscribe: Array<() => void> = [];
   #policyFile: PolicyFile | undefined;
   #lastPolicyError: string | undefined;
 
@@ -58,15 +67,13 @@ export class Inbound {
       firstRequestTimeoutMs: config.inbound.firstRequestTimeout ?? DEFAULT_FIRST_REQUEST_TIMEOUT_MS,
       logger,
     });
-    const onDecision = (dec: Decision, req: IncomingMessage) => {
-      traffic.authz(dec.result, dec.rule, dec.action);
-      for (const a of dec.audit) traffic.authz(dec.result, a, 'audit');
-      recordAuthz(dec.result, dec.rule, dec.action, dec.audit);
-      observer.decided(req, dec.allowed, dec.rule);
-    };
+    const events = (this.events = d.events ?? new MeshEvents(config.service));
+    if (!d.events) this.#unsubscribe.push(deriveTelemetry(events, traffic));
+    this.#authz = new AuthzCounters(events);
+    this.#unsubscribe.push(this.#authz.close, events.on('authz', (dec, _s, req) => observer.decided(req as IncomingMessage, dec.allowed, dec.rule)));
     const policy = config.inbound.policy;
     this.gate = new PolicyGate(
-      { defaultPolicy: config.inbound.defaultPolicy, trustDomain: config.trustDomain, namespace: config.namespace, labels: config.labels, audit: config.inbound.audit ?? stderrAudit, onDecision },
+      { defaultPolicy: config.inbound.defaultPolicy, trustDomain: config.trustDomain, namespace: config.namespace, labels: config.labels, audit: config.inbound.audit ?? stderrAudit, events },
       isPolicyPath(policy) ? undefined : policy,
     );
     this.pipeline.setAuthorize((req, peer, routing, recheck) => this.gate.judge(req, peer, routing, recheck));
@@ -128,7 +135,7 @@ export class Inbound {
       handshakes: { ...this.tls.stats },
       requests: { ...this.pipeline.stats },
       authz: {
-        ...structuredClone(this.gate.stats),
+        ...structuredClone(this.#authz.stats),
         defaultPolicy: this.d.config.inbound.defaultPolicy,
         policyVersion: this.gate.version,
         ...(file && { policyFile: file }),
@@ -142,5 +149,6 @@ export class Inbound {
     await this.servers.close();
     this.#policyFile?.close();
     this.tls.close();
+    for (const off of this.#unsubscribe.splice(0)) off();
   }
 }

@@ -13,17 +13,10 @@ import {
 } from '../policy/index.js';
 import { checkTarget } from './target.js';
 import { type AuditRecord } from '../policy/audit.js';
+import { type MeshEvents } from '../telemetry/events.js';
 
 export type { AuditRecord };
-
-
-export interface AuthzStats {
-  allowed: number;
-  denied: number;
-  malformed: number;
-  /** By deciding rule: `{ rule: { allow, deny } }`; audit rules under `audit`. */
-  byRule: Record<string, { allow: number; deny: number; audit: number }>;
-}
+export type { AuthzStats } from '../telemetry/derive.js';
 
 export interface PolicyGateOptions {
   defaultPolicy: DefaultPolicy;
@@ -31,8 +24,8 @@ export interface PolicyGateOptions {
   namespace: string;
   labels: Readonly<Record<string, string>>;
   audit: (record: AuditRecord) => void;
-  /** Told every decision (telemetry: the decisions metric, the request's span, denials). */
-  onDecision?: (decision: Decision, req: IncomingMessage) => void;
+  /** Where every decision is published, once (telemetry/events.ts): every count derives from it. */
+  events: MeshEvents;
 }
 
 /** The gate's verdict on one request: admitted, or refused with a status and why. */
@@ -47,7 +40,6 @@ const ADMITTED: Verdict = Object.freeze({ ok: true });
  * reads it once, so no request sees a mix of two versions.
  */
 export class PolicyGate {
-  readonly stats: AuthzStats = { allowed: 0, denied: 0, malformed: 0, byRule: {} };
   /** One reference per policy version: swapped whole, so a request never sees a mix. */
   #state: PolicyState;
   #version = 0;
@@ -89,11 +81,11 @@ export class PolicyGate {
    */
   judge(req: IncomingMessage, peer: PeerIdentity | null, routing: RouterSemantics = EXACT_ROUTING, recheck = false): Verdict {
     const t = checkTarget(req);
+    const socket = req.socket as TLSSocket;
     if (!t.ok) {
-      this.stats.malformed++;
+      this.opts.events.malformed({ peer, sourceIp: socket.remoteAddress ?? '', method: req.method ?? '', reason: t.reason }, req);
       return { ok: false, status: 400, reason: t.reason };
     }
-    const socket = req.socket as TLSSocket;
     const headers = req.headers;
     const method = req.method ?? '';
     const state = this.#state;
@@ -114,8 +106,7 @@ export class PolicyGate {
     };
     const decision = state.compiled.evaluate(request);
     if (recheck && decision.allowed) return ADMITTED;
-    this.#count(decision);
-    this.opts.onDecision?.(decision, req);
+    this.opts.events.authz(decision, request, req);
     if (decision.audit.length > 0) this.#audit(decision, request);
     return decision.allowed ? ADMITTED : { ok: false, status: 403, reason: `denied by ${decision.rule}` };
   }
@@ -133,15 +124,6 @@ export class PolicyGate {
       path: request.path,
       host: request.host,
     });
-  }
-
-  #count(d: Decision): void {
-    if (d.allowed) this.stats.allowed++;
-    else this.stats.denied++;
-    const r = (this.stats.byRule[d.rule] ??= { allow: 0, deny: 0, audit: 0 });
-    if (d.allowed) r.allow++;
-    else r.deny++;
-    for (const a of d.audit) (this.stats.byRule[a] ??= { allow: 0, deny: 0, audit: 0 }).audit++;
   }
 }
 
