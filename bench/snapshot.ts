@@ -15,6 +15,7 @@ import { createDevCa } from '../src/identity/dev-ca.js';
 import { Outbound } from '../src/outbound/outbound.js';
 import { loadPolicy } from '../src/policy/index.js';
 import { createDevCaSource } from '../src/sources/dev-ca.js';
+import { MeshEvents } from '../src/telemetry/events.js';
 import { TrafficStats } from '../src/telemetry/stats.js';
 import { ClientTls } from '../src/tls/connect.js';
 import { PeerVerifier } from '../src/tls/peer.js';
@@ -48,7 +49,7 @@ export async function benchSnapshot(opts: { quick: boolean }): Promise<{ name: s
   const onePct: number[] = [];
   const base = services(1000, 10);
   for (let r = 0; r < rounds; r++) {
-    const outbound = new Outbound({ tls, clock: systemClock, traffic: new TrafficStats(), logger: quiet, egress: 'allow', pendingTimeoutMs: 3000, checkIdentity: () => {}, source: () => 'bench' });
+    const outbound = new Outbound({ tls, clock: systemClock, traffic: new TrafficStats(), events: new MeshEvents('bench'), logger: quiet, egress: 'allow', pendingTimeoutMs: 3000, checkIdentity: () => {}, source: () => 'bench' });
     const rec = new Reconciler({ setPolicy() {}, setMode() {} }, outbound);
     let v = 1;
     let t0 = process.hrtime.bigint();

@@ -3,10 +3,10 @@ import { durationSchema } from './duration.js';
 import { ConfigError } from './errors.js';
 import { describe, readableIssues } from './zod-issues.js';
 import { parseSpiffeId, parseWorkloadId, validateTrustDomain } from './identity/spiffe-id.js';
-import { type AuditRecord } from './inbound/policy-gate.js';
+import { type Logger } from './logger.js';
+import { type AuditRecord } from './policy/audit.js';
 import { DEFAULT_POLICIES, type DefaultPolicy } from './policy/model.js';
 import { parseAddress } from './outbound/address.js';
-import { type Logger } from './logger.js';
 
 /** Kubernetes-style DNS label: what service and namespace names are. */
 const dnsLabel = z

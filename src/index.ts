@@ -1,7 +1,7 @@
 // The public API of sidecarless. Re-exports only.
 export { createMesh, type Mesh, type MeshStats } from './mesh.js';
 export { peerOf } from './inbound/peer-of.js';
-export { type AuditRecord } from './inbound/policy-gate.js';
+export { type AuditRecord } from './policy/audit.js';
 export {
   loadPolicy,
   compilePolicy,
@@ -18,7 +18,17 @@ export { createDevCa, DevCa, type DevCaOptions, type IssuedSvid } from './identi
 export { type PeerIdentity } from './identity/peer-identity.js';
 export { parseSpiffeId, isSpiffeId, type SpiffeId } from './identity/spiffe-id.js';
 export { authorizeAny, authorizeId, authorizeOneOf, authorizeMemberOf, type Authorizer } from './identity/authorizer.js';
-export { type X509Source, type X509Svid, type SourceStatus } from './sources/source.js';
+export { type X509Source, type X509Svid, type SourceStatus, type SourceState, SourceCore, CoreBackedSource, type SourceCoreOptions } from './sources/source.js';
+// The kit for writing an X509Source (as go-spiffe exports x509svid.Parse / Verify): build a verified
+// SVID from PEM, group roots into bundles, verify a chain against its own trust domain's bundle.
+export { buildSvid } from './sources/svid-set.js';
+export { bundlesFromPem, createBundle, type BundleSet, type X509Bundle } from './identity/bundle.js';
+export { verifySvidChain, validateLeaf, type VerifiedChain } from './identity/svid.js';
+export { parseCertificate, type ParsedCertificate } from './identity/certificate.js';
+export { type Clock, systemClock } from './clock.js';
+export { type ExpectedIdentity } from './identity/workload-id.js';
+export { type SvidLifecycleEvent } from './sources/lifecycle.js';
+export { CHANNELS as DIAGNOSTICS_CHANNELS, type AuthzMessage, type EjectionMessage, type RotationMessage, type SnapshotMessage, type SnapshotEvent } from './telemetry/events.js';
 export { DirSource, createDirSource } from './sources/dir.js';
 export { DevCaSource, createDevCaSource } from './sources/dev-ca.js';
 export { type MeshOptionsInput as MeshOptions, type EndpointConfig, type EndpointInput, type Logger } from './config.js';

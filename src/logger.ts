@@ -1,4 +1,4 @@
-/** Where the mesh says what it does: one call per event. */
+/** Where the mesh says what it does: one method per level, structured fields optional. */
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;

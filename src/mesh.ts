@@ -22,7 +22,9 @@ import { ClientTls } from './tls/connect.js';
 import { PeerVerifier } from './tls/peer.js';
 import { type AdminEndpoint, type AdminServer, startAdmin } from './admin/server.js';
 import { meshAdminHandlers } from './admin/handlers.js';
-import { observeIdentity, recordRotation } from './telemetry/instruments.js';
+import { observeIdentity } from './telemetry/instruments.js';
+import { deriveTelemetry, publishRotations } from './telemetry/derive.js';
+import { MeshEvents } from './telemetry/events.js';
 import { reportTelemetryOff } from './telemetry/otel.js';
 import { type TrafficSnapshot, TrafficStats } from './telemetry/stats.js';
 
@@ -135,26 +137,18 @@ async function openSource(config: MeshConfig, logger: Logger, clock: Clock): Pro
   return { source, owned: true, startTimeout: (id && 'startTimeout' in id && id.startTimeout) || DEFAULT_START_TIMEOUT_MS };
 }
 
-/** Counts every rotation of `source` as the rotations metric. Returns the unsubscribe function. */
-function countRotations(source: X509Source, config: MeshConfig): () => void {
-  let rotations = source.status().rotations;
-  return source.onUpdate(() => {
-    const now = source.status().rotations;
-    for (; rotations < now; rotations++) recordRotation(config.spiffeId, config.service);
-  });
-}
-
 export interface CreateMeshInternals {
   clock?: Clock;
   env?: NodeJS.ProcessEnv;
 }
 
 /** The outbound side: typed settings only (the snapshot's), one mTLS client. */
-function buildOutbound(config: MeshConfig, source: X509Source, tls: ClientTls, clock: Clock, traffic: TrafficStats, logger: Logger, controlPlane: () => string): Outbound {
+function buildOutbound(config: MeshConfig, source: X509Source, tls: ClientTls, clock: Clock, traffic: TrafficStats, events: MeshEvents, logger: Logger, controlPlane: () => string): Outbound {
   return new Outbound({
     tls,
     clock,
     traffic,
+    events,
     logger,
     egress: config.outbound.egress,
     pendingTimeoutMs: config.outbound.pendingTimeout ?? DEFAULT_PENDING_TIMEOUT_MS,
@@ -195,14 +189,20 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
   const verifier = new PeerVerifier(() => source.getBundles(), clock);
   const clientTls = new ClientTls(source, verifier, config.outbound.connectTimeout, clock);
   const traffic = new TrafficStats();
+  // Every decision, ejection, rotation and snapshot is published once; stats, Prometheus and OTel derive from it.
+  const events = new MeshEvents(config.service);
+  const offTelemetry = deriveTelemetry(events, traffic);
+  parts.push({ close: offTelemetry });
   try {
     await source.ready(startTimeout);
     parts.push(clientTls);
     const first = controlPlane.current();
-    inbound = Inbound.create({ config, source, verifier, traffic, logger, policy: first.inbound.policy });
+    inbound = Inbound.create({ config, source, verifier, traffic, logger, policy: first.inbound.policy, events });
     parts.push(inbound);
-    outbound = buildOutbound(config, source, clientTls, clock, traffic, logger, () => controlPlane.current().source);
-    reconciler = new Reconciler({ setPolicy: (p) => inbound.setPolicy(p), setMode: (m, d) => inbound.setMode(m, d) }, outbound);
+    outbound = buildOutbound(config, source, clientTls, clock, traffic, events, logger, () => controlPlane.current().source);
+    reconciler = new Reconciler({ setPolicy: (p) => inbound.setPolicy(p), setMode: (m, d) => inbound.setMode(m, d) }, outbound, (e) =>
+      events.snapshot({ version: e.version, source: e.source, services: e.services, result: e.accepted ? 'accepted' : 'rejected', ...(e.error !== undefined && { error: e.error }) }),
+    );
     reconciler.apply(first, { title: 'invalid sidecarless options', path: asOptionPath });
     parts.push(outbound);
   } catch (e) {
@@ -212,7 +212,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
   const ctx = { trustDomain: config.trustDomain, namespace: config.namespace };
   const offer = (draft: updates.SnapshotDraft, title: string) => void controlPlane.update(draft, 'api', { title });
   const current = () => controlPlane.current();
-  const mesh = meshFacade({ config, source, owned, clientTls, inbound, outbound, traffic, controlPlane, reconciler });
+  const mesh = meshFacade({ config, source, owned, clientTls, inbound, outbound, traffic, events, offTelemetry, controlPlane, reconciler });
   Object.assign(mesh, {
     setPolicy: (policy: unknown) => offer(updates.setPolicy(current(), policy), 'setPolicy rejected, policy unchanged'),
     setEndpoints: (name: string, list: EndpointInput[]) => offer(updates.setEndpoints(current(), name, list), `setEndpoints("${name}") rejected, endpoints unchanged`),
@@ -256,6 +256,9 @@ interface MeshParts {
   /** The mesh closes the source (its pin over a user's source, or one it opened). */
   owned: boolean;
   clientTls: ClientTls;
+  events: MeshEvents;
+  /** Unsubscribes the telemetry derived from the event bus. */
+  offTelemetry: () => void;
   inbound: Inbound;
   outbound: Outbound;
   traffic: TrafficStats;
@@ -267,7 +270,7 @@ interface MeshParts {
 function meshFacade(p: MeshParts): Mesh {
   const { config, source, inbound, outbound, traffic, controlPlane } = p;
   const unobserveIdentity = observeIdentity({ spiffeId: config.spiffeId, service: config.service, secondsLeft: () => source.status().secondsLeft });
-  const unsubscribeRotations = countRotations(source, config);
+  const unsubscribeRotations = publishRotations(source, p.events, config.spiffeId);
   const mesh = {
     service: config.service,
     spiffeId: config.spiffeId,
@@ -305,6 +308,7 @@ function meshFacade(p: MeshParts): Mesh {
       await outbound.close();
       p.clientTls.close();
       if (p.owned) await source.close();
+      p.offTelemetry();
     },
   };
   return mesh as unknown as Mesh;

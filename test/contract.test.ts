@@ -38,3 +38,29 @@ test('a mesh has every member the contract names, and peerOf is shared by ESM an
     await mesh.close();
   }
 });
+
+// The kit a third party needs to write an X509Source (docs/identity.md, "Write your own source").
+const KIT = ['buildSvid', 'bundlesFromPem', 'createBundle', 'verifySvidChain', 'validateLeaf', 'parseCertificate', 'SourceCore', 'CoreBackedSource'];
+
+test('ESM and CJS export the source kit', async () => {
+  const esm = (await import('sidecarless')) as Record<string, unknown>;
+  const cjs = createRequire(import.meta.url)('sidecarless') as Record<string, unknown>;
+  for (const name of KIT) {
+    assert.equal(typeof esm[name], 'function', `ESM ${name}`);
+    assert.equal(typeof cjs[name], 'function', `CJS ${name}`);
+  }
+  assert.deepEqual(esm.DIAGNOSTICS_CHANNELS, { authz: 'sidecarless:v1:authz', ejection: 'sidecarless:v1:ejection', rotation: 'sidecarless:v1:rotation', snapshot: 'sidecarless:v1:snapshot' });
+});
+
+test('the published .d.ts (ESM and CJS) has no @internal member and no @peculiar/x509 type', async () => {
+  const { readFile } = await import('node:fs/promises');
+  for (const file of ['index.d.ts', 'index.d.cts']) {
+    const text = await readFile(new URL(`../dist/${file}`, import.meta.url), 'utf8');
+    assert.ok(text.includes('declare function createMesh'), `${file} is the built declarations`);
+    const internal = text.split('\n').filter((l) => l.includes('@internal'));
+    assert.deepEqual(internal, [], `${file}: @internal members leak (tsup's stripInternal, or make them private)`);
+    assert.doesNotMatch(text, /@peculiar\/x509|\bx509\.[A-Z]/, `${file}: @peculiar/x509 types are an implementation detail`);
+    // The compiled policy's tables (policy/compiled.ts PolicyTables) are not part of CompiledPolicy.
+    assert.doesNotMatch(text, /\bPolicyTables\b|\bEvalScratch\b/, `${file}: the compiled policy's internals`);
+  }
+});

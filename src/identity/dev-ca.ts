@@ -151,6 +151,7 @@ export class DevCa {
   }
 
   /**
+   * @internal not in the public types (it speaks @peculiar/x509's).
    * Signs arbitrary certificate parameters with the issuing key. For tests and tools that need
    * certificates `issue` refuses to make (wrong SANs, CA flags): never use it to mint identities.
    */

@@ -4,12 +4,14 @@
  * builds one and delegates to it.
  */
 import { type IncomingMessage } from 'node:http';
-import { type Logger, type MeshConfig } from '../config.js';
+import { type MeshConfig } from '../config.js';
+import { type Logger } from '../logger.js';
 import { ConfigError } from '../errors.js';
-import { type Decision, type DefaultPolicy, type Policy } from '../policy/index.js';
+import { type DefaultPolicy, type Policy } from '../policy/index.js';
 import { type X509Source } from '../sources/source.js';
 import { InboundObserver } from '../telemetry/inbound.js';
-import { recordAuthz } from '../telemetry/instruments.js';
+import { AuthzCounters } from '../telemetry/derive.js';
+import { type MeshEvents } from '../telemetry/events.js';
 import { type TrafficStats } from '../telemetry/stats.js';
 import { type PeerVerifier } from '../tls/peer.js';
 import { type HandshakeStats, type InboundMode, ServerTls } from '../tls/server-context.js';
@@ -37,6 +39,8 @@ export interface InboundDeps {
   logger: Logger;
   /** The first policy in force. */
   policy: Policy;
+  /** The mesh's event bus: decisions are published there once; its creator derives telemetry from it. */
+  events: MeshEvents;
 }
 
 const stderrAudit = (record: AuditRecord) => process.stderr.write(JSON.stringify(record) + '\n');
@@ -54,20 +58,19 @@ export class Inbound {
   readonly fastify: ReturnType<typeof fastifyPlugin>;
   /** No defaultPolicy was given: it follows the mode (resolveConfig's rule), also across setMode. */
   readonly #defaultFollowsMode: boolean;
+  readonly #authz: AuthzCounters;
+  readonly #unsubscribe: Array<() => void> = [];
 
   private constructor(private readonly d: InboundDeps) {
     const { config, logger, traffic } = d;
     this.#defaultFollowsMode = !config.inbound.defaultPolicyExplicit;
     const observer = new InboundObserver(traffic, config.service);
-    const onDecision = (dec: Decision, req: IncomingMessage) => {
-      traffic.authz(dec.result, dec.rule, dec.action);
-      for (const a of dec.audit) traffic.authz(dec.result, a, 'audit');
-      recordAuthz(dec.result, dec.rule, dec.action, dec.audit);
-      observer.decided(req, dec.allowed, dec.rule);
-    };
+    const events = d.events;
+    this.#authz = new AuthzCounters(events);
+    this.#unsubscribe.push(this.#authz.close, events.on('authz', (dec, _s, req) => observer.decided(req as IncomingMessage, dec.allowed, dec.rule)));
     // The gate first: an invalid policy throws before anything subscribes to the source.
     const gate = new PolicyGate<IncomingMessage>(
-      { defaultPolicy: config.inbound.defaultPolicy, trustDomain: config.trustDomain, namespace: config.namespace, labels: config.labels, audit: config.inbound.audit ?? stderrAudit, onDecision },
+      { defaultPolicy: config.inbound.defaultPolicy, trustDomain: config.trustDomain, namespace: config.namespace, labels: config.labels, audit: config.inbound.audit ?? stderrAudit, events },
       d.policy,
     );
     this.gate = gate;
@@ -142,7 +145,7 @@ export class Inbound {
       handshakes: { ...this.tls.stats },
       requests: { ...this.pipeline.stats },
       authz: {
-        ...structuredClone(this.gate.stats),
+        ...structuredClone(this.#authz.stats),
         defaultPolicy: this.gate.defaultPolicy,
         policyVersion: this.gate.version,
       },
@@ -153,5 +156,6 @@ export class Inbound {
   async close(): Promise<void> {
     await this.servers.close();
     this.tls.close();
+    for (const off of this.#unsubscribe.splice(0)) off();
   }
 }

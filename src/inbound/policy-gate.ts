@@ -8,32 +8,15 @@ import {
   compilePolicy,
   loadPolicy,
 } from '../policy/index.js';
+import { type AuditRecord } from '../policy/audit.js';
+import { type MalformedSubject, type MeshEvents } from '../telemetry/events.js';
 
-/** One line of the audit log: structured, for a pluggable sink. */
-export interface AuditRecord {
-  readonly time: string;
-  readonly type: 'sidecarless.audit';
-  readonly decision: 'allow' | 'deny';
-  readonly rule: string;
-  readonly audit: readonly string[];
-  readonly peer: string | null;
-  readonly sourceIp: string;
-  readonly method: string;
-  readonly path: string;
-  readonly host: string;
-}
-
-export interface AuthzStats {
-  allowed: number;
-  denied: number;
-  malformed: number;
-  /** By deciding rule: `{ rule: { allow, deny } }`; audit rules under `audit`. */
-  byRule: Record<string, { allow: number; deny: number; audit: number }>;
-}
+export type { AuditRecord };
+export type { AuthzStats } from '../telemetry/derive.js';
 
 /**
- * `S`: what a transport hands to onDecision with each decision (its request object, for
- * telemetry); the gate itself never looks at it.
+ * `S`: what a transport publishes with each decision (its request object, for the request's
+ * span); the gate itself never looks at it.
  */
 export interface PolicyGateOptions<S = unknown> {
   defaultPolicy: DefaultPolicy;
@@ -41,8 +24,8 @@ export interface PolicyGateOptions<S = unknown> {
   namespace: string;
   labels: Readonly<Record<string, string>>;
   audit: (record: AuditRecord) => void;
-  /** Told every decision (telemetry: the decisions metric, the request's span, denials). */
-  onDecision?: (decision: Decision, subject: S) => void;
+  /** Where every decision is published, once (telemetry/events.ts): every count derives from it. */
+  events: MeshEvents;
 }
 
 export interface DecideOptions<S = unknown> {
@@ -66,7 +49,6 @@ export interface DecideOptions<S = unknown> {
  * sees a mix of two versions (or of two default policies).
  */
 export class PolicyGate<S = unknown> {
-  readonly stats: AuthzStats = { allowed: 0, denied: 0, malformed: 0, byRule: {} };
   /** One reference per policy version: swapped whole, so a request never sees a mix. */
   #state: PolicyState;
   #version = 0;
@@ -132,16 +114,16 @@ export class PolicyGate<S = unknown> {
     const req: PolicyRequest = alike ? { ...request, alike } : request;
     const decision = state.compiled.evaluate(req);
     if (options.recheck && decision.allowed) return decision;
-    this.#count(decision);
-    this.opts.onDecision?.(decision, options.subject as S);
+    this.opts.events.authz(decision, req, options.subject as object | undefined);
     if (decision.audit.length > 0) this.#audit(decision, req);
     return decision;
   }
 
-  /** A request its transport refused as malformed before it could be judged (counted). */
-  malformed(): void {
-    this.stats.malformed++;
+  /** A request its transport refused as malformed before it could be judged (published as such). */
+  malformed(subject: MalformedSubject, req?: S): void {
+    this.opts.events.malformed(subject, req as object | undefined);
   }
+
 
   #audit(decision: Decision, request: PolicyRequest): void {
     this.opts.audit({
@@ -158,14 +140,6 @@ export class PolicyGate<S = unknown> {
     });
   }
 
-  #count(d: Decision): void {
-    if (d.allowed) this.stats.allowed++;
-    else this.stats.denied++;
-    const r = (this.stats.byRule[d.rule] ??= { allow: 0, deny: 0, audit: 0 });
-    if (d.allowed) r.allow++;
-    else r.deny++;
-    for (const a of d.audit) (this.stats.byRule[a] ??= { allow: 0, deny: 0, audit: 0 }).audit++;
-  }
 }
 
 interface PolicyState {

@@ -9,7 +9,7 @@
 import { type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { type Server, createServer as createHttpsServer } from 'node:https';
 import { type Server as TlsServer, type TlsOptions } from 'node:tls';
-import { type Logger } from '../config.js';
+import { type Logger } from '../logger.js';
 import { type RouterSemantics } from '../policy/router-semantics.js';
 import { type ServerTls } from '../tls/server-context.js';
 import { MeshHttp2ServerRequest, MeshIncomingMessage, adoptServersOf, refuseAll } from './adoption.js';

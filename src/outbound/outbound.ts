@@ -7,7 +7,7 @@
 import { type Clock } from '../clock.js';
 import type { ServiceSnapshot } from '../control-plane/snapshot.js';
 import { type Logger } from '../logger.js';
-import { recordEjection } from '../telemetry/instruments.js';
+import { type MeshEvents } from '../telemetry/events.js';
 import { type TrafficStats } from '../telemetry/stats.js';
 import { type ClientTls } from '../tls/connect.js';
 import { type EgressMode, type MeshDispatcher, type ServiceRegistry, createMeshDispatcher } from './dispatcher.js';
@@ -28,6 +28,8 @@ export interface OutboundDeps {
   tls: ClientTls;
   clock: Clock;
   traffic: TrafficStats;
+  /** The mesh's event bus: ejections are published there once. */
+  events: MeshEvents;
   logger: Logger;
   egress: EgressMode;
   pendingTimeoutMs: number;
@@ -148,8 +150,7 @@ export class Outbound implements ServiceRegistry {
   #stateChange(service: string, ch: { key: string; from: string; to: string; penaltyMs?: number }): void {
     if (ch.to === 'ejected') {
       const endpoint = ch.key.split(' ', 1)[0]!;
-      this.d.traffic.ejection(service, endpoint);
-      recordEjection(service, endpoint);
+      this.d.events.ejection({ service, endpoint, key: ch.key, penaltyMs: ch.penaltyMs ?? 0 });
       this.d.logger.warn(`outbound: ${service} endpoint ${ch.key} ejected for ${Math.round(ch.penaltyMs ?? 0)} ms after consecutive failures`);
     } else if (ch.to === 'ready') this.d.logger.info(`outbound: ${service} endpoint ${ch.key} readmitted`);
   }

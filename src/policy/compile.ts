@@ -6,8 +6,9 @@ import type { IpRange } from './cidr.js';
 import { DEFAULT_CLUSTER_NETWORKS } from './cidr.js';
 import { EMPTY, decision } from './decision.js';
 import { evaluate } from './evaluate.js';
+import type { CompiledPolicy, CompiledRule, CompiledScope, CompiledServer, DefaultDecisions, PolicyTables, RankedRoute } from './compiled.js';
 import { policyError } from './issues.js';
-import { type RuleIndex as RuleIndexOf, buildIndex } from './rule-index.js';
+import { buildIndex } from './rule-index.js';
 import { type AlikeMode, type CompiledClause, type EvalScratch, NARROW_ALLOW, WIDEN_DENY, compileClause, compileRanges, newScratch } from './match.js';
 import {
   type CompileOptions,
@@ -21,85 +22,6 @@ import {
   parsePolicy,
   selectorMatches,
 } from './model.js';
-
-/** A compiled rule with its two precomputed decisions. */
-export interface CompiledRule {
-  readonly name: string;
-  /** Position in its scope's rules: among matching candidates the lowest position decides. */
-  readonly order: number;
-  readonly matchNothing: boolean;
-  /** How the request's alike spellings count: widened for deny and audit rules, narrowed for allow rules. */
-  readonly mode: AlikeMode;
-  readonly from: readonly CompiledClause[];
-  readonly to: readonly CompiledClause[];
-  readonly when: readonly CompiledClause[];
-  /** The decision this rule produces when it decides (allow or deny rules). */
-  readonly decision: Decision;
-  /** A server allow rule scoped to one route: applies only to requests classified into it. */
-  readonly route?: string;
-}
-
-/** A named route entry of a server, in precedence order (highest rank first, then by name). */
-export interface RankedRoute {
-  readonly route: string;
-  readonly rank: number;
-  readonly clause: CompiledClause;
-  /** The same entry with lower-cased path patterns, for a case-insensitive router's spellings. */
-  readonly folded: CompiledClause;
-}
-
-/** Rules of one scope, split by action, each indexed by what they require of the peer (see rule-index.ts). */
-export type RuleIndex = RuleIndexOf<CompiledRule>;
-
-/** Rules of one scope, split by action. */
-export interface CompiledScope {
-  readonly denies: RuleIndex;
-  /** Number of allow rules (matchNothing included): when > 0, no match means deny. */
-  readonly allowCount: number;
-  readonly allows: RuleIndex;
-  readonly audits: RuleIndex;
-}
-
-/** A compiled server section. */
-export interface CompiledServer {
-  readonly name: string;
-  readonly routes: readonly CompiledClause[];
-  /** When the routes are named: one route is chosen per request (see model.ts, ServerRoute). */
-  readonly ranked?: readonly RankedRoute[];
-  readonly scope: CompiledScope;
-  readonly fallback: DefaultPolicy;
-  readonly noRoute: Decision;
-  readonly defaults: DefaultDecisions;
-}
-
-/** The allow and deny decision of a default policy. */
-export interface DefaultDecisions {
-  readonly policy: DefaultPolicy;
-  readonly allow: Decision;
-  readonly deny: Decision;
-}
-
-/** A policy compiled for one workload. Immutable; swap the whole object to change policy. */
-export interface CompiledPolicy {
-  /** Judges one request. Synchronous; allocates only when audit rules matched. */
-  evaluate(req: PolicyRequest): Decision;
-  /** Number of rules that apply to this workload (top-level plus server rules). */
-  readonly ruleCount: number;
-  /**
-   * Whether a request's alike spellings (policy/router-semantics.ts) can change a decision: a deny or
-   * audit rule with paths or methods, an allow rule with notPaths or notMethods, or named server
-   * routes. When false, the gate skips computing them.
-   */
-  readonly usesAlike: boolean;
-  readonly defaultPolicy: DefaultPolicy;
-  /** @internal */ readonly top: CompiledScope;
-  /** @internal */ readonly servers: ReadonlyMap<number, CompiledServer>;
-  /** @internal */ readonly defaults: DefaultDecisions;
-  /** @internal */ readonly trustDomain: string;
-  /** @internal */ readonly clusterRanges: readonly IpRange[];
-  /** @internal */ readonly clusterNetworksGiven: boolean;
-  /** @internal */ readonly scratch: EvalScratch;
-}
 
 function defaults(policy: DefaultPolicy, server?: string): DefaultDecisions {
   const audit = policy === 'audit' ? Object.freeze(['default:audit']) : EMPTY;
@@ -173,6 +95,15 @@ function scope(rules: readonly Rule[], trustDomain: string, server?: string): Co
  * workload described by `options`.
  * @throws PolicyError for an invalid policy or options (two servers on one port, bad networks).
  */
+export type { CompiledPolicy, CompiledRule, CompiledScope, CompiledServer, DefaultDecisions, PolicyTables, RankedRoute, RuleIndex } from './compiled.js';
+
+/** The tables behind a compiled policy, for tests that look inside (rule-index.test.ts). Not public. */
+export function tablesOf(compiled: CompiledPolicy): PolicyTables | undefined {
+  return TABLES.get(compiled);
+}
+
+const TABLES = new WeakMap<CompiledPolicy, PolicyTables>();
+
 export function compilePolicy(policy: Policy | unknown, options: CompileOptions): CompiledPolicy {
   const p = parsePolicy(policy);
   const defaultPolicy = options.defaultPolicy ?? 'all-authenticated';
@@ -213,11 +144,7 @@ export function compilePolicy(policy: Policy | unknown, options: CompileOptions)
     topRules.some(ruleUsesAlike) ||
     [...servers.values()].some((cs) => cs.ranked !== undefined) ||
     p.servers.some((s) => applies(s, options) && (s.rules.some(ruleUsesAlike) || s.routes.some((r) => r.notPaths !== undefined || r.notMethods !== undefined)));
-  const compiled: CompiledPolicy = {
-    evaluate: (req) => evaluate(compiled, req),
-    ruleCount,
-    usesAlike,
-    defaultPolicy,
+  const tables: PolicyTables = {
     top: scope(topRules, options.trustDomain),
     servers,
     defaults: defaults(defaultPolicy),
@@ -226,6 +153,8 @@ export function compilePolicy(policy: Policy | unknown, options: CompileOptions)
     clusterNetworksGiven: options.clusterNetworks !== undefined,
     scratch: newScratch(),
   };
+  const compiled: CompiledPolicy = { evaluate: (req) => evaluate(tables, req), ruleCount, usesAlike, defaultPolicy };
+  TABLES.set(compiled, tables);
   return compiled;
 }
 

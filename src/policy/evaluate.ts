@@ -9,7 +9,7 @@
  * 4. otherwise: any top-level allow rule matches → allow; allow rules exist → deny
  *    `no-allow-match`; else the default policy.
  */
-import type { CompiledPolicy, CompiledRule, CompiledScope, CompiledServer, DefaultDecisions, RankedRoute, RuleIndex } from './compile.js';
+import type { CompiledRule, CompiledScope, CompiledServer, DefaultDecisions, PolicyTables, RankedRoute, RuleIndex } from './compiled.js';
 import { NO_ALLOW_MATCH } from './decision.js';
 import { type AlikeMode, type CompiledClause, type EvalScratch, NARROW_ALLOW, inRanges, matchClause, scratchIp } from './match.js';
 import type { Decision, PolicyRequest } from './model.js';
@@ -46,7 +46,7 @@ function collectAudit(scope: CompiledScope, req: PolicyRequest, s: EvalScratch, 
   return into;
 }
 
-function applyDefault(p: CompiledPolicy, d: DefaultDecisions, req: PolicyRequest, s: EvalScratch): Decision {
+function applyDefault(p: PolicyTables, d: DefaultDecisions, req: PolicyRequest, s: EvalScratch): Decision {
   switch (d.policy) {
     case 'all-unauthenticated':
     case 'audit':
@@ -122,7 +122,7 @@ function chosenRoutes(ranked: readonly RankedRoute[], req: PolicyRequest, s: Eva
  * else its allow rules (for named routes: those of the chosen route(s) and the unrouted ones) or
  * its `accessPolicy`.
  */
-function decideInServer(p: CompiledPolicy, server: CompiledServer, req: PolicyRequest, s: EvalScratch, td: string): Decision {
+function decideInServer(p: PolicyTables, server: CompiledServer, req: PolicyRequest, s: EvalScratch, td: string): Decision {
   if (server.ranked === undefined) {
     if (server.routes.length > 0 && !anyClause(server.routes, req, s, td, NARROW_ALLOW)) return server.noRoute;
     const hit = firstMatch(server.scope.allows, req, s, td);
@@ -141,7 +141,7 @@ function decideInServer(p: CompiledPolicy, server: CompiledServer, req: PolicyRe
 }
 
 /** Evaluates `req` against a compiled policy. See the module comment for the order. */
-export function evaluate(p: CompiledPolicy, req: PolicyRequest): Decision {
+export function evaluate(p: PolicyTables, req: PolicyRequest): Decision {
   const s = p.scratch;
   s.req = req;
   s.ipDone = false;

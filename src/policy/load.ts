@@ -5,7 +5,8 @@
  * (multi-document), JSON, objects, arrays or a `List`. Always returns the native form.
  */
 import { PolicyError } from '../errors.js';
-import { importIstio, type NativeRule } from './import/istio.js';
+import { importIstio } from './import/istio.js';
+import type { NativeRule } from './import/native.js';
 import { groupOf, type K8sDoc } from './import/k8s.js';
 import { importLinkerd, type NativeServer } from './import/linkerd.js';
 import { at, fail, inFile, policyError } from './issues.js';

@@ -43,6 +43,8 @@ export const ATTR = {
   retryReason: 'sidecarless.retry.reason',
   endpoint: 'sidecarless.endpoint',
   spiffeId: 'sidecarless.spiffe_id',
+  snapshotSource: 'sidecarless.snapshot.source',
+  snapshotResult: 'sidecarless.snapshot.result',
 } as const;
 
 export interface Instruments {
@@ -55,6 +57,7 @@ export interface Instruments {
   readonly budgetExhausted: Counter;
   readonly ejections: Counter;
   readonly rotations: Counter;
+  readonly snapshots: Counter;
   readonly identityExpiry: ObservableGauge;
 }
 
@@ -130,6 +133,7 @@ function build(meter: Meter): Instruments {
     budgetExhausted: meter.createCounter('sidecarless.retry_budget.exhausted', { unit: '{retry}', description: 'Retries refused because the retry budget was exhausted.' }),
     ejections: meter.createCounter('sidecarless.endpoint.ejections', { unit: '{ejection}', description: 'Endpoints ejected by failure accrual.' }),
     rotations: meter.createCounter('sidecarless.identity.rotations', { unit: '{rotation}', description: 'Workload SVID rotations.' }),
+    snapshots: meter.createCounter('sidecarless.snapshot.applications', { unit: '{snapshot}', description: 'Mesh snapshots offered to the mesh, by source and result (accepted or rejected).' }),
     identityExpiry,
   };
 }
@@ -216,6 +220,10 @@ export function recordEjection(service: string, endpoint: string): void {
 
 export function recordRotation(spiffeId: string, service: string): void {
   instruments()?.rotations.add(1, { [ATTR.spiffeId]: spiffeId, [ATTR.service]: service });
+}
+
+export function recordSnapshot(source: string, result: 'accepted' | 'rejected'): void {
+  instruments()?.snapshots.add(1, { [ATTR.snapshotSource]: source, [ATTR.snapshotResult]: result });
 }
 
 export type { Attributes };

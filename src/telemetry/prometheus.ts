@@ -73,6 +73,10 @@ export function renderPrometheus(input: PrometheusInput): string {
   for (const [service, n] of t.budgetExhausted) w.sample('sidecarless_retry_budget_exhausted_total', { service }, n);
   w.family('sidecarless_endpoint_ejections_total', 'counter', 'Endpoints ejected by failure accrual.');
   for (const [service, m] of t.ejections) for (const [endpoint, n] of m) w.sample('sidecarless_endpoint_ejections_total', { service, endpoint }, n);
+  w.family('sidecarless_snapshot_applications_total', 'counter', 'Mesh snapshots offered to the mesh, by source and result (accepted: applied whole; rejected: the previous one stays).');
+  for (const [source, c] of t.snapshots) {
+    for (const result of ['accepted', 'rejected'] as const) if (c[result] > 0) w.sample('sidecarless_snapshot_applications_total', { source, result }, c[result]);
+  }
   w.family('sidecarless_active_requests', 'gauge', 'Requests in flight.');
   for (const d of ['inbound', 'outbound'] as const) w.sample('sidecarless_active_requests', { direction: d, service: input.service }, t.active[d]);
 

@@ -91,6 +91,8 @@ export interface TrafficSnapshot {
   retryBudgetExhausted: Record<string, number>;
   ejections: Record<string, Record<string, number>>;
   authz: Array<{ decision: string; rule: string; action: string; count: number }>;
+  /** Snapshots offered to the mesh, by source: how many were applied and how many rejected. */
+  snapshots: Record<string, { accepted: number; rejected: number }>;
 }
 
 /** Quantile from non-cumulative bucket counts (as Prometheus' histogram_quantile: linear inside the bucket). */
@@ -123,6 +125,8 @@ export class TrafficStats {
   readonly active: Record<Direction, number> = { inbound: 0, outbound: 0 };
   readonly budgetExhausted = new Map<string, number>();
   readonly ejections = new Map<string, Map<string, number>>();
+  /** Snapshot source → accepted and rejected counts (sources are few: static, setService, xds…). */
+  readonly snapshots = new Map<string, { accepted: number; rejected: number }>();
   /** Every authorization tally, in creation order. */
   readonly #authz: Array<{ decision: string; rule: string; action: string; count: number }> = [];
   /** decision → rule → action → its tally. */
@@ -180,6 +184,12 @@ export class TrafficStats {
     m.set(endpoint, (m.get(endpoint) ?? 0) + 1);
   }
 
+  snapshotApplied(source: string, result: 'accepted' | 'rejected'): void {
+    let c = this.snapshots.get(source);
+    if (!c) this.snapshots.set(source, (c = { accepted: 0, rejected: 0 }));
+    c[result]++;
+  }
+
   authz(decision: string, rule: string, action: string): void {
     let byRule = this.#authzIndex.get(decision);
     if (byRule === undefined) this.#authzIndex.set(decision, (byRule = new Map()));
@@ -224,6 +234,7 @@ export class TrafficStats {
       retryBudgetExhausted: Object.fromEntries(this.budgetExhausted),
       ejections: Object.fromEntries([...this.ejections].map(([k, m]) => [k, Object.fromEntries(m)])),
       authz: this.#authz.map((e) => ({ ...e })),
+      snapshots: Object.fromEntries([...this.snapshots].map(([k, c]) => [k, { ...c }])),
     };
   }
 }

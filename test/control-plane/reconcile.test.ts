@@ -11,6 +11,7 @@ import { createDevCa } from '../../src/identity/dev-ca.js';
 import { Outbound } from '../../src/outbound/outbound.js';
 import { loadPolicy, type Policy } from '../../src/policy/index.js';
 import { createDevCaSource } from '../../src/sources/dev-ca.js';
+import { MeshEvents } from '../../src/telemetry/events.js';
 import { TrafficStats } from '../../src/telemetry/stats.js';
 import { ClientTls } from '../../src/tls/connect.js';
 import { PeerVerifier } from '../../src/tls/peer.js';
@@ -40,7 +41,7 @@ async function rig() {
   const ca = await createDevCa({ trustDomain: 'cluster.local' });
   const source = await createDevCaSource({ ca, spiffeId: 'spiffe://cluster.local/ns/default/sa/orders' });
   const tls = new ClientTls(source, new PeerVerifier(() => source.getBundles(), systemClock));
-  const outbound = new Outbound({ tls, clock, traffic: new TrafficStats(), logger: quiet, egress: 'allow', pendingTimeoutMs: 100, checkIdentity: () => {}, source: () => 'test' });
+  const outbound = new Outbound({ tls, clock, traffic: new TrafficStats(), events: new MeshEvents('bench'), logger: quiet, egress: 'allow', pendingTimeoutMs: 100, checkIdentity: () => {}, source: () => 'test' });
   const calls: string[] = [];
   const inbound = {
     setPolicy(p: Policy) {

@@ -113,6 +113,28 @@ for (const file of ['examples/express/server.ts', 'examples/fastify/server.ts', 
   });
 }
 
+test('examples/custom-source: a third-party X509Source (env PEM) serves the mesh; a bad update is refused, the SVID kept', async () => {
+  const alone = await run(process.execPath, tsxArgs('examples/custom-source/env-source.ts'), { env: { SIDECARLESS_IDENTITY_DIR: '' }, timeoutMs: 60_000 });
+  assert.equal(alone.code, 0, alone.stderr);
+  assert.match(alone.stdout, /orders → payments: 200 .*"caller":"spiffe:\/\/cluster\.local\/ns\/default\/sa\/orders"/);
+  assert.match(alone.stdout, /bad update: the private key does not belong to the leaf certificate/);
+  assert.match(alone.stdout, /still serving: 200 stale/);
+  // The files `sidecarless svid issue` wrote, as a mounted secret (SVID_*_FILE).
+  const files = await run(process.execPath, tsxArgs('examples/custom-source/env-source.ts'), {
+    env: {
+      SVID_CERT_PEM_FILE: join(dir, 'payments', 'svid.pem'),
+      SVID_KEY_PEM_FILE: join(dir, 'payments', 'svid_key.pem'),
+      SVID_BUNDLE_PEM_FILE: join(dir, 'payments', 'svid_bundle.pem'),
+      ORDERS_IDENTITY_DIR: join(dir, 'orders'),
+    },
+    timeoutMs: 60_000,
+  });
+  assert.equal(files.code, 0, files.stderr);
+  assert.match(files.stdout, /payments serves spiffe:\/\/cluster\.local\/ns\/default\/sa\/payments from the SVID_\* environment/);
+  assert.match(files.stdout, /orders → payments: 200 .*"caller":"spiffe:\/\/cluster\.local\/ns\/default\/sa\/orders"/);
+  assert.match(files.stdout, /still serving: 200 stale/);
+});
+
 test('examples/traffic/canary.ts: splits shift live, every call succeeds', async () => {
   const r = await run(process.execPath, tsxArgs('examples/traffic/canary.ts'), { timeoutMs: 60_000 });
   assert.equal(r.code, 0, r.stderr);

@@ -2,6 +2,8 @@
 // built without it: a missing authorize step is a type error and a constructor error, never
 // "admit everything"; over real TLS, the gate a pipeline is built with decides every request.
 import assert from 'node:assert/strict';
+import { AuthzCounters } from '../../src/telemetry/derive.js';
+import { MeshEvents } from '../../src/telemetry/events.js';
 import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { before, describe, test } from 'node:test';
@@ -30,11 +32,16 @@ const request = (o: Partial<PolicyRequest> = {}): PolicyRequest => ({
   ...o,
 });
 
+/** A gate over its own event bus; `stats` are derived from what it publishes (telemetry/derive.ts). */
 function gateOf(policy: unknown, told: Array<[Decision, unknown]> = [], audit: AuditRecord[] = []) {
-  return new PolicyGate<string>(
-    { defaultPolicy: 'all-authenticated', trustDomain: TD, namespace: 'default', labels: {}, audit: (r) => audit.push(r), onDecision: (d, s) => told.push([d, s]) },
+  const events = new MeshEvents('payments');
+  const counters = new AuthzCounters(events);
+  events.on('authz', (d, _subject, req) => void told.push([d as Decision, req]));
+  const gate = new PolicyGate<string>(
+    { defaultPolicy: 'all-authenticated', trustDomain: TD, namespace: 'default', labels: {}, audit: (r) => audit.push(r), events },
     policy,
   );
+  return Object.assign(gate, { stats: counters.stats });
 }
 
 describe('PolicyGate.decide: a PolicyRequest in, a Decision out (no node:http)', () => {
@@ -107,7 +114,7 @@ describe('InboundPipeline: no gate, no pipeline', () => {
   test('over real TLS, the gate it is built with decides every request (deny → 403, the app never runs)', async () => {
     let calls = 0;
     const decide = (defaultPolicy: 'deny' | 'all-authenticated') => {
-      const gate = new PolicyGate<IncomingMessage>({ defaultPolicy, trustDomain: TD, namespace: 'default', labels: {}, audit: () => {} });
+      const gate = new PolicyGate<IncomingMessage>({ defaultPolicy, trustDomain: TD, namespace: 'default', labels: {}, audit: () => {}, events: new MeshEvents('payments') });
       return new InboundPipeline({ tls, authorize: (req, p, routing, recheck) => judgeHttp1(gate, req, p, routing, recheck) });
     };
     const client = await ca.issue({ spiffeId: idOf('web') });

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compilePolicy } from '../../src/policy/index.js';
+import { tablesOf } from '../../src/policy/compile.js';
 import { candidates } from '../../src/policy/rule-index.js';
 import { OPTS, req } from './helpers.js';
 
@@ -28,7 +29,7 @@ test('wildcard identities, namespaces, service accounts and trust domains are in
     },
     OPTS,
   );
-  const names = (spiffeId: string | null) => candidates(c.top.allows, spiffeId === null ? null : peerOf(spiffeId)).map((r) => r.name);
+  const names = (spiffeId: string | null) => candidates(tablesOf(c)!.top.allows, spiffeId === null ? null : peerOf(spiffeId)).map((r) => r.name);
   assert.deepEqual(names(id('team-7', 'payments')), ['prefix', 'suffix', 'off-boundary']);
   assert.deepEqual(names(id('team-7', 'web')), ['prefix']);
   assert.deepEqual(names(id('team-8', 'web')), ['ns', 'not-only']);

@@ -31,7 +31,8 @@ export function judgeHttp1(
 ): Verdict {
   const t = checkTarget(req);
   if (!t.ok) {
-    gate.malformed();
+    const socket = req.socket as TLSSocket;
+    gate.malformed({ peer, sourceIp: socket.remoteAddress ?? '', method: req.method ?? '', reason: t.reason }, req);
     return { ok: false, status: 400, reason: t.reason };
   }
   const decision = gate.decide(http1PolicyRequest(req, peer, t), { routing, recheck, subject: req });

@@ -16,18 +16,9 @@ import { at, policyError, type PolicyIssue } from '../issues.js';
 import { checkPathPattern, type Condition, type Operation, type RuleAction, type Source } from '../model.js';
 import { checkStarPattern } from '../patterns.js';
 import { MetadataSchema, strictParse, type K8sDoc } from './k8s.js';
+import type { NativeRule } from './native.js';
 
-/** A native rule before validation (the importer's output). */
-export type NativeRule = {
-  name: string;
-  action: RuleAction;
-  from?: Source[];
-  to?: Operation[];
-  when?: Condition[];
-  matchNothing?: boolean;
-  namespace?: string;
-  selector?: { matchLabels?: Record<string, string> };
-};
+export type { NativeRule };
 
 const strings = z.array(z.string()).optional();
 const SourceSchema = z.strictObject({
