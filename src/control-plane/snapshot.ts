@@ -7,7 +7,7 @@
  * the mesh holds (reconcile.ts compares by reference first).
  */
 import type { DefaultPolicy, Policy } from '../policy/index.js';
-import type { ServiceEndpoint, RouteSpec, ServiceSettings, SplitBackend } from '../outbound/settings.js';
+import type { ServiceSpec } from '../outbound/settings.js';
 
 export type InboundMode = 'strict' | 'permissive';
 
@@ -20,24 +20,8 @@ export interface InboundSnapshot {
   readonly policy: Policy;
 }
 
-export interface ServiceSnapshot {
-  readonly name: string;
-  readonly namespace: string;
-  /**
-   * The names an application may write for it: lower case, optional `:port`; `*.example.com`
-   * (suffix), `example.*` (prefix) and `*` wildcards as xDS virtual hosts have them. Default: the
-   * Kubernetes forms name, name.ns, name.ns.svc, name.ns.svc.<cluster domain>.
-   */
-  readonly hostnames: readonly string[];
-  /** The SPIFFE ID its endpoints present unless an endpoint names its own. */
-  readonly identity: string;
-  readonly settings: ServiceSettings;
-  readonly routes: readonly RouteSpec[];
-  /** Service-level split; routes may have their own. */
-  readonly split?: readonly SplitBackend[];
-  /** undefined: not delivered yet (pending); [] is "delivered, none". */
-  readonly endpoints: readonly ServiceEndpoint[] | undefined;
-}
+/** One outbound service as a snapshot holds it (outbound/settings.ts defines its shape). */
+export type ServiceSnapshot = ServiceSpec;
 
 export interface MeshSnapshot {
   /** Increases with every snapshot a control plane emits (a string for xDS version_info). */
@@ -51,14 +35,4 @@ export interface MeshSnapshot {
   readonly complete: boolean;
   readonly inbound: InboundSnapshot;
   readonly services: ReadonlyMap<string, ServiceSnapshot>;
-}
-
-/** A snapshot with some services added, replaced or (null) removed; the others are shared. */
-export function withServices(s: MeshSnapshot, changes: ReadonlyMap<string, ServiceSnapshot | null>, meta: { version: string; source: string }): MeshSnapshot {
-  const services = new Map(s.services);
-  for (const [name, svc] of changes) {
-    if (svc === null) services.delete(name);
-    else services.set(name, svc);
-  }
-  return { ...s, ...meta, services };
 }

@@ -5,13 +5,13 @@
  * `changed`, which control-plane/reconcile.ts calls with a validated snapshot.
  */
 import { type Clock } from '../clock.js';
-import type { ServiceSnapshot } from '../control-plane/snapshot.js';
 import { type Logger } from '../logger.js';
 import { type MeshEvents } from '../telemetry/events.js';
 import { type TrafficStats } from '../telemetry/stats.js';
 import { type ClientTls } from '../tls/connect.js';
 import { type EgressMode, type MeshDispatcher, type ServiceRegistry, createMeshDispatcher } from './dispatcher.js';
 import { HostRouter } from './router.js';
+import { type ServiceSpec } from './settings.js';
 import { OutboundService, type OutboundServiceStats } from './service.js';
 import { loadUndici } from './undici.js';
 
@@ -88,7 +88,7 @@ export class Outbound implements ServiceRegistry {
    * Adds a service or moves it to `spec`. One whose namespace or identity changes is a different
    * service: replaced (the old one drains). Otherwise it changes in place (service.ts `update`).
    */
-  upsert(spec: ServiceSnapshot): void {
+  upsert(spec: ServiceSpec): void {
     const cur = this.#services.get(spec.name);
     if (cur && cur.namespace === spec.namespace && cur.identity === spec.identity) {
       const hostnamesChanged = cur.spec.hostnames !== spec.hostnames;

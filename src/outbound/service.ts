@@ -1,6 +1,5 @@
 import type { Pool } from 'undici';
 import { type Clock, systemClock } from '../clock.js';
-import type { ServiceSnapshot } from '../control-plane/snapshot.js';
 import { authorizeId } from '../identity/authorizer.js';
 import { type ClientTls } from '../tls/connect.js';
 import { parseAddress } from './address.js';
@@ -8,7 +7,7 @@ import { type Balancer, type BalancerKind, type EndpointSnapshot, type StateChan
 import { type RetryBudgetSnapshot, type RetryPolicySettings, type TimeoutSettings, RetryBudget } from './retry/index.js';
 import { type CompiledRoute, type RouteRequest, compileRoute } from './routes.js';
 import { type RoutableService, serviceHostnames } from './router.js';
-import { type RequestPolicy, type RouteSpec, type ServiceEndpoint, type ServiceSettings, type SplitBackend, sameBalancer, sameConnections } from './settings.js';
+import { type RequestPolicy, type RouteSpec, type ServiceEndpoint, type ServiceSettings, type ServiceSpec, type SplitBackend, sameBalancer, sameConnections } from './settings.js';
 import { Split, type SplitStats } from './split.js';
 import { loadUndici } from './undici.js';
 import { TrafficStats } from '../telemetry/stats.js';
@@ -108,7 +107,7 @@ export interface OutboundEndpointStats extends Omit<EndpointSnapshot, 'key' | 'p
 
 export interface OutboundServiceOptions {
   /** What the service is: name, identity, settings, routes, split, endpoints (a snapshot's part). */
-  readonly spec: ServiceSnapshot;
+  readonly spec: ServiceSpec;
   readonly tls: ClientTls;
   readonly clusterDomain?: string;
   readonly clock?: Clock;
@@ -149,7 +148,7 @@ export class OutboundService implements RoutableService {
 
   readonly #tls: ClientTls;
   readonly #onStateChange: ((change: StateChange) => void) | undefined;
-  #spec: ServiceSnapshot;
+  #spec: ServiceSpec;
   #balancer: Balancer;
   #budget: RetryBudget;
   #endpoints = new Map<string, PooledEndpoint>();
@@ -215,7 +214,7 @@ export class OutboundService implements RoutableService {
   }
 
   /** What it runs on now. */
-  get spec(): ServiceSnapshot {
+  get spec(): ServiceSpec {
     return this.#spec;
   }
 
@@ -229,7 +228,7 @@ export class OutboundService implements RoutableService {
    * that stay keep their pools, EWMA and accrual state; the retry budget stays unless its
    * settings change; split counters stay.
    */
-  update(next: ServiceSnapshot): void {
+  update(next: ServiceSpec): void {
     const prev = this.#spec;
     if (next === prev) return;
     this.#spec = next;

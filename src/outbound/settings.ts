@@ -108,3 +108,26 @@ function shallowEqual(a: object, b: object): boolean {
   if (ka.length !== Object.keys(b).length) return false;
   return ka.every((k) => (a as Record<string, unknown>)[k] === (b as Record<string, unknown>)[k]);
 }
+
+/**
+ * One outbound service, whole: what a control plane delivers and an OutboundService runs on
+ * (control-plane/snapshot.ts calls it ServiceSnapshot). Pure data.
+ */
+export interface ServiceSpec {
+  readonly name: string;
+  readonly namespace: string;
+  /**
+   * The names an application may write for it: lower case, optional `:port`; `*.example.com`
+   * (suffix), `example.*` (prefix) and `*` wildcards as xDS virtual hosts have them. Default: the
+   * Kubernetes forms name, name.ns, name.ns.svc, name.ns.svc.<cluster domain>.
+   */
+  readonly hostnames: readonly string[];
+  /** The SPIFFE ID its endpoints present unless an endpoint names its own. */
+  readonly identity: string;
+  readonly settings: ServiceSettings;
+  readonly routes: readonly RouteSpec[];
+  /** Service-level split; routes may have their own. */
+  readonly split?: readonly SplitBackend[];
+  /** undefined: not delivered yet (pending); [] is "delivered, none". */
+  readonly endpoints: readonly ServiceEndpoint[] | undefined;
+}
