@@ -12,7 +12,7 @@
  * alternate round by round; every figure is a median over rounds with its min–max. Absolute
  * numbers depend on the machine; the ratios, measured in the same run, are what the goals judge.
  * Also: handshakes (full and resumed, new connection per request), cold start (spawn → first
- * mTLS response → exit), and the micro-benchmarks (policy, balancer, lb-sim, telemetry if present).
+ * mTLS response → exit), and the micro-benchmarks (policy, balancer, lb-sim, snapshot, telemetry if present).
  * Writes bench/results/latest.json and bench/results/latest.md.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -428,6 +428,7 @@ async function main(): Promise<void> {
     ['policy.ts', 'benchPolicy'],
     ['balancer.ts', 'benchBalancer'],
     ['lb-sim.ts', 'benchLbSim'],
+    ['snapshot.ts', 'benchSnapshot'],
     ['telemetry.ts', 'benchTelemetry'], // added by another issue; run when present
   ];
   for (const [file, fn] of microMods) {
