@@ -128,15 +128,7 @@ export class DirSource extends CoreBackedSource {
     if (this.core.closed) return;
     const signature = await this.#fileSignature();
     try {
-      const [certPem, keyPem, bundlePem] = await Promise.all(
-        [SVID_FILE, KEY_FILE, BUNDLE_FILE].map((f) =>
-          readFile(join(this.dir, f), 'utf8').catch((e: NodeJS.ErrnoException) => {
-            throw new Error(
-              e.code === 'ENOENT' ? `${join(this.dir, f)} does not exist` : `cannot read ${join(this.dir, f)}: ${e.message}`,
-            );
-          }),
-        ),
-      );
+      const [certPem, keyPem, bundlePem] = await readAll(this.dir, [SVID_FILE, KEY_FILE, BUNDLE_FILE]);
       const current = this.core.current;
       if (current && current.certChainPem === certPem && current.keyPem === keyPem && signature === this.#signature) return;
       const td = this.#opts.trustDomain ?? leafTrustDomainHint(certPem!);
@@ -170,6 +162,20 @@ export class DirSource extends CoreBackedSource {
     this.#debounce?.cancel();
     await this.#loading;
   }
+}
+
+/**
+ * Reads the files together. When several fail, the error is the first in `files` order, not the
+ * first to arrive: the same failure read again is the same message (and is reported once).
+ */
+async function readAll(dir: string, files: readonly string[]): Promise<string[]> {
+  const results = await Promise.allSettled(files.map((f) => readFile(join(dir, f), 'utf8')));
+  return results.map((r, i) => {
+    if (r.status === 'fulfilled') return r.value;
+    const e = r.reason as NodeJS.ErrnoException;
+    const path = join(dir, files[i]!);
+    throw new Error(e.code === 'ENOENT' ? `${path} does not exist` : `cannot read ${path}: ${e.message}`);
+  });
 }
 
 /**

@@ -158,7 +158,8 @@ test('a CA that cannot issue: ready() rejects saying why, onError is told, retri
   await clock.advanceAsync(99);
   assert.equal(outcome, 'pending');
   await clock.advanceAsync(1);
-  assert.ok(outcome instanceof IdentityUnavailableError && /after 100 ms: the CA is down/.test(outcome.message), String(outcome));
+  const e = outcome as unknown; // set by the callbacks above
+  assert.ok(e instanceof IdentityUnavailableError && /after 100 ms: the CA is down/.test(e.message), String(e));
   // Retries with random 0: 250 ms, then 500 ms, then 1 s later (retryDelay), each told to onError.
   const t0 = clock.now() - 100;
   for (const [at, n] of [[250, 2], [750, 3], [1_750, 4]] as const) {
