@@ -12,7 +12,7 @@ export interface Clock {
    * `fn` returns is ignored, except that `VirtualClock.advanceAsync` awaits it.
    */
   setTimeout(fn: () => unknown, ms: number, options?: TimerOptions): Timer;
-  /** Calls `fn` every `ms` (at least 1 ms) until cancelled. */
+  /** Calls `fn` every `ms` (at least 1 ms, at most 2^31 − 1 ms) until cancelled. */
   setInterval(fn: () => unknown, ms: number, options?: TimerOptions): Timer;
 }
 
@@ -34,28 +34,32 @@ export interface TimerOptions {
 /** Node fires setTimeout at once (with a warning) for delays beyond 2^31 − 1 ms: longer waits are taken in steps. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** A Node timeout that can wait longer than MAX_TIMER_MS, and is unref()ed unless asked. */
+/**
+ * A Node timeout, unref()ed unless asked, that can wait longer than MAX_TIMER_MS: such waits are
+ * taken in steps against the monotonic clock (a wall-clock change moves no timer, as with Node's).
+ */
 class SystemTimeout implements Timer {
   #handle: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly fn: () => unknown,
-    private readonly due: number,
+    ms: number,
     private readonly keepAlive: boolean,
   ) {
-    this.#arm();
+    if (ms <= MAX_TIMER_MS) this.#set(ms, fn);
+    else this.#step(performance.now() + ms);
   }
 
-  #arm(): void {
-    const handle = setTimeout(() => {
-      if (Date.now() < this.due) this.#arm(); // a step of a long wait
-      else {
-        this.#handle = undefined;
-        this.fn();
-      }
-    }, Math.min(MAX_TIMER_MS, Math.max(0, this.due - Date.now())));
+  #set(ms: number, fn: () => void): void {
+    const handle = setTimeout(fn, ms);
     if (!this.keepAlive) handle.unref();
     this.#handle = handle;
+  }
+
+  #step(due: number): void {
+    const left = due - performance.now();
+    if (left > MAX_TIMER_MS) this.#set(MAX_TIMER_MS, () => this.#step(due));
+    else this.#set(Math.max(0, left), this.fn);
   }
 
   cancel(): void {
@@ -81,7 +85,7 @@ export const systemClock: Clock = {
   setTimeout(fn, ms, options) {
     const delay = delayOf(ms);
     if (delay === Infinity) return NEVER;
-    return new SystemTimeout(fn, Date.now() + delay, options?.keepAlive === true);
+    return new SystemTimeout(fn, delay, options?.keepAlive === true);
   },
   setInterval(fn, ms, options) {
     const handle = setInterval(fn, intervalOf(ms));
@@ -119,6 +123,7 @@ export class VirtualClock implements Clock {
   #t: number;
   #seq = 0;
   #timers: VirtualTimer[] = [];
+  #moving = false;
 
   constructor(t = 0) {
     this.#t = t;
@@ -153,6 +158,7 @@ export class VirtualClock implements Clock {
    * the next advance or set — `advance(0)` is the process thawing. For use-time checks.
    */
   jump(ms: number): void {
+    if (!Number.isFinite(ms)) throw new RangeError(`VirtualClock: cannot jump by ${ms}`);
     this.#t += ms;
   }
 
@@ -201,6 +207,15 @@ export class VirtualClock implements Clock {
   }
 
   #runUntil(target: number): void {
+    this.#enter(target);
+    try {
+      this.#fire(target);
+    } finally {
+      this.#moving = false;
+    }
+  }
+
+  #fire(target: number): void {
     const spin = this.#spinGuard();
     for (let timer = this.#next(target); timer; timer = this.#next(target)) {
       spin();
@@ -210,13 +225,25 @@ export class VirtualClock implements Clock {
   }
 
   async #runUntilAsync(target: number): Promise<void> {
-    const spin = this.#spinGuard();
-    for (let timer = this.#next(target); timer; timer = this.#next(target)) {
-      spin();
-      await timer.fn();
-      await new Promise<void>((resolve) => setImmediate(resolve));
+    this.#enter(target);
+    try {
+      const spin = this.#spinGuard();
+      for (let timer = this.#next(target); timer; timer = this.#next(target)) {
+        spin();
+        await timer.fn();
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      this.#t = target;
+    } finally {
+      this.#moving = false;
     }
-    this.#t = target;
+  }
+
+  /** One move at a time: a move started from a timer (or an advanceAsync not awaited) would interleave two timelines. */
+  #enter(target: number): void {
+    if (Number.isNaN(target) || !Number.isFinite(target)) throw new RangeError(`VirtualClock: cannot move the clock to ${target}`);
+    if (this.#moving) throw new Error('VirtualClock: the clock is already moving (advance/set called from a timer, or an advanceAsync/setAsync not awaited)');
+    this.#moving = true;
   }
 
   /** Counts firings at one instant: past the limit, a timer keeps re-arming itself with no delay. */

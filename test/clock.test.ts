@@ -175,6 +175,27 @@ test('VirtualClock: a timer that throws stops the move there, and the error reac
   assert.equal(after, true);
 });
 
+test('VirtualClock: hostile moves are refused, saying why (NaN, Infinity, a move from inside a timer, an unawaited advanceAsync)', async () => {
+  const c = new VirtualClock(0);
+  c.setInterval(() => {}, 10);
+  for (const bad of [Number.NaN, Infinity, -Infinity]) {
+    assert.throws(() => c.advance(bad), RangeError);
+    assert.throws(() => c.set(bad), RangeError);
+    assert.throws(() => c.jump(bad), RangeError);
+    await assert.rejects(c.advanceAsync(bad), RangeError);
+  }
+  assert.equal(c.now(), 0, 'nothing moved');
+  c.setTimeout(() => c.advance(5), 5);
+  assert.throws(() => c.advance(10), /already moving \(advance\/set called from a timer/);
+  c.advance(0); // the clock is usable again
+  const d = new VirtualClock(0);
+  d.setTimeout(() => new Promise((r) => setTimeout(r, 5)), 1);
+  const first = d.advanceAsync(10);
+  assert.throws(() => d.advance(1), /already moving .*advanceAsync\/setAsync not awaited/);
+  await first;
+  assert.equal(d.now(), 10);
+});
+
 test('VirtualClock.advanceAsync: awaits each timer\'s work before the next, so async chains run in order', async () => {
   const c = new VirtualClock(0);
   const log: string[] = [];

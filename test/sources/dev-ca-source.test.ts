@@ -184,3 +184,11 @@ test('close stops renewals and refuses further use', async () => {
   await clock.advanceAsync(60_000);
   assert.equal(source.status().rotations, rotations);
 });
+
+test('a clock with now() only (enough for a DevCa, in JavaScript) is refused by the source at once, saying what to pass', async () => {
+  const ca = await createDevCa({ trustDomain: TD, clock: { now: () => Date.now() } as never });
+  assert.throws(
+    () => new DevCaSource({ ca, spiffeId: ID }),
+    (e: unknown) => e instanceof TypeError && /the clock given to the dev CA of cluster\.local source has no setTimeout\(\)\/setInterval\(\): pass a full Clock/.test(e.message),
+  );
+});
