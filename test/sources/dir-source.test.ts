@@ -196,9 +196,9 @@ for (const c of BAD) {
     assert.equal(now, before);
     assert.equal(s.serialNumber, good.serialNumber);
     assert.equal(updates, 0);
-    // Poll (every 100 ms), retries and the watch's debounce do not sneak it in later either: 5 s of
-    // them, each read run to its end.
-    await clock.advanceAsync(5_000);
+    // Poll (every 100 ms), retries and the watch's debounce do not sneak it in later either: 2 s of
+    // them (20 polls, the first retries), each read run to its end.
+    await clock.advanceAsync(2_000);
     assert.equal(source.getX509Svid(), before);
     assert.equal(source.status().state, 'stale');
 
