@@ -16,7 +16,7 @@
  * - the caller's abort (AbortSignal, fetch termination) stops the current try and any pending one.
  */
 import { type Dispatcher } from 'undici';
-import { type Clock } from '../clock.js';
+import { type Clock, type Timer } from '../clock.js';
 import { NoEndpointError } from '../errors.js';
 import { type FailureKind, type InFlight, type Outcome } from './balancer/index.js';
 import { EndpointConnectError, EndpointFailedError, MeshClosedError, OutboundTimeoutError } from './errors.js';
@@ -119,9 +119,10 @@ export class MeshRequest {
   #body: PreparedBody | undefined;
   #headers: Dispatcher.DispatchOptions['headers'] | undefined;
   readonly #deadline: Deadline;
-  #requestTimer: NodeJS.Timeout | undefined;
-  #tryTimer: NodeJS.Timeout | undefined;
-  #backoffTimer: NodeJS.Timeout | undefined;
+  // On the service's clock (unref()ed unless said): virtual in tests, like the deadline they enforce.
+  #requestTimer: Timer | undefined;
+  #tryTimer: Timer | undefined;
+  #backoffTimer: Timer | undefined;
   readonly #method: string;
   /** Telemetry of this logical request (golden signals, metrics, client span). */
   observation: OutboundObservation | undefined;
@@ -155,8 +156,7 @@ export class MeshRequest {
     this.backend.budget.deposit();
     const requestMs = this.settings.timeout.requestMs;
     if (requestMs !== undefined) {
-      this.#requestTimer = setTimeout(() => this.#requestTimeout(requestMs), requestMs);
-      this.#requestTimer.unref();
+      this.#requestTimer = this.clock.setTimeout(() => this.#requestTimeout(requestMs), requestMs);
     }
     const retryable = this.settings.retry !== null && this.settings.retry.maxRetries > 0 && !this.opts.upgrade && this.#method !== 'CONNECT';
     let prepared: PreparedBody | Promise<PreparedBody>;
@@ -207,8 +207,7 @@ export class MeshRequest {
     this.observation?.attempt(this.#tries, endpoint.address, endpoint.identity);
     if (this.#deadline.perTryBound()) {
       const ms = this.#deadline.tryTimeoutMs()!;
-      this.#tryTimer = setTimeout(() => this.#perTryTimeout(attempt, ms), ms);
-      this.#tryTimer.unref();
+      this.#tryTimer = this.clock.setTimeout(() => this.#perTryTimeout(attempt, ms), ms);
     }
     let body: unknown;
     try {
@@ -268,8 +267,8 @@ export class MeshRequest {
     this.#current = undefined;
     this.#clearTryTimer();
     this.backend.counters.retries++;
-    // Ref'd on purpose: a request waiting for its retry is live work (short, bounded by the backoff).
-    this.#backoffTimer = setTimeout(() => this.#try(), delayMs);
+    // Kept alive on purpose: a request waiting for its retry is live work (short, bounded by the backoff).
+    this.#backoffTimer = this.clock.setTimeout(() => this.#try(), delayMs, { keepAlive: true });
   }
 
   attemptHeaders(a: Attempt, status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
@@ -408,7 +407,7 @@ export class MeshRequest {
   }
 
   #clearTryTimer(): void {
-    if (this.#tryTimer) clearTimeout(this.#tryTimer);
+    this.#tryTimer?.cancel();
     this.#tryTimer = undefined;
   }
 
@@ -416,8 +415,8 @@ export class MeshRequest {
     this.#state = 'done';
     this.observation?.end(this.#status, err);
     this.#clearTryTimer();
-    if (this.#requestTimer) clearTimeout(this.#requestTimer);
-    if (this.#backoffTimer) clearTimeout(this.#backoffTimer);
+    this.#requestTimer?.cancel();
+    this.#backoffTimer?.cancel();
     this.#requestTimer = this.#backoffTimer = undefined;
   }
 

@@ -1,4 +1,4 @@
-import { type Clock } from '../clock.js';
+import { type Clock, type Timer } from '../clock.js';
 import { bundlesFromPem } from '../identity/bundle.js';
 import { type DevCa } from '../identity/dev-ca.js';
 import { type SvidLifecycleEvent } from './lifecycle.js';
@@ -19,12 +19,12 @@ export interface DevCaSourceOptions {
 
 /**
  * Issues the workload's SVID from an in-process dev CA and renews it at 50 % of its lifetime
- * ± 10 % jitter. The renewal timer is unref()ed; a process that was frozen past the renewal time
- * (a serverless function) renews on its next use instead.
+ * ± 10 % jitter. The renewal timer (the clock's, unref()ed) keeps no process alive; a process
+ * that was frozen past the renewal time (a serverless function) renews on its next use instead.
  */
 export class DevCaSource extends CoreBackedSource {
   readonly #opts: DevCaSourceOptions;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: Timer | undefined;
   #rotateAt = Infinity;
   #issuing: Promise<void> | undefined;
   #attempt = 0;
@@ -67,9 +67,8 @@ export class DevCaSource extends CoreBackedSource {
   #schedule(at: number): void {
     if (this.core.closed) return;
     this.#rotateAt = at;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.rotate(), Math.max(0, at - this.core.clock.now()));
-    this.#timer.unref();
+    this.#timer?.cancel();
+    this.#timer = this.core.clock.setTimeout(() => this.rotate(), Math.ceil(at - this.core.clock.now()));
   }
 
   override getX509Svid(): X509Svid {
@@ -83,7 +82,7 @@ export class DevCaSource extends CoreBackedSource {
   }
   async close(): Promise<void> {
     this.core.close();
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     await this.#issuing;
   }
 }

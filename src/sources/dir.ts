@@ -1,7 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { type Clock, systemClock } from '../clock.js';
+import { type Clock, type Timer, systemClock } from '../clock.js';
 import { bundlesFromPem } from '../identity/bundle.js';
 import { parseCertificate } from '../identity/certificate.js';
 import { pemToCertDers } from '../identity/pem.js';
@@ -44,9 +44,10 @@ export class DirSource extends CoreBackedSource {
   readonly dir: string;
   readonly #opts: DirSourceOptions;
   #watcher: FSWatcher | undefined;
-  #poll: NodeJS.Timeout | undefined;
-  #retry: NodeJS.Timeout | undefined;
-  #debounce: NodeJS.Timeout | undefined;
+  // The source's clock runs them (unref()ed), so tests drive polling, retries and the debounce in virtual time.
+  #poll: Timer | undefined;
+  #retry: Timer | undefined;
+  #debounce: Timer | undefined;
   #attempt = 0;
   #signature = '';
   #loading: Promise<void> | undefined;
@@ -76,16 +77,14 @@ export class DirSource extends CoreBackedSource {
     } catch {
       // The directory does not exist yet: polling will find it when it does.
     }
-    this.#poll = setInterval(() => void this.#checkSignature(), this.#opts.pollMs ?? 5000);
-    this.#poll.unref();
+    this.#poll = this.core.clock.setInterval(() => this.#checkSignature(), this.#opts.pollMs ?? 5000);
     await this.#load();
   }
 
   #schedule(): void {
     // Writers replace three files one after another: wait for them to settle.
-    clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => void this.#load(), 50);
-    this.#debounce.unref();
+    this.#debounce?.cancel();
+    this.#debounce = this.core.clock.setTimeout(() => this.#load(), 50);
   }
 
   async #fileSignature(): Promise<string> {
@@ -129,15 +128,7 @@ export class DirSource extends CoreBackedSource {
     if (this.core.closed) return;
     const signature = await this.#fileSignature();
     try {
-      const [certPem, keyPem, bundlePem] = await Promise.all(
-        [SVID_FILE, KEY_FILE, BUNDLE_FILE].map((f) =>
-          readFile(join(this.dir, f), 'utf8').catch((e: NodeJS.ErrnoException) => {
-            throw new Error(
-              e.code === 'ENOENT' ? `${join(this.dir, f)} does not exist` : `cannot read ${join(this.dir, f)}: ${e.message}`,
-            );
-          }),
-        ),
-      );
+      const [certPem, keyPem, bundlePem] = await readAll(this.dir, [SVID_FILE, KEY_FILE, BUNDLE_FILE]);
       const current = this.core.current;
       if (current && current.certChainPem === certPem && current.keyPem === keyPem && signature === this.#signature) return;
       const td = this.#opts.trustDomain ?? leafTrustDomainHint(certPem!);
@@ -152,26 +143,39 @@ export class DirSource extends CoreBackedSource {
       this.#signature = signature;
       this.#reported = undefined;
       this.#attempt = 0;
-      clearTimeout(this.#retry);
+      this.#retry?.cancel();
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       this.core.fail(err);
       if (err.message !== this.#reported) this.#opts.onError?.(err);
       this.#reported = err.message;
-      clearTimeout(this.#retry);
-      this.#retry = setTimeout(() => void this.#load(), retryDelay(this.#attempt++, this.#opts.random));
-      this.#retry.unref();
+      this.#retry?.cancel();
+      this.#retry = this.core.clock.setTimeout(() => this.#load(), retryDelay(this.#attempt++, this.#opts.random));
     }
   }
 
   async close(): Promise<void> {
     this.core.close();
     this.#watcher?.close();
-    clearInterval(this.#poll);
-    clearTimeout(this.#retry);
-    clearTimeout(this.#debounce);
+    this.#poll?.cancel();
+    this.#retry?.cancel();
+    this.#debounce?.cancel();
     await this.#loading;
   }
+}
+
+/**
+ * Reads the files together. When several fail, the error is the first in `files` order, not the
+ * first to arrive: the same failure read again is the same message (and is reported once).
+ */
+async function readAll(dir: string, files: readonly string[]): Promise<string[]> {
+  const results = await Promise.allSettled(files.map((f) => readFile(join(dir, f), 'utf8')));
+  return results.map((r, i) => {
+    if (r.status === 'fulfilled') return r.value;
+    const e = r.reason as NodeJS.ErrnoException;
+    const path = join(dir, files[i]!);
+    throw new Error(e.code === 'ENOENT' ? `${path} does not exist` : `cannot read ${path}: ${e.message}`);
+  });
 }
 
 /**

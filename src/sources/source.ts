@@ -1,4 +1,4 @@
-import { type Clock } from '../clock.js';
+import { type Clock, type Timer } from '../clock.js';
 import { IdentityUnavailableError } from '../errors.js';
 import { type BundleSet, type X509Bundle } from '../identity/bundle.js';
 import { type ParsedCertificate } from '../identity/certificate.js';
@@ -70,13 +70,10 @@ export interface SourceCoreOptions {
 
 type Phase = 'fresh' | 'renewal-overdue' | 'expired';
 
-/** setTimeout fires at once for delays beyond 2^31 − 1 ms: longer waits are taken in steps. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /**
  * The state every source keeps: the accepted SVID and bundles, listeners, the last error, and the
  * use-time expiry check. Sources own the fetching; this owns the rules for what is served, and
- * watches the served SVID's age (renewal point, expiry) by an unref()ed timer and at use time.
+ * watches the served SVID's age (renewal point, expiry) by an unref()ed timer of its clock and at use time.
  */
 export class SourceCore {
   #svid: X509Svid | undefined;
@@ -93,7 +90,7 @@ export class SourceCore {
   #renewAt = Infinity;
   /** When the served SVID next changes phase (renewal point, expiry): checked at use time. */
   #nextCheck = Infinity;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: Timer | undefined;
 
   constructor(
     readonly kind: string,
@@ -102,6 +99,10 @@ export class SourceCore {
     private readonly options: SourceCoreOptions = {},
   ) {
     if (options.expect) parseSpiffeId(options.expect.spiffeId); // a bad expectation fails here, not on the first SVID
+    if (typeof clock.setTimeout !== 'function' || typeof clock.setInterval !== 'function') {
+      // A clock with now() only (enough for a DevCa) cannot run a source's renewal and expiry timers.
+      throw new TypeError(`the clock given to the ${describe} source has no setTimeout()/setInterval(): pass a full Clock (systemClock, or a VirtualClock in tests)`);
+    }
   }
 
   get current(): X509Svid | undefined {
@@ -161,11 +162,11 @@ export class SourceCore {
   }
 
   #arm(): void {
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#timer = undefined;
     if (this.#closed || this.#nextCheck === Infinity) return;
-    this.#timer = setTimeout(() => this.#tick(this.clock.now()), Math.min(MAX_TIMER_MS, Math.max(0, this.#nextCheck - this.clock.now())));
-    this.#timer.unref();
+    // Whole milliseconds, rounded up: the timer never wakes before the point (renewal points are fractional).
+    this.#timer = this.clock.setTimeout(() => this.#tick(this.clock.now()), Math.ceil(this.#nextCheck - this.clock.now()));
   }
 
   /** Moves the served SVID to the phase `now` puts it in, telling the owner once per phase. */
@@ -182,7 +183,7 @@ export class SourceCore {
       this.#nextCheck = Infinity;
       this.#emit({ kind: 'expired', svid: facts(svid), source: this.#sourceFacts() });
     }
-    this.#arm(); // early wake-ups (long delays are taken in steps) re-arm for the same point
+    this.#arm(); // an early wake-up (a clock moved back) re-arms for the same point
   }
 
   #emit(event: SvidLifecycleEvent): void {
@@ -242,15 +243,15 @@ export class SourceCore {
     return new Promise((resolve, reject) => {
       const waiter = {
         resolve: () => {
-          clearTimeout(timer);
+          timer.cancel();
           resolve();
         },
         reject: (err: Error) => {
-          clearTimeout(timer);
+          timer.cancel();
           reject(err);
         },
       };
-      const timer = setTimeout(() => {
+      const expire = () => {
         this.#waiters.delete(waiter);
         reject(
           new IdentityUnavailableError(
@@ -260,8 +261,9 @@ export class SourceCore {
             { cause: this.#lastError },
           ),
         );
-      }, timeoutMs);
-      // Not unref()ed: a caller is awaiting this answer, and must get it even when nothing else keeps the process alive.
+      };
+      // Kept alive: a caller is awaiting this answer, and must get it even when nothing else keeps the process alive.
+      const timer = this.clock.setTimeout(expire, timeoutMs, { keepAlive: true });
       this.#waiters.add(waiter);
     });
   }
@@ -300,7 +302,7 @@ export class SourceCore {
   close(): void {
     this.#closed = true;
     this.#listeners.clear();
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#timer = undefined;
   }
 }

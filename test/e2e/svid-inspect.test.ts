@@ -4,6 +4,7 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { systemClock } from '../../src/clock.js';
 import { type DevCa, createDevCa } from '../../src/identity/dev-ca.js';
 import { createDirSource } from '../../src/sources/dir.js';
 import { type SvidFiles, craftLeaf, filesOf, writeSvidDir } from '../helpers/certs.js';
@@ -18,7 +19,7 @@ let layered: DevCa;
 /** A CA made three hours ago, for leaves whose validity lies in the past or the future. */
 let oldCa: DevCa;
 before(async () => {
-  oldCa = await createDevCa({ trustDomain: TD, clock: { now: () => Date.now() - 3 * 3_600_000 } });
+  oldCa = await createDevCa({ trustDomain: TD, clock: { ...systemClock, now: () => Date.now() - 3 * 3_600_000 } });
   ca = await createDevCa({ trustDomain: TD });
   other = await createDevCa({ trustDomain: TD }); // same trust domain name, another key
   layered = await createDevCa({ trustDomain: TD, intermediates: 1 });

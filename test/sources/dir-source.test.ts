@@ -8,7 +8,7 @@ import { IdentityUnavailableError } from '../../src/errors.js';
 import { type DevCa, createDevCa } from '../../src/identity/dev-ca.js';
 import { DirSource, createDirSource } from '../../src/sources/dir.js';
 import { TD, craftLeaf, filesOf, idOf, tempDir, writeSvidDir } from '../helpers/certs.js';
-import { sleep, waitFor } from '../helpers/net.js';
+import { waitFor } from '../helpers/net.js';
 
 const ID = idOf('orders');
 let ca: DevCa;
@@ -178,7 +178,8 @@ for (const c of BAD) {
     const dir = await freshDir();
     const good = await ca.issue({ spiffeId: ID });
     await writeSvidDir(dir, filesOf(good));
-    const { source, errors } = await started(dir);
+    const clock = new VirtualClock(Date.now());
+    const { source, errors } = await started(dir, { clock });
     t.after(() => source.close());
     let updates = 0;
     source.onUpdate(() => updates++);
@@ -195,8 +196,9 @@ for (const c of BAD) {
     assert.equal(now, before);
     assert.equal(s.serialNumber, good.serialNumber);
     assert.equal(updates, 0);
-    // Watch, poll and retry do not sneak it in later either.
-    await sleep(300);
+    // Poll (every 100 ms), retries and the watch's debounce do not sneak it in later either: 2 s of
+    // them (20 polls, the first retries), each read run to its end.
+    await clock.advanceAsync(2_000);
     assert.equal(source.getX509Svid(), before);
     assert.equal(source.status().state, 'stale');
 
@@ -210,39 +212,56 @@ for (const c of BAD) {
   });
 }
 
-test('a failed update is retried by itself: fixing the files is enough (no event needed)', async (t) => {
-  const dir = await freshDir();
-  await writeSvidDir(dir, filesOf(await ca.issue({ spiffeId: ID })));
-  const { source } = await started(dir, { random: () => 0 }); // retry 250 ms, 500 ms, …
+test('a failed read is retried by itself, backing off (250 ms, 500 ms, 1 s with random 0): fixing the files is enough', async (t) => {
+  // A directory not there yet: no watcher, and the poll is off, so only the retries read.
+  const dir = join(root.dir, `retried-${++n}`);
+  const clock = new VirtualClock(Date.now());
+  const { source, errors } = await started(dir, { clock, pollMs: 3_600_000, random: () => 0 });
   t.after(() => source.close());
-  await writeFile(join(dir, 'svid_key.pem'), 'nope');
-  await source.reload();
-  assert.equal(source.status().state, 'stale');
-  const next = await ca.issue({ spiffeId: ID });
-  await writeSvidDir(dir, filesOf(next));
-  await waitFor(() => source.status().serialNumber === next.serialNumber, 5_000, 'the retried read');
+  const ahead = () => clock.pending().map((at) => at - clock.now());
+  assert.equal(source.status().state, 'starting');
+  assert.deepEqual(ahead(), [250, 3_600_000], 'the first retry, and the poll');
+  await clock.advanceAsync(250);
+  assert.deepEqual(ahead(), [500, 3_600_000 - 250], 'the second retry backs off');
+  await clock.advanceAsync(500);
+  assert.deepEqual(ahead(), [1_000, 3_600_000 - 750]);
+  assert.equal(errors.length, 1, 'the same failure, read again, is reported once');
+  await mkdir(dir);
+  const svid = await ca.issue({ spiffeId: ID });
+  await writeSvidDir(dir, filesOf(svid));
+  await clock.advanceAsync(999);
+  assert.equal(source.status().state, 'starting', 'nothing reads before the retry');
+  await clock.advanceAsync(1);
   assert.equal(source.status().state, 'ready');
+  assert.equal(source.status().serialNumber, svid.serialNumber);
+  assert.equal(ahead().length, 2, `no retry once read, only the lifecycle check and the poll: ${ahead()}`);
+  assert.ok(ahead().includes(3_600_000 - 1_750), String(ahead()));
 });
 
-test('missing directory at start: ready(200) rejects naming the path; files appearing later make it ready', async (t) => {
+test('missing directory at start: ready(200) rejects at 200 ms naming the path; files appearing later make it ready', async (t) => {
   const dir = join(root.dir, `later-${++n}`);
-  const { source } = await started(dir);
+  const clock = new VirtualClock(Date.now());
+  const { source } = await started(dir, { clock });
   t.after(() => source.close());
   assert.equal(source.status().state, 'starting');
-  await assert.rejects(source.ready(200), (e: unknown) => {
-    assert.ok(e instanceof IdentityUnavailableError);
-    assert.equal(e.code, 'ERR_SIDECARLESS_IDENTITY_UNAVAILABLE');
-    assert.ok(e.message.includes(dir), e.message);
-    assert.match(e.message, /does not exist/);
-    assert.match(e.message, /after 200 ms/);
-    return true;
-  });
-  assert.throws(() => source.getX509Svid(), (e: unknown) => e instanceof IdentityUnavailableError && e.message.includes(dir));
+  let outcome: unknown = 'pending';
+  source.ready(200).then(() => (outcome = 'resolved'), (e: unknown) => (outcome = e));
+  await clock.advanceAsync(199);
+  assert.equal(outcome, 'pending');
+  await clock.advanceAsync(1);
+  const e = outcome as unknown; // set by the callbacks above
+  assert.ok(e instanceof IdentityUnavailableError, String(e));
+  assert.equal(e.code, 'ERR_SIDECARLESS_IDENTITY_UNAVAILABLE');
+  assert.ok(e.message.includes(dir), e.message);
+  assert.match(e.message, /does not exist/);
+  assert.match(e.message, /after 200 ms/);
+  assert.throws(() => source.getX509Svid(), (err: unknown) => err instanceof IdentityUnavailableError && err.message.includes(dir));
 
   const waiting = source.ready(10_000);
   await mkdir(dir);
   const svid = await ca.issue({ spiffeId: ID });
   await writeSvidDir(dir, filesOf(svid));
+  await clock.advanceAsync(100); // the poll finds them
   await waiting;
   assert.equal(source.getX509Svid().chain[0]!.serialNumber, svid.serialNumber);
   assert.equal(source.status().state, 'ready');
@@ -250,9 +269,12 @@ test('missing directory at start: ready(200) rejects naming the path; files appe
 
 test('empty directory at start: the error names the missing file', async (t) => {
   const dir = await freshDir();
-  const { source } = await started(dir);
+  const clock = new VirtualClock(Date.now());
+  const { source } = await started(dir, { clock });
   t.after(() => source.close());
-  await assert.rejects(source.ready(150), /svid(_key|_bundle)?\.pem does not exist/);
+  const refused = assert.rejects(source.ready(150), /svid(_key|_bundle)?\.pem does not exist/);
+  await clock.advanceAsync(150);
+  await refused;
 });
 
 test('case 29: use-time expiry with a virtual clock: getX509Svid throws after notAfter, state "expired"', async (t) => {

@@ -1,8 +1,8 @@
 // Issue 9 item 9: expiry is never silent. A served SVID that passes its renewal point (75 % of its
 // lifetime) with no renewal is reported once (warning), once more when it expires (error), and a
 // renewal afterwards is reported (info). Checked by an unref()ed timer AND at use time (a frozen
-// process misses its timers): with the injectable clock (virtual time, no timer can fire) and
-// with a real short-lived SVID (real timers, no use at all).
+// process misses its timers), both in virtual time: the clock jumps as over a freeze (no timer
+// runs: use-time checks alone), or moves and runs the source's timers (nobody uses the SVID).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
@@ -42,9 +42,11 @@ test('the renewal point is 75 % of the lifetime: past every renewer (SPIRE 50 %,
   assert.ok(RENEWAL_POINT_FRACTION > 0.6);
 });
 
-describe('virtual time (the injectable clock; timers cannot help): checked at use time', () => {
+describe('use time: the clock jumps as over a frozen process (no timer runs), the checks happen on use', () => {
   let clock: VirtualClock;
   let ca: DevCa;
+  /** Time passes and no timer runs: only use can notice. */
+  const jumpTo = (t: number) => clock.jump(t - clock.now());
   before(async () => {
     clock = new VirtualClock(Date.UTC(2031, 4, 1));
     ca = await createDevCa({ trustDomain: TD, clock });
@@ -66,11 +68,11 @@ describe('virtual time (the injectable clock; timers cannot help): checked at us
     const renewAt = renewalPoint(s.notBefore, s.notAfter);
     assert.equal(source.status().renewAt, new Date(renewAt).toISOString());
 
-    clock.set(Math.ceil(renewAt) - 1);
+    jumpTo(Math.ceil(renewAt) - 1);
     source.getX509Svid();
     assert.deepEqual(kinds(events), [], 'nothing before the renewal point');
 
-    clock.set(Math.ceil(renewAt));
+    jumpTo(Math.ceil(renewAt));
     for (let i = 0; i < 100; i++) source.getX509Svid(); // every request uses it: still one line
     source.status();
     assert.deepEqual(kinds(events), ['renewal-overdue']);
@@ -80,10 +82,10 @@ describe('virtual time (the injectable clock; timers cannot help): checked at us
     assert.equal(overdue.svid.notAfter, s.notAfter);
     assert.equal(overdue.source.kind, 'dir');
 
-    clock.set(s.notAfter);
+    jumpTo(s.notAfter);
     source.getX509Svid(); // still valid at notAfter itself
     assert.deepEqual(kinds(events), ['renewal-overdue']);
-    clock.set(s.notAfter + 1);
+    jumpTo(s.notAfter + 1);
     for (let i = 0; i < 10; i++) assert.throws(() => source.getX509Svid(), { code: 'ERR_SIDECARLESS_IDENTITY_UNAVAILABLE' });
     assert.equal(source.status().state, 'expired');
     assert.deepEqual(kinds(events), ['renewal-overdue', 'expired']);
@@ -105,14 +107,14 @@ describe('virtual time (the injectable clock; timers cannot help): checked at us
     const { dir, source, events } = await dirSource();
     t.after(() => source.close());
     const s = source.getX509Svid();
-    clock.set(s.notBefore + (s.notAfter - s.notBefore) * 0.5);
+    jumpTo(s.notBefore + (s.notAfter - s.notBefore) * 0.5);
     await writeSvidDir(dir, filesOf(await ca.issue({ spiffeId: ID })));
     await source.reload();
     source.getX509Svid();
     assert.deepEqual(kinds(events), [], 'renewed at half-life: no line at all');
 
     const s2 = source.getX509Svid();
-    clock.set(renewalPoint(s2.notBefore, s2.notAfter) + 1000);
+    jumpTo(renewalPoint(s2.notBefore, s2.notAfter) + 1000);
     source.getX509Svid();
     assert.deepEqual(kinds(events), ['renewal-overdue']);
     await writeSvidDir(dir, filesOf(await ca.issue({ spiffeId: ID })));
@@ -136,7 +138,7 @@ describe('virtual time (the injectable clock; timers cannot help): checked at us
   test('frozen past expiry in one step: the error only (no stale warning first)', async (t) => {
     const { source, events } = await dirSource();
     t.after(() => source.close());
-    clock.set(source.getX509Svid().notAfter + 60_000);
+    jumpTo(source.getX509Svid().notAfter + 60_000);
     assert.throws(() => source.getX509Svid());
     assert.deepEqual(kinds(events), ['expired']);
   });
@@ -154,17 +156,17 @@ describe('virtual time (the injectable clock; timers cannot help): checked at us
     t.after(() => source.close());
     for (let i = 0; i < 3; i++) {
       const s = source.getX509Svid();
-      clock.set(source.rotateAt);
+      jumpTo(source.rotateAt);
       source.getX509Svid(); // use-time renewal
       await waitFor(() => source.getX509Svid() !== s, 2_000, 'the renewal');
     }
     assert.deepEqual(kinds(events), []);
     down = true;
     const s = source.getX509Svid();
-    clock.set(source.rotateAt);
+    jumpTo(source.rotateAt);
     source.getX509Svid();
     await waitFor(() => source.status().lastError !== undefined, 2_000, 'the failed renewal');
-    clock.set(renewalPoint(s.notBefore, s.notAfter));
+    jumpTo(renewalPoint(s.notBefore, s.notAfter));
     source.getX509Svid();
     assert.deepEqual(kinds(events), ['renewal-overdue']);
     const { level, message } = describeLifecycle(events[0]!);
@@ -260,28 +262,31 @@ describe('through createMesh: log lines once per SVID, /ready flips at expiry an
   });
 });
 
-describe('real time, a real short-lived SVID: the unref()ed timers fire with nobody using the SVID', () => {
-  test('warning at the renewal point, error at expiry, info on renewal', async (t) => {
-    const ca = await createDevCa({ trustDomain: TD });
+describe('timers: the source\'s own (unref()ed) timers report with nobody using the SVID', () => {
+  test('virtual time: the warning exactly at the renewal point, the error just past expiry, the info when the poll finds the renewal', async (t) => {
+    const clock = new VirtualClock(Date.UTC(2031, 4, 1));
+    const ca = await createDevCa({ trustDomain: TD, clock });
     const dir = await freshDir();
-    const now = Date.now();
-    // X.509 times are whole seconds: a lifetime of ~4 s, renewal point ~3 s in, expiry ~4 s in.
-    const leaf = await craftLeaf(ca, { uris: [ID], notBefore: now, notAfter: now + 4_000 });
-    await writeSvidDir(dir, { certChainPem: leaf.certChainPem, keyPem: leaf.keyPem, bundlePem: ca.bundlePem });
-    const events: Array<{ kind: string; at: number }> = [];
-    const source = await createDirSource({ dir, onLifecycle: (e) => events.push({ kind: e.kind, at: Date.now() }) });
-    t.after(() => source.close());
-    const { notBefore, notAfter } = leaf.parsed;
-    await waitFor(() => events.length >= 1, 6_000, 'the warning');
-    assert.equal(events[0]!.kind, 'renewal-overdue');
-    assert.ok(events[0]!.at >= renewalPoint(notBefore, notAfter) - 5, `warned at ${events[0]!.at}, renewal point ${renewalPoint(notBefore, notAfter)}`);
-    await waitFor(() => events.length >= 2, 6_000, 'the error');
-    assert.equal(events[1]!.kind, 'expired');
-    assert.ok(events[1]!.at > notAfter - 5);
-    assert.equal(source.status().state, 'expired');
     await writeSvidDir(dir, filesOf(await ca.issue({ spiffeId: ID })));
-    await waitFor(() => events.length >= 3, 6_000, 'the renewal');
+    const events: Array<{ kind: string; at: number }> = [];
+    const source = await createDirSource({ dir, clock, pollMs: 60_000, onLifecycle: (e) => events.push({ kind: e.kind, at: clock.now() }) });
+    t.after(() => source.close());
+    const { notBefore, notAfter } = source.getX509Svid(); // the only use
+    const renewAt = Math.ceil(renewalPoint(notBefore, notAfter));
+    await clock.setAsync(renewAt - 1);
+    assert.deepEqual(events, [], 'nothing before the renewal point');
+    await clock.setAsync(renewAt);
+    assert.deepEqual(events, [{ kind: 'renewal-overdue', at: renewAt }]);
+    await clock.setAsync(notAfter);
+    assert.equal(events.length, 1, 'still valid at notAfter itself');
+    await clock.setAsync(notAfter + 1);
+    assert.deepEqual(events[1], { kind: 'expired', at: notAfter + 1 });
+    assert.equal(source.status().state, 'expired');
+    assert.equal(clock.pending().length, 1, 'only the poll is left: the lifecycle timer does not re-arm past expiry');
+    await writeSvidDir(dir, filesOf(await ca.issue({ spiffeId: ID })));
+    await clock.advanceAsync(60_000); // the poll (or the watch's debounce) reads the new files
     assert.deepEqual(kinds(events as never), ['renewal-overdue', 'expired', 'renewed']);
+    assert.equal(source.status().state, 'ready');
   });
 
   test('an SVID valid for years arms no timer that fires early (setTimeout overflows at 2^31 ms)', async (t) => {

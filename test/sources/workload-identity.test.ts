@@ -6,11 +6,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { VirtualClock } from '../../src/clock.js';
 import { type Logger } from '../../src/config.js';
 import { type DevCa, createDevCa } from '../../src/identity/dev-ca.js';
 import { type Mesh, type X509Source, type X509Svid, createMesh } from '../../src/index.js';
 import { ManualSource, TD, filesOf, idOf, tempDir, writeSvidDir } from '../helpers/certs.js';
-import { closeServer, listen, rawTlsRequest, sleep, waitFor } from '../helpers/net.js';
+import { closeServer, listen, rawTlsRequest } from '../helpers/net.js';
 import { run } from '../e2e/process.js';
 
 type Options = Parameters<typeof createMesh>[0];
@@ -62,16 +63,16 @@ describe('at start: createMesh refuses an SVID for another workload', () => {
   test('identity.dir holding another service\'s SVID: rejected at once (not after startTimeout), naming spiffeId to set', async () => {
     const dir = await dirWith(PAYMENTS);
     const { lines, logger } = recorder();
-    const started = Date.now();
-    const msg = await refusedAtStart(createMesh({ service: 'orders', logger, identity: { dir, startTimeout: 10_000, pollInterval: 50 } } as Options), PAYMENTS, ORDERS);
-    assert.ok(Date.now() - started < 5_000, 'did not wait for startTimeout');
+    const clock = new VirtualClock(Date.now()); // the startTimeout cannot pass unless the test moves it
+    const msg = await refusedAtStart(createMesh({ service: 'orders', logger, identity: { dir, startTimeout: 10_000, pollInterval: 50 } } as Options, { clock }), PAYMENTS, ORDERS);
     assert.match(msg, /^the X\.509-SVID from the identity directory .* is for spiffe:\/\/cluster\.local\/ns\/default\/sa\/payments/);
     assert.match(msg, /derived as spiffe:\/\/<trustDomain>\/ns\/<namespace>\/sa\/<service> from trustDomain "cluster\.local", namespace "default" and service "orders"/);
     assert.match(msg, /set spiffeId: "spiffe:\/\/cluster\.local\/ns\/default\/sa\/payments" \(or SIDECARLESS_SPIFFE_ID\); otherwise give this workload an SVID for spiffe:\/\/cluster\.local\/ns\/default\/sa\/orders/);
-    // The directory source was closed: new (bad) files are never looked at again.
+    // The directory source was closed: no timer is left to read the files again, and new (bad) ones are never looked at.
+    assert.deepEqual(clock.pending(), [], 'every timer of the source was cancelled');
     const logged = lines.length;
     await writeSvidDir(dir, filesOf(await ca.issue({ spiffeId: idOf('billing') })));
-    await sleep(400);
+    await clock.advanceAsync(10_000);
     assert.equal(lines.length, logged, `the source kept running: ${lines.slice(logged).map((l) => l.msg).join(' | ')}`);
   });
 
@@ -179,7 +180,8 @@ describe('on rotation: an SVID for another ID is rejected, the previous one kept
   test('identity.dir: files rewritten for another service', async (t) => {
     const dir = await dirWith(ORDERS);
     const { lines, logger } = recorder();
-    const mesh = await createMesh({ service: 'orders', logger, identity: { dir, pollInterval: 50 } } as Options);
+    const clock = new VirtualClock(Date.now()); // TLS checks against real time, the mesh's own near it
+    const mesh = await createMesh({ service: 'orders', logger, identity: { dir, pollInterval: 50 } } as Options, { clock });
     t.after(() => mesh.close());
     const s = await serve(mesh);
     t.after(s.close);
@@ -187,22 +189,24 @@ describe('on rotation: an SVID for another ID is rejected, the previous one kept
     assert.equal(await serverSerial(s.port), norm(first));
 
     await writeSvidDir(dir, filesOf(await ca.issue({ spiffeId: PAYMENTS })));
-    await waitFor(() => mesh.stats().identity.lastError !== undefined, 5_000, 'the rejection');
+    await clock.advanceAsync(50); // the poll (or the watch) reads them
+    assert.notEqual(mesh.stats().identity.lastError, undefined, 'the rejection');
     const st = mesh.stats().identity;
     assert.equal(st.state, 'stale');
     assert.equal(st.spiffeId, ORDERS);
     assert.equal(st.serialNumber, first);
     assert.match(st.lastError!, /is for spiffe:\/\/cluster\.local\/ns\/default\/sa\/payments, but this workload's SPIFFE ID is spiffe:\/\/cluster\.local\/ns\/default\/sa\/orders/);
     assert.equal(await serverSerial(s.port), norm(first), 'new handshakes still present the previous SVID');
-    // Logged once, although the poll looks at the unchanged files again and again.
-    await sleep(300);
+    // Logged once, although the poll reads the unchanged files again and again (100 reads).
+    await clock.advanceAsync(5_000);
     const rejected = lines.filter((l) => /keeping the previous SVID: the X\.509-SVID .* is for .*payments/.test(l.msg));
     assert.equal(rejected.length, 1, lines.map((l) => l.msg).join('\n'));
     assert.equal(rejected[0]!.level, 'warn');
 
     const good = await ca.issue({ spiffeId: ORDERS });
     await writeSvidDir(dir, filesOf(good));
-    await waitFor(() => mesh.stats().identity.serialNumber === good.serialNumber, 5_000, 'the good rotation');
+    await clock.advanceAsync(50);
+    assert.equal(mesh.stats().identity.serialNumber, good.serialNumber, 'the good rotation');
     assert.equal(mesh.stats().identity.lastError, undefined);
     assert.equal(mesh.stats().identity.state, 'ready');
     assert.equal(await serverSerial(s.port), norm(good.serialNumber));

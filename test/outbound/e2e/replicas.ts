@@ -81,8 +81,8 @@ export async function startReplica(name: string, behave: Behaviour, o: { service
   return replica;
 }
 
-export async function client(outbound: MeshOptionsInput['outbound'], ca?: DevCa): Promise<Mesh> {
-  return createMesh({ service: 'orders', identity: { ca: ca ?? (await devCa()) }, logger: quiet, outbound });
+export async function client(outbound: MeshOptionsInput['outbound'], ca?: DevCa, internals?: Parameters<typeof createMesh>[1]): Promise<Mesh> {
+  return createMesh({ service: 'orders', identity: { ca: ca ?? (await devCa()) }, logger: quiet, outbound }, internals);
 }
 
 /** Runs `total` calls with `concurrency` workers; returns the results in order of completion. */

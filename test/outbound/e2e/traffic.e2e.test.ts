@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { request } from 'undici';
+import { VirtualClock } from '../../../src/clock.js';
 import { type Mesh } from '../../../src/mesh.js';
+import { waitFor } from '../../helpers/net.js';
 import { call, client, countBy, delayed, hang, load, ok, type Replica, startReplica, status } from './replicas.js';
 
 const PAYMENTS_ID = 'spiffe://cluster.local/ns/default/sa/payments';
@@ -17,8 +19,8 @@ async function replicas(...specs: Array<[string, Parameters<typeof startReplica>
   opened.push(...rs);
   return rs;
 }
-async function mesh(outbound: Parameters<typeof client>[0]): Promise<Mesh> {
-  const m = await client(outbound);
+async function mesh(outbound: Parameters<typeof client>[0], internals?: Parameters<typeof client>[2]): Promise<Mesh> {
+  const m = await client(outbound, undefined, internals);
   opened.push(m);
   return m;
 }
@@ -244,13 +246,27 @@ describe('routes', () => {
 describe('abort and timeouts', () => {
   test("the caller's AbortSignal stops the current try and every later one", async () => {
     const [r] = await replicas(['r', status(503, { 'retry-after': '1' })]);
-    const m = await mesh({ services: { payments: { endpoints: [r!.address] } } });
+    // The retry's backoff runs on the mesh's clock: virtual, its 1 s passes only when the test says.
+    const clock = new VirtualClock(Date.now());
+    const m = await mesh({ services: { payments: { endpoints: [r!.address] } } }, { clock });
+    const attempts = () => m.stats().outbound.services.payments!.attempts;
     const t0 = Date.now();
     const res = await call(m, 'http://payments/', { signal: AbortSignal.timeout(300) });
     assert.ok(res.error, 'the call was aborted');
     assert.ok(Date.now() - t0 < 1_000, 'promptly');
-    await new Promise((x) => setTimeout(x, 1_300));
-    assert.equal(r!.hits, 1, 'no try after the abort');
+    clock.advance(2_000); // past the Retry-After: a backoff left behind would start its try now (synchronously)
+    assert.equal(attempts(), 1, 'no try after the abort');
+    assert.equal(r!.hits, 1);
+    // The control: without an abort, the try starts exactly when the Retry-After has passed.
+    const stop = new AbortController();
+    const pending = call(m, 'http://payments/', { signal: stop.signal });
+    await waitFor(() => clock.pending().includes(clock.now() + 1_000), 5_000, 'the backoff after the first 503');
+    clock.advance(999);
+    assert.equal(attempts(), 2, 'not before the Retry-After');
+    clock.advance(1);
+    assert.equal(attempts(), 3, 'the retry, at 1 s');
+    stop.abort();
+    assert.ok((await pending).error);
 
     const [h] = await replicas(['h', hang]);
     const m2 = await mesh({ services: { payments: { endpoints: [h!.address] } } });
