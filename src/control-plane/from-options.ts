@@ -4,6 +4,7 @@
  * boundary where options stop: nothing below reads config.ts.
  */
 import { type EndpointConfig, type RetryConfig, type RouteConfig, type ServiceConfig, type TimeoutConfig } from '../config.js';
+import { systemClock } from '../clock.js';
 import { ConfigError } from '../errors.js';
 import { ewmaSettings } from '../outbound/balancer/ewma.js';
 import { failureAccrualSettings } from '../outbound/balancer/failure-accrual.js';
@@ -109,7 +110,7 @@ export function settingsOf(c: ServiceConfig, path: string): ServiceSettings {
         ...(b?.retryRatio !== undefined && { retryRatio: b.retryRatio }),
         ...(b?.minRetriesPerSecond !== undefined && { minRetriesPerSecond: b.minRetriesPerSecond }),
         ...(b?.window !== undefined && { windowMs: b.window }),
-      }, { now: () => 0 }).settings,
+      }, systemClock).settings,
     ),
     connections: {
       maxPerEndpoint: c.connections?.maxPerEndpoint ?? DEFAULT_SERVICE_SETTINGS.connections.maxPerEndpoint,

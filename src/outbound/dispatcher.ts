@@ -22,6 +22,8 @@ export interface ServiceRegistry {
   /** How long a request waits for a pending reference, and who should deliver it. */
   readonly pendingTimeoutMs: number;
   readonly source: string;
+  /** The mesh's clock. */
+  now(): number;
   /** Resolves at the next change of the set, or after `ms` (false). */
   nextChange(ms: number): Promise<boolean>;
 }
@@ -164,7 +166,7 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
      */
     async #whenDelivered(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, service: OutboundService, name: string, settings: RequestSettings, host: string): Promise<void> {
       const waitMs = this.registry.pendingTimeoutMs;
-      const start = Date.now();
+      const start = this.registry.now();
       for (;;) {
         if (this.#closed || this.registry.closed) return failHandler(handler, new MeshClosedError());
         // The addressed service may itself have been replaced meanwhile: follow the live one.
@@ -174,7 +176,7 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
           new MeshRequest(opts, legacyHandler(handler), live, backend, settings, host).start();
           return;
         }
-        const left = waitMs - (Date.now() - start);
+        const left = waitMs - (this.registry.now() - start);
         if (left <= 0 || !(await this.registry.nextChange(left))) {
           return failHandler(handler, new PendingConfigError(service.name, name, waitMs, this.registry.source));
         }

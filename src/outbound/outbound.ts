@@ -64,6 +64,10 @@ export class Outbound implements ServiceRegistry {
     return this.#generation;
   }
 
+  now(): number {
+    return this.d.clock.now();
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
@@ -134,13 +138,17 @@ export class Outbound implements ServiceRegistry {
   /** Resolves at the next change, or after `ms`; false on timeout. */
   nextChange(ms: number): Promise<boolean> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#waiters = this.#waiters.filter((w) => w !== wake);
-        resolve(false);
-      }, Math.max(0, ms));
-      // Not unref'd: a request waiting here is work in progress (a script awaiting a fetch must not exit).
+      // Kept alive: a request waiting here is work in progress (a script awaiting a fetch must not exit).
+      const timer = this.d.clock.setTimeout(
+        () => {
+          this.#waiters = this.#waiters.filter((w) => w !== wake);
+          resolve(false);
+        },
+        Math.max(0, ms),
+        { keepAlive: true },
+      );
       const wake = () => {
-        clearTimeout(timer);
+        timer.cancel();
         resolve(true);
       };
       this.#waiters.push(wake);

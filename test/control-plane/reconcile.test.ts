@@ -165,14 +165,22 @@ describe('reconcile', () => {
   });
 
   test('pending references are listed until delivered; waiting requests are woken by the change', async () => {
-    const { outbound, r } = await rig();
+    const { outbound, r, clock } = await rig();
     r.apply(snap([svc('payments', { split: [{ service: 'payments-v2', weight: 1 }] })]));
     assert.deepEqual(r.pending.map((p) => p.missing), ['payments-v2']);
     const woke = outbound.nextChange(10_000);
     r.apply(snap([svc('payments', { split: [{ service: 'payments-v2', weight: 1 }] }), svc('payments-v2', { endpoints: ['127.0.0.1:9001'] })]));
     assert.equal(await woke, true);
     assert.deepEqual(r.pending, []);
-    assert.equal(await outbound.nextChange(1), false, 'no change: times out');
+    const quiet = outbound.nextChange(500);
+    assert.deepEqual(clock.pending().length, 1, 'the wait is one timer on the mesh clock');
+    clock.advance(499);
+    r.apply({ ...r.current!, version: 'same' });
+    assert.equal(await quiet, true, 'any applied snapshot wakes waiters (they re-check what they need)');
+    const timesOut = outbound.nextChange(500);
+    clock.advance(500);
+    assert.equal(await timesOut, false, 'no change within the wait: false, exactly at its end');
+    assert.deepEqual(clock.pending(), []);
   });
 
   test('inbound: the policy is set only when it changed, the mode only when it changed', async () => {
