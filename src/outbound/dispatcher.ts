@@ -152,35 +152,11 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
         backend = name === service.name ? service : this.registry.get(name);
       }
       if (!backend || backend.pending) {
-        void this.#whenDelivered(opts, handler, service, backendName, settings, route.host);
+        void whenDelivered(this.registry, () => this.#closed, { opts, handler, service, name: backendName, settings, host: route.host });
         return true;
       }
       new MeshRequest(opts, legacyHandler(handler), service, backend, settings, route.host).start();
       return true;
-    }
-
-    /**
-     * A split backend or a service's endpoints that a live control plane has not delivered yet:
-     * wait for the set to change, bounded by the registry's pendingTimeout, then run the request
-     * or fail naming what is missing.
-     */
-    async #whenDelivered(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, service: OutboundService, name: string, settings: RequestSettings, host: string): Promise<void> {
-      const waitMs = this.registry.pendingTimeoutMs;
-      const start = this.registry.now();
-      for (;;) {
-        if (this.#closed || this.registry.closed) return failHandler(handler, new MeshClosedError());
-        // The addressed service may itself have been replaced meanwhile: follow the live one.
-        const live = this.registry.get(service.name) ?? service;
-        const backend = name === service.name ? live : this.registry.get(name);
-        if (backend && !backend.pending) {
-          new MeshRequest(opts, legacyHandler(handler), live, backend, settings, host).start();
-          return;
-        }
-        const left = waitMs - (this.registry.now() - start);
-        if (left <= 0 || !(await this.registry.nextChange(left))) {
-          return failHandler(handler, new PendingConfigError(service.name, name, waitMs, this.registry.source));
-        }
-      }
     }
 
     #unknownService(host: string): UnknownServiceError {
@@ -199,4 +175,39 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       await this.#egressAgent?.destroy();
     }
   };
+}
+
+interface Waiting {
+  readonly opts: Dispatcher.DispatchOptions;
+  readonly handler: Dispatcher.DispatchHandler;
+  /** The service the app addressed. */
+  readonly service: OutboundService;
+  /** What it waits for: a split backend, or (its own name) the service's endpoints. */
+  readonly name: string;
+  readonly settings: RequestSettings;
+  readonly host: string;
+}
+
+/**
+ * A split backend or a service's endpoints that a live control plane has not delivered yet: wait
+ * for the set to change, bounded by the registry's pendingTimeout, then run the request or fail
+ * naming what is missing.
+ */
+async function whenDelivered(registry: ServiceRegistry, closed: () => boolean, w: Waiting): Promise<void> {
+  const waitMs = registry.pendingTimeoutMs;
+  const start = registry.now();
+  for (;;) {
+    if (closed() || registry.closed) return failHandler(w.handler, new MeshClosedError());
+    // The addressed service may itself have been replaced meanwhile: follow the live one.
+    const live = registry.get(w.service.name) ?? w.service;
+    const backend = w.name === w.service.name ? live : registry.get(w.name);
+    if (backend && !backend.pending) {
+      new MeshRequest(w.opts, legacyHandler(w.handler), live, backend, w.settings, w.host).start();
+      return;
+    }
+    const left = waitMs - (registry.now() - start);
+    if (left <= 0 || !(await registry.nextChange(left))) {
+      return failHandler(w.handler, new PendingConfigError(w.service.name, w.name, waitMs, registry.source));
+    }
+  }
 }
