@@ -3,6 +3,7 @@ import { type TlsOptions } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { type Clock, systemClock } from './clock.js';
 import { type EndpointInput, type Logger, type MeshConfig, type MeshOptionsInput, type ServiceInput, type SplitInput, resolveConfig } from './config.js';
+import { inboundSettingsOf } from './control-plane/from-options.js';
 import { type RejectedSnapshot, Reconciler } from './control-plane/reconcile.js';
 import { type InboundMode, type MeshSnapshot } from './control-plane/snapshot.js';
 import { StaticControlPlane, asOptionPath } from './control-plane/static.js';
@@ -197,7 +198,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
     await source.ready(startTimeout);
     parts.push(clientTls);
     const first = controlPlane.current();
-    inbound = Inbound.create({ config, source, verifier, traffic, logger, policy: first.inbound.policy, events });
+    inbound = Inbound.create({ settings: inboundSettingsOf(config), source, verifier, traffic, logger, policy: first.inbound.policy, events });
     parts.push(inbound);
     outbound = buildOutbound(config, source, clientTls, clock, traffic, events, logger, () => controlPlane.current().source);
     reconciler = new Reconciler({ setPolicy: (p) => inbound.setPolicy(p), setMode: (m, d) => inbound.setMode(m, d) }, outbound, (e) =>

@@ -3,7 +3,9 @@
  * already in ms (zod did that), every default filled in, identities and hostnames derived. The
  * boundary where options stop: nothing below reads config.ts.
  */
-import { type EndpointConfig, type RetryConfig, type RouteConfig, type ServiceConfig, type TimeoutConfig } from '../config.js';
+import { type EndpointConfig, type MeshConfig, type RetryConfig, type RouteConfig, type ServiceConfig, type TimeoutConfig } from '../config.js';
+import { DEFAULT_FIRST_REQUEST_TIMEOUT_MS } from '../inbound/first-request.js';
+import { type InboundSettings } from '../inbound/inbound.js';
 import { systemClock } from '../clock.js';
 import { ConfigError } from '../errors.js';
 import { ewmaSettings } from '../outbound/balancer/ewma.js';
@@ -168,5 +170,22 @@ export function serviceFromConfig(name: string, c: ServiceConfig, ctx: ServiceCo
     routes: routesOf(c, settings, path),
     ...(c.split && { split: c.split }),
     endpoints: endpointsOf(c.endpoints, identity),
+  };
+}
+
+/** The inbound side's settings from the options. */
+export function inboundSettingsOf(config: MeshConfig): InboundSettings {
+  const i = config.inbound;
+  return {
+    service: config.service,
+    trustDomain: config.trustDomain,
+    namespace: config.namespace,
+    labels: config.labels,
+    mode: i.mode,
+    defaultPolicy: i.defaultPolicy,
+    defaultPolicyFollowsMode: !i.defaultPolicyExplicit,
+    identityHeaders: i.identityHeaders,
+    firstRequestTimeoutMs: i.firstRequestTimeout ?? DEFAULT_FIRST_REQUEST_TIMEOUT_MS,
+    ...(i.audit && { audit: i.audit }),
   };
 }

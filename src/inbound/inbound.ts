@@ -4,7 +4,6 @@
  * builds one and delegates to it.
  */
 import { type IncomingMessage } from 'node:http';
-import { type MeshConfig } from '../config.js';
 import { type Logger } from '../logger.js';
 import { ConfigError } from '../errors.js';
 import { type DefaultPolicy, type Policy } from '../policy/index.js';
@@ -18,7 +17,6 @@ import { type HandshakeStats, type InboundMode, ServerTls } from '../tls/server-
 import { type AuditRecord, type AuthzStats, PolicyGate } from './policy-gate.js';
 import { expressMiddleware } from './express.js';
 import { fastifyPlugin } from './fastify.js';
-import { DEFAULT_FIRST_REQUEST_TIMEOUT_MS } from './first-request.js';
 import { judgeHttp1 } from './http1/judge.js';
 import { InboundPipeline, type InboundStats } from './pipeline.js';
 import { InboundServers } from './servers.js';
@@ -31,8 +29,28 @@ export interface InboundMeshStats {
   authz: AuthzStats & { defaultPolicy: string; policyVersion: number; policyFile?: string; lastPolicyError?: string };
 }
 
+/** What the inbound side runs with, typed and complete (control-plane/from-options.ts makes it from the options). */
+export interface InboundSettings {
+  /** The mesh's own service (telemetry). */
+  readonly service: string;
+  readonly trustDomain: string;
+  readonly namespace: string;
+  /** The workload's labels (policy selectors match them). */
+  readonly labels: Readonly<Record<string, string>>;
+  readonly mode: InboundMode;
+  readonly defaultPolicy: DefaultPolicy;
+  /** No default policy was chosen: it follows the mode, also when the mode changes live. */
+  readonly defaultPolicyFollowsMode: boolean;
+  /** Request headers that claim an identity; removed before the app sees a request. */
+  readonly identityHeaders: readonly string[];
+  /** 0: no limit. */
+  readonly firstRequestTimeoutMs: number;
+  /** Where audit records go; default a JSON line on stderr. */
+  readonly audit?: (record: AuditRecord) => void;
+}
+
 export interface InboundDeps {
-  config: MeshConfig;
+  settings: InboundSettings;
   source: X509Source;
   verifier: PeerVerifier;
   traffic: TrafficStats;
@@ -62,23 +80,23 @@ export class Inbound {
   readonly #unsubscribe: Array<() => void> = [];
 
   private constructor(private readonly d: InboundDeps) {
-    const { config, logger, traffic } = d;
-    this.#defaultFollowsMode = !config.inbound.defaultPolicyExplicit;
-    const observer = new InboundObserver(traffic, config.service);
+    const { settings: c, logger, traffic } = d;
+    this.#defaultFollowsMode = c.defaultPolicyFollowsMode;
+    const observer = new InboundObserver(traffic, c.service);
     const events = d.events;
     this.#authz = new AuthzCounters(events);
     this.#unsubscribe.push(this.#authz.close, events.on('authz', (dec, _s, req) => observer.decided(req as IncomingMessage, dec.allowed, dec.rule)));
     // The gate first: an invalid policy throws before anything subscribes to the source.
     const gate = new PolicyGate<IncomingMessage>(
-      { defaultPolicy: config.inbound.defaultPolicy, trustDomain: config.trustDomain, namespace: config.namespace, labels: config.labels, audit: config.inbound.audit ?? stderrAudit, events },
+      { defaultPolicy: c.defaultPolicy, trustDomain: c.trustDomain, namespace: c.namespace, labels: c.labels, audit: c.audit ?? stderrAudit, events },
       d.policy,
     );
     this.gate = gate;
-    this.tls = new ServerTls(d.source, d.verifier, config.inbound.mode, () => {});
+    this.tls = new ServerTls(d.source, d.verifier, c.mode, () => {});
     this.pipeline = new InboundPipeline({
       tls: this.tls,
       authorize: (req, peer, routing, recheck) => judgeHttp1(gate, req, peer, routing, recheck),
-      identityHeaders: config.inbound.identityHeaders,
+      identityHeaders: c.identityHeaders,
       observer,
       hooks: {
         unknownServer: (server) => this.servers.unknownServer(server),
@@ -86,7 +104,7 @@ export class Inbound {
       },
     });
     this.servers = new InboundServers(this.tls, this.pipeline, {
-      firstRequestTimeoutMs: config.inbound.firstRequestTimeout ?? DEFAULT_FIRST_REQUEST_TIMEOUT_MS,
+      firstRequestTimeoutMs: c.firstRequestTimeoutMs,
       logger,
     });
     this.fastify = fastifyPlugin(this.pipeline, this.servers, (why) => logger.error(`sidecarless: ${why}`));

@@ -14,31 +14,48 @@ import { TrafficStats } from '../telemetry/stats.js';
 
 export { DEFAULT_CONNECTIONS_PER_ENDPOINT, DEFAULT_KEEP_ALIVE_TIMEOUT_MS } from './settings.js';
 
-/** An endpoint's undici Pool, made on first use: a mesh of thousands of endpoints costs what it calls. */
-export class LazyPool {
-  #pool: Pool | undefined;
-  constructor(private readonly make: () => Pool) {}
-  get pool(): Pool {
-    return (this.#pool ??= this.make());
-  }
-  /** The pool if one was made. */
-  get made(): Pool | undefined {
-    return this.#pool;
-  }
+/** Makes an endpoint's undici Pool (one per service: the endpoints share it). */
+export interface PoolFactory {
+  make(endpoint: PooledEndpoint): Pool;
 }
 
-/** One endpoint: where it is, who it must be, and one undici Pool over mTLS (made on first use). */
+/**
+ * One endpoint: where it is, who it must be, and one undici Pool over mTLS, made on first use (a
+ * mesh that knows thousands of endpoints pays for the ones it calls).
+ */
 export class PooledEndpoint {
+  #origin: string | undefined;
+
   constructor(
     /** The balancer's key: address, and the expected identity when it is not the service's. */
     readonly key: string,
     readonly spec: ServiceEndpoint,
-    readonly origin: string,
-    readonly lazy: LazyPool,
+    private readonly factory: PoolFactory,
+    /** Shared by every version of this endpoint (a weight change is a new object, the same pool). */
+    private readonly slot: { pool?: Pool } = {},
   ) {}
 
   get pool(): Pool {
-    return this.lazy.pool;
+    return (this.slot.pool ??= this.factory.make(this));
+  }
+
+  /** `https://host:port` (IPv6 in brackets): what a try's dispatch options name. */
+  get origin(): string {
+    if (this.#origin === undefined) {
+      const { host, port } = parseAddress(this.spec.address)!;
+      this.#origin = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    }
+    return this.#origin;
+  }
+
+  /** The pool if one was made. */
+  get made(): Pool | undefined {
+    return this.slot.pool;
+  }
+
+  /** The same endpoint (and pool) with a new weight, zone or labels. */
+  with(spec: ServiceEndpoint): PooledEndpoint {
+    return new PooledEndpoint(this.key, spec, this.factory, this.slot);
   }
 
   get address(): string {
@@ -337,7 +354,7 @@ export class OutboundService implements RoutableService {
       const kept = old.get(key);
       if (kept) {
         old.delete(key);
-        next.set(key, kept.spec === e ? kept : new PooledEndpoint(key, e, kept.origin, kept.lazy));
+        next.set(key, kept.spec === e ? kept : kept.with(e));
       } else next.set(key, this.#create(key, e));
     }
     this.#endpoints = next;
@@ -345,16 +362,20 @@ export class OutboundService implements RoutableService {
   }
 
   #drain(e: PooledEndpoint): void {
-    const pool = e.lazy.made;
+    const pool = e.made;
     if (pool) this.#draining.set(pool, pool.close().catch(() => {}).finally(() => this.#draining.delete(pool)));
   }
 
   #create(key: string, e: ServiceEndpoint): PooledEndpoint {
-    const { host, port } = parseAddress(e.address)!;
-    const origin = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
-    const c = this.#spec.settings.connections;
-    const make = () =>
-      new (loadUndici().Pool)(origin, {
+    return new PooledEndpoint(key, e, this.#pools);
+  }
+
+  /** Pools for this service's endpoints, with its connection settings at the time they are made. */
+  readonly #pools: PoolFactory = {
+    make: (endpoint) => {
+      const e = endpoint.spec;
+      const c = this.#spec.settings.connections;
+      return new (loadUndici().Pool)(endpoint.origin, {
         connect: this.#tls.connector({
           authorize: authorizeId(e.identity),
           servername: this.servername,
@@ -363,8 +384,8 @@ export class OutboundService implements RoutableService {
         keepAliveTimeout: c.keepAliveTimeoutMs,
         connections: c.maxPerEndpoint,
       });
-    return new PooledEndpoint(key, e, origin, new LazyPool(make));
-  }
+    },
+  };
 
   stats(): OutboundServiceStats {
     const lb = this.#balancer.stats();
@@ -416,14 +437,14 @@ export class OutboundService implements RoutableService {
 
   async close(): Promise<void> {
     this.#closed = true;
-    const pools = [...this.#endpoints.values()].flatMap((e) => (e.lazy.made ? [e.lazy.made] : []));
+    const pools = [...this.#endpoints.values()].flatMap((e) => (e.made ? [e.made] : []));
     this.#endpoints = new Map();
     await Promise.all([...pools.map((p) => p.close().catch(() => {})), ...this.#draining.values()]);
   }
 
   async destroy(): Promise<void> {
     this.#closed = true;
-    const pools = [...this.#endpoints.values()].flatMap((e) => (e.lazy.made ? [e.lazy.made] : []));
+    const pools = [...this.#endpoints.values()].flatMap((e) => (e.made ? [e.made] : []));
     this.#endpoints = new Map();
     await Promise.all([...pools, ...this.#draining.keys()].map((p) => p.destroy().catch(() => {})));
   }

@@ -4,6 +4,7 @@
 // they were admitted with; a default policy that was not given follows the mode.
 import assert from 'node:assert/strict';
 import { MeshEvents } from '../../src/telemetry/events.js';
+import { inboundSettingsOf } from '../../src/control-plane/from-options.js';
 import { loadPolicy } from '../../src/policy/index.js';
 import { execFile, spawn } from 'node:child_process';
 import { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -48,7 +49,7 @@ async function start(ca: DevCa, inbound: Record<string, unknown>): Promise<Runni
   const source = new ManualSource();
   source.set(filesOf(await ca.issue({ spiffeId: idOf('payments') })));
   const config = resolveConfig({ service: 'payments', identity: { source }, logger: quiet, inbound }, {});
-  const ib = await Inbound.create({ config, source, verifier: new PeerVerifier(() => source.getBundles(), systemClock), traffic: new TrafficStats(), logger: quiet, policy: loadPolicy((config.inbound.policy ?? {}) as object), events: new MeshEvents('payments') });
+  const ib = await Inbound.create({ settings: inboundSettingsOf(config), source, verifier: new PeerVerifier(() => source.getBundles(), systemClock), traffic: new TrafficStats(), logger: quiet, policy: loadPolicy((config.inbound.policy ?? {}) as object), events: new MeshEvents('payments') });
   const built = ib.servers.createServer(app);
   const adopted = createHttpsServer(ib.servers.serverTlsOptions(), app);
   const r: Running = { inbound: ib, source, servers: [built, adopted], ports: [await listen(built), await listen(adopted)] };

@@ -55,7 +55,7 @@ export function createBalancer(kind: BalancerKind = 'p2c-ewma', opts: BalancerOp
       ]);
   }
   try {
-    return new MeshBalancer(picker, { ...opts, random });
+    return new MeshBalancer(picker, p2cEwmaPicker(random), { ...opts, random });
   } catch (e) {
     if (e instanceof RangeError) throw new ConfigError(`invalid balancer settings: ${e.message}.`, [{ path: 'balancer', message: e.message }]);
     throw e;

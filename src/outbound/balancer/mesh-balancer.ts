@@ -24,7 +24,6 @@
  * - Weight 0 means "no traffic" while any ready endpoint has a positive weight; if none has, the
  *   ready endpoints are used as if their weights were equal.
  */
-import { p2cEwmaPicker } from './p2c.js';
 import { systemClock, type Clock } from '../../clock.js';
 import { ConfigError } from '../../errors.js';
 import { EndpointAccrual, failureAccrualSettings, type FailureAccrualSettings } from './failure-accrual.js';
@@ -244,6 +243,8 @@ export class MeshBalancer implements Balancer {
 
   constructor(
     private readonly picker: Picker,
+    /** How a retry chooses among the endpoints it has not tried (createBalancer passes p2c-ewma). */
+    untried: Picker,
     opts: BalancerOptions = {},
   ) {
     this.clock = opts.clock ?? systemClock;
@@ -251,7 +252,7 @@ export class MeshBalancer implements Balancer {
     this.ewmaSettings = ewmaSettings(opts.ewma);
     this.accrualSettings = opts.accrual === false ? undefined : failureAccrualSettings(opts.accrual);
     this.onStateChange = opts.onStateChange;
-    this.untried = p2cEwmaPicker(this.random);
+    this.untried = untried;
   }
 
   get kind(): BalancerKind {
