@@ -170,7 +170,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
   const logger = config.logger ?? consoleLogger;
   reportTelemetryOff(logger); // once per process, when @opentelemetry/api is not installed
   // Options are checked whole (and a policy file loaded) before any identity is opened.
-  const controlPlane = await StaticControlPlane.create(config, logger);
+  const controlPlane = await StaticControlPlane.create(config, logger, clock);
   let opened: Awaited<ReturnType<typeof openSource>>;
   try {
     opened = await openSource(config, logger, clock);
@@ -198,7 +198,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
     await source.ready(startTimeout);
     parts.push(clientTls);
     const first = controlPlane.current();
-    inbound = Inbound.create({ settings: inboundSettingsOf(config), source, verifier, traffic, logger, policy: first.inbound.policy, events });
+    inbound = Inbound.create({ settings: inboundSettingsOf(config), source, verifier, traffic, logger, policy: first.inbound.policy, events, clock });
     parts.push(inbound);
     outbound = buildOutbound(config, source, clientTls, clock, traffic, events, logger, () => controlPlane.current().source);
     reconciler = new Reconciler({ setPolicy: (p) => inbound.setPolicy(p), setMode: (m, d) => inbound.setMode(m, d) }, outbound, (e) =>

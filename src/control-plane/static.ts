@@ -7,6 +7,7 @@
  * good snapshot. So `mesh.setSplit(...)` throws to its caller, and a rejected policy file keeps the
  * previous policy in force.
  */
+import { type Clock, systemClock } from '../clock.js';
 import { type Logger, type MeshConfig, issueLines } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { PolicyFile, isPolicyPath } from '../inbound/policy-file.js';
@@ -69,7 +70,7 @@ export class StaticControlPlane implements ControlPlane {
   ) {}
 
   /** Builds the first snapshot; a policy file must load (else it rejects, leaving nothing open). */
-  static async create(config: MeshConfig, logger: Logger): Promise<StaticControlPlane> {
+  static async create(config: MeshConfig, logger: Logger, clock: Clock = systemClock): Promise<StaticControlPlane> {
     const cp = new StaticControlPlane(config, logger);
     const policy = config.inbound.policy;
     if (!isPolicyPath(policy)) {
@@ -79,6 +80,7 @@ export class StaticControlPlane implements ControlPlane {
     }
     checkOptionsSnapshot(snapshotFromOptions(config, loadPolicy({})));
     cp.#policyFile = new PolicyFile(policy, {
+      clock,
       apply: (text) => {
         const p = loadPolicy(text);
         if (cp.#current === undefined) cp.#current = snapshotFromOptions(config, p);

@@ -4,6 +4,7 @@
  * builds one and delegates to it.
  */
 import { type IncomingMessage } from 'node:http';
+import { type Clock } from '../clock.js';
 import { type Logger } from '../logger.js';
 import { ConfigError } from '../errors.js';
 import { type DefaultPolicy, type Policy } from '../policy/index.js';
@@ -57,6 +58,8 @@ export interface InboundDeps {
   logger: Logger;
   /** The first policy in force. */
   policy: Policy;
+  /** The mesh's clock (the first-request timers run on it); default systemClock. */
+  clock?: Clock;
   /** The mesh's event bus: decisions are published there once; its creator derives telemetry from it. */
   events: MeshEvents;
 }
@@ -105,6 +108,7 @@ export class Inbound {
     });
     this.servers = new InboundServers(this.tls, this.pipeline, {
       firstRequestTimeoutMs: c.firstRequestTimeoutMs,
+      ...(d.clock && { clock: d.clock }),
       logger,
     });
     this.fastify = fastifyPlugin(this.pipeline, this.servers, (why) => logger.error(`sidecarless: ${why}`));

@@ -3,6 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ConfigError, PolicyError, PolicyFileError } from '../errors.js';
 import { inFile } from '../policy/issues.js';
+import { type Clock, type Timer, systemClock } from '../clock.js';
 
 export interface PolicyFileOptions {
   /** Applies a new document; throws (PolicyError) to reject it. */
@@ -10,6 +11,8 @@ export interface PolicyFileOptions {
   onError: (err: Error) => void;
   onApplied?: () => void;
   pollMs?: number;
+  /** Runs the poll and the debounce (default systemClock). */
+  clock?: Clock;
 }
 
 /**
@@ -20,8 +23,8 @@ export interface PolicyFileOptions {
 export class PolicyFile {
   readonly path: string;
   #watcher: FSWatcher | undefined;
-  #poll: NodeJS.Timeout | undefined;
-  #debounce: NodeJS.Timeout | undefined;
+  #poll: Timer | undefined;
+  #debounce: Timer | undefined;
   #signature = '';
   #lastText = '';
   /** The last reload was rejected (so the in-force text coming back clears the error). */
@@ -29,6 +32,10 @@ export class PolicyFile {
 
   /** The path as it was given (`inbound.policy`), for messages. */
   readonly given: string;
+
+  get #clock(): Clock {
+    return this.opts.clock ?? systemClock;
+  }
 
   constructor(path: string, private readonly opts: PolicyFileOptions) {
     this.given = path;
@@ -68,8 +75,7 @@ export class PolicyFile {
     } catch {
       // polling covers it
     }
-    this.#poll = setInterval(() => void this.#check(), this.opts.pollMs ?? 2000);
-    this.#poll.unref();
+    this.#poll = this.#clock.setInterval(() => void this.#check(), this.opts.pollMs ?? 2000);
   }
 
   async #sig(): Promise<string> {
@@ -86,9 +92,8 @@ export class PolicyFile {
   }
 
   #schedule(): void {
-    clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => void this.reload(), 50);
-    this.#debounce.unref();
+    this.#debounce?.cancel();
+    this.#debounce = this.#clock.setTimeout(() => void this.reload(), 50);
   }
 
   /** Reads and applies the file now. */
@@ -138,8 +143,8 @@ export class PolicyFile {
 
   close(): void {
     this.#watcher?.close();
-    clearInterval(this.#poll);
-    clearTimeout(this.#debounce);
+    this.#poll?.cancel();
+    this.#debounce?.cancel();
   }
 }
 

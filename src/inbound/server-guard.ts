@@ -11,6 +11,7 @@
  * own behaviour (100 then 'request'; 417 for other expectations) follows an admission when the app
  * has no listener of its own.
  */
+import { type Clock } from '../clock.js';
 import { type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { type Duplex } from 'node:stream';
 import { type TLSSocket } from 'node:tls';
@@ -43,6 +44,7 @@ function appListens(server: HttpServer, event: string): boolean {
 export interface GuardOptions {
   /** How long a new connection may wait before its first request (ms; 0: no limit). */
   firstRequestTimeoutMs: number;
+  clock: Clock;
   /** Told when the server's router cannot be judged safely (a request got 500). */
   onUnsafe: (why: string) => void;
 }
@@ -128,7 +130,7 @@ export function guardServer(server: HttpServer, pipeline: InboundPipeline, optio
     if (fn === expectListener && (event === 'checkContinue' || event === 'checkExpectation')) server.on(event, expectListener);
   });
   if (options.firstRequestTimeoutMs > 0) {
-    server.on('secureConnection', (socket: TLSSocket) => armFirstRequestTimer(socket, options.firstRequestTimeoutMs));
+    server.on('secureConnection', (socket: TLSSocket) => armFirstRequestTimer(socket, options.firstRequestTimeoutMs, undefined, options.clock));
   }
   return state;
 }

@@ -6,6 +6,7 @@
  * rotated in place, every connection's peer verified at the handshake, every request event
  * guarded (server-guard.ts), first-request timeout armed.
  */
+import { type Clock, systemClock } from '../clock.js';
 import { type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { type Server, createServer as createHttpsServer } from 'node:https';
 import { type Server as TlsServer, type TlsOptions } from 'node:tls';
@@ -37,6 +38,8 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
 export interface InboundServersOptions {
   firstRequestTimeoutMs: number;
   logger: Logger;
+  /** Runs the first-request timers (default systemClock). */
+  clock?: Clock;
 }
 
 export class InboundServers {
@@ -87,6 +90,7 @@ export class InboundServers {
     if (typeof s.setSecureContext === 'function') this.tls.attach(server as unknown as TlsServer);
     const state = guardServer(server, this.pipeline, {
       firstRequestTimeoutMs: this.options.firstRequestTimeoutMs,
+      clock: this.options.clock ?? systemClock,
       onUnsafe: (why) => this.#warnOnce(server, `sidecarless: ${why}`, 'error'),
     });
     if (declared) state.declared = declared;

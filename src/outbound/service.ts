@@ -10,7 +10,7 @@ import { type RoutableService, serviceHostnames } from './router.js';
 import { type RequestPolicy, type RouteSpec, type ServiceEndpoint, type ServiceSettings, type ServiceSpec, type SplitBackend, sameBalancer, sameConnections } from './settings.js';
 import { Split, type SplitStats } from './split.js';
 import { loadUndici } from './undici.js';
-import { TrafficStats } from '../telemetry/stats.js';
+import { type TrafficStats } from '../telemetry/stats.js';
 
 export { DEFAULT_CONNECTIONS_PER_ENDPOINT, DEFAULT_KEEP_ALIVE_TIMEOUT_MS } from './settings.js';
 
@@ -130,8 +130,8 @@ export interface OutboundServiceOptions {
   readonly clock?: Clock;
   readonly random?: () => number;
   readonly onStateChange?: (service: string, change: StateChange) => void;
-  /** Where its requests' golden signals go (the mesh's; default: its own). */
-  readonly traffic?: TrafficStats;
+  /** Where its requests' golden signals go: the mesh's (injected, as inbound's is). */
+  readonly traffic: TrafficStats;
 }
 
 type CountedRoute = CompiledRoute<RequestSettings> & { requests: number };
@@ -184,7 +184,7 @@ export class OutboundService implements RoutableService {
     this.#tls = o.tls;
     this.clock = o.clock ?? systemClock;
     this.random = o.random ?? Math.random;
-    this.traffic = o.traffic ?? new TrafficStats();
+    this.traffic = o.traffic;
     this.servername = serviceHostnames(spec.name, spec.namespace, o.clusterDomain).at(-1)!;
     const onStateChange = o.onStateChange;
     this.#onStateChange = onStateChange && ((ch: StateChange) => onStateChange(spec.name, ch));

@@ -74,7 +74,7 @@ export class ClientTls {
       const finish = (err: Error | null, socket: TLSSocket | null) => {
         if (done) return;
         done = true;
-        clearTimeout(timer);
+        timer.cancel();
         if (err) {
           socket?.destroy();
           callback(err, null);
@@ -110,8 +110,7 @@ export class ClientTls {
       });
       socket.setNoDelay(true);
       socket.setKeepAlive(true, 60_000);
-      const timer = setTimeout(() => finish(new ConnectTimeoutError(target.describe, this.connectTimeoutMs), socket), this.connectTimeoutMs);
-      timer.unref();
+      const timer = this.clock.setTimeout(() => finish(new ConnectTimeoutError(target.describe, this.connectTimeoutMs), socket), this.connectTimeoutMs);
       // A resumable session is kept only once its peer has been verified (TLS 1.2 announces it
       // before the handshake ends, TLS 1.3 after).
       let verified: VerifiedPeer | undefined;

@@ -124,7 +124,7 @@ describe('InboundPipeline: no gate, no pipeline', () => {
         res.end('app');
       });
       tls.attach(server);
-      guardServer(server, decide(dp), { firstRequestTimeoutMs: 0, onUnsafe: () => {} });
+      guardServer(server, decide(dp), { firstRequestTimeoutMs: 0, clock: systemClock, onUnsafe: () => {} });
       const port = await listen(server);
       try {
         const before = calls;
