@@ -27,14 +27,8 @@ export class Split {
     this.set(backends);
   }
 
-  /**
-   * Replaces the weights. Takes effect for the next pick; requests in flight are not touched. The
-   * same backends and weights keep their place in the rotation: a control plane re-sending an
-   * unchanged split (or the service's other settings) must not restart it, or a 90/10 split
-   * re-sent every few requests would never reach the 10.
-   */
+  /** Replaces the weights. Takes effect for the next pick; requests in flight are not touched. */
   set(backends: readonly SplitBackend[]): void {
-    if (backends.length === this.#backends.length && backends.every((b, i) => b.service === this.#backends[i]!.service && b.weight === this.#backends[i]!.weight)) return;
     this.#backends = backends.map((b) => ({ service: b.service, weight: b.weight }));
     this.#current = backends.map(() => 0);
     this.#total = backends.reduce((a, b) => a + b.weight, 0);
