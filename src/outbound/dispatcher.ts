@@ -169,8 +169,10 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       const start = this.registry.now();
       for (;;) {
         if (this.#closed || this.registry.closed) return failHandler(handler, new MeshClosedError());
-        // The addressed service may itself have been replaced meanwhile: follow the live one.
-        const live = this.registry.get(service.name) ?? service;
+        // The addressed service may itself have been replaced meanwhile: follow the live one. One
+        // removed meanwhile fails now, as a new request to it would (not after pendingTimeout).
+        const live = this.registry.get(service.name);
+        if (!live) return failHandler(handler, this.#unknownService(service.name));
         const backend = name === service.name ? live : this.registry.get(name);
         if (backend && !backend.pending) {
           new MeshRequest(opts, legacyHandler(handler), live, backend, settings, host).start();

@@ -19,6 +19,8 @@ import { MeshEvents } from '../../src/telemetry/events.js';
 import { TrafficStats } from '../../src/telemetry/stats.js';
 import { ClientTls } from '../../src/tls/connect.js';
 import { PeerVerifier } from '../../src/tls/peer.js';
+import { type Mesh } from '../../src/mesh.js';
+import { type Behaviour, call, client, ok, type Replica, startReplica, status } from '../outbound/e2e/replicas.js';
 
 const ctx = { trustDomain: 'cluster.local', namespace: 'default' };
 const svc = (name: string, cfg: object = {}): ServiceSnapshot => serviceFromConfig(name, serviceSchema.parse(cfg), ctx);
@@ -36,6 +38,10 @@ function snap(services: ServiceSnapshot[]): MeshSnapshot {
 }
 
 const closers: Array<() => Promise<void> | void> = [];
+const opened: Array<Replica | Mesh> = [];
+after(async () => {
+  await Promise.all(opened.map((x) => x.close().catch(() => {})));
+});
 after(async () => {
   for (const c of closers.reverse()) await c();
 });
@@ -125,5 +131,45 @@ describe('attack: split state across updates that do not change the split', () =
       r.apply(snap([svc('payments', cfg), v2]));
     }
     assert.equal(picks.filter((p) => p === 'payments-v2').length, 1, `one request in ten reaches the canary: ${picks.join(',')}`);
+  });
+});
+
+describe('attack: a service removed while a request of it is in flight (real mTLS)', () => {
+  test('its in-flight try that answers 503 ends the request with that 503, not a "mesh closed" error', async () => {
+    let first = true;
+    // The first request answers 503 after 300 ms (retryable); any later one 200.
+    const flaky: Behaviour = (req, res, r) => {
+      if (!first) return ok(req, res, r);
+      first = false;
+      const t = setTimeout(() => status(503)(req, res, r), 300);
+      res.on('close', () => clearTimeout(t));
+    };
+    const p = await startReplica('flaky', flaky, { service: 'payments' });
+    opened.push(p);
+    const m = await client({ services: { payments: { endpoints: [p.address] } } });
+    opened.push(m);
+    const inflight = call(m, 'http://payments/x');
+    await new Promise((r) => setTimeout(r, 100));
+    m.setService('payments', null);
+    const r = await inflight;
+    assert.equal(r.error, undefined, `the in-flight request finished (${r.error?.message ?? ''} ${r.error?.cause?.code ?? ''})`);
+    assert.equal(r.status, 503, 'the answer of its last try, as the removed service gave it');
+  });
+
+  test('a request waiting for a pending split backend fails at once when its own service is removed', async () => {
+    const p = await startReplica('checkout-1', ok, { service: 'checkout' });
+    opened.push(p);
+    const m = await client({ pendingTimeout: '5s', services: { checkout: { endpoints: [p.address] } } });
+    opened.push(m);
+    m.setSplit('checkout', [{ service: 'checkout-v2', weight: 1 }]);
+    const t0 = Date.now();
+    const waiting = call(m, 'http://checkout/x');
+    await new Promise((r) => setTimeout(r, 100));
+    m.setService('checkout', null);
+    const r = await waiting;
+    const took = Date.now() - t0;
+    assert.equal(r.status, 0);
+    assert.equal(r.error?.cause?.code, 'ERR_SIDECARLESS_UNKNOWN_SERVICE', r.error?.cause?.message);
+    assert.ok(took < 2_000, `failed at removal, not after pendingTimeout (${took} ms)`);
   });
 });
