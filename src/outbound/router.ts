@@ -75,14 +75,19 @@ export class HostRouter<S extends RoutableService> {
   /** `host` may carry a port (`payments:8080`) and any case; returns undefined for non-mesh hosts. */
   resolve(host: string): S | undefined {
     let h = host.toLowerCase();
-    if (h.endsWith('.')) h = h.slice(0, -1);
-    const exact = this.#exact.get(h);
-    if (exact) return exact;
     let bare: string | undefined;
     const colon = h.lastIndexOf(':');
     if (colon > 0 && !h.endsWith(']')) {
+      // `shop.example.com.:8080` is `shop.example.com:8080` (the root dot goes, the port stays).
       bare = h.slice(0, colon);
-      if (bare.endsWith('.')) bare = bare.slice(0, -1);
+      if (bare.endsWith('.')) {
+        bare = bare.slice(0, -1);
+        h = bare + h.slice(colon);
+      }
+    } else if (h.endsWith('.')) h = h.slice(0, -1);
+    const exact = this.#exact.get(h);
+    if (exact) return exact;
+    if (bare !== undefined) {
       const s = this.#exact.get(bare);
       if (s) return s;
     }

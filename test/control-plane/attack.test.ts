@@ -90,6 +90,19 @@ describe('attack: a hostname moved from one service to another in one snapshot',
 });
 
 describe('attack: hostnames the validator accepts are hostnames the router serves', () => {
+  test('a trailing root dot before a port still matches names written with that port', () => {
+    const shop = { name: 'shop', namespace: 'default' };
+    const wild = { name: 'wild', namespace: 'default' };
+    const router = new HostRouter<typeof shop>();
+    router.set(shop, ['shop.example.com:8080']);
+    router.set(wild, ['*.wild.example.com:8443']);
+    assert.equal(router.resolve('shop.example.com:8080'), shop);
+    assert.equal(router.resolve('SHOP.example.com.:8080'), shop, 'root dot, port kept');
+    assert.equal(router.resolve('a.wild.example.com.:8443'), wild, 'root dot, suffix wildcard with its port');
+    assert.equal(router.resolve('shop.example.com.:9090'), undefined, 'another port is another name');
+    assert.equal(router.resolve('[::1]:8080'), undefined);
+  });
+
   test('a prefix wildcard with a port ("shop.*:8080") is refused: the router would take it literally', () => {
     assert.equal(validHostname('shop.*:8080'), false);
     assert.equal(validHostname('shop.*'), true);
