@@ -71,7 +71,7 @@ function localIssues(svc: ServiceSnapshot): readonly SnapshotIssue[] {
   if (issues) return issues;
   const out: SnapshotIssue[] = [];
   svc.hostnames.forEach((h, i) => {
-    if (!validHostname(h)) out.push({ path: `${svc.name}.hostnames.${i}`, message: `"${h}" is not a host name (lower case, optional :port; "*." prefix, ".*" suffix or "*" as wildcards)` });
+    if (!validHostname(h)) out.push({ path: `${svc.name}.hostnames.${i}`, message: `"${h}" is not a host name (lower case, optional :port, none after ".*"; "*." prefix, ".*" suffix or "*" as wildcards)` });
   });
   checkEndpoints(svc, out);
   svc.routes.forEach((r, i) => checkRegexes(r.match, `${svc.name}.routes.${i}.match`, out));
@@ -120,7 +120,11 @@ export function validHostname(h: string): boolean {
   let name = m[1]!;
   if (m[2] !== undefined && (Number(m[2]) < 1 || Number(m[2]) > 65535)) return false;
   if (name.startsWith('*')) name = name.slice(1).replace(/^[.-]/, '');
-  else if (name.endsWith('.*')) name = name.slice(0, -2);
+  else if (name.endsWith('.*')) {
+    // Envoy takes no port after a prefix wildcard ("shop.*:8080"): the router would read it literally.
+    if (m[2] !== undefined) return false;
+    name = name.slice(0, -2);
+  }
   return name.length > 0 && name.length <= 253 && LABELS.test(name);
 }
 

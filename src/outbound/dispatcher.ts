@@ -152,7 +152,7 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
         backend = name === service.name ? service : this.registry.get(name);
       }
       if (!backend || backend.pending) {
-        void whenDelivered(this.registry, () => this.#closed, { opts, handler, service, name: backendName, settings, host: route.host });
+        void whenDelivered(this.registry, () => this.#closed, (h) => this.#unknownService(h), { opts, handler, service, name: backendName, settings, host: route.host });
         return true;
       }
       new MeshRequest(opts, legacyHandler(handler), service, backend, settings, route.host).start();
@@ -193,13 +193,15 @@ interface Waiting {
  * for the set to change, bounded by the registry's pendingTimeout, then run the request or fail
  * naming what is missing.
  */
-async function whenDelivered(registry: ServiceRegistry, closed: () => boolean, w: Waiting): Promise<void> {
+async function whenDelivered(registry: ServiceRegistry, closed: () => boolean, unknown: (host: string) => Error, w: Waiting): Promise<void> {
   const waitMs = registry.pendingTimeoutMs;
   const start = registry.now();
   for (;;) {
     if (closed() || registry.closed) return failHandler(w.handler, new MeshClosedError());
-    // The addressed service may itself have been replaced meanwhile: follow the live one.
-    const live = registry.get(w.service.name) ?? w.service;
+    // The addressed service may itself have been replaced meanwhile: follow the live one. One
+    // removed meanwhile fails now, as a new request to it would (not after pendingTimeout).
+    const live = registry.get(w.service.name);
+    if (!live) return failHandler(w.handler, unknown(w.service.name));
     const backend = w.name === w.service.name ? live : registry.get(w.name);
     if (backend && !backend.pending) {
       new MeshRequest(w.opts, legacyHandler(w.handler), live, backend, w.settings, w.host).start();

@@ -241,7 +241,8 @@ export class MeshRequest {
   /** Whether the request may retry after try number `this.#tries` ended this way. */
   #decide(failure: FailureKind | undefined, status: number | undefined, headers?: Record<string, string | string[]>) {
     const policy = this.settings.retry;
-    if (policy === null) return { retry: false, delayMs: 0, reason: 'max-retries' as const };
+    // A removed service's pools are closing: its in-flight request ends with its last try's outcome.
+    if (policy === null || this.backend.closed) return { retry: false, delayMs: 0, reason: 'max-retries' as const };
     const d = retryDecision(
       {
         method: this.#method,

@@ -29,22 +29,27 @@ export class HostRouter<S extends RoutableService> {
     for (const s of services) this.set(s, serviceHostnames(s.name, s.namespace, clusterDomain));
   }
 
-  /** Routes `hostnames` to `service`, replacing the names it had. A name another service holds stays theirs. */
+  /**
+   * Routes `hostnames` to `service`, replacing the names it had. A name another service holds is
+   * taken over (the last one set wins): a snapshot that moves a name from A to B may apply B
+   * before A (validate.ts ensures that, once applied whole, each name has one owner), and A giving
+   * it up afterwards must not unroute it (delete only removes the names a service still holds).
+   */
   set(service: S, hostnames: readonly string[]): void {
     this.delete(service);
     this.#of.set(service, hostnames);
     let wild = false;
     for (const h of hostnames) {
-      if (h === '*') this.#any ??= service;
+      if (h === '*') this.#any = service;
       else if (h.startsWith('*')) {
-        this.#suffixes.push({ affix: h.slice(1), service });
+        this.#suffixes.unshift({ affix: h.slice(1), service });
         wild = true;
       } else if (h.endsWith('*')) {
-        this.#prefixes.push({ affix: h.slice(0, -1), service });
+        this.#prefixes.unshift({ affix: h.slice(0, -1), service });
         wild = true;
-      } else if (!this.#exact.has(h)) this.#exact.set(h, service);
+      } else this.#exact.set(h, service);
     }
-    // Longest first; among equals the first set wins (stable sort).
+    // Longest first; among equals (only while a name moves) the last set wins.
     if (wild) {
       this.#suffixes.sort((a, b) => b.affix.length - a.affix.length);
       this.#prefixes.sort((a, b) => b.affix.length - a.affix.length);
@@ -70,14 +75,19 @@ export class HostRouter<S extends RoutableService> {
   /** `host` may carry a port (`payments:8080`) and any case; returns undefined for non-mesh hosts. */
   resolve(host: string): S | undefined {
     let h = host.toLowerCase();
-    if (h.endsWith('.')) h = h.slice(0, -1);
-    const exact = this.#exact.get(h);
-    if (exact) return exact;
     let bare: string | undefined;
     const colon = h.lastIndexOf(':');
     if (colon > 0 && !h.endsWith(']')) {
+      // `shop.example.com.:8080` is `shop.example.com:8080` (the root dot goes, the port stays).
       bare = h.slice(0, colon);
-      if (bare.endsWith('.')) bare = bare.slice(0, -1);
+      if (bare.endsWith('.')) {
+        bare = bare.slice(0, -1);
+        h = bare + h.slice(colon);
+      }
+    } else if (h.endsWith('.')) h = h.slice(0, -1);
+    const exact = this.#exact.get(h);
+    if (exact) return exact;
+    if (bare !== undefined) {
       const s = this.#exact.get(bare);
       if (s) return s;
     }

@@ -7,7 +7,7 @@ import { type Balancer, type BalancerKind, type EndpointSnapshot, type StateChan
 import { type RetryBudgetSnapshot, type RetryPolicySettings, type TimeoutSettings, RetryBudget } from './retry/index.js';
 import { type CompiledRoute, type RouteRequest, compileRoute } from './routes.js';
 import { type RoutableService, serviceHostnames } from './router.js';
-import { type RequestPolicy, type RouteSpec, type ServiceEndpoint, type ServiceSettings, type ServiceSpec, type SplitBackend, sameBalancer, sameConnections } from './settings.js';
+import { type RequestPolicy, type RouteSpec, type ServiceEndpoint, type ServiceSettings, type ServiceSpec, type SplitBackend, sameBalancer, sameConnections, sameSplit } from './settings.js';
 import { Split, type SplitStats } from './split.js';
 import { loadUndici } from './undici.js';
 import { type TrafficStats } from '../telemetry/stats.js';
@@ -213,8 +213,9 @@ export class OutboundService implements RoutableService {
         const before = byName.get(r.name);
         let split: Split | undefined;
         if (r.split) {
+          // Unchanged backends keep their place in the rotation (a re-sent 90/10 must still reach the 10).
           split = before?.settings.split ?? new Split(r.split);
-          split.set(r.split);
+          if (!sameSplit(split.backends, r.split)) split.set(r.split);
         }
         return { ...compileRoute(r, requestSettings(r.name, r.policy, split)), requests: before?.requests ?? 0 };
       }),
@@ -301,7 +302,9 @@ export class OutboundService implements RoutableService {
 
   #applySplit(split: readonly SplitBackend[] | undefined): void {
     if (split === undefined) this.#split = undefined;
-    else if (this.#split) this.#split.set(split);
+    else if (this.#split) {
+      if (!sameSplit(this.#split.backends, split)) this.#split.set(split);
+    }
     else this.#split = new Split(split);
   }
 

@@ -102,6 +102,11 @@ export function sameConnections(a: ServiceSettings, b: ServiceSettings): boolean
   return shallowEqual(a.connections, b.connections);
 }
 
+/** True when two splits name the same backends with the same weights, in the same order. */
+export function sameSplit(a: readonly SplitBackend[], b: readonly SplitBackend[]): boolean {
+  return a === b || (a.length === b.length && a.every((x, i) => x.service === b[i]!.service && x.weight === b[i]!.weight));
+}
+
 function shallowEqual(a: object, b: object): boolean {
   if (a === b) return true;
   const ka = Object.keys(a);
