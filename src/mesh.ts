@@ -212,6 +212,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
   controlPlane.onUpdate((s, hint) => reconciler.apply(s, hint ?? {}));
   const ctx = { trustDomain: config.trustDomain, namespace: config.namespace };
   const offer = (draft: updates.SnapshotDraft, title: string) => void controlPlane.update(draft, 'api', { title });
+  // After close() every mesh.set* throws MeshClosedError (the control plane refuses the update).
   const current = () => controlPlane.current();
   const mesh = meshFacade({ config, source, owned, clientTls, inbound, outbound, traffic, events, offTelemetry, controlPlane, reconciler });
   Object.assign(mesh, {

@@ -10,6 +10,7 @@
 import { type Clock, systemClock } from '../clock.js';
 import { type Logger, type MeshConfig, issueLines } from '../config.js';
 import { ConfigError } from '../errors.js';
+import { MeshClosedError } from '../outbound/errors.js';
 import { PolicyFile, isPolicyPath } from '../inbound/policy-file.js';
 import { type Policy, loadPolicy } from '../policy/index.js';
 import { type ControlPlane, type UpdateHint } from './control-plane.js';
@@ -63,6 +64,7 @@ export class StaticControlPlane implements ControlPlane {
   readonly #listeners = new Set<(s: MeshSnapshot, hint?: UpdateHint) => void>();
   #policyFile: PolicyFile | undefined;
   #lastPolicyError: string | undefined;
+  #closed = false;
 
   private constructor(
     private readonly config: MeshConfig,
@@ -108,6 +110,7 @@ export class StaticControlPlane implements ControlPlane {
    * asked ('api', 'policy-file'); the version is this control plane's next serial.
    */
   update(next: Omit<MeshSnapshot, 'version' | 'source'>, source: string, hint?: UpdateHint): MeshSnapshot {
+    if (this.#closed) throw new MeshClosedError({ action: source === 'api' ? 'the update' : `the ${source} update` });
     const snapshot: MeshSnapshot = { ...next, version: String(this.#serial + 1), source };
     for (const l of this.#listeners) l(snapshot, hint);
     this.#serial++;
@@ -130,6 +133,7 @@ export class StaticControlPlane implements ControlPlane {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     this.#policyFile?.close();
     this.#listeners.clear();
   }

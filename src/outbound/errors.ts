@@ -92,11 +92,14 @@ export class EndpointFailedError extends SidecarlessError {
 
 /** `mesh.fetch` / `mesh.dispatcher` used after `mesh.close()`. */
 export class MeshClosedError extends SidecarlessError {
-  constructor(options?: { cause?: unknown }) {
+  /** `action`: what was refused instead of a request (`mesh.setService`). */
+  constructor(options?: { cause?: unknown; action?: string }) {
     super(
       'ERR_SIDECARLESS_MESH_CLOSED',
-      'the mesh is closed (mesh.close() was called), so this request was not sent or not finished: create a new mesh with createMesh() to send requests.',
-      options,
+      options?.action
+        ? `the mesh is closed (mesh.close() was called), so ${options.action} changed nothing: create a new mesh with createMesh().`
+        : 'the mesh is closed (mesh.close() was called), so this request was not sent or not finished: create a new mesh with createMesh() to send requests.',
+      options?.cause === undefined ? undefined : { cause: options.cause },
     );
   }
 }

@@ -108,3 +108,18 @@ describe('mesh.setInboundMode', () => {
     assert.equal(server.snapshot().inbound.mode, 'strict');
   });
 });
+
+describe('after close()', () => {
+  test('every mesh.set* refuses with MeshClosedError and the snapshot stays what it was', async () => {
+    const m = await client({ services: { payments: { endpoints: ['127.0.0.1:9'] } } });
+    const before = m.snapshot();
+    await m.close();
+    const closed = { code: 'ERR_SIDECARLESS_MESH_CLOSED', message: /the mesh is closed .* changed nothing/ };
+    assert.throws(() => m.setService('inventory', { endpoints: ['127.0.0.1:9'] }), closed);
+    assert.throws(() => m.setEndpoints('payments', []), closed);
+    assert.throws(() => m.setSplit('payments', null), closed);
+    assert.throws(() => m.setPolicy({ rules: [] }), closed);
+    assert.throws(() => m.setInboundMode('permissive'), closed);
+    assert.equal(m.snapshot(), before);
+  });
+});
