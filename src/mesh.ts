@@ -2,34 +2,27 @@ import { type Server } from 'node:https';
 import { type TlsOptions } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { type Clock, systemClock } from './clock.js';
-import { type EndpointInput, type Logger, type MeshConfig, type MeshOptionsInput, type ServiceInput, type SplitInput, resolveConfig } from './config.js';
-import { inboundSettingsOf } from './control-plane/from-options.js';
-import { type RejectedSnapshot, Reconciler } from './control-plane/reconcile.js';
+import { type EndpointInput, type MeshConfig, type MeshOptionsInput, type ServiceInput, type SplitInput, resolveConfig } from './config.js';
+import { type Reconciler, type RejectedSnapshot } from './control-plane/reconcile.js';
 import { type InboundMode, type MeshSnapshot } from './control-plane/snapshot.js';
-import { StaticControlPlane, asOptionPath } from './control-plane/static.js';
+import { StaticControlPlane } from './control-plane/static.js';
 import * as updates from './control-plane/updates.js';
 import { type PendingReference } from './control-plane/validate.js';
-import { Inbound, type InboundMeshStats } from './inbound/inbound.js';
+import { type InboundMeshStats } from './inbound/inbound.js';
 import { type RequestListener } from './inbound/servers.js';
-import { DEFAULT_PENDING_TIMEOUT_MS, Outbound, type OutboundMeshStats } from './outbound/outbound.js';
-import { ConfigError } from './errors.js';
-import { createDevCa, type DevCa } from './identity/dev-ca.js';
+import { type OutboundMeshStats } from './outbound/outbound.js';
 import { consoleLogger } from './logger.js';
-import { createDevCaSource } from './sources/dev-ca.js';
-import { createDirSource } from './sources/dir.js';
+import { type OpenedSource, openSource } from './mesh/identity.js';
+import { type MeshParts, buildParts } from './mesh/parts.js';
 import { type SourceStatus, type X509Source } from './sources/source.js';
-import { pinUserSource, workloadSourceOptions } from './sources/workload.js';
-import { ClientTls } from './tls/connect.js';
-import { PeerVerifier } from './tls/peer.js';
 import { type AdminEndpoint, type AdminServer, startAdmin } from './admin/server.js';
 import { meshAdminHandlers } from './admin/handlers.js';
 import { observeIdentity } from './telemetry/instruments.js';
-import { deriveTelemetry, publishRotations } from './telemetry/derive.js';
-import { MeshEvents } from './telemetry/events.js';
+import { publishRotations } from './telemetry/derive.js';
 import { reportTelemetryOff } from './telemetry/otel.js';
-import { type TrafficSnapshot, TrafficStats } from './telemetry/stats.js';
+import { type TrafficSnapshot } from './telemetry/stats.js';
 
-export const DEFAULT_START_TIMEOUT_MS = 15_000;
+export { DEFAULT_START_TIMEOUT_MS } from './mesh/identity.js';
 
 export interface MeshStats {
   service: string;
@@ -101,61 +94,9 @@ export interface Mesh {
   close(): Promise<void>;
 }
 
-async function openSource(config: MeshConfig, logger: Logger, clock: Clock): Promise<{ source: X509Source; owned: boolean; startTimeout: number }> {
-  const id = config.identity;
-  const opened: { source?: X509Source } = {};
-  const onError = (err: Error) => {
-    const hasSvid = opened.source !== undefined && opened.source.status().state !== 'starting';
-    logger.warn(hasSvid ? `identity update rejected, keeping the previous SVID: ${err.message}` : `no identity yet (retrying): ${err.message}`);
-  };
-  // Every source serves only SVIDs for config.spiffeId, and logs overdue renewals and expiry.
-  const workload = workloadSourceOptions(config, logger);
-  if (id && 'source' in id) {
-    // The pin is the mesh's (closed with it); the user's source stays open.
-    const source = (opened.source = pinUserSource(id.source as X509Source, { ...workload, clock, onError }));
-    return { source, owned: true, startTimeout: id.startTimeout ?? DEFAULT_START_TIMEOUT_MS };
-  }
-  if (id && 'dir' in id) {
-    const source = (opened.source = await createDirSource({ dir: id.dir, trustDomain: config.trustDomain, clock, onError, ...workload, ...(id.pollInterval !== undefined && { pollMs: id.pollInterval }) }));
-    return { source, owned: true, startTimeout: id.startTimeout ?? DEFAULT_START_TIMEOUT_MS };
-  }
-  let ca: DevCa;
-  if (id && 'ca' in id) ca = id.ca as DevCa;
-  else {
-    logger.warn(
-      `no identity configured: using an in-process dev CA for ${config.spiffeId}. For development only: processes with ` +
-        `different dev CAs cannot talk. Set identity.dir (or SIDECARLESS_IDENTITY_DIR) for real deployments.`,
-    );
-    ca = await createDevCa({ trustDomain: config.trustDomain, clock });
-  }
-  if (ca.trustDomain !== config.trustDomain) {
-    throw new ConfigError(`invalid sidecarless options:\n  - identity.ca: the dev CA is for trust domain ${ca.trustDomain}, the mesh is in ${config.trustDomain}`, [
-      { path: 'identity.ca', message: `trust domain ${ca.trustDomain} is not ${config.trustDomain}` },
-    ]);
-  }
-  const ttl = id && 'ca' in id ? id.ttl : undefined;
-  const source = await createDevCaSource({ ca, spiffeId: config.spiffeId, clock, onError, onLifecycle: workload.onLifecycle, ...(ttl !== undefined && { ttlMs: ttl }) });
-  return { source, owned: true, startTimeout: (id && 'startTimeout' in id && id.startTimeout) || DEFAULT_START_TIMEOUT_MS };
-}
-
 export interface CreateMeshInternals {
   clock?: Clock;
   env?: NodeJS.ProcessEnv;
-}
-
-/** The outbound side: typed settings only (the snapshot's), one mTLS client. */
-function buildOutbound(config: MeshConfig, source: X509Source, tls: ClientTls, clock: Clock, traffic: TrafficStats, events: MeshEvents, logger: Logger, controlPlane: () => string): Outbound {
-  return new Outbound({
-    tls,
-    clock,
-    traffic,
-    events,
-    logger,
-    egress: config.outbound.egress,
-    pendingTimeoutMs: config.outbound.pendingTimeout ?? DEFAULT_PENDING_TIMEOUT_MS,
-    checkIdentity: () => void source.getX509Svid(),
-    source: controlPlane,
-  });
 }
 
 /**
@@ -171,75 +112,37 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
   reportTelemetryOff(logger); // once per process, when @opentelemetry/api is not installed
   // Options are checked whole (and a policy file loaded) before any identity is opened.
   const controlPlane = await StaticControlPlane.create(config, logger, clock);
-  let opened: Awaited<ReturnType<typeof openSource>>;
+  let identity: OpenedSource;
   try {
-    opened = await openSource(config, logger, clock);
+    identity = await openSource(config, logger, clock);
   } catch (e) {
     await controlPlane.close();
     throw e;
   }
-  const { source, owned, startTimeout } = opened;
-  const parts: Array<{ close(): unknown }> = [controlPlane, ...(owned ? [source] : [])];
-  const fail = async (e: unknown): Promise<never> => {
-    for (const p of parts.reverse()) await p.close();
-    throw e;
-  };
-  let inbound: Inbound;
-  let outbound: Outbound;
-  let reconciler: Reconciler;
-  const verifier = new PeerVerifier(() => source.getBundles(), clock);
-  const clientTls = new ClientTls(source, verifier, config.outbound.connectTimeout, clock);
-  const traffic = new TrafficStats();
-  // Every decision, ejection, rotation and snapshot is published once; stats, Prometheus and OTel derive from it.
-  const events = new MeshEvents(config.service);
-  const offTelemetry = deriveTelemetry(events, traffic);
-  parts.push({ close: offTelemetry });
-  try {
-    await source.ready(startTimeout);
-    parts.push(clientTls);
-    const first = controlPlane.current();
-    inbound = Inbound.create({ settings: inboundSettingsOf(config), source, verifier, traffic, logger, policy: first.inbound.policy, events, clock });
-    parts.push(inbound);
-    outbound = buildOutbound(config, source, clientTls, clock, traffic, events, logger, () => controlPlane.current().source);
-    reconciler = new Reconciler({ setPolicy: (p) => inbound.setPolicy(p), setMode: (m, d) => inbound.setMode(m, d) }, outbound, (e) =>
-      events.snapshot({ version: e.version, source: e.source, services: e.services, result: e.accepted ? 'accepted' : 'rejected', ...(e.error !== undefined && { error: e.error }) }),
-    );
-    reconciler.apply(first, { title: 'invalid sidecarless options', path: asOptionPath });
-    parts.push(outbound);
-  } catch (e) {
-    return fail(e);
-  }
-  controlPlane.onUpdate((s, hint) => reconciler.apply(s, hint ?? {}));
-  const ctx = { trustDomain: config.trustDomain, namespace: config.namespace };
-  const offer = (draft: updates.SnapshotDraft, title: string) => void controlPlane.update(draft, 'api', { title });
-  // After close() every mesh.set* throws MeshClosedError (the control plane refuses the update).
-  const current = () => controlPlane.current();
-  const mesh = meshFacade({ config, source, owned, clientTls, inbound, outbound, traffic, events, offTelemetry, controlPlane, reconciler });
-  Object.assign(mesh, {
-    setPolicy: (policy: unknown) => offer(updates.setPolicy(current(), policy), 'setPolicy rejected, policy unchanged'),
-    setEndpoints: (name: string, list: EndpointInput[]) => offer(updates.setEndpoints(current(), name, list), `setEndpoints("${name}") rejected, endpoints unchanged`),
-    setSplit: (name: string, split: SplitInput | null) => offer(updates.setSplit(current(), name, split), `setSplit("${name}") rejected, split unchanged`),
-    setService: (name: string, svc: ServiceInput | null) => offer(updates.setService(current(), name, svc, ctx), `setService("${name}") rejected, services unchanged`),
-    setInboundMode: (mode: InboundMode) => offer(updates.setInboundMode(current(), mode), 'setInboundMode rejected, mode unchanged'),
-  });
+  const parts = await buildParts({ config, identity, controlPlane, clock, logger });
+  const mesh = meshFacade(parts);
   if (config.admin) {
     try {
-      (mesh as { admin?: AdminServer }).admin = await startAdmin(config.admin, meshAdminHandlers({
-        service: config.service,
-        config,
-        source,
-        policy: () => ({ ...inbound.policyStatus(), ...policyFileStatus(controlPlane) }),
-        snapshot: () => snapshotStatus(reconciler),
-        traffic,
-        handshakes: () => inbound.tls.stats,
-        stats: () => mesh.stats(),
-      }), logger);
+      (mesh as { admin?: AdminServer }).admin = await startAdmin(config.admin, adminHandlersOf(parts, () => mesh.stats()), logger);
     } catch (e) {
       await mesh.close();
       throw e;
     }
   }
   return mesh;
+}
+
+function adminHandlersOf(p: MeshParts, stats: () => MeshStats) {
+  return meshAdminHandlers({
+    service: p.config.service,
+    config: p.config,
+    source: p.source,
+    policy: () => ({ ...p.inbound.policyStatus(), ...policyFileStatus(p.controlPlane) }),
+    snapshot: () => snapshotStatus(p.reconciler),
+    traffic: p.traffic,
+    handshakes: () => p.inbound.tls.stats,
+    stats,
+  });
 }
 
 function policyFileStatus(cp: StaticControlPlane): { file?: string; lastError?: string } {
@@ -252,23 +155,21 @@ function snapshotStatus(r: Reconciler): SnapshotStatus {
   return { version: s.version, source: s.source, services: s.services.size, pending: [...r.pending], ...(r.lastRejected && { lastRejected: r.lastRejected }) };
 }
 
-interface MeshParts {
-  config: MeshConfig;
-  source: X509Source;
-  /** The mesh closes the source (its pin over a user's source, or one it opened). */
-  owned: boolean;
-  clientTls: ClientTls;
-  events: MeshEvents;
-  /** Unsubscribes the telemetry derived from the event bus. */
-  offTelemetry: () => void;
-  inbound: Inbound;
-  outbound: Outbound;
-  traffic: TrafficStats;
-  controlPlane: StaticControlPlane;
-  reconciler: Reconciler;
+/** `mesh.set*`: each a snapshot update offered to the control plane (which refuses after close()). */
+function runtimeUpdates(p: MeshParts): Pick<Mesh, 'setPolicy' | 'setEndpoints' | 'setSplit' | 'setService' | 'setInboundMode'> {
+  const cp = p.controlPlane;
+  const ctx = { trustDomain: p.config.trustDomain, namespace: p.config.namespace };
+  const offer = (draft: updates.SnapshotDraft, title: string) => void cp.update(draft, 'api', { title });
+  return {
+    setPolicy: (policy) => offer(updates.setPolicy(cp.current(), policy), 'setPolicy rejected, policy unchanged'),
+    setEndpoints: (name, list) => offer(updates.setEndpoints(cp.current(), name, list), `setEndpoints("${name}") rejected, endpoints unchanged`),
+    setSplit: (name, split) => offer(updates.setSplit(cp.current(), name, split), `setSplit("${name}") rejected, split unchanged`),
+    setService: (name, svc) => offer(updates.setService(cp.current(), name, svc, ctx), `setService("${name}") rejected, services unchanged`),
+    setInboundMode: (mode) => offer(updates.setInboundMode(cp.current(), mode), 'setInboundMode rejected, mode unchanged'),
+  };
 }
 
-/** The Mesh object over its parts (the set* updates are added by createMesh). */
+/** The Mesh object over its parts. */
 function meshFacade(p: MeshParts): Mesh {
   const { config, source, inbound, outbound, traffic, controlPlane } = p;
   const unobserveIdentity = observeIdentity({ spiffeId: config.spiffeId, service: config.service, secondsLeft: () => source.status().secondsLeft });
@@ -287,6 +188,7 @@ function meshFacade(p: MeshParts): Mesh {
     serverTlsOptions: () => inbound.servers.serverTlsOptions(),
     express: () => inbound.express(),
     fetch: (input: string | URL | Request, init?: RequestInit) => outbound.fetch(input, init),
+    ...runtimeUpdates(p),
     snapshot: () => p.reconciler.current!,
     stats: (): MeshStats => {
       const file = controlPlane.status();
@@ -313,5 +215,5 @@ function meshFacade(p: MeshParts): Mesh {
       p.offTelemetry();
     },
   };
-  return mesh as unknown as Mesh;
+  return mesh;
 }

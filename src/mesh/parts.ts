@@ -1,0 +1,101 @@
+/**
+ * The parts of one mesh, each built with every collaborator it needs (go-spiffe's
+ * `MTLSServerConfig(svid, bundle, authorizer)` style): the event bus and the telemetry derived from
+ * it, client TLS, the inbound side, the outbound side, and the reconciler that applies the control
+ * plane's snapshots to both. `buildParts` either returns all of them, the first snapshot applied,
+ * or closes what it opened and rethrows.
+ */
+import { type Clock } from '../clock.js';
+import { type Logger, type MeshConfig } from '../config.js';
+import { inboundSettingsOf } from '../control-plane/from-options.js';
+import { Reconciler } from '../control-plane/reconcile.js';
+import { type StaticControlPlane, asOptionPath } from '../control-plane/static.js';
+import { Inbound } from '../inbound/inbound.js';
+import { DEFAULT_PENDING_TIMEOUT_MS, Outbound } from '../outbound/outbound.js';
+import { type X509Source } from '../sources/source.js';
+import { deriveTelemetry } from '../telemetry/derive.js';
+import { MeshEvents } from '../telemetry/events.js';
+import { TrafficStats } from '../telemetry/stats.js';
+import { ClientTls } from '../tls/connect.js';
+import { PeerVerifier } from '../tls/peer.js';
+import { type OpenedSource } from './identity.js';
+
+export interface MeshParts {
+  readonly config: MeshConfig;
+  readonly source: X509Source;
+  readonly owned: boolean;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly controlPlane: StaticControlPlane;
+  readonly events: MeshEvents;
+  readonly traffic: TrafficStats;
+  readonly clientTls: ClientTls;
+  readonly inbound: Inbound;
+  readonly outbound: Outbound;
+  readonly reconciler: Reconciler;
+  /** Unsubscribes the telemetry derived from the event bus. */
+  readonly offTelemetry: () => void;
+}
+
+export interface PartsInput {
+  readonly config: MeshConfig;
+  readonly identity: OpenedSource;
+  readonly controlPlane: StaticControlPlane;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+export function buildOutbound(p: { config: MeshConfig; source: X509Source; tls: ClientTls; clock: Clock; traffic: TrafficStats; events: MeshEvents; logger: Logger; controlPlane: StaticControlPlane }): Outbound {
+  return new Outbound({
+    tls: p.tls,
+    clock: p.clock,
+    traffic: p.traffic,
+    events: p.events,
+    logger: p.logger,
+    egress: p.config.outbound.egress,
+    pendingTimeoutMs: p.config.outbound.pendingTimeout ?? DEFAULT_PENDING_TIMEOUT_MS,
+    checkIdentity: () => void p.source.getX509Svid(),
+    source: () => p.controlPlane.current().source,
+  });
+}
+
+/** The reconciler over both sides; every snapshot offered is published once on the bus. */
+export function buildReconciler(inbound: Inbound, outbound: Outbound, events: MeshEvents): Reconciler {
+  return new Reconciler({ setPolicy: (policy) => inbound.setPolicy(policy), setMode: (mode, dp) => inbound.setMode(mode, dp) }, outbound, (e) =>
+    events.snapshot({ version: e.version, source: e.source, services: e.services, result: e.accepted ? 'accepted' : 'rejected', ...(e.error !== undefined && { error: e.error }) }),
+  );
+}
+
+/**
+ * Waits for the SVID, builds both sides and applies the first snapshot; from then on every update
+ * of the control plane goes through the reconciler. On failure everything opened is closed
+ * (the control plane and the source included) and the error rethrown: nothing listens.
+ */
+export async function buildParts(i: PartsInput): Promise<MeshParts> {
+  const { config, controlPlane, clock, logger } = i;
+  const { source, owned, startTimeout } = i.identity;
+  const opened: Array<{ close(): unknown }> = [controlPlane, ...(owned ? [source] : [])];
+  const events = new MeshEvents(config.service);
+  const traffic = new TrafficStats();
+  // Every decision, ejection, rotation and snapshot is published once; stats, Prometheus and OTel derive from it.
+  const offTelemetry = deriveTelemetry(events, traffic);
+  opened.push({ close: offTelemetry });
+  try {
+    await source.ready(startTimeout);
+    const verifier = new PeerVerifier(() => source.getBundles(), clock);
+    const clientTls = new ClientTls(source, verifier, config.outbound.connectTimeout, clock);
+    opened.push(clientTls);
+    const first = controlPlane.current();
+    const inbound = Inbound.create({ settings: inboundSettingsOf(config), source, verifier, traffic, logger, policy: first.inbound.policy, events, clock });
+    opened.push(inbound);
+    const outbound = buildOutbound({ config, source, tls: clientTls, clock, traffic, events, logger, controlPlane });
+    opened.push(outbound);
+    const reconciler = buildReconciler(inbound, outbound, events);
+    reconciler.apply(first, { title: 'invalid sidecarless options', path: asOptionPath });
+    controlPlane.onUpdate((s, hint) => reconciler.apply(s, hint ?? {}));
+    return { config, source, owned, clock, logger, controlPlane, events, traffic, clientTls, inbound, outbound, reconciler, offTelemetry };
+  } catch (e) {
+    for (const p of opened.reverse()) await p.close();
+    throw e;
+  }
+}
