@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { type Mesh } from '../../src/mesh.js';
-import { call, client, delayed, load, ok, type Replica, startReplica } from '../outbound/e2e/replicas.js';
+import { createMesh } from '../../src/mesh.js';
+import { call, client, delayed, devCa, load, ok, type Replica, startReplica } from '../outbound/e2e/replicas.js';
 import { rawTlsRequest } from '../helpers/net.js';
 
 const opened: Array<Replica | Mesh> = [];
@@ -121,5 +122,25 @@ describe('after close()', () => {
     assert.throws(() => m.setPolicy({ rules: [] }), closed);
     assert.throws(() => m.setInboundMode('permissive'), closed);
     assert.equal(m.snapshot(), before);
+  });
+});
+
+describe('a rejected update is visible', () => {
+  test('in stats().snapshot and the admin /config, until the next good one', async () => {
+    const m = await createMesh({ service: 'orders', identity: { ca: await devCa() }, logger: { info() {}, warn() {}, error() {} }, admin: { port: 0 }, outbound: { services: { payments: { endpoints: ['127.0.0.1:9'] } } } });
+    opened.push(m);
+    const base = `http://127.0.0.1:${m.admin!.address().port}`;
+    const config = async () => (JSON.parse(await (await fetch(`${base}/config`)).text()) as { snapshot: { version: string; source: string; lastRejected?: { error: string; version: string } } }).snapshot;
+    assert.deepEqual(await config(), { version: '1', source: 'options', services: 1, pending: [] });
+    assert.throws(() => m.setSplit('payments', [{ service: 'payments', weight: 0 }]), /weight > 0/);
+    assert.throws(() => m.setService('inventory', { split: [{ service: 'payments', weight: 1 }], hostnames: ['payments'] }));
+    const rejected = await config();
+    assert.equal(rejected.version, '1', 'the version in force did not move');
+    assert.match(rejected.lastRejected!.error, /setService\("inventory"\) rejected, services unchanged/);
+    assert.deepEqual(m.stats().snapshot.lastRejected, rejected.lastRejected);
+    m.setService('inventory', { endpoints: ['127.0.0.1:9'] });
+    const good = await config();
+    assert.equal(good.lastRejected, undefined);
+    assert.deepEqual([good.version, good.source], ['2', 'api']);
   });
 });
