@@ -289,20 +289,28 @@ describe('timers: the source\'s own (unref()ed) timers report with nobody using 
     assert.equal(source.status().state, 'ready');
   });
 
-  test('an SVID valid for years arms no timer that fires early (setTimeout overflows at 2^31 ms)', async (t) => {
-    const ca = await createDevCa({ trustDomain: TD, caTtlMs: 4 * 365 * 24 * 3600_000 });
+  test('an SVID valid for years arms no timer that fires early: nothing happens for 2^31 ms and more (virtual time)', async (t) => {
+    // The system clock's part (a wait past 2^31 - 1 ms neither fires at once nor warns of overflow)
+    // is test/clock.test.ts's; here the source must arm its lifecycle timer for the renewal point,
+    // years away, and nothing may fire before it.
+    const clock = new VirtualClock(Date.UTC(2031, 4, 1));
+    const ca = await createDevCa({ trustDomain: TD, clock, caTtlMs: 4 * 365 * 24 * 3600_000 });
     const dir = await freshDir();
     await writeSvidDir(dir, filesOf(await ca.issue({ spiffeId: ID, ttlMs: 3 * 365 * 24 * 3600_000 })));
-    const warnings: Error[] = [];
-    const onWarning = (w: Error) => warnings.push(w);
-    process.on('warning', onWarning);
-    t.after(() => process.off('warning', onWarning));
     const events: SvidLifecycleEvent[] = [];
-    const source = await createDirSource({ dir, onLifecycle: (e) => events.push(e) });
+    const day = 24 * 3600_000;
+    const source = await createDirSource({ dir, clock, pollMs: 30 * day, onLifecycle: (e) => events.push(e) });
     t.after(() => source.close());
-    await new Promise((r) => setTimeout(r, 100));
-    assert.deepEqual(events, []);
-    assert.deepEqual(warnings.map((w) => w.name), []);
+    const { notBefore, notAfter } = source.getX509Svid();
+    const renewAt = Math.ceil(renewalPoint(notBefore, notAfter));
+    assert.ok(renewAt - clock.now() > 2 ** 31, 'the renewal point is past what one setTimeout can wait');
+    assert.ok(clock.pending().some((at) => at >= renewAt && at <= renewAt + 1), `a timer at the renewal point (${clock.pending().join(', ')})`);
+    await clock.advanceAsync(2 ** 31 + day);
+    assert.deepEqual(events, [], 'nothing fires past the 2^31 ms mark');
+    await clock.setAsync(renewAt - 1);
+    assert.deepEqual(events, [], 'nothing before the renewal point');
+    await clock.setAsync(renewAt + 1);
+    assert.deepEqual(events.map((e) => e.kind), ['renewal-overdue'], 'and the warning when it comes');
   });
 
   test('the timers never keep a process alive (a child with a running mesh and no close() exits by itself)', async () => {
