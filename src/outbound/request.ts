@@ -22,7 +22,7 @@ import { type FailureKind, type InFlight, type Outcome } from './balancer/index.
 import { EndpointConnectError, EndpointFailedError, MeshClosedError, OutboundTimeoutError } from './errors.js';
 import { type LegacyHandler, addHeaders, parseRawHeaders, withHost } from './handler.js';
 import { OutboundObservation } from '../telemetry/outbound.js';
-import { Deadline, retryDecision } from './retry/index.js';
+import { Deadline, type RetryBudget, retryDecision } from './retry/index.js';
 import { type PreparedBody, prepareBody } from './retry/replay-body.js';
 import { type PooledEndpoint, type OutboundService, type RequestSettings } from './service.js';
 
@@ -124,6 +124,7 @@ export class MeshRequest {
   #tryTimer: Timer | undefined;
   #backoffTimer: Timer | undefined;
   readonly #method: string;
+  readonly #budget: RetryBudget;
   /** Telemetry of this logical request (golden signals, metrics, client span). */
   observation: OutboundObservation | undefined;
   /** The status passed on to the caller. */
@@ -140,6 +141,10 @@ export class MeshRequest {
     private readonly host: string,
   ) {
     this.clock = backend.clock;
+    // One budget for the request's life: its deposit and its retries' withdrawals (a settings
+    // change meanwhile gives the service a new budget for new requests). Endpoints and the
+    // balancer are read live at each try, together: they change as one.
+    this.#budget = backend.budget;
     this.#method = (opts.method ?? 'GET').toUpperCase();
     this.#deadline = new Deadline(settings.timeout, this.clock);
   }
@@ -153,7 +158,7 @@ export class MeshRequest {
     }
     if (this.#state === 'done') return;
     this.observation = new OutboundObservation(this.addressed.traffic, this.addressed.name, this.backend.identity, this.#method, this.host, this.settings.route);
-    this.backend.budget.deposit();
+    this.#budget.deposit();
     const requestMs = this.settings.timeout.requestMs;
     if (requestMs !== undefined) {
       this.#requestTimer = this.clock.setTimeout(() => this.#requestTimeout(requestMs), requestMs);
@@ -252,7 +257,7 @@ export class MeshRequest {
         ...(headers && { headers }),
         bodyReplayable: this.#body?.replayable ?? false,
         remainingMs: this.#deadline.remainingMs(),
-        budget: this.backend.budget,
+        budget: this.#budget,
       },
       policy,
       { clock: this.clock, random: this.backend.random },

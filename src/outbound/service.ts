@@ -152,6 +152,11 @@ function requestSettings(route: string | undefined, p: RequestPolicy, split: Spl
  * split. Requests are run by `MeshRequest` (request.ts); this holds the state they share.
  * Name, namespace and identity are fixed for its life (a change is a different service: the
  * reconciler replaces it); everything else changes in place, keeping what it can.
+ *
+ * What a request reads, and when: its settings, route and split come from one reference (the
+ * RequestState, swapped whole), read once at dispatch; its retry budget is taken once at its start
+ * (request.ts); the balancer and the endpoint map change together, synchronously, and each try
+ * reads both live, so a retry goes to an endpoint that exists now.
  */
 export class OutboundService implements RoutableService {
   readonly name: string;

@@ -310,7 +310,7 @@ describe('timers: the source\'s own (unref()ed) timers report with nobody using 
     await clock.setAsync(renewAt - 1);
     assert.deepEqual(events, [], 'nothing before the renewal point');
     await clock.setAsync(renewAt + 1);
-    assert.deepEqual(events.map((e) => e.kind), ['renewal-overdue'], 'and the warning when it comes');
+    assert.deepEqual((events as SvidLifecycleEvent[]).map((e) => e.kind), ['renewal-overdue'], 'and the warning when it comes');
   });
 
   test('the timers never keep a process alive (a child with a running mesh and no close() exits by itself)', async () => {
