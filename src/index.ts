@@ -1,5 +1,21 @@
 // The public API of sidecarless. Re-exports only.
-export { createMesh, type Mesh, type MeshStats } from './mesh.js';
+export { createMesh, type Mesh, type MeshStats, type SnapshotStatus } from './mesh.js';
+// What mesh.snapshot() returns, and the interface a control plane implements (docs/control-planes.md).
+export { type MeshSnapshot, type ServiceSnapshot, type InboundSnapshot, type InboundMode } from './control-plane/snapshot.js';
+export { type ControlPlane, type UpdateHint } from './control-plane/control-plane.js';
+export { type PendingReference, type SnapshotIssue } from './control-plane/validate.js';
+export { type RejectedSnapshot } from './control-plane/reconcile.js';
+export {
+  type ServiceSettings,
+  type ConnectionSettings,
+  type RequestPolicy,
+  type RouteSpec,
+  type RouteMatch,
+  type PathMatch,
+  type HeaderMatch,
+  type ServiceEndpoint,
+  type SplitBackend,
+} from './outbound/settings.js';
 export { peerOf } from './inbound/peer-of.js';
 export { type AuditRecord } from './policy/audit.js';
 export {
@@ -32,10 +48,10 @@ export { CHANNELS as DIAGNOSTICS_CHANNELS, type AuthzMessage, type EjectionMessa
 export { DirSource, createDirSource } from './sources/dir.js';
 export { DevCaSource, createDevCaSource } from './sources/dev-ca.js';
 export { type MeshOptionsInput as MeshOptions, type EndpointConfig, type EndpointInput, type Logger } from './config.js';
-export { OutboundTimeoutError, EndpointConnectError, EndpointFailedError, MeshClosedError, UnknownServiceError } from './outbound/errors.js';
+export { OutboundTimeoutError, EndpointConnectError, EndpointFailedError, MeshClosedError, UnknownServiceError, PendingConfigError } from './outbound/errors.js';
 export { type OutboundServiceStats, type OutboundEndpointStats } from './outbound/service.js';
 export { type SplitStats } from './outbound/split.js';
-export { type SplitInput } from './config.js';
+export { type SplitInput, type ServiceInput } from './config.js';
 export { type AdminEndpoint } from './admin/server.js';
 export { type TrafficSnapshot, HTTP_DURATION_BUCKETS } from './telemetry/stats.js';
 export * from './errors.js';

@@ -5,7 +5,9 @@ import { type Clock, systemClock } from './clock.js';
 import { type EndpointInput, type MeshConfig, type MeshOptionsInput, type ServiceInput, type SplitInput, resolveConfig } from './config.js';
 import { type Reconciler, type RejectedSnapshot } from './control-plane/reconcile.js';
 import { type InboundMode, type MeshSnapshot } from './control-plane/snapshot.js';
+import { type ControlPlane } from './control-plane/control-plane.js';
 import { StaticControlPlane } from './control-plane/static.js';
+import { ConfigError } from './errors.js';
 import * as updates from './control-plane/updates.js';
 import { type PendingReference } from './control-plane/validate.js';
 import { type InboundMeshStats } from './inbound/inbound.js';
@@ -145,8 +147,8 @@ function adminHandlersOf(p: MeshParts, stats: () => MeshStats) {
   });
 }
 
-function policyFileStatus(cp: StaticControlPlane): { file?: string; lastError?: string } {
-  const st = cp.status();
+function policyFileStatus(cp: ControlPlane): { file?: string; lastError?: string } {
+  const st = cp.status?.() ?? {};
   return { ...(st.policyFile && { file: st.policyFile }), ...(st.lastPolicyError && { lastError: st.lastPolicyError }) };
 }
 
@@ -159,7 +161,10 @@ function snapshotStatus(r: Reconciler): SnapshotStatus {
 function runtimeUpdates(p: MeshParts): Pick<Mesh, 'setPolicy' | 'setEndpoints' | 'setSplit' | 'setService' | 'setInboundMode'> {
   const cp = p.controlPlane;
   const ctx = { trustDomain: p.config.trustDomain, namespace: p.config.namespace };
-  const offer = (draft: updates.SnapshotDraft, title: string) => void cp.update(draft, 'api', { title });
+  const offer = (draft: updates.SnapshotDraft, title: string) => {
+    if (!p.local) throw new ConfigError(`${title}: this mesh takes its configuration from ${cp.name}, which does not take mesh.set* updates`);
+    p.local.update(draft, 'api', { title });
+  };
   return {
     setPolicy: (policy) => offer(updates.setPolicy(cp.current(), policy), 'setPolicy rejected, policy unchanged'),
     setEndpoints: (name, list) => offer(updates.setEndpoints(cp.current(), name, list), `setEndpoints("${name}") rejected, endpoints unchanged`),
@@ -191,7 +196,7 @@ function meshFacade(p: MeshParts): Mesh {
     ...runtimeUpdates(p),
     snapshot: () => p.reconciler.current!,
     stats: (): MeshStats => {
-      const file = controlPlane.status();
+      const file = controlPlane.status?.() ?? {};
       const inb = inbound.stats();
       return {
         service: config.service,

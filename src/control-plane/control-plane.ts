@@ -21,4 +21,21 @@ export interface ControlPlane {
   /** Resolves once a first snapshot exists; rejects after `timeoutMs` without one. */
   ready(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
+  /** What it wants shown beside the snapshot in stats() and /config (a watched file, its last error). */
+  status?(): ControlPlaneStatus;
+}
+
+export interface ControlPlaneStatus {
+  /** A watched policy file. */
+  readonly policyFile?: string;
+  /** Why its last reload was rejected (cleared by the next good one). */
+  readonly lastPolicyError?: string;
+}
+
+/**
+ * A control plane that also takes the run-time API's updates (`mesh.setService`, `setSplit`, …):
+ * the static one. `update` offers the snapshot to the listeners and throws what they throw.
+ */
+export interface LocalUpdates {
+  update(next: Omit<MeshSnapshot, 'version' | 'source'>, source: string, hint?: UpdateHint): MeshSnapshot;
 }

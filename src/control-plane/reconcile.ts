@@ -8,7 +8,8 @@
 import { ConfigError } from '../errors.js';
 import type { Policy } from '../policy/index.js';
 import type { ServiceSnapshot, InboundMode, MeshSnapshot } from './snapshot.js';
-import { type PendingReference, type SnapshotIssue, validateSnapshot } from './validate.js';
+import { type PendingReference, type SnapshotIssue } from './validate.js';
+import { SnapshotValidator } from './validate-incremental.js';
 
 /** What the inbound side must offer the reconciler. */
 export interface InboundTarget {
@@ -76,6 +77,8 @@ export class Reconciler {
   #current: MeshSnapshot | undefined;
   #pending: readonly PendingReference[] = [];
   #rejected: RejectedSnapshot | undefined;
+  /** validateSnapshot at the cost of what changed since the last snapshot applied. */
+  readonly #validator = new SnapshotValidator();
 
   constructor(
     private readonly inbound: InboundTarget,
@@ -101,7 +104,7 @@ export class Reconciler {
 
   /** Applies `next` whole, or throws a ConfigError naming every issue and keeps the current one. */
   apply(next: MeshSnapshot, o: ApplyOptions = {}): void {
-    const check = validateSnapshot(next);
+    const check = this.#validator.check(next);
     if (check.issues.length > 0) throw this.#reject(next, check.issues, o);
     const prev = this.#current;
     const diff = diffSnapshots(prev, next);
@@ -117,6 +120,7 @@ export class Reconciler {
     if (diff.mode) this.inbound.setMode(next.inbound.mode, next.inbound.defaultPolicy);
     for (const name of diff.removals) this.outbound.remove(name);
     for (const svc of diff.upserts) this.outbound.upsert(svc);
+    check.commit();
     this.#current = next;
     this.#pending = check.pending;
     this.#rejected = undefined;

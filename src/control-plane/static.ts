@@ -13,17 +13,12 @@ import { ConfigError } from '../errors.js';
 import { MeshClosedError } from '../outbound/errors.js';
 import { PolicyFile, isPolicyPath } from '../inbound/policy-file.js';
 import { type Policy, loadPolicy } from '../policy/index.js';
-import { type ControlPlane, type UpdateHint } from './control-plane.js';
+import { type ControlPlane, type ControlPlaneStatus, type LocalUpdates, type UpdateHint } from './control-plane.js';
 import { serviceFromConfig } from './from-options.js';
 import { type InboundSnapshot, type MeshSnapshot, type ServiceSnapshot } from './snapshot.js';
 import { validateSnapshot } from './validate.js';
 
-export interface StaticStatus {
-  /** The watched policy file, when `inbound.policy` is a path. */
-  policyFile?: string;
-  /** Why its last reload was rejected (cleared by the next good one). */
-  lastPolicyError?: string;
-}
+export type StaticStatus = ControlPlaneStatus;
 
 /** The first snapshot of a mesh: its options, complete (a split to a service not listed is a typo). */
 export function snapshotFromOptions(config: MeshConfig, policy: Policy): MeshSnapshot {
@@ -57,7 +52,7 @@ function inlinePolicy(input: unknown): Policy {
   return input === undefined ? loadPolicy({}) : loadPolicy(input as Parameters<typeof loadPolicy>[0]);
 }
 
-export class StaticControlPlane implements ControlPlane {
+export class StaticControlPlane implements ControlPlane, LocalUpdates {
   readonly name = 'options';
   #current: MeshSnapshot | undefined;
   #serial = 1;
@@ -102,7 +97,8 @@ export class StaticControlPlane implements ControlPlane {
   }
 
   current(): MeshSnapshot {
-    return this.#current!;
+    if (!this.#current) throw new Error('StaticControlPlane.current() before create() resolved');
+    return this.#current;
   }
 
   /**

@@ -40,23 +40,44 @@ export function validateSnapshot(s: MeshSnapshot): SnapshotCheck {
   const pending: PendingReference[] = [];
   const owners = new Map<string, string>();
   for (const [name, svc] of s.services) {
-    if (svc.name !== name) issues.push({ path: name, message: `is keyed "${name}" but named "${svc.name}"` });
-    issues.push(...localIssues(svc));
-    for (const h of svc.hostnames) {
+    checkService(s, name, svc, issues, pending);
+    svc.hostnames.forEach((h, i) => {
       const owner = owners.get(h);
       if (owner === undefined) owners.set(h, name);
-      else if (owner !== name) issues.push({ path: `${name}.hostnames.${svc.hostnames.indexOf(h)}`, message: `"${h}" is also a hostname of "${owner}": a name routes to one service` });
-    }
-    if (svc.endpoints === undefined) {
-      if (s.complete) issues.push({ path: `${name}.endpoints`, message: 'are missing' });
-      else pending.push({ service: name, kind: 'endpoints', missing: name, path: `${name}.endpoints` });
-    }
-    if (svc.split) checkSplit(s, name, svc.split, `${name}.split`, issues, pending);
-    svc.routes.forEach((r, i) => {
-      if (r.split) checkSplit(s, name, r.split, `${name}.routes.${i}.split`, issues, pending);
+      else if (owner !== name) issues.push(hostnameTaken(name, i, h, owner));
     });
   }
   return { issues, pending };
+}
+
+export function hostnameTaken(name: string, i: number, h: string, owner: string): SnapshotIssue {
+  return { path: `${name}.hostnames.${i}`, message: `"${h}" is also a hostname of "${owner}": a name routes to one service` };
+}
+
+/**
+ * Everything about one service of `s` but hostname ownership (the caller's, across services): its
+ * own checks (cached per object), its endpoints' delivery, and its splits' references.
+ */
+export function checkService(s: MeshSnapshot, name: string, svc: ServiceSnapshot, issues: SnapshotIssue[], pending: PendingReference[]): void {
+  if (svc.name !== name) issues.push({ path: name, message: `is keyed "${name}" but named "${svc.name}"` });
+  issues.push(...localIssues(svc));
+  if (svc.endpoints === undefined) {
+    if (s.complete) issues.push({ path: `${name}.endpoints`, message: 'are missing' });
+    else pending.push({ service: name, kind: 'endpoints', missing: name, path: `${name}.endpoints` });
+  }
+  if (svc.split) checkSplit(s, name, svc.split, `${name}.split`, issues, pending);
+  svc.routes.forEach((r, i) => {
+    if (r.split) checkSplit(s, name, r.split, `${name}.routes.${i}.split`, issues, pending);
+  });
+}
+
+/** The services `svc`'s splits name (itself excluded). */
+export function backendsOf(svc: ServiceSnapshot): string[] {
+  const out: string[] = [];
+  const add = (split: ServiceSnapshot['split']) => split?.forEach((b) => b.service !== svc.name && !out.includes(b.service) && out.push(b.service));
+  add(svc.split);
+  for (const r of svc.routes) add(r.split);
+  return out;
 }
 
 /**

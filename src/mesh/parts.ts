@@ -9,7 +9,8 @@ import { type Clock } from '../clock.js';
 import { type Logger, type MeshConfig } from '../config.js';
 import { inboundSettingsOf } from '../control-plane/from-options.js';
 import { Reconciler } from '../control-plane/reconcile.js';
-import { type StaticControlPlane, asOptionPath } from '../control-plane/static.js';
+import { type ControlPlane, type LocalUpdates } from '../control-plane/control-plane.js';
+import { asOptionPath } from '../control-plane/static.js';
 import { Inbound } from '../inbound/inbound.js';
 import { DEFAULT_PENDING_TIMEOUT_MS, Outbound } from '../outbound/outbound.js';
 import { type X509Source } from '../sources/source.js';
@@ -26,7 +27,9 @@ export interface MeshParts {
   readonly owned: boolean;
   readonly clock: Clock;
   readonly logger: Logger;
-  readonly controlPlane: StaticControlPlane;
+  readonly controlPlane: ControlPlane;
+  /** Where mesh.set* go: the control plane itself when it takes local updates (the static one). */
+  readonly local: LocalUpdates | undefined;
   readonly events: MeshEvents;
   readonly traffic: TrafficStats;
   readonly clientTls: ClientTls;
@@ -40,12 +43,12 @@ export interface MeshParts {
 export interface PartsInput {
   readonly config: MeshConfig;
   readonly identity: OpenedSource;
-  readonly controlPlane: StaticControlPlane;
+  readonly controlPlane: ControlPlane & Partial<LocalUpdates>;
   readonly clock: Clock;
   readonly logger: Logger;
 }
 
-export function buildOutbound(p: { config: MeshConfig; source: X509Source; tls: ClientTls; clock: Clock; traffic: TrafficStats; events: MeshEvents; logger: Logger; controlPlane: StaticControlPlane }): Outbound {
+export function buildOutbound(p: { config: MeshConfig; source: X509Source; tls: ClientTls; clock: Clock; traffic: TrafficStats; events: MeshEvents; logger: Logger; controlPlane: ControlPlane }): Outbound {
   return new Outbound({
     tls: p.tls,
     clock: p.clock,
@@ -82,6 +85,7 @@ export async function buildParts(i: PartsInput): Promise<MeshParts> {
   opened.push({ close: offTelemetry });
   try {
     await source.ready(startTimeout);
+    await controlPlane.ready(startTimeout);
     const verifier = new PeerVerifier(() => source.getBundles(), clock);
     const clientTls = new ClientTls(source, verifier, config.outbound.connectTimeout, clock);
     opened.push(clientTls);
@@ -93,7 +97,8 @@ export async function buildParts(i: PartsInput): Promise<MeshParts> {
     const reconciler = buildReconciler(inbound, outbound, events);
     reconciler.apply(first, { title: 'invalid sidecarless options', path: asOptionPath });
     controlPlane.onUpdate((s, hint) => reconciler.apply(s, hint ?? {}));
-    return { config, source, owned, clock, logger, controlPlane, events, traffic, clientTls, inbound, outbound, reconciler, offTelemetry };
+    const local = typeof controlPlane.update === 'function' ? (controlPlane as LocalUpdates) : undefined;
+    return { config, source, owned, clock, logger, controlPlane, local, events, traffic, clientTls, inbound, outbound, reconciler, offTelemetry };
   } catch (e) {
     for (const p of opened.reverse()) await p.close();
     throw e;

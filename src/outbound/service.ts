@@ -31,12 +31,13 @@ export class PooledEndpoint {
     readonly key: string,
     readonly spec: ServiceEndpoint,
     private readonly factory: PoolFactory,
-    /** Shared by every version of this endpoint (a weight change is a new object, the same pool). */
-    private readonly slot: { pool?: Pool } = {},
+    /** Shared by every version of this endpoint (a weight change is a new object, the same pool); made when first needed. */
+    private slot?: { pool?: Pool },
   ) {}
 
   get pool(): Pool {
-    return (this.slot.pool ??= this.factory.make(this));
+    const slot = (this.slot ??= {});
+    return (slot.pool ??= this.factory.make(this));
   }
 
   /** `https://host:port` (IPv6 in brackets): what a try's dispatch options name. */
@@ -50,12 +51,12 @@ export class PooledEndpoint {
 
   /** The pool if one was made. */
   get made(): Pool | undefined {
-    return this.slot.pool;
+    return this.slot?.pool;
   }
 
-  /** The same endpoint (and pool) with a new weight, zone or labels. */
+  /** The same endpoint (and pool, now or when made) with a new weight, zone or labels. */
   with(spec: ServiceEndpoint): PooledEndpoint {
-    return new PooledEndpoint(this.key, spec, this.factory, this.slot);
+    return new PooledEndpoint(this.key, spec, this.factory, (this.slot ??= {}));
   }
 
   get address(): string {
@@ -354,19 +355,17 @@ export class OutboundService implements RoutableService {
    * once their in-flight requests have ended.
    */
   #setEndpoints(list: readonly ServiceEndpoint[]): void {
-    const specs = list.map((e) => ({ key: e.identity === this.identity ? e.address : `${e.address} ${e.identity}`, e }));
-    this.#balancer.setEndpoints(specs.map((s) => ({ key: s.key, weight: s.e.weight })));
     const old = this.#endpoints;
     const next = new Map<string, PooledEndpoint>();
-    for (const { key, e } of specs) {
+    for (const e of list) {
+      const key = e.identity === this.identity ? e.address : `${e.address} ${e.identity}`;
       const kept = old.get(key);
-      if (kept) {
-        old.delete(key);
-        next.set(key, kept.spec === e ? kept : kept.with(e));
-      } else next.set(key, this.#create(key, e));
+      next.set(key, kept === undefined ? this.#create(key, e) : kept.spec === e ? kept : kept.with(e));
     }
+    // The endpoints are their own balancer specs (key, weight): no list made for it.
+    this.#balancer.setEndpoints([...next.values()]);
     this.#endpoints = next;
-    for (const gone of old.values()) this.#drain(gone);
+    for (const [key, gone] of old) if (!next.has(key)) this.#drain(gone);
   }
 
   #drain(e: PooledEndpoint): void {
