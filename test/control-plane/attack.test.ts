@@ -3,6 +3,7 @@
 // (smooth weighted round robin) survives updates that do not change the split.
 // Real Outbound (pools are made, not connected), a dev-CA identity, virtual time.
 import assert from 'node:assert/strict';
+import { waitFor } from '../helpers/net.js';
 import { after, describe, test } from 'node:test';
 import { VirtualClock, systemClock } from '../../src/clock.js';
 import { serviceSchema } from '../../src/config.js';
@@ -162,7 +163,7 @@ describe('attack: a service removed while a request of it is in flight (real mTL
     const m = await client({ services: { payments: { endpoints: [p.address] } } });
     opened.push(m);
     const inflight = call(m, 'http://payments/x');
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => p.hits === 1, 5_000, 'the request to reach the replica');
     m.setService('payments', null);
     const r = await inflight;
     assert.equal(r.error, undefined, `the in-flight request finished (${r.error?.message ?? ''} ${r.error?.cause?.code ?? ''})`);
@@ -177,7 +178,8 @@ describe('attack: a service removed while a request of it is in flight (real mTL
     m.setSplit('checkout', [{ service: 'checkout-v2', weight: 1 }]);
     const t0 = Date.now();
     const waiting = call(m, 'http://checkout/x');
-    await new Promise((r) => setTimeout(r, 100));
+    // The request is waiting once nothing has reached the replica and the split points at a pending backend.
+    await waitFor(() => m.stats().outbound.services.checkout!.routed === 1, 5_000, 'the request to be dispatched');
     m.setService('checkout', null);
     const r = await waiting;
     const took = Date.now() - t0;

@@ -6,7 +6,7 @@ import { after, describe, test } from 'node:test';
 import { type Mesh } from '../../src/mesh.js';
 import { createMesh } from '../../src/mesh.js';
 import { call, client, delayed, devCa, load, ok, type Replica, startReplica } from '../outbound/e2e/replicas.js';
-import { rawTlsRequest } from '../helpers/net.js';
+import { rawTlsRequest, waitFor } from '../helpers/net.js';
 
 const opened: Array<Replica | Mesh> = [];
 after(async () => {
@@ -45,7 +45,7 @@ describe('mesh.setService', () => {
     const slow = await replica('slow', delayed(300));
     const m = await mesh({ services: { payments: { endpoints: [slow.address] } } });
     const inflight = call(m, 'http://payments/slow');
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => slow.hits === 1, 5_000, 'the request to reach the replica');
     m.setService('payments', null);
     const after = await call(m, 'http://payments/again');
     assert.equal(after.status, 0);
