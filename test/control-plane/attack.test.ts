@@ -5,41 +5,15 @@
 import assert from 'node:assert/strict';
 import { waitFor } from '../helpers/net.js';
 import { after, describe, test } from 'node:test';
-import { VirtualClock, systemClock } from '../../src/clock.js';
-import { serviceSchema } from '../../src/config.js';
-import { serviceFromConfig } from '../../src/control-plane/from-options.js';
 import { Reconciler } from '../../src/control-plane/reconcile.js';
-import type { MeshSnapshot, ServiceSnapshot } from '../../src/control-plane/snapshot.js';
 import { validHostname } from '../../src/control-plane/validate.js';
-import { createDevCa } from '../../src/identity/dev-ca.js';
-import { Outbound } from '../../src/outbound/outbound.js';
 import { HostRouter } from '../../src/outbound/router.js';
-import { loadPolicy } from '../../src/policy/index.js';
-import { createDevCaSource } from '../../src/sources/dev-ca.js';
-import { MeshEvents } from '../../src/telemetry/events.js';
-import { TrafficStats } from '../../src/telemetry/stats.js';
-import { ClientTls } from '../../src/tls/connect.js';
-import { PeerVerifier } from '../../src/tls/peer.js';
 import { type Mesh } from '../../src/mesh.js';
+import { outboundRig, snap, svc } from '../helpers/outbound-rig.js';
 import { type Behaviour, call, client, ok, type Replica, startReplica, status } from '../outbound/e2e/replicas.js';
 
-const ctx = { trustDomain: 'cluster.local', namespace: 'default' };
-const svc = (name: string, cfg: object = {}): ServiceSnapshot => serviceFromConfig(name, serviceSchema.parse(cfg), ctx);
-const quiet = { info() {}, warn() {}, error() {} };
-const EMPTY = loadPolicy({});
-let serial = 0;
-function snap(services: ServiceSnapshot[]): MeshSnapshot {
-  return {
-    version: String(++serial),
-    source: 'attack',
-    complete: false,
-    inbound: { mode: 'strict', defaultPolicy: 'all-authenticated', defaultPolicyExplicit: false, policy: EMPTY },
-    services: new Map(services.map((s) => [s.name, s])),
-  };
-}
-
-const closers: Array<() => Promise<void> | void> = [];
 const opened: Array<Replica | Mesh> = [];
+const closers: Array<() => Promise<void>> = [];
 after(async () => {
   await Promise.all(opened.map((x) => x.close().catch(() => {})));
 });
@@ -48,18 +22,9 @@ after(async () => {
 });
 
 async function rig() {
-  const clock = new VirtualClock(1_000_000);
-  const ca = await createDevCa({ trustDomain: 'cluster.local' });
-  const source = await createDevCaSource({ ca, spiffeId: 'spiffe://cluster.local/ns/default/sa/orders' });
-  const tls = new ClientTls(source, new PeerVerifier(() => source.getBundles(), systemClock));
-  const outbound = new Outbound({ tls, clock, traffic: new TrafficStats(), events: new MeshEvents('attack'), logger: quiet, egress: 'allow', pendingTimeoutMs: 100, checkIdentity: () => {}, source: () => 'attack' });
-  const r = new Reconciler({ setPolicy() {}, setMode() {} }, outbound);
-  closers.push(async () => {
-    await outbound.destroy();
-    tls.close();
-    await source.close();
-  });
-  return { outbound, r };
+  const { outbound, close } = await outboundRig();
+  closers.push(close);
+  return { outbound, r: new Reconciler({ setPolicy() {}, setMode() {} }, outbound) };
 }
 
 describe('attack: a hostname moved from one service to another in one snapshot', () => {

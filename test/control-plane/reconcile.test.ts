@@ -2,46 +2,18 @@
 // Outbound (pools are made, not connected), a dev-CA identity, virtual time for the balancer.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { VirtualClock, systemClock } from '../../src/clock.js';
-import { serviceSchema } from '../../src/config.js';
-import { serviceFromConfig } from '../../src/control-plane/from-options.js';
 import { Reconciler, type SnapshotEvent, diffSnapshots } from '../../src/control-plane/reconcile.js';
-import type { MeshSnapshot, ServiceSnapshot } from '../../src/control-plane/snapshot.js';
-import { createDevCa } from '../../src/identity/dev-ca.js';
-import { Outbound } from '../../src/outbound/outbound.js';
 import { loadPolicy, type Policy } from '../../src/policy/index.js';
-import { createDevCaSource } from '../../src/sources/dev-ca.js';
-import { MeshEvents } from '../../src/telemetry/events.js';
-import { TrafficStats } from '../../src/telemetry/stats.js';
-import { ClientTls } from '../../src/tls/connect.js';
-import { PeerVerifier } from '../../src/tls/peer.js';
+import { outboundRig, snap, svc } from '../helpers/outbound-rig.js';
 
-const ctx = { trustDomain: 'cluster.local', namespace: 'default' };
-const svc = (name: string, cfg: object = {}): ServiceSnapshot => serviceFromConfig(name, serviceSchema.parse(cfg), ctx);
-const quiet = { info() {}, warn() {}, error() {} };
-let serial = 0;
-function snap(services: ServiceSnapshot[], o: { complete?: boolean; policy?: Policy } = {}): MeshSnapshot {
-  return {
-    version: String(++serial),
-    source: 'test',
-    complete: o.complete ?? false,
-    inbound: { mode: 'strict', defaultPolicy: 'all-authenticated', defaultPolicyExplicit: false, policy: o.policy ?? EMPTY },
-    services: new Map(services.map((s) => [s.name, s])),
-  };
-}
-const EMPTY = loadPolicy({});
-
-const closers: Array<() => Promise<void> | void> = [];
+const closers: Array<() => Promise<void>> = [];
 after(async () => {
   for (const c of closers.reverse()) await c();
 });
 
 async function rig() {
-  const clock = new VirtualClock(1_000_000);
-  const ca = await createDevCa({ trustDomain: 'cluster.local' });
-  const source = await createDevCaSource({ ca, spiffeId: 'spiffe://cluster.local/ns/default/sa/orders' });
-  const tls = new ClientTls(source, new PeerVerifier(() => source.getBundles(), systemClock));
-  const outbound = new Outbound({ tls, clock, traffic: new TrafficStats(), events: new MeshEvents('bench'), logger: quiet, egress: 'allow', pendingTimeoutMs: 100, checkIdentity: () => {}, source: () => 'test' });
+  const { clock, outbound, close } = await outboundRig();
+  closers.push(close);
   const calls: string[] = [];
   const inbound = {
     setPolicy(p: Policy) {
@@ -54,11 +26,6 @@ async function rig() {
   };
   const events: SnapshotEvent[] = [];
   const r = new Reconciler(inbound, outbound, (e) => events.push(e));
-  closers.push(async () => {
-    await outbound.destroy();
-    tls.close();
-    await source.close();
-  });
   return { clock, outbound, r, calls, events };
 }
 
