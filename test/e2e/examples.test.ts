@@ -143,6 +143,19 @@ test('examples/traffic/canary.ts: splits shift live, every call succeeds', async
   assert.match(r.stdout, /all to v2 +200\/200 ok — v2-a 200/);
 });
 
+test('examples/traffic/live-services.ts: services added, changed and removed at run time; a pending backend waited for', async () => {
+  const r = await run(process.execPath, tsxArgs('examples/traffic/live-services.ts'), { timeoutMs: 60_000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /start +snapshot 1 from options: \(no services\)/);
+  assert.match(r.stdout, /GET http:\/\/inventory\/items → 200 inventory-1\n/);
+  assert.match(r.stdout, /canary split set before its backend +snapshot 3 from api: inventory, payments; pending payments-v2 \(for payments\)/);
+  assert.match(r.stdout, /the first waiting for payments-v2 → 200 payments-v2 \/ 200 payments-v1/);
+  assert.match(r.stdout, /same service: 1 more request on its counters/);
+  assert.match(r.stdout, /the in-flight report → 200 reports-1/);
+  assert.match(r.stdout, /a new request to reports → ERR_SIDECARLESS_UNKNOWN_SERVICE/);
+  assert.match(r.stdout, /a bad update is refused whole → ERR_SIDECARLESS_CONFIG_INVALID; snapshot still 7/);
+});
+
 test('examples/policy/istio.ts: an Istio AuthorizationPolicy enforced as it is', async () => {
   const r = await run(process.execPath, tsxArgs('examples/policy/istio.ts'), { timeoutMs: 60_000 });
   assert.equal(r.code, 0, r.stderr);
