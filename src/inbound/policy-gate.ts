@@ -119,6 +119,15 @@ export class PolicyGate<S = unknown> {
     return decision;
   }
 
+  /**
+   * The spellings `routing` serves alike for this path and method, when the policy in force needs
+   * them (undefined otherwise): a transport that builds its PolicyRequest with them saves `decide`
+   * a copy of the request.
+   */
+  alikeFor(path: string, method: string, routing: RouterSemantics): PolicyRequest['alike'] {
+    return this.#state.compiled.usesAlike ? alikeOf(path, method, routing) : undefined;
+  }
+
   /** A request its transport refused as malformed before it could be judged (published as such). */
   malformed(subject: MalformedSubject, req?: S): void {
     this.opts.events.malformed(subject, req as object | undefined);

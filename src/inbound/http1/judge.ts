@@ -35,12 +35,13 @@ export function judgeHttp1(
     gate.malformed({ peer, sourceIp: socket.remoteAddress ?? '', method: req.method ?? '', reason: t.reason }, req);
     return { ok: false, status: 400, reason: t.reason };
   }
-  const decision = gate.decide(http1PolicyRequest(req, peer, t), { routing, recheck, subject: req });
+  const alike = gate.alikeFor(t.path, req.method ?? '', routing);
+  const decision = gate.decide(http1PolicyRequest(req, peer, t, alike), { routing, recheck, subject: req });
   return decision.allowed ? ADMITTED : { ok: false, status: 403, reason: `denied by ${decision.rule}` };
 }
 
 /** What the gate sees of a node:http request whose target checked out. */
-export function http1PolicyRequest(req: IncomingMessage, peer: PeerIdentity | null, t: CheckedTarget & { ok: true }): PolicyRequest {
+export function http1PolicyRequest(req: IncomingMessage, peer: PeerIdentity | null, t: CheckedTarget & { ok: true }, alike?: PolicyRequest['alike']): PolicyRequest {
   const socket = req.socket as TLSSocket;
   const headers = req.headers;
   return {
@@ -55,5 +56,6 @@ export function http1PolicyRequest(req: IncomingMessage, peer: PeerIdentity | nu
       const v = headers[name];
       return Array.isArray(v) ? v.join(',') : v;
     },
+    ...(alike && { alike }),
   };
 }
