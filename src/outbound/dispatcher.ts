@@ -24,8 +24,8 @@ export interface ServiceRegistry {
   readonly source: string;
   /** The mesh's clock. */
   now(): number;
-  /** Resolves at the next change of the set, or after `ms` (false). */
-  nextChange(ms: number): Promise<boolean>;
+  /** Resolves at the next change of the set (true), or after `ms` or when `stop` settles (false). */
+  nextChange(ms: number, stop?: Promise<unknown>): Promise<boolean>;
 }
 
 interface Route {
@@ -191,25 +191,46 @@ interface Waiting {
 /**
  * A split backend or a service's endpoints that a live control plane has not delivered yet: wait
  * for the set to change, bounded by the registry's pendingTimeout, then run the request or fail
- * naming what is missing.
+ * naming what is missing. The caller is told the request started before the wait, so its abort
+ * (fetch's AbortSignal) ends the wait at once; once the request runs, the abort goes to it.
  */
 async function whenDelivered(registry: ServiceRegistry, closed: () => boolean, unknown: (host: string) => Error, w: Waiting): Promise<void> {
+  const caller = legacyHandler(w.handler);
+  const fail = (e: Error) => void caller.onError?.(e);
+  let aborted: Error | undefined;
+  let relay: ((reason?: Error) => void) | undefined;
+  let onAbort: () => void = () => {};
+  const abortedWhileWaiting = new Promise<void>((resolve) => (onAbort = resolve));
+  try {
+    caller.onConnect?.((reason?: Error) => {
+      if (relay) return relay(reason);
+      aborted ??= reason ?? Object.assign(new Error('Request aborted'), { name: 'AbortError', code: 'UND_ERR_ABORTED' });
+      onAbort();
+    });
+  } catch (e) {
+    return queueMicrotask(() => fail(e as Error));
+  }
+  // Nothing below tells the caller anything during dispatch itself (as failHandler defers).
+  await null;
   const waitMs = registry.pendingTimeoutMs;
   const start = registry.now();
   for (;;) {
-    if (closed() || registry.closed) return failHandler(w.handler, new MeshClosedError());
+    if (aborted) return fail(aborted);
+    if (closed() || registry.closed) return fail(new MeshClosedError());
     // The addressed service may itself have been replaced meanwhile: follow the live one. One
     // removed meanwhile fails now, as a new request to it would (not after pendingTimeout).
     const live = registry.get(w.service.name);
-    if (!live) return failHandler(w.handler, unknown(w.service.name));
+    if (!live) return fail(unknown(w.service.name));
     const backend = w.name === w.service.name ? live : registry.get(w.name);
     if (backend && !backend.pending) {
-      new MeshRequest(w.opts, legacyHandler(w.handler), live, backend, w.settings, w.host).start();
+      const started = (abort: (reason?: Error) => void) => (relay = abort);
+      new MeshRequest(w.opts, caller, live, backend, w.settings, w.host, started).start();
       return;
     }
     const left = waitMs - (registry.now() - start);
-    if (left <= 0 || !(await registry.nextChange(left))) {
-      return failHandler(w.handler, new PendingConfigError(w.service.name, w.name, waitMs, registry.source));
+    if (left <= 0 || !(await registry.nextChange(left, abortedWhileWaiting))) {
+      if (aborted) return fail(aborted);
+      return fail(new PendingConfigError(w.service.name, w.name, waitMs, registry.source));
     }
   }
 }

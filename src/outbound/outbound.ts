@@ -135,23 +135,25 @@ export class Outbound implements ServiceRegistry {
     for (const wake of w) wake();
   }
 
-  /** Resolves at the next change, or after `ms`; false on timeout. */
-  nextChange(ms: number): Promise<boolean> {
+  /** Resolves at the next change (true), or after `ms` or when `stop` settles (false). */
+  nextChange(ms: number, stop?: Promise<unknown>): Promise<boolean> {
     return new Promise((resolve) => {
-      // Kept alive: a request waiting here is work in progress (a script awaiting a fetch must not exit).
-      const timer = this.d.clock.setTimeout(
-        () => {
-          this.#waiters = this.#waiters.filter((w) => w !== wake);
-          resolve(false);
-        },
-        Math.max(0, ms),
-        { keepAlive: true },
-      );
-      const wake = () => {
+      let done = false;
+      const finish = (changed: boolean) => {
+        if (done) return;
+        done = true;
         timer.cancel();
-        resolve(true);
+        if (!changed) this.#waiters = this.#waiters.filter((w) => w !== wake);
+        resolve(changed);
       };
+      const wake = () => finish(true);
+      // Kept alive: a request waiting here is work in progress (a script awaiting a fetch must not exit).
+      const timer = this.d.clock.setTimeout(() => finish(false), Math.max(0, ms), { keepAlive: true });
       this.#waiters.push(wake);
+      void stop?.then(
+        () => finish(false),
+        () => finish(false),
+      );
     });
   }
 

@@ -139,6 +139,11 @@ export class MeshRequest {
     private readonly backend: OutboundService,
     private readonly settings: RequestSettings,
     private readonly host: string,
+    /**
+     * Set when the caller was already told the request started (it waited for a pending
+     * reference, dispatcher.ts): `start` hands its abort here instead of calling onConnect again.
+     */
+    private readonly started?: (abort: (reason?: Error) => void) => void,
   ) {
     this.clock = backend.clock;
     // One budget for the request's life: its deposit and its retries' withdrawals (a settings
@@ -151,7 +156,8 @@ export class MeshRequest {
 
   start(): void {
     try {
-      this.caller.onConnect?.((reason?: Error) => this.#abort(reason));
+      if (this.started) this.started((reason?: Error) => this.#abort(reason));
+      else this.caller.onConnect?.((reason?: Error) => this.#abort(reason));
     } catch (e) {
       this.#fail(e as Error);
       return;

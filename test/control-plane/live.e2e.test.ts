@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { type Mesh } from '../../src/mesh.js';
 import { createMesh } from '../../src/mesh.js';
+import { VirtualClock } from '../../src/clock.js';
 import { call, client, delayed, devCa, load, ok, type Replica, startReplica } from '../outbound/e2e/replicas.js';
 import { rawTlsRequest, waitFor } from '../helpers/net.js';
 
@@ -142,5 +143,47 @@ describe('a rejected update is visible', () => {
     const good = await config();
     assert.equal(good.lastRejected, undefined);
     assert.deepEqual([good.version, good.source], ['2', 'api']);
+  });
+});
+
+describe('a request waiting for a pending reference', () => {
+  test('aborted by its caller: the wait ends at once (no timer kept), and delivering the backend later sends nothing', async () => {
+    const clock = new VirtualClock(Date.now());
+    const v2 = await replica('v2-abort', ok, 'payments-v2');
+    const p = await replica('p-abort');
+    const m = await client({ pendingTimeout: '60s', services: { payments: { endpoints: [p.address] } } }, undefined, { clock });
+    opened.push(m);
+    m.setSplit('payments', [{ service: 'payments-v2', weight: 1 }]);
+    const base = clock.pending().length; // the identity source's renewal timer
+    const ac = new AbortController();
+    const waiting = m.fetch('http://payments/x', { signal: ac.signal }).then(
+      () => 'answered',
+      (e: Error) => e.name,
+    );
+    await waitFor(() => clock.pending().length === base + 1, 5_000, 'the request to wait on the mesh clock');
+    ac.abort();
+    assert.equal(await waiting, 'AbortError');
+    await waitFor(() => clock.pending().length === base, 5_000, 'the wait to end');
+    m.setService('payments-v2', { endpoints: [v2.address] });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(v2.hits, 0, 'nothing was sent for the aborted request');
+    assert.equal((await call(m, 'http://payments/y')).replica, 'v2-abort', 'a new request goes to the delivered backend');
+  });
+
+  test('a wait that times out fails with PendingConfigError exactly at pendingTimeout, on the mesh clock', async () => {
+    const clock = new VirtualClock(Date.now());
+    const p = await replica('p-timeout');
+    const m = await client({ pendingTimeout: '30s', services: { payments: { endpoints: [p.address] } } }, undefined, { clock });
+    opened.push(m);
+    m.setSplit('payments', [{ service: 'payments-v3', weight: 1 }]);
+    const base = clock.pending().length;
+    const waiting = call(m, 'http://payments/x');
+    await waitFor(() => clock.pending().length === base + 1, 5_000, 'the request to wait on the mesh clock');
+    clock.advance(29_999);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(clock.pending().length, base + 1, 'still waiting 1 ms before the timeout');
+    clock.advance(1);
+    const r = await waiting;
+    assert.equal((r.error as Error & { cause?: { code?: string } }).cause?.code, 'ERR_SIDECARLESS_CONFIG_PENDING');
   });
 });
