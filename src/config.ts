@@ -220,7 +220,7 @@ const identitySchema = z.union([
   z.object({ dir: z.string().min(1), pollInterval: durationSchema.optional(), startTimeout: durationSchema.optional() }).strict(),
   z
     .object({
-      ca: z.custom<object>((v) => typeof v === 'object' && v !== null && typeof (v as { issue?: unknown }).issue === 'function', {
+      ca: z.custom<object>((v) => typeof v === 'object' && v !== null && typeof (v as { signCsr?: unknown }).signCsr === 'function', {
         message: 'must be a dev CA from createDevCa()',
       }),
       ttl: durationSchema.optional(),

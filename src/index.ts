@@ -47,6 +47,8 @@ export { type SvidLifecycleEvent } from './sources/lifecycle.js';
 export { CHANNELS as DIAGNOSTICS_CHANNELS, type AuthzMessage, type EjectionMessage, type RotationMessage, type SnapshotMessage, type SnapshotEvent } from './telemetry/events.js';
 export { DirSource, createDirSource } from './sources/dir.js';
 export { DevCaSource, createDevCaSource } from './sources/dev-ca.js';
+export { RenewingSource, type Issuer, type IssuedChain, type RenewingSourceOptions } from './sources/renewing.js';
+export { devCaIssuer } from './sources/issuers/dev-ca.js';
 export { type MeshOptionsInput as MeshOptions, type EndpointConfig, type EndpointInput, type Logger } from './config.js';
 export { OutboundTimeoutError, EndpointConnectError, EndpointFailedError, MeshClosedError, UnknownServiceError, PendingConfigError } from './outbound/errors.js';
 export { type OutboundServiceStats, type OutboundEndpointStats } from './outbound/service.js';

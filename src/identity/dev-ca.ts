@@ -116,19 +116,63 @@ export class DevCa {
 
   /** Issues an X.509-SVID for a SPIFFE ID of this CA's trust domain. */
   async issue(options: IssueOptions): Promise<IssuedSvid> {
-    const id = parseWorkloadId(options.spiffeId);
-    if (id.trustDomain !== this.trustDomain) {
-      throw new Error(`this CA signs for trust domain "${this.trustDomain}", not for ${id.id}`);
-    }
-    const x509 = loadX509();
+    const id = this.#ownId(options.spiffeId);
     const keys = await generateKeyPair(this.keyType);
+    const leaf = await this.#leaf(keys.publicKey, id, options);
+    return {
+      spiffeId: id,
+      certChainPem: this.#chainPem(leaf),
+      keyPem: await privateKeyToPem(keys.privateKey),
+      bundlePem: this.bundlePem,
+      notBefore: leaf.notBefore.getTime(),
+      notAfter: leaf.notAfter.getTime(),
+      serialNumber: leaf.serialNumber,
+    };
+  }
+
+  /**
+   * Signs a PKCS#10 CSR (PEM) as an X.509-SVID for `spiffeId`, as a control plane's CA does: the
+   * CSR's signature must verify (its sender holds the key) and its only SAN must be that SPIFFE ID,
+   * of this CA's trust domain. Returns the chain (leaf first) and the bundle, no key.
+   */
+  async signCsr(csrPem: string, options: IssueOptions): Promise<{ certChainPem: string; bundlePem: string; notAfter: number }> {
+    const id = this.#ownId(options.spiffeId);
+    const x509 = loadX509();
+    let csr: x509.Pkcs10CertificateRequest;
+    try {
+      csr = new x509.Pkcs10CertificateRequest(csrPem);
+    } catch (e) {
+      throw new Error(`the CSR is not a PKCS#10 certificate request: ${(e as Error).message}`);
+    }
+    if (!(await csr.verify())) throw new Error('the CSR signature does not verify: its sender does not hold the key it names');
+    const san = csr.getExtension('2.5.29.17') as x509.SubjectAlternativeNameExtension | null;
+    const names = san?.names.items ?? [];
+    if (names.length !== 1 || names[0]!.type !== 'url' || names[0]!.value !== id) {
+      throw new Error(`the CSR must name exactly ${id} as its URI SAN; it names ${names.map((n) => `${n.type}:${n.value}`).join(', ') || 'nothing'}`);
+    }
+    const leaf = await this.#leaf(await csr.publicKey.export(), id, options);
+    return { certChainPem: this.#chainPem(leaf), bundlePem: this.bundlePem, notAfter: leaf.notAfter.getTime() };
+  }
+
+  #ownId(spiffeId: string): string {
+    const id = parseWorkloadId(spiffeId);
+    if (id.trustDomain !== this.trustDomain) throw new Error(`this CA signs for trust domain "${this.trustDomain}", not for ${id.id}`);
+    return id.id;
+  }
+
+  #chainPem(leaf: x509.X509Certificate): string {
+    return leaf.toString('pem') + '\n' + this.#chain.map((a) => a.cert.toString('pem') + '\n').join('');
+  }
+
+  async #leaf(publicKey: CryptoKey, id: string, options: IssueOptions): Promise<x509.X509Certificate> {
+    const x509 = loadX509();
     const notBefore = options.notBefore ?? this.clock.now() - DEV_CA_BACKDATE_MS;
     // X.509 times have whole seconds: round the end up, so a short TTL never loses most of a second.
     const notAfter = Math.ceil((notBefore + DEV_CA_BACKDATE_MS + (options.ttlMs ?? this.svidTtlMs)) / 1000) * 1000;
-    const names: x509.JsonGeneralNames = [{ type: 'url', value: id.id }];
+    const names: x509.JsonGeneralNames = [{ type: 'url', value: id }];
     for (const dns of options.dnsNames ?? []) names.push({ type: 'dns', value: dns });
-    const leaf = await this.sign({
-      publicKey: keys.publicKey,
+    return this.sign({
+      publicKey,
       notBefore,
       notAfter,
       extensions: [
@@ -136,18 +180,9 @@ export class DevCa {
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
         new x509.SubjectAlternativeNameExtension(names, false),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+        await x509.SubjectKeyIdentifierExtension.create(publicKey),
       ],
     });
-    return {
-      spiffeId: id.id,
-      certChainPem: leaf.toString('pem') + '\n' + this.#chain.map((a) => a.cert.toString('pem') + '\n').join(''),
-      keyPem: await privateKeyToPem(keys.privateKey),
-      bundlePem: this.bundlePem,
-      notBefore: leaf.notBefore.getTime(),
-      notAfter: leaf.notAfter.getTime(),
-      serialNumber: leaf.serialNumber,
-    };
   }
 
   /**

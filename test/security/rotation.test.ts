@@ -88,7 +88,7 @@ describe('case 25: identity unavailable at start → createMesh rejects, saying 
   });
 
   test('a dev CA that cannot issue', async () => {
-    const broken = { trustDomain: TD, clock: ca.clock, issue: async () => Promise.reject(new Error('the CA is down')) } as unknown as DevCa;
+    const broken = { trustDomain: TD, clock: ca.clock, signCsr: async () => Promise.reject(new Error('the CA is down')) } as unknown as DevCa;
     await assert.rejects(createMesh({ service: 'orders', logger: silent, identity: { ca: broken, startTimeout: 200 } } as Options), (e: unknown) => {
       assert.equal((e as { code?: string }).code, 'ERR_SIDECARLESS_IDENTITY_UNAVAILABLE');
       assert.match((e as Error).message, /the CA is down/);

@@ -138,7 +138,7 @@ test('a CA that cannot issue: ready() rejects saying why, onError is told, retri
   const broken = {
     trustDomain: TD,
     clock,
-    issue: async () => {
+    signCsr: async () => {
       calls++;
       throw new Error('the CA is down');
     },

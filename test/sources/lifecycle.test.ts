@@ -149,7 +149,7 @@ describe('use time: the clock jumps as over a frozen process (no timer runs), th
     const flaky = {
       trustDomain: real.trustDomain,
       clock: real.clock,
-      issue: (o: Parameters<DevCa['issue']>[0]) => (down ? Promise.reject(new Error('CA unreachable')) : real.issue(o)),
+      signCsr: (csr: string, o: Parameters<DevCa['signCsr']>[1]) => (down ? Promise.reject(new Error('CA unreachable')) : real.signCsr(csr, o)),
     } as unknown as DevCa;
     const events: SvidLifecycleEvent[] = [];
     const source = await createDevCaSource({ ca: flaky, spiffeId: ID, clock, random: () => 0.999, onLifecycle: (e) => events.push(e), onError: () => {} });
