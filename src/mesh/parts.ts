@@ -9,6 +9,7 @@ import { type Clock } from '../clock.js';
 import { type Logger, type MeshConfig } from '../config.js';
 import { inboundSettingsOf } from '../control-plane/from-options.js';
 import { Reconciler } from '../control-plane/reconcile.js';
+import { type PendingReference } from '../control-plane/validate.js';
 import { type ControlPlane, type LocalUpdates } from '../control-plane/control-plane.js';
 import { asOptionPath } from '../control-plane/static.js';
 import { Inbound } from '../inbound/inbound.js';
@@ -96,11 +97,30 @@ export async function buildParts(i: PartsInput): Promise<MeshParts> {
     opened.push(outbound);
     const reconciler = buildReconciler(inbound, outbound, events);
     reconciler.apply(first, { title: 'invalid sidecarless options', path: asOptionPath });
-    controlPlane.onUpdate((s, hint) => reconciler.apply(s, hint ?? {}));
+    controlPlane.onUpdate((s, hint) => {
+      const before = reconciler.pending;
+      reconciler.apply(s, hint ?? {});
+      warnNewlyPending(before, reconciler.pending, logger);
+    });
     const local = typeof controlPlane.update === 'function' ? (controlPlane as LocalUpdates) : undefined;
     return { config, source, owned, clock, logger, controlPlane, local, events, traffic, clientTls, inbound, outbound, reconciler, offTelemetry };
   } catch (e) {
     for (const p of opened.reverse()) await p.close();
     throw e;
+  }
+}
+
+/**
+ * One warning per reference that became pending with an update (a split naming a service not
+ * delivered, or one just removed): requests that pick it wait, then fail, and the log says why.
+ */
+export function warnNewlyPending(before: readonly PendingReference[], after: readonly PendingReference[], logger: Logger): void {
+  if (after.length === 0) return;
+  const key = (p: PendingReference) => `${p.path} ${p.missing}`;
+  const known = new Set(before.map(key));
+  for (const p of after) {
+    if (known.has(key(p))) continue;
+    const what = p.kind === 'endpoints' ? `the endpoints of "${p.service}" are` : `"${p.missing}", named by ${p.path}, is`;
+    logger.warn(`${what} not delivered yet: requests that need it wait up to outbound.pendingTimeout, then fail with ERR_SIDECARLESS_CONFIG_PENDING`);
   }
 }

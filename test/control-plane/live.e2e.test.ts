@@ -187,3 +187,24 @@ describe('a request waiting for a pending reference', () => {
     assert.equal((r.error as Error & { cause?: { code?: string } }).cause?.code, 'ERR_SIDECARLESS_CONFIG_PENDING');
   });
 });
+
+describe('references that become pending are logged', () => {
+  test('once per reference: a split to a service not delivered, and a backend removed from under a split', async () => {
+    const warnings: string[] = [];
+    const m = await createMesh({
+      service: 'orders',
+      identity: { ca: await devCa() },
+      logger: { info() {}, warn: (w: string) => void warnings.push(w), error() {} },
+      outbound: { services: { payments: { endpoints: ['127.0.0.1:9'] }, 'payments-v1': { endpoints: ['127.0.0.1:9'] } } },
+    });
+    opened.push(m);
+    warnings.length = 0; // the dev-CA warning of createMesh
+    m.setSplit('payments', [{ service: 'payments-v1', weight: 1 }, { service: 'payments-v2', weight: 1 }]);
+    m.setEndpoints('payments', ['127.0.0.1:10']);
+    m.setService('payments-v1', null);
+    assert.deepEqual(warnings, [
+      '"payments-v2", named by payments.split.1.service, is not delivered yet: requests that need it wait up to outbound.pendingTimeout, then fail with ERR_SIDECARLESS_CONFIG_PENDING',
+      '"payments-v1", named by payments.split.0.service, is not delivered yet: requests that need it wait up to outbound.pendingTimeout, then fail with ERR_SIDECARLESS_CONFIG_PENDING',
+    ]);
+  });
+});
