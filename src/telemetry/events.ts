@@ -55,8 +55,20 @@ export interface MalformedSubject {
   readonly reason: string;
 }
 
+/** What is said of one judged request wherever it is reported (the authz channel, the audit log). */
+export interface JudgedRequestFacts {
+  /** The peer's SPIFFE ID, or null when unauthenticated (permissive mode). */
+  readonly peer: string | null;
+  readonly sourceIp: string;
+  readonly method: string;
+  /** The normalized path that was judged. */
+  readonly path: string;
+  /** The normalized host that was judged. */
+  readonly host: string;
+}
+
 /** `sidecarless:v1:authz`: one message per request the gate judged (or refused as malformed). */
-export interface AuthzMessage {
+export interface AuthzMessage extends JudgedRequestFacts {
   /** The mesh's own service (the server side). */
   readonly mesh: string;
   readonly result: 'allow' | 'deny' | 'malformed';
@@ -65,15 +77,7 @@ export interface AuthzMessage {
   /** '' for 'malformed'. */
   readonly action: string;
   readonly audit: readonly string[];
-  /** The peer's SPIFFE ID, or null when unauthenticated (permissive mode). */
-  readonly peer: string | null;
-  readonly sourceIp: string;
-  readonly method: string;
-  /** The normalized path that was judged; '' for 'malformed' (it had none). */
-  readonly path: string;
-  /** The normalized host that was judged; '' for 'malformed'. */
-  readonly host: string;
-  /** Only for 'malformed': why the target or Host was refused. */
+  /** path and host are '' for 'malformed' (it had none). Only for 'malformed': why the target or Host was refused. */
   readonly reason?: string;
 }
 
