@@ -51,7 +51,7 @@ export class DirSource extends CoreBackedSource {
   #attempt = 0;
   #signature = '';
   #loading: Promise<void> | undefined;
-  #again = false;
+  #again: Promise<void> | undefined;
   /** The error last reported: the same failure, read again by the poll or a retry, is not reported twice. */
   #reported: string | undefined;
 
@@ -109,17 +109,18 @@ export class DirSource extends CoreBackedSource {
     return this.#load();
   }
 
+  /**
+   * One read at a time. A call made while a read is in flight resolves after the read that starts
+   * when that one ends (the files may have changed after it began), not with the stale one.
+   */
   async #load(): Promise<void> {
     if (this.#loading) {
-      this.#again = true;
-      return this.#loading;
+      this.#again ??= this.#loading.then(() => this.#load());
+      return this.#again;
     }
     this.#loading = this.#read().finally(() => {
       this.#loading = undefined;
-      if (this.#again) {
-        this.#again = false;
-        void this.#load();
-      }
+      this.#again = undefined;
     });
     return this.#loading;
   }

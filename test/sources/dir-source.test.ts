@@ -319,3 +319,23 @@ test('close: state "closed", no more SVIDs', async () => {
   assert.equal(source.status().state, 'closed');
   assert.throws(() => source.getX509Svid(), /closed/);
 });
+
+test('reload() resolves after a read that began after the call, even while the poll and the watch keep reads in flight', async (t) => {
+  const dir = await freshDir();
+  await writeSvidDir(dir, filesOf(await ca.issue({ spiffeId: ID })));
+  // A 1 ms poll re-reads constantly while the files are bad: a reload is nearly always asked
+  // while another read is in flight, and must not answer with that read's (older) view.
+  const { source } = await started(dir, { pollMs: 1 });
+  t.after(() => source.close());
+  for (let i = 0; i < 15; i++) {
+    await writeFile(join(dir, 'svid.pem'), 'garbage');
+    await writeFile(join(dir, 'svid_key.pem'), 'garbage');
+    await source.reload();
+    assert.match(source.status().lastError ?? '', /CERTIFICATE/, `round ${i}: garbage seen`);
+    const next = await ca.issue({ spiffeId: ID });
+    await writeSvidDir(dir, filesOf(next));
+    await source.reload();
+    assert.equal(source.status().serialNumber, next.serialNumber, `round ${i}: the new set seen`);
+    assert.equal(source.status().state, 'ready');
+  }
+});
