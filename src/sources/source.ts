@@ -16,6 +16,8 @@ export interface X509Svid {
   readonly notBefore: number;
   /** The earliest expiry on the path to the root: after it the SVID is useless. */
   readonly notAfter: number;
+  /** The Workload API's hint for this SVID, when the server sent one (SPIFFE_Workload_API.md §8). */
+  readonly hint?: string;
 }
 
 export type SourceState = 'starting' | 'ready' | 'stale' | 'expired' | 'closed';
@@ -27,6 +29,8 @@ export interface SourceStatus {
   readonly state: SourceState;
   readonly spiffeId?: string;
   readonly serialNumber?: string;
+  /** The Workload API hint of the SVID in use, when it has one. */
+  readonly hint?: string;
   readonly notBefore?: string;
   readonly notAfter?: string;
   /** The renewal point (75 % of the lifetime): past it with no renewal, the mesh logs a warning. */
@@ -289,6 +293,7 @@ export class SourceCore {
       ...(svid && {
         spiffeId: svid.spiffeId.id,
         serialNumber: svid.chain[0]!.serialNumber,
+        ...(svid.hint !== undefined && { hint: svid.hint }),
         notBefore: new Date(svid.notBefore).toISOString(),
         notAfter: new Date(svid.notAfter).toISOString(),
         renewAt: new Date(this.#renewAt).toISOString(),
