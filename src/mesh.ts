@@ -144,6 +144,7 @@ function adminHandlersOf(p: MeshParts, stats: () => MeshStats) {
     traffic: p.traffic,
     handshakes: () => p.inbound.tls.stats,
     stats,
+    now: () => p.clock.now(),
   });
 }
 

@@ -15,6 +15,8 @@ export interface MeshAdminParts {
   readonly traffic: TrafficStats;
   readonly handshakes: () => { authenticated: number; unauthenticated: number; rejected: number; tlsErrors: number };
   readonly stats: () => unknown;
+  /** The mesh clock. */
+  readonly now: () => number;
 }
 
 export function meshAdminHandlers(p: MeshAdminParts): AdminHandlers {
@@ -29,7 +31,7 @@ export function meshAdminHandlers(p: MeshAdminParts): AdminHandlers {
       if (pol.notReady) return { ok: false, reason: `policy: ${pol.notReady}` };
       return { ok: true };
     },
-    metrics: () => renderPrometheus({ service: p.service, traffic: p.traffic, identity: p.source.status(), handshakes: p.handshakes() }),
+    metrics: () => renderPrometheus({ service: p.service, traffic: p.traffic, identity: p.source.status(), handshakes: p.handshakes(), now: p.now() }),
     stats: () => p.stats(),
     config() {
       const pol = p.policy();
@@ -49,11 +51,16 @@ export function meshAdminHandlers(p: MeshAdminParts): AdminHandlers {
         spiffeId: s.spiffeId ?? null,
         state: s.state,
         kind: s.kind,
+        from: s.from ?? null,
         serialNumber: s.serialNumber ?? null,
+        hint: s.hint ?? null,
         notBefore: s.notBefore ?? null,
         notAfter: s.notAfter ?? null,
         secondsLeft: s.secondsLeft ?? null,
+        renewAt: s.renewAt ?? null,
+        nextRefresh: s.nextRefresh ?? null,
         rotations: s.rotations,
+        failures: s.failures ?? 0,
         ...(s.lastError && { lastError: s.lastError }),
         bundles,
       };

@@ -96,6 +96,7 @@ export class RenewingSource extends CoreBackedSource {
   #schedule(at: number): void {
     if (this.core.closed) return;
     this.#rotateAt = at;
+    this.core.plannedRefresh(at);
     this.#timer?.cancel();
     this.#timer = this.core.clock.setTimeout(() => this.rotate(), Math.ceil(at - this.core.clock.now()));
   }

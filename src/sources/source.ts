@@ -25,6 +25,8 @@ export type SourceState = 'starting' | 'ready' | 'stale' | 'expired' | 'closed';
 /** What `mesh.stats().identity` shows. */
 export interface SourceStatus {
   readonly kind: string;
+  /** Where the SVID comes from, in words: `identity directory /run/svid`, `SPIFFE Workload API at unix:///…`, `Istio CA at istiod…:15012`. */
+  readonly from?: string;
   /** starting: no SVID yet; ready: valid SVID; stale: valid SVID but the last refresh failed; expired: fail closed. */
   readonly state: SourceState;
   readonly spiffeId?: string;
@@ -37,6 +39,10 @@ export interface SourceStatus {
   readonly renewAt?: string;
   readonly secondsLeft?: number;
   readonly rotations: number;
+  /** Refreshes that failed since the source started (each kept the last good SVID). */
+  readonly failures?: number;
+  /** When the source next asks for a new SVID, for sources that ask (a CA); a pushing source (the Workload API) has none. */
+  readonly nextRefresh?: string;
   readonly lastUpdate?: string;
   readonly lastError?: string;
   readonly trustDomains: readonly string[];
@@ -87,6 +93,8 @@ export class SourceCore {
   #lastError: Error | undefined;
   #lastUpdate: number | undefined;
   #rotations = 0;
+  #failures = 0;
+  #nextRefresh: number | undefined;
   #closed = false;
   /** Set when the first SVID was refused for its ID: ready() rejects with it instead of waiting. */
   #startRefusal: Error | undefined;
@@ -205,6 +213,12 @@ export class SourceCore {
   /** Records a failed refresh: the last good SVID stays in use. */
   fail(err: Error): void {
     this.#lastError = err;
+    this.#failures++;
+  }
+
+  /** Records when the source will next ask for an SVID (shown by status()); undefined: it does not ask. */
+  plannedRefresh(at: number | undefined): void {
+    this.#nextRefresh = at;
   }
 
   get lastError(): Error | undefined {
@@ -287,8 +301,11 @@ export class SourceCore {
             : 'ready';
     return {
       kind: this.kind,
+      from: this.describe,
       state,
       rotations: this.#rotations,
+      failures: this.#failures,
+      ...(this.#nextRefresh !== undefined && Number.isFinite(this.#nextRefresh) && !this.#closed && { nextRefresh: new Date(this.#nextRefresh).toISOString() }),
       trustDomains: [...this.#bundles.keys()],
       ...(svid && {
         spiffeId: svid.spiffeId.id,

@@ -12,7 +12,11 @@ export interface PrometheusInput {
   readonly traffic: TrafficStats;
   readonly identity: SourceStatus;
   readonly handshakes: { authenticated: number; unauthenticated: number; rejected: number; tlsErrors: number };
+  /** The mesh clock's now (ms), for times shown as seconds from now. */
+  readonly now: number;
 }
+
+const IDENTITY_STATES = ['starting', 'ready', 'stale', 'expired', 'closed'] as const;
 
 function escapeLabel(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
@@ -88,6 +92,14 @@ export function renderPrometheus(input: PrometheusInput): string {
   if (id.secondsLeft !== undefined) w.sample('sidecarless_identity_expiry_seconds', { spiffe_id: spiffeId }, id.secondsLeft);
   w.family('sidecarless_identity_rotations_total', 'counter', 'Workload X.509-SVID rotations.');
   w.sample('sidecarless_identity_rotations_total', { spiffe_id: spiffeId }, id.rotations);
+  w.family('sidecarless_identity_info', 'gauge', 'The workload X.509-SVID in use (always 1): its source kind, serial number and Workload API hint.');
+  if (id.serialNumber !== undefined) w.sample('sidecarless_identity_info', { spiffe_id: spiffeId, source: id.kind, serial: id.serialNumber, hint: id.hint ?? '' }, 1);
+  w.family('sidecarless_identity_state', 'gauge', '1 for the state the identity source is in (starting, ready, stale: last refresh failed, expired, closed).');
+  for (const state of IDENTITY_STATES) w.sample('sidecarless_identity_state', { spiffe_id: spiffeId, source: id.kind, state }, id.state === state ? 1 : 0);
+  w.family('sidecarless_identity_refresh_seconds', 'gauge', 'Seconds until the identity source next asks its CA for an SVID (absent for sources that are pushed to).');
+  if (id.nextRefresh !== undefined) w.sample('sidecarless_identity_refresh_seconds', { spiffe_id: spiffeId, source: id.kind }, Math.max(0, (Date.parse(id.nextRefresh) - input.now) / 1000));
+  w.family('sidecarless_identity_refresh_failures_total', 'counter', 'Identity refreshes that failed (each kept the last good SVID; the last error is in /identity).');
+  w.sample('sidecarless_identity_refresh_failures_total', { spiffe_id: spiffeId, source: id.kind }, id.failures ?? 0);
   w.family('sidecarless_tls_handshakes_total', 'counter', 'Inbound TLS connections, by result.');
   const h = input.handshakes;
   for (const [result, n] of [['authenticated', h.authenticated], ['unauthenticated', h.unauthenticated], ['rejected', h.rejected], ['tls_error', h.tlsErrors]] as const) {

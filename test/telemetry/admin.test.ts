@@ -234,3 +234,37 @@ test('an admin.host that is not an address of this machine: ERR_SIDECARLESS_ADMI
     return true;
   });
 });
+
+test('/identity and /metrics say where the SVID comes from, its serial, hint, renewal and failures', async () => {
+  // A renewing source (the dev CA) plans its next refresh; a watched directory does not.
+  const dev = await createMesh({ service: 'ledger', identity: { ca, ttl: 3_600_000 }, logger: quiet, admin: { port: 0 } });
+  meshes.push(dev);
+  const devBase = `http://127.0.0.1:${dev.admin!.address().port}`;
+  const id = (await (await fetch(`${devBase}/identity`)).json()) as Record<string, unknown>;
+  const st = dev.identity.status();
+  assert.equal(id.kind, 'dev-ca');
+  assert.equal(id.from, `dev CA of ${ca.trustDomain}`);
+  assert.equal(id.serialNumber, st.serialNumber);
+  assert.equal(id.hint, null);
+  assert.equal(id.failures, 0);
+  const life = Date.parse(st.notAfter!) - Date.parse(st.notBefore!);
+  const refreshAt = Date.parse(id.nextRefresh as string) - Date.parse(st.notBefore!);
+  assert.ok(refreshAt >= life * 0.4 - 1_000 && refreshAt <= life * 0.6 + 1_000, `refresh at ${refreshAt} of ${life} ms`);
+  const scrape = parsePrometheus(await (await fetch(`${devBase}/metrics`)).text());
+  const one = (name: string, labels: Record<string, string> = {}) =>
+    scrape.samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  assert.deepEqual(one('sidecarless_identity_info').map((s) => [s.labels.source, s.labels.serial, s.labels.hint, s.value]), [['dev-ca', st.serialNumber, '', 1]]);
+  assert.equal(one('sidecarless_identity_state', { state: 'ready' })[0]!.value, 1);
+  assert.equal(one('sidecarless_identity_state', { state: 'stale' })[0]!.value, 0);
+  const refresh = one('sidecarless_identity_refresh_seconds')[0]!.value;
+  assert.ok(refresh > 0 && refresh <= 3_600 * 0.6, `refresh in ${refresh} s`);
+  assert.equal(one('sidecarless_identity_refresh_failures_total')[0]!.value, 0);
+
+  const dirId = JSON.parse((await get('/identity')).body);
+  assert.equal(dirId.kind, 'dir');
+  assert.match(dirId.from, /^identity directory /);
+  assert.equal(dirId.nextRefresh, null);
+  const dirScrape = parsePrometheus((await get('/metrics')).body);
+  assert.equal(dirScrape.samples.filter((s) => s.name === 'sidecarless_identity_refresh_seconds').length, 0);
+  assert.equal(dirScrape.samples.filter((s) => s.name === 'sidecarless_identity_info')[0]!.labels.source, 'dir');
+});

@@ -45,7 +45,7 @@ const IDENTITY = { spiffeId: 'spiffe://cluster.local/ns/default/sa/payments', st
 const HANDSHAKES = { authenticated: 0, unauthenticated: 0, rejected: 0, tlsErrors: 0 };
 /** The value of one Prometheus sample (0 when absent). */
 function prom(traffic: TrafficStats, name: string, labels: Record<string, string>): number {
-  const scrape = parsePrometheus(renderPrometheus({ service: 'payments', traffic, identity: IDENTITY, handshakes: HANDSHAKES }));
+  const scrape = parsePrometheus(renderPrometheus({ service: 'payments', traffic, identity: IDENTITY, handshakes: HANDSHAKES, now: Date.now() }));
   const hits = scrape.samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
   assert.ok(hits.length <= 1, `one sample of ${name} ${JSON.stringify(labels)}`);
   return hits[0]?.value ?? 0;
