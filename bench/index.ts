@@ -430,6 +430,7 @@ async function main(): Promise<void> {
     ['balancer.ts', 'benchBalancer'],
     ['lb-sim.ts', 'benchLbSim'],
     ['snapshot.ts', 'benchSnapshot'],
+    ['identity.ts', 'benchIdentity'],
     ['telemetry.ts', 'benchTelemetry'], // added by another issue; run when present
   ];
   for (const [file, fn] of microMods) {
