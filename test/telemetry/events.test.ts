@@ -41,7 +41,7 @@ async function otelSum(name: string, where: (a: Record<string, unknown>) => bool
   return n;
 }
 
-const IDENTITY = { spiffeId: 'spiffe://cluster.local/ns/default/sa/payments', state: 'ready', rotations: 0, secondsLeft: 100 } as never;
+const IDENTITY = { kind: 'dir', spiffeId: 'spiffe://cluster.local/ns/default/sa/payments', state: 'ready', rotations: 0, secondsLeft: 100 } as never;
 const HANDSHAKES = { authenticated: 0, unauthenticated: 0, rejected: 0, tlsErrors: 0 };
 /** The value of one Prometheus sample (0 when absent). */
 function prom(traffic: TrafficStats, name: string, labels: Record<string, string>): number {
