@@ -34,7 +34,7 @@ export function derOf(pem: string): Buffer {
 }
 
 /** An issued SVID as the Workload API sends it (bundle: its CA's roots, or `bundlePem`). */
-export function wireSvid(svid: IssuedSvid, o: { hint?: string; bundlePem?: string; keyPem?: string } = {}): WireSvid {
+export function wireSvid(svid: Pick<IssuedSvid, 'spiffeId' | 'certChainPem' | 'keyPem' | 'bundlePem'>, o: { hint?: string; bundlePem?: string; keyPem?: string } = {}): WireSvid {
   const key = decodePem(o.keyPem ?? svid.keyPem).find((b) => b.label === 'PRIVATE KEY');
   if (!key) throw new Error('the key PEM holds no PKCS#8 PRIVATE KEY block');
   return {
