@@ -141,6 +141,7 @@ function chainCheck(chain: ParsedCertificate[], id: SpiffeId, bundles: BundleSet
 export function inspectSvid(
   files: { cert: FileRead; key: FileRead; bundle: FileRead },
   now: number,
+  /** readBundle: how the bundle text is read; extra: lines shown after the SPIFFE ID (the Workload API's hint). */
   o: { readBundle?: BundleReader; extra?: readonly ReportLine[] } = {},
 ): SvidReport {
   const r = new Report();
@@ -154,6 +155,9 @@ export function inspectSvid(
     } catch (e) {
       r.add('spiffe id', `NOT AN X.509-SVID: ${(e as Error).message}`, 'the certificate is not an X.509-SVID');
     }
+  }
+  for (const l of o.extra ?? []) r.add(l.label, l.value, l.problem);
+  if (leaf) {
     validity(leaf, now, r);
     r.add('key type', keyTypeOf(leaf.node.publicKey));
   }
@@ -163,7 +167,6 @@ export function inspectSvid(
   else if (bundles) r.add('chain', `not checked (${leaf ? 'the certificate is not an X.509-SVID' : 'no certificate'})`);
   if (leaf?.dnsNames.length) r.add('dns names', leaf.dnsNames.join(', '));
   if (leaf) r.add('serial', leaf.serialNumber);
-  for (const l of o.extra ?? []) r.add(l.label, l.value, l.problem);
   return r.done();
 }
 
