@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VirtualClock } from '../../src/clock.js';
 import { type DevCa, type IssuedSvid, createDevCa } from '../../src/identity/dev-ca.js';
+import { type SvidLifecycleEvent, describeLifecycle } from '../../src/sources/lifecycle.js';
 import { type WorkloadApiSource, createWorkloadApiSource, workloadApiBackoff } from '../../src/sources/workload-api.js';
 import { type WorkloadServer, WorkloadServer as Server, federated, wireSvid } from '../helpers/workload-server.js';
 
@@ -36,7 +37,7 @@ interface Rig {
 }
 
 /** A server with `svids` as its state (none: it holds the first message back) and a source on a VirtualClock. */
-async function rig(t: { after(fn: () => Promise<void>): void }, svids: IssuedSvid[] | undefined, o: { hint?: string; tcp?: boolean; random?: () => number } = {}): Promise<Rig> {
+async function rig(t: { after(fn: () => Promise<void>): void }, svids: IssuedSvid[] | undefined, o: { hint?: string; tcp?: boolean; random?: () => number; onLifecycle?: (e: SvidLifecycleEvent) => void } = {}): Promise<Rig> {
   const server = await serve(o);
   if (svids) await server.state(svids.map((s) => wireSvid(s)));
   const clock = new VirtualClock(Date.now());
@@ -47,6 +48,7 @@ async function rig(t: { after(fn: () => Promise<void>): void }, svids: IssuedSvi
     random: o.random ?? (() => 0),
     onError: (e) => errors.push(e.message),
     ...(o.hint !== undefined && { hint: o.hint }),
+    ...(o.onLifecycle && { onLifecycle: o.onLifecycle }),
   });
   t.after(() => source.close());
   return { server, source, clock, errors };
@@ -309,7 +311,8 @@ test('nothing listening: Unavailable (the socket does not exist), retried; ready
 
 test('the last good SVID is served until it expires, then refused (state expired)', async (t) => {
   const svid = await ca.issue({ spiffeId: ID, ttlMs: 60_000 });
-  const r = await rig(t, [svid]);
+  const logged: string[] = [];
+  const r = await rig(t, [svid], { onLifecycle: (e) => logged.push(describeLifecycle(e).message) });
   await r.source.ready(5_000);
   await r.server.fail('UNAVAILABLE', 'down', -1);
   await r.server.abort('UNAVAILABLE', 'down');
@@ -319,6 +322,9 @@ test('the last good SVID is served until it expires, then refused (state expired
   r.clock.set(svid.notAfter + 1);
   assert.equal(r.source.status().state, 'expired');
   assert.throws(() => r.source.getX509Svid(), /expired at .* no renewal arrived from the SPIFFE Workload API .*UNAVAILABLE/);
+  assert.equal(logged.length, 2, logged.join('\n'));
+  assert.match(logged[0]!, /passed its renewal point .* Check the SPIRE agent behind the SPIFFE Workload API at unix:\/\/\/.*svid inspect --workload-api/);
+  assert.match(logged[1]!, /has expired/);
 });
 
 test('close(): the server sees the stream cancelled; no timer is left, also when closed during a backoff', async (t) => {
@@ -366,6 +372,6 @@ test('the server refuses a call without the header with InvalidArgument, as SPIR
     call.on('status', resolve);
   });
   client.close();
-  assert.deepEqual(status, { code: grpc.status.INVALID_ARGUMENT, details: 'security header missing from request', metadata: status.metadata } as never);
+  assert.deepEqual({ code: status.code, details: status.details }, { code: grpc.status.INVALID_ARGUMENT, details: 'security header missing from request' });
   assert.equal(server.calls[0]!.outcome, 'INVALID_ARGUMENT');
 });
