@@ -13,6 +13,7 @@ import { parseSpiffeId } from '../identity/spiffe-id.js';
 import { type X509SVID, type X509SVIDResponse, decodeX509SVIDResponse } from '../proto/workload.js';
 import { type WorkloadApiAddress, parseWorkloadApiAddress } from '../sources/workload-api-address.js';
 import { fetchFirstX509 } from '../sources/workload-api-client.js';
+import { quoted } from '../sources/workload-api-svids.js';
 import { type Io, UsageError } from './args.js';
 import { type FileRead, type ReportLine, type SvidReport, inspectSvid, renderReport } from './svid-report.js';
 
@@ -38,7 +39,7 @@ function namedBundle(pem: string, trustDomain: string): BundleSet {
 
 function reportSvid(s: X509SVID, i: number, now: number): SvidReport {
   const at = `svids[${i}]`;
-  const extra: ReportLine[] = [{ label: 'hint', value: s.hint === '' ? '(none)' : JSON.stringify(s.hint) }];
+  const extra: ReportLine[] = [{ label: 'hint', value: s.hint === '' ? '(none)' : quoted(s.hint, 1024) }];
   const cert = certsRead(`${at}.x509_svid`, s.x509Svid);
   const report = inspectSvid({ cert, key: keyRead(`${at}.x509_svid_key`, s.x509SvidKey), bundle: certsRead(`${at}.bundle`, s.bundle) }, now, {
     readBundle: namedBundle,
@@ -62,7 +63,7 @@ function federatedLines(msg: X509SVIDResponse): ReportLine[] {
       const n = bundleFromDer(id.trustDomain, der).roots.length;
       lines.push({ label: id.trustDomain, value: `${n} root${n > 1 ? 's' : ''}` });
     } catch (e) {
-      lines.push({ label: key, value: `INVALID: ${(e as Error).message}`, problem: `federated bundle ${JSON.stringify(key)} cannot be used` });
+      lines.push({ label: quoted(key), value: `INVALID: ${(e as Error).message}`, problem: `federated bundle ${quoted(key)} cannot be used` });
     }
   }
   return lines;

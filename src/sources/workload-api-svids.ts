@@ -25,9 +25,19 @@ export interface X509Context {
   readonly index: number;
 }
 
-/** `"internal" (spiffe://…/a), one without a hint (spiffe://…/b)`: what a message offers, for messages. */
+/** A server's string as a message quotes it: JSON-quoted, at most `max` characters (a hostile server picks their size). */
+export function quoted(s: string, max = 120): string {
+  return JSON.stringify(s.length > max ? `${s.slice(0, max)}…` : s);
+}
+
+/** `"internal" (spiffe://…/a), no hint (spiffe://…/b)`: what a message offers, for messages (the first 10). */
 export function describeOffered(svids: readonly X509SVID[]): string {
-  return svids.map((s) => `${s.hint === '' ? 'no hint' : JSON.stringify(s.hint)} (${s.spiffeId || 'no spiffe_id'})`).join(', ');
+  const shown = svids.slice(0, 10).map((s) => `${s.hint === '' ? 'no hint' : quoted(s.hint)} (${s.spiffeId ? clip(s.spiffeId) : 'no spiffe_id'})`);
+  return shown.join(', ') + (svids.length > 10 ? ` and ${svids.length - 10} more` : '');
+}
+
+function clip(s: string, max = 300): string {
+  return s.length > max ? `${s.slice(0, max)}…` : s;
 }
 
 /** The entry to use: the first, or the first with `hint` (duplicate hints: the first, as go-spiffe and SPIRE). */
@@ -37,7 +47,7 @@ export function pickSvid(svids: readonly X509SVID[], hint: string | undefined): 
   const i = svids.findIndex((s) => s.hint === hint);
   if (i < 0) {
     throw new SvidError(
-      `no SVID has the hint ${JSON.stringify(hint)}; the Workload API offered ${describeOffered(svids)}. ` +
+      `no SVID has the hint ${quoted(hint)}; the Workload API offered ${describeOffered(svids)}. ` +
         'Set identity.workloadApi.hint to one of those, or leave it out to take the first',
     );
   }
@@ -54,7 +64,7 @@ export function x509ContextFrom(msg: X509SVIDResponse, opts: { readonly hint?: s
   const leaf = field(`${at}.x509_svid`, () => parseCertificate(chainDers[0]!));
   const id = field(`${at}.x509_svid`, () => validateLeaf(leaf));
   if (entry.spiffeId !== '' && entry.spiffeId !== id.id) {
-    throw new SvidError(`${at}.spiffe_id says ${entry.spiffeId} but its certificate is for ${id.id}`);
+    throw new SvidError(`${at}.spiffe_id says ${clip(entry.spiffeId)} but its certificate is for ${id.id}`);
   }
   if (entry.x509SvidKey.length === 0) throw new SvidError(`${at}.x509_svid_key is empty`);
   field(`${at}.x509_svid_key`, () => createPrivateKey({ key: Buffer.from(entry.x509SvidKey), format: 'der', type: 'pkcs8' }), 'is not an unencrypted PKCS#8 DER key');
@@ -71,7 +81,7 @@ function bundlesOf(msg: X509SVIDResponse, entry: X509SVID, ownTd: string, at: st
   const own = field(`${at}.bundle`, () => bundleFromDer(ownTd, entry.bundle));
   const bundles = new Map<string, X509Bundle>([[ownTd, own]]);
   for (const [key, der] of msg.federatedBundles) {
-    const name = `federated_bundles[${JSON.stringify(key)}]`;
+    const name = `federated_bundles[${quoted(key)}]`;
     const td = field(name, () => {
       const parsed = parseSpiffeId(key);
       if (parsed.path !== '') throw new Error('the key must be a trust domain ID (spiffe://<trust-domain>), with no path');

@@ -128,6 +128,30 @@ test('garbage: bytes that are no X509SVIDResponse, an empty message, empty or ga
   await refused(state([{ ...wireSvid(good), spiffeId: 'spiffe://example.org/ns/default/sa/admin' }]), /svids\[0\]\.spiffe_id says spiffe:\/\/example\.org\/ns\/default\/sa\/admin but its certificate is for/);
 });
 
+test('a hostile server picks the sizes: hundreds of SVIDs, huge hints and keys, messages past 4 MiB; the messages stay short', async () => {
+  const many = Array.from({ length: 300 }, (_, i) => ({ ...wireSvid(good), hint: `h${i}`.padEnd(1000, 'x') }));
+  const big = await Server.start();
+  try {
+    await big.state(many);
+    const src = createWorkloadApiSource({ address: big.address, clock: systemClock, hint: 'wanted' });
+    try {
+      await waitFor(() => src.status().lastError !== undefined, 10_000, 'the refusal');
+      const msg = src.status().lastError!;
+      assert.match(msg, /no SVID has the hint "wanted"; the Workload API offered "h0x+…" \(spiffe:\/\/example\.org\/ns\/default\/sa\/orders\),.* and 290 more\./);
+      assert.ok(msg.length < 3_000, `${msg.length} characters`);
+      // Past grpc-js's 4 MiB receive limit the stream ends (RESOURCE_EXHAUSTED) and is retried: no unbounded read.
+      await big.state(Array.from({ length: 3000 }, () => ({ ...wireSvid(good), hint: 'x'.repeat(2000) })));
+      await waitFor(() => /RESOURCE_EXHAUSTED \(8\): Received message larger than max/.test(src.status().lastError ?? ''), 10_000, 'the size refusal');
+    } finally {
+      await src.close();
+    }
+  } finally {
+    await big.stop();
+  }
+  await refused(state([wireSvid(good)], { ['spiffe://' + 'b'.repeat(100_000)]: derOf(partner.bundlePem) }), /federated_bundles\["spiffe:\/\/b+…"\]/);
+  assert.ok(source.status().lastError === undefined);
+});
+
 test('an SVID for another workload is refused on rotation (the mesh pins its SPIFFE ID)', async () => {
   const admin = await ca.issue({ spiffeId: `spiffe://${TD}/ns/default/sa/admin` });
   await refused(state([wireSvid(admin)]), /is for spiffe:\/\/example\.org\/ns\/default\/sa\/admin, but this workload's SPIFFE ID is spiffe:\/\/example\.org\/ns\/default\/sa\/orders.*set spiffeId/);

@@ -69,7 +69,7 @@ test('a key that does not match and a bad federated bundle: reported, listed, ex
   assert.equal(r.code, 1);
   assert.equal(line(block(r.stdout, 0), 'key'), 'DOES NOT MATCH: svids[0].x509_svid_key is the key of another certificate');
   assert.equal(line(block(r.stdout, 0), 'hint'), '(none)');
-  assert.match(r.stdout, /^ {2}partner\.org {2}INVALID: /m);
+  assert.match(r.stdout, /^ {2}"partner\.org" {2}INVALID: /m);
   assert.match(r.stderr, /^sidecarless: the Workload API at tcp:\/\/127\.0\.0\.1:\d+ sent 2 problems: svids\[0\]: the key does not match the certificate; federated bundle "partner\.org" cannot be used \[ERR_SIDECARLESS_SVID_INVALID\]$/m);
 });
 
