@@ -174,7 +174,13 @@ export class WorkloadApiSource extends CoreBackedSource {
     this.core.fail(err);
     // A backoff message names its delay; the same failure again is reported once.
     const key = err.message.replace(/reconnecting in [\d.]+ s$/, '');
-    if (key !== this.#reported) this.#opts.onError?.(err);
+    if (key !== this.#reported) {
+      try {
+        this.#opts.onError?.(err);
+      } catch {
+        // Called from grpc-js's stream events: a throwing listener must not become an uncaught exception.
+      }
+    }
     this.#reported = key;
   }
 

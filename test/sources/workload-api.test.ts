@@ -348,6 +348,26 @@ test('close(): the server sees the stream cancelled; no timer is left, also when
   assert.equal(b.server.calls.length, 1);
 });
 
+test('an onError that throws changes nothing (it runs inside grpc-js stream events)', async (t) => {
+  const svid = await ca.issue({ spiffeId: ID });
+  const server = await serve();
+  await server.state([wireSvid(svid)]);
+  const clock = new VirtualClock(Date.now());
+  let told = 0;
+  const source = createWorkloadApiSource({ address: server.address, clock, random: () => 0, onError: () => {
+    told++;
+    throw new Error('listener bug');
+  } });
+  t.after(() => source.close());
+  await source.ready(5_000);
+  await server.raw(Buffer.from('garbage'));
+  await server.end();
+  await until(() => told === 2, 'both reports');
+  clock.advance(1_000);
+  await server.waitForCalls(2);
+  await until(() => source.status().state === 'ready', 'ready after the reconnect');
+});
+
 test('TCP: tcp://127.0.0.1:<port> works the same, header included', async (t) => {
   const svid = await ca.issue({ spiffeId: ID });
   const r = await rig(t, [svid], { tcp: true });
