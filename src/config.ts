@@ -7,6 +7,7 @@ import { type Logger } from './logger.js';
 import { type AuditRecord } from './policy/audit.js';
 import { DEFAULT_POLICIES, type DefaultPolicy } from './policy/model.js';
 import { parseAddress } from './outbound/address.js';
+import { parseWorkloadApiAddress } from './sources/workload-api-address.js';
 
 /** Kubernetes-style DNS label: what service and namespace names are. */
 const dnsLabel = z
@@ -236,6 +237,29 @@ const identitySchema = z.union([
       startTimeout: durationSchema.optional(),
     })
     .strict(),
+  z
+    .object({
+      /** The SPIFFE Workload API (a SPIRE agent): socket omitted, SPIFFE_ENDPOINT_SOCKET. */
+      workloadApi: z
+        .object({
+          socket: z
+            .string()
+            .superRefine((v, ctx) => {
+              try {
+                parseWorkloadApiAddress(v);
+              } catch (e) {
+                ctx.addIssue({ code: 'custom', message: (e as Error).message });
+              }
+            })
+            .optional(),
+          /** Take the SVID with this hint (a SPIRE registration entry's hint) instead of the first. */
+          hint: z.string().min(1).max(1024).optional(),
+          startTimeout: durationSchema.optional(),
+        })
+        .strict(),
+      startTimeout: durationSchema.optional(),
+    })
+    .strict(),
 ]);
 
 export { DEFAULT_POLICIES, type DefaultPolicy };
@@ -349,7 +373,24 @@ function withEnv(input: Record<string, unknown>, env: NodeJS.ProcessEnv): { opti
     }
   };
   for (const [name, key] of Object.entries(ENV)) set(name, key, env[name]);
+  workloadApiFromEnv(out, origins, env);
   return { options: out, origins };
+}
+
+/**
+ * SPIFFE_ENDPOINT_SOCKET (SPIFFE_Workload_Endpoint.md §4): the socket of `identity.workloadApi`
+ * when it names none, and the identity itself when none is configured and SIDECARLESS_IDENTITY_DIR
+ * is not set (explicit identity > SIDECARLESS_IDENTITY_DIR > SPIFFE_ENDPOINT_SOCKET > dev CA).
+ */
+function workloadApiFromEnv(out: Record<string, unknown>, origins: Map<string, string>, env: NodeJS.ProcessEnv): void {
+  const socket = env.SPIFFE_ENDPOINT_SOCKET;
+  if (socket === undefined || socket === '') return;
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (out.identity === undefined) out.identity = { workloadApi: { socket } };
+  else if (isObject(out.identity) && isObject(out.identity.workloadApi) && out.identity.workloadApi.socket === undefined) {
+    out.identity = { ...out.identity, workloadApi: { ...out.identity.workloadApi, socket } };
+  } else return;
+  origins.set('identity.workloadApi.socket', 'SPIFFE_ENDPOINT_SOCKET');
 }
 
 /** One problem with the options: its dotted path, what is wrong, and the variable it came from. */
@@ -360,7 +401,7 @@ export interface OptionIssue {
   env?: string;
 }
 
-const IDENTITY_EXAMPLES = "{ dir: './certs/orders' }, { ca: await createDevCa() } or { source: x509Source }";
+const IDENTITY_EXAMPLES = "{ dir: './certs/orders' }, { ca: await createDevCa() }, { source: x509Source } or { workloadApi: { socket: 'unix:///run/spire/sockets/agent.sock' } }";
 
 /**
  * Formats zod issues as readable `{ path, message }` (see zod-issues.ts). With the `input` and the
@@ -426,6 +467,22 @@ export function resolveConfig(input: MeshOptionsInput, env: NodeJS.ProcessEnv = 
       [{ path: 'spiffeId', message: `not in trust domain ${c.trustDomain}` }],
     );
   }
+  checkWorkloadApi(c.identity);
   const defaultPolicy = c.inbound.defaultPolicy ?? (c.inbound.mode === 'permissive' ? 'all-unauthenticated' : 'all-authenticated');
   return { ...c, spiffeId: spiffe, inbound: { ...c.inbound, defaultPolicy, defaultPolicyExplicit: c.inbound.defaultPolicy !== undefined } };
+}
+
+/** A Workload API identity needs a socket (given, or SPIFFE_ENDPOINT_SOCKET) and one startTimeout. */
+function checkWorkloadApi(identity: ParsedOptions['identity']): void {
+  if (!identity || !('workloadApi' in identity)) return;
+  const w = identity.workloadApi;
+  const fail = (path: string, message: string): never => {
+    throw new ConfigError(`invalid sidecarless options:\n  - ${path}: ${message}`, [{ path, message }]);
+  };
+  if (w.socket === undefined) {
+    fail('identity.workloadApi.socket', "no Workload API address: pass socket: 'unix:///run/spire/sockets/agent.sock' (a SPIRE agent's socket), or set SPIFFE_ENDPOINT_SOCKET");
+  }
+  if (w.startTimeout !== undefined && identity.startTimeout !== undefined && w.startTimeout !== identity.startTimeout) {
+    fail('identity.workloadApi.startTimeout', `differs from identity.startTimeout (${identity.startTimeout} ms): set one of them`);
+  }
 }

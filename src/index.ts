@@ -38,7 +38,7 @@ export { type X509Source, type X509Svid, type SourceStatus, type SourceState, So
 // The kit for writing an X509Source (as go-spiffe exports x509svid.Parse / Verify): build a verified
 // SVID from PEM, group roots into bundles, verify a chain against its own trust domain's bundle.
 export { buildSvid } from './sources/svid-set.js';
-export { bundlesFromPem, createBundle, type BundleSet, type X509Bundle } from './identity/bundle.js';
+export { bundlesFromPem, bundleFromDer, splitDerCertificates, createBundle, type BundleSet, type X509Bundle } from './identity/bundle.js';
 export { verifySvidChain, validateLeaf, type VerifiedChain } from './identity/svid.js';
 export { parseCertificate, type ParsedCertificate } from './identity/certificate.js';
 export { type Clock, systemClock } from './clock.js';
@@ -49,6 +49,8 @@ export { DirSource, createDirSource } from './sources/dir.js';
 export { DevCaSource, createDevCaSource } from './sources/dev-ca.js';
 export { RenewingSource, type Issuer, type IssuedChain, type RenewingSourceOptions } from './sources/renewing.js';
 export { devCaIssuer } from './sources/issuers/dev-ca.js';
+export { WorkloadApiSource, createWorkloadApiSource, workloadApiBackoff, type WorkloadApiSourceOptions } from './sources/workload-api.js';
+export { parseWorkloadApiAddress, type WorkloadApiAddress, WorkloadApiAddressError } from './sources/workload-api-address.js';
 export { type MeshOptionsInput as MeshOptions, type EndpointConfig, type EndpointInput, type Logger } from './config.js';
 export { OutboundTimeoutError, EndpointConnectError, EndpointFailedError, MeshClosedError, UnknownServiceError, PendingConfigError } from './outbound/errors.js';
 export { type OutboundServiceStats, type OutboundEndpointStats } from './outbound/service.js';

@@ -102,14 +102,17 @@ function keyCheck(f: FileRead, leaf: ParsedCertificate | undefined, r: Report): 
   r.add('key', `DOES NOT MATCH: ${f.name} is the key of another certificate`, 'the key does not match the certificate');
 }
 
-function readBundles(f: FileRead, trustDomain: string, r: Report): BundleSet | undefined {
+/** How the bundle text becomes bundles: a file's roots are grouped by their URI SAN; the Workload API names the trust domain. */
+export type BundleReader = (pem: string, trustDomain: string) => BundleSet;
+
+function readBundles(f: FileRead, trustDomain: string, r: Report, read: BundleReader): BundleSet | undefined {
   if (!('text' in f)) {
     r.add('bundle', `${f.name}: ${f.problem}`, f.summary);
     return undefined;
   }
   const pem = f.text;
   try {
-    return bundlesFromPem(pem, trustDomain);
+    return read(pem, trustDomain);
   } catch (e) {
     r.add('bundle', `INVALID: ${f.name}: ${(e as Error).message}`, `${f.name} cannot be used`);
     return undefined;
@@ -135,7 +138,12 @@ function chainCheck(chain: ParsedCertificate[], id: SpiffeId, bundles: BundleSet
 }
 
 /** Inspects svid.pem, svid_key.pem and svid_bundle.pem as read from a directory, at time `now`. */
-export function inspectSvid(files: { cert: FileRead; key: FileRead; bundle: FileRead }, now: number): SvidReport {
+export function inspectSvid(
+  files: { cert: FileRead; key: FileRead; bundle: FileRead },
+  now: number,
+  /** readBundle: how the bundle text is read; extra: lines shown after the SPIFFE ID (the Workload API's hint). */
+  o: { readBundle?: BundleReader; extra?: readonly ReportLine[] } = {},
+): SvidReport {
   const r = new Report();
   const chain = readChain(files.cert, r);
   const leaf = chain?.[0];
@@ -147,11 +155,14 @@ export function inspectSvid(files: { cert: FileRead; key: FileRead; bundle: File
     } catch (e) {
       r.add('spiffe id', `NOT AN X.509-SVID: ${(e as Error).message}`, 'the certificate is not an X.509-SVID');
     }
+  }
+  for (const l of o.extra ?? []) r.add(l.label, l.value, l.problem);
+  if (leaf) {
     validity(leaf, now, r);
     r.add('key type', keyTypeOf(leaf.node.publicKey));
   }
   keyCheck(files.key, leaf, r);
-  const bundles = readBundles(files.bundle, id?.trustDomain ?? 'unknown', r);
+  const bundles = readBundles(files.bundle, id?.trustDomain ?? 'unknown', r, o.readBundle ?? bundlesFromPem);
   if (chain && id && bundles) chainCheck(chain, id, bundles, files.bundle.name, now, r);
   else if (bundles) r.add('chain', `not checked (${leaf ? 'the certificate is not an X.509-SVID' : 'no certificate'})`);
   if (leaf?.dnsNames.length) r.add('dns names', leaf.dnsNames.join(', '));
@@ -160,9 +171,9 @@ export function inspectSvid(files: { cert: FileRead; key: FileRead; bundle: File
 }
 
 /** The report as text, one aligned line per check, then OK or the problems. */
-export function renderReport(dir: string, report: SvidReport): string {
+export function renderReport(dir: string, report: SvidReport, title = `SVID in ${dir}`): string {
   const width = Math.max(...report.lines.map((l) => l.label.length));
-  const out = [`SVID in ${dir}`, ...report.lines.map((l) => `  ${l.label.padEnd(width)}  ${l.value}`)];
+  const out = [title, ...report.lines.map((l) => `  ${l.label.padEnd(width)}  ${l.value}`)];
   out.push(report.ok ? 'OK: valid now, key matches, chain verifies' : `PROBLEMS: ${report.problems.join('; ')}`);
   return out.join('\n');
 }

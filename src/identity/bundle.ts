@@ -1,4 +1,5 @@
 import { type ParsedCertificate, parseCertificate } from './certificate.js';
+import { readTlv } from './der.js';
 import { pemToCertDers } from './pem.js';
 import { parseSpiffeId, validateTrustDomain } from './spiffe-id.js';
 
@@ -72,4 +73,38 @@ export function allRoots(bundles: BundleSet): ParsedCertificate[] {
   const out: ParsedCertificate[] = [];
   for (const b of bundles.values()) out.push(...b.roots);
   return out;
+}
+
+/**
+ * Splits concatenated DER certificates (the SPIFFE Workload API's `bundle`, `federated_bundles`
+ * and `x509_svid` fields: SPIRE appends each certificate's raw bytes) into one buffer per
+ * certificate. Each must be a whole SEQUENCE; trailing or missing bytes are an error naming the offset.
+ */
+export function splitDerCertificates(bytes: Uint8Array): Buffer[] {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: Buffer[] = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    let tlv;
+    try {
+      tlv = readTlv(buf, pos, buf.length);
+    } catch (e) {
+      throw new Error(`the DER certificates are malformed at byte ${pos}: ${(e as Error).message}`, { cause: e });
+    }
+    if (tlv.tag !== 0x30) throw new Error(`the DER certificates are malformed at byte ${pos}: a certificate is a SEQUENCE (0x30), found tag 0x${tlv.tag.toString(16)}`);
+    out.push(Buffer.from(buf.subarray(tlv.start, tlv.end)));
+    pos = tlv.end;
+  }
+  return out;
+}
+
+/**
+ * The bundle of `trustDomain` from concatenated DER roots, as the Workload API sends it: the trust
+ * domain is the one the message names (the SVID's own, or a `federated_bundles` key), never read
+ * from the certificates.
+ */
+export function bundleFromDer(trustDomain: string, bytes: Uint8Array): X509Bundle {
+  const ders = splitDerCertificates(bytes);
+  if (ders.length === 0) throw new Error(`the bundle of trust domain "${trustDomain}" is empty`);
+  return createBundle(trustDomain, ders.map((d) => parseCertificate(d)));
 }

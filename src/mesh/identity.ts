@@ -1,6 +1,7 @@
 /**
  * The workload's identity source, from `identity` in the options: a user's source (pinned to the
- * mesh's SPIFFE ID), a watched directory, or a dev CA (given, or made in process with a warning).
+ * mesh's SPIFFE ID), a watched directory, the SPIFFE Workload API (grpc-js is loaded only then),
+ * or a dev CA (given, or made in process with a warning).
  */
 import { type Clock } from '../clock.js';
 import { type Logger, type MeshConfig } from '../config.js';
@@ -8,6 +9,7 @@ import { ConfigError } from '../errors.js';
 import { createDevCa, type DevCa } from '../identity/dev-ca.js';
 import { createDevCaSource } from '../sources/dev-ca.js';
 import { createDirSource } from '../sources/dir.js';
+import { createWorkloadApiSource } from '../sources/workload-api.js';
 import { type X509Source } from '../sources/source.js';
 import { pinUserSource, workloadSourceOptions } from '../sources/workload.js';
 
@@ -38,12 +40,24 @@ export async function openSource(config: MeshConfig, logger: Logger, clock: Cloc
     const source = (opened.source = await createDirSource({ dir: id.dir, trustDomain: config.trustDomain, clock, onError, ...workload, ...(id.pollInterval !== undefined && { pollMs: id.pollInterval }) }));
     return { source, owned: true, startTimeout: id.startTimeout ?? DEFAULT_START_TIMEOUT_MS };
   }
+  if (id && 'workloadApi' in id) {
+    const w = id.workloadApi;
+    // checkWorkloadApi (config.ts) made sure of a socket; the address parsed there too.
+    const source = (opened.source = createWorkloadApiSource({
+      address: w.socket!,
+      clock,
+      onError,
+      ...workload,
+      ...(w.hint !== undefined && { hint: w.hint }),
+    }));
+    return { source, owned: true, startTimeout: w.startTimeout ?? id.startTimeout ?? DEFAULT_START_TIMEOUT_MS };
+  }
   let ca: DevCa;
   if (id && 'ca' in id) ca = id.ca as DevCa;
   else {
     logger.warn(
       `no identity configured: using an in-process dev CA for ${config.spiffeId}. For development only: processes with ` +
-        `different dev CAs cannot talk. Set identity.dir (or SIDECARLESS_IDENTITY_DIR) for real deployments.`,
+        `different dev CAs cannot talk. Set identity.dir (or SIDECARLESS_IDENTITY_DIR), or identity.workloadApi (or SPIFFE_ENDPOINT_SOCKET) for a SPIRE agent, for real deployments.`,
     );
     ca = await createDevCa({ trustDomain: config.trustDomain, clock });
   }

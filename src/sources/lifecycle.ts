@@ -53,7 +53,9 @@ function whatToDo(source: SourceFacts): string {
       ? 'Check the process that writes svid.pem there (spiffe-helper and its SPIRE agent, a secret sync, or `sidecarless svid issue`).'
       : source.kind === 'dev-ca'
         ? 'The in-process dev CA could not renew it; see the errors logged before this one.'
-        : `Check the identity source (${source.kind}).`;
+        : source.kind === 'workload-api'
+          ? `Check the SPIRE agent behind the ${source.describe} (running, and reaching its server?); \`sidecarless svid inspect --workload-api <address>\` shows what it hands out.`
+          : `Check the identity source (${source.kind}).`;
   return source.lastError ? `${hint} Last error: ${source.lastError}` : hint;
 }
 

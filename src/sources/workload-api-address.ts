@@ -40,6 +40,7 @@ export function parseWorkloadApiAddress(uri: string): WorkloadApiAddress {
 function unixAddress(uri: string, fail: (why: string) => never): WorkloadApiAddress {
   if (!uri.startsWith('unix://')) fail('a unix address starts with unix:// and an empty authority (unix:///path)');
   const rest = uri.slice('unix://'.length);
+  if (rest === '') fail('the socket path is missing (unix:///path)');
   if (!rest.startsWith('/')) fail(`"${rest.split('/')[0]}" sits where the authority is; a unix address has none (three slashes: unix:///path)`);
   let path: string;
   try {
@@ -64,6 +65,8 @@ function tcpAddress(uri: string, fail: (why: string) => never): WorkloadApiAddre
   const family = isIP(host);
   if (family === 0) fail(`"${host}" is not an IP literal (the spec allows no host names, which would need DNS to find the identity)`);
   if (family === 6 && m[2] === undefined) fail('an IPv6 literal goes in brackets: tcp://[::1]:port');
+  if (family === 4 && m[2] !== undefined) fail(`an IPv4 literal goes without brackets: tcp://${host}:port`);
+  if (host.includes('%')) fail('an IPv6 zone (%interface) is not allowed');
   if (port < 1 || port > 65535) fail(`port ${m[4]} is out of range`);
   const target = family === 4 ? `ipv4:${host}:${port}` : `ipv6:[${host}]:${port}`;
   return { uri, kind: 'tcp', where: family === 4 ? `${host}:${port}` : `[${host}]:${port}`, target };
