@@ -49,6 +49,10 @@ export { DirSource, createDirSource } from './sources/dir.js';
 export { DevCaSource, createDevCaSource } from './sources/dev-ca.js';
 export { RenewingSource, type Issuer, type IssuedChain, type RenewingSourceOptions } from './sources/renewing.js';
 export { devCaIssuer } from './sources/issuers/dev-ca.js';
+// JWT-SVIDs: pure validation against JWT bundles, and the Workload API client behind mesh.jwtSvid.
+export { validateJwtSvid, type ValidatedJwtSvid, type ValidateJwtSvidOptions, type JwtSvidAlgorithm, JWT_SVID_ALGORITHMS } from './identity/jwt-svid.js';
+export { parseJwtBundle, type JwtBundle, type JwtBundleSet, type JwtKey } from './identity/jwt-bundle.js';
+export { JwtWorkloadClient, type JwtWorkloadClientOptions, type JwtClientStatus, type JwtBundlesState } from './sources/workload-api-jwt.js';
 export { type MeshOptionsInput as MeshOptions, type EndpointConfig, type EndpointInput, type Logger } from './config.js';
 export { OutboundTimeoutError, EndpointConnectError, EndpointFailedError, MeshClosedError, UnknownServiceError, PendingConfigError } from './outbound/errors.js';
 export { type OutboundServiceStats, type OutboundEndpointStats } from './outbound/service.js';

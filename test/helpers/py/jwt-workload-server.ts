@@ -24,7 +24,7 @@ export interface JwtWorkloadServer {
   setSigner(td: string, kid: string, ttl?: number, override?: { spiffe_id?: string; claims?: Record<string, unknown> }): Promise<void>;
   /** A token signed by a key of the server, with any claims (and header, to forge). */
   sign(td: string, kid: string, claims: Record<string, unknown>, header?: Record<string, unknown>): Promise<string>;
-  /** Sends the full state to every open FetchJWTBundles stream (and to streams opened later). */
+  /** Sends the full state (keys now, less `omit`, plus raw `extra`) to every open FetchJWTBundles stream; streams opened later start with it. */
   push(opts?: { omit?: string[]; extra?: Record<string, string>; use?: string }): Promise<number>;
   /** Ends every open FetchJWTBundles stream with a status. */
   failBundles(code: GrpcCodeName, message?: string): Promise<number>;

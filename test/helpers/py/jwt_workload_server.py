@@ -80,7 +80,7 @@ class State:
         self.bundle_streams = []  # queues of open FetchJWTBundles streams
         self.x509 = None  # X509SVIDResponse to stream, or None
         self.x509_streams = []
-        self.last_push = None  # the last "push" command: a new bundle stream starts with its state
+        self.last_push = None  # the last message pushed: a new bundle stream starts with it
         self.greet = True  # whether a new bundle stream gets that state at once (as an agent does)
 
     def key(self, td, kid):
@@ -134,7 +134,7 @@ class Servicer(workload_pb2_grpc.SpiffeWorkloadAPIServicer):
             STATE.bundle_streams.append(q)
             last = STATE.last_push if STATE.greet else None
         if last is not None:
-            q.put(("msg", bundles_message(last)))
+            q.put(("msg", last))
         try:
             while context.is_active():
                 try:
@@ -204,7 +204,7 @@ def handle(cmd):
     if op == "push":
         msg = bundles_message(cmd)
         with STATE.lock:
-            STATE.last_push = cmd
+            STATE.last_push = msg
             streams = list(STATE.bundle_streams)
         for q in streams:
             q.put(("msg", msg))
