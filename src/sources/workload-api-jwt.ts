@@ -108,7 +108,7 @@ export class JwtWorkloadClient {
   /** This workload's JWT-SVID for `audience` (one, or several: one token naming all). */
   async jwtSvid(audience: string | readonly string[]): Promise<string> {
     const list = audienceList(audience);
-    const key = list.join('\n');
+    const key = JSON.stringify(list); // not a join: an audience may contain any separator
     const hit = this.#cache.get(key);
     if (hit && this.#clock.now() < hit.refreshAt) return hit.token;
     let fetching = this.#inflight.get(key);

@@ -62,7 +62,7 @@ test('not a JWK Set: not JSON, not UTF-8, not an object, no keys array, too big'
 });
 
 test('Workload API bundle maps: keyed spiffe://td (or td), one bad entry refuses them all', () => {
-  const m = jwtBundlesFromMap(new Map([['spiffe://example.org', set(es.jwk)], ['other.org', Buffer.from(set(rs.jwk))]]));
+  const m = jwtBundlesFromMap(new Map<string, string | Uint8Array>([['spiffe://example.org', set(es.jwk)], ['other.org', Buffer.from(set(rs.jwk))]]));
   assert.deepEqual([...m.keys()], ['example.org', 'other.org']);
   assert.ok(m.get('other.org')!.keys.has('rs'));
   refused(() => jwtBundlesFromMap(new Map([['spiffe://example.org', set(es.jwk)], ['spiffe://bad.org', set({ ...es.jwk, x: 'AA' })]])), /bad\.org/);

@@ -152,6 +152,9 @@ test('unknown kid, wrong signer, tampered payload or header, truncated signature
   // The DER form of an ECDSA signature is not the JWS form.
   const der = Buffer.concat([Buffer.from([0x30, 0x44, 0x02, 0x20]), Buffer.from(s, 'base64url').subarray(0, 32), Buffer.from([0x02, 0x20]), Buffer.from(s, 'base64url').subarray(32)]);
   refused(() => validate(`${h}.${p}.${der.toString('base64url')}`), 'signature');
+  // r = s = 0 (the "psychic signature" of CVE-2022-21449), and r = s = n - 1 style garbage.
+  refused(() => validate(`${h}.${p}.${Buffer.alloc(64).toString('base64url')}`), 'signature');
+  refused(() => validate(`${h}.${p}.${Buffer.alloc(64, 0xff).toString('base64url')}`), 'signature');
   const sig = Buffer.from(s, 'base64url');
   sig[10]! ^= 1;
   refused(() => validate(`${h}.${p}.${sig.toString('base64url')}`), 'signature');

@@ -60,8 +60,27 @@ test('jwtSvid: FetchJWTSVID with the header, our SPIFFE ID and the audience; cac
   assert.equal(calls.jwt.length, 2, 'three concurrent calls for one audience: one fetch');
   assert.deepEqual(calls.jwt[1]!.audience, ['other']);
   const multi = await client.jwtSvid([AUD, 'second']);
-  assert.deepEqual((await client.validate(multi, 'second')).audience.sort(), [AUD, 'second'].sort());
+  assert.deepEqual([...(await client.validate(multi, 'second')).audience].sort(), [AUD, 'second'].sort());
   assert.equal((await server.calls()).jwt.length, 3, 'another audience set is another token');
+  // One audience with a newline is not the two audiences it would join to.
+  const joined = await client.jwtSvid(`${AUD}\nsecond`);
+  assert.notEqual(joined, multi);
+  assert.deepEqual((await client.validate(joined, `${AUD}\nsecond`)).audience, [`${AUD}\nsecond`]);
+});
+
+test('tokens of every JWT-SVID algorithm, signed by python3-cryptography, validate with the streamed JWKs', async (t) => {
+  const { server, client } = await rig(t);
+  const algs = ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] as const;
+  for (const alg of algs) await server.addKey('example.org', `py-${alg}`, alg, alg.startsWith('ES') ? undefined : 3072);
+  await server.push();
+  await waitFor(() => client.bundles().get('example.org')?.keys.size === algs.length + 1, 5000, 'all keys delivered');
+  for (const alg of algs) {
+    const token = await server.sign('example.org', `py-${alg}`, { sub: 'spiffe://example.org/peer', aud: AUD, exp: SEC() + 60 });
+    const v = await client.validate(token, AUD);
+    assert.equal(v.algorithm, alg);
+    assert.equal(v.keyId, `py-${alg}`);
+  }
+  assert.equal(client.bundles().get('example.org')!.keys.get('py-RS256')!.description, 'RSA 3072 bits');
 });
 
 test('refresh at half the remaining lifetime: the call before it is cached, the call after it fetches', async (t) => {
