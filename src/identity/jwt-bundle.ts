@@ -6,7 +6,8 @@
  * `kid`, a public key Node can import, strong enough (RSA ≥ 2048 bits; EC P-256, P-384 or P-521, the
  * curves of ES256/384/512), no private members, no `kid` twice. Anything else refuses the bundle
  * whole (JwtBundleError), and with it the update it came in: a half-read bundle could drop the key
- * a peer's tokens are signed with, or keep one that was meant to go.
+ * a peer's tokens are signed with, or keep one that was meant to go. RSA keys also need a sane
+ * public exponent (odd, 65537 ≤ e < 2^256): with e = 1 every signature verifies as its own message.
  * Pure: no I/O.
  */
 import { type KeyObject, createPublicKey } from 'node:crypto';
@@ -138,6 +139,9 @@ function rsaKey(k: Record<string, unknown>, at: string): JwtKey {
   const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
   if (key.asymmetricKeyType !== 'rsa') throw new JwtBundleError(`${at}: not an RSA key`);
   if (bits < MIN_RSA_BITS) throw new JwtBundleError(`${at}: RSA ${bits} bits is weaker than the ${MIN_RSA_BITS} bits required`);
+  // e = 1 makes every signature its own message: anyone could sign. NIST SP 800-56B: odd, 65537 ≤ e < 2^256.
+  const exp = key.asymmetricKeyDetails?.publicExponent ?? 0n;
+  if (exp < 65537n || exp >= 2n ** 256n || exp % 2n === 0n) throw new JwtBundleError(`${at}: RSA public exponent ${exp} is not an odd number from 65537 up to 2^256 (e = 1 would let anyone sign)`);
   return { kid: k.kid as string, kty: 'RSA', key, description: `RSA ${bits} bits` };
 }
 

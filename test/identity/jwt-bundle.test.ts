@@ -46,6 +46,10 @@ test('a bad key refuses the whole bundle, saying which key and why', () => {
   refused(() => parseJwtBundle('example.org', set({ ...es.jwk, y: 5 })), /"y" must be a base64url string/);
   refused(() => parseJwtBundle('example.org', set({ ...es.jwk, crv: 'P-384' })), /kid "es"/);
   refused(() => parseJwtBundle('example.org', set(makeKey('weak', 'RS256', 1024).jwk)), /RSA 1024 bits is weaker than the 2048/);
+  // e = 1: s^e = s, so anyone can "sign" by writing the padded digest as the signature.
+  for (const e of ['AQ', 'Aw', 'AQAA', 'AQAC']) {
+    refused(() => parseJwtBundle('example.org', set({ ...rs.jwk, e })), /public exponent .* is not an odd number from 65537/);
+  }
   const priv = { ...es.privateKey.export({ format: 'jwk' }), kid: 'leaked' };
   refused(() => parseJwtBundle('example.org', set(priv)), /private member "d"/);
   refused(() => parseJwtBundle('example.org', set('not a jwk')), /keys\[0\] is not a JWK/);

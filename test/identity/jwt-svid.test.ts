@@ -164,6 +164,18 @@ test('unknown kid, wrong signer, tampered payload or header, truncated signature
   refused(() => validate(`${rt[0]}.${rt[1]}.${Buffer.from(rt[2]!, 'base64url').subarray(1).toString('base64url')}`, { set: new Map([['example.org', bundleOf('example.org', rs)]]) }), 'signature');
 });
 
+test('a forged RS256 signature that would verify under e = 1 never gets that far: the bundle refuses such a key', async () => {
+  const { createHash } = await import('node:crypto');
+  const { parseJwtBundle } = await import('../../src/identity/jwt-bundle.js');
+  const rs = makeKey('rs-1', 'RS256');
+  const input = `${b64({ alg: 'RS256', kid: 'rs-1' })}.${b64(claims())}`;
+  const digestInfo = Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), createHash('sha256').update(input).digest()]);
+  const em = Buffer.concat([Buffer.from([0, 1]), Buffer.alloc(256 - 3 - digestInfo.length, 0xff), Buffer.from([0]), digestInfo]);
+  assert.throws(() => parseJwtBundle('example.org', JSON.stringify({ keys: [{ ...rs.jwk, e: 'AQ' }] })), /public exponent 1 /);
+  // With the real exponent, the forgery is just a bad signature.
+  refused(() => validate(`${input}.${em.toString('base64url')}`, { set: new Map([['example.org', bundleOf('example.org', rs)]]) }), 'signature');
+});
+
 test('malformed: parts, base64url, JSON, objects, duplicates, size — only JwtSvidError, whatever the input', () => {
   const good = signWith(es, claims());
   const [h, p, s] = good.split('.') as [string, string, string];
