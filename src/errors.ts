@@ -111,3 +111,47 @@ export class ScrapeError extends SidecarlessError {
     super('ERR_SIDECARLESS_SCRAPE_FAILED', message, options);
   }
 }
+
+/**
+ * A JWT-SVID that is refused: not a compact JWS, an algorithm outside the JWT-SVID list, an unknown
+ * key, a bad signature, the wrong audience, expired. `reason` says which check failed (stable, for
+ * branching and metrics); the message says it for a person.
+ */
+export class JwtSvidError extends SidecarlessError {
+  constructor(
+    readonly reason: JwtSvidRefusal,
+    message: string,
+  ) {
+    super('ERR_SIDECARLESS_JWT_SVID_INVALID', message);
+  }
+}
+
+/** Which check refused a JWT-SVID. */
+export type JwtSvidRefusal =
+  | 'malformed'
+  | 'header'
+  | 'algorithm'
+  | 'subject'
+  | 'trust-domain'
+  | 'key'
+  | 'signature'
+  | 'audience'
+  | 'expired'
+  | 'not-yet-valid';
+
+/** A JWT bundle (JWK Set) that cannot be used; the whole update it came in is refused. */
+export class JwtBundleError extends SidecarlessError {
+  constructor(message: string) {
+    super('ERR_SIDECARLESS_JWT_BUNDLE_INVALID', message);
+  }
+}
+
+/**
+ * No JWT-SVID can be fetched or validated now: the mesh has no Workload API (JWT-SVIDs need one),
+ * the Workload API refused or is unreachable, or no JWT bundles have arrived yet.
+ */
+export class JwtSvidUnavailableError extends SidecarlessError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_SIDECARLESS_JWT_SVID_UNAVAILABLE', message, options);
+  }
+}

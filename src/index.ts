@@ -51,6 +51,10 @@ export { RenewingSource, type Issuer, type IssuedChain, type RenewingSourceOptio
 export { devCaIssuer } from './sources/issuers/dev-ca.js';
 export { WorkloadApiSource, createWorkloadApiSource, workloadApiBackoff, type WorkloadApiSourceOptions } from './sources/workload-api.js';
 export { parseWorkloadApiAddress, type WorkloadApiAddress, WorkloadApiAddressError } from './sources/workload-api-address.js';
+// JWT-SVIDs: pure validation against JWT bundles, and the Workload API client behind mesh.jwtSvid.
+export { validateJwtSvid, type ValidatedJwtSvid, type ValidateJwtSvidOptions, type JwtSvidAlgorithm, JWT_SVID_ALGORITHMS } from './identity/jwt-svid.js';
+export { parseJwtBundle, type JwtBundle, type JwtBundleSet, type JwtKey } from './identity/jwt-bundle.js';
+export { JwtWorkloadClient, type JwtWorkloadClientOptions, type JwtClientStatus, type JwtBundlesState } from './sources/workload-api-jwt.js';
 export { type MeshOptionsInput as MeshOptions, type EndpointConfig, type EndpointInput, type Logger } from './config.js';
 export { OutboundTimeoutError, EndpointConnectError, EndpointFailedError, MeshClosedError, UnknownServiceError, PendingConfigError } from './outbound/errors.js';
 export { type OutboundServiceStats, type OutboundEndpointStats } from './outbound/service.js';

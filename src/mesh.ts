@@ -15,6 +15,8 @@ import { type RequestListener } from './inbound/servers.js';
 import { type OutboundMeshStats } from './outbound/outbound.js';
 import { consoleLogger } from './logger.js';
 import { type OpenedSource, openSource } from './mesh/identity.js';
+import { type MeshJwt, openJwtClient } from './mesh/jwt.js';
+import { type ValidatedJwtSvid } from './identity/jwt-svid.js';
 import { type MeshParts, buildParts } from './mesh/parts.js';
 import { type SourceStatus, type X509Source } from './sources/source.js';
 import { type AdminEndpoint, type AdminServer, startAdmin } from './admin/server.js';
@@ -93,6 +95,20 @@ export interface Mesh {
   stats(): MeshStats;
   /** The admin endpoint, when `admin: { port }` was given. */
   readonly admin?: AdminEndpoint;
+  /**
+   * This workload's JWT-SVID for `audience` (one, or several in one token), from the SPIFFE Workload
+   * API (FetchJWTSVID), cached until half its remaining life or 30 s before it expires. For peers
+   * mTLS cannot reach: send it as `Authorization: Bearer <token>`. Rejects with
+   * JwtSvidUnavailableError when the mesh's identity does not come from the Workload API.
+   */
+  jwtSvid(audience: string | readonly string[]): Promise<string>;
+  /**
+   * Validates a JWT-SVID a peer presented, for `audience` (the audience this service is), against
+   * the JWT bundles of the Workload API: signature by a key of the bundle of the token's own trust
+   * domain, `aud`, `exp`, `sub`. Rejects with JwtSvidError (`reason` names the check), or
+   * JwtSvidUnavailableError when there is no Workload API or no bundle yet.
+   */
+  validateJwtSvid(token: string, audience: string): Promise<ValidatedJwtSvid>;
   close(): Promise<void>;
 }
 
@@ -112,6 +128,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
   const clock = internals.clock ?? systemClock;
   const logger = config.logger ?? consoleLogger;
   reportTelemetryOff(logger); // once per process, when @opentelemetry/api is not installed
+  const jwt = openJwtClient(config, clock, logger); // opens nothing until used
   // Options are checked whole (and a policy file loaded) before any identity is opened.
   const controlPlane = await StaticControlPlane.create(config, logger, clock);
   let identity: OpenedSource;
@@ -122,7 +139,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
     throw e;
   }
   const parts = await buildParts({ config, identity, controlPlane, clock, logger });
-  const mesh = meshFacade(parts);
+  const mesh = meshFacade(parts, jwt);
   if (config.admin) {
     try {
       (mesh as { admin?: AdminServer }).admin = await startAdmin(config.admin, adminHandlersOf(parts, () => mesh.stats()), logger);
@@ -176,7 +193,7 @@ function runtimeUpdates(p: MeshParts): Pick<Mesh, 'setPolicy' | 'setEndpoints' |
 }
 
 /** The Mesh object over its parts. */
-function meshFacade(p: MeshParts): Mesh {
+function meshFacade(p: MeshParts, jwt: MeshJwt): Mesh {
   const { config, source, inbound, outbound, traffic, controlPlane } = p;
   const unobserveIdentity = observeIdentity({ spiffeId: config.spiffeId, service: config.service, secondsLeft: () => source.status().secondsLeft });
   const unsubscribeRotations = publishRotations(source, p.events, config.spiffeId);
@@ -195,6 +212,8 @@ function meshFacade(p: MeshParts): Mesh {
     express: () => inbound.express(),
     fetch: (input: string | URL | Request, init?: RequestInit) => outbound.fetch(input, init),
     ...runtimeUpdates(p),
+    jwtSvid: (audience: string | readonly string[]) => jwt.jwtSvid(audience),
+    validateJwtSvid: (token: string, audience: string) => jwt.validateJwtSvid(token, audience),
     snapshot: () => p.reconciler.current!,
     stats: (): MeshStats => {
       const file = controlPlane.status?.() ?? {};
@@ -213,6 +232,7 @@ function meshFacade(p: MeshParts): Mesh {
       await mesh.admin?.close();
       unobserveIdentity();
       unsubscribeRotations();
+      await jwt.close();
       await controlPlane.close();
       await inbound.close();
       await outbound.close();
