@@ -1,0 +1,37 @@
+// examples/control-plane/*.ts as a user runs them, against servers of the same protocols on the
+// second stack (Python gRPC C-core): a Workload API server standing in for the SPIRE agent.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createDevCa } from '../../src/identity/dev-ca.js';
+import { WorkloadServer, wireSvid } from '../helpers/workload-server.js';
+import { waitFor } from '../helpers/net.js';
+import { run, startService, tsxArgs } from './process.js';
+
+const TD = 'example.org';
+const id = (sa: string) => `spiffe://${TD}/ns/default/sa/${sa}`;
+
+test('examples/control-plane/spire.ts: two services take their SVIDs by hint from the Workload API and talk over mTLS; --watch follows a rotation', async (t) => {
+  const ca = await createDevCa({ trustDomain: TD });
+  const server = await WorkloadServer.start();
+  t.after(() => server.stop());
+  const issue = async () => [wireSvid(await ca.issue({ spiffeId: id('payments') }), { hint: 'payments' }), wireSvid(await ca.issue({ spiffeId: id('orders') }), { hint: 'orders' })];
+  await server.state(await issue());
+  const env = { SPIFFE_ENDPOINT_SOCKET: server.address, TRUST_DOMAIN: TD, SIDECARLESS_IDENTITY_DIR: '' };
+
+  const once = await run(process.execPath, tsxArgs('examples/control-plane/spire.ts'), { env, timeoutMs: 60_000 });
+  assert.equal(once.code, 0, once.stderr + once.stdout);
+  assert.match(once.stdout, new RegExp(`payments +${id('payments')} from SPIFFE Workload API at ${server.address.replace(/[/.]/g, '\\$&')}.*\\(hint payments, serial `));
+  assert.match(once.stdout, new RegExp(`orders +${id('orders')} .*\\(hint orders, `));
+  assert.match(once.stdout, new RegExp(`orders → payments: 200 \\{"caller":"${id('orders')}"\\}`));
+
+  const watching = await startService(tsxArgs('examples/control-plane/spire.ts').concat('--watch'), /watching for rotations/, env, 60_000);
+  t.after(() => watching.stop());
+  await server.state(await issue());
+  await waitFor(() => /payments rotated: .*orders → payments: 200/.test(watching.output()) && /orders rotated: .*orders → payments: 200/.test(watching.output()), 20_000, 'both rotations');
+});
+
+test('examples/control-plane/spire.ts without SPIFFE_ENDPOINT_SOCKET: says what to set, exit 2', async () => {
+  const r = await run(process.execPath, tsxArgs('examples/control-plane/spire.ts'), { env: { SPIFFE_ENDPOINT_SOCKET: '' }, timeoutMs: 60_000 });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /set SPIFFE_ENDPOINT_SOCKET/);
+});
