@@ -284,6 +284,47 @@ const adminSchema = z
   })
   .strict();
 
+/**
+ * A control plane with an Istio-compatible CA on a TLS port (istiod, `sidecarless control-plane`).
+ * Without `identity`, the workload's SVID comes from its CA (DESIGN.md). env:
+ * SIDECARLESS_CONTROL_PLANE (address), SIDECARLESS_CONTROL_PLANE_ROOT, SIDECARLESS_CONTROL_PLANE_TOKEN_FILE.
+ */
+const controlPlaneSchema = z
+  .object({
+    /** host:port of the control plane: istiod.istio-system.svc:15012. */
+    address,
+    /** PEM file of the root its TLS certificate chains to (pinned: the only trust anchor). */
+    root: z.string().min(1),
+    /** The bearer token, or { file } read again on every use. */
+    token: z.union([z.string().min(1), z.object({ file: z.string().min(1) }).strict()]),
+    /** Istio's ClusterID header. */
+    clusterId: z.string().min(1).optional(),
+  })
+  .strict();
+
+/** Environment variables that fill unset `controlPlane` options (the code wins). */
+export const CONTROL_PLANE_ENV = {
+  SIDECARLESS_CONTROL_PLANE: 'controlPlane.address',
+  SIDECARLESS_CONTROL_PLANE_ROOT: 'controlPlane.root',
+  SIDECARLESS_CONTROL_PLANE_TOKEN_FILE: 'controlPlane.token.file',
+} as const;
+
+/** Fills unset controlPlane options from CONTROL_PLANE_ENV, in place; a token set in code is never replaced by the file. */
+function withControlPlaneEnv(out: Record<string, unknown>, env: NodeJS.ProcessEnv, origins: Map<string, string>): void {
+  const given = Object.entries(CONTROL_PLANE_ENV).filter(([name]) => env[name] !== undefined && env[name] !== '');
+  if (given.length === 0) return;
+  const inner = out.controlPlane ?? {};
+  if (inner === null || typeof inner !== 'object' || Array.isArray(inner)) return; // a wrong type: reported as such
+  const cp: Record<string, unknown> = { ...inner };
+  for (const [name, key] of given) {
+    const field = key.split('.')[1]!;
+    if (cp[field] !== undefined) continue;
+    cp[field] = field === 'token' ? { file: env[name] } : env[name];
+    origins.set(field === 'token' ? 'controlPlane.token' : key, name);
+  }
+  out.controlPlane = cp;
+}
+
 export const meshOptionsSchema = z
   .object({
     service: dnsLabel,
@@ -291,6 +332,7 @@ export const meshOptionsSchema = z
     trustDomain: trustDomain.default('cluster.local'),
     spiffeId: spiffeId.optional(),
     identity: identitySchema.optional(),
+    controlPlane: controlPlaneSchema.optional(),
     inbound: inboundSchema,
     outbound: outboundSchema,
     labels: z.record(z.string(), z.string()).default({}),
@@ -377,8 +419,9 @@ export function formatIssues(
   const envFor = (path: string) => [...origins].find(([p]) => path === p || path.startsWith(`${p}.`))?.[1];
   const required = (path: PropertyKey[]) => {
     const key = path.map(String).join('.');
-    const variable = Object.entries(ENV).find(([, k]) => k === key)?.[0];
+    const variable = Object.entries({ ...ENV, ...CONTROL_PLANE_ENV }).find(([, k]) => k === key)?.[0];
     if (key === 'service') return `pass { service: 'orders' } or set ${variable}`;
+    if (key === 'controlPlane.token') return 'pass a token or { file }, or set SIDECARLESS_CONTROL_PLANE_TOKEN_FILE';
     return variable ? `pass it, or set ${variable}` : undefined;
   };
   return readableIssues(issues, input, schema, { noun: 'option', required }).map((i) => {
@@ -412,6 +455,7 @@ export function resolveConfig(input: MeshOptionsInput, env: NodeJS.ProcessEnv = 
     throw new ConfigError(`createMesh needs an options object, e.g. createMesh({ service: 'orders' }); got ${describe(input)}`);
   }
   const { options, origins } = withEnv(input as Record<string, unknown>, env);
+  withControlPlaneEnv(options, env, origins);
   const parsed = meshOptionsSchema.safeParse(options);
   if (!parsed.success) {
     const issues = formatIssues(parsed.error.issues, options, meshOptionsSchema, origins);

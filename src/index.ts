@@ -49,6 +49,8 @@ export { DirSource, createDirSource } from './sources/dir.js';
 export { DevCaSource, createDevCaSource } from './sources/dev-ca.js';
 export { RenewingSource, type Issuer, type IssuedChain, type RenewingSourceOptions } from './sources/renewing.js';
 export { devCaIssuer } from './sources/issuers/dev-ca.js';
+export { istioCaIssuer, type IstioCaIssuerOptions, type ClosableIssuer } from './sources/issuers/istio-ca.js';
+export { IstioCaSource, createIstioCaSource, type IstioCaSourceOptions } from './sources/istio-ca.js';
 export { type MeshOptionsInput as MeshOptions, type EndpointConfig, type EndpointInput, type Logger } from './config.js';
 export { OutboundTimeoutError, EndpointConnectError, EndpointFailedError, MeshClosedError, UnknownServiceError, PendingConfigError } from './outbound/errors.js';
 export { type OutboundServiceStats, type OutboundEndpointStats } from './outbound/service.js';

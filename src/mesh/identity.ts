@@ -1,6 +1,7 @@
 /**
  * The workload's identity source, from `identity` in the options: a user's source (pinned to the
- * mesh's SPIFFE ID), a watched directory, or a dev CA (given, or made in process with a warning).
+ * mesh's SPIFFE ID), a watched directory, the control plane's CA (`controlPlane` without `identity`), or a
+ * dev CA (given, or made in process with a warning).
  */
 import { type Clock } from '../clock.js';
 import { type Logger, type MeshConfig } from '../config.js';
@@ -8,6 +9,7 @@ import { ConfigError } from '../errors.js';
 import { createDevCa, type DevCa } from '../identity/dev-ca.js';
 import { createDevCaSource } from '../sources/dev-ca.js';
 import { createDirSource } from '../sources/dir.js';
+import { IstioCaSource } from '../sources/istio-ca.js';
 import { type X509Source } from '../sources/source.js';
 import { pinUserSource, workloadSourceOptions } from '../sources/workload.js';
 
@@ -37,6 +39,14 @@ export async function openSource(config: MeshConfig, logger: Logger, clock: Cloc
   if (id && 'dir' in id) {
     const source = (opened.source = await createDirSource({ dir: id.dir, trustDomain: config.trustDomain, clock, onError, ...workload, ...(id.pollInterval !== undefined && { pollMs: id.pollInterval }) }));
     return { source, owned: true, startTimeout: id.startTimeout ?? DEFAULT_START_TIMEOUT_MS };
+  }
+  if (!id && config.controlPlane) {
+    // No identity of its own (nor SIDECARLESS_IDENTITY_DIR): the control plane's CA issues it (DESIGN.md).
+    // Not awaited: ready(startTimeout) bounds the wait for the first SVID, a slow CA included.
+    const cp = config.controlPlane;
+    const source = (opened.source = new IstioCaSource({ ...cp, trustDomain: config.trustDomain, spiffeId: config.spiffeId, clock, onError, onLifecycle: workload.onLifecycle }));
+    void source.start();
+    return { source, owned: true, startTimeout: DEFAULT_START_TIMEOUT_MS };
   }
   let ca: DevCa;
   if (id && 'ca' in id) ca = id.ca as DevCa;

@@ -32,6 +32,8 @@ export interface IstioCaServerOptions {
   trustDomain?: string;
   tokens?: Record<string, string>;
   clusterId?: string;
+  /** Listen on this port (a CA restarted at the same address); default any free one. */
+  port?: number;
 }
 
 export interface IstioCaServer {
@@ -43,12 +45,17 @@ export interface IstioCaServer {
   readonly rootFile: string;
   /** A root that has nothing to do with this CA. */
   readonly otherRootFile: string;
+  /** Calls answered (or refused), in order. */
   readonly calls: IstioCaCall[];
+  /** Calls that arrived (a delayed one counts before it is answered). */
+  readonly received: number;
   tokens(map: Record<string, string>): Promise<void>;
   cluster(id: string | null): Promise<void>;
   fault(fault: IstioCaFault, delayMs?: number): Promise<void>;
-  /** Resolves once `n` calls have been seen in all. */
+  /** Resolves once `n` calls have been answered in all. */
   waitForCalls(n: number, timeoutMs?: number): Promise<IstioCaCall[]>;
+  /** Resolves once `n` calls have arrived in all. */
+  waitForReceived(n: number, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -56,6 +63,7 @@ export async function startIstioCa(t: { after(fn: () => Promise<void>): void }, 
   const dir = tempDirFor(t, 'sidecarless-istio-ca-');
   const child = startPython('istio_ca_server.py', [JSON.stringify({ dir, ...o })]);
   const calls: IstioCaCall[] = [];
+  let received = 0;
   const acks: Array<() => void> = [];
   const callWaiters = new Set<() => void>();
   let stderr = '';
@@ -66,6 +74,10 @@ export async function startIstioCa(t: { after(fn: () => Promise<void>): void }, 
       const msg = JSON.parse(line) as { event: string; port?: number } & IstioCaCall;
       if (msg.event === 'listening') resolve(msg.port!);
       else if (msg.event === 'ok') acks.shift()?.();
+      else if (msg.event === 'received') {
+        received++;
+        for (const w of [...callWaiters]) w();
+      }
       else if (msg.event === 'call') {
         const { event: _e, ...call } = msg;
         calls.push(call as IstioCaCall);
@@ -75,6 +87,21 @@ export async function startIstioCa(t: { after(fn: () => Promise<void>): void }, 
     child.once('exit', (code) => reject(new Error(`istio_ca_server.py exited ${code}: ${stderr}`)));
     child.once('error', reject);
   });
+  const waitUntil = (done: () => boolean, what: string, timeoutMs: number) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!done()) return;
+        callWaiters.delete(check);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        callWaiters.delete(check);
+        reject(new Error(`the test Istio CA did not see ${what} in ${timeoutMs} ms: ${JSON.stringify(calls)}`));
+      }, timeoutMs);
+      callWaiters.add(check);
+      check();
+    });
   const send = (cmd: object) =>
     new Promise<void>((resolve) => {
       acks.push(resolve);
@@ -90,21 +117,11 @@ export async function startIstioCa(t: { after(fn: () => Promise<void>): void }, 
     tokens: (tokens) => send({ op: 'tokens', tokens }),
     cluster: (clusterId) => send({ op: 'cluster', clusterId }),
     fault: (fault, delayMs = 0) => send({ op: 'fault', fault, delayMs }),
-    waitForCalls: (n, timeoutMs = 10_000) =>
-      new Promise((resolve, reject) => {
-        const check = () => {
-          if (calls.length < n) return;
-          callWaiters.delete(check);
-          clearTimeout(timer);
-          resolve(calls.slice(0, n));
-        };
-        const timer = setTimeout(() => {
-          callWaiters.delete(check);
-          reject(new Error(`the test Istio CA saw ${calls.length} call(s) in ${timeoutMs} ms, not ${n}: ${JSON.stringify(calls)}`));
-        }, timeoutMs);
-        callWaiters.add(check);
-        check();
-      }),
+    get received() {
+      return received;
+    },
+    waitForCalls: (n, timeoutMs = 10_000) => waitUntil(() => calls.length >= n, `${n} answered call(s)`, timeoutMs).then(() => calls.slice(0, n)),
+    waitForReceived: (n, timeoutMs = 10_000) => waitUntil(() => received >= n, `${n} received call(s)`, timeoutMs),
     close: () => stop(child),
   };
   t.after(server.close);

@@ -13,12 +13,14 @@
 #   intermediate   true: workload certificates are issued by an intermediate (chain leaf, intermediate, root)
 #   plaintext      true: no TLS at all (to prove the client never falls back to it)
 #   trustDomain    default cluster.local
+#   port           default 0 (any free one); given, that port (a restart at the same address)
 # Commands on stdin, one JSON object a line, each answered {"event":"ok","op":...}:
 #   {"op":"tokens","tokens":{"<token>":"spiffe://..."}}   who each token is
 #   {"op":"cluster","clusterId":"Kubernetes"|null}         the cluster id callers must claim (null: any)
 #   {"op":"fault","fault":null|"bad-chain"|"other-key"|"short-chain"|"empty-chain"|"expired"|"not-pem","delayMs":0}
 # Each call is reported {"event":"call","token":...,"clusterid":...,"validity":...,"csrSans":[...],
-# "csrValid":bool,"issued":id|null,"serial":hex|null,"code":"OK"|name,"t":unix_ms}; the first line is
+# "csrValid":bool,"issued":id|null,"serial":hex|null,"code":"OK"|name,"t":unix_ms} when answered, and
+# {"event":"received"} as soon as it arrives (before a delay); the first line is
 # {"event":"listening","port":N}.
 import datetime
 import json
@@ -169,6 +171,7 @@ def csr_sans(text):
 class Service(ca_pb2_grpc.IstioCertificateServiceServicer):
     def CreateCertificate(self, request, context):
         meta = {k: v for k, v in context.invocation_metadata()}
+        emit({"event": "received"})
         record = {
             "event": "call",
             "token": meta.get("authorization", "")[len("Bearer "):] if meta.get("authorization", "").startswith("Bearer ") else None,
@@ -199,7 +202,7 @@ def main():
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     ca_pb2_grpc.add_IstioCertificateServiceServicer_to_server(Service(), server)
     if CFG.get("plaintext"):
-        port = server.add_insecure_port("localhost:0")
+        port = server.add_insecure_port(f"localhost:{CFG.get('port', 0)}")
     else:
         names = CFG.get("serverNames", ["istiod.istio-system.svc", "localhost"])
         skey = ec.generate_private_key(ec.SECP256R1())
@@ -214,7 +217,9 @@ def main():
         )
         key_pem = skey.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         creds = grpc.ssl_server_credentials([(key_pem, pem(scert).encode())])
-        port = server.add_secure_port("localhost:0", creds)
+        port = server.add_secure_port(f"localhost:{CFG.get('port', 0)}", creds)
+    if port == 0:
+        sys.exit(f"cannot listen on localhost:{CFG.get('port', 0)}")
     server.start()
     emit({"event": "listening", "port": port})
     for line in sys.stdin:
