@@ -421,13 +421,13 @@ export function formatIssues(
     const key = path.map(String).join('.');
     const variable = Object.entries({ ...ENV, ...CONTROL_PLANE_ENV }).find(([, k]) => k === key)?.[0];
     if (key === 'service') return `pass { service: 'orders' } or set ${variable}`;
-    if (key === 'controlPlane.token') return 'pass a token or { file }, or set SIDECARLESS_CONTROL_PLANE_TOKEN_FILE';
     return variable ? `pass it, or set ${variable}` : undefined;
   };
   return readableIssues(issues, input, schema, { noun: 'option', required }).map((i) => {
     const path = i.path.map(String).join('.') || '(root)';
     let message = i.message;
     if (path === 'identity' && message.startsWith('takes exactly one of')) message += `. For example ${IDENTITY_EXAMPLES}`;
+    if (path === 'controlPlane.token' && message.endsWith('got nothing')) message = 'is required: pass a token or { file }, or set SIDECARLESS_CONTROL_PLANE_TOKEN_FILE';
     if (/\.routes\.\d+\.retry\.budget$/.test(path) && message.startsWith('unknown option')) message = "a route has no budget of its own: set the service's retry.budget";
     // An endpoint string is read as { address } before it is judged: say both forms.
     if (/(^|\.)endpoints\.\d+$/.test(path) && message.startsWith('must be an object')) message = message.replace(/^must be an object \([^)]*\)/, `must be "host:port" or { address: "host:port", identity?, weight?, zone?, labels? }`);
