@@ -1,5 +1,5 @@
 // Renewal after a freeze: a child process holding an Istio CA source (test/fixtures/istio-ca/
-// freeze-child.ts) is SIGSTOPped across its SVID's renewal point (or its expiry) and SIGCONTed, as a
+// source-child.ts) is SIGSTOPped across its SVID's renewal point (or its expiry) and SIGCONTed, as a
 // serverless platform freezes and thaws a function. It must renew at its next use and never serve an
 // expired SVID; the test CA's record says when the renewal was asked.
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import { startIstioCa } from '../helpers/istio-ca-server.js';
 
 const ID = 'spiffe://cluster.local/ns/default/sa/orders';
-const CHILD = fileURLToPath(new URL('../fixtures/istio-ca/freeze-child.ts', import.meta.url));
+const CHILD = fileURLToPath(new URL('../fixtures/istio-ca/source-child.ts', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Line {
