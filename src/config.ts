@@ -298,7 +298,7 @@ const controlPlaneSchema = z
     /** The bearer token, or { file } read again on every use. */
     token: z.union([z.string().min(1), z.object({ file: z.string().min(1) }).strict()]),
     /** Istio's ClusterID header. */
-    clusterId: z.string().min(1).optional(),
+    clusterId: z.string().regex(/^[\x21-\x7e]+$/, 'must be visible ASCII without spaces (it is sent as a header), e.g. "Kubernetes"').optional(),
   })
   .strict();
 

@@ -160,6 +160,7 @@ describe('controlPlane options', () => {
     assert.match(messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r', token: '' } }), /- controlPlane\.token/);
     assert.match(messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r', token: { path: '/t' } } }), /- controlPlane\.token/);
     assert.match(messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r', token: 't', clusterID: 'K' } }), /- controlPlane\.clusterID: unknown option \(did you mean "clusterId"\?\)/);
+    assert.match(messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r', token: 't', clusterId: 'my cluster\n' } }), /- controlPlane\.clusterId must be visible ASCII without spaces \(it is sent as a header\)/);
     assert.match(messageOf({ service: 'a' }, { SIDECARLESS_CONTROL_PLANE: 'istiod:15012' }), /- controlPlane\.root is required: pass it, or set SIDECARLESS_CONTROL_PLANE_ROOT/);
     assert.match(messageOf({ service: 'a' }, { SIDECARLESS_CONTROL_PLANE: 'nope', SIDECARLESS_CONTROL_PLANE_ROOT: '/r', SIDECARLESS_CONTROL_PLANE_TOKEN_FILE: '/t' }), /- controlPlane\.address \(from SIDECARLESS_CONTROL_PLANE\) must be host:port/);
   });
