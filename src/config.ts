@@ -308,6 +308,47 @@ const adminSchema = z
   })
   .strict();
 
+/**
+ * A control plane with an Istio-compatible CA on a TLS port (istiod, `sidecarless control-plane`).
+ * Without `identity`, the workload's SVID comes from its CA (DESIGN.md). env:
+ * SIDECARLESS_CONTROL_PLANE (address), SIDECARLESS_CONTROL_PLANE_ROOT, SIDECARLESS_CONTROL_PLANE_TOKEN_FILE.
+ */
+const controlPlaneSchema = z
+  .object({
+    /** host:port of the control plane: istiod.istio-system.svc:15012. */
+    address,
+    /** PEM file of the root its TLS certificate chains to (pinned: the only trust anchor). */
+    root: z.string().min(1),
+    /** The bearer token, or { file } read again on every use. */
+    token: z.union([z.string().min(1), z.object({ file: z.string().min(1) }).strict()]),
+    /** Istio's ClusterID header. */
+    clusterId: z.string().regex(/^[\x21-\x7e]+$/, 'must be visible ASCII without spaces (it is sent as a header), e.g. "Kubernetes"').optional(),
+  })
+  .strict();
+
+/** Environment variables that fill unset `controlPlane` options (the code wins). */
+export const CONTROL_PLANE_ENV = {
+  SIDECARLESS_CONTROL_PLANE: 'controlPlane.address',
+  SIDECARLESS_CONTROL_PLANE_ROOT: 'controlPlane.root',
+  SIDECARLESS_CONTROL_PLANE_TOKEN_FILE: 'controlPlane.token.file',
+} as const;
+
+/** Fills unset controlPlane options from CONTROL_PLANE_ENV, in place; a token set in code is never replaced by the file. */
+function withControlPlaneEnv(out: Record<string, unknown>, env: NodeJS.ProcessEnv, origins: Map<string, string>): void {
+  const given = Object.entries(CONTROL_PLANE_ENV).filter(([name]) => env[name] !== undefined && env[name] !== '');
+  if (given.length === 0) return;
+  const inner = out.controlPlane ?? {};
+  if (inner === null || typeof inner !== 'object' || Array.isArray(inner)) return; // a wrong type: reported as such
+  const cp: Record<string, unknown> = { ...inner };
+  for (const [name, key] of given) {
+    const field = key.split('.')[1]!;
+    if (cp[field] !== undefined) continue;
+    cp[field] = field === 'token' ? { file: env[name] } : env[name];
+    origins.set(field === 'token' ? 'controlPlane.token' : key, name);
+  }
+  out.controlPlane = cp;
+}
+
 export const meshOptionsSchema = z
   .object({
     service: dnsLabel,
@@ -315,6 +356,7 @@ export const meshOptionsSchema = z
     trustDomain: trustDomain.default('cluster.local'),
     spiffeId: spiffeId.optional(),
     identity: identitySchema.optional(),
+    controlPlane: controlPlaneSchema.optional(),
     inbound: inboundSchema,
     outbound: outboundSchema,
     labels: z.record(z.string(), z.string()).default({}),
@@ -418,7 +460,7 @@ export function formatIssues(
   const envFor = (path: string) => [...origins].find(([p]) => path === p || path.startsWith(`${p}.`))?.[1];
   const required = (path: PropertyKey[]) => {
     const key = path.map(String).join('.');
-    const variable = Object.entries(ENV).find(([, k]) => k === key)?.[0];
+    const variable = Object.entries({ ...ENV, ...CONTROL_PLANE_ENV }).find(([, k]) => k === key)?.[0];
     if (key === 'service') return `pass { service: 'orders' } or set ${variable}`;
     return variable ? `pass it, or set ${variable}` : undefined;
   };
@@ -426,6 +468,7 @@ export function formatIssues(
     const path = i.path.map(String).join('.') || '(root)';
     let message = i.message;
     if (path === 'identity' && message.startsWith('takes exactly one of')) message += `. For example ${IDENTITY_EXAMPLES}`;
+    if (path === 'controlPlane.token' && message.endsWith('got nothing')) message = 'is required: pass a token or { file }, or set SIDECARLESS_CONTROL_PLANE_TOKEN_FILE';
     if (/\.routes\.\d+\.retry\.budget$/.test(path) && message.startsWith('unknown option')) message = "a route has no budget of its own: set the service's retry.budget";
     // An endpoint string is read as { address } before it is judged: say both forms.
     if (/(^|\.)endpoints\.\d+$/.test(path) && message.startsWith('must be an object')) message = message.replace(/^must be an object \([^)]*\)/, `must be "host:port" or { address: "host:port", identity?, weight?, zone?, labels? }`);
@@ -453,6 +496,7 @@ export function resolveConfig(input: MeshOptionsInput, env: NodeJS.ProcessEnv = 
     throw new ConfigError(`createMesh needs an options object, e.g. createMesh({ service: 'orders' }); got ${describe(input)}`);
   }
   const { options, origins } = withEnv(input as Record<string, unknown>, env);
+  withControlPlaneEnv(options, env, origins);
   const parsed = meshOptionsSchema.safeParse(options);
   if (!parsed.success) {
     const issues = formatIssues(parsed.error.issues, options, meshOptionsSchema, origins);

@@ -55,6 +55,8 @@ export { parseWorkloadApiAddress, type WorkloadApiAddress, WorkloadApiAddressErr
 export { validateJwtSvid, type ValidatedJwtSvid, type ValidateJwtSvidOptions, type JwtSvidAlgorithm, JWT_SVID_ALGORITHMS } from './identity/jwt-svid.js';
 export { parseJwtBundle, type JwtBundle, type JwtBundleSet, type JwtKey } from './identity/jwt-bundle.js';
 export { JwtWorkloadClient, type JwtWorkloadClientOptions, type JwtClientStatus, type JwtBundlesState } from './sources/workload-api-jwt.js';
+export { istioCaIssuer, type IstioCaIssuerOptions, type ClosableIssuer } from './sources/issuers/istio-ca.js';
+export { IstioCaSource, createIstioCaSource, type IstioCaSourceOptions } from './sources/istio-ca.js';
 export { type MeshOptionsInput as MeshOptions, type EndpointConfig, type EndpointInput, type Logger } from './config.js';
 export { OutboundTimeoutError, EndpointConnectError, EndpointFailedError, MeshClosedError, UnknownServiceError, PendingConfigError } from './outbound/errors.js';
 export { type OutboundServiceStats, type OutboundEndpointStats } from './outbound/service.js';

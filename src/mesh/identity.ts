@@ -1,7 +1,9 @@
 /**
  * The workload's identity source, from `identity` in the options: a user's source (pinned to the
- * mesh's SPIFFE ID), a watched directory, the SPIFFE Workload API (grpc-js is loaded only then),
- * or a dev CA (given, or made in process with a warning).
+ * mesh's SPIFFE ID), a watched directory, the SPIFFE Workload API, the control plane's CA
+ * (`controlPlane` without `identity`; both load grpc-js, only then), or a dev CA (given, or made in
+ * process with a warning). config.ts has applied the precedence of DESIGN.md: explicit identity >
+ * SIDECARLESS_IDENTITY_DIR > SPIFFE_ENDPOINT_SOCKET > the control plane's CA > dev CA.
  */
 import { type Clock } from '../clock.js';
 import { type Logger, type MeshConfig } from '../config.js';
@@ -10,6 +12,7 @@ import { createDevCa, type DevCa } from '../identity/dev-ca.js';
 import { createDevCaSource } from '../sources/dev-ca.js';
 import { createDirSource } from '../sources/dir.js';
 import { createWorkloadApiSource } from '../sources/workload-api.js';
+import { IstioCaSource } from '../sources/istio-ca.js';
 import { type X509Source } from '../sources/source.js';
 import { pinUserSource, workloadSourceOptions } from '../sources/workload.js';
 
@@ -52,12 +55,20 @@ export async function openSource(config: MeshConfig, logger: Logger, clock: Cloc
     }));
     return { source, owned: true, startTimeout: w.startTimeout ?? id.startTimeout ?? DEFAULT_START_TIMEOUT_MS };
   }
+  if (!id && config.controlPlane) {
+    // No identity of its own (nor SIDECARLESS_IDENTITY_DIR): the control plane's CA issues it (DESIGN.md).
+    // Not awaited: ready(startTimeout) bounds the wait for the first SVID, a slow CA included.
+    const cp = config.controlPlane;
+    const source = (opened.source = new IstioCaSource({ ...cp, trustDomain: config.trustDomain, spiffeId: config.spiffeId, clock, onError, onLifecycle: workload.onLifecycle }));
+    void source.start();
+    return { source, owned: true, startTimeout: DEFAULT_START_TIMEOUT_MS };
+  }
   let ca: DevCa;
   if (id && 'ca' in id) ca = id.ca as DevCa;
   else {
     logger.warn(
       `no identity configured: using an in-process dev CA for ${config.spiffeId}. For development only: processes with ` +
-        `different dev CAs cannot talk. Set identity.dir (or SIDECARLESS_IDENTITY_DIR), or identity.workloadApi (or SPIFFE_ENDPOINT_SOCKET) for a SPIRE agent, for real deployments.`,
+        `different dev CAs cannot talk. Set identity.dir (or SIDECARLESS_IDENTITY_DIR), identity.workloadApi (or SPIFFE_ENDPOINT_SOCKET) for a SPIRE agent, or controlPlane for istiod, for real deployments.`,
     );
     ca = await createDevCa({ trustDomain: config.trustDomain, clock });
   }

@@ -86,6 +86,7 @@ export class RenewingSource extends CoreBackedSource {
       this.#attempt = 0;
       this.#schedule(rotationTime(Math.max(svid.notBefore, this.core.clock.now()), svid.notAfter, this.#opts.random));
     } catch (e) {
+      if (this.core.closed) return; // an issuance cut short by close() is not a failure to report
       const err = e instanceof Error ? e : new Error(String(e));
       this.core.fail(err);
       this.#opts.onError?.(err);

@@ -1,0 +1,260 @@
+/**
+ * istiod's CA as an Issuer: `/istio.v1.auth.IstioCertificateService/CreateCertificate`, what
+ * istio-agent asks for a workload certificate, spoken directly (no agent).
+ *
+ * - TLS only, whose one trust anchor is the pinned `root` file (never the system roots, never
+ *   plaintext); the name checked is the address's host (`istiod.istio-system.svc`). The root file is
+ *   read for every call and a changed file re-dials, so a rotated root-cert.pem is picked up; any
+ *   failed call re-dials too (as istio-agent does).
+ * - Call metadata: `authorization: Bearer <token>`, the token read again for every call (a file is
+ *   rotated in place by the kubelet), and `ClusterID` when set. grpc-js sends metadata only on a
+ *   connection whose server certificate verified: the token never reaches an unverified server.
+ * - Request `{ csr, validity_duration }`; answer `cert_chain`, leaf first, root last, one PEM each.
+ *   istiod issues the identity of the TOKEN, not what the CSR asks: a leaf for another SPIFFE ID is
+ *   refused here with a message that says the token belongs to another workload.
+ * - The bundle of the mesh's trust domain is the chain's root plus the roots in the pinned file
+ *   (during a root rotation istiod's root-cert.pem carries both). The CA's root is trusted because
+ *   the channel it came over is authenticated by the pinned root: it is the same authority that
+ *   signs the SVID. The RenewingSource then verifies the chain against that bundle, the key against
+ *   the leaf, and the ID again.
+ */
+import { readFile } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
+import { type Socket } from 'node:net';
+import type { ChannelCredentials, Client, Metadata, ServiceError } from '@grpc/grpc-js';
+import { parseCertificate } from '../../identity/certificate.js';
+import { pemToCertDers } from '../../identity/pem.js';
+import { IstioCertificateService, type IstioCertificateResponse } from '../../proto/istio/ca.js';
+import { type Grpc, grpcCode, loadGrpc } from '../grpc.js';
+import { type IssuedChain, type Issuer } from '../renewing.js';
+import { type TokenSpec, readToken, tokenOrigin } from './bearer-token.js';
+
+export interface IstioCaIssuerOptions {
+  /** `host:port` of the CA: istiod.istio-system.svc:15012. */
+  readonly address: string;
+  /** PEM file of the root that signed the CA's serving certificate (/var/run/secrets/istio/root-cert.pem). */
+  readonly root: string;
+  /** The bearer token, or the file to read it from for every call (/var/run/secrets/tokens/istio-token). */
+  readonly token: TokenSpec;
+  /** Sent as `ClusterID` metadata (istiod: the cluster the token's service account lives in). */
+  readonly clusterId?: string;
+  /** The mesh's trust domain: the bundle's. */
+  readonly trustDomain: string;
+  /**
+   * The name the CA's certificate must carry; default the address's host. Set it when the address
+   * is an IP address (a test, a bench) and the certificate names istiod.istio-system.svc.
+   */
+  readonly serverName?: string;
+  /** Deadline of one call; default 10 s. */
+  readonly callTimeoutMs?: number;
+}
+
+export const DEFAULT_ISTIO_CA_CALL_TIMEOUT_MS = 10_000;
+/** Largest answer taken from the CA (a chain is a few KiB). */
+const MAX_ANSWER_BYTES = 1 << 20;
+
+/** An Issuer that also owns a gRPC channel: close() closes it. */
+export interface ClosableIssuer extends Issuer {
+  close(): void;
+}
+
+/** The host of `host:port` (IPv6 in brackets), for the TLS name check. */
+function hostOf(address: string): string {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):\d+$/.exec(address);
+  if (!m) throw new Error(`the control-plane address "${address}" is not host:port (IPv6 as [::1]:port)`);
+  return (m[1] ?? m[2])!;
+}
+
+export function istioCaIssuer(opts: IstioCaIssuerOptions): ClosableIssuer {
+  const host = hostOf(opts.address);
+  const description = `Istio CA at ${opts.address}`;
+  const channel = new PinnedChannel(opts, host);
+  return {
+    description,
+    trustDomain: opts.trustDomain,
+    issue: async ({ csrPem, spiffeId, ttlMs }) => {
+      const rootPem = await readRoot(opts.root);
+      const token = await readToken(opts.token);
+      const grpc = await loadGrpc();
+      const md = new grpc.Metadata();
+      md.set('authorization', `Bearer ${token}`);
+      if (opts.clusterId !== undefined) md.set('ClusterID', opts.clusterId);
+      const validityDuration = Math.ceil((ttlMs ?? 24 * 3_600_000) / 1000);
+      let answer: IstioCertificateResponse;
+      try {
+        answer = await channel.call(grpc, rootPem, { csr: csrPem, validityDuration }, md);
+      } catch (e) {
+        channel.reset(); // re-dial on the next call, as istio-agent does after any error
+        throw callError(e, opts, description);
+      }
+      return chainOf(answer, rootPem, spiffeId, opts, description);
+    },
+    close: () => channel.close(),
+  };
+}
+
+/** The pinned root file: one or more PEM certificates. */
+async function readRoot(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read the control-plane root ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : (e as Error).message}. Mount the CA's root there (istiod: ConfigMap istio-ca-root-cert) or fix controlPlane.root`, { cause: e });
+  }
+  let count: number;
+  try {
+    count = pemToCertDers(text).map(parseCertificate).length;
+  } catch (e) {
+    throw new Error(`the control-plane root ${path} holds a certificate that cannot be parsed: ${(e as Error).message}`, { cause: e });
+  }
+  if (count === 0) throw new Error(`the control-plane root ${path} holds no PEM CERTIFICATE block`);
+  return text;
+}
+
+/** One grpc-js client over TLS pinned to the root it was made with; made again when the root changes. */
+class PinnedChannel {
+  #client: Client | undefined;
+  #rootPem: string | undefined;
+  /** The client's TCP sockets, a TLS handshake in progress included (grpc-js does not end those on close). */
+  #sockets = new Set<Socket>();
+  #closed = false;
+  readonly #inFlight = new Set<{ cancel(): void }>();
+
+  constructor(
+    private readonly opts: IstioCaIssuerOptions,
+    private readonly host: string,
+  ) {}
+
+  #clientFor(grpc: Grpc, rootPem: string): Client {
+    if (this.#client && this.#rootPem === rootPem) return this.#client;
+    this.reset();
+    // `ca` given: Node trusts these roots only, not its built-in list.
+    const creds = grpc.credentials.createFromSecureContext(createSecureContext({ ca: rootPem, minVersion: 'TLSv1.2' }));
+    const serverName = this.opts.serverName;
+    this.#sockets = new Set();
+    this.#client = new grpc.Client(`dns:${this.opts.address}`, tracked(creds, this.#sockets), {
+      'grpc.max_receive_message_length': MAX_ANSWER_BYTES,
+      'grpc.use_local_subchannel_pool': 1, // connections of its own, closed with it
+      'grpc.enable_retries': 0,
+      ...(serverName !== undefined && serverName !== this.host && { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName }),
+    });
+    this.#rootPem = rootPem;
+    return this.#client;
+  }
+
+  call(grpc: Grpc, rootPem: string, request: { csr: string; validityDuration: number }, md: Metadata): Promise<IstioCertificateResponse> {
+    if (this.#closed) return Promise.reject(new Error('the Istio CA issuer is closed'));
+    const client = this.#clientFor(grpc, rootPem);
+    const def = IstioCertificateService.CreateCertificate;
+    const deadline = Date.now() + (this.opts.callTimeoutMs ?? DEFAULT_ISTIO_CA_CALL_TIMEOUT_MS);
+    return new Promise((resolve, reject) => {
+      const call = client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, request, md, { deadline }, (err, res) => {
+        this.#inFlight.delete(call);
+        if (err || !res) reject(err ?? new Error('no answer'));
+        else resolve(res);
+      });
+      this.#inFlight.add(call);
+    });
+  }
+
+  reset(): void {
+    this.#client?.close();
+    for (const socket of this.#sockets) socket.destroy();
+    this.#sockets.clear();
+    this.#client = undefined;
+    this.#rootPem = undefined;
+  }
+
+  /** Closes the channel; a call in flight is cancelled. */
+  close(): void {
+    this.#closed = true;
+    for (const call of this.#inFlight) call.cancel();
+    this.#inFlight.clear();
+    this.reset();
+  }
+}
+
+/**
+ * The credentials, telling `sockets` of every TCP socket they secure. grpc-js's channel close leaves
+ * a connection whose TLS handshake has not finished open (a server that never answers would keep it,
+ * and the process, alive): reset() destroys them. Wraps grpc-js's connector hook (1.14), which
+ * test/sources/istio-ca.test.ts and test/security/istio-ca.test.ts hold to this.
+ */
+function tracked(creds: ChannelCredentials, sockets: Set<Socket>): ChannelCredentials {
+  const wrapped = Object.create(creds) as ChannelCredentials;
+  wrapped._createSecureConnector = (...args) => {
+    const inner = creds._createSecureConnector(...args);
+    return Object.assign(Object.create(inner) as typeof inner, {
+      connect: (socket: Socket) => {
+        sockets.add(socket);
+        socket.once('close', () => sockets.delete(socket));
+        return inner.connect(socket);
+      },
+    });
+  };
+  return wrapped;
+}
+
+const CODE_NAMES: Record<number, string> = {
+  1: 'CANCELLED', 2: 'UNKNOWN', 3: 'INVALID_ARGUMENT', 4: 'DEADLINE_EXCEEDED', 5: 'NOT_FOUND', 6: 'ALREADY_EXISTS',
+  7: 'PERMISSION_DENIED', 8: 'RESOURCE_EXHAUSTED', 9: 'FAILED_PRECONDITION', 10: 'ABORTED', 11: 'OUT_OF_RANGE',
+  12: 'UNIMPLEMENTED', 13: 'INTERNAL', 14: 'UNAVAILABLE', 15: 'DATA_LOSS', 16: 'UNAUTHENTICATED',
+};
+
+/** A failed call as a message that names the CA, the gRPC code and what to do. */
+function callError(e: unknown, opts: IstioCaIssuerOptions, description: string): Error {
+  const code = grpcCode(e);
+  if (code === undefined) return e instanceof Error ? e : new Error(String(e));
+  const name = CODE_NAMES[code] ?? `code ${code}`;
+  const details = (e as ServiceError).details || (e as Error).message;
+  const where = `the ${description} (TLS pinned to ${opts.root})`;
+  switch (name) {
+    case 'UNAUTHENTICATED':
+      return new Error(
+        `the ${description} refused ${tokenOrigin(opts.token)} (UNAUTHENTICATED: ${details}): ` +
+          `it must be a service-account token the CA accepts (istiod: audience istio-ca)` +
+          (opts.clusterId !== undefined ? `, for cluster ${opts.clusterId}` : '') + ', and not expired',
+        { cause: e },
+      );
+    case 'UNAVAILABLE':
+      return new Error(`cannot reach ${where} (UNAVAILABLE: ${details}): check the address, and that its certificate is issued by that root for ${opts.serverName ?? hostOfSafe(opts.address)}`, { cause: e });
+    case 'DEADLINE_EXCEEDED':
+      return new Error(`${where} did not answer within ${opts.callTimeoutMs ?? DEFAULT_ISTIO_CA_CALL_TIMEOUT_MS} ms (DEADLINE_EXCEEDED)`, { cause: e });
+    default:
+      return new Error(`${where} failed the certificate request (${name}: ${details})`, { cause: e });
+  }
+}
+
+function hostOfSafe(address: string): string {
+  try {
+    return hostOf(address);
+  } catch {
+    return address;
+  }
+}
+
+/** The CA's answer as a chain (leaf first) and the bundle (its root plus the pinned roots). */
+function chainOf(answer: IstioCertificateResponse, rootPem: string, spiffeId: string, opts: IstioCaIssuerOptions, description: string): IssuedChain {
+  const chain = answer.certChain;
+  if (chain.length <= 1) {
+    throw new Error(`the ${description} answered a cert_chain of ${chain.length} certificate(s): it must hold the leaf first and the root last`);
+  }
+  chain.forEach((pem, i) => {
+    let n: number;
+    try {
+      n = pemToCertDers(pem).length;
+    } catch {
+      n = 0;
+    }
+    if (n !== 1) throw new Error(`element ${i} of the cert_chain from the ${description} is not one PEM certificate (${n} found)`);
+  });
+  const leafUris = parseCertificate(pemToCertDers(chain[0]!)[0]!).uris;
+  if (leafUris.length === 1 && leafUris[0] !== spiffeId) {
+    throw new Error(
+      `the ${description} issued a certificate for ${leafUris[0]}, not for ${spiffeId}: ${tokenOrigin(opts.token)} belongs to another workload ` +
+        `(istiod issues the identity of the token's service account, whatever the CSR asks). Refused: mount the token of ${spiffeId}'s service account, or set service/namespace to the token's`,
+    );
+  }
+  const nl = (s: string) => (s.endsWith('\n') ? s : `${s}\n`);
+  return { certChainPem: chain.map(nl).join(''), bundlePem: nl(chain[chain.length - 1]!) + nl(rootPem) };
+}
