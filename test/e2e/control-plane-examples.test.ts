@@ -1,8 +1,12 @@
 // examples/control-plane/*.ts as a user runs them, against servers of the same protocols on the
-// second stack (Python gRPC C-core): a Workload API server standing in for the SPIRE agent.
+// second stack (Python gRPC C-core): a Workload API server standing in for the SPIRE agent, and a
+// test Istio CA (python3-cryptography signing) standing in for istiod.
 import { test } from 'node:test';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { createDevCa } from '../../src/identity/dev-ca.js';
+import { startIstioCa } from '../helpers/istio-ca-server.js';
 import { WorkloadServer, wireSvid } from '../helpers/workload-server.js';
 import { waitFor } from '../helpers/net.js';
 import { run, startService, tsxArgs } from './process.js';
@@ -34,4 +38,19 @@ test('examples/control-plane/spire.ts without SPIFFE_ENDPOINT_SOCKET: says what 
   const r = await run(process.execPath, tsxArgs('examples/control-plane/spire.ts'), { env: { SPIFFE_ENDPOINT_SOCKET: '' }, timeoutMs: 60_000 });
   assert.equal(r.code, 2);
   assert.match(r.stderr, /set SPIFFE_ENDPOINT_SOCKET/);
+});
+
+test('examples/control-plane/istio-ca.ts: the SVID istiod’s CA issues for the token, served and called over mTLS, the token and ClusterID sent as istiod expects', async (t) => {
+  const ORDERS = 'spiffe://cluster.local/ns/default/sa/orders';
+  const ca = await startIstioCa(t, { tokens: { 'tok-orders': ORDERS }, clusterId: 'Kubernetes' });
+  const tokenFile = join(ca.dir, 'istio-token');
+  await writeFile(tokenFile, 'tok-orders');
+  const env = { ISTIOD: ca.address, ISTIO_ROOT: ca.rootFile, ISTIO_TOKEN: tokenFile, SIDECARLESS_IDENTITY_DIR: '', SPIFFE_ENDPOINT_SOCKET: '' };
+  const r = await run(process.execPath, tsxArgs('examples/control-plane/istio-ca.ts'), { env, timeoutMs: 60_000 });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, new RegExp(`orders ${ORDERS} from Istio CA at ${ca.address} \\(serial \\w+, valid until \\S+, next renewal \\S+\\)`));
+  assert.match(r.stdout, new RegExp(`orders → orders: 200 \\{"caller":"${ORDERS}"\\}`));
+  const call = ca.calls.find((c) => c.issued === ORDERS)!;
+  assert.equal(call.authorization, 'Bearer tok-orders');
+  assert.equal(call.clusterid, 'Kubernetes');
 });
