@@ -196,13 +196,13 @@ export class DevCa {
     return x509.X509CertificateGenerator.create({
       serialNumber: randomSerial(),
       subject: params.subject ?? 'O=SPIFFE',
-      issuer: issuer.cert.subject,
+      issuer: issuer.cert.subjectName,
       notBefore: new Date(params.notBefore),
       notAfter: new Date(params.notAfter),
       publicKey: params.publicKey,
       signingKey: issuer.keys.privateKey,
       signingAlgorithm: signingAlgorithm(this.keyType),
-      extensions: [...params.extensions, await x509.AuthorityKeyIdentifierExtension.create(issuer.keys.publicKey)],
+      extensions: [...params.extensions, await authorityKeyId(issuer)],
     });
   }
 
@@ -210,6 +210,14 @@ export class DevCa {
   get intermediatesPem(): string {
     return this.#chain.map((a) => a.cert.toString('pem') + '\n').join('');
   }
+}
+
+/** The issuer's key identifier extension, computed once per authority (a SHA-1 of its key). */
+const AKI = new WeakMap<Authority, Promise<x509.Extension>>();
+function authorityKeyId(a: Authority): Promise<x509.Extension> {
+  let ext = AKI.get(a);
+  if (!ext) AKI.set(a, (ext = loadX509().AuthorityKeyIdentifierExtension.create(a.keys.publicKey)));
+  return ext;
 }
 
 /** `createDevCa()` — the public entry: an in-process CA for development and tests. */
