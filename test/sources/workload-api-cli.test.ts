@@ -56,6 +56,7 @@ test('two SVIDs with hints and a federated bundle: each reported, exit 0', async
   assert.equal(line(second, 'spiffe id'), b.spiffeId);
   assert.equal(line(second, 'hint'), '"external"');
   assert.match(r.stdout, /^federated bundles\n {2}partner\.org {2}1 root$/m);
+  await server.waitForCalls(1); // the server's record comes on another pipe than its message
   assert.equal(server.calls.length, 1);
   assert.deepEqual(server.calls[0]!.metadata.filter(([k]) => k === 'workload.spiffe.io'), [['workload.spiffe.io', 'true']]);
 });

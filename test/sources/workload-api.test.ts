@@ -191,6 +191,7 @@ test('PermissionDenied then Unavailable at start: retries at 1 s, 2 s, 4 s on th
   await until(() => /UNAVAILABLE \(14\): workload attestation failed; reconnecting in 4\.0 s/.test(source.status().lastError ?? ''), 'the third failure');
   clock.advance(4000);
   await ready;
+  await server.waitForCalls(4); // the server's record comes on another pipe than its message
   assert.equal(server.calls.length, 4);
   assert.deepEqual(server.calls.map((c) => c.outcome), ['PERMISSION_DENIED', 'PERMISSION_DENIED', 'UNAVAILABLE', 'stream']);
   assert.equal(source.status().state, 'ready');
@@ -374,6 +375,7 @@ test('TCP: tcp://127.0.0.1:<port> works the same, header included', async (t) =>
   assert.match(r.server.address, /^tcp:\/\/127\.0\.0\.1:\d+$/);
   await r.source.ready(5_000);
   assert.equal(r.source.status().serialNumber, svid.serialNumber);
+  await r.server.waitForCalls(1);
   assert.deepEqual(r.server.calls[0]!.metadata.filter(([k]) => k === 'workload.spiffe.io'), [['workload.spiffe.io', 'true']]);
   const next = await ca.issue({ spiffeId: ID });
   await r.server.state([wireSvid(next)]);
@@ -393,5 +395,6 @@ test('the server refuses a call without the header with InvalidArgument, as SPIR
   });
   client.close();
   assert.deepEqual({ code: status.code, details: status.details }, { code: grpc.status.INVALID_ARGUMENT, details: 'security header missing from request' });
+  await server.waitForCalls(1);
   assert.equal(server.calls[0]!.outcome, 'INVALID_ARGUMENT');
 });
