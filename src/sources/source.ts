@@ -146,7 +146,7 @@ export class SourceCore {
     const previous = this.#svid;
     const changed = !previous || previous.chain[0]!.fingerprint !== svid.chain[0]!.fingerprint || previous.notAfter !== svid.notAfter;
     const renewedAfter = previous && changed && this.#phase !== 'fresh' ? this.#phase : undefined;
-    if (previous) this.#rotations++;
+    if (previous && changed) this.#rotations++; // the same SVID again (a Workload API reconnect) is no rotation
     this.#svid = svid;
     this.#bundles = bundles;
     this.#lastError = undefined;
