@@ -1,5 +1,6 @@
 // Loopback-only networking helpers: listen on 127.0.0.1:0 and a raw TLS client that writes request
 // bytes itself (a client library would normalize them away) and reports what came back.
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { type Server, type Socket as NetSocket, createServer as createNetServer } from 'node:net';
 import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 
@@ -191,4 +192,16 @@ export async function frontFor(inner: { emit(event: 'connection', socket: NetSoc
       await closeServer(front);
     },
   };
+}
+
+/** Every TCP socket this process connects to `port` while the test runs (grpc-js connects with net.connect). */
+export function socketsTo(t: { after(fn: () => void): void }, port: number): NetSocket[] {
+  const sockets: NetSocket[] = [];
+  const seen = (m: unknown) => {
+    const socket = (m as { socket: NetSocket }).socket;
+    socket.once('connect', () => socket.remotePort === port && sockets.push(socket));
+  };
+  diagnosticsChannel.subscribe('net.client.socket', seen);
+  t.after(() => diagnosticsChannel.unsubscribe('net.client.socket', seen));
+  return sockets;
 }

@@ -2,9 +2,7 @@
 // Istio CA (DESIGN.md), here the test CA on the second stack. Real meshes serve and fetch over mTLS
 // with SVIDs that CA issued; options and environment variables; precedence; startTimeout; close.
 import assert from 'node:assert/strict';
-import diagnostics from 'node:diagnostics_channel';
 import { writeFile } from 'node:fs/promises';
-import { type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { VirtualClock } from '../../src/clock.js';
@@ -12,7 +10,7 @@ import { resolveConfig } from '../../src/config.js';
 import { ConfigError, createDevCa, createMesh, peerOf, type Mesh } from '../../src/index.js';
 import { filesOf, writeSvidDir } from '../helpers/certs.js';
 import { type IstioCaServer, startIstioCa } from '../helpers/istio-ca-server.js';
-import { closeServer, listen } from '../helpers/net.js';
+import { closeServer, listen, socketsTo } from '../helpers/net.js';
 import { tempDirFor } from '../helpers/tmp.js';
 
 const TD = 'cluster.local';
@@ -130,13 +128,7 @@ describe('identity from the control plane’s CA', () => {
 
   test('closing the mesh closes the gRPC channel to the CA', async (t) => {
     const ca = await startIstioCa(t, { tokens: { tok: ORDERS } });
-    const sockets: Socket[] = [];
-    const seen = (m: unknown) => {
-      const socket = (m as { socket: Socket }).socket;
-      socket.once('connect', () => socket.remotePort === ca.port && sockets.push(socket));
-    };
-    diagnostics.subscribe('net.client.socket', seen);
-    t.after(() => diagnostics.unsubscribe('net.client.socket', seen));
+    const sockets = socketsTo(t, ca.port);
     const m = await createMesh({ service: 'orders', logger: recorder().logger, controlPlane: { address: ca.address, root: ca.rootFile, token: 'tok' } });
     assert.ok(sockets.some((s) => !s.destroyed));
     await m.close();

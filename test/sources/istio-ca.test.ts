@@ -3,8 +3,6 @@
 // behaves like istiod: it authenticates `authorization: Bearer <token>` and `clusterid`, verifies
 // the CSR, and issues the TOKEN's identity for validity_duration seconds, leaf first and root last.
 import assert from 'node:assert/strict';
-import diagnostics from 'node:diagnostics_channel';
-import { type Socket } from 'node:net';
 import { copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -14,6 +12,7 @@ import { type IstioCaSourceOptions, IstioCaSource, createIstioCaSource } from '.
 import { createCsr, generateKeyPair } from '../../src/identity/keys.js';
 import { x509 } from '../helpers/x509.js';
 import { type IstioCaServer, startIstioCa } from '../helpers/istio-ca-server.js';
+import { socketsTo } from '../helpers/net.js';
 
 const TD = 'cluster.local';
 const ORDERS = `spiffe://${TD}/ns/default/sa/orders`;
@@ -223,14 +222,7 @@ describe('renewal and the root', () => {
 
   test('close() cancels a call in flight and closes the channel: no connection of ours stays open', async (t) => {
     const ca = await startIstioCa(t, { tokens: { tok: ORDERS } });
-    // Every TCP socket this process opens to the CA (grpc-js connects with net.connect).
-    const sockets: Socket[] = [];
-    const seen = (m: unknown) => {
-      const socket = (m as { socket: Socket }).socket;
-      socket.once('connect', () => socket.remotePort === ca.port && sockets.push(socket));
-    };
-    diagnostics.subscribe('net.client.socket', seen);
-    t.after(() => diagnostics.unsubscribe('net.client.socket', seen));
+    const sockets = socketsTo(t, ca.port);
     const { source, errors } = sourceOf(t, ca, { token: 'tok' });
     await source.start();
     const toCa = () => sockets;
