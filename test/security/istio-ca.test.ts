@@ -38,6 +38,8 @@ describe('a CA whose answer must be refused (the last good SVID kept, the error 
     // The last element is taken as the CA's root: one that names spiffe://partner.example would have
     // made this workload trust partner.example's peers as the CA's word.
     ['foreign-root', /answered a bundle with roots of trust domain partner\.example: a CA of cluster\.local vouches for cluster\.local only/],
+    // 1001 certificates: refused by their number before any is parsed (parsing them all blocked the event loop for ~0.4 s).
+    ['long-chain', /answered a cert_chain of 1001 certificates: more than 8 \(the leaf, at most 6 intermediates and the root\)/],
     ['other-id', new RegExp(`issued a certificate for ${ADMIN}, not for ${ORDERS}: the token given in controlPlane\\.token belongs to another workload`)],
   ];
   for (const [fault, why] of cases) {

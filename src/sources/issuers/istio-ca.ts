@@ -24,6 +24,7 @@ import { type Socket } from 'node:net';
 import type { ChannelCredentials, Client, Metadata, ServiceError } from '@grpc/grpc-js';
 import { parseCertificate } from '../../identity/certificate.js';
 import { pemToCertDers } from '../../identity/pem.js';
+import { MAX_CHAIN_CERTIFICATES, MAX_INTERMEDIATES } from '../../identity/svid.js';
 import { IstioCertificateService, type IstioCertificateResponse } from '../../proto/istio/ca.js';
 import { type Grpc, grpcCode, loadGrpc } from '../grpc.js';
 import { type IssuedChain, type Issuer } from '../renewing.js';
@@ -238,6 +239,10 @@ function chainOf(answer: IstioCertificateResponse, rootPem: string, spiffeId: st
   const chain = answer.certChain;
   if (chain.length <= 1) {
     throw new Error(`the ${description} answered a cert_chain of ${chain.length} certificate(s): it must hold the leaf first and the root last`);
+  }
+  if (chain.length > MAX_CHAIN_CERTIFICATES) {
+    // Counted before any is parsed: a CA's answer cannot hold the event loop with a thousand certificates.
+    throw new Error(`the ${description} answered a cert_chain of ${chain.length} certificates: more than ${MAX_CHAIN_CERTIFICATES} (the leaf, at most ${MAX_INTERMEDIATES} intermediates and the root)`);
   }
   chain.forEach((pem, i) => {
     let n: number;

@@ -17,7 +17,7 @@
 # Commands on stdin, one JSON object a line, each answered {"event":"ok","op":...}:
 #   {"op":"tokens","tokens":{"<token>":"spiffe://..."}}   who each token is
 #   {"op":"cluster","clusterId":"Kubernetes"|null}         the cluster id callers must claim (null: any)
-#   {"op":"fault","fault":null|"bad-chain"|"other-key"|"short-chain"|"empty-chain"|"expired"|"not-pem"|"foreign-root","delayMs":0}
+#   {"op":"fault","fault":null|"bad-chain"|"other-key"|"short-chain"|"empty-chain"|"expired"|"not-pem"|"foreign-root"|"long-chain","delayMs":0}
 # Each call is reported {"event":"call","token":...,"clusterid":...,"validity":...,"csrSans":[...],
 # "csrValid":bool,"issued":id|null,"serial":hex|null,"code":"OK"|name,"t":unix_ms} when answered, and
 # {"event":"received"} as soon as it arrives (before a delay); the first line is
@@ -159,6 +159,8 @@ def issue(request, identity):
         chain = []
     if fault == "foreign-root":
         chain = chain + [pem(PARTNER)]  # root last: a root that names another trust domain
+    if fault == "long-chain":
+        chain = [pem(cert)] + [pem(ROOT)] * 1000  # ~700 KiB, under the 1 MiB message limit
     if fault == "not-pem":
         chain = ["not a certificate\n", pem(ROOT)]
     return chain, cert
