@@ -473,6 +473,11 @@ export function formatIssues(
     // An endpoint string is read as { address } before it is judged: say both forms.
     if (/(^|\.)endpoints\.\d+$/.test(path) && message.startsWith('must be an object')) message = message.replace(/^must be an object \([^)]*\)/, `must be "host:port" or { address: "host:port", identity?, weight?, zone?, labels? }`);
     const env = envFor(path);
+    if (!env && path.startsWith('controlPlane.') && message.startsWith('is required')) {
+      // The control plane came from the environment, not from code: say which variable made it one.
+      const from = [...new Set([...origins].filter(([p]) => p.startsWith('controlPlane.')).map(([, v]) => v))];
+      if (from.length > 0) message += ` (${from.join(' and ')} ${from.length > 1 ? 'are' : 'is'} set: a control plane needs address, root and token)`;
+    }
     return env ? { path, message, env } : { path, message };
   });
 }

@@ -161,7 +161,13 @@ describe('controlPlane options', () => {
     assert.match(messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r', token: { path: '/t' } } }), /- controlPlane\.token/);
     assert.match(messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r', token: 't', clusterID: 'K' } }), /- controlPlane\.clusterID: unknown option \(did you mean "clusterId"\?\)/);
     assert.match(messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r', token: 't', clusterId: 'my cluster\n' } }), /- controlPlane\.clusterId must be visible ASCII without spaces \(it is sent as a header\)/);
-    assert.match(messageOf({ service: 'a' }, { SIDECARLESS_CONTROL_PLANE: 'istiod:15012' }), /- controlPlane\.root is required: pass it, or set SIDECARLESS_CONTROL_PLANE_ROOT/);
+    assert.match(messageOf({ service: 'a' }, { SIDECARLESS_CONTROL_PLANE: 'istiod:15012' }), /- controlPlane\.root is required: pass it, or set SIDECARLESS_CONTROL_PLANE_ROOT \(SIDECARLESS_CONTROL_PLANE is set: a control plane needs address, root and token\)/);
+    // Only the token file in the environment (a pod template that mounts it for every container): both missing fields say why a control plane is wanted at all.
+    const tokenOnly = messageOf({ service: 'a' }, { SIDECARLESS_CONTROL_PLANE_TOKEN_FILE: '/t' });
+    assert.match(tokenOnly, /- controlPlane\.address is required: pass it, or set SIDECARLESS_CONTROL_PLANE \(SIDECARLESS_CONTROL_PLANE_TOKEN_FILE is set/);
+    assert.match(tokenOnly, /- controlPlane\.root is required: pass it, or set SIDECARLESS_CONTROL_PLANE_ROOT \(SIDECARLESS_CONTROL_PLANE_TOKEN_FILE is set/);
+    // Given in code, missing in code: no variable is blamed.
+    assert.doesNotMatch(messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', token: 't' } }), /is set/);
     assert.match(messageOf({ service: 'a' }, { SIDECARLESS_CONTROL_PLANE: 'nope', SIDECARLESS_CONTROL_PLANE_ROOT: '/r', SIDECARLESS_CONTROL_PLANE_TOKEN_FILE: '/t' }), /- controlPlane\.address \(from SIDECARLESS_CONTROL_PLANE\) must be host:port/);
   });
 
