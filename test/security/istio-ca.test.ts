@@ -51,6 +51,7 @@ describe('a CA whose answer must be refused (the last good SVID kept, the error 
       if (fault === 'other-id') await ca.tokens({ [TOKEN]: ADMIN });
       else await ca.fault(fault);
       await source.rotate();
+      await ca.waitForCalls(2); // the server's record travels by its stdout, the answer by gRPC: either may come first
       assert.equal(ca.calls.length, 2);
       assert.equal(errors.length, 1, errors.join('\n'));
       assert.match(errors[0]!, why);

@@ -65,6 +65,7 @@ describe('identity from the control plane’s CA', () => {
     assert.equal(st.kind, 'istio-ca');
     assert.equal(st.state, 'ready');
     assert.equal(st.spiffeId, ORDERS);
+    await ca.waitForCalls(2); // the server's record travels by its stdout, the answer by gRPC: either may come first
     assert.deepEqual(ca.calls.map((c) => [c.issued, c.clusterid, c.validity]), [[PAYMENTS, 'Kubernetes', 86_400], [ORDERS, 'Kubernetes', 86_400]]);
     assert.equal(st.serialNumber?.replace(/^0+/, ''), ca.calls[1]!.serial);
   });
@@ -74,7 +75,7 @@ describe('identity from the control plane’s CA', () => {
     const env = { SIDECARLESS_CONTROL_PLANE: ca.address, SIDECARLESS_CONTROL_PLANE_ROOT: ca.rootFile, SIDECARLESS_CONTROL_PLANE_TOKEN_FILE: await token(ca, 'tok', 't') };
     const m = await meshOf(t, { service: 'orders' }, { env });
     assert.equal(m.stats().identity.kind, 'istio-ca');
-    assert.equal(ca.calls[0]!.token, 'tok');
+    assert.equal((await ca.waitForCalls(1))[0]!.token, 'tok');
   });
 
   test('precedence: an explicit identity, then SIDECARLESS_IDENTITY_DIR, win over the control plane’s CA (which is never called)', async (t) => {
@@ -111,7 +112,7 @@ describe('identity from the control plane’s CA', () => {
       return true;
     });
     assert.ok(warnings.some((w) => /no identity yet \(retrying\): .*refused the token file/.test(w)), warnings.join('\n'));
-    assert.equal(ca.calls[0]!.code, 'UNAUTHENTICATED');
+    assert.equal((await ca.waitForCalls(1))[0]!.code, 'UNAUTHENTICATED');
   });
 
   test('a token for another workload: createMesh rejects after startTimeout with a message that says so', async (t) => {

@@ -43,7 +43,7 @@ describe('issuance', () => {
     const st = source.status();
     assert.equal(st.kind, 'istio-ca');
     assert.equal(st.state, 'ready');
-    const [call] = ca.calls;
+    const [call] = await ca.waitForCalls(1); // the server's record travels by its stdout, the answer by gRPC: either may come first
     assert.equal(call!.authorization, 'Bearer tok-orders', 'the token, trimmed, after "Bearer "');
     assert.equal(call!.clusterid, 'Kubernetes');
     assert.equal(call!.validity, 7200, 'validity_duration in seconds');
@@ -73,6 +73,7 @@ describe('issuance', () => {
     const s = await createIstioCaSource({ address: ca.address, root: ca.rootFile, token: 'tok', trustDomain: TD, spiffeId: ORDERS });
     t.after(() => s.close());
     assert.equal(s.status().state, 'ready');
+    await ca.waitForCalls(1);
     assert.equal(ca.calls[0]!.clusterid, null);
     assert.equal(ca.calls[0]!.validity, 86_400);
   });
@@ -88,6 +89,7 @@ describe('issuance', () => {
       const leaf = new x509.X509Certificate(new Uint8Array(pemToCertDers(issued.certChainPem)[0]!));
       assert.equal(leaf.getExtension(x509.SubjectAlternativeNameExtension)!.names.items[0]!.value, ORDERS);
     }
+    await ca.waitForCalls(3);
     assert.equal(ca.calls.length, 3);
   });
 });
@@ -101,6 +103,7 @@ describe('the token', () => {
     await writeFile(file, 'tok-2');
     await source.rotate();
     assert.deepEqual(errors, []);
+    await ca.waitForCalls(2);
     assert.deepEqual(ca.calls.map((c) => c.token), ['tok-1', 'tok-2']);
     assert.equal(source.status().rotations, 1);
   });
@@ -129,6 +132,7 @@ describe('the token', () => {
     const file = await tokenFile(ca, 'stolen');
     const { source, errors } = sourceOf(t, ca, { token: { file } });
     await source.start();
+    await ca.waitForCalls(1);
     assert.equal(ca.calls[0]!.code, 'UNAUTHENTICATED');
     assert.match(errors[0]!, new RegExp(`Istio CA at ${ca.address} refused the token file ${file} \\(UNAUTHENTICATED: request authenticate failure\\)`));
     assert.ok(!errors[0]!.includes('stolen'));
@@ -144,6 +148,7 @@ describe('the token', () => {
     const ca = await startIstioCa(t, { tokens: { tok: ORDERS }, clusterId: 'Kubernetes' });
     const { source, errors } = sourceOf(t, ca, { token: 'tok', clusterId: 'other-cluster' });
     await source.start();
+    await ca.waitForCalls(1);
     assert.equal(ca.calls[0]!.clusterid, 'other-cluster');
     assert.match(errors[0]!, /refused the token given in controlPlane\.token .*for cluster other-cluster/);
   });
@@ -153,11 +158,34 @@ describe('the token', () => {
     const file = await tokenFile(ca, 'admin-token');
     const { source, errors } = sourceOf(t, ca, { token: { file } });
     await source.start();
+    await ca.waitForCalls(1);
     assert.equal(ca.calls[0]!.issued, ADMIN, 'the CA issued the token’s identity, not the CSR’s');
     assert.deepEqual(ca.calls[0]!.csrSans, [ORDERS]);
     assert.match(errors[0]!, new RegExp(`issued a certificate for ${ADMIN}, not for ${ORDERS}: the token file ${file} belongs to another workload`));
     assert.equal(source.status().state, 'starting');
   });
+});
+
+test('a lifetime that is not 1 s or more is refused when the source is made, naming ttlMs (it was sent as validity_duration 0 or -5, or failed every call as a serialization error)', async (t) => {
+  const ca = await startIstioCa(t, { tokens: { tok: ORDERS } });
+  for (const ttlMs of [Infinity, NaN, -5_000, 0, 999, 1e30]) {
+    assert.throws(
+      () => new IstioCaSource({ address: ca.address, root: ca.rootFile, token: 'tok', trustDomain: TD, spiffeId: ORDERS, ttlMs }),
+      (e: Error & { code?: string }) => e.code === 'ERR_SIDECARLESS_CONFIG_INVALID' && /ttlMs must be a lifetime in ms from 1000/.test(e.message),
+      String(ttlMs),
+    );
+  }
+  // An issuer used on its own refuses the same lifetimes on the call, before anything is sent.
+  const issuer = istioCaIssuer({ address: ca.address, root: ca.rootFile, token: 'tok', trustDomain: TD });
+  t.after(() => issuer.close());
+  const csrPem = await createCsr(await generateKeyPair(), ORDERS);
+  await assert.rejects(issuer.issue({ csrPem, spiffeId: ORDERS, ttlMs: 0 }), /ttlMs must be a lifetime in ms from 1000/);
+  const s = new IstioCaSource({ address: ca.address, root: ca.rootFile, token: 'tok', trustDomain: TD, spiffeId: ORDERS, ttlMs: 1_500 });
+  t.after(() => s.close());
+  await s.start();
+  assert.equal(s.status().state, 'ready');
+  await ca.waitForCalls(1);
+  assert.deepEqual(ca.calls.map((c) => c.validity), [2], 'rounded up to whole seconds; nothing sent for the refused ones');
 });
 
 describe('renewal and the root', () => {
@@ -172,7 +200,7 @@ describe('renewal and the root', () => {
     assert.deepEqual(errors, []);
     assert.notEqual(second.chain[0]!.serialNumber, first.chain[0]!.serialNumber);
     assert.notEqual(second.keyPem, first.keyPem);
-    const [c1, c2] = ca.calls;
+    const [c1, c2] = await ca.waitForCalls(2);
     assert.equal(c1!.validity, 4);
     const at = (c2!.t - first.notBefore) / (first.notAfter - first.notBefore);
     assert.ok(at >= 0.4 && at < 0.9, `renewed at ${at.toFixed(2)} of the lifetime, before expiry`);
@@ -189,6 +217,7 @@ describe('renewal and the root', () => {
     await copyFile(ca.rootFile, pinned);
     await source.rotate();
     assert.equal(source.status().state, 'ready');
+    await ca.waitForCalls(1);
     assert.equal(ca.calls.length, 1);
   });
 

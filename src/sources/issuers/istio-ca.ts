@@ -22,6 +22,7 @@ import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import { type Socket } from 'node:net';
 import type { ChannelCredentials, Client, Metadata, ServiceError } from '@grpc/grpc-js';
+import { ConfigError } from '../../errors.js';
 import { parseCertificate } from '../../identity/certificate.js';
 import { pemToCertDers } from '../../identity/pem.js';
 import { MAX_CHAIN_CERTIFICATES, MAX_INTERMEDIATES } from '../../identity/svid.js';
@@ -80,7 +81,7 @@ export function istioCaIssuer(opts: IstioCaIssuerOptions): ClosableIssuer {
       const md = new grpc.Metadata();
       md.set('authorization', `Bearer ${token}`);
       if (opts.clusterId !== undefined) md.set('ClusterID', opts.clusterId);
-      const validityDuration = Math.ceil((ttlMs ?? 24 * 3_600_000) / 1000);
+      const validityDuration = validitySeconds(ttlMs ?? 24 * 3_600_000);
       let answer: IstioCertificateResponse;
       try {
         answer = await channel.call(grpc, rootPem, { csr: csrPem, validityDuration }, md);
@@ -92,6 +93,20 @@ export function istioCaIssuer(opts: IstioCaIssuerOptions): ClosableIssuer {
     },
     close: () => channel.close(),
   };
+}
+
+/**
+ * `validity_duration` (whole seconds, rounded up) for a lifetime in ms. Throws ConfigError for one
+ * that is not a number of ms from 1 s (0 or less asks istiod for its default silently, NaN and
+ * Infinity cannot be encoded).
+ */
+export function validitySeconds(ttlMs: number): number {
+  const seconds = Math.ceil(ttlMs / 1000);
+  if (typeof ttlMs !== 'number' || !(ttlMs >= 1000) || !Number.isSafeInteger(seconds)) {
+    const message = `must be a lifetime in ms from 1000 (1 s; validity_duration is whole seconds), e.g. 86_400_000 for istiod's default 24 h; got ${String(ttlMs)}`;
+    throw new ConfigError(`the Istio CA source's ttlMs ${message}`, [{ path: 'ttlMs', message }]);
+  }
+  return seconds;
 }
 
 /** The pinned root file: one or more PEM certificates. */
