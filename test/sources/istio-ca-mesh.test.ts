@@ -172,6 +172,19 @@ describe('controlPlane options', () => {
     assert.match(messageOf({ service: 'a' }, { SIDECARLESS_CONTROL_PLANE: 'nope', SIDECARLESS_CONTROL_PLANE_ROOT: '/r', SIDECARLESS_CONTROL_PLANE_TOKEN_FILE: '/t' }), /- controlPlane\.address \(from SIDECARLESS_CONTROL_PLANE\) must be host:port/);
   });
 
+  test('a token given where the path of its file goes is refused, and not printed (it would have been in every error, log line, /identity and /config)', () => {
+    const jwt = 'eyJhbGciOiJSUzI1NiIsImtpZCI6IiJ9.eyJhdWQiOlsiaXN0aW8tY2EiXX0.c2lnbmF0dXJlLXNlY3JldA';
+    const fromEnv = messageOf({ service: 'a' }, { SIDECARLESS_CONTROL_PLANE: 'istiod:15012', SIDECARLESS_CONTROL_PLANE_ROOT: '/r', SIDECARLESS_CONTROL_PLANE_TOKEN_FILE: jwt });
+    assert.match(fromEnv, /- controlPlane\.token\.file \(from SIDECARLESS_CONTROL_PLANE_TOKEN_FILE\) is a token \(a JWT\), not the path of a file/);
+    const inCode = messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r', token: { file: jwt } } });
+    assert.match(inCode, /- controlPlane\.token\.file is a token/);
+    for (const m of [fromEnv, inCode]) assert.ok(!m.includes('c2lnbmF0dXJlLXNlY3JldA') && !m.includes('eyJhdWQi'), m);
+    // Paths, dots and all, are paths.
+    for (const file of ['/var/run/secrets/tokens/istio-token', 'istio.token.v2', './eyJ.x.y/token']) {
+      assert.deepEqual(resolveConfig({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r', token: { file } } }, {}).controlPlane?.token, { file });
+    }
+  });
+
   test('the environment fills only what the code left unset; a token in code is never replaced by the file', () => {
     const env = { SIDECARLESS_CONTROL_PLANE: 'istiod.istio-system.svc:15012', SIDECARLESS_CONTROL_PLANE_ROOT: '/env/root.pem', SIDECARLESS_CONTROL_PLANE_TOKEN_FILE: '/env/token' };
     assert.deepEqual(resolveConfig({ service: 'a' }, env).controlPlane, { address: 'istiod.istio-system.svc:15012', root: '/env/root.pem', token: { file: '/env/token' } });
