@@ -105,8 +105,12 @@ export class RenewingSource extends CoreBackedSource {
       if (this.core.closed) return; // an issuance cut short by close() is not a failure to report
       const err = e instanceof Error ? e : new Error(String(e));
       this.core.fail(err);
-      this.#opts.onError?.(err);
       this.#schedule(this.core.clock.now() + retryDelay(this.#attempt++, this.#opts.random));
+      try {
+        this.#opts.onError?.(err);
+      } catch {
+        // A logger's failure must not stop the retry (nor reject a renewal nobody awaits: the process would exit).
+      }
     }
   }
 

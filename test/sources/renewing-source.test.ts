@@ -176,4 +176,28 @@ describe('RenewingSource', () => {
     assert.ok(issued <= 11, `${issued} issuances in 5 s`);
     assert.ok(issued >= 9, `${issued} issuances in 5 s: it keeps renewing`);
   });
+
+  test('an onError that throws (a logger that fails) neither stops the retries nor rejects the renewal (nobody awaits a timer\'s: the process would exit)', async (t) => {
+    const clock = new VirtualClock(Date.UTC(2030, 0, 1));
+    const ca = await createDevCa({ trustDomain: TD, clock });
+    const real = devCaIssuer(ca);
+    let down = true;
+    let told = 0;
+    const issuer: Issuer = { ...real, issue: (req) => (down ? Promise.reject(new Error('CA unreachable')) : real.issue(req)) };
+    const onError = () => {
+      told++;
+      throw new Error('the log transport is gone');
+    };
+    const source = new RenewingSource({ issuer, spiffeId: ID, kind: 'test-ca', clock, ttlMs: 3_600_000, random: () => 0.5, onError });
+    t.after(() => source.close());
+    await source.start(); // resolves: the failure is the source's state, not the caller's exception
+    assert.equal(told, 1);
+    assert.equal(source.status().failures, 1);
+    assert.ok(source.rotateAt > clock.now() && Number.isFinite(source.rotateAt), 'a retry is scheduled');
+    await clock.advanceAsync(1_000); // the retry, from a timer: its rejection would be unhandled
+    assert.equal(told, 2);
+    down = false;
+    await clock.advanceAsync(2_000);
+    assert.equal(source.status().state, 'ready');
+  });
 });
