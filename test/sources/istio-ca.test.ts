@@ -166,13 +166,20 @@ describe('the token', () => {
   });
 });
 
-test('a lifetime that is not 1 s or more is refused when the source is made, naming ttlMs (it was sent as validity_duration 0 or -5, or failed every call as a serialization error)', async (t) => {
+test('a lifetime that is not 1 s or more (it was sent as validity_duration 0 or -5, or failed every call as a serialization error), or an address that is not host:port (a plain Error), is a ConfigError when the source is made', async (t) => {
   const ca = await startIstioCa(t, { tokens: { tok: ORDERS } });
   for (const ttlMs of [Infinity, NaN, -5_000, 0, 999, 1e30]) {
     assert.throws(
       () => new IstioCaSource({ address: ca.address, root: ca.rootFile, token: 'tok', trustDomain: TD, spiffeId: ORDERS, ttlMs }),
       (e: Error & { code?: string }) => e.code === 'ERR_SIDECARLESS_CONFIG_INVALID' && /ttlMs must be a lifetime in ms from 1000/.test(e.message),
       String(ttlMs),
+    );
+  }
+  for (const address of ['istiod.istio-system.svc', 'a:b:1', '']) {
+    assert.throws(
+      () => istioCaIssuer({ address, root: ca.rootFile, token: 'tok', trustDomain: TD }),
+      (e: Error & { code?: string }) => e.code === 'ERR_SIDECARLESS_CONFIG_INVALID' && /must be host:port/.test(e.message),
+      address,
     );
   }
   // An issuer used on its own refuses the same lifetimes on the call, before anything is sent.

@@ -63,7 +63,10 @@ export interface ClosableIssuer extends Issuer {
 /** The host of `host:port` (IPv6 in brackets), for the TLS name check. */
 function hostOf(address: string): string {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):\d+$/.exec(address);
-  if (!m) throw new Error(`the control-plane address "${address}" is not host:port (IPv6 as [::1]:port)`);
+  if (!m) {
+    const message = 'must be host:port (IPv6 as [::1]:port), e.g. istiod.istio-system.svc:15012';
+    throw new ConfigError(`the control-plane address "${address}" ${message}`, [{ path: 'address', message }]);
+  }
   return (m[1] ?? m[2])!;
 }
 
