@@ -309,11 +309,6 @@ const adminSchema = z
   .strict();
 
 /**
- * A control plane with an Istio-compatible CA on a TLS port (istiod, `sidecarless control-plane`).
- * Without `identity`, the workload's SVID comes from its CA (DESIGN.md). env:
- * SIDECARLESS_CONTROL_PLANE (address), SIDECARLESS_CONTROL_PLANE_ROOT, SIDECARLESS_CONTROL_PLANE_TOKEN_FILE.
- */
-/**
  * The path of the token file. A JWT given where the path goes (SIDECARLESS_CONTROL_PLANE_TOKEN_FILE set
  * to the token itself) is refused without echoing it: as a path it would be printed by every "cannot
  * read the token file" message, log line, /identity and /config.
@@ -325,6 +320,11 @@ const tokenFile = z
     message: 'is a token (a JWT), not the path of a file: give the path of the file that holds it (/var/run/secrets/tokens/istio-token), or the token itself as controlPlane.token',
   });
 
+/**
+ * A control plane with an Istio-compatible CA on a TLS port (istiod, `sidecarless control-plane`).
+ * Without `identity`, the workload's SVID comes from its CA (DESIGN.md). env:
+ * SIDECARLESS_CONTROL_PLANE (address), SIDECARLESS_CONTROL_PLANE_ROOT, SIDECARLESS_CONTROL_PLANE_TOKEN_FILE.
+ */
 const controlPlaneSchema = z
   .object({
     /** host:port of the control plane: istiod.istio-system.svc:15012. */
