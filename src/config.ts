@@ -309,6 +309,18 @@ const adminSchema = z
   .strict();
 
 /**
+ * The path of the token file. A JWT given where the path goes (SIDECARLESS_CONTROL_PLANE_TOKEN_FILE set
+ * to the token itself) is refused without echoing it: as a path it would be printed by every "cannot
+ * read the token file" message, log line, /identity and /config.
+ */
+const tokenFile = z
+  .string()
+  .min(1)
+  .refine((v) => !/^eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(v), {
+    message: 'is a token (a JWT), not the path of a file: give the path of the file that holds it (/var/run/secrets/tokens/istio-token), or the token itself as controlPlane.token',
+  });
+
+/**
  * A control plane with an Istio-compatible CA on a TLS port (istiod, `sidecarless control-plane`).
  * Without `identity`, the workload's SVID comes from its CA (DESIGN.md). env:
  * SIDECARLESS_CONTROL_PLANE (address), SIDECARLESS_CONTROL_PLANE_ROOT, SIDECARLESS_CONTROL_PLANE_TOKEN_FILE.
@@ -320,7 +332,7 @@ const controlPlaneSchema = z
     /** PEM file of the root its TLS certificate chains to (pinned: the only trust anchor). */
     root: z.string().min(1),
     /** The bearer token, or { file } read again on every use. */
-    token: z.union([z.string().min(1), z.object({ file: z.string().min(1) }).strict()]),
+    token: z.union([z.string().min(1), z.object({ file: tokenFile }).strict()]),
     /** Istio's ClusterID header. */
     clusterId: z.string().regex(/^[\x21-\x7e]+$/, 'must be visible ASCII without spaces (it is sent as a header), e.g. "Kubernetes"').optional(),
   })
@@ -473,6 +485,11 @@ export function formatIssues(
     // An endpoint string is read as { address } before it is judged: say both forms.
     if (/(^|\.)endpoints\.\d+$/.test(path) && message.startsWith('must be an object')) message = message.replace(/^must be an object \([^)]*\)/, `must be "host:port" or { address: "host:port", identity?, weight?, zone?, labels? }`);
     const env = envFor(path);
+    if (!env && path.startsWith('controlPlane.') && message.startsWith('is required')) {
+      // The control plane came from the environment, not from code: say which variable made it one.
+      const from = [...new Set([...origins].filter(([p]) => p.startsWith('controlPlane.')).map(([, v]) => v))];
+      if (from.length > 0) message += ` (${from.join(' and ')} ${from.length > 1 ? 'are' : 'is'} set: a control plane needs address, root and token)`;
+    }
     return env ? { path, message, env } : { path, message };
   });
 }

@@ -1,5 +1,5 @@
 import { type Clock, systemClock } from '../clock.js';
-import { type IstioCaIssuerOptions, type ClosableIssuer, istioCaIssuer } from './issuers/istio-ca.js';
+import { type IstioCaIssuerOptions, type ClosableIssuer, istioCaIssuer, validitySeconds } from './issuers/istio-ca.js';
 import { type SvidLifecycleEvent } from './lifecycle.js';
 import { RenewingSource } from './renewing.js';
 
@@ -27,6 +27,7 @@ export class IstioCaSource extends RenewingSource {
   readonly #issuer: ClosableIssuer;
 
   constructor(opts: IstioCaSourceOptions) {
+    if (opts.ttlMs !== undefined) validitySeconds(opts.ttlMs); // a bad lifetime fails here, not at every renewal
     const issuer = istioCaIssuer(opts);
     super({
       issuer,

@@ -7,6 +7,11 @@
  * failure keeps the last good SVID and retries with backoff; the timers are the clock's (unref()ed,
  * no process kept alive), and a process frozen past the renewal point (a serverless function)
  * renews at its next use instead.
+ *
+ * Two limits on what an issuer's answer can do: its bundle may hold roots of the issuer's own trust
+ * domain only (a CA of cluster.local cannot make this workload trust peers of another trust domain:
+ * such an answer is refused), and a renewal comes MIN_RENEWAL_INTERVAL_MS after the last at the
+ * earliest (an SVID with no life left, a CA whose clock lags, never make a loop of CSRs).
  */
 import { type Clock, type Timer } from '../clock.js';
 import { bundlesFromPem } from '../identity/bundle.js';
@@ -32,6 +37,9 @@ export interface Issuer {
   /** Signs `csrPem` for `spiffeId`; rejects (with a message that says why) when it will not. */
   issue(request: { csrPem: string; spiffeId: string; ttlMs?: number }): Promise<IssuedChain>;
 }
+
+/** The earliest a renewal follows a successful one: at most two issuances a second, whatever the CA answers. */
+export const MIN_RENEWAL_INTERVAL_MS = 500;
 
 export interface RenewingSourceOptions {
   readonly issuer: Issuer;
@@ -80,17 +88,29 @@ export class RenewingSource extends CoreBackedSource {
       const issued = await issuer.issue({ csrPem, spiffeId, ...(this.#opts.ttlMs !== undefined && { ttlMs: this.#opts.ttlMs }) });
       if (this.core.closed) return;
       const bundles = bundlesFromPem(issued.bundlePem, issuer.trustDomain);
+      const foreign = [...bundles.keys()].filter((td) => td !== issuer.trustDomain);
+      if (foreign.length > 0) {
+        throw new Error(
+          `the ${issuer.description} answered a bundle with roots of trust domain ${foreign.join(', ')}: a CA of ${issuer.trustDomain} vouches for ${issuer.trustDomain} only. ` +
+            'Refused (a root names its trust domain in a spiffe:// URI SAN; remove such roots from the CA\'s chain or the pinned root file)',
+        );
+      }
       const svid = buildSvid(issued.certChainPem, await privateKeyToPem(keys.privateKey), bundles, this.core.clock.now());
       if (svid.spiffeId.id !== spiffeId) throw new Error(`${issuer.description} issued an SVID for ${svid.spiffeId.id}, not for ${spiffeId} as asked: refused`);
       this.core.accept(svid, bundles);
       this.#attempt = 0;
-      this.#schedule(rotationTime(Math.max(svid.notBefore, this.core.clock.now()), svid.notAfter, this.#opts.random));
+      const now = this.core.clock.now();
+      this.#schedule(Math.max(rotationTime(Math.max(svid.notBefore, now), svid.notAfter, this.#opts.random), now + MIN_RENEWAL_INTERVAL_MS));
     } catch (e) {
       if (this.core.closed) return; // an issuance cut short by close() is not a failure to report
       const err = e instanceof Error ? e : new Error(String(e));
       this.core.fail(err);
-      this.#opts.onError?.(err);
       this.#schedule(this.core.clock.now() + retryDelay(this.#attempt++, this.#opts.random));
+      try {
+        this.#opts.onError?.(err);
+      } catch {
+        // A logger's failure must not stop the retry (nor reject a renewal nobody awaits: the process would exit).
+      }
     }
   }
 

@@ -22,7 +22,7 @@ export interface IstioCaCall {
   t: number;
 }
 
-export type IstioCaFault = null | 'bad-chain' | 'other-key' | 'short-chain' | 'empty-chain' | 'expired' | 'not-pem';
+export type IstioCaFault = null | 'bad-chain' | 'other-key' | 'short-chain' | 'empty-chain' | 'expired' | 'not-pem' | 'foreign-root' | 'long-chain';
 
 export interface IstioCaServerOptions {
   serverNames?: string[];

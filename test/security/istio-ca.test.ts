@@ -35,6 +35,11 @@ describe('a CA whose answer must be refused (the last good SVID kept, the error 
     ['short-chain', /answered a cert_chain of 1 certificate\(s\): it must hold the leaf first and the root last/],
     ['empty-chain', /answered a cert_chain of 0 certificate\(s\)/],
     ['not-pem', /element 0 of the cert_chain from the Istio CA at .* is not one PEM certificate/],
+    // The last element is taken as the CA's root: one that names spiffe://partner.example would have
+    // made this workload trust partner.example's peers as the CA's word.
+    ['foreign-root', /answered a bundle with roots of trust domain partner\.example: a CA of cluster\.local vouches for cluster\.local only/],
+    // 1001 certificates: refused by their number before any is parsed (parsing them all blocked the event loop for ~0.4 s).
+    ['long-chain', /answered a cert_chain of 1001 certificates: more than 8 \(the leaf, at most 6 intermediates and the root\)/],
     ['other-id', new RegExp(`issued a certificate for ${ADMIN}, not for ${ORDERS}: the token given in controlPlane\\.token belongs to another workload`)],
   ];
   for (const [fault, why] of cases) {
@@ -46,7 +51,7 @@ describe('a CA whose answer must be refused (the last good SVID kept, the error 
       if (fault === 'other-id') await ca.tokens({ [TOKEN]: ADMIN });
       else await ca.fault(fault);
       await source.rotate();
-      await ca.waitForCalls(2); // the server's record comes on another pipe than its answer
+      await ca.waitForCalls(2); // the server's record travels by its stdout, the answer by gRPC: either may come first
       assert.equal(ca.calls.length, 2);
       assert.equal(errors.length, 1, errors.join('\n'));
       assert.match(errors[0]!, why);
@@ -55,6 +60,7 @@ describe('a CA whose answer must be refused (the last good SVID kept, the error 
       assert.match(st.lastError!, why);
       assert.equal(source.getX509Svid().chain[0]!.serialNumber, good.chain[0]!.serialNumber, 'the last good SVID is still served');
       assert.ok(source.rotateAt > Date.now(), 'a retry is scheduled');
+      assert.deepEqual(st.trustDomains, [TD], 'no bundle from a refused answer');
       await ca.fault(null);
       await ca.tokens({ [TOKEN]: ORDERS });
       await source.rotate();

@@ -63,7 +63,7 @@ describe('identity from the control plane’s CA', () => {
     assert.equal(st.kind, 'istio-ca');
     assert.equal(st.state, 'ready');
     assert.equal(st.spiffeId, ORDERS);
-    await ca.waitForCalls(2); // the server's record comes on another pipe than its answer
+    await ca.waitForCalls(2); // the server's record travels by its stdout, the answer by gRPC: either may come first
     assert.deepEqual(ca.calls.map((c) => [c.issued, c.clusterid, c.validity]), [[PAYMENTS, 'Kubernetes', 86_400], [ORDERS, 'Kubernetes', 86_400]]);
     assert.equal(st.serialNumber?.replace(/^0+/, ''), ca.calls[1]!.serial);
   });
@@ -73,8 +73,7 @@ describe('identity from the control plane’s CA', () => {
     const env = { SIDECARLESS_CONTROL_PLANE: ca.address, SIDECARLESS_CONTROL_PLANE_ROOT: ca.rootFile, SIDECARLESS_CONTROL_PLANE_TOKEN_FILE: await token(ca, 'tok', 't') };
     const m = await meshOf(t, { service: 'orders' }, { env });
     assert.equal(m.stats().identity.kind, 'istio-ca');
-    await ca.waitForCalls(1);
-    assert.equal(ca.calls[0]!.token, 'tok');
+    assert.equal((await ca.waitForCalls(1))[0]!.token, 'tok');
   });
 
   test('precedence: an explicit identity, then SIDECARLESS_IDENTITY_DIR, win over the control plane’s CA (which is never called)', async (t) => {
@@ -111,8 +110,7 @@ describe('identity from the control plane’s CA', () => {
       return true;
     });
     assert.ok(warnings.some((w) => /no identity yet \(retrying\): .*refused the token file/.test(w)), warnings.join('\n'));
-    await ca.waitForCalls(1);
-    assert.equal(ca.calls[0]!.code, 'UNAUTHENTICATED');
+    assert.equal((await ca.waitForCalls(1))[0]!.code, 'UNAUTHENTICATED');
   });
 
   test('a token for another workload: createMesh rejects after startTimeout with a message that says so', async (t) => {
@@ -156,8 +154,27 @@ describe('controlPlane options', () => {
     assert.match(messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r', token: { path: '/t' } } }), /- controlPlane\.token/);
     assert.match(messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r', token: 't', clusterID: 'K' } }), /- controlPlane\.clusterID: unknown option \(did you mean "clusterId"\?\)/);
     assert.match(messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r', token: 't', clusterId: 'my cluster\n' } }), /- controlPlane\.clusterId must be visible ASCII without spaces \(it is sent as a header\)/);
-    assert.match(messageOf({ service: 'a' }, { SIDECARLESS_CONTROL_PLANE: 'istiod:15012' }), /- controlPlane\.root is required: pass it, or set SIDECARLESS_CONTROL_PLANE_ROOT/);
+    assert.match(messageOf({ service: 'a' }, { SIDECARLESS_CONTROL_PLANE: 'istiod:15012' }), /- controlPlane\.root is required: pass it, or set SIDECARLESS_CONTROL_PLANE_ROOT \(SIDECARLESS_CONTROL_PLANE is set: a control plane needs address, root and token\)/);
+    // Only the token file in the environment (a pod template that mounts it for every container): both missing fields say why a control plane is wanted at all.
+    const tokenOnly = messageOf({ service: 'a' }, { SIDECARLESS_CONTROL_PLANE_TOKEN_FILE: '/t' });
+    assert.match(tokenOnly, /- controlPlane\.address is required: pass it, or set SIDECARLESS_CONTROL_PLANE \(SIDECARLESS_CONTROL_PLANE_TOKEN_FILE is set/);
+    assert.match(tokenOnly, /- controlPlane\.root is required: pass it, or set SIDECARLESS_CONTROL_PLANE_ROOT \(SIDECARLESS_CONTROL_PLANE_TOKEN_FILE is set/);
+    // Given in code, missing in code: no variable is blamed.
+    assert.doesNotMatch(messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', token: 't' } }), /is set/);
     assert.match(messageOf({ service: 'a' }, { SIDECARLESS_CONTROL_PLANE: 'nope', SIDECARLESS_CONTROL_PLANE_ROOT: '/r', SIDECARLESS_CONTROL_PLANE_TOKEN_FILE: '/t' }), /- controlPlane\.address \(from SIDECARLESS_CONTROL_PLANE\) must be host:port/);
+  });
+
+  test('a token given where the path of its file goes is refused, and not printed (it would have been in every error, log line, /identity and /config)', () => {
+    const jwt = 'eyJhbGciOiJSUzI1NiIsImtpZCI6IiJ9.eyJhdWQiOlsiaXN0aW8tY2EiXX0.c2lnbmF0dXJlLXNlY3JldA';
+    const fromEnv = messageOf({ service: 'a' }, { SIDECARLESS_CONTROL_PLANE: 'istiod:15012', SIDECARLESS_CONTROL_PLANE_ROOT: '/r', SIDECARLESS_CONTROL_PLANE_TOKEN_FILE: jwt });
+    assert.match(fromEnv, /- controlPlane\.token\.file \(from SIDECARLESS_CONTROL_PLANE_TOKEN_FILE\) is a token \(a JWT\), not the path of a file/);
+    const inCode = messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r', token: { file: jwt } } });
+    assert.match(inCode, /- controlPlane\.token\.file is a token/);
+    for (const m of [fromEnv, inCode]) assert.ok(!m.includes('c2lnbmF0dXJlLXNlY3JldA') && !m.includes('eyJhdWQi'), m);
+    // Paths, dots and all, are paths.
+    for (const file of ['/var/run/secrets/tokens/istio-token', 'istio.token.v2', './eyJ.x.y/token']) {
+      assert.deepEqual(resolveConfig({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r', token: { file } } }, {}).controlPlane?.token, { file });
+    }
   });
 
   test('the environment fills only what the code left unset; a token in code is never replaced by the file', () => {

@@ -42,7 +42,7 @@ describe('issuance', () => {
     const st = source.status();
     assert.equal(st.kind, 'istio-ca');
     assert.equal(st.state, 'ready');
-    const [call] = ca.calls;
+    const [call] = await ca.waitForCalls(1); // the server's record travels by its stdout, the answer by gRPC: either may come first
     assert.equal(call!.authorization, 'Bearer tok-orders', 'the token, trimmed, after "Bearer "');
     assert.equal(call!.clusterid, 'Kubernetes');
     assert.equal(call!.validity, 7200, 'validity_duration in seconds');
@@ -72,7 +72,7 @@ describe('issuance', () => {
     const s = await createIstioCaSource({ address: ca.address, root: ca.rootFile, token: 'tok', trustDomain: TD, spiffeId: ORDERS });
     t.after(() => s.close());
     assert.equal(s.status().state, 'ready');
-    await ca.waitForCalls(1); // the server's record comes on another pipe than its answer
+    await ca.waitForCalls(1);
     assert.equal(ca.calls[0]!.clusterid, null);
     assert.equal(ca.calls[0]!.validity, 86_400);
   });
@@ -102,6 +102,7 @@ describe('the token', () => {
     await writeFile(file, 'tok-2');
     await source.rotate();
     assert.deepEqual(errors, []);
+    await ca.waitForCalls(2);
     assert.deepEqual(ca.calls.map((c) => c.token), ['tok-1', 'tok-2']);
     assert.equal(source.status().rotations, 1);
   });
@@ -164,6 +165,35 @@ describe('the token', () => {
   });
 });
 
+test('a lifetime that is not 1 s or more (it was sent as validity_duration 0 or -5, or failed every call as a serialization error), or an address that is not host:port (a plain Error), is a ConfigError when the source is made', async (t) => {
+  const ca = await startIstioCa(t, { tokens: { tok: ORDERS } });
+  for (const ttlMs of [Infinity, NaN, -5_000, 0, 999, 1e30]) {
+    assert.throws(
+      () => new IstioCaSource({ address: ca.address, root: ca.rootFile, token: 'tok', trustDomain: TD, spiffeId: ORDERS, ttlMs }),
+      (e: Error & { code?: string }) => e.code === 'ERR_SIDECARLESS_CONFIG_INVALID' && /ttlMs must be a lifetime in ms from 1000/.test(e.message),
+      String(ttlMs),
+    );
+  }
+  for (const address of ['istiod.istio-system.svc', 'a:b:1', '']) {
+    assert.throws(
+      () => istioCaIssuer({ address, root: ca.rootFile, token: 'tok', trustDomain: TD }),
+      (e: Error & { code?: string }) => e.code === 'ERR_SIDECARLESS_CONFIG_INVALID' && /must be host:port/.test(e.message),
+      address,
+    );
+  }
+  // An issuer used on its own refuses the same lifetimes on the call, before anything is sent.
+  const issuer = istioCaIssuer({ address: ca.address, root: ca.rootFile, token: 'tok', trustDomain: TD });
+  t.after(() => issuer.close());
+  const csrPem = await createCsr(await generateKeyPair(), ORDERS);
+  await assert.rejects(issuer.issue({ csrPem, spiffeId: ORDERS, ttlMs: 0 }), /ttlMs must be a lifetime in ms from 1000/);
+  const s = new IstioCaSource({ address: ca.address, root: ca.rootFile, token: 'tok', trustDomain: TD, spiffeId: ORDERS, ttlMs: 1_500 });
+  t.after(() => s.close());
+  await s.start();
+  assert.equal(s.status().state, 'ready');
+  await ca.waitForCalls(1);
+  assert.deepEqual(ca.calls.map((c) => c.validity), [2], 'rounded up to whole seconds; nothing sent for the refused ones');
+});
+
 describe('renewal and the root', () => {
   test('renewed before expiry at about half the lifetime, with a fresh key; the old SVID is served until then', async (t) => {
     const ca = await startIstioCa(t, { tokens: { tok: ORDERS } });
@@ -176,7 +206,7 @@ describe('renewal and the root', () => {
     assert.deepEqual(errors, []);
     assert.notEqual(second.chain[0]!.serialNumber, first.chain[0]!.serialNumber);
     assert.notEqual(second.keyPem, first.keyPem);
-    const [c1, c2] = ca.calls;
+    const [c1, c2] = await ca.waitForCalls(2);
     assert.equal(c1!.validity, 4);
     const at = (c2!.t - first.notBefore) / (first.notAfter - first.notBefore);
     assert.ok(at >= 0.4 && at < 0.9, `renewed at ${at.toFixed(2)} of the lifetime, before expiry`);

@@ -139,4 +139,65 @@ describe('RenewingSource', () => {
     await renewed;
     assert.notEqual(source.getX509Svid().chain[0]!.serialNumber, first.chain[0]!.serialNumber);
   });
+
+  test('an issuer whose bundle carries roots of another trust domain is refused: a CA vouches for its own trust domain only', async (t) => {
+    const partner = await createDevCa({ trustDomain: 'partner.example', clock: new VirtualClock(Date.UTC(2030, 0, 1)) });
+    let foreign = false;
+    // The CA's answer is right for cluster.local, and slips in a root that names spiffe://partner.example.
+    const { source, errors } = await rig((real) => ({ ...real, issue: async (req) => {
+      const issued = await real.issue(req);
+      return foreign ? { ...issued, bundlePem: issued.bundlePem + partner.bundlePem } : issued;
+    } }));
+    t.after(() => source.close());
+    await source.start();
+    const good = source.getX509Svid();
+    foreign = true;
+    await source.rotate();
+    assert.equal(errors.length, 1, errors.join('\n'));
+    assert.match(errors[0]!, /roots of trust domain partner\.example: a CA of cluster\.local vouches for cluster\.local only/);
+    assert.deepEqual(source.status().trustDomains, [TD], 'no bundle for partner.example: its peers are not authenticated');
+    assert.equal(source.getBundle('partner.example'), undefined);
+    assert.equal(source.getX509Svid().chain[0]!.serialNumber, good.chain[0]!.serialNumber, 'the last good SVID stays');
+    assert.equal(source.status().state, 'stale');
+  });
+
+  test('an SVID with no life left is renewed twice a second at most, not in a loop (a CA that answers with a 0 s certificate)', async (t) => {
+    const clock = new VirtualClock(Date.UTC(2030, 0, 1)); // a whole second: the dev CA's notAfter is now exactly
+    const ca = await createDevCa({ trustDomain: TD, clock });
+    const real = devCaIssuer(ca);
+    let issued = 0;
+    // Past 100 the loop is proven: stop it (failures back off) so the test ends either way.
+    const issuer: Issuer = { ...real, issue: (req) => (++issued > 100 ? Promise.reject(new Error('renewal storm')) : real.issue(req)) };
+    const source = new RenewingSource({ issuer, spiffeId: ID, kind: 'test-ca', clock, ttlMs: 0, random: () => 0.5 });
+    t.after(() => source.close());
+    await source.start();
+    assert.ok(source.rotateAt - clock.now() >= 500, `the next renewal is ${source.rotateAt - clock.now()} ms ahead`);
+    for (let i = 0; i < 50; i++) await clock.advanceAsync(100);
+    assert.ok(issued <= 11, `${issued} issuances in 5 s`);
+    assert.ok(issued >= 9, `${issued} issuances in 5 s: it keeps renewing`);
+  });
+
+  test('an onError that throws (a logger that fails) neither stops the retries nor rejects the renewal (nobody awaits a timer\'s: the process would exit)', async (t) => {
+    const clock = new VirtualClock(Date.UTC(2030, 0, 1));
+    const ca = await createDevCa({ trustDomain: TD, clock });
+    const real = devCaIssuer(ca);
+    let down = true;
+    let told = 0;
+    const issuer: Issuer = { ...real, issue: (req) => (down ? Promise.reject(new Error('CA unreachable')) : real.issue(req)) };
+    const onError = () => {
+      told++;
+      throw new Error('the log transport is gone');
+    };
+    const source = new RenewingSource({ issuer, spiffeId: ID, kind: 'test-ca', clock, ttlMs: 3_600_000, random: () => 0.5, onError });
+    t.after(() => source.close());
+    await source.start(); // resolves: the failure is the source's state, not the caller's exception
+    assert.equal(told, 1);
+    assert.equal(source.status().failures, 1);
+    assert.ok(source.rotateAt > clock.now() && Number.isFinite(source.rotateAt), 'a retry is scheduled');
+    await clock.advanceAsync(1_000); // the retry, from a timer: its rejection would be unhandled
+    assert.equal(told, 2);
+    down = false;
+    await clock.advanceAsync(2_000);
+    assert.equal(source.status().state, 'ready');
+  });
 });

@@ -22,8 +22,10 @@ import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import { type Socket } from 'node:net';
 import type { ChannelCredentials, Client, Metadata, ServiceError } from '@grpc/grpc-js';
+import { ConfigError } from '../../errors.js';
 import { parseCertificate } from '../../identity/certificate.js';
 import { pemToCertDers } from '../../identity/pem.js';
+import { MAX_CHAIN_CERTIFICATES, MAX_INTERMEDIATES } from '../../identity/svid.js';
 import { IstioCertificateService, type IstioCertificateResponse } from '../../proto/istio/ca.js';
 import { type Grpc, grpcCode, loadGrpc } from '../grpc.js';
 import { type IssuedChain, type Issuer } from '../renewing.js';
@@ -61,7 +63,10 @@ export interface ClosableIssuer extends Issuer {
 /** The host of `host:port` (IPv6 in brackets), for the TLS name check. */
 function hostOf(address: string): string {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):\d+$/.exec(address);
-  if (!m) throw new Error(`the control-plane address "${address}" is not host:port (IPv6 as [::1]:port)`);
+  if (!m) {
+    const message = 'must be host:port (IPv6 as [::1]:port), e.g. istiod.istio-system.svc:15012';
+    throw new ConfigError(`the control-plane address "${address}" ${message}`, [{ path: 'address', message }]);
+  }
   return (m[1] ?? m[2])!;
 }
 
@@ -79,7 +84,7 @@ export function istioCaIssuer(opts: IstioCaIssuerOptions): ClosableIssuer {
       const md = new grpc.Metadata();
       md.set('authorization', `Bearer ${token}`);
       if (opts.clusterId !== undefined) md.set('ClusterID', opts.clusterId);
-      const validityDuration = Math.ceil((ttlMs ?? 24 * 3_600_000) / 1000);
+      const validityDuration = validitySeconds(ttlMs ?? 24 * 3_600_000);
       let answer: IstioCertificateResponse;
       try {
         answer = await channel.call(grpc, rootPem, { csr: csrPem, validityDuration }, md);
@@ -91,6 +96,20 @@ export function istioCaIssuer(opts: IstioCaIssuerOptions): ClosableIssuer {
     },
     close: () => channel.close(),
   };
+}
+
+/**
+ * `validity_duration` (whole seconds, rounded up) for a lifetime in ms. Throws ConfigError for one
+ * that is not a number of ms from 1 s (0 or less asks istiod for its default silently, NaN and
+ * Infinity cannot be encoded).
+ */
+export function validitySeconds(ttlMs: number): number {
+  const seconds = Math.ceil(ttlMs / 1000);
+  if (typeof ttlMs !== 'number' || !(ttlMs >= 1000) || !Number.isSafeInteger(seconds)) {
+    const message = `must be a lifetime in ms from 1000 (1 s; validity_duration is whole seconds), e.g. 86_400_000 for istiod's default 24 h; got ${String(ttlMs)}`;
+    throw new ConfigError(`the Istio CA source's ttlMs ${message}`, [{ path: 'ttlMs', message }]);
+  }
+  return seconds;
 }
 
 /** The pinned root file: one or more PEM certificates. */
@@ -238,6 +257,10 @@ function chainOf(answer: IstioCertificateResponse, rootPem: string, spiffeId: st
   const chain = answer.certChain;
   if (chain.length <= 1) {
     throw new Error(`the ${description} answered a cert_chain of ${chain.length} certificate(s): it must hold the leaf first and the root last`);
+  }
+  if (chain.length > MAX_CHAIN_CERTIFICATES) {
+    // Counted before any is parsed: a CA's answer cannot hold the event loop with a thousand certificates.
+    throw new Error(`the ${description} answered a cert_chain of ${chain.length} certificates: more than ${MAX_CHAIN_CERTIFICATES} (the leaf, at most ${MAX_INTERMEDIATES} intermediates and the root)`);
   }
   chain.forEach((pem, i) => {
     let n: number;

@@ -17,7 +17,7 @@
 # Commands on stdin, one JSON object a line, each answered {"event":"ok","op":...}:
 #   {"op":"tokens","tokens":{"<token>":"spiffe://..."}}   who each token is
 #   {"op":"cluster","clusterId":"Kubernetes"|null}         the cluster id callers must claim (null: any)
-#   {"op":"fault","fault":null|"bad-chain"|"other-key"|"short-chain"|"empty-chain"|"expired"|"not-pem","delayMs":0}
+#   {"op":"fault","fault":null|"bad-chain"|"other-key"|"short-chain"|"empty-chain"|"expired"|"not-pem"|"foreign-root"|"long-chain","delayMs":0}
 # Each call is reported {"event":"call","token":...,"clusterid":...,"validity":...,"csrSans":[...],
 # "csrValid":bool,"issued":id|null,"serial":hex|null,"code":"OK"|name,"t":unix_ms} when answered, and
 # {"event":"received"} as soon as it arrives (before a delay); the first line is
@@ -57,7 +57,7 @@ def pem(cert):
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def make_ca(name, issuer=None, issuer_key=None):
+def make_ca(name, issuer=None, issuer_key=None, uri=None):
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, TD), x509.NameAttribute(NameOID.COMMON_NAME, name)])
     b = (
@@ -74,6 +74,8 @@ def make_ca(name, issuer=None, issuer_key=None):
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
+    if uri:
+        b = b.add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(uri)]), critical=False)
     if issuer:
         b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
     return b.sign(issuer_key or key, hashes.SHA256()), key
@@ -100,6 +102,7 @@ def leaf(public_key, sans, issuer, issuer_key, not_before, not_after):
 ROOT, ROOT_KEY = make_ca("test mesh root")
 OTHER, OTHER_KEY = make_ca("an unrelated root")
 STRANGER, STRANGER_KEY = make_ca("test mesh root")  # same name as the root, other key: a chain that does not verify
+PARTNER, PARTNER_KEY = make_ca("a root of another trust domain", uri="spiffe://partner.example")
 if CFG.get("intermediate"):
     SIGNER, SIGNER_KEY = make_ca("test intermediate", ROOT, ROOT_KEY)
     MIDDLE = [pem(SIGNER)]
@@ -154,6 +157,10 @@ def issue(request, identity):
         chain = chain[:1]
     if fault == "empty-chain":
         chain = []
+    if fault == "foreign-root":
+        chain = chain + [pem(PARTNER)]  # root last: a root that names another trust domain
+    if fault == "long-chain":
+        chain = [pem(cert)] + [pem(ROOT)] * 1000  # ~700 KiB, under the 1 MiB message limit
     if fault == "not-pem":
         chain = ["not a certificate\n", pem(ROOT)]
     return chain, cert
