@@ -148,10 +148,16 @@ export class DirSource extends CoreBackedSource {
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       this.core.fail(err);
-      if (err.message !== this.#reported) this.#opts.onError?.(err);
-      this.#reported = err.message;
       this.#retry?.cancel();
       this.#retry = this.core.clock.setTimeout(() => this.#load(), retryDelay(this.#attempt++, this.#opts.random));
+      if (err.message !== this.#reported) {
+        try {
+          this.#opts.onError?.(err);
+        } catch {
+          // A logger's failure must not stop the retry (nor reject a read nobody awaits: the process would exit).
+        }
+      }
+      this.#reported = err.message;
     }
   }
 

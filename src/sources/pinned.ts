@@ -69,7 +69,11 @@ export class PinnedSource extends CoreBackedSource {
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       this.core.fail(err);
-      this.#opts.onError?.(err);
+      try {
+        this.#opts.onError?.(err);
+      } catch {
+        // Called at use time (a handshake, a request): a logger's failure must not become theirs.
+      }
     }
   }
 

@@ -339,3 +339,17 @@ test('reload() resolves after a read that began after the call, even while the p
     assert.equal(source.status().state, 'ready');
   }
 });
+
+test('an onError that throws (a broken logger) stops neither the retries nor the process', async (t) => {
+  const dir = await freshDir();
+  const clock = new VirtualClock(Date.now());
+  let told = 0;
+  const source = await createDirSource({ dir, pollMs: 100_000, clock, random: () => 0, onError: () => { told++; throw new Error('logger down'); } });
+  t.after(() => source.close());
+  assert.equal(source.status().state, 'starting');
+  assert.equal(told, 1);
+  const svid = await ca.issue({ spiffeId: ID });
+  await writeSvidDir(dir, filesOf(svid));
+  await clock.advanceAsync(300); // the first retry (250 ms with random 0) still runs
+  await waitFor(() => source.status().state === 'ready', 5_000, 'ready after the retry');
+});
