@@ -9,6 +9,7 @@ import type * as GrpcJs from '@grpc/grpc-js';
 import { SpiffeWorkloadAPI } from '../proto/workload.js';
 import { type WorkloadApiAddress } from './workload-api-address.js';
 import { type Grpc, loadGrpc } from './grpc.js';
+import { printable } from '../peer-text.js';
 
 /** The security header of SPIFFE_Workload_Endpoint.md §3; a server refuses a call without it (InvalidArgument). */
 export const WORKLOAD_API_HEADER = 'workload.spiffe.io';
@@ -109,5 +110,5 @@ export function fetchFirstX509(address: WorkloadApiAddress, timeoutMs: number): 
 /** `the Workload API at unix:///… answered UNAVAILABLE (14): workload attestation failed`. */
 export function describeEnd(address: WorkloadApiAddress, end: StreamEnd): string {
   if (end.code === 0) return `the SPIFFE Workload API at ${address.uri} ended the stream`;
-  return `the SPIFFE Workload API at ${address.uri} answered ${end.codeName} (${end.code}): ${end.details || '(no details)'}`;
+  return `the SPIFFE Workload API at ${address.uri} answered ${end.codeName} (${end.code}): ${end.details ? printable(end.details) : '(no details)'}`;
 }

@@ -26,6 +26,7 @@ import { type ValidatedJwtSvid, checkTimes, jwtSvidClaims, parseJws, validateJwt
 import { type JWTBundlesResponse, type JWTSVIDResponse, SpiffeWorkloadAPI } from '../proto/workload.js';
 import { type Grpc, loadGrpc } from './grpc.js';
 import { type WorkloadApiAddress, parseWorkloadApiAddress } from './workload-api-address.js';
+import { printable } from '../peer-text.js';
 
 export const JWT_REFRESH_BEFORE_EXPIRY_MS = 30_000;
 export const DEFAULT_JWT_FETCH_TIMEOUT_MS = 10_000;
@@ -210,7 +211,7 @@ export class JwtWorkloadClient {
     const where = `the Workload API at ${this.address.uri}`;
     const svid = res.svids.find((s) => s.spiffeId === this.spiffeId);
     if (!svid) {
-      const got = res.svids.map((s) => s.spiffeId.slice(0, 200)).join(', ') || 'none';
+      const got = res.svids.slice(0, 10).map((s) => printable(s.spiffeId, 200)).join(', ') || 'none';
       throw new JwtSvidUnavailableError(`${where} sent no JWT-SVID for ${this.spiffeId} (it sent: ${got}); register this workload under that SPIFFE ID, or set the mesh's spiffeId to the one it has`);
     }
     try {
@@ -362,5 +363,5 @@ function describeGrpcError(err: unknown): string {
   const details = typeof e?.details === 'string' ? e.details : typeof e?.message === 'string' ? e.message : String(err);
   if (code === undefined) return details;
   const hint = HINTS[code];
-  return `${STATUS_NAMES[code] ?? `status ${code}`} (${details.slice(0, 300)})${hint ? `: ${hint}` : ''}`;
+  return `${STATUS_NAMES[code] ?? `status ${code}`} (${printable(details, 300)})${hint ? `: ${hint}` : ''}`;
 }

@@ -90,3 +90,11 @@ test('no answer, a refusal, a bad address, neither or both options: clear errors
   const both = await sidecarless(['svid', 'inspect', '--dir', '/tmp', '--workload-api', silent.address]);
   assertError(both, 2, 'ERR_SIDECARLESS_USAGE', /give exactly one of/);
 });
+
+test('a server that answers with terminal sequences in its status: the CLI prints them escaped, exit 1', async () => {
+  const refusing = await serve();
+  await refusing.fail('PERMISSION_DENIED', 'denied\n\u001b[2J\u001b[32mOK: valid now', -1);
+  const r = await sidecarless(['svid', 'inspect', '--workload-api', refusing.address]);
+  assertError(r, 1, 'ERR_SIDECARLESS_IDENTITY_UNAVAILABLE', /answered PERMISSION_DENIED \(7\): denied\\u000a\\u001b\[2J/);
+  assert.doesNotMatch(r.stderr, /\u001b/);
+});
