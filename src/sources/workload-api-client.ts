@@ -6,6 +6,7 @@
  * is refused without ending the stream).
  */
 import type * as GrpcJs from '@grpc/grpc-js';
+import { systemClock } from '../clock.js';
 import { SpiffeWorkloadAPI } from '../proto/workload.js';
 import { type WorkloadApiAddress } from './workload-api-address.js';
 import { type Grpc, loadGrpc } from './grpc.js';
@@ -89,11 +90,12 @@ export function fetchFirstX509(address: WorkloadApiAddress, timeoutMs: number): 
     const settle = (fn: () => void) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      timer.cancel();
       stream?.cancel();
       fn();
     };
-    const timer = setTimeout(() => settle(() => reject(new Error(`no message from ${address.uri} within ${timeoutMs} ms`))), timeoutMs);
+    // systemClock's timer: a plain setTimeout beyond 2^31 − 1 ms (--timeout 25d) would fire at once.
+    const timer = systemClock.setTimeout(() => settle(() => reject(new Error(`no message from ${address.uri} within ${timeoutMs} ms`))), timeoutMs, { keepAlive: true });
     openX509Stream(address, {
       onMessage: (bytes) => settle(() => resolve(bytes)),
       onEnd: (end) => settle(() => reject(Object.assign(new Error(describeEnd(address, end)), { grpcCode: end.code }))),

@@ -98,3 +98,16 @@ test('a server that answers with terminal sequences in its status: the CLI print
   assertError(r, 1, 'ERR_SIDECARLESS_IDENTITY_UNAVAILABLE', /answered PERMISSION_DENIED \(7\): denied\\u000a\\u001b\[2J/);
   assert.doesNotMatch(r.stderr, /\u001b/);
 });
+
+test('--timeout past 2^31 ms (25d) waits: Node would fire such a timer at once; the server going away ends the wait instead', async () => {
+  const silent = await serve(); // no state: no first message; stopped below (stop() again in after() does nothing)
+  const run = sidecarless(['svid', 'inspect', '--workload-api', silent.address, '--timeout', '25d']);
+  let done = false;
+  void run.then(() => (done = true));
+  await new Promise((r) => setTimeout(r, 1_500));
+  assert.equal(done, false, 'the CLI is still waiting for the first message');
+  await silent.stop();
+  const r = await run;
+  assertError(r, 1, 'ERR_SIDECARLESS_IDENTITY_UNAVAILABLE', /answered UNAVAILABLE \(14\)/);
+  assert.doesNotMatch(r.stderr, /within 2160000000 ms/);
+});
