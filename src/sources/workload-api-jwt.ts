@@ -16,7 +16,8 @@
  *   validating). A message with one bad bundle is refused whole and the last good set stays.
  *   InvalidArgument or Unimplemented: stop and say why (no retry, as the spec says); every other end
  *   (Unavailable, PermissionDenied, the stream ending): reconnect after 1 s, 2 s, 4 s … 30 s (±20 %
- *   jitter), reset by every message; the last good bundles stay in use meanwhile.
+ *   jitter), reset by a message that is taken (one refused does not: a server that sends only
+ *   unusable bundles and drops the stream is failing); the last good bundles stay in use meanwhile.
  * Time for the cache and the backoff is the injectable Clock; gRPC deadlines are wall-clock.
  */
 import { type Clock, type Timer, systemClock } from '../clock.js';
@@ -285,9 +286,9 @@ export class JwtWorkloadClient {
   }
 
   #onMessage(msg: JWTBundlesResponse): void {
-    this.#attempt = 0;
     try {
       this.#bundles = jwtBundlesFromMap(msg.bundles);
+      this.#attempt = 0;
       this.#state = 'ready';
       this.#lastError = undefined;
     } catch (e) {

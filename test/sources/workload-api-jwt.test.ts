@@ -231,6 +231,24 @@ test('stream lost: last bundles kept (stale), reconnect after 1 s, 2 s, 4 s … 
   assert.equal(Date.parse(client.status().nextRetryAt!) - clock.now(), 1000);
 });
 
+test('a server that sends only refused bundles and drops the stream: the backoff grows (only a message taken resets it)', async (t) => {
+  const { server, client, clock } = await rig(t);
+  await client.ready();
+  await server.greet(false);
+  const delays: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const before = (await server.calls()).bundles;
+    await server.push({ extra: { 'spiffe://bad.org': '{"keys": "no"}' } });
+    await waitFor(() => /refused/.test(client.status().lastError ?? ''), 5000, `refusal ${i + 1}`);
+    await server.failBundles('UNAVAILABLE');
+    await waitFor(() => client.status().nextRetryAt !== undefined, 5000, 'a retry scheduled');
+    delays.push(Date.parse(client.status().nextRetryAt!) - clock.now());
+    await clock.advanceAsync(delays.at(-1)!);
+    await waitFor(async () => (await server.calls()).open_bundle_streams === 1 && (await server.calls()).bundles === before + 1, 5000, 'reconnected');
+  }
+  assert.deepEqual(delays, [1000, 2000, 4000]);
+});
+
 test('InvalidArgument ends the bundle stream for good: stopped, said why, never retried; last bundles still used', async (t) => {
   const { server, client, clock, errors } = await rig(t);
   await client.ready();

@@ -220,6 +220,33 @@ test('PermissionDenied then Unavailable at start: retries at 1 s, 2 s, 4 s on th
   assert.deepEqual(retryTimers(r), [1000]);
 });
 
+test('a server that sends only refused messages and drops the stream: the backoff grows (only a message taken resets it)', async (t) => {
+  const svid = await ca.issue({ spiffeId: ID });
+  const r = await rig(t, [svid]);
+  await r.source.ready(5_000);
+  await r.server.clear(); // new streams get no good state
+  const garbage = Buffer.from('not an X509SVIDResponse');
+  const waits: number[] = [];
+  for (let i = 1; i <= 3; i++) {
+    const refusals = r.errors.filter((e) => /refused/.test(e)).length;
+    await r.server.raw(garbage);
+    await until(() => r.errors.filter((e) => /refused/.test(e)).length > refusals || /refused/.test(r.source.status().lastError ?? ''), `refusal ${i}`);
+    await r.server.end();
+    await until(() => retryTimers(r).length === 1, `the wait after end ${i}`);
+    waits.push(retryTimers(r)[0]!);
+    r.clock.advance(waits.at(-1)!);
+    await r.server.waitForCalls(i + 1);
+  }
+  assert.deepEqual(waits, [1000, 2000, 4000]);
+  assert.equal(r.source.getX509Svid().chain[0]!.serialNumber, svid.serialNumber, 'the last good SVID serves throughout');
+  // A good message resets it.
+  await r.server.state([wireSvid(svid)]);
+  await until(() => r.source.status().state === 'ready', 'ready again');
+  await r.server.end();
+  await until(() => retryTimers(r).length === 1, 'the wait after a good message');
+  assert.deepEqual(retryTimers(r), [1000]);
+});
+
 test('ready → stale → ready: a stream the server ends, an outage, then the server back; the last good SVID serves throughout', async (t) => {
   const svid = await ca.issue({ spiffeId: ID });
   const r = await rig(t, [svid]);
