@@ -14,7 +14,7 @@ import { type KeyObject, createPublicKey } from 'node:crypto';
 import { JwtBundleError } from '../errors.js';
 import { SPIFFE_SCHEME, validateTrustDomain } from './spiffe-id.js';
 import { MIN_RSA_BITS } from './key-strength.js';
-import { printable } from '../peer-text.js';
+import { printable } from './peer-text.js';
 
 /** One key of a JWT bundle. */
 export interface JwtKey {

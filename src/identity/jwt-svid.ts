@@ -20,7 +20,7 @@ import { type KeyObject, constants, verify } from 'node:crypto';
 import { JwtSvidError, type JwtSvidRefusal } from '../errors.js';
 import { type JwtBundleSet, type JwtKey } from './jwt-bundle.js';
 import { parseWorkloadId } from './spiffe-id.js';
-import { printable } from '../peer-text.js';
+import { printable } from './peer-text.js';
 
 export const JWT_SVID_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'] as const;
 export type JwtSvidAlgorithm = (typeof JWT_SVID_ALGORITHMS)[number];

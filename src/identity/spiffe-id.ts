@@ -1,5 +1,5 @@
 import { SpiffeIdError } from '../errors.js';
-import { printable } from '../peer-text.js';
+import { printable } from './peer-text.js';
 
 /**
  * SPIFFE IDs per the SPIFFE-ID specification:

@@ -10,7 +10,7 @@ import { systemClock } from '../clock.js';
 import { SpiffeWorkloadAPI } from '../proto/workload.js';
 import { type WorkloadApiAddress } from './workload-api-address.js';
 import { type Grpc, loadGrpc } from './grpc.js';
-import { printable } from '../peer-text.js';
+import { printable } from '../identity/peer-text.js';
 
 /** The security header of SPIFFE_Workload_Endpoint.md §3; a server refuses a call without it (InvalidArgument). */
 export const WORKLOAD_API_HEADER = 'workload.spiffe.io';

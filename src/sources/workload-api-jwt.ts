@@ -27,7 +27,7 @@ import { type ValidatedJwtSvid, checkTimes, jwtSvidClaims, parseJws, validateJwt
 import { type JWTBundlesResponse, type JWTSVIDResponse, SpiffeWorkloadAPI } from '../proto/workload.js';
 import { type Grpc, loadGrpc } from './grpc.js';
 import { type WorkloadApiAddress, parseWorkloadApiAddress } from './workload-api-address.js';
-import { printable } from '../peer-text.js';
+import { printable } from '../identity/peer-text.js';
 
 export const JWT_REFRESH_BEFORE_EXPIRY_MS = 30_000;
 export const DEFAULT_JWT_FETCH_TIMEOUT_MS = 10_000;

@@ -8,7 +8,7 @@
  */
 import { createPrivateKey } from 'node:crypto';
 import { SvidError } from '../errors.js';
-import { printable, quoted } from '../peer-text.js';
+import { printable, quoted } from '../identity/peer-text.js';
 import { type BundleSet, type X509Bundle, bundleFromDer, splitDerCertificates } from '../identity/bundle.js';
 import { parseCertificate } from '../identity/certificate.js';
 import { derToPem } from '../identity/pem.js';
