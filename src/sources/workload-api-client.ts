@@ -37,8 +37,9 @@ export interface X509Stream {
 
 // grpc-js options: no HTTP proxy (grpc_proxy/https_proxy/http_proxy would route a tcp:// address
 // elsewhere), no service config from a resolver, and no channel-level reconnect backoff that would
-// answer our own retries with a stale failure (each attempt gets a fresh channel).
-const CHANNEL_OPTIONS: GrpcJs.ChannelOptions = {
+// answer our own retries with a stale failure (each attempt gets a fresh channel). Every Workload
+// API channel (X.509 and JWT) takes these.
+export const CHANNEL_OPTIONS: GrpcJs.ChannelOptions = {
   'grpc.enable_http_proxy': 0,
   'grpc.service_config_disable_resolution': 1,
   'grpc.enable_retries': 0,
