@@ -14,6 +14,7 @@ import { type KeyObject, createPublicKey } from 'node:crypto';
 import { JwtBundleError } from '../errors.js';
 import { SPIFFE_SCHEME, validateTrustDomain } from './spiffe-id.js';
 import { MIN_RSA_BITS } from './key-strength.js';
+import { printable } from './peer-text.js';
 
 /** One key of a JWT bundle. */
 export interface JwtKey {
@@ -59,7 +60,7 @@ export function parseJwtBundle(trustDomain: string, jwks: string | Uint8Array): 
   list.forEach((jwk, i) => {
     const key = jwtKeyOf(jwk, `${where}, keys[${i}]`);
     if (!key) return;
-    if (keys.has(key.kid)) throw new JwtBundleError(`${where} has two keys with kid "${key.kid}": which one signs is ambiguous`);
+    if (keys.has(key.kid)) throw new JwtBundleError(`${where} has two keys with kid "${printable(key.kid, 200)}": which one signs is ambiguous`);
     keys.set(key.kid, key);
   });
   return { trustDomain: td, keys };
@@ -84,7 +85,7 @@ function trustDomainOfKey(name: string): string {
   try {
     return validateTrustDomain(td);
   } catch (e) {
-    throw new JwtBundleError(`a JWT bundle is keyed "${name.slice(0, 300)}", which is not a trust domain (spiffe://<trust-domain>): ${(e as Error).message}`);
+    throw new JwtBundleError(`a JWT bundle is keyed "${printable(name, 300)}", which is not a trust domain (spiffe://<trust-domain>): ${(e as Error).message}`);
   }
 }
 
@@ -109,7 +110,7 @@ function jwtKeyOf(jwk: unknown, where: string): JwtKey | undefined {
   if (k.kty !== 'EC' && k.kty !== 'RSA') return undefined;
   if (k.use !== undefined && k.use !== 'jwt-svid') return undefined;
   if (typeof k.kid !== 'string' || k.kid === '') throw new JwtBundleError(`${where} has no "kid": a JWT-SVID names its key by kid, so a key without one cannot be used`);
-  const at = `${where} (kid "${k.kid.slice(0, 200)}")`;
+  const at = `${where} (kid "${printable(k.kid, 200)}")`;
   for (const m of PRIVATE_MEMBERS) {
     if (m in k) throw new JwtBundleError(`${at} has the private member "${m}": a bundle holds public keys only (and this one leaked a private key)`);
   }

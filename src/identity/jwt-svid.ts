@@ -20,6 +20,7 @@ import { type KeyObject, constants, verify } from 'node:crypto';
 import { JwtSvidError, type JwtSvidRefusal } from '../errors.js';
 import { type JwtBundleSet, type JwtKey } from './jwt-bundle.js';
 import { parseWorkloadId } from './spiffe-id.js';
+import { printable } from './peer-text.js';
 
 export const JWT_SVID_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'] as const;
 export type JwtSvidAlgorithm = (typeof JWT_SVID_ALGORITHMS)[number];
@@ -69,8 +70,10 @@ export interface ValidateJwtSvidOptions {
   readonly now: number;
 }
 
+// The message quotes the token's own strings (kid, member names, sub): whoever presents the token
+// picks them, so control characters are escaped before the message reaches a log or a terminal.
 const refuse = (reason: JwtSvidRefusal, message: string): never => {
-  throw new JwtSvidError(reason, `JWT-SVID refused: ${message}`);
+  throw new JwtSvidError(reason, `JWT-SVID refused: ${printable(message, 4096)}`);
 };
 
 /** Splits and decodes a compact JWS and checks its header; verifies nothing. */

@@ -1,4 +1,5 @@
 import { SpiffeIdError } from '../errors.js';
+import { printable } from './peer-text.js';
 
 /**
  * SPIFFE IDs per the SPIFFE-ID specification:
@@ -49,7 +50,7 @@ export function validateTrustDomain(td: string): string {
         : c === 0x40 ? ' (userinfo is not allowed)'
         : c === 0x25 ? ' (percent-encoding is not allowed)'
         : '';
-      throw new SpiffeIdError(`trust domain "${td}" has the invalid character ${describeChar(c)} at ${i}${hint}`);
+      throw new SpiffeIdError(`trust domain "${shown(td)}" has the invalid character ${describeChar(c)} at ${i}${hint}`);
     }
   }
   return td;
@@ -58,7 +59,7 @@ export function validateTrustDomain(td: string): string {
 /** Validates a path (`/ns/a/sa/b`); '' is the path of a trust-domain ID. */
 export function validatePath(path: string): string {
   if (path === '') return path;
-  if (path.charCodeAt(0) !== 0x2f) throw new SpiffeIdError(`path "${path}" must start with "/"`);
+  if (path.charCodeAt(0) !== 0x2f) throw new SpiffeIdError(`path "${shown(path)}" must start with "/"`);
   let segStart = 1;
   for (let i = 1; i <= path.length; i++) {
     const c = i < path.length ? path.charCodeAt(i) : 0x2f;
@@ -66,11 +67,11 @@ export function validatePath(path: string): string {
       const len = i - segStart;
       if (len === 0) {
         throw new SpiffeIdError(
-          i === path.length ? `path "${path}" has a trailing "/"` : `path "${path}" has an empty segment`,
+          i === path.length ? `path "${shown(path)}" has a trailing "/"` : `path "${shown(path)}" has an empty segment`,
         );
       }
       if ((len === 1 && path.charCodeAt(segStart) === 0x2e) || (len === 2 && path.startsWith('..', segStart))) {
-        throw new SpiffeIdError(`path "${path}" has a "." or ".." segment`);
+        throw new SpiffeIdError(`path "${shown(path)}" has a "." or ".." segment`);
       }
       segStart = i + 1;
       continue;
@@ -81,7 +82,7 @@ export function validatePath(path: string): string {
         : c === 0x3f ? ' (a query is not allowed)'
         : c === 0x23 ? ' (a fragment is not allowed)'
         : '';
-      throw new SpiffeIdError(`path "${path}" has the invalid character ${describeChar(c)} at ${i}${hint}`);
+      throw new SpiffeIdError(`path "${shown(path)}" has the invalid character ${describeChar(c)} at ${i}${hint}`);
     }
   }
   return path;
@@ -94,13 +95,13 @@ export function parseSpiffeId(input: string): SpiffeId {
     throw new SpiffeIdError(`SPIFFE ID is ${input.length} bytes, longer than the ${MAX_SPIFFE_ID_LENGTH} allowed`);
   }
   if (!input.startsWith(SPIFFE_SCHEME)) {
-    throw new SpiffeIdError(`"${truncate(input)}" is not a SPIFFE ID: it must start with "spiffe://" (lower case)`);
+    throw new SpiffeIdError(`"${shown(truncate(input))}" is not a SPIFFE ID: it must start with "spiffe://" (lower case)`);
   }
   const rest = input.slice(SPIFFE_SCHEME.length);
   const slash = rest.indexOf('/');
   const trustDomain = slash === -1 ? rest : rest.slice(0, slash);
   const path = slash === -1 ? '' : rest.slice(slash);
-  if (trustDomain === '') throw new SpiffeIdError(`"${truncate(input)}" has no trust domain`);
+  if (trustDomain === '') throw new SpiffeIdError(`"${shown(truncate(input))}" has no trust domain`);
   validateTrustDomain(trustDomain);
   validatePath(path);
   return { trustDomain, path, id: input };
@@ -110,7 +111,7 @@ export function parseSpiffeId(input: string): SpiffeId {
 export function parseWorkloadId(input: string): SpiffeId {
   const id = parseSpiffeId(input);
   if (id.path === '') {
-    throw new SpiffeIdError(`"${input}" names a trust domain, not a workload: an SVID's SPIFFE ID needs a path`);
+    throw new SpiffeIdError(`"${shown(input)}" names a trust domain, not a workload: an SVID's SPIFFE ID needs a path`);
   }
   return id;
 }
@@ -135,6 +136,11 @@ export function kubernetesParts(id: SpiffeId): { namespace?: string; serviceAcco
   // ['', 'ns', <ns>, 'sa', <sa>]
   if (segs.length === 5 && segs[1] === 'ns' && segs[3] === 'sa') return { namespace: segs[2]!, serviceAccount: segs[4]! };
   return {};
+}
+
+/** An ID being refused, in its message: it may come from a peer (a certificate, a token), so control characters are escaped. */
+function shown(s: string): string {
+  return printable(s, MAX_SPIFFE_ID_LENGTH);
 }
 
 function truncate(s: string): string {

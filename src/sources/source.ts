@@ -146,7 +146,8 @@ export class SourceCore {
     const previous = this.#svid;
     const changed = !previous || previous.chain[0]!.fingerprint !== svid.chain[0]!.fingerprint || previous.notAfter !== svid.notAfter;
     const renewedAfter = previous && changed && this.#phase !== 'fresh' ? this.#phase : undefined;
-    if (previous && changed) this.#rotations++; // the same SVID again (a Workload API reconnect) is no rotation
+    // A rotation is a new SVID: a push source resends the whole state for a bundle change (or for nothing), and that is no rotation.
+    if (previous && changed) this.#rotations++;
     this.#svid = svid;
     this.#bundles = bundles;
     this.#lastError = undefined;

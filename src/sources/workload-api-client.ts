@@ -6,9 +6,11 @@
  * is refused without ending the stream).
  */
 import type * as GrpcJs from '@grpc/grpc-js';
+import { systemClock } from '../clock.js';
 import { SpiffeWorkloadAPI } from '../proto/workload.js';
 import { type WorkloadApiAddress } from './workload-api-address.js';
 import { type Grpc, loadGrpc } from './grpc.js';
+import { printable } from '../identity/peer-text.js';
 
 /** The security header of SPIFFE_Workload_Endpoint.md §3; a server refuses a call without it (InvalidArgument). */
 export const WORKLOAD_API_HEADER = 'workload.spiffe.io';
@@ -35,8 +37,9 @@ export interface X509Stream {
 
 // grpc-js options: no HTTP proxy (grpc_proxy/https_proxy/http_proxy would route a tcp:// address
 // elsewhere), no service config from a resolver, and no channel-level reconnect backoff that would
-// answer our own retries with a stale failure (each attempt gets a fresh channel).
-const CHANNEL_OPTIONS: GrpcJs.ChannelOptions = {
+// answer our own retries with a stale failure (each attempt gets a fresh channel). Every Workload
+// API channel (X.509 and JWT) takes these.
+export const CHANNEL_OPTIONS: GrpcJs.ChannelOptions = {
   'grpc.enable_http_proxy': 0,
   'grpc.service_config_disable_resolution': 1,
   'grpc.enable_retries': 0,
@@ -88,11 +91,12 @@ export function fetchFirstX509(address: WorkloadApiAddress, timeoutMs: number): 
     const settle = (fn: () => void) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      timer.cancel();
       stream?.cancel();
       fn();
     };
-    const timer = setTimeout(() => settle(() => reject(new Error(`no message from ${address.uri} within ${timeoutMs} ms`))), timeoutMs);
+    // systemClock's timer: a plain setTimeout beyond 2^31 − 1 ms (--timeout 25d) would fire at once.
+    const timer = systemClock.setTimeout(() => settle(() => reject(new Error(`no message from ${address.uri} within ${timeoutMs} ms`))), timeoutMs, { keepAlive: true });
     openX509Stream(address, {
       onMessage: (bytes) => settle(() => resolve(bytes)),
       onEnd: (end) => settle(() => reject(Object.assign(new Error(describeEnd(address, end)), { grpcCode: end.code }))),
@@ -109,5 +113,5 @@ export function fetchFirstX509(address: WorkloadApiAddress, timeoutMs: number): 
 /** `the Workload API at unix:///… answered UNAVAILABLE (14): workload attestation failed`. */
 export function describeEnd(address: WorkloadApiAddress, end: StreamEnd): string {
   if (end.code === 0) return `the SPIFFE Workload API at ${address.uri} ended the stream`;
-  return `the SPIFFE Workload API at ${address.uri} answered ${end.codeName} (${end.code}): ${end.details || '(no details)'}`;
+  return `the SPIFFE Workload API at ${address.uri} answered ${end.codeName} (${end.code}): ${end.details ? printable(end.details) : '(no details)'}`;
 }

@@ -16,7 +16,8 @@
  *   validating). A message with one bad bundle is refused whole and the last good set stays.
  *   InvalidArgument or Unimplemented: stop and say why (no retry, as the spec says); every other end
  *   (Unavailable, PermissionDenied, the stream ending): reconnect after 1 s, 2 s, 4 s … 30 s (±20 %
- *   jitter), reset by every message; the last good bundles stay in use meanwhile.
+ *   jitter), reset by a message that is taken (one refused does not: a server that sends only
+ *   unusable bundles and drops the stream is failing); the last good bundles stay in use meanwhile.
  * Time for the cache and the backoff is the injectable Clock; gRPC deadlines are wall-clock.
  */
 import { type Clock, type Timer, systemClock } from '../clock.js';
@@ -26,6 +27,8 @@ import { type ValidatedJwtSvid, checkTimes, jwtSvidClaims, parseJws, validateJwt
 import { type JWTBundlesResponse, type JWTSVIDResponse, SpiffeWorkloadAPI } from '../proto/workload.js';
 import { type Grpc, loadGrpc } from './grpc.js';
 import { type WorkloadApiAddress, parseWorkloadApiAddress } from './workload-api-address.js';
+import { CHANNEL_OPTIONS } from './workload-api-client.js';
+import { printable } from '../identity/peer-text.js';
 
 export const JWT_REFRESH_BEFORE_EXPIRY_MS = 30_000;
 export const DEFAULT_JWT_FETCH_TIMEOUT_MS = 10_000;
@@ -178,7 +181,9 @@ export class JwtWorkloadClient {
 
   #grpc(): Promise<GrpcClient> {
     if (this.#closed) return Promise.reject(this.#closedError());
-    this.#client ??= loadGrpc().then((grpc) => new grpc.Client(this.address.target, grpc.credentials.createInsecure()));
+    // The X.509 stream's channel options: above all, never through an HTTP proxy of the environment
+    // (grpc_proxy/https_proxy/http_proxy would send a tcp:// address's tokens and bundles elsewhere).
+    this.#client ??= loadGrpc().then((grpc) => new grpc.Client(this.address.target, grpc.credentials.createInsecure(), CHANNEL_OPTIONS));
     return this.#client;
   }
 
@@ -210,7 +215,7 @@ export class JwtWorkloadClient {
     const where = `the Workload API at ${this.address.uri}`;
     const svid = res.svids.find((s) => s.spiffeId === this.spiffeId);
     if (!svid) {
-      const got = res.svids.map((s) => s.spiffeId.slice(0, 200)).join(', ') || 'none';
+      const got = res.svids.slice(0, 10).map((s) => printable(s.spiffeId, 200)).join(', ') || 'none';
       throw new JwtSvidUnavailableError(`${where} sent no JWT-SVID for ${this.spiffeId} (it sent: ${got}); register this workload under that SPIFFE ID, or set the mesh's spiffeId to the one it has`);
     }
     try {
@@ -284,9 +289,9 @@ export class JwtWorkloadClient {
   }
 
   #onMessage(msg: JWTBundlesResponse): void {
-    this.#attempt = 0;
     try {
       this.#bundles = jwtBundlesFromMap(msg.bundles);
+      this.#attempt = 0;
       this.#state = 'ready';
       this.#lastError = undefined;
     } catch (e) {
@@ -362,5 +367,5 @@ function describeGrpcError(err: unknown): string {
   const details = typeof e?.details === 'string' ? e.details : typeof e?.message === 'string' ? e.message : String(err);
   if (code === undefined) return details;
   const hint = HINTS[code];
-  return `${STATUS_NAMES[code] ?? `status ${code}`} (${details.slice(0, 300)})${hint ? `: ${hint}` : ''}`;
+  return `${STATUS_NAMES[code] ?? `status ${code}`} (${printable(details, 300)})${hint ? `: ${hint}` : ''}`;
 }

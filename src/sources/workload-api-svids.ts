@@ -8,6 +8,7 @@
  */
 import { createPrivateKey } from 'node:crypto';
 import { SvidError } from '../errors.js';
+import { printable, quoted } from '../identity/peer-text.js';
 import { type BundleSet, type X509Bundle, bundleFromDer, splitDerCertificates } from '../identity/bundle.js';
 import { parseCertificate } from '../identity/certificate.js';
 import { derToPem } from '../identity/pem.js';
@@ -25,10 +26,8 @@ export interface X509Context {
   readonly index: number;
 }
 
-/** A server's string as a message quotes it: JSON-quoted, at most `max` characters (a hostile server picks their size). */
-export function quoted(s: string, max = 120): string {
-  return JSON.stringify(s.length > max ? `${s.slice(0, max)}…` : s);
-}
+/** A server's string as a message quotes it: JSON-quoted, control characters escaped, at most `max` characters (a hostile server picks their size). */
+export { quoted };
 
 /** `"internal" (spiffe://…/a), no hint (spiffe://…/b)`: what a message offers, for messages (the first 10). */
 export function describeOffered(svids: readonly X509SVID[]): string {
@@ -36,9 +35,8 @@ export function describeOffered(svids: readonly X509SVID[]): string {
   return shown.join(', ') + (svids.length > 10 ? ` and ${svids.length - 10} more` : '');
 }
 
-function clip(s: string, max = 300): string {
-  return s.length > max ? `${s.slice(0, max)}…` : s;
-}
+/** A server's SPIFFE ID in a message: as is, control characters escaped, clipped. */
+const clip = (s: string, max = 300): string => printable(s, max);
 
 /** The entry to use: the first, or the first with `hint` (duplicate hints: the first, as go-spiffe and SPIRE). */
 export function pickSvid(svids: readonly X509SVID[], hint: string | undefined): number {

@@ -9,8 +9,10 @@
  *   the source for good (the spec's "do not retry"), saying why in status() and ready().
  * - Any other end (Unavailable, PermissionDenied, a transport failure, a stream the server ended)
  *   reconnects after 1 s, 2 s, 4 s … capped at 30 s, each up to 20 % earlier (jitter), reset by a
- *   received message. go-spiffe's backoff is linear (1 s, 2 s, 3 s … 30 s, no jitter); ours is
- *   exponential so that a fleet whose agent restarts does not hammer it in step.
+ *   message that is taken. go-spiffe's backoff is linear (1 s, 2 s, 3 s … 30 s, no jitter) and reset
+ *   by any message; ours is exponential so that a fleet whose agent restarts does not hammer it in
+ *   step, and a refused message does not reset it: a server that answers with nothing usable and
+ *   drops the stream is failing, and would otherwise be redialled every second forever.
  * - The last good SVID is served until it expires (SourceCore's use-time check), then refused.
  */
 import { type Clock, type Timer, systemClock } from '../clock.js';
@@ -115,11 +117,11 @@ export class WorkloadApiSource extends CoreBackedSource {
 
   #onMessage(bytes: Buffer): void {
     if (this.core.closed) return;
-    this.#attempt = 0; // the server is there and answering: the next failure starts the backoff over
     try {
       const ctx = x509ContextFrom(decode(bytes), { hint: this.#opts.hint, now: this.core.clock.now() });
       this.#checkIdentity(ctx.svid.spiffeId, bytes);
       this.core.accept(ctx.svid, ctx.bundles);
+      this.#attempt = 0; // the server is there and serving: the next failure starts the backoff over
       this.#reported = undefined;
       this.#settle();
     } catch (e) {

@@ -232,3 +232,19 @@ test('duplicateKey finds repeated members at any depth, and nothing in arrays or
   assert.equal(duplicateKey('{"a\\"b":1,"a\\"b":2}'), 'a"b');
   assert.equal(duplicateKey('{"x":{},"y":[],"z":{"x":1}}'), undefined);
 });
+
+test('a token\'s own strings (kid, member names, sub) reach the message with control characters escaped: no forged log lines, no terminal sequences', () => {
+  const evil = 'x\n\u001b[31mFORGED 2030-01-01 INFO accepted\u009b0m\u2028';
+  const clean = (e: unknown) => {
+    assert.ok(e instanceof JwtSvidError, String(e));
+    assert.doesNotMatch(e.message, /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/, JSON.stringify(e.message));
+    assert.match(e.message, /x\\u000a\\u001b\[31mFORGED/, 'the characters are shown, escaped');
+    return true;
+  };
+  assert.throws(() => validate(signWith(es, claims(), { alg: 'ES256', kid: evil })), clean);
+  assert.throws(() => validate(signWith(es, claims(), { alg: 'ES256', kid: 'es-1', [evil]: 1 })), clean);
+  assert.throws(() => validate(signWith(es, claims({ sub: `spiffe://example.org/${evil}` }))), clean);
+  assert.throws(() => validate(signWith(es, claims({ sub: `spiffe://${evil}/a` }))), clean);
+  const dup = `${b64({ alg: 'ES256', kid: 'es-1' })}.${b64(`{"${JSON.stringify(evil).slice(1, -1)}":1,"${JSON.stringify(evil).slice(1, -1)}":2}`)}`;
+  assert.throws(() => validate(`${dup}.${rawSign(es, dup).toString('base64url')}`), clean);
+});

@@ -152,6 +152,28 @@ test('a hostile server picks the sizes: hundreds of SVIDs, huge hints and keys, 
   assert.ok(source.status().lastError === undefined);
 });
 
+test('a server\'s words reach messages and logs with control characters escaped: status details, federated keys, SPIFFE IDs', async (t) => {
+  const evil = 'no identity\n\u001b[31mFORGED 2030-01-01 INFO identity ok\u009b0m';
+  const clean = (msg: string) => {
+    assert.doesNotMatch(msg, /[\u0000-\u001f\u007f-\u009f]/, JSON.stringify(msg));
+    assert.match(msg, /(\\n|\\u000a)\\u001b\[31mFORGED/, 'the characters are shown, escaped');
+  };
+  const s2 = await Server.start();
+  t.after(() => s2.stop());
+  await s2.fail('PERMISSION_DENIED', evil, -1);
+  const seen: string[] = [];
+  const src = createWorkloadApiSource({ address: s2.address, clock: systemClock, onError: (e) => seen.push(e.message) });
+  t.after(() => src.close());
+  await waitFor(() => seen.length > 0, 5_000, 'the refusal');
+  assert.match(seen[0]!, /answered PERMISSION_DENIED \(7\): no identity\\u000a/);
+  clean(seen[0]!);
+  clean(src.status().lastError!);
+  await refused(state([wireSvid(good)], { [`spiffe://${evil}`]: derOf(partner.bundlePem) }), /federated_bundles\["spiffe:\/\/no identity\\n\\u001b/);
+  clean(errors.at(-1)!);
+  await refused(state([{ ...wireSvid(good), spiffeId: `spiffe://${TD}/${evil}` }]), /svids\[0\]\.spiffe_id says spiffe:\/\/example\.org\/no identity\\u000a/);
+  clean(errors.at(-1)!);
+});
+
 test('an SVID for another workload is refused on rotation (the mesh pins its SPIFFE ID)', async () => {
   const admin = await ca.issue({ spiffeId: `spiffe://${TD}/ns/default/sa/admin` });
   await refused(state([wireSvid(admin)]), /is for spiffe:\/\/example\.org\/ns\/default\/sa\/admin, but this workload's SPIFFE ID is spiffe:\/\/example\.org\/ns\/default\/sa\/orders.*set spiffeId/);

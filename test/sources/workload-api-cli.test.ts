@@ -91,3 +91,24 @@ test('no answer, a refusal, a bad address, neither or both options: clear errors
   const both = await sidecarless(['svid', 'inspect', '--dir', '/tmp', '--workload-api', silent.address]);
   assertError(both, 2, 'ERR_SIDECARLESS_USAGE', /give exactly one of/);
 });
+
+test('a server that answers with terminal sequences in its status: the CLI prints them escaped, exit 1', async () => {
+  const refusing = await serve();
+  await refusing.fail('PERMISSION_DENIED', 'denied\n\u001b[2J\u001b[32mOK: valid now', -1);
+  const r = await sidecarless(['svid', 'inspect', '--workload-api', refusing.address]);
+  assertError(r, 1, 'ERR_SIDECARLESS_IDENTITY_UNAVAILABLE', /answered PERMISSION_DENIED \(7\): denied\\u000a\\u001b\[2J/);
+  assert.doesNotMatch(r.stderr, /\u001b/);
+});
+
+test('--timeout past 2^31 ms (25d) waits: Node would fire such a timer at once; the server going away ends the wait instead', async () => {
+  const silent = await serve(); // no state: no first message; stopped below (stop() again in after() does nothing)
+  const run = sidecarless(['svid', 'inspect', '--workload-api', silent.address, '--timeout', '25d']);
+  let done = false;
+  void run.then(() => (done = true));
+  await new Promise((r) => setTimeout(r, 1_500));
+  assert.equal(done, false, 'the CLI is still waiting for the first message');
+  await silent.stop();
+  const r = await run;
+  assertError(r, 1, 'ERR_SIDECARLESS_IDENTITY_UNAVAILABLE', /answered UNAVAILABLE \(14\)/);
+  assert.doesNotMatch(r.stderr, /within 2160000000 ms/);
+});

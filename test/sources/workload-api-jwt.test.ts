@@ -231,6 +231,24 @@ test('stream lost: last bundles kept (stale), reconnect after 1 s, 2 s, 4 s … 
   assert.equal(Date.parse(client.status().nextRetryAt!) - clock.now(), 1000);
 });
 
+test('a server that sends only refused bundles and drops the stream: the backoff grows (only a message taken resets it)', async (t) => {
+  const { server, client, clock } = await rig(t);
+  await client.ready();
+  await server.greet(false);
+  const delays: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const before = (await server.calls()).bundles;
+    await server.push({ extra: { 'spiffe://bad.org': '{"keys": "no"}' } });
+    await waitFor(() => /refused/.test(client.status().lastError ?? ''), 5000, `refusal ${i + 1}`);
+    await server.failBundles('UNAVAILABLE');
+    await waitFor(() => client.status().nextRetryAt !== undefined, 5000, 'a retry scheduled');
+    delays.push(Date.parse(client.status().nextRetryAt!) - clock.now());
+    await clock.advanceAsync(delays.at(-1)!);
+    await waitFor(async () => (await server.calls()).open_bundle_streams === 1 && (await server.calls()).bundles === before + 1, 5000, 'reconnected');
+  }
+  assert.deepEqual(delays, [1000, 2000, 4000]);
+});
+
 test('InvalidArgument ends the bundle stream for good: stopped, said why, never retried; last bundles still used', async (t) => {
   const { server, client, clock, errors } = await rig(t);
   await client.ready();
@@ -280,4 +298,37 @@ test('backoff delays: 1 s doubling to 30 s, jitter ±20 %, never outside [1 s, 3
   assert.equal(jwtBackoffDelay(2, () => 0), 3200);
   assert.ok(Math.abs(jwtBackoffDelay(2, () => 0.999999) - 4800) < 0.01);
   assert.equal(jwtBackoffDelay(9, () => 0.999999), 30000);
+});
+
+test('the JWT client dials only the configured address: never an HTTP proxy of the environment (tokens and bundles would come from it)', async (t) => {
+  const { createServer } = await import('node:net');
+  const listen = async (onConn: () => void) => {
+    const s = createServer((c) => {
+      onConn();
+      c.destroy();
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    t.after(() => new Promise<void>((r) => s.close(() => r())));
+    return (s.address() as { port: number }).port;
+  };
+  let proxyHits = 0;
+  let targetHits = 0;
+  const proxyPort = await listen(() => proxyHits++);
+  const targetPort = await listen(() => targetHits++); // not a gRPC server: the call fails, but it was dialled
+  const names = ['grpc_proxy', 'https_proxy', 'http_proxy', 'no_grpc_proxy', 'no_proxy'] as const;
+  const saved = Object.fromEntries(names.map((k) => [k, process.env[k]]));
+  t.after(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+  for (const k of ['grpc_proxy', 'https_proxy', 'http_proxy'] as const) process.env[k] = `http://127.0.0.1:${proxyPort}`;
+  delete process.env.no_grpc_proxy;
+  delete process.env.no_proxy;
+  const client = new JwtWorkloadClient({ address: `tcp://127.0.0.1:${targetPort}`, spiffeId: ME, fetchTimeoutMs: 1_000 });
+  t.after(() => client.close());
+  await assert.rejects(client.jwtSvid(AUD), JwtSvidUnavailableError);
+  assert.equal(proxyHits, 0, 'nothing went to the proxy of the environment');
+  assert.ok(targetHits >= 1, 'the configured address was dialled');
 });

@@ -164,6 +164,23 @@ test('rotation on the same stream: each new SVID is served, rotations counted, n
   assert.equal(r.server.calls.length, 1);
 });
 
+test('a message that changes only the bundles, or nothing, is an update but no rotation (a SPIRE agent resends its whole state)', async (t) => {
+  const svid = await ca.issue({ spiffeId: ID });
+  const r = await rig(t, [svid]);
+  await r.source.ready(5_000);
+  let updates = 0;
+  r.source.onUpdate(() => updates++);
+  await r.server.state([wireSvid(svid)], federated(partner));
+  await until(() => updates === 1, 'the bundle update');
+  await r.server.state([wireSvid(svid)], federated(partner));
+  await until(() => updates === 2, 'the same state again');
+  assert.equal(r.source.status().rotations, 0);
+  const next = await ca.issue({ spiffeId: ID });
+  await r.server.state([wireSvid(next)], federated(partner));
+  await until(() => r.source.status().serialNumber === next.serialNumber, 'the rotation');
+  assert.equal(r.source.status().rotations, 1);
+});
+
 test('PermissionDenied then Unavailable at start: retries at 1 s, 2 s, 4 s on the clock; starting → ready; a message resets the backoff', async (t) => {
   const svid = await ca.issue({ spiffeId: ID });
   const server = await serve();
@@ -191,7 +208,7 @@ test('PermissionDenied then Unavailable at start: retries at 1 s, 2 s, 4 s on th
   await until(() => /UNAVAILABLE \(14\): workload attestation failed; reconnecting in 4\.0 s/.test(source.status().lastError ?? ''), 'the third failure');
   clock.advance(4000);
   await ready;
-  await server.waitForCalls(4); // the server's record comes on another pipe than its message
+  await server.waitForCalls(4); // the server logs the call on its own pipe: it may come after the message
   assert.equal(server.calls.length, 4);
   assert.deepEqual(server.calls.map((c) => c.outcome), ['PERMISSION_DENIED', 'PERMISSION_DENIED', 'UNAVAILABLE', 'stream']);
   assert.equal(source.status().state, 'ready');
@@ -200,6 +217,33 @@ test('PermissionDenied then Unavailable at start: retries at 1 s, 2 s, 4 s on th
   await server.end();
   await until(() => source.status().state === 'stale', 'stale after the end');
   assert.match(source.status().lastError!, /ended the stream; the last good SVID stays in use until it expires; reconnecting in 1\.0 s/);
+  assert.deepEqual(retryTimers(r), [1000]);
+});
+
+test('a server that sends only refused messages and drops the stream: the backoff grows (only a message taken resets it)', async (t) => {
+  const svid = await ca.issue({ spiffeId: ID });
+  const r = await rig(t, [svid]);
+  await r.source.ready(5_000);
+  await r.server.clear(); // new streams get no good state
+  const garbage = Buffer.from('not an X509SVIDResponse');
+  const waits: number[] = [];
+  for (let i = 1; i <= 3; i++) {
+    const refusals = r.errors.filter((e) => /refused/.test(e)).length;
+    await r.server.raw(garbage);
+    await until(() => r.errors.filter((e) => /refused/.test(e)).length > refusals || /refused/.test(r.source.status().lastError ?? ''), `refusal ${i}`);
+    await r.server.end();
+    await until(() => retryTimers(r).length === 1, `the wait after end ${i}`);
+    waits.push(retryTimers(r)[0]!);
+    r.clock.advance(waits.at(-1)!);
+    await r.server.waitForCalls(i + 1);
+  }
+  assert.deepEqual(waits, [1000, 2000, 4000]);
+  assert.equal(r.source.getX509Svid().chain[0]!.serialNumber, svid.serialNumber, 'the last good SVID serves throughout');
+  // A good message resets it.
+  await r.server.state([wireSvid(svid)]);
+  await until(() => r.source.status().state === 'ready', 'ready again');
+  await r.server.end();
+  await until(() => retryTimers(r).length === 1, 'the wait after a good message');
   assert.deepEqual(retryTimers(r), [1000]);
 });
 
@@ -227,7 +271,7 @@ test('ready → stale → ready: a stream the server ends, an outage, then the s
   await until(() => r.source.status().state === 'ready', 'ready again');
   states.push(r.source.status().state);
   assert.deepEqual(states, ['ready', 'stale', 'ready']);
-  assert.equal(r.source.status().rotations, 0, 'the same SVID again is no rotation');
+  assert.equal(r.source.status().rotations, 0, 'the same SVID again after a reconnect: accepted, but no rotation');
 });
 
 test('InvalidArgument: no retry, ever; ready() and status() say the server refused the request', async (t) => {
