@@ -69,6 +69,7 @@
  *   sent only to unsubscribe from every name of a type already requested on this stream.
  */
 import type { Clock, Timer } from '../../clock.js';
+import { consoleLogger, type Logger } from '../../logger.js';
 import {
   INVALID_ARGUMENT,
   RESOURCE_TYPES,
@@ -181,8 +182,13 @@ export interface AdsSessionOptions<Node> {
   readonly clock: Clock;
   /** [0, 1), for the reconnect jitter. Default Math.random. */
   readonly random?: () => number;
-  /** Called once a lost stream's backoff has passed: open a new stream and hand it to `connect`. */
+  /**
+   * Called once a lost stream's backoff has passed: open a new stream and hand it to `connect`.
+   * If it throws, that counts as one more lost stream: logged, and tried again after the next wait.
+   */
   readonly reconnect?: () => void;
+  /** Where errors with no caller to reach go (a listener that throws from a timer's event). Default: stderr. */
+  readonly logger?: Logger;
 }
 
 /** One ADS stream as the session sees it. Calls on a stream that was lost or replaced do nothing. */
@@ -236,6 +242,7 @@ export class AdsSession<Node = unknown> {
   readonly #clock: Clock;
   readonly #random: () => number;
   readonly #reconnect: (() => void) | undefined;
+  readonly #logger: Logger;
   readonly #types = new Map<string, TypeState>();
   readonly #listeners = new Set<Listener>();
   #stream: StreamState<Node> | undefined;
@@ -253,6 +260,7 @@ export class AdsSession<Node = unknown> {
     this.#clock = options.clock;
     this.#random = options.random ?? Math.random;
     this.#reconnect = options.reconnect;
+    this.#logger = options.logger ?? consoleLogger;
   }
 
   /** Listens to every event. Returns the unsubscribe function. */
@@ -419,6 +427,7 @@ export class AdsSession<Node = unknown> {
     }
     st.nonce = response.nonce;
     const checked = checkResponse(response, decode);
+    if (!this.#current(id)) return undefined; // the decoder ended the stream: nothing to answer on
     return checked.errors.length > 0 ? this.#nack(st, response, checked) : this.#ack(st, response, checked);
   }
 
@@ -427,7 +436,8 @@ export class AdsSession<Node = unknown> {
     st.nacked = true;
     st.lastNack = { version: response.versionInfo, nonce: response.nonce, message, at: this.#clock.now() };
     for (const name of checked.sentNames) {
-      if (!this.#wants(st, name) || st.cache.has(name)) continue;
+      // Only names asked for explicitly have a does-not-exist state (a wildcard's come and go).
+      if (!st.names.has(name) || st.cache.has(name)) continue;
       this.#stopTimer(st, name);
       st.held.delete(name);
       st.doesNotExist.delete(name);
@@ -504,7 +514,11 @@ export class AdsSession<Node = unknown> {
       return;
     }
     st.doesNotExist.add(name);
-    this.#emit([{ kind: 'does-not-exist', typeUrl: st.typeUrl, type: st.traits.short, name }]);
+    try {
+      this.#emit([{ kind: 'does-not-exist', typeUrl: st.typeUrl, type: st.traits.short, name }]);
+    } catch (err) {
+      this.#logger.error(`xDS: a listener of the ADS session threw on "${st.traits.short} ${name} does not exist"`, { error: String(err) });
+    }
   }
 
   #stopTimer(st: TypeState, name: string): void {
@@ -535,6 +549,11 @@ export class AdsSession<Node = unknown> {
   #lost(id: number, reason: string | undefined): number | undefined {
     if (!this.#current(id)) return undefined;
     this.#retire();
+    return this.#backoff(reason);
+  }
+
+  /** One more loss: waits its backoff, then asks the driver for a new stream. Returns the wait. */
+  #backoff(reason: string | undefined): number {
     this.#failures++;
     this.#lastError = reason;
     const delay = reconnectDelay(this.#failures, this.#random);
@@ -542,7 +561,14 @@ export class AdsSession<Node = unknown> {
     this.#reconnectTimer = this.#clock.setTimeout(() => {
       this.#reconnectTimer = undefined;
       this.#retryAt = undefined;
-      if (!this.#closed) this.#reconnect?.();
+      if (this.#closed) return;
+      try {
+        this.#reconnect?.();
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        this.#logger.error('xDS: could not open a new ADS stream; trying again after the backoff', { error: message });
+        if (!this.#stream && !this.#reconnectTimer && !this.#closed) this.#backoff(`could not open a stream: ${message}`);
+      }
     }, delay);
     return delay;
   }

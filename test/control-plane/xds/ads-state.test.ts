@@ -421,6 +421,13 @@ test('does-not-exist is not reported while the type is NACKed; a named rejection
   // The next good (full-state) response has neither: now both are known not to exist.
   r.stream.receive(resp(LDS, '2', 'n2', []), decode);
   assert.deepEqual(r.kinds(), ['changed LDS ', 'dne LDS hidden:80', 'dne LDS broken:80']);
+
+  // Under a wildcard, a name nobody asked for explicitly has no does-not-exist state at all.
+  r.session.subscribe(CDS, ['*']);
+  r.stream.receive(resp(CDS, '1', 'c1', [res(CDS, 'z', { badNamed: 'unsupported' })]), decode);
+  r.stream.receive(resp(CDS, '2', 'c2', []), decode);
+  assert.deepEqual(r.kinds(), ['nacked CDS', 'changed CDS ']);
+  assert.deepEqual(r.session.status().types[1]!.rejected, []);
 });
 
 test('reconnect: every subscription re-sent with the last ACKed versions, empty nonces, node on the first only', () => {
@@ -633,4 +640,39 @@ test('close: every timer stops; the session takes no more calls', () => {
   assert.throws(() => r.open(), /closed/);
   assert.equal(r.stream.receive(resp(LDS, '1', 'n', [res(LDS, 'a')]), decode), undefined);
   r.session.close();
+});
+
+test('errors with no caller: a listener throwing from a timer is logged; a reconnect that throws is retried after the next wait', () => {
+  const clock = new VirtualClock(0);
+  const logged: string[] = [];
+  const logger = { info: () => {}, warn: () => {}, error: (m: string, f?: Record<string, unknown>) => logged.push(`${m} ${JSON.stringify(f)}`) };
+  let attempts = 0;
+  const session = new AdsSession<Node>({
+    node: NODE, clock, random: () => 0.5, logger,
+    reconnect: () => {
+      attempts++;
+      if (attempts === 1) throw new Error('EMFILE: too many open files');
+      session.connect(() => {}).ready();
+    },
+  });
+  session.on(() => {
+    throw new Error('listener bug');
+  });
+  const s = session.connect(() => {});
+  s.ready();
+  session.subscribe(CDS, ['ghost']);
+  clock.advance(DOES_NOT_EXIST_TIMEOUT_MS); // the listener throws inside the timer: the clock (the process) survives
+  assert.match(logged.shift()!, /threw on "CDS ghost does not exist".*listener bug/);
+  assert.deepEqual(session.status().types[0]!.doesNotExist, ['ghost']);
+  s.lost('reset');
+  clock.advance(1_000);
+  assert.equal(attempts, 1);
+  assert.match(logged.shift()!, /could not open a new ADS stream.*EMFILE/);
+  assert.equal(session.status().stream.state, 'backoff');
+  assert.equal(session.status().stream.failures, 2);
+  clock.advance(1_999);
+  assert.equal(attempts, 1);
+  clock.advance(1);
+  assert.equal(attempts, 2);
+  assert.equal(session.status().stream.state, 'connected');
 });
