@@ -32,6 +32,13 @@ export function decodeX509SVIDRequest(buf: Uint8Array): X509SVIDRequest {
   return decodeX509SVIDRequestFrom(new Reader(buf));
 }
 
+/** X509SVIDRequest: its type URL (as an Any carries it) and its codec. */
+export const X509SVIDRequestCodec = {
+  typeUrl: 'type.googleapis.com/X509SVIDRequest',
+  encode: encodeX509SVIDRequest,
+  decode: decodeX509SVIDRequest,
+} as const;
+
 /** X509SVIDResponse */
 export interface X509SVIDResponse {
   svids: X509SVID[];
@@ -85,6 +92,13 @@ export function decodeX509SVIDResponse(buf: Uint8Array): X509SVIDResponse {
   return decodeX509SVIDResponseFrom(new Reader(buf));
 }
 
+/** X509SVIDResponse: its type URL (as an Any carries it) and its codec. */
+export const X509SVIDResponseCodec = {
+  typeUrl: 'type.googleapis.com/X509SVIDResponse',
+  encode: encodeX509SVIDResponse,
+  decode: decodeX509SVIDResponse,
+} as const;
+
 /** X509SVID */
 export interface X509SVID {
   spiffeId: string;
@@ -126,6 +140,13 @@ export function decodeX509SVID(buf: Uint8Array): X509SVID {
   return decodeX509SVIDFrom(new Reader(buf));
 }
 
+/** X509SVID: its type URL (as an Any carries it) and its codec. */
+export const X509SVIDCodec = {
+  typeUrl: 'type.googleapis.com/X509SVID',
+  encode: encodeX509SVID,
+  decode: decodeX509SVID,
+} as const;
+
 /** X509BundlesRequest */
 export interface X509BundlesRequest {
 }
@@ -151,6 +172,13 @@ export function decodeX509BundlesRequestFrom(r: Reader): X509BundlesRequest {
 export function decodeX509BundlesRequest(buf: Uint8Array): X509BundlesRequest {
   return decodeX509BundlesRequestFrom(new Reader(buf));
 }
+
+/** X509BundlesRequest: its type URL (as an Any carries it) and its codec. */
+export const X509BundlesRequestCodec = {
+  typeUrl: 'type.googleapis.com/X509BundlesRequest',
+  encode: encodeX509BundlesRequest,
+  decode: decodeX509BundlesRequest,
+} as const;
 
 /** X509BundlesResponse */
 export interface X509BundlesResponse {
@@ -202,6 +230,13 @@ export function decodeX509BundlesResponse(buf: Uint8Array): X509BundlesResponse 
   return decodeX509BundlesResponseFrom(new Reader(buf));
 }
 
+/** X509BundlesResponse: its type URL (as an Any carries it) and its codec. */
+export const X509BundlesResponseCodec = {
+  typeUrl: 'type.googleapis.com/X509BundlesResponse',
+  encode: encodeX509BundlesResponse,
+  decode: decodeX509BundlesResponse,
+} as const;
+
 /** JWTSVIDRequest */
 export interface JWTSVIDRequest {
   audience: string[];
@@ -234,6 +269,13 @@ export function decodeJWTSVIDRequest(buf: Uint8Array): JWTSVIDRequest {
   return decodeJWTSVIDRequestFrom(new Reader(buf));
 }
 
+/** JWTSVIDRequest: its type URL (as an Any carries it) and its codec. */
+export const JWTSVIDRequestCodec = {
+  typeUrl: 'type.googleapis.com/JWTSVIDRequest',
+  encode: encodeJWTSVIDRequest,
+  decode: decodeJWTSVIDRequest,
+} as const;
+
 /** JWTSVIDResponse */
 export interface JWTSVIDResponse {
   svids: JWTSVID[];
@@ -262,6 +304,13 @@ export function decodeJWTSVIDResponseFrom(r: Reader): JWTSVIDResponse {
 export function decodeJWTSVIDResponse(buf: Uint8Array): JWTSVIDResponse {
   return decodeJWTSVIDResponseFrom(new Reader(buf));
 }
+
+/** JWTSVIDResponse: its type URL (as an Any carries it) and its codec. */
+export const JWTSVIDResponseCodec = {
+  typeUrl: 'type.googleapis.com/JWTSVIDResponse',
+  encode: encodeJWTSVIDResponse,
+  decode: decodeJWTSVIDResponse,
+} as const;
 
 /** JWTSVID */
 export interface JWTSVID {
@@ -298,6 +347,13 @@ export function decodeJWTSVID(buf: Uint8Array): JWTSVID {
   return decodeJWTSVIDFrom(new Reader(buf));
 }
 
+/** JWTSVID: its type URL (as an Any carries it) and its codec. */
+export const JWTSVIDCodec = {
+  typeUrl: 'type.googleapis.com/JWTSVID',
+  encode: encodeJWTSVID,
+  decode: decodeJWTSVID,
+} as const;
+
 /** JWTBundlesRequest */
 export interface JWTBundlesRequest {
 }
@@ -323,6 +379,13 @@ export function decodeJWTBundlesRequestFrom(r: Reader): JWTBundlesRequest {
 export function decodeJWTBundlesRequest(buf: Uint8Array): JWTBundlesRequest {
   return decodeJWTBundlesRequestFrom(new Reader(buf));
 }
+
+/** JWTBundlesRequest: its type URL (as an Any carries it) and its codec. */
+export const JWTBundlesRequestCodec = {
+  typeUrl: 'type.googleapis.com/JWTBundlesRequest',
+  encode: encodeJWTBundlesRequest,
+  decode: decodeJWTBundlesRequest,
+} as const;
 
 /** JWTBundlesResponse */
 export interface JWTBundlesResponse {
@@ -371,6 +434,13 @@ export function decodeJWTBundlesResponse(buf: Uint8Array): JWTBundlesResponse {
   return decodeJWTBundlesResponseFrom(new Reader(buf));
 }
 
+/** JWTBundlesResponse: its type URL (as an Any carries it) and its codec. */
+export const JWTBundlesResponseCodec = {
+  typeUrl: 'type.googleapis.com/JWTBundlesResponse',
+  encode: encodeJWTBundlesResponse,
+  decode: decodeJWTBundlesResponse,
+} as const;
+
 /** ValidateJWTSVIDRequest */
 export interface ValidateJWTSVIDRequest {
   audience: string;
@@ -403,6 +473,13 @@ export function decodeValidateJWTSVIDRequest(buf: Uint8Array): ValidateJWTSVIDRe
   return decodeValidateJWTSVIDRequestFrom(new Reader(buf));
 }
 
+/** ValidateJWTSVIDRequest: its type URL (as an Any carries it) and its codec. */
+export const ValidateJWTSVIDRequestCodec = {
+  typeUrl: 'type.googleapis.com/ValidateJWTSVIDRequest',
+  encode: encodeValidateJWTSVIDRequest,
+  decode: decodeValidateJWTSVIDRequest,
+} as const;
+
 /** ValidateJWTSVIDResponse */
 export interface ValidateJWTSVIDResponse {
   spiffeId: string;
@@ -434,6 +511,13 @@ export function decodeValidateJWTSVIDResponseFrom(r: Reader): ValidateJWTSVIDRes
 export function decodeValidateJWTSVIDResponse(buf: Uint8Array): ValidateJWTSVIDResponse {
   return decodeValidateJWTSVIDResponseFrom(new Reader(buf));
 }
+
+/** ValidateJWTSVIDResponse: its type URL (as an Any carries it) and its codec. */
+export const ValidateJWTSVIDResponseCodec = {
+  typeUrl: 'type.googleapis.com/ValidateJWTSVIDResponse',
+  encode: encodeValidateJWTSVIDResponse,
+  decode: decodeValidateJWTSVIDResponse,
+} as const;
 
 /** gRPC service SpiffeWorkloadAPI, in the shape grpc-js's Client and Server take. */
 export const SpiffeWorkloadAPI = {

@@ -41,6 +41,13 @@ export function decodeIstioCertificateRequest(buf: Uint8Array): IstioCertificate
   return decodeIstioCertificateRequestFrom(new Reader(buf));
 }
 
+/** istio.v1.auth.IstioCertificateRequest: its type URL (as an Any carries it) and its codec. */
+export const IstioCertificateRequestCodec = {
+  typeUrl: 'type.googleapis.com/istio.v1.auth.IstioCertificateRequest',
+  encode: encodeIstioCertificateRequest,
+  decode: decodeIstioCertificateRequest,
+} as const;
+
 /** istio.v1.auth.IstioCertificateResponse */
 export interface IstioCertificateResponse {
   certChain: string[];
@@ -69,6 +76,13 @@ export function decodeIstioCertificateResponseFrom(r: Reader): IstioCertificateR
 export function decodeIstioCertificateResponse(buf: Uint8Array): IstioCertificateResponse {
   return decodeIstioCertificateResponseFrom(new Reader(buf));
 }
+
+/** istio.v1.auth.IstioCertificateResponse: its type URL (as an Any carries it) and its codec. */
+export const IstioCertificateResponseCodec = {
+  typeUrl: 'type.googleapis.com/istio.v1.auth.IstioCertificateResponse',
+  encode: encodeIstioCertificateResponse,
+  decode: decodeIstioCertificateResponse,
+} as const;
 
 /** gRPC service istio.v1.auth.IstioCertificateService, in the shape grpc-js's Client and Server take. */
 export const IstioCertificateService = {

@@ -57,6 +57,13 @@ export function decodeStruct(buf: Uint8Array): Struct {
   return decodeStructFrom(new Reader(buf));
 }
 
+/** google.protobuf.Struct: its type URL (as an Any carries it) and its codec. */
+export const StructCodec = {
+  typeUrl: 'type.googleapis.com/google.protobuf.Struct',
+  encode: encodeStruct,
+  decode: decodeStruct,
+} as const;
+
 /** google.protobuf.Value */
 export interface Value {
   nullValue?: number;
@@ -101,6 +108,13 @@ export function decodeValue(buf: Uint8Array): Value {
   return decodeValueFrom(new Reader(buf));
 }
 
+/** google.protobuf.Value: its type URL (as an Any carries it) and its codec. */
+export const ValueCodec = {
+  typeUrl: 'type.googleapis.com/google.protobuf.Value',
+  encode: encodeValue,
+  decode: decodeValue,
+} as const;
+
 /** google.protobuf.ListValue */
 export interface ListValue {
   values: Value[];
@@ -129,3 +143,10 @@ export function decodeListValueFrom(r: Reader): ListValue {
 export function decodeListValue(buf: Uint8Array): ListValue {
   return decodeListValueFrom(new Reader(buf));
 }
+
+/** google.protobuf.ListValue: its type URL (as an Any carries it) and its codec. */
+export const ListValueCodec = {
+  typeUrl: 'type.googleapis.com/google.protobuf.ListValue',
+  encode: encodeListValue,
+  decode: decodeListValue,
+} as const;
