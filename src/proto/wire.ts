@@ -119,6 +119,20 @@ export class Reader {
 
   /** An unsigned varint up to 2^53 exactly; larger values (a negative int64) come back as their signed value. */
   varint(): number {
+    // Tags, lengths and small numbers (up to 4 bytes, 28 bits) in plain arithmetic; longer ones exactly, by BigInt.
+    const start = this.#pos;
+    let v = 0;
+    for (let shift = 0; shift < 28; shift += 7) {
+      if (this.#pos >= this.#end) throw new ProtoError('truncated varint');
+      const b = this.buf[this.#pos++]!;
+      v |= (b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return v;
+    }
+    this.#pos = start;
+    return this.#longVarint();
+  }
+
+  #longVarint(): number {
     let result = 0n;
     for (let shift = 0n; shift < 70n; shift += 7n) {
       if (this.#pos >= this.#end) throw new ProtoError('truncated varint');
