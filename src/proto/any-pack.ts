@@ -4,12 +4,12 @@
  * so. Every generated message has a `<Name>Codec` ({ typeUrl, encode, decode }) to pass here.
  */
 import type { Any } from './google/protobuf/any.js';
-import { ProtoError } from './wire.js';
+import { type DeepPartial, ProtoError } from './wire.js';
 
 /** A message type's type URL and codec, as the generator emits them (ListenerCodec, ...). */
 export interface MessageCodec<T> {
   readonly typeUrl: string;
-  encode(m: Partial<T>): Uint8Array;
+  encode(m: DeepPartial<T>): Uint8Array;
   decode(buf: Uint8Array): T;
 }
 
@@ -23,7 +23,7 @@ export function isAny<T>(any: Any, codec: MessageCodec<T>): boolean {
   return any.typeUrl.includes('/') && typeNameOf(any.typeUrl) === typeNameOf(codec.typeUrl);
 }
 
-export function packAny<T>(codec: MessageCodec<T>, message: Partial<T>): Any {
+export function packAny<T>(codec: MessageCodec<T>, message: DeepPartial<T>): Any {
   return { typeUrl: codec.typeUrl, value: codec.encode(message) };
 }
 

@@ -220,6 +220,20 @@ export class Reader {
   }
 }
 
+/**
+ * What an encoder takes: any field may be left out, at every level (it is then its zero value, or
+ * absent for a message, wrapper or oneof member), so a nested message need not spell its zeros.
+ */
+export type DeepPartial<T> = T extends Uint8Array
+  ? T
+  : T extends Map<infer K, infer V>
+    ? Map<K, DeepPartial<V>>
+    : T extends Array<infer U>
+      ? DeepPartial<U>[]
+      : T extends object
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : T;
+
 /** Throws when a declared field arrives with another wire type than its declaration's. */
 export function expectWire(message: string, field: string, got: number, want: WireType): void {
   if (got !== want) throw new ProtoError(`${message}.${field}: wire type ${got}, declared ${want}`);
