@@ -38,19 +38,61 @@ const SCALARS = {
 const ENUM = { ts: 'number', wire: 'WireType.Varint', read: 'r.int32()', write: (v) => `w.varint(${v})`, zero: '0', isZero: (v) => `${v} === 0` };
 
 const camel = (s) => s.replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase());
-/** TS name of a message: its full name without the package, dots removed (Value, X509SVID). */
-const tsName = (type) => type.name;
+/**
+ * TS name of a message or enum: its name, prefixed by the messages it is nested in, joined by `_`
+ * (Value, X509SVID, Cluster_EdsClusterConfig, Permission_Set), so nested names never collide.
+ */
+function tsName(type) {
+  const parts = [type.name];
+  for (let p = type.parent; p instanceof protobuf.Type; p = p.parent) parts.unshift(p.name);
+  return parts.join('_');
+}
+
+/** google.protobuf wrapper messages: a field of one is an optional scalar in TS (weight?: number). */
+const WRAPPERS = {
+  '.google.protobuf.UInt32Value': 'uint32',
+  '.google.protobuf.UInt64Value': 'uint64',
+  '.google.protobuf.Int32Value': 'int32',
+  '.google.protobuf.Int64Value': 'int64',
+  '.google.protobuf.BoolValue': 'bool',
+  '.google.protobuf.StringValue': 'string',
+  '.google.protobuf.DoubleValue': 'double',
+  '.google.protobuf.BytesValue': 'bytes',
+};
+
+/**
+ * How the generated code of one file names the messages it uses: its own by tsName, another file's
+ * by tsName too unless that collides (two packages' RBAC), then by an alias qualified with the
+ * package (envoy_config_rbac_v3_RBAC). `ref(t)` gives the type name; encode/decode names follow it.
+ */
+function namer(own, foreignTypes) {
+  const taken = new Set(own.map(tsName));
+  const alias = new Map();
+  for (const t of foreignTypes) {
+    let n = tsName(t);
+    if (taken.has(n)) n = `${t.fullName.slice(1, -t.name.length - 1).replace(/\./g, '_')}_${n}`;
+    taken.add(n);
+    alias.set(t, n);
+  }
+  return (t) => alias.get(t) ?? tsName(t);
+}
 
 function kindOf(field) {
   if (field.resolvedType instanceof protobuf.Enum) return { ...ENUM, enum: true };
+  const wrapped = field.resolvedType && WRAPPERS[field.resolvedType.fullName];
+  if (wrapped) {
+    if (field.repeated || field.map) throw new Error(`${field.fullName}: a repeated or map wrapper is not supported by this generator`);
+    return { ...SCALARS[wrapped], wrapper: field.resolvedType };
+  }
   if (field.resolvedType instanceof protobuf.Type) return { message: field.resolvedType };
   const s = SCALARS[field.type];
   if (!s) throw new Error(`${field.fullName}: type ${field.type} is not supported by this generator`);
   return s;
 }
 
+let ref = tsName;
 function valueTs(kind) {
-  return kind.message ? tsName(kind.message) : kind.ts;
+  return kind.message ? ref(kind.message) : kind.ts;
 }
 
 function emitInterface(type) {
@@ -60,7 +102,7 @@ function emitInterface(type) {
     const name = camel(f.name);
     if (f.map) lines.push(`  ${name}: Map<${SCALARS[f.keyType].ts}, ${valueTs(k)}>;`);
     else if (f.repeated) lines.push(`  ${name}: ${valueTs(k)}[];`);
-    else if (k.message || f.partOf) lines.push(`  ${name}?: ${valueTs(k)};`);
+    else if (k.message || k.wrapper || f.partOf) lines.push(`  ${name}?: ${valueTs(k)};`);
     else lines.push(`  ${name}: ${k.ts};`);
   }
   lines.push('}');
@@ -76,14 +118,16 @@ function emitEncode(type) {
     const id = f.id;
     if (f.map) {
       const key = SCALARS[f.keyType];
-      const val = k.message ? `w2.tag(2, WireType.LengthDelimited).bytes(encode${tsName(k.message)}(v))` : `w2.tag(2, ${k.wire}); ${k.write('v').replace(/^w\./, 'w2.')}`;
+      const val = k.message ? `w2.tag(2, WireType.LengthDelimited).bytes(encode${ref(k.message)}(v))` : `w2.tag(2, ${k.wire}); ${k.write('v').replace(/^w\./, 'w2.')}`;
       body.push(`  if (${name}) for (const [key, v] of ${name}) {`, `    const w2 = new Writer();`, `    w2.tag(1, ${key.wire}); ${key.write('key').replace(/^w\./, 'w2.')};`, `    ${val};`, `    w.tag(${id}, WireType.LengthDelimited).bytes(w2.finish());`, '  }');
     } else if (f.repeated) {
-      if (k.message) body.push(`  if (${name}) for (const v of ${name}) w.tag(${id}, WireType.LengthDelimited).bytes(encode${tsName(k.message)}(v));`);
+      if (k.message) body.push(`  if (${name}) for (const v of ${name}) w.tag(${id}, WireType.LengthDelimited).bytes(encode${ref(k.message)}(v));`);
       else if (k.wire === 'WireType.LengthDelimited') body.push(`  if (${name}) for (const v of ${name}) { w.tag(${id}, WireType.LengthDelimited); ${k.write('v')}; }`);
       else body.push(`  if (${name} && ${name}.length > 0) {`, `    const p = new Writer();`, `    for (const v of ${name}) ${k.write('v').replace(/^w\./, 'p.')};`, `    w.tag(${id}, WireType.LengthDelimited).bytes(p.finish());`, '  }');
     } else if (k.message) {
-      body.push(`  if (${name} !== undefined) w.tag(${id}, WireType.LengthDelimited).bytes(encode${tsName(k.message)}(${name}));`);
+      body.push(`  if (${name} !== undefined) w.tag(${id}, WireType.LengthDelimited).bytes(encode${ref(k.message)}(${name}));`);
+    } else if (k.wrapper) {
+      body.push(`  if (${name} !== undefined) w.tag(${id}, WireType.LengthDelimited).bytes(encode${ref(k.wrapper)}({ value: ${name} }));`);
     } else if (f.partOf) {
       body.push(`  if (${name} !== undefined) { w.tag(${id}, ${k.wire}); ${k.write(name)}; }`);
     } else {
@@ -92,7 +136,7 @@ function emitEncode(type) {
   }
   return [
     `/** Encodes ${type.fullName.slice(1)}; fields left out are their zero value. */`,
-    `export function encode${n}(m: Partial<${n}>): Uint8Array {`,
+    `export function encode${n}(m: DeepPartial<${n}>): Uint8Array {`,
     '  const w = new Writer();',
     ...body,
     '  return w.finish();',
@@ -107,11 +151,11 @@ function emitDecode(type) {
   for (const f of type.fieldsArray) {
     const k = kindOf(f);
     const name = camel(f.name);
-    const read = k.message ? `decode${tsName(k.message)}From(r.sub())` : k.read;
+    const read = k.message ? `decode${ref(k.message)}From(r.sub())` : k.wrapper ? `decode${ref(k.wrapper)}From(r.sub()).value` : k.read;
     const check = (want) => `expectWire('${type.fullName.slice(1)}', '${f.name}', wire, ${want});`;
     if (f.map) {
       const key = SCALARS[f.keyType];
-      const valRead = k.message ? `decode${tsName(k.message)}From(e.sub())` : k.read.replace(/^r\./, 'e.');
+      const valRead = k.message ? `decode${ref(k.message)}From(e.sub())` : k.read.replace(/^r\./, 'e.');
       init.push(`${name}: new Map()`);
       cases.push(
         `      case ${f.id}: {`,
@@ -125,7 +169,7 @@ function emitDecode(type) {
         `          else if (ef === 2) { expectWire('${type.fullName.slice(1)}', '${f.name}.value', ew, ${k.message ? 'WireType.LengthDelimited' : k.wire}); value = ${valRead}; }`,
         `          else e.skip(ew);`,
         '        }',
-        `        m.${name}.set(key, value ?? ${k.message ? `decode${tsName(k.message)}From(new Reader(new Uint8Array(0)))` : k.zero});`,
+        `        m.${name}.set(key, value ?? ${k.message ? `decode${ref(k.message)}From(new Reader(new Uint8Array(0)))` : k.zero});`,
         '        break;',
         '      }',
       );
@@ -134,9 +178,9 @@ function emitDecode(type) {
       if (k.message || k.wire === 'WireType.LengthDelimited') cases.push(`      case ${f.id}: ${check('WireType.LengthDelimited')} m.${name}.push(${read}); break;`);
       else cases.push(`      case ${f.id}: readRepeated(r, wire, ${k.wire}, (r) => ${k.read}, m.${name}); break;`);
     } else {
-      if (!k.message && !f.partOf) init.push(`${name}: ${k.zero}`);
+      if (!k.message && !k.wrapper && !f.partOf) init.push(`${name}: ${k.zero}`);
       const clear = f.partOf ? f.partOf.fieldsArray.filter((o) => o !== f).map((o) => ` delete m.${camel(o.name)};`).join('') : '';
-      cases.push(`      case ${f.id}: ${check(k.message ? 'WireType.LengthDelimited' : k.wire)}${clear} m.${name} = ${read}; break;`);
+      cases.push(`      case ${f.id}: ${check(k.message || k.wrapper ? 'WireType.LengthDelimited' : k.wire)}${clear} m.${name} = ${read}; break;`);
     }
   }
   return [
@@ -159,6 +203,19 @@ function emitDecode(type) {
   ].join('\n');
 }
 
+/** The message's type URL with its codec, for packing into and unpacking from an Any (src/proto/any-pack.ts). */
+function emitCodec(type) {
+  const n = tsName(type);
+  return [
+    `/** ${type.fullName.slice(1)}: its type URL (as an Any carries it) and its codec. */`,
+    `export const ${n}Codec = {`,
+    `  typeUrl: 'type.googleapis.com/${type.fullName.slice(1)}',`,
+    `  encode: encode${n},`,
+    `  decode: decode${n},`,
+    '} as const;',
+  ].join('\n');
+}
+
 function emitService(service) {
   const full = service.fullName.slice(1);
   const lines = [`/** gRPC service ${full}, in the shape grpc-js's Client and Server take. */`, `export const ${service.name} = {`];
@@ -170,9 +227,9 @@ function emitService(service) {
       `    path: '/${full}/${m.name}',`,
       `    requestStream: ${Boolean(m.requestStream)},`,
       `    responseStream: ${Boolean(m.responseStream)},`,
-      `    requestSerialize: (v: Partial<${req}>): Buffer => Buffer.from(encode${req}(v)),`,
+      `    requestSerialize: (v: DeepPartial<${req}>): Buffer => Buffer.from(encode${req}(v)),`,
       `    requestDeserialize: (b: Buffer): ${req} => decode${req}(b),`,
-      `    responseSerialize: (v: Partial<${res}>): Buffer => Buffer.from(encode${res}(v)),`,
+      `    responseSerialize: (v: DeepPartial<${res}>): Buffer => Buffer.from(encode${res}(v)),`,
       `    responseDeserialize: (b: Buffer): ${res} => decode${res}(b),`,
       `    originalName: '${m.name}',`,
       '  },',
@@ -203,38 +260,45 @@ function generate(file) {
   const services = allOf(root, (o) => o instanceof protobuf.Service && mine(o));
   const names = new Set();
   for (const t of [...types, ...enums, ...services]) {
-    if (names.has(t.name)) throw new Error(`${rel}: two declarations named ${t.name}; this generator needs unique simple names per file`);
-    names.add(t.name);
+    if (names.has(tsName(t))) throw new Error(`${rel}: two declarations named ${tsName(t)}; this generator needs unique names per file`);
+    names.add(tsName(t));
   }
-  // Imports of other files' messages.
+  // Other files' messages this one uses, and what of each: the type, or only the codec (wrappers).
   const foreign = new Map();
-  for (const t of types) {
-    for (const f of t.fieldsArray) {
-      const r = f.resolvedType;
-      if (r instanceof protobuf.Type && !mine(r)) {
-        const from = relative(dirname(file), r.filename.replace(/\.proto$/, '.js'));
-        const spec = from.startsWith('.') ? from : `./${from}`;
-        const set = foreign.get(spec) ?? new Set();
-        set.add(`type ${tsName(r)}`).add(`decode${tsName(r)}From`).add(`encode${tsName(r)}`);
-        foreign.set(spec, set);
-      }
-    }
+  const use = (r, asType) => {
+    if (!(r instanceof protobuf.Type) || mine(r)) return;
+    const u = foreign.get(r) ?? { type: false };
+    u.type ||= asType;
+    foreign.set(r, u);
+  };
+  for (const t of types) for (const f of t.fieldsArray) use(f.resolvedType, !WRAPPERS[f.resolvedType?.fullName]);
+  for (const s of services) for (const m of s.methodsArray) (use(m.resolvedRequestType, true), use(m.resolvedResponseType, true));
+  ref = namer([...types, ...enums, ...services], [...foreign.keys()]);
+  const imports = new Map();
+  for (const [r, u] of foreign) {
+    const from = relative(dirname(file), r.filename.replace(/\.proto$/, '.js'));
+    const spec = from.startsWith('.') ? from : `./${from}`;
+    const set = imports.get(spec) ?? [];
+    const as = (name, local) => (name === local ? name : `${name} as ${local}`);
+    if (u.type) set.push(`type ${as(tsName(r), ref(r))}`);
+    set.push(as(`decode${tsName(r)}From`, `decode${ref(r)}From`), as(`encode${tsName(r)}`, `encode${ref(r)}`));
+    imports.set(spec, set);
   }
   const wire = relative(dirname(file), join(PROTO_DIR, 'wire.js'));
   const out = [
     `// Generated by scripts/gen-proto.mjs from ${rel}. Do not edit: change the .proto and run \`node scripts/gen-proto.mjs\`.`,
     '/* eslint-disable */',
-    `import { Reader, Writer, WireType, expectWire, readRepeated } from '${wire.startsWith('.') ? wire : `./${wire}`}';`,
-    ...[...foreign].map(([spec, set]) => `import { ${[...set].join(', ')} } from '${spec}';`),
+    `import { type DeepPartial, Reader, Writer, WireType, expectWire, readRepeated } from '${wire.startsWith('.') ? wire : `./${wire}`}';`,
+    ...[...imports].map(([spec, set]) => `import { ${set.join(', ')} } from '${spec}';`),
     '',
     'void readRepeated;',
     'void expectWire;',
     '',
   ];
   for (const e of enums) {
-    out.push(`/** ${e.fullName.slice(1)} */`, `export const ${e.name} = {`, ...Object.entries(e.values).map(([k, v]) => `  ${k}: ${v},`), '} as const;', '');
+    out.push(`/** ${e.fullName.slice(1)} */`, `export const ${tsName(e)} = {`, ...Object.entries(e.values).map(([k, v]) => `  ${k}: ${v},`), '} as const;', '');
   }
-  for (const t of types) out.push(emitInterface(t), '', emitEncode(t), '', emitDecode(t), '');
+  for (const t of types) out.push(emitInterface(t), '', emitEncode(t), '', emitDecode(t), '', emitCodec(t), '');
   for (const s of services) out.push(emitService(s), '');
   return { path: file.replace(/\.proto$/, '.ts'), text: out.join('\n') };
 }

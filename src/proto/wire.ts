@@ -119,6 +119,20 @@ export class Reader {
 
   /** An unsigned varint up to 2^53 exactly; larger values (a negative int64) come back as their signed value. */
   varint(): number {
+    // Tags, lengths and small numbers (up to 4 bytes, 28 bits) in plain arithmetic; longer ones exactly, by BigInt.
+    const start = this.#pos;
+    let v = 0;
+    for (let shift = 0; shift < 28; shift += 7) {
+      if (this.#pos >= this.#end) throw new ProtoError('truncated varint');
+      const b = this.buf[this.#pos++]!;
+      v |= (b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return v;
+    }
+    this.#pos = start;
+    return this.#longVarint();
+  }
+
+  #longVarint(): number {
     let result = 0n;
     for (let shift = 0n; shift < 70n; shift += 7n) {
       if (this.#pos >= this.#end) throw new ProtoError('truncated varint');
@@ -205,6 +219,20 @@ export class Reader {
     this.#pos += n;
   }
 }
+
+/**
+ * What an encoder takes: any field may be left out, at every level (it is then its zero value, or
+ * absent for a message, wrapper or oneof member), so a nested message need not spell its zeros.
+ */
+export type DeepPartial<T> = T extends Uint8Array
+  ? T
+  : T extends Map<infer K, infer V>
+    ? Map<K, DeepPartial<V>>
+    : T extends Array<infer U>
+      ? DeepPartial<U>[]
+      : T extends object
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : T;
 
 /** Throws when a declared field arrives with another wire type than its declaration's. */
 export function expectWire(message: string, field: string, got: number, want: WireType): void {

@@ -218,6 +218,7 @@ test('the source dials only the configured address: not an HTTP proxy from the e
   t.after(() => src.close());
   await src.ready(5_000);
   assert.equal(src.status().serialNumber, good.serialNumber);
+  await tcp.waitForCalls(1); // the server's record comes on another pipe than its message
   assert.equal(tcp.calls.length, 1);
   assert.equal(proxyHits.length, 0, 'nothing went to the proxy of the environment');
   // The main server of this file, on its Unix socket, saw one call in all: the tcp source dialled nothing else.
