@@ -1,6 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { type Clock, systemClock } from '../clock.js';
 import { type ParsedCertificate, parseCertificate } from './certificate.js';
+import { readTlv } from './der.js';
 import { type KeyType, generateKeyPair, importPrivateKeyPem, privateKeyToPem, signingAlgorithm } from './keys.js';
 import { derToPem, pemToCertDers } from './pem.js';
 import { SPIFFE_SCHEME, parseWorkloadId, validateTrustDomain } from './spiffe-id.js';
@@ -150,7 +151,7 @@ export class DevCa {
     if (names.length !== 1 || names[0]!.type !== 'url' || names[0]!.value !== id) {
       throw new Error(`the CSR must name exactly ${id} as its URI SAN; it names ${names.map((n) => `${n.type}:${n.value}`).join(', ') || 'nothing'}`);
     }
-    const leaf = await this.#leaf(await csr.publicKey.export(), id, options);
+    const leaf = await this.#leaf(new Uint8Array(csr.publicKey.rawData), id, options);
     return { certChainPem: this.#chainPem(leaf), bundlePem: this.bundlePem, notAfter: leaf.notAfter.getTime() };
   }
 
@@ -164,7 +165,7 @@ export class DevCa {
     return leaf.toString('pem') + '\n' + this.#chain.map((a) => a.cert.toString('pem') + '\n').join('');
   }
 
-  async #leaf(publicKey: CryptoKey, id: string, options: IssueOptions): Promise<x509.X509Certificate> {
+  async #leaf(publicKey: CryptoKey | Uint8Array<ArrayBuffer>, id: string, options: IssueOptions): Promise<x509.X509Certificate> {
     const x509 = loadX509();
     const notBefore = options.notBefore ?? this.clock.now() - DEV_CA_BACKDATE_MS;
     // X.509 times have whole seconds: round the end up, so a short TTL never loses most of a second.
@@ -180,7 +181,7 @@ export class DevCa {
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
         new x509.SubjectAlternativeNameExtension(names, false),
-        await x509.SubjectKeyIdentifierExtension.create(publicKey),
+        publicKey instanceof Uint8Array ? new x509.SubjectKeyIdentifierExtension(subjectKeyId(publicKey)) : await x509.SubjectKeyIdentifierExtension.create(publicKey),
       ],
     });
   }
@@ -190,7 +191,7 @@ export class DevCa {
    * Signs arbitrary certificate parameters with the issuing key. For tests and tools that need
    * certificates `issue` refuses to make (wrong SANs, CA flags): never use it to mint identities.
    */
-  async sign(params: { publicKey: CryptoKey; notBefore: number; notAfter: number; extensions: x509.Extension[]; subject?: string }): Promise<x509.X509Certificate> {
+  async sign(params: { publicKey: CryptoKey | Uint8Array<ArrayBuffer>; notBefore: number; notAfter: number; extensions: x509.Extension[]; subject?: string }): Promise<x509.X509Certificate> {
     const issuer = this.#chain[0] ?? this.#root;
     const x509 = loadX509();
     return x509.X509CertificateGenerator.create({
@@ -210,6 +211,17 @@ export class DevCa {
   get intermediatesPem(): string {
     return this.#chain.map((a) => a.cert.toString('pem') + '\n').join('');
   }
+}
+
+/**
+ * RFC 5280's key identifier (method 1: SHA-1 of the subjectPublicKey bits) of a DER
+ * SubjectPublicKeyInfo, computed here without a WebCrypto round trip.
+ */
+function subjectKeyId(spki: Uint8Array): string {
+  const outer = readTlv(spki, 0, spki.length);
+  const algorithm = readTlv(spki, outer.contentStart, outer.end);
+  const bits = readTlv(spki, algorithm.end, outer.end);
+  return createHash('sha1').update(spki.subarray(bits.contentStart + 1, bits.end)).digest('hex');
 }
 
 /** The issuer's key identifier extension, computed once per authority (a SHA-1 of its key). */
