@@ -417,6 +417,8 @@ export interface PublicKeyInfo {
   readonly curve?: string;
   /** RSA: the modulus length in bits; DSA: the length of p in bits (when the parameters are present). */
   readonly bits?: number;
+  /** RSA: the public exponent. */
+  readonly exponent?: bigint;
 }
 
 /** Bit length of a non-negative INTEGER's contents (DER-minimal: at most one leading 0x00). */
@@ -452,9 +454,10 @@ export function readSubjectPublicKeyInfo(buf: Uint8Array, tlv: Tlv): PublicKeyIn
     const body = DerReader.of(buf, rsa.next(Tag.SEQUENCE, 'RSAPublicKey'));
     rsa.finish('RSAPublicKey');
     const bits = integerBits(buf, body.next(Tag.INTEGER, 'RSA modulus'), 'RSA modulus');
-    integerBits(buf, body.next(Tag.INTEGER, 'RSA public exponent'), 'RSA public exponent');
+    const e = body.next(Tag.INTEGER, 'RSA public exponent');
+    if (integerBits(buf, e, 'RSA public exponent') > 4096) throw new DerError('RSA public exponent: longer than 4096 bits', e.start);
     body.finish('RSAPublicKey');
-    return { algorithm, bits };
+    return { algorithm, bits, exponent: BigInt(`0x${Buffer.from(buf.subarray(e.contentStart, e.end)).toString('hex') || '0'}`) };
   }
   if (algorithm === OID_DSA && params?.tag === Tag.SEQUENCE) {
     const pqg = DerReader.of(buf, params);

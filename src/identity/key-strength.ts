@@ -10,6 +10,14 @@ import { OID_DSA, OID_EC_PUBLIC_KEY, OID_RSA, OID_RSA_PSS, type PublicKeyInfo } 
  */
 export const MIN_RSA_BITS = 2048;
 
+/** The smallest RSA public exponent taken (CA/Browser Forum baseline: odd, at least 2^16 + 1). */
+export const MIN_RSA_EXPONENT = 65537n;
+
+/** An RSA public exponent that is odd and at least 65537. Absent (not read): refused. */
+function goodExponent(e: bigint | undefined): boolean {
+  return e !== undefined && e >= MIN_RSA_EXPONENT && e % 2n === 1n;
+}
+
 /** The rule in words, for error messages. */
 export const KEY_STRENGTH_RULE = `RSA ≥ ${MIN_RSA_BITS} bits, ECDSA P-256/P-384 or Ed25519`;
 
@@ -50,7 +58,7 @@ export function isStrongKey(k: PublicKeyInfo): boolean {
   switch (k.algorithm) {
     case OID_RSA:
     case OID_RSA_PSS:
-      return (k.bits ?? 0) >= MIN_RSA_BITS;
+      return (k.bits ?? 0) >= MIN_RSA_BITS && goodExponent(k.exponent);
     case OID_EC_PUBLIC_KEY:
       return CURVES[k.curve ?? '']?.allowed === true;
     case OID_ED25519:
@@ -65,5 +73,8 @@ export function isStrongKey(k: PublicKeyInfo): boolean {
  */
 export function weakKeyReason(k: PublicKeyInfo, role: string): string | undefined {
   if (isStrongKey(k)) return undefined;
+  if ((k.algorithm === OID_RSA || k.algorithm === OID_RSA_PSS) && (k.bits ?? 0) >= MIN_RSA_BITS) {
+    return `${role} has an RSA key whose public exponent is ${k.exponent}; sidecarless requires an odd exponent of at least ${MIN_RSA_EXPONENT} (with 1 anyone can forge its signatures; small or even ones are weak or broken)`;
+  }
   return `${role} has a weak or unsupported key (${describeKey(k)}); sidecarless requires ${KEY_STRENGTH_RULE} (DSA and RSA below ${MIN_RSA_BITS} bits are refused, in leaves and CAs alike)`;
 }

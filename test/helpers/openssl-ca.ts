@@ -10,8 +10,8 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-/** rsa-<bits>, dsa-<bits>, ec-<curve> (as node:crypto names it), ed25519, ed448. */
-export type KeySpec = `rsa-${number}` | `dsa-${number}` | `ec-${string}` | 'ed25519' | 'ed448';
+/** rsa-<bits>, rsa-<bits>-e<public exponent>, dsa-<bits>, ec-<curve> (as node:crypto names it), ed25519, ed448. */
+export type KeySpec = `rsa-${number}` | `rsa-${number}-e${number}` | `dsa-${number}` | `ec-${string}` | 'ed25519' | 'ed448';
 
 /** A private key, PKCS#8 PEM. */
 export async function makeKey(spec: KeySpec): Promise<string> {
@@ -19,8 +19,10 @@ export async function makeKey(spec: KeySpec): Promise<string> {
   const enc = { privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } };
   const [type, arg] = spec.split(/-(.*)/s) as [string, string | undefined];
   switch (type) {
-    case 'rsa':
-      return (await gen('rsa', { modulusLength: Number(arg), ...enc })).privateKey;
+    case 'rsa': {
+      const [bits, e] = arg!.split('-e');
+      return (await gen('rsa', { modulusLength: Number(bits), ...(e && { publicExponent: Number(e) }), ...enc })).privateKey;
+    }
     case 'dsa':
       return (await gen('dsa', { modulusLength: Number(arg), divisorLength: 256, ...enc })).privateKey;
     case 'ec':

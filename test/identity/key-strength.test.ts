@@ -64,6 +64,27 @@ describe('what the DER reader sees of a public key', () => {
     assert.match(weakKeyReason(k, 'x')!, /unknown algorithm 1\.3\.101\.110/);
   });
 
+  test('RSA public exponents: odd and at least 65537, else refused with the exponent named (e = 1 makes every signature forgeable)', async () => {
+    const { createPublicKey } = await import('node:crypto');
+    const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const jwk = publicKey.export({ format: 'jwk' });
+    const withE = (e: bigint) => {
+      const hex = e.toString(16);
+      const der = createPublicKey({ key: { ...jwk, e: Buffer.from(hex.length % 2 ? `0${hex}` : hex, 'hex').toString('base64url') }, format: 'jwk' }).export({ type: 'spki', format: 'der' });
+      return readSubjectPublicKeyInfo(der, readWhole(der, Tag.SEQUENCE, 'spki'));
+    };
+    for (const [e, ok] of [[1n, false], [3n, false], [17n, false], [65535n, false], [65536n, false], [65537n, true], [2n ** 32n + 1n, true], [2n ** 32n + 2n, false]] as const) {
+      const k = withE(e);
+      assert.equal(k.exponent, e);
+      assert.equal(isStrongKey(k), ok, `e = ${e}`);
+      const why = weakKeyReason(k, 'the root CA "x"');
+      if (ok) assert.equal(why, undefined);
+      else assert.equal(why, `the root CA "x" has an RSA key whose public exponent is ${e}; sidecarless requires an odd exponent of at least 65537 (with 1 anyone can forge its signatures; small or even ones are weak or broken)`);
+    }
+    // A 1024-bit key with a bad exponent is refused for its size first.
+    assert.match(weakKeyReason(spki('rsa', { modulusLength: 1024, publicExponent: 3 }), 'k')!, /RSA 1024 bits/);
+  });
+
   test('the rule reads as the docs say', () => {
     assert.equal(KEY_STRENGTH_RULE, 'RSA ≥ 2048 bits, ECDSA P-256/P-384 or Ed25519');
   });
@@ -130,6 +151,8 @@ describe('verifySvidChain refuses weak keys wherever they sit (openssl-made chai
       put('via dsa', await dsaInt.leaf(idOf('weak')));
       put('under rsa1024 root', await weakRoot.leaf(idOf('weak')));
       put('rsa2048 leaf', await root.leaf(idOf('ok'), 'rsa-2048'));
+      put('rsa e=3 leaf', await root.leaf(idOf('weak'), 'rsa-2048-e3'));
+      put('via rsa e=3', await (await root.intermediate('rsa-2048-e3')).leaf(idOf('weak')));
       put('ed25519 leaf', await root.leaf(idOf('ok'), 'ed25519'));
       put('p384 leaf via rsa2048', await goodInt.leaf(idOf('ok'), 'ec-P-384'));
     } finally {
@@ -144,6 +167,11 @@ describe('verifySvidChain refuses weak keys wherever they sit (openssl-made chai
   };
   const refused = (k: string, re: RegExp) =>
     assert.throws(() => verify(k), (e: unknown) => e instanceof SvidError && e.code === 'ERR_SIDECARLESS_SVID_INVALID' && re.test(e.message), k);
+
+  test('an RSA key with public exponent 3, as the leaf or as an intermediate: refused, the exponent named', () => {
+    refused('rsa e=3 leaf', /^the leaf certificate of spiffe:\/\/cluster\.local\/ns\/default\/sa\/weak has an RSA key whose public exponent is 3; sidecarless requires an odd exponent of at least 65537/);
+    refused('via rsa e=3', /intermediate CA .* has an RSA key whose public exponent is 3/);
+  });
 
   test('a weak leaf: RSA 1024, DSA, ECDSA P-224', () => {
     refused('rsa1024 leaf', /^the leaf certificate of spiffe:\/\/cluster\.local\/ns\/default\/sa\/weak has a weak or unsupported key \(RSA 1024 bits\); sidecarless requires RSA ≥ 2048 bits, ECDSA P-256\/P-384 or Ed25519/);
