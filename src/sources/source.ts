@@ -148,11 +148,15 @@ export class SourceCore {
     const renewedAfter = previous && changed && this.#phase !== 'fresh' ? this.#phase : undefined;
     // A rotation is a new SVID: a push source resends the whole state for a bundle change (or for nothing), and that is no rotation.
     if (previous && changed) this.#rotations++;
-    this.#svid = svid;
-    this.#bundles = bundles;
+    // The same SVID and the same roots again (a Workload API resending its state): nothing to tell,
+    // and nothing for the TLS layer to rebuild; it still counts as a successful refresh.
+    const same = !changed && previous!.hint === svid.hint && sameBundles(this.#bundles, bundles);
     this.#lastError = undefined;
     this.#startRefusal = undefined;
     this.#lastUpdate = this.clock.now();
+    if (same) return;
+    this.#svid = svid;
+    this.#bundles = bundles;
     if (changed) this.#track(svid);
     for (const w of this.#waiters) w.resolve();
     this.#waiters.clear();
@@ -328,6 +332,17 @@ export class SourceCore {
     this.#timer?.cancel();
     this.#timer = undefined;
   }
+}
+
+/** The same trust domains with the same roots (by fingerprint, in order). */
+function sameBundles(a: BundleSet, b: BundleSet): boolean {
+  if (a === b) return true;
+  if (a.size !== b.size) return false;
+  for (const [td, x] of a) {
+    const y = b.get(td);
+    if (!y || y.roots.length !== x.roots.length || y.roots.some((r, i) => r.fingerprint !== x.roots[i]!.fingerprint)) return false;
+  }
+  return true;
 }
 
 function facts(svid: X509Svid): { spiffeId: string; serialNumber: string; notAfter: number } {

@@ -11,9 +11,15 @@ test('the same SVID accepted again (a Workload API stream after a reconnect) is 
   let updates = 0;
   s.onUpdate(() => updates++);
   s.set(filesOf(first));
+  const held = s.getX509Svid();
   s.set(filesOf(first));
   assert.equal(s.status().rotations, 0);
-  assert.equal(updates, 2, 'listeners still hear each accepted set (its bundles may have changed)');
+  assert.equal(updates, 1, 'the same SVID and roots again: nothing to tell (no TLS context rebuilt)');
+  assert.equal(s.getX509Svid(), held, 'the SVID object in use stays');
+  const other = await createDevCa({ trustDomain: 'partner.example' });
+  s.set(filesOf(first, other.bundlePem));
+  assert.equal(updates, 2, 'the same SVID with new roots is told');
+  assert.equal(s.status().rotations, 0);
   s.fail(new Error('stream ended'));
   assert.equal(s.status().failures, 1);
   assert.equal(s.status().state, 'stale');
