@@ -156,3 +156,32 @@ describe('a control plane that is not the one pinned: no connection, the token n
     assert.equal(ca.received, 0);
   });
 });
+
+describe('a token or root path that is not a small regular file', () => {
+  test('a FIFO, a device or a huge file where the token or the root goes: refused at once, nothing sent, close() does not wait on it', async (t) => {
+    const { execFileSync } = await import('node:child_process');
+    const { writeFile } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    const ca = await startIstioCa(t, { tokens: { [TOKEN]: ORDERS } });
+    const fifo = join(ca.dir, 'token-fifo');
+    execFileSync('mkfifo', [fifo]);
+    const huge = join(ca.dir, 'huge-token');
+    await writeFile(huge, 'x'.repeat(200_000));
+    const cases: Array<[string, { token?: { file: string }; root?: string }, RegExp]> = [
+      ['fifo token', { token: { file: fifo } }, /cannot read the control-plane token file .*token-fifo: it is not a regular file/],
+      ['device token', { token: { file: '/dev/zero' } }, /token file \/dev\/zero: it is not a regular file/],
+      ['huge token', { token: { file: huge } }, /huge-token: it is 200000 bytes, more than the 65536/],
+      ['fifo root', { root: fifo }, /cannot read the control-plane root .*token-fifo: it is not a regular file/],
+    ];
+    for (const [name, o, why] of cases) {
+      const errors: string[] = [];
+      const source = new IstioCaSource({ address: ca.address, root: ca.rootFile, token: TOKEN, trustDomain: TD, spiffeId: ORDERS, onError: (e) => errors.push(e.message), ...o });
+      const started = Date.now();
+      await source.start();
+      assert.ok(Date.now() - started < 5_000, `${name}: not held up`);
+      assert.match(errors[0] ?? '', why, name);
+      await source.close();
+    }
+    assert.equal(ca.received, 0, 'nothing reached the CA');
+  });
+});

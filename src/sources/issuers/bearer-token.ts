@@ -4,7 +4,10 @@
  * istio-agent's token provider does: the kubelet rotates the projected token in place.
  * Messages name the file, never the token.
  */
-import { readFile } from 'node:fs/promises';
+import { readSmallFile } from './small-file.js';
+
+/** A projected service-account token is about 1 KiB; a file far larger is not one. */
+const MAX_TOKEN_BYTES = 64 * 1024;
 
 export type TokenSpec = string | { readonly file: string };
 
@@ -22,7 +25,7 @@ export async function readToken(token: TokenSpec): Promise<string> {
   if (typeof token === 'string') text = token;
   else {
     try {
-      text = await readFile(token.file, 'utf8');
+      text = await readSmallFile(token.file, MAX_TOKEN_BYTES);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       const why = code === 'ENOENT' ? 'it does not exist' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message;

@@ -18,7 +18,6 @@
  *   signs the SVID. The RenewingSource then verifies the chain against that bundle, the key against
  *   the leaf, and the ID again.
  */
-import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import { type Socket } from 'node:net';
 import type { ChannelCredentials, Client, Metadata, ServiceError } from '@grpc/grpc-js';
@@ -30,6 +29,10 @@ import { IstioCertificateService, type IstioCertificateResponse } from '../../pr
 import { type Grpc, grpcCode, loadGrpc } from '../grpc.js';
 import { type IssuedChain, type Issuer } from '../renewing.js';
 import { type TokenSpec, readToken, tokenOrigin } from './bearer-token.js';
+import { readSmallFile } from './small-file.js';
+
+/** A root file holds a few certificates (two during a root rotation); far more is not one. */
+const MAX_ROOT_BYTES = 1 << 20;
 
 export interface IstioCaIssuerOptions {
   /** `host:port` of the CA: istiod.istio-system.svc:15012. */
@@ -116,7 +119,7 @@ export function validitySeconds(ttlMs: number): number {
 async function readRoot(path: string): Promise<string> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readSmallFile(path, MAX_ROOT_BYTES);
   } catch (e) {
     throw new Error(`cannot read the control-plane root ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : (e as Error).message}. Mount the CA's root there (istiod: ConfigMap istio-ca-root-cert) or fix controlPlane.root`, { cause: e });
   }
