@@ -16,6 +16,11 @@ import {
 import type { DeepPartial } from '../../src/proto/wire.js';
 import { tempDirFor } from './tmp.js';
 
+/** Bytes sent as they are. */
+class Raw {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
 export interface AdsServerStream {
   readonly id: number;
   readonly authorization: string | undefined;
@@ -23,6 +28,10 @@ export interface AdsServerStream {
   readonly requests: DiscoveryRequest[];
   /** Sends one response on this stream. */
   send(response: DeepPartial<DiscoveryResponse>): void;
+  /** Sends bytes as one message, whatever they are (a hostile or broken server). */
+  sendRaw(bytes: Uint8Array): void;
+  /** Ends this stream with a status other than OK. */
+  fail(code: grpc.status, details: string): void;
   /** Ends this stream with OK (as istiod does at its max connection age). */
   end(): void;
   ended: boolean;
@@ -58,7 +67,14 @@ export async function startAdsServer(t: { after(fn: () => Promise<void>): void }
   const wake = () => [...waiters].forEach((w) => w());
   const server = new grpc.Server();
   const calls = new Set<grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>>();
-  server.addService(AggregatedDiscoveryService as unknown as grpc.ServiceDefinition, {
+  const def = AggregatedDiscoveryService.StreamAggregatedResources;
+  const service = {
+    StreamAggregatedResources: {
+      ...def,
+      responseSerialize: (v: DiscoveryResponse | Raw) => (v instanceof Raw ? Buffer.from(v.bytes) : def.responseSerialize(v)),
+    },
+  };
+  server.addService(service as unknown as grpc.ServiceDefinition, {
     StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => {
       const authorization = call.metadata.get('authorization')[0]?.toString();
       if (authorization !== `Bearer ${token}`) {
@@ -74,6 +90,11 @@ export async function startAdsServer(t: { after(fn: () => Promise<void>): void }
         clusterId: call.metadata.get('clusterid')[0]?.toString(),
         requests: [],
         send: (response) => call.write(response as DiscoveryResponse),
+        sendRaw: (bytes) => call.write(new Raw(bytes) as unknown as DiscoveryResponse),
+        fail: (code, details) => {
+          s.ended = true;
+          call.emit('error', { code, details });
+        },
         end: () => {
           s.ended = true;
           call.end();

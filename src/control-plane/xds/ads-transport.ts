@@ -59,6 +59,9 @@ export const MAX_RESPONSE_BYTES = 64 << 20;
 /** How long one wait for the channel's next state lasts before it is renewed (grpc-js needs a finite deadline). */
 const READY_WATCH_MS = 60_000;
 
+/** How much of a status's details (the server's text) goes into the log and the status. */
+const MAX_DETAILS = 500;
+
 type Call = ClientDuplexStream<Partial<WireRequest>, WireResponse>;
 
 export class AdsTransport {
@@ -165,5 +168,7 @@ export class AdsTransport {
 function statusText(grpc: Grpc, status: StatusObject): string {
   const name = Object.entries(grpc.status).find(([, v]) => v === status.code)?.[0] ?? `code ${status.code}`;
   if (status.code === grpc.status.OK) return 'the server ended it (OK)';
-  return status.details && status.details !== name ? `${name}: ${status.details}` : name;
+  // The details are the server's words: kept short in the log and the status.
+  const details = status.details.length > MAX_DETAILS ? `${status.details.slice(0, MAX_DETAILS)}…` : status.details;
+  return details && details !== name ? `${name}: ${details}` : name;
 }

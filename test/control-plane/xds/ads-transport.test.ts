@@ -155,6 +155,26 @@ test('a token the server refuses: UNAUTHENTICATED ends the stream, and the sessi
   assert.match(transport.session.status().stream.lastError ?? '', /UNAUTHENTICATED: authentication failure/);
 });
 
+test('a server that sends bytes that are not a DiscoveryResponse, or a 10 kB error: the stream is lost, the process lives, the log stays short', async (t) => {
+  const ads = await startAdsServer(t);
+  const { transport, clock, logger } = transportFor(t, ads);
+  transport.session.subscribe(LDS, ['a:80']);
+  transport.start();
+  await ads.requests(0, 1);
+  ads.streams[0]!.send({ versionInfo: 'v1', nonce: 'n1', typeUrl: LDS, resources: [res(LDS, { name: 'a:80' })] });
+  await ads.requests(0, 2);
+  ads.streams[0]!.sendRaw(Uint8Array.of(0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f)); // a length far past the end
+  await waitFor(() => transport.session.status().stream.state === 'backoff', 5_000, 'the broken message to end the stream');
+  assert.match(transport.session.status().stream.lastError ?? '', /INTERNAL/);
+  assert.ok(transport.session.resources(LDS).has('a:80'), 'the last good resources stay');
+  clock.advance(1_000);
+  await ads.requests(1, 1);
+  ads.streams[1]!.fail(13, `overloaded ${'y'.repeat(10_000)}`);
+  await waitFor(() => transport.session.status().stream.failures === 2, 5_000, 'the second loss');
+  assert.match(transport.session.status().stream.lastError ?? '', /^INTERNAL: overloaded y{400,500}…$/);
+  assert.ok(logger.lines.every((l) => l.length < 1_000), "no log line carries a peer's 10 kB");
+});
+
 test('close() ends the stream and leaves no socket, no timer, and no reconnect', async (t) => {
   const ads = await startAdsServer(t);
   const sockets = socketsTo(t, ads.port);
