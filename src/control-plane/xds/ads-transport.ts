@@ -71,6 +71,7 @@ export class AdsTransport {
   readonly #channel: PinnedChannel;
   readonly #logger: Logger;
   #call: Call | undefined;
+  #started = false;
   #closed = false;
 
   constructor(opts: AdsTransportOptions) {
@@ -86,10 +87,12 @@ export class AdsTransport {
     });
   }
 
-  /** Opens the first stream. Later streams are opened by the session after a loss and its backoff. */
+  /** Opens the first stream (once: calling it again does nothing). Later streams are opened by the session after a loss and its backoff. */
   start(): void {
     if (this.#closed) throw new Error('AdsTransport: the transport is closed');
-    if (this.#call === undefined) this.#open();
+    if (this.#started) return;
+    this.#started = true;
+    this.#open();
   }
 
   /** Ends the session, the stream and the channel: no timer, call or socket is left. */

@@ -48,7 +48,7 @@ export interface NodeInput {
 export function buildNode(input: NodeInput): Node {
   const ip = checkIp(input.ip);
   const { namespace, serviceAccount } = identityParts(input.spiffeId, input.namespace);
-  const pod = input.pod ?? input.service;
+  const pod = checkPod(input.pod ?? input.service);
   const fields = new Map<string, Value>([
     ['GENERATOR', str(GENERATOR)],
     ['NAMESPACE', str(namespace)],
@@ -86,6 +86,15 @@ function checkIp(ip: string | undefined): string {
     throw new ConfigError(`the advertised IP ${message}`, [{ path: 'ip', message }]);
   }
   return ip;
+}
+
+/** A pod's name is a DNS subdomain (RFC 1123): nothing that could add a `~` part to the node id. */
+function checkPod(pod: string): string {
+  if (pod.length > 253 || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(pod)) {
+    const message = `must be a Kubernetes pod name (lower-case letters, digits, '-' and '.'), not ${JSON.stringify(pod.slice(0, 100))}: it goes into the node id istiod parses`;
+    throw new ConfigError(`the pod name ${message}`, [{ path: 'pod', message }]);
+  }
+  return pod;
 }
 
 function identityParts(spiffeId: string, namespace: string): { namespace: string; serviceAccount: string } {

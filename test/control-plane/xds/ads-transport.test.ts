@@ -49,6 +49,7 @@ test('the first request of the stream carries the node, with the bearer token an
   const { transport } = transportFor(t, ads);
   transport.session.subscribe(LDS, ['payments.shop.svc.cluster.local:8080']);
   transport.start();
+  transport.start(); // once: no second stream
   transport.session.subscribe(CDS, ['outbound|8080||payments.shop.svc.cluster.local']);
   const [first, second] = await ads.requests(0, 2);
   assert.equal(ads.streams[0]!.authorization, 'Bearer good-token');
@@ -62,6 +63,8 @@ test('the first request of the stream carries the node, with the bearer token an
   assert.equal(first!.responseNonce, '');
   assert.equal(second!.node, undefined, 'only the first request carries the node');
   assert.equal(second!.typeUrl, CDS);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(ads.streams.length, 1, 'start() twice opens one stream');
 });
 
 test('an ACK after a good response and a NACK with error_detail after a bad one reach the server over the stream', async (t) => {

@@ -76,6 +76,8 @@ test('node table: what istiod would refuse is a ConfigError naming the option an
     ['a host name for an IP', { ip: 'payments.shop.svc' }, 'ip', /must be an IPv4 or IPv6 address.*"payments\.shop\.svc"/],
     ['an IP with a port', { ip: '10.4.0.17:8080' }, 'ip', /must be an IPv4 or IPv6 address/],
     ['a ~ smuggled in the IP', { ip: '10.0.0.1~evil' }, 'ip', /must be an IPv4 or IPv6 address/],
+    ['a ~ in the pod name', { pod: 'payments~x~y' }, 'pod', /must be a Kubernetes pod name.*"payments~x~y"/],
+    ['an upper-case pod name', { pod: 'Payments' }, 'pod', /must be a Kubernetes pod name/],
     ['a SPIFFE ID without /ns/<ns>/sa/<sa>', { spiffeId: 'spiffe://cluster.local/payments' }, 'spiffeId', /Istio's shape/],
     ['a SPIFFE ID of another namespace', { spiffeId: 'spiffe://cluster.local/ns/other/sa/payments' }, 'spiffeId', /namespace "other".*"shop".*PermissionDenied/],
   ];
