@@ -18,9 +18,7 @@
  *   signs the SVID. The RenewingSource then verifies the chain against that bundle, the key against
  *   the leaf, and the ID again.
  */
-import { createSecureContext } from 'node:tls';
-import { type Socket } from 'node:net';
-import type { ChannelCredentials, Client, Metadata, ServiceError } from '@grpc/grpc-js';
+import type { Metadata, ServiceError } from '@grpc/grpc-js';
 import { ConfigError } from '../../errors.js';
 import { parseCertificate } from '../../identity/certificate.js';
 import { pemToCertDers } from '../../identity/pem.js';
@@ -28,11 +26,8 @@ import { MAX_CHAIN_CERTIFICATES, MAX_INTERMEDIATES } from '../../identity/svid.j
 import { IstioCertificateService, type IstioCertificateResponse } from '../../proto/istio/ca.js';
 import { type Grpc, grpcCode, loadGrpc } from '../grpc.js';
 import { type IssuedChain, type Issuer } from '../renewing.js';
-import { type TokenSpec, readToken, tokenOrigin } from './bearer-token.js';
-import { readSmallFile } from './small-file.js';
-
-/** A root file holds a few certificates (two during a root rotation); far more is not one. */
-const MAX_ROOT_BYTES = 1 << 20;
+import { type TokenSpec, tokenOrigin } from './bearer-token.js';
+import { PinnedChannel, callMetadata, hostOf, readRoot } from '../pinned-channel.js';
 
 export interface IstioCaIssuerOptions {
   /** `host:port` of the CA: istiod.istio-system.svc:15012. */
@@ -63,30 +58,16 @@ export interface ClosableIssuer extends Issuer {
   close(): void;
 }
 
-/** The host of `host:port` (IPv6 in brackets), for the TLS name check. */
-function hostOf(address: string): string {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):\d+$/.exec(address);
-  if (!m) {
-    const message = 'must be host:port (IPv6 as [::1]:port), e.g. istiod.istio-system.svc:15012';
-    throw new ConfigError(`the control-plane address "${address}" ${message}`, [{ path: 'address', message }]);
-  }
-  return (m[1] ?? m[2])!;
-}
-
 export function istioCaIssuer(opts: IstioCaIssuerOptions): ClosableIssuer {
-  const host = hostOf(opts.address);
   const description = `Istio CA at ${opts.address}`;
-  const channel = new PinnedChannel(opts, host);
+  const channel = new CaChannel(opts);
   return {
     description,
     trustDomain: opts.trustDomain,
     issue: async ({ csrPem, spiffeId, ttlMs }) => {
       const rootPem = await readRoot(opts.root);
-      const token = await readToken(opts.token);
       const grpc = await loadGrpc();
-      const md = new grpc.Metadata();
-      md.set('authorization', `Bearer ${token}`);
-      if (opts.clusterId !== undefined) md.set('ClusterID', opts.clusterId);
+      const md = await callMetadata(grpc, opts.token, opts.clusterId);
       const validityDuration = validitySeconds(ttlMs ?? 24 * 3_600_000);
       let answer: IstioCertificateResponse;
       try {
@@ -115,58 +96,19 @@ export function validitySeconds(ttlMs: number): number {
   return seconds;
 }
 
-/** The pinned root file: one or more PEM certificates. */
-async function readRoot(path: string): Promise<string> {
-  let text: string;
-  try {
-    text = await readSmallFile(path, MAX_ROOT_BYTES);
-  } catch (e) {
-    throw new Error(`cannot read the control-plane root ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : (e as Error).message}. Mount the CA's root there (istiod: ConfigMap istio-ca-root-cert) or fix controlPlane.root`, { cause: e });
-  }
-  let count: number;
-  try {
-    count = pemToCertDers(text).map(parseCertificate).length;
-  } catch (e) {
-    throw new Error(`the control-plane root ${path} holds a certificate that cannot be parsed: ${(e as Error).message}`, { cause: e });
-  }
-  if (count === 0) throw new Error(`the control-plane root ${path} holds no PEM CERTIFICATE block`);
-  return text;
-}
-
-/** One grpc-js client over TLS pinned to the root it was made with; made again when the root changes. */
-class PinnedChannel {
-  #client: Client | undefined;
-  #rootPem: string | undefined;
-  /** The client's TCP sockets, a TLS handshake in progress included (grpc-js does not end those on close). */
-  #sockets = new Set<Socket>();
+/** The CA's pinned channel (pinned-channel.ts) and the calls in flight on it. */
+class CaChannel {
+  readonly #channel: PinnedChannel;
   #closed = false;
   readonly #inFlight = new Set<{ cancel(): void }>();
 
-  constructor(
-    private readonly opts: IstioCaIssuerOptions,
-    private readonly host: string,
-  ) {}
-
-  #clientFor(grpc: Grpc, rootPem: string): Client {
-    if (this.#client && this.#rootPem === rootPem) return this.#client;
-    this.reset();
-    // `ca` given: Node trusts these roots only, not its built-in list.
-    const creds = grpc.credentials.createFromSecureContext(createSecureContext({ ca: rootPem, minVersion: 'TLSv1.2' }));
-    const serverName = this.opts.serverName;
-    this.#sockets = new Set();
-    this.#client = new grpc.Client(`dns:${this.opts.address}`, tracked(creds, this.#sockets), {
-      'grpc.max_receive_message_length': MAX_ANSWER_BYTES,
-      'grpc.use_local_subchannel_pool': 1, // connections of its own, closed with it
-      'grpc.enable_retries': 0,
-      ...(serverName !== undefined && serverName !== this.host && { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName }),
-    });
-    this.#rootPem = rootPem;
-    return this.#client;
+  constructor(private readonly opts: IstioCaIssuerOptions) {
+    this.#channel = new PinnedChannel({ address: opts.address, serverName: opts.serverName, maxReceiveBytes: MAX_ANSWER_BYTES });
   }
 
   call(grpc: Grpc, rootPem: string, request: { csr: string; validityDuration: number }, md: Metadata): Promise<IstioCertificateResponse> {
     if (this.#closed) return Promise.reject(new Error('the Istio CA issuer is closed'));
-    const client = this.#clientFor(grpc, rootPem);
+    const client = this.#channel.client(grpc, rootPem);
     const def = IstioCertificateService.CreateCertificate;
     const deadline = Date.now() + (this.opts.callTimeoutMs ?? DEFAULT_ISTIO_CA_CALL_TIMEOUT_MS);
     return new Promise((resolve, reject) => {
@@ -180,11 +122,7 @@ class PinnedChannel {
   }
 
   reset(): void {
-    this.#client?.close();
-    for (const socket of this.#sockets) socket.destroy();
-    this.#sockets.clear();
-    this.#client = undefined;
-    this.#rootPem = undefined;
+    this.#channel.reset();
   }
 
   /** Closes the channel; a call in flight is cancelled. */
@@ -192,29 +130,8 @@ class PinnedChannel {
     this.#closed = true;
     for (const call of this.#inFlight) call.cancel();
     this.#inFlight.clear();
-    this.reset();
+    this.#channel.reset();
   }
-}
-
-/**
- * The credentials, telling `sockets` of every TCP socket they secure. grpc-js's channel close leaves
- * a connection whose TLS handshake has not finished open (a server that never answers would keep it,
- * and the process, alive): reset() destroys them. Wraps grpc-js's connector hook (1.14), which
- * test/sources/istio-ca.test.ts and test/security/istio-ca.test.ts hold to this.
- */
-function tracked(creds: ChannelCredentials, sockets: Set<Socket>): ChannelCredentials {
-  const wrapped = Object.create(creds) as ChannelCredentials;
-  wrapped._createSecureConnector = (...args) => {
-    const inner = creds._createSecureConnector(...args);
-    return Object.assign(Object.create(inner) as typeof inner, {
-      connect: (socket: Socket) => {
-        sockets.add(socket);
-        socket.once('close', () => sockets.delete(socket));
-        return inner.connect(socket);
-      },
-    });
-  };
-  return wrapped;
 }
 
 const CODE_NAMES: Record<number, string> = {
