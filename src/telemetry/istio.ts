@@ -27,7 +27,7 @@
  * Label sets are capped (MAX_SERIES, as the golden signals); past the cap new ones fold into one
  * series per direction whose peer, service and response code are `_other`.
  */
-import { MAX_SERIES } from './stats.js';
+import { MAX_SERIES } from './limits.js';
 
 /** Envoy's default histogram buckets (see above). */
 export const ISTIO_BUCKETS: readonly number[] = Object.freeze([0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000]);

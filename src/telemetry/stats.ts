@@ -10,6 +10,7 @@
  * flood of distinct peers or routes cannot grow memory without bound.
  */
 import { type IstioStats } from './istio.js';
+import { MAX_SERIES } from './limits.js';
 
 /** The HTTP semantic-convention bucket boundaries (seconds) of `http.*.request.duration`. */
 export const HTTP_DURATION_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]);
@@ -24,8 +25,7 @@ export const LATENCY_BUCKETS: readonly number[] = Object.freeze([
   2.5, 5, 7.5, 10,
 ]);
 
-/** Most label sets kept per family before folding into `_other`. */
-export const MAX_SERIES = 2000;
+export { MAX_SERIES };
 const OTHER = '_other';
 
 export type Direction = 'inbound' | 'outbound';
