@@ -254,3 +254,33 @@ test('telemetry options: strict, named paths, sidecarless by default', () => {
     assert.throws(() => resolveConfig({ service: 'a', telemetry: bad as never }, {}), (e: unknown) => e instanceof ConfigError && e.message.includes(path), JSON.stringify(bad));
   }
 });
+
+test('labels: an unauthenticated peer is unknown with connection_security_policy none; label values from options are escaped', () => {
+  const me = istioWorkload({ service: 'svc', namespace: 'ns1', spiffeId: 'spiffe://td/ns/ns1/sa/svc', labels: { app: 'a"b\nc\\', 'app.kubernetes.io/version': '1.2' }, cluster: 'c1' });
+  assert.equal(me.canonicalService, 'a"b\nc\\'); // no canonical-name nor app.kubernetes.io/name: the app label
+  assert.equal(me.canonicalRevision, '1.2');
+  const istio = new IstioStats(me);
+  istio.record('inbound', 'svc', '', '', 200, 'http', '-', 1, 0, 0);
+  istio.record('inbound', 'svc', '', 'spiffe://other.td/custom/path', 500, 'grpc', 'DC', 1, 0, 0);
+  const [anon, odd] = [...istio.allSeries()].map((s) => istio.labels(s));
+  assert.equal(anon!.source_principal, 'unknown');
+  assert.equal(anon!.source_workload_namespace, 'unknown');
+  assert.equal(anon!.connection_security_policy, 'none');
+  assert.equal(odd!.source_principal, 'spiffe://other.td/custom/path');
+  assert.equal(odd!.source_workload_namespace, 'unknown'); // not an /ns/<ns>/sa/<sa> ID
+  assert.equal(odd!.connection_security_policy, 'mutual_tls');
+  const text = renderPrometheus({
+    service: 'svc',
+    traffic: new TrafficStats(istio),
+    identity: { kind: 'dir', state: 'ready', rotations: 0 } as never,
+    handshakes: { authenticated: 0, unauthenticated: 0, rejected: 0, tlsErrors: 0 },
+    now: Date.now(),
+  });
+  const { samples } = parsePrometheus(text);
+  const s = find(samples, 'istio_requests_total', { response_code: '500' });
+  assert.equal(s.length, 1);
+  assert.equal(s[0]!.labels.destination_app, 'a"b\nc\\');
+  assert.equal(s[0]!.labels.request_protocol, 'grpc');
+  assert.equal(s[0]!.labels.response_flags, 'DC');
+  assertHistograms(samples);
+});
