@@ -37,7 +37,9 @@ before(async () => {
     inbound: { policy: { rules: [{ name: 'no-admin', action: 'deny', to: { paths: ['/admin'] } }] }, audit: () => {} },
   });
   meshes.push(payments);
-  const server = payments.createServer((_req, res) => res.end('ok'));
+  const server = payments.createServer((req, res) => {
+    if (req.url !== '/hang') res.end('ok'); // /hang: never answered (the client gives up)
+  });
   cleanups.unshift(() => closeServer(server));
   const port = await listen(server);
   orders = await createMesh({
@@ -283,4 +285,22 @@ test('labels: an unauthenticated peer is unknown with connection_security_policy
   assert.equal(s[0]!.labels.request_protocol, 'grpc');
   assert.equal(s[0]!.labels.response_flags, 'DC');
   assertHistograms(samples);
+});
+
+test('inbound: a client that goes away before the answer is counted with response_code 0 and Envoy\'s DC flag', async () => {
+  await assert.rejects(orders.fetch('http://payments/hang', { signal: AbortSignal.timeout(200) }));
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const { samples } = await scrape(payments);
+    const s = find(samples, 'istio_requests_total', { reporter: 'destination', response_code: '0' });
+    if (s.length === 1) {
+      assert.equal(s[0]!.labels.response_flags, 'DC');
+      assert.equal(s[0]!.labels.source_principal, 'spiffe://cluster.local/ns/shop/sa/orders');
+      assert.equal(s[0]!.value, 1);
+      assertHistograms(samples);
+      break;
+    }
+    assert.ok(Date.now() < deadline, 'the aborted request was never counted');
+    await new Promise((r) => setTimeout(r, 50));
+  }
 });
