@@ -361,6 +361,18 @@ function withControlPlaneEnv(out: Record<string, unknown>, env: NodeJS.ProcessEn
   out.controlPlane = cp;
 }
 
+/**
+ * `telemetry`: how `/metrics` names what it serves. `dialect: 'istio'` serves Istio's standard
+ * metrics (istio_requests_total, …) as well as the mesh's own; `cluster` fills Istio's
+ * source_cluster / destination_cluster for this workload (Istio's global.multiCluster.clusterName).
+ */
+const telemetrySchema = z
+  .object({
+    dialect: z.enum(['sidecarless', 'istio']).default('sidecarless'),
+    cluster: z.string().min(1).max(253).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a cluster name (letters, digits, ".", "_", "-")').default('unknown'),
+  })
+  .strict();
+
 export const meshOptionsSchema = z
   .object({
     service: dnsLabel,
@@ -373,6 +385,7 @@ export const meshOptionsSchema = z
     outbound: outboundSchema,
     labels: z.record(z.string(), z.string()).default({}),
     admin: adminSchema.optional(),
+    telemetry: telemetrySchema.prefault({}),
     logger: z
       .custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as Logger).warn === 'function', {
         message: 'must have warn(), info() and error() methods',

@@ -18,6 +18,7 @@ import { type X509Source } from '../sources/source.js';
 import { deriveTelemetry } from '../telemetry/derive.js';
 import { MeshEvents } from '../telemetry/events.js';
 import { TrafficStats } from '../telemetry/stats.js';
+import { IstioStats, istioWorkload } from '../telemetry/istio.js';
 import { ClientTls } from '../tls/connect.js';
 import { PeerVerifier } from '../tls/peer.js';
 import { type OpenedSource } from './identity.js';
@@ -80,7 +81,8 @@ export async function buildParts(i: PartsInput): Promise<MeshParts> {
   const { source, owned, startTimeout } = i.identity;
   const opened: Array<{ close(): unknown }> = [controlPlane, ...(owned ? [source] : [])];
   const events = new MeshEvents(config.service);
-  const traffic = new TrafficStats();
+  const istio = config.telemetry.dialect === 'istio' ? new IstioStats(istioWorkload({ ...config, cluster: config.telemetry.cluster })) : null;
+  const traffic = new TrafficStats(istio);
   // Every decision, ejection, rotation and snapshot is published once; stats, Prometheus and OTel derive from it.
   const offTelemetry = deriveTelemetry(events, traffic);
   opened.push({ close: offTelemetry });

@@ -21,7 +21,7 @@ import { NoEndpointError } from '../errors.js';
 import { type FailureKind, type InFlight, type Outcome } from './balancer/index.js';
 import { EndpointConnectError, EndpointFailedError, MeshClosedError, OutboundTimeoutError } from './errors.js';
 import { type LegacyHandler, addHeaders, parseRawHeaders, withHost } from './handler.js';
-import { OutboundObservation } from '../telemetry/outbound.js';
+import { OutboundObservation, requestBodyBytes } from '../telemetry/outbound.js';
 import { Deadline, type RetryBudget, retryDecision } from './retry/index.js';
 import { type PreparedBody, prepareBody } from './retry/replay-body.js';
 import { type PooledEndpoint, type OutboundService, type RequestSettings } from './service.js';
@@ -163,7 +163,8 @@ export class MeshRequest {
       return;
     }
     if (this.#state === 'done') return;
-    this.observation = new OutboundObservation(this.addressed.traffic, this.addressed.name, this.backend.identity, this.#method, this.host, this.settings.route);
+    this.observation = new OutboundObservation(this.addressed.traffic, this.addressed.name, this.backend.identity, this.#method, this.host, this.settings.route, this.addressed.namespace);
+    if (this.addressed.traffic.istio) this.observation.requestBytes = requestBodyBytes(this.opts.body, this.opts.headers);
     this.#budget.deposit();
     const requestMs = this.settings.timeout.requestMs;
     if (requestMs !== undefined) {
@@ -318,6 +319,8 @@ export class MeshRequest {
       return true;
     }
     if (a !== this.#current || this.#state !== 'responding') return true;
+    const o = this.observation;
+    if (o) o.responseBytes += chunk.length;
     return this.caller.onData?.(chunk) !== false;
   }
 

@@ -23,6 +23,8 @@ interface Observation {
   readonly owner: InboundObserver;
   readonly req: IncomingMessage;
   readonly t0: number;
+  /** The socket's bytesWritten at the start (HTTP/1.1, Istio dialect on), else -1. */
+  readonly w0: number;
   readonly peer: string;
   readonly m: Instruments | undefined;
   /** Its attribute sets, when a MeterProvider or a TracerProvider is registered. */
@@ -113,6 +115,20 @@ function cacheRoom(): boolean {
  */
 const serverAttrs = new Map<string, Map<string, Map<number, Map<string | null, Map<string | undefined, ServerAttrs>>>>>();
 
+/** A Content-Length value as a byte count (0 when absent or not a plain number). */
+export function declaredLength(v: unknown): number {
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : 0;
+  if (typeof v !== 'string' || !/^\d{1,15}$/.test(v)) return 0;
+  return Number(v);
+}
+
+/** Body bytes an HTTP/1.1 response wrote: the socket's bytesWritten since `w0`, less the head Node wrote. */
+function writtenBody(req: IncomingMessage, res: ServerResponse, w0: number): number {
+  const head = (res as ServerResponse & { _header?: unknown })._header;
+  const written = req.socket.bytesWritten - w0; // res.socket is detached once the response finished
+  return Math.max(0, written - (typeof head === 'string' ? Buffer.byteLength(head, 'latin1') : 0));
+}
+
 export class InboundObserver {
   constructor(
     private readonly traffic: TrafficStats,
@@ -177,7 +193,8 @@ export class InboundObserver {
         ctx = trace.setSpan(parent, span);
       }
     }
-    r[kObservation] = { owner: this, req, t0, peer: peerId, m, attrs, active, span, ctx, denied: false, rule: undefined };
+    const w0 = this.traffic.istio && req.httpVersionMajor === 1 ? req.socket.bytesWritten : -1;
+    r[kObservation] = { owner: this, req, t0, w0, peer: peerId, m, attrs, active, span, ctx, denied: false, rule: undefined };
     (res as ServerResponse & Carrier)[kObservation] = r[kObservation];
     res.on('close', onClose);
   }
@@ -213,6 +230,18 @@ export class InboundObserver {
     series.record(finished ? status : undefined, seconds);
     if (o.denied) series.denials++;
     this.traffic.active.inbound--;
+    const istio = this.traffic.istio;
+    if (istio) {
+      // The request's size is what it declared (Content-Length; counting its body would cost a
+      // listener per request). The response's, over HTTP/1.1, is what the socket wrote meanwhile
+      // less the head (chunk framing included); over HTTP/2 its declared Content-Length.
+      // Unfinished: Envoy's DC (downstream connection termination).
+      const ct = o.req.headers['content-type'];
+      const protocol = ct !== undefined && ct.startsWith('application/grpc') ? 'grpc' : 'http';
+      const reqBytes = declaredLength(o.req.headers['content-length']);
+      const resBytes = o.w0 >= 0 ? writtenBody(o.req, res, o.w0) : declaredLength(res.getHeader('content-length'));
+      istio.record('inbound', this.service, '', o.peer, finished ? status : undefined, protocol, finished ? '-' : 'DC', seconds * 1000, reqBytes, resBytes);
+    }
     if (!o.attrs) return;
     const errorType = !finished ? 'aborted' : status !== undefined && status >= 500 ? String(status) : undefined;
     if (o.m) {

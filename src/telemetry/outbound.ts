@@ -108,6 +108,20 @@ function clientAttrsOf(service: string, host: string, method: string): ClientAtt
   return c;
 }
 
+/** The size of a request body given as bytes or a string, else its Content-Length header, else 0. */
+export function requestBodyBytes(body: unknown, headers: unknown): number {
+  if (typeof body === 'string') return Buffer.byteLength(body);
+  if (body instanceof Uint8Array) return body.byteLength;
+  let v: unknown;
+  if (Array.isArray(headers)) {
+    for (let i = 0; i + 1 < headers.length; i += 2) if (String(headers[i]).toLowerCase() === 'content-length') v = headers[i + 1];
+  } else if (headers !== null && typeof headers === 'object') {
+    for (const [k, val] of Object.entries(headers)) if (k.toLowerCase() === 'content-length') v = val;
+  }
+  if (typeof v !== 'string' || !/^\d{1,15}$/.test(v)) return 0;
+  return Number(v);
+}
+
 /** Why a try is retried: its failure kind, or the response status. */
 export type RetryCause = string;
 
@@ -126,6 +140,10 @@ export class OutboundObservation {
   /** The identity of the endpoint last tried (what the connector verified), else the service's. */
   #peer: string;
   #done = false;
+  /** Response body bytes passed on to the caller (one add per chunk; read only by the Istio dialect). */
+  responseBytes = 0;
+  /** Request body bytes, when known (set only with the Istio dialect on). */
+  requestBytes = 0;
 
   constructor(
     private readonly traffic: TrafficStats,
@@ -134,6 +152,8 @@ export class OutboundObservation {
     private readonly method: string,
     host: string,
     private readonly route: string | undefined,
+    /** The namespace of the service addressed (Istio's destination_service_namespace). */
+    private readonly namespace = '',
   ) {
     this.#peer = identity;
     traffic.active.outbound++;
@@ -193,6 +213,13 @@ export class OutboundObservation {
     const seconds = (performance.now() - this.#t0) / 1000;
     this.traffic.series('outbound', this.service, this.#peer, this.route ?? '').record(err ? undefined : status, seconds);
     this.traffic.active.outbound--;
+    const istio = this.traffic.istio;
+    if (istio) {
+      const code = err ? (err as { code?: string }).code : undefined;
+      // Envoy's %RESPONSE_FLAGS%: UF upstream connection failure, UT upstream request timeout.
+      const flags = code === 'ERR_SIDECARLESS_CONNECT_FAILED' ? 'UF' : code === 'ERR_SIDECARLESS_TIMEOUT' ? 'UT' : '-';
+      istio.record('outbound', this.service, this.namespace, this.#peer, err ? undefined : status, 'http', flags, seconds * 1000, this.requestBytes, this.responseBytes);
+    }
     const c = this.#attrs;
     if (!c) return;
     const errorType = err ? ((err as { code?: string }).code ?? err.name ?? 'Error') : status !== undefined && status >= 500 ? String(status) : undefined;

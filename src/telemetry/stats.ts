@@ -9,6 +9,8 @@
  * series is capped (`MAX_SERIES`); past it, new label sets are folded into one `_other` series so a
  * flood of distinct peers or routes cannot grow memory without bound.
  */
+import { type IstioStats } from './istio.js';
+import { MAX_SERIES } from './limits.js';
 
 /** The HTTP semantic-convention bucket boundaries (seconds) of `http.*.request.duration`. */
 export const HTTP_DURATION_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]);
@@ -23,8 +25,7 @@ export const LATENCY_BUCKETS: readonly number[] = Object.freeze([
   2.5, 5, 7.5, 10,
 ]);
 
-/** Most label sets kept per family before folding into `_other`. */
-export const MAX_SERIES = 2000;
+export { MAX_SERIES };
 const OTHER = '_other';
 
 export type Direction = 'inbound' | 'outbound';
@@ -119,6 +120,8 @@ export function bucketQuantile(q: number, counts: ArrayLike<number>, bounds: rea
 type SeriesIndex = Map<string, Map<string, Map<string, TrafficSeries>>>;
 
 export class TrafficStats {
+  /** Istio's standard metrics, kept as well when `telemetry.dialect` is 'istio' (else null: one property read per request). */
+  readonly istio: IstioStats | null;
   /** Every series, in creation order (what snapshots and /metrics iterate). */
   readonly #series: TrafficSeries[] = [];
   readonly #index: Record<Direction, SeriesIndex> = { inbound: new Map(), outbound: new Map() };
@@ -131,6 +134,10 @@ export class TrafficStats {
   readonly #authz: Array<{ decision: string; rule: string; action: string; count: number }> = [];
   /** decision → rule → action → its tally. */
   readonly #authzIndex = new Map<string, Map<string, Map<string, { decision: string; rule: string; action: string; count: number }>>>();
+
+  constructor(istio: IstioStats | null = null) {
+    this.istio = istio;
+  }
 
   /** The series of a (direction, service, peer, route), created on first use. */
   series(direction: Direction, service: string, peer: string, route: string): TrafficSeries {
