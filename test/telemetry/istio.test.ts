@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { createDevCa, createMesh, type DevCa, type Mesh } from '../../src/index.js';
 import { ConfigError } from '../../src/errors.js';
 import { resolveConfig } from '../../src/config.js';
-import { ISTIO_BUCKETS, IstioStats, istioWorkload } from '../../src/telemetry/istio.js';
+import { ISTIO_BUCKETS, IstioStats, MAX_ISTIO_SERIES, istioWorkload } from '../../src/telemetry/istio.js';
 import { type PromSample, parsePrometheus, renderPrometheus } from '../../src/telemetry/prometheus.js';
-import { MAX_SERIES, TrafficStats } from '../../src/telemetry/stats.js';
+import { TrafficStats } from '../../src/telemetry/stats.js';
 import { closeServer, listen } from '../helpers/net.js';
 
 const quiet = { info() {}, warn() {}, error() {} };
@@ -212,13 +212,13 @@ test('a request with no response: response_code 0 and Envoy\'s UF flag outbound'
   assertHistograms(samples);
 });
 
-test('series cap: past MAX_SERIES new label sets fold into one _other series per direction; the text still parses', () => {
+test('series cap: past MAX_ISTIO_SERIES new label sets fold into one _other series per direction; the text still parses', () => {
   const istio = new IstioStats(istioWorkload({ service: 'svc', namespace: 'default', spiffeId: 'spiffe://cluster.local/ns/default/sa/svc', labels: {}, cluster: 'unknown' }));
   const t = new TrafficStats(istio);
-  for (let i = 0; i < MAX_SERIES + 500; i++) istio.record('inbound', 'svc', '', `spiffe://cluster.local/ns/n${i}/sa/a`, 200, 'http', '-', 3, 0, 0);
+  for (let i = 0; i < MAX_ISTIO_SERIES + 500; i++) istio.record('inbound', 'svc', '', `spiffe://cluster.local/ns/n${i}/sa/a`, 200, 'http', '-', 3, 0, 0);
   istio.record('outbound', 'other', 'default', 'spiffe://cluster.local/ns/default/sa/other', 503, 'http', '-', 3, 0, 0);
   const all = [...istio.allSeries()];
-  assert.equal(all.length, MAX_SERIES + 2); // the cap, the inbound _other and the outbound one
+  assert.equal(all.length, MAX_ISTIO_SERIES + 2); // the cap, the inbound _other and the outbound one
   const other = all.filter((s) => s.peer === '_other');
   assert.equal(other.length, 2);
   assert.equal(other.find((s) => s.direction === 'inbound')!.count, 500);
@@ -238,9 +238,9 @@ test('series cap: past MAX_SERIES new label sets fold into one _other series per
   assert.equal(folded[0]!.labels.response_code, '_other');
   assert.equal(folded[0]!.labels.destination_service_name, 'svc');
   assert.equal(find(samples, 'istio_request_duration_milliseconds_count', { reporter: 'destination', source_principal: '_other' })[0]!.value, 500);
-  assert.equal(samples.filter((s) => s.name === 'istio_requests_total').length, MAX_SERIES + 2);
+  assert.equal(samples.filter((s) => s.name === 'istio_requests_total').length, MAX_ISTIO_SERIES + 2);
   for (const h of ['istio_request_duration_milliseconds', 'istio_request_bytes', 'istio_response_bytes']) {
-    assert.equal(lines.filter((l) => l.startsWith(`${h}_bucket{`)).length, (MAX_SERIES + 2) * (ISTIO_BUCKETS.length + 1), h);
+    assert.equal(lines.filter((l) => l.startsWith(`${h}_bucket{`)).length, (MAX_ISTIO_SERIES + 2) * (ISTIO_BUCKETS.length + 1), h);
   }
 });
 
