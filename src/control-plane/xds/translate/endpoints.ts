@@ -39,8 +39,9 @@ function addressOf(e: LbEndpoint, f: Findings, at: string): string | undefined {
   if (sa.protocol !== 0) f.refuse(`${sat}.protocol`, 'only TCP is supported');
   if (sa.resolverName !== '') f.refuse(`${sat}.resolver_name`, 'custom resolvers are not supported');
   if (sa.namedPort !== undefined) f.refuse(`${sat}.named_port`, 'named ports are not supported');
-  const family = isIP(sa.address);
-  if (family === 0) f.refuse(`${sat}.address`, `${quote(sa.address)} is not an IP literal (gRFC A27)`);
+  const family = sa.address.includes('%') ? 0 : isIP(sa.address);
+  if (family === 0) f.refuse(`${sat}.address`, `${quote(sa.address)} is not an IP literal (gRFC A27; no zone index)`);
+  else if (sa.address === '0.0.0.0' || /^[0:]+$/.test(sa.address)) f.refuse(`${sat}.address`, `${sa.address} is the unspecified address, not an endpoint`);
   const port = sa.portValue;
   if (port === undefined || port < 1 || port > 65535) f.refuse(`${sat}.port_value`, `${port ?? 'unset'} is not a port (1-65535)`);
   return family === 6 ? `[${sa.address}]:${port}` : `${sa.address}:${port}`;

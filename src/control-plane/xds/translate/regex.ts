@@ -48,6 +48,9 @@ function charClass(p: string, i: number): { text: string; used: number } | strin
   while (j < p.length && p[j] !== ']') {
     if (p[j] === '[' && p[j + 1] === ':') return 'POSIX classes ([:alpha:]) are not JS';
     if (p[j] === '\\') {
+      if (/[dDwWsS]/.test(p[j + 1] ?? '') && (out.endsWith('-') && out.length > 2 ? true : p[j + 2] === '-' && p[j + 3] !== ']')) {
+        return `a range with a class escape ("${p.slice(j, j + 3)}") is an error in RE2 but literal in JS`;
+      }
       const e = escape(p, j, true);
       if (typeof e === 'string') return e;
       out += e.text;

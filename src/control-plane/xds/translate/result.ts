@@ -25,18 +25,27 @@ export class Findings {
   readonly notes: NackReason[] = [];
   constructor(readonly resource: string) {}
 
+  /** Kept up to MAX_FINDINGS (a hostile resource cannot make a million of them); the rest counted in one more. */
   refuse(field: string, message: string): void {
-    this.reasons.push({ resource: this.resource, field, message });
+    add(this.reasons, { resource: this.resource, field, message });
   }
 
   note(field: string, message: string): void {
-    this.notes.push({ resource: this.resource, field, message });
+    add(this.notes, { resource: this.resource, field, message });
   }
 
   /** The value when nothing was refused, else the reasons. */
   result<T>(value: T): Translation<T> {
     return this.reasons.length > 0 ? { ok: false, reasons: this.reasons } : { ok: true, value, notes: this.notes };
   }
+}
+
+/** Reasons (or notes) kept per resource; one more line says how many were left out. */
+export const MAX_FINDINGS = 50;
+
+function add(list: NackReason[], r: NackReason): void {
+  if (list.length < MAX_FINDINGS) list.push(r);
+  else if (list.length === MAX_FINDINGS) list.push({ resource: r.resource, field: '…', message: 'more reasons left out' });
 }
 
 /** One line per reason: `Cluster "c" lb_policy: RING_HASH is not supported ...`, for error_detail. */

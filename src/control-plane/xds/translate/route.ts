@@ -3,11 +3,13 @@
  * with its routes in order (first match wins, as ours). A route's split names xDS clusters
  * (`outbound|8080|v2|payments.default.svc.cluster.local`); turning clusters into mesh services is
  * the caller's (a later step), so a single `cluster` is a split of one backend of weight 1.
- * Domains: exact names, a leading `*` (suffix), a trailing `*` (prefix) or `*` alone, lower-cased;
+ * Domains: exact names, a leading `*` (suffix), a trailing `.*` (prefix) or `*` alone, lower-cased,
+ * as the snapshot's hostnames (validate.ts), plus `[v6]:port` VIPs;
  * a domain listed by two virtual hosts is a reason (Envoy's rule too). Pure.
  */
 import type { RouteConfiguration, Route, VirtualHost } from '../../../proto/envoy/config/route/v3/route.js';
 import type { RouteSpec, SplitBackend } from '../../../outbound/settings.js';
+import { validHostname } from '../../validate.js';
 import { Findings, quote, type Translation } from './result.js';
 import { translateMatch } from './route-match.js';
 import { policyOf } from './route-policy.js';
@@ -31,7 +33,7 @@ export interface RouteContext {
 }
 
 const MAX_TOTAL_WEIGHT = 0xffff_ffff;
-const DOMAIN = /^(\*|\*?[a-z0-9._-]+(:\d{1,5})?|[a-z0-9._-]+\*|\[[0-9a-f:.]+\](:\d{1,5})?)$/;
+const IPV6_DOMAIN = /^\[[0-9a-f:.]+\](:\d{1,5})?$/;
 
 function splitOf(r: Route, f: Findings, at: string): SplitBackend[] | undefined {
   const a = r.route!;
@@ -78,7 +80,7 @@ function domainsOf(vh: VirtualHost, f: Findings, at: string, owners: Map<string,
   if (vh.domains.length === 0) f.refuse(`${at}.domains`, 'a virtual host needs at least one domain');
   return vh.domains.map((raw, i) => {
     const d = raw.toLowerCase();
-    if (!DOMAIN.test(d)) f.refuse(`${at}.domains[${i}]`, `${quote(raw)} is not a domain (exact, "*", a leading or a trailing "*")`);
+    if (!validHostname(d) && !IPV6_DOMAIN.test(d)) f.refuse(`${at}.domains[${i}]`, `${quote(raw)} is not a domain sidecarless routes (exact, "*", "*.suffix", "*-suffix", "prefix.*", optional :port; none after ".*")`);
     const owner = owners.get(d);
     if (owner !== undefined) f.refuse(`${at}.domains[${i}]`, `${quote(raw)} is also a domain of virtual host ${quote(owner)}`);
     owners.set(d, vh.name);

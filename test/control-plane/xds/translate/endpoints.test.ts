@@ -65,6 +65,9 @@ test('refusals name the endpoint: weight 0, hostnames, named ports, UDP, resolve
   const one = (e: object) => reasons([{ lbEndpoints: [e] }]);
   assert.match(one(ep('10.0.0.1', 80, { loadBalancingWeight: 0 })), /^ClusterLoadAssignment "c" endpoints\[0\]\.lb_endpoints\[0\]\.load_balancing_weight: must be at least 1/);
   assert.match(one(ep('payments.default.svc')), /socket_address\.address: "payments\.default\.svc" is not an IP literal/);
+  assert.match(one(ep('fe80::1%eth0')), /no zone index/);
+  assert.match(one(ep('0.0.0.0')), /unspecified address/);
+  assert.match(one(ep('::')), /unspecified address/);
   assert.match(one(ep('10.0.0.1', 0)), /port_value: unset is not a port|port_value: 0 is not a port/);
   assert.match(one({ endpoint: { address: { socketAddress: { address: '10.0.0.1', namedPort: 'http' } } } }), /named_port: named ports/);
   assert.match(one({ endpoint: { address: { socketAddress: { address: '10.0.0.1', portValue: 53, protocol: 1 } } } }), /protocol: only TCP/);

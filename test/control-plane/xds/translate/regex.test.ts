@@ -78,6 +78,9 @@ test('constructs JS reads differently are refused, each with its reason', () => 
   refused('a\\', /lone backslash/);
   refused('*a', /not a valid regular expression/);
   refused('[a', /unterminated/);
+  refused('[a-\\d]', /range with a class escape/);
+  refused('[\\w-z]', /range with a class escape/);
+  assert.ok(full('[-\\d]+')('-1') && full('[\\d-]+')('1-'), 'a leading or trailing "-" is a literal in both');
 });
 
 test('repeated groups that may backtrack exponentially are refused; plain repeats are not', () => {

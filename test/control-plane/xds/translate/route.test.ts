@@ -43,6 +43,9 @@ test('virtual hosts keep their domains (lower-cased): exact, *.suffix, prefix.*,
   assert.match(reasons({ name: 'r', virtualHosts: [{ name: 'a', domains: ['x'] }, { name: 'b', domains: ['X'] }] }), /virtual_hosts\[1\]\.domains\[0\]: "X" is also a domain of virtual host "a"/);
   assert.match(reasons({ name: 'r', virtualHosts: [{ name: 'a', domains: ['a.*.com'] }] }), /domains\[0\]: "a\.\*\.com" is not a domain/);
   assert.match(reasons({ name: 'r', virtualHosts: [{ name: 'a', domains: [] }] }), /virtual_hosts\[0\]\.domains: a virtual host needs at least one domain/);
+  assert.match(reasons({ name: 'r', virtualHosts: [{ name: 'a', domains: ['api-*'] }] }), /"api-\*" is not a domain sidecarless routes/);
+  assert.match(reasons({ name: 'r', virtualHosts: [{ name: 'a', domains: ['shop.*:8080'] }] }), /"shop\.\*:8080" is not a domain/);
+  assert.deepEqual(ok({ name: 'r', virtualHosts: [{ name: 'a', domains: ['*-bar.foo.com'] }] }).virtualHosts[0]!.domains, ['*-bar.foo.com']);
 });
 
 test('path: xDS prefix is a plain string prefix, path_separated_prefix is by segment, path exact, safe_regex full', () => {
@@ -200,6 +203,13 @@ test('retry policy: per_try_timeout, vhost policy inherited, a route policy repl
   const noted = translateRouteConfiguration(bytes(one({ match: { prefix: '/' }, route: { cluster: 'c', retryPolicy: { retryOn: '5xx,cancelled', retriableStatusCodes: [409] } } })));
   assert.ok(noted.ok);
   assert.deepEqual(noted.notes.map((n) => n.message.slice(0, 20)), ['"cancelled" is a gRP', 'unused: retry_on doe']);
+});
+
+test('a hostile resource gets a bounded list of reasons', () => {
+  const t = translateRouteConfiguration(bytes(one({ match: { prefix: '/' }, route: { cluster: 'c', retryPolicy: { retryOn: Array.from({ length: 10_000 }, (_, i) => `x${i}`).join(',') } } })));
+  assert.ok(!t.ok);
+  assert.equal(t.reasons.length, 51);
+  assert.equal(t.reasons[50]!.message, 'more reasons left out');
 });
 
 test('resources encoded by the real Envoy protos: istiod\'s shape translates; forms we do not declare are refused, not ignored', () => {
