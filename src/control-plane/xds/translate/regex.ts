@@ -8,12 +8,17 @@
  * possessive quantifiers (`a*+`); POSIX classes (`[[:alpha:]]`); a class opening with `]` (literal
  * in RE2, the end in JS); `\b` in a class; counts above 1000 (RE2's limit); a repeated group that
  * itself holds a repetition or an alternation (`(a+)+`, `(a|aa)*`: exponential backtracking in JS);
+ * more than two unbounded repetitions (`*`, `+`, `{n,}`, counts over 100: `.*a.*b.*` is cubic);
  * patterns over 1024 characters, non-ASCII or control characters.
  * Rewritten: `.` → `[^\n]` (JS's `.` also excludes `\r`, U+2028, U+2029), `\s` → `[\t\n\f\r ]` and
  * `\S` → `[^\t\n\f\r ]` (RE2's are ASCII; JS's include Unicode spaces and `\v`). Pure.
  */
 export const MAX_REGEX_LENGTH = 1024;
 const MAX_REPEAT = 1000;
+/** A repetition above this many counts as unbounded for MAX_WIDE_REPEATS. */
+const WIDE_REPEAT = 100;
+/** Unbounded repetitions per pattern: each one multiplies a backtracking engine's worst case by the input length. */
+export const MAX_WIDE_REPEATS = 2;
 
 export type RegexCheck = { readonly ok: true; readonly source: string } | { readonly ok: false; readonly message: string };
 
@@ -62,13 +67,13 @@ function charClass(p: string, i: number): { text: string; used: number } | strin
 }
 
 /** A `{n}`, `{n,}` or `{n,m}` repetition at `i` (length, and whether it may repeat more than once), null when `{` is a literal, or a refusal. */
-function repeatAt(p: string, i: number): { len: number; multi: boolean } | null | string {
+function repeatAt(p: string, i: number): { len: number; multi: boolean; wide: boolean } | null | string {
   const m = /^\{(\d+)(,(\d*))?\}/.exec(p.slice(i, i + 16));
   if (!m) return null;
   const min = Number(m[1]);
   const max = m[2] === undefined ? min : m[3] === '' ? Infinity : Number(m[3]);
   if (min > MAX_REPEAT || (max !== Infinity && max > MAX_REPEAT)) return `repetition counts above ${MAX_REPEAT} are refused by RE2`;
-  return { len: m[0].length, multi: max > 1 };
+  return { len: m[0].length, multi: max > 1, wide: max > WIDE_REPEAT };
 }
 
 export function re2ToJs(pattern: string): RegexCheck {
@@ -76,6 +81,7 @@ export function re2ToJs(pattern: string): RegexCheck {
   if (/[^\x20-\x7e]/.test(pattern)) return { ok: false, message: 'holds a non-ASCII or control character (RE2 matches code points, JS code units)' };
   const groups: Group[] = [{ repeats: false, alternates: false }];
   let out = '';
+  let wideCount = 0;
   let lastRisky = false; // the atom just emitted is a group holding a repetition or alternation
   const fail = (message: string): RegexCheck => ({ ok: false, message });
   let i = 0;
@@ -83,13 +89,17 @@ export function re2ToJs(pattern: string): RegexCheck {
     const c = pattern[i]!;
     let quantLen = 0;
     let multi = c === '*' || c === '+';
+    let wide = multi;
     if (multi || c === '?') quantLen = 1;
     else if (c === '{') {
       const n = repeatAt(pattern, i);
       if (typeof n === 'string') return fail(n);
-      if (n) (quantLen = n.len), (multi = n.multi);
+      if (n) (quantLen = n.len), (multi = n.multi), (wide = n.wide);
     }
     if (quantLen > 0) {
+      if (wide && ++wideCount > MAX_WIDE_REPEATS) {
+        return fail(`more than ${MAX_WIDE_REPEATS} unbounded repetitions: a backtracking engine's worst case grows with the input length to that power (".*a.*b.*c" on a 8 KiB path takes minutes in JS; RE2 is linear)`);
+      }
       if (lastRisky && multi) return fail('a repeated group holds a repetition or an alternation: it may backtrack exponentially in JS (RE2 is linear)');
       const after = pattern[i + quantLen];
       if (after === '+') return fail('possessive quantifiers are not RE2 or JS');

@@ -89,6 +89,14 @@ test('repeated groups that may backtrack exponentially are refused; plain repeat
   refused('(?:a|aa)*b', /backtrack/);
   refused('((ab)*c)+', /backtrack/);
   refused('(x+x+)+y', /backtrack/);
+  refused('.*.*.*x', /more than 2 unbounded repetitions/);
+  refused('.*a.+b[0-9]{1,200}', /more than 2 unbounded/);
+  assert.ok(full('/api/.*/v[0-9]+')('/api/x/v12'), 'two are accepted');
+  assert.ok(full('a{1,100}b{1,100}c{1,100}d+')('abcd'), 'counts up to 100 do not count as unbounded');
+  const twoStars = full('.*.*x');
+  const t0 = performance.now();
+  assert.ok(!twoStars('a'.repeat(8192)));
+  assert.ok(performance.now() - t0 < 2000, 'the worst accepted pattern stays quadratic');
   assert.ok(full('(?:ab)+c')('ababc'));
   assert.ok(full('(v1|v2)/[a-z]+')('v2/abc'));
   const started = performance.now();
