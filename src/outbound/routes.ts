@@ -27,6 +27,7 @@ export function compileRoute<T>(route: { readonly name: string; readonly match: 
   if (m.path) {
     const p = m.path;
     if ('exact' in p) tests.push((r) => pathOnly(r.path) === p.exact);
+    else if ('stringPrefix' in p) tests.push((r) => pathOnly(r.path).startsWith(p.stringPrefix));
     else if ('prefix' in p) {
       const prefix = p.prefix.length > 1 && p.prefix.endsWith('/') ? p.prefix.slice(0, -1) : p.prefix;
       tests.push((r) => {

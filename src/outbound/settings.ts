@@ -52,8 +52,12 @@ export const DEFAULT_SERVICE_SETTINGS: ServiceSettings = Object.freeze({
   connections: Object.freeze({ maxPerEndpoint: DEFAULT_CONNECTIONS_PER_ENDPOINT, keepAliveTimeoutMs: DEFAULT_KEEP_ALIVE_TIMEOUT_MS }),
 });
 
-/** Path match of a route; the query is ignored. A prefix matches by segment ('/a' matches '/a/b', not '/ab'). */
-export type PathMatch = { readonly exact: string } | { readonly prefix: string } | { readonly regex: string };
+/**
+ * Path match of a route; the query is ignored. A prefix matches by segment ('/a' matches '/a/b',
+ * not '/ab'); a stringPrefix is a plain string prefix ('/a' matches '/ab' too: xDS
+ * `RouteMatch.prefix`, which options do not offer).
+ */
+export type PathMatch = { readonly exact: string } | { readonly prefix: string } | { readonly stringPrefix: string } | { readonly regex: string };
 
 /** Header match: exact value, anchored regex, or presence. Names are lower case. */
 export type HeaderMatch =

@@ -42,6 +42,13 @@ describe('routes', () => {
     const r = route({ path: { regex: '/users/[0-9]+' } });
     assert.ok(r.matches(req('GET', '/users/12')) && !r.matches(req('GET', '/users/12/x')));
   });
+  test('a plain string prefix (xDS RouteMatch.prefix) matches inside a segment, the query ignored', () => {
+    const m = compileRoute({ name: 's', match: { path: { stringPrefix: '/api' } } }, null);
+    assert.ok(m.matches(req('GET', '/api')) && m.matches(req('GET', '/apix')) && m.matches(req('GET', '/api/v1?q')));
+    assert.ok(!m.matches(req('GET', '/ap')) && !m.matches(req('GET', '/API')) && !m.matches(req('GET', '/x/api')));
+    assert.ok(!compileRoute({ name: 'q', match: { path: { stringPrefix: '/a?x' } } }, null).matches(req('GET', '/a?x=1')));
+    assert.ok(compileRoute({ name: 'e', match: { path: { stringPrefix: '' } } }, null).matches(req('GET', '/anything')));
+  });
   test('method and headers', () => {
     assert.ok(route({ method: 'post' }).matches(req('POST', '/')));
     assert.ok(route({ method: ['GET', 'HEAD'] }).matches(req('HEAD', '/')));
