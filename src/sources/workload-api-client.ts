@@ -51,10 +51,21 @@ export async function openX509Stream(address: WorkloadApiAddress, handlers: X509
   return streamOn(grpc, address, handlers);
 }
 
-function streamOn(grpc: Grpc, address: WorkloadApiAddress, handlers: X509StreamHandlers): X509Stream {
-  const client = new grpc.Client(address.target, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+/** A client of the Workload API at `address`: plaintext (the spec's transport), with CHANNEL_OPTIONS. */
+export function workloadApiClient(grpc: Grpc, address: WorkloadApiAddress): InstanceType<Grpc['Client']> {
+  return new grpc.Client(address.target, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+}
+
+/** The metadata every Workload API call carries: `workload.spiffe.io: true`. */
+export function workloadApiMetadata(grpc: Grpc): InstanceType<Grpc['Metadata']> {
   const metadata = new grpc.Metadata();
   metadata.set(WORKLOAD_API_HEADER, 'true');
+  return metadata;
+}
+
+function streamOn(grpc: Grpc, address: WorkloadApiAddress, handlers: X509StreamHandlers): X509Stream {
+  const client = workloadApiClient(grpc, address);
+  const metadata = workloadApiMetadata(grpc);
   const def = SpiffeWorkloadAPI.FetchX509SVID;
   const call = client.makeServerStreamRequest(def.path, def.requestSerialize, (b: Buffer) => b, {}, metadata);
   let done = false;

@@ -27,7 +27,7 @@ import { type ValidatedJwtSvid, checkTimes, jwtSvidClaims, parseJws, validateJwt
 import { type JWTBundlesResponse, type JWTSVIDResponse, SpiffeWorkloadAPI } from '../proto/workload.js';
 import { type Grpc, loadGrpc } from './grpc.js';
 import { type WorkloadApiAddress, parseWorkloadApiAddress } from './workload-api-address.js';
-import { CHANNEL_OPTIONS } from './workload-api-client.js';
+import { workloadApiClient, workloadApiMetadata } from './workload-api-client.js';
 import { printable } from '../identity/peer-text.js';
 
 export const JWT_REFRESH_BEFORE_EXPIRY_MS = 30_000;
@@ -183,14 +183,12 @@ export class JwtWorkloadClient {
     if (this.#closed) return Promise.reject(this.#closedError());
     // The X.509 stream's channel options: above all, never through an HTTP proxy of the environment
     // (grpc_proxy/https_proxy/http_proxy would send a tcp:// address's tokens and bundles elsewhere).
-    this.#client ??= loadGrpc().then((grpc) => new grpc.Client(this.address.target, grpc.credentials.createInsecure(), CHANNEL_OPTIONS));
+    this.#client ??= loadGrpc().then((grpc) => workloadApiClient(grpc, this.address));
     return this.#client;
   }
 
   async #metadata(): Promise<InstanceType<Grpc['Metadata']>> {
-    const md = new (await loadGrpc()).Metadata();
-    md.set('workload.spiffe.io', 'true');
-    return md;
+    return workloadApiMetadata(await loadGrpc());
   }
 
   async #fetch(audience: string[], key: string): Promise<string> {
