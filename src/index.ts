@@ -58,7 +58,7 @@ export { JwtWorkloadClient, type JwtWorkloadClientOptions, type JwtClientStatus,
 export { istioCaIssuer, type IstioCaIssuerOptions, type ClosableIssuer } from './sources/issuers/istio-ca.js';
 export { IstioCaSource, createIstioCaSource, type IstioCaSourceOptions } from './sources/istio-ca.js';
 export { type MeshOptionsInput as MeshOptions, type EndpointConfig, type EndpointInput, type Logger } from './config.js';
-export { OutboundTimeoutError, EndpointConnectError, EndpointFailedError, MeshClosedError, UnknownServiceError, PendingConfigError } from './outbound/errors.js';
+export { OutboundTimeoutError, EndpointConnectError, EndpointFailedError, MeshClosedError, UnknownServiceError, PendingConfigError, DiscoveryPendingError } from './outbound/errors.js';
 export { type OutboundServiceStats, type OutboundEndpointStats } from './outbound/service.js';
 export { type SplitStats } from './outbound/split.js';
 export { type SplitInput, type ServiceInput } from './config.js';

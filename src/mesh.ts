@@ -130,7 +130,15 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
   reportTelemetryOff(logger); // once per process, when @opentelemetry/api is not installed
   const jwt = openJwtClient(config, clock, logger); // opens nothing until used
   // Options are checked whole (and a policy file loaded) before any identity is opened.
-  const controlPlane = await StaticControlPlane.create(config, logger, clock);
+  const fromOptions = await StaticControlPlane.create(config, logger, clock);
+  // With `controlPlane`, its xDS feeds the snapshot over the options' part; without, no xDS code is loaded.
+  let controlPlane: ControlPlane = fromOptions;
+  try {
+    if (config.controlPlane) controlPlane = (await import('./control-plane/xds/open.js')).openXdsControlPlane({ config, base: fromOptions, clock, logger, env: internals.env ?? process.env });
+  } catch (e) {
+    await fromOptions.close();
+    throw e;
+  }
   let identity: OpenedSource;
   try {
     identity = await openSource(config, logger, clock);

@@ -4,7 +4,9 @@
  * `XdsConfigWatcher.onUpdate` model): never a half-delivered tree. The mesh validates each one
  * whole and runs the last good one (control-plane/reconcile.ts).
  */
+import type { DiscoveryAnswer } from '../outbound/dispatcher.js';
 import type { MeshSnapshot } from './snapshot.js';
+import type { XdsStatus } from './xds/xds-control-plane.js';
 
 /** How to word a rejection of this update (`mesh.setSplit("payments") rejected, split unchanged`). */
 export interface UpdateHint {
@@ -23,6 +25,11 @@ export interface ControlPlane {
   close(): Promise<void>;
   /** What it wants shown beside the snapshot in stats() and /config (a watched file, its last error). */
   status?(): ControlPlaneStatus;
+  /**
+   * A discovering control plane (xDS) answers for a host no service holds (outbound/dispatcher.ts
+   * ServiceRegistry.discover has the contract). Absent: hosts are what the snapshot says.
+   */
+  discover?(host: string, protocol: string, ms: number, stop?: Promise<unknown>): Promise<DiscoveryAnswer>;
 }
 
 export interface ControlPlaneStatus {
@@ -30,6 +37,8 @@ export interface ControlPlaneStatus {
   readonly policyFile?: string;
   /** Why its last reload was rejected (cleared by the next good one). */
   readonly lastPolicyError?: string;
+  /** An xDS control plane's stream, resources (version, ACK/NACK, last error) and discovered hosts. */
+  readonly xds?: XdsStatus;
 }
 
 /**

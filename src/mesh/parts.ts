@@ -61,6 +61,7 @@ export function buildOutbound(p: { config: MeshConfig; source: X509Source; tls: 
     pendingTimeoutMs: p.config.outbound.pendingTimeout ?? DEFAULT_PENDING_TIMEOUT_MS,
     checkIdentity: () => void p.source.getX509Svid(),
     source: () => p.controlPlane.current().source,
+    ...(p.controlPlane.discover && { discover: p.controlPlane.discover.bind(p.controlPlane) }),
   });
 }
 

@@ -1,7 +1,8 @@
 import type { Agent, Dispatcher } from 'undici';
 import { EgressDeniedError, NoEndpointError } from '../errors.js';
 import { closest } from '../suggest.js';
-import { MeshClosedError, PendingConfigError, UnknownServiceError } from './errors.js';
+import { DiscoveryPendingError, MeshClosedError, PendingConfigError, UnknownServiceError } from './errors.js';
+import { HeldRequest } from './held-request.js';
 import { failHandler, legacyHandler, requestHeader } from './handler.js';
 import { MeshRequest } from './request.js';
 import { isSingleLabel } from './router.js';
@@ -26,10 +27,22 @@ export interface ServiceRegistry {
   now(): number;
   /** Resolves at the next change of the set (true), or after `ms` or when `stop` settles (false). */
   nextChange(ms: number, stop?: Promise<unknown>): Promise<boolean>;
+  /**
+   * With a discovering control plane (xDS): asks it about a host no service holds yet, and waits
+   * up to `ms` for its answer — 'found' (it is a mesh service now: resolve again), 'absent' (it
+   * says there is none: the egress rule applies), or 'pending' (no answer in time; `waitingFor`
+   * says for what). `host` carries its port (`payments:80`).
+   */
+  discover?(host: string, protocol: string, ms: number, stop?: Promise<unknown>): Promise<DiscoveryAnswer>;
 }
+
+export type DiscoveryAnswer = { readonly kind: 'found' } | { readonly kind: 'absent' } | { readonly kind: 'pending'; readonly waitingFor: string };
 
 interface Route {
   readonly host: string;
+  /** What the host is looked up by: `host`, with its scheme's port made explicit when discovery may answer for it. */
+  readonly lookup: string;
+  readonly protocol: string;
   /** The service it resolved to, valid while the registry's generation is `generation`. */
   service: OutboundService | undefined;
   generation: number;
@@ -89,19 +102,22 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       let r = this.#routes.get(key);
       if (r) {
         if (r.generation !== this.registry.generation) {
-          r.service = this.registry.resolve(r.host);
+          r.service = this.registry.resolve(r.lookup);
           r.generation = this.registry.generation;
         }
         return r;
       }
       let host = '';
       let hostname = '';
+      let protocol = '';
       try {
-        ({ host, hostname } = new URL(key));
+        ({ host, hostname, protocol } = new URL(key));
       } catch {
         host = hostname = key;
       }
-      r = { host, service: this.registry.resolve(host), generation: this.registry.generation, unknownService: isSingleLabel(hostname) };
+      // With discovery, `payments` and `payments:8080` are different Listeners: look up by host:port.
+      const lookup = this.registry.discover && host === hostname && (protocol === 'http:' || protocol === 'https:') ? `${host}:${protocol === 'https:' ? 443 : 80}` : host;
+      r = { host, lookup, protocol, service: this.registry.resolve(lookup), generation: this.registry.generation, unknownService: isSingleLabel(hostname) };
       if (this.#routes.size >= ROUTE_CACHE_LIMIT) this.#routes.clear();
       this.#routes.set(key, r);
       return r;
@@ -115,22 +131,56 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       const route = this.#route(opts.origin);
       const service = route.service;
       if (!service) {
-        if (route.unknownService) {
-          failHandler(handler, this.#unknownService(route.host));
-          return false;
+        if (this.registry.discover) {
+          void this.#discover(opts, handler, route);
+          return true;
         }
-        if (this.egress === 'deny') {
-          failHandler(handler, new EgressDeniedError(route.host));
-          return false;
-        }
-        this.#egressAgent ??= new (loadUndici().Agent)();
-        return this.#egressAgent.dispatch(opts, handler);
+        return this.#notMesh(opts, handler, route);
       }
+      return this.#routed(opts, handler, service, route, undefined);
+    }
+
+    /** A host that is no mesh service: a typo of one, or egress (allowed or denied). */
+    #notMesh(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, route: Route): boolean {
+      if (route.unknownService) {
+        failHandler(handler, this.#unknownService(route.host));
+        return false;
+      }
+      if (this.egress === 'deny') {
+        failHandler(handler, new EgressDeniedError(route.host));
+        return false;
+      }
+      this.#egressAgent ??= new (loadUndici().Agent)();
+      return this.#egressAgent.dispatch(opts, handler);
+    }
+
+    /** Holds the request while the control plane is asked about its host, then routes it or applies egress. */
+    async #discover(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, route: Route): Promise<void> {
+      const held = await HeldRequest.hold(handler);
+      if (!held) return;
+      const waitMs = this.registry.pendingTimeoutMs;
+      const answer = await this.registry.discover!(route.lookup, route.protocol, waitMs, held.abortedWhileWaiting);
+      if (held.aborted) return held.fail(held.aborted);
+      if (this.#closed || this.registry.closed) return held.fail(new MeshClosedError());
+      if (answer.kind === 'pending') return held.fail(new DiscoveryPendingError(route.host, answer.waitingFor, waitMs, this.registry.source));
+      const service = answer.kind === 'found' ? this.registry.resolve(route.lookup) : undefined;
+      if (service) {
+        this.#routed(opts, held.caller as Dispatcher.DispatchHandler, service, route, held);
+        return;
+      }
+      if (route.unknownService) return held.fail(this.#unknownService(route.host));
+      if (this.egress === 'deny') return held.fail(new EgressDeniedError(route.host));
+      this.#egressAgent ??= new (loadUndici().Agent)();
+      this.#egressAgent.dispatch(opts, held.relaying());
+    }
+
+    /** A request whose host is a mesh service: its route, its split's backend, then the request (or a wait for what is pending). */
+    #routed(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, service: OutboundService, route: Route, held: HeldRequest | undefined): boolean {
+      const fail = (e: Error) => (held ? held.fail(e) : failHandler(handler, e), false);
       try {
         this.checkIdentity();
       } catch (e) {
-        failHandler(handler, e as Error);
-        return false;
+        return fail(e as Error);
       }
       service.counters.routed++;
       const settings = service.hasRoutes
@@ -144,18 +194,16 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       let backendName = service.name;
       if (settings.split) {
         const name = settings.split.pick();
-        if (name === undefined) {
-          failHandler(handler, new NoEndpointError(service.name, 'every backend of its split has weight 0'));
-          return false;
-        }
+        if (name === undefined) return fail(new NoEndpointError(service.name, 'every backend of its split has weight 0'));
         backendName = name;
         backend = name === service.name ? service : this.registry.get(name);
       }
       if (!backend || backend.pending) {
-        void whenDelivered(this.registry, () => this.#closed, (h) => this.#unknownService(h), { opts, handler, service, name: backendName, settings, host: route.host });
+        void whenDelivered(this.registry, () => this.#closed, (h) => this.#unknownService(h), { opts, handler, service, name: backendName, settings, host: route.host }, held);
         return true;
       }
-      new MeshRequest(opts, legacyHandler(handler), service, backend, settings, route.host).start();
+      if (held) new MeshRequest(opts, held.caller, service, backend, settings, route.host, held.started).start();
+      else new MeshRequest(opts, legacyHandler(handler), service, backend, settings, route.host).start();
       return true;
     }
 
@@ -191,31 +239,17 @@ interface Waiting {
 /**
  * A split backend or a service's endpoints that a live control plane has not delivered yet: wait
  * for the set to change, bounded by the registry's pendingTimeout, then run the request or fail
- * naming what is missing. The caller is told the request started before the wait, so its abort
- * (fetch's AbortSignal) ends the wait at once; once the request runs, the abort goes to it.
+ * naming what is missing. The request is held (held-request.ts): the caller's abort ends the wait
+ * at once; once the request runs, the abort goes to it. `held`: already held (by discovery).
  */
-async function whenDelivered(registry: ServiceRegistry, closed: () => boolean, unknown: (host: string) => Error, w: Waiting): Promise<void> {
-  const caller = legacyHandler(w.handler);
-  const fail = (e: Error) => void caller.onError?.(e);
-  let aborted: Error | undefined;
-  let relay: ((reason?: Error) => void) | undefined;
-  let onAbort: () => void = () => {};
-  const abortedWhileWaiting = new Promise<void>((resolve) => (onAbort = resolve));
-  try {
-    caller.onConnect?.((reason?: Error) => {
-      if (relay) return relay(reason);
-      aborted ??= reason ?? Object.assign(new Error('Request aborted'), { name: 'AbortError', code: 'UND_ERR_ABORTED' });
-      onAbort();
-    });
-  } catch (e) {
-    return queueMicrotask(() => fail(e as Error));
-  }
-  // Nothing below tells the caller anything during dispatch itself (as failHandler defers).
-  await null;
+async function whenDelivered(registry: ServiceRegistry, closed: () => boolean, unknown: (host: string) => Error, w: Waiting, held?: HeldRequest): Promise<void> {
+  const h = held ?? (await HeldRequest.hold(w.handler));
+  if (!h) return;
+  const fail = (e: Error) => h.fail(e);
   const waitMs = registry.pendingTimeoutMs;
   const start = registry.now();
   for (;;) {
-    if (aborted) return fail(aborted);
+    if (h.aborted) return fail(h.aborted);
     if (closed() || registry.closed) return fail(new MeshClosedError());
     // The addressed service may itself have been replaced meanwhile: follow the live one. One
     // removed meanwhile fails now, as a new request to it would (not after pendingTimeout).
@@ -223,13 +257,12 @@ async function whenDelivered(registry: ServiceRegistry, closed: () => boolean, u
     if (!live) return fail(unknown(w.service.name));
     const backend = w.name === w.service.name ? live : registry.get(w.name);
     if (backend && !backend.pending) {
-      const started = (abort: (reason?: Error) => void) => (relay = abort);
-      new MeshRequest(w.opts, caller, live, backend, w.settings, w.host, started).start();
+      new MeshRequest(w.opts, h.caller, live, backend, w.settings, w.host, h.started).start();
       return;
     }
     const left = waitMs - (registry.now() - start);
-    if (left <= 0 || !(await registry.nextChange(left, abortedWhileWaiting))) {
-      if (aborted) return fail(aborted);
+    if (left <= 0 || !(await registry.nextChange(left, h.abortedWhileWaiting))) {
+      if (h.aborted) return fail(h.aborted);
       return fail(new PendingConfigError(w.service.name, w.name, waitMs, registry.source));
     }
   }

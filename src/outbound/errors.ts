@@ -129,6 +129,26 @@ export class UnknownServiceError extends SidecarlessError {
  * A request needed something a live control plane had not delivered (a split backend, a service's
  * endpoints) and it did not arrive within `outbound.pendingTimeout`.
  */
+/**
+ * A host no service holds, which the xDS control plane had not answered for (a mesh service, or
+ * none) within outbound.pendingTimeout. Fail closed: it is not sent as egress while unknown.
+ */
+export class DiscoveryPendingError extends SidecarlessError {
+  constructor(
+    readonly host: string,
+    readonly waitingFor: string,
+    readonly waitedMs: number,
+    readonly source: string,
+  ) {
+    super(
+      'ERR_SIDECARLESS_DISCOVERY_PENDING',
+      `cannot route to "${host}": ${source} had not said within ${waitedMs} ms whether it is a mesh service (waiting for ${waitingFor}). ` +
+        `A host the control plane does not know is taken as not existing 15 s after it is first asked for, then follows outbound.egress; ` +
+        `check the control plane (/config, sidecarless stat), or raise outbound.pendingTimeout.`,
+    );
+  }
+}
+
 export class PendingConfigError extends SidecarlessError {
   constructor(
     readonly service: string,

@@ -37,6 +37,8 @@ export interface OutboundDeps {
   checkIdentity: () => void;
   /** Names the control plane in errors about what it has not delivered. */
   source: () => string;
+  /** A discovering control plane's answer for hosts no service holds (ServiceRegistry.discover). */
+  discover?: ServiceRegistry['discover'];
 }
 
 export class Outbound implements ServiceRegistry {
@@ -50,7 +52,12 @@ export class Outbound implements ServiceRegistry {
   /** Services taken out of the set: their pools finish in-flight requests, then close. */
   readonly #retiring = new Set<Promise<void>>();
 
-  constructor(private readonly d: OutboundDeps) {}
+  /** Set only with a discovering control plane: the dispatcher asks it about unknown hosts. */
+  readonly discover?: ServiceRegistry['discover'];
+
+  constructor(private readonly d: OutboundDeps) {
+    if (d.discover) this.discover = d.discover;
+  }
 
   get pendingTimeoutMs(): number {
     return this.d.pendingTimeoutMs;

@@ -1,6 +1,6 @@
 import type { Pool } from 'undici';
 import { type Clock, systemClock } from '../clock.js';
-import { authorizeId } from '../identity/authorizer.js';
+import { authorizeId, authorizeOneOf } from '../identity/authorizer.js';
 import { type ClientTls } from '../tls/connect.js';
 import { parseAddress } from './address.js';
 import { type Balancer, type BalancerKind, type EndpointSnapshot, type StateChange, createBalancer } from './balancer/index.js';
@@ -358,7 +358,8 @@ export class OutboundService implements RoutableService {
     const old = this.#endpoints;
     const next = new Map<string, PooledEndpoint>();
     for (const e of list) {
-      const key = e.identity === this.identity ? e.address : `${e.address} ${e.identity}`;
+      // The key carries what the pool's authorizer checks: a change of identity is a new pool.
+      const key = e.identities && e.identities.length > 1 ? `${e.address} ${e.identities.join(',')}` : e.identity === this.identity ? e.address : `${e.address} ${e.identity}`;
       const kept = old.get(key);
       next.set(key, kept === undefined ? this.#create(key, e) : kept.spec === e ? kept : kept.with(e));
     }
@@ -384,7 +385,7 @@ export class OutboundService implements RoutableService {
       const c = this.#spec.settings.connections;
       return new (loadUndici().Pool)(endpoint.origin, {
         connect: this.#tls.connector({
-          authorize: authorizeId(e.identity),
+          authorize: e.identities && e.identities.length > 1 ? authorizeOneOf(...e.identities) : authorizeId(e.identity),
           servername: this.servername,
           describe: `${this.name} endpoint ${e.address}`,
         }),

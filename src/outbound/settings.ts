@@ -92,6 +92,11 @@ export interface ServiceEndpoint {
   readonly address: string;
   /** The SPIFFE ID it must present. */
   readonly identity: string;
+  /**
+   * When it may present any of several (an xDS Cluster listing one SAN per service account):
+   * every one accepted, `identity` among them. Absent: exactly `identity`.
+   */
+  readonly identities?: readonly string[];
   readonly weight: number;
   readonly zone?: string;
   readonly labels?: Readonly<Record<string, string>>;

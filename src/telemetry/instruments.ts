@@ -18,12 +18,13 @@ import type {
 } from '@opentelemetry/api';
 import { api, otel } from './otel.js';
 import { HTTP_DURATION_BUCKETS } from './stats.js';
+import { VERSION } from '../version.js';
 
 const { createNoopMeter, metrics } = api;
 
 /** Instrumentation scope name and version. */
 export const INSTRUMENTATION_NAME = 'sidecarless';
-export const INSTRUMENTATION_VERSION = '0.1.0';
+export const INSTRUMENTATION_VERSION = VERSION;
 
 /** Attribute names: HTTP semantic conventions, and the mesh's own. */
 export const ATTR = {

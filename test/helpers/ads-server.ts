@@ -51,7 +51,10 @@ export interface AdsServer {
   close(): Promise<void>;
 }
 
-export async function startAdsServer(t: { after(fn: () => Promise<void>): void }, o: { token?: string } = {}): Promise<AdsServer> {
+export async function startAdsServer(
+  t: { after(fn: () => Promise<void>): void },
+  o: { token?: string; onRequest?: (stream: AdsServerStream, request: DiscoveryRequest) => void } = {},
+): Promise<AdsServer> {
   const dir = tempDirFor(t, 'sidecarless-ads-');
   const ca = await DevCa.create();
   const other = await DevCa.create();
@@ -104,6 +107,7 @@ export async function startAdsServer(t: { after(fn: () => Promise<void>): void }
       streams.push(s);
       call.on('data', (request: DiscoveryRequest) => {
         s.requests.push(request);
+        o.onRequest?.(s, request);
         wake();
       });
       call.on('end', () => {

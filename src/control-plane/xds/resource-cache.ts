@@ -78,9 +78,11 @@ export class ResourceCache {
     for (const [name, resource] of resources) {
       if (!wanted(name)) continue;
       const before = this.#entries.get(name);
+      const same = before !== undefined && sameBytes(before.bytes, resource.bytes);
       if (!before) added.push(name);
-      else if (!sameBytes(before.bytes, resource.bytes)) updated.push(name);
-      this.#entries.set(name, { value: resource.value, bytes: resource.bytes, version });
+      else if (!same) updated.push(name);
+      // The same bytes keep the same value object: whoever builds on it can compare by reference.
+      this.#entries.set(name, { value: same ? before.value : resource.value, bytes: resource.bytes, version });
     }
     return { added, updated, removed };
   }

@@ -1,0 +1,73 @@
+/**
+ * Opens the xDS control plane of a mesh configured with `controlPlane`: the node istiod expects
+ * (node.ts), the decoder (decode.ts), the ADS transport over the pinned channel, and the
+ * XdsControlPlane over the options' control plane. Loaded only when `controlPlane` is set
+ * (mesh.ts imports it dynamically): a mesh without one loads none of the xDS code.
+ *
+ * The node's IP is the pod's: `INSTANCE_IP` (what Istio's injector sets from status.podIP), else
+ * the first non-internal address of this host, else 127.0.0.1; the pod name is `POD_NAME`, else the
+ * service's.
+ */
+import { networkInterfaces } from 'node:os';
+import { type Clock } from '../../clock.js';
+import { type Logger, type MeshConfig } from '../../config.js';
+import { DEFAULT_SERVICE_SETTINGS } from '../../outbound/settings.js';
+import { VERSION } from '../../version.js';
+import { AdsTransport } from './ads-transport.js';
+import { xdsDecoder } from './decode.js';
+import { searchDomains } from './host-candidates.js';
+import { buildNode } from './node.js';
+import { type BaseControlPlane, XdsControlPlane } from './xds-control-plane.js';
+
+/** The address istiod knows the workload by. */
+export function workloadIp(env: NodeJS.ProcessEnv): string {
+  const fromEnv = env.INSTANCE_IP?.trim();
+  if (fromEnv) return fromEnv;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (!a.internal && a.family === 'IPv4') return a.address;
+  }
+  return '127.0.0.1';
+}
+
+export interface OpenXdsInput {
+  readonly config: MeshConfig;
+  readonly base: BaseControlPlane;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+export function openXdsControlPlane(i: OpenXdsInput): XdsControlPlane {
+  const cp = i.config.controlPlane!;
+  const node = buildNode({
+    service: i.config.service,
+    namespace: i.config.namespace,
+    spiffeId: i.config.spiffeId,
+    labels: i.config.labels,
+    ip: workloadIp(i.env),
+    ...(i.env.POD_NAME && { pod: i.env.POD_NAME }),
+    ...(cp.clusterId !== undefined && { clusterId: cp.clusterId }),
+    version: VERSION,
+  });
+  const ads = new AdsTransport({
+    address: cp.address,
+    root: cp.root,
+    token: cp.token,
+    ...(cp.clusterId !== undefined && { clusterId: cp.clusterId }),
+    node,
+    decode: xdsDecoder({ baseSettings: DEFAULT_SERVICE_SETTINGS }),
+    clock: i.clock,
+    logger: i.logger,
+  });
+  const plane = new XdsControlPlane({
+    address: cp.address,
+    ads,
+    base: i.base,
+    tree: { trustDomain: i.config.trustDomain, namespace: i.config.namespace, baseSettings: DEFAULT_SERVICE_SETTINGS },
+    search: searchDomains({ namespace: i.config.namespace }),
+    clock: i.clock,
+    logger: i.logger,
+  });
+  plane.start();
+  return plane;
+}

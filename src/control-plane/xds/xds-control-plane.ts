@@ -1,0 +1,288 @@
+/**
+ * The mesh's control plane when `controlPlane` is set: the options' snapshot (static services,
+ * the local policy, a watched policy file) plus what the xDS control plane delivers, as one
+ * MeshSnapshot. The ADS session (ads-state.ts over ads-transport.ts) keeps the last ACKed
+ * resources; the tree (xds-tree.ts) turns them into services, complete or not at all; this class
+ * keeps the subscriptions in step with the tree, emits a snapshot whenever the services change,
+ * and answers the dispatcher's `discover(host)`.
+ *
+ * - Discovery is on demand: the first request to a host no service holds binds the host to its
+ *   Listener candidates (host-candidates.ts), subscribes to them, and waits (bounded by the
+ *   caller) for the whole tree; the answer is 'found' once a snapshot that routes the host has been
+ *   applied, 'absent' once every candidate is known not to exist (the egress rule applies), else
+ *   'pending'. A bound host stays subscribed: a service created later is found by the next request.
+ * - The last good configuration is kept through any outage or NACK: the session keeps the ACKed
+ *   resources, and a snapshot the mesh refuses leaves the previous one current.
+ * - ready() resolves at once: the options' services serve from the start; discovered ones wait for
+ *   their tree (a control plane that is down makes discovered hosts fail with
+ *   DiscoveryPendingError, never fall back to egress).
+ */
+import { type Clock } from '../../clock.js';
+import { type Logger } from '../../logger.js';
+import { type Node } from '../../proto/envoy/config/core/v3/base.js';
+import { type AdsSession, type AdsStatus } from './ads-state.js';
+import {
+  CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
+  CLUSTER_TYPE_URL,
+  LISTENER_TYPE_URL,
+  ROUTE_CONFIGURATION_TYPE_URL,
+} from './discovery.js';
+import { listenerCandidates } from './host-candidates.js';
+import { type HostBinding, type HostState, type TreeContext, type TreeInput, XdsTree } from './xds-tree.js';
+import { type ControlPlane, type ControlPlaneStatus, type UpdateHint } from '../control-plane.js';
+import { type MeshSnapshot, type ServiceSnapshot } from '../snapshot.js';
+import { type DiscoveryAnswer } from '../../outbound/dispatcher.js';
+
+/** Hosts bound at most (each one a few subscriptions): an app that makes up host names cannot grow the subscription without bound. */
+export const MAX_DISCOVERED_HOSTS = 1000;
+
+/** The ADS half this class drives: the session, and start/close of its stream. */
+export interface AdsClient {
+  readonly session: AdsSession<Node>;
+  start(): void;
+  close(): void;
+}
+
+/** Where the options' part comes from (the static control plane: options, policy file). */
+export interface BaseControlPlane {
+  current(): MeshSnapshot;
+  onUpdate(listener: (s: MeshSnapshot, hint?: UpdateHint) => void): () => void;
+  status?(): ControlPlaneStatus;
+  close(): Promise<void>;
+}
+
+export interface XdsControlPlaneOptions {
+  /** `host:port` of the control plane, for names and messages. */
+  readonly address: string;
+  readonly ads: AdsClient;
+  readonly base: BaseControlPlane;
+  readonly tree: TreeContext;
+  /** The search domains of the workload's namespace (host-candidates.ts searchDomains). */
+  readonly search: readonly string[];
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+export interface XdsHostStatus {
+  readonly host: string;
+  readonly state: HostState['kind'];
+  readonly listener?: string;
+  readonly service?: string;
+  readonly waitingFor?: string;
+}
+
+export interface XdsStatus {
+  readonly address: string;
+  readonly ads: AdsStatus;
+  readonly hosts: readonly XdsHostStatus[];
+}
+
+const TYPES = {
+  listeners: LISTENER_TYPE_URL,
+  routes: ROUTE_CONFIGURATION_TYPE_URL,
+  clusters: CLUSTER_TYPE_URL,
+  endpoints: CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
+} as const;
+type Kind = keyof typeof TYPES;
+
+export class XdsControlPlane implements ControlPlane {
+  readonly name: string;
+  readonly #o: XdsControlPlaneOptions;
+  readonly #tree: XdsTree;
+  readonly #bindings = new Map<string, HostBinding>();
+  #hostStates: ReadonlyMap<string, HostState> = new Map();
+  readonly #subscribed: Record<Kind, Set<string>> = { listeners: new Set(), routes: new Set(), clusters: new Set(), endpoints: new Set() };
+  #xdsServices: ReadonlyMap<string, ServiceSnapshot> = new Map();
+  #current: MeshSnapshot;
+  #serial = 0;
+  readonly #listeners = new Set<(s: MeshSnapshot, hint?: UpdateHint) => void>();
+  #waiters: Array<() => void> = [];
+  readonly #offs: Array<() => void> = [];
+  /** Names the options hold that a delivered service also has: told once each. */
+  readonly #collisions = new Set<string>();
+  #closed = false;
+
+  constructor(o: XdsControlPlaneOptions) {
+    this.#o = o;
+    this.name = `xds:${o.address}`;
+    this.#tree = new XdsTree(o.tree);
+    this.#current = this.#compose(o.base.current());
+    this.#offs.push(o.ads.session.on((e) => (e.kind === 'nacked' ? this.#nacked(e.message) : this.#rebuild())));
+    this.#offs.push(o.base.onUpdate(() => this.#emit()));
+  }
+
+  /** Opens the ADS stream. */
+  start(): void {
+    this.#o.ads.start();
+  }
+
+  current(): MeshSnapshot {
+    return this.#current;
+  }
+
+  onUpdate(listener: (s: MeshSnapshot, hint?: UpdateHint) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  status(): ControlPlaneStatus & { xds: XdsStatus } {
+    return { ...this.#o.base.status?.(), xds: this.xdsStatus() };
+  }
+
+  xdsStatus(): XdsStatus {
+    const hosts = [...this.#hostStates].map(([host, st]): XdsHostStatus => ({
+      host,
+      state: st.kind,
+      ...(st.kind === 'found' && { listener: st.listener, ...(st.front !== undefined && { service: st.front }) }),
+      ...(st.kind === 'pending' && { waitingFor: st.waitingFor }),
+    }));
+    return { address: this.#o.address, ads: this.#o.ads.session.status(), hosts };
+  }
+
+  /** The dispatcher's question about a host no service holds (see the module comment). */
+  async discover(host: string, protocol: string, ms: number, stop?: Promise<unknown>): Promise<DiscoveryAnswer> {
+    if (this.#closed) return { kind: 'pending', waitingFor: 'a control plane (the mesh is closing)' };
+    if (!this.#bind(host, protocol)) {
+      if (this.#bindings.size >= MAX_DISCOVERED_HOSTS) return { kind: 'pending', waitingFor: `room: more than ${MAX_DISCOVERED_HOSTS} hosts were asked for` };
+      return { kind: 'absent' };
+    }
+    const deadline = this.#o.clock.now() + ms;
+    for (;;) {
+      const st = this.#hostStates.get(host);
+      if (st?.kind === 'absent') return { kind: 'absent' };
+      if (st?.kind === 'found' && st.front !== undefined && this.#current.services.get(st.front)?.hostnames.includes(host)) return { kind: 'found' };
+      const left = deadline - this.#o.clock.now();
+      const waitingFor = st?.kind === 'pending' ? st.waitingFor : st?.kind === 'found' ? `the snapshot routing ${host} to be applied` : `Listener ${host}`;
+      if (left <= 0 || !(await this.#nextBuild(left, stop))) return { kind: 'pending', waitingFor };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const off of this.#offs) off();
+    this.#o.ads.close();
+    this.#wake();
+    this.#listeners.clear();
+    await this.#o.base.close();
+  }
+
+  /** Binds a host to its Listener candidates (once); false when it is never looked up or there is no room. */
+  #bind(host: string, protocol: string): boolean {
+    if (this.#bindings.has(host)) return true;
+    if (this.#bindings.size >= MAX_DISCOVERED_HOSTS) return false;
+    const candidates = listenerCandidates(host, protocol, this.#o.search);
+    if (candidates.length === 0) return false;
+    this.#bindings.set(host, { host, candidates });
+    this.#rebuild();
+    return true;
+  }
+
+  #input(): TreeInput {
+    const s = this.#o.ads.session;
+    const missing = new Map<string, ReadonlySet<string>>();
+    for (const t of s.status().types) missing.set(t.typeUrl, new Set(t.doesNotExist));
+    const none = new Set<string>();
+    return {
+      listeners: s.resources(TYPES.listeners),
+      routes: s.resources(TYPES.routes),
+      clusters: s.resources(TYPES.clusters),
+      endpoints: s.resources(TYPES.endpoints),
+      missing: {
+        listeners: missing.get(TYPES.listeners) ?? none,
+        routes: missing.get(TYPES.routes) ?? none,
+        clusters: missing.get(TYPES.clusters) ?? none,
+        endpoints: missing.get(TYPES.endpoints) ?? none,
+      },
+    };
+  }
+
+  /** Rebuilds the tree from the resources in force, follows its subscriptions, emits when the services changed. */
+  #rebuild(): void {
+    if (this.#closed) return;
+    const built = this.#tree.build([...this.#bindings.values()], this.#input());
+    this.#hostStates = built.hosts;
+    const changed = !sameServices(this.#xdsServices, built.services);
+    this.#xdsServices = built.services;
+    // Subscribing writes requests; the responses come later and rebuild again.
+    for (const kind of Object.keys(TYPES) as Kind[]) this.#follow(kind, built.wanted[kind]);
+    if (changed) this.#emit();
+    this.#wake();
+  }
+
+  #follow(kind: Kind, wanted: ReadonlySet<string>): void {
+    const have = this.#subscribed[kind];
+    const add = [...wanted].filter((n) => !have.has(n));
+    const drop = [...have].filter((n) => !wanted.has(n));
+    if (add.length > 0) this.#o.ads.session.subscribe(TYPES[kind], add);
+    if (drop.length > 0) this.#o.ads.session.unsubscribe(TYPES[kind], drop);
+    this.#subscribed[kind] = new Set(wanted);
+  }
+
+  /** The options' snapshot plus the delivered services (an options service keeps its name). */
+  #compose(base: MeshSnapshot): MeshSnapshot {
+    const services = new Map(base.services);
+    for (const [name, svc] of this.#xdsServices) {
+      if (services.has(name)) {
+        if (!this.#collisions.has(name)) this.#o.logger.warn(`xDS: the control plane delivers a service named "${name}", which outbound.services also names: the options' one is kept`);
+        this.#collisions.add(name);
+        continue;
+      }
+      services.set(name, svc);
+    }
+    return { version: String(++this.#serial), source: this.name, complete: false, inbound: base.inbound, services };
+  }
+
+  /** Offers the composed snapshot; it becomes current only when the mesh takes it. */
+  #emit(): void {
+    if (this.#closed) return;
+    const next = this.#compose(this.#o.base.current());
+    try {
+      for (const l of this.#listeners) l(next);
+      this.#current = next;
+    } catch (e) {
+      this.#o.logger.error(`xDS: snapshot ${next.version} from ${this.name} rejected, keeping version ${this.#current.version}: ${(e as Error).message}`);
+    }
+  }
+
+  #nacked(message: string): void {
+    this.#o.logger.error(`xDS: ${message}; the last accepted configuration stays in force`);
+  }
+
+  #wake(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const wake of w) wake();
+  }
+
+  /** Resolves at the next rebuild (true), or after `ms` or when `stop` settles (false). */
+  #nextBuild(ms: number, stop?: Promise<unknown>): Promise<boolean> {
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (v: boolean) => {
+        if (done) return;
+        done = true;
+        timer.cancel();
+        if (!v) this.#waiters = this.#waiters.filter((w) => w !== wake);
+        resolve(v);
+      };
+      const wake = () => finish(true);
+      const timer = this.#o.clock.setTimeout(() => finish(false), Math.max(0, ms), { keepAlive: true });
+      this.#waiters.push(wake);
+      void stop?.then(
+        () => finish(false),
+        () => finish(false),
+      );
+    });
+  }
+}
+
+function sameServices(a: ReadonlyMap<string, ServiceSnapshot>, b: ReadonlyMap<string, ServiceSnapshot>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
+}

@@ -1,0 +1,154 @@
+// Outbound discovery over a real ADS stream (TLS pinned to the server's root, bearer token) into a
+// real mesh: the first request to a host no service holds subscribes to its Listener, waits for
+// Listener → RouteConfiguration → Clusters → ClusterLoadAssignments, and is routed over mTLS to the
+// backend its route names; a push moves traffic; a NACKed update keeps the last good config; the
+// options' services serve all along.
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { createMesh, type Mesh } from '../../../src/mesh.js';
+import { ClusterCodec } from '../../../src/proto/envoy/config/cluster/v3/cluster.js';
+import { ClusterLoadAssignmentCodec } from '../../../src/proto/envoy/config/endpoint/v3/endpoint.js';
+import { ListenerCodec } from '../../../src/proto/envoy/config/listener/v3/listener.js';
+import { RouteConfigurationCodec } from '../../../src/proto/envoy/config/route/v3/route.js';
+import { HttpConnectionManagerCodec } from '../../../src/proto/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
+import { RouterCodec } from '../../../src/proto/envoy/extensions/filters/http/router/v3/router.js';
+import { packAny } from '../../../src/proto/any-pack.js';
+import {
+  CLUSTER_LOAD_ASSIGNMENT_TYPE_URL as EDS,
+  CLUSTER_TYPE_URL as CDS,
+  LISTENER_TYPE_URL as LDS,
+  ROUTE_CONFIGURATION_TYPE_URL as RDS,
+} from '../../../src/control-plane/xds/discovery.js';
+import { devCa, ok, quiet, startReplica, type Replica } from '../../outbound/e2e/replicas.js';
+import { startXdsResponder, type XdsResponder } from '../../helpers/xds-responder.js';
+import { waitFor } from '../../helpers/net.js';
+
+const FQDN = 'payments.default.svc.cluster.local';
+const LISTENER = `${FQDN}:8080`;
+const ROUTES = `outbound|8080||${FQDN}`;
+const cluster = (subset: string) => `outbound|8080|${subset}|${FQDN}`;
+
+function listener(name = LISTENER, rds = ROUTES): Uint8Array {
+  const hcm = { rds: { configSource: { ads: {} }, routeConfigName: rds }, httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: packAny(RouterCodec, {}) }] };
+  return ListenerCodec.encode({ name, apiListener: { apiListener: packAny(HttpConnectionManagerCodec, hcm) } });
+}
+const DOMAINS = ['payments', 'payments:8080', 'payments.default', 'payments.default:8080', FQDN, `${FQDN}:8080`];
+function routes(vhostRoutes: object[], name = ROUTES): Uint8Array {
+  return RouteConfigurationCodec.encode({ name, virtualHosts: [{ name: `${FQDN}:8080`, domains: DOMAINS, routes: vhostRoutes }] } as never);
+}
+const toCluster = (prefix: string, c: string) => ({ match: { prefix }, route: { cluster: c, maxStreamDuration: { maxStreamDuration: { seconds: 5 } } } });
+const weighted = (list: Array<[string, number]>) => ({ match: { prefix: '/' }, route: { weightedClusters: { clusters: list.map(([name, weight]) => ({ name, weight })) } } });
+function edsCluster(name: string): Uint8Array {
+  return ClusterCodec.encode({ name, type: 3, edsClusterConfig: { edsConfig: { ads: {} }, serviceName: name } });
+}
+function endpoints(name: string, addresses: string[]): Uint8Array {
+  const lbEndpoints = addresses.map((a) => {
+    const [host, port] = a.split(':');
+    return { endpoint: { address: { socketAddress: { address: host!, portValue: Number(port) } } } };
+  });
+  return ClusterLoadAssignmentCodec.encode({ clusterName: name, endpoints: [{ locality: { zone: 'z1' }, lbEndpoints }] } as never);
+}
+
+const opened: Array<{ close(): Promise<unknown> }> = [];
+after(async () => {
+  await Promise.all(opened.map((x) => x.close().catch(() => {})));
+});
+
+async function backends(): Promise<{ v1: Replica; v2: Replica }> {
+  const [v1, v2] = await Promise.all([startReplica('v1', ok), startReplica('v2', ok)]);
+  opened.push(v1, v2);
+  return { v1, v2 };
+}
+
+function serve(x: XdsResponder, b: { v1: Replica; v2: Replica }, vhostRoutes: object[]): void {
+  x.set(LDS, LISTENER, listener());
+  x.set(RDS, ROUTES, routes(vhostRoutes));
+  x.set(CDS, cluster('v1'), edsCluster(cluster('v1')));
+  x.set(CDS, cluster('v2'), edsCluster(cluster('v2')));
+  x.set(EDS, cluster('v1'), endpoints(cluster('v1'), [b.v1.address]));
+  x.set(EDS, cluster('v2'), endpoints(cluster('v2'), [b.v2.address]));
+  x.push();
+}
+
+async function client(x: XdsResponder, extra: Record<string, unknown> = {}): Promise<Mesh> {
+  const m = await createMesh(
+    { service: 'client', identity: { ca: await devCa() }, controlPlane: { address: x.server.address, root: x.server.rootFile, token: 'good-token' }, logger: quiet, ...extra },
+    { env: { INSTANCE_IP: '10.0.0.9' } },
+  );
+  opened.push(m);
+  return m;
+}
+
+async function body(m: Mesh, url: string, init?: RequestInit): Promise<string> {
+  const r = await m.fetch(url, init);
+  assert.equal(r.status, 200, `${url}: ${r.status}`);
+  return r.text();
+}
+
+describe('outbound discovery over xDS', () => {
+  test('the first request to an unknown host subscribes to its Listener and is routed by the tree it gets; short and full names alike', async (t) => {
+    const x = await startXdsResponder(t);
+    const b = await backends();
+    serve(x, b, [toCluster('/v2', cluster('v2')), toCluster('/', cluster('v1'))]);
+    const m = await client(x, { outbound: { egress: 'deny' } });
+    assert.equal(await body(m, `http://${FQDN}:8080/hello`), 'v1');
+    assert.equal(await body(m, `http://${FQDN}:8080/v2/x`), 'v2');
+    assert.ok(x.subscribed(LDS).includes(LISTENER), `subscribed ${x.subscribed(LDS).join(', ')}`);
+    // The short name: the search domains make payments:8080 the same Listener, its virtual host the same front.
+    assert.equal(await body(m, 'http://payments:8080/v2'), 'v2');
+    assert.deepEqual(x.subscribed(RDS), [ROUTES]);
+    assert.deepEqual(x.subscribed(CDS).sort(), [cluster('v1'), cluster('v2')].sort());
+    const snap = m.snapshot();
+    assert.equal(snap.source, `xds:${x.server.address}`);
+    const front = snap.services.get(`${FQDN}:8080`)!;
+    assert.deepEqual([...front.hostnames].sort(), [`${FQDN}:8080`, 'payments:8080']);
+    assert.equal(snap.services.get(cluster('v1'))!.identity, 'spiffe://cluster.local/ns/default/sa/payments', 'no TLS context: the conventional identity');
+    assert.deepEqual(x.nacks, []);
+  });
+
+  test('a split shifted on the server moves the next requests; an endpoint removed drains', async (t) => {
+    const x = await startXdsResponder(t);
+    const b = await backends();
+    serve(x, b, [weighted([[cluster('v1'), 100], [cluster('v2'), 0]])]);
+    const m = await client(x);
+    for (let i = 0; i < 5; i++) assert.equal(await body(m, `http://${FQDN}:8080/`), 'v1');
+    const version = m.snapshot().version;
+    x.set(RDS, ROUTES, routes([weighted([[cluster('v1'), 0], [cluster('v2'), 100]])]));
+    x.push();
+    await waitFor(() => m.snapshot().version !== version, 2_000, 'the pushed routes to be applied');
+    for (let i = 0; i < 5; i++) assert.equal(await body(m, `http://${FQDN}:8080/`), 'v2');
+    x.set(EDS, cluster('v2'), endpoints(cluster('v2'), []));
+    x.push();
+    await waitFor(() => m.snapshot().services.get(cluster('v2'))?.endpoints?.length === 0, 2_000, 'the endpoint removal');
+    await assert.rejects(m.fetch(`http://${FQDN}:8080/`), (e: Error) => /no endpoints|NO_ENDPOINT/i.test(`${e.message} ${String((e.cause as { code?: string })?.code)}`));
+  });
+
+  test('a response the mesh cannot honour is NACKed whole; the last good config keeps serving', async (t) => {
+    const x = await startXdsResponder(t);
+    const b = await backends();
+    serve(x, b, [toCluster('/', cluster('v1'))]);
+    const m = await client(x);
+    assert.equal(await body(m, `http://${FQDN}:8080/`), 'v1');
+    // A regex JavaScript would read differently (RE2's \C), and a ring-hash cluster.
+    x.set(RDS, ROUTES, RouteConfigurationCodec.encode({ name: ROUTES, virtualHosts: [{ name: 'v', domains: ['*'], routes: [{ match: { safeRegex: { regex: 'a\\Cb' } }, route: { cluster: cluster('v2') } }] }] } as never));
+    x.push();
+    await waitFor(() => x.nacks.length > 0, 2_000, 'the NACK');
+    assert.match(x.nacks[0]!.errorDetail!.message, /RDS response .* rejected whole/);
+    assert.equal(await body(m, `http://${FQDN}:8080/`), 'v1', 'the last good routes stay');
+  });
+
+  test('the options\' services work alongside discovery; an IP or localhost host is not looked up', async (t) => {
+    const x = await startXdsResponder(t);
+    const b = await backends();
+    serve(x, b, [toCluster('/', cluster('v1'))]);
+    const inventory = await startReplica('inventory', ok, { service: 'inventory' });
+    opened.push(inventory);
+    const m = await client(x, { outbound: { services: { inventory: { endpoints: [inventory.address] } } } });
+    assert.equal(await body(m, 'http://inventory/'), 'inventory', 'an options service, never asked for');
+    assert.equal(await body(m, `http://${FQDN}:8080/`), 'v1');
+    assert.ok(!x.subscribed(LDS).some((n) => n.startsWith('inventory')), x.subscribed(LDS).join(', '));
+    const before = x.subscribed(LDS).length;
+    await assert.rejects(m.fetch('http://localhost:1/'));
+    assert.equal(x.subscribed(LDS).length, before, 'localhost is never asked for');
+  });
+});
