@@ -166,6 +166,7 @@ function adminHandlersOf(p: MeshParts, stats: () => MeshStats) {
     source: p.source,
     policy: () => ({ ...p.inbound.policyStatus(), ...policyFileStatus(p.controlPlane) }),
     snapshot: () => snapshotStatus(p.reconciler),
+    ...(p.controlPlane.status?.().xds && { xds: () => p.controlPlane.status?.().xds }),
     traffic: p.traffic,
     handshakes: () => p.inbound.tls.stats,
     stats,

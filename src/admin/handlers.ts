@@ -12,6 +12,8 @@ export interface MeshAdminParts {
   readonly policy: () => { policy: unknown; version: number; file?: string; lastError?: string; notReady?: string };
   /** The snapshot in force (version, source, pending references, the last one refused). */
   readonly snapshot: () => unknown;
+  /** An xDS control plane's stream, resources (version, ACK/NACK, last error) and discovered hosts; undefined without one. */
+  readonly xds?: () => unknown;
   readonly traffic: TrafficStats;
   readonly handshakes: () => { authenticated: number; unauthenticated: number; rejected: number; tlsErrors: number };
   readonly stats: () => unknown;
@@ -38,6 +40,7 @@ export function meshAdminHandlers(p: MeshAdminParts): AdminHandlers {
       return {
         config: redactConfig(p.config),
         snapshot: p.snapshot(),
+        ...(p.xds && { xds: p.xds() }),
         policy: { version: pol.version, ...(pol.file && { file: pol.file }), ...(pol.lastError && { lastError: pol.lastError }), document: redactConfig(pol.policy) },
       };
     },

@@ -9,6 +9,8 @@ import { type PromScrape, parsePrometheus } from '../telemetry/prometheus.js';
 import { bucketQuantile } from '../telemetry/stats.js';
 import { ScrapeError } from '../errors.js';
 import { type Io, UsageError, defineCommand } from './args.js';
+import { renderXds } from './stat-xds.js';
+import type { XdsStatus } from '../control-plane/xds/xds-control-plane.js';
 
 interface Totals {
   direction: string;
@@ -196,6 +198,22 @@ export async function scrapeAdmin(admin: string, fetchFn: typeof fetch = fetch):
   }
 }
 
+/**
+ * The xDS section, when the mesh has a control plane: `/config`'s `xds` part rendered; '' when it
+ * has none or /config cannot be read (the traffic table was printed already; this is extra).
+ */
+export async function xdsSection(admin: string, fetchFn: typeof fetch = fetch): Promise<string> {
+  try {
+    const url = new URL('/config', admin.includes('://') ? admin : `http://${admin}`);
+    const res = await fetchFn(url, { signal: AbortSignal.timeout(5_000) });
+    if (res.status !== 200) return '';
+    const body = (await res.json()) as { xds?: XdsStatus };
+    return body.xds && Array.isArray(body.xds.ads?.types) ? renderXds(body.xds) : '';
+  } catch {
+    return '';
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -212,6 +230,8 @@ async function watch(admin: string, intervalMs: number, io: Io): Promise<never> 
       if (before) {
         io.stdout(`\n${new Date(after.at).toISOString()}  ${admin}`);
         io.stdout(renderStat(statRows(before, after), (after.at - before.at) / 1000));
+        const xds = await xdsSection(admin);
+        if (xds) io.stdout(xds);
       } else if (failing) {
         io.stdout(`\n${new Date(after.at).toISOString()}  ${admin}  answers again; rates start from this scrape`);
       }
@@ -234,6 +254,7 @@ export const statCommand = defineCommand({
     'Golden signals per peer and route, like "linkerd viz stat": scrapes the admin endpoint\'s /metrics\n' +
     '(createMesh({ admin: { port } })) twice, --interval apart, and prints requests per second, success\n' +
     'rate (not 5xx, not failed), p50/p95/p99 latency, retries (outbound) and denials (inbound).\n' +
+    'With a controlPlane, also its xDS resources (version, ACK/NACK state, last error) and discovered hosts.\n' +
     'With --watch it prints a table every interval and keeps going through failed scrapes (one line each).',
   options: {
     admin: { type: 'string', required: true, value: 'URL', help: 'the admin endpoint, e.g. http://127.0.0.1:9990 or 127.0.0.1:9990' },
@@ -257,6 +278,8 @@ export const statCommand = defineCommand({
     await sleep(intervalMs);
     const after = await scrapeAdmin(admin);
     io.stdout(renderStat(statRows(before, after), (after.at - before.at) / 1000));
+    const xds = await xdsSection(admin);
+    if (xds) io.stdout(xds);
     return 0;
   },
 });

@@ -152,6 +152,8 @@ export class XdsTree {
     const hosts = new Map<string, HostState>();
     const groups = new Map<string, FrontGroup>();
     for (const b of bindings) {
+      // Every candidate stays subscribed, the winner's too: the others' does-not-exist timers then
+      // run out once, so a host whose Listener is later removed is known absent at once.
       for (const c of b.candidates) listeners.add(c);
       let st = hostState(b, res);
       if (st.kind === 'found') st = this.#route(b.host, st.listener, res, routes, groups);

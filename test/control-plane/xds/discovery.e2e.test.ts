@@ -22,6 +22,7 @@ import {
 import { devCa, ok, quiet, startReplica, type Replica } from '../../outbound/e2e/replicas.js';
 import { startXdsResponder, type XdsResponder } from '../../helpers/xds-responder.js';
 import { waitFor } from '../../helpers/net.js';
+import { sidecarless } from '../../e2e/cli-run.js';
 
 const FQDN = 'payments.default.svc.cluster.local';
 const LISTENER = `${FQDN}:8080`;
@@ -150,5 +151,80 @@ describe('outbound discovery over xDS', () => {
     const before = x.subscribed(LDS).length;
     await assert.rejects(m.fetch('http://localhost:1/'));
     assert.equal(x.subscribed(LDS).length, before, 'localhost is never asked for');
+  });
+
+  test('a host the control plane removes follows the egress rule from the next request; a deleted mesh host is not sent as egress before that', async (t) => {
+    const x = await startXdsResponder(t);
+    const b = await backends();
+    serve(x, b, [toCluster('/', cluster('v1'))]);
+    // Every Listener candidate of gone.example:8080, then all removed: each is known not to exist.
+    const candidates = ['gone.example.default.svc.cluster.local:8080', 'gone.example.svc.cluster.local:8080', 'gone.example.cluster.local:8080', 'gone.example:8080'];
+    for (const c of candidates) x.set(LDS, c, listener(c));
+    x.push();
+    const m = await client(x, { outbound: { egress: 'deny', pendingTimeout: '3s' } });
+    await assert.rejects(m.fetch('http://gone.example:8080/'), (e: Error) => (e.cause as { code?: string })?.code === 'ERR_SIDECARLESS_DISCOVERY_PENDING' || /pending|Discovery/i.test(String(e.cause)));
+    for (const c of candidates) x.set(LDS, c, null);
+    x.push();
+    await waitFor(() => x.server.streams.at(-1)!.requests.filter((r) => r.typeUrl === LDS).length >= 3, 2_000, 'the deletion ACK');
+    await assert.rejects(m.fetch('http://gone.example:8080/'), (e: Error) => (e.cause as { code?: string })?.code === 'ERR_SIDECARLESS_EGRESS_DENIED');
+    assert.equal(await body(m, `http://${FQDN}:8080/`), 'v1', 'the mesh host is unaffected');
+  });
+
+  test('a control plane that is down: discovered hosts fail closed (never egress); once configured, they keep working through an outage', async (t) => {
+    const x = await startXdsResponder(t);
+    const b = await backends();
+    serve(x, b, [toCluster('/', cluster('v1'))]);
+    const m = await client(x, { outbound: { egress: 'allow' } });
+    assert.equal(await body(m, `http://${FQDN}:8080/`), 'v1');
+    await x.server.close();
+    for (let i = 0; i < 3; i++) assert.equal(await body(m, `http://${FQDN}:8080/`), 'v1', 'the last good config serves through the outage');
+    const started = Date.now();
+    await assert.rejects(
+      m.fetch('http://inventory.default.svc.cluster.local:9090/'),
+      (e: Error) => (e.cause as { code?: string })?.code === 'ERR_SIDECARLESS_DISCOVERY_PENDING',
+    );
+    assert.ok(Date.now() - started >= 2_500, 'it waited outbound.pendingTimeout (3 s) for an answer');
+  });
+
+  test('a control plane that was never reachable: the mesh starts, its options\' services serve, discovered hosts fail closed', async (t) => {
+    const x = await startXdsResponder(t);
+    const address = x.server.address;
+    await x.server.close();
+    const inventory = await startReplica('inventory', ok, { service: 'inventory' });
+    opened.push(inventory);
+    const m = await createMesh(
+      { service: 'client', identity: { ca: await devCa() }, controlPlane: { address, root: x.server.rootFile, token: 'good-token' }, outbound: { pendingTimeout: '500ms', services: { inventory: { endpoints: [inventory.address] } } }, logger: quiet },
+      { env: { INSTANCE_IP: '10.0.0.9' } },
+    );
+    opened.push(m);
+    assert.equal(await body(m, 'http://inventory/'), 'inventory');
+    await assert.rejects(m.fetch(`http://${FQDN}:8080/`), (e: Error) => (e.cause as { code?: string })?.code === 'ERR_SIDECARLESS_DISCOVERY_PENDING' && /Listener/.test(String((e.cause as Error).message)));
+  });
+
+  test('/config and `sidecarless stat` show each resource\'s version and ACK/NACK state, the last NACK with its error, the discovered hosts', { timeout: 60_000 }, async (t) => {
+    const x = await startXdsResponder(t);
+    const b = await backends();
+    serve(x, b, [toCluster('/', cluster('v1'))]);
+    const m = await client(x, { admin: { port: 0 } });
+    assert.equal(await body(m, `http://${FQDN}:8080/`), 'v1');
+    x.set(CDS, cluster('v1'), ClusterCodec.encode({ name: cluster('v1'), type: 3, lbPolicy: 2, edsClusterConfig: { edsConfig: { ads: {} } } }));
+    x.push();
+    await waitFor(() => x.nacks.length > 0, 2_000, 'the NACK');
+    const admin = `http://127.0.0.1:${m.admin!.address().port}`;
+    const config = (await (await fetch(`${admin}/config`)).json()) as { xds: { address: string; ads: { stream: { state: string }; types: Array<{ type: string; nacked: boolean; lastNack?: { message: string }; resources: Array<{ name: string; version: string }> }> }; hosts: Array<{ host: string; state: string; service?: string }> } };
+    assert.equal(config.xds.address, x.server.address);
+    assert.equal(config.xds.ads.stream.state, 'connected');
+    const cds = config.xds.ads.types.find((ty) => ty.type === 'CDS')!;
+    assert.equal(cds.nacked, true);
+    assert.match(cds.lastNack!.message, /lb_policy: RING_HASH is not supported/);
+    assert.deepEqual(cds.resources.map((r) => r.name), [cluster('v1')], 'the last good Cluster stays in force');
+    assert.deepEqual(config.xds.hosts, [{ host: `${FQDN}:8080`, state: 'found', listener: LISTENER, service: `${FQDN}:8080` }]);
+    const r = await sidecarless(['stat', '--admin', admin, '--interval', '100ms'], { timeoutMs: 20_000 });
+    assert.equal(r.code, 0, r.stderr);
+    if (process.env.SHOW_STAT) console.log(r.stdout);
+    assert.match(r.stdout, new RegExp(`XDS ${x.server.address.replace(/\./g, '\\.')}: stream connected`));
+    assert.match(r.stdout, /CDS\s+outbound\|8080\|v1\|payments\.default\.svc\.cluster\.local\s+\d+\s+ACKED \(newer NACKED\)/);
+    assert.match(r.stdout, /last CDS NACK .*still in force.*RING_HASH/);
+    assert.match(r.stdout, /DISCOVERED HOSTS\n\s+HOST\s+STATE\s+SERVICE\n\s+payments\.default\.svc\.cluster\.local:8080\s+found/);
   });
 });
