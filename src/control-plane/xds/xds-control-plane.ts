@@ -29,7 +29,7 @@ import {
 } from './discovery.js';
 import { listenerCandidates } from './host-candidates.js';
 import { type HostBinding, type HostState, type TreeContext, type TreeInput, XdsTree } from './xds-tree.js';
-import { type ControlPlane, type ControlPlaneStatus, type UpdateHint } from '../control-plane.js';
+import { type ControlPlane, type ControlPlaneStatus, type LocalUpdates, type UpdateHint } from '../control-plane.js';
 import { type MeshSnapshot, type ServiceSnapshot } from '../snapshot.js';
 import { type DiscoveryAnswer } from '../../outbound/dispatcher.js';
 
@@ -43,9 +43,11 @@ export interface AdsClient {
   close(): void;
 }
 
-/** Where the options' part comes from (the static control plane: options, policy file). */
+/** Where the options' part comes from (the static control plane: options, policy file, mesh.set*). */
 export interface BaseControlPlane {
   current(): MeshSnapshot;
+  /** mesh.set*: offered to the listeners, throws what they throw (static.ts). */
+  update?(next: Omit<MeshSnapshot, 'version' | 'source'>, source: string, hint?: UpdateHint): MeshSnapshot;
   onUpdate(listener: (s: MeshSnapshot, hint?: UpdateHint) => void): () => void;
   status?(): ControlPlaneStatus;
   close(): Promise<void>;
@@ -85,7 +87,7 @@ const TYPES = {
 } as const;
 type Kind = keyof typeof TYPES;
 
-export class XdsControlPlane implements ControlPlane {
+export class XdsControlPlane implements ControlPlane, LocalUpdates {
   readonly name: string;
   readonly #o: XdsControlPlaneOptions;
   readonly #tree: XdsTree;
@@ -108,7 +110,21 @@ export class XdsControlPlane implements ControlPlane {
     this.#tree = new XdsTree(o.tree);
     this.#current = this.#compose(o.base.current());
     this.#offs.push(o.ads.session.on((e) => (e.kind === 'nacked' ? this.#nacked(e.message) : this.#rebuild())));
-    this.#offs.push(o.base.onUpdate(() => this.#emit()));
+    // The options' part changed (policy file, mesh.set*): what the mesh refuses is thrown back to it.
+    this.#offs.push(o.base.onUpdate((base, hint) => this.#emit(base, hint, true)));
+  }
+
+  /**
+   * `mesh.set*`: `next` was computed from current(), delivered services included; they are taken
+   * out (by object: a service the update touched is the caller's now, and as an options service it
+   * wins over a delivered one of the same name) and the rest goes to the options' part.
+   */
+  update(next: Omit<MeshSnapshot, 'version' | 'source'>, source: string, hint?: UpdateHint): MeshSnapshot {
+    if (!this.#o.base.update) throw new Error('XdsControlPlane: its options part takes no updates');
+    const services = new Map(next.services);
+    for (const [name, svc] of this.#xdsServices) if (services.get(name) === svc) services.delete(name);
+    this.#o.base.update({ ...next, services }, source, hint);
+    return this.#current;
   }
 
   /** Opens the ADS stream. */
@@ -237,14 +253,20 @@ export class XdsControlPlane implements ControlPlane {
     return { version: String(++this.#serial), source: this.name, complete: false, inbound: base.inbound, services };
   }
 
-  /** Offers the composed snapshot; it becomes current only when the mesh takes it. */
-  #emit(): void {
+  /**
+   * Offers the composed snapshot; it becomes current only when the mesh takes it. A refusal of a
+   * local update (`rethrow`) goes back to its caller; one of a delivered update is logged (the
+   * control plane has no caller to tell, and the previous snapshot stays).
+   */
+  #emit(base: MeshSnapshot = this.#o.base.current(), hint?: UpdateHint, rethrow = false): void {
     if (this.#closed) return;
-    const next = this.#compose(this.#o.base.current());
+    // `base` is the options' snapshot being offered (not yet their current one while it is offered).
+    const next = this.#compose(base);
     try {
-      for (const l of this.#listeners) l(next);
+      for (const l of this.#listeners) l(next, hint);
       this.#current = next;
     } catch (e) {
+      if (rethrow) throw e;
       this.#o.logger.error(`xDS: snapshot ${next.version} from ${this.name} rejected, keeping version ${this.#current.version}: ${(e as Error).message}`);
     }
   }

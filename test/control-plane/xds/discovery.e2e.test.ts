@@ -81,7 +81,9 @@ async function client(x: XdsResponder, extra: Record<string, unknown> = {}): Pro
 }
 
 async function body(m: Mesh, url: string, init?: RequestInit): Promise<string> {
-  const r = await m.fetch(url, init);
+  const r = await m.fetch(url, init).catch((e: Error) => {
+    throw new Error(`${url}: ${e.message}: ${String((e.cause as Error | undefined)?.message ?? e.cause)}`);
+  });
   assert.equal(r.status, 200, `${url}: ${r.status}`);
   return r.text();
 }
@@ -151,6 +153,13 @@ describe('outbound discovery over xDS', () => {
     const before = x.subscribed(LDS).length;
     await assert.rejects(m.fetch('http://localhost:1/'));
     assert.equal(x.subscribed(LDS).length, before, 'localhost is never asked for');
+    // mesh.set* change the options' part; the delivered services stay as they are.
+    m.setService('billing', { endpoints: [inventory.address], identity: 'spiffe://cluster.local/ns/default/sa/inventory' });
+    assert.equal(await body(m, 'http://billing/'), 'inventory');
+    assert.throws(() => m.setService('billing', { endpoints: ['not an address'] }), /setService\("billing"\) rejected/);
+    assert.equal(await body(m, 'http://billing/'), 'inventory', 'a rejected update changes nothing');
+    assert.equal(await body(m, `http://${FQDN}:8080/`), 'v1');
+    assert.ok(m.snapshot().services.has(cluster('v1')));
   });
 
   test('a host the control plane removes follows the egress rule from the next request; a deleted mesh host is not sent as egress before that', async (t) => {
