@@ -24,7 +24,7 @@ import { HostRouter } from '../../outbound/router.js';
 import { type EndpointSet } from './decode.js';
 import { type ClusterSpec } from './translate/cluster.js';
 import { type ListenerSpec } from './translate/listener.js';
-import { type RouteTable, type VirtualHostSpec } from './translate/route.js';
+import { type RouteTable, type VirtualHostSpec, withListenerTimeout } from './translate/route.js';
 
 export interface HostBinding {
   /** As the application wrote it, lower case: `payments:8080`, `payments`. */
@@ -135,6 +135,8 @@ interface BackendMemo {
 interface FrontGroup {
   readonly table: RouteTable;
   readonly vhost: VirtualHostSpec;
+  /** The HCM default timeout of the Listener(s) that lead here (RDS routes without their own take it). */
+  readonly defaultTimeoutMs: number | undefined;
   readonly hosts: string[];
 }
 
@@ -203,8 +205,10 @@ export class XdsTree {
     }
     const vhost = virtualHostFor(table, host);
     if (vhost === undefined) return { kind: 'pending', waitingFor: `a virtual host of RouteConfiguration ${JSON.stringify(table.name)} for ${host}` };
-    const key = `${table.name}\u0000${vhost.name}`;
-    const g = groups.get(key) ?? { table, vhost, hosts: [] };
+    // Two Listeners with different HCM defaults over one table are two fronts (their routes differ).
+    const defaultTimeoutMs = 'rds' in l.routes ? l.defaultTimeoutMs : undefined;
+    const key = `${table.name}\u0000${vhost.name}\u0000${defaultTimeoutMs ?? ''}`;
+    const g = groups.get(key) ?? { table, vhost, defaultTimeoutMs, hosts: [] };
     g.hosts.push(host);
     groups.set(key, g);
     return { kind: 'found', listener };
@@ -258,7 +262,7 @@ export class XdsTree {
       return sameList(prev.backends, backends) ? prev : { ...prev, backends };
     }
     let name = prev?.name ?? frontName(g);
-    if ((taken.get(name) ?? key) !== key) name = `${name}@${g.table.name}`;
+    for (let n = 2; (taken.get(name) ?? key) !== key; n++) name = `${frontName(g)}@${g.table.name}${n > 2 ? `#${n - 1}` : ''}`;
     taken.set(name, key);
     const spec: ServiceSpec = {
       name,
@@ -266,7 +270,7 @@ export class XdsTree {
       hostnames: hostsKey.split(' '),
       identity: derivedIdentity(g.vhost.name || g.table.name, this.ctx),
       settings: this.ctx.baseSettings,
-      routes: g.vhost.routes,
+      routes: g.defaultTimeoutMs === undefined ? g.vhost.routes : g.vhost.routes.map((r) => withListenerTimeout(r, g.defaultTimeoutMs)),
       endpoints: [],
     };
     return { vhost: g.vhost, hostsKey, name, spec, backends };

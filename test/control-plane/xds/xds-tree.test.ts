@@ -6,7 +6,8 @@ import { XdsTree, hostState, namespaceOf, derivedIdentity, virtualHostFor, type 
 import { listenerCandidates, searchDomains } from '../../../src/control-plane/xds/host-candidates.js';
 import { DEFAULT_SERVICE_SETTINGS, type RouteSpec } from '../../../src/outbound/settings.js';
 import type { ClusterSpec } from '../../../src/control-plane/xds/translate/cluster.js';
-import type { RouteTable } from '../../../src/control-plane/xds/translate/route.js';
+import { type RouteTable, translateRouteConfiguration } from '../../../src/control-plane/xds/translate/route.js';
+import { RouteConfigurationCodec } from '../../../src/proto/envoy/config/route/v3/route.js';
 
 const CTX = { trustDomain: 'cluster.local', namespace: 'default', baseSettings: DEFAULT_SERVICE_SETTINGS };
 const SEARCH = searchDomains({ namespace: 'default' });
@@ -136,4 +137,19 @@ test('a host whose RouteConfiguration does not exist, or that no virtual host ta
   assert.match((none.hosts.get(`${FQDN}:8080`) as { waitingFor: string }).waitingFor, /does not exist/);
   const other = tree.build([bind('other.default.svc.cluster.local:8080')], input({ listeners: [L('other.default.svc.cluster.local:8080')], routes: [['outbound|8080||' + FQDN, table([C1])]] }));
   assert.match((other.hosts.get('other.default.svc.cluster.local:8080') as { waitingFor: string }).waitingFor, /a virtual host/);
+});
+
+test('an RDS route without a timeout takes its Listener\'s HCM default (gRFC A31); one with its own keeps it', () => {
+  const rc = RouteConfigurationCodec.decode(
+    RouteConfigurationCodec.encode({
+      name: 'outbound|8080||' + FQDN,
+      virtualHosts: [{ name: 'vh', domains: [`${FQDN}:8080`], routes: [{ match: { prefix: '/own' }, route: { cluster: C1, timeout: { seconds: 2 } } }, { match: { prefix: '/' }, route: { cluster: C1 } }] }],
+    } as never),
+  );
+  const t = translateRouteConfiguration(rc);
+  assert.ok(t.ok);
+  const listener = { name: `${FQDN}:8080`, routes: { rds: 'outbound|8080||' + FQDN }, defaultTimeoutMs: 4000 };
+  const built = new XdsTree(CTX).build([bind(`${FQDN}:8080`)], input({ listeners: [[`${FQDN}:8080`, listener]], routes: [['outbound|8080||' + FQDN, t.value]], clusters: [[C1, clusterSpec(C1)]], endpoints: [[C1, eps(C1)]] }));
+  const routes = built.services.get('vh')!.routes;
+  assert.deepEqual(routes.map((r) => r.policy.timeout.requestMs), [2000, 4000]);
 });

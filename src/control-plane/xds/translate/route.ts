@@ -73,7 +73,21 @@ function routeOf(r: Route, i: number, vh: VirtualHost, ctx: RouteContext, f: Fin
   }
   const split = splitOf(r, f, at);
   const policy = policyOf(r.route, vh.retryPolicy, ctx.defaultTimeoutMs, f, `${at}.route`, vhAt);
-  return { name: r.name !== '' ? r.name : `#${i}`, match, policy, ...(split && { split }) };
+  const spec: RouteSpec = { name: r.name !== '' ? r.name : `#${i}`, match, policy, ...(split && { split }) };
+  if (ctx.defaultTimeoutMs === undefined && r.route.maxStreamDuration?.maxStreamDuration === undefined && r.route.timeout === undefined) TIMEOUT_UNSET.add(spec);
+  return spec;
+}
+
+/** Routes of an RDS table that set no timeout: the Listener's HCM default applies to them (xds-tree.ts). */
+const TIMEOUT_UNSET = new WeakSet<RouteSpec>();
+
+/**
+ * `route` with `defaultTimeoutMs` (its Listener's HttpConnectionManager default, gRFC A31) when the
+ * route set no timeout of its own; itself otherwise. Inline tables had the default applied already.
+ */
+export function withListenerTimeout(route: RouteSpec, defaultTimeoutMs: number | undefined): RouteSpec {
+  if (defaultTimeoutMs === undefined || defaultTimeoutMs <= 0 || !TIMEOUT_UNSET.has(route)) return route;
+  return { ...route, policy: { ...route.policy, timeout: { ...route.policy.timeout, requestMs: defaultTimeoutMs } } };
 }
 
 function domainsOf(vh: VirtualHost, f: Findings, at: string, owners: Map<string, string>): string[] {
