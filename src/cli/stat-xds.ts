@@ -4,7 +4,7 @@
  * ACK/NACK state, the last NACK of each type with its error, and the discovered hosts. Text only;
  * the shapes are the admin endpoint's (control-plane/xds/xds-control-plane.ts XdsStatus).
  */
-import type { XdsStatus } from '../control-plane/xds/xds-control-plane.js';
+import type { XdsStatus } from '../control-plane/xds/xds-status.js';
 
 const MAX_ERROR = 300;
 

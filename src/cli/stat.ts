@@ -10,7 +10,7 @@ import { bucketQuantile } from '../telemetry/stats.js';
 import { ScrapeError } from '../errors.js';
 import { type Io, UsageError, defineCommand } from './args.js';
 import { renderXds } from './stat-xds.js';
-import type { XdsStatus } from '../control-plane/xds/xds-control-plane.js';
+import type { XdsStatus } from '../control-plane/xds/xds-status.js';
 
 interface Totals {
   direction: string;

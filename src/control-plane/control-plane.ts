@@ -6,7 +6,7 @@
  */
 import type { DiscoveryAnswer } from '../outbound/dispatcher.js';
 import type { MeshSnapshot } from './snapshot.js';
-import type { XdsStatus } from './xds/xds-control-plane.js';
+import type { XdsStatus } from './xds/xds-status.js';
 
 /** How to word a rejection of this update (`mesh.setSplit("payments") rejected, split unchanged`). */
 export interface UpdateHint {

@@ -20,7 +20,10 @@
 import { type Clock } from '../../clock.js';
 import { type Logger } from '../../logger.js';
 import { type Node } from '../../proto/envoy/config/core/v3/base.js';
-import { type AdsSession, type AdsStatus } from './ads-state.js';
+import { type AdsSession } from './ads-state.js';
+import { type XdsHostStatus, type XdsStatus } from './xds-status.js';
+
+export type { XdsHostStatus, XdsStatus } from './xds-status.js';
 import {
   CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
   CLUSTER_TYPE_URL,
@@ -63,20 +66,6 @@ export interface XdsControlPlaneOptions {
   readonly search: readonly string[];
   readonly clock: Clock;
   readonly logger: Logger;
-}
-
-export interface XdsHostStatus {
-  readonly host: string;
-  readonly state: HostState['kind'];
-  readonly listener?: string;
-  readonly service?: string;
-  readonly waitingFor?: string;
-}
-
-export interface XdsStatus {
-  readonly address: string;
-  readonly ads: AdsStatus;
-  readonly hosts: readonly XdsHostStatus[];
 }
 
 const TYPES = {
