@@ -9,7 +9,11 @@ import { createDevCa } from '../../src/identity/dev-ca.js';
 import { startIstioCa } from '../helpers/istio-ca-server.js';
 import { WorkloadServer, wireSvid } from '../helpers/workload-server.js';
 import { waitFor } from '../helpers/net.js';
-import { run, startService, tsxArgs } from './process.js';
+import { run, startService, tempDir, tsxArgs } from './process.js';
+import { startXdsResponder } from '../helpers/xds-responder.js';
+import { cluster, serveIstiodShaped, weighted } from '../helpers/xds-istiod.js';
+import { devCa as replicaCa, ok, startReplica } from '../outbound/e2e/replicas.js';
+import { filesOf, writeSvidDir } from '../helpers/certs.js';
 
 const TD = 'example.org';
 const id = (sa: string) => `spiffe://${TD}/ns/default/sa/${sa}`;
@@ -53,4 +57,24 @@ test('examples/control-plane/istio-ca.ts: the SVID istiod’s CA issues for the 
   const call = ca.calls.find((c) => c.issued === ORDERS)!;
   assert.equal(call.authorization, 'Bearer tok-orders');
   assert.equal(call.clusterid, 'Kubernetes');
+});
+
+test('examples/control-plane/istiod.ts: the target discovered over xDS (Listener → routes → clusters → endpoints) and called over mTLS, every request answered by the backend its route names', async (t) => {
+  const x = await startXdsResponder(t);
+  const [v1, v2] = await Promise.all([startReplica('v1', ok), startReplica('v2', ok)]);
+  t.after(() => Promise.all([v1.close(), v2.close()]).then(() => {}));
+  serveIstiodShaped(x, { v1, v2 }, [weighted([[cluster('v1'), 0], [cluster('v2'), 1]])]);
+  const dir = await tempDir(t);
+  const ca = await replicaCa();
+  await writeSvidDir(dir, filesOf(await ca.issue({ spiffeId: 'spiffe://cluster.local/ns/default/sa/orders' })));
+  const token = join(dir, 'istio-token');
+  await writeFile(token, 'good-token');
+  const env = { ISTIOD: x.server.address, ISTIO_ROOT: x.server.rootFile, ISTIO_TOKEN: token, SIDECARLESS_IDENTITY_DIR: dir, SPIFFE_ENDPOINT_SOCKET: '', INSTANCE_IP: '10.0.0.9', POD_NAME: 'orders-7d9f' };
+  const r = await run(process.execPath, tsxArgs('examples/control-plane/istiod.ts'), { env, timeoutMs: 60_000 });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.equal((r.stdout.match(/orders → http:\/\/payments\.default\.svc\.cluster\.local:8080\/: 200 v2/g) ?? []).length, 5, r.stdout);
+  assert.match(r.stdout, new RegExp(`snapshot \\d+ from xds:${x.server.address}: .*outbound\\|8080\\|v2\\|payments`));
+  const first = x.server.streams[0]!.requests[0]!;
+  assert.equal(first.node?.id, 'sidecar~10.0.0.9~orders-7d9f.default~default.svc.cluster.local');
+  assert.equal(x.server.streams[0]!.clusterId, 'Kubernetes');
 });
