@@ -19,7 +19,7 @@ const src = join(root, 'src');
  * the entry points that build a mesh (serverless wrappers, the CLI), index.
  */
 const LAYERS: readonly (readonly string[])[] = [
-  ['clock', 'errors', 'duration', 'logger', 'random', 'suggest', 'zod-issues', 'proto', 'version'],
+  ['clock', 'errors', 'duration', 'logger', 'random', 'suggest', 'zod-issues', 'proto', 'version', 'change-signal'],
   ['identity'],
   ['sources'],
   ['tls'],

@@ -5,6 +5,7 @@
  * `changed`, which control-plane/reconcile.ts calls with a validated snapshot.
  */
 import { type Clock } from '../clock.js';
+import { ChangeSignal } from '../change-signal.js';
 import { type Logger } from '../logger.js';
 import { type MeshEvents } from '../telemetry/events.js';
 import { type TrafficStats } from '../telemetry/stats.js';
@@ -45,7 +46,7 @@ export class Outbound implements ServiceRegistry {
   readonly #services = new Map<string, OutboundService>();
   readonly #router = new HostRouter<OutboundService>();
   /** Requests waiting for a pending reference: woken by every change. */
-  #waiters: Array<() => void> = [];
+  readonly #changes: ChangeSignal;
   #dispatcher: MeshDispatcher | undefined;
   #closed = false;
   #generation = 0;
@@ -56,6 +57,7 @@ export class Outbound implements ServiceRegistry {
   readonly discover?: ServiceRegistry['discover'];
 
   constructor(private readonly d: OutboundDeps) {
+    this.#changes = new ChangeSignal(d.clock);
     if (d.discover) this.discover = d.discover;
   }
 
@@ -137,31 +139,12 @@ export class Outbound implements ServiceRegistry {
 
   /** Tells the requests waiting for pending references that the set changed. */
   changed(): void {
-    const w = this.#waiters;
-    this.#waiters = [];
-    for (const wake of w) wake();
+    this.#changes.changed();
   }
 
   /** Resolves at the next change (true), or after `ms` or when `stop` settles (false). */
   nextChange(ms: number, stop?: Promise<unknown>): Promise<boolean> {
-    return new Promise((resolve) => {
-      let done = false;
-      const finish = (changed: boolean) => {
-        if (done) return;
-        done = true;
-        timer.cancel();
-        if (!changed) this.#waiters = this.#waiters.filter((w) => w !== wake);
-        resolve(changed);
-      };
-      const wake = () => finish(true);
-      // Kept alive: a request waiting here is work in progress (a script awaiting a fetch must not exit).
-      const timer = this.d.clock.setTimeout(() => finish(false), Math.max(0, ms), { keepAlive: true });
-      this.#waiters.push(wake);
-      void stop?.then(
-        () => finish(false),
-        () => finish(false),
-      );
-    });
+    return this.#changes.next(ms, stop);
   }
 
   #stateChange(service: string, ch: { key: string; from: string; to: string; penaltyMs?: number }): void {

@@ -17,6 +17,7 @@
  *   their tree (a control plane that is down makes discovered hosts fail with
  *   DiscoveryPendingError, never fall back to egress).
  */
+import { ChangeSignal } from '../../change-signal.js';
 import { type Clock } from '../../clock.js';
 import { type Logger } from '../../logger.js';
 import { type Node } from '../../proto/envoy/config/core/v3/base.js';
@@ -87,7 +88,8 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
   #current: MeshSnapshot;
   #serial = 0;
   readonly #listeners = new Set<(s: MeshSnapshot, hint?: UpdateHint) => void>();
-  #waiters: Array<() => void> = [];
+  /** Callers of discover() waiting for the next rebuild. */
+  readonly #builds: ChangeSignal;
   readonly #offs: Array<() => void> = [];
   /** Names the options hold that a delivered service also has: told once each. */
   readonly #collisions = new Set<string>();
@@ -97,6 +99,7 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
     this.#o = o;
     this.name = `xds:${o.address}`;
     this.#tree = new XdsTree(o.tree);
+    this.#builds = new ChangeSignal(o.clock);
     this.#current = this.#compose(o.base.current());
     this.#offs.push(o.ads.session.on((e) => (e.kind === 'nacked' ? this.#nacked(e.message) : this.#rebuild())));
     // The options' part changed (policy file, mesh.set*): what the mesh refuses is thrown back to it.
@@ -265,30 +268,12 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
   }
 
   #wake(): void {
-    const w = this.#waiters;
-    this.#waiters = [];
-    for (const wake of w) wake();
+    this.#builds.changed();
   }
 
   /** Resolves at the next rebuild (true), or after `ms` or when `stop` settles (false). */
   #nextBuild(ms: number, stop?: Promise<unknown>): Promise<boolean> {
-    return new Promise((resolve) => {
-      let done = false;
-      const finish = (v: boolean) => {
-        if (done) return;
-        done = true;
-        timer.cancel();
-        if (!v) this.#waiters = this.#waiters.filter((w) => w !== wake);
-        resolve(v);
-      };
-      const wake = () => finish(true);
-      const timer = this.#o.clock.setTimeout(() => finish(false), Math.max(0, ms), { keepAlive: true });
-      this.#waiters.push(wake);
-      void stop?.then(
-        () => finish(false),
-        () => finish(false),
-      );
-    });
+    return this.#builds.next(ms, stop);
   }
 }
 
