@@ -133,7 +133,7 @@ test('bad bytes fail as before: a truncated or group-typed undeclared field is a
   const ok = encodeDuration({ seconds: 1 });
   const truncated = Buffer.concat([ok, new Writer().tag(9, WireType.LengthDelimited).varint(10).finish()]);
   assert.throws(() => decodeDuration(truncated), ProtoError);
-  assert.throws(() => decodeDuration(Buffer.concat([ok, new Writer().tag(9, 3).finish()])), (e: unknown) => e instanceof ProtoError && /groups are not supported/.test(e.message));
+  assert.throws(() => decodeDuration(Buffer.concat([ok, new Writer().tag(9, 3 as WireType).finish()])), (e: unknown) => e instanceof ProtoError && /groups are not supported/.test(e.message));
   assert.throws(() => decodeDuration(Buffer.concat([ok, new Writer().tag(9, WireType.Fixed64).finish(), Buffer.alloc(3)])), ProtoError);
   const withEight = Buffer.concat([ok, new Writer().tag(9, WireType.Fixed64).finish(), Buffer.alloc(8)]);
   assert.deepEqual(unknownFields(decodeDuration(withEight)), [9]);
