@@ -6,6 +6,7 @@
 // says it changes nothing a client does, accepted with a note saying so.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { readFileSync } from 'node:fs';
 import protobuf from 'protobufjs';
 import * as tables from '../../../../src/control-plane/xds/translate/envoy-fields.js';
 import type { FieldTable } from '../../../../src/control-plane/xds/translate/unknown-fields.js';
@@ -313,4 +314,19 @@ test('a newer Envoy\'s field (number 9999, added to the real protos here) in any
     checked++;
   }
   assert.equal(checked, allTables.length);
+});
+
+test('docs/control-planes.md lists every one of these fields, in its message\'s row, as noted or NACKed as the table says', () => {
+  const doc = readFileSync(new URL('../../../../docs/control-planes.md', import.meta.url), 'utf8');
+  for (const [, t] of allTables) {
+    if (Object.keys(t.names).length === 0) continue;
+    const short = t.message.replace(/^envoy\.(config|extensions)\.[a-z_.0-9]*\.v3\./, '').replace(/^envoy\.type\.matcher\.v3\./, '');
+    const row = doc.split('\n').find((l) => l.startsWith(`| \`${short}\` |`));
+    assert.ok(row, `no row for ${short}`);
+    const [, noted, nacked] = row.split(/ \| /).map((c) => c.trim());
+    for (const [n, name] of Object.entries(t.names)) {
+      const cell = t.noEffect?.[name] ? noted : nacked;
+      assert.ok(cell?.includes(`\`${name}\` ${n}`), `${short}.${name} ${n} is not in the ${t.noEffect?.[name] ? 'noted' : 'NACKed'} column`);
+    }
+  }
 });
