@@ -8,7 +8,12 @@
  * envoy-fields.ts. Pure.
  */
 import { unknownFields } from '../../../proto/wire.js';
-import type { Findings } from './result.js';
+
+/** What refuseUnknown reports into: result.ts's Findings (structural, so this module imports nothing of translate/). */
+export interface Findings {
+  refuse(field: string, message: string): void;
+  note(field: string, message: string): void;
+}
 
 export interface FieldTable {
   /** The message's full proto name, for reasons: `envoy.config.cluster.v3.Cluster`. */
