@@ -1,6 +1,6 @@
 /**
  * The protobuf wire format, as far as the generated codecs in this folder need it: varints,
- * 64-bit doubles, length-delimited fields, and skipping what a message does not declare. No
+ * 64-bit doubles, length-delimited fields, and skipping (and recording) what a message does not declare. No
  * dependency: a mesh that talks to a control plane pays for this file and its generated codecs only.
  * A peer's bytes can never crash the process: every read is bounds-checked and throws ProtoError.
  */
@@ -233,6 +233,34 @@ export type DeepPartial<T> = T extends Uint8Array
       : T extends object
         ? { [K in keyof T]?: DeepPartial<T[K]> }
         : T;
+
+/**
+ * Where a decoded message keeps the numbers of the fields it skipped because its .proto does not
+ * declare them: a non-enumerable, symbol-keyed array, defined only when a skip happens (a message
+ * with none costs nothing and looks exactly as before to encoders, spreads and deepEqual). Each
+ * number once, in order of arrival; past MAX_UNKNOWN_FIELDS distinct numbers a final 0 (never a
+ * field number) says "and more", so a hostile message cannot grow the list beyond its bound.
+ */
+export const UNKNOWN_FIELDS: unique symbol = Symbol.for('sidecarless.proto.unknownFields');
+
+/** Distinct skipped field numbers kept per message. */
+export const MAX_UNKNOWN_FIELDS = 32;
+
+/** The generated decoders' `default:` branch: skips the field, then records its number. */
+export function skipUnknown(r: Reader, m: object, field: number, wire: number): void {
+  r.skip(wire);
+  const list = (m as { [UNKNOWN_FIELDS]?: number[] })[UNKNOWN_FIELDS];
+  if (list === undefined) Object.defineProperty(m, UNKNOWN_FIELDS, { value: [field], enumerable: false });
+  else if (!list.includes(field)) {
+    if (list.length < MAX_UNKNOWN_FIELDS) list.push(field);
+    else if (list.length === MAX_UNKNOWN_FIELDS) list.push(0);
+  }
+}
+
+/** The field numbers a decoded message skipped (0 last: more than MAX_UNKNOWN_FIELDS), or undefined. */
+export function unknownFields(m: object): readonly number[] | undefined {
+  return (m as { [UNKNOWN_FIELDS]?: number[] })[UNKNOWN_FIELDS];
+}
 
 /** Throws when a declared field arrives with another wire type than its declaration's. */
 export function expectWire(message: string, field: string, got: number, want: WireType): void {

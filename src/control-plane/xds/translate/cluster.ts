@@ -23,6 +23,8 @@ import { DEFAULT_SERVICE_SETTINGS, type ServiceSettings } from '../../../outboun
 import { checkConfigSource } from './config-source.js';
 import { Findings, durationMs, quote, type Translation } from './result.js';
 import { expectedIdentities } from './upstream-tls.js';
+import { CIRCUIT_BREAKERS, CLUSTER, EDS_CLUSTER_CONFIG, OUTLIER_DETECTION, THRESHOLDS } from './envoy-fields.js';
+import { refuseUnknown } from './unknown-fields.js';
 
 export interface ClusterSpec {
   readonly name: string;
@@ -43,6 +45,7 @@ const TYPE_NAMES = Object.fromEntries(Object.entries(Cluster_DiscoveryType).map(
 
 function accrualOf(o: OutlierDetection, f: Findings): FailureAccrualSettings | false {
   const at = 'outlier_detection';
+  refuseUnknown(o, f, at, OUTLIER_DETECTION);
   const unsupported: Array<[keyof OutlierDetection, string]> = [
     ['enforcingSuccessRate', 'enforcing_success_rate'],
     ['successRateMinimumHosts', 'success_rate_minimum_hosts'],
@@ -79,6 +82,9 @@ function accrualOf(o: OutlierDetection, f: Findings): FailureAccrualSettings | f
 export function translateCluster(c: Cluster, base: ServiceSettings = DEFAULT_SERVICE_SETTINGS): Translation<ClusterSpec> {
   const f = new Findings(`Cluster ${quote(c.name)}`);
   if (c.name === '') f.refuse('name', 'is empty');
+  refuseUnknown(c, f, '', CLUSTER);
+  refuseUnknown(c.edsClusterConfig, f, 'eds_cluster_config', EDS_CLUSTER_CONFIG);
+  refuseUnknown(c.circuitBreakers, f, 'circuit_breakers', CIRCUIT_BREAKERS);
   if (c.type !== Cluster_DiscoveryType.EDS) {
     f.refuse('type', c.type === undefined ? 'not set (a cluster_type extension, such as aggregate, is not supported): must be EDS' : `${TYPE_NAMES[c.type] ?? c.type} is not supported: must be EDS`);
   }
@@ -87,6 +93,7 @@ export function translateCluster(c: Cluster, base: ServiceSettings = DEFAULT_SER
   if (balancer === undefined) f.refuse('lb_policy', `${LB_NAMES[c.lbPolicy] ?? c.lbPolicy} is not supported (ROUND_ROBIN, LEAST_REQUEST, RANDOM)`);
   const accrual = c.outlierDetection ? accrualOf(c.outlierDetection, f) : base.accrual;
   c.circuitBreakers?.thresholds.forEach((t, i) => {
+    refuseUnknown(t, f, `circuit_breakers.thresholds[${i}]`, THRESHOLDS);
     if (t.maxConnections !== undefined || t.maxPendingRequests !== undefined || t.maxRequests !== undefined || t.maxRetries !== undefined || t.priority !== 0) {
       f.refuse(`circuit_breakers.thresholds[${i}]`, 'circuit breaking is not supported');
     }

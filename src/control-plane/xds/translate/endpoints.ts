@@ -14,10 +14,12 @@
  *   TCP only); each address once per cluster. `zone` ← locality.zone. Pure.
  */
 import { isIP } from 'node:net';
-import type { ClusterLoadAssignment, LbEndpoint, LocalityLbEndpoints } from '../../../proto/envoy/config/endpoint/v3/endpoint.js';
+import type { ClusterLoadAssignment, ClusterLoadAssignment_Policy, LbEndpoint, LocalityLbEndpoints } from '../../../proto/envoy/config/endpoint/v3/endpoint.js';
 import { HealthStatus } from '../../../proto/envoy/config/core/v3/base.js';
 import type { ServiceEndpoint } from '../../../outbound/settings.js';
 import { Findings, quote, type Translation } from './result.js';
+import { ADDRESS, CLA_POLICY, CLUSTER_LOAD_ASSIGNMENT, DROP_OVERLOAD, ENDPOINT, FRACTIONAL_PERCENT, LB_ENDPOINT, LOCALITY, LOCALITY_LB_ENDPOINTS, SOCKET_ADDRESS } from './envoy-fields.js';
+import { refuseUnknown } from './unknown-fields.js';
 
 /** Integer resolution when locality weights rescale endpoint weights. */
 const SCALE = 1_000_000;
@@ -30,12 +32,16 @@ interface Candidate {
 }
 
 function addressOf(e: LbEndpoint, f: Findings, at: string): string | undefined {
+  refuseUnknown(e, f, at, LB_ENDPOINT);
+  refuseUnknown(e.endpoint, f, `${at}.endpoint`, ENDPOINT);
+  refuseUnknown(e.endpoint?.address, f, `${at}.endpoint.address`, ADDRESS);
   const sa = e.endpoint?.address?.socketAddress;
   if (sa === undefined) {
     f.refuse(`${at}.endpoint.address.socket_address`, 'is required (pipes and internal addresses are not supported)');
     return undefined;
   }
   const sat = `${at}.endpoint.address.socket_address`;
+  refuseUnknown(sa, f, sat, SOCKET_ADDRESS);
   if (sa.protocol !== 0) f.refuse(`${sat}.protocol`, 'only TCP is supported');
   if (sa.resolverName !== '') f.refuse(`${sat}.resolver_name`, 'custom resolvers are not supported');
   if (sa.namedPort !== undefined) f.refuse(`${sat}.named_port`, 'named ports are not supported');
@@ -50,6 +56,8 @@ function addressOf(e: LbEndpoint, f: Findings, at: string): string | undefined {
 /** The usable endpoints of one locality, weights as sent. */
 function localityOf(l: LocalityLbEndpoints, f: Findings, at: string, seen: Map<string, string>): Candidate[] {
   const out: Candidate[] = [];
+  refuseUnknown(l, f, at, LOCALITY_LB_ENDPOINTS);
+  refuseUnknown(l.locality, f, `${at}.locality`, LOCALITY);
   l.lbEndpoints.forEach((e, i) => {
     const eat = `${at}.lb_endpoints[${i}]`;
     const address = addressOf(e, f, eat);
@@ -61,6 +69,25 @@ function localityOf(l: LocalityLbEndpoints, f: Findings, at: string, seen: Map<s
     if (USABLE.has(e.healthStatus)) out.push({ address, weight: e.loadBalancingWeight ?? 1, zone: l.locality?.zone ?? '' });
   });
   return out;
+}
+
+/**
+ * The assignment's policy: overprovisioning_factor (istiod sets it) is noted, since the lowest
+ * usable priority is used whole (no spill-over); a drop share above 0, endpoint_stale_after and
+ * weighted_priority_health would change what is sent where, and are reasons.
+ */
+function checkPolicy(p: ClusterLoadAssignment_Policy, f: Findings): void {
+  refuseUnknown(p, f, 'policy', CLA_POLICY);
+  p.dropOverloads.forEach((d, i) => {
+    const at = `policy.drop_overloads[${i}]`;
+    refuseUnknown(d, f, at, DROP_OVERLOAD);
+    refuseUnknown(d.dropPercentage, f, `${at}.drop_percentage`, FRACTIONAL_PERCENT);
+    if ((d.dropPercentage?.numerator ?? 0) > 0) f.refuse(at, `dropping a share of requests (${quote(d.category)}) is not supported`);
+    else f.note(at, 'no effect: drops 0 % of requests');
+  });
+  if (p.overprovisioningFactor !== undefined) f.note('policy.overprovisioning_factor', 'no effect: the lowest priority with a usable endpoint is used whole (no spill-over; gRPC\'s rule)');
+  if (p.endpointStaleAfter !== undefined) f.refuse('policy.endpoint_stale_after', 'not supported: endpoints stay until the control plane replaces them');
+  if (p.weightedPriorityHealth) f.refuse('policy.weighted_priority_health', 'not supported: an endpoint is usable or not (HEALTHY, UNKNOWN)');
 }
 
 /** Endpoint weights with locality weights applied (see the module comment). */
@@ -86,6 +113,8 @@ function weighted(groups: Array<{ lw: number | undefined; eps: Candidate[] }>, f
  */
 export function translateEndpoints(cla: ClusterLoadAssignment, identity: string): Translation<ServiceEndpoint[]> {
   const f = new Findings(`ClusterLoadAssignment ${quote(cla.clusterName)}`);
+  refuseUnknown(cla, f, '', CLUSTER_LOAD_ASSIGNMENT);
+  if (cla.policy) checkPolicy(cla.policy, f);
   const seen = new Map<string, string>();
   const byPriority = new Map<number, Array<{ lw: number | undefined; eps: Candidate[] }>>();
   cla.endpoints.forEach((l, i) => {

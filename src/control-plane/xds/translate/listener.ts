@@ -15,6 +15,8 @@ import { isAny, typeNameOf, unpackAny } from '../../../proto/any-pack.js';
 import { Findings, durationMs, quote, type Translation } from './result.js';
 import { routeTableOf, type RouteTable } from './route.js';
 import { checkConfigSource } from './config-source.js';
+import { API_LISTENER, HCM, HCM_HTTP_PROTOCOL_OPTIONS, HTTP_FILTER, LISTENER, RDS } from './envoy-fields.js';
+import { refuseUnknown } from './unknown-fields.js';
 
 export interface ListenerSpec {
   readonly name: string;
@@ -33,6 +35,7 @@ function checkFilters(filters: readonly HttpFilter[], f: Findings, at: string): 
   }
   filters.forEach((h, i) => {
     const hat = `${at}.http_filters[${i}]`;
+    refuseUnknown(h, f, hat, HTTP_FILTER);
     const type = h.typedConfig ? typeNameOf(h.typedConfig.typeUrl) : '';
     if (h.typedConfig === undefined) f.refuse(`${hat}.typed_config`, `filter ${quote(h.name)} has no typed_config (config_discovery is not supported)`);
     else if (isAny(h.typedConfig, RouterCodec)) {
@@ -47,6 +50,7 @@ function checkFilters(filters: readonly HttpFilter[], f: Findings, at: string): 
 }
 
 function hcmOf(l: Listener, f: Findings): HttpConnectionManager | undefined {
+  refuseUnknown(l.apiListener, f, 'api_listener', API_LISTENER);
   const any = l.apiListener?.apiListener;
   if (any === undefined) {
     f.refuse('api_listener', 'a client listener must be an API listener holding an HttpConnectionManager (gRFC A27)');
@@ -66,19 +70,23 @@ function hcmOf(l: Listener, f: Findings): HttpConnectionManager | undefined {
 
 export function translateListener(l: Listener): Translation<ListenerSpec> {
   const f = new Findings(`Listener ${quote(l.name)}`);
+  refuseUnknown(l, f, '', LISTENER);
   if (l.filterChains.length > 0 || l.defaultFilterChain !== undefined) f.refuse('filter_chains', 'a client API listener has no filter chains (server listeners are translated elsewhere)');
   if (l.listenerFilters.length > 0) f.refuse('listener_filters', 'not supported on a client listener');
   if (l.useOriginalDst === true) f.refuse('use_original_dst', 'not supported on a client listener');
   const hcm = hcmOf(l, f);
   if (hcm === undefined) return f.result(undefined as never);
   const at = 'api_listener.api_listener';
+  refuseUnknown(hcm, f, at, HCM);
   checkFilters(hcm.httpFilters, f, at);
   if (hcm.xffNumTrustedHops !== 0) f.refuse(`${at}.xff_num_trusted_hops`, 'must be 0: sidecarless trusts no X-Forwarded-For hops');
   const opts = hcm.commonHttpProtocolOptions;
+  refuseUnknown(opts, f, `${at}.common_http_protocol_options`, HCM_HTTP_PROTOCOL_OPTIONS);
   const defaultTimeoutMs = opts?.maxStreamDuration ? durationMs(opts.maxStreamDuration, f, `${at}.common_http_protocol_options.max_stream_duration`) : undefined;
   if (opts?.idleTimeout) f.note(`${at}.common_http_protocol_options.idle_timeout`, 'not used: an API listener has no downstream connection (idle upstream connections follow the service\'s keepAliveTimeout)');
   let routes: ListenerSpec['routes'] | undefined;
   if (hcm.rds !== undefined) {
+    refuseUnknown(hcm.rds, f, `${at}.rds`, RDS);
     checkConfigSource(hcm.rds.configSource, f, `${at}.rds.config_source`);
     if (hcm.rds.routeConfigName === '') f.refuse(`${at}.rds.route_config_name`, 'is empty');
     routes = { rds: hcm.rds.routeConfigName };

@@ -6,6 +6,8 @@
  * so nothing a control plane sends is dropped without a trace. Pure; no I/O.
  */
 import type { Duration } from '../../../proto/google/protobuf/duration.js';
+import { DURATION } from './envoy-fields.js';
+import { refuseUnknown } from './unknown-fields.js';
 
 export interface NackReason {
   /** `Listener "payments:8080"`, `Cluster "outbound|8080||payments"`. */
@@ -62,6 +64,7 @@ export const MAX_DURATION_MS = 31 * 24 * 3600 * 1000;
  * so a positive duration never becomes 0 ("none").
  */
 export function durationMs(d: Duration, f: Findings, field: string): number | undefined {
+  refuseUnknown(d, f, field, DURATION);
   const { seconds, nanos } = d;
   if (!Number.isSafeInteger(seconds) || !Number.isInteger(nanos) || Math.abs(nanos) > 999_999_999 || (seconds > 0 && nanos < 0) || (seconds < 0 && nanos > 0)) {
     f.refuse(field, `is not a valid Duration (seconds ${seconds}, nanos ${nanos})`);

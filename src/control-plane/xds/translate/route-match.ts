@@ -13,6 +13,8 @@ import type { StringMatcher } from '../../../proto/envoy/type/matcher/v3/matcher
 import type { HeaderMatch, PathMatch, RouteMatch } from '../../../outbound/settings.js';
 import type { Findings } from './result.js';
 import { literalSource, re2ToJs } from './regex.js';
+import { FRACTIONAL_PERCENT, HEADER_MATCHER, REGEX_MATCHER, ROUTE_MATCH, RUNTIME_FRACTIONAL_PERCENT, STRING_MATCHER } from './envoy-fields.js';
+import { refuseUnknown } from './unknown-fields.js';
 
 const ANY_TAIL = '[\\s\\S]*';
 const METHOD = /^[A-Z][A-Z0-9-]*$/;
@@ -42,6 +44,7 @@ function pathOf(m: XdsRouteMatch, f: Findings, at: string): PathMatch | undefine
     return { regex: p === '/' ? `/${ANY_TAIL}` : `${literalSource(p, true)}(?:/${ANY_TAIL})?` };
   }
   if (m.safeRegex !== undefined) {
+    refuseUnknown(m.safeRegex, f, `${at}.safe_regex`, REGEX_MATCHER);
     const r = re2ToJs(m.safeRegex.regex);
     if (!r.ok) f.refuse(`${at}.safe_regex.regex`, r.message);
     return r.ok ? { regex: r.source } : undefined;
@@ -52,6 +55,7 @@ function pathOf(m: XdsRouteMatch, f: Findings, at: string): PathMatch | undefine
 
 /** A StringMatcher as our exact/regex header match, or undefined (with a reason). */
 function stringMatch(name: string, s: StringMatcher, f: Findings, at: string): HeaderMatch | undefined {
+  refuseUnknown(s, f, at, STRING_MATCHER);
   const ic = s.ignoreCase;
   if (s.exact !== undefined) return ic ? { name, regex: literalSource(s.exact, true) } : { name, exact: s.exact };
   if (s.prefix !== undefined) return { name, regex: literalSource(s.prefix, ic) + ANY_TAIL };
@@ -59,6 +63,7 @@ function stringMatch(name: string, s: StringMatcher, f: Findings, at: string): H
   if (s.contains !== undefined) return { name, regex: ANY_TAIL + literalSource(s.contains, ic) + ANY_TAIL };
   if (s.safeRegex !== undefined) {
     if (ic) f.refuse(`${at}.ignore_case`, 'ignore_case with safe_regex is not supported (write the case into the regex)');
+    refuseUnknown(s.safeRegex, f, `${at}.safe_regex`, REGEX_MATCHER);
     const r = re2ToJs(s.safeRegex.regex);
     if (!r.ok) f.refuse(`${at}.safe_regex.regex`, r.message);
     return r.ok ? { name, regex: r.source } : undefined;
@@ -69,6 +74,7 @@ function stringMatch(name: string, s: StringMatcher, f: Findings, at: string): H
 
 /** One HeaderMatcher; `methods` collects a `:method` exact match. */
 function headerOf(h: HeaderMatcher, f: Findings, at: string, methods: string[]): HeaderMatch | undefined {
+  refuseUnknown(h, f, at, HEADER_MATCHER);
   const name = h.name.toLowerCase();
   if (!/^:?[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name)) {
     f.refuse(`${at}.name`, `${JSON.stringify(h.name.slice(0, 100))} is not a header name`);
@@ -87,6 +93,7 @@ function headerOf(h: HeaderMatcher, f: Findings, at: string, methods: string[]):
   else if (h.suffixMatch !== undefined) m = { name, regex: ANY_TAIL + literalSource(h.suffixMatch) };
   else if (h.containsMatch !== undefined) m = { name, regex: ANY_TAIL + literalSource(h.containsMatch) + ANY_TAIL };
   else if (h.safeRegexMatch !== undefined) {
+    refuseUnknown(h.safeRegexMatch, f, `${at}.safe_regex_match`, REGEX_MATCHER);
     const r = re2ToJs(h.safeRegexMatch.regex);
     if (!r.ok) f.refuse(`${at}.safe_regex_match.regex`, r.message);
     else m = { name, regex: r.source };
@@ -104,6 +111,7 @@ export function translateMatch(m: XdsRouteMatch | undefined, f: Findings, at: st
     f.refuse(at, 'a route needs a match');
     return {};
   }
+  refuseUnknown(m, f, at, ROUTE_MATCH);
   const path = pathOf(m, f, at);
   const methods: string[] = [];
   const headers: HeaderMatch[] = [];
@@ -115,7 +123,9 @@ export function translateMatch(m: XdsRouteMatch | undefined, f: Findings, at: st
   if (m.queryParameters.length > 0) f.refuse(`${at}.query_parameters`, 'query parameter matches are not supported');
   const rf = m.runtimeFraction;
   if (rf !== undefined) {
+    refuseUnknown(rf, f, `${at}.runtime_fraction`, RUNTIME_FRACTIONAL_PERCENT);
     const d = rf.defaultValue;
+    refuseUnknown(d, f, `${at}.runtime_fraction.default_value`, FRACTIONAL_PERCENT);
     const scale = [100, 10_000, 1_000_000][d?.denominator ?? 0];
     if (d === undefined || scale === undefined || d.numerator < scale) f.refuse(`${at}.runtime_fraction`, 'a route matching a fraction of requests is not supported (only 100 %)');
     else if (rf.runtimeKey !== '') f.note(`${at}.runtime_fraction.runtime_key`, 'no runtime: the default value (100 %) applies');

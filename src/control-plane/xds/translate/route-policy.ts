@@ -25,7 +25,10 @@ import type { FailureKind } from '../../../outbound/balancer/types.js';
 import { type RetryPolicySettings, type TimeoutSettings, retryPolicySettings } from '../../../outbound/retry/policy.js';
 import { DEFAULT_MAX_REPLAY_BODY_BYTES } from '../../../outbound/retry/replay-body.js';
 import type { RequestPolicy } from '../../../outbound/settings.js';
-import { type Findings, durationMs } from './result.js';
+import { type Findings, durationMs, quote } from './result.js';
+import { typeNameOf } from '../../../proto/any-pack.js';
+import { MAX_STREAM_DURATION, RETRY_BACK_OFF, RETRY_HOST_PREDICATE, RETRY_POLICY } from './envoy-fields.js';
+import { refuseUnknown } from './unknown-fields.js';
 
 type Failure = Exclude<FailureKind, 'status'>;
 const ALL_FAILURES: readonly Failure[] = ['connect', 'reset', 'timeout'];
@@ -40,9 +43,30 @@ const CONDITIONS: Record<string, { failures: readonly Failure[]; statuses: reado
 };
 const GRPC_CONDITIONS = new Set(['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable']);
 const MAX_RETRIES = 10;
+const PREVIOUS_HOSTS = 'envoy.retry_host_predicates.previous_hosts';
+const PREVIOUS_HOSTS_TYPE = 'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';
+
+/**
+ * retry_host_predicate: previous_hosts (istiod's default policy) is what the mesh does anyway,
+ * each retry preferring an endpoint the request has not tried; any other predicate is a reason.
+ */
+function checkHostPredicates(p: RetryPolicy, f: Findings, at: string): void {
+  p.retryHostPredicate.forEach((h, i) => {
+    const hat = `${at}.retry_host_predicate[${i}]`;
+    refuseUnknown(h, f, hat, RETRY_HOST_PREDICATE);
+    const type = h.typedConfig ? typeNameOf(h.typedConfig.typeUrl) : '';
+    if (type !== '' ? type !== PREVIOUS_HOSTS_TYPE : h.name !== PREVIOUS_HOSTS) {
+      f.refuse(hat, `${quote(type || h.name)} is not supported: only previous_hosts (retries prefer an endpoint not yet tried, always)`);
+    } else if (h.typedConfig && h.typedConfig.value.length > 0) f.note(`${hat}.typed_config`, 'no effect: previous_hosts options (update_frequency) are not used');
+  });
+  if (p.hostSelectionRetryMaxAttempts !== 0) f.note(`${at}.host_selection_retry_max_attempts`, 'no effect: a retry takes an untried endpoint when the balancer has one, else a tried one');
+}
 
 /** A RetryPolicy as our settings; null when it retries on nothing. */
 export function retryOf(p: RetryPolicy, f: Findings, at: string): { retry: RetryPolicySettings | null; perTryMs?: number } {
+  refuseUnknown(p, f, at, RETRY_POLICY);
+  refuseUnknown(p.retryBackOff, f, `${at}.retry_back_off`, RETRY_BACK_OFF);
+  checkHostPredicates(p, f, at);
   const failures = new Set<Failure>();
   const statuses = new Set<number>();
   const tokens = p.retryOn.split(',').map((t) => t.trim()).filter((t) => t !== '');
@@ -86,6 +110,7 @@ export function retryOf(p: RetryPolicy, f: Findings, at: string): { retry: Retry
 export function policyOf(a: RouteAction, vhostRetry: RetryPolicy | undefined, defaultTimeoutMs: number | undefined, f: Findings, at: string, vhostAt: string): RequestPolicy {
   const timeout: { requestMs?: number; perTryMs?: number } = {};
   const msd = a.maxStreamDuration;
+  refuseUnknown(msd, f, `${at}.max_stream_duration`, MAX_STREAM_DURATION);
   if (msd?.grpcTimeoutHeaderMax) {
     const v = durationMs(msd.grpcTimeoutHeaderMax, f, `${at}.max_stream_duration.grpc_timeout_header_max`);
     if (v !== undefined && v > 0) f.refuse(`${at}.max_stream_duration.grpc_timeout_header_max`, 'not supported: sidecarless does not read the grpc-timeout header');

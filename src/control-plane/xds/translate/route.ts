@@ -13,6 +13,9 @@ import { validHostname } from '../../validate.js';
 import { Findings, quote, type Translation } from './result.js';
 import { translateMatch } from './route-match.js';
 import { policyOf } from './route-policy.js';
+import { CLUSTER_WEIGHT, ROUTE, ROUTE_ACTION, ROUTE_CONFIGURATION, VIRTUAL_HOST, WEIGHTED_CLUSTER } from './envoy-fields.js';
+import { checkPerFilterConfig } from './per-filter-config.js';
+import { refuseUnknown } from './unknown-fields.js';
 
 export interface VirtualHostSpec {
   readonly name: string;
@@ -42,10 +45,14 @@ function splitOf(r: Route, f: Findings, at: string): SplitBackend[] | undefined 
     return [{ service: a.cluster, weight: 1 }];
   }
   if (a.weightedClusters !== undefined) {
+    const wat = `${at}.route.weighted_clusters`;
+    refuseUnknown(a.weightedClusters, f, wat, WEIGHTED_CLUSTER);
     const list = a.weightedClusters.clusters;
     let total = 0;
     const seen = new Set<string>();
     const split = list.map((c, i) => {
+      refuseUnknown(c, f, `${wat}.clusters[${i}]`, CLUSTER_WEIGHT);
+      checkPerFilterConfig(c.typedPerFilterConfig, f, `${wat}.clusters[${i}]`);
       if (c.name === '') f.refuse(`${at}.route.weighted_clusters.clusters[${i}].name`, 'is empty');
       if (seen.has(c.name)) f.refuse(`${at}.route.weighted_clusters.clusters[${i}].name`, `${quote(c.name)} is listed twice`);
       seen.add(c.name);
@@ -54,6 +61,8 @@ function splitOf(r: Route, f: Findings, at: string): SplitBackend[] | undefined 
     });
     if (list.length === 0 || total === 0) f.refuse(`${at}.route.weighted_clusters`, 'needs at least one cluster with a weight > 0');
     if (total > MAX_TOTAL_WEIGHT) f.refuse(`${at}.route.weighted_clusters`, 'weights sum to more than 2^32 - 1');
+    const tw = a.weightedClusters.totalWeight;
+    if (tw !== undefined && tw !== total) f.refuse(`${wat}.total_weight`, `${tw} is not the sum of the weights (${total}), as Envoy requires`);
     return split;
   }
   f.refuse(`${at}.route.cluster_specifier`, 'neither cluster nor weighted_clusters is set (cluster_header and plugins are not supported)');
@@ -63,14 +72,12 @@ function splitOf(r: Route, f: Findings, at: string): SplitBackend[] | undefined 
 function routeOf(r: Route, i: number, vh: VirtualHost, ctx: RouteContext, f: Findings, vhAt: string): RouteSpec | undefined {
   const at = `${vhAt}.routes[${i}]`;
   const match = translateMatch(r.match, f, `${at}.match`);
-  if (r.nonForwardingAction !== undefined) {
-    f.refuse(`${at}.non_forwarding_action`, 'is for server-side (inbound) listeners, not a client route');
-    return undefined;
-  }
-  if (r.route === undefined) {
-    f.refuse(`${at}.action`, 'no route action is set (redirect, direct_response and filter_action are not supported)');
-    return undefined;
-  }
+  if (r.nonForwardingAction !== undefined) f.refuse(`${at}.non_forwarding_action`, 'is for server-side (inbound) listeners, not a client route');
+  else if (r.route === undefined) f.refuse(`${at}.action`, 'no route action is set (redirect, direct_response and filter_action are not supported)');
+  refuseUnknown(r, f, at, ROUTE);
+  checkPerFilterConfig(r.typedPerFilterConfig, f, at);
+  if (r.route === undefined || r.nonForwardingAction !== undefined) return undefined;
+  refuseUnknown(r.route, f, `${at}.route`, ROUTE_ACTION);
   const split = splitOf(r, f, at);
   const policy = policyOf(r.route, vh.retryPolicy, ctx.defaultTimeoutMs, f, `${at}.route`, vhAt);
   const spec: RouteSpec = { name: r.name !== '' ? r.name : `#${i}`, match, policy, ...(split && { split }) };
@@ -112,8 +119,13 @@ export function translateRouteConfiguration(rc: RouteConfiguration, ctx: RouteCo
 /** The walk itself, reporting into `f` (listener.ts reuses it for an inline route_config). */
 export function routeTableOf(rc: RouteConfiguration, ctx: RouteContext, f: Findings, at: string): RouteTable {
   const owners = new Map<string, string>();
+  const rcAt = at.endsWith('.') ? at.slice(0, -1) : at;
+  refuseUnknown(rc, f, rcAt, ROUTE_CONFIGURATION);
+  checkPerFilterConfig(rc.typedPerFilterConfig, f, rcAt);
   const virtualHosts = rc.virtualHosts.map((vh, v) => {
     const vhAt = `${at}virtual_hosts[${v}]`;
+    refuseUnknown(vh, f, vhAt, VIRTUAL_HOST);
+    checkPerFilterConfig(vh.typedPerFilterConfig, f, vhAt);
     const domains = domainsOf(vh, f, vhAt, owners);
     const routes: RouteSpec[] = [];
     vh.routes.forEach((r, i) => {

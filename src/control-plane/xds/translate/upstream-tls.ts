@@ -19,11 +19,14 @@ import {
 import type { StringMatcher } from '../../../proto/envoy/type/matcher/v3/matcher.js';
 import { isAny, unpackAny } from '../../../proto/any-pack.js';
 import { type Findings, quote } from './result.js';
+import { CERTIFICATE_VALIDATION_CONTEXT, COMBINED_VALIDATION_CONTEXT, COMMON_TLS_CONTEXT, STRING_MATCHER, SUBJECT_ALT_NAME_MATCHER, TRANSPORT_SOCKET, UPSTREAM_TLS_CONTEXT } from './envoy-fields.js';
+import { refuseUnknown } from './unknown-fields.js';
 
 const TLS_SOCKET = 'envoy.transport_sockets.tls';
 const SPIFFE_ID = /^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*$/;
 
 function identityOf(m: StringMatcher | undefined, f: Findings, at: string): string | undefined {
+  refuseUnknown(m, f, at, STRING_MATCHER);
   if (m?.exact === undefined || m.ignoreCase) {
     f.refuse(at, 'only an exact, case-sensitive SPIFFE ID is supported as an expected SAN');
     return undefined;
@@ -36,6 +39,7 @@ function identityOf(m: StringMatcher | undefined, f: Findings, at: string): stri
 }
 
 function validationOf(v: CertificateValidationContext, f: Findings, at: string, out: Set<string>): void {
+  refuseUnknown(v, f, at, CERTIFICATE_VALIDATION_CONTEXT);
   if (v.trustedCa !== undefined) f.refuse(`${at}.trusted_ca`, 'trust comes from the mesh\'s own bundle, not from xDS');
   if (v.verifyCertificateHash.length > 0) f.refuse(`${at}.verify_certificate_hash`, 'certificate pinning is not supported');
   if (v.verifyCertificateSpki.length > 0) f.refuse(`${at}.verify_certificate_spki`, 'key pinning is not supported');
@@ -47,6 +51,7 @@ function validationOf(v: CertificateValidationContext, f: Findings, at: string, 
     if (id) out.add(id);
   });
   v.matchTypedSubjectAltNames.forEach((m, i) => {
+    refuseUnknown(m, f, `${at}.match_typed_subject_alt_names[${i}]`, SUBJECT_ALT_NAME_MATCHER);
     if (m.sanType !== SubjectAltNameMatcher_SanType.URI) f.refuse(`${at}.match_typed_subject_alt_names[${i}].san_type`, 'only URI SANs (SPIFFE IDs) are supported');
     else {
       const id = identityOf(m.matcher, f, `${at}.match_typed_subject_alt_names[${i}].matcher`);
@@ -56,6 +61,8 @@ function validationOf(v: CertificateValidationContext, f: Findings, at: string, 
 }
 
 function commonOf(c: CommonTlsContext, f: Findings, at: string, out: Set<string>): void {
+  refuseUnknown(c, f, at, COMMON_TLS_CONTEXT);
+  refuseUnknown(c.combinedValidationContext, f, `${at}.combined_validation_context`, COMBINED_VALIDATION_CONTEXT);
   if (c.tlsParams !== undefined) f.refuse(`${at}.tls_params`, 'TLS versions and ciphers are the mesh\'s own (TLS 1.3)');
   if (c.customHandshaker !== undefined) f.refuse(`${at}.custom_handshaker`, 'not supported');
   if (c.alpnProtocols.length > 0) f.refuse(`${at}.alpn_protocols`, 'ALPN is chosen by the mesh');
@@ -70,6 +77,7 @@ function commonOf(c: CommonTlsContext, f: Findings, at: string, out: Set<string>
 /** The expected SPIFFE IDs of a Cluster's TLS transport socket (at least one, or reasons). */
 export function expectedIdentities(ts: TransportSocket, f: Findings, at = 'transport_socket'): string[] {
   const out = new Set<string>();
+  refuseUnknown(ts, f, at, TRANSPORT_SOCKET);
   const any = ts.typedConfig;
   if (any === undefined || !isAny(any, UpstreamTlsContextCodec)) {
     f.refuse(`${at}.typed_config`, `transport socket ${quote(ts.name)} must hold an UpstreamTlsContext (${TLS_SOCKET})`);
@@ -82,6 +90,7 @@ export function expectedIdentities(ts: TransportSocket, f: Findings, at = 'trans
     f.refuse(`${at}.typed_config`, `is not a valid UpstreamTlsContext: ${(e as Error).message}`);
     return [];
   }
+  refuseUnknown(tls, f, `${at}.typed_config`, UPSTREAM_TLS_CONTEXT);
   if (tls.sni !== '') f.note(`${at}.typed_config.sni`, 'not used: the mesh verifies the SPIFFE ID, not the server name');
   if (tls.commonTlsContext === undefined) f.refuse(`${at}.typed_config.common_tls_context`, 'is required');
   else commonOf(tls.commonTlsContext, f, `${at}.typed_config.common_tls_context`, out);
