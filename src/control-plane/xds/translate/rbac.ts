@@ -83,6 +83,9 @@ function policyRules(name: string, p: RbacPolicy, action: Action, f: Findings, a
   return rules;
 }
 
+/** Longest RBAC policy name taken (istiod's `ns[<ns>]-policy[<name>]-rule[<i>]` stays far below). */
+export const MAX_POLICY_NAME = 512;
+
 const ACTIONS: Record<number, Action> = { [RBAC_Action.ALLOW]: 'allow', [RBAC_Action.DENY]: 'deny', [RBAC_Action.LOG]: 'audit' };
 
 /** Native rules for every RBAC filter of one HCM, DENY and ALLOW alike (the evaluator puts denies first, as Envoy's filter order does). */
@@ -100,7 +103,12 @@ export function rbacRules(filters: readonly RbacFilterEntry[], f: Findings): Nat
       continue;
     }
     const own: NativeRule[] = [];
-    for (const [policy, p] of r.policies) own.push(...policyRules(policy, p, action, f, `${at}.rules.policies[${quote(policy)}]`));
+    for (const [policy, p] of r.policies) {
+      const pat = `${at}.rules.policies[${quote(policy)}]`;
+      // The name becomes a rule name, in decisions, audit records and stats.
+      if (policy === '' || policy.length > MAX_POLICY_NAME) f.refuse(pat, `a policy name must have 1 to ${MAX_POLICY_NAME} characters`);
+      else own.push(...policyRules(policy, p, action, f, pat));
+    }
     if (action === 'allow') {
       if (++allowFilters > 1) f.refuse(at, 'a second ALLOW filter (a request must pass each): sidecarless takes one, as istiod writes');
       // Present with no policy that can match: it allows nothing (and makes the workload deny-by-default).
