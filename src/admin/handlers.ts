@@ -9,7 +9,7 @@ export interface MeshAdminParts {
   readonly config: object;
   readonly source: X509Source;
   /** The policy in force (what /config shows), and why the mesh is not ready on policy grounds, if it is not. */
-  readonly policy: () => { policy: unknown; version: number; file?: string; lastError?: string; notReady?: string };
+  readonly policy: () => { policy: unknown; meshPolicy?: unknown; version: number; file?: string; lastError?: string; notReady?: string };
   /** The snapshot in force (version, source, pending references, the last one refused). */
   readonly snapshot: () => unknown;
   /** An xDS control plane's stream, resources (version, ACK/NACK, last error) and discovered hosts; undefined without one. */
@@ -41,7 +41,7 @@ export function meshAdminHandlers(p: MeshAdminParts): AdminHandlers {
         config: redactConfig(p.config),
         snapshot: p.snapshot(),
         ...(p.xds && { xds: p.xds() }),
-        policy: { version: pol.version, ...(pol.file && { file: pol.file }), ...(pol.lastError && { lastError: pol.lastError }), document: redactConfig(pol.policy) },
+        policy: { version: pol.version, ...(pol.file && { file: pol.file }), ...(pol.lastError && { lastError: pol.lastError }), document: redactConfig(pol.policy), ...(pol.meshPolicy !== undefined && { controlPlane: redactConfig(pol.meshPolicy) }) },
       };
     },
     identity() {

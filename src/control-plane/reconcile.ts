@@ -5,7 +5,7 @@
  * drains (in-flight requests finish); what is new is created. Services are compared by reference
  * first, so an update that shares the unchanged ones costs what changed.
  */
-import { ConfigError } from '../errors.js';
+import { ConfigError, PolicyError } from '../errors.js';
 import type { Policy } from '../policy/index.js';
 import type { ServiceSnapshot, InboundMode, MeshSnapshot } from './snapshot.js';
 import { type PendingReference, type SnapshotIssue } from './validate.js';
@@ -13,8 +13,12 @@ import { SnapshotValidator } from './validate-incremental.js';
 
 /** What the inbound side must offer the reconciler. */
 export interface InboundTarget {
-  /** Compiles and swaps the policy; throws (PolicyError) and keeps the old one when it cannot. */
-  setPolicy(policy: Policy): void;
+  /**
+   * Compiles both layers and swaps them as one (the local policy and, when given, the control
+   * plane's); throws (PolicyError, its paths under `meshPolicy` when that layer failed) and keeps
+   * both old ones when either cannot be compiled.
+   */
+  setPolicy(policy: Policy, meshPolicy?: Policy): void;
   /** Switches STRICT ↔ PERMISSIVE for new connections; `defaultPolicy` is what follows from it. */
   setMode(mode: InboundMode, defaultPolicy: MeshSnapshot['inbound']['defaultPolicy']): void;
 }
@@ -43,9 +47,15 @@ export function diffSnapshots(prev: MeshSnapshot | undefined, next: MeshSnapshot
   return {
     upserts,
     removals,
-    policy: prev?.inbound.policy !== next.inbound.policy,
+    policy: prev?.inbound.policy !== next.inbound.policy || prev?.inbound.meshPolicy !== next.inbound.meshPolicy,
     mode: prev === undefined ? false : prev.inbound.mode !== next.inbound.mode || prev.inbound.defaultPolicy !== next.inbound.defaultPolicy,
   };
+}
+
+/** Whether a setPolicy error is the control-plane layer's (its issues are under `meshPolicy`). */
+function meshLayerFailed(e: unknown): boolean {
+  const issues = e instanceof PolicyError ? e.issues : [];
+  return issues.length > 0 && issues.every((i) => i.path === 'meshPolicy' || i.path.startsWith('meshPolicy.') || i.path.startsWith('meshPolicy['));
 }
 
 /** A snapshot that was refused, as `stats()` and `/config` show it. */
@@ -110,10 +120,10 @@ export class Reconciler {
     const diff = diffSnapshots(prev, next);
     if (diff.policy) {
       try {
-        this.inbound.setPolicy(next.inbound.policy);
+        this.inbound.setPolicy(next.inbound.policy, next.inbound.meshPolicy);
       } catch (e) {
         // The policy's own error (PolicyError, naming its paths) is what the caller needs.
-        this.#reject(next, [{ path: 'inbound.policy', message: (e as Error).message }], o);
+        this.#reject(next, [{ path: meshLayerFailed(e) ? 'inbound.meshPolicy' : 'inbound.policy', message: (e as Error).message }], o);
         throw e;
       }
     }

@@ -18,6 +18,12 @@ export interface InboundSnapshot {
   /** True when defaultPolicy was chosen by the user, not derived from the mode. */
   readonly defaultPolicyExplicit: boolean;
   readonly policy: Policy;
+  /**
+   * The control plane's policy (an xDS server's RBAC), evaluated with `policy`: a request is
+   * allowed only when both allow. Absent: `policy` alone decides. Its own default is allow (Istio:
+   * no AuthorizationPolicy allows); `defaultPolicy` applies to `policy` only.
+   */
+  readonly meshPolicy?: Policy;
 }
 
 /** One outbound service as a snapshot holds it (outbound/settings.ts defines its shape). */

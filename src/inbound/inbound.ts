@@ -119,9 +119,12 @@ export class Inbound {
     return new Inbound(d);
   }
 
-  /** Compiles and swaps the policy; throws PolicyError and keeps the previous one when invalid. */
-  setPolicy(policy: Policy): void {
-    this.gate.set(policy);
+  /**
+   * Compiles and swaps the policy, with the control plane's beside it when given (both must allow);
+   * throws PolicyError and keeps the previous state when either is invalid.
+   */
+  setPolicy(policy: Policy, meshPolicy?: Policy): void {
+    this.gate.set(policy, meshPolicy);
   }
 
   /**
@@ -155,6 +158,7 @@ export class Inbound {
   policyStatus() {
     return {
       policy: this.gate.policy,
+      ...(this.gate.meshPolicy !== undefined && { meshPolicy: this.gate.meshPolicy }),
       version: this.gate.version,
       mode: this.tls.mode,
       defaultPolicy: this.gate.defaultPolicy,

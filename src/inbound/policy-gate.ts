@@ -9,6 +9,8 @@ import {
   loadPolicy,
 } from '../policy/index.js';
 import { type AuditRecord } from '../policy/audit.js';
+import { at, policyError } from '../policy/issues.js';
+import { PolicyError } from '../errors.js';
 import { type MalformedSubject, type MeshEvents } from '../telemetry/events.js';
 
 export type { AuditRecord };
@@ -69,11 +71,29 @@ export class PolicyGate<S = unknown> {
     });
   }
 
-  /** Replaces the policy. Throws PolicyError (naming paths) and keeps the previous one when invalid. */
-  set(policy: unknown): void {
+  /**
+   * Replaces the policy and, when `meshPolicy` is given, the control plane's layer beside it (both
+   * must allow a request); without it the gate has one layer, as before. Both are compiled before
+   * either is swapped: throws PolicyError (naming paths; under `meshPolicy` for that layer) and
+   * keeps the previous state when either is invalid.
+   */
+  set(policy: unknown, meshPolicy?: Policy): void {
     const p = toPolicy(policy);
-    this.#state = { policy: p, compiled: this.#compile(p, this.#defaultPolicy) };
+    const compiled = this.#compile(p, this.#defaultPolicy);
+    const mesh = meshPolicy === undefined ? undefined : this.#meshLayer(meshPolicy);
+    this.#state = mesh === undefined ? { policy: p, compiled } : { policy: p, compiled, mesh };
     this.#version++;
+  }
+
+  /** The control plane's layer, compiled with its own default: allow when no rule decides. */
+  #meshLayer(policy: Policy): MeshLayer {
+    try {
+      const p = loadPolicy(policy);
+      return { policy: p, compiled: this.#compile(p, MESH_DEFAULT_POLICY), memo: new Map(), memoSize: { n: 0 } };
+    } catch (e) {
+      if (!(e instanceof PolicyError)) throw e;
+      throw policyError(e.issues.map((i) => ({ ...i, path: at('meshPolicy', i.path) })), 'invalid control-plane policy (inbound.meshPolicy)');
+    }
   }
 
   /** What decides when no rule applies (all-authenticated, deny, …). */
@@ -88,13 +108,19 @@ export class PolicyGate<S = unknown> {
    */
   setDefaultPolicy(defaultPolicy: DefaultPolicy): void {
     if (defaultPolicy === this.#defaultPolicy) return;
-    const policy = this.#state.policy;
-    this.#state = { policy, compiled: this.#compile(policy, defaultPolicy) };
+    const { policy, mesh } = this.#state;
+    const compiled = this.#compile(policy, defaultPolicy);
+    this.#state = mesh === undefined ? { policy, compiled } : { policy, compiled, mesh };
     this.#defaultPolicy = defaultPolicy;
   }
 
   get policy(): Policy {
     return this.#state.policy;
+  }
+
+  /** The control plane's policy in force beside the local one, if any. */
+  get meshPolicy(): Policy | undefined {
+    return this.#state.mesh?.policy;
   }
 
   get version(): number {
@@ -109,10 +135,13 @@ export class PolicyGate<S = unknown> {
    */
   decide(request: PolicyRequest, options: DecideOptions<S> = {}): Decision {
     const state = this.#state;
+    const mesh = state.mesh;
     const routing = options.routing ?? EXACT_ROUTING;
-    const alike = request.alike === undefined && state.compiled.usesAlike ? alikeOf(request.path, request.method, routing) : undefined;
+    const usesAlike = state.compiled.usesAlike || mesh?.compiled.usesAlike === true;
+    const alike = request.alike === undefined && usesAlike ? alikeOf(request.path, request.method, routing) : undefined;
     const req: PolicyRequest = alike ? { ...request, alike } : request;
-    const decision = state.compiled.evaluate(req);
+    const local = state.compiled.evaluate(req);
+    const decision = mesh === undefined ? local : combine(local, mesh.compiled.evaluate(req), mesh);
     if (options.recheck && decision.allowed) return decision;
     this.opts.events.authz(decision, req, options.subject as object | undefined);
     if (decision.audit.length > 0) this.#audit(decision, req);
@@ -125,7 +154,8 @@ export class PolicyGate<S = unknown> {
    * a copy of the request.
    */
   alikeFor(path: string, method: string, routing: RouterSemantics): PolicyRequest['alike'] {
-    return this.#state.compiled.usesAlike ? alikeOf(path, method, routing) : undefined;
+    const { compiled, mesh } = this.#state;
+    return compiled.usesAlike || mesh?.compiled.usesAlike === true ? alikeOf(path, method, routing) : undefined;
   }
 
   /** A request its transport refused as malformed before it could be judged (published as such). */
@@ -140,6 +170,7 @@ export class PolicyGate<S = unknown> {
       type: 'sidecarless.audit',
       decision: decision.result,
       rule: decision.rule,
+      ...(decision.layer !== undefined && { layer: decision.layer, meshRule: decision.meshRule }),
       audit: decision.audit,
       peer: request.peer?.spiffeId ?? null,
       sourceIp: request.sourceIp,
@@ -154,6 +185,43 @@ export class PolicyGate<S = unknown> {
 interface PolicyState {
   readonly policy: Policy;
   readonly compiled: CompiledPolicy;
+  /** The control plane's layer, when one is in force: read from the same state as the local one. */
+  readonly mesh?: MeshLayer;
+}
+
+/** The control plane's layer: no rule decides → allow (Istio: no AuthorizationPolicy allows). */
+const MESH_DEFAULT_POLICY: DefaultPolicy = 'all-unauthenticated';
+
+interface MeshLayer {
+  readonly policy: Policy;
+  readonly compiled: CompiledPolicy;
+  /** Combined decisions by (local, mesh) decision pair: decisions are precomputed, so are these (up to MEMO_LIMIT). */
+  readonly memo: Map<Decision, Map<Decision, Decision>>;
+  readonly memoSize: { n: number };
+}
+
+const MEMO_LIMIT = 4096;
+
+/**
+ * One decision from both layers: the first that denied decides (local, then mesh), else the local
+ * allow; `layer` names which, `meshRule` the control plane's deciding rule, `audit` both layers'.
+ * Frozen, and memoized when neither carries audit names (those are per request).
+ */
+function combine(local: Decision, mesh: Decision, layer: MeshLayer): Decision {
+  const cacheable = local.audit.length === 0 && mesh.audit.length === 0;
+  const byMesh = cacheable ? layer.memo.get(local) : undefined;
+  const hit = byMesh?.get(mesh);
+  if (hit !== undefined) return hit;
+  const base = !local.allowed || mesh.allowed ? local : mesh;
+  const audit = local.audit.length === 0 ? mesh.audit : mesh.audit.length === 0 ? local.audit : Object.freeze([...local.audit, ...mesh.audit]);
+  const d: Decision = Object.freeze({ ...base, audit, layer: base === local ? 'local' : 'mesh', meshRule: mesh.rule });
+  if (cacheable && layer.memoSize.n < MEMO_LIMIT) {
+    let m = byMesh;
+    if (m === undefined) layer.memo.set(local, (m = new Map()));
+    m.set(mesh, d);
+    layer.memoSize.n++;
+  }
+  return d;
 }
 
 /** A Policy from loadPolicy, or a document (text, object, array) to load. */

@@ -67,7 +67,7 @@ export function buildOutbound(p: { config: MeshConfig; source: X509Source; tls: 
 
 /** The reconciler over both sides; every snapshot offered is published once on the bus. */
 export function buildReconciler(inbound: Inbound, outbound: Outbound, events: MeshEvents): Reconciler {
-  return new Reconciler({ setPolicy: (policy) => inbound.setPolicy(policy), setMode: (mode, dp) => inbound.setMode(mode, dp) }, outbound, (e) =>
+  return new Reconciler({ setPolicy: (policy, meshPolicy) => inbound.setPolicy(policy, meshPolicy), setMode: (mode, dp) => inbound.setMode(mode, dp) }, outbound, (e) =>
     events.snapshot({ version: e.version, source: e.source, services: e.services, result: e.accepted ? 'accepted' : 'rejected', ...(e.error !== undefined && { error: e.error }) }),
   );
 }

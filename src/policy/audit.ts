@@ -10,5 +10,8 @@ export interface AuditRecord extends JudgedRequestFacts {
   readonly type: 'sidecarless.audit';
   readonly decision: 'allow' | 'deny';
   readonly rule: string;
+  /** With a control plane's policy beside the local one: the layer that decided and the control plane's rule. */
+  readonly layer?: 'local' | 'mesh';
+  readonly meshRule?: string;
   readonly audit: readonly string[];
 }

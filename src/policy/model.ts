@@ -191,6 +191,13 @@ export interface Decision {
   readonly action: 'allow' | 'deny' | 'default';
   readonly audit: readonly string[];
   readonly server?: string;
+  /**
+   * Only with a control plane's policy in force beside the local one (two layers, both must
+   * allow): the layer whose decision this is — the one that denied (`local` is judged first), or
+   * `local` when both allowed — and the control-plane layer's own deciding rule.
+   */
+  readonly layer?: 'local' | 'mesh';
+  readonly meshRule?: string;
 }
 
 /** Options for `compilePolicy`: the mesh's own place, which rules apply to it and the default. */

@@ -159,6 +159,21 @@ describe('reconcile', () => {
     assert.deepEqual(calls, ['policy', 'mode:permissive']);
   });
 
+  test('inbound: a new control-plane policy (meshPolicy) sets both layers together; the same one sets nothing', () => {
+    const a = snap([]);
+    const mesh = loadPolicy({ rules: [{ name: 'm', action: 'deny', to: [{ paths: ['/x'] }] }] });
+    const b = { ...a, version: 'b', inbound: { ...a.inbound, meshPolicy: mesh } };
+    assert.equal(diffSnapshots(a, b).policy, true);
+    assert.equal(diffSnapshots(b, { ...b, version: 'c' }).policy, false);
+    assert.equal(diffSnapshots(b, { ...a, version: 'd' }).policy, true, 'withdrawn');
+    const seen: Array<[Policy, Policy | undefined]> = [];
+    const r = new Reconciler({ setPolicy: (p, m) => void seen.push([p, m]), setMode() {} }, { upsert() {}, remove() {}, changed() {} });
+    r.apply(a);
+    r.apply(b);
+    r.apply({ ...a, version: 'e' });
+    assert.deepEqual(seen, [[a.inbound.policy, undefined], [a.inbound.policy, mesh], [a.inbound.policy, undefined]]);
+  });
+
   test('diffSnapshots costs what changed: one service of 1,000 is one upsert', () => {
     const many = Array.from({ length: 1000 }, (_, i) => svc(`s${i}`, { endpoints: [`10.0.${i % 250}.1:8443`] }));
     const a = snap(many);

@@ -89,6 +89,45 @@ describe('PolicyGate.decide: a PolicyRequest in, a Decision out (no node:http)',
   });
 });
 
+describe('PolicyGate with the control plane\'s layer (meshPolicy): both must allow', () => {
+  const MESH = { rules: [
+    { name: 'xds-deny', action: 'deny', to: [{ paths: ['/mesh-deny'] }] },
+    { name: 'xds-allow', action: 'allow', from: [{ identities: [idOf('web')] }] },
+  ], servers: [] };
+  test('the first layer that denies decides and is named; an allow names the control plane\'s rule; decisions are precomputed', () => {
+    const gate = gateOf({ rules: [{ name: 'local-deny', action: 'deny', to: { paths: ['/local-deny'] } }] });
+    gate.set(gate.policy, MESH as never);
+    const ok = gate.decide(request());
+    assert.deepEqual([ok.allowed, ok.rule, ok.layer, ok.meshRule], [true, 'default:all-authenticated', 'local', 'xds-allow']);
+    assert.equal(gate.decide(request()), ok, 'the same frozen object: nothing allocated per request');
+    assert.ok(Object.isFrozen(ok));
+    const m = gate.decide(request({ path: '/mesh-deny' }));
+    assert.deepEqual([m.allowed, m.rule, m.layer], [false, 'xds-deny', 'mesh']);
+    const l = gate.decide(request({ path: '/local-deny' }));
+    assert.deepEqual([l.allowed, l.rule, l.layer, l.meshRule], [false, 'local-deny', 'local', 'xds-allow']);
+    const other = gate.decide(request({ peer: peer('db') }));
+    assert.deepEqual([other.allowed, other.rule, other.layer], [false, 'no-allow-match', 'mesh']);
+    assert.deepEqual([gate.stats.allowed, gate.stats.denied], [2, 3]);
+  });
+
+  test('setDefaultPolicy changes the local layer only; set() without meshPolicy drops the layer; a bad layer keeps everything', () => {
+    const gate = gateOf({});
+    gate.set({}, { rules: [], servers: [] });
+    assert.equal(gate.decide(request({ peer: null })).allowed, false, 'local default all-authenticated');
+    gate.setDefaultPolicy('all-unauthenticated');
+    const d = gate.decide(request({ peer: null }));
+    assert.deepEqual([d.allowed, d.layer, d.meshRule], [true, 'local', 'default:all-unauthenticated'], 'the control plane\'s layer with no rules allows');
+    const before = gate.version;
+    assert.throws(() => gate.set({ rules: [{ action: 'deny' }] }, { rules: [{ name: 'x', action: 'nope' }] } as never), (e: Error & { issues?: Array<{ path: string }> }) => e.issues?.[0]?.path === 'meshPolicy.rules[0].action');
+    assert.equal(gate.version, before);
+    assert.deepEqual(gate.policy, { rules: [], servers: [] });
+    assert.deepEqual(gate.meshPolicy, { rules: [], servers: [] });
+    gate.set({});
+    assert.equal(gate.meshPolicy, undefined);
+    assert.equal(gate.decide(request({ peer: null })).layer, undefined);
+  });
+});
+
 describe('InboundPipeline: no gate, no pipeline', () => {
   let ca: DevCa;
   let source: ManualSource;
