@@ -30,6 +30,8 @@ export interface ControlPlane {
    * ServiceRegistry.discover has the contract). Absent: hosts are what the snapshot says.
    */
   discover?(host: string, protocol: string, ms: number, stop?: Promise<unknown>): Promise<DiscoveryAnswer>;
+  /** A control plane with inbound policy (xDS) is told each port the mesh serves on: it asks for that port's inbound Listener. */
+  servePort?(port: number): void;
 }
 
 export interface ControlPlaneStatus {

@@ -62,6 +62,8 @@ export interface InboundDeps {
   clock?: Clock;
   /** The mesh's event bus: decisions are published there once; its creator derives telemetry from it. */
   events: MeshEvents;
+  /** Told the port of every protected server once it listens. */
+  onPort?: (port: number) => void;
 }
 
 const stderrAudit = (record: AuditRecord) => process.stderr.write(JSON.stringify(record) + '\n');
@@ -109,6 +111,7 @@ export class Inbound {
     this.servers = new InboundServers(this.tls, this.pipeline, {
       firstRequestTimeoutMs: c.firstRequestTimeoutMs,
       ...(d.clock && { clock: d.clock }),
+      ...(d.onPort && { onPort: d.onPort }),
       logger,
     });
     this.fastify = fastifyPlugin(this.pipeline, this.servers, (why) => logger.error(`sidecarless: ${why}`));

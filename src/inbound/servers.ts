@@ -38,6 +38,8 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
 export interface InboundServersOptions {
   firstRequestTimeoutMs: number;
   logger: Logger;
+  /** Told the port of every protected server once it listens (an xDS control plane asks for that port's inbound Listener). */
+  onPort?: (port: number) => void;
   /** Runs the first-request timers (default systemClock). */
   clock?: Clock;
 }
@@ -47,6 +49,7 @@ export class InboundServers {
   readonly created = new Set<Server>();
   #stopAdoption: (() => void) | undefined;
   readonly #warned = new WeakSet<object>();
+  readonly #reporting = new WeakSet<object>();
   #warnedPlaintext = false;
 
   constructor(
@@ -94,6 +97,7 @@ export class InboundServers {
       onUnsafe: (why) => this.#warnOnce(server, `sidecarless: ${why}`, 'error'),
     });
     if (declared) state.declared = declared;
+    this.#reportPort(server);
     // A whole request must end in bounded time: Fastify sets node:http's requestTimeout to 0 (none),
     // which lets a peer trickle a body forever. node:http's own default is restored.
     if (server.requestTimeout === 0) server.requestTimeout = DEFAULT_REQUEST_TIMEOUT_MS;
@@ -120,6 +124,19 @@ export class InboundServers {
       'sidecarless: a request reached the mesh over plaintext HTTP and was refused (the mesh never serves without TLS). ' +
         'Serve the app with https.createServer(mesh.serverTlsOptions(), app) or mesh.createServer(app).',
     );
+  }
+
+  /** Tells onPort the server's port now if it listens, and at every later 'listening'. */
+  #reportPort(server: HttpServer): void {
+    const onPort = this.options.onPort;
+    if (!onPort || this.#reporting.has(server)) return;
+    this.#reporting.add(server);
+    const report = () => {
+      const a = server.address();
+      if (a !== null && typeof a === 'object') onPort(a.port);
+    };
+    if (server.listening) report();
+    server.on('listening', report);
   }
 
   #warnOnce(server: object, message: string, level: 'warn' | 'error'): void {

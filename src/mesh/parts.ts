@@ -94,7 +94,8 @@ export async function buildParts(i: PartsInput): Promise<MeshParts> {
     const clientTls = new ClientTls(source, verifier, config.outbound.connectTimeout, clock);
     opened.push(clientTls);
     const first = controlPlane.current();
-    const inbound = Inbound.create({ settings: inboundSettingsOf(config), source, verifier, traffic, logger, policy: first.inbound.policy, events, clock });
+    const onPort = controlPlane.servePort?.bind(controlPlane);
+    const inbound = Inbound.create({ settings: inboundSettingsOf(config), source, verifier, traffic, logger, policy: first.inbound.policy, events, clock, ...(onPort && { onPort }) });
     opened.push(inbound);
     const outbound = buildOutbound({ config, source, tls: clientTls, clock, traffic, events, logger, controlPlane });
     opened.push(outbound);

@@ -23,12 +23,11 @@ import {
 } from './discovery.js';
 import { translateCluster } from './translate/cluster.js';
 import { translateEndpoints } from './translate/endpoints.js';
+import { INBOUND_PREFIX } from './translate/inbound.js';
 import { translateListener } from './translate/listener.js';
 import { formatReasons, type Translation } from './translate/result.js';
 import { translateRouteConfiguration } from './translate/route.js';
 
-/** istiod's name prefix for a proxyless server's inbound Listener (`…/inbound/10.0.0.5:8443`). */
-export const INBOUND_LISTENER_PREFIX = 'xds.istio.io/grpc/lds/inbound/';
 
 /** The endpoints of one ClusterLoadAssignment: identity is '' until the Cluster that names it supplies one. */
 export interface EndpointSet {
@@ -62,7 +61,7 @@ export function xdsDecoder(o: DecoderOptions): Decode {
     switch (typeUrl) {
       case LISTENER_TYPE_URL: {
         const l = decoded(ListenerCodec, any, 'Listener');
-        if (l.name.startsWith(INBOUND_LISTENER_PREFIX)) {
+        if (l.name.startsWith(INBOUND_PREFIX)) {
           if (!o.inbound) throw new ResourceRejection(l.name, 'inbound Listeners are not supported by this client');
           return accept(l.name, o.inbound(l));
         }

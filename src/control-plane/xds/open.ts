@@ -15,6 +15,7 @@ import { DEFAULT_SERVICE_SETTINGS } from '../../outbound/settings.js';
 import { VERSION } from '../../version.js';
 import { AdsTransport } from './ads-transport.js';
 import { xdsDecoder } from './decode.js';
+import { translateInbound } from './translate/inbound.js';
 import { searchDomains } from './host-candidates.js';
 import { buildNode } from './node.js';
 import { type BaseControlPlane, XdsControlPlane } from './xds-control-plane.js';
@@ -39,12 +40,13 @@ export interface OpenXdsInput {
 
 export function openXdsControlPlane(i: OpenXdsInput): XdsControlPlane {
   const cp = i.config.controlPlane!;
+  const ip = workloadIp(i.env);
   const node = buildNode({
     service: i.config.service,
     namespace: i.config.namespace,
     spiffeId: i.config.spiffeId,
     labels: i.config.labels,
-    ip: workloadIp(i.env),
+    ip,
     ...(i.env.POD_NAME && { pod: i.env.POD_NAME }),
     ...(cp.clusterId !== undefined && { clusterId: cp.clusterId }),
     version: VERSION,
@@ -55,7 +57,7 @@ export function openXdsControlPlane(i: OpenXdsInput): XdsControlPlane {
     token: cp.token,
     ...(cp.clusterId !== undefined && { clusterId: cp.clusterId }),
     node,
-    decode: xdsDecoder({ baseSettings: DEFAULT_SERVICE_SETTINGS }),
+    decode: xdsDecoder({ baseSettings: DEFAULT_SERVICE_SETTINGS, inbound: translateInbound }),
     clock: i.clock,
     logger: i.logger,
   });
@@ -65,6 +67,7 @@ export function openXdsControlPlane(i: OpenXdsInput): XdsControlPlane {
     base: i.base,
     tree: { trustDomain: i.config.trustDomain, namespace: i.config.namespace, baseSettings: DEFAULT_SERVICE_SETTINGS },
     search: searchDomains({ namespace: i.config.namespace }),
+    inboundIp: ip,
     clock: i.clock,
     logger: i.logger,
   });

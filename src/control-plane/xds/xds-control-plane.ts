@@ -34,7 +34,9 @@ import {
 import { listenerCandidates } from './host-candidates.js';
 import { type HostBinding, type HostState, type TreeContext, type TreeInput, XdsTree } from './xds-tree.js';
 import { type ControlPlane, type ControlPlaneStatus, type LocalUpdates, type UpdateHint } from '../control-plane.js';
-import { type MeshSnapshot, type ServiceSnapshot } from '../snapshot.js';
+import { type InboundSnapshot, type MeshSnapshot, type ServiceSnapshot } from '../snapshot.js';
+import { MeshLayerBuilder, type MeshLayer, type PortState } from './inbound-layer.js';
+import { INBOUND_PREFIX, type InboundSpec } from './translate/inbound.js';
 import { type DiscoveryAnswer } from '../../outbound/dispatcher.js';
 
 /** Hosts bound at most (each one a few subscriptions): an app that makes up host names cannot grow the subscription without bound. */
@@ -65,6 +67,8 @@ export interface XdsControlPlaneOptions {
   readonly tree: TreeContext;
   /** The search domains of the workload's namespace (host-candidates.ts searchDomains). */
   readonly search: readonly string[];
+  /** The workload's IP, as in the node: its inbound Listeners are `xds.istio.io/grpc/lds/inbound/<ip>:<port>`. */
+  readonly inboundIp: string;
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -91,6 +95,10 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
   /** Callers of discover() waiting for the next rebuild. */
   readonly #builds: ChangeSignal;
   readonly #offs: Array<() => void> = [];
+  /** Ports the mesh serves on → their inbound Listener's name. */
+  readonly #ports = new Map<number, string>();
+  readonly #layer = new MeshLayerBuilder();
+  #meshLayer: MeshLayer = { policy: undefined, strict: false };
   /** Names the options hold that a delivered service also has: told once each. */
   readonly #collisions = new Set<string>();
   #closed = false;
@@ -117,6 +125,14 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
     for (const [name, svc] of this.#xdsServices) if (services.get(name) === svc) services.delete(name);
     this.#o.base.update({ ...next, services }, source, hint);
     return this.#current;
+  }
+
+  /** The mesh serves on `port`: its inbound Listener is asked for, and the port denies until it is decided. */
+  servePort(port: number): void {
+    if (this.#closed || this.#ports.has(port)) return;
+    const ip = this.#o.inboundIp.includes(':') ? `[${this.#o.inboundIp}]` : this.#o.inboundIp;
+    this.#ports.set(port, `${INBOUND_PREFIX}${ip}:${port}`);
+    this.#rebuild();
   }
 
   /** Opens the ADS stream. */
@@ -212,14 +228,30 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
   /** Rebuilds the tree from the resources in force, follows its subscriptions, emits when the services changed. */
   #rebuild(): void {
     if (this.#closed) return;
-    const built = this.#tree.build([...this.#bindings.values()], this.#input());
+    const input = this.#input();
+    const built = this.#tree.build([...this.#bindings.values()], input);
     this.#hostStates = built.hosts;
-    const changed = !sameServices(this.#xdsServices, built.services);
+    const layer = this.#layer.build(this.#portStates(input));
+    const changed = !sameServices(this.#xdsServices, built.services) || layer !== this.#meshLayer;
     this.#xdsServices = built.services;
+    this.#meshLayer = layer;
     // Subscribing writes requests; the responses come later and rebuild again.
-    for (const kind of Object.keys(TYPES) as Kind[]) this.#follow(kind, built.wanted[kind]);
+    const wanted = { ...built.wanted, listeners: new Set([...built.wanted.listeners, ...this.#ports.values()]) };
+    for (const kind of Object.keys(TYPES) as Kind[]) this.#follow(kind, wanted[kind]);
     if (changed) this.#emit();
     this.#wake();
+  }
+
+  /** Each served port: its inbound Listener delivered, known not to exist, or still pending. */
+  #portStates(input: TreeInput): Map<number, PortState> {
+    const out = new Map<number, PortState>();
+    for (const [port, name] of this.#ports) {
+      const v = input.listeners.get(name);
+      if (isInboundSpec(v)) out.set(port, { kind: 'present', spec: v });
+      else if (input.missing.listeners.has(name)) out.set(port, { kind: 'absent' });
+      else out.set(port, { kind: 'pending', listener: name });
+    }
+    return out;
   }
 
   #follow(kind: Kind, wanted: ReadonlySet<string>): void {
@@ -242,7 +274,7 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
       }
       services.set(name, svc);
     }
-    return { version: String(++this.#serial), source: this.name, complete: false, inbound: base.inbound, services };
+    return { version: String(++this.#serial), source: this.name, complete: false, inbound: withMeshLayer(base.inbound, this.#meshLayer), services };
   }
 
   /**
@@ -275,6 +307,22 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
   #nextBuild(ms: number, stop?: Promise<unknown>): Promise<boolean> {
     return this.#builds.next(ms, stop);
   }
+}
+
+function isInboundSpec(v: unknown): v is InboundSpec {
+  return typeof v === 'object' && v !== null && 'mode' in v && 'policy' in v;
+}
+
+/**
+ * The options' inbound part with the control plane's layer beside its policy (both must allow) and
+ * the stricter mode: a delivered Listener that requires client certificates makes the mesh strict;
+ * PERMISSIVE never relaxes a strict local mode. A default policy not set explicitly follows the mode.
+ */
+function withMeshLayer(i: InboundSnapshot, layer: MeshLayer): InboundSnapshot {
+  if (layer.policy === undefined && !layer.strict) return i;
+  const mode = i.mode === 'strict' || layer.strict ? 'strict' : 'permissive';
+  const defaultPolicy = i.defaultPolicyExplicit ? i.defaultPolicy : mode === 'permissive' ? 'all-unauthenticated' : 'all-authenticated';
+  return { ...i, mode, defaultPolicy, ...(layer.policy !== undefined && { meshPolicy: layer.policy }) };
 }
 
 function sameServices(a: ReadonlyMap<string, ServiceSnapshot>, b: ReadonlyMap<string, ServiceSnapshot>): boolean {
