@@ -1,0 +1,345 @@
+// Differential test (issue 12): the same xDS server feeds @grpc/grpc-js-xds (a real third-party
+// client, in a child process) and our client; both must reach the same backends in the same
+// proportions, and both must NACK the same invalid resources, or the difference is documented.
+//
+// The harness (test/helpers/xds/):
+// - resources.ts: istiod-shaped Listener / RouteConfiguration / Cluster / ClusterLoadAssignment
+//   builders over the project's codecs (names as istiod: `payments.default.svc.cluster.local:8080`,
+//   `outbound|8080||…`, `outbound|8080|v1|…`).
+// - xds-server.ts: a SotW ADS server with one resource set for every client, on a TLS port (dev CA
+//   root in a file, bearer token 'tok': our client) and a plaintext port (grpc-js-xds); it records
+//   every client's requests, ACKs and NACKs (with error_detail) by node id.
+// - backends.ts: one TCP port per backend, demultiplexed on the first byte: TLS → a mesh server
+//   (mTLS, HTTP/1.1), `PRI` → a plaintext grpc-js server; both answer the backend's name. So EDS
+//   carries one address per backend for both clients.
+// - grpc-xds-client.mjs (+ grpc-xds-child.ts): the grpc-js-xds child; N unary calls per call set,
+//   one JSON line per phase with per-backend counts and errors.
+//
+// Each SCENARIO is a resource set (built from the backends' addresses) and probes (a gRPC method
+// path = the HTTP path, optional headers = metadata, and the expected share per backend); `then`
+// is a second phase after `server.update(...)`, started once the client has ACKed the new RDS.
+// For each scenario there are two tests: "grpc-js-xds: …" (the child) and "ours: …" (createMesh with
+// controlPlane, mesh.fetch, the backend named by the body), and the second also compares its counts
+// with the child's. To add one: append to SCENARIOS (or NACKS: a resource set one field off the
+// valid one, with what grpc-js-xds answers and, if ours differs, why).
+//
+// Tolerance: for an expected share p over n calls, the count must be within 5 binomial standard
+// deviations (+1) of n·p (a correct random picker fails that with probability < 1e-6); shares 0
+// and 1 are exact. Our share and the child's must differ by at most 5 standard deviations of the
+// difference of two binomial proportions (pooled p) + 1/n.
+//
+// Known HTTP-vs-gRPC differences the scenarios avoid asserting on: the clusters carry no
+// UpstreamTlsContext (grpc-js-xds would then need certificate providers and would talk TLS to the
+// gRPC side), so grpc-js-xds talks plaintext while ours still talks mTLS, with the SPIFFE ID
+// derived from the service (never plaintext); the gRPC path `/pkg.Service/Method` is the HTTP path.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createMesh, type Mesh } from '../../../src/mesh.js';
+import { type Backend, startBackends } from '../../helpers/xds/backends.js';
+import { type CallSet, type SetResult, runGrpcXdsClient } from '../../helpers/xds/grpc-xds-child.js';
+import { HEALTH, TYPE, type XdsResource, cluster, clusterName, endpoints, listener, routeConfiguration, service } from '../../helpers/xds/resources.js';
+import { type XdsClient, type XdsServer, lastAnswer, startXdsServer } from '../../helpers/xds/xds-server.js';
+import { devCa, quiet } from '../../outbound/e2e/replicas.js';
+
+const V1 = clusterName('v1');
+const V2 = clusterName('v2');
+const M1 = '/payments.v1.Payments/Charge';
+const M2 = '/payments.v2.Payments/Charge';
+const N = 300;
+const URL_BASE = 'http://payments.default.svc.cluster.local:8080';
+
+type Addr = Record<string, string>;
+
+interface Probe {
+  readonly method: string;
+  readonly headers?: Record<string, string>;
+  readonly n: number;
+  /** Expected share per backend (the rest: 0). */
+  readonly expect: Readonly<Record<string, number>>;
+}
+
+interface Phase {
+  readonly resources: (a: Addr) => XdsResource[];
+  readonly probes: readonly Probe[];
+}
+
+interface Scenario extends Phase {
+  readonly name: string;
+  readonly then?: Phase;
+}
+
+const split = (weights: Record<string, number>) => (a: Addr) => [listener(), routeConfiguration([{ to: weights, timeoutMs: 5_000 }]), ...service(V1, [a.a!]), ...service(V2, [a.b!])];
+
+const SCENARIOS: readonly Scenario[] = [
+  { name: 'weighted clusters 80/20', resources: split({ [V1]: 80, [V2]: 20 }), probes: [{ method: M1, n: N, expect: { a: 0.8, b: 0.2 } }] },
+  { name: 'weighted clusters 50/50', resources: split({ [V1]: 50, [V2]: 50 }), probes: [{ method: M1, n: N, expect: { a: 0.5, b: 0.5 } }] },
+  {
+    name: 'route by path prefix (a plain string prefix): v2 methods to v2, the rest to v1',
+    resources: (a) => [listener(), routeConfiguration([{ prefix: '/payments.v2.', to: V2 }, { prefix: '', to: V1 }]), ...service(V1, [a.a!]), ...service(V2, [a.b!])],
+    probes: [
+      { method: M1, n: 30, expect: { a: 1 } },
+      { method: M2, n: 30, expect: { b: 1 } },
+    ],
+  },
+  {
+    name: 'route by exact header x-canary: yes',
+    resources: (a) => [listener(), routeConfiguration([{ headers: { 'x-canary': 'yes' }, to: V2 }, { to: V1 }]), ...service(V1, [a.a!]), ...service(V2, [a.b!])],
+    probes: [
+      { method: M1, headers: { 'x-canary': 'yes' }, n: 30, expect: { b: 1 } },
+      { method: M1, headers: { 'x-canary': 'no' }, n: 30, expect: { a: 1 } },
+      { method: M1, n: 30, expect: { a: 1 } },
+    ],
+  },
+  {
+    name: 'locality weights 3:1 (one endpoint each)',
+    resources: (a) => [listener(), routeConfiguration([{ to: V1 }]), cluster(V1), endpoints(V1, [{ zone: 'z1', weight: 3, endpoints: [{ address: a.a! }] }, { zone: 'z2', weight: 1, endpoints: [{ address: a.b! }] }])],
+    probes: [{ method: M1, n: N, expect: { a: 0.75, b: 0.25 } }],
+  },
+  {
+    name: 'an UNHEALTHY endpoint gets nothing; HEALTHY and UNKNOWN share',
+    resources: (a) => [
+      listener(),
+      routeConfiguration([{ to: V1 }]),
+      cluster(V1),
+      endpoints(V1, [{ endpoints: [{ address: a.a!, health: HEALTH.HEALTHY }, { address: a.b!, health: HEALTH.UNHEALTHY }, { address: a.c!, health: HEALTH.UNKNOWN }] }]),
+    ],
+    probes: [{ method: M1, n: 200, expect: { a: 0.5, c: 0.5 } }],
+  },
+  {
+    name: 'priorities: priority 0 is used whole while it has a healthy endpoint',
+    resources: (a) => [listener(), routeConfiguration([{ to: V1 }]), cluster(V1), endpoints(V1, [{ priority: 0, endpoints: [{ address: a.a! }] }, { priority: 1, endpoints: [{ address: a.b! }] }])],
+    probes: [{ method: M1, n: 30, expect: { a: 1 } }],
+  },
+  {
+    name: 'priority failover: priority 0 all UNHEALTHY → priority 1',
+    resources: (a) => [
+      listener(),
+      routeConfiguration([{ to: V1 }]),
+      cluster(V1),
+      endpoints(V1, [{ priority: 0, endpoints: [{ address: a.a!, health: HEALTH.UNHEALTHY }] }, { priority: 1, endpoints: [{ address: a.b! }] }]),
+    ],
+    probes: [{ method: M1, n: 30, expect: { b: 1 } }],
+  },
+  {
+    name: 'an update moves the split 80/20 → 20/80',
+    resources: split({ [V1]: 80, [V2]: 20 }),
+    probes: [{ method: M1, n: N, expect: { a: 0.8, b: 0.2 } }],
+    then: { resources: split({ [V1]: 20, [V2]: 80 }), probes: [{ method: M1, n: N, expect: { a: 0.2, b: 0.8 } }] },
+  },
+];
+
+/** Invalid resources: each a valid set with one thing wrong. `grpcJsXds` is what the child answers (observed, asserted). */
+interface NackCase {
+  readonly name: string;
+  readonly resources: (a: Addr) => XdsResource[];
+  /** The type URL whose answer is judged. */
+  readonly type: string;
+  readonly grpcJsXds: { readonly answer: 'ack' | 'nack'; readonly error?: RegExp };
+  /** Ours, where it differs from grpc-js-xds, and why (HTTP-vs-gRPC semantics); default: the same answer. */
+  readonly ours?: { readonly answer: 'ack' | 'nack'; readonly why: string };
+}
+
+const NACKS: readonly NackCase[] = [
+  {
+    name: 'a route whose safe_regex is "(?i)/payments.*" (RE2 flags)',
+    resources: (a) => [listener(), routeConfiguration([{ regex: '(?i)/payments.*', to: V1 }]), ...service(V1, [a.a!])],
+    type: TYPE.route,
+    grpcJsXds: { answer: 'ack' },
+    ours: { answer: 'nack', why: 'RE2 syntax that JS RegExp would read differently is refused, not guessed (issue 12); grpc-js-xds runs real RE2 (re2-wasm)' },
+  },
+  {
+    name: 'weighted clusters whose weights sum to 0',
+    resources: (a) => [listener(), routeConfiguration([{ to: { [V1]: 0, [V2]: 0 } }]), ...service(V1, [a.a!]), ...service(V2, [a.b!])],
+    type: TYPE.route,
+    grpcJsXds: { answer: 'nack', error: /weight/i },
+  },
+  {
+    name: 'a Cluster of type STATIC',
+    resources: (a) => [listener(), routeConfiguration([{ to: V1 }]), cluster(V1, { type: 0 }), endpoints(V1, [{ endpoints: [{ address: a.a! }] }])],
+    type: TYPE.cluster,
+    grpcJsXds: { answer: 'nack', error: /type/i },
+  },
+  {
+    name: 'an endpoint address that is a hostname',
+    resources: (a) => [listener(), routeConfiguration([{ to: V1 }]), cluster(V1), endpoints(V1, [{ endpoints: [{ address: `localhost:${a.a!.split(':')[1]}` }] }])],
+    type: TYPE.endpoints,
+    grpcJsXds: { answer: 'nack', error: /not a valid IPv4 or IPv6 address: localhost/ },
+  },
+];
+
+// ---- assertions -------------------------------------------------------------------------------
+
+const sigma5 = (n: number, p: number) => 5 * Math.sqrt(n * p * (1 - p)) + 1;
+
+function assertShares(r: SetResult, probe: Probe, who: string): void {
+  assert.deepEqual(r.errors, {}, `${who}: every call must succeed`);
+  const names = new Set([...Object.keys(probe.expect), ...Object.keys(r.counts)]);
+  for (const name of names) {
+    const p = probe.expect[name] ?? 0;
+    const k = r.counts[name] ?? 0;
+    const ok = p === 0 || p === 1 ? k === probe.n * p : Math.abs(k - probe.n * p) <= sigma5(probe.n, p);
+    assert.ok(ok, `${who}: ${probe.method} ${JSON.stringify(probe.headers ?? {})}: backend ${name} got ${k}/${probe.n}, expected ${p} of them; counts ${JSON.stringify(r.counts)}`);
+  }
+}
+
+function assertSameShares(ours: SetResult, theirs: SetResult, n: number): void {
+  for (const name of new Set([...Object.keys(ours.counts), ...Object.keys(theirs.counts)])) {
+    const a = (ours.counts[name] ?? 0) / n;
+    const b = (theirs.counts[name] ?? 0) / n;
+    const p = (a + b) / 2;
+    assert.ok(Math.abs(a - b) <= 5 * Math.sqrt(p * (1 - p) * (2 / n)) + 1 / n, `backend ${name}: ours ${a}, grpc-js-xds ${b}`);
+  }
+}
+
+// ---- our client -------------------------------------------------------------------------------
+
+async function ourMesh(server: XdsServer): Promise<Mesh> {
+  return createMesh({
+    service: 'client',
+    namespace: 'default',
+    identity: { ca: await devCa() },
+    logger: quiet,
+    controlPlane: { address: server.address, root: server.rootFile, token: server.token },
+    outbound: { pendingTimeout: '5s' },
+  });
+}
+
+async function ourProbe(mesh: Mesh, probe: Probe): Promise<SetResult> {
+  const counts: Record<string, number> = {};
+  const errors: Record<string, number> = {};
+  let failed = 0;
+  for (let i = 0; i < probe.n && failed < 3; i++) {
+    try {
+      const r = await mesh.fetch(`${URL_BASE}${probe.method}`, { headers: probe.headers ?? {} });
+      const body = await r.text();
+      const key = r.status === 200 ? body : `status ${r.status}: ${body.slice(0, 200)}`;
+      if (r.status === 200) counts[key] = (counts[key] ?? 0) + 1;
+      else (errors[key] = (errors[key] ?? 0) + 1), failed++;
+    } catch (e) {
+      const err = e as Error & { code?: string; cause?: Error & { code?: string } };
+      const key = `${err.code ?? err.name}: ${err.message}${err.cause ? ` (cause: ${err.cause.code ?? ''} ${err.cause.message})` : ''}`;
+      errors[key] = (errors[key] ?? 0) + 1;
+      failed++;
+    }
+  }
+  return { counts, errors };
+}
+
+const isOurs = (c: XdsClient) => c.via === 'tls' && !c.ended;
+
+// ---- the tests --------------------------------------------------------------------------------
+
+describe('differential: grpc-js-xds and our client fed by the same xDS server', () => {
+  let server: XdsServer;
+  let backends: Record<string, Backend>;
+  let addr: Addr;
+  const theirs = new Map<string, SetResult[][]>();
+  const nacks = new Map<string, { answer: 'ack' | 'nack'; error?: string }>();
+  let runs = 0;
+  const cleanups: Array<() => Promise<void>> = [];
+  const t = { after: (fn: () => Promise<void>) => void cleanups.push(fn) };
+  after(async () => {
+    for (const fn of cleanups.reverse()) await fn();
+  });
+
+  before(async () => {
+    server = await startXdsServer(t);
+    backends = await startBackends(t, ['a', 'b', 'c'], { ca: await devCa(), methods: [M1, M2] });
+    addr = Object.fromEntries(Object.values(backends).map((b) => [b.name, b.address]));
+  });
+
+  for (const s of SCENARIOS) {
+    it(`grpc-js-xds: ${s.name}`, async (tc) => {
+      server.update(s.resources(addr));
+      const phases = [s, ...(s.then ? [s.then] : [])];
+      const run = runGrpcXdsClient(tc, { server: server.plaintextAddress, pod: `grpc-client-${++runs}`, phases: phases.map((p) => p.probes.map(({ method, headers, n }): CallSet => ({ method, metadata: headers ?? {}, n }))) });
+      const results: SetResult[][] = [];
+      for (const [i, phase] of phases.entries()) {
+        if (i > 0) {
+          server.update(phase.resources(addr));
+          const version = server.version(TYPE.route);
+          await server.waitFor(`grpc-js-xds to ACK RDS v${version}`, () => {
+            const c = server.clients.find((x) => x.nodeId === run.nodeId);
+            return c && lastAnswer(c, TYPE.route)?.version === version;
+          });
+          run.proceed();
+        }
+        const r = await run.next();
+        phase.probes.forEach((probe, j) => assertShares(r[j]!, probe, 'grpc-js-xds'));
+        results.push(r);
+      }
+      assert.equal(await run.stop(), 0, run.stderr());
+      const client = server.clients.find((x) => x.nodeId === run.nodeId)!;
+      assert.deepEqual(client.events.filter((e) => e.kind === 'nack'), [], 'grpc-js-xds NACKed nothing');
+      theirs.set(s.name, results);
+    });
+
+    it(`ours: ${s.name}`, async () => {
+      server.update(s.resources(addr));
+      const mesh = await ourMesh(server);
+      try {
+        const phases = [s, ...(s.then ? [s.then] : [])];
+        for (const [i, phase] of phases.entries()) {
+          if (i > 0) {
+            server.update(phase.resources(addr));
+            const version = server.version(TYPE.route);
+            await server.waitFor(`our client to ACK RDS v${version}`, () => server.clients.some((c) => isOurs(c) && lastAnswer(c, TYPE.route)?.version === version));
+          }
+          const results: SetResult[] = [];
+          for (const probe of phase.probes) {
+            const r = await ourProbe(mesh, probe);
+            assertShares(r, probe, 'ours');
+            results.push(r);
+          }
+          const child = theirs.get(s.name)?.[i];
+          assert.ok(child, 'the grpc-js-xds half of this scenario ran first');
+          phase.probes.forEach((probe, j) => assertSameShares(results[j]!, child[j]!, probe.n));
+        }
+      } finally {
+        await mesh.close();
+      }
+    });
+  }
+
+  for (const c of NACKS) {
+    it(`grpc-js-xds NACK corpus: ${c.name}`, async (tc) => {
+      server.update(c.resources(addr));
+      const version = server.version(c.type);
+      const run = runGrpcXdsClient(tc, { server: server.plaintextAddress, pod: `grpc-client-${++runs}`, phases: [[{ method: M1, n: 1 }]], deadlineMs: 1_000 });
+      const answer = await server.waitFor(`grpc-js-xds to answer ${c.type} v${version}`, () => {
+        const cl = server.clients.find((x) => x.nodeId === run.nodeId);
+        const e = cl && lastAnswer(cl, c.type);
+        return e && (e.kind === 'nack' || e.version === version) ? e : undefined;
+      });
+      await run.stop();
+      nacks.set(c.name, { answer: answer.kind as 'ack' | 'nack', ...(answer.error ? { error: answer.error.message } : {}) });
+      assert.equal(answer.kind, c.grpcJsXds.answer, `grpc-js-xds answered ${answer.kind}: ${answer.error?.message ?? ''}`);
+      if (answer.kind === 'nack') {
+        assert.ok(answer.error && answer.error.message.length > 0, 'a NACK carries error_detail with a message');
+        if (c.grpcJsXds.error) assert.match(answer.error.message, c.grpcJsXds.error);
+      }
+    });
+
+    it(`ours NACK corpus: ${c.name}`, async () => {
+      server.update(c.resources(addr));
+      const version = server.version(c.type);
+      const before = new Set(server.clients);
+      const mesh = await ourMesh(server);
+      try {
+        // The first request makes the mesh subscribe to the Listener and its tree.
+        const request = mesh.fetch(`${URL_BASE}${M1}`).then((r) => r.text(), () => undefined);
+        const answer = await server.waitFor(`our client to answer ${c.type} v${version}`, () => {
+          const cl = server.clients.find((x) => !before.has(x) && x.via === 'tls');
+          const e = cl && lastAnswer(cl, c.type);
+          return e && (e.kind === 'nack' || e.version === version) ? e : undefined;
+        });
+        const expected = c.ours?.answer ?? c.grpcJsXds.answer;
+        assert.equal(answer.kind, expected, `ours answered ${answer.kind} (${answer.error?.message ?? ''}); grpc-js-xds: ${JSON.stringify(nacks.get(c.name))}`);
+        if (answer.kind === 'nack') assert.ok(answer.error && answer.error.message.length > 0, 'a NACK carries error_detail with a message');
+        await request;
+      } finally {
+        await mesh.close();
+      }
+    });
+  }
+});
