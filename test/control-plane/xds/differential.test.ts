@@ -151,19 +151,46 @@ const NACKS: readonly NackCase[] = [
     name: 'weighted clusters whose weights sum to 0',
     resources: (a) => [listener(), routeConfiguration([{ to: { [V1]: 0, [V2]: 0 } }]), ...service(V1, [a.a!]), ...service(V2, [a.b!])],
     type: TYPE.route,
-    grpcJsXds: { answer: 'nack', error: /weight/i },
+    grpcJsXds: { answer: 'nack', error: /weighted_clusters sum of weights is 0/ },
   },
   {
     name: 'a Cluster of type STATIC',
     resources: (a) => [listener(), routeConfiguration([{ to: V1 }]), cluster(V1, { type: 0 }), endpoints(V1, [{ endpoints: [{ address: a.a! }] }])],
     type: TYPE.cluster,
-    grpcJsXds: { answer: 'nack', error: /type/i },
+    grpcJsXds: { answer: 'nack', error: /Unsupported type STATIC/ },
   },
   {
     name: 'an endpoint address that is a hostname',
     resources: (a) => [listener(), routeConfiguration([{ to: V1 }]), cluster(V1), endpoints(V1, [{ endpoints: [{ address: `localhost:${a.a!.split(':')[1]}` }] }])],
     type: TYPE.endpoints,
-    grpcJsXds: { answer: 'nack', error: /not a valid IPv4 or IPv6 address: localhost/ },
+    grpcJsXds: { answer: 'nack', error: /endpoint: address is not a valid IPv4 or IPv6 address: localhost/ },
+  },
+  {
+    name: 'two endpoints with the same address',
+    resources: (a) => [listener(), routeConfiguration([{ to: V1 }]), cluster(V1), endpoints(V1, [{ zone: 'z1', endpoints: [{ address: a.a! }] }, { zone: 'z2', endpoints: [{ address: a.a! }] }])],
+    type: TYPE.endpoints,
+    grpcJsXds: { answer: 'nack', error: /endpoints\[1\]\.lb_endpoints\[0\]\.endpoint: address is a duplicate of another address/ },
+  },
+  {
+    name: 'two localities that are the same (region, zone, priority)',
+    resources: (a) => [listener(), routeConfiguration([{ to: V1 }]), cluster(V1), endpoints(V1, [{ zone: 'z1', endpoints: [{ address: a.a! }] }, { zone: 'z1', endpoints: [{ address: a.b! }] }])],
+    type: TYPE.endpoints,
+    grpcJsXds: { answer: 'nack', error: /endpoints\[1\]\.locality is a duplicate of another locality/ },
+  },
+  {
+    name: 'a Listener with no HTTP filter (no router)',
+    resources: (a) => [listener({ httpFilters: [] }), routeConfiguration([{ to: V1 }]), ...service(V1, [a.a!])],
+    type: TYPE.listener,
+    // research §6.1 trap 4: grpc-js-xds accepts it, gRPC C-core NACKs it ("expected at least one HTTP filter")
+    grpcJsXds: { answer: 'ack' },
+    ours: { answer: 'nack', why: 'as C-core: a client listener whose last HTTP filter is not the router is refused (istio#36150); istiod always sends [fault, router]' },
+  },
+  {
+    name: 'a Cluster with lb_policy RING_HASH',
+    resources: (a) => [listener(), routeConfiguration([{ to: V1 }]), cluster(V1, { lbPolicy: 2 }), endpoints(V1, [{ endpoints: [{ address: a.a! }] }])],
+    type: TYPE.cluster,
+    grpcJsXds: { answer: 'ack' },
+    ours: { answer: 'nack', why: 'no consistent-hash balancer in the mesh (P2C, round robin, least request, random); refused rather than balanced otherwise' },
   },
 ];
 
@@ -189,6 +216,18 @@ function assertSameShares(ours: SetResult, theirs: SetResult, n: number): void {
     const p = (a + b) / 2;
     assert.ok(Math.abs(a - b) <= 5 * Math.sqrt(p * (1 - p) * (2 / n)) + 1 / n, `backend ${name}: ours ${a}, grpc-js-xds ${b}`);
   }
+}
+
+/** Per-backend hits between two snapshots (backends with none left out). */
+function delta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]).filter(([, n]) => n !== 0));
+}
+
+/** Per-backend counts summed over phases and call sets. */
+function total(results: readonly (readonly SetResult[])[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of results.flat()) for (const [k, n] of Object.entries(r.counts)) out[k] = (out[k] ?? 0) + n;
+  return out;
 }
 
 // ---- our client -------------------------------------------------------------------------------
@@ -242,6 +281,7 @@ describe('differential: grpc-js-xds and our client fed by the same xDS server', 
     for (const fn of cleanups.reverse()) await fn();
   });
 
+  const hits = (of: (b: Backend) => number) => Object.fromEntries(Object.values(backends).map((b) => [b.name, of(b)]));
   before(async () => {
     server = await startXdsServer(t);
     backends = await startBackends(t, ['a', 'b', 'c'], { ca: await devCa(), methods: [M1, M2] });
@@ -252,6 +292,7 @@ describe('differential: grpc-js-xds and our client fed by the same xDS server', 
     it(`grpc-js-xds: ${s.name}`, async (tc) => {
       server.update(s.resources(addr));
       const phases = [s, ...(s.then ? [s.then] : [])];
+      const hitsBefore = hits((b) => b.grpcHits());
       const run = runGrpcXdsClient(tc, { server: server.plaintextAddress, pod: `grpc-client-${++runs}`, phases: phases.map((p) => p.probes.map(({ method, headers, n }): CallSet => ({ method, metadata: headers ?? {}, n }))) });
       const results: SetResult[][] = [];
       for (const [i, phase] of phases.entries()) {
@@ -269,6 +310,7 @@ describe('differential: grpc-js-xds and our client fed by the same xDS server', 
         results.push(r);
       }
       assert.equal(await run.stop(), 0, run.stderr());
+      assert.deepEqual(delta(hitsBefore, hits((b) => b.grpcHits())), total(results), 'the backends counted (over gRPC) what the child saw');
       const client = server.clients.find((x) => x.nodeId === run.nodeId)!;
       assert.deepEqual(client.events.filter((e) => e.kind === 'nack'), [], 'grpc-js-xds NACKed nothing');
       theirs.set(s.name, results);
@@ -277,6 +319,8 @@ describe('differential: grpc-js-xds and our client fed by the same xDS server', 
     it(`ours: ${s.name}`, async () => {
       server.update(s.resources(addr));
       const mesh = await ourMesh(server);
+      const hitsBefore = hits((b) => b.httpHits());
+      const seen: SetResult[][] = [];
       try {
         const phases = [s, ...(s.then ? [s.then] : [])];
         for (const [i, phase] of phases.entries()) {
@@ -294,7 +338,12 @@ describe('differential: grpc-js-xds and our client fed by the same xDS server', 
           const child = theirs.get(s.name)?.[i];
           assert.ok(child, 'the grpc-js-xds half of this scenario ran first');
           phase.probes.forEach((probe, j) => assertSameShares(results[j]!, child[j]!, probe.n));
+          seen.push(results);
         }
+        assert.deepEqual(delta(hitsBefore, hits((b) => b.httpHits())), total(seen), 'the backends counted (over mTLS HTTP/1.1) what the mesh saw');
+        const mine = server.clients.filter(isOurs);
+        assert.equal(mine.length, 1, 'our mesh holds one ADS stream');
+        assert.deepEqual(mine[0]!.events.filter((e) => e.kind === 'nack'), [], 'our client NACKed nothing');
       } finally {
         await mesh.close();
       }
@@ -328,9 +377,9 @@ describe('differential: grpc-js-xds and our client fed by the same xDS server', 
       try {
         // The first request makes the mesh subscribe to the Listener and its tree.
         const request = mesh.fetch(`${URL_BASE}${M1}`).then((r) => r.text(), () => undefined);
+        const cl = await server.waitFor('our client to open an ADS stream on the TLS port', () => server.clients.find((x) => !before.has(x) && x.via === 'tls'), 3_000);
         const answer = await server.waitFor(`our client to answer ${c.type} v${version}`, () => {
-          const cl = server.clients.find((x) => !before.has(x) && x.via === 'tls');
-          const e = cl && lastAnswer(cl, c.type);
+          const e = lastAnswer(cl, c.type);
           return e && (e.kind === 'nack' || e.version === version) ? e : undefined;
         });
         const expected = c.ours?.answer ?? c.grpcJsXds.answer;

@@ -11,7 +11,7 @@ import { type Listener, ListenerCodec } from '../../../src/proto/envoy/config/li
 import { type RouteConfiguration, RouteConfigurationCodec } from '../../../src/proto/envoy/config/route/v3/route.js';
 import { type Cluster, ClusterCodec } from '../../../src/proto/envoy/config/cluster/v3/cluster.js';
 import { type ClusterLoadAssignment, ClusterLoadAssignmentCodec } from '../../../src/proto/envoy/config/endpoint/v3/endpoint.js';
-import { HttpConnectionManagerCodec } from '../../../src/proto/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
+import { type HttpFilter, HttpConnectionManagerCodec } from '../../../src/proto/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
 import { RouterCodec } from '../../../src/proto/envoy/extensions/filters/http/router/v3/router.js';
 import { UpstreamTlsContextCodec } from '../../../src/proto/envoy/extensions/transport_sockets/tls/v3/tls.js';
 import type { DeepPartial } from '../../../src/proto/wire.js';
@@ -45,14 +45,14 @@ function resource<T>(codec: MessageCodec<T>, name: string, message: DeepPartial<
 const FAULT_FILTER = { name: 'envoy.filters.http.fault', typedConfig: { typeUrl: 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault', value: new Uint8Array() } };
 const ROUTER_FILTER = { name: 'envoy.filters.http.router', typedConfig: packAny(RouterCodec, {}) };
 
-/** The outbound API Listener `host:port`: HCM with RDS over ADS and http_filters [fault, router]. */
-export function listener(o: { name?: string; routeConfigName?: string; vip?: string } & DeepPartial<Listener> = {}): XdsResource {
-  const { name = LISTENER_NAME, routeConfigName = ROUTE_NAME, vip = '10.96.0.10', ...rest } = o;
+/** The outbound API Listener `host:port`: HCM with RDS over ADS and http_filters [fault, router] (or `httpFilters`). */
+export function listener(o: { name?: string; routeConfigName?: string; vip?: string; httpFilters?: DeepPartial<HttpFilter>[] } & DeepPartial<Listener> = {}): XdsResource {
+  const { name = LISTENER_NAME, routeConfigName = ROUTE_NAME, vip = '10.96.0.10', httpFilters = [FAULT_FILTER, ROUTER_FILTER], ...rest } = o;
   const port = Number(name.slice(name.lastIndexOf(':') + 1)) || PORT;
   const hcm = {
     statPrefix: name,
     rds: { configSource: { ads: {}, resourceApiVersion: 2 }, routeConfigName },
-    httpFilters: [FAULT_FILTER, ROUTER_FILTER],
+    httpFilters,
   };
   return resource(ListenerCodec, name, {
     name,

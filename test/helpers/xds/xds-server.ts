@@ -194,7 +194,7 @@ export async function startXdsServer(t: { after(fn: () => Promise<void>): void }
         };
         const timer = setTimeout(() => {
           waiters.delete(check);
-          reject(new Error(`xDS server: timed out after ${timeoutMs} ms waiting for ${what}; clients: ${JSON.stringify(clients.map((c) => ({ node: c.nodeId, via: c.via, events: c.events.map((e) => `${e.kind} ${e.typeUrl.split('.').pop()} v${e.version}${e.error ? ` ${e.error.message}` : ''}`) })))}`));
+          reject(new Error(`xDS server: timed out after ${timeoutMs} ms waiting for ${what}; last clients: ${JSON.stringify(clients.slice(-3).map((c) => ({ node: c.nodeId, via: c.via, events: c.events.map((e) => `${e.kind} ${e.typeUrl.split('.').pop()} v${e.version}${e.error ? ` ${e.error.message}` : ''}`) })))}`));
         }, timeoutMs);
         waiters.add(check);
         check();
