@@ -33,7 +33,7 @@
 // gRPC side), so grpc-js-xds talks plaintext while ours still talks mTLS, with the SPIFFE ID
 // derived from the service (never plaintext); the gRPC path `/pkg.Service/Method` is the HTTP path.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { type TestContext, after, before, describe, it } from 'node:test';
 import { createMesh, type Mesh } from '../../../src/mesh.js';
 import { type Backend, startBackends } from '../../helpers/xds/backends.js';
 import { type CallSet, type SetResult, runGrpcXdsClient } from '../../helpers/xds/grpc-xds-child.js';
@@ -264,131 +264,144 @@ async function ourProbe(mesh: Mesh, probe: Probe): Promise<SetResult> {
   return { counts, errors };
 }
 
-const isOurs = (c: XdsClient) => c.via === 'tls' && !c.ended;
 
 // ---- the tests --------------------------------------------------------------------------------
 
+/** What the tests share: one server and backends for the file, and what the child saw per scenario. */
+interface Rig {
+  server: XdsServer;
+  backends: Record<string, Backend>;
+  addr: Addr;
+  readonly theirs: Map<string, SetResult[][]>;
+  readonly nacks: Map<string, { answer: 'ack' | 'nack'; error?: string }>;
+  runs: number;
+}
+
+const phasesOf = (s: Scenario): Phase[] => [s, ...(s.then ? [s.then] : [])];
+const hits = (rig: Rig, of: (b: Backend) => number) => Object.fromEntries(Object.values(rig.backends).map((b) => [b.name, of(b)]));
+const toCallSets = (p: Phase) => p.probes.map(({ method, headers, n }): CallSet => ({ method, metadata: headers ?? {}, n }));
+
+async function grpcJsXdsScenario(rig: Rig, tc: TestContext, s: Scenario): Promise<void> {
+  const { server } = rig;
+  server.update(s.resources(rig.addr));
+  const phases = phasesOf(s);
+  const hitsBefore = hits(rig, (b) => b.grpcHits());
+  const run = runGrpcXdsClient(tc, { server: server.plaintextAddress, pod: `grpc-client-${++rig.runs}`, phases: phases.map(toCallSets) });
+  const results: SetResult[][] = [];
+  for (const [i, phase] of phases.entries()) {
+    if (i > 0) {
+      server.update(phase.resources(rig.addr));
+      const version = server.version(TYPE.route);
+      await server.waitFor(`grpc-js-xds to ACK RDS v${version}`, () => {
+        const c = server.clients.find((x) => x.nodeId === run.nodeId);
+        return c && lastAnswer(c, TYPE.route)?.version === version;
+      });
+      run.proceed();
+    }
+    const r = await run.next();
+    phase.probes.forEach((probe, j) => assertShares(r[j]!, probe, 'grpc-js-xds'));
+    results.push(r);
+  }
+  assert.equal(await run.stop(), 0, run.stderr());
+  assert.deepEqual(delta(hitsBefore, hits(rig, (b) => b.grpcHits())), total(results), 'the backends counted (over gRPC) what the child saw');
+  const client = server.clients.find((x) => x.nodeId === run.nodeId)!;
+  assert.deepEqual(client.events.filter((e) => e.kind === 'nack'), [], 'grpc-js-xds NACKed nothing');
+  rig.theirs.set(s.name, results);
+}
+
+async function ourScenario(rig: Rig, s: Scenario): Promise<void> {
+  const { server } = rig;
+  server.update(s.resources(rig.addr));
+  const known = new Set(server.clients);
+  const mesh = await ourMesh(server);
+  const isOurs = (c: XdsClient) => !known.has(c) && c.via === 'tls' && !c.ended;
+  const hitsBefore = hits(rig, (b) => b.httpHits());
+  const seen: SetResult[][] = [];
+  try {
+    for (const [i, phase] of phasesOf(s).entries()) {
+      if (i > 0) {
+        server.update(phase.resources(rig.addr));
+        const version = server.version(TYPE.route);
+        await server.waitFor(`our client to ACK RDS v${version}`, () => server.clients.some((c) => isOurs(c) && lastAnswer(c, TYPE.route)?.version === version));
+      }
+      const results: SetResult[] = [];
+      for (const probe of phase.probes) {
+        const r = await ourProbe(mesh, probe);
+        assertShares(r, probe, 'ours');
+        results.push(r);
+      }
+      const child = rig.theirs.get(s.name)?.[i];
+      assert.ok(child, 'the grpc-js-xds half of this scenario ran first');
+      phase.probes.forEach((probe, j) => assertSameShares(results[j]!, child[j]!, probe.n));
+      seen.push(results);
+    }
+    assert.deepEqual(delta(hitsBefore, hits(rig, (b) => b.httpHits())), total(seen), 'the backends counted (over mTLS HTTP/1.1) what the mesh saw');
+    const mine = server.clients.filter(isOurs);
+    assert.equal(mine.length, 1, 'our mesh holds one ADS stream');
+    assert.deepEqual(mine[0]!.events.filter((e) => e.kind === 'nack'), [], 'our client NACKed nothing');
+  } finally {
+    await mesh.close();
+  }
+}
+
+/** The client's first answer to the current version of `type`: a NACK, or an ACK of that version. */
+const answerTo = (client: XdsClient | undefined, type: string, version: string) => {
+  const e = client && lastAnswer(client, type);
+  return e && (e.kind === 'nack' || e.version === version) ? e : undefined;
+};
+
+async function grpcJsXdsNack(rig: Rig, tc: TestContext, c: NackCase): Promise<void> {
+  const { server } = rig;
+  server.update(c.resources(rig.addr));
+  const version = server.version(c.type);
+  const run = runGrpcXdsClient(tc, { server: server.plaintextAddress, pod: `grpc-client-${++rig.runs}`, phases: [[{ method: M1, n: 1 }]], deadlineMs: 1_000 });
+  const answer = await server.waitFor(`grpc-js-xds to answer ${c.type} v${version}`, () => answerTo(server.clients.find((x) => x.nodeId === run.nodeId), c.type, version));
+  await run.stop();
+  rig.nacks.set(c.name, { answer: answer.kind as 'ack' | 'nack', ...(answer.error ? { error: answer.error.message } : {}) });
+  assert.equal(answer.kind, c.grpcJsXds.answer, `grpc-js-xds answered ${answer.kind}: ${answer.error?.message ?? ''}`);
+  if (answer.kind === 'nack') {
+    assert.ok(answer.error && answer.error.message.length > 0, 'a NACK carries error_detail with a message');
+    if (c.grpcJsXds.error) assert.match(answer.error.message, c.grpcJsXds.error);
+  }
+}
+
+async function ourNack(rig: Rig, c: NackCase): Promise<void> {
+  const { server } = rig;
+  server.update(c.resources(rig.addr));
+  const version = server.version(c.type);
+  const known = new Set(server.clients);
+  const mesh = await ourMesh(server);
+  try {
+    // The first request makes the mesh subscribe to the Listener and its tree; its outcome is not judged here.
+    void mesh.fetch(`${URL_BASE}${M1}`).then((r) => r.text(), () => undefined);
+    const client = await server.waitFor('our client to open an ADS stream on the TLS port', () => server.clients.find((x) => !known.has(x) && x.via === 'tls'), 3_000);
+    const answer = await server.waitFor(`our client to answer ${c.type} v${version}`, () => answerTo(client, c.type, version));
+    const expected = c.ours?.answer ?? c.grpcJsXds.answer;
+    assert.equal(answer.kind, expected, `ours answered ${answer.kind} (${answer.error?.message ?? ''}); grpc-js-xds: ${JSON.stringify(rig.nacks.get(c.name))}`);
+    if (answer.kind === 'nack') assert.ok(answer.error && answer.error.message.length > 0, 'a NACK carries error_detail with a message');
+  } finally {
+    await mesh.close();
+  }
+}
+
 describe('differential: grpc-js-xds and our client fed by the same xDS server', () => {
-  let server: XdsServer;
-  let backends: Record<string, Backend>;
-  let addr: Addr;
-  const theirs = new Map<string, SetResult[][]>();
-  const nacks = new Map<string, { answer: 'ack' | 'nack'; error?: string }>();
-  let runs = 0;
+  const rig = { theirs: new Map(), nacks: new Map(), runs: 0 } as Rig;
   const cleanups: Array<() => Promise<void>> = [];
   const t = { after: (fn: () => Promise<void>) => void cleanups.push(fn) };
   after(async () => {
     for (const fn of cleanups.reverse()) await fn();
   });
-
-  const hits = (of: (b: Backend) => number) => Object.fromEntries(Object.values(backends).map((b) => [b.name, of(b)]));
   before(async () => {
-    server = await startXdsServer(t);
-    backends = await startBackends(t, ['a', 'b', 'c'], { ca: await devCa(), methods: [M1, M2] });
-    addr = Object.fromEntries(Object.values(backends).map((b) => [b.name, b.address]));
+    rig.server = await startXdsServer(t);
+    rig.backends = await startBackends(t, ['a', 'b', 'c'], { ca: await devCa(), methods: [M1, M2] });
+    rig.addr = Object.fromEntries(Object.values(rig.backends).map((b) => [b.name, b.address]));
   });
-
   for (const s of SCENARIOS) {
-    it(`grpc-js-xds: ${s.name}`, async (tc) => {
-      server.update(s.resources(addr));
-      const phases = [s, ...(s.then ? [s.then] : [])];
-      const hitsBefore = hits((b) => b.grpcHits());
-      const run = runGrpcXdsClient(tc, { server: server.plaintextAddress, pod: `grpc-client-${++runs}`, phases: phases.map((p) => p.probes.map(({ method, headers, n }): CallSet => ({ method, metadata: headers ?? {}, n }))) });
-      const results: SetResult[][] = [];
-      for (const [i, phase] of phases.entries()) {
-        if (i > 0) {
-          server.update(phase.resources(addr));
-          const version = server.version(TYPE.route);
-          await server.waitFor(`grpc-js-xds to ACK RDS v${version}`, () => {
-            const c = server.clients.find((x) => x.nodeId === run.nodeId);
-            return c && lastAnswer(c, TYPE.route)?.version === version;
-          });
-          run.proceed();
-        }
-        const r = await run.next();
-        phase.probes.forEach((probe, j) => assertShares(r[j]!, probe, 'grpc-js-xds'));
-        results.push(r);
-      }
-      assert.equal(await run.stop(), 0, run.stderr());
-      assert.deepEqual(delta(hitsBefore, hits((b) => b.grpcHits())), total(results), 'the backends counted (over gRPC) what the child saw');
-      const client = server.clients.find((x) => x.nodeId === run.nodeId)!;
-      assert.deepEqual(client.events.filter((e) => e.kind === 'nack'), [], 'grpc-js-xds NACKed nothing');
-      theirs.set(s.name, results);
-    });
-
-    it(`ours: ${s.name}`, async () => {
-      server.update(s.resources(addr));
-      const mesh = await ourMesh(server);
-      const hitsBefore = hits((b) => b.httpHits());
-      const seen: SetResult[][] = [];
-      try {
-        const phases = [s, ...(s.then ? [s.then] : [])];
-        for (const [i, phase] of phases.entries()) {
-          if (i > 0) {
-            server.update(phase.resources(addr));
-            const version = server.version(TYPE.route);
-            await server.waitFor(`our client to ACK RDS v${version}`, () => server.clients.some((c) => isOurs(c) && lastAnswer(c, TYPE.route)?.version === version));
-          }
-          const results: SetResult[] = [];
-          for (const probe of phase.probes) {
-            const r = await ourProbe(mesh, probe);
-            assertShares(r, probe, 'ours');
-            results.push(r);
-          }
-          const child = theirs.get(s.name)?.[i];
-          assert.ok(child, 'the grpc-js-xds half of this scenario ran first');
-          phase.probes.forEach((probe, j) => assertSameShares(results[j]!, child[j]!, probe.n));
-          seen.push(results);
-        }
-        assert.deepEqual(delta(hitsBefore, hits((b) => b.httpHits())), total(seen), 'the backends counted (over mTLS HTTP/1.1) what the mesh saw');
-        const mine = server.clients.filter(isOurs);
-        assert.equal(mine.length, 1, 'our mesh holds one ADS stream');
-        assert.deepEqual(mine[0]!.events.filter((e) => e.kind === 'nack'), [], 'our client NACKed nothing');
-      } finally {
-        await mesh.close();
-      }
-    });
+    it(`grpc-js-xds: ${s.name}`, (tc) => grpcJsXdsScenario(rig, tc, s));
+    it(`ours: ${s.name}`, () => ourScenario(rig, s));
   }
-
   for (const c of NACKS) {
-    it(`grpc-js-xds NACK corpus: ${c.name}`, async (tc) => {
-      server.update(c.resources(addr));
-      const version = server.version(c.type);
-      const run = runGrpcXdsClient(tc, { server: server.plaintextAddress, pod: `grpc-client-${++runs}`, phases: [[{ method: M1, n: 1 }]], deadlineMs: 1_000 });
-      const answer = await server.waitFor(`grpc-js-xds to answer ${c.type} v${version}`, () => {
-        const cl = server.clients.find((x) => x.nodeId === run.nodeId);
-        const e = cl && lastAnswer(cl, c.type);
-        return e && (e.kind === 'nack' || e.version === version) ? e : undefined;
-      });
-      await run.stop();
-      nacks.set(c.name, { answer: answer.kind as 'ack' | 'nack', ...(answer.error ? { error: answer.error.message } : {}) });
-      assert.equal(answer.kind, c.grpcJsXds.answer, `grpc-js-xds answered ${answer.kind}: ${answer.error?.message ?? ''}`);
-      if (answer.kind === 'nack') {
-        assert.ok(answer.error && answer.error.message.length > 0, 'a NACK carries error_detail with a message');
-        if (c.grpcJsXds.error) assert.match(answer.error.message, c.grpcJsXds.error);
-      }
-    });
-
-    it(`ours NACK corpus: ${c.name}`, async () => {
-      server.update(c.resources(addr));
-      const version = server.version(c.type);
-      const before = new Set(server.clients);
-      const mesh = await ourMesh(server);
-      try {
-        // The first request makes the mesh subscribe to the Listener and its tree.
-        const request = mesh.fetch(`${URL_BASE}${M1}`).then((r) => r.text(), () => undefined);
-        const cl = await server.waitFor('our client to open an ADS stream on the TLS port', () => server.clients.find((x) => !before.has(x) && x.via === 'tls'), 3_000);
-        const answer = await server.waitFor(`our client to answer ${c.type} v${version}`, () => {
-          const e = lastAnswer(cl, c.type);
-          return e && (e.kind === 'nack' || e.version === version) ? e : undefined;
-        });
-        const expected = c.ours?.answer ?? c.grpcJsXds.answer;
-        assert.equal(answer.kind, expected, `ours answered ${answer.kind} (${answer.error?.message ?? ''}); grpc-js-xds: ${JSON.stringify(nacks.get(c.name))}`);
-        if (answer.kind === 'nack') assert.ok(answer.error && answer.error.message.length > 0, 'a NACK carries error_detail with a message');
-        await request;
-      } finally {
-        await mesh.close();
-      }
-    });
+    it(`grpc-js-xds NACK corpus: ${c.name}`, (tc) => grpcJsXdsNack(rig, tc, c));
+    it(`ours NACK corpus: ${c.name}`, () => ourNack(rig, c));
   }
 });

@@ -63,7 +63,6 @@ export interface XdsServer {
 }
 
 const WILDCARD_TYPES: ReadonlySet<string> = new Set([TYPE.listener, TYPE.cluster]);
-const key = (r: XdsResource) => `${r.typeUrl}\n${r.name}`;
 const fingerprint = (list: readonly XdsResource[]) => list.map((r) => `${r.name}=${Buffer.from(r.any.value).toString('base64')}`).sort().join(',');
 
 interface Subscription {
@@ -72,38 +71,60 @@ interface Subscription {
   lastNonce: string;
   /** The subscription (joined) the last response answered. */
   answered: string;
-  /** The version the last response carried. */
-  sentVersion: string;
 }
 
 type Call = grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>;
+interface Stream {
+  readonly client: XdsClient;
+  readonly subs: Map<string, Subscription>;
+}
+const joined = (s: Subscription) => s.names.join('\n') + (s.wildcard ? '\n*' : '');
 
-export async function startXdsServer(t: { after(fn: () => Promise<void>): void }, o: { token?: string; resources?: readonly XdsResource[] } = {}): Promise<XdsServer> {
-  const tls = await servingTls(t);
-  const token = o.token ?? 'tok';
-  let resources = new Map<string, XdsResource>();
-  const versions = new Map<string, number>();
-  const clients: XdsClient[] = [];
-  const open = new Map<Call, { client: XdsClient; subs: Map<string, Subscription> }>();
-  const waiters = new Set<() => void>();
-  const wake = () => [...waiters].forEach((w) => w());
-  let nonces = 0;
+/** The resource set, its versions, and every open stream's subscriptions: the protocol, no sockets. */
+class Sotw {
+  private resources: readonly XdsResource[] = [];
+  private readonly versions = new Map<string, number>();
+  private nonces = 0;
+  readonly clients: XdsClient[] = [];
+  readonly open = new Map<Call, Stream>();
+  private readonly waiters = new Set<() => void>();
 
-  const byType = (typeUrl: string) => [...resources.values()].filter((r) => r.typeUrl === typeUrl);
-  const versionOf = (typeUrl: string) => String(versions.get(typeUrl) ?? 0);
-  const selected = (typeUrl: string, s: Subscription) => {
-    const all = byType(typeUrl);
-    return s.wildcard ? all : s.names.flatMap((n) => all.filter((r) => r.name === n));
-  };
-  const respond = (call: Call, typeUrl: string, s: Subscription) => {
-    s.lastNonce = String(++nonces);
-    s.answered = s.names.join('\n') + (s.wildcard ? '\n*' : '');
-    s.sentVersion = versionOf(typeUrl);
-    call.write({ versionInfo: s.sentVersion, resources: selected(typeUrl, s).map((r) => r.any), canary: false, typeUrl, nonce: s.lastNonce });
-  };
+  version(typeUrl: string): string {
+    return String(this.versions.get(typeUrl) ?? 0);
+  }
 
-  const onRequest = (call: Call, state: { client: XdsClient; subs: Map<string, Subscription> }, req: DiscoveryRequest) => {
-    const { client, subs } = state;
+  wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  attach(call: Call, via: XdsClient['via']): void {
+    const client: XdsClient = { id: this.clients.length, via, nodeId: '', events: [], requests: [], ended: false };
+    this.clients.push(client);
+    const stream: Stream = { client, subs: new Map() };
+    this.open.set(call, stream);
+    call.on('data', (req: DiscoveryRequest) => {
+      this.onRequest(call, stream, req);
+      this.wake();
+    });
+    call.on('end', () => call.end());
+    call.on('error', () => {});
+    call.on('close', () => {
+      client.ended = true;
+      this.open.delete(call);
+      this.wake();
+    });
+    this.wake();
+  }
+
+  private respond(call: Call, typeUrl: string, s: Subscription): void {
+    s.lastNonce = String(++this.nonces);
+    s.answered = joined(s);
+    const all = this.resources.filter((r) => r.typeUrl === typeUrl);
+    const chosen = s.wildcard ? all : s.names.flatMap((n) => all.filter((r) => r.name === n));
+    call.write({ versionInfo: this.version(typeUrl), resources: chosen.map((r) => r.any), canary: false, typeUrl, nonce: s.lastNonce });
+  }
+
+  private onRequest(call: Call, { client, subs }: Stream, req: DiscoveryRequest): void {
     if (client.requests.length === 0) client.nodeId = req.node?.id ?? '';
     client.requests.push(req);
     const typeUrl = req.typeUrl;
@@ -114,65 +135,85 @@ export async function startXdsServer(t: { after(fn: () => Promise<void>): void }
       return;
     }
     const error = req.errorDetail && { code: req.errorDetail.code, message: req.errorDetail.message };
-    client.events.push({ ...base, kind: !prior || req.responseNonce === '' ? 'request' : error ? 'nack' : 'ack', ...(error ? { error } : {}) });
+    const initial = !prior || req.responseNonce === '';
+    client.events.push({ ...base, kind: initial ? 'request' : error ? 'nack' : 'ack', ...(error ? { error } : {}) });
     const named = req.resourceNames.filter((n) => n !== '*');
     const wildcard = WILDCARD_TYPES.has(typeUrl) && (req.resourceNames.includes('*') || (named.length === 0 && (prior?.wildcard ?? true)));
-    const s: Subscription = prior ?? { names: [], wildcard, lastNonce: '', answered: '\0', sentVersion: '' };
+    const s: Subscription = prior ?? { names: [], wildcard, lastNonce: '', answered: '\0' };
     s.names = named;
     s.wildcard = wildcard;
     subs.set(typeUrl, s);
-    const now = s.names.join('\n') + (s.wildcard ? '\n*' : '');
-    if (!prior || req.responseNonce === '' || now !== s.answered) respond(call, typeUrl, s);
-  };
+    if (initial || joined(s) !== s.answered) this.respond(call, typeUrl, s);
+  }
 
-  const handler = (via: XdsClient['via']) => (call: Call) => {
-    if (via === 'tls' && !bearerAccepted(call as grpc.ServerDuplexStream<unknown, unknown>, token)) return;
-    const client: XdsClient = { id: clients.length, via, nodeId: '', events: [], requests: [], ended: false };
-    clients.push(client);
-    const state = { client, subs: new Map<string, Subscription>() };
-    open.set(call, state);
-    call.on('data', (req: DiscoveryRequest) => {
-      onRequest(call, state, req);
-      wake();
-    });
-    call.on('end', () => call.end());
-    call.on('error', () => {});
-    call.on('close', () => {
-      client.ended = true;
-      open.delete(call);
-      wake();
-    });
-    wake();
-  };
-
-  const bind = async (via: XdsClient['via'], creds: grpc.ServerCredentials) => {
-    const server = new grpc.Server();
-    server.addService(AggregatedDiscoveryService as unknown as grpc.ServiceDefinition, { StreamAggregatedResources: handler(via) });
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', creds, (e, p) => (e ? reject(e) : resolve(p))));
-    return { server, port };
-  };
-  const secure = await bind('tls', tls.credentials);
-  const plain = await bind('plaintext', grpc.ServerCredentials.createInsecure());
-
-  const update = (list: readonly XdsResource[]) => {
-    const next = new Map(list.map((r) => [key(r), r]));
-    const changed = [TYPE.cluster, TYPE.endpoints, TYPE.listener, TYPE.route].filter((type) => {
-      const before = [...resources.values()].filter((r) => r.typeUrl === type);
-      const after = list.filter((r) => r.typeUrl === type);
-      return fingerprint(before) !== fingerprint(after);
-    });
-    resources = next;
-    // make-before-break: CDS, EDS, LDS, RDS (xds_protocol.rst)
+  update(list: readonly XdsResource[]): void {
+    const of = (set: readonly XdsResource[], type: string) => fingerprint(set.filter((r) => r.typeUrl === type));
+    // make-before-break order: CDS, EDS, LDS, RDS (xds_protocol.rst)
+    const changed = [TYPE.cluster, TYPE.endpoints, TYPE.listener, TYPE.route].filter((type) => of(this.resources, type) !== of(list, type));
+    this.resources = [...list];
     for (const type of changed) {
-      versions.set(type, (versions.get(type) ?? 0) + 1);
-      for (const [call, { subs }] of open) {
+      this.versions.set(type, (this.versions.get(type) ?? 0) + 1);
+      for (const [call, { subs }] of this.open) {
         const s = subs.get(type);
-        if (s) respond(call, type, s);
+        if (s) this.respond(call, type, s);
       }
     }
-  };
-  update(o.resources ?? []);
+  }
 
+  waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs: number): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const v = probe();
+        if (v === undefined || v === false) return;
+        this.waiters.delete(check);
+        clearTimeout(timer);
+        resolve(v);
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(new Error(`xDS server: timed out after ${timeoutMs} ms waiting for ${what}; last clients: ${this.describe(3)}`));
+      }, timeoutMs);
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  private describe(last: number): string {
+    const short = (e: XdsEvent) => `${e.kind} ${e.typeUrl.split('.').pop()} v${e.version}${e.error ? ` ${e.error.message}` : ''}`;
+    return JSON.stringify(this.clients.slice(-last).map((c) => ({ node: c.nodeId, via: c.via, events: c.events.map(short) })));
+  }
+}
+
+async function bind(creds: grpc.ServerCredentials, handler: (call: Call) => void): Promise<{ server: grpc.Server; port: number }> {
+  const server = new grpc.Server();
+  server.addService(AggregatedDiscoveryService as unknown as grpc.ServiceDefinition, { StreamAggregatedResources: handler });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', creds, (e, p) => (e ? reject(e) : resolve(p))));
+  return { server, port };
+}
+
+function shutdown(server: grpc.Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, 1_000);
+    force.unref();
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}
+
+export async function startXdsServer(t: { after(fn: () => Promise<void>): void }, o: { token?: string; resources?: readonly XdsResource[] } = {}): Promise<XdsServer> {
+  const tls = await servingTls(t);
+  const token = o.token ?? 'tok';
+  const sotw = new Sotw();
+  const secure = await bind(tls.credentials, (call) => {
+    if (bearerAccepted(call as grpc.ServerDuplexStream<unknown, unknown>, token)) sotw.attach(call, 'tls');
+  });
+  const plain = await bind(grpc.ServerCredentials.createInsecure(), (call) => sotw.attach(call, 'plaintext'));
+  sotw.update(o.resources ?? []);
   const xds: XdsServer = {
     tlsPort: secure.port,
     plaintextPort: plain.port,
@@ -180,43 +221,13 @@ export async function startXdsServer(t: { after(fn: () => Promise<void>): void }
     plaintextAddress: `127.0.0.1:${plain.port}`,
     rootFile: tls.rootFile,
     token,
-    clients,
-    version: versionOf,
-    update,
-    waitFor: (what, probe, timeoutMs = 10_000) =>
-      new Promise((resolve, reject) => {
-        const check = () => {
-          const v = probe();
-          if (v === undefined || v === false) return;
-          waiters.delete(check);
-          clearTimeout(timer);
-          resolve(v);
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`xDS server: timed out after ${timeoutMs} ms waiting for ${what}; last clients: ${JSON.stringify(clients.slice(-3).map((c) => ({ node: c.nodeId, via: c.via, events: c.events.map((e) => `${e.kind} ${e.typeUrl.split('.').pop()} v${e.version}${e.error ? ` ${e.error.message}` : ''}`) })))}`));
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      }),
+    clients: sotw.clients,
+    version: (typeUrl) => sotw.version(typeUrl),
+    update: (list) => sotw.update(list),
+    waitFor: (what, probe, timeoutMs = 10_000) => sotw.waitFor(what, probe, timeoutMs),
     close: async () => {
-      for (const call of open.keys()) if (!call.cancelled) call.end();
-      await Promise.all(
-        [secure.server, plain.server].map(
-          (server) =>
-            new Promise<void>((resolve) => {
-              const force = setTimeout(() => {
-                server.forceShutdown();
-                resolve();
-              }, 1_000);
-              force.unref();
-              server.tryShutdown(() => {
-                clearTimeout(force);
-                resolve();
-              });
-            }),
-        ),
-      );
+      for (const call of sotw.open.keys()) if (!call.cancelled) call.end();
+      await Promise.all([shutdown(secure.server), shutdown(plain.server)]);
     },
   };
   t.after(() => xds.close());
