@@ -12,7 +12,13 @@ import { AggregatedDiscoveryService, type DiscoveryRequest, type DiscoveryRespon
 import { decodeListener } from '../../../src/proto/envoy/config/listener/v3/listener.js';
 import type { DeepPartial } from '../../../src/proto/wire.js';
 import { type Backend, startBackends } from '../../helpers/xds/backends.js';
-import { TYPE, clusterName, listener, routeConfiguration, service } from '../../helpers/xds/resources.js';
+import { TYPE, cluster, clusterName, listener, routeConfiguration, service } from '../../helpers/xds/resources.js';
+import { translateCluster } from '../../../src/control-plane/xds/translate/cluster.js';
+import { translateEndpoints } from '../../../src/control-plane/xds/translate/endpoints.js';
+import { translateListener } from '../../../src/control-plane/xds/translate/listener.js';
+import { formatReasons } from '../../../src/control-plane/xds/translate/result.js';
+import { decodeCluster } from '../../../src/proto/envoy/config/cluster/v3/cluster.js';
+import { decodeClusterLoadAssignment } from '../../../src/proto/envoy/config/endpoint/v3/endpoint.js';
 import { type XdsServer, startXdsServer } from '../../helpers/xds/xds-server.js';
 import { devCa, quiet } from '../../outbound/e2e/replicas.js';
 
@@ -198,11 +204,18 @@ describe('differential harness: a backend is one port for mTLS HTTP/1.1 and plai
     }
   });
 
-  it('resources: an outbound cluster and its one-locality endpoints name each other as istiod does', () => {
+  it('resources: named as istiod names them, and read by our translators as meant (SAN → SPIFFE ID, RDS name, endpoint addresses)', () => {
     const [c, e] = service(V1, [backends.a!.address]);
     assert.equal(c!.name, 'outbound|8080|v1|payments.default.svc.cluster.local');
     assert.equal(e!.name, c!.name);
     assert.equal(listener().name, 'payments.default.svc.cluster.local:8080');
     assert.equal(routeConfiguration([]).name, 'outbound|8080||payments.default.svc.cluster.local');
+    const tls = translateCluster(decodeCluster(cluster(V1, { sans: ['spiffe://cluster.local/ns/default/sa/payments'] }).any.value));
+    assert.ok(tls.ok, tls.ok ? '' : formatReasons(tls.reasons));
+    assert.deepEqual(tls.value.identities, ['spiffe://cluster.local/ns/default/sa/payments'], "the UpstreamTlsContext's SAN is the expected SPIFFE ID");
+    const listen = translateListener(decodeListener(listener().any.value));
+    assert.deepEqual(listen.ok && listen.value.routes, { rds: 'outbound|8080||payments.default.svc.cluster.local' });
+    const cla = translateEndpoints(decodeClusterLoadAssignment(e!.any.value), 'spiffe://cluster.local/ns/default/sa/payments');
+    assert.deepEqual(cla.ok && cla.value.map((x) => x.address), [backends.a!.address]);
   });
 });

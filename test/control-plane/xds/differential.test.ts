@@ -46,6 +46,7 @@ const V2 = clusterName('v2');
 const M1 = '/payments.v1.Payments/Charge';
 const M2 = '/payments.v2.Payments/Charge';
 const N = 300;
+const PAYMENTS_ID = 'spiffe://cluster.local/ns/default/sa/payments';
 const URL_BASE = 'http://payments.default.svc.cluster.local:8080';
 
 type Addr = Record<string, string>;
@@ -184,6 +185,14 @@ const NACKS: readonly NackCase[] = [
     // research §6.1 trap 4: grpc-js-xds accepts it, gRPC C-core NACKs it ("expected at least one HTTP filter")
     grpcJsXds: { answer: 'ack' },
     ours: { answer: 'nack', why: 'as C-core: a client listener whose last HTTP filter is not the router is refused (istio#36150); istiod always sends [fault, router]' },
+  },
+  {
+    name: "a Cluster with istiod's ISTIO_MUTUAL UpstreamTlsContext (certificate provider 'default', exact SPIFFE SAN)",
+    resources: (a) => [listener(), routeConfiguration([{ to: V1 }]), cluster(V1, { sans: [PAYMENTS_ID] }), endpoints(V1, [{ endpoints: [{ address: a.a! }] }])],
+    type: TYPE.cluster,
+    // grpc-js-xds resolves instance names against its bootstrap's certificate_providers (istio-agent's defines 'default'; this one none)
+    grpcJsXds: { answer: 'nack', error: /Unmatched UpstreamTlsContext\.tls_certificate_provider_instance\.instance_name: default/ },
+    ours: { answer: 'ack', why: "certificate provider instances are names local to a bootstrap: the mesh's certificates and trust come from its X509Source, the SAN gives the expected SPIFFE ID" },
   },
   {
     name: 'a Cluster with lb_policy RING_HASH',
