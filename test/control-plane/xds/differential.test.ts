@@ -17,11 +17,16 @@
 //
 // Each SCENARIO is a resource set (built from the backends' addresses) and probes (a gRPC method
 // path = the HTTP path, optional headers = metadata, and the expected share per backend); `then`
-// is a second phase after `server.update(...)`, started once the client has ACKed the new RDS.
-// For each scenario there are two tests: "grpc-js-xds: …" (the child) and "ours: …" (createMesh with
-// controlPlane, mesh.fetch, the backend named by the body), and the second also compares its counts
-// with the child's. To add one: append to SCENARIOS (or NACKS: a resource set one field off the
-// valid one, with what grpc-js-xds answers and, if ours differs, why).
+// is a second phase after `server.update(...)`. For each scenario there are two tests:
+// "grpc-js-xds: …" and "ours: …" (createMesh with controlPlane, mesh.fetch, the backend named by
+// the body; the second also compares its counts with the child's). One grpc-js-xds child runs
+// through every scenario, one phase each (its ~1 s start paid once): the server is updated and the
+// next phase starts once the child has ACKed the current version of every type. Ours gets a new
+// mesh per scenario (so each scenario also covers on-demand discovery from nothing). Each NACK
+// case gets a server and a fresh child of its own, all run side by side; ours then connects to that
+// case's server. To add a scenario: append to SCENARIOS; a NACK case: append to NACKS (the valid
+// set one field off, the type judged, grpc-js-xds's answer as observed, `ours` and why where ours
+// differs).
 //
 // Tolerance: for an expected share p over n calls, the count must be within 5 binomial standard
 // deviations (+1) of n·p (a correct random picker fails that with probability < 1e-6); shares 0
@@ -33,12 +38,12 @@
 // gRPC side), so grpc-js-xds talks plaintext while ours still talks mTLS, with the SPIFFE ID
 // derived from the service (never plaintext); the gRPC path `/pkg.Service/Method` is the HTTP path.
 import assert from 'node:assert/strict';
-import { type TestContext, after, before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { createMesh, type Mesh } from '../../../src/mesh.js';
 import { type Backend, startBackends } from '../../helpers/xds/backends.js';
-import { type CallSet, type SetResult, runGrpcXdsClient } from '../../helpers/xds/grpc-xds-child.js';
+import { type CallSet, type GrpcXdsRun, type SetResult, runGrpcXdsClient } from '../../helpers/xds/grpc-xds-child.js';
 import { HEALTH, TYPE, type XdsResource, cluster, clusterName, endpoints, listener, routeConfiguration, service } from '../../helpers/xds/resources.js';
-import { type XdsClient, type XdsServer, lastAnswer, startXdsServer } from '../../helpers/xds/xds-server.js';
+import { type XdsClient, type XdsEvent, type XdsServer, lastAnswer, startXdsServer } from '../../helpers/xds/xds-server.js';
 import { devCa, quiet } from '../../outbound/e2e/replicas.js';
 
 const V1 = clusterName('v1');
@@ -276,44 +281,67 @@ async function ourProbe(mesh: Mesh, probe: Probe): Promise<SetResult> {
 
 // ---- the tests --------------------------------------------------------------------------------
 
-/** What the tests share: one server and backends for the file, and what the child saw per scenario. */
+/** A NACK case's own server (the cases run side by side) and what grpc-js-xds answered there. */
+interface NackRun {
+  readonly server: XdsServer;
+  readonly answer?: XdsEvent;
+  readonly error?: Error;
+}
+
+/** What the tests share: one server and backends for the scenarios, one grpc-js-xds child through them all. */
 interface Rig {
   server: XdsServer;
   backends: Record<string, Backend>;
   addr: Addr;
+  readonly t: { after(fn: () => Promise<void>): void };
+  /** The child, started by the first scenario; its phases are every scenario's, in order. */
+  child?: GrpcXdsRun;
+  /** Phases the child has reported. */
+  phase: number;
   readonly theirs: Map<string, SetResult[][]>;
-  readonly nacks: Map<string, { answer: 'ack' | 'nack'; error?: string }>;
-  runs: number;
+  nackRuns?: Promise<Map<string, NackRun>>;
 }
 
+const TYPES = [TYPE.listener, TYPE.route, TYPE.cluster, TYPE.endpoints];
 const phasesOf = (s: Scenario): Phase[] => [s, ...(s.then ? [s.then] : [])];
+const firstPhase = (s: Scenario) => SCENARIOS.slice(0, SCENARIOS.indexOf(s)).reduce((n, x) => n + phasesOf(x).length, 0);
 const hits = (rig: Rig, of: (b: Backend) => number) => Object.fromEntries(Object.values(rig.backends).map((b) => [b.name, of(b)]));
 const toCallSets = (p: Phase) => p.probes.map(({ method, headers, n }): CallSet => ({ method, metadata: headers ?? {}, n }));
 
-async function grpcJsXdsScenario(rig: Rig, tc: TestContext, s: Scenario): Promise<void> {
+/** Resolves once `client` has ACKed the server's current version of every type (the update is in). */
+const converged = (server: XdsServer, find: () => XdsClient | undefined, who: string) =>
+  server.waitFor(`${who} to ACK the current version of every type (${TYPES.map((x) => server.version(x)).join(', ')})`, () => {
+    const c = find();
+    return c && TYPES.every((type) => lastAnswer(c, type)?.kind === 'ack' && lastAnswer(c, type)?.version === server.version(type));
+  });
+
+/** The child's result for the next phase, once the server holds `resources` and the child has them. */
+async function childPhase(rig: Rig, resources: XdsResource[]): Promise<SetResult[]> {
   const { server } = rig;
-  server.update(s.resources(rig.addr));
-  const phases = phasesOf(s);
-  const hitsBefore = hits(rig, (b) => b.grpcHits());
-  const run = runGrpcXdsClient(tc, { server: server.plaintextAddress, pod: `grpc-client-${++rig.runs}`, phases: phases.map(toCallSets) });
-  const results: SetResult[][] = [];
-  for (const [i, phase] of phases.entries()) {
-    if (i > 0) {
-      server.update(phase.resources(rig.addr));
-      const version = server.version(TYPE.route);
-      await server.waitFor(`grpc-js-xds to ACK RDS v${version}`, () => {
-        const c = server.clients.find((x) => x.nodeId === run.nodeId);
-        return c && lastAnswer(c, TYPE.route)?.version === version;
-      });
-      run.proceed();
-    }
-    const r = await run.next();
-    phase.probes.forEach((probe, j) => assertShares(r[j]!, probe, 'grpc-js-xds'));
-    results.push(r);
+  server.update(resources);
+  const phases = SCENARIOS.flatMap(phasesOf).map(toCallSets);
+  rig.child ??= runGrpcXdsClient(rig.t, { server: server.plaintextAddress, pod: 'grpc-client', phases, deadlineMs: 10_000, timeoutMs: 150_000 });
+  const run = rig.child;
+  if (rig.phase > 0) {
+    await converged(server, () => server.clients.find((x) => x.nodeId === run.nodeId && !x.ended), 'grpc-js-xds');
+    run.proceed();
   }
-  assert.equal(await run.stop(), 0, run.stderr());
+  const r = await run.next();
+  rig.phase++;
+  return r;
+}
+
+async function grpcJsXdsScenario(rig: Rig, s: Scenario): Promise<void> {
+  for (let behind = firstPhase(s) - rig.phase; behind > 0; behind--) await childPhase(rig, s.resources(rig.addr)); // an earlier scenario failed mid-way
+  const hitsBefore = hits(rig, (b) => b.grpcHits());
+  const results: SetResult[][] = [];
+  for (const phase of phasesOf(s)) {
+    const r = await childPhase(rig, phase.resources(rig.addr));
+    results.push(r);
+    phase.probes.forEach((probe, j) => assertShares(r[j]!, probe, 'grpc-js-xds'));
+  }
   assert.deepEqual(delta(hitsBefore, hits(rig, (b) => b.grpcHits())), total(results), 'the backends counted (over gRPC) what the child saw');
-  const client = server.clients.find((x) => x.nodeId === run.nodeId)!;
+  const client = rig.server.clients.find((x) => x.nodeId === rig.child!.nodeId)!;
   assert.deepEqual(client.events.filter((e) => e.kind === 'nack'), [], 'grpc-js-xds NACKed nothing');
   rig.theirs.set(s.name, results);
 }
@@ -330,8 +358,7 @@ async function ourScenario(rig: Rig, s: Scenario): Promise<void> {
     for (const [i, phase] of phasesOf(s).entries()) {
       if (i > 0) {
         server.update(phase.resources(rig.addr));
-        const version = server.version(TYPE.route);
-        await server.waitFor(`our client to ACK RDS v${version}`, () => server.clients.some((c) => isOurs(c) && lastAnswer(c, TYPE.route)?.version === version));
+        await converged(server, () => server.clients.find(isOurs), 'our client');
       }
       const results: SetResult[] = [];
       for (const probe of phase.probes) {
@@ -340,7 +367,7 @@ async function ourScenario(rig: Rig, s: Scenario): Promise<void> {
         results.push(r);
       }
       const child = rig.theirs.get(s.name)?.[i];
-      assert.ok(child, 'the grpc-js-xds half of this scenario ran first');
+      assert.ok(child, 'the grpc-js-xds half of this scenario passed first');
       phase.probes.forEach((probe, j) => assertSameShares(results[j]!, child[j]!, probe.n));
       seen.push(results);
     }
@@ -359,14 +386,29 @@ const answerTo = (client: XdsClient | undefined, type: string, version: string) 
   return e && (e.kind === 'nack' || e.version === version) ? e : undefined;
 };
 
-async function grpcJsXdsNack(rig: Rig, tc: TestContext, c: NackCase): Promise<void> {
-  const { server } = rig;
-  server.update(c.resources(rig.addr));
-  const version = server.version(c.type);
-  const run = runGrpcXdsClient(tc, { server: server.plaintextAddress, pod: `grpc-client-${++rig.runs}`, phases: [[{ method: M1, n: 1 }]], deadlineMs: 1_000 });
-  const answer = await server.waitFor(`grpc-js-xds to answer ${c.type} v${version}`, () => answerTo(server.clients.find((x) => x.nodeId === run.nodeId), c.type, version));
-  await run.stop();
-  rig.nacks.set(c.name, { answer: answer.kind as 'ack' | 'nack', ...(answer.error ? { error: answer.error.message } : {}) });
+/** Every NACK case at once, each on a server of its own, each with a fresh grpc-js-xds child. */
+async function nackCorpus(rig: Rig): Promise<Map<string, NackRun>> {
+  const one = async (c: NackCase, i: number): Promise<[string, NackRun]> => {
+    const server = await startXdsServer(rig.t, { resources: c.resources(rig.addr) });
+    const version = server.version(c.type);
+    // One call starts resolution; the empty second phase (never started) keeps the channel, so its xDS
+    // client, alive until stop(), however long the child takes to load.
+    const run = runGrpcXdsClient(rig.t, { server: server.plaintextAddress, pod: `grpc-nack-${i}`, phases: [[{ method: M1, n: 1 }], []], deadlineMs: 5_000 });
+    try {
+      const answer = await server.waitFor(`grpc-js-xds to answer ${c.type} v${version}`, () => answerTo(server.clients.find((x) => x.nodeId === run.nodeId), c.type, version), 30_000);
+      return [c.name, { server, answer }];
+    } catch (error) {
+      return [c.name, { server, error: new Error(`${(error as Error).message}; the child's stderr: ${run.stderr() || '(none)'}`) }];
+    } finally {
+      await run.stop();
+    }
+  };
+  return new Map(await Promise.all(NACKS.map(one)));
+}
+
+async function grpcJsXdsNack(rig: Rig, c: NackCase): Promise<void> {
+  const { answer, error } = (await (rig.nackRuns ??= nackCorpus(rig))).get(c.name)!;
+  if (!answer) throw error;
   assert.equal(answer.kind, c.grpcJsXds.answer, `grpc-js-xds answered ${answer.kind}: ${answer.error?.message ?? ''}`);
   if (answer.kind === 'nack') {
     assert.ok(answer.error && answer.error.message.length > 0, 'a NACK carries error_detail with a message');
@@ -375,8 +417,7 @@ async function grpcJsXdsNack(rig: Rig, tc: TestContext, c: NackCase): Promise<vo
 }
 
 async function ourNack(rig: Rig, c: NackCase): Promise<void> {
-  const { server } = rig;
-  server.update(c.resources(rig.addr));
+  const { server, answer: theirs } = (await (rig.nackRuns ??= nackCorpus(rig))).get(c.name)!;
   const version = server.version(c.type);
   const known = new Set(server.clients);
   const mesh = await ourMesh(server);
@@ -386,7 +427,7 @@ async function ourNack(rig: Rig, c: NackCase): Promise<void> {
     const client = await server.waitFor('our client to open an ADS stream on the TLS port', () => server.clients.find((x) => !known.has(x) && x.via === 'tls'), 3_000);
     const answer = await server.waitFor(`our client to answer ${c.type} v${version}`, () => answerTo(client, c.type, version));
     const expected = c.ours?.answer ?? c.grpcJsXds.answer;
-    assert.equal(answer.kind, expected, `ours answered ${answer.kind} (${answer.error?.message ?? ''}); grpc-js-xds: ${JSON.stringify(rig.nacks.get(c.name))}`);
+    assert.equal(answer.kind, expected, `ours answered ${answer.kind} (${answer.error?.message ?? ''}); grpc-js-xds: ${theirs?.kind} ${theirs?.error?.message ?? ''}`);
     if (answer.kind === 'nack') assert.ok(answer.error && answer.error.message.length > 0, 'a NACK carries error_detail with a message');
   } finally {
     await mesh.close();
@@ -394,23 +435,22 @@ async function ourNack(rig: Rig, c: NackCase): Promise<void> {
 }
 
 describe('differential: grpc-js-xds and our client fed by the same xDS server', () => {
-  const rig = { theirs: new Map(), nacks: new Map(), runs: 0 } as Rig;
   const cleanups: Array<() => Promise<void>> = [];
-  const t = { after: (fn: () => Promise<void>) => void cleanups.push(fn) };
+  const rig = { t: { after: (fn: () => Promise<void>) => void cleanups.push(fn) }, phase: 0, theirs: new Map() } as unknown as Rig;
   after(async () => {
     for (const fn of cleanups.reverse()) await fn();
   });
   before(async () => {
-    rig.server = await startXdsServer(t);
-    rig.backends = await startBackends(t, ['a', 'b', 'c'], { ca: await devCa(), methods: [M1, M2] });
+    rig.server = await startXdsServer(rig.t);
+    rig.backends = await startBackends(rig.t, ['a', 'b', 'c'], { ca: await devCa(), methods: [M1, M2] });
     rig.addr = Object.fromEntries(Object.values(rig.backends).map((b) => [b.name, b.address]));
   });
   for (const s of SCENARIOS) {
-    it(`grpc-js-xds: ${s.name}`, (tc) => grpcJsXdsScenario(rig, tc, s));
+    it(`grpc-js-xds: ${s.name}`, () => grpcJsXdsScenario(rig, s));
     it(`ours: ${s.name}`, () => ourScenario(rig, s));
   }
   for (const c of NACKS) {
-    it(`grpc-js-xds NACK corpus: ${c.name}`, (tc) => grpcJsXdsNack(rig, tc, c));
+    it(`grpc-js-xds NACK corpus: ${c.name}`, () => grpcJsXdsNack(rig, c));
     it(`ours NACK corpus: ${c.name}`, () => ourNack(rig, c));
   }
 });
