@@ -51,10 +51,17 @@ export interface AdsServer {
   close(): Promise<void>;
 }
 
-export async function startAdsServer(
-  t: { after(fn: () => Promise<void>): void },
-  o: { token?: string; onRequest?: (stream: AdsServerStream, request: DiscoveryRequest) => void } = {},
-): Promise<AdsServer> {
+export interface ServingTls {
+  /** The dev CA's root (what a pod mounts from istio-ca-root-cert). */
+  readonly rootFile: string;
+  /** An unrelated root. */
+  readonly otherRootFile: string;
+  /** TLS with a serving certificate for localhost (and istiod.istio-system.svc) from that CA. */
+  readonly credentials: grpc.ServerCredentials;
+}
+
+/** An istiod-like serving identity from a new dev CA, its root written under a temp dir of `t`. */
+export async function servingTls(t: { after(fn: () => Promise<void>): void }): Promise<ServingTls> {
   const dir = tempDirFor(t, 'sidecarless-ads-');
   const ca = await DevCa.create();
   const other = await DevCa.create();
@@ -63,6 +70,22 @@ export async function startAdsServer(
   const otherRootFile = join(dir, 'other-root.pem');
   await writeFile(rootFile, ca.bundlePem);
   await writeFile(otherRootFile, other.bundlePem);
+  const credentials = grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.certChainPem) }], false);
+  return { rootFile, otherRootFile, credentials };
+}
+
+/** Whether the call carries `authorization: Bearer <token>`, as istiod checks it; if not, the call is failed UNAUTHENTICATED. */
+export function bearerAccepted(call: grpc.ServerDuplexStream<unknown, unknown>, token: string): boolean {
+  if (call.metadata.get('authorization')[0]?.toString() === `Bearer ${token}`) return true;
+  call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'authentication failure' });
+  return false;
+}
+
+export async function startAdsServer(
+  t: { after(fn: () => Promise<void>): void },
+  o: { token?: string; onRequest?: (stream: AdsServerStream, request: DiscoveryRequest) => void } = {},
+): Promise<AdsServer> {
+  const { rootFile, otherRootFile, credentials: creds } = await servingTls(t);
   const token = o.token ?? 'good-token';
   const streams: AdsServerStream[] = [];
   const refused: Array<string | undefined> = [];
@@ -80,9 +103,8 @@ export async function startAdsServer(
   server.addService(service as unknown as grpc.ServiceDefinition, {
     StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => {
       const authorization = call.metadata.get('authorization')[0]?.toString();
-      if (authorization !== `Bearer ${token}`) {
+      if (!bearerAccepted(call, token)) {
         refused.push(authorization);
-        call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'authentication failure' });
         wake();
         return;
       }
@@ -119,7 +141,6 @@ export async function startAdsServer(
       wake();
     },
   });
-  const creds = grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.certChainPem) }], false);
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', creds, (e, p) => (e ? reject(e) : resolve(p))));
   const ads: AdsServer = {
     port,

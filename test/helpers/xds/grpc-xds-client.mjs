@@ -1,0 +1,80 @@
+// A child process: @grpc/grpc-js-xds (a real third-party xDS client) makes unary calls to an
+// xds:/// target and reports which backend answered each. Plain JS, run with `node`.
+//
+// Bootstrap: GRPC_XDS_BOOTSTRAP (a file) or GRPC_XDS_BOOTSTRAP_CONFIG (inline JSON), read by
+// grpc-js-xds itself. argv[2] is a JSON plan:
+//   { "target": "xds:///payments.default.svc.cluster.local:8080", "deadlineMs": 3000, "timeoutMs": 20000, "concurrency": 8,
+//     "phases": [ [ { "method": "/pkg.Svc/Method", "metadata": { "x-canary": "yes" }, "n": 400 } ], ... ] }
+// For each phase it runs its call sets in order (`concurrency` calls of a set in flight) and prints one
+// JSON line { "phase": i, "results": [ { "counts": { "<backend>": n }, "errors": { "<message>": n } } ] }.
+// Before every phase but the first it waits for a line on stdin (the parent changes the server's
+// resources in between). It exits after the last phase, when stdin closes, or after timeoutMs.
+import { createRequire } from 'node:module';
+import { createInterface } from 'node:readline';
+
+const require = createRequire(import.meta.url);
+const xds = require('@grpc/grpc-js-xds');
+// The grpc-js that grpc-js-xds registers its resolver into (its peer dependency).
+const grpc = require(require.resolve('@grpc/grpc-js', { paths: [require.resolve('@grpc/grpc-js-xds')] }));
+
+const plan = JSON.parse(process.argv[2] ?? '{}');
+const timer = setTimeout(() => finish(2, 'timeoutMs elapsed'), plan.timeoutMs ?? 20_000);
+timer.unref();
+
+const lines = createInterface({ input: process.stdin });
+const pending = [];
+lines.on('line', () => pending.shift()?.());
+lines.on('close', () => finish(0, null));
+const nextLine = () => new Promise((resolve) => pending.push(resolve));
+
+let client;
+function finish(code, why) {
+  if (why) process.stderr.write(`grpc-xds-client: ${why}\n`);
+  try {
+    client?.close();
+  } catch {}
+  process.exit(code);
+}
+
+function call(method, metadata) {
+  const md = new grpc.Metadata();
+  for (const [k, v] of Object.entries(metadata ?? {})) md.set(k, v);
+  return new Promise((resolve) => {
+    const deadline = Date.now() + (plan.deadlineMs ?? 3_000);
+    client.makeUnaryRequest(method, (b) => b, (b) => b, Buffer.alloc(0), md, { deadline }, (err, res) => {
+      resolve(err ? { error: `${grpc.status[err.code] ?? err.code}: ${err.details}` } : { backend: res.toString() });
+    });
+  });
+}
+
+/** `n` calls, `plan.concurrency` (default 8) in flight; the first one alone (it waits for the config). */
+async function runSet({ method, metadata, n }) {
+  const counts = {};
+  const errors = {};
+  const one = async () => {
+    const r = await call(method, metadata);
+    if (r.backend !== undefined) counts[r.backend] = (counts[r.backend] ?? 0) + 1;
+    else errors[r.error] = (errors[r.error] ?? 0) + 1;
+  };
+  let left = n;
+  if (left-- > 0) await one();
+  const worker = async () => {
+    while (left-- > 0) await one();
+  };
+  await Promise.all(Array.from({ length: plan.concurrency ?? 8 }, worker));
+  return { counts, errors };
+}
+
+async function main() {
+  xds.register();
+  client = new grpc.Client(plan.target, grpc.credentials.createInsecure());
+  for (const [phase, sets] of (plan.phases ?? []).entries()) {
+    if (phase > 0) await nextLine();
+    const results = [];
+    for (const set of sets) results.push(await runSet(set));
+    process.stdout.write(`${JSON.stringify({ phase, results })}\n`);
+  }
+  finish(0, null);
+}
+
+main().catch((e) => finish(1, e?.stack ?? String(e)));
