@@ -117,7 +117,13 @@ export function translateEndpoints(cla: ClusterLoadAssignment, identity: string)
   if (cla.policy) checkPolicy(cla.policy, f);
   const seen = new Map<string, string>();
   const byPriority = new Map<number, Array<{ lw: number | undefined; eps: Candidate[] }>>();
+  const localities = new Map<string, number>();
   cla.endpoints.forEach((l, i) => {
+    // One entry per locality and priority (gRPC's rule, A27): two would be two weights for one place.
+    const key = JSON.stringify([l.locality?.region ?? '', l.locality?.zone ?? '', l.locality?.subZone ?? '', l.priority]);
+    const first = localities.get(key);
+    if (first !== undefined) f.refuse(`endpoints[${i}].locality`, `is the same locality and priority as endpoints[${first}]: list each locality once per priority`);
+    else localities.set(key, i);
     const eps = localityOf(l, f, `endpoints[${i}]`, seen);
     const list = byPriority.get(l.priority) ?? [];
     list.push({ lw: l.loadBalancingWeight, eps });

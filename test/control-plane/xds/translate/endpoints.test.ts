@@ -49,16 +49,16 @@ test('priorities: the lowest with a usable endpoint is used whole; gaps are refu
 });
 
 test('locality weights: istiod\'s (sum of endpoint weights) leave weights as they are; others give each locality its share', () => {
-  const istio = ok([{ loadBalancingWeight: 3, lbEndpoints: [ep('10.0.0.1', 80, { loadBalancingWeight: 2 }), ep('10.0.0.2')] }, { loadBalancingWeight: 1, lbEndpoints: [ep('10.0.0.3')] }]);
+  const istio = ok([{ locality: { zone: 'a' }, loadBalancingWeight: 3, lbEndpoints: [ep('10.0.0.1', 80, { loadBalancingWeight: 2 }), ep('10.0.0.2')] }, { locality: { zone: 'b' }, loadBalancingWeight: 1, lbEndpoints: [ep('10.0.0.3')] }]);
   assert.deepEqual(istio.map((e) => e.weight), [2, 1, 1]);
-  const shares = ok([{ loadBalancingWeight: 1, lbEndpoints: [ep('10.0.0.1'), ep('10.0.0.2'), ep('10.0.0.3')] }, { loadBalancingWeight: 1, lbEndpoints: [ep('10.0.1.1')] }]);
+  const shares = ok([{ locality: { zone: 'a' }, loadBalancingWeight: 1, lbEndpoints: [ep('10.0.0.1'), ep('10.0.0.2'), ep('10.0.0.3')] }, { locality: { zone: 'b' }, loadBalancingWeight: 1, lbEndpoints: [ep('10.0.1.1')] }]);
   const w = shares.map((e) => e.weight);
   assert.ok(w.every(Number.isInteger));
   const total = w.reduce((a, b) => a + b, 0);
   assert.ok(Math.abs((w[0]! + w[1]! + w[2]!) / total - 0.5) < 1e-5 && Math.abs(w[3]! / total - 0.5) < 1e-5, `locality shares: ${w}`);
-  assert.deepEqual(ok([{ loadBalancingWeight: 0, lbEndpoints: [ep('10.0.0.1')] }, { loadBalancingWeight: 5, lbEndpoints: [ep('10.0.1.1')] }]).map((e) => e.address), ['10.0.1.1:80'.replace(':80', ':8080')], 'a locality of weight 0 gets nothing');
+  assert.deepEqual(ok([{ locality: { zone: 'a' }, loadBalancingWeight: 0, lbEndpoints: [ep('10.0.0.1')] }, { locality: { zone: 'b' }, loadBalancingWeight: 5, lbEndpoints: [ep('10.0.1.1')] }]).map((e) => e.address), ['10.0.1.1:80'.replace(':80', ':8080')], 'a locality of weight 0 gets nothing');
   assert.deepEqual(ok([{ priority: 0, loadBalancingWeight: 0, lbEndpoints: [ep('10.0.0.1')] }, { priority: 1, lbEndpoints: [ep('10.0.1.1')] }]).map((e) => e.address), ['10.0.1.1:8080'], 'a priority whose localities all weigh 0 is skipped');
-  assert.match(reasons([{ loadBalancingWeight: 1, lbEndpoints: [ep('10.0.0.1')] }, { lbEndpoints: [ep('10.0.1.1')] }]), /some localities of the priority in use carry load_balancing_weight/);
+  assert.match(reasons([{ locality: { zone: 'a' }, loadBalancingWeight: 1, lbEndpoints: [ep('10.0.0.1')] }, { locality: { zone: 'b' }, lbEndpoints: [ep('10.0.1.1')] }]), /some localities of the priority in use carry load_balancing_weight/);
 });
 
 test('refusals name the endpoint: weight 0, hostnames, named ports, UDP, resolvers, bad ports, duplicates, no socket address', () => {
@@ -99,4 +99,10 @@ test('a ClusterLoadAssignment encoded by the real Envoy protos, as istiod builds
     { address: '10.1.0.7:8080', identity: ID, weight: 1, zone: 'us-1a' },
     { address: '10.1.0.9:8080', identity: ID, weight: 1, zone: 'us-1a' },
   ]);
+});
+
+test('a locality listed twice at one priority is refused (gRPC does too); the same locality at two priorities is fine', () => {
+  const loc = { region: 'eu', zone: 'eu-1a' };
+  assert.match(reasons([{ locality: loc, lbEndpoints: [ep('10.0.0.1')] }, { locality: loc, lbEndpoints: [ep('10.0.0.2')] }]), /endpoints\[1\]\.locality: is the same locality and priority as endpoints\[0\]/);
+  assert.equal(ok([{ locality: loc, lbEndpoints: [ep('10.0.0.1')] }, { locality: loc, priority: 1, lbEndpoints: [ep('10.0.0.2')] }]).length, 1);
 });
