@@ -115,8 +115,7 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       } catch {
         host = hostname = key;
       }
-      // With discovery, `payments` and `payments:8080` are different Listeners: look up by host:port.
-      const lookup = this.registry.discover && host === hostname && (protocol === 'http:' || protocol === 'https:') ? `${host}:${protocol === 'https:' ? 443 : 80}` : host;
+      const lookup = this.registry.discover ? discoveryLookup(host, hostname, protocol) : host;
       r = { host, lookup, protocol, service: this.registry.resolve(lookup), generation: this.registry.generation, unknownService: isSingleLabel(hostname) };
       if (this.#routes.size >= ROUTE_CACHE_LIMIT) this.#routes.clear();
       this.#routes.set(key, r);
@@ -223,6 +222,19 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       await this.#egressAgent?.destroy();
     }
   };
+}
+
+/**
+ * What a host is looked up by with discovery: `payments` and `payments:8080` are different
+ * Listeners, so the port is always written (the scheme's when the URL has none); the root dot
+ * goes (`payments.default.svc.cluster.local.` is the router's `payments.default.svc.cluster.local`,
+ * and a service's hostnames carry none).
+ */
+function discoveryLookup(host: string, hostname: string, protocol: string): string {
+  if (protocol !== 'http:' && protocol !== 'https:') return host;
+  const port = host === hostname ? (protocol === 'https:' ? '443' : '80') : host.slice(hostname.length + 1);
+  const name = hostname.length > 1 && hostname.endsWith('.') ? hostname.slice(0, -1) : hostname;
+  return `${name}:${port}`;
 }
 
 interface Waiting {

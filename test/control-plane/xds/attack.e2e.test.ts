@@ -1,0 +1,152 @@
+// An outsider's attacks on outbound discovery over xDS, end to end: real ADS stream (TLS, token),
+// real meshes over mTLS, real backends. Each test is one way a host could be routed to a service
+// the control plane did not name for it, reach egress before discovery decided it, or freeze what
+// was delivered.
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { createMesh, type Mesh } from '../../../src/mesh.js';
+import { ClusterCodec } from '../../../src/proto/envoy/config/cluster/v3/cluster.js';
+import { ClusterLoadAssignmentCodec } from '../../../src/proto/envoy/config/endpoint/v3/endpoint.js';
+import { ListenerCodec } from '../../../src/proto/envoy/config/listener/v3/listener.js';
+import { RouteConfigurationCodec } from '../../../src/proto/envoy/config/route/v3/route.js';
+import { HttpConnectionManagerCodec } from '../../../src/proto/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
+import { RouterCodec } from '../../../src/proto/envoy/extensions/filters/http/router/v3/router.js';
+import { packAny } from '../../../src/proto/any-pack.js';
+import {
+  CLUSTER_LOAD_ASSIGNMENT_TYPE_URL as EDS,
+  CLUSTER_TYPE_URL as CDS,
+  LISTENER_TYPE_URL as LDS,
+  ROUTE_CONFIGURATION_TYPE_URL as RDS,
+} from '../../../src/control-plane/xds/discovery.js';
+import { devCa, ok, quiet, startReplica, type Replica } from '../../outbound/e2e/replicas.js';
+import { startXdsResponder, type XdsResponder } from '../../helpers/xds-responder.js';
+import { waitFor } from '../../helpers/net.js';
+
+const FQDN = 'payments.default.svc.cluster.local';
+const LISTENER = `${FQDN}:8080`;
+const ROUTES = `outbound|8080||${FQDN}`;
+const V1 = `outbound|8080|v1|${FQDN}`;
+
+function listener(name = LISTENER, rds = ROUTES): Uint8Array {
+  const hcm = { rds: { configSource: { ads: {} }, routeConfigName: rds }, httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: packAny(RouterCodec, {}) }] };
+  return ListenerCodec.encode({ name, apiListener: { apiListener: packAny(HttpConnectionManagerCodec, hcm) } });
+}
+const DOMAINS = ['payments', 'payments:8080', 'payments.default', 'payments.default:8080', FQDN, `${FQDN}:8080`];
+function routes(cluster: string, name = ROUTES, domains = DOMAINS, vhost = `${FQDN}:8080`): Uint8Array {
+  return RouteConfigurationCodec.encode({ name, virtualHosts: [{ name: vhost, domains, routes: [{ match: { prefix: '/' }, route: { cluster } }] }] } as never);
+}
+function edsCluster(name: string): Uint8Array {
+  return ClusterCodec.encode({ name, type: 3, edsClusterConfig: { edsConfig: { ads: {} }, serviceName: name } });
+}
+function endpoints(name: string, addresses: string[]): Uint8Array {
+  const lbEndpoints = addresses.map((a) => {
+    const [host, port] = a.split(':');
+    return { endpoint: { address: { socketAddress: { address: host!, portValue: Number(port) } } } };
+  });
+  return ClusterLoadAssignmentCodec.encode({ clusterName: name, endpoints: [{ locality: { zone: 'z1' }, lbEndpoints }] } as never);
+}
+
+const opened: Array<{ close(): Promise<unknown> }> = [];
+after(async () => {
+  await Promise.all(opened.map((x) => x.close().catch(() => {})));
+});
+
+async function replica(name: string): Promise<Replica> {
+  const r = await startReplica(name, ok, { service: name });
+  opened.push(r);
+  return r;
+}
+
+/** payments' tree: Listener → RouteConfiguration → `cluster` → its endpoints. */
+function serve(x: XdsResponder, cluster: string, addresses: string[]): void {
+  x.set(LDS, LISTENER, listener());
+  x.set(RDS, ROUTES, routes(cluster));
+  x.set(CDS, cluster, edsCluster(cluster));
+  x.set(EDS, cluster, endpoints(cluster, addresses));
+  x.push();
+}
+
+async function client(x: XdsResponder, extra: Record<string, unknown> = {}): Promise<Mesh> {
+  const m = await createMesh(
+    { service: 'client', identity: { ca: await devCa() }, controlPlane: { address: x.server.address, root: x.server.rootFile, token: 'good-token' }, logger: quiet, ...extra },
+    { env: { INSTANCE_IP: '10.0.0.9' } },
+  );
+  opened.push(m);
+  return m;
+}
+
+const codeOf = (e: unknown) => ((e as Error).cause as { code?: string } | undefined)?.code;
+
+async function text(m: Mesh, url: string): Promise<string> {
+  const r = await m.fetch(url).catch((e: Error) => {
+    throw new Error(`${url}: ${e.message}: ${String((e.cause as Error | undefined)?.message ?? e.cause)}`);
+  });
+  assert.equal(r.status, 200, `${url}: ${r.status}`);
+  return r.text();
+}
+
+describe('attacks on outbound discovery', () => {
+  test('a fully qualified host written with its root dot is routed like the same host without it, and poisons nothing', async (t) => {
+    const x = await startXdsResponder(t);
+    const v1 = await replica('payments');
+    serve(x, V1, [v1.address]);
+    const m = await client(x, { outbound: { pendingTimeout: '2s', egress: 'deny' } });
+    assert.equal(await text(m, `http://${FQDN}.:8080/`), 'payments');
+    assert.equal(await text(m, `http://${FQDN}:8080/`), 'payments');
+  });
+
+  test('a Cluster named like an options service: the discovered host never reaches the options service', async (t) => {
+    const x = await startXdsResponder(t);
+    const [v1, inventory] = await Promise.all([replica('payments'), replica('inventory')]);
+    // The control plane names its own cluster "inventory", whose endpoint is payments' replica.
+    serve(x, 'inventory', [v1.address]);
+    const m = await client(x, { outbound: { pendingTimeout: '1s', services: { inventory: { endpoints: [inventory.address] } } } });
+    assert.equal(await text(m, 'http://inventory/'), 'inventory');
+    const answer = await m.fetch(`http://${FQDN}:8080/`).then((r) => r.text(), (e: Error) => `failed: ${codeOf(e) ?? e.message}`);
+    assert.notEqual(answer, 'inventory', 'payments was sent to the options service "inventory", which the control plane never named for it');
+  });
+
+  test('localhost follows the egress rule even once the table of discovered hosts is full (which fails the rest closed)', { timeout: 60_000 }, async (t) => {
+    const x = await startXdsResponder(t);
+    const m = await client(x, { outbound: { pendingTimeout: '50ms', egress: 'deny' } });
+    const hosts = Array.from({ length: 1001 }, (_, i) => `http://h${i}.example.test/`);
+    const codes = await Promise.all(hosts.map((h) => m.fetch(h).then(() => 'ok', (e) => codeOf(e))));
+    assert.ok(codes.every((c) => c === 'ERR_SIDECARLESS_DISCOVERY_PENDING'), [...new Set(codes)].join(', '));
+    await assert.rejects(m.fetch('http://localhost:3/'), (e) => codeOf(e) === 'ERR_SIDECARLESS_EGRESS_DENIED');
+    // An IP literal is looked up (it may be a Listener's name): no room, so it fails closed.
+    await assert.rejects(m.fetch('http://127.0.0.1:3/'), (e) => codeOf(e) === 'ERR_SIDECARLESS_DISCOVERY_PENDING');
+  });
+
+  test('a local update never freezes delivered services: not while it holds a host discovery bound, not after a delivered update was refused', async (t) => {
+    const x = await startXdsResponder(t);
+    const [v1, v2, legacy, other] = await Promise.all([replica('payments'), replica('payments'), replica('legacy'), replica('other')]);
+    serve(x, V1, [v1.address]);
+    const m = await client(x, { outbound: { pendingTimeout: '300ms' } });
+    assert.equal(await text(m, `http://${FQDN}:8080/`), 'payments');
+    const OTHER = 'other.default.svc.cluster.local';
+    // A host the control plane does not serve yet: bound, pending.
+    await assert.rejects(m.fetch(`http://${OTHER}:9090/`), (e) => codeOf(e) === 'ERR_SIDECARLESS_DISCOVERY_PENDING');
+    // The app names that host itself, then the control plane starts serving it, and moves payments to v2.
+    m.setService('legacy', { endpoints: [legacy.address], hostnames: [`${OTHER}:9090`], identity: 'spiffe://cluster.local/ns/default/sa/legacy' });
+    const before = m.snapshot().version;
+    x.set(LDS, `${OTHER}:9090`, listener(`${OTHER}:9090`, 'other-routes'));
+    const OC = `outbound|9090||${OTHER}`;
+    x.set(RDS, 'other-routes', routes(OC, 'other-routes', [`${OTHER}:9090`], `${OTHER}:9090`));
+    x.set(CDS, OC, edsCluster(OC));
+    x.set(EDS, OC, endpoints(OC, [other.address]));
+    x.push();
+    await waitFor(() => x.subscribed(EDS).includes(OC), 3_000, 'the other tree subscribed');
+    await new Promise((r) => setTimeout(r, 200));
+    x.set(EDS, V1, endpoints(V1, [v2.address]));
+    x.push();
+    await waitFor(() => m.snapshot().services.get(V1)?.endpoints?.[0]?.address === v2.address, 3_000, `payments moved to v2 (snapshot ${m.snapshot().version}, was ${before})`);
+    assert.equal(await text(m, `http://${OTHER}:9090/`), 'legacy', 'the options\' service keeps the name the app gave it');
+    // The app gives the name up: the delivered service takes it; payments still follows the server.
+    m.setService('legacy', null);
+    x.set(EDS, V1, endpoints(V1, [v1.address]));
+    x.push();
+    await waitFor(() => m.snapshot().services.get(V1)?.endpoints?.[0]?.address === v1.address, 3_000, 'payments moved back to v1');
+    await waitFor(async () => (await m.fetch(`http://${OTHER}:9090/`).then((r) => r.text(), () => '')) === 'other', 3_000, 'other is routed by the control plane');
+  });
+});
+
