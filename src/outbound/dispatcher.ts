@@ -30,13 +30,14 @@ export interface ServiceRegistry {
   /**
    * With a discovering control plane (xDS): asks it about a host no service holds yet, and waits
    * up to `ms` for its answer — 'found' (it is a mesh service now: resolve again), 'absent' (it
-   * says there is none: the egress rule applies), or 'pending' (no answer in time; `waitingFor`
-   * says for what). `host` carries its port (`payments:80`).
+   * says there is none: the egress rule applies), 'pending' (no answer in time; `waitingFor`
+   * says for what), or 'closed' (the control plane closed meanwhile: the mesh is closing).
+   * `host` carries its port (`payments:80`).
    */
   discover?(host: string, protocol: string, ms: number, stop?: Promise<unknown>): Promise<DiscoveryAnswer>;
 }
 
-export type DiscoveryAnswer = { readonly kind: 'found' } | { readonly kind: 'absent' } | { readonly kind: 'pending'; readonly waitingFor: string };
+export type DiscoveryAnswer = { readonly kind: 'found' } | { readonly kind: 'absent' } | { readonly kind: 'pending'; readonly waitingFor: string } | { readonly kind: 'closed' };
 
 interface Route {
   readonly host: string;
@@ -160,7 +161,7 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       const waitMs = this.registry.pendingTimeoutMs;
       const answer = await this.registry.discover!(route.lookup, route.protocol, waitMs, held.abortedWhileWaiting);
       if (held.aborted) return held.fail(held.aborted);
-      if (this.#closed || this.registry.closed) return held.fail(new MeshClosedError());
+      if (answer.kind === 'closed' || this.#closed || this.registry.closed) return held.fail(new MeshClosedError());
       if (answer.kind === 'pending') return held.fail(new DiscoveryPendingError(route.host, answer.waitingFor, waitMs, this.registry.source));
       const service = answer.kind === 'found' ? this.registry.resolve(route.lookup) : undefined;
       if (service) {

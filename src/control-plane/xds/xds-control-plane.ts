@@ -168,12 +168,14 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
 
   /** The dispatcher's question about a host no service holds (see the module comment). */
   async discover(host: string, protocol: string, ms: number, stop?: Promise<unknown>): Promise<DiscoveryAnswer> {
-    if (this.#closed) return { kind: 'pending', waitingFor: 'a control plane (the mesh is closing)' };
+    if (this.#closed) return { kind: 'closed' };
     const bound = this.#bind(host, protocol);
     if (bound === 'never') return { kind: 'absent' };
     if (bound === 'full') return { kind: 'pending', waitingFor: `room: more than ${MAX_DISCOVERED_HOSTS} hosts were asked for` };
     const deadline = this.#o.clock.now() + ms;
     for (;;) {
+      // close() wakes every waiter: a held request fails now, not after its whole wait.
+      if (this.#closed) return { kind: 'closed' };
       const st = this.#hostStates.get(host);
       if (st?.kind === 'absent') return { kind: 'absent' };
       if (st?.kind === 'found' && st.front !== undefined && this.#current.services.get(st.front)?.hostnames.includes(host)) return { kind: 'found' };

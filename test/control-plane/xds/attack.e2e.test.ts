@@ -20,7 +20,8 @@ import {
 } from '../../../src/control-plane/xds/discovery.js';
 import { devCa, ok, quiet, startReplica, type Replica } from '../../outbound/e2e/replicas.js';
 import { startXdsResponder, type XdsResponder } from '../../helpers/xds-responder.js';
-import { waitFor } from '../../helpers/net.js';
+import { closeServer, listen, sleep, waitFor } from '../../helpers/net.js';
+import { createServer } from 'node:http';
 
 const FQDN = 'payments.default.svc.cluster.local';
 const LISTENER = `${FQDN}:8080`;
@@ -147,6 +148,62 @@ describe('attacks on outbound discovery', () => {
     x.push();
     await waitFor(() => m.snapshot().services.get(V1)?.endpoints?.[0]?.address === v1.address, 3_000, 'payments moved back to v1');
     await waitFor(async () => (await m.fetch(`http://${OTHER}:9090/`).then((r) => r.text(), () => '')) === 'other', 3_000, 'other is routed by the control plane');
+  });
+
+  test('held in discovery: an abort ends the wait at once; closing the mesh fails held requests at once', async (t) => {
+    const x = await startXdsResponder(t);
+    const m = await client(x, { outbound: { pendingTimeout: '20s' } });
+    const ac = new AbortController();
+    const started = Date.now();
+    const aborted = m.fetch('http://never.default.svc.cluster.local:8080/', { signal: ac.signal });
+    setTimeout(() => ac.abort(), 100);
+    await assert.rejects(aborted, (e: Error) => e.name === 'AbortError');
+    assert.ok(Date.now() - started < 2_000, `the abort took ${Date.now() - started} ms`);
+    const held = m.fetch('http://never2.default.svc.cluster.local:8080/').then(() => 'answered', (e) => codeOf(e) ?? String(e));
+    await sleep(100);
+    const closing = Date.now();
+    await m.close();
+    assert.equal(await held, 'ERR_SIDECARLESS_MESH_CLOSED');
+    assert.ok(Date.now() - closing < 2_000, `the held request outlived close() by ${Date.now() - closing} ms`);
+  });
+
+  test('many first requests to one new host at once: one subscription, every one answered', async (t) => {
+    const x = await startXdsResponder(t);
+    const v1 = await replica('payments');
+    serve(x, V1, [v1.address]);
+    const m = await client(x, { outbound: { pendingTimeout: '5s' } });
+    const answers = await Promise.all(Array.from({ length: 50 }, () => text(m, `http://payments:8080/`)));
+    assert.deepEqual(new Set(answers), new Set(['payments']));
+    const lds = x.server.streams.at(-1)!.requests.filter((r) => r.typeUrl === LDS && r.errorDetail === undefined);
+    assert.ok(lds.length <= 4, `${lds.length} LDS requests for one host`);
+  });
+
+  test('a streamed POST body survives the hold: routed to the discovered service, or relayed to egress once the host is known absent', async (t) => {
+    const x = await startXdsResponder(t);
+    const echo = async (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
+      let b = '';
+      for await (const c of req) b += c;
+      res.end(`got ${b}`);
+    };
+    const v1 = await replica('payments'); // reads the body itself: its size is in bodySizes
+    serve(x, V1, [v1.address]);
+    const plain = createServer((req, res) => void echo(req, res));
+    const port = await listen(plain);
+    t.after(() => closeServer(plain));
+    // An IP literal is looked up as written: one Listener, served, then removed (known absent).
+    const gone = [`127.0.0.1:${port}`];
+    for (const c of gone) x.set(LDS, c, listener(c));
+    x.push();
+    const m = await client(x, { outbound: { pendingTimeout: '1s', egress: 'allow' } });
+    const stream = () => new ReadableStream({ async start(c) { c.enqueue(new TextEncoder().encode('part1 ')); await sleep(50); c.enqueue(new TextEncoder().encode('part2')); c.close(); } });
+    const post = (url: string) => m.fetch(url, { method: 'POST', body: stream(), duplex: 'half' } as RequestInit).then((r) => r.text());
+    assert.equal(await post(`http://${FQDN}:8080/`), 'payments');
+    assert.deepEqual(v1.bodySizes, ['part1 part2'.length]);
+    await assert.rejects(m.fetch(`http://127.0.0.1:${port}/`), (e) => codeOf(e) === 'ERR_SIDECARLESS_DISCOVERY_PENDING');
+    for (const c of gone) x.set(LDS, c, null);
+    x.push();
+    await waitFor(() => m.stats !== undefined && (x.server.streams.at(-1)!.requests.filter((r) => r.typeUrl === LDS).length >= 3), 2_000, 'the deletion ACK');
+    assert.equal(await post(`http://127.0.0.1:${port}/`), 'got part1 part2');
   });
 });
 
