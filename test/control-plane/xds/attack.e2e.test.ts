@@ -205,5 +205,32 @@ describe('attacks on outbound discovery', () => {
     await waitFor(() => m.stats !== undefined && (x.server.streams.at(-1)!.requests.filter((r) => r.typeUrl === LDS).length >= 3), 2_000, 'the deletion ACK');
     assert.equal(await post(`http://127.0.0.1:${port}/`), 'got part1 part2');
   });
+
+  test('a hostile size: 20,000 virtual hosts with a `*` among them, a 100 kB Cluster name; the named host routed as said, others untouched, nothing crashes', { timeout: 60_000 }, async (t) => {
+    const x = await startXdsResponder(t);
+    const [v1, other] = await Promise.all([replica('payments'), replica('other')]);
+    const big = `outbound|8080|v1|${FQDN}|${'x'.repeat(100_000)}`;
+    const virtualHosts: object[] = Array.from({ length: 20_000 }, (_, i) => ({ name: `vh${i}`, domains: [`h${i}.example:8080`], routes: [{ match: { prefix: '/' }, route: { cluster: 'nowhere' } }] }));
+    virtualHosts.push({ name: `${FQDN}:8080`, domains: [`${FQDN}:8080`], routes: [{ match: { prefix: '/' }, route: { cluster: big } }] });
+    virtualHosts.push({ name: 'catch-all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'nowhere' } }] });
+    x.set(LDS, LISTENER, listener());
+    x.set(RDS, ROUTES, RouteConfigurationCodec.encode({ name: ROUTES, virtualHosts } as never));
+    x.set(CDS, big, ClusterCodec.encode({ name: big, type: 3, edsClusterConfig: { edsConfig: { ads: {} }, serviceName: 'big-eds' }, transportSocket: undefined } as never));
+    x.set(EDS, 'big-eds', endpoints('big-eds', [v1.address]));
+    // Another service of the app, on its own Listener and RouteConfiguration.
+    const OTHER = 'other.default.svc.cluster.local:9090';
+    const OC = 'outbound|9090||other.default.svc.cluster.local';
+    x.set(LDS, OTHER, listener(OTHER, 'other-routes'));
+    x.set(RDS, 'other-routes', routes(OC, 'other-routes', [OTHER], OTHER));
+    x.set(CDS, OC, edsCluster(OC));
+    x.set(EDS, OC, endpoints(OC, [other.address]));
+    x.push();
+    const m = await client(x, { outbound: { pendingTimeout: '10s' } });
+    const started = Date.now();
+    assert.equal(await text(m, `http://${FQDN}:8080/`), 'payments');
+    assert.ok(Date.now() - started < 5_000, `discovered in ${Date.now() - started} ms`);
+    assert.equal(await text(m, `http://${OTHER}/`), 'other', 'the catch-all of one table takes no host of another');
+    assert.deepEqual(x.nacks, []);
+  });
 });
 
