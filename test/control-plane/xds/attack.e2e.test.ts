@@ -232,5 +232,51 @@ describe('attacks on outbound discovery', () => {
     assert.equal(await text(m, `http://${OTHER}/`), 'other', 'the catch-all of one table takes no host of another');
     assert.deepEqual(x.nacks, []);
   });
+
+  test('options services resolve the same with discovery as without: default and explicit ports, http and https, a root dot, upper case, wildcards', { timeout: 60_000 }, async (t) => {
+    const x = await startXdsResponder(t);
+    const [pay, api, shop] = await Promise.all([replica('payments'), replica('api'), replica('shop')]);
+    const services = {
+      payments: { endpoints: [pay.address] },
+      api: { endpoints: [api.address], hostnames: ['api.example.com', 'api.example.com:8443'], identity: 'spiffe://cluster.local/ns/default/sa/api' },
+      shop: { endpoints: [shop.address], hostnames: ['*.shop.test'], identity: 'spiffe://cluster.local/ns/default/sa/shop' },
+    };
+    const urls = [
+      'http://payments/', 'https://payments/', 'http://payments:8080/', 'http://PAYMENTS.default/', 'http://payments.default.svc.cluster.local./',
+      'https://payments.default.svc.cluster.local.:8443/', 'http://api.example.com/', 'https://api.example.com:8443/', 'http://API.example.com.:8443/',
+      'http://a.shop.test/', 'https://b.shop.test:9443/', 'http://shop.test/',
+    ];
+    const plain = await createMesh({ service: 'client', identity: { ca: await devCa() }, logger: quiet, outbound: { services, egress: 'deny' } });
+    opened.push(plain);
+    const withXds = await client(x, { outbound: { services, egress: 'deny', pendingTimeout: '200ms' } });
+    const answer = (m: Mesh, u: string) => m.fetch(u).then((r) => r.text(), (e) => (codeOf(e) === 'ERR_SIDECARLESS_DISCOVERY_PENDING' || codeOf(e) === 'ERR_SIDECARLESS_EGRESS_DENIED' ? 'not a mesh service' : `failed ${codeOf(e) ?? e}`));
+    const a = await Promise.all(urls.map((u) => answer(plain, u)));
+    const b = await Promise.all(urls.map((u) => answer(withXds, u)));
+    assert.ok(['payments', 'api', 'shop', 'not a mesh service'].every((n) => a.includes(n)), a.join(', '));
+    assert.deepEqual(Object.fromEntries(urls.map((u, i) => [u, b[i]])), Object.fromEntries(urls.map((u, i) => [u, a[i]])));
+  });
+
+  test('routes naming a Cluster that never arrives: the host waits and fails closed, never egress; once it is known gone, an abort ends the wait for it at once', { timeout: 30_000 }, async (t) => {
+    const x = await startXdsResponder(t);
+    x.set(LDS, LISTENER, listener());
+    x.set(RDS, ROUTES, routes('never'));
+    x.push();
+    const m = await client(x, { outbound: { pendingTimeout: '500ms', egress: 'allow' } });
+    await assert.rejects(m.fetch(`http://${FQDN}:8080/`), (e) => codeOf(e) === 'ERR_SIDECARLESS_DISCOVERY_PENDING' && /Clusters and endpoints/.test(String((e as Error).cause)));
+    // The Cluster arrives, then goes: known not to exist, the front is built without it.
+    x.set(CDS, 'never', edsCluster('never'));
+    x.push();
+    await waitFor(() => x.subscribed(EDS).includes('never'), 3_000, 'the Cluster delivered');
+    x.set(CDS, 'never', null);
+    x.push();
+    await waitFor(() => m.snapshot().services.has(`${FQDN}:8080`) && !m.snapshot().services.has('never'), 3_000, 'the front built without it');
+    const ac = new AbortController();
+    const started = Date.now();
+    const p = m.fetch(`http://${FQDN}:8080/`, { signal: ac.signal });
+    setTimeout(() => ac.abort(), 100);
+    await assert.rejects(p, (e: Error) => e.name === 'AbortError');
+    assert.ok(Date.now() - started < 400, `the abort took ${Date.now() - started} ms`);
+    await assert.rejects(m.fetch(`http://${FQDN}:8080/`), (e) => codeOf(e) === 'ERR_SIDECARLESS_CONFIG_PENDING');
+  });
 });
 
