@@ -273,6 +273,7 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
         continue;
       }
       leftOut.set(name, why);
+      if (this.#collisions.size >= MAX_DISCOVERED_HOSTS) this.#collisions.clear(); // told again, rather than remembered without bound
       if (!this.#collisions.has(`${name}\u0000${why}`)) this.#o.logger.warn(`xDS: the control plane delivers a service "${name}" that is left out: ${why}`);
       this.#collisions.add(`${name}\u0000${why}`);
     }

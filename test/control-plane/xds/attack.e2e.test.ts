@@ -105,6 +105,8 @@ describe('attacks on outbound discovery', () => {
     assert.equal(await text(m, 'http://inventory/'), 'inventory');
     const answer = await m.fetch(`http://${FQDN}:8080/`).then((r) => r.text(), (e: Error) => `failed: ${codeOf(e) ?? e.message}`);
     assert.notEqual(answer, 'inventory', 'payments was sent to the options service "inventory", which the control plane never named for it');
+    // It fails closed, saying why.
+    await assert.rejects(m.fetch(`http://${FQDN}:8080/`), (e) => codeOf(e) === 'ERR_SIDECARLESS_DISCOVERY_PENDING' && /Cluster "inventory".*service of the options/.test(String((e as Error).cause)));
   });
 
   test('localhost follows the egress rule even once the table of discovered hosts is full (which fails the rest closed)', { timeout: 60_000 }, async (t) => {
@@ -277,6 +279,42 @@ describe('attacks on outbound discovery', () => {
     await assert.rejects(p, (e: Error) => e.name === 'AbortError');
     assert.ok(Date.now() - started < 400, `the abort took ${Date.now() - started} ms`);
     await assert.rejects(m.fetch(`http://${FQDN}:8080/`), (e) => codeOf(e) === 'ERR_SIDECARLESS_CONFIG_PENDING');
+  });
+
+  test('a server that flaps the Cluster, the routes and the Listener every few ms: every request is routed by what the server named or fails closed, never egress, nothing crashes', { timeout: 30_000 }, async (t) => {
+    const x = await startXdsResponder(t);
+    const [v1, v2] = await Promise.all([replica('payments'), replica('payments')]);
+    const V2 = `outbound|8080|v2|${FQDN}`;
+    serve(x, V1, [v1.address]);
+    x.set(CDS, V2, edsCluster(V2));
+    x.set(EDS, V2, endpoints(V2, [v2.address]));
+    x.push();
+    const m = await client(x, { outbound: { pendingTimeout: '2s', egress: 'allow' } });
+    assert.equal(await text(m, `http://${FQDN}:8080/`), 'payments');
+    let flips = 0;
+    const flapping = setInterval(() => {
+      flips++;
+      if (flips % 3 === 0) x.set(CDS, V1, flips % 2 ? null : edsCluster(V1));
+      if (flips % 3 === 1) x.set(RDS, ROUTES, routes(flips % 2 ? V2 : V1));
+      if (flips % 3 === 2) x.set(LDS, LISTENER, flips % 4 === 2 ? null : listener());
+      x.push();
+    }, 3);
+    const outcomes = new Map<string, number>();
+    const until = Date.now() + 1_500;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (Date.now() < until) {
+        const o = await m.fetch(`http://${FQDN}:8080/`).then(async (r) => `${r.status} ${await r.text()}`, (e) => codeOf(e) ?? `not ours: ${String((e as Error).cause ?? e)}`);
+        outcomes.set(o, (outcomes.get(o) ?? 0) + 1);
+      }
+    }));
+    clearInterval(flapping);
+    if (process.env.SHOW_FLAPS) console.log(flips, Object.fromEntries(outcomes));
+    const seen = [...outcomes.keys()];
+    assert.ok(seen.every((o) => o === '200 payments' || o.startsWith('ERR_SIDECARLESS_')), JSON.stringify(Object.fromEntries(outcomes)));
+    assert.ok(outcomes.get('200 payments')! > 0, JSON.stringify(Object.fromEntries(outcomes)));
+    // Settled: routed again.
+    serve(x, V1, [v1.address]);
+    await waitFor(async () => (await m.fetch(`http://${FQDN}:8080/`).then((r) => r.status, () => 0)) === 200, 5_000, 'routed once the server settles');
   });
 });
 
