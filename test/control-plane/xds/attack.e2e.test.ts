@@ -316,5 +316,25 @@ describe('attacks on outbound discovery', () => {
     serve(x, V1, [v1.address]);
     await waitFor(async () => (await m.fetch(`http://${FQDN}:8080/`).then((r) => r.status, () => 0)) === 200, 5_000, 'routed once the server settles');
   });
+
+  test('a host that is no plain name (a wildcard, a `!`) is never bound: it follows the egress rule at once, and a Listener served for it routes nothing', async (t) => {
+    const x = await startXdsResponder(t);
+    const v1 = await replica('payments');
+    // A hostile server serves the Listener a wildcard host would ask for, routed to payments' backend.
+    const wild = '*.example.test.default.svc.cluster.local:80';
+    x.set(LDS, wild, listener(wild));
+    x.set(RDS, ROUTES, routes(V1, ROUTES, ['*']));
+    x.set(CDS, V1, edsCluster(V1));
+    x.set(EDS, V1, endpoints(V1, [v1.address]));
+    x.push();
+    const m = await client(x, { outbound: { pendingTimeout: '2s', egress: 'deny' } });
+    for (const u of ['http://*.example.test/', 'http://a!b.test/']) {
+      const started = Date.now();
+      await assert.rejects(m.fetch(u), (e) => codeOf(e) === 'ERR_SIDECARLESS_EGRESS_DENIED', u);
+      assert.ok(Date.now() - started < 1_000, `${u}: ${Date.now() - started} ms`);
+    }
+    assert.deepEqual(x.subscribed(LDS), [], 'nothing was asked for');
+    assert.equal([...m.snapshot().services.values()].some((s) => s.hostnames.some((h) => h.includes('*'))), false);
+  });
 });
 
