@@ -30,13 +30,14 @@ export interface ServiceRegistry {
   /**
    * With a discovering control plane (xDS): asks it about a host no service holds yet, and waits
    * up to `ms` for its answer — 'found' (it is a mesh service now: resolve again), 'absent' (it
-   * says there is none: the egress rule applies), or 'pending' (no answer in time; `waitingFor`
-   * says for what). `host` carries its port (`payments:80`).
+   * says there is none: the egress rule applies), 'pending' (no answer in time; `waitingFor`
+   * says for what), or 'closed' (the control plane closed meanwhile: the mesh is closing).
+   * `host` carries its port (`payments:80`).
    */
   discover?(host: string, protocol: string, ms: number, stop?: Promise<unknown>): Promise<DiscoveryAnswer>;
 }
 
-export type DiscoveryAnswer = { readonly kind: 'found' } | { readonly kind: 'absent' } | { readonly kind: 'pending'; readonly waitingFor: string };
+export type DiscoveryAnswer = { readonly kind: 'found' } | { readonly kind: 'absent' } | { readonly kind: 'pending'; readonly waitingFor: string } | { readonly kind: 'closed' };
 
 interface Route {
   readonly host: string;
@@ -115,8 +116,7 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       } catch {
         host = hostname = key;
       }
-      // With discovery, `payments` and `payments:8080` are different Listeners: look up by host:port.
-      const lookup = this.registry.discover && host === hostname && (protocol === 'http:' || protocol === 'https:') ? `${host}:${protocol === 'https:' ? 443 : 80}` : host;
+      const lookup = this.registry.discover ? discoveryLookup(host, hostname, protocol) : host;
       r = { host, lookup, protocol, service: this.registry.resolve(lookup), generation: this.registry.generation, unknownService: isSingleLabel(hostname) };
       if (this.#routes.size >= ROUTE_CACHE_LIMIT) this.#routes.clear();
       this.#routes.set(key, r);
@@ -161,7 +161,7 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       const waitMs = this.registry.pendingTimeoutMs;
       const answer = await this.registry.discover!(route.lookup, route.protocol, waitMs, held.abortedWhileWaiting);
       if (held.aborted) return held.fail(held.aborted);
-      if (this.#closed || this.registry.closed) return held.fail(new MeshClosedError());
+      if (answer.kind === 'closed' || this.#closed || this.registry.closed) return held.fail(new MeshClosedError());
       if (answer.kind === 'pending') return held.fail(new DiscoveryPendingError(route.host, answer.waitingFor, waitMs, this.registry.source));
       const service = answer.kind === 'found' ? this.registry.resolve(route.lookup) : undefined;
       if (service) {
@@ -223,6 +223,19 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       await this.#egressAgent?.destroy();
     }
   };
+}
+
+/**
+ * What a host is looked up by with discovery: `payments` and `payments:8080` are different
+ * Listeners, so the port is always written (the scheme's when the URL has none); the root dot
+ * goes (`payments.default.svc.cluster.local.` is the router's `payments.default.svc.cluster.local`,
+ * and a service's hostnames carry none).
+ */
+function discoveryLookup(host: string, hostname: string, protocol: string): string {
+  if (protocol !== 'http:' && protocol !== 'https:') return host;
+  const port = host === hostname ? (protocol === 'https:' ? '443' : '80') : host.slice(hostname.length + 1);
+  const name = hostname.length > 1 && hostname.endsWith('.') ? hostname.slice(0, -1) : hostname;
+  return `${name}:${port}`;
 }
 
 interface Waiting {

@@ -35,6 +35,7 @@ import { listenerCandidates } from './host-candidates.js';
 import { type HostBinding, type HostState, type TreeContext, type TreeInput, XdsTree } from './xds-tree.js';
 import { type ControlPlane, type ControlPlaneStatus, type LocalUpdates, type UpdateHint } from '../control-plane.js';
 import { type InboundSnapshot, type MeshSnapshot, type ServiceSnapshot } from '../snapshot.js';
+import { backendsOf, validHostname } from '../validate.js';
 import { MeshLayerBuilder, type MeshLayer, type PortState } from './inbound-layer.js';
 import { INBOUND_PREFIX, type InboundSpec } from './translate/inbound.js';
 import { type DiscoveryAnswer } from '../../outbound/dispatcher.js';
@@ -99,8 +100,12 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
   readonly #ports = new Map<number, string>();
   readonly #layer = new MeshLayerBuilder();
   #meshLayer: MeshLayer = { policy: undefined, strict: false };
-  /** Names the options hold that a delivered service also has: told once each. */
+  /** Delivered services left out because the options' part holds their name, a hostname or a backend: told once each. */
   readonly #collisions = new Set<string>();
+  /** Why a delivered front is left out of the current composition (its hosts wait for that, then fail). */
+  #leftOut: ReadonlyMap<string, string> = new Map();
+  /** Every service object a build delivered: mesh.set* hands them back inside `next` (update()). */
+  readonly #delivered = new WeakSet<ServiceSnapshot>();
   #closed = false;
 
   constructor(o: XdsControlPlaneOptions) {
@@ -121,8 +126,10 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
    */
   update(next: Omit<MeshSnapshot, 'version' | 'source'>, source: string, hint?: UpdateHint): MeshSnapshot {
     if (!this.#o.base.update) throw new Error('XdsControlPlane: its options part takes no updates');
+    // By object, against every build, not only the latest: `next` comes from current(), which
+    // holds an older build when the latest one was refused.
     const services = new Map(next.services);
-    for (const [name, svc] of this.#xdsServices) if (services.get(name) === svc) services.delete(name);
+    for (const [name, svc] of next.services) if (this.#delivered.has(svc)) services.delete(name);
     this.#o.base.update({ ...next, services }, source, hint);
     return this.#current;
   }
@@ -169,18 +176,20 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
 
   /** The dispatcher's question about a host no service holds (see the module comment). */
   async discover(host: string, protocol: string, ms: number, stop?: Promise<unknown>): Promise<DiscoveryAnswer> {
-    if (this.#closed) return { kind: 'pending', waitingFor: 'a control plane (the mesh is closing)' };
-    if (!this.#bind(host, protocol)) {
-      if (this.#bindings.size >= MAX_DISCOVERED_HOSTS) return { kind: 'pending', waitingFor: `room: more than ${MAX_DISCOVERED_HOSTS} hosts were asked for` };
-      return { kind: 'absent' };
-    }
+    if (this.#closed) return { kind: 'closed' };
+    const bound = this.#bind(host, protocol);
+    if (bound === 'never') return { kind: 'absent' };
+    if (bound === 'full') return { kind: 'pending', waitingFor: `room: more than ${MAX_DISCOVERED_HOSTS} hosts were asked for` };
     const deadline = this.#o.clock.now() + ms;
     for (;;) {
+      // close() wakes every waiter: a held request fails now, not after its whole wait.
+      if (this.#closed) return { kind: 'closed' };
       const st = this.#hostStates.get(host);
       if (st?.kind === 'absent') return { kind: 'absent' };
       if (st?.kind === 'found' && st.front !== undefined && this.#current.services.get(st.front)?.hostnames.includes(host)) return { kind: 'found' };
       const left = deadline - this.#o.clock.now();
-      const waitingFor = st?.kind === 'pending' ? st.waitingFor : st?.kind === 'found' ? `the snapshot routing ${host} to be applied` : `Listener ${host}`;
+      const leftOut = st?.kind === 'found' && st.front !== undefined ? this.#leftOut.get(st.front) : undefined;
+      const waitingFor = st?.kind === 'pending' ? st.waitingFor : leftOut ?? (st?.kind === 'found' ? `the snapshot routing ${host} to be applied` : `Listener ${host}`);
       if (left <= 0 || !(await this.#nextBuild(left, stop))) return { kind: 'pending', waitingFor };
     }
   }
@@ -195,15 +204,20 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
     await this.#o.base.close();
   }
 
-  /** Binds a host to its Listener candidates (once); false when it is never looked up or there is no room. */
-  #bind(host: string, protocol: string): boolean {
-    if (this.#bindings.has(host)) return true;
-    if (this.#bindings.size >= MAX_DISCOVERED_HOSTS) return false;
+  /**
+   * Binds a host to its Listener candidates (once). 'never': not a name discovery answers for
+   * (localhost, an IP v6 literal, or not a plain host name — a wildcard, a root dot: the router
+   * would read it differently from the name bound), whatever the room; 'full': no room.
+   */
+  #bind(host: string, protocol: string): 'bound' | 'never' | 'full' {
+    if (this.#bindings.has(host)) return 'bound';
+    if (host.includes('*') || !validHostname(host)) return 'never';
     const candidates = listenerCandidates(host, protocol, this.#o.search);
-    if (candidates.length === 0) return false;
+    if (candidates.length === 0) return 'never';
+    if (this.#bindings.size >= MAX_DISCOVERED_HOSTS) return 'full';
     this.#bindings.set(host, { host, candidates });
     this.#rebuild();
-    return true;
+    return 'bound';
   }
 
   #input(): TreeInput {
@@ -231,6 +245,7 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
     const input = this.#input();
     const built = this.#tree.build([...this.#bindings.values()], input);
     this.#hostStates = built.hosts;
+    for (const svc of built.services.values()) this.#delivered.add(svc);
     const layer = this.#layer.build(this.#portStates(input));
     const changed = !sameServices(this.#xdsServices, built.services) || layer !== this.#meshLayer;
     this.#xdsServices = built.services;
@@ -263,18 +278,41 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
     this.#subscribed[kind] = new Set(wanted);
   }
 
-  /** The options' snapshot plus the delivered services (an options service keeps its name). */
+  /**
+   * The options' snapshot plus the delivered services. What the options hold is theirs: a
+   * delivered service of the same name, or holding one of their hostnames, is left out; so is a
+   * delivered front whose routes name a service of the options (its traffic would reach the
+   * options' service, which the control plane never named). Left out, never composed into a
+   * snapshot the mesh refuses whole: the other delivered services keep following the server.
+   */
   #compose(base: MeshSnapshot): MeshSnapshot {
     const services = new Map(base.services);
+    const hostnames = new Map<string, string>();
+    for (const [name, svc] of base.services) for (const h of svc.hostnames) hostnames.set(h, name);
+    const leftOut = new Map<string, string>();
     for (const [name, svc] of this.#xdsServices) {
-      if (services.has(name)) {
-        if (!this.#collisions.has(name)) this.#o.logger.warn(`xDS: the control plane delivers a service named "${name}", which outbound.services also names: the options' one is kept`);
-        this.#collisions.add(name);
+      const why = this.#shadowedBy(base, hostnames, name, svc);
+      if (why === undefined) {
+        services.set(name, svc);
         continue;
       }
-      services.set(name, svc);
+      leftOut.set(name, why);
+      if (this.#collisions.size >= MAX_DISCOVERED_HOSTS) this.#collisions.clear(); // told again, rather than remembered without bound
+      if (!this.#collisions.has(`${name}\u0000${why}`)) this.#o.logger.warn(`xDS: the control plane delivers a service "${name}" that is left out: ${why}`);
+      this.#collisions.add(`${name}\u0000${why}`);
     }
+    this.#leftOut = leftOut;
     return { version: String(++this.#serial), source: this.name, complete: false, inbound: withMeshLayer(base.inbound, this.#meshLayer), services };
+  }
+
+  /** Why the options' part shadows a delivered service, or undefined. */
+  #shadowedBy(base: MeshSnapshot, hostnames: ReadonlyMap<string, string>, name: string, svc: ServiceSnapshot): string | undefined {
+    if (base.services.has(name)) return `outbound.services (or mesh.setService) also names "${name}"; the options' one is kept`;
+    const h = svc.hostnames.find((n) => hostnames.has(n));
+    if (h !== undefined) return `its host ${h} is a hostname of the options' service "${hostnames.get(h)}", which keeps it`;
+    const b = backendsOf(svc).find((n) => base.services.has(n));
+    if (b !== undefined) return `its routes name the Cluster "${b}", and "${b}" is a service of the options (outbound.services or mesh.setService), not the control plane's`;
+    return undefined;
   }
 
   /**

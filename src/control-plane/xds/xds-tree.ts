@@ -167,11 +167,17 @@ export class XdsTree {
     /** Front names in use → their key: a second virtual host of the same name is told apart by its table. */
     const taken = new Map<string, string>();
     for (const [key, memo] of this.#fronts) if (groups.has(key)) taken.set(memo.name, key);
+    // Fronts and backends are services of one name space: a front never takes the name of a
+    // Cluster any front routes to (the backend would replace it, or a route would reach it).
+    const backendNames = new Set<string>();
+    for (const g of groups.values()) for (const n of clusterNamesOf(g.vhost)) backendNames.add(n);
+    for (const memo of this.#fronts.values()) for (const b of memo.backends) backendNames.add(b.name);
+    const naming: Naming = { taken, backendNames };
     for (const [key, g] of groups) {
       const names = clusterNamesOf(g.vhost);
       for (const n of names) clusters.add(n);
       const built = this.#backendsOf(names, res, endpoints, backendsUsed);
-      const memo = built === undefined ? this.#latched(key, g) : this.#front(key, g, built, taken);
+      const memo = built === undefined ? this.#latched(key, g, naming) : this.#front(key, g, built, naming);
       if (memo === undefined) {
         for (const h of g.hosts) hosts.set(h, { kind: 'pending', waitingFor: `the Clusters and endpoints of virtual host ${JSON.stringify(g.vhost.name)}` });
         continue;
@@ -255,15 +261,17 @@ export class XdsTree {
     return { cluster, endpoints: eps, spec };
   }
 
-  #front(key: string, g: FrontGroup, backends: readonly ServiceSpec[], taken: Map<string, string>): FrontMemo {
+  #front(key: string, g: FrontGroup, backends: readonly ServiceSpec[], naming: Naming): FrontMemo {
     const hostsKey = [...g.hosts].sort().join(' ');
     const prev = this.#fronts.get(key);
-    if (prev && prev.vhost === g.vhost && prev.hostsKey === hostsKey) {
+    const keep = prev !== undefined && !clashes(naming, prev.name, key);
+    if (keep && prev.vhost === g.vhost && prev.hostsKey === hostsKey) {
       return sameList(prev.backends, backends) ? prev : { ...prev, backends };
     }
-    let name = prev?.name ?? frontName(g);
-    for (let n = 2; (taken.get(name) ?? key) !== key; n++) name = `${frontName(g)}@${g.table.name}${n > 2 ? `#${n - 1}` : ''}`;
-    taken.set(name, key);
+    let name = keep ? prev.name : frontName(g);
+    if (clashes(naming, name, key)) name = `${name}@${g.table.name}`;
+    for (let i = 2; clashes(naming, name, key); i++) name = `${frontName(g)}@${g.table.name}#${i}`;
+    naming.taken.set(name, key);
     const spec: ServiceSpec = {
       name,
       namespace: namespaceOf(g.vhost.name || g.table.name) ?? this.ctx.namespace,
@@ -276,14 +284,24 @@ export class XdsTree {
     return { vhost: g.vhost, hostsKey, name, spec, backends };
   }
 
-  /** The last complete build of a front whose tree is not complete now, with the hosts it has now. */
-  #latched(key: string, g: FrontGroup): FrontMemo | undefined {
+  /** The last complete build of a front whose tree is not complete now, with the hosts it has now (none when its name is a backend's now). */
+  #latched(key: string, g: FrontGroup, naming: Naming): FrontMemo | undefined {
     const prev = this.#fronts.get(key);
-    if (!prev) return undefined;
+    if (!prev || clashes(naming, prev.name, key)) return undefined;
     const hostsKey = [...g.hosts].sort().join(' ');
     if (prev.hostsKey === hostsKey) return prev;
     return { ...prev, hostsKey, spec: { ...prev.spec, hostnames: hostsKey.split(' ') } };
   }
+}
+
+interface Naming {
+  readonly taken: Map<string, string>;
+  readonly backendNames: ReadonlySet<string>;
+}
+
+/** True when the front of `key` cannot be called `name`: another front has it, or a route names a Cluster of that name. */
+function clashes(n: Naming, name: string, key: string): boolean {
+  return (n.taken.get(name) ?? key) !== key || n.backendNames.has(name);
 }
 
 /** A front's service name: its virtual host's (istiod: `payments.default.svc.cluster.local:8080`), else its route table's. */
