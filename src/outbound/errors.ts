@@ -160,7 +160,9 @@ export class PendingConfigError extends SidecarlessError {
     super(
       'ERR_SIDECARLESS_CONFIG_PENDING',
       `cannot route to mesh service "${service}": ${what} had not been delivered by ${source} after ${waitedMs} ms. ` +
-        `Add it (mesh.setService('${missing}', { endpoints: [...] })), or check the control plane (mesh.snapshot(), /config).`,
+        (source.startsWith('xds:')
+          ? `Check the control plane: ${missing === service ? 'its ClusterLoadAssignment' : `its Cluster "${missing}"`} is asked for but not delivered (/config, sidecarless stat).`
+          : `Add it (mesh.setService('${missing}', { endpoints: [...] })), or check the control plane (mesh.snapshot(), /config).`),
     );
   }
 }

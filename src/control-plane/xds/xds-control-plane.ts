@@ -214,10 +214,24 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
     if (host.includes('*') || !validHostname(host)) return 'never';
     const candidates = listenerCandidates(host, protocol, this.#o.search);
     if (candidates.length === 0) return 'never';
-    if (this.#bindings.size >= MAX_DISCOVERED_HOSTS) return 'full';
+    if (this.#bindings.size >= MAX_DISCOVERED_HOSTS && !this.#evictAbsent()) return 'full';
     this.#bindings.set(host, { host, candidates });
     this.#rebuild();
     return 'bound';
+  }
+
+  /**
+   * Makes room by forgetting the oldest host known not to exist (an egress host, most likely): its
+   * Listener names are unsubscribed at the next rebuild; asked for again, it is looked up afresh.
+   * False when every bound host exists or is still pending (those are never forgotten).
+   */
+  #evictAbsent(): boolean {
+    for (const [host] of this.#bindings) {
+      if (this.#hostStates.get(host)?.kind !== 'absent') continue;
+      this.#bindings.delete(host);
+      return true;
+    }
+    return false;
   }
 
   #input(): TreeInput {
