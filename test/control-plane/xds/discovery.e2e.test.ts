@@ -7,12 +7,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { createMesh, type Mesh } from '../../../src/mesh.js';
 import { ClusterCodec } from '../../../src/proto/envoy/config/cluster/v3/cluster.js';
-import { ClusterLoadAssignmentCodec } from '../../../src/proto/envoy/config/endpoint/v3/endpoint.js';
-import { ListenerCodec } from '../../../src/proto/envoy/config/listener/v3/listener.js';
 import { RouteConfigurationCodec } from '../../../src/proto/envoy/config/route/v3/route.js';
-import { HttpConnectionManagerCodec } from '../../../src/proto/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
-import { RouterCodec } from '../../../src/proto/envoy/extensions/filters/http/router/v3/router.js';
-import { packAny } from '../../../src/proto/any-pack.js';
 import {
   CLUSTER_LOAD_ASSIGNMENT_TYPE_URL as EDS,
   CLUSTER_TYPE_URL as CDS,
@@ -23,32 +18,7 @@ import { devCa, ok, quiet, startReplica, type Replica } from '../../outbound/e2e
 import { startXdsResponder, type XdsResponder } from '../../helpers/xds-responder.js';
 import { waitFor } from '../../helpers/net.js';
 import { sidecarless } from '../../e2e/cli-run.js';
-
-const FQDN = 'payments.default.svc.cluster.local';
-const LISTENER = `${FQDN}:8080`;
-const ROUTES = `outbound|8080||${FQDN}`;
-const cluster = (subset: string) => `outbound|8080|${subset}|${FQDN}`;
-
-function listener(name = LISTENER, rds = ROUTES): Uint8Array {
-  const hcm = { rds: { configSource: { ads: {} }, routeConfigName: rds }, httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: packAny(RouterCodec, {}) }] };
-  return ListenerCodec.encode({ name, apiListener: { apiListener: packAny(HttpConnectionManagerCodec, hcm) } });
-}
-const DOMAINS = ['payments', 'payments:8080', 'payments.default', 'payments.default:8080', FQDN, `${FQDN}:8080`];
-function routes(vhostRoutes: object[], name = ROUTES): Uint8Array {
-  return RouteConfigurationCodec.encode({ name, virtualHosts: [{ name: `${FQDN}:8080`, domains: DOMAINS, routes: vhostRoutes }] } as never);
-}
-const toCluster = (prefix: string, c: string) => ({ match: { prefix }, route: { cluster: c, maxStreamDuration: { maxStreamDuration: { seconds: 5 } } } });
-const weighted = (list: Array<[string, number]>) => ({ match: { prefix: '/' }, route: { weightedClusters: { clusters: list.map(([name, weight]) => ({ name, weight })) } } });
-function edsCluster(name: string): Uint8Array {
-  return ClusterCodec.encode({ name, type: 3, edsClusterConfig: { edsConfig: { ads: {} }, serviceName: name } });
-}
-function endpoints(name: string, addresses: string[]): Uint8Array {
-  const lbEndpoints = addresses.map((a) => {
-    const [host, port] = a.split(':');
-    return { endpoint: { address: { socketAddress: { address: host!, portValue: Number(port) } } } };
-  });
-  return ClusterLoadAssignmentCodec.encode({ clusterName: name, endpoints: [{ locality: { zone: 'z1' }, lbEndpoints }] } as never);
-}
+import { FQDN, LISTENER, ROUTES, cluster, endpoints, listener, routes, serve, toCluster, weighted } from '../../helpers/xds-resources.js';
 
 const opened: Array<{ close(): Promise<unknown> }> = [];
 after(async () => {
@@ -59,16 +29,6 @@ async function backends(): Promise<{ v1: Replica; v2: Replica }> {
   const [v1, v2] = await Promise.all([startReplica('v1', ok), startReplica('v2', ok)]);
   opened.push(v1, v2);
   return { v1, v2 };
-}
-
-function serve(x: XdsResponder, b: { v1: Replica; v2: Replica }, vhostRoutes: object[]): void {
-  x.set(LDS, LISTENER, listener());
-  x.set(RDS, ROUTES, routes(vhostRoutes));
-  x.set(CDS, cluster('v1'), edsCluster(cluster('v1')));
-  x.set(CDS, cluster('v2'), edsCluster(cluster('v2')));
-  x.set(EDS, cluster('v1'), endpoints(cluster('v1'), [b.v1.address]));
-  x.set(EDS, cluster('v2'), endpoints(cluster('v2'), [b.v2.address]));
-  x.push();
 }
 
 async function client(x: XdsResponder, extra: Record<string, unknown> = {}): Promise<Mesh> {
