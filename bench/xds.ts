@@ -412,7 +412,7 @@ export async function benchXds(opts: { quick: boolean; profile?: string; only?: 
   try {
     if (on('push')) rows.push(...(await benchPush(r, opts.quick ? 30 : 150)));
     if (on('stream')) rows.push(await benchEdsStream(r, opts.quick ? 3 : 9));
-    if (on('load')) rows.push(...(await benchLoad(r, opts.quick ? 3 : 9, opts.profile)));
+    if (on('load')) rows.push(...(await benchLoad(r, opts.quick ? 2 : 9, opts.profile)));
   } finally {
     await r.close();
   }
