@@ -12,7 +12,8 @@
  * alternate round by round; every figure is a median over rounds with its min–max. Absolute
  * numbers depend on the machine; the ratios, measured in the same run, are what the goals judge.
  * Also: handshakes (full and resumed, new connection per request), cold start (spawn → first
- * mTLS response → exit), and the micro-benchmarks (policy, balancer, lb-sim, snapshot, telemetry if present).
+ * mTLS response → exit), and the micro-benchmarks (policy, balancer, lb-sim, snapshot, identity, xds,
+ * telemetry if present).
  * Writes bench/results/latest.json and bench/results/latest.md.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -431,6 +432,7 @@ async function main(): Promise<void> {
     ['lb-sim.ts', 'benchLbSim'],
     ['snapshot.ts', 'benchSnapshot'],
     ['identity.ts', 'benchIdentity'],
+    ['xds.ts', 'benchXds'],
     ['telemetry.ts', 'benchTelemetry'], // added by another issue; run when present
   ];
   for (const [file, fn] of microMods) {

@@ -31,7 +31,7 @@ function services(n: number, perService: number, salt = 0): ServiceSnapshot[] {
   );
 }
 
-function snapshot(list: Iterable<ServiceSnapshot> | Map<string, ServiceSnapshot>, version: number): MeshSnapshot {
+export function snapshot(list: Iterable<ServiceSnapshot> | Map<string, ServiceSnapshot>, version: number): MeshSnapshot {
   const map = list instanceof Map ? list : new Map([...list].map((s) => [s.name, s]));
   return { version: String(version), source: 'bench', complete: false, inbound: { mode: 'strict', defaultPolicy: 'all-authenticated', defaultPolicyExplicit: false, policy: POLICY }, services: map };
 }
@@ -40,18 +40,32 @@ const POLICY = loadPolicy({});
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-export async function benchSnapshot(opts: { quick: boolean }): Promise<{ name: string; rows: Array<Record<string, number | string>> }> {
-  const rounds = opts.quick ? 3 : 7;
+/** A real Outbound (a dev-CA client identity, no traffic) and a Reconciler over it, made anew by `fresh()`. */
+export async function outboundRig(): Promise<{ fresh(): { outbound: Outbound; rec: Reconciler }; close(): Promise<void> }> {
   const ca = await createDevCa({ trustDomain: 'cluster.local' });
   const source = await createDevCaSource({ ca, spiffeId: 'spiffe://cluster.local/ns/default/sa/bench' });
   const tls = new ClientTls(source, new PeerVerifier(() => source.getBundles(), systemClock));
+  return {
+    fresh() {
+      const outbound = new Outbound({ tls, clock: systemClock, traffic: new TrafficStats(), events: new MeshEvents('bench'), logger: quiet, egress: 'allow', pendingTimeoutMs: 3000, checkIdentity: () => {}, source: () => 'bench' });
+      return { outbound, rec: new Reconciler({ setPolicy() {}, setMode() {} }, outbound) };
+    },
+    async close() {
+      tls.close();
+      await source.close();
+    },
+  };
+}
+
+export async function benchSnapshot(opts: { quick: boolean }): Promise<{ name: string; rows: Array<Record<string, number | string>> }> {
+  const rounds = opts.quick ? 3 : 7;
+  const rig = await outboundRig();
   const first: number[] = [];
   const one: number[] = [];
   const onePct: number[] = [];
   const base = services(1000, 10);
   for (let r = 0; r < rounds; r++) {
-    const outbound = new Outbound({ tls, clock: systemClock, traffic: new TrafficStats(), events: new MeshEvents('bench'), logger: quiet, egress: 'allow', pendingTimeoutMs: 3000, checkIdentity: () => {}, source: () => 'bench' });
-    const rec = new Reconciler({ setPolicy() {}, setMode() {} }, outbound);
+    const { outbound, rec } = rig.fresh();
     let v = 1;
     let t0 = process.hrtime.bigint();
     rec.apply(snapshot(base, v++));
@@ -77,8 +91,7 @@ export async function benchSnapshot(opts: { quick: boolean }): Promise<{ name: s
     onePct.push(ms(t0));
     await outbound.destroy();
   }
-  tls.close();
-  await source.close();
+  await rig.close();
   const row = (what: string, xs: number[], goal: number) => ({ apply: what, medianMs: Math.round(median(xs) * 1000) / 1000, maxMs: Math.round(Math.max(...xs) * 1000) / 1000, goalMs: goal, ok: median(xs) <= goal ? 'yes' : 'NO' });
   return {
     name: 'snapshot: applying a mesh of 1,000 services × 10 endpoints, and changes to it',
