@@ -13,7 +13,10 @@ import {
   LISTENER_TYPE_URL as LDS,
   ROUTE_CONFIGURATION_TYPE_URL as RDS,
 } from '../../src/control-plane/xds/discovery.js';
+import assert from 'node:assert/strict';
 import type { XdsResponder } from './xds-responder.js';
+import { createMesh, type Mesh } from '../../src/mesh.js';
+import { devCa, quiet } from '../outbound/e2e/replicas.js';
 
 export { CDS, EDS, LDS, RDS };
 export const FQDN = 'payments.default.svc.cluster.local';
@@ -52,4 +55,21 @@ export function serveIstiodShaped(x: XdsResponder, b: { v1: { address: string };
   x.set(EDS, cluster('v1'), endpoints(cluster('v1'), [b.v1.address]));
   x.set(EDS, cluster('v2'), endpoints(cluster('v2'), [b.v2.address]));
   x.push();
+}
+
+/** The body of a 200 answer through the mesh; a failure says the URL, the error and its cause. */
+export async function okText(m: { fetch(url: string, init?: RequestInit): Promise<Response> }, url: string, init?: RequestInit): Promise<string> {
+  const r = await m.fetch(url, init).catch((e: Error) => {
+    throw new Error(`${url}: ${e.message}: ${String((e.cause as Error | undefined)?.message ?? e.cause)}`);
+  });
+  assert.equal(r.status, 200, `${url}: ${r.status}`);
+  return r.text();
+}
+
+/** A client mesh (dev-CA identity) whose controlPlane is `x`, at INSTANCE_IP 10.0.0.9. */
+export async function xdsClient(x: XdsResponder, extra: Record<string, unknown> = {}): Promise<Mesh> {
+  return createMesh(
+    { service: 'client', identity: { ca: await devCa() }, controlPlane: { address: x.server.address, root: x.server.rootFile, token: 'good-token' }, logger: quiet, ...extra },
+    { env: { INSTANCE_IP: '10.0.0.9' } },
+  );
 }

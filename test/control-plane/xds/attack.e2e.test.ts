@@ -20,6 +20,7 @@ import {
 } from '../../../src/control-plane/xds/discovery.js';
 import { devCa, ok, quiet, startReplica, type Replica } from '../../outbound/e2e/replicas.js';
 import { startXdsResponder, type XdsResponder } from '../../helpers/xds-responder.js';
+import { okText, xdsClient } from '../../helpers/xds-istiod.js';
 import { closeServer, listen, sleep, waitFor } from '../../helpers/net.js';
 import { createServer } from 'node:http';
 
@@ -68,23 +69,14 @@ function serve(x: XdsResponder, cluster: string, addresses: string[]): void {
 }
 
 async function client(x: XdsResponder, extra: Record<string, unknown> = {}): Promise<Mesh> {
-  const m = await createMesh(
-    { service: 'client', identity: { ca: await devCa() }, controlPlane: { address: x.server.address, root: x.server.rootFile, token: 'good-token' }, logger: quiet, ...extra },
-    { env: { INSTANCE_IP: '10.0.0.9' } },
-  );
+  const m = await xdsClient(x, extra);
   opened.push(m);
   return m;
 }
 
 const codeOf = (e: unknown) => ((e as Error).cause as { code?: string } | undefined)?.code;
 
-async function text(m: Mesh, url: string): Promise<string> {
-  const r = await m.fetch(url).catch((e: Error) => {
-    throw new Error(`${url}: ${e.message}: ${String((e.cause as Error | undefined)?.message ?? e.cause)}`);
-  });
-  assert.equal(r.status, 200, `${url}: ${r.status}`);
-  return r.text();
-}
+const text = okText;
 
 describe('attacks on outbound discovery', () => {
   test('a fully qualified host written with its root dot is routed like the same host without it, and poisons nothing', async (t) => {

@@ -8,7 +8,7 @@ import { after, describe, test } from 'node:test';
 import { createMesh, type Mesh } from '../../../src/mesh.js';
 import { ClusterCodec } from '../../../src/proto/envoy/config/cluster/v3/cluster.js';
 import { RouteConfigurationCodec } from '../../../src/proto/envoy/config/route/v3/route.js';
-import { CDS, EDS, FQDN, LDS, LISTENER, RDS, ROUTES, cluster, endpoints, listener, routes, serveIstiodShaped, toCluster, weighted } from '../../helpers/xds-istiod.js';
+import { CDS, EDS, FQDN, LDS, LISTENER, RDS, ROUTES, cluster, endpoints, listener, okText, routes, xdsClient, serveIstiodShaped, toCluster, weighted } from '../../helpers/xds-istiod.js';
 import { devCa, ok, quiet, startReplica, type Replica } from '../../outbound/e2e/replicas.js';
 import { startXdsResponder, type XdsResponder } from '../../helpers/xds-responder.js';
 import { waitFor } from '../../helpers/net.js';
@@ -28,21 +28,12 @@ async function backends(): Promise<{ v1: Replica; v2: Replica }> {
 const serve = serveIstiodShaped;
 
 async function client(x: XdsResponder, extra: Record<string, unknown> = {}): Promise<Mesh> {
-  const m = await createMesh(
-    { service: 'client', identity: { ca: await devCa() }, controlPlane: { address: x.server.address, root: x.server.rootFile, token: 'good-token' }, logger: quiet, ...extra },
-    { env: { INSTANCE_IP: '10.0.0.9' } },
-  );
+  const m = await xdsClient(x, extra);
   opened.push(m);
   return m;
 }
 
-async function body(m: Mesh, url: string, init?: RequestInit): Promise<string> {
-  const r = await m.fetch(url, init).catch((e: Error) => {
-    throw new Error(`${url}: ${e.message}: ${String((e.cause as Error | undefined)?.message ?? e.cause)}`);
-  });
-  assert.equal(r.status, 200, `${url}: ${r.status}`);
-  return r.text();
-}
+const body = okText;
 
 describe('outbound discovery over xDS', () => {
   test('the first request to an unknown host subscribes to its Listener and is routed by the tree it gets; short and full names alike', async (t) => {

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { VirtualClock } from '../../../src/clock.js';
+import type { Node } from '../../../src/proto/envoy/config/core/v3/base.js';
 import { AdsSession, DOES_NOT_EXIST_TIMEOUT_MS } from '../../../src/control-plane/xds/ads-state.js';
 import { LISTENER_TYPE_URL } from '../../../src/control-plane/xds/discovery.js';
 import { searchDomains } from '../../../src/control-plane/xds/host-candidates.js';
@@ -15,7 +16,7 @@ const quiet = { info() {}, warn() {}, error() {} };
 
 test('a full table forgets the oldest host known not to exist, then binds the new one; pending hosts are never forgotten', async () => {
   const clock = new VirtualClock(0);
-  const session = new AdsSession({ node: {}, clock, random: () => 0.5 });
+  const session = new AdsSession<Node>({ node: {} as Node, clock, random: () => 0.5 });
   const writes: Array<{ typeUrl: string; resourceNames: readonly string[] }> = [];
   const config = resolveConfig({ service: 'client' }, {});
   const base = await StaticControlPlane.create(config, quiet, clock);
