@@ -153,3 +153,18 @@ test('an RDS route without a timeout takes its Listener\'s HCM default (gRFC A31
   const routes = built.services.get('vh')!.routes;
   assert.deepEqual(routes.map((r) => r.policy.timeout.requestMs), [2000, 4000]);
 });
+
+test('an EDS update keeps the objects of the endpoints that did not change (one changed of many costs about one)', () => {
+  const tree = new XdsTree(CTX);
+  const c1 = clusterSpec(C1);
+  const t1 = table([C1]);
+  const L1 = L(`${FQDN}:8080`);
+  const res = (e: ReturnType<typeof eps>) => input({ listeners: [L1], routes: [['outbound|8080||' + FQDN, t1]], clusters: [[C1, c1]], endpoints: [[C1, e]] });
+  const first = tree.build([bind(`${FQDN}:8080`)], res(eps(C1, '10.0.0.1:8080', '10.0.0.2:8080', '10.0.0.3:8080'))).services.get(C1)!.endpoints!;
+  const next = tree.build([bind(`${FQDN}:8080`)], res(eps(C1, '10.0.0.1:8080', '10.0.0.2:8080', '10.0.0.4:8080'))).services.get(C1)!.endpoints!;
+  assert.equal(next[0], first[0]);
+  assert.equal(next[1], first[1]);
+  assert.equal(next[2]!.address, '10.0.0.4:8080');
+  const reweighted = { clusterName: C1, endpoints: [{ address: '10.0.0.1:8080', identity: '', weight: 5 }] };
+  assert.notEqual(tree.build([bind(`${FQDN}:8080`)], res(reweighted)).services.get(C1)!.endpoints![0], first[0], 'a new weight is a new object');
+});
