@@ -31,6 +31,7 @@ function resourceRows(t: XdsStatus['ads']['types'][number]): string[][] {
 export function renderXds(x: XdsStatus, now: number = Date.now()): string {
   const s = x.ads.stream;
   const retry = s.retryAt !== undefined ? `, retrying in ${Math.max(0, Math.round((s.retryAt - now) / 1000))} s` : '';
+  if (x.unavailable !== undefined) return `XDS ${x.address}: not served (${cut(x.unavailable, MAX_ERROR)}): no services, routes or inbound policy from it\n`;
   const out = [`XDS ${x.address}: stream ${s.state}${s.failures > 0 ? ` (${s.failures} failed since the last ACK${retry})` : ''}${s.lastError ? `; last error: ${cut(s.lastError, MAX_ERROR)}` : ''}`];
   const rows = x.ads.types.flatMap(resourceRows);
   if (rows.length === 0) out.push('  no resources requested yet (the first request to a host no service holds asks for its Listener)');

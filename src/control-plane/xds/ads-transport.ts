@@ -52,6 +52,11 @@ export interface AdsTransportOptions {
   /** [0, 1), for the reconnect jitter. */
   readonly random?: () => number;
   readonly logger?: Logger;
+  /**
+   * The server answered UNIMPLEMENTED: it has no ADS (a CA-only control plane). The transport stops
+   * for good (no reconnect) and says so here.
+   */
+  readonly onUnimplemented?: (reason: string) => void;
 }
 
 /** Largest DiscoveryResponse taken (grpc-js's default, 4 MiB, is exceeded by a large mesh's CDS or EDS). */
@@ -141,7 +146,10 @@ export class AdsTransport {
       }
     });
     call.on('error', () => {}); // the status below says it all; an 'error' without a listener would throw
-    call.on('status', (status: StatusObject) => this.#lost(stream, call, statusText(grpc, status)));
+    call.on('status', (status: StatusObject) => {
+      if (status.code === grpc.status.UNIMPLEMENTED && this.#call === call) return this.#unimplemented(statusText(grpc, status));
+      this.#lost(stream, call, statusText(grpc, status));
+    });
     this.#watchReady(grpc, client.getChannel(), stream, call);
     return call;
   }
@@ -156,6 +164,13 @@ export class AdsTransport {
       channel.watchConnectivityState(state, Date.now() + READY_WATCH_MS, check);
     };
     check();
+  }
+
+  /** The control plane serves no ADS: authenticated (its TLS verified against the pinned root), so final. */
+  #unimplemented(reason: string): void {
+    this.#logger.warn(`xDS: the control plane at ${this.#opts.address} does not serve ADS (${reason}): no services, routes or inbound policy come from it; identity from its CA is unaffected. Restart the mesh once it serves xDS.`);
+    this.close();
+    this.#opts.onUnimplemented?.(reason);
   }
 
   #lost(stream: AdsStream<Node>, call: Call | undefined, reason: string): void {

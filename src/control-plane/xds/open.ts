@@ -51,6 +51,7 @@ export function openXdsControlPlane(i: OpenXdsInput): XdsControlPlane {
     ...(cp.clusterId !== undefined && { clusterId: cp.clusterId }),
     version: VERSION,
   });
+  let plane: XdsControlPlane | undefined;
   const ads = new AdsTransport({
     address: cp.address,
     root: cp.root,
@@ -60,8 +61,9 @@ export function openXdsControlPlane(i: OpenXdsInput): XdsControlPlane {
     decode: xdsDecoder({ baseSettings: DEFAULT_SERVICE_SETTINGS, inbound: translateInbound }),
     clock: i.clock,
     logger: i.logger,
+    onUnimplemented: (reason) => plane?.xdsUnavailable(reason),
   });
-  const plane = new XdsControlPlane({
+  plane = new XdsControlPlane({
     address: cp.address,
     ads,
     base: i.base,

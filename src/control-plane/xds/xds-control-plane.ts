@@ -107,6 +107,8 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
   /** Every service object a build delivered: mesh.set* hands them back inside `next` (update()). */
   readonly #delivered = new WeakSet<ServiceSnapshot>();
   #closed = false;
+  /** Why the control plane serves no xDS (xdsUnavailable), once it said so. */
+  #unavailable: string | undefined;
 
   constructor(o: XdsControlPlaneOptions) {
     this.#o = o;
@@ -142,6 +144,17 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
     this.#rebuild();
   }
 
+  /**
+   * The control plane has no ADS at all (UNIMPLEMENTED, from the server its pinned TLS verified):
+   * nothing will be delivered, so every host is absent (the egress rule) and every port has no
+   * control-plane layer (the local policy alone), rather than waiting and denying forever.
+   */
+  xdsUnavailable(reason: string): void {
+    if (this.#closed || this.#unavailable !== undefined) return;
+    this.#unavailable = reason;
+    this.#rebuild();
+  }
+
   /** Opens the ADS stream. */
   start(): void {
     this.#o.ads.start();
@@ -171,12 +184,13 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
       ...(st.kind === 'found' && { listener: st.listener, ...(st.front !== undefined && { service: st.front }) }),
       ...(st.kind === 'pending' && { waitingFor: st.waitingFor }),
     }));
-    return { address: this.#o.address, ads: this.#o.ads.session.status(), hosts };
+    return { address: this.#o.address, ads: this.#o.ads.session.status(), hosts, ...(this.#unavailable !== undefined && { unavailable: this.#unavailable }) };
   }
 
   /** The dispatcher's question about a host no service holds (see the module comment). */
   async discover(host: string, protocol: string, ms: number, stop?: Promise<unknown>): Promise<DiscoveryAnswer> {
     if (this.#closed) return { kind: 'closed' };
+    if (this.#unavailable !== undefined) return { kind: 'absent' };
     const bound = this.#bind(host, protocol);
     if (bound === 'never') return { kind: 'absent' };
     if (bound === 'full') return { kind: 'pending', waitingFor: `room: more than ${MAX_DISCOVERED_HOSTS} hosts were asked for` };
@@ -266,7 +280,8 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
     this.#meshLayer = layer;
     // Subscribing writes requests; the responses come later and rebuild again.
     const wanted = { ...built.wanted, listeners: new Set([...built.wanted.listeners, ...this.#ports.values()]) };
-    for (const kind of Object.keys(TYPES) as Kind[]) this.#follow(kind, wanted[kind]);
+    // A control plane without ADS has a closed session: nothing to subscribe to.
+    if (this.#unavailable === undefined) for (const kind of Object.keys(TYPES) as Kind[]) this.#follow(kind, wanted[kind]);
     if (changed) this.#emit();
     this.#wake();
   }
@@ -274,6 +289,7 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
   /** Each served port: its inbound Listener delivered, known not to exist, or still pending. */
   #portStates(input: TreeInput): Map<number, PortState> {
     const out = new Map<number, PortState>();
+    if (this.#unavailable !== undefined) return out;
     for (const [port, name] of this.#ports) {
       const v = input.listeners.get(name);
       if (isInboundSpec(v)) out.set(port, { kind: 'present', spec: v });

@@ -14,4 +14,6 @@ export interface XdsStatus {
   readonly address: string;
   readonly ads: AdsStatus;
   readonly hosts: readonly XdsHostStatus[];
+  /** Set when the control plane answered that it serves no ADS (UNIMPLEMENTED): why. */
+  readonly unavailable?: string;
 }
