@@ -1,0 +1,227 @@
+// Outsider attacks on inbound policy from xDS (issue 12 item 3), over real meshes and real TLS
+// clients: every way a request reaches app code is judged under its port's section (pending =
+// deny), servers built by frameworks included; several ports keep their own states; a hostile
+// or flapping control plane never opens a port.
+import assert from 'node:assert/strict';
+import { connect as tlsConnect } from 'node:tls';
+import { type Server, createServer as createHttpsServer, request } from 'node:https';
+import { after, describe, test } from 'node:test';
+import express from 'express';
+import Fastify from 'fastify';
+import { createMesh, type Mesh } from '../../../src/mesh.js';
+import { LISTENER_TYPE_URL as LDS } from '../../../src/control-plane/xds/discovery.js';
+import { OWN, inboundListener, istioPolicy } from '../../helpers/istio-rbac.js';
+import { startXdsResponder, type XdsResponder } from '../../helpers/xds-responder.js';
+import { devCa, quiet } from '../../outbound/e2e/replicas.js';
+import { waitFor } from '../../helpers/net.js';
+
+const IP = '10.0.0.7';
+const opened: Array<{ close(): Promise<unknown> }> = [];
+after(async () => {
+  await Promise.all(opened.map((x) => x.close().catch(() => {})));
+});
+
+const nameOf = (port: number, ip = IP) => `xds.istio.io/grpc/lds/inbound/${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
+
+async function meshOf(x: XdsResponder, extra: Record<string, unknown> = {}, ip = IP): Promise<Mesh> {
+  const mesh = await createMesh(
+    { service: 'payments', identity: { ca: await devCa() }, controlPlane: { address: x.server.address, root: x.server.rootFile, token: 'good-token' }, logger: quiet, ...extra },
+    { env: { INSTANCE_IP: ip } },
+  );
+  opened.push(mesh);
+  return mesh;
+}
+
+function listenOn(server: Server, host = '127.0.0.1'): Promise<number> {
+  opened.push({ close: () => new Promise<void>((r) => { server.closeAllConnections?.(); server.close(() => r()); }) });
+  return new Promise<number>((r) => server.listen(0, host, () => r((server.address() as { port: number }).port)));
+}
+
+interface Svid { keyPem: string; certChainPem: string; bundlePem: string }
+async function svidOf(sa: string): Promise<Svid> {
+  return (await devCa()).issue({ spiffeId: `spiffe://cluster.local/ns/default/sa/${sa}` });
+}
+
+function get(svid: Svid, port: number, path: string, o: { method?: string; host?: string; headers?: Record<string, string>; agent?: import('node:https').Agent } = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: o.host ?? '127.0.0.1', port, path, method: o.method ?? 'GET', headers: o.headers, key: svid.keyPem, cert: svid.certChainPem, ca: svid.bundlePem, checkServerIdentity: () => undefined, ...(o.agent && { agent: o.agent }) },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const allowOrders = (port: number, ip = IP) =>
+  inboundListener(OWN, { ip, port, allow: { 'ns[default]-policy[pay]-rule[0]': istioPolicy({ from: [{ principals: ['cluster.local/ns/default/sa/orders'] }] }) } });
+
+const pendingApplied = (mesh: Mesh, port: number) => mesh.snapshot().inbound.meshPolicy?.servers.some((s) => s.ports.includes(port)) === true;
+
+describe('inbound policy from xDS, attacked', () => {
+  test('a server built by Express from serverTlsOptions() is judged under its port\'s pending section from its first request', async (t) => {
+    const x = await startXdsResponder(t);
+    const mesh = await meshOf(x);
+    const orders = await svidOf('orders');
+    let reached = 0;
+    const app = express();
+    app.use(mesh.express());
+    app.get('/pay', (_req, res) => { reached++; res.end('ok'); });
+    const port = await listenOn(createHttpsServer(mesh.serverTlsOptions(), app));
+    assert.equal(await get(orders, port, '/pay'), 403, 'first request: the port is pending');
+    assert.equal(reached, 0);
+    await waitFor(() => x.subscribed(LDS).includes(nameOf(port)), 3_000, 'the inbound Listener to be asked for');
+    x.set(LDS, nameOf(port), allowOrders(port));
+    x.push();
+    await waitFor(async () => (await get(orders, port, '/pay')) === 200, 3_000, 'the Listener to apply');
+    assert.equal(await get(await svidOf('admin'), port, '/pay'), 403, 'RBAC names orders only');
+  });
+
+  test('a Fastify server with the mesh plugin is judged under its port\'s pending section', async (t) => {
+    const x = await startXdsResponder(t);
+    const mesh = await meshOf(x);
+    const orders = await svidOf('orders');
+    let reached = 0;
+    const app = Fastify({ https: mesh.serverTlsOptions() });
+    await app.register(mesh.fastify);
+    app.get('/pay', async () => { reached++; return 'ok'; });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    opened.push({ close: () => app.close() });
+    const port = (app.server.address() as { port: number }).port;
+    assert.equal(await get(orders, port, '/pay'), 403, 'pending: fail closed');
+    assert.equal(reached, 0);
+    x.set(LDS, nameOf(port), allowOrders(port));
+    x.push();
+    await waitFor(async () => (await get(orders, port, '/pay')) === 200, 3_000, 'the Listener to apply');
+  });
+
+  test('several ports keep their own states: delivered, pending, absent; the same AuthorizationPolicy on two ports', async (t) => {
+    const x = await startXdsResponder(t);
+    const mesh = await meshOf(x);
+    const orders = await svidOf('orders');
+    const admin = await svidOf('admin');
+    const ports: number[] = [];
+    for (let i = 0; i < 4; i++) ports.push(await listenOn(mesh.createServer((_q, r) => r.end('ok'))));
+    const [a, b, c, d] = ports as [number, number, number, number];
+    await waitFor(() => ports.every((p) => x.subscribed(LDS).includes(nameOf(p))), 3_000, 'every port asked for');
+    x.set(LDS, nameOf(a), allowOrders(a));
+    x.set(LDS, nameOf(c), allowOrders(c));
+    x.set(LDS, nameOf(d), allowOrders(d));
+    x.push();
+    await waitFor(() => mesh.snapshot().inbound.meshPolicy?.servers.filter((s) => s.name.startsWith('xds.istio')).length === 3, 3_000, 'a, c, d delivered');
+    // c removed (a SotW response without a resource seen before: it does not exist); b never answered: pending.
+    x.set(LDS, nameOf(c), null);
+    x.push();
+    await waitFor(() => mesh.snapshot().inbound.meshPolicy?.servers.length === 3, 3_000, 'c absent');
+    assert.equal(await get(orders, a, '/'), 200);
+    assert.equal(await get(admin, a, '/'), 403);
+    assert.equal(await get(orders, d, '/'), 200);
+    assert.equal(await get(admin, d, '/'), 403);
+    assert.equal(await get(orders, b, '/'), 403, 'b pending');
+    assert.equal(await get(admin, c, '/'), 200, 'c absent: the local policy alone');
+  });
+
+  test('a server that closes and listens again on another port is pending there', async (t) => {
+    const x = await startXdsResponder(t);
+    const mesh = await meshOf(x);
+    const orders = await svidOf('orders');
+    const server = mesh.createServer((_q, r) => r.end('ok'));
+    const first = await listenOn(server);
+    x.set(LDS, nameOf(first), allowOrders(first));
+    x.push();
+    await waitFor(async () => (await get(orders, first, '/')) === 200, 3_000, 'first port delivered');
+    await new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); });
+    const second = await new Promise<number>((r) => server.listen(0, '127.0.0.1', () => r((server.address() as { port: number }).port)));
+    assert.equal(await get(orders, second, '/'), 403, 'the new port is pending');
+  });
+
+  test('a first inbound Listener NACKed leaves the port pending (denying), never open', async (t) => {
+    const x = await startXdsResponder(t);
+    const mesh = await meshOf(x);
+    const orders = await svidOf('orders');
+    const port = await listenOn(mesh.createServer((_q, r) => r.end('ok')));
+    x.set(LDS, nameOf(port), inboundListener(OWN, { port, allow: { p: { permissions: [{ any: true }], principals: [{ any: true }], condition: {} } } }));
+    x.push();
+    await waitFor(() => x.nacks.length > 0, 3_000, 'the NACK');
+    assert.equal(await get(orders, port, '/'), 403);
+    assert.ok(pendingApplied(mesh, port));
+  });
+
+  test('an IPv6 INSTANCE_IP asks for [ip]:port and applies what it gets', async (t) => {
+    const x = await startXdsResponder(t);
+    const ip = 'fd00::7';
+    const mesh = await meshOf(x, {}, ip);
+    const orders = await svidOf('orders');
+    const port = await listenOn(mesh.createServer((_q, r) => r.end('ok')));
+    await waitFor(() => x.subscribed(LDS).includes(nameOf(port, ip)), 3_000, 'the v6 name asked for');
+    assert.equal(await get(orders, port, '/'), 403);
+    x.set(LDS, nameOf(port, ip), allowOrders(port, ip));
+    x.push();
+    await waitFor(async () => (await get(orders, port, '/')) === 200, 3_000, 'the v6 Listener to apply');
+    assert.equal(await get(await svidOf('admin'), port, '/'), 403);
+  });
+
+  test('WebSocket upgrade, CONNECT and Expect: 100-continue never reach the app while pending', async (t) => {
+    const x = await startXdsResponder(t);
+    const mesh = await meshOf(x);
+    const orders = await svidOf('orders');
+    let reached = 0;
+    const server = mesh.createServer((_q, r) => { reached++; r.end('ok'); });
+    server.on('upgrade', (_q, sock) => { reached++; sock.end('HTTP/1.1 101 Switching Protocols\r\n\r\n'); });
+    server.on('connect', (_q, sock) => { reached++; sock.end('HTTP/1.1 200 Connection Established\r\n\r\n'); });
+    server.on('checkContinue', (_q, r) => { reached++; r.writeContinue(); r.end('ok'); });
+    const port = await listenOn(server);
+    const raw = (head: string) =>
+      new Promise<string>((resolve, reject) => {
+        const s = tlsConnect({ host: '127.0.0.1', port, key: orders.keyPem, cert: orders.certChainPem, ca: orders.bundlePem, checkServerIdentity: () => undefined }, () => s.write(head));
+        let out = '';
+        s.on('data', (d) => (out += d.toString()));
+        s.on('end', () => resolve(out));
+        s.on('close', () => resolve(out));
+        s.on('error', reject);
+        setTimeout(() => s.destroy(), 1_500);
+      });
+    const ws = await raw('GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    assert.match(ws, /^HTTP\/1\.1 403/, ws);
+    const cn = await raw('CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\n');
+    assert.match(cn, /^HTTP\/1\.1 (403|400|405)/, cn);
+    const ec = await raw('POST /pay HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n');
+    assert.match(ec, /^HTTP\/1\.1 403/, ec);
+    assert.equal(await get(orders, port, '/', { method: 'HEAD' }), 403);
+    assert.equal(reached, 0);
+  });
+
+  test('a kept-alive connection admitted under the old policy is judged under the new one at its next request', async (t) => {
+    const x = await startXdsResponder(t);
+    const mesh = await meshOf(x);
+    const orders = await svidOf('orders');
+    const port = await listenOn(mesh.createServer((_q, r) => r.end('ok')));
+    x.set(LDS, nameOf(port), allowOrders(port));
+    x.push();
+    const { Agent } = await import('node:https');
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    t.after(() => agent.destroy());
+    await waitFor(async () => (await get(orders, port, '/', { agent })) === 200, 3_000, 'delivered');
+    x.set(LDS, nameOf(port), inboundListener(OWN, { port, deny: { 'ns[default]-policy[stop]-rule[0]': istioPolicy({}) } }));
+    x.push();
+    await waitFor(() => mesh.snapshot().inbound.meshPolicy?.servers[0]?.rules.some((r) => r.action === 'deny') === true, 3_000, 'the DENY');
+    assert.equal(await get(orders, port, '/', { agent }), 403, 'same connection, new policy');
+  });
+
+  test('xDS DENY paths hold against dot segments, encoded slashes and doubled slashes', async (t) => {
+    const x = await startXdsResponder(t);
+    const mesh = await meshOf(x);
+    const orders = await svidOf('orders');
+    const port = await listenOn(mesh.createServer((_q, r) => r.end('ok')));
+    x.set(LDS, nameOf(port), inboundListener(OWN, { port, deny: { 'ns[default]-policy[no-admin]-rule[0]': istioPolicy({ to: [{ paths: ['/admin', '/admin/*'] }] }) } }));
+    x.push();
+    await waitFor(async () => (await get(orders, port, '/pay')) === 200, 3_000, 'delivered');
+    for (const p of ['/admin', '/pay/../admin', '/%61dmin', '//admin', '/admin/', '/admin%2Fx', '/./admin', '/ADMIN/../admin/x', '/admin?x=1', '/admin#x']) {
+      const code = await get(orders, port, p);
+      assert.ok(code === 403 || code === 400, `${p} → ${code}`);
+    }
+  });
+});
