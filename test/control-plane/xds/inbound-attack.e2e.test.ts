@@ -13,7 +13,7 @@ import { LISTENER_TYPE_URL as LDS } from '../../../src/control-plane/xds/discove
 import { OWN, inboundListener, istioPolicy } from '../../helpers/istio-rbac.js';
 import { startXdsResponder, type XdsResponder } from '../../helpers/xds-responder.js';
 import { devCa, quiet } from '../../outbound/e2e/replicas.js';
-import { waitFor } from '../../helpers/net.js';
+import { frontFor, waitFor } from '../../helpers/net.js';
 
 const IP = '10.0.0.7';
 const opened: Array<{ close(): Promise<unknown> }> = [];
@@ -223,5 +223,39 @@ describe('inbound policy from xDS, attacked', () => {
       const code = await get(orders, port, p);
       assert.ok(code === 403 || code === 400, `${p} → ${code}`);
     }
+  });
+
+  test('a server handed its connections by a front (emit(\'connection\')) is judged under the port they arrived on', async (t) => {
+    const x = await startXdsResponder(t);
+    const mesh = await meshOf(x);
+    const orders = await svidOf('orders');
+    let reached = 0;
+    const server = mesh.createServer((_q, r) => { reached++; r.end('ok'); });
+    opened.push({ close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) });
+    const front = await frontFor(server);
+    opened.push(front);
+    assert.equal(await get(orders, front.port, '/'), 403, 'the front\'s port is pending: fail closed');
+    assert.equal(reached, 0);
+    await waitFor(() => x.subscribed(LDS).includes(nameOf(front.port)), 3_000, 'the front port\'s Listener asked for');
+    x.set(LDS, nameOf(front.port), allowOrders(front.port));
+    x.push();
+    await waitFor(async () => (await get(orders, front.port, '/')) === 200, 3_000, 'the Listener to apply');
+    assert.equal(await get(await svidOf('admin'), front.port, '/'), 403, 'its RBAC judges');
+  });
+
+  test('an Express server from serverTlsOptions() behind a front is judged under the front\'s port', async (t) => {
+    const x = await startXdsResponder(t);
+    const mesh = await meshOf(x);
+    const orders = await svidOf('orders');
+    let reached = 0;
+    const app = express();
+    app.use(mesh.express());
+    app.get('/', (_req, res) => { reached++; res.end('ok'); });
+    const server = createHttpsServer(mesh.serverTlsOptions(), app);
+    opened.push({ close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) });
+    const front = await frontFor(server);
+    opened.push(front);
+    assert.equal(await get(orders, front.port, '/'), 403, 'pending: fail closed');
+    assert.equal(reached, 0);
   });
 });
