@@ -258,4 +258,106 @@ describe('inbound policy from xDS, attacked', () => {
     assert.equal(await get(orders, front.port, '/'), 403, 'pending: fail closed');
     assert.equal(reached, 0);
   });
+
+  test('permissive: a peer without a certificate matches no principal, `*` included, and is denied by not_* principals', async (t) => {
+    const x = await startXdsResponder(t);
+    const mesh = await meshOf(x, { inbound: { mode: 'permissive' } });
+    const orders = await svidOf('orders');
+    const admin = await svidOf('admin');
+    const port = await listenOn(mesh.createServer((_q, r) => r.end('ok')));
+    const anon = (path: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path, ca: orders.bundlePem, checkServerIdentity: () => undefined }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    x.set(LDS, nameOf(port), inboundListener(OWN, {
+      port,
+      mode: 'permissive',
+      deny: { 'ns[default]-policy[only-orders]-rule[0]': istioPolicy({ from: [{ notPrincipals: ['cluster.local/ns/default/sa/orders'] }], to: [{ paths: ['/orders-only'] }] }) },
+      allow: {
+        'ns[default]-policy[any-peer]-rule[0]': istioPolicy({ from: [{ principals: ['*'] }], to: [{ paths: ['/peers'] }] }),
+        'ns[default]-policy[local-ip]-rule[0]': istioPolicy({ from: [{ ipBlocks: ['127.0.0.1/32'] }], to: [{ paths: ['/by-ip'] }] }),
+        'ns[default]-policy[orders-only]-rule[0]': istioPolicy({ to: [{ paths: ['/orders-only'] }] }),
+      },
+    }));
+    x.push();
+    await waitFor(async () => (await get(orders, port, '/peers')) === 200, 3_000, 'delivered');
+    assert.equal(await anon('/peers'), 403, 'principals ["*"] needs an authenticated peer');
+    assert.equal(await anon('/by-ip'), 200, 'an ip block admits a peer without a certificate');
+    assert.equal(await anon('/orders-only'), 403, 'not_id(orders) matches a peer with no identity: DENY');
+    assert.equal(await get(admin, port, '/orders-only'), 403);
+    assert.equal(await get(orders, port, '/orders-only'), 200);
+    assert.equal(await anon('/other'), 403, 'ALLOW policies exist: what none names is denied');
+  });
+
+  test('destination_port inside a permission is the port the request arrived on', async (t) => {
+    const x = await startXdsResponder(t);
+    const mesh = await meshOf(x);
+    const orders = await svidOf('orders');
+    const a = await listenOn(mesh.createServer((_q, r) => r.end('ok')));
+    const b = await listenOn(mesh.createServer((_q, r) => r.end('ok')));
+    // Both ports carry the same rules (one AuthorizationPolicy over the workload): /a only on a, /b only on b.
+    const shape = { allow: { 'ns[default]-policy[ports]-rule[0]': istioPolicy({ to: [{ ports: [a], paths: ['/a'] }, { ports: [b], paths: ['/b'] }] }) } };
+    x.set(LDS, nameOf(a), inboundListener(OWN, { port: a, ...shape }));
+    x.set(LDS, nameOf(b), inboundListener(OWN, { port: b, ...shape }));
+    x.push();
+    await waitFor(async () => (await get(orders, a, '/a')) === 200, 3_000, 'delivered');
+    assert.equal(await get(orders, a, '/b'), 403);
+    assert.equal(await get(orders, b, '/b'), 200);
+    assert.equal(await get(orders, b, '/a'), 403);
+  });
+
+  test('a control plane that is down at start: every served port denies (never the local policy alone)', async (t) => {
+    const x = await startXdsResponder(t);
+    const address = x.server.address;
+    await x.server.close();
+    const mesh = await createMesh(
+      { service: 'payments', identity: { ca: await devCa() }, controlPlane: { address, root: x.server.rootFile, token: 'good-token' }, logger: quiet },
+      { env: { INSTANCE_IP: IP } },
+    );
+    opened.push(mesh);
+    const port = await listenOn(mesh.createServer((_q, r) => r.end('ok')));
+    assert.equal(await get(await svidOf('orders'), port, '/'), 403);
+  });
+
+  test('10,000 ALLOW policies: applied in bounded time, requests still judged by them', async (t) => {
+    const x = await startXdsResponder(t);
+    const mesh = await meshOf(x);
+    const orders = await svidOf('orders');
+    const port = await listenOn(mesh.createServer((_q, r) => r.end('ok')));
+    const allow: Record<string, Record<string, unknown>> = {};
+    for (let i = 0; i < 10_000; i++) allow[`ns[default]-policy[p${i}]-rule[0]`] = istioPolicy({ from: [{ principals: [`cluster.local/ns/default/sa/sa${i}`] }], to: [{ paths: [`/p${i}`] }] });
+    allow['ns[default]-policy[orders]-rule[0]'] = istioPolicy({ from: [{ principals: ['cluster.local/ns/default/sa/orders'] }], to: [{ paths: ['/pay'] }] });
+    const started = Date.now();
+    x.set(LDS, nameOf(port), inboundListener(OWN, { port, allow }));
+    x.push();
+    await waitFor(async () => (await get(orders, port, '/pay')) === 200, 15_000, 'the large policy');
+    const took = Date.now() - started;
+    assert.ok(took < 10_000, `applied in ${took} ms`);
+    assert.equal(await get(orders, port, '/p7'), 403);
+    const t0 = Date.now();
+    for (let i = 0; i < 20; i++) assert.equal(await get(orders, port, '/pay'), 200);
+    assert.ok(Date.now() - t0 < 5_000, `20 requests took ${Date.now() - t0} ms`);
+  });
+
+  test('a flapping inbound Listener settles on the last version, and a removal never leaves a pending port open', async (t) => {
+    const x = await startXdsResponder(t);
+    const mesh = await meshOf(x);
+    const orders = await svidOf('orders');
+    const admin = await svidOf('admin');
+    const port = await listenOn(mesh.createServer((_q, r) => r.end('ok')));
+    const denyAll = inboundListener(OWN, { port, deny: { 'ns[default]-policy[stop]-rule[0]': istioPolicy({}) } });
+    for (let i = 0; i < 50; i++) {
+      x.set(LDS, nameOf(port), i % 2 === 0 ? allowOrders(port) : denyAll);
+      x.push();
+    }
+    x.set(LDS, nameOf(port), allowOrders(port));
+    x.push();
+    await waitFor(async () => (await get(orders, port, '/')) === 200, 5_000, 'the last version');
+    assert.equal(await get(admin, port, '/'), 403);
+  });
 });
