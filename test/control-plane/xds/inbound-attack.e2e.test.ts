@@ -360,4 +360,17 @@ describe('inbound policy from xDS, attacked', () => {
     await waitFor(async () => (await get(orders, port, '/')) === 200, 5_000, 'the last version');
     assert.equal(await get(admin, port, '/'), 403);
   });
+
+  test('a request refused because its port is pending names the pending section in stats and the audit record (not the local default)', async (t) => {
+    const x = await startXdsResponder(t);
+    const audits: Array<Record<string, unknown>> = [];
+    const mesh = await meshOf(x, { inbound: { policy: { rules: [{ name: 'seen', action: 'audit', to: [{ paths: ['/'] }] }] }, audit: (r: Record<string, unknown>) => audits.push(r) } });
+    const port = await listenOn(mesh.createServer((_q, r) => r.end('ok')));
+    assert.equal(await get(await svidOf('orders'), port, '/'), 403);
+    const pending = `xds-inbound-pending:${port}`;
+    assert.deepEqual(mesh.stats().inbound.authz.byRule[pending], { allow: 0, deny: 1, audit: 0 }, JSON.stringify(mesh.stats().inbound.authz.byRule));
+    assert.equal(mesh.stats().inbound.authz.byRule['default:deny'], undefined, 'the local default did not decide');
+    assert.equal(audits[0]?.rule, pending);
+    assert.equal(audits[0]?.layer, 'mesh');
+  });
 });
