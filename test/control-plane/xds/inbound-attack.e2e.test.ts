@@ -373,4 +373,45 @@ describe('inbound policy from xDS, attacked', () => {
     assert.equal(audits[0]?.rule, pending);
     assert.equal(audits[0]?.layer, 'mesh');
   });
+
+  test('an xDS DENY holds against every spelling Express serves from the denied handler (HEAD, case, trailing slash)', async (t) => {
+    const x = await startXdsResponder(t);
+    const mesh = await meshOf(x);
+    const orders = await svidOf('orders');
+    let reached = 0;
+    const app = express();
+    app.use(mesh.express());
+    app.get('/admin', (_req, res) => { reached++; res.end('secret'); });
+    app.get('/pay', (_req, res) => res.end('ok'));
+    const port = await listenOn(createHttpsServer(mesh.serverTlsOptions(), app));
+    x.set(LDS, nameOf(port), inboundListener(OWN, { port, deny: { 'ns[default]-policy[no-admin]-rule[0]': istioPolicy({ to: [{ methods: ['GET'], paths: ['/admin'] }] }) } }));
+    x.push();
+    await waitFor(async () => (await get(orders, port, '/pay')) === 200, 3_000, 'delivered');
+    for (const [method, path] of [['GET', '/admin'], ['HEAD', '/admin'], ['GET', '/ADMIN'], ['GET', '/admin/'], ['GET', '/Admin/']] as const) {
+      const code = await get(orders, port, path, { method });
+      assert.ok(code === 403 || code === 400, `${method} ${path} → ${code}`);
+    }
+    assert.equal(reached, 0);
+  });
+
+  test('a hostile control plane: a Listener for another IP, or ours carrying another port, never opens the port', async (t) => {
+    const x = await startXdsResponder(t);
+    const mesh = await meshOf(x);
+    const orders = await svidOf('orders');
+    const port = await listenOn(mesh.createServer((_q, r) => r.end('ok')));
+    const open = { allow: { any: istioPolicy({}) } };
+    await waitFor(() => x.subscribed(LDS).includes(nameOf(port)), 3_000, 'asked for');
+    // Another workload's Listener, pushed on the stream although nobody asked for it (and ours left out).
+    const stream = x.server.streams.at(-1)!;
+    const seen = stream.requests.length;
+    stream.send({ versionInfo: 'hostile-1', typeUrl: LDS, nonce: 'hostile-1', resources: [{ typeUrl: LDS, value: inboundListener(OWN, { ip: '10.0.0.8', port, ...open }) }] });
+    await waitFor(() => stream.requests.length > seen, 3_000, 'the answer to the hostile response');
+    assert.equal(await get(orders, port, '/'), 403, 'another IP\'s Listener is not ours');
+    // Ours, but its address names another port: NACKed.
+    x.set(LDS, nameOf(port), inboundListener(OWN, { port, ...open, listener: (l) => ({ ...l, address: { socket_address: { address: IP, port_value: port + 1 } } }) }));
+    x.push();
+    await waitFor(() => x.nacks.length > 0, 3_000, 'the NACK');
+    assert.equal(await get(orders, port, '/'), 403, 'still pending');
+    assert.ok(pendingApplied(mesh, port));
+  });
 });
