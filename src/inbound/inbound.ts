@@ -62,7 +62,10 @@ export interface InboundDeps {
   clock?: Clock;
   /** The mesh's event bus: decisions are published there once; its creator derives telemetry from it. */
   events: MeshEvents;
-  /** Told the port of every protected server once it listens. */
+  /**
+   * Told the port of every protected server once it listens, and the port every request arrived on
+   * before it is judged (a server handed its connections by a front never listens itself).
+   */
   onPort?: (port: number) => void;
 }
 
@@ -100,7 +103,13 @@ export class Inbound {
     this.tls = new ServerTls(d.source, d.verifier, c.mode, () => {});
     this.pipeline = new InboundPipeline({
       tls: this.tls,
-      authorize: (req, peer, routing, recheck) => judgeHttp1(gate, req, peer, routing, recheck),
+      authorize: (req, peer, routing, recheck) => {
+        // The port the request is judged under (judge.ts) is made known first: an xDS control plane
+        // then holds it pending (deny) until its inbound Listener is decided, whoever accepted the connection.
+        const port = req.socket.localPort;
+        if (d.onPort && port) d.onPort(port);
+        return judgeHttp1(gate, req, peer, routing, recheck);
+      },
       identityHeaders: c.identityHeaders,
       observer,
       hooks: {

@@ -24,12 +24,19 @@ export interface MeshLayer {
   readonly strict: boolean;
 }
 
-/** The name of the section that holds a port until its Listener is decided (decisions and audit records show it). */
+/**
+ * The name of the section that holds a port until its Listener is decided, and of its one rule (a
+ * deny of everything): decisions, `stats().inbound.authz.byRule`, metrics and audit records name it,
+ * never the local layer's `default:deny`.
+ */
 export const pendingSection = (port: number) => `xds-inbound-pending:${port}`;
 
 function sectionOf(port: number, st: PortState): Server | undefined {
   if (st.kind === 'absent') return undefined;
-  if (st.kind === 'pending') return { name: pendingSection(port), ports: [port], accessPolicy: 'deny', routes: [], rules: [] };
+  if (st.kind === 'pending') {
+    const name = pendingSection(port);
+    return { name, ports: [port], accessPolicy: 'deny', routes: [], rules: [{ name, action: 'deny', from: [], to: [], when: [] }] };
+  }
   const rules: readonly Rule[] = st.spec.policy.rules;
   const hasAllow = rules.some((r) => r.action === 'allow');
   return { name: st.spec.name, ports: [port], accessPolicy: hasAllow ? 'deny' : 'all-unauthenticated', routes: [], rules };
