@@ -473,12 +473,12 @@ export const INBOUND_HCM: FieldTable = {
   names: HCM.names,
   noEffect: {
     ...Object.fromEntries(
-      ['codec_type', 'http_protocol_options', 'http2_protocol_options', 'http3_protocol_options', 'max_request_headers_kb', 'stream_idle_timeout', 'request_timeout', 'request_headers_timeout', 'drain_timeout', 'delayed_close_timeout', 'proxy_100_continue', 'stream_error_on_invalid_http_message', 'append_local_overload'].map((n) => [n, SERVER_HTTP]),
+      ['codec_type', 'http2_protocol_options', 'http3_protocol_options', 'max_request_headers_kb', 'stream_idle_timeout', 'request_timeout', 'request_headers_timeout', 'drain_timeout', 'delayed_close_timeout', 'proxy_100_continue', 'stream_error_on_invalid_http_message', 'append_local_overload'].map((n) => [n, SERVER_HTTP]),
     ),
     server_name: 'only names Envoy in its Server response header',
     server_header_transformation: 'only about Envoy\'s Server response header',
     proxy_status_config: 'only about Envoy\'s Proxy-Status response header',
-    use_remote_address: 'the policy sees the connection\'s own peer address, which is what this asks for',
+    use_remote_address: 'the policy sees the connection\'s own peer address whatever this says (gRFC A41: X-Forwarded-For is never trusted)',
     skip_xff_append: 'sidecarless does not append to X-Forwarded-For either',
     set_current_client_cert_details: 'only with forward_client_cert_details, which is refused',
     access_log_flush_interval: 'only for access logs, which are refused',
@@ -487,6 +487,7 @@ export const INBOUND_HCM: FieldTable = {
   },
   reasons: {
     scoped_routes: 'a server listener needs an inline route_config',
+    http_protocol_options: 'HTTP/1 options (a default Host for HTTP/1.0, absolute URLs, ...) may change what the policy sees: not supported on a server listener',
     tracing: 'tracing from xDS is not supported: sidecarless traces through its own telemetry options',
     access_log: 'access logs from xDS are not supported: sidecarless logs through its own telemetry',
     access_log_options: 'access logs from xDS are not supported',

@@ -60,6 +60,7 @@ function checkAddress(l: Listener, want: { ip: string; port: number }, f: Findin
     f.refuse('address.socket_address', 'is missing: a server listener names the address it serves (gRFC A36)');
     return;
   }
+  if (sa.protocol !== 0) f.refuse('address.socket_address.protocol', 'only TCP is supported: a server listener serves HTTP over TCP');
   if (sa.portValue !== want.port) f.refuse('address.socket_address.port_value', `${sa.portValue ?? 'unset'} does not match the port in the name (${want.port}) (gRFC A36)`);
   const a = parseIp(sa.address);
   const b = parseIp(want.ip);

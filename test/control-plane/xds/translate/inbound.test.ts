@@ -219,6 +219,8 @@ test('fields our protos do not declare, encoded by the real protos into istiod\'
   assert.match(reasons(hcm({ strip_any_host_port: true })), /strip_any_host_port: the policy sees the Host as the client sent it/);
   assert.match(reasons(hcm({ common_http_protocol_options: { headers_with_underscores_action: 'DROP_HEADER' } })), /common_http_protocol_options\.headers_with_underscores_action: dropping or refusing headers with underscores is not supported/);
   assert.match(reasons({ listener: (l) => ({ ...l, socket_options: [{ level: 0, name: 19, int_value: 1 }] }) }), /^Listener "[^"]+" socket_options: socket options from xDS are not applied/);
+  assert.match(reasons(hcm({ http_protocol_options: { accept_http_10: true, default_host_for_http_10: 'a.example.com' } })), /http_protocol_options: HTTP\/1 options \(a default Host for HTTP\/1\.0/);
+  assert.match(reasons({ listener: (l) => ({ ...l, address: { socket_address: { ...((l.address as Json).socket_address as Json), protocol: 'UDP' } } }) }), /address\.socket_address\.protocol: only TCP is supported/);
   const rbacPerRoute = { 'envoy.filters.http.rbac': { type_url: 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute', value: new Uint8Array() } };
   assert.match(reasons(route({ typed_per_filter_config: rbacPerRoute })), /routes\[0\]\.typed_per_filter_config\["envoy\.filters\.http\.rbac"\]: per-route filter configs are not supported on a server listener/);
   // Declared, and refused when set: what would narrow which clients may connect (istiod sends none on a server).
