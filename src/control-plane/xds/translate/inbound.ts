@@ -6,8 +6,10 @@
  * accepted too — the mesh still presents and verifies mTLS when a client offers it); one
  * HttpConnectionManager with an inline route_config (`domains ["*"]`, `prefix "/"`,
  * `non_forwarding_action`) and http_filters [RBAC DENY, RBAC ALLOW, router] (rbac.ts). Anything
- * else that would change who gets in is a reason to NACK. The policy goes through parsePolicy,
- * the validation every importer's output goes through. Pure.
+ * else that would change who gets in is a reason to NACK. Every message read is checked for fields
+ * our protos do not declare (unknown-fields.ts, over the server tables of envoy-fields.ts:
+ * INBOUND_LISTENER, INBOUND_HCM, ...; a client API listener's "no effect" does not hold here). The
+ * policy goes through parsePolicy, the validation every importer's output goes through. Pure.
  */
 import type { FilterChain, Listener } from '../../../proto/envoy/config/listener/v3/listener.js';
 import { type HttpConnectionManager, HttpConnectionManagerCodec } from '../../../proto/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
