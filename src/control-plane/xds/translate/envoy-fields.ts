@@ -427,3 +427,172 @@ export const ADDRESS: FieldTable = {
   reasons: { pipe: 'pipes are not supported: an endpoint needs a socket_address', envoy_internal_address: 'internal addresses are not supported: an endpoint needs a socket_address' },
 };
 export const SOCKET_ADDRESS: FieldTable = { message: 'envoy.config.core.v3.SocketAddress', names: {} };
+
+// The server Listener istiod sends for xds.istio.io/grpc/lds/inbound/IP:port (inbound.ts, rbac*.ts).
+// Not the LISTENER / HCM tables: what a client API listener may ignore, a server may not. What
+// would change what the policy sees (the peer's address, the path, the host, the headers, which
+// connections the chain covers) or who gets in is refused (fail closed); only what truly changes
+// nothing the mesh's server or its policy does is noted.
+const SERVER_SOCKET = 'the server\'s socket is the application\'s own (sidecarless does not open it from xDS); nothing the policy sees depends on it';
+const SERVER_HTTP = 'the server\'s HTTP handling is Node\'s own; nothing the policy sees depends on it';
+const ONE_CHAIN = 'filter chain matching is not supported: the one filter chain applies to every connection';
+const PATH_OWN = 'path normalization is sidecarless\'s own (dot segments removed, slashes merged, unreserved escapes decoded once, %2F refused: DESIGN.md "path handling"), and the policy judges that path; Envoy\'s options would judge another: remove it';
+const HOST_OWN = 'the policy sees the Host as the client sent it (rbac-permission.ts); rewriting it before the policy is not supported';
+const PEER_ADDRESS = 'the policy sees the connection\'s own peer address (gRFC A41); another source for it is not supported';
+const SERVER_HEADERS = 'header manipulation on a server listener is not supported: the policy and the application see the headers as sent';
+const SESSIONS = 'TLS session resumption is the mesh\'s own (a resumed session keeps its verified peer)';
+const SHADOW = 'shadow rules only produce statistics in Envoy: not used';
+
+export const INBOUND_LISTENER: FieldTable = {
+  message: LISTENER.message,
+  names: LISTENER.names,
+  noEffect: {
+    ...Object.fromEntries(
+      ['per_connection_buffer_limit_bytes', 'deprecated_v1', 'drain_type', 'tcp_fast_open_queue_length', 'connection_balance_config', 'reuse_port', 'enable_reuse_port', 'tcp_backlog_size', 'max_connections_to_accept_per_socket_event', 'bind_to_port', 'enable_mptcp', 'ignore_global_conn_limit', 'bypass_overload_manager'].map((n) => [n, SERVER_SOCKET]),
+    ),
+    listener_filters_timeout: 'only with listener_filters, which are refused',
+    continue_on_listener_filters_timeout: 'only with listener_filters, which are refused',
+    traffic_direction: 'the name already says inbound',
+    stat_prefix: STATS,
+    metadata: INFO,
+  },
+  reasons: {
+    additional_addresses: 'a server listener serves the one address in its name (gRFC A36); the policy would not cover the others',
+    filter_chain_matcher: ONE_CHAIN,
+    transparent: 'transparent sockets are not supported: they change the addresses the policy sees',
+    freebind: 'freebind is not supported on a server listener',
+    socket_options: 'socket options from xDS are not applied to the server\'s socket (they may change the addresses the policy sees): remove them',
+    udp_listener_config: 'UDP (QUIC) server listeners are not supported',
+    access_log: 'access logs from xDS are not supported: sidecarless logs through its own telemetry',
+    internal_listener: 'internal listeners are not supported',
+  },
+};
+
+export const INBOUND_HCM: FieldTable = {
+  message: HCM.message,
+  names: HCM.names,
+  noEffect: {
+    ...Object.fromEntries(
+      ['codec_type', 'http2_protocol_options', 'http3_protocol_options', 'max_request_headers_kb', 'stream_idle_timeout', 'request_timeout', 'request_headers_timeout', 'drain_timeout', 'delayed_close_timeout', 'proxy_100_continue', 'stream_error_on_invalid_http_message', 'append_local_overload'].map((n) => [n, SERVER_HTTP]),
+    ),
+    server_name: 'only names Envoy in its Server response header',
+    server_header_transformation: 'only about Envoy\'s Server response header',
+    proxy_status_config: 'only about Envoy\'s Proxy-Status response header',
+    use_remote_address: 'the policy sees the connection\'s own peer address whatever this says (gRFC A41: X-Forwarded-For is never trusted)',
+    skip_xff_append: 'sidecarless does not append to X-Forwarded-For either',
+    set_current_client_cert_details: 'only with forward_client_cert_details, which is refused',
+    access_log_flush_interval: 'only for access logs, which are refused',
+    flush_access_log_on_new_request: 'only for access logs, which are refused',
+    add_proxy_protocol_connection_state: 'only with the PROXY protocol, which is refused',
+  },
+  reasons: {
+    scoped_routes: 'a server listener needs an inline route_config',
+    http_protocol_options: 'HTTP/1 options (a default Host for HTTP/1.0, absolute URLs, ...) may change what the policy sees: not supported on a server listener',
+    tracing: 'tracing from xDS is not supported: sidecarless traces through its own telemetry options',
+    access_log: 'access logs from xDS are not supported: sidecarless logs through its own telemetry',
+    access_log_options: 'access logs from xDS are not supported',
+    upgrade_configs: 'protocol upgrades (WebSocket, CONNECT) are not supported on a server listener',
+    normalize_path: PATH_OWN,
+    merge_slashes: PATH_OWN,
+    path_with_escaped_slashes_action: PATH_OWN,
+    path_normalization_options: PATH_OWN,
+    strip_matching_host_port: HOST_OWN,
+    strip_any_host_port: HOST_OWN,
+    strip_trailing_host_dot: HOST_OWN,
+    original_ip_detection_extensions: PEER_ADDRESS,
+    represent_ipv4_remote_address_as_ipv4_mapped_ipv6: PEER_ADDRESS,
+    internal_address_config: 'internal address classification is not supported on a server listener',
+    forward_client_cert_details: 'forwarding client certificate details is not supported: sidecarless removes the x-forwarded-client-cert a client sends, and the application gets the verified peer from the mesh',
+    via: SERVER_HEADERS,
+    add_user_agent: SERVER_HEADERS,
+    scheme_header_transformation: SERVER_HEADERS,
+    append_x_forwarded_port: SERVER_HEADERS,
+    early_header_mutation_extensions: SERVER_HEADERS,
+    typed_header_validation_config: 'header validation extensions are not supported: they would change which requests reach the policy',
+    local_reply_config: 'custom local replies are not supported: a denied request gets the mesh\'s own 403',
+    generate_request_id: 'request IDs are not generated from xDS configuration',
+    request_id_extension: 'request IDs are not generated from xDS configuration',
+  },
+};
+
+/** HttpConnectionManager.common_http_protocol_options of a server listener. */
+export const INBOUND_HTTP_PROTOCOL_OPTIONS: FieldTable = {
+  message: HCM_HTTP_PROTOCOL_OPTIONS.message,
+  names: HCM_HTTP_PROTOCOL_OPTIONS.names,
+  noEffect: { max_connection_duration: SERVER_HTTP, max_headers_count: SERVER_HTTP, max_requests_per_connection: SERVER_HTTP },
+  reasons: { headers_with_underscores_action: 'dropping or refusing headers with underscores is not supported: the policy sees the headers as sent' },
+};
+
+export const INBOUND_ADDRESS: FieldTable = {
+  message: ADDRESS.message,
+  names: ADDRESS.names,
+  reasons: { pipe: 'a server listener needs a socket_address (gRFC A36)', envoy_internal_address: 'a server listener needs a socket_address (gRFC A36)' },
+};
+
+export const FILTER_CHAIN: FieldTable = {
+  message: 'envoy.config.listener.v3.FilterChain',
+  names: { 4: 'use_proxy_proto', 5: 'metadata', 8: 'on_demand_configuration', 9: 'transport_socket_connect_timeout' },
+  noEffect: { metadata: INFO, transport_socket_connect_timeout: 'the TLS handshake timeout is the mesh\'s own' },
+  reasons: {
+    use_proxy_proto: 'the PROXY protocol is not supported: it would change the peer address the policy sees',
+    on_demand_configuration: 'on-demand filter chains are not supported',
+  },
+};
+
+export const FILTER_CHAIN_MATCH: FieldTable = {
+  message: 'envoy.config.listener.v3.FilterChainMatch',
+  names: { 4: 'address_suffix', 5: 'suffix_len', 12: 'source_type', 13: 'direct_source_prefix_ranges' },
+  reasons: { address_suffix: ONE_CHAIN, suffix_len: ONE_CHAIN, source_type: ONE_CHAIN, direct_source_prefix_ranges: ONE_CHAIN },
+};
+
+export const NETWORK_FILTER: FieldTable = {
+  message: 'envoy.config.listener.v3.Filter',
+  names: { 5: 'config_discovery' },
+  reasons: { config_discovery: 'filter config discovery (ECDS) is not supported: send the HttpConnectionManager inline' },
+};
+
+export const DOWNSTREAM_TLS_CONTEXT: FieldTable = {
+  message: 'envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+  names: { 4: 'session_ticket_keys', 5: 'session_ticket_keys_sds_secret_config', 6: 'session_timeout', 7: 'disable_stateless_session_resumption', 8: 'ocsp_staple_policy', 9: 'full_scan_certs_on_sni_mismatch', 10: 'disable_stateful_session_resumption' },
+  noEffect: {
+    session_ticket_keys: SESSIONS,
+    session_ticket_keys_sds_secret_config: SESSIONS,
+    session_timeout: SESSIONS,
+    disable_stateless_session_resumption: SESSIONS,
+    disable_stateful_session_resumption: SESSIONS,
+    ocsp_staple_policy: 'only about stapling OCSP responses to the server\'s certificate, which comes from the mesh\'s own source',
+    full_scan_certs_on_sni_mismatch: 'only chooses among several server certificates; the mesh has one',
+  },
+};
+
+/** envoy.extensions.filters.http.rbac.v3.RBAC, the filter's config. */
+export const RBAC_FILTER: FieldTable = {
+  message: 'envoy.extensions.filters.http.rbac.v3.RBAC',
+  names: { 3: 'shadow_rules_stat_prefix', 5: 'shadow_matcher', 7: 'track_per_rule_stats' },
+  noEffect: { shadow_rules_stat_prefix: STATS, shadow_matcher: SHADOW, track_per_rule_stats: STATS },
+};
+
+export const RBAC_RULES: FieldTable = {
+  message: 'envoy.config.rbac.v3.RBAC',
+  names: { 3: 'audit_logging_options' },
+  noEffect: { audit_logging_options: 'only configures Envoy\'s audit loggers; sidecarless records audit decisions through its own telemetry, and no option changes who gets in' },
+};
+
+export const RBAC_POLICY: FieldTable = { message: 'envoy.config.rbac.v3.Policy', names: {} };
+
+export const PERMISSION: FieldTable = {
+  message: 'envoy.config.rbac.v3.Permission',
+  names: { 12: 'matcher', 13: 'uri_template' },
+  reasons: { matcher: 'matcher extensions in permissions are not supported', uri_template: 'URI template permissions are not supported: write exact, prefix or suffix paths' },
+};
+export const PERMISSION_SET: FieldTable = { message: 'envoy.config.rbac.v3.Permission.Set', names: {} };
+
+export const PRINCIPAL: FieldTable = {
+  message: 'envoy.config.rbac.v3.Principal',
+  names: { 12: 'filter_state' },
+  reasons: { filter_state: 'filter state principals are not supported (a proxyless client has no Envoy filter state)' },
+};
+export const PRINCIPAL_SET: FieldTable = { message: 'envoy.config.rbac.v3.Principal.Set', names: {} };
+export const PRINCIPAL_AUTHENTICATED: FieldTable = { message: 'envoy.config.rbac.v3.Principal.Authenticated', names: {} };
+export const CIDR_RANGE: FieldTable = { message: 'envoy.config.core.v3.CidrRange', names: {} };
+export const PATH_MATCHER: FieldTable = { message: 'envoy.type.matcher.v3.PathMatcher', names: {} };

@@ -6,7 +6,7 @@
  * two forms (rbac-formula.ts): the Host header compared as sent (never more than Envoy) and
  * `hosts` (never less); an ALLOW policy gets the first, a DENY policy the second. Pure.
  */
-import type { Permission } from '../../../proto/envoy/config/rbac/v3/rbac.js';
+import type { Permission, Permission_Set } from '../../../proto/envoy/config/rbac/v3/rbac.js';
 import type { CidrRange } from '../../../proto/envoy/config/core/v3/address.js';
 import type { HeaderMatcher } from '../../../proto/envoy/config/route/v3/route.js';
 import type { PathMatcher, StringMatcher } from '../../../proto/envoy/type/matcher/v3/matcher.js';
@@ -14,12 +14,21 @@ import { parseCidr } from '../../../policy/cidr.js';
 import { checkPathPattern } from '../../../policy/model.js';
 import { type Findings, quote } from './result.js';
 import { type Formula, FALSE, MAX_DEPTH, TRUE, exact, field } from './rbac-formula.js';
+import { refuseUnknown } from './unknown-fields.js';
+import { CIDR_RANGE, HEADER_MATCHER, PATH_MATCHER, PERMISSION, PERMISSION_SET, REGEX_MATCHER, STRING_MATCHER } from './envoy-fields.js';
+
+/** A StringMatcher's own undeclared fields and its regex's. */
+export function refuseUnknownString(m: StringMatcher, f: Findings, at: string): void {
+  refuseUnknown(m, f, at, STRING_MATCHER);
+  refuseUnknown(m.safeRegex, f, `${at}.safe_regex`, REGEX_MATCHER);
+}
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** A CidrRange as `address/len` (an unset length is 0, as in Envoy), or undefined with a reason. */
 export function cidrOf(c: CidrRange, f: Findings, at: string): string | undefined {
+  refuseUnknown(c, f, at, CIDR_RANGE);
   const text = `${c.addressPrefix}/${c.prefixLen ?? 0}`;
   const r = parseCidr(text);
   if (typeof r === 'string') {
@@ -51,6 +60,8 @@ function starPattern(m: StringMatcher, f: Findings, at: string, what: string): s
 
 /** The string matcher of a HeaderMatcher (string_match or the deprecated forms), or a refusal. */
 function headerString(h: HeaderMatcher, f: Findings, at: string): StringMatcher | 'present' | 'absent' | undefined {
+  refuseUnknown(h, f, at, HEADER_MATCHER);
+  if (h.stringMatch !== undefined) refuseUnknownString(h.stringMatch, f, `${at}.string_match`);
   if (h.treatMissingHeaderAsEmpty) {
     f.refuse(`${at}.treat_missing_header_as_empty`, 'is not supported');
     return undefined;
@@ -114,12 +125,14 @@ export function headerFormula(h: HeaderMatcher, f: Findings, at: string): Formul
 
 /** `url_path` → `paths` (matched against the normalized path, without the query, as Envoy's url_path). */
 export function pathFormula(pm: PathMatcher, f: Findings, at: string): Formula | undefined {
+  refuseUnknown(pm, f, at, PATH_MATCHER);
   const m = pm.path;
   if (m === undefined) {
     f.refuse(at, 'holds a rule sidecarless does not declare');
     return undefined;
   }
   const pat = `${at}.path`;
+  refuseUnknownString(m, f, pat);
   if (m.ignoreCase) {
     f.refuse(`${pat}.ignore_case`, 'paths are compared case-sensitively; ignore_case is not supported');
     return undefined;
@@ -143,12 +156,13 @@ export function pathFormula(pm: PathMatcher, f: Findings, at: string): Formula |
   return exact([[field('paths', [p])]]);
 }
 
-function rules(list: readonly Permission[], t: 'and' | 'or', f: Findings, at: string, depth: number): Formula | undefined {
-  if (list.length === 0) {
-    f.refuse(at, 'must not be empty');
+function rules(set: Permission_Set, t: 'and' | 'or', f: Findings, at: string, depth: number): Formula | undefined {
+  refuseUnknown(set, f, at, PERMISSION_SET);
+  if (set.rules.length === 0) {
+    f.refuse(`${at}.rules`, 'must not be empty');
     return undefined;
   }
-  const xs = list.map((p, i) => permissionFormula(p, f, `${at}[${i}]`, depth + 1));
+  const xs = set.rules.map((p, i) => permissionFormula(p, f, `${at}.rules[${i}]`, depth + 1));
   return xs.every((x): x is Formula => x !== undefined) ? { t, xs } : undefined;
 }
 
@@ -158,8 +172,9 @@ export function permissionFormula(p: Permission, f: Findings, at: string, depth 
     f.refuse(at, `nested deeper than ${MAX_DEPTH} levels`);
     return undefined;
   }
-  if (p.andRules !== undefined) return rules(p.andRules.rules, 'and', f, `${at}.and_rules.rules`, depth);
-  if (p.orRules !== undefined) return rules(p.orRules.rules, 'or', f, `${at}.or_rules.rules`, depth);
+  refuseUnknown(p, f, at, PERMISSION);
+  if (p.andRules !== undefined) return rules(p.andRules, 'and', f, `${at}.and_rules`, depth);
+  if (p.orRules !== undefined) return rules(p.orRules, 'or', f, `${at}.or_rules`, depth);
   if (p.notRule !== undefined) {
     const x = permissionFormula(p.notRule, f, `${at}.not_rule`, depth + 1);
     return x === undefined ? undefined : { t: 'not', x };

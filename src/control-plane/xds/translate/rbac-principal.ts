@@ -15,11 +15,13 @@
  * `/ns/<ns>/sa/<sa>` IDs, and for other authenticated peers `dnf` takes the side that fails closed
  * (see rbac-formula.ts). Pure.
  */
-import type { Principal } from '../../../proto/envoy/config/rbac/v3/rbac.js';
+import type { Principal, Principal_Set } from '../../../proto/envoy/config/rbac/v3/rbac.js';
 import type { StringMatcher } from '../../../proto/envoy/type/matcher/v3/matcher.js';
 import { type Findings, quote } from './result.js';
 import { type Dnf, type Formula, type Part, FALSE, MAX_DEPTH, TRUE, exact, field } from './rbac-formula.js';
-import { cidrOf, headerFormula, pathFormula } from './rbac-permission.js';
+import { cidrOf, headerFormula, pathFormula, refuseUnknownString } from './rbac-permission.js';
+import { refuseUnknown } from './unknown-fields.js';
+import { PRINCIPAL, PRINCIPAL_AUTHENTICATED, PRINCIPAL_SET } from './envoy-fields.js';
 
 const SPIFFE = 'spiffe://';
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -92,6 +94,7 @@ function regexAtom(re: string, f: Findings, at: string): Formula | undefined {
 
 /** `authenticated.principal_name` → a formula over the peer's SPIFFE ID. */
 function principalName(m: StringMatcher, f: Findings, at: string): Formula | undefined {
+  refuseUnknownString(m, f, at);
   if (m.ignoreCase) {
     f.refuse(`${at}.ignore_case`, 'SPIFFE IDs are compared case-sensitively; ignore_case is not supported');
     return undefined;
@@ -111,12 +114,13 @@ function principalName(m: StringMatcher, f: Findings, at: string): Formula | und
   return undefined;
 }
 
-function set(ids: readonly Principal[], t: 'and' | 'or', f: Findings, at: string, depth: number): Formula | undefined {
-  if (ids.length === 0) {
-    f.refuse(at, 'must not be empty');
+function set(s: Principal_Set, t: 'and' | 'or', f: Findings, at: string, depth: number): Formula | undefined {
+  refuseUnknown(s, f, at, PRINCIPAL_SET);
+  if (s.ids.length === 0) {
+    f.refuse(`${at}.ids`, 'must not be empty');
     return undefined;
   }
-  const xs = ids.map((p, i) => principalFormula(p, f, `${at}[${i}]`, depth + 1));
+  const xs = s.ids.map((p, i) => principalFormula(p, f, `${at}.ids[${i}]`, depth + 1));
   return xs.every((x): x is Formula => x !== undefined) ? { t, xs } : undefined;
 }
 
@@ -126,8 +130,9 @@ export function principalFormula(p: Principal, f: Findings, at: string, depth = 
     f.refuse(at, `nested deeper than ${MAX_DEPTH} levels`);
     return undefined;
   }
-  if (p.andIds !== undefined) return set(p.andIds.ids, 'and', f, `${at}.and_ids.ids`, depth);
-  if (p.orIds !== undefined) return set(p.orIds.ids, 'or', f, `${at}.or_ids.ids`, depth);
+  refuseUnknown(p, f, at, PRINCIPAL);
+  if (p.andIds !== undefined) return set(p.andIds, 'and', f, `${at}.and_ids`, depth);
+  if (p.orIds !== undefined) return set(p.orIds, 'or', f, `${at}.or_ids`, depth);
   if (p.notId !== undefined) {
     const x = principalFormula(p.notId, f, `${at}.not_id`, depth + 1);
     return x === undefined ? undefined : { t: 'not', x };
@@ -137,6 +142,7 @@ export function principalFormula(p: Principal, f: Findings, at: string, depth = 
     return exact(p.any ? TRUE : FALSE);
   }
   if (p.authenticated !== undefined) {
+    refuseUnknown(p.authenticated, f, `${at}.authenticated`, PRINCIPAL_AUTHENTICATED);
     const m = p.authenticated.principalName;
     return m === undefined ? exact([[AUTHENTICATED]]) : principalName(m, f, `${at}.authenticated.principal_name`);
   }

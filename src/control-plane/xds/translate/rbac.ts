@@ -16,6 +16,8 @@ import { type Findings, quote } from './result.js';
 import { type Dnf, type Formula, MAX_CLAUSES, TooManyClauses, clauseConditions, dnf, isOperationOnly, isSourceOnly } from './rbac-formula.js';
 import { principalFormula } from './rbac-principal.js';
 import { permissionFormula } from './rbac-permission.js';
+import { refuseUnknown } from './unknown-fields.js';
+import { RBAC_FILTER, RBAC_POLICY, RBAC_RULES } from './envoy-fields.js';
 
 type NativeRule = NonNullable<PolicyInput['rules']>[number];
 type Action = NativeRule['action'];
@@ -44,6 +46,7 @@ function asEntries<T>(side: Condition[][], fits: (c: Condition) => boolean): T[]
 }
 
 function policyRules(name: string, p: RbacPolicy, action: Action, f: Findings, at: string): NativeRule[] {
+  refuseUnknown(p, f, at, RBAC_POLICY);
   if (p.condition !== undefined || p.checkedCondition !== undefined) {
     f.refuse(`${at}.${p.condition !== undefined ? 'condition' : 'checked_condition'}`, 'CEL conditions are not supported (gRFC A41)');
     return [];
@@ -93,6 +96,8 @@ export function rbacRules(filters: readonly RbacFilterEntry[], f: Findings): Nat
   const rules: NativeRule[] = [];
   let allowFilters = 0;
   for (const { at, name, config } of filters) {
+    refuseUnknown(config, f, at, RBAC_FILTER);
+    refuseUnknown(config.rules, f, `${at}.rules`, RBAC_RULES);
     if (config.matcher !== undefined) f.refuse(`${at}.matcher`, 'the matcher form of RBAC is not supported: istiod writes rules');
     if (config.shadowRules !== undefined) f.note(`${at}.shadow_rules`, 'shadow rules only produce statistics in Envoy: not used');
     const r = config.rules;

@@ -193,3 +193,59 @@ test('LOG policies become audit rules: recorded, never deciding', () => {
   assert.deepEqual(j({ path: '/x', from: null }).audit, ['audited']);
   assert.equal(j({ path: '/x', from: null }).allowed, true);
 });
+
+test('fields our protos do not declare, encoded by the real protos into istiod\'s listener: what changes what the policy sees is NACKed, naming it; what does not is noted', () => {
+  const real = realEncoder(loadReal());
+  type Json = Record<string, unknown>;
+  const translate = (shape: InboundShape) => translateInbound(decodeListener(inboundListener(real, shape)));
+  const reasons = (shape: InboundShape) => {
+    const t = translate(shape);
+    assert.ok(!t.ok, 'accepted');
+    return formatReasons(t.reasons);
+  };
+  const hcm = (o: Json): InboundShape => ({ hcm: (h) => ({ ...h, ...o }) });
+  const chain = (o: Json): InboundShape => ({ listener: (l) => ({ ...l, filter_chains: [{ ...(l.filter_chains as Json[])[0], ...o }] }) });
+  const route = (o: Json): InboundShape => ({
+    hcm: (h) => {
+      const rc = h.route_config as { virtual_hosts: Array<{ routes: Json[] }> };
+      return { ...h, route_config: { ...rc, virtual_hosts: [{ ...rc.virtual_hosts[0], routes: [{ ...rc.virtual_hosts[0]!.routes[0], ...o }] }] } };
+    },
+  });
+  const HC = 'filter_chains\\[0\\]\\.filters\\[0\\]\\.typed_config';
+  assert.match(reasons(chain({ use_proxy_proto: { value: true } })), /filter_chains\[0\]\.use_proxy_proto: the PROXY protocol is not supported: it would change the peer address the policy sees \(envoy\.config\.listener\.v3\.FilterChain field 4\)/);
+  assert.match(reasons(hcm({ forward_client_cert_details: 'APPEND_FORWARD' })), new RegExp(`${HC}\\.forward_client_cert_details: forwarding client certificate details is not supported.*HttpConnectionManager field 16\\)`));
+  assert.match(reasons(hcm({ normalize_path: { value: false } })), new RegExp(`${HC}\\.normalize_path: path normalization is sidecarless's own`));
+  assert.match(reasons(hcm({ merge_slashes: true })), /merge_slashes: path normalization is sidecarless's own/);
+  assert.match(reasons(hcm({ strip_any_host_port: true })), /strip_any_host_port: the policy sees the Host as the client sent it/);
+  assert.match(reasons(hcm({ common_http_protocol_options: { headers_with_underscores_action: 'DROP_HEADER' } })), /common_http_protocol_options\.headers_with_underscores_action: dropping or refusing headers with underscores is not supported/);
+  assert.match(reasons({ listener: (l) => ({ ...l, socket_options: [{ level: 0, name: 19, int_value: 1 }] }) }), /^Listener "[^"]+" socket_options: socket options from xDS are not applied/);
+  assert.match(reasons(hcm({ http_protocol_options: { accept_http_10: true, default_host_for_http_10: 'a.example.com' } })), /http_protocol_options: HTTP\/1 options \(a default Host for HTTP\/1\.0/);
+  assert.match(reasons({ listener: (l) => ({ ...l, address: { socket_address: { ...((l.address as Json).socket_address as Json), protocol: 'UDP' } } }) }), /address\.socket_address\.protocol: only TCP is supported/);
+  const rbacPerRoute = { 'envoy.filters.http.rbac': { type_url: 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute', value: new Uint8Array() } };
+  assert.match(reasons(route({ typed_per_filter_config: rbacPerRoute })), /routes\[0\]\.typed_per_filter_config\["envoy\.filters\.http\.rbac"\]: per-route filter configs are not supported on a server listener/);
+  // Declared, and refused when set: what would narrow which clients may connect (istiod sends none on a server).
+  const tls = (vc: Json): InboundShape => chain({
+    transport_socket: {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: {
+        type_url: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+        value: real.tls({ common_tls_context: { tls_certificate_provider_instance: { instance_name: 'default', certificate_name: 'default' }, combined_validation_context: { default_validation_context: vc, validation_context_certificate_provider_instance: { instance_name: 'default', certificate_name: 'ROOTCA' } } }, require_client_certificate: { value: true } }),
+      },
+    },
+  });
+  const istiodTls = translate(tls({}));
+  assert.ok(istiodTls.ok && istiodTls.value.mode === 'strict', istiodTls.ok ? '' : formatReasons(istiodTls.reasons));
+  assert.match(reasons(tls({ match_subject_alt_names: [{ exact: WEB }] })), /common_tls_context\.combined_validation_context\.default_validation_context\.match_subject_alt_names: would narrow which clients may connect/);
+  assert.match(reasons(tls({ verify_certificate_hash: ['ab'] })), /default_validation_context\.verify_certificate_hash: would narrow which clients may connect/);
+  assert.match(reasons(tls({ allow_expired_certificate: true })), /default_validation_context\.allow_expired_certificate: expired certificates are never accepted \(envoy\.extensions\.transport_sockets\.tls\.v3\.CertificateValidationContext field 8\)/);
+  // Noted: the same policy as without them.
+  const base = allowOnly({ from: [{ principals: ['cluster.local/ns/default/sa/web'] }] });
+  const plain = translate(base);
+  assert.ok(plain.ok, plain.ok ? '' : formatReasons(plain.reasons));
+  assert.deepEqual(plain.notes.map((n) => n.field), ['filter_chains[0].transport_socket.typed_config.common_tls_context'], 'istiod\'s shape: only the certificates note');
+  const noted = translate({ ...base, hcm: (h) => ({ ...h, use_remote_address: { value: true }, server_name: 'x' }), listener: (l) => ({ ...l, traffic_direction: 'INBOUND' }) });
+  assert.ok(noted.ok, noted.ok ? '' : formatReasons(noted.reasons));
+  assert.deepEqual(noted.value, plain.value);
+  assert.deepEqual(noted.notes.map((n) => n.field).sort(), ['filter_chains[0].filters[0].typed_config.server_name', 'filter_chains[0].filters[0].typed_config.use_remote_address', 'filter_chains[0].transport_socket.typed_config.common_tls_context', 'traffic_direction']);
+  assert.match(noted.notes.find((n) => n.field === 'traffic_direction')!.message, /^no effect: the name already says inbound \(envoy\.config\.listener\.v3\.Listener field 16\)$/);
+});
