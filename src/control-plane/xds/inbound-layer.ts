@@ -37,9 +37,19 @@ function sectionOf(port: number, st: PortState): Server | undefined {
     const name = pendingSection(port);
     return { name, ports: [port], accessPolicy: 'deny', routes: [], rules: [{ name, action: 'deny', from: [], to: [], when: [] }] };
   }
-  const rules: readonly Rule[] = st.spec.policy.rules;
-  const hasAllow = rules.some((r) => r.action === 'allow');
+  const own: readonly Rule[] = st.spec.policy.rules;
+  const hasAllow = own.some((r) => r.action === 'allow');
+  // STRICT on this port: a peer without a verified certificate is never served here, also on a
+  // connection admitted while the mesh was permissive (Istio drains those; each of their requests is refused).
+  const rules = st.spec.mode === 'strict' ? [strictRule(port), ...own] : own;
   return { name: st.spec.name, ports: [port], accessPolicy: hasAllow ? 'deny' : 'all-unauthenticated', routes: [], rules };
+}
+
+/** The rule a STRICT inbound Listener adds to its port's section: decisions and audit records name it. */
+export const strictRuleName = (port: number) => `xds-strict-mtls:${port}`;
+
+function strictRule(port: number): Rule {
+  return { name: strictRuleName(port), action: 'deny', from: [{ unauthenticated: true }], to: [], when: [] };
 }
 
 export class MeshLayerBuilder {

@@ -207,7 +207,7 @@ describe('inbound policy from xDS, attacked', () => {
     await waitFor(async () => (await get(orders, port, '/', { agent })) === 200, 3_000, 'delivered');
     x.set(LDS, nameOf(port), inboundListener(OWN, { port, deny: { 'ns[default]-policy[stop]-rule[0]': istioPolicy({}) } }));
     x.push();
-    await waitFor(() => mesh.snapshot().inbound.meshPolicy?.servers[0]?.rules.some((r) => r.action === 'deny') === true, 3_000, 'the DENY');
+    await waitFor(() => mesh.snapshot().inbound.meshPolicy?.servers[0]?.rules.some((r) => r.action === 'deny' && r.name.includes('stop')) === true, 3_000, 'the DENY');
     assert.equal(await get(orders, port, '/', { agent }), 403, 'same connection, new policy');
   });
 
@@ -413,5 +413,34 @@ describe('inbound policy from xDS, attacked', () => {
     await waitFor(() => x.nacks.length > 0, 3_000, 'the NACK');
     assert.equal(await get(orders, port, '/'), 403, 'still pending');
     assert.ok(pendingApplied(mesh, port));
+  });
+
+  test('STRICT from xDS: a kept-alive connection opened without a certificate under PERMISSIVE serves no further request', async (t) => {
+    const x = await startXdsResponder(t);
+    const mesh = await meshOf(x, { inbound: { mode: 'permissive', defaultPolicy: 'all-unauthenticated' } });
+    const orders = await svidOf('orders');
+    const port = await listenOn(mesh.createServer((_q, r) => r.end('ok')));
+    const byIp = { allow: { 'ns[default]-policy[by-ip]-rule[0]': istioPolicy({ from: [{ ipBlocks: ['127.0.0.1/32'] }] }) } };
+    x.set(LDS, nameOf(port), inboundListener(OWN, { port, mode: 'permissive', ...byIp }));
+    x.push();
+    const { Agent } = await import('node:https');
+    const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: orders.bundlePem, checkServerIdentity: () => undefined });
+    t.after(() => agent.destroy());
+    const anon = () =>
+      new Promise<number>((resolve) => {
+        const req = request({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', () => resolve(-1));
+        req.end();
+      });
+    await waitFor(async () => (await anon()) === 200, 3_000, 'permissive, admitted by ip');
+    x.set(LDS, nameOf(port), inboundListener(OWN, { port, mode: 'strict', ...byIp }));
+    x.push();
+    await waitFor(() => mesh.snapshot().inbound.mode === 'strict', 3_000, 'strict from xDS');
+    const code = await anon();
+    assert.equal(code, 403, `a certificate-less connection after STRICT → ${code}`);
+    assert.ok(mesh.stats().inbound.authz.byRule[`xds-strict-mtls:${port}`], 'the refusal names the STRICT rule');
   });
 });
