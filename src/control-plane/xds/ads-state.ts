@@ -160,6 +160,8 @@ interface StreamState<Node> {
 
 type Listener = (event: AdsEvent) => void;
 
+const EMPTY: ReadonlySet<string> = new Set();
+
 export class AdsSession<Node = unknown> {
   readonly #node: Node;
   readonly #clock: Clock;
@@ -260,6 +262,11 @@ export class AdsSession<Node = unknown> {
       ready: () => this.#ready(id),
       lost: (reason) => this.#lost(id, reason),
     };
+  }
+
+  /** The names of `typeUrl` known not to exist now (a live view: read it, do not keep it). */
+  doesNotExist(typeUrl: string): ReadonlySet<string> {
+    return this.#types.get(typeUrl)?.doesNotExist ?? EMPTY;
   }
 
   /** The resources of `typeUrl` in force (the last ACKed set), by name. */

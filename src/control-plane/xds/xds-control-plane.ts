@@ -70,6 +70,8 @@ export interface XdsControlPlaneOptions {
   readonly search: readonly string[];
   /** The workload's IP, as in the node: its inbound Listeners are `xds.istio.io/grpc/lds/inbound/<ip>:<port>`. */
   readonly inboundIp: string;
+  /** Hosts bound at most; default MAX_DISCOVERED_HOSTS. */
+  readonly maxHosts?: number;
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -85,6 +87,7 @@ type Kind = keyof typeof TYPES;
 export class XdsControlPlane implements ControlPlane, LocalUpdates {
   readonly name: string;
   readonly #o: XdsControlPlaneOptions;
+  readonly #maxHosts: number;
   readonly #tree: XdsTree;
   readonly #bindings = new Map<string, HostBinding>();
   #hostStates: ReadonlyMap<string, HostState> = new Map();
@@ -107,12 +110,14 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
   /** Every service object a build delivered: mesh.set* hands them back inside `next` (update()). */
   readonly #delivered = new WeakSet<ServiceSnapshot>();
   #closed = false;
+  #rebuildQueued = false;
   /** Why the control plane serves no xDS (xdsUnavailable), once it said so. */
   #unavailable: string | undefined;
 
   constructor(o: XdsControlPlaneOptions) {
     this.#o = o;
     this.name = `xds:${o.address}`;
+    this.#maxHosts = o.maxHosts ?? MAX_DISCOVERED_HOSTS;
     this.#tree = new XdsTree(o.tree);
     this.#builds = new ChangeSignal(o.clock);
     this.#current = this.#compose(o.base.current());
@@ -193,7 +198,7 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
     if (this.#unavailable !== undefined) return { kind: 'absent' };
     const bound = this.#bind(host, protocol);
     if (bound === 'never') return { kind: 'absent' };
-    if (bound === 'full') return { kind: 'pending', waitingFor: `room: more than ${MAX_DISCOVERED_HOSTS} hosts were asked for` };
+    if (bound === 'full') return { kind: 'pending', waitingFor: `room: more than ${this.#maxHosts} hosts were asked for` };
     const deadline = this.#o.clock.now() + ms;
     for (;;) {
       // close() wakes every waiter: a held request fails now, not after its whole wait.
@@ -228,9 +233,9 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
     if (host.includes('*') || !validHostname(host)) return 'never';
     const candidates = listenerCandidates(host, protocol, this.#o.search);
     if (candidates.length === 0) return 'never';
-    if (this.#bindings.size >= MAX_DISCOVERED_HOSTS && !this.#evictAbsent()) return 'full';
+    if (this.#bindings.size >= this.#maxHosts && !this.#evictAbsent()) return 'full';
     this.#bindings.set(host, { host, candidates });
-    this.#rebuild();
+    this.#scheduleRebuild();
     return 'bound';
   }
 
@@ -250,21 +255,32 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
 
   #input(): TreeInput {
     const s = this.#o.ads.session;
-    const missing = new Map<string, ReadonlySet<string>>();
-    for (const t of s.status().types) missing.set(t.typeUrl, new Set(t.doesNotExist));
-    const none = new Set<string>();
     return {
       listeners: s.resources(TYPES.listeners),
       routes: s.resources(TYPES.routes),
       clusters: s.resources(TYPES.clusters),
       endpoints: s.resources(TYPES.endpoints),
       missing: {
-        listeners: missing.get(TYPES.listeners) ?? none,
-        routes: missing.get(TYPES.routes) ?? none,
-        clusters: missing.get(TYPES.clusters) ?? none,
-        endpoints: missing.get(TYPES.endpoints) ?? none,
+        listeners: s.doesNotExist(TYPES.listeners),
+        routes: s.doesNotExist(TYPES.routes),
+        clusters: s.doesNotExist(TYPES.clusters),
+        endpoints: s.doesNotExist(TYPES.endpoints),
       },
     };
+  }
+
+
+  /**
+   * New hosts bound in one turn of the event loop (a burst of first requests) share one rebuild and
+   * one LDS request: SotW requests carry the whole name list, so one per host would be quadratic.
+   */
+  #scheduleRebuild(): void {
+    if (this.#rebuildQueued) return;
+    this.#rebuildQueued = true;
+    queueMicrotask(() => {
+      this.#rebuildQueued = false;
+      this.#rebuild();
+    });
   }
 
   /** Rebuilds the tree from the resources in force, follows its subscriptions, emits when the services changed. */

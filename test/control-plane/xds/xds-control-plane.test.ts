@@ -13,8 +13,10 @@ import { resolveConfig } from '../../../src/config.js';
 import { DEFAULT_SERVICE_SETTINGS } from '../../../src/outbound/settings.js';
 
 const quiet = { info() {}, warn() {}, error() {} };
+/** A small table (the default, MAX_DISCOVERED_HOSTS, is what createMesh uses; the 1,001-host case runs in attack.e2e). */
+const LIMIT = 40;
 
-test('a full table forgets the oldest host known not to exist, then binds the new one; pending hosts are never forgotten', async () => {
+test(`a full table (default ${MAX_DISCOVERED_HOSTS}) forgets the oldest host known not to exist, then binds the new one; pending hosts are never forgotten`, async () => {
   const clock = new VirtualClock(0);
   const session = new AdsSession<Node>({ node: {} as Node, clock, random: () => 0.5 });
   const writes: Array<{ typeUrl: string; resourceNames: readonly string[] }> = [];
@@ -27,14 +29,15 @@ test('a full table forgets the oldest host known not to exist, then binds the ne
     tree: { trustDomain: 'cluster.local', namespace: 'default', baseSettings: DEFAULT_SERVICE_SETTINGS },
     search: searchDomains({ namespace: 'default' }),
     inboundIp: '10.0.0.9',
+    maxHosts: LIMIT,
     clock,
     logger: quiet,
   });
   const stream = session.connect((r) => writes.push(r));
   stream.ready();
   const ask = (h: string) => cp.discover(h, 'http:', 0);
-  for (let i = 0; i < MAX_DISCOVERED_HOSTS; i++) assert.equal((await ask(`gone${i}.example.test:80`)).kind, 'pending');
-  assert.deepEqual(await ask('new.example.test:80'), { kind: 'pending', waitingFor: `room: more than ${MAX_DISCOVERED_HOSTS} hosts were asked for` }, 'every bound host is still pending: nothing is forgotten');
+  for (let i = 0; i < LIMIT; i++) assert.equal((await ask(`gone${i}.example.test:80`)).kind, 'pending');
+  assert.deepEqual(await ask('new.example.test:80'), { kind: 'pending', waitingFor: `room: more than ${LIMIT} hosts were asked for` }, 'every bound host is still pending: nothing is forgotten');
   clock.advance(DOES_NOT_EXIST_TIMEOUT_MS);
   assert.equal((await ask('gone0.example.test:80')).kind, 'absent');
   const before = cp.xdsStatus().hosts.length;
