@@ -61,18 +61,27 @@ const allowOrders = (port: number, ip = IP) =>
 
 const pendingApplied = (mesh: Mesh, port: number) => mesh.snapshot().inbound.meshPolicy?.servers.some((s) => s.ports.includes(port)) === true;
 
+/** An Express app behind mesh.express() that counts the requests reaching `path`. */
+function countingExpress(mesh: Mesh, path: string): { app: ReturnType<typeof express>; reached: () => number } {
+  let n = 0;
+  const app = express();
+  app.use(mesh.express());
+  app.get(path, (_req, res) => {
+    n++;
+    res.end('ok');
+  });
+  return { app, reached: () => n };
+}
+
 describe('inbound policy from xDS, attacked', () => {
   test('a server built by Express from serverTlsOptions() is judged under its port\'s pending section from its first request', async (t) => {
     const x = await startXdsResponder(t);
     const mesh = await meshOf(x);
     const orders = await svidOf('orders');
-    let reached = 0;
-    const app = express();
-    app.use(mesh.express());
-    app.get('/pay', (_req, res) => { reached++; res.end('ok'); });
+    const { app, reached: count } = countingExpress(mesh, '/pay');
     const port = await listenOn(createHttpsServer(mesh.serverTlsOptions(), app));
     assert.equal(await get(orders, port, '/pay'), 403, 'first request: the port is pending');
-    assert.equal(reached, 0);
+    assert.equal(count(), 0);
     await waitFor(() => x.subscribed(LDS).includes(nameOf(port)), 3_000, 'the inbound Listener to be asked for');
     x.set(LDS, nameOf(port), allowOrders(port));
     x.push();
@@ -247,16 +256,13 @@ describe('inbound policy from xDS, attacked', () => {
     const x = await startXdsResponder(t);
     const mesh = await meshOf(x);
     const orders = await svidOf('orders');
-    let reached = 0;
-    const app = express();
-    app.use(mesh.express());
-    app.get('/', (_req, res) => { reached++; res.end('ok'); });
+    const { app, reached: count } = countingExpress(mesh, '/');
     const server = createHttpsServer(mesh.serverTlsOptions(), app);
     opened.push({ close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) });
     const front = await frontFor(server);
     opened.push(front);
     assert.equal(await get(orders, front.port, '/'), 403, 'pending: fail closed');
-    assert.equal(reached, 0);
+    assert.equal(count(), 0);
   });
 
   test('permissive: a peer without a certificate matches no principal, `*` included, and is denied by not_* principals', async (t) => {
