@@ -6,8 +6,9 @@
  * provider instances (`default`/`default` for the certificate, `default`/`ROOTCA` for the roots);
  * PERMISSIVE → no transport socket; one HttpConnectionManager with istiod's inline route table
  * (`domains ["*"]`, `prefix "/"`, `non_forwarding_action`) and http_filters [RBAC LOG (audit
- * rules: first, so that it records every request, as the native audit does), RBAC DENY
- * (`envoy.filters.http.rbac.DENY`), RBAC ALLOW (`envoy.filters.http.rbac`), router].
+ * rules), RBAC DENY (`envoy.filters.http.rbac.DENY`), RBAC ALLOW (`envoy.filters.http.rbac`),
+ * router] — istiod's order (pilot/pkg/security/authz/builder: AUDIT, DENY, ALLOW), so that the LOG
+ * filter sees every request, as the native audit records matches on every decision.
  *
  * The exact inverse of control-plane/xds/translate/inbound.ts: before the bytes are returned they
  * are read back by that translator, and anything it would NACK or note as unknown is an error
@@ -37,7 +38,7 @@ export interface InboundListenerInput extends RenderOptions {
   readonly policy: Policy;
 }
 
-/** Filter names istiod uses (the LOG one is istiod's AUDIT filter name). */
+/** The HTTP filters' names: DENY and ALLOW as istiod's grpcgen names them; the LOG one is ours (our client reads any name). */
 export const RBAC_FILTER_NAMES = { audit: 'envoy.filters.http.rbac.AUDIT', deny: 'envoy.filters.http.rbac.DENY', allow: 'envoy.filters.http.rbac', router: 'envoy.filters.http.router' } as const;
 
 /** `xds.istio.io/grpc/lds/inbound/10.0.0.7:8443`, `…/[fd00::1]:8443`. */

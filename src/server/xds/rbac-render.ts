@@ -206,8 +206,12 @@ function rulePolicy(r: Rule, o: RenderOptions, is: Issues, at: string): DeepPart
   r.when.forEach((c: Condition, i) => {
     const s = sourceParts(c, o.trustDomain, is, `${at}.when[${i}]`);
     const p = operationParts(c, is, `${at}.when[${i}]`);
-    if (s === undefined || p === undefined) ok = false;
-    else wSrc.push(...s), wOp.push(...p);
+    if (s === undefined || p === undefined) {
+      ok = false;
+      return;
+    }
+    wSrc.push(...s);
+    wOp.push(...p);
   });
   const from = r.from.map((s, i) => sourceParts(s, o.trustDomain, is, `${at}.from[${i}]`));
   const to = r.to.map((x, i) => operationParts(x, is, `${at}.to[${i}]`));
