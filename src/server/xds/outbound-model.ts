@@ -1,0 +1,59 @@
+/**
+ * What the embedded control plane serves a client about one outbound service: the project's typed
+ * ServiceSpec plus what xDS needs that it lacks (the port, the cluster domain, the expected SPIFFE
+ * IDs), the names istiod's proxyless generator gives its resources, and the one error the
+ * generator throws. Pure.
+ */
+import { SidecarlessError } from '../../errors.js';
+import type { ServiceSpec } from '../../outbound/settings.js';
+
+export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
+
+export interface OutboundServiceInput {
+  /** `name` is the Kubernetes service name (a DNS label), `namespace` its namespace. */
+  readonly spec: ServiceSpec;
+  readonly port: number;
+  /**
+   * The SPIFFE IDs its endpoints may present (the Cluster's match_subject_alt_names), in order.
+   * Default: `[spec.identity]`. Every endpoint's identity (and identities) must be among them.
+   */
+  readonly identities?: readonly string[];
+}
+
+export interface GenerateOptions {
+  /** Default cluster.local. */
+  readonly clusterDomain?: string;
+}
+
+/** A service the generator cannot express as resources a client would accept: nothing is emitted. */
+export class XdsGenerateError extends SidecarlessError {
+  constructor(
+    readonly service: string,
+    readonly field: string,
+    message: string,
+  ) {
+    super('ERR_SIDECARLESS_XDS_GENERATE', `service ${JSON.stringify(service)} ${field}: ${message}`);
+  }
+}
+
+/** istiod's names for one service port. */
+export interface ServiceNames {
+  readonly fqdn: string;
+  /** Listener `fqdn:port` (also the virtual host's name). */
+  readonly listener: string;
+  /** RouteConfiguration, Cluster and ClusterLoadAssignment: `outbound|port||fqdn`. */
+  readonly cluster: string;
+  /** The Kubernetes forms with and without the port. */
+  readonly domains: readonly string[];
+}
+
+export function serviceNames(name: string, namespace: string, port: number, clusterDomain: string): ServiceNames {
+  const fqdn = `${name}.${namespace}.svc.${clusterDomain}`;
+  const forms = [name, `${name}.${namespace}`, `${name}.${namespace}.svc`, fqdn];
+  return { fqdn, listener: `${fqdn}:${port}`, cluster: `outbound|${port}||${fqdn}`, domains: forms.flatMap((d) => [d, `${d}:${port}`]) };
+}
+
+/** Milliseconds as a protobuf Duration. */
+export function durationOf(ms: number): { seconds: number; nanos: number } {
+  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
+}
