@@ -3,7 +3,7 @@
  * cluster.ts, upstream-tls.ts and endpoints.ts, shaped as istiod's proxyless generator
  * (grpcgen/cds.go, research §2.4): EDS over ADS with service_name = the cluster name; lb_policy
  * from the balancer (p2c-ewma, which xDS has no name for, is LEAST_REQUEST: Envoy's least request
- * is power-of-two-choices too, and Istio's default); outlier_detection from failure accrual
+ * is power-of-two-choices too, and Istio's default; ROUND_ROBIN for all with `portableLbPolicy`); outlier_detection from failure accrual
  * (consecutive 5xx, base and max ejection time, success rate explicitly off; accrual off is
  * enforcing_consecutive_5xx 0); an UpstreamTlsContext whose certificate provider instances are
  * istiod's (`default`/`default`, `default`/`ROOTCA`) and whose match_subject_alt_names are the
@@ -68,12 +68,12 @@ function tlsOf(identities: readonly string[], fail: Fail) {
   };
 }
 
-export function clusterOf(name: string, settings: ServiceSettings, identities: readonly string[], fail: Fail): Uint8Array {
+export function clusterOf(name: string, settings: ServiceSettings, identities: readonly string[], fail: Fail, portable = false): Uint8Array {
   const c: DeepPartial<Cluster> = {
     name,
     type: Cluster_DiscoveryType.EDS,
     edsClusterConfig: { edsConfig: ADS, serviceName: name },
-    lbPolicy: LB[settings.balancer] ?? fail('settings.balancer', `${JSON.stringify(settings.balancer)} has no xDS lb_policy`),
+    lbPolicy: portable ? Cluster_LbPolicy.ROUND_ROBIN : (LB[settings.balancer] ?? fail('settings.balancer', `${JSON.stringify(settings.balancer)} has no xDS lb_policy`)),
     outlierDetection: outlierOf(settings, fail),
     transportSocket: tlsOf(identities, fail),
   };

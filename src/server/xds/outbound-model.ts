@@ -23,6 +23,12 @@ export interface OutboundServiceInput {
 export interface GenerateOptions {
   /** Default cluster.local. */
   readonly clusterDomain?: string;
+  /**
+   * true: every Cluster says ROUND_ROBIN, the one lb_policy every proxyless gRPC client takes
+   * (grpc-js-xds 1.14 NACKs LEAST_REQUEST and RANDOM: "load_balancing_policy unset and unsupported
+   * lb_policy"); our clients then balance round-robin. Default false: the service's balancer.
+   */
+  readonly portableLbPolicy?: boolean;
 }
 
 /** A service the generator cannot express as resources a client would accept: nothing is emitted. */

@@ -121,7 +121,7 @@ export function generateOutboundResources(services: readonly OutboundServiceInpu
     const s = p.input.spec;
     out.get(TYPE_URLS.listener)!.set(p.names.listener, listenerOf(p));
     out.get(TYPE_URLS.routes)!.set(p.names.cluster, routeConfigurationOf(p, resolver(byKey, p)));
-    out.get(TYPE_URLS.cluster)!.set(p.names.cluster, clusterOf(p.names.cluster, s.settings, p.identities, p.fail));
+    out.get(TYPE_URLS.cluster)!.set(p.names.cluster, clusterOf(p.names.cluster, s.settings, p.identities, p.fail, o.portableLbPolicy === true));
     if (s.endpoints !== undefined) out.get(TYPE_URLS.endpoints)!.set(p.names.cluster, loadAssignmentOf(p.names.cluster, s.endpoints, p.fail));
   }
   return out;

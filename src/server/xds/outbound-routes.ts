@@ -1,8 +1,9 @@
 /**
  * RouteSpec → xDS Route, the exact inverse of control-plane/xds/translate/route-match.ts and
  * route-policy.ts, so a client running our translators reads back the routes it was given:
- * exact → `path`, prefix (by segment) → `path_separated_prefix`, stringPrefix → `prefix`, regex →
- * `safe_regex` (only when RE2 and JavaScript read it alike, re2ToJs); headers as string matchers
+ * exact → `path`, prefix (by segment) → `safe_regex` `<prefix>(/.*)?` (no proxyless gRPC client takes
+ * Envoy's `path_separated_prefix`; our client reads it back as that regex), stringPrefix → `prefix`,
+ * regex → `safe_regex` (only when RE2 and JavaScript read it alike: re2ToJs gives it back unchanged); headers as string matchers
  * or `present_match`; one method as a `:method` exact header; the request timeout as
  * `max_stream_duration` (gRFC A31, what istiod sets); retries as Envoy `retry_on` tokens whose
  * meanings (route-policy.ts's table) give back exactly the failures and statuses asked for.
@@ -44,7 +45,12 @@ function pathOf(p: PathMatch, fail: Fail, field: string): DeepPartial<XdsRouteMa
   if ('prefix' in p) {
     noQuery(p.prefix);
     if (!p.prefix.startsWith('/') || (p.prefix.length > 1 && p.prefix.endsWith('/'))) fail(field, `${JSON.stringify(p.prefix)}: a segment prefix must start with "/" and not end with one`);
-    return { pathSeparatedPrefix: p.prefix };
+    // path_separated_prefix is Envoy's, and no proxyless gRPC client takes it (grpc-js-xds 1.14 NACKs
+    // it; gRFC A28 has prefix, path and safe_regex): the same paths as an RE2 regex (paths hold no \n).
+    if (p.prefix === '/') return { prefix: '/' };
+    const re2 = `${p.prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(/.*)?`;
+    if (!re2ToJs(re2).ok) fail(field, `${JSON.stringify(p.prefix.slice(0, 100))}: no RE2 form (${(re2ToJs(re2) as { message: string }).message})`);
+    return { safeRegex: { regex: re2 } };
   }
   return { safeRegex: { regex: regexOf(p.regex, fail, field) } };
 }

@@ -35,7 +35,7 @@ const policy = (p: Partial<RequestPolicy> = {}): RequestPolicy => ({ retry: null
 const retry = retryPolicySettings({ maxRetries: 3, retryOnFailures: ['connect', 'reset', 'timeout'], retryOnStatuses: [502, 503, 504], backoff: { baseMs: 20, maxMs: 400 } });
 const PAYMENTS_ROUTES: RouteSpec[] = [
   { name: 'exact', match: { path: { exact: '/health' }, methods: ['GET'] }, policy: policy({ timeout: { requestMs: 1500 } }) },
-  { name: 'segment', match: { path: { prefix: '/api' }, headers: [{ name: 'x-canary', exact: '1' }] }, policy: policy({ retry, timeout: { requestMs: 3000, perTryMs: 700 } }), split: [{ service: 'payments-v2', weight: 90 }, { service: 'payments', weight: 10 }] },
+  { name: 'segment', match: { path: { prefix: '/api.v1' }, headers: [{ name: 'x-canary', exact: '1' }] }, policy: policy({ retry, timeout: { requestMs: 3000, perTryMs: 700 } }), split: [{ service: 'payments-v2', weight: 90 }, { service: 'payments', weight: 10 }] },
   { name: 'string', match: { path: { stringPrefix: '/static' }, headers: [{ name: 'x-debug', present: true }, { name: 'x-absent', present: false }] }, policy: policy({ timeout: { perTryMs: 250 } }) },
   { name: 'regex', match: { path: { regex: '/users/[0-9]+' }, headers: [{ name: 'x-tenant', regex: 'a(b|c)d' }] }, policy: policy({ retry: retryPolicySettings({ maxRetries: 1, retryOnFailures: ['connect'], retryOnStatuses: [409, 429], backoff: { baseMs: 25, maxMs: 250 } }) }) },
   { name: 'all5xx', match: { path: { exact: '/pay' }, methods: ['POST'] }, policy: policy({ retry: retryPolicySettings({ maxRetries: 2, retryOnFailures: ['connect', 'reset', 'timeout'], retryOnStatuses: [...Array.from({ length: 100 }, (_, i) => 500 + i)], backoff: { baseMs: 10, maxMs: 100 } }) }) },
@@ -111,6 +111,14 @@ function readBack(res: OutboundResources, hosts: string[]): { build: TreeBuild; 
   return { build, notes };
 }
 
+/** A match as the tree gives it: a segment prefix travels as the regex of the same paths; none is every path. */
+function expectedMatch(m: RouteSpec['match']): RouteSpec['match'] {
+  if (!m.path && !m.methods && !m.headers) return { path: { stringPrefix: '' } };
+  const p = m.path;
+  if (p && 'prefix' in p) return { ...m, path: p.prefix === '/' ? { stringPrefix: '/' } : { regex: `${p.prefix.replace(/\./g, '\\.')}(/[^\\n]*)?` } };
+  return m;
+}
+
 /** A split as the tree gives it: cluster names; no split is the service's own cluster. */
 function expectedSplit(r: { split?: readonly { service: string; weight: number }[] }, own: string, ns: string, ports: Record<string, number>) {
   if (!r.split) return [{ service: own, weight: 1 }];
@@ -138,7 +146,7 @@ test('generate → our codecs, translators and XdsTree give back the services, r
     want.forEach((r, i) => {
       const got = front.routes[i]!;
       assert.equal(got.name, r.name);
-      assert.deepEqual(got.match, r.match.path || r.match.methods || r.match.headers ? r.match : { path: { stringPrefix: '' } }, `${spec.name} route ${r.name} match`);
+      assert.deepEqual(got.match, expectedMatch(r.match), `${spec.name} route ${r.name} match`);
       assert.deepEqual(got.policy, r.policy, `${spec.name} route ${r.name} policy`);
       assert.deepEqual(got.split, expectedSplit(r, own, spec.namespace, ports), `${spec.name} route ${r.name} split`);
     });
@@ -170,7 +178,8 @@ test('names and shapes are istiod\'s: Listener fqdn:port, RDS over ADS, domains,
   const rc = RouteConfigurationCodec.decode(res.get(TYPE_URLS.routes)!.get(clusterName('payments', 8080))!);
   assert.equal(rc.virtualHosts[0]!.name, `${fqdn('payments')}:8080`);
   assert.deepEqual(rc.virtualHosts[0]!.domains, ['payments', 'payments:8080', 'payments.default', 'payments.default:8080', 'payments.default.svc', 'payments.default.svc:8080', fqdn('payments'), `${fqdn('payments')}:8080`]);
-  assert.equal(rc.virtualHosts[0]!.routes[1]!.match!.pathSeparatedPrefix, '/api');
+  assert.equal(rc.virtualHosts[0]!.routes[1]!.match!.safeRegex!.regex, '/api\\.v1(/.*)?');
+  assert.equal(rc.virtualHosts[0]!.routes[5]!.match!.prefix, '/');
   assert.equal(rc.virtualHosts[0]!.routes[1]!.route!.retryPolicy!.retryOn, 'gateway-error');
   const c = ClusterCodec.decode(res.get(TYPE_URLS.cluster)!.get(clusterName('payments', 8080))!);
   assert.equal(c.edsClusterConfig!.serviceName, clusterName('payments', 8080));
@@ -180,6 +189,13 @@ test('names and shapes are istiod\'s: Listener fqdn:port, RDS over ADS, domains,
   const forms = ['payments:8080', 'payments.default:8080', 'payments.default.svc:8080', `${fqdn('payments')}:8080`];
   const { build } = readBack(res, forms);
   assert.deepEqual(build.services.get(`${fqdn('payments')}:8080`)?.hostnames, [...forms].sort());
+});
+
+test('portableLbPolicy: every Cluster says ROUND_ROBIN (the one lb_policy grpc-js-xds takes); otherwise the balancer', () => {
+  const lb = (o: { portableLbPolicy?: boolean }) => [...generateOutboundResources(input(), o).get(TYPE_URLS.cluster)!.values()].map((b) => ClusterCodec.decode(b).lbPolicy);
+  assert.deepEqual(lb({ portableLbPolicy: true }), [0, 0, 0, 0]);
+  // By name.ns: ledger (least-request), payments-v2 (random), payments (round-robin), pending (p2c-ewma → LEAST_REQUEST).
+  assert.deepEqual(lb({}), [1, 3, 0, 1]);
 });
 
 test('deterministic: same input → same bytes, in any order; one endpoint changed → only that assignment changes', () => {
@@ -207,6 +223,7 @@ const REFUSED: Array<[string, OutboundServiceInput[], RegExp]> = [
   ['a lookahead', [svc('a', 'default', 80, { routes: [R({ match: { headers: [{ name: 'x', regex: '(?=a)a' }] } })] })], /headers\[0\]\.regex/],
   ['two methods on one route', [svc('a', 'default', 80, { routes: [R({ match: { methods: ['GET', 'HEAD'] } })] })], /one method/],
   ['a pseudo-header', [svc('a', 'default', 80, { routes: [R({ match: { headers: [{ name: ':authority', exact: 'x' }] } })] })], /not a lower-case header name/],
+  ['a JavaScript regex RE2 reads differently (. also matches \\r in RE2)', [svc('a', 'default', 80, { routes: [R({ match: { path: { regex: '/users/.*' } } })] })], /means something else in RE2/],
   ['a segment prefix ending in /', [svc('a', 'default', 80, { routes: [R({ match: { path: { prefix: '/api/' } } })] })], /segment prefix/],
   ['retrying timeouts without resets', [svc('a', 'default', 80, { routes: [R({ policy: policy({ retry: retryPolicySettings({ retryOnFailures: ['timeout'] }) }) })] })], /timeouts only together/],
   ['a backoff multiplier of 3', [svc('a', 'default', 80, { routes: [R({ policy: policy({ retry: retryPolicySettings({ backoff: { multiplier: 3 } }) }) })] })], /multiplier/],
