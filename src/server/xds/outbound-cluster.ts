@@ -22,9 +22,7 @@ import type { DeepPartial } from '../../proto/wire.js';
 import { DEFAULT_FAILURE_ACCRUAL_SETTINGS } from '../../outbound/balancer/failure-accrual.js';
 import type { BalancerKind } from '../../outbound/balancer/types.js';
 import type { ServiceEndpoint, ServiceSettings } from '../../outbound/settings.js';
-import { durationOf } from './outbound-model.js';
-
-type Fail = (field: string, message: string) => never;
+import { durationOf, type Fail } from './outbound-model.js';
 
 const ADS = { ads: {}, resourceApiVersion: 2 } as const; // ApiVersion V3
 const LB: Record<BalancerKind, number> = {
@@ -44,14 +42,17 @@ function outlierOf(s: ServiceSettings, fail: Fail): DeepPartial<OutlierDetection
   for (const k of Object.keys(d)) {
     if (!['consecutiveFailures', 'minMs', 'maxMs'].includes(k) && (a as unknown as Record<string, unknown>)[k] !== d[k]) fail(`settings.accrual.${k}`, 'xDS outlier detection cannot carry it: only the default is served');
   }
-  if (!Number.isInteger(a.consecutiveFailures) || a.consecutiveFailures < 1) fail('settings.accrual.consecutiveFailures', 'must be an integer >= 1');
-  if (!Number.isInteger(a.minMs) || !Number.isInteger(a.maxMs) || a.minMs < 0 || a.maxMs < a.minMs) fail('settings.accrual', 'minMs and maxMs must be whole milliseconds, 0 <= minMs <= maxMs');
-  return { consecutive5xx: a.consecutiveFailures, baseEjectionTime: durationOf(a.minMs), maxEjectionTime: durationOf(a.maxMs), enforcingSuccessRate: 0 };
+  if (!Number.isInteger(a.consecutiveFailures) || a.consecutiveFailures < 1 || a.consecutiveFailures > MAX_UINT32) fail('settings.accrual.consecutiveFailures', 'must be an integer from 1 to 2^32 - 1');
+  const baseEjectionTime = durationOf(a.minMs, fail, 'settings.accrual.minMs');
+  const maxEjectionTime = durationOf(a.maxMs, fail, 'settings.accrual.maxMs');
+  if (a.maxMs < a.minMs) fail('settings.accrual.maxMs', 'must not be shorter than minMs');
+  return { consecutive5xx: a.consecutiveFailures, baseEjectionTime, maxEjectionTime, enforcingSuccessRate: 0 };
 }
 
 /** istiod's ISTIO_MUTUAL context (grpcgen.go buildCommonTLSContext) with exact SPIFFE SANs. */
 function tlsOf(identities: readonly string[], fail: Fail) {
   if (identities.length === 0) fail('identities', 'at least one expected SPIFFE ID is needed (none would accept any workload)');
+  if (new Set(identities).size !== identities.length) fail('identities', 'lists a SPIFFE ID twice');
   identities.forEach((id, i) => {
     if (!SPIFFE_ID.test(id)) fail(`identities[${i}]`, `${JSON.stringify(id.slice(0, 100))} is not a SPIFFE ID`);
   });
@@ -81,7 +82,8 @@ export function clusterOf(name: string, settings: ServiceSettings, identities: r
 }
 
 function socketOf(e: ServiceEndpoint, fail: Fail, field: string): { address: string; portValue: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(e.address);
+  // No leading zeros in the port, no IPv6 zone index: the client would read back another address.
+  const m = /^(?:\[([^\]%]+)\]|([^:[\]%]+)):([1-9]\d{0,4})$/.exec(e.address);
   const host = m?.[1] ?? m?.[2] ?? '';
   const port = Number(m?.[3]);
   const family = isIP(host);

@@ -6,6 +6,7 @@
  */
 import { SidecarlessError } from '../../errors.js';
 import type { ServiceSpec } from '../../outbound/settings.js';
+import { MAX_DURATION_MS } from '../../control-plane/xds/translate/result.js';
 
 export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 
@@ -59,7 +60,10 @@ export function serviceNames(name: string, namespace: string, port: number, clus
   return { fqdn, listener: `${fqdn}:${port}`, cluster: `outbound|${port}||${fqdn}`, domains: forms.flatMap((d) => [d, `${d}:${port}`]) };
 }
 
-/** Milliseconds as a protobuf Duration. */
-export function durationOf(ms: number): { seconds: number; nanos: number } {
+export type Fail = (field: string, message: string) => never;
+
+/** Milliseconds as a protobuf Duration: whole, 0 .. MAX_DURATION_MS (what clients accept), else refused. */
+export function durationOf(ms: number, fail: Fail, field: string): { seconds: number; nanos: number } {
+  if (!Number.isInteger(ms) || ms < 0 || ms > MAX_DURATION_MS) fail(field, `${ms} is not whole milliseconds from 0 to ${MAX_DURATION_MS} (31 days)`);
   return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
 }

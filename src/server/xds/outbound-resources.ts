@@ -70,10 +70,14 @@ function prepare(input: OutboundServiceInput, domain: string): Prepared {
   if (!Number.isInteger(input.port) || input.port < 1 || input.port > 65535) fail('port', `${input.port} is not a port (1-65535)`);
   const identities = input.identities ?? [s.identity];
   if (!identities.includes(s.identity)) fail('identity', `${JSON.stringify(s.identity)} is not among the expected identities`);
-  // The Cluster names the identities once for all endpoints: each endpoint must accept exactly them.
+  // The Cluster names one set of SPIFFE IDs for all its endpoints: each endpoint must accept exactly
+  // that set (a narrower one would be widened for it: refused, never widened).
+  const want = [...new Set(identities)].sort().join(' ');
   (s.endpoints ?? []).forEach((e, i) => {
     const ids = e.identities ?? [e.identity];
-    if (ids.some((id) => !identities.includes(id))) fail(`endpoints[${i}].identity`, `presents ${JSON.stringify(ids)}, not among the expected identities ${JSON.stringify(identities)}`);
+    if (!ids.includes(e.identity) || [...new Set(ids)].sort().join(' ') !== want) {
+      fail(`endpoints[${i}].identity`, `accepts ${JSON.stringify(ids)}, not the service's expected identities ${JSON.stringify(identities)} (the Cluster names one set for all its endpoints)`);
+    }
   });
   return { input, names: serviceNames(s.name, s.namespace, input.port, domain), identities, fail };
 }
@@ -88,7 +92,7 @@ function routeConfigurationOf(p: Prepared, clusterFor: ClusterOf): Uint8Array {
   const own = p.names.cluster;
   const routes = s.routes.map((r, i) => routeOf(r, own, clusterFor, p.fail, `routes[${i}]`));
   // The catch-all: the service's own policy, to its split or its own cluster (istiod's `default`).
-  const last = routeOf({ name: 'default', match: {}, policy: s.settings, ...(s.split && { split: s.split }) }, own, clusterFor, p.fail, 'split', { prefix: '' });
+  const last = routeOf({ name: 'default', match: {}, policy: s.settings, ...(s.split && { split: s.split }) }, own, clusterFor, p.fail, 'default', { policy: 'settings', split: 'split' });
   const vh = { name: p.names.listener, domains: [...p.names.domains], routes: [...routes, last] };
   return RouteConfigurationCodec.encode({ name: p.names.cluster, virtualHosts: [vh] });
 }
@@ -98,7 +102,10 @@ function resolver(byKey: ReadonlyMap<string, Prepared>, from: Prepared): Cluster
   return (service, field) => {
     const key = service.includes('.') ? service : `${service}.${from.input.spec.namespace}`;
     const to = byKey.get(key);
-    if (to === undefined) return from.fail(field, `${JSON.stringify(service)} is not a service this control plane serves (known: ${[...byKey.keys()].join(', ')})`);
+    if (to === undefined) {
+      const known = [...byKey.keys()].sort();
+      return from.fail(field, `${JSON.stringify(service.slice(0, 200))} is not a service this control plane serves (write name or name.namespace; known: ${known.slice(0, 10).join(', ')}${known.length > 10 ? `, … ${known.length - 10} more` : ''})`);
+    }
     return to.names.cluster;
   };
 }

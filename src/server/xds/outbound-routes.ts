@@ -15,7 +15,7 @@ import type { DeepPartial } from '../../proto/wire.js';
 import { re2ToJs } from '../../control-plane/xds/translate/regex.js';
 import { DEFAULT_RETRY_POLICY_SETTINGS, type RetryPolicySettings } from '../../outbound/retry/policy.js';
 import type { HeaderMatch, PathMatch, RequestPolicy, RouteMatch, RouteSpec, SplitBackend } from '../../outbound/settings.js';
-import { durationOf, XdsGenerateError } from './outbound-model.js';
+import { durationOf, type Fail } from './outbound-model.js';
 
 /** Split backend (a service name) → its Cluster's name; throws for an unknown service. */
 export type ClusterOf = (service: string, field: string) => string;
@@ -26,8 +26,6 @@ const MAX_RETRIES = 10;
 const MAX_WEIGHT_SUM = 0xffff_ffff;
 const FIVE_XX = Array.from({ length: 100 }, (_, i) => 500 + i);
 const GATEWAY = [502, 503, 504];
-
-type Fail = (field: string, message: string) => never;
 
 function regexOf(source: string, fail: Fail, field: string): string {
   const r = re2ToJs(source);
@@ -111,7 +109,7 @@ function checkInexpressible(r: RetryPolicySettings, fail: Fail, field: string): 
 function retryPolicyOf(p: RequestPolicy, fail: Fail, field: string): DeepPartial<RetryPolicy> | undefined {
   const perTry = p.timeout.perTryMs;
   const r = p.retry;
-  const perTryTimeout = perTry !== undefined && perTry > 0 ? { perTryTimeout: durationOf(perTry) } : {};
+  const perTryTimeout = perTry !== undefined && perTry > 0 ? { perTryTimeout: durationOf(perTry, fail, `${field}.timeout.perTryMs`) } : {};
   if (r === null || r.maxRetries === 0 || (r.retryOnFailures.length === 0 && r.retryOnStatuses.length === 0)) {
     // No retries (the translator's null); a per-try timeout still travels in a policy retrying on nothing.
     return perTry !== undefined && perTry > 0 ? { retryOn: '', ...perTryTimeout } : undefined;
@@ -122,7 +120,7 @@ function retryPolicyOf(p: RequestPolicy, fail: Fail, field: string): DeepPartial
     retryOn: tokens.join(','),
     numRetries: r.maxRetries,
     retriableStatusCodes: codes,
-    retryBackOff: { baseInterval: durationOf(r.backoff.baseMs), maxInterval: durationOf(r.backoff.maxMs) },
+    retryBackOff: { baseInterval: durationOf(r.backoff.baseMs, fail, `${field}.retry.backoff.baseMs`), maxInterval: durationOf(r.backoff.maxMs, fail, `${field}.retry.backoff.maxMs`) },
     ...perTryTimeout,
   };
 }
@@ -145,14 +143,22 @@ function targetOf(split: readonly SplitBackend[] | undefined, own: string, clust
   return { weightedClusters: { clusters } };
 }
 
+/** Where a route's fields are named in errors: `routes[2].policy`, or the service's `settings` and `split`. */
+export interface RouteFields {
+  readonly policy: string;
+  readonly split: string;
+}
+
 /** One route: its match, its split (or the service's own cluster) and its policy. */
-export function routeOf(r: RouteSpec, own: string, clusterOf: ClusterOf, fail: Fail, field: string, match?: DeepPartial<XdsRouteMatch>): DeepPartial<Route> {
+export function routeOf(r: RouteSpec, own: string, clusterOf: ClusterOf, fail: Fail, field: string, catchAll?: RouteFields): DeepPartial<Route> {
+  const at = catchAll ?? { policy: `${field}.policy`, split: `${field}.split` };
   const requestMs = r.policy.timeout.requestMs;
-  const retryPolicy = retryPolicyOf(r.policy, fail, `${field}.policy`);
+  const retryPolicy = retryPolicyOf(r.policy, fail, at.policy);
   const route: DeepPartial<RouteAction> = {
-    ...targetOf(r.split, own, clusterOf, fail, `${field}.split`),
-    ...(requestMs !== undefined && requestMs > 0 && { maxStreamDuration: { maxStreamDuration: durationOf(requestMs) } }),
+    ...targetOf(r.split, own, clusterOf, fail, at.split),
+    ...(requestMs !== undefined && requestMs > 0 && { maxStreamDuration: { maxStreamDuration: durationOf(requestMs, fail, `${at.policy}.timeout.requestMs`) } }),
     ...(retryPolicy && { retryPolicy }),
   };
-  return { name: r.name, match: match ?? matchOf(r.match, fail, `${field}.match`), route };
+  // The catch-all matches every path (Envoy's plain prefix "").
+  return { name: r.name, match: catchAll ? { prefix: '' } : matchOf(r.match, fail, `${field}.match`), route };
 }
