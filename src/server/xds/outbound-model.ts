@@ -39,7 +39,7 @@ export class XdsGenerateError extends SidecarlessError {
     readonly field: string,
     message: string,
   ) {
-    super('ERR_SIDECARLESS_XDS_GENERATE', `service ${JSON.stringify(service)} ${field}: ${message}`);
+    super('ERR_SIDECARLESS_XDS_GENERATE', `service ${JSON.stringify(service.slice(0, 200))} ${field}: ${message}; nothing was generated: change the service or leave it out`);
   }
 }
 

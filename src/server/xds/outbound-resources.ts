@@ -91,8 +91,12 @@ function routeConfigurationOf(p: Prepared, clusterFor: ClusterOf): Uint8Array {
   const s = p.input.spec;
   const own = p.names.cluster;
   const routes = s.routes.map((r, i) => routeOf(r, own, clusterFor, p.fail, `routes[${i}]`));
-  // The catch-all: the service's own policy, to its split or its own cluster (istiod's `default`).
-  const last = routeOf({ name: 'default', match: {}, policy: s.settings, ...(s.split && { split: s.split }) }, own, clusterFor, p.fail, 'default', { policy: 'settings', split: 'split' });
+  // The catch-all: the service's own policy, to its split or its own cluster (istiod's `default`;
+  // `default#2`, … when a route of the service has that name already).
+  const taken = new Set(s.routes.map((r) => r.name));
+  let name = 'default';
+  for (let i = 2; taken.has(name); i++) name = `default#${i}`;
+  const last = routeOf({ name, match: {}, policy: s.settings, ...(s.split && { split: s.split }) }, own, clusterFor, p.fail, 'default', { policy: 'settings', split: 'split' });
   const vh = { name: p.names.listener, domains: [...p.names.domains], routes: [...routes, last] };
   return RouteConfigurationCodec.encode({ name: p.names.cluster, virtualHosts: [vh] });
 }

@@ -198,6 +198,12 @@ test('portableLbPolicy: every Cluster says ROUND_ROBIN (the one lb_policy grpc-j
   assert.deepEqual(lb({}), [1, 3, 0, 1]);
 });
 
+test('the catch-all is `default`, or `default#2` when a route of the service is called default', () => {
+  const res = generateOutboundResources([svc('a', 'default', 80, { routes: [R({ name: 'default', match: { path: { exact: '/x' } } })] })]);
+  const rc = RouteConfigurationCodec.decode(res.get(TYPE_URLS.routes)!.get(clusterName('a', 80))!);
+  assert.deepEqual(rc.virtualHosts[0]!.routes.map((r) => r.name), ['default', 'default#2']);
+});
+
 test('deterministic: same input → same bytes, in any order; one endpoint changed → only that assignment changes', () => {
   const a = generateOutboundResources(input());
   const b = generateOutboundResources([...input()].reverse().map((s) => ({ ...s, spec: { ...s.spec, endpoints: s.spec.endpoints && [...s.spec.endpoints].reverse() } })));
