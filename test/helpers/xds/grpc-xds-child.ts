@@ -22,8 +22,9 @@ export interface SetResult {
 /** The node id the child introduces itself with (one per run, so the server tells runs apart). */
 export const childNodeId = (pod: string) => `sidecar~127.0.0.1~${pod}.default~default.svc.cluster.local`;
 
-export function bootstrap(serverAddress: string, pod: string): object {
+export function bootstrap(serverAddress: string, pod: string, certificateProviders?: object): object {
   return {
+    ...(certificateProviders && { certificate_providers: certificateProviders }),
     xds_servers: [{ server_uri: serverAddress, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
     node: {
       id: childNodeId(pod),
@@ -55,11 +56,11 @@ export interface GrpcXdsRun {
 /** Starts the child; `t.after` makes sure it is gone. */
 export function runGrpcXdsClient(
   t: { after(fn: () => Promise<void>): void },
-  o: { server: string; pod: string; phases: readonly (readonly CallSet[])[]; deadlineMs?: number; timeoutMs?: number; target?: string },
+  o: { server: string; pod: string; phases: readonly (readonly CallSet[])[]; deadlineMs?: number; timeoutMs?: number; target?: string; certificateProviders?: object },
 ): GrpcXdsRun {
   const plan = { target: o.target ?? `xds:///${LISTENER_NAME}`, deadlineMs: o.deadlineMs ?? 3_000, timeoutMs: o.timeoutMs ?? 20_000, phases: o.phases };
   const child: ChildProcess = spawn(process.execPath, [SCRIPT, JSON.stringify(plan)], {
-    env: { ...process.env, GRPC_XDS_BOOTSTRAP: '', GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(bootstrap(o.server, o.pod)), GRPC_VERBOSITY: 'NONE' },
+    env: { ...process.env, GRPC_XDS_BOOTSTRAP: '', GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(bootstrap(o.server, o.pod, o.certificateProviders)), GRPC_VERBOSITY: 'NONE' },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';
