@@ -82,10 +82,47 @@ export function createMeshDispatcher(
   return new Impl(registry, egress, checkIdentity);
 }
 
+/** Parsed origins (host, lookup key, typo check), each with the service it resolved to at a registry generation. */
+class RouteCache {
+  readonly #routes = new Map<string, Route>();
+
+  constructor(private readonly registry: ServiceRegistry) {}
+
+  get(origin: string | URL | undefined): Route {
+    const key = typeof origin === 'string' ? origin : String(origin ?? '');
+    let r = this.#routes.get(key);
+    if (r) {
+      if (r.generation !== this.registry.generation) {
+        r.service = this.registry.resolve(r.lookup);
+        r.generation = this.registry.generation;
+      }
+      return r;
+    }
+    let host = '';
+    let hostname = '';
+    let protocol = '';
+    try {
+      ({ host, hostname, protocol } = new URL(key));
+    } catch {
+      host = hostname = key;
+    }
+    const lookup = this.registry.discover ? discoveryLookup(host, hostname, protocol) : host;
+    r = { host, lookup, protocol, service: this.registry.resolve(lookup), generation: this.registry.generation, unknownService: isSingleLabel(hostname) };
+    if (this.#routes.size >= ROUTE_CACHE_LIMIT) this.#routes.clear();
+    this.#routes.set(key, r);
+    return r;
+  }
+}
+
+/** "Not a mesh service" for a host, with the closest service name when one is close. */
+function unknownServiceError(registry: ServiceRegistry, host: string): UnknownServiceError {
+  const names = registry.names().sort();
+  const name = host.replace(/:\d*$/, '').replace(/\.$/, '');
+  return new UnknownServiceError(name, names, closest(name, names));
+}
+
 function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
   return class MeshDispatcherImpl extends Base implements MeshDispatcher {
-    /** Parsed origins (host, typo check); the service is looked up per request, the set changes live. */
-    readonly #routes = new Map<string, Route>();
     #egressAgent: Agent | undefined;
     #closed = false;
 
@@ -96,39 +133,18 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       private readonly checkIdentity: () => void = () => {},
     ) {
       super();
+      this.#routes = new RouteCache(registry);
     }
 
-    #route(origin: string | URL | undefined): Route {
-      const key = typeof origin === 'string' ? origin : String(origin ?? '');
-      let r = this.#routes.get(key);
-      if (r) {
-        if (r.generation !== this.registry.generation) {
-          r.service = this.registry.resolve(r.lookup);
-          r.generation = this.registry.generation;
-        }
-        return r;
-      }
-      let host = '';
-      let hostname = '';
-      let protocol = '';
-      try {
-        ({ host, hostname, protocol } = new URL(key));
-      } catch {
-        host = hostname = key;
-      }
-      const lookup = this.registry.discover ? discoveryLookup(host, hostname, protocol) : host;
-      r = { host, lookup, protocol, service: this.registry.resolve(lookup), generation: this.registry.generation, unknownService: isSingleLabel(hostname) };
-      if (this.#routes.size >= ROUTE_CACHE_LIMIT) this.#routes.clear();
-      this.#routes.set(key, r);
-      return r;
-    }
+    /** Parsed origins (host, typo check); the service is looked up per request, the set changes live. */
+    readonly #routes: RouteCache;
 
     override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
       if (this.#closed) {
         failHandler(handler, new MeshClosedError());
         return false;
       }
-      const route = this.#route(opts.origin);
+      const route = this.#routes.get(opts.origin);
       const service = route.service;
       if (!service) {
         if (this.registry.discover) {
@@ -208,9 +224,7 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
     }
 
     #unknownService(host: string): UnknownServiceError {
-      const names = this.registry.names().sort();
-      const name = host.replace(/:\d*$/, '').replace(/\.$/, '');
-      return new UnknownServiceError(name, names, closest(name, names));
+      return unknownServiceError(this.registry, host);
     }
 
     override async close(): Promise<void> {
