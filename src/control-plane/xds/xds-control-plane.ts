@@ -37,7 +37,7 @@ import { type ControlPlane, type ControlPlaneStatus, type LocalUpdates, type Upd
 import { type InboundSnapshot, type MeshSnapshot, type ServiceSnapshot } from '../snapshot.js';
 import { backendsOf, validHostname } from '../validate.js';
 import { MeshLayerBuilder, type MeshLayer, type PortState } from './inbound-layer.js';
-import { INBOUND_PREFIX, type InboundSpec } from './translate/inbound.js';
+import { type InboundSpec, inboundListenerName } from './translate/inbound.js';
 import { type DiscoveryAnswer } from '../../outbound/dispatcher.js';
 
 /** Hosts bound at most (each one a few subscriptions): an app that makes up host names cannot grow the subscription without bound. */
@@ -144,8 +144,7 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
   /** The mesh serves on `port`: its inbound Listener is asked for, and the port denies until it is decided. */
   servePort(port: number): void {
     if (this.#closed || this.#ports.has(port)) return;
-    const ip = this.#o.inboundIp.includes(':') ? `[${this.#o.inboundIp}]` : this.#o.inboundIp;
-    this.#ports.set(port, `${INBOUND_PREFIX}${ip}:${port}`);
+    this.#ports.set(port, inboundListenerName(this.#o.inboundIp, port));
     this.#rebuild();
   }
 

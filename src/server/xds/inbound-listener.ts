@@ -25,7 +25,7 @@ import { DownstreamTlsContextCodec } from '../../proto/envoy/extensions/transpor
 import { packAny } from '../../proto/any-pack.js';
 import { parseIp } from '../../policy/cidr.js';
 import type { Policy } from '../../policy/index.js';
-import { INBOUND_PREFIX, translateInbound } from '../../control-plane/xds/translate/inbound.js';
+import { inboundListenerName, translateInbound } from '../../control-plane/xds/translate/inbound.js';
 import { InboundRenderError, type RenderOptions, renderRbac } from './rbac-render.js';
 
 export interface InboundListenerInput extends RenderOptions {
@@ -41,10 +41,7 @@ export interface InboundListenerInput extends RenderOptions {
 /** The HTTP filters' names: DENY and ALLOW as istiod's grpcgen names them; the LOG one is ours (our client reads any name). */
 export const RBAC_FILTER_NAMES = { audit: 'envoy.filters.http.rbac.AUDIT', deny: 'envoy.filters.http.rbac.DENY', allow: 'envoy.filters.http.rbac', router: 'envoy.filters.http.router' } as const;
 
-/** `xds.istio.io/grpc/lds/inbound/10.0.0.7:8443`, `…/[fd00::1]:8443`. */
-export function inboundListenerName(ip: string, port: number): string {
-  return `${INBOUND_PREFIX}${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
-}
+export { inboundListenerName };
 
 function checkInput(ip: string, port: number, trustDomain: string): void {
   const issues = [];

@@ -6,9 +6,10 @@
  */
 import { SidecarlessError } from '../../errors.js';
 import type { ServiceSpec } from '../../outbound/settings.js';
+import { DEFAULT_CLUSTER_DOMAIN, serviceHostnames } from '../../outbound/router.js';
 import { MAX_DURATION_MS } from '../../control-plane/xds/translate/result.js';
 
-export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
+export { DEFAULT_CLUSTER_DOMAIN };
 
 export interface OutboundServiceInput {
   /** `name` is the Kubernetes service name (a DNS label), `namespace` its namespace. */
@@ -55,8 +56,9 @@ export interface ServiceNames {
 }
 
 export function serviceNames(name: string, namespace: string, port: number, clusterDomain: string): ServiceNames {
-  const fqdn = `${name}.${namespace}.svc.${clusterDomain}`;
-  const forms = [name, `${name}.${namespace}`, `${name}.${namespace}.svc`, fqdn];
+  // The Kubernetes forms the mesh's own router gives a service (name, name.ns, name.ns.svc, fqdn).
+  const forms = serviceHostnames(name, namespace, clusterDomain);
+  const fqdn = forms[3]!;
   return { fqdn, listener: `${fqdn}:${port}`, cluster: `outbound|${port}||${fqdn}`, domains: forms.flatMap((d) => [d, `${d}:${port}`]) };
 }
 

@@ -43,6 +43,11 @@ export const INBOUND_PREFIX = 'xds.istio.io/grpc/lds/inbound/';
 const TLS_SOCKET = 'envoy.transport_sockets.tls';
 const FAULT = 'envoy.extensions.filters.http.fault.v3.HTTPFault';
 
+/** `xds.istio.io/grpc/lds/inbound/10.0.0.7:8443`, `…/[fd00::1]:8443`: the name of the inbound Listener for `ip` and `port` (inboundAddressOf's inverse). */
+export function inboundListenerName(ip: string, port: number): string {
+  return `${INBOUND_PREFIX}${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
+}
+
 /** `IP:port` or `[IPv6]:port` after the prefix → its parts, or undefined. */
 export function inboundAddressOf(name: string): { ip: string; port: number } | undefined {
   if (!name.startsWith(INBOUND_PREFIX)) return undefined;
