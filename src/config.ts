@@ -335,6 +335,11 @@ const controlPlaneSchema = z
     token: z.union([z.string().min(1), z.object({ file: tokenFile }).strict()]),
     /** Istio's ClusterID header. */
     clusterId: z.string().regex(/^[\x21-\x7e]+$/, 'must be visible ASCII without spaces (it is sent as a header), e.g. "Kubernetes"').optional(),
+    /**
+     * `host:port` the embedded control plane registers this workload at, instead of the address
+     * its server listens on (a VM behind NAT, a port mapping). istiod ignores it.
+     */
+    advertise: address.optional(),
   })
   .strict();
 

@@ -9,7 +9,8 @@
  *   DNS domain it expands short host names with.
  * - metadata (a Struct, JSON names): GENERATOR `grpc` (selects istiod's proxyless generators: without
  *   it istiod sends Envoy's config), NAMESPACE, SERVICE_ACCOUNT, INSTANCE_IPS, NAME (the pod),
- *   LABELS, CLUSTER_ID when set. istiod checks NAMESPACE and SERVICE_ACCOUNT against the caller's
+ *   LABELS, CLUSTER_ID when set, SIDECARLESS_ADVERTISE (controlPlane.advertise) when set: the
+ *   address the embedded control plane registers the workload at (istiod ignores it). istiod checks NAMESPACE and SERVICE_ACCOUNT against the caller's
  *   authenticated identity (pilot/pkg/xds/auth.go checkConnectionIdentity) and refuses a mismatch
  *   with PermissionDenied: both come from the workload's SPIFFE ID, which must therefore be Istio's
  *   shape `spiffe://<td>/ns/<ns>/sa/<sa>` in the mesh's namespace.
@@ -42,6 +43,8 @@ export interface NodeInput {
   readonly clusterId?: string;
   /** sidecarless's version (user_agent_version). */
   readonly version: string;
+  /** `host:port` to be registered at (controlPlane.advertise): SIDECARLESS_ADVERTISE metadata. */
+  readonly advertise?: string;
 }
 
 /** The Node for `input`. Throws ConfigError (naming the option) for what istiod would refuse. */
@@ -58,6 +61,7 @@ export function buildNode(input: NodeInput): Node {
     ['LABELS', { structValue: stringStruct(input.labels ?? {}) }],
   ]);
   if (input.clusterId !== undefined) fields.set('CLUSTER_ID', str(input.clusterId));
+  if (input.advertise !== undefined) fields.set('SIDECARLESS_ADVERTISE', str(input.advertise));
   return {
     id: `sidecar~${ip}~${pod}.${namespace}~${namespace}.svc.cluster.local`,
     cluster: `${input.service}.${namespace}`,

@@ -5,8 +5,9 @@
  * (mesh.ts imports it dynamically): a mesh without one loads none of the xDS code.
  *
  * The node's IP is the pod's: `INSTANCE_IP` (what Istio's injector sets from status.podIP), else
- * the first non-internal address of this host, else 127.0.0.1; the pod name is `POD_NAME`, else the
- * service's.
+ * 127.0.0.1 when the control plane itself is on loopback (a control plane on this host: the
+ * workload is reached on loopback, where a laptop's servers listen), else the first non-internal
+ * address of this host, else 127.0.0.1; the pod name is `POD_NAME`, else the service's.
  */
 import { networkInterfaces } from 'node:os';
 import { type Clock } from '../../clock.js';
@@ -21,13 +22,20 @@ import { buildNode } from './node.js';
 import { type BaseControlPlane, XdsControlPlane } from './xds-control-plane.js';
 
 /** The address istiod knows the workload by. */
-export function workloadIp(env: NodeJS.ProcessEnv): string {
+export function workloadIp(env: NodeJS.ProcessEnv, controlPlaneAddress?: string): string {
   const fromEnv = env.INSTANCE_IP?.trim();
   if (fromEnv) return fromEnv;
+  if (controlPlaneAddress !== undefined && isLoopbackAddress(controlPlaneAddress)) return '127.0.0.1';
   for (const list of Object.values(networkInterfaces())) {
     for (const a of list ?? []) if (!a.internal && a.family === 'IPv4') return a.address;
   }
   return '127.0.0.1';
+}
+
+/** True for `localhost:p`, `127.x.y.z:p`, `[::1]:p`. */
+export function isLoopbackAddress(hostPort: string): boolean {
+  const host = hostPort.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 export interface OpenXdsInput {
@@ -40,7 +48,7 @@ export interface OpenXdsInput {
 
 export function openXdsControlPlane(i: OpenXdsInput): XdsControlPlane {
   const cp = i.config.controlPlane!;
-  const ip = workloadIp(i.env);
+  const ip = workloadIp(i.env, cp.address);
   const node = buildNode({
     service: i.config.service,
     namespace: i.config.namespace,
@@ -49,6 +57,7 @@ export function openXdsControlPlane(i: OpenXdsInput): XdsControlPlane {
     ip,
     ...(i.env.POD_NAME && { pod: i.env.POD_NAME }),
     ...(cp.clusterId !== undefined && { clusterId: cp.clusterId }),
+    ...(cp.advertise !== undefined && { advertise: cp.advertise }),
     version: VERSION,
   });
   let plane: XdsControlPlane | undefined;

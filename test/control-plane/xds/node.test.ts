@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildNode, type NodeInput } from '../../../src/control-plane/xds/node.js';
+import { isLoopbackAddress, workloadIp } from '../../../src/control-plane/xds/open.js';
+import { workloadOf } from '../../../src/server/registry/workload-node.js';
 import { encodeNode } from '../../../src/proto/envoy/config/core/v3/base.js';
 import { loadReal } from '../../helpers/xds-protos.js';
 
@@ -61,6 +63,8 @@ test('node table: defaults, IPv6, no cluster id', () => {
     }],
     ['no cluster id: no CLUSTER_ID key', { clusterId: undefined }, (_n, md) => assert.equal('CLUSTER_ID' in md, false)],
     ['no labels: an empty LABELS struct', { labels: undefined }, (_n, md) => assert.deepEqual(md.LABELS, {})],
+    ['controlPlane.advertise: SIDECARLESS_ADVERTISE', { advertise: 'payments.vm.example:443' }, (_n, md) => assert.equal(md.SIDECARLESS_ADVERTISE, 'payments.vm.example:443')],
+    ['no advertise: no SIDECARLESS_ADVERTISE key', {}, (_n, md) => assert.equal('SIDECARLESS_ADVERTISE' in md, false)],
   ];
   for (const [name, patch, check] of rows) {
     const node = asIstiodReadsIt({ ...base, ...patch });
@@ -89,4 +93,23 @@ test('node table: what istiod would refuse is a ConfigError naming the option an
       return true;
     }, name);
   }
+});
+
+test('the embedded control plane reads back what the node says (service, namespace, IPs, labels, advertise)', () => {
+  assert.deepEqual(workloadOf(buildNode({ ...base, advertise: '10.9.0.1:8443' })), {
+    service: 'payments',
+    namespace: 'shop',
+    ips: ['10.4.0.17'],
+    labels: { app: 'payments', version: 'v2' },
+    advertise: ['10.9.0.1:8443'],
+    name: 'payments-7d9f-abcde',
+  });
+});
+
+test('the workload IP: INSTANCE_IP, else loopback when the control plane is on loopback, else a non-internal address', () => {
+  assert.equal(workloadIp({ INSTANCE_IP: '10.1.2.3' }, '127.0.0.1:15012'), '10.1.2.3');
+  for (const cp of ['127.0.0.1:15012', 'localhost:15012', '[::1]:15012', '127.9.9.9:1']) assert.equal(workloadIp({}, cp), '127.0.0.1', cp);
+  assert.equal(isLoopbackAddress('istiod.istio-system.svc:15012'), false);
+  assert.equal(isLoopbackAddress('127.0.0.1.example:15012'), false);
+  assert.equal(isLoopbackAddress('10.0.0.1:15012'), false);
 });
