@@ -10,6 +10,7 @@
  * address of this host, else 127.0.0.1; the pod name is `POD_NAME`, else the service's.
  */
 import { networkInterfaces } from 'node:os';
+import { isLoopbackHost } from '../../admin/server.js';
 import { type Clock } from '../../clock.js';
 import { type Logger, type MeshConfig } from '../../config.js';
 import { DEFAULT_SERVICE_SETTINGS } from '../../outbound/settings.js';
@@ -34,8 +35,7 @@ export function workloadIp(env: NodeJS.ProcessEnv, controlPlaneAddress?: string)
 
 /** True for `localhost:p`, `127.x.y.z:p`, `[::1]:p`. */
 export function isLoopbackAddress(hostPort: string): boolean {
-  const host = hostPort.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1').toLowerCase();
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  return isLoopbackHost(hostPort.replace(/:\d+$/, ''));
 }
 
 export interface OpenXdsInput {

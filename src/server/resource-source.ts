@@ -1,0 +1,132 @@
+/**
+ * What the embedded control plane's ADS server serves (the ResourceSource of ads-service.ts), from
+ * the mesh file's model and the registry:
+ * - outbound (LDS api Listeners `host:port`, RDS, CDS, EDS): generateOutboundResources over the
+ *   model's services with static ∪ registered endpoints, computed once per (model, registry)
+ *   version and shared by every client; clients that are not sidecarless (grpc-js-xds, C-core) get
+ *   the portable variant (every Cluster ROUND_ROBIN: the one lb_policy they all take);
+ * - inbound (`xds.istio.io/grpc/lds/inbound/<ip>:<port>`): rendered per workload from the policy
+ *   that applies to it (its namespace and labels, from its node), STRICT mTLS. A policy the
+ *   renderer cannot express exactly is never served as something weaker: that workload gets a
+ *   Listener that denies every request, and the reason is kept for status.
+ * Pure apart from the caches; no I/O.
+ */
+import type { Node } from '../proto/envoy/config/core/v3/base.js';
+import type { Policy } from '../policy/index.js';
+import type { ServiceEndpoint } from '../outbound/settings.js';
+import { INBOUND_PREFIX, inboundAddressOf } from '../control-plane/xds/translate/inbound.js';
+import { type OutboundResources, type OutboundServiceInput, TYPE_URLS, generateOutboundResources } from './xds/outbound-resources.js';
+import { renderInboundListener } from './xds/inbound-listener.js';
+import { type Registration, type Registry } from './registry/registry.js';
+import { isRefused, workloadOf } from './registry/workload-node.js';
+
+/** What the resource source needs of a mesh-file model. */
+export interface ServedModel {
+  readonly version: string;
+  readonly trustDomain: string;
+  /** The generator's input, with `registered(name, namespace)` added to each service's static endpoints. */
+  outbound(registered: (service: string, namespace: string) => readonly ServiceEndpoint[]): OutboundServiceInput[];
+  /** The policy that applies to a workload. */
+  policyFor(w: { readonly namespace: string; readonly service: string; readonly labels: Readonly<Record<string, string>> }): Policy;
+}
+
+export interface SourceClient {
+  readonly id: string;
+  readonly node: Node | undefined;
+}
+
+/** Istio's "allow nothing": an ALLOW filter with no policy. */
+const DENY_ALL: Policy = { rules: [{ name: 'sidecarless-policy-not-renderable', action: 'allow', from: [], to: [], when: [], matchNothing: true }], servers: [] };
+
+export function endpointOf(r: Registration): ServiceEndpoint {
+  return { address: r.address, identity: r.identity, weight: 1, ...(r.locality?.zone && { zone: r.locality.zone }), labels: r.labels };
+}
+
+export class MeshResourceSource {
+  #model: ServedModel;
+  #outbound: { key: string; full: OutboundResources; portable: OutboundResources } | undefined;
+  #inbound = new Map<string, Uint8Array>();
+  #inboundKey = '';
+  /** Why a workload's inbound policy was served as deny-all, by workload key. */
+  readonly renderFailures = new Map<string, string>();
+
+  constructor(
+    model: ServedModel,
+    private readonly registry: Registry,
+  ) {
+    this.#model = model;
+  }
+
+  get model(): ServedModel {
+    return this.#model;
+  }
+
+  /**
+   * The resources `model` would serve now; throws (XdsGenerateError) when the model cannot be
+   * expressed: the caller then keeps the previous model.
+   */
+  check(model: ServedModel): void {
+    generateOutboundResources(model.outbound(this.#registered));
+    generateOutboundResources(model.outbound(this.#registered), { portableLbPolicy: true });
+  }
+
+  /** Serves `model` from now on (check() it first). */
+  setModel(model: ServedModel): void {
+    this.#model = model;
+  }
+
+  resolve(client: SourceClient, typeUrl: string, names: ReadonlySet<string> | '*'): ReadonlyMap<string, Uint8Array> {
+    const all = this.#outboundFor(client).get(typeUrl) ?? new Map<string, Uint8Array>();
+    const out = new Map<string, Uint8Array>();
+    if (names === '*') {
+      for (const [n, b] of all) out.set(n, b);
+      return out;
+    }
+    for (const name of names) {
+      const bytes = all.get(name) ?? (typeUrl === TYPE_URLS.listener && name.startsWith(INBOUND_PREFIX) ? this.#inboundFor(client, name) : undefined);
+      if (bytes !== undefined) out.set(name, bytes);
+    }
+    return out;
+  }
+
+  #registered = (service: string, namespace: string): ServiceEndpoint[] => this.registry.endpoints(service, namespace).map(endpointOf);
+
+  #outboundFor(client: SourceClient): OutboundResources {
+    const key = `${this.#model.version}/${this.registry.version}`;
+    if (this.#outbound?.key !== key) {
+      const services = this.#model.outbound(this.#registered);
+      this.#outbound = { key, full: generateOutboundResources(services), portable: generateOutboundResources(services, { portableLbPolicy: true }) };
+    }
+    return client.node?.userAgentName === 'sidecarless' ? this.#outbound.full : this.#outbound.portable;
+  }
+
+  #inboundFor(client: SourceClient, name: string): Uint8Array | undefined {
+    const address = inboundAddressOf(name);
+    if (!address) return undefined;
+    const w = workloadOf(client.node);
+    const workload = isRefused(w) ? { service: '', namespace: 'default', labels: {} } : w;
+    if (this.#inboundKey !== this.#model.version) {
+      this.#inbound.clear();
+      this.#inboundKey = this.#model.version;
+    }
+    const key = `${name}|${workload.namespace}|${workload.service}|${JSON.stringify(workload.labels)}`;
+    const cached = this.#inbound.get(key);
+    if (cached) return cached;
+    const bytes = this.#render(address, workload, key);
+    if (this.#inbound.size >= 10_000) this.#inbound.clear();
+    this.#inbound.set(key, bytes);
+    return bytes;
+  }
+
+  #render(address: { ip: string; port: number }, w: { service: string; namespace: string; labels: Readonly<Record<string, string>> }, key: string): Uint8Array {
+    const common = { ip: address.ip, port: address.port, mode: 'strict' as const, trustDomain: this.#model.trustDomain, namespace: w.namespace, labels: w.labels };
+    try {
+      const bytes = renderInboundListener({ ...common, policy: this.#model.policyFor(w) });
+      this.renderFailures.delete(key);
+      return bytes;
+    } catch (e) {
+      this.renderFailures.set(key, (e as Error).message);
+      return renderInboundListener({ ...common, policy: DENY_ALL });
+    }
+  }
+}
