@@ -6,8 +6,11 @@ import { type Command } from './args.js';
 
 type Load = () => Promise<Command>;
 
-/** A top-level command, or a group of sub-commands (`ca`, `svid`, `policy`). */
-export type Entry = { readonly load: Load } | { readonly group: Readonly<Record<string, Load>> };
+/**
+ * A top-level command, or a group of sub-commands (`ca`, `svid`, `policy`); a group with `main`
+ * is also a command itself (`control-plane --config …` beside `control-plane token`).
+ */
+export type Entry = { readonly load: Load } | { readonly group: Readonly<Record<string, Load>>; readonly main?: Load };
 
 export const TREE: Readonly<Record<string, Entry>> = {
   ca: { group: { init: () => import('./ca-init.js').then((m) => m.caInitCommand as Command) } },
@@ -20,6 +23,13 @@ export const TREE: Readonly<Record<string, Entry>> = {
   policy: { group: { check: () => import('./policy-check.js').then((m) => m.policyCheckCommand as Command) } },
   stat: { load: () => import('./stat.js').then((m) => m.statCommand as Command) },
   demo: { load: () => import('./demo.js').then((m) => m.demoCommand as Command) },
+  'control-plane': {
+    main: () => import('./control-plane.js').then((m) => m.controlPlaneCommand as Command),
+    group: {
+      token: () => import('./control-plane-token.js').then((m) => m.controlPlaneTokenCommand as Command),
+      status: () => import('./control-plane-status.js').then((m) => m.controlPlaneStatusCommand as Command),
+    },
+  },
 };
 
 /** Every command, in the order help lists them. */
@@ -27,7 +37,7 @@ export async function allCommands(): Promise<Command[]> {
   const out: Command[] = [];
   for (const e of Object.values(TREE)) {
     if ('load' in e) out.push(await e.load());
-    else for (const load of Object.values(e.group)) out.push(await load());
+    else for (const load of [...(e.main ? [e.main] : []), ...Object.values(e.group)]) out.push(await load());
   }
   return out;
 }

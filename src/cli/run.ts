@@ -121,6 +121,14 @@ export async function main(argv: string[], io: Io): Promise<number> {
   }
   if ('load' in entry) return runCommand(await entry.load(), argv.slice(1), io);
   const names = Object.keys(entry.group);
+  if (entry.main && (second === undefined || second.startsWith('-'))) {
+    const cmd = await entry.main();
+    if (second !== undefined && wantsHelp([second, ...rest])) {
+      io.stdout(`${helpText(cmd)}\n\n${await groupHelp(first, entry.group)}`);
+      return 0;
+    }
+    return runCommand(cmd, argv.slice(1), io);
+  }
   if (second === undefined || second.startsWith('-')) {
     if (second !== undefined && wantsHelp([second, ...rest])) {
       io.stdout(await groupHelp(first, entry.group));
