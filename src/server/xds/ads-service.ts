@@ -55,7 +55,7 @@ export {
 } from './ads-session.js';
 
 export const DEFAULT_COALESCE_MS = 10;
-/** Requests held while authenticate() runs; more ends the stream. */
+/** Requests held while authenticate() runs (together at most MAX_REQUEST_BYTES); more ends the stream. */
 export const MAX_PENDING_REQUESTS = 64;
 
 export interface AdsServiceOptions {
@@ -112,6 +112,7 @@ function safely(fn: (() => void) | undefined): void {
 class Stream {
   #phase: 'first' | 'auth' | 'open' | 'ended' = 'first';
   readonly #pending: Buffer[] = [];
+  #pendingBytes = 0;
   session: AdsSession | undefined;
 
   constructor(
@@ -131,7 +132,8 @@ class Stream {
   #data(b: Buffer): void {
     if (this.#phase === 'ended') return;
     if (this.#phase === 'auth') {
-      if (this.#pending.length >= MAX_PENDING_REQUESTS) return this.fail({ code: GRPC_STATUS.RESOURCE_EXHAUSTED, details: `more than ${MAX_PENDING_REQUESTS} requests before authentication finished` });
+      this.#pendingBytes += b.length;
+      if (this.#pending.length >= MAX_PENDING_REQUESTS || this.#pendingBytes > MAX_REQUEST_BYTES) return this.fail({ code: GRPC_STATUS.RESOURCE_EXHAUSTED, details: `more than ${MAX_PENDING_REQUESTS} requests or ${MAX_REQUEST_BYTES} bytes before authentication finished` });
       this.#pending.push(b);
       return;
     }

@@ -21,6 +21,11 @@ import { decodeDiscoveryResponse, encodeDiscoveryRequest, type DiscoveryResponse
 import { grpcBackends, runCoreXdsClient } from '../../helpers/ads-peers.js';
 import { runGrpcXdsClient } from '../../helpers/xds/grpc-xds-child.js';
 import { idOf } from '../../helpers/certs.js';
+import { servingTls } from '../../helpers/ads-server.js';
+import { okText } from '../../helpers/xds-istiod.js';
+import { waitFor } from '../../helpers/net.js';
+import { devCa, ok, quiet, startReplica } from '../../outbound/e2e/replicas.js';
+import { createMesh } from '../../../src/mesh.js';
 
 const METHOD = '/x.Y/Z';
 const PAYMENTS = 'xds:///payments.default.svc.cluster.local:8080';
@@ -164,4 +169,40 @@ test('a raw stream gets the inbound Listener by name, and LDS wildcard carries e
   await until(3);
   assert.equal(got[2]!.resources.length, 2);
   call.end();
+});
+
+test("the mesh's own xDS client over TLS with a token: discovers a service, calls it over mTLS, follows a change of endpoints", async (t) => {
+  const [v1, v2] = await Promise.all([startReplica('v1', ok), startReplica('v2', ok)]);
+  t.after(() => Promise.all([v1.close(), v2.close()]).then(() => {}));
+  let endpoints = [v1.address];
+  const generate = () => generateOutboundResources([{ port: 8080, spec: spec('payments', { endpoints: endpoints.map((address) => ({ address, identity: idOf('payments'), weight: 1 })) }) }]);
+  let outbound = generate();
+  const source: ResourceSource = { resolve: (_c, type, names) => new Map([...(outbound.get(type) ?? [])].filter(([n]) => names === '*' || names.has(n))) };
+  const ads = createAdsService(grpc, {
+    source,
+    authenticate: (md) => {
+      if (md.get('authorization')[0] !== 'Bearer good-token') throw { code: grpc.status.UNAUTHENTICATED, details: 'bad token' };
+      return 'spiffe://cluster.local/ns/default/sa/client';
+    },
+  });
+  const tls = await servingTls(t);
+  const server = new grpc.Server();
+  server.addService(ads.definition, ads.implementation);
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', tls.credentials, (e, p) => (e ? reject(e) : resolve(p))));
+  t.after(() => {
+    ads.close();
+    server.forceShutdown();
+  });
+  const m = await createMesh({ service: 'client', identity: { ca: await devCa() }, controlPlane: { address: `localhost:${port}`, root: tls.rootFile, token: 'good-token' }, logger: quiet }, { env: { INSTANCE_IP: '10.0.0.9' } });
+  t.after(() => m.close());
+  const url = 'http://payments.default.svc.cluster.local:8080/x';
+  assert.equal(await okText(m, url), 'v1');
+  const [c] = ads.clients();
+  assert.equal(c?.identity, 'spiffe://cluster.local/ns/default/sa/client');
+  assert.equal(c?.plaintext, false);
+  assert.deepEqual(c?.types.map((x) => [x.typeUrl, x.acked?.version === x.sent?.version, x.lastNack]), [TYPE_URLS.cluster, TYPE_URLS.endpoints, TYPE_URLS.listener, TYPE_URLS.routes].map((x) => [x, true, undefined]), 'every type ACKed at the version sent');
+  endpoints = [v2.address];
+  outbound = generate();
+  ads.changed();
+  await waitFor(async () => (await okText(m, url)) === 'v2', 3_000);
 });

@@ -181,6 +181,29 @@ test('changed() is coalesced: one recomputation per window, pushes in CDS, EDS, 
   assert.deepEqual(ads.clients(), []);
 });
 
+test('bounds: requests piling up behind a slow authenticate, and garbage mid-stream, end that stream only', async (t) => {
+  let release: (id: string) => void = () => {};
+  const { open, ads } = await start(t, { authenticate: () => new Promise<string>((r) => (release = r)), data: new Map([[CDS, new Map([['c', bytes('C')]])]]) });
+  const flood = open();
+  for (let i = 0; i <= 65; i++) flood.send(i === 0 ? { node: NODE, typeUrl: CDS, resourceNames: ['c'] } : { typeUrl: CDS, resourceNames: [`n${i}`] });
+  const st = await flood.status;
+  assert.equal(st.code, grpc.status.RESOURCE_EXHAUSTED);
+  assert.match(st.details, /before authentication finished/);
+  release('late'); // an authentication that finishes after the stream ended opens nothing
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(ads.clients(), []);
+
+  const s = open();
+  s.send({ node: NODE, typeUrl: CDS, resourceNames: ['c'] });
+  await new Promise((r) => setTimeout(r, 20));
+  release('spiffe://cluster.local/ns/default/sa/a');
+  await s.until(1);
+  assert.equal(ads.clients().length, 1);
+  s.send(Buffer.from([0x22, 0x05, 0x61])); // type_url of 5 bytes, 1 given
+  assert.equal((await s.status).code, grpc.status.INVALID_ARGUMENT);
+  await waitFor(() => ads.clients().length === 0);
+});
+
 async function waitFor(ok: () => boolean, ms = 3_000): Promise<void> {
   const end = Date.now() + ms;
   while (!ok()) {
