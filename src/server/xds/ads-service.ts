@@ -61,13 +61,19 @@ export const MAX_PENDING_REQUESTS = 64;
 export interface AdsServiceOptions {
   source: ResourceSource;
   events?: AdsEvents;
-  /** Called once per stream before any response: throw a gRPC status ({ code, details }) to refuse, else return the caller's identity. */
-  authenticate?(metadata: GrpcJs.Metadata, node: Node | undefined): Promise<string | undefined> | string | undefined;
+  /** Called once per stream before any response: throw (or return) a gRPC status ({ code, details }) to refuse, else return the caller's identity. */
+  authenticate?(metadata: GrpcJs.Metadata, node: Node | undefined): Promise<string | undefined | AdsRefusal> | string | undefined | AdsRefusal;
   /** Whether this service is added to the plaintext port (reported per client). */
   plaintext?: boolean;
   clock?: Clock;
   /** Pushes after changed() are coalesced for this long (default DEFAULT_COALESCE_MS). */
   coalesceMs?: number;
+}
+
+/** A refusal authenticate() may throw or return: the stream ends with this gRPC status. */
+export interface AdsRefusal {
+  readonly code: number;
+  readonly details?: string;
 }
 
 export interface AdsService {
@@ -160,9 +166,9 @@ class Stream {
     const problem = firstRequestProblem(first);
     if (problem) return this.fail(problem);
     this.#phase = 'auth';
-    const open = (identity: string | undefined) => {
+    const open = (identity: string | undefined | AdsRefusal) => {
       if (this.#phase === 'ended') return;
-      if (identity !== undefined && typeof identity !== 'string') return this.fail(refusalOf(undefined));
+      if (identity !== undefined && typeof identity !== 'string') return this.fail(refusalOf(identity));
       const client: AdsClient = { id: this.id, node: first.node, identity, plaintext: this.o.plaintext === true };
       this.session = new AdsSession(client, this.o.source, this.clock);
       this.#phase = 'open';
@@ -177,7 +183,7 @@ class Stream {
     };
     const auth = this.o.authenticate;
     if (auth === undefined) return open(undefined);
-    new Promise<string | undefined>((resolve) => resolve(auth(this.call.metadata, first.node))).then(open, (e: unknown) => this.fail(refusalOf(e)));
+    new Promise<string | undefined | AdsRefusal>((resolve) => resolve(auth(this.call.metadata, first.node))).then(open, (e: unknown) => this.fail(refusalOf(e)));
   }
 
   #handle(req: DiscoveryRequest): void {

@@ -87,7 +87,7 @@ async function start(t: { after(fn: () => Promise<void> | void): void }, o: Part
 }
 
 test('refusals end only their own stream: no node, bytes that are not a DiscoveryRequest, authenticate throwing', async (t) => {
-  let verdict: (md: grpc.Metadata) => string | undefined | Promise<string | undefined> = () => 'spiffe://cluster.local/ns/default/sa/a';
+  let verdict: (md: grpc.Metadata) => string | undefined | { code: number; details?: string } | Promise<string | undefined> = () => 'spiffe://cluster.local/ns/default/sa/a';
   const { open, ads, log } = await start(t, { authenticate: (md) => verdict(md), data: new Map([[CDS, new Map([['c', bytes('C')]])]]) });
   const noNode = open();
   noNode.send({ typeUrl: CDS, resourceNames: ['c'] });
@@ -109,6 +109,12 @@ test('refusals end only their own stream: no node, bytes that are not a Discover
   const s3 = await denied.status;
   assert.deepEqual([s3.code, s3.details], [grpc.status.PERMISSION_DENIED, 'identity spiffe://x/ns/other/sa/b does not match node metadata NAMESPACE default']);
   assert.equal(denied.responses.length, 0);
+
+  verdict = () => ({ code: grpc.status.UNAUTHENTICATED, details: 'token expired' });
+  const expired = open();
+  expired.send({ node: NODE, typeUrl: CDS, resourceNames: ['c'] });
+  const s5 = await expired.status;
+  assert.deepEqual([s5.code, s5.details], [grpc.status.UNAUTHENTICATED, 'token expired'], 'a returned status refuses too');
 
   verdict = () => Promise.reject(new Error('token parser exploded with a secret inside'));
   const broken = open();
