@@ -12,6 +12,8 @@ export interface CallSet {
   readonly method: string;
   readonly metadata?: Readonly<Record<string, string>>;
   readonly n: number;
+  /** Another xds:/// target than the run's (one channel per target). */
+  readonly target?: string;
 }
 
 export interface SetResult {

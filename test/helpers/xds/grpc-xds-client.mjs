@@ -4,7 +4,8 @@
 // Bootstrap: GRPC_XDS_BOOTSTRAP (a file) or GRPC_XDS_BOOTSTRAP_CONFIG (inline JSON), read by
 // grpc-js-xds itself. argv[2] is a JSON plan:
 //   { "target": "xds:///payments.default.svc.cluster.local:8080", "deadlineMs": 3000, "timeoutMs": 20000, "concurrency": 8,
-//     "phases": [ [ { "method": "/pkg.Svc/Method", "metadata": { "x-canary": "yes" }, "n": 400 } ], ... ] }
+//     "phases": [ [ { "method": "/pkg.Svc/Method", "metadata": { "x-canary": "yes" }, "n": 400, "target": "xds:///other:80" } ], ... ] }
+// (a set's optional `target` overrides the plan's: one channel per target, created on first use)
 // For each phase it runs its call sets in order (`concurrency` calls of a set in flight) and prints one
 // JSON line { "phase": i, "results": [ { "counts": { "<backend>": n }, "errors": { "<message>": n } } ] }.
 // Before every phase but the first it waits for a line on stdin (the parent changes the server's
@@ -27,16 +28,22 @@ lines.on('line', () => pending.shift()?.());
 lines.on('close', () => finish(0, null));
 const nextLine = () => new Promise((resolve) => pending.push(resolve));
 
-let client;
+const clients = new Map();
 function finish(code, why) {
   if (why) process.stderr.write(`grpc-xds-client: ${why}\n`);
   try {
-    client?.close();
+    for (const c of clients.values()) c.close();
   } catch {}
   process.exit(code);
 }
 
-function call(method, metadata) {
+function clientFor(target) {
+  if (!clients.has(target)) clients.set(target, new grpc.Client(target, grpc.credentials.createInsecure()));
+  return clients.get(target);
+}
+
+function call(method, metadata, target) {
+  const client = clientFor(target ?? plan.target);
   const md = new grpc.Metadata();
   for (const [k, v] of Object.entries(metadata ?? {})) md.set(k, v);
   return new Promise((resolve) => {
@@ -48,11 +55,11 @@ function call(method, metadata) {
 }
 
 /** `n` calls, `plan.concurrency` (default 8) in flight; the first one alone (it waits for the config). */
-async function runSet({ method, metadata, n }) {
+async function runSet({ method, metadata, n, target }) {
   const counts = {};
   const errors = {};
   const one = async () => {
-    const r = await call(method, metadata);
+    const r = await call(method, metadata, target);
     if (r.backend !== undefined) counts[r.backend] = (counts[r.backend] ?? 0) + 1;
     else errors[r.error] = (errors[r.error] ?? 0) + 1;
   };
@@ -67,7 +74,7 @@ async function runSet({ method, metadata, n }) {
 
 async function main() {
   xds.register();
-  client = new grpc.Client(plan.target, grpc.credentials.createInsecure());
+  clientFor(plan.target);
   for (const [phase, sets] of (plan.phases ?? []).entries()) {
     if (phase > 0) await nextLine();
     const results = [];

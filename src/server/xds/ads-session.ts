@@ -1,0 +1,278 @@
+/**
+ * The protocol half of the embedded control plane's ADS server: one SotW
+ * `StreamAggregatedResources` stream as a state machine, with no socket and no protobuf bytes.
+ * The driver (ads-service.ts) decodes each DiscoveryRequest, feeds it to `receive`, and writes
+ * the DiscoveryResponses it returns, in order; `refresh` recomputes every subscribed type (after
+ * `changed()`, coalesced by the driver) and returns the pushes. Time comes from the injected Clock.
+ * The inverse of control-plane/xds/ads-state.ts (the client's session).
+ *
+ * The rules (envoyproxy/envoy docs/root/api-docs/xds_protocol.rst; research §2.2, §6.1):
+ * - Each type URL is its own logical stream: its own subscription, version and latest nonce.
+ *   Nonces are unique per stream (a counter shared by the types); they do not survive the stream.
+ * - A request with no nonce, or the first of its type on this stream (whatever nonce it carries:
+ *   a client that reconnects to another replica, as istiod allows), is a subscription: answered.
+ * - A request whose nonce is the latest sent for its type is an ACK, or a NACK when it carries
+ *   error_detail (detected by its presence, never by comparing versions). It is answered only
+ *   when its names differ from the subscription the latest response answered (SotW: every request
+ *   carries the whole subscription). A NACK is recorded; the same bytes are never resent in reply
+ *   (that would loop): the next change of the type's resources for this client pushes again.
+ * - A request whose nonce is not the latest sent for its type is STALE: not answered, and its
+ *   names are NOT taken as the subscription (as istiod's shouldRespond and go-control-plane do).
+ *   The client sends its whole subscription again with the ACK of the newer response, so nothing
+ *   is lost; taking the names from the stale request would make that ACK look unchanged and leave
+ *   the new names unanswered. Answering it is the ping-pong of research §6.1 trap 1. Counted.
+ * - Wildcard, LDS and CDS only: the name `*`, or the legacy empty list on a type that never named
+ *   anything. Once named, an explicit empty list is "unsubscribed from all": no response and no
+ *   pushes for that type until it names something again. On RDS/EDS `*` is an ordinary name.
+ * - A response carries every subscribed resource that exists (all of them for the wildcard),
+ *   sorted by name; on LDS/CDS an absent resource is deleted (removal by absence), on RDS/EDS a
+ *   name that does not exist is simply left out. The version is a hash of exactly what the
+ *   response carries (names and bytes), so it changes only when this client's bytes change, the
+ *   same everywhere for the same bytes, and a client reconnecting with the same state sees the
+ *   same version.
+ * - `refresh` pushes a type only where the computed version differs from the last one sent for it
+ *   (ACKed or not): unchanged clients get nothing. Order: CDS, EDS, LDS, RDS (make-before-break).
+ * - Unknown type URLs (and an empty type_url) are ignored: no response, no state (istiod has no
+ *   generator for them and sends nothing). Answering them would need state per type a hostile
+ *   client could grow at will.
+ * - Bounds: at most MAX_NAMES_PER_REQUEST names per request, each at most MAX_NAME_LENGTH
+ *   characters; beyond them the stream is ended (`fail`), as the driver ends it for a request of
+ *   more than MAX_REQUEST_BYTES or bytes that are not a DiscoveryRequest.
+ * Pure: the only outside call is the ResourceSource (and the events), whose throws are caught.
+ */
+import { createHash } from 'node:crypto';
+import type { Clock } from '../../clock.js';
+import type { Node } from '../../proto/envoy/config/core/v3/base.js';
+import type { DiscoveryRequest, DiscoveryResponse } from '../../proto/envoy/service/discovery/v3/discovery.js';
+import { TYPE_URLS } from './outbound-resources.js';
+
+/** One ADS stream, as the server knows its client. */
+export interface AdsClient {
+  /** Unique per stream. */
+  readonly id: string;
+  /** The decoded Node of the first request (only the first is guaranteed to carry it). */
+  readonly node: Node | undefined;
+  /** What authenticate() returned (a SPIFFE ID); undefined on the plaintext port. */
+  readonly identity: string | undefined;
+  readonly plaintext: boolean;
+}
+
+export interface ResourceSource {
+  /** Serialized resources (the resource's own bytes, not Any) of typeUrl for this client: the named ones that exist, or all for '*' (wildcard, LDS/CDS only). */
+  resolve(client: AdsClient, typeUrl: string, names: ReadonlySet<string> | '*'): ReadonlyMap<string, Uint8Array>;
+}
+
+export type AdsRequestKind = 'subscribe' | 'ack' | 'nack';
+
+export interface AdsRequestEvent {
+  readonly typeUrl: string;
+  /** The subscription it carries ('*' for the wildcard). */
+  readonly names: readonly string[] | '*';
+  readonly kind: AdsRequestKind;
+  /** version_info as the client sent it (for a NACK: the last version it accepted). */
+  readonly version: string;
+  readonly nonce: string;
+  /** error_detail.message of a NACK. */
+  readonly error?: string;
+}
+
+export interface AdsEvents {
+  connected?(c: AdsClient): void;
+  request?(c: AdsClient, r: AdsRequestEvent): void;
+  disconnected?(c: AdsClient): void;
+}
+
+export interface AdsTypeStatus {
+  readonly typeUrl: string;
+  /** Subscribed names, sorted, or '*'; [] = unsubscribed. */
+  readonly names: readonly string[] | '*';
+  /** The latest response sent on this type. */
+  readonly sent?: { readonly version: string; readonly nonce: string; readonly resources: number; readonly at: number };
+  /** The version of the last response the client ACKed. */
+  readonly acked?: { readonly version: string; readonly nonce: string; readonly at: number };
+  /** The last NACK: the version it rejected (ours), the nonce, the client's error_detail. */
+  readonly lastNack?: { readonly version: string; readonly nonce: string; readonly error: string; readonly at: number };
+  /** Requests carrying a nonce that was not the latest (not answered). */
+  readonly staleIgnored: number;
+  /** The last time the ResourceSource threw for this type (nothing was sent then). */
+  readonly lastSourceError?: { readonly message: string; readonly at: number };
+}
+
+export interface AdsClientStatus {
+  readonly id: string;
+  readonly nodeId: string;
+  readonly cluster: string;
+  readonly identity: string | undefined;
+  readonly plaintext: boolean;
+  readonly connectedAt: number;
+  readonly types: readonly AdsTypeStatus[];
+}
+
+/** A reason to end the stream: a gRPC status code and details. */
+export interface AdsFailure {
+  readonly code: number;
+  readonly details: string;
+}
+
+export interface ReceiveResult {
+  /** Responses to write now, in order. */
+  readonly responses: DiscoveryResponse[];
+  /** What the request was (undefined: ignored — stale nonce or unknown type URL). */
+  readonly event?: AdsRequestEvent;
+  /** Set when the stream must end with this status (nothing else is returned then). */
+  readonly fail?: AdsFailure;
+}
+
+export const MAX_NAMES_PER_REQUEST = 10_000;
+export const MAX_NAME_LENGTH = 1_024;
+/** A DiscoveryRequest bigger than this ends the stream (10,000 names of 100 bytes fit 4 times over). */
+export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+
+/** gRPC status codes the session uses (numbers, so this module needs no grpc-js). */
+export const GRPC_STATUS = { INVALID_ARGUMENT: 3, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNAUTHENTICATED: 16 } as const;
+
+/** make-before-break: CDS, EDS, LDS, RDS. */
+export const PUSH_ORDER: readonly string[] = [TYPE_URLS.cluster, TYPE_URLS.endpoints, TYPE_URLS.listener, TYPE_URLS.routes];
+const KNOWN: ReadonlySet<string> = new Set(PUSH_ORDER);
+const WILDCARD_TYPES: ReadonlySet<string> = new Set([TYPE_URLS.listener, TYPE_URLS.cluster]);
+
+interface TypeState {
+  readonly typeUrl: string;
+  /** Explicit names (sorted, unique), apart from the wildcard. */
+  names: string[];
+  wildcard: boolean;
+  /** Whether the type ever named a resource (then an empty list unsubscribes, not wildcard). */
+  named: boolean;
+  /** The subscription (key) the latest response answered. */
+  answered: string | undefined;
+  lastNonce: string;
+  sent?: { version: string; nonce: string; resources: number; at: number };
+  acked?: { version: string; nonce: string; at: number };
+  lastNack?: { version: string; nonce: string; error: string; at: number };
+  staleIgnored: number;
+  lastSourceError?: { message: string; at: number };
+}
+
+const keyOf = (s: TypeState) => (s.wildcard ? '*\n' : '') + s.names.join('\n');
+const subscribed = (s: TypeState) => s.wildcard || s.names.length > 0;
+
+/** The first request's problem, if it has one: the stream must start with a Node that has an id. */
+export function firstRequestProblem(req: DiscoveryRequest): AdsFailure | undefined {
+  if (req.node === undefined) return { code: GRPC_STATUS.INVALID_ARGUMENT, details: 'the first DiscoveryRequest of a stream must carry node (the bootstrap node: id, metadata)' };
+  if (req.node.id === '') return { code: GRPC_STATUS.INVALID_ARGUMENT, details: 'the first DiscoveryRequest of a stream must carry node.id' };
+  return undefined;
+}
+
+/** A deterministic version for exactly these resources (names and bytes). */
+export function versionOf(resources: ReadonlyArray<readonly [string, Uint8Array]>): string {
+  const h = createHash('sha256');
+  const len = Buffer.alloc(4);
+  for (const [name, bytes] of resources) {
+    const n = Buffer.from(name);
+    len.writeUInt32BE(n.length);
+    h.update(len).update(n);
+    len.writeUInt32BE(bytes.length);
+    h.update(len).update(bytes);
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+const clip = (s: string, n = 200) => (s.length > n ? `${s.slice(0, n)}…` : s);
+
+export class AdsSession {
+  readonly #types = new Map<string, TypeState>();
+  #nonces = 0;
+  readonly connectedAt: number;
+
+  constructor(
+    readonly client: AdsClient,
+    private readonly source: ResourceSource,
+    private readonly clock: Clock,
+  ) {
+    this.connectedAt = clock.now();
+  }
+
+  /** One decoded request: what to write, what it was, or why the stream must end. */
+  receive(req: DiscoveryRequest): ReceiveResult {
+    if (req.resourceNames.length > MAX_NAMES_PER_REQUEST) {
+      return { responses: [], fail: { code: GRPC_STATUS.RESOURCE_EXHAUSTED, details: `a DiscoveryRequest names ${req.resourceNames.length} resources; at most ${MAX_NAMES_PER_REQUEST} are taken` } };
+    }
+    const long = req.resourceNames.find((n) => n.length > MAX_NAME_LENGTH);
+    if (long !== undefined) return { responses: [], fail: { code: GRPC_STATUS.INVALID_ARGUMENT, details: `resource name ${JSON.stringify(clip(long))} is longer than ${MAX_NAME_LENGTH} characters` } };
+    if (!KNOWN.has(req.typeUrl)) return { responses: [] };
+    const prior = this.#types.get(req.typeUrl);
+    if (prior && req.responseNonce !== '' && req.responseNonce !== prior.lastNonce) {
+      prior.staleIgnored++;
+      return { responses: [] };
+    }
+    const s = prior ?? this.#newType(req.typeUrl);
+    const initial = prior === undefined || req.responseNonce === '';
+    const kind: AdsRequestKind = initial ? 'subscribe' : req.errorDetail !== undefined ? 'nack' : 'ack';
+    if (kind === 'ack') s.acked = { version: s.sent?.version ?? req.versionInfo, nonce: req.responseNonce, at: this.clock.now() };
+    const error = req.errorDetail && clip(req.errorDetail.message || `code ${req.errorDetail.code}`, 2_000);
+    if (kind === 'nack') s.lastNack = { version: s.sent?.version ?? '', nonce: req.responseNonce, error: error!, at: this.clock.now() };
+    this.#subscribe(s, req.resourceNames);
+    const event: AdsRequestEvent = { typeUrl: req.typeUrl, names: s.wildcard ? '*' : [...s.names], kind, version: req.versionInfo, nonce: req.responseNonce, ...(kind === 'nack' && { error }) };
+    const answer = subscribed(s) && (initial || keyOf(s) !== s.answered);
+    const r = answer ? this.#respond(s) : undefined;
+    return { responses: r ? [r] : [], event };
+  }
+
+  /** Recomputes every subscribed type (CDS, EDS, LDS, RDS) and returns a response for each whose bytes changed. */
+  refresh(): DiscoveryResponse[] {
+    const out: DiscoveryResponse[] = [];
+    for (const typeUrl of PUSH_ORDER) {
+      const s = this.#types.get(typeUrl);
+      if (!s || !subscribed(s)) continue;
+      const r = this.#respond(s, s.sent?.version ?? '');
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  status(): AdsClientStatus {
+    const types = PUSH_ORDER.flatMap((t) => {
+      const s = this.#types.get(t);
+      if (!s) return [];
+      const { typeUrl, sent, acked, lastNack, staleIgnored, lastSourceError } = s;
+      return [{ typeUrl, names: s.wildcard ? ('*' as const) : [...s.names], staleIgnored, ...(sent && { sent: { ...sent } }), ...(acked && { acked: { ...acked } }), ...(lastNack && { lastNack: { ...lastNack } }), ...(lastSourceError && { lastSourceError: { ...lastSourceError } }) }];
+    });
+    const node = this.client.node;
+    return { id: this.client.id, nodeId: node?.id ?? '', cluster: node?.cluster ?? '', identity: this.client.identity, plaintext: this.client.plaintext, connectedAt: this.connectedAt, types };
+  }
+
+  #newType(typeUrl: string): TypeState {
+    const s: TypeState = { typeUrl, names: [], wildcard: false, named: false, answered: undefined, lastNonce: '', staleIgnored: 0 };
+    this.#types.set(typeUrl, s);
+    return s;
+  }
+
+  #subscribe(s: TypeState, names: readonly string[]): void {
+    const explicit = [...new Set(names.filter((n) => n !== '*' || !WILDCARD_TYPES.has(s.typeUrl)))].sort();
+    const star = WILDCARD_TYPES.has(s.typeUrl) && names.includes('*');
+    s.wildcard = star || (WILDCARD_TYPES.has(s.typeUrl) && names.length === 0 && !s.named);
+    if (names.length > 0) s.named = true;
+    s.names = explicit;
+  }
+
+  /** The response for the type's current subscription; with `unless`, undefined when its version is that. */
+  #respond(s: TypeState, unless?: string): DiscoveryResponse | undefined {
+    let found: ReadonlyMap<string, Uint8Array>;
+    try {
+      found = this.source.resolve(this.client, s.typeUrl, s.wildcard ? '*' : new Set(s.names));
+    } catch (e) {
+      s.lastSourceError = { message: clip(e instanceof Error ? e.message : String(e), 2_000), at: this.clock.now() };
+      return undefined;
+    }
+    const wanted = s.wildcard ? undefined : new Set(s.names);
+    // Only what was asked for (a source that returns more is not trusted to), sorted by name.
+    const chosen = [...found].filter(([name, bytes]) => (wanted === undefined || wanted.has(name)) && bytes instanceof Uint8Array).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const version = versionOf(chosen);
+    if (unless !== undefined && version === unless) return undefined;
+    const nonce = String(++this.#nonces);
+    s.lastNonce = nonce;
+    s.answered = keyOf(s);
+    s.sent = { version, nonce, resources: chosen.length, at: this.clock.now() };
+    return { versionInfo: version, resources: chosen.map(([, value]) => ({ typeUrl: s.typeUrl, value })), canary: false, typeUrl: s.typeUrl, nonce };
+  }
+}

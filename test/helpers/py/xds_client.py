@@ -1,0 +1,49 @@
+# gRPC C-core (Debian python3-grpcio) as an xDS client: unary calls with raw bytes (no codegen) to
+# xds:/// targets, reporting which backend answered each. The bootstrap is the file named by
+# GRPC_XDS_BOOTSTRAP (read by C-core itself). argv[1] is a JSON plan:
+#   { "deadlineS": 3, "phases": [ [ { "target": "xds:///svc:8080", "method": "/x.Y/Z", "n": 400 } ], ... ] }
+# For each phase it runs its call sets in order and prints one JSON line
+#   { "phase": i, "results": [ { "counts": { "<backend>": n }, "errors": { "<message>": n } } ] }
+# Before every phase but the first it waits for a line on stdin. It exits after the last phase or
+# when stdin closes.
+import json
+import sys
+
+import grpc
+
+plan = json.loads(sys.argv[1])
+channels = {}
+
+
+def channel(target):
+    if target not in channels:
+        channels[target] = grpc.insecure_channel(target)
+    return channels[target]
+
+
+def run_set(s):
+    call = channel(s["target"]).unary_unary(s["method"], request_serializer=None, response_deserializer=None)
+    counts, errors = {}, {}
+    for i in range(s["n"]):
+        try:
+            # the first call waits for the configuration (the channel resolves through xDS)
+            backend = call(b"", timeout=plan.get("deadlineS", 3), wait_for_ready=i == 0).decode()
+            counts[backend] = counts.get(backend, 0) + 1
+        except grpc.RpcError as e:
+            key = f"{e.code().name}: {e.details()}"
+            errors[key] = errors.get(key, 0) + 1
+    return {"counts": counts, "errors": errors}
+
+
+def main():
+    for phase, sets in enumerate(plan["phases"]):
+        if phase > 0 and sys.stdin.readline() == "":
+            return
+        results = [run_set(s) for s in sets]
+        sys.stdout.write(json.dumps({"phase": phase, "results": results}) + "\n")
+        sys.stdout.flush()
+    for c in channels.values():
+        c.close()
+
+
+main()
