@@ -47,6 +47,8 @@ class Watcher implements MeshFileWatcher {
   #again = false;
   #closed = false;
   #signature = '';
+  /** The policy files the last rejected version named (watched and polled too: one may appear). */
+  #attempted: readonly string[] = [];
 
   constructor(path: string, o: WatchMeshFileOptions) {
     this.#path = path;
@@ -101,9 +103,13 @@ class Watcher implements MeshFileWatcher {
   }
 
   async #sig(): Promise<string> {
-    const files = [this.#path, ...(this.#current?.policyFiles ?? [])];
+    const files = this.#files();
     const parts = await Promise.all(files.map((f) => stat(f).then((s) => `${s.ino}:${s.size}:${s.mtimeMs}`, () => '-')));
     return parts.join('|');
+  }
+
+  #files(): string[] {
+    return [...new Set([this.#path, ...(this.#current?.policyFiles ?? []), ...this.#attempted])];
   }
 
   async #check(): Promise<void> {
@@ -132,28 +138,31 @@ class Watcher implements MeshFileWatcher {
   }
 
   async #loadOnce(): Promise<void> {
-    let model: MeshModel;
+    const before = this.#files().join('\0');
+    let model: MeshModel | undefined;
+    let failure: Error | undefined;
     try {
       this.#signature = await this.#sig();
-      const text = await readMeshText(this.#path);
-      model = parseMeshFileAt(this.#path, text, this.#o);
+      model = parseMeshFileAt(this.#path, await readMeshText(this.#path), this.#o);
     } catch (e) {
-      if (this.#closed) return;
-      const err = e instanceof Error ? e : new Error(String(e));
-      if (err instanceof MeshFileError) this.#rewatch([...(this.#current?.policyFiles ?? []), ...err.policyFiles]);
-      this.#failed = true;
-      this.#report(err);
-      return;
+      failure = e instanceof Error ? e : new Error(String(e));
     }
     if (this.#closed) return;
-    this.#rewatch(model.policyFiles);
-    const same = this.#current?.version === model.version;
-    this.#current = model;
-    this.#signature = await this.#sig();
+    const same = model !== undefined && this.#current?.version === model.version;
+    if (model) this.#current = model;
+    this.#attempted = failure instanceof MeshFileError ? failure.policyFiles : [];
+    this.#rewatch(this.#files().slice(1));
+    // The files to poll changed: take their state now, or the next poll would see a "change".
+    if (this.#files().join('\0') !== before) this.#signature = await this.#sig();
+    if (failure) {
+      this.#failed = true;
+      this.#report(failure);
+      return;
+    }
     if (same && !this.#failed) return;
     this.#failed = false;
     try {
-      this.#o.onModel(model);
+      this.#o.onModel(model!);
     } catch (e) {
       this.#report(e instanceof Error ? e : new Error(String(e)));
     }
