@@ -134,7 +134,7 @@ export function parseMeshFile(text: string, o: ParseMeshFileOptions): MeshModel 
   const policyFiles = cfg.policies.map((p) => name(p.file));
   checkRefs(cfg, is);
   const services = is.empty ? cfg.services.map((s, i) => serviceOf(s, i, cfg.trustDomain, is)) : [];
-  const src: PolicySource = { read: o.readPolicy, name, ...(o.istioRootNamespace !== undefined && { istioRootNamespace: o.istioRootNamespace }) };
+  const src: PolicySource = { read: o.readPolicy, name, trustDomain: cfg.trustDomain, ...(o.istioRootNamespace !== undefined && { istioRootNamespace: o.istioRootNamespace }) };
   const policies = loadPolicies(cfg.policies, src, is);
   const typed = services.filter((s): s is MeshServiceModel => s !== undefined);
   if (is.empty) checkGenerates(typed, is);

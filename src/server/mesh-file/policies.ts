@@ -8,6 +8,7 @@ import { PolicyError } from '../../errors.js';
 import { loadPolicy, type Policy } from '../../policy/index.js';
 import { parsePolicy } from '../../policy/model.js';
 import type { Rule, Server } from '../../policy/model.js';
+import { InboundRenderError, renderRbac } from '../xds/rbac-render.js';
 import type { Issues } from './issues.js';
 
 export interface PolicySource {
@@ -16,6 +17,8 @@ export interface PolicySource {
   /** How messages name that file (default: `relPath`). */
   readonly name: (relPath: string) => string;
   readonly istioRootNamespace?: string;
+  /** The mesh's trust domain (what native `serviceAccounts` means in RBAC). */
+  readonly trustDomain: string;
 }
 
 export interface LoadedPolicies {
@@ -54,13 +57,49 @@ function loadOne(rel: string, at: string, src: PolicySource, is: Issues): { poli
     return undefined;
   }
   try {
-    return { policy: loadPolicy(text, { file, ...(src.istioRootNamespace !== undefined && { istioRootNamespace: src.istioRootNamespace }) }), text };
+    const policy = loadPolicy(text, { file, ...(src.istioRootNamespace !== undefined && { istioRootNamespace: src.istioRootNamespace }) });
+    const before = is.list.length;
+    checkRenderable(policy, file, text, src.trustDomain, at, is);
+    return is.list.length === before ? { policy, text } : undefined;
   } catch (e) {
     if (!(e instanceof PolicyError)) throw e;
     const named = ` (policy file named at ${is.where(at)})`;
     const issues = e.issues.length > 0 ? e.issues : [{ path: '(root)', message: e.message }];
     is.push(...issues.map((i) => ({ file, line: i.line ?? 1, column: i.column ?? 1, path: i.path, message: `${i.message}${named}` })));
     return undefined;
+  }
+}
+
+/** The line where a rule's name (or its Kubernetes resource's, `ns/name#0` → `name`) is written; 1 when it is not. */
+function lineOfName(text: string, rule: string): number {
+  const base = rule.replace(/^.*\//, '').replace(/#\d+$/, '');
+  const lines = text.split('\n');
+  for (const want of [rule, base]) {
+    const i = lines.findIndex((l) => new RegExp(`\\bname:\\s*["']?${want.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}["']?\\s*([,}#]|$)`).test(l));
+    if (i >= 0) return i + 1;
+  }
+  return 1;
+}
+
+/**
+ * Rules the embedded control plane could not serve as RBAC (trust domains, SNI, path templates,
+ * …): refused now, with the file, rather than when a workload they select connects. Each rule is
+ * judged wherever it applies (its namespace and selector set aside). Linkerd server sections are
+ * left to the renderer (docs/control-planes.md).
+ */
+function checkRenderable(policy: Policy, file: string, text: string, trustDomain: string, at: string, is: Issues): void {
+  for (const r of policy.rules) {
+    const { namespace: _n, selector: _s, ...anywhere } = r;
+    try {
+      renderRbac({ rules: [anywhere], servers: [] }, { trustDomain });
+    } catch (e) {
+      if (!(e instanceof InboundRenderError)) throw e;
+      const line = lineOfName(text, r.name);
+      for (const i of e.issues) {
+        const path = i.path.replace(/^rules\[0\] /, 'rule ');
+        is.push({ file, line, column: 1, path, message: `cannot be served as the inbound Listener's RBAC: ${i.message} (policy file named at ${is.where(at)})` });
+      }
+    }
   }
 }
 
@@ -80,7 +119,11 @@ export function loadPolicies(refs: ReadonlyArray<{ file: string }>, src: PolicyS
   const ruleNames = new Set<string>();
   const serverNames = new Set<string>();
   const texts: Array<[string, string]> = [];
+  const listed = new Map<string, number>();
   refs.forEach((ref, i) => {
+    const prev = listed.get(src.name(ref.file));
+    if (prev !== undefined) return is.add(`policies[${i}].file`, `${ref.file} is listed twice (first at ${is.where(`policies[${prev}].file`)}): list each policy file once`);
+    listed.set(src.name(ref.file), i);
     const loaded = loadOne(ref.file, `policies[${i}].file`, src, is);
     if (!loaded) return;
     texts.push([ref.file, loaded.text]);
