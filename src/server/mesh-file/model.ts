@@ -36,6 +36,23 @@ export interface WorkloadRef {
 /** Gives the endpoints that registered for a service (the control plane's registry). */
 export type RegisteredEndpoints = (service: MeshServiceModel) => readonly ServiceEndpoint[] | undefined;
 
+/** Told of a registered endpoint left out of its service (the rest is served). */
+export type RefusedEndpoint = (service: MeshServiceModel, endpoint: ServiceEndpoint, reason: string) => void;
+
+/**
+ * Why a registered endpoint cannot join `s`, or undefined. The Cluster names one set of SPIFFE IDs
+ * for all its endpoints (the service's identity): a workload presenting another would make the
+ * whole generation fail (one bad registration would take every service down), so it is left out.
+ */
+export function registrationProblem(s: MeshServiceModel, e: ServiceEndpoint): string | undefined {
+  const ids = e.identities ?? [e.identity];
+  if (ids.length !== 1 || ids[0] !== s.identity || e.identity !== s.identity) {
+    return `presents ${JSON.stringify(ids)}, not the service's identity ${s.identity}: run it with that identity, or set the service's identity in the mesh file`;
+  }
+  if (!Number.isInteger(e.weight) || e.weight < 1) return `has weight ${e.weight}: an endpoint's weight is a whole number from 1`;
+  return undefined;
+}
+
 export interface MeshModel {
   /** Content hash of the mesh file and its policy files: the same text gives the same version. */
   readonly version: string;
@@ -47,8 +64,12 @@ export interface MeshModel {
   readonly policy: Policy;
   /** The policy files the mesh file names, as the loader resolved them. */
   readonly policyFiles: readonly string[];
-  /** What generateOutboundResources takes: every service, endpoints = static ∪ registered (static first, one per address). */
-  outbound(registered?: RegisteredEndpoints): OutboundServiceInput[];
+  /**
+   * What generateOutboundResources takes: every service, endpoints = static ∪ registered (static
+   * first, one per address). A registered endpoint that could not be served (another identity than
+   * the service's, weight 0) is left out and passed to `refused`.
+   */
+  outbound(registered?: RegisteredEndpoints, refused?: RefusedEndpoint): OutboundServiceInput[];
   /** The rules and servers that apply to `workload` (namespace and label selectors decided as compilePolicy decides them). */
   policyFor(workload: WorkloadRef): Policy;
   service(name: string, namespace: string): MeshServiceModel | undefined;
@@ -90,8 +111,15 @@ export function meshModel(p: ModelParts): MeshModel {
     services: Object.freeze([...p.services]),
     policy: p.policy,
     policyFiles: Object.freeze([...p.policyFiles]),
-    outbound(registered) {
-      return p.services.map((s) => ({ spec: { ...s.spec, endpoints: joinEndpoints(s.endpoints, registered?.(s)) }, port: s.port }));
+    outbound(registered, refused) {
+      return p.services.map((s) => {
+        const ok = registered?.(s)?.filter((e) => {
+          const why = registrationProblem(s, e);
+          if (why !== undefined) refused?.(s, e, why);
+          return why === undefined;
+        });
+        return { spec: { ...s.spec, endpoints: joinEndpoints(s.endpoints, ok) }, port: s.port };
+      });
     },
     policyFor(w) {
       return { rules: p.policy.rules.filter((r) => applies(r, w)), servers: p.policy.servers.filter((s) => applies(s, w)) };

@@ -83,7 +83,8 @@ class Watcher implements MeshFileWatcher {
     try {
       const w = watch(dir, { persistent: false }, (_event, name) => {
         const names = this.#wanted.get(dir);
-        if (name === null || names?.has(String(name))) this.#schedule(this.#o.debounceMs ?? 100);
+        // `..data`: a Kubernetes ConfigMap volume swaps that symlink to replace every file at once.
+        if (name === null || name === '..data' || names?.has(String(name))) this.#schedule(this.#o.debounceMs ?? 100);
       });
       w.on('error', () => {
         // The directory went away: polling covers it until a reload watches it again.

@@ -197,3 +197,22 @@ test('hostile input: a huge unknown key and an alias bomb are refused with a lin
   assert.ok(e2.issues[0]!.line !== undefined);
   assert.ok(Date.now() - started < 1000);
 });
+
+test('outbound(): a registered endpoint the Cluster could not serve is left out and reported; the rest is served', () => {
+  const m = parse(MESH, { 'policies/payments.yaml': PAYMENTS, 'policies/billing.yaml': BILLING });
+  const id = 'spiffe://example.org/ns/default/sa/payments';
+  const refused: string[] = [];
+  const out = m.outbound(
+    (s) => (s.name === 'payments' ? [
+      { address: '10.0.0.3:9001', identity: 'spiffe://example.org/ns/default/sa/intruder', weight: 1 },
+      { address: '10.0.0.4:9001', identity: id, weight: 0 },
+      { address: '10.0.0.5:9001', identity: id, identities: [id, 'spiffe://example.org/ns/default/sa/other'], weight: 1 },
+      { address: '10.0.0.6:9001', identity: id, weight: 2 },
+    ] : undefined),
+    (s, e, why) => refused.push(`${s.key} ${e.address} ${why.split(':')[0]}`),
+  );
+  assert.deepEqual(out[0]!.spec.endpoints!.map((e) => e.address), ['10.0.0.1:9001', '10.0.0.6:9001']);
+  assert.deepEqual(refused.map((r) => r.split(' ').slice(0, 2).join(' ')), ['payments.default 10.0.0.3:9001', 'payments.default 10.0.0.4:9001', 'payments.default 10.0.0.5:9001']);
+  // What is left always generates: one bad registration never takes the other services down.
+  assert.ok(generateOutboundResources(out).get(TYPE_URLS.endpoints)!.size >= 1);
+});

@@ -4,7 +4,7 @@
 // edit reloads; the good text back clears the error; a throwing callback does not stop it.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mkdtempSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MeshFileError, watchMeshFile, type MeshModel } from '../../../src/server/mesh-file/index.js';
@@ -159,6 +159,33 @@ test('what fs.watch misses, the poll finds: a policy directory created after the
     e = await step();
     assert.ok('model' in e, 'error' in e ? e.error.message : '');
     assert.deepEqual(e.model.policyFiles, [join(dir, 'later', 'p.yaml')]);
+  } finally {
+    w.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a Kubernetes ConfigMap volume: the ..data symlink swapped under mesh.yaml reloads it (fs.watch alone)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mesh-file-configmap-'));
+  const file = join(dir, 'mesh.yaml');
+  const version = (name: string, weight: number) => {
+    mkdirSync(join(dir, name));
+    mkdirSync(join(dir, name, 'policies'));
+    writeFileSync(join(dir, name, 'mesh.yaml'), mesh(weight));
+    writeFileSync(join(dir, name, 'policies', 'p.yaml'), policy('/admin'));
+  };
+  version('..2026_a', 90);
+  symlinkSync('..2026_a', join(dir, '..data'));
+  symlinkSync('..data/mesh.yaml', file);
+  symlinkSync('..data/policies', join(dir, 'policies'));
+  const q = queue();
+  const w = watchMeshFile(file, { debounceMs: 15, pollMs: 0, onModel: (m) => q.push({ model: m }), onError: (e) => q.push({ error: e }) });
+  try {
+    assert.deepEqual(weights(await model(q)), [90, 10]);
+    version('..2026_b', 20);
+    symlinkSync('..2026_b', join(dir, '..data_tmp'));
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+    assert.deepEqual(weights(await model(q)), [20, 80]);
   } finally {
     w.close();
     rmSync(dir, { recursive: true, force: true });
