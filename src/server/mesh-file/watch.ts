@@ -133,6 +133,9 @@ class Watcher implements MeshFileWatcher {
         this.#again = false;
         await this.#loadOnce();
       } while (this.#again && !this.#closed);
+    } catch (e) {
+      // Nothing above should throw; if it does, it is reported, never left as an unhandled rejection.
+      this.#report(e instanceof Error ? e : new Error(String(e)));
     } finally {
       this.#running = false;
     }
