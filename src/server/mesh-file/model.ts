@@ -3,6 +3,7 @@
  * generator takes (static endpoints joined by the workloads that registered) and the policy that
  * applies to one workload. Pure.
  */
+import { isIP } from 'node:net';
 import type { Policy, Rule, Server } from '../../policy/index.js';
 import { selectorMatches } from '../../policy/model.js';
 import type { ServiceEndpoint, ServiceSpec, SplitBackend } from '../../outbound/settings.js';
@@ -49,6 +50,13 @@ export function registrationProblem(s: MeshServiceModel, e: ServiceEndpoint): st
   if (ids.length !== 1 || ids[0] !== s.identity || e.identity !== s.identity) {
     return `presents ${JSON.stringify(ids)}, not the service's identity ${s.identity}: run it with that identity, or set the service's identity in the mesh file`;
   }
+  // As the generator reads an endpoint (server/xds/outbound-cluster.ts socketOf): an IP literal and a port.
+  const m = /^(?:\[([^\]%]+)\]|([^:[\]%]+)):([1-9]\d{0,4})$/.exec(e.address);
+  const host = m?.[1] ?? m?.[2] ?? '';
+  const family = isIP(host);
+  if (!m || family === 0 || (m[1] !== undefined) !== (family === 6) || Number(m[3]) > 65535 || /^[0.:]+$/.test(host)) {
+    return `registered at ${JSON.stringify(e.address.slice(0, 100))}, not ip:port or [ipv6]:port of a reachable address: register the address it listens on`;
+  }
   if (!Number.isInteger(e.weight) || e.weight < 1) return `has weight ${e.weight}: an endpoint's weight is a whole number from 1`;
   return undefined;
 }
@@ -67,7 +75,7 @@ export interface MeshModel {
   /**
    * What generateOutboundResources takes: every service, endpoints = static ∪ registered (static
    * first, one per address). A registered endpoint that could not be served (another identity than
-   * the service's, weight 0) is left out and passed to `refused`.
+   * the service's, weight 0, not ip:port) is left out and passed to `refused`.
    */
   outbound(registered?: RegisteredEndpoints, refused?: RefusedEndpoint): OutboundServiceInput[];
   /** The rules and servers that apply to `workload` (namespace and label selectors decided as compilePolicy decides them). */

@@ -208,11 +208,14 @@ test('outbound(): a registered endpoint the Cluster could not serve is left out 
       { address: '10.0.0.4:9001', identity: id, weight: 0 },
       { address: '10.0.0.5:9001', identity: id, identities: [id, 'spiffe://example.org/ns/default/sa/other'], weight: 1 },
       { address: '10.0.0.6:9001', identity: id, weight: 2 },
+      { address: 'payments.internal:9001', identity: id, weight: 1 },
+      { address: '0.0.0.0:9001', identity: id, weight: 1 },
+      { address: '[::1]:9001', identity: id, weight: 1 },
     ] : undefined),
     (s, e, why) => refused.push(`${s.key} ${e.address} ${why.split(':')[0]}`),
   );
-  assert.deepEqual(out[0]!.spec.endpoints!.map((e) => e.address), ['10.0.0.1:9001', '10.0.0.6:9001']);
-  assert.deepEqual(refused.map((r) => r.split(' ').slice(0, 2).join(' ')), ['payments.default 10.0.0.3:9001', 'payments.default 10.0.0.4:9001', 'payments.default 10.0.0.5:9001']);
+  assert.deepEqual(out[0]!.spec.endpoints!.map((e) => e.address), ['10.0.0.1:9001', '10.0.0.6:9001', '[::1]:9001']);
+  assert.deepEqual(refused.map((r) => r.split(' ').slice(0, 2).join(' ')), ['payments.default 10.0.0.3:9001', 'payments.default 10.0.0.4:9001', 'payments.default 10.0.0.5:9001', 'payments.default payments.internal:9001', 'payments.default 0.0.0.0:9001']);
   // What is left always generates: one bad registration never takes the other services down.
   assert.ok(generateOutboundResources(out).get(TYPE_URLS.endpoints)!.size >= 1);
 });
