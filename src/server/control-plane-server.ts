@@ -74,7 +74,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
     const plain = plaintext && (await bindServer(servers, plaintext, grpc.ServerCredentials.createInsecure(), (s) => s.addService(wiring.plainAds.definition, wiring.plainAds.implementation)));
     const admin: AdminServer = await startStatusAdmin(adminAt, () => status());
     closers.push(() => admin.close());
-    const watcher = watchMeshFile(o.meshFile, { onModel: (m) => wiring.apply(m), onError: (e) => wiring.reject(e), clock });
+    const watcher = watchMeshFile(o.meshFile, { current: mesh.model, onModel: (m) => wiring.apply(m), onError: (e) => wiring.reject(e), clock });
     closers.push(() => watcher.close());
     const rootFile = join(o.state, ROOT_CERT_FILE);
     const status = () => buildStatus({ mesh, state, wiring, listen: tls, plaintext: plain || undefined, admin: admin.url, clock });
@@ -113,7 +113,7 @@ async function wire(o: ControlPlaneOptions, mesh: MeshFileState, state: CaState,
   const saved = await loadRegistrations(o.state);
   if (saved.warning) logger.warn(saved.warning);
   const declared = (service: string, namespace: string) => {
-    const s = mesh.model.services.find((x) => x.name === service && x.namespace === namespace);
+    const s = mesh.model.service(service, namespace);
     return s && { identities: [s.identity] };
   };
   const registrar = new Registrar({ registry, declared });

@@ -18,17 +18,8 @@ import { INBOUND_PREFIX, inboundAddressOf } from '../control-plane/xds/translate
 import { type OutboundResources, type OutboundServiceInput, TYPE_URLS, generateOutboundResources } from './xds/outbound-resources.js';
 import { renderInboundListener } from './xds/inbound-listener.js';
 import { type Registration, type Registry } from './registry/registry.js';
+import type { MeshModel, MeshServiceModel } from './mesh-file/index.js';
 import { isRefused, workloadOf } from './registry/workload-node.js';
-
-/** What the resource source needs of a mesh-file model. */
-export interface ServedModel {
-  readonly version: string;
-  readonly trustDomain: string;
-  /** The generator's input, with `registered(name, namespace)` added to each service's static endpoints. */
-  outbound(registered: (service: string, namespace: string) => readonly ServiceEndpoint[]): OutboundServiceInput[];
-  /** The policy that applies to a workload. */
-  policyFor(w: { readonly namespace: string; readonly service: string; readonly labels: Readonly<Record<string, string>> }): Policy;
-}
 
 export interface SourceClient {
   readonly id: string;
@@ -43,7 +34,7 @@ export function endpointOf(r: Registration): ServiceEndpoint {
 }
 
 export class MeshResourceSource {
-  #model: ServedModel;
+  #model: MeshModel;
   #outbound: { key: string; full: OutboundResources; portable: OutboundResources } | undefined;
   #inbound = new Map<string, Uint8Array>();
   #inboundKey = '';
@@ -51,13 +42,13 @@ export class MeshResourceSource {
   readonly renderFailures = new Map<string, string>();
 
   constructor(
-    model: ServedModel,
+    model: MeshModel,
     private readonly registry: Registry,
   ) {
     this.#model = model;
   }
 
-  get model(): ServedModel {
+  get model(): MeshModel {
     return this.#model;
   }
 
@@ -65,13 +56,13 @@ export class MeshResourceSource {
    * The resources `model` would serve now; throws (XdsGenerateError) when the model cannot be
    * expressed: the caller then keeps the previous model.
    */
-  check(model: ServedModel): void {
+  check(model: MeshModel): void {
     generateOutboundResources(model.outbound(this.#registered));
     generateOutboundResources(model.outbound(this.#registered), { portableLbPolicy: true });
   }
 
   /** Serves `model` from now on (check() it first). */
-  setModel(model: ServedModel): void {
+  setModel(model: MeshModel): void {
     this.#model = model;
   }
 
@@ -89,12 +80,18 @@ export class MeshResourceSource {
     return out;
   }
 
-  #registered = (service: string, namespace: string): ServiceEndpoint[] => this.registry.endpoints(service, namespace).map(endpointOf);
+  #registered = (s: MeshServiceModel): ServiceEndpoint[] => this.registry.endpoints(s.name, s.namespace).map(endpointOf);
+  /** Registered endpoints the generator could not serve (another identity, a bad address), for status; last set only. */
+  readonly refusedEndpoints = new Map<string, string>();
+  #refused = (s: MeshServiceModel, e: ServiceEndpoint, reason: string): void => {
+    if (this.refusedEndpoints.size < 1_000) this.refusedEndpoints.set(`${s.key} ${e.address}`, reason);
+  };
 
   #outboundFor(client: SourceClient): OutboundResources {
     const key = `${this.#model.version}/${this.registry.version}`;
     if (this.#outbound?.key !== key) {
-      const services = this.#model.outbound(this.#registered);
+      this.refusedEndpoints.clear();
+      const services = this.#model.outbound(this.#registered, this.#refused);
       this.#outbound = { key, full: generateOutboundResources(services), portable: generateOutboundResources(services, { portableLbPolicy: true }) };
     }
     return client.node?.userAgentName === 'sidecarless' ? this.#outbound.full : this.#outbound.portable;

@@ -26,7 +26,7 @@ export interface StatusInputs {
     readonly registrar: Registrar;
     readonly ads: { clients(): readonly unknown[] };
     readonly plainAds: { clients(): readonly unknown[] };
-    readonly source: { readonly renderFailures: ReadonlyMap<string, string> };
+    readonly source: { readonly renderFailures: ReadonlyMap<string, string>; readonly refusedEndpoints: ReadonlyMap<string, string> };
   };
   readonly listen: string;
   readonly plaintext: string | undefined;
@@ -62,13 +62,14 @@ export function buildStatus(i: StatusInputs) {
       port: s.port,
       protocol: s.protocol,
       endpoints: [
-        ...s.endpoints.map((address: string) => ({ address, source: 'static' as const })),
+        ...s.endpoints.map((e) => ({ address: e.address, source: 'static' as const })),
         ...registrations.filter((r) => r.service === s.name && r.namespace === s.namespace).map(registered),
       ],
     })),
     clients,
     certificates: i.state.issued().map((c) => ({ ...c })),
     inboundNotRendered: [...wiring.source.renderFailures].map(([workload, reason]) => ({ workload, reason })),
+    endpointsNotServed: [...wiring.source.refusedEndpoints].map(([endpoint, reason]) => ({ endpoint, reason })),
   };
 }
 
