@@ -18,6 +18,7 @@ export const TREE: Readonly<Record<string, Entry>> = {
     },
   },
   policy: { group: { check: () => import('./policy-check.js').then((m) => m.policyCheckCommand as Command) } },
+  'control-plane': { group: { token: () => import('./control-plane-token.js').then((m) => m.controlPlaneTokenCommand as Command) } },
   stat: { load: () => import('./stat.js').then((m) => m.statCommand as Command) },
   demo: { load: () => import('./demo.js').then((m) => m.demoCommand as Command) },
 };
