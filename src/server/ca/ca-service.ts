@@ -18,12 +18,14 @@ import type { Metadata, ServiceError, sendUnaryData, ServerUnaryCall, UntypedSer
 import { type Clock, systemClock } from '../../clock.js';
 import { type Logger, consoleLogger } from '../../logger.js';
 import { kubernetesSpiffeId } from '../../identity/spiffe-id.js';
+import { parseJws } from '../../identity/jwt-svid.js';
+import { ConfigError, JwtSvidError } from '../../errors.js';
 import { printable } from '../../identity/peer-text.js';
 import { IstioCertificateService, type IstioCertificateRequest, type IstioCertificateResponse } from '../../proto/istio/ca.js';
 import { type Grpc } from '../../sources/grpc.js';
 import { CaTokenError, CsrError } from './errors.js';
 import { type CaState } from './state.js';
-import { type TokenPolicy, ownTokenPolicy, verifyToken } from './tokens.js';
+import { TOKEN_ISSUER, type TokenPolicy, ownTokenPolicy, verifyToken } from './tokens.js';
 
 export const DEFAULT_CA_SVID_TTL_MS = 24 * 3_600_000;
 export const MAX_CA_SVID_TTL_MS = 24 * 3_600_000;
@@ -51,12 +53,16 @@ export interface CaService {
 }
 
 /**
- * Authenticates `authorization: Bearer <jwt>` against the control plane's own tokens and, when
- * given, external issuers (issuers.ts), in order; the identity is
- * spiffe://<trustDomain>/ns/<namespace>/sa/<service account> of the first that accepts.
+ * Authenticates `authorization: Bearer <jwt>` (exactly one value, "Bearer " as istiod spells it)
+ * against the control plane's own tokens and, when given, external issuers (issuers.ts): the
+ * token's `iss` picks the one whose keys must verify it. The identity is
+ * spiffe://<trustDomain>/ns/<namespace>/sa/<service account> of the token.
  */
 export function tokenAuthenticator(o: { state: CaState; trustDomain: string; issuers?: readonly TokenPolicy[]; clock?: Clock }): (md: Metadata) => Authentication {
   const policies = [ownTokenPolicy(o.state.tokenKey), ...(o.issuers ?? [])];
+  const names = policies.map((p) => p.issuer);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) throw new ConfigError(`two token issuers are both "${twice}": each issuer once (and not the control plane's own, ${TOKEN_ISSUER})`, [{ path: 'issuers', message: `"${twice}" twice` }]);
   const clock = o.clock ?? o.state.clock;
   return (md) => {
     const values = md.get('authorization');
@@ -64,17 +70,17 @@ export function tokenAuthenticator(o: { state: CaState; trustDomain: string; iss
     const v = values[0];
     if (typeof v !== 'string' || !v.startsWith('Bearer ')) return { refused: 'the authorization value is not "Bearer <token>"' };
     const token = v.slice('Bearer '.length).trim();
-    const why: string[] = [];
-    for (const p of policies) {
-      try {
-        const s = verifyToken(token, p, clock.now());
-        return { spiffeId: kubernetesSpiffeId(o.trustDomain, s.namespace, s.serviceAccount) };
-      } catch (e) {
-        if (!(e instanceof CaTokenError)) return { refused: `token not usable: ${(e as Error).message}` };
-        why.push(`${p.issuer}: ${e.message}`);
-      }
+    let policy: TokenPolicy | undefined;
+    try {
+      const iss = parseJws(token).claims.iss;
+      policy = policies.find((p) => p.issuer === iss);
+      if (!policy) return { refused: `token refused: iss ${JSON.stringify(String(iss).slice(0, 200))} is not a known issuer (${policies.map((p) => p.issuer).join(', ')})` };
+      const s = verifyToken(token, policy, clock.now());
+      return { spiffeId: kubernetesSpiffeId(o.trustDomain, s.namespace, s.serviceAccount) };
+    } catch (e) {
+      if (e instanceof CaTokenError || e instanceof JwtSvidError) return { refused: `${policy ? `${policy.issuer}: ` : ''}${e.message.replace(/^JWT-SVID refused: /, 'token refused: ')}` };
+      return { refused: `token not usable: ${(e as Error).message}` };
     }
-    return { refused: why.join('; ') };
   };
 }
 

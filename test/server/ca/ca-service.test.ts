@@ -41,7 +41,7 @@ before(async () => {
     trustDomain: TD,
     maxTtlMs: 2 * 3_600_000,
     authenticate: tokenAuthenticator({ state, trustDomain: TD }),
-    logger: { info: (m) => logs.push(m), warn: (m) => logs.push(m), error: (m: string) => logs.push(m) } as never,
+    logger: { info: (m: string) => void logs.push(m), warn: (m: string) => void logs.push(m), error: (m: string) => void logs.push(m) },
   });
   server = new grpc.Server();
   server.addService(svc.definition, svc.implementation);
@@ -165,7 +165,7 @@ describe('raw calls', () => {
     assert.equal(garbage.code, grpc.status.INVALID_ARGUMENT);
     assert.match(garbage.details, /CSR refused/);
     const der = Buffer.from(decodePem(csrPem)[0]!.der);
-    der[der.length - 3] ^= 0x01; // inside the signature
+    der[der.length - 3] = der[der.length - 3]! ^ 0x01; // inside the signature
     const tampered = await call(bearer(tok), { csr: derToPem(der, 'CERTIFICATE REQUEST') });
     assert.equal(tampered.code, grpc.status.INVALID_ARGUMENT);
     assert.match(tampered.details, /does not verify|not a PKCS#10/);
