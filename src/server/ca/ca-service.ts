@@ -15,7 +15,7 @@
  * A bug inside is INTERNAL with no detail (logged): a caller can never crash the process.
  */
 import type { Metadata, ServiceError, sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { type Clock, systemClock } from '../../clock.js';
+import { type Clock } from '../../clock.js';
 import { type Logger, consoleLogger } from '../../logger.js';
 import { kubernetesSpiffeId } from '../../identity/spiffe-id.js';
 import { parseJws } from '../../identity/jwt-svid.js';
@@ -43,7 +43,6 @@ export interface CaServiceOptions {
   readonly maxTtlMs?: number;
   /** Lifetime when validity_duration is 0; default 24 h (at most maxTtlMs). */
   readonly defaultTtlMs?: number;
-  readonly clock?: Clock;
   readonly logger?: Logger;
 }
 
@@ -85,6 +84,9 @@ export function tokenAuthenticator(o: { state: CaState; trustDomain: string; iss
 }
 
 export function createCaService(grpc: Grpc, o: CaServiceOptions): CaService {
+  if (o.trustDomain !== o.state.trustDomain) {
+    throw new ConfigError(`the CA service is for trust domain ${o.trustDomain} but its state directory ${o.state.dir} signs for ${o.state.trustDomain}: give both the same`, [{ path: 'trustDomain', message: `must be ${o.state.trustDomain}` }]);
+  }
   const maxTtlMs = o.maxTtlMs ?? MAX_CA_SVID_TTL_MS;
   const defaultTtlMs = Math.min(o.defaultTtlMs ?? DEFAULT_CA_SVID_TTL_MS, maxTtlMs);
   const log = o.logger ?? consoleLogger;
@@ -103,7 +105,7 @@ export function createCaService(grpc: Grpc, o: CaServiceOptions): CaService {
       throw fail(grpc.status.UNAUTHENTICATED, AUTHENTICATE_FAILURE);
     }
     const asked = call.request.validityDuration;
-    const ttlMs = asked > 0 ? Math.min(asked * 1000, maxTtlMs) : defaultTtlMs;
+    const ttlMs = Number.isFinite(asked) && asked > 0 ? Math.min(asked * 1000, maxTtlMs) : defaultTtlMs;
     try {
       const certChain = await o.state.sign(call.request.csr, who.spiffeId, ttlMs);
       log.info(`CA issued a certificate for ${who.spiffeId} to ${peer}`, { ttlSeconds: Math.round(ttlMs / 1000) });
@@ -124,7 +126,5 @@ export function createCaService(grpc: Grpc, o: CaServiceOptions): CaService {
       (err: ServiceError) => callback(err),
     );
   };
-  void o.trustDomain;
-  void (o.clock ?? systemClock);
   return { definition: { CreateCertificate: IstioCertificateService.CreateCertificate }, implementation: { CreateCertificate } };
 }

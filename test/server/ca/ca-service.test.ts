@@ -132,6 +132,10 @@ describe('our Istio CA client against the embedded CA', () => {
     }
     assert.equal(AUTHENTICATE_FAILURE, 'request authenticate failure');
   });
+
+  test('a service for another trust domain than its state is a configuration error, at creation', () => {
+    assert.throws(() => createCaService(grpc, { state, trustDomain: 'example.org', authenticate: () => ({ refused: 'x' }) }), { code: 'ERR_SIDECARLESS_CONFIG_INVALID' });
+  });
 });
 
 describe('raw calls', () => {

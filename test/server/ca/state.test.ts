@@ -82,6 +82,26 @@ describe('a new state directory', () => {
     assert.equal(s.issued().at(-1)!.at, now, 'the newest kept');
   });
 
+  test('CSR keys: RSA 2048 (istio-agent’s default), P-384 and Ed25519 signed; RSA 1024 refused; the CSR’s key is the leaf’s', async (t) => {
+    const s = await openCaState(stateDir(t), { trustDomain: TD });
+    const { webcrypto, createPublicKey } = await import('node:crypto');
+    const { x509 } = await import('../../helpers/x509.js');
+    const csrOf = async (alg: RsaHashedKeyGenParams | EcKeyGenParams | { name: 'Ed25519' }, signingAlgorithm: Algorithm | EcdsaParams) => {
+      const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+      const pem = (await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm, name: 'CN=x' })).toString('pem');
+      return { pem, spki: Buffer.from(await webcrypto.subtle.exportKey('spki', keys.publicKey)) };
+    };
+    const rsa = (bits: number) => ({ name: 'RSASSA-PKCS1-v1_5', modulusLength: bits, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' });
+    for (const [alg, sa] of [[rsa(2048), { name: 'RSASSA-PKCS1-v1_5' }], [{ name: 'ECDSA', namedCurve: 'P-384' }, { name: 'ECDSA', hash: 'SHA-384' }], [{ name: 'Ed25519' }, { name: 'Ed25519' }]] as const) {
+      const c = await csrOf(alg, sa);
+      const chain = await s.sign(c.pem, ORDERS, 3_600_000);
+      assertSvid(chain, s.rootPem, ORDERS);
+      assert.ok(parse(chain[0]!)[0]!.node.publicKey.equals(createPublicKey({ key: c.spki, format: 'der', type: 'spki' })), `${alg.name}: the CSR's key`);
+    }
+    const weak = await csrOf(rsa(1024), { name: 'RSASSA-PKCS1-v1_5' });
+    await assert.rejects(s.sign(weak.pem, ORDERS, 3_600_000), (e: Error & { code?: string }) => e.code === 'ERR_SIDECARLESS_CA_CSR_INVALID' && /RSA 1024 bits/.test(e.message));
+  });
+
   test('issueServing: a serverAuth leaf by the same root, DNS and IP SANs, key PEM', async (t) => {
     const s = await openCaState(stateDir(t), { trustDomain: TD });
     const { certPem, keyPem } = await s.issueServing(['localhost', '127.0.0.1', 'istiod.istio-system.svc']);
