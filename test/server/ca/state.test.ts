@@ -108,6 +108,8 @@ describe('a new state directory', () => {
     const [leaf] = parse(certPem);
     assert.deepEqual([...leaf!.dnsNames].sort(), ['istiod.istio-system.svc', 'localhost']);
     assert.ok(leaf!.node.checkIP('127.0.0.1'));
+    const defaults = parse((await s.issueServing()).certPem)[0]!;
+    assert.ok(defaults.node.checkIP('::1') && defaults.node.checkIP('127.0.0.1') && defaults.node.checkHost('istiod.istio-system.svc') && defaults.node.checkHost('localhost'), 'the default names');
     assert.ok(leaf!.node.verify(parse(s.rootPem)[0]!.node.publicKey));
     assert.ok(leaf!.extKeyUsage!.includes('1.3.6.1.5.5.7.3.1'));
     assert.match(keyPem, /BEGIN PRIVATE KEY/);
