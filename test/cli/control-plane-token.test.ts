@@ -31,7 +31,7 @@ test('the built CLI prints one token, which the CA takes as spiffe://<td>/ns/NS/
   assert.equal(lines.length, 1, 'only the token on stdout');
   const md = new grpc.Metadata();
   md.set('authorization', `Bearer ${lines[0]}`);
-  assert.deepEqual(tokenAuthenticator({ state, trustDomain: 'cluster.local' })(md), { spiffeId: 'spiffe://cluster.local/ns/shop/sa/orders' });
+  assert.deepEqual(tokenAuthenticator({ state, trustDomain: 'cluster.local' })(md), { spiffeId: 'spiffe://cluster.local/ns/shop/sa/orders', namespace: 'shop', serviceAccount: 'orders', issuer: 'sidecarless-control-plane' });
   const c = claims(lines[0]!);
   assert.equal(c.exp - c.iat, 3600, 'default 1 h');
   // --ttl, in process

@@ -35,9 +35,22 @@ export const AUTHENTICATE_FAILURE = 'request authenticate failure';
 /** Who the caller is, or why not (the reason is logged, never sent). */
 export type Authentication = { readonly spiffeId: string } | { readonly refused: string };
 
+/** What tokenAuthenticator says of an accepted token (the ADS side needs namespace and service account too). */
+export interface TokenIdentity {
+  readonly spiffeId: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  /** `iss` of the token: the control plane's own (sidecarless-control-plane) or an external issuer's. */
+  readonly issuer: string;
+}
+
 export interface CaServiceOptions {
   readonly state: CaState;
-  readonly authenticate: (metadata: Metadata) => Authentication | Promise<Authentication>;
+  /**
+   * Who is calling. A SPIFFE ID string counts as `{ spiffeId }`; a throw counts as a refusal (its
+   * message logged): whatever it does, the caller only ever sees "request authenticate failure".
+   */
+  readonly authenticate: (metadata: Metadata) => Authentication | string | Promise<Authentication | string>;
   readonly trustDomain: string;
   /** Longest lifetime issued; default 24 h. */
   readonly maxTtlMs?: number;
@@ -57,7 +70,7 @@ export interface CaService {
  * token's `iss` picks the one whose keys must verify it. The identity is
  * spiffe://<trustDomain>/ns/<namespace>/sa/<service account> of the token.
  */
-export function tokenAuthenticator(o: { state: CaState; trustDomain: string; issuers?: readonly TokenPolicy[]; clock?: Clock }): (md: Metadata) => Authentication {
+export function tokenAuthenticator(o: { state: CaState; trustDomain: string; issuers?: readonly TokenPolicy[]; clock?: Clock }): (md: Metadata) => TokenIdentity | { readonly refused: string } {
   const policies = [ownTokenPolicy(o.state.tokenKey), ...(o.issuers ?? [])];
   const names = policies.map((p) => p.issuer);
   const twice = names.find((n, i) => names.indexOf(n) !== i);
@@ -75,7 +88,7 @@ export function tokenAuthenticator(o: { state: CaState; trustDomain: string; iss
       policy = policies.find((p) => p.issuer === iss);
       if (!policy) return { refused: `token refused: iss ${JSON.stringify(String(iss).slice(0, 200))} is not a known issuer (${policies.map((p) => p.issuer).join(', ')})` };
       const s = verifyToken(token, policy, clock.now());
-      return { spiffeId: kubernetesSpiffeId(o.trustDomain, s.namespace, s.serviceAccount) };
+      return { spiffeId: kubernetesSpiffeId(o.trustDomain, s.namespace, s.serviceAccount), namespace: s.namespace, serviceAccount: s.serviceAccount, issuer: s.issuer };
     } catch (e) {
       if (e instanceof CaTokenError || e instanceof JwtSvidError) return { refused: `${policy ? `${policy.issuer}: ` : ''}${e.message.replace(/^JWT-SVID refused: /, 'token refused: ')}` };
       return { refused: `token not usable: ${(e as Error).message}` };
@@ -96,12 +109,14 @@ export function createCaService(grpc: Grpc, o: CaServiceOptions): CaService {
     const peer = printable(call.getPeer(), 100);
     let who: Authentication;
     try {
-      who = await o.authenticate(call.metadata);
+      const r = await o.authenticate(call.metadata);
+      who = typeof r === 'string' ? { spiffeId: r } : r !== null && typeof r === 'object' ? r : { refused: 'the authenticator returned nothing' };
     } catch (e) {
-      who = { refused: `the authenticator failed: ${(e as Error).message}` };
+      who = { refused: (e as Error)?.message ?? String(e) };
     }
-    if ('refused' in who) {
-      log.warn(`CA refused a certificate request from ${peer}: ${who.refused}`);
+    if ('refused' in who || typeof who.spiffeId !== 'string') {
+      const why = 'refused' in who ? who.refused : 'the authenticator returned no SPIFFE ID';
+      log.warn(`CA refused a certificate request from ${peer}: ${printable(why, 2048)}`);
       throw fail(grpc.status.UNAUTHENTICATED, AUTHENTICATE_FAILURE);
     }
     const asked = call.request.validityDuration;
@@ -123,7 +138,11 @@ export function createCaService(grpc: Grpc, o: CaServiceOptions): CaService {
   const CreateCertificate = (call: ServerUnaryCall<IstioCertificateRequest, IstioCertificateResponse>, callback: sendUnaryData<IstioCertificateResponse>) => {
     handle(call).then(
       (res) => callback(null, res),
-      (err: ServiceError) => callback(err),
+      (err: unknown) => {
+        const known = err instanceof Error && typeof (err as Partial<ServiceError>).code === 'number';
+        if (!known) log.warn(`CA failed a certificate request: ${(err as Error)?.message ?? String(err)}`);
+        callback(known ? (err as ServiceError) : fail(grpc.status.INTERNAL, 'certificate signing failed'));
+      },
     );
   };
   return { definition: { CreateCertificate: IstioCertificateService.CreateCertificate }, implementation: { CreateCertificate } };

@@ -133,6 +133,26 @@ describe('our Istio CA client against the embedded CA', () => {
     assert.equal(AUTHENTICATE_FAILURE, 'request authenticate failure');
   });
 
+  test('an authenticator that returns a SPIFFE ID string, throws, or returns nothing: issued, or UNAUTHENTICATED with the reason only logged', async () => {
+    const csrPem = await createCsr(await generateKeyPair(), ADMIN);
+    const run = (authenticate: Parameters<typeof createCaService>[1]['authenticate']) =>
+      new Promise<{ err: grpc.ServiceError | null; res?: { certChain: string[] } }>((resolve) => {
+        const svc = createCaService(grpc, { state, trustDomain: TD, authenticate, logger: { info: () => {}, warn: (m: string) => void logs.push(m), error: () => {} } });
+        const call = { metadata: new grpc.Metadata(), request: { csr: csrPem, validityDuration: 60 }, getPeer: () => 'test' };
+        (svc.implementation.CreateCertificate as (c: unknown, cb: (e: grpc.ServiceError | null, r?: { certChain: string[] }) => void) => void)(call, (err, res) => resolve({ err, ...(res && { res }) }));
+      });
+    const ok = await run(() => ORDERS);
+    assert.equal(ok.err, null);
+    assert.deepEqual(parseCertificate(pemToCertDers(ok.res!.certChain[0]!)[0]!).uris, [ORDERS]);
+    logs.length = 0;
+    for (const a of [() => { throw new Error('no such cluster'); }, () => undefined as never, async () => ({ refused: 'nope' })]) {
+      const r = await run(a);
+      assert.equal(r.err?.code, grpc.status.UNAUTHENTICATED);
+      assert.equal(r.err?.details, 'request authenticate failure');
+    }
+    assert.ok(logs.some((l) => /no such cluster/.test(l)) && logs.some((l) => /returned nothing/.test(l)) && logs.some((l) => /nope/.test(l)), logs.join('\n'));
+  });
+
   test('a service for another trust domain than its state is a configuration error, at creation', () => {
     assert.throws(() => createCaService(grpc, { state, trustDomain: 'example.org', authenticate: () => ({ refused: 'x' }) }), { code: 'ERR_SIDECARLESS_CONFIG_INVALID' });
   });

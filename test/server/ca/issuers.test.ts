@@ -45,9 +45,9 @@ test('a projected Kubernetes token (RS256, use: sig) and a cloud token mapped by
   const auth = tokenAuthenticator({ state, trustDomain: TD, issuers });
   const k8sToken = (over: Record<string, unknown> = {}) =>
     jwt('RS256', 'k8s-1', rsa.privateKey, { iss: K8S, aud: ['istio-ca'], sub: 'system:serviceaccount:shop:cart', 'kubernetes.io': { namespace: 'shop', serviceaccount: { name: 'cart', uid: 'x' }, pod: { name: 'p' } }, iat: now, nbf: now, exp: now + 600, ...over });
-  assert.deepEqual(auth(md(k8sToken())), { spiffeId: `spiffe://${TD}/ns/shop/sa/cart` });
-  assert.deepEqual(auth(md(jwt('ES256', 'c1', ec.privateKey, { iss: CLOUD, aud: 'sidecarless', sub: 'x', workload: { name: 'resize-images' }, exp: now + 600 }))), { spiffeId: `spiffe://${TD}/ns/functions/sa/resize-images` });
-  assert.deepEqual(auth(md(issueToken(state, { namespace: 'default', serviceAccount: 'orders' }))), { spiffeId: `spiffe://${TD}/ns/default/sa/orders` });
+  assert.deepEqual(auth(md(k8sToken())), { spiffeId: `spiffe://${TD}/ns/shop/sa/cart`, namespace: 'shop', serviceAccount: 'cart', issuer: K8S });
+  assert.deepEqual(auth(md(jwt('ES256', 'c1', ec.privateKey, { iss: CLOUD, aud: 'sidecarless', sub: 'x', workload: { name: 'resize-images' }, exp: now + 600 }))), { spiffeId: `spiffe://${TD}/ns/functions/sa/resize-images`, namespace: 'functions', serviceAccount: 'resize-images', issuer: CLOUD });
+  assert.equal((auth(md(issueToken(state, { namespace: 'default', serviceAccount: 'orders' }))) as { spiffeId: string }).spiffeId, `spiffe://${TD}/ns/default/sa/orders`);
 
   const refusedWith = (token: string, why: RegExp) => {
     const r = auth(md(token));
