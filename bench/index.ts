@@ -12,7 +12,7 @@
  * alternate round by round; every figure is a median over rounds with its min–max. Absolute
  * numbers depend on the machine; the ratios, measured in the same run, are what the goals judge.
  * Also: handshakes (full and resumed, new connection per request), cold start (spawn → first
- * mTLS response → exit), and the micro-benchmarks (policy, balancer, lb-sim, snapshot, identity, xds,
+ * mTLS response → exit), and the micro-benchmarks (policy, balancer, lb-sim, snapshot, identity, xds, ca,
  * telemetry if present).
  * Writes bench/results/latest.json and bench/results/latest.md.
  */
@@ -433,6 +433,7 @@ async function main(): Promise<void> {
     ['snapshot.ts', 'benchSnapshot'],
     ['identity.ts', 'benchIdentity'],
     ['xds.ts', 'benchXds'],
+    ['ca.ts', 'benchCa'],
     ['telemetry.ts', 'benchTelemetry'], // added by another issue; run when present
   ];
   for (const [file, fn] of microMods) {

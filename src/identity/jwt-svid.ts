@@ -237,7 +237,8 @@ function iso(ms: number): string {
 const HASH: Record<string, string> = { '256': 'sha256', '384': 'sha384', '512': 'sha512' };
 const EC_CURVE: Record<string, { crv: string; size: number }> = { ES256: { crv: 'P-256', size: 32 }, ES384: { crv: 'P-384', size: 48 }, ES512: { crv: 'P-521', size: 66 } };
 
-function verifySignature(jws: ParsedJws, key: JwtKey): void {
+/** Verifies the signature of a parsed JWS with `key` (alg and key type must fit). Throws JwtSvidError (`algorithm`, `signature`). */
+export function verifySignature(jws: ParsedJws, key: JwtKey): void {
   const alg = jws.header.alg;
   const hash = HASH[alg.slice(2)]!;
   const data = Buffer.from(jws.signingInput, 'ascii');
