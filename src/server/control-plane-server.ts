@@ -20,13 +20,11 @@ import { Registry } from './registry/registry.js';
 import { Registrar } from './registry/registrar.js';
 import { loadRegistrations, saveRegistrations } from './registry/saved.js';
 import { MeshResourceSource } from './resource-source.js';
-import { tokenAuthenticator } from './token-auth.js';
+import { adsAuthenticator } from './token-auth.js';
+import { tokenAuthenticator } from './ca/ca-service.js';
 import { type ListenAddress, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, formatAddress, parseListen } from './listen-address.js';
 import { type AdminServer, startStatusAdmin } from './admin.js';
 import { type ControlPlaneStatus, type MeshFileState, buildStatus } from './status.js';
-import { join } from 'node:path';
-
-export const ROOT_CERT_FILE = 'root-cert.pem';
 
 export interface ControlPlaneOptions {
   readonly meshFile: string;
@@ -66,9 +64,9 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
   const servers: grpc.Server[] = [];
   const closers: Array<() => unknown> = [];
   try {
-    const tls = await bindServer(servers, listen, serverCredentials(state, listen, o.serverNames), (s) => {
+    const tls = await bindServer(servers, listen, await serverCredentials(state, listen, o.serverNames), (s) => {
       s.addService(wiring.ads.definition, wiring.ads.implementation);
-      const ca = createCaService(grpc, { state, trustDomain: mesh.model.trustDomain, clock, authenticate: wiring.caAuth });
+      const ca = createCaService(grpc, { state, trustDomain: mesh.model.trustDomain, authenticate: wiring.caAuth, logger });
       s.addService(ca.definition, ca.implementation);
     });
     const plain = plaintext && (await bindServer(servers, plaintext, grpc.ServerCredentials.createInsecure(), (s) => s.addService(wiring.plainAds.definition, wiring.plainAds.implementation)));
@@ -76,7 +74,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
     closers.push(() => admin.close());
     const watcher = watchMeshFile(o.meshFile, { current: mesh.model, onModel: (m) => wiring.apply(m), onError: (e) => wiring.reject(e), clock });
     closers.push(() => watcher.close());
-    const rootFile = join(o.state, ROOT_CERT_FILE);
+    const rootFile = state.rootFile;
     const status = () => buildStatus({ mesh, state, wiring, listen: tls, plaintext: plain || undefined, admin: admin.url, clock });
     announce(logger, { tls, plain: plain || undefined, admin: admin.url, rootFile, mesh, plaintextWide: plaintext !== undefined && !plaintext.loopback, adminWide: !adminAt.loopback });
     return {
@@ -124,8 +122,8 @@ async function wire(o: ControlPlaneOptions, mesh: MeshFileState, state: CaState,
     request: (c: { id: string }, r: Parameters<Registrar['request']>[1]) => registrar.request(c.id, r),
     disconnected: (c: { id: string }) => registrar.disconnected(c.id),
   };
-  const auth = tokenAuthenticator({ state, trustDomain: mesh.model.trustDomain, clock });
-  const ads = createAdsService(grpc, { source, events, authenticate: auth.ads, clock });
+  const tokens = tokenAuthenticator({ state, trustDomain: mesh.model.trustDomain, clock });
+  const ads = createAdsService(grpc, { source, events, authenticate: adsAuthenticator(tokens, logger), clock });
   const plainAds = createAdsService(grpc, { source, events, plaintext: true, clock });
   push = () => {
     ads.changed();
@@ -138,7 +136,7 @@ async function wire(o: ControlPlaneOptions, mesh: MeshFileState, state: CaState,
     source,
     ads,
     plainAds,
-    caAuth: auth.ca,
+    caAuth: tokens,
     apply(model: MeshModel): void {
       try {
         source.check(model);
@@ -166,9 +164,9 @@ async function wire(o: ControlPlaneOptions, mesh: MeshFileState, state: CaState,
   };
 }
 
-function serverCredentials(state: CaState, listen: ListenAddress, extra: readonly string[] = []): grpc.ServerCredentials {
+async function serverCredentials(state: CaState, listen: ListenAddress, extra: readonly string[] = []): Promise<grpc.ServerCredentials> {
   const names = [...new Set(['localhost', '127.0.0.1', 'istiod.istio-system.svc', listen.host, ...extra].filter((h) => h !== '0.0.0.0' && h !== '::'))];
-  const { certPem, keyPem } = state.issueServing(names);
+  const { certPem, keyPem } = await state.issueServing(names);
   return grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(keyPem), cert_chain: Buffer.from(certPem) }], false);
 }
 

@@ -1,59 +1,36 @@
 /**
- * Who is calling the TLS port: the bearer token (`authorization: Bearer <jwt>`, the header istiod
- * reads) verified by the CA's token rules (ca/tokens.ts), as a SPIFFE ID of the trust domain. The
- * CA issues for that identity only; the ADS stream additionally requires its node to say the same
- * namespace and service account (istiod's checkConnectionIdentity: a token for one workload cannot
- * open a stream that claims to be another and register its addresses).
+ * Who opens an ADS stream on the TLS port: the bearer token, verified as the CA verifies it
+ * (ca-service.ts tokenAuthenticator: the control plane's own tokens and any external issuers), and
+ * the node must say the same namespace and service account (istiod's checkConnectionIdentity): a
+ * token for one workload cannot open a stream that claims to be another and register its
+ * addresses. A bad token is refused UNAUTHENTICATED with istiod's words (the reason is logged
+ * here, never sent); a node that contradicts its token gets PERMISSION_DENIED saying so (the
+ * caller already knows both sides).
  */
-import * as grpc from '@grpc/grpc-js';
-import { type Clock } from '../clock.js';
+import type { Metadata } from '@grpc/grpc-js';
+import { type Logger } from '../logger.js';
 import type { Node } from '../proto/envoy/config/core/v3/base.js';
-import { type CaState } from './ca/state.js';
-import { verifyToken } from './ca/tokens.js';
+import { AUTHENTICATE_FAILURE, type TokenIdentity } from './ca/ca-service.js';
+import type { AdsRefusal } from './xds/ads-service.js';
 
-export interface Refusal {
-  readonly code: grpc.status;
-  readonly details: string;
-}
+const UNAUTHENTICATED = 16;
+const PERMISSION_DENIED = 7;
 
-export class CallRefused extends Error {
-  constructor(readonly refusal: Refusal) {
-    super(refusal.details);
-  }
-}
+export type TokenCheck = (md: Metadata) => TokenIdentity | { readonly refused: string };
 
-export interface TokenAuthOptions {
-  readonly state: CaState;
-  readonly trustDomain: string;
-  readonly clock: Clock;
-}
-
-export function bearerOf(md: grpc.Metadata): string | undefined {
-  const values = md.get('authorization');
-  if (values.length !== 1 || typeof values[0] !== 'string') return undefined;
-  const m = /^Bearer ([\x21-\x7e]{1,16384})$/.exec(values[0]);
-  return m?.[1];
-}
-
-export function tokenAuthenticator(o: TokenAuthOptions) {
-  const identityOf = (md: grpc.Metadata): { identity: string; namespace: string; serviceAccount: string } => {
-    const token = bearerOf(md);
-    if (token === undefined) throw new CallRefused({ code: grpc.status.UNAUTHENTICATED, details: 'request authenticate failure: no "authorization: Bearer <token>" metadata' });
-    const r = verifyToken(o.state, token, { clock: o.clock });
-    if ('refused' in r) throw new CallRefused({ code: grpc.status.UNAUTHENTICATED, details: `request authenticate failure: ${r.refused}` });
-    return { identity: `spiffe://${o.trustDomain}/ns/${r.namespace}/sa/${r.serviceAccount}`, namespace: r.namespace, serviceAccount: r.serviceAccount };
-  };
-  return {
-    ca: (md: grpc.Metadata): string => identityOf(md).identity,
-    ads: (md: grpc.Metadata, node: Node | undefined): string => {
-      const who = identityOf(md);
-      const fields = node?.metadata?.fields;
-      const ns = fields?.get('NAMESPACE')?.stringValue;
-      const sa = fields?.get('SERVICE_ACCOUNT')?.stringValue;
-      if ((ns !== undefined && ns !== who.namespace) || (sa !== undefined && sa !== who.serviceAccount)) {
-        throw new CallRefused({ code: grpc.status.PERMISSION_DENIED, details: `the node says namespace ${JSON.stringify(ns)} service account ${JSON.stringify(sa)}, the token is for ${who.identity}` });
-      }
-      return who.identity;
-    },
+export function adsAuthenticator(check: TokenCheck, logger: Logger): (md: Metadata, node: Node | undefined) => string | AdsRefusal {
+  return (md, node) => {
+    const who = check(md);
+    if ('refused' in who) {
+      logger.warn(`ADS stream refused (node ${JSON.stringify(node?.id?.slice(0, 200) ?? '')}): ${who.refused}`);
+      return { code: UNAUTHENTICATED, details: AUTHENTICATE_FAILURE };
+    }
+    const fields = node?.metadata?.fields;
+    const ns = fields?.get('NAMESPACE')?.stringValue;
+    const sa = fields?.get('SERVICE_ACCOUNT')?.stringValue;
+    if ((ns !== undefined && ns !== who.namespace) || (sa !== undefined && sa !== who.serviceAccount)) {
+      return { code: PERMISSION_DENIED, details: `the node says namespace ${JSON.stringify(ns ?? '')} and service account ${JSON.stringify(sa ?? '')}, but the token is for ${who.spiffeId}: use this workload's own token` };
+    }
+    return who.spiffeId;
   };
 }
