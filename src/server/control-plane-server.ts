@@ -86,8 +86,8 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
       status,
       close: async () => {
         for (const c of closers) await c();
-        await Promise.all(servers.map((s) => new Promise<void>((r) => s.tryShutdown(() => r()))));
-        await wiring.close();
+        await wiring.close(); // ends every ADS stream: the servers can then shut down
+        await Promise.all(servers.map(shutdown));
       },
     };
   } catch (e) {
@@ -168,6 +168,20 @@ async function serverCredentials(state: CaState, listen: ListenAddress, extra: r
   const names = [...new Set(['localhost', '127.0.0.1', 'istiod.istio-system.svc', listen.host, ...extra].filter((h) => h !== '0.0.0.0' && h !== '::'))];
   const { certPem, keyPem } = await state.issueServing(names);
   return grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(keyPem), cert_chain: Buffer.from(certPem) }], false);
+}
+
+/** Graceful for in-flight CA calls, then forced: a client that keeps a call open cannot hold the process. */
+function shutdown(server: grpc.Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, 2_000);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
 }
 
 async function bindServer(servers: grpc.Server[], at: ListenAddress, creds: grpc.ServerCredentials, add: (s: grpc.Server) => void): Promise<string> {

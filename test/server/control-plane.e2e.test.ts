@@ -76,15 +76,20 @@ async function rig(graceMs = 300): Promise<Rig> {
   await writeFile(join(dir, 'mesh.yaml'), MESH);
   await writeFile(join(dir, 'policy.yaml'), POLICY('"POST"'));
   const logs: string[] = [];
-  const logger = { info: (m: string) => void logs.push(m), warn: (m: string) => void logs.push(`warn: ${m}`), error: (m: string) => void logs.push(`error: ${m}`) };
-  const cp = await startControlPlane({ meshFile: join(dir, 'mesh.yaml'), state: join(dir, 'state'), listen: '127.0.0.1:0', adminListen: '127.0.0.1:0', graceMs, logger });
-  opened.push(cp);
+  const cp = await startIn(dir, logs, '127.0.0.1:0', graceMs);
   const token = async (sa: string) => {
     const file = join(dir, `${sa}.token`);
     await writeFile(file, issueToken(cp.state, { namespace: 'default', serviceAccount: sa }));
     return file;
   };
   return { dir, cp, logs, token };
+}
+
+async function startIn(dir: string, logs: string[], listenAt: string, graceMs: number): Promise<RunningControlPlane> {
+  const logger = { info: (m: string) => void logs.push(m), warn: (m: string) => void logs.push(`warn: ${m}`), error: (m: string) => void logs.push(`error: ${m}`) };
+  const cp = await startControlPlane({ meshFile: join(dir, 'mesh.yaml'), state: join(dir, 'state'), listen: listenAt, adminListen: '127.0.0.1:0', graceMs, logger });
+  opened.push(cp);
+  return cp;
 }
 
 async function workload(r: Rig, service: string, extra: Record<string, unknown> = {}): Promise<Mesh> {
@@ -157,6 +162,43 @@ describe('the embedded control plane, whole', () => {
     await waitFor(async () => (await call(orders)).name === 'v1', 5_000, 'the split removed: v1 again');
     await writeFile(join(r.dir, 'policy.yaml'), POLICY('"PUT"'));
     await waitFor(async () => (await call(orders)).status === 403, 5_000, 'the policy change denied the next POST');
+  });
+
+  test('the control plane restarted under load: no request fails while it is down; clients reconnect, re-register and resynchronize', async () => {
+    const r = await rig(200);
+    await replica(r, 'payments', 'p1');
+    await waitFor(() => registered(r, 'payments').length === 1, 5_000, 'p1 registered');
+    const orders = await workload(r, 'orders');
+    assert.equal((await call(orders)).status, 200);
+    let failures = 0;
+    let calls = 0;
+    let stop = false;
+    const load = (async () => {
+      while (!stop) {
+        const res = await call(orders).catch(() => ({ status: 0 }));
+        calls++;
+        if (res.status !== 200) failures++;
+        await new Promise((done) => setTimeout(done, 10));
+      }
+    })();
+    const address = r.cp.address;
+    await r.cp.close();
+    const downAt = calls;
+    await new Promise((done) => setTimeout(done, 400)); // down for longer than the grace
+    const again = await startIn(r.dir, r.logs, address, 200);
+    assert.equal(again.address, address);
+    assert.equal(registered({ ...r, cp: again }, 'payments').length, 1, 'the registration was restored from --state');
+    await waitFor(() => again.status().clients.length === 2, 10_000, 'both workloads reconnected');
+    await waitFor(() => registered({ ...r, cp: again }, 'payments')[0]?.state === 'up', 5_000, 'p1 registered again by its own stream');
+    const before = calls;
+    await waitFor(() => calls > before + 5, 5_000, 'calls after the restart');
+    stop = true;
+    await load;
+    assert.ok(calls - downAt > 5, `calls went on while it was down (${calls - downAt})`);
+    assert.equal(failures, 0, `${failures} of ${calls} calls failed`);
+    // Resynchronized: an edit after the restart reaches the client.
+    await writeFile(join(r.dir, 'policy.yaml'), POLICY('"PUT"'));
+    await waitFor(async () => (await call(orders)).status === 403, 5_000, 'a policy edit after the restart is followed');
   });
 
   test('a wrong token is refused by the CA and the ADS server; a node that contradicts its token cannot open a stream', async () => {
