@@ -14,7 +14,7 @@
  *   progress included.
  */
 import { createSecureContext } from 'node:tls';
-import { type Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import type { ChannelCredentials, Client, Metadata } from '@grpc/grpc-js';
 import { ConfigError } from '../errors.js';
 import { parseCertificate } from '../identity/certificate.js';
@@ -125,6 +125,10 @@ function tracked(creds: ChannelCredentials, sockets: Set<Socket>): ChannelCreden
   const wrapped = Object.create(creds) as ChannelCredentials;
   wrapped._createSecureConnector = (...args) => {
     const inner = creds._createSecureConnector(...args);
+    // An IP-literal control plane (127.0.0.1:15012): grpc-js would send the IP as SNI, which RFC 6066
+    // forbids and Node warns about (DEP0123); without servername Node checks the IP SAN against the host.
+    const options = (inner as unknown as { connectionOptions?: { servername?: string } }).connectionOptions;
+    if (options?.servername !== undefined && isIP(options.servername) !== 0) delete options.servername;
     return Object.assign(Object.create(inner) as typeof inner, {
       connect: (socket: Socket) => {
         sockets.add(socket);
