@@ -20,7 +20,9 @@ import { Registry } from './registry/registry.js';
 import { Registrar } from './registry/registrar.js';
 import { loadRegistrations, saveRegistrations } from './registry/saved.js';
 import { MeshResourceSource } from './resource-source.js';
-import { adsAuthenticator } from './token-auth.js';
+import { type TokenCheck, adsAuthenticator } from './token-auth.js';
+import { loadExternalIssuer } from './ca/issuers.js';
+import { ConfigError } from '../errors.js';
 import { tokenAuthenticator } from './ca/ca-service.js';
 import { type ListenAddress, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, formatAddress, parseListen } from './listen-address.js';
 import { type AdminServer, startStatusAdmin } from './admin.js';
@@ -72,7 +74,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
     const plain = plaintext && (await bindServer(servers, plaintext, grpc.ServerCredentials.createInsecure(), (s) => s.addService(wiring.plainAds.definition, wiring.plainAds.implementation)));
     const admin: AdminServer = await startStatusAdmin(adminAt, () => status());
     closers.push(() => admin.close());
-    const watcher = watchMeshFile(o.meshFile, { current: mesh.model, onModel: (m) => wiring.apply(m), onError: (e) => wiring.reject(e), clock });
+    const watcher = watchMeshFile(o.meshFile, { current: mesh.model, onModel: (m) => void wiring.apply(m), onError: (e) => wiring.reject(e), clock });
     closers.push(() => watcher.close());
     const rootFile = state.rootFile;
     const status = () => buildStatus({ mesh, state, wiring, listen: tls, plaintext: plain || undefined, admin: admin.url, clock });
@@ -115,6 +117,7 @@ async function wire(o: ControlPlaneOptions, mesh: MeshFileState, state: CaState,
     return s && { identities: [s.identity] };
   };
   const registrar = new Registrar({ registry, declared });
+  let applying = 0;
   const source = new MeshResourceSource(mesh.model, registry);
   source.check(mesh.model);
   const events = {
@@ -122,7 +125,8 @@ async function wire(o: ControlPlaneOptions, mesh: MeshFileState, state: CaState,
     request: (c: { id: string }, r: Parameters<Registrar['request']>[1]) => registrar.request(c.id, r),
     disconnected: (c: { id: string }) => registrar.disconnected(c.id),
   };
-  const tokens = tokenAuthenticator({ state, trustDomain: mesh.model.trustDomain, clock });
+  let check = tokenAuthenticator({ state, trustDomain: mesh.model.trustDomain, issuers: await issuersOf(mesh.model), clock });
+  const tokens: TokenCheck = (md) => check(md);
   const ads = createAdsService(grpc, { source, events, authenticate: adsAuthenticator(tokens, logger), clock });
   const plainAds = createAdsService(grpc, { source, events, plaintext: true, clock });
   push = () => {
@@ -137,9 +141,15 @@ async function wire(o: ControlPlaneOptions, mesh: MeshFileState, state: CaState,
     ads,
     plainAds,
     caAuth: tokens,
-    apply(model: MeshModel): void {
+    /** A new good mesh file: served if it can be (the CA's trust domain, its token issuers, the generator), else rejected whole. */
+    async apply(model: MeshModel): Promise<void> {
+      const seq = ++applying;
       try {
+        if (model.trustDomain !== state.trustDomain) throw new ConfigError(`trustDomain ${model.trustDomain} is not the CA's (${state.trustDomain}, kept under --state): a trust domain cannot change under a running CA; restart with another --state for a new trust domain`);
         source.check(model);
+        const next = tokenAuthenticator({ state, trustDomain: model.trustDomain, issuers: await issuersOf(model), clock });
+        if (seq !== applying) return; // a newer version is being applied
+        check = next;
       } catch (e) {
         this.reject(e as Error);
         return;
@@ -168,6 +178,11 @@ async function serverCredentials(state: CaState, listen: ListenAddress, extra: r
   const names = [...new Set(['localhost', '127.0.0.1', 'istiod.istio-system.svc', listen.host, ...extra].filter((h) => h !== '0.0.0.0' && h !== '::'))];
   const { certPem, keyPem } = await state.issueServing(names);
   return grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(keyPem), cert_chain: Buffer.from(certPem) }], false);
+}
+
+/** The mesh file's external token issuers, their JWK Sets read now. */
+function issuersOf(model: MeshModel) {
+  return Promise.all(model.tokenIssuers.map((i) => loadExternalIssuer(i, model.trustDomain)));
 }
 
 /** Graceful for in-flight CA calls, then forced: a client that keeps a call open cannot hold the process. */

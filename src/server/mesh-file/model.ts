@@ -9,6 +9,7 @@ import { selectorMatches } from '../../policy/model.js';
 import type { ServiceEndpoint, ServiceSpec, SplitBackend } from '../../outbound/settings.js';
 import type { OutboundServiceInput } from '../xds/outbound-model.js';
 import type { MeshProtocol } from './schema.js';
+import type { ExternalIssuerConfig } from '../ca/issuers.js';
 
 /** One service of the mesh file. */
 export interface MeshServiceModel {
@@ -72,6 +73,8 @@ export interface MeshModel {
   readonly policy: Policy;
   /** The policy files the mesh file names, as the loader resolved them. */
   readonly policyFiles: readonly string[];
+  /** External token issuers (tokenIssuers), jwksFile resolved as the policy files are. */
+  readonly tokenIssuers: readonly ExternalIssuerConfig[];
   /**
    * What generateOutboundResources takes: every service, endpoints = static ∪ registered (static
    * first, one per address). A registered endpoint that could not be served (another identity than
@@ -108,6 +111,7 @@ export interface ModelParts {
   readonly services: readonly MeshServiceModel[];
   readonly policy: Policy;
   readonly policyFiles: readonly string[];
+  readonly tokenIssuers?: readonly ExternalIssuerConfig[];
 }
 
 export function meshModel(p: ModelParts): MeshModel {
@@ -119,6 +123,7 @@ export function meshModel(p: ModelParts): MeshModel {
     services: Object.freeze([...p.services]),
     policy: p.policy,
     policyFiles: Object.freeze([...p.policyFiles]),
+    tokenIssuers: Object.freeze([...(p.tokenIssuers ?? [])]),
     outbound(registered, refused) {
       return p.services.map((s) => {
         const ok = registered?.(s)?.filter((e) => {

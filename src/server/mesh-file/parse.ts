@@ -139,5 +139,6 @@ export function parseMeshFile(text: string, o: ParseMeshFileOptions): MeshModel 
   const typed = services.filter((s): s is MeshServiceModel => s !== undefined);
   if (is.empty) checkGenerates(typed, is);
   if (!is.empty) throw new MeshFileError(o.file, is.list, policyFiles);
-  return meshModel({ version: versionOf(text, policies.texts), file: o.file, trustDomain: cfg.trustDomain, services: typed, policy: policies.policy, policyFiles });
+  const tokenIssuers = cfg.tokenIssuers.map((i) => ({ ...i, jwksFile: name(i.jwksFile) }));
+  return meshModel({ version: versionOf(text, policies.texts), file: o.file, trustDomain: cfg.trustDomain, services: typed, policy: policies.policy, policyFiles, tokenIssuers });
 }

@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { serviceSchema } from '../../config.js';
 import { validateTrustDomain } from '../../identity/spiffe-id.js';
+import { ExternalIssuerSchema } from '../ca/issuers.js';
 
 /** A Kubernetes-style DNS label, as createMesh judges a service or namespace name. */
 const dnsLabel = serviceSchema.shape.namespace.unwrap();
@@ -46,6 +47,12 @@ export const meshFileSchema = z
     trustDomain: trustDomain.default('cluster.local'),
     services: z.array(meshServiceSchema).default([]),
     policies: z.array(policyRefSchema).default([]),
+    /**
+     * External token issuers the CA (and the ADS port) accept besides the control plane's own
+     * tokens: an OIDC issuer's JWK Set file (relative to the mesh file) and how its claims map to
+     * a namespace and service account (ca/issuers.ts).
+     */
+    tokenIssuers: z.array(ExternalIssuerSchema).default([]),
   })
   .strict();
 
