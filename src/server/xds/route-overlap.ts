@@ -8,17 +8,22 @@
  * under the alike spellings (case, trailing slash, `;`, percent-decoding, HEAD → GET).
  *
  * Disjointness is proven conservatively, field by field (a pair not proven disjoint is an
- * overlap): `paths` (exact or `prefix*`, no `%` or `;`) whose literals, lower-cased and without a
- * trailing `/`, are not a prefix one of the other; `methods` with no common method (HEAD and GET
+ * overlap): `paths` (exact or `prefix*`, ASCII, no `%` or `;`) whose literals, lower-cased and
+ * without trailing `/`s, are not a prefix one of the other (every alike spelling of a request
+ * matching one starts with that literal); `methods` with no common method (HEAD and GET
  * count as one); `ports` with no common port. Pure.
  */
 import type { Server, ServerRoute } from '../../policy/model.js';
 
-/** The literal of an exact or `prefix*` path, lower-cased, without a trailing `/`; undefined: anything else. */
+/**
+ * The literal of an exact or `prefix*` path, lower-cased, without trailing `/`s; undefined for
+ * anything else, and for literals an alike spelling could rewrite inside (`%`, `;`, non-ASCII
+ * whose lower case is not per character).
+ */
 function literal(p: string): string | undefined {
-  if (p === '*' || p.startsWith('*') || p.includes('{') || p.includes('%') || p.includes(';')) return undefined;
+  if (p === '*' || p.startsWith('*') || !/^[\x21-\x7e]*$/.test(p) || /[{}%;]/.test(p)) return undefined;
   const l = (p.endsWith('*') ? p.slice(0, -1) : p).toLowerCase();
-  return l.length > 1 && l.endsWith('/') ? l.slice(0, -1) : l;
+  return l.replace(/\/+$/, '');
 }
 
 function pathsDisjoint(a: readonly string[], b: readonly string[]): boolean {

@@ -15,6 +15,9 @@ import { type DefaultPolicy, type Policy, type PolicyInput, type PolicyRequest, 
 import { ANY_ROUTING, alikeOf } from '../../../src/policy/router-semantics.js';
 import { InboundRenderError, renderRbac } from '../../../src/server/xds/rbac-render.js';
 import { RBAC_FILTER_NAMES, renderInboundListener } from '../../../src/server/xds/inbound-listener.js';
+import { entriesDisjoint } from '../../../src/server/xds/route-overlap.js';
+import { NARROW_ALLOW, WIDEN_DENY, compileClause, matchClause, newScratch } from '../../../src/policy/match.js';
+import type { ServerRoute } from '../../../src/policy/model.js';
 import { linkerdAuthz, linkerdRoute, linkerdServer } from '../../helpers/linkerd-docs.js';
 import { loadReal } from '../../helpers/xds-protos.js';
 import { req } from '../../policy/helpers.js';
@@ -252,6 +255,42 @@ test('refused, never approximated: overlapping routes with their own rules, a se
   refuses(parsePolicy({ servers: [{ name: 'a', ports: [1] }, { name: 'b', ports: [1, 2] }] }), 1, /servers\[1\] "b": port 1 is already covered by server "a"/);
   // A field of a server rule or route with no RBAC form is named with its section.
   refuses(parsePolicy({ servers: [{ name: 's', ports: [1], routes: [{ paths: ['/u/{id}'] }], rules: [{ name: 'r', action: 'allow', to: { sni: ['x'] } }] }] }), 1, /servers\[0\] "s"\.routes\[0\]\.paths\[0\][^]*servers\[0\] "s"\.rules\[0\] "r"\.to\[0\]\.sni/);
+});
+
+test('route disjointness is proven only where no request, nor any alike spelling of it, matches both entries', () => {
+  const table: Array<[ServerRoute, ServerRoute, boolean]> = [
+    [{ paths: ['/authors', '/authors/*'] }, { paths: ['/ping'] }, true],
+    [{ paths: ['/admin*'] }, { paths: ['/orders*'] }, true],
+    [{ methods: ['GET'], paths: ['/*'] }, { methods: ['POST', 'DELETE'] }, true],
+    [{ ports: [1] }, { ports: [2] }, true],
+    [{ paths: ['/admin*'] }, { paths: ['/*'] }, false],
+    [{ paths: ['/admin'] }, { paths: ['/ADMIN/x'] }, false],
+    [{ paths: ['/a/'] }, { paths: ['/a'] }, false],
+    [{ paths: ['/a;b'] }, { paths: ['/a'] }, false],
+    [{ paths: ['/a;b'] }, { paths: ['/c'] }, false],
+    [{ paths: ['/x%41'] }, { paths: ['/y'] }, false],
+    [{ paths: ['*.json'] }, { paths: ['/a'] }, false],
+    [{ methods: ['HEAD'] }, { methods: ['GET'] }, false],
+    [{ methods: ['*'] }, { methods: ['GET'] }, false],
+    [{ paths: ['/a'] }, { methods: ['GET'] }, false],
+  ];
+  const paths = ['/', '/a', '/a/', '/A', '/a;b', '/a;x', '/c', '/admin', '/Admin/', '/admin/x', '/ADMIN/x', '/orders', '/authors', '/authors/1', '/ping', '/x%41', '/xA', '/y', '/b.json'];
+  for (const [a, b, disjoint] of table) {
+    assert.equal(entriesDisjoint(a, b), disjoint, `${JSON.stringify(a)} / ${JSON.stringify(b)}`);
+    assert.equal(entriesDisjoint(b, a), disjoint, 'symmetric');
+    if (!disjoint) continue;
+    // Claimed disjoint: no request matching one (as sent) has a spelling matching the other.
+    const [x, y] = [compileClause(a), compileClause(b)];
+    for (const path of paths) for (const method of ['GET', 'HEAD', 'POST', 'DELETE']) for (const port of [1, 2]) {
+      const alike = alikeOf(path, method, ANY_ROUTING);
+      const r = { ...req({ path, method, port }), ...(alike && { alike }) };
+      const s0 = newScratch();
+      s0.req = r;
+      for (const [p, q] of [[x, y], [y, x]] as const) {
+        assert.ok(!(matchClause(p, r, s0, TD, NARROW_ALLOW) && matchClause(q, r, s0, TD, WIDEN_DENY)), `${method} ${path} :${port} in both ${JSON.stringify(a)} and ${JSON.stringify(b)}`);
+      }
+    }
+  }
 });
 
 // ------------------------------------------------------------------------------------------------
