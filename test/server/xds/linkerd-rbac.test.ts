@@ -233,6 +233,26 @@ test('the Server decides on its port: the top-level allow rules do not apply the
   assert.equal(shop('cluster-authenticated', 8080).evaluate(req({ port: 8080, from: 'spiffe://east.td/ns/a/sa/b' })).allowed, false);
 });
 
+test('cluster-* access policies with the cluster networks given: rendered as compilePolicy judges them with the same networks', () => {
+  const clusterNetworks = ['10.0.0.0/8', 'fd00::/8'];
+  for (const a of ['cluster-authenticated', 'cluster-unauthenticated'] as const) {
+    const policy = loadPolicy(shopServer(`  accessPolicy: ${a}\n`));
+    const workload = { trustDomain: TD, namespace: 'shop', labels: { app: 'web' }, clusterNetworks };
+    const t = translateInbound(decodeListener(renderInboundListener({ ip: '10.0.0.7', port: 8080, mode: 'strict', policy, ...workload })));
+    assert.ok(t.ok, t.ok ? '' : formatReasons(t.reasons));
+    const want = compilePolicy(policy, workload);
+    const got = compilePolicy(t.value.policy, workload);
+    const seen = new Set<boolean>();
+    for (const r of requests(8080, false)) {
+      assert.equal(got.evaluate(r).allowed, want.evaluate(r).allowed, `${a} ${r.peer?.spiffeId} from ${r.sourceIp}`);
+      seen.add(want.evaluate(r).allowed);
+    }
+    assert.equal(seen.size, 2, a);
+    // 192.168.1.9 is a default cluster network, not one of these: refused by both.
+    assert.equal(got.evaluate(req({ port: 8080, ip: '192.168.1.9' })).allowed, false, a);
+  }
+});
+
 test('refused, never approximated: overlapping routes with their own rules, a section without a port, two sections on one port', () => {
   const refuses = (p: Policy, port: number | undefined, re: RegExp, workload = { namespace: 'default', labels: { app: 'payments' } }) => {
     assert.throws(() => renderRbac(p, { trustDomain: TD, ...workload, ...(port !== undefined && { port }) }), (e: unknown) => {
