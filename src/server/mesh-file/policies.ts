@@ -84,23 +84,42 @@ function lineOfName(text: string, rule: string): number {
 /**
  * Rules the embedded control plane could not serve as RBAC (trust domains, SNI, path templates,
  * …): refused now, with the file, rather than when a workload they select connects. Each rule is
- * judged wherever it applies (its namespace and selector set aside). Linkerd server sections are
- * left to the renderer (docs/control-planes.md).
+ * judged wherever it applies (its namespace and selector set aside); so is each Linkerd server
+ * section, on its own ports (ranked routes RBAC cannot tell apart, fields without an RBAC form).
  */
 function checkRenderable(policy: Policy, file: string, text: string, trustDomain: string, at: string, is: Issues): void {
+  const report = (e: unknown, where: (path: string) => { path: string; line: number }) => {
+    if (!(e instanceof InboundRenderError)) throw e;
+    for (const i of e.issues) {
+      const w = where(i.path);
+      is.push({ file, line: w.line, column: 1, path: w.path, message: `cannot be served as the inbound Listener's RBAC: ${i.message} (policy file named at ${is.where(at)})` });
+    }
+  };
   for (const r of policy.rules) {
     const { namespace: _n, selector: _s, ...anywhere } = r;
     try {
       renderRbac({ rules: [anywhere], servers: [] }, { trustDomain });
     } catch (e) {
-      if (!(e instanceof InboundRenderError)) throw e;
-      const line = lineOfName(text, r.name);
-      for (const i of e.issues) {
-        const path = i.path.replace(/^rules\[0\] /, 'rule ');
-        is.push({ file, line, column: 1, path, message: `cannot be served as the inbound Listener's RBAC: ${i.message} (policy file named at ${is.where(at)})` });
-      }
+      report(e, (path) => ({ path: path.replace(/^rules\[0\] /, 'rule '), line: lineOfName(text, r.name) }));
     }
   }
+  for (const s of policy.servers) {
+    const { namespace: _n, selector: _s, ...anywhere } = s;
+    try {
+      renderRbac({ rules: [], servers: [anywhere] }, { trustDomain, port: s.ports[0]! });
+    } catch (e) {
+      report(e, (path) => ({ path: path.replace(/^servers\[0\] /, 'server '), line: lineOfName(text, serverPart(s, path)) }));
+    }
+  }
+}
+
+/** The name an issue of a server section is about: its rule's, its route's (the HTTPRoute), or the server's. */
+function serverPart(s: Server, path: string): string {
+  const rule = /\.rules\[(\d+)\]/.exec(path);
+  if (rule) return s.rules[Number(rule[1])]?.name ?? s.name;
+  const route = /\.routes\[(\d+)\]/.exec(path);
+  if (route) return s.routes[Number(route[1])]?.route ?? s.name;
+  return s.name;
 }
 
 /** A name taken by an earlier file gets the file in front: `policies/b.yaml:rule-0` (two native files both have `rule-0`). */

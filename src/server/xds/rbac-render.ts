@@ -17,9 +17,19 @@
  * - methods → `:method` header, hosts → `:authority` (ignore_case), paths → `url_path`, ports →
  *   `destination_port`, headers → header matchers (`*` = present).
  *
+ * Linkerd server sections (port-scoped: their own rules, routes and `accessPolicy`) are rendered
+ * for ONE port (`port`, the Listener's): the section covering it (and selecting the workload)
+ * decides there, as the native evaluator does — its deny and audit rules join the top-level ones;
+ * its allow rules, each ANDed with its routes (non-empty routes: a request matching none is
+ * denied), and its accessPolicy (an ALLOW policy whose principal is the policy's: any, an
+ * authenticated peer, the trust domain, the cluster networks) REPLACE the top-level allow rules,
+ * which do not apply on that port. Named routes with allow rules of their own render only when
+ * no request can fall into two of them (route-overlap.ts): RBAC has no route precedence.
+ *
  * What the RBAC rendering, or our client's reading of it, cannot state exactly is refused with an
  * issue naming the rule and field (trust domains, SNI, path templates, namespace patterns other
- * than exact or `*`, headers named `host`, Linkerd server sections). Pure.
+ * than exact or `*`, headers named `host`, overlapping ranked routes, server sections without a
+ * port). Pure.
  */
 import type { DeepPartial } from '../../proto/wire.js';
 import type { Permission, Principal, Policy as RbacPolicy } from '../../proto/envoy/config/rbac/v3/rbac.js';
@@ -27,7 +37,10 @@ import { RBAC_Action } from '../../proto/envoy/config/rbac/v3/rbac.js';
 import type { RBAC } from '../../proto/envoy/extensions/filters/http/rbac/v3/rbac.js';
 import type { StringMatcher } from '../../proto/envoy/type/matcher/v3/matcher.js';
 import type { Condition, Operation, Policy, Rule, Source } from '../../policy/index.js';
+import type { DefaultPolicy, Server } from '../../policy/model.js';
 import { selectorMatches } from '../../policy/model.js';
+import { DEFAULT_CLUSTER_NETWORKS } from '../../policy/cidr.js';
+import { routeOverlap } from './route-overlap.js';
 import { SidecarlessError } from '../../errors.js';
 
 type P = DeepPartial<Principal>;
@@ -55,6 +68,13 @@ export interface RenderOptions {
   readonly trustDomain: string;
   readonly namespace?: string;
   readonly labels?: Readonly<Record<string, string>>;
+  /**
+   * The Listener's port: the server section covering it decides (see the module comment). Omitted:
+   * a policy with a server section selecting the workload is refused (it has no port-free form).
+   */
+  readonly port?: number;
+  /** As CompileOptions.clusterNetworks: what `cluster-*` access policies mean (omitted: the native default). */
+  readonly clusterNetworks?: readonly string[];
 }
 
 /** The RBAC filter configs, by action; undefined: no filter of that action. */
@@ -198,10 +218,13 @@ function operationParts(o: Operation, is: Issues, at: string): Perm[] | undefine
   return parts.every((p): p is Perm => p !== undefined) ? parts : undefined;
 }
 
-/** One rule → the RBAC policy istiod would write for it, or undefined with its issues recorded. */
-function rulePolicy(r: Rule, o: RenderOptions, is: Issues, at: string): DeepPartial<RbacPolicy> | undefined {
+/**
+ * One rule → the RBAC policy istiod would write for it, or undefined with its issues recorded.
+ * `also`: a permission ANDed into every permission (a server allow rule's routes).
+ */
+function rulePolicy(r: Rule, o: RenderOptions, is: Issues, at: string, also?: Perm): DeepPartial<RbacPolicy> | undefined {
   const wSrc: P[] = [];
-  const wOp: Perm[] = [];
+  const wOp: Perm[] = also === undefined ? [] : [also];
   let ok = true;
   r.when.forEach((c: Condition, i) => {
     const s = sourceParts(c, o.trustDomain, is, `${at}.when[${i}]`);
@@ -224,7 +247,7 @@ function rulePolicy(r: Rule, o: RenderOptions, is: Issues, at: string): DeepPart
   };
 }
 
-function applies(r: Rule, o: RenderOptions): boolean {
+function applies(r: { namespace?: string; selector?: Rule['selector'] }, o: RenderOptions): boolean {
   if (r.namespace !== undefined && r.namespace !== o.namespace) return false;
   if (r.selector !== undefined && !selectorMatches(r.selector, o.labels ?? {})) return false;
   return true;
@@ -232,32 +255,108 @@ function applies(r: Rule, o: RenderOptions): boolean {
 
 const ACTION = { allow: RBAC_Action.ALLOW, deny: RBAC_Action.DENY, audit: RBAC_Action.LOG } as const;
 
+type Policies = Record<keyof typeof ACTION, Map<string, DeepPartial<RbacPolicy>>>;
+
+/** The server section that decides on `o.port` for this workload, or undefined; refusals recorded. */
+function serverFor(policy: Policy, o: RenderOptions, is: Issues): { server: Server; at: string } | undefined {
+  const here = policy.servers.map((s, i) => ({ server: s, at: `servers[${i}] "${s.name}"` })).filter(({ server }) => applies(server, o));
+  if (here.length === 0) return undefined;
+  if (o.port === undefined) {
+    return is.refuse('servers', 'Linkerd server sections are rendered per port: pass the Listener\'s port (a policy with server sections has no port-free form)');
+  }
+  const covering = here.filter(({ server }) => server.ports.includes(o.port!));
+  if (covering.length > 1) {
+    return is.refuse(covering[1]!.at, `port ${o.port} is already covered by server "${covering[0]!.server.name}"; servers must not overlap`);
+  }
+  return covering[0];
+}
+
+/** A server's route entries → one permission (any of them), or undefined when it has none (or one was refused). */
+function routesPermission(s: Server, at: string, is: Issues, route?: string): Perm | undefined {
+  const entries = s.routes.map((e, j) => ({ e, j })).filter(({ e }) => route === undefined || e.route === route);
+  if (entries.length === 0) return undefined;
+  const parts = entries.map(({ e, j }) => {
+    const { route: _r, rank: _k, ...op } = e;
+    const x = operationParts(op, is, `${at}.routes[${j}]`);
+    return x && ({ andRules: { rules: x.length > 0 ? x : [{ any: true }] } } as Perm);
+  });
+  return anyRule(parts, false);
+}
+
+/** The principal an access policy admits (undefined: `deny`, nothing), as compilePolicy's applyDefault judges. */
+function accessPrincipal(a: DefaultPolicy, o: RenderOptions): P | undefined {
+  const networks = (list: readonly string[]): P => ({ orIds: { ids: list.map((c) => ({ directRemoteIp: cidr(c) })) } });
+  switch (a) {
+    case 'deny':
+      return undefined;
+    case 'all-unauthenticated':
+    case 'audit':
+      return { any: true };
+    case 'all-authenticated':
+      return { authenticated: {} };
+    case 'cluster-authenticated': {
+      const td = named({ prefix: `${SPIFFE}${o.trustDomain}/` });
+      return o.clusterNetworks === undefined ? td : { andIds: { ids: [td, networks(o.clusterNetworks)] } };
+    }
+    case 'cluster-unauthenticated':
+      return networks(o.clusterNetworks ?? DEFAULT_CLUSTER_NETWORKS);
+  }
+}
+
+function add(policies: Policies, action: keyof typeof ACTION, name: string, p: DeepPartial<RbacPolicy> | undefined, is: Issues, at: string): void {
+  if (name.length > MAX_NAME) is.refuse(`${at}.name`, `longer than ${MAX_NAME} characters (the RBAC policy name)`);
+  else if (policies[action].has(name)) is.refuse(`${at}.name`, `another ${action} rule has this name: RBAC policies of one filter are keyed by name; rename one`);
+  else if (p !== undefined) policies[action].set(name, p);
+}
+
 /**
- * The policy's rules that apply to the workload → its RBAC filter configs.
+ * The server section on this port: its deny and audit rules as they are; its allow rules ANDed
+ * with their routes (a routed rule: its own route's entries); its accessPolicy as one more ALLOW
+ * policy over the routes. The ALLOW filter is always present (an accessPolicy `deny` and no allow
+ * rule: it allows nothing).
+ */
+function renderServer(s: Server, at: string, o: RenderOptions, is: Issues, policies: Policies): void {
+  const overlap = routeOverlap(s);
+  if (overlap !== undefined) {
+    is.refuse(`${at}.routes[${overlap.b}]`, `may match the same request as routes[${overlap.a}] (route "${s.routes[overlap.a]!.route ?? ''}"): a request is classified into ONE route (the highest-ranked), and RBAC has no route precedence; make the routes' paths or methods disjoint, or state the rules without routes`);
+    return;
+  }
+  const all = routesPermission(s, at, is);
+  s.rules.forEach((r, i) => {
+    const rat = `${at}.rules[${i}] "${r.name}"`;
+    if (r.matchNothing) return;
+    const also = r.action !== 'allow' ? undefined : r.route !== undefined ? routesPermission(s, at, is, r.route) : all;
+    add(policies, r.action, r.name, rulePolicy(r, o, is, rat, also), is, rat);
+  });
+  const who = accessPrincipal(s.accessPolicy, o);
+  if (who === undefined) return;
+  const name = `${s.name}:default:${s.accessPolicy}`;
+  add(policies, 'allow', name, { permissions: [all ?? { any: true }], principals: [who] }, is, `${at}.accessPolicy`);
+}
+
+/**
+ * The policy's rules that apply to the workload on `o.port` → its RBAC filter configs.
  * @throws InboundRenderError listing every rule and field that has no exact rendering.
  */
 export function renderRbac(policy: Policy, o: RenderOptions): RenderedRbac {
   const is = new Issues();
-  if (policy.servers.length > 0) {
-    is.refuse('servers', 'Linkerd server sections (ports with their own default, routes and rules) have no form in istiod\'s inbound Listener: state the rules as top-level rules');
-  }
-  const policies = { allow: new Map<string, DeepPartial<RbacPolicy>>(), deny: new Map<string, DeepPartial<RbacPolicy>>(), audit: new Map<string, DeepPartial<RbacPolicy>>() };
-  let allowRules = 0;
+  const section = serverFor(policy, o, is);
+  const policies: Policies = { allow: new Map(), deny: new Map(), audit: new Map() };
+  let allowFilter = section !== undefined;
   policy.rules.forEach((r, i) => {
     const at = `rules[${i}] "${r.name}"`;
     if (!applies(r, o)) return;
-    if (r.action === 'allow') allowRules++;
+    if (r.action === 'allow' && section !== undefined) return; // the server decides on its port, not the top-level allow rules
+    if (r.action === 'allow') allowFilter = true;
     if (r.matchNothing) return; // adds nothing to its action; an ALLOW filter with no policy allows nothing
-    if (r.name.length > MAX_NAME) is.refuse(`${at}.name`, `longer than ${MAX_NAME} characters (the RBAC policy name)`);
-    else if (policies[r.action].has(r.name)) is.refuse(`${at}.name`, `another ${r.action} rule has this name: RBAC policies of one filter are keyed by name; rename one`);
-    const p = rulePolicy(r, o, is, at);
-    if (p !== undefined) policies[r.action].set(r.name, p);
+    add(policies, r.action, r.name, rulePolicy(r, o, is, at), is, at);
   });
+  if (section !== undefined) renderServer(section.server, section.at, o, is, policies);
   if (is.list.length > 0) throw new InboundRenderError('The inbound policy', is.list);
   const filter = (a: keyof typeof ACTION): DeepPartial<RBAC> => ({ rules: { action: ACTION[a], policies: policies[a] } });
   return {
     ...(policies.deny.size > 0 && { deny: filter('deny') }),
-    ...(allowRules > 0 && { allow: filter('allow') }),
+    ...(allowFilter && { allow: filter('allow') }),
     ...(policies.audit.size > 0 && { audit: filter('audit') }),
   };
 }

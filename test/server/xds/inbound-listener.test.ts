@@ -160,7 +160,8 @@ test('refusal table: what has no exact rendering is an error naming the rule and
     [{ rules: [{ action: 'allow', to: { headers: { Host: ['a'] } } }] }, /to\[0\]\.headers\.host: a header named "host"/],
     [{ rules: [{ name: 'x', action: 'allow' }, { name: 'x', action: 'allow', to: { ports: [1] } }] }, /rules\[1\] "x"\.name: another allow rule has this name/],
     [{ rules: [{ name: 'n'.repeat(513), action: 'deny' }] }, /\.name: longer than 512 characters/],
-    [{ servers: [{ name: 'web', ports: [8443], accessPolicy: 'deny' }] }, /servers: Linkerd server sections/],
+    // A server section renders for the Listener's port (linkerd-rbac.test.ts), except ranked routes RBAC cannot tell apart.
+    [{ servers: [{ name: 'web', ports: [8443], routes: [{ route: 'a', rank: 2, paths: ['/admin*'] }, { route: 'b', rank: 1, paths: ['/*'] }], rules: [{ name: 'x', action: 'allow', route: 'a' }] }] }, /servers\[0\] "web"\.routes\[1\]: may match the same request as routes\[0\] \(route "a"\)/],
     [() => renderInboundListener(input({}, { ip: '10.0.0' })), /ip: "10\.0\.0" is not an IPv4 or IPv6 address/],
     [() => renderInboundListener(input({}, { port: 0 })), /port: 0 is not a port/],
     [() => renderInboundListener(input({}, { trustDomain: 'Cluster/Local' })), /trustDomain: "Cluster\/Local" is not a trust domain/],
