@@ -16,6 +16,7 @@ import { closeServer, listen, waitFor } from '../helpers/net.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { decodeDiscoveryResponse, encodeDiscoveryRequest } from '../../src/proto/envoy/service/discovery/v3/discovery.js';
 
 /** One ADS request over TLS (pinned root, bearer token) with a node claiming `sa`: the stream's status (OK once a response came). */
@@ -199,6 +200,29 @@ describe('the embedded control plane, whole', () => {
     // Resynchronized: an edit after the restart reaches the client.
     await writeFile(join(r.dir, 'policy.yaml'), POLICY('"PUT"'));
     await waitFor(async () => (await call(orders)).status === 403, 5_000, 'a policy edit after the restart is followed');
+  });
+
+  test('tokenIssuers: a token of an external OIDC issuer (its JWK Set named by the mesh file) gets an SVID; a JWK Set that cannot be read rejects the reload', async () => {
+    const r = await rig();
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'k8s-1', use: 'sig', alg: 'ES256' };
+    await writeFile(join(r.dir, 'jwks.json'), JSON.stringify({ keys: [jwk] }));
+    const ISS = 'https://kubernetes.default.svc.cluster.local';
+    await writeFile(join(r.dir, 'mesh.yaml'), `${MESH}tokenIssuers:\n  - { issuer: "${ISS}", jwksFile: jwks.json }\n`);
+    await waitFor(() => r.logs.some((l) => /reloaded/.test(l)), 5_000, 'the file with tokenIssuers served');
+    const now = Math.floor(Date.now() / 1000);
+    const claims = { iss: ISS, aud: ['istio-ca'], sub: 'system:serviceaccount:default:orders', iat: now, exp: now + 600, 'kubernetes.io': { namespace: 'default', serviceaccount: { name: 'orders' } } };
+    const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const input = `${part({ alg: 'ES256', kid: 'k8s-1', typ: 'JWT' })}.${part(claims)}`;
+    const jwt = `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+    await writeFile(join(r.dir, 'k8s.token'), jwt);
+    const orders = await createMesh({ service: 'orders', logger: quiet, controlPlane: { address: r.cp.address, root: r.cp.rootFile, token: { file: join(r.dir, 'k8s.token') } } });
+    opened.push(orders);
+    assert.equal(orders.identity.getX509Svid().spiffeId.id, id('orders'), 'an SVID for the identity the external token maps to');
+    assert.ok(r.cp.status().certificates.some((c) => c.spiffeId === id('orders')));
+    await writeFile(join(r.dir, 'mesh.yaml'), `${MESH}tokenIssuers:\n  - { issuer: "${ISS}", jwksFile: missing.json }\n`);
+    await waitFor(() => r.cp.status().meshFile.rejected !== undefined, 5_000, 'the reload with a missing JWK Set rejected');
+    assert.match(r.cp.status().meshFile.rejected!.message, /missing\.json/);
   });
 
   test('a wrong token is refused by the CA and the ADS server; a node that contradicts its token cannot open a stream', async () => {
