@@ -24,6 +24,7 @@ import { printable } from '../../identity/peer-text.js';
 import { IstioCertificateService, type IstioCertificateRequest, type IstioCertificateResponse } from '../../proto/istio/ca.js';
 import { type Grpc } from '../../sources/grpc.js';
 import { CaTokenError, CsrError } from './errors.js';
+import { spiffeIdsAsked } from './csr.js';
 import { type CaState } from './state.js';
 import { TOKEN_ISSUER, type TokenPolicy, ownTokenPolicy, verifyToken } from './tokens.js';
 
@@ -96,6 +97,16 @@ export function tokenAuthenticator(o: { state: CaState; trustDomain: string; iss
   };
 }
 
+/** The SPIFFE IDs other than `identity` a CSR asks for; none when it cannot be read (sign() then says why). */
+function otherIdentitiesAsked(csrPem: unknown, identity: string): string[] {
+  if (typeof csrPem !== 'string' || csrPem.length > 64 * 1024) return [];
+  try {
+    return spiffeIdsAsked(csrPem).filter((id) => id !== identity);
+  } catch {
+    return [];
+  }
+}
+
 export function createCaService(grpc: Grpc, o: CaServiceOptions): CaService {
   if (o.trustDomain !== o.state.trustDomain) {
     throw new ConfigError(`the CA service is for trust domain ${o.trustDomain} but its state directory ${o.state.dir} signs for ${o.state.trustDomain}: give both the same`, [{ path: 'trustDomain', message: `must be ${o.state.trustDomain}` }]);
@@ -119,8 +130,13 @@ export function createCaService(grpc: Grpc, o: CaServiceOptions): CaService {
       log.warn(`CA refused a certificate request from ${peer}: ${printable(why, 2048)}`);
       throw fail(grpc.status.UNAUTHENTICATED, AUTHENTICATE_FAILURE);
     }
-    const asked = call.request.validityDuration;
-    const ttlMs = Number.isFinite(asked) && asked > 0 ? Math.min(asked * 1000, maxTtlMs) : defaultTtlMs;
+    const validity = call.request.validityDuration;
+    const ttlMs = Number.isFinite(validity) && validity > 0 ? Math.min(validity * 1000, maxTtlMs) : defaultTtlMs;
+    const other = otherIdentitiesAsked(call.request.csr, who.spiffeId);
+    if (other.length > 0) {
+      log.warn(`CA refused ${peer}: its token is for ${who.spiffeId}, its CSR asks for ${printable(other.join(', '), 512)}`);
+      throw fail(grpc.status.PERMISSION_DENIED, `the token is for ${who.spiffeId} but the certificate request asks for ${printable(other.join(', '), 512)}: give this workload its own token`);
+    }
     try {
       const certChain = await o.state.sign(call.request.csr, who.spiffeId, ttlMs);
       log.info(`CA issued a certificate for ${who.spiffeId} to ${peer}`, { ttlSeconds: Math.round(ttlMs / 1000) });

@@ -51,3 +51,15 @@ export async function verifiedCsrKey(csrPem: unknown): Promise<Uint8Array> {
   if (!ok) throw new CsrError("the csr's signature does not verify with the key it carries: its sender must sign it with that key (proof of possession)");
   return spki;
 }
+
+/**
+ * The SPIFFE IDs a CSR asks for (its `spiffe://` URI SANs). istiod ignores them; the embedded CA
+ * refuses a request that asks for another identity than its token's (DESIGN.md: a token for
+ * another workload is refused), since a client asking for X with Y's token holds the wrong token.
+ */
+export function spiffeIdsAsked(csrPem: string): string[] {
+  const x509 = loadX509();
+  const csr = new x509.Pkcs10CertificateRequest(csrPem);
+  const san = csr.getExtension('2.5.29.17') as X509.SubjectAlternativeNameExtension | null;
+  return (san?.names.items ?? []).filter((n) => n.type === 'url' && n.value.toLowerCase().startsWith('spiffe://')).map((n) => n.value);
+}

@@ -79,23 +79,24 @@ describe('our Istio CA client against the embedded CA', () => {
     }
   });
 
-  test('a token for another workload gives that identity only (the CSR’s SAN ignored), and the source expecting orders refuses it', async () => {
+  test('a token for another workload: refused when the CSR asks for another identity (DESIGN.md); a CSR naming none gets the token’s identity only', async () => {
     const keys = await generateKeyPair();
     const csrPem = await createCsr(keys, ORDERS); // asks for orders
     const is = issuer(token('kube-system', 'admin'));
     try {
-      const chain = await is.issue({ csrPem, spiffeId: ADMIN, ttlMs: 3_600_000 });
+      await assert.rejects(is.issue({ csrPem, spiffeId: ORDERS, ttlMs: 3_600_000 }), (e: Error) => /PERMISSION_DENIED|the token is for spiffe:\/\/cluster\.local\/ns\/kube-system\/sa\/admin but the certificate request asks for spiffe:\/\/cluster\.local\/ns\/default\/sa\/orders/.test(e.message));
+      assert.ok(!state.issued().some((r) => r.spiffeId === ADMIN && r.at >= Date.now() - 1000), 'nothing issued');
+      const chain = await is.issue({ csrPem: await createCsr(keys, ADMIN), spiffeId: ADMIN, ttlMs: 3_600_000 });
       const leaf = parseCertificate(pemToCertDers(chain.certChainPem)[0]!);
-      assert.deepEqual(leaf.uris, [ADMIN], 'the token’s identity, not the CSR’s');
+      assert.deepEqual(leaf.uris, [ADMIN], 'its own identity: issued');
       await verifiesAgainstRootFile(chain.certChainPem, ADMIN);
-      await assert.rejects(is.issue({ csrPem, spiffeId: ORDERS, ttlMs: 3_600_000 }), /belongs to another workload/);
     } finally {
       is.close();
     }
     const source = await createIstioCaSource({ address, serverName: SERVER_NAME, root: state.rootFile, token: token('kube-system', 'admin'), trustDomain: TD, spiffeId: ORDERS });
     try {
       assert.notEqual(source.status().state, 'ready');
-      assert.match(source.status().lastError!, /issued a certificate for .*admin, not for .*orders/);
+      assert.match(source.status().lastError!, /PERMISSION_DENIED: the token is for .*admin but the certificate request asks for .*orders: give this workload its own token/);
     } finally {
       await source.close();
     }
@@ -134,7 +135,7 @@ describe('our Istio CA client against the embedded CA', () => {
   });
 
   test('an authenticator that returns a SPIFFE ID string, throws, or returns nothing: issued, or UNAUTHENTICATED with the reason only logged', async () => {
-    const csrPem = await createCsr(await generateKeyPair(), ADMIN);
+    const csrPem = await createCsr(await generateKeyPair(), ORDERS);
     const run = (authenticate: Parameters<typeof createCaService>[1]['authenticate']) =>
       new Promise<{ err: grpc.ServiceError | null; res?: { certChain: string[] } }>((resolve) => {
         const svc = createCaService(grpc, { state, trustDomain: TD, authenticate, logger: { info: () => {}, warn: (m: string) => void logs.push(m), error: () => {} } });
@@ -198,13 +199,13 @@ describe('raw calls', () => {
 
 describe('gRPC C-core (Python) as a client', () => {
   test('one CreateCertificate with a token: the token’s identity, the client’s own key, leaf first and root last', async () => {
-    const out = await runPython('istio_ca_client.py', JSON.stringify({ address, root: state.rootPem, serverName: SERVER_NAME, token: token('default', 'orders'), csrSan: ADMIN, validity: 600 }));
+    const out = await runPython('istio_ca_client.py', JSON.stringify({ address, root: state.rootPem, serverName: SERVER_NAME, token: token('default', 'orders'), csrSan: 'https://example.com/not-a-spiffe-id', validity: 600 }));
     const r = JSON.parse(out) as { ok: boolean; chain: string[]; publicKey: string; code?: string; details?: string };
     assert.equal(r.ok, true, JSON.stringify(r));
     assert.equal(r.chain.length, 2);
     assert.equal(r.chain[1], state.rootPem, 'root last, one PEM ending "\\n"');
     const leaf = parseCertificate(pemToCertDers(r.chain[0]!)[0]!);
-    assert.deepEqual(leaf.uris, [ORDERS], 'the CSR asked for admin: the token says orders');
+    assert.deepEqual(leaf.uris, [ORDERS], 'the CSR named no SPIFFE ID (only an https URI, ignored): the token says orders');
     assert.ok(createPublicKey(r.publicKey).equals(leaf.node.publicKey), 'the CSR’s key');
     assert.ok(Math.abs(leaf.notAfter - Date.now() - 600_000) < 5000);
     await verifiesAgainstRootFile(r.chain[0]!, ORDERS);
