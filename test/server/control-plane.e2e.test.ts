@@ -245,5 +245,8 @@ describe('the embedded control plane, whole', () => {
     const forged = await rawStream(r, token.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')), 'orders');
     assert.deepEqual([forged.code, forged.details], [grpc.status.UNAUTHENTICATED, 'request authenticate failure']);
     assert.ok((await rawStream(r, token, 'orders')).code === grpc.status.OK, 'its own node: served');
+    const expired = issueToken({ tokenKey: r.cp.state.tokenKey, clock: { now: () => Date.now() - 2 * 3_600_000 } }, { namespace: 'default', serviceAccount: 'orders', ttlMs: 3_600_000 });
+    assert.deepEqual((await rawStream(r, expired, 'orders')).code, grpc.status.UNAUTHENTICATED, 'an expired token');
+    assert.ok(r.logs.some((l) => /ADS stream refused .*exp/i.test(l)), r.logs.filter((l) => /refused/.test(l)).join('\n'));
   });
 });
