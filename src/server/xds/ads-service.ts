@@ -36,6 +36,7 @@ import {
   type AdsEvents,
   type AdsFailure,
   AdsSession,
+  type DigestCache,
   firstRequestProblem,
   GRPC_STATUS,
   MAX_REQUEST_BYTES,
@@ -234,7 +235,9 @@ export function createAdsService(grpc: typeof GrpcJs, o: AdsServiceOptions): Ads
   let closed = false;
   const flush = () => {
     timer = undefined;
-    for (const s of [...streams.values()]) s.write(s.session!.refresh());
+    // One digest per resource for the whole pass, however many clients subscribe to it.
+    const cache: DigestCache = new Map();
+    for (const s of [...streams.values()]) s.write(s.session!.refresh(cache));
   };
   return {
     definition: definitionOf(),

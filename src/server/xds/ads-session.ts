@@ -163,16 +163,32 @@ export function firstRequestProblem(req: DiscoveryRequest): AdsFailure | undefin
   return undefined;
 }
 
-/** A deterministic version for exactly these resources (names and bytes). */
-export function versionOf(resources: ReadonlyArray<readonly [string, Uint8Array]>): string {
+/**
+ * Digests of (name, bytes) already computed, by the bytes object: one refresh of every client
+ * (ads-service.ts's flush) shares one, so a resource many clients subscribe to is hashed once, not
+ * once per client. Lives for one synchronous pass only: a source that reused a buffer for other
+ * content later could not make it stale.
+ */
+export type DigestCache = Map<Uint8Array, { readonly name: string; readonly digest: Buffer }>;
+
+function entryDigest(name: string, bytes: Uint8Array): Buffer {
+  const n = Buffer.from(name);
+  const len = Buffer.alloc(8);
+  len.writeUInt32BE(n.length, 0);
+  len.writeUInt32BE(bytes.length, 4);
+  return createHash('sha256').update(len).update(n).update(bytes).digest();
+}
+
+/** A deterministic version for exactly these resources (names and bytes): a hash of each one's digest, in order. */
+export function versionOf(resources: ReadonlyArray<readonly [string, Uint8Array]>, cache?: DigestCache): string {
   const h = createHash('sha256');
-  const len = Buffer.alloc(4);
   for (const [name, bytes] of resources) {
-    const n = Buffer.from(name);
-    len.writeUInt32BE(n.length);
-    h.update(len).update(n);
-    len.writeUInt32BE(bytes.length);
-    h.update(len).update(bytes);
+    let d = cache?.get(bytes);
+    if (d === undefined || d.name !== name) {
+      d = { name, digest: entryDigest(name, bytes) };
+      cache?.set(bytes, d);
+    }
+    h.update(d.digest);
   }
   return h.digest('hex').slice(0, 16);
 }
@@ -218,13 +234,13 @@ export class AdsSession {
     return { responses: r ? [r] : [], event };
   }
 
-  /** Recomputes every subscribed type (CDS, EDS, LDS, RDS) and returns a response for each whose bytes changed. */
-  refresh(): DiscoveryResponse[] {
+  /** Recomputes every subscribed type (CDS, EDS, LDS, RDS) and returns a response for each whose bytes changed; `cache` is shared by the sessions of one pass. */
+  refresh(cache?: DigestCache): DiscoveryResponse[] {
     const out: DiscoveryResponse[] = [];
     for (const typeUrl of PUSH_ORDER) {
       const s = this.#types.get(typeUrl);
       if (!s || !subscribed(s)) continue;
-      const r = this.#respond(s, s.sent?.version ?? '');
+      const r = this.#respond(s, s.sent?.version ?? '', cache);
       if (r) out.push(r);
     }
     return out;
@@ -256,7 +272,7 @@ export class AdsSession {
   }
 
   /** The response for the type's current subscription; with `unless`, undefined when its version is that. */
-  #respond(s: TypeState, unless?: string): DiscoveryResponse | undefined {
+  #respond(s: TypeState, unless?: string, cache?: DigestCache): DiscoveryResponse | undefined {
     let found: ReadonlyMap<string, Uint8Array>;
     try {
       found = this.source.resolve(this.client, s.typeUrl, s.wildcard ? '*' : new Set(s.names));
@@ -267,7 +283,7 @@ export class AdsSession {
     const wanted = s.wildcard ? undefined : new Set(s.names);
     // Only what was asked for (a source that returns more is not trusted to), sorted by name.
     const chosen = [...found].filter(([name, bytes]) => (wanted === undefined || wanted.has(name)) && bytes instanceof Uint8Array).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    const version = versionOf(chosen);
+    const version = versionOf(chosen, cache);
     if (unless !== undefined && version === unless) return undefined;
     const nonce = String(++this.#nonces);
     s.lastNonce = nonce;
