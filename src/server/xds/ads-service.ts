@@ -28,8 +28,8 @@ import {
   type DiscoveryRequest,
   type DiscoveryResponse,
   decodeDiscoveryRequest,
-  encodeDiscoveryResponse,
 } from '../../proto/envoy/service/discovery/v3/discovery.js';
+import { serializeDiscoveryResponse } from './ads-encode.js';
 import {
   type AdsClient,
   type AdsClientStatus,
@@ -95,7 +95,7 @@ const raw = (b: Buffer): Buffer => b;
 const definitionOf = (): GrpcJs.ServiceDefinition => {
   const m = AggregatedDiscoveryService.StreamAggregatedResources;
   return {
-    StreamAggregatedResources: { ...m, requestDeserialize: raw, responseSerialize: (r: DiscoveryResponse) => Buffer.from(encodeDiscoveryResponse(r)) },
+    StreamAggregatedResources: { ...m, requestDeserialize: raw, responseSerialize: serializeDiscoveryResponse },
   } as unknown as GrpcJs.ServiceDefinition;
 };
 
