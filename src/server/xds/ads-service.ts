@@ -128,6 +128,7 @@ class Stream {
     private readonly id: string,
     private readonly clock: Clock,
     private readonly registry: Map<string, Stream>,
+    private readonly digests: () => DigestCache,
   ) {
     call.on('data', (b: Buffer) => this.#data(b));
     call.on('end', () => this.end());
@@ -189,7 +190,7 @@ class Stream {
 
   #handle(req: DiscoveryRequest): void {
     const session = this.session!;
-    const r = session.receive(req);
+    const r = session.receive(req, this.digests());
     if (r.fail) return this.fail(r.fail);
     this.write(r.responses);
     const event = r.event;
@@ -233,10 +234,18 @@ export function createAdsService(grpc: typeof GrpcJs, o: AdsServiceOptions): Ads
   let next = 0;
   let timer: Timer | undefined;
   let closed = false;
+  // One digest per resource per event-loop turn, however many clients subscribe to it.
+  let turn: DigestCache | undefined;
+  const digests = (): DigestCache => {
+    if (turn === undefined) {
+      turn = new Map();
+      setImmediate(() => (turn = undefined));
+    }
+    return turn;
+  };
   const flush = () => {
     timer = undefined;
-    // One digest per resource for the whole pass, however many clients subscribe to it.
-    const cache: DigestCache = new Map();
+    const cache = digests();
     for (const s of [...streams.values()]) s.write(s.session!.refresh(cache));
   };
   return {
@@ -244,7 +253,7 @@ export function createAdsService(grpc: typeof GrpcJs, o: AdsServiceOptions): Ads
     implementation: {
       StreamAggregatedResources: (call: Call) => {
         if (closed) return call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'the control plane is shutting down' });
-        new Stream(call, o, `${o.plaintext ? 'p' : 't'}${++next}`, clock, streams);
+        new Stream(call, o, `${o.plaintext ? 'p' : 't'}${++next}`, clock, streams, digests);
       },
     },
     changed: () => {

@@ -58,7 +58,10 @@ export interface AdsClient {
 }
 
 export interface ResourceSource {
-  /** Serialized resources (the resource's own bytes, not Any) of typeUrl for this client: the named ones that exist, or all for '*' (wildcard, LDS/CDS only). */
+  /**
+   * Serialized resources (the resource's own bytes, not Any) of typeUrl for this client: the named ones that exist, or all for '*' (wildcard, LDS/CDS only).
+   * Bytes once returned are not changed (new content, new array): the server keeps their digests for the rest of the event-loop turn.
+   */
   resolve(client: AdsClient, typeUrl: string, names: ReadonlySet<string> | '*'): ReadonlyMap<string, Uint8Array>;
 }
 
@@ -164,10 +167,10 @@ export function firstRequestProblem(req: DiscoveryRequest): AdsFailure | undefin
 }
 
 /**
- * Digests of (name, bytes) already computed, by the bytes object: one refresh of every client
- * (ads-service.ts's flush) shares one, so a resource many clients subscribe to is hashed once, not
- * once per client. Lives for one synchronous pass only: a source that reused a buffer for other
- * content later could not make it stale.
+ * Digests of (name, bytes) already computed, by the bytes object: the sessions of one event-loop
+ * turn share one (ads-service.ts: a push to every client, the subscriptions that arrived
+ * together), so a resource many clients subscribe to is hashed once, not once per client. It lives
+ * for that turn only; within it a source must not change bytes it returned (new content, new array).
  */
 export type DigestCache = Map<Uint8Array, { readonly name: string; readonly digest: Buffer }>;
 
@@ -181,16 +184,15 @@ function entryDigest(name: string, bytes: Uint8Array): Buffer {
 
 /** A deterministic version for exactly these resources (names and bytes): a hash of each one's digest, in order. */
 export function versionOf(resources: ReadonlyArray<readonly [string, Uint8Array]>, cache?: DigestCache): string {
-  const h = createHash('sha256');
-  for (const [name, bytes] of resources) {
+  const digests = resources.map(([name, bytes]) => {
     let d = cache?.get(bytes);
     if (d === undefined || d.name !== name) {
       d = { name, digest: entryDigest(name, bytes) };
       cache?.set(bytes, d);
     }
-    h.update(d.digest);
-  }
-  return h.digest('hex').slice(0, 16);
+    return d.digest;
+  });
+  return createHash('sha256').update(Buffer.concat(digests)).digest('hex').slice(0, 16);
 }
 
 const clip = (s: string, n = 200) => (s.length > n ? `${s.slice(0, n)}…` : s);
@@ -208,8 +210,8 @@ export class AdsSession {
     this.connectedAt = clock.now();
   }
 
-  /** One decoded request: what to write, what it was, or why the stream must end. */
-  receive(req: DiscoveryRequest): ReceiveResult {
+  /** One decoded request: what to write, what it was, or why the stream must end; `cache` as for refresh. */
+  receive(req: DiscoveryRequest, cache?: DigestCache): ReceiveResult {
     if (req.resourceNames.length > MAX_NAMES_PER_REQUEST) {
       return { responses: [], fail: { code: GRPC_STATUS.RESOURCE_EXHAUSTED, details: `a DiscoveryRequest names ${req.resourceNames.length} resources; at most ${MAX_NAMES_PER_REQUEST} are taken` } };
     }
@@ -230,11 +232,11 @@ export class AdsSession {
     this.#subscribe(s, req.resourceNames);
     const event: AdsRequestEvent = { typeUrl: req.typeUrl, names: s.wildcard ? '*' : [...s.names], kind, version: req.versionInfo, nonce: req.responseNonce, ...(kind === 'nack' && { error }) };
     const answer = subscribed(s) && (initial || keyOf(s) !== s.answered);
-    const r = answer ? this.#respond(s) : undefined;
+    const r = answer ? this.#respond(s, undefined, cache) : undefined;
     return { responses: r ? [r] : [], event };
   }
 
-  /** Recomputes every subscribed type (CDS, EDS, LDS, RDS) and returns a response for each whose bytes changed; `cache` is shared by the sessions of one pass. */
+  /** Recomputes every subscribed type (CDS, EDS, LDS, RDS) and returns a response for each whose bytes changed; `cache` is shared by the sessions of one event-loop turn. */
   refresh(cache?: DigestCache): DiscoveryResponse[] {
     const out: DiscoveryResponse[] = [];
     for (const typeUrl of PUSH_ORDER) {
