@@ -8,8 +8,9 @@
  *
  * Commands, one JSON object a line on stdin; events, one a line on stdout:
  *   {op:'open', address, n, k, concurrency}  → {event:'synced', ms, perClient, cpuMs, rss, errors}
- *   {op:'mark', id, typeUrl}                  → {event:'marked', id}, then {event:'pushed', id, arrivals, missing}
- *        arrivals: per client, the wall-clock ms (epochMs) its next response of typeUrl arrived
+ *   {op:'mark', id, typeUrl}                  → {event:'marked', id}, then {event:'pushed', id, arrivals, missing, sameVersion, cpuMs}
+ *        arrivals: per client, the wall-clock ms (epochMs) its next response of typeUrl arrived;
+ *        sameVersion: responses so far that repeated the version the client had (0 when the server pushes changes only)
  *   {op:'close'}                              → {event:'closed', cpuMs}, then exits
  */
 import * as grpc from '@grpc/grpc-js';
@@ -40,6 +41,9 @@ class LightClient {
   readonly #call: grpc.ClientDuplexStream<Partial<DiscoveryRequest>, Buffer>;
   readonly #names: Record<string, string[]>;
   readonly #got = new Map<string, number>();
+  readonly #versions = new Map<string, string>();
+  /** Responses whose version was the one this client already had for the type (should never happen: the server pushes changed bytes only). */
+  sameVersion = 0;
   #next = 0;
   error: string | undefined;
 
@@ -74,6 +78,8 @@ class LightClient {
     const r = decodeDiscoveryResponse(b);
     this.#call.write({ typeUrl: r.typeUrl, versionInfo: r.versionInfo, responseNonce: r.nonce, resourceNames: this.#names[r.typeUrl] ?? [] });
     const first = !this.#got.has(r.typeUrl);
+    if (this.#versions.get(r.typeUrl) === r.versionInfo) this.sameVersion++;
+    this.#versions.set(r.typeUrl, r.versionInfo);
     this.#got.set(r.typeUrl, r.resources.length);
     if (first && r.typeUrl === ORDER[this.#next - 1]) {
       if (this.#next < ORDER.length) this.#subscribe();
@@ -115,7 +121,7 @@ function open(o: { address: string; n: number; k: number; concurrency: number })
       const s = [...took].sort((a, b) => a - b);
       const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
       const incomplete = clients.filter((x) => !x.complete()).length;
-      emit({ event: 'synced', ms: performance.now() - t0, perClient: { p50: q(0.5), p99: q(0.99), max: s.at(-1) }, cpuMs: cpuMs() - c0, rss: process.memoryUsage().rss, incomplete, errors: clients.filter((x) => x.error).length });
+      emit({ event: 'synced', ms: performance.now() - t0, perClient: { p50: q(0.5), p99: q(0.99), max: s.at(-1) }, cpuMs: cpuMs() - c0, cpuTotalMs: cpuMs(), rss: process.memoryUsage().rss, incomplete, errors: clients.filter((x) => x.error).length });
     } else if (next < o.n) start();
   };
   for (let i = 0; i < Math.min(o.concurrency, o.n); i++) start();
@@ -131,7 +137,8 @@ function onResponse(c: LightClient, typeUrl: string): void {
 function finish(w: Watch): void {
   clearTimeout(w.timer);
   watch = undefined;
-  emit({ event: 'pushed', id: w.id, arrivals: w.arrivals.map((a) => a ?? null), missing: w.arrivals.filter((a) => a === undefined).length });
+  const sameVersion = clients.reduce((n, c) => n + c.sameVersion, 0);
+  emit({ event: 'pushed', id: w.id, arrivals: w.arrivals.map((a) => a ?? null), missing: w.arrivals.filter((a) => a === undefined).length, sameVersion, cpuMs: cpuMs() });
 }
 
 function mark(o: { id: number; typeUrl: string }): void {

@@ -22,9 +22,13 @@ import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { DEFAULT_SERVICE_SETTINGS, type ServiceSpec } from '../src/outbound/settings.js';
+import { systemClock } from '../src/clock.js';
+import { encodeDiscoveryResponse } from '../src/proto/envoy/service/discovery/v3/discovery.js';
+import { serializeDiscoveryResponse } from '../src/server/xds/ads-encode.js';
 import { createAdsService, DEFAULT_COALESCE_MS, type ResourceSource } from '../src/server/xds/ads-service.js';
+import { type AdsClient, AdsSession, type DigestCache } from '../src/server/xds/ads-session.js';
 import { generateOutboundResources, type OutboundResources, type OutboundServiceInput, TYPE_URLS } from '../src/server/xds/outbound-resources.js';
-import { epochMs, hasSplit, PORT, SERVICES, SHARED, splitTargets, svcName } from './lib/ads-scale.js';
+import { epochMs, hasSplit, PORT, SERVICES, SHARED, splitTargets, subscription, svcName } from './lib/ads-scale.js';
 import { arg, flag, quantile, round } from './lib/common.js';
 import { BENCH_DIR, ROOT } from './lib/proc.js';
 
@@ -83,15 +87,16 @@ class Mesh implements ResourceSource {
     return out;
   }
 
-  /** Change `j`: even, service 0's split weight (RDS); odd, one endpoint's weight of a shared service (EDS). */
+  readonly #splitWeight = new Array<number>(SERVICES).fill(90);
+  readonly #endpointWeight = new Array<number>(SERVICES).fill(1);
+
+  /** Change `j` (one resource of one type): even, service 0's split weight (RDS); odd, one endpoint's weight of a shared service (EDS). */
   change(j: number): string {
-    if (j % 2 === 0) {
-      this.services[0] = serviceInput(0, 10 + ((j / 2) % 80));
-      return TYPE_URLS.routes;
-    }
-    const s = ((j - 1) / 2) % SHARED;
-    this.services[s] = serviceInput(s, 90, 2 + j);
-    return TYPE_URLS.endpoints;
+    const [s, typeUrl] = j % 2 === 0 ? [0, TYPE_URLS.routes] : [((j - 1) / 2) % SHARED, TYPE_URLS.endpoints];
+    if (typeUrl === TYPE_URLS.routes) this.#splitWeight[s] = 10 + ((this.#splitWeight[s]! - 9) % 80);
+    else this.#endpointWeight[s] = this.#endpointWeight[s]! + 1;
+    this.services[s] = serviceInput(s, this.#splitWeight[s], this.#endpointWeight[s]);
+    return typeUrl;
   }
 }
 
@@ -159,6 +164,53 @@ class Clients {
 }
 
 // ---------------------------------------------------------------------------------------------
+// In process, no network: what one push costs the protocol layer (every session's refresh and the
+// serialization of what it returns), as ads-service.ts does it (digests shared by the pass,
+// one-buffer serializer) and as a server would without them (digests per session, generated codec).
+
+function refreshInProcess(n: number, k: number, rounds: number): Row[] {
+  const mesh = new Mesh();
+  mesh.regenerate();
+  const sessions = Array.from({ length: n }, (_, c) => {
+    const client: AdsClient = { id: `c${c}`, node: undefined, identity: undefined, plaintext: true };
+    const s = new AdsSession(client, mesh, systemClock);
+    const sub = subscription(c, k);
+    const names = { [TYPE_URLS.listener]: sub.listeners, [TYPE_URLS.routes]: sub.routes, [TYPE_URLS.cluster]: sub.clusters, [TYPE_URLS.endpoints]: sub.clusters };
+    for (const [typeUrl, resourceNames] of Object.entries(names)) s.receive({ typeUrl, resourceNames, versionInfo: '', responseNonce: '' });
+    return s;
+  });
+  const ways = {
+    shared: { cache: (): DigestCache | undefined => new Map(), encode: serializeDiscoveryResponse, ms: [] as number[], bytes: 0 },
+    perSession: { cache: (): DigestCache | undefined => undefined, encode: (r: Parameters<typeof encodeDiscoveryResponse>[0]) => Buffer.from(encodeDiscoveryResponse(r)), ms: [] as number[], bytes: 0 },
+  };
+  for (let j = 0; j < rounds * 2; j++) {
+    const w = j % 2 === 0 ? ways.shared : ways.perSession; // alternate: the machine is shared
+    mesh.change(1_000 + j);
+    mesh.regenerate();
+    const u0 = process.cpuUsage();
+    const cache = w.cache();
+    let bytes = 0;
+    let pushed = 0;
+    for (const s of sessions) {
+      for (const r of s.refresh(cache)) {
+        bytes += w.encode(r).length;
+        pushed++;
+      }
+    }
+    if (pushed !== n) throw new Error(`in process: ${pushed} responses for ${n} sessions`);
+    w.ms.push(cpuS(u0) * 1000);
+    w.bytes = bytes;
+  }
+  const med = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
+  const shared = med(ways.shared.ms);
+  const perSession = med(ways.perSession.ms);
+  return [
+    { what: `in process, no network: one push to ${n} sessions × ${k} services (refresh every session, serialize its response): shared digests + one-buffer serializer (ads-service.ts)`, cpuMs: round(shared, 1), perClientUs: round((shared / n) * 1000, 1), responseKB: round(ways.shared.bytes / n / 1024, 1), n: rounds },
+    { what: 'the same with no digest cache (every session hashes each resource itself) and the generated codec', cpuMs: round(perSession, 1), perClientUs: round((perSession / n) * 1000, 1), ratio: round(perSession / shared, 2), n: rounds },
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
 // One configuration: N clients watching K services each, M changes.
 
 interface Config {
@@ -179,7 +231,7 @@ async function runConfig(cfg: Config): Promise<Row> {
   try {
     const c0 = process.cpuUsage();
     clients.send({ op: 'open', address: `127.0.0.1:${port}`, n: cfg.n, k: cfg.k, concurrency: 100 });
-    const synced = await clients.next<ClientEvent & { ms: number; perClient: { p50: number; p99: number }; cpuMs: number; incomplete: number; errors: number }>('synced', 90_000);
+    const synced = await clients.next<ClientEvent & { ms: number; perClient: { p50: number; p99: number }; cpuMs: number; cpuTotalMs: number; incomplete: number; errors: number }>('synced', 90_000);
     const syncCpu = cpuS(c0);
     const connected = ads.clients().length;
     if (connected !== cfg.n || synced.incomplete > 0 || synced.errors > 0) throw new Error(`sync: ${connected} of ${cfg.n} connected, ${synced.incomplete} incomplete, ${synced.errors} with errors`);
@@ -190,6 +242,9 @@ async function runConfig(cfg: Config): Promise<Row> {
     const pushMedian: number[] = [];
     const pushCpu: number[] = [];
     let missing = 0;
+    let sameVersion = 0;
+    const loadGenCpu: number[] = [];
+    let lastLoadGenCpu = synced.cpuTotalMs;
     for (let j = 0; j < cfg.pushes; j++) {
       const typeUrl = mesh.change(j);
       clients.send({ op: 'mark', id: j, typeUrl });
@@ -198,7 +253,10 @@ async function runConfig(cfg: Config): Promise<Row> {
       const t0 = epochMs();
       genMs.push(mesh.regenerate());
       ads.changed();
-      const r = await clients.next<ClientEvent & { arrivals: Array<number | null>; missing: number }>('pushed', 30_000);
+      const r = await clients.next<ClientEvent & { arrivals: Array<number | null>; missing: number; sameVersion: number; cpuMs: number }>('pushed', 30_000);
+      loadGenCpu.push(r.cpuMs - lastLoadGenCpu);
+      lastLoadGenCpu = r.cpuMs;
+      sameVersion = r.sameVersion;
       await sleep(100); // the ACKs of this push are handled inside its CPU window
       pushCpu.push(cpuS(u0));
       missing += r.missing;
@@ -206,13 +264,14 @@ async function runConfig(cfg: Config): Promise<Row> {
       push.push(lat.at(-1) ?? NaN);
       pushMedian.push(quantile(lat, 0.5));
     }
-    const rssEnd = process.memoryUsage().rss;
+    const mem = process.memoryUsage();
+    const rssEnd = mem.rss;
     const rssMax = process.resourceUsage().maxRSS * 1024;
     const sorted = [...push].sort((a, b) => a - b);
     const p99 = quantile(sorted, 0.99);
     const rssJudged = Math.max(rssSynced, rssEnd);
     return {
-      what: `${cfg.n} clients × ${cfg.k} services each (of ${SERVICES}), ${cfg.pushes} changes`,
+      what: `${cfg.n} clients (100 connecting at a time) × ${cfg.k} services each (of ${SERVICES}), ${cfg.pushes} changes`,
       clients: cfg.n,
       servicesEach: cfg.k,
       syncAllS: round(synced.ms / 1000, 2),
@@ -231,7 +290,11 @@ async function runConfig(cfg: Config): Promise<Row> {
       rssSyncedMB: MB(rssSynced),
       rssEndMB: MB(rssEnd),
       rssPeakMB: MB(rssMax),
+      heapEndMB: MB(mem.heapUsed),
+      externalEndMB: MB(mem.external),
       loadGenCpuSyncS: round(synced.cpuMs / 1000, 2),
+      loadGenCpuPerPushS: round(quantile([...loadGenCpu].sort((a, b) => a - b), 0.5) / 1000, 3),
+      repeatedVersions: sameVersion,
       'push p99 ≤ 2 s': missing > 0 ? `over: ${missing} arrivals missed` : verdict(p99, GOALS.pushP99Ms, 'ms'),
       'RSS ≤ 300 MB': verdict(MB(rssJudged), GOALS.rssMB, 'MB'),
     };
@@ -263,7 +326,7 @@ function runInChild(c: Config, profile?: string): Promise<Row> {
 }
 
 export async function benchControlPlane(opts: { quick: boolean; profile?: string }): Promise<{ name: string; rows: Row[] }> {
-  const rows: Row[] = [];
+  const rows: Row[] = refreshInProcess(1_000, 50, opts.quick ? 3 : 9);
   for (const c of CONFIGS(opts.quick)) rows.push(await runInChild(c, opts.profile));
   return { name: NAME, rows };
 }
