@@ -17,6 +17,7 @@
  *   node --import tsx bench/control-plane.ts [--quick] [--profile DIR]
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
@@ -220,6 +221,7 @@ interface Config {
 }
 
 async function runConfig(cfg: Config): Promise<Row> {
+  const load0 = loadavg()[0]!;
   const rssAtStart = process.memoryUsage().rss;
   const mesh = new Mesh();
   const genMs: number[] = [mesh.regenerate()];
@@ -295,6 +297,7 @@ async function runConfig(cfg: Config): Promise<Row> {
       loadGenCpuSyncS: round(synced.cpuMs / 1000, 2),
       loadGenCpuPerPushS: round(quantile([...loadGenCpu].sort((a, b) => a - b), 0.5) / 1000, 3),
       repeatedVersions: sameVersion,
+      loadAvg: `${round(load0, 1)} → ${round(loadavg()[0]!, 1)} (${cpus().length} cores)`,
       'push p99 ≤ 2 s': missing > 0 ? `over: ${missing} arrivals missed` : verdict(p99, GOALS.pushP99Ms, 'ms'),
       'RSS ≤ 300 MB': verdict(MB(rssJudged), GOALS.rssMB, 'MB'),
     };
@@ -326,7 +329,7 @@ function runInChild(c: Config, profile?: string): Promise<Row> {
 }
 
 export async function benchControlPlane(opts: { quick: boolean; profile?: string }): Promise<{ name: string; rows: Row[] }> {
-  const rows: Row[] = refreshInProcess(1_000, 50, opts.quick ? 3 : 9);
+  const rows: Row[] = refreshInProcess(1_000, 50, opts.quick ? 3 : 7);
   for (const c of CONFIGS(opts.quick)) rows.push(await runInChild(c, opts.profile));
   return { name: NAME, rows };
 }

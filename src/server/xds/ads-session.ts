@@ -184,15 +184,16 @@ function entryDigest(name: string, bytes: Uint8Array): Buffer {
 
 /** A deterministic version for exactly these resources (names and bytes): a hash of each one's digest, in order. */
 export function versionOf(resources: ReadonlyArray<readonly [string, Uint8Array]>, cache?: DigestCache): string {
-  const digests = resources.map(([name, bytes]) => {
+  const all = Buffer.allocUnsafe(32 * resources.length);
+  resources.forEach(([name, bytes], i) => {
     let d = cache?.get(bytes);
     if (d === undefined || d.name !== name) {
       d = { name, digest: entryDigest(name, bytes) };
       cache?.set(bytes, d);
     }
-    return d.digest;
+    all.set(d.digest, 32 * i);
   });
-  return createHash('sha256').update(Buffer.concat(digests)).digest('hex').slice(0, 16);
+  return createHash('sha256').update(all).digest('hex').slice(0, 16);
 }
 
 const clip = (s: string, n = 200) => (s.length > n ? `${s.slice(0, n)}…` : s);
