@@ -308,7 +308,7 @@ async function runConfig(cfg: Config): Promise<Row> {
   }
 }
 
-const CONFIGS = (quick: boolean): Config[] => (quick ? [{ n: 200, k: 50, pushes: 6 }] : [{ n: 1_000, k: 50, pushes: 20 }, { n: 200, k: 500, pushes: 10 }]);
+const CONFIGS = (quick: boolean): Config[] => (quick ? [{ n: 200, k: 50, pushes: 4 }] : [{ n: 1_000, k: 50, pushes: 20 }, { n: 200, k: 500, pushes: 10 }]);
 
 /** One configuration in a fresh control-plane process (its RSS is that configuration's alone). */
 function runInChild(c: Config, profile?: string): Promise<Row> {
@@ -329,7 +329,7 @@ function runInChild(c: Config, profile?: string): Promise<Row> {
 }
 
 export async function benchControlPlane(opts: { quick: boolean; profile?: string }): Promise<{ name: string; rows: Row[] }> {
-  const rows: Row[] = refreshInProcess(1_000, 50, opts.quick ? 3 : 7);
+  const rows: Row[] = refreshInProcess(1_000, 50, opts.quick ? 2 : 7);
   for (const c of CONFIGS(opts.quick)) rows.push(await runInChild(c, opts.profile));
   return { name: NAME, rows };
 }
