@@ -13,7 +13,7 @@
  * numbers depend on the machine; the ratios, measured in the same run, are what the goals judge.
  * Also: handshakes (full and resumed, new connection per request), cold start (spawn → first
  * mTLS response → exit), and the micro-benchmarks (policy, balancer, lb-sim, snapshot, identity, xds, ca,
- * telemetry if present).
+ * telemetry if present, control-plane: the embedded ADS server with 1,000 clients in another process).
  * Writes bench/results/latest.json and bench/results/latest.md.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -435,6 +435,7 @@ async function main(): Promise<void> {
     ['xds.ts', 'benchXds'],
     ['ca.ts', 'benchCa'],
     ['telemetry.ts', 'benchTelemetry'], // added by another issue; run when present
+    ['control-plane.ts', 'benchControlPlane'], // issue 13: the embedded control plane's ADS server at scale (its own processes)
   ];
   for (const [file, fn] of microMods) {
     const path = join(BENCH_DIR, file);

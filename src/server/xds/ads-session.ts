@@ -58,7 +58,10 @@ export interface AdsClient {
 }
 
 export interface ResourceSource {
-  /** Serialized resources (the resource's own bytes, not Any) of typeUrl for this client: the named ones that exist, or all for '*' (wildcard, LDS/CDS only). */
+  /**
+   * Serialized resources (the resource's own bytes, not Any) of typeUrl for this client: the named ones that exist, or all for '*' (wildcard, LDS/CDS only).
+   * Bytes once returned are not changed (new content, new array): the server keeps their digests for the rest of the event-loop turn.
+   */
   resolve(client: AdsClient, typeUrl: string, names: ReadonlySet<string> | '*'): ReadonlyMap<string, Uint8Array>;
 }
 
@@ -163,18 +166,34 @@ export function firstRequestProblem(req: DiscoveryRequest): AdsFailure | undefin
   return undefined;
 }
 
-/** A deterministic version for exactly these resources (names and bytes). */
-export function versionOf(resources: ReadonlyArray<readonly [string, Uint8Array]>): string {
-  const h = createHash('sha256');
-  const len = Buffer.alloc(4);
-  for (const [name, bytes] of resources) {
-    const n = Buffer.from(name);
-    len.writeUInt32BE(n.length);
-    h.update(len).update(n);
-    len.writeUInt32BE(bytes.length);
-    h.update(len).update(bytes);
-  }
-  return h.digest('hex').slice(0, 16);
+/**
+ * Digests of (name, bytes) already computed, by the bytes object: the sessions of one event-loop
+ * turn share one (ads-service.ts: a push to every client, the subscriptions that arrived
+ * together), so a resource many clients subscribe to is hashed once, not once per client. It lives
+ * for that turn only; within it a source must not change bytes it returned (new content, new array).
+ */
+export type DigestCache = Map<Uint8Array, { readonly name: string; readonly digest: Buffer }>;
+
+function entryDigest(name: string, bytes: Uint8Array): Buffer {
+  const n = Buffer.from(name);
+  const len = Buffer.alloc(8);
+  len.writeUInt32BE(n.length, 0);
+  len.writeUInt32BE(bytes.length, 4);
+  return createHash('sha256').update(len).update(n).update(bytes).digest();
+}
+
+/** A deterministic version for exactly these resources (names and bytes): a hash of each one's digest, in order. */
+export function versionOf(resources: ReadonlyArray<readonly [string, Uint8Array]>, cache?: DigestCache): string {
+  const all = Buffer.allocUnsafe(32 * resources.length);
+  resources.forEach(([name, bytes], i) => {
+    let d = cache?.get(bytes);
+    if (d === undefined || d.name !== name) {
+      d = { name, digest: entryDigest(name, bytes) };
+      cache?.set(bytes, d);
+    }
+    all.set(d.digest, 32 * i);
+  });
+  return createHash('sha256').update(all).digest('hex').slice(0, 16);
 }
 
 const clip = (s: string, n = 200) => (s.length > n ? `${s.slice(0, n)}…` : s);
@@ -192,8 +211,8 @@ export class AdsSession {
     this.connectedAt = clock.now();
   }
 
-  /** One decoded request: what to write, what it was, or why the stream must end. */
-  receive(req: DiscoveryRequest): ReceiveResult {
+  /** One decoded request: what to write, what it was, or why the stream must end; `cache` as for refresh. */
+  receive(req: DiscoveryRequest, cache?: DigestCache): ReceiveResult {
     if (req.resourceNames.length > MAX_NAMES_PER_REQUEST) {
       return { responses: [], fail: { code: GRPC_STATUS.RESOURCE_EXHAUSTED, details: `a DiscoveryRequest names ${req.resourceNames.length} resources; at most ${MAX_NAMES_PER_REQUEST} are taken` } };
     }
@@ -214,17 +233,17 @@ export class AdsSession {
     this.#subscribe(s, req.resourceNames);
     const event: AdsRequestEvent = { typeUrl: req.typeUrl, names: s.wildcard ? '*' : [...s.names], kind, version: req.versionInfo, nonce: req.responseNonce, ...(kind === 'nack' && { error }) };
     const answer = subscribed(s) && (initial || keyOf(s) !== s.answered);
-    const r = answer ? this.#respond(s) : undefined;
+    const r = answer ? this.#respond(s, undefined, cache) : undefined;
     return { responses: r ? [r] : [], event };
   }
 
-  /** Recomputes every subscribed type (CDS, EDS, LDS, RDS) and returns a response for each whose bytes changed. */
-  refresh(): DiscoveryResponse[] {
+  /** Recomputes every subscribed type (CDS, EDS, LDS, RDS) and returns a response for each whose bytes changed; `cache` is shared by the sessions of one event-loop turn. */
+  refresh(cache?: DigestCache): DiscoveryResponse[] {
     const out: DiscoveryResponse[] = [];
     for (const typeUrl of PUSH_ORDER) {
       const s = this.#types.get(typeUrl);
       if (!s || !subscribed(s)) continue;
-      const r = this.#respond(s, s.sent?.version ?? '');
+      const r = this.#respond(s, s.sent?.version ?? '', cache);
       if (r) out.push(r);
     }
     return out;
@@ -256,7 +275,7 @@ export class AdsSession {
   }
 
   /** The response for the type's current subscription; with `unless`, undefined when its version is that. */
-  #respond(s: TypeState, unless?: string): DiscoveryResponse | undefined {
+  #respond(s: TypeState, unless?: string, cache?: DigestCache): DiscoveryResponse | undefined {
     let found: ReadonlyMap<string, Uint8Array>;
     try {
       found = this.source.resolve(this.client, s.typeUrl, s.wildcard ? '*' : new Set(s.names));
@@ -267,7 +286,7 @@ export class AdsSession {
     const wanted = s.wildcard ? undefined : new Set(s.names);
     // Only what was asked for (a source that returns more is not trusted to), sorted by name.
     const chosen = [...found].filter(([name, bytes]) => (wanted === undefined || wanted.has(name)) && bytes instanceof Uint8Array).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    const version = versionOf(chosen);
+    const version = versionOf(chosen, cache);
     if (unless !== undefined && version === unless) return undefined;
     const nonce = String(++this.#nonces);
     s.lastNonce = nonce;

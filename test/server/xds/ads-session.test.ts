@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { VirtualClock } from '../../../src/clock.js';
 import type { DiscoveryRequest } from '../../../src/proto/envoy/service/discovery/v3/discovery.js';
 import { TYPE_URLS } from '../../../src/server/xds/outbound-resources.js';
-import { type AdsClient, AdsSession, firstRequestProblem, GRPC_STATUS, MAX_NAMES_PER_REQUEST, type ResourceSource, versionOf } from '../../../src/server/xds/ads-session.js';
+import { type AdsClient, AdsSession, firstRequestProblem, GRPC_STATUS, MAX_NAMES_PER_REQUEST, type DigestCache, type ResourceSource, versionOf } from '../../../src/server/xds/ads-session.js';
 
 const LDS = TYPE_URLS.listener;
 const RDS = TYPE_URLS.routes;
@@ -253,4 +253,30 @@ test('status: node id, cluster, identity, connectedAt, and per type what was sen
   assert.equal(st.plaintext, false);
   assert.equal(st.connectedAt, 9_000);
   assert.deepEqual(st.types.map((x) => [x.typeUrl, x.names, x.sent?.resources, x.staleIgnored]), [[LDS, ['a'], 1, 0]]);
+});
+
+test('versionOf: a digest cache shared by a pass gives the versions computed without it, and names and bytes stay apart', () => {
+  const a = bytes('A');
+  const cache: DigestCache = new Map();
+  assert.equal(versionOf([['a', a], ['b', bytes('B')]], cache), versionOf([['a', a], ['b', bytes('B')]]));
+  // the same bytes object under another name is another resource
+  assert.equal(versionOf([['x', a]], cache), versionOf([['x', a]]));
+  assert.notEqual(versionOf([['x', a]]), versionOf([['a', a]]));
+  // where the name ends and the bytes begin is part of the version
+  assert.notEqual(versionOf([['ab', bytes('c')]]), versionOf([['a', bytes('bc')]]));
+  assert.notEqual(versionOf([['a', a], ['b', a]]), versionOf([['b', a], ['a', a]]));
+  // two sessions refreshed with one cache push what they would have pushed alone
+  const { source, set } = table({ [CDS]: { n: '1', m: '2' } });
+  const clock = new VirtualClock(0);
+  const s1 = new AdsSession(client('c1'), source, clock);
+  const s2 = new AdsSession(client('c2'), source, clock);
+  const v1 = s1.receive(req(CDS, ['n', 'm'])).responses[0]!.versionInfo;
+  s2.receive(req(CDS, ['n']));
+  set(CDS, 'n', '3');
+  const shared: DigestCache = new Map();
+  const [p1] = s1.refresh(shared);
+  const [p2] = s2.refresh(shared);
+  assert.notEqual(p1!.versionInfo, v1);
+  assert.equal(p1!.versionInfo, versionOf([['m', bytes('2')], ['n', bytes('3')]]));
+  assert.equal(p2!.versionInfo, versionOf([['n', bytes('3')]]));
 });
