@@ -4,12 +4,15 @@
 #   { "deadlineS": 3, "phases": [ [ { "target": "xds:///svc:8080", "method": "/x.Y/Z", "n": 400 } ], ... ] }
 # For each phase it runs its call sets in order and prints one JSON line
 #   { "phase": i, "results": [ { "counts": { "<backend>": n }, "errors": { "<message>": n } } ] }
+# "xdsCredentials": true makes the channels take the Clusters' TLS contexts (xds_channel_credentials,
+# with the bootstrap's certificate providers; insecure only as the fallback for a Cluster without one).
 # Before every phase but the first it waits for a line on stdin. It exits after the last phase or
 # when stdin closes.
 import json
 import sys
 
 import grpc
+import grpc.experimental
 
 plan = json.loads(sys.argv[1])
 channels = {}
@@ -17,7 +20,11 @@ channels = {}
 
 def channel(target):
     if target not in channels:
-        channels[target] = grpc.insecure_channel(target)
+        if plan.get("xdsCredentials"):
+            creds = grpc.xds_channel_credentials(grpc.experimental.insecure_channel_credentials())
+            channels[target] = grpc.secure_channel(target, creds)
+        else:
+            channels[target] = grpc.insecure_channel(target)
     return channels[target]
 
 
