@@ -50,6 +50,8 @@ export interface PyCallSet {
   readonly target: string;
   readonly method: string;
   readonly n: number;
+  /** This set's deadline per call (default 3 s); the first call waits for ready that long. */
+  readonly deadlineS?: number;
 }
 
 export interface PeerRun {

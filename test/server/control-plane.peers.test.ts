@@ -8,7 +8,8 @@
 // One run: every resource ACKed by both (status().clients), no NACK; round robin across three
 // backends; a 90/10 split within tolerance over 400 calls; a mesh-file edit (the split turned to
 // 10/90, one static endpoint removed) ACKed by both within a second of the write and followed, the
-// removed endpoint drained (no call reaches it, none fails); a grpc-js-xds XdsServer with the
+// removed endpoint drained (no call reaches it, none fails); an endpoint presenting another SPIFFE ID
+// than its service's refused by both; a grpc-js-xds XdsServer with the
 // inbound Listener and RBAC (GRPC_XDS_EXPERIMENTAL_RBAC=true) allows the method the policy allows
 // its caller, denies another method, and denies C-core (another identity) the allowed one.
 import assert from 'node:assert/strict';
@@ -32,6 +33,8 @@ const WRITE = '/x.Ledger/Write';
 const PAYMENTS = 'xds:///payments.default.svc.cluster.local:8080';
 const SHOP = 'xds:///shop.default.svc.cluster.local:8080';
 const LEDGER = 'xds:///grpc-client.default.svc.cluster.local:9443';
+/** A service whose static endpoint is p1 (which presents payments' identity, not impostor's). */
+const IMPOSTOR = 'xds:///impostor.default.svc.cluster.local:8080';
 const id = (sa: string) => `spiffe://${TD}/ns/default/sa/${sa}`;
 const quiet = { info() {}, warn() {}, error() {} };
 
@@ -40,7 +43,7 @@ const list = (xs: readonly string[]) => `[${xs.join(', ')}]`;
 function meshFile(o: { payments: readonly string[]; a: string; b: string; ledger: string; split: readonly [number, number] }): string {
   return `trustDomain: ${TD}
 services:
-${svc('payments', 8080, `    endpoints: ${list(o.payments)}\n`)}${svc('shop', 8080, `    split: [{ service: shop-a, weight: ${o.split[0]} }, { service: shop-b, weight: ${o.split[1]} }]\n`)}${svc('shop-a', 8080, `    endpoints: [${o.a}]\n`)}${svc('shop-b', 8080, `    endpoints: [${o.b}]\n`)}${svc('grpc-client', 9443, `    endpoints: [${o.ledger}]\n`)}policies:
+${svc('payments', 8080, `    endpoints: ${list(o.payments)}\n`)}${svc('shop', 8080, `    split: [{ service: shop-a, weight: ${o.split[0]} }, { service: shop-b, weight: ${o.split[1]} }]\n`)}${svc('shop-a', 8080, `    endpoints: [${o.a}]\n`)}${svc('shop-b', 8080, `    endpoints: [${o.b}]\n`)}${svc('grpc-client', 9443, `    endpoints: [${o.ledger}]\n`)}${svc('impostor', 8080, `    endpoints: [${o.payments[0] ?? '127.0.0.1:3'}]\n`)}policies:
   - file: policy.yaml
 `;
 }
@@ -119,7 +122,7 @@ test('grpc-js-xds and gRPC C-core, over mTLS, against the control plane: ACKs, r
     pod: 'js',
     target: PAYMENTS,
     // a last empty phase keeps the child (and its XdsServer) up until stop(): C-core calls it in phase 2
-    phases: [[...phase1, { target: LEDGER, method: READ, n: 10 }, { target: LEDGER, method: WRITE, n: 10 }], phase2, []],
+    phases: [[...phase1, { target: LEDGER, method: READ, n: 10 }, { target: LEDGER, method: WRITE, n: 10 }], [...phase2, { target: IMPOSTOR, method: METHOD, n: 3 }], []],
     deadlineMs: 3_000,
     xdsCredentials: true,
     certificateProviders: providers(dir, 'js', await issue(cp, id('grpc-client')), cp.rootFile),
@@ -130,7 +133,7 @@ test('grpc-js-xds and gRPC C-core, over mTLS, against the control plane: ACKs, r
     server: plaintext,
     pod: 'core',
     // Read from the XdsServer only in phase 2: the grpc-js-xds child is serving by then (it serves before its phase 1)
-    phases: [phase1, [...phase2, { target: LEDGER, method: READ, n: 5 }]],
+    phases: [phase1, [...phase2, { target: LEDGER, method: READ, n: 5 }, { target: IMPOSTOR, method: METHOD, n: 3, deadlineS: 1 }]],
     xdsCredentials: true,
     certificateProviders: providers(dir, 'core', await issue(cp, id('core-client')), cp.rootFile),
   });
@@ -192,6 +195,11 @@ test('grpc-js-xds and gRPC C-core, over mTLS, against the control plane: ACKs, r
       assert.deepEqual([split!.errors, rr!.errors], [{}, {}], `${who}: no call fails`);
       assert.ok((split!.counts.b ?? 0) >= 160, `${who} follows the new split: ${JSON.stringify(split!.counts)}`);
       assert.deepEqual(Object.keys(rr!.counts).sort(), ['p1', 'p2'], `${who}: the removed endpoint drained: ${JSON.stringify(rr!.counts)}`);
+    }
+    // p1 answers payments in the same phase, at the same address: impostor fails only on the SAN (the Cluster's SPIFFE ID) check
+    for (const [who, r] of [['grpc-js-xds', after[0]![2]!], ['C-core', after[1]![3]!]] as const) {
+      assert.deepEqual([r.counts, Object.values(r.errors).reduce((x, y) => x + y, 0)], [{}, 3], `${who} refuses a backend presenting another identity: ${JSON.stringify(r)}`);
+      assert.ok(Object.keys(r.errors).some((k) => /subject alternative name|SANs from certificate did not match/.test(k)), `${who}: the SAN check refused it: ${JSON.stringify(r.errors)}`);
     }
     const coreRead = after[1]![2]!;
     assert.deepEqual([coreRead.counts, Object.keys(coreRead.errors).map((k) => k.split(':')[0])], [{}, ['PERMISSION_DENIED']], `C-core (core-client) may not Read: ${JSON.stringify(coreRead)}`);
