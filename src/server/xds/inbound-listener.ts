@@ -51,12 +51,18 @@ function checkInput(ip: string, port: number, trustDomain: string): void {
   if (issues.length > 0) throw new InboundRenderError('The inbound listener\'s input', issues);
 }
 
-/** istiod's buildCommonTLSContext: the mesh's own certificate and roots, by provider instance name. */
+/**
+ * istiod's buildCommonTLSContext: the mesh's own certificate and roots, by provider instance name.
+ * The roots are named twice: in the default validation context's ca_certificate_provider_instance
+ * (the field grpc-js-xds reads: without it its XdsServer verifies no client certificate, so STRICT
+ * would not be enforced and RBAC would see no principal) and in istiod's deprecated
+ * validation_context_certificate_provider_instance (C-core reads either).
+ */
 const STRICT_TLS = packAny(DownstreamTlsContextCodec, {
   commonTlsContext: {
     tlsCertificateProviderInstance: { instanceName: 'default', certificateName: 'default' },
     combinedValidationContext: {
-      defaultValidationContext: {},
+      defaultValidationContext: { caCertificateProviderInstance: { instanceName: 'default', certificateName: 'ROOTCA' } },
       validationContextCertificateProviderInstance: { instanceName: 'default', certificateName: 'ROOTCA' },
     },
   },

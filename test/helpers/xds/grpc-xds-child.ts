@@ -28,6 +28,8 @@ export function bootstrap(serverAddress: string, pod: string, certificateProvide
   return {
     ...(certificateProviders && { certificate_providers: certificateProviders }),
     xds_servers: [{ server_uri: serverAddress, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
+    // istio-agent's template: what an XdsServer asks LDS for (`%s` = the ip:port it binds)
+    server_listener_resource_name_template: 'xds.istio.io/grpc/lds/inbound/%s',
     node: {
       id: childNodeId(pod),
       cluster: 'grpc-client.default',
@@ -44,6 +46,13 @@ export function bootstrap(serverAddress: string, pod: string, certificateProvide
   };
 }
 
+/** An XdsServer the child starts before its first phase (answering `name` to each of `methods`). */
+export interface XdsServe {
+  readonly address: string;
+  readonly name: string;
+  readonly methods: readonly string[];
+}
+
 export interface GrpcXdsRun {
   readonly nodeId: string;
   /** The result line of the next phase. */
@@ -58,11 +67,11 @@ export interface GrpcXdsRun {
 /** Starts the child; `t.after` makes sure it is gone. */
 export function runGrpcXdsClient(
   t: { after(fn: () => Promise<void>): void },
-  o: { server: string; pod: string; phases: readonly (readonly CallSet[])[]; deadlineMs?: number; timeoutMs?: number; target?: string; certificateProviders?: object },
+  o: { server: string; pod: string; phases: readonly (readonly CallSet[])[]; deadlineMs?: number; timeoutMs?: number; target?: string; certificateProviders?: object; xdsCredentials?: boolean; serve?: XdsServe; env?: Readonly<Record<string, string>> },
 ): GrpcXdsRun {
-  const plan = { target: o.target ?? `xds:///${LISTENER_NAME}`, deadlineMs: o.deadlineMs ?? 3_000, timeoutMs: o.timeoutMs ?? 20_000, phases: o.phases };
+  const plan = { target: o.target ?? `xds:///${LISTENER_NAME}`, deadlineMs: o.deadlineMs ?? 3_000, timeoutMs: o.timeoutMs ?? 20_000, phases: o.phases, ...(o.xdsCredentials && { xdsCredentials: true }), ...(o.serve && { serve: o.serve }) };
   const child: ChildProcess = spawn(process.execPath, [SCRIPT, JSON.stringify(plan)], {
-    env: { ...process.env, GRPC_XDS_BOOTSTRAP: '', GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(bootstrap(o.server, o.pod, o.certificateProviders)), GRPC_VERBOSITY: 'NONE' },
+    env: { ...process.env, GRPC_XDS_BOOTSTRAP: '', GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(bootstrap(o.server, o.pod, o.certificateProviders)), GRPC_VERBOSITY: 'NONE', ...o.env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';

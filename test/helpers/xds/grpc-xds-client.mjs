@@ -6,6 +6,11 @@
 //   { "target": "xds:///payments.default.svc.cluster.local:8080", "deadlineMs": 3000, "timeoutMs": 20000, "concurrency": 8,
 //     "phases": [ [ { "method": "/pkg.Svc/Method", "metadata": { "x-canary": "yes" }, "n": 400, "target": "xds:///other:80" } ], ... ] }
 // (a set's optional `target` overrides the plan's: one channel per target, created on first use)
+// "xdsCredentials": true makes the channels XdsChannelCredentials (the Clusters' TLS contexts, with
+// the bootstrap's certificate providers; insecure only as the fallback when a Cluster has none).
+// "serve": { "address": "127.0.0.1:9443", "name": "ledger", "methods": ["/x.L/Read"] } first starts
+// an XdsServer there (XdsServerCredentials, its inbound Listener from the bootstrap's
+// server_listener_resource_name_template) answering `name`, and waits until it is serving.
 // For each phase it runs its call sets in order (`concurrency` calls of a set in flight) and prints one
 // JSON line { "phase": i, "results": [ { "counts": { "<backend>": n }, "errors": { "<message>": n } } ] }.
 // Before every phase but the first it waits for a line on stdin (the parent changes the server's
@@ -37,8 +42,10 @@ function finish(code, why) {
   process.exit(code);
 }
 
+const channelCredentials = () => (plan.xdsCredentials ? new xds.XdsChannelCredentials(grpc.credentials.createInsecure()) : grpc.credentials.createInsecure());
+
 function clientFor(target) {
-  if (!clients.has(target)) clients.set(target, new grpc.Client(target, grpc.credentials.createInsecure()));
+  if (!clients.has(target)) clients.set(target, new grpc.Client(target, channelCredentials()));
   return clients.get(target);
 }
 
@@ -72,8 +79,21 @@ async function runSet({ method, metadata, n, target }) {
   return { counts, errors };
 }
 
+/** The XdsServer of `plan.serve`; resolves once it is serving (bindAsync calls back only then). */
+async function serve({ address, name, methods }) {
+  const server = new xds.XdsServer();
+  for (const path of methods) server.register(path, (_call, done) => done(null, Buffer.from(name)), (b) => b, (b) => b, 'unary');
+  await new Promise((resolve, reject) => {
+    setTimeout(() => reject(new Error('XdsServer not serving after 10 s')), 10_000).unref();
+    server.bindAsync(address, new xds.XdsServerCredentials(grpc.ServerCredentials.createInsecure()), (e) => (e ? reject(e) : resolve()));
+    server.addServingStateListener(address, (s) => s.code !== grpc.status.OK && process.stderr.write(`grpc-xds-client: XdsServer not serving: ${s.details}\n`));
+  });
+  return server;
+}
+
 async function main() {
   xds.register();
+  if (plan.serve) await serve(plan.serve);
   clientFor(plan.target);
   for (const [phase, sets] of (plan.phases ?? []).entries()) {
     if (phase > 0) await nextLine();

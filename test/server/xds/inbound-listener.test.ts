@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import { decodeListener } from '../../../src/proto/envoy/config/listener/v3/listener.js';
 import { decodeHttpConnectionManager } from '../../../src/proto/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
+import { decodeDownstreamTlsContext } from '../../../src/proto/envoy/extensions/transport_sockets/tls/v3/tls.js';
 import { RBAC_Action } from '../../../src/proto/envoy/config/rbac/v3/rbac.js';
 import { translateInbound } from '../../../src/control-plane/xds/translate/inbound.js';
 import { formatReasons } from '../../../src/control-plane/xds/translate/result.js';
@@ -117,6 +118,14 @@ test('istiod\'s shape: name, address, TLS by mode, the HCM\'s filters in order, 
   const l = decodeListener(renderInboundListener(input({ rules: [{ action: 'deny', from: { namespaces: ['prod'] } }, { name: 'a', action: 'audit' }, { action: 'allow', matchNothing: true }] })));
   const tls = l.filterChains[0]!.transportSocket!;
   assert.equal(tls.name, 'envoy.transport_sockets.tls');
+  // STRICT: client certificates required and verified against ROOTCA, named where grpc-js-xds reads it
+  // (default_validation_context.ca_certificate_provider_instance; without it its XdsServer verifies no
+  // client certificate) and where istiod names it (validation_context_certificate_provider_instance)
+  const down = decodeDownstreamTlsContext(tls.typedConfig!.value);
+  assert.equal(down.requireClientCertificate, true);
+  const combined = down.commonTlsContext!.combinedValidationContext!;
+  assert.deepEqual(combined.defaultValidationContext?.caCertificateProviderInstance, { instanceName: 'default', certificateName: 'ROOTCA' });
+  assert.deepEqual(combined.validationContextCertificateProviderInstance, { instanceName: 'default', certificateName: 'ROOTCA' });
   const hcm = decodeHttpConnectionManager(l.filterChains[0]!.filters[0]!.typedConfig!.value);
   assert.deepEqual(hcm.httpFilters.map((f) => f.name), [RBAC_FILTER_NAMES.audit, RBAC_FILTER_NAMES.deny, RBAC_FILTER_NAMES.allow, RBAC_FILTER_NAMES.router]);
   const c = compilePolicy(strict.policy, { ...WORKLOAD, defaultPolicy: 'all-unauthenticated' });
