@@ -26,6 +26,7 @@ export const demoCommand = defineCommand({
     token: { type: 'string', hidden: true, help: 'internal' },
     'delay-ms': { type: 'string', hidden: true, help: 'internal' },
     admin: { type: 'boolean', hidden: true, help: 'internal' },
+    deferred: { type: 'boolean', hidden: true, help: 'internal' },
   },
   exits: '0 every step behaved as it should, 1 a step did not, 2 usage error',
   async run(v, io) {

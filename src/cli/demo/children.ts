@@ -12,8 +12,12 @@ export interface Child {
   readonly proc: ChildProcess;
   /** Sends one command (a JSON line on the child's stdin). */
   send(command: Record<string, unknown>): void;
-  /** The next event named `event` (earlier events of other names are skipped). */
+  /** The next event named `event` that next() has not returned yet (one call at a time per name). */
   next(event: string): Promise<DemoEvent>;
+  /** How many events came so far: a mark for seen(). */
+  mark(): number;
+  /** The first event named `event` that came after `mark`; takes nothing from next(). */
+  seen(event: string, mark: number): Promise<DemoEvent>;
   /** Ends the child (closes its stdin, then SIGTERM) and waits for it. */
   stop(): Promise<void>;
 }
@@ -24,25 +28,49 @@ export function startChild(name: string, role: string, args: string[]): Child {
     env: { ...process.env, SIDECARLESS_DEMO_CHILD: '1' },
   });
   proc.stdin!.on('error', () => {});
-  const lines = createInterface({ input: proc.stdout! })[Symbol.asyncIterator]();
+  const log: DemoEvent[] = [];
+  const taken = new Map<string, number>();
+  let ended = false;
+  let wake: Array<() => void> = [];
+  const notify = () => {
+    const w = wake;
+    wake = [];
+    for (const f of w) f();
+  };
+  const lines = createInterface({ input: proc.stdout! });
+  lines.on('line', (line) => {
+    try {
+      log.push(JSON.parse(line) as DemoEvent);
+      notify();
+    } catch {
+      // not an event line
+    }
+  });
+  lines.on('close', () => {
+    ended = true;
+    notify();
+  });
+  const find = async (event: string, from: number): Promise<number> => {
+    for (let i = from; ; i++) {
+      while (i >= log.length) {
+        if (ended) throw new Error(`demo process ${name} ended before "${event}"`);
+        await new Promise<void>((r) => wake.push(r));
+      }
+      if (log[i]!.event === event) return i;
+    }
+  };
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   return {
     name,
     proc,
     send: (command) => void proc.stdin!.write(JSON.stringify(command) + '\n'),
     async next(event) {
-      for (;;) {
-        const r = await lines.next();
-        if (r.done) throw new Error(`demo process ${name} ended before "${event}"`);
-        let ev: DemoEvent;
-        try {
-          ev = JSON.parse(r.value) as DemoEvent;
-        } catch {
-          continue; // not an event line
-        }
-        if (ev.event === event) return ev;
-      }
+      const i = await find(event, taken.get(event) ?? 0);
+      taken.set(event, i + 1);
+      return log[i]!;
     },
+    mark: () => log.length,
+    seen: async (event, mark) => log[await find(event, mark)]!,
     async stop() {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       proc.stdin!.end();

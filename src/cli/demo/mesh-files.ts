@@ -25,6 +25,14 @@ policies:
 `;
 }
 
+const FROZEN = `  - name: charges-frozen
+    action: deny
+    to: { paths: ["/charge"] }
+  - name: watch-charges
+    action: audit
+    to: { paths: ["/charge"] }
+`;
+
 /** Native rules, as loadPolicy takes them; `frozen` adds a deny of every charge. */
 export function paymentsPolicy(frozen = false): string {
   return `rules:
@@ -35,7 +43,10 @@ export function paymentsPolicy(frozen = false): string {
   - name: nobody-reaches-admin
     action: deny
     to: { paths: ["/admin", "/admin/*"] }
-${frozen ? '  - name: charges-frozen\n    action: deny\n    to: { paths: ["/charge"] }\n' : ''}`;
+  - name: watch-admin
+    action: audit
+    to: { paths: ["/admin", "/admin/*"] }
+${frozen ? FROZEN : ''}`;
 }
 
 export interface DemoFiles {

@@ -54,8 +54,9 @@ async function play(s: Stage): Promise<void> {
   const admin = `http://127.0.0.1:${p1.adminPort}`;
   const statBefore: Snapshot = await scrapeAdmin(admin);
   const orders = await ordersP;
+  const p4 = s.warmReplica('payments-4', 'payments'); // its process starts now, it joins in its scene
   await sceneCalls(s, orders);
-  await sceneJoinLeave(s, orders);
+  await sceneJoinLeave(s, orders, await p4);
   await sceneSplit(s, orders);
   await scenePolicy(s, orders);
   await sceneIntruder(s, p1);

@@ -17,6 +17,7 @@ export interface RoleArgs {
   readonly token?: string;
   readonly 'delay-ms'?: string;
   readonly admin?: boolean;
+  readonly deferred?: boolean;
 }
 
 const quiet = { info() {}, warn() {}, error() {} };
@@ -38,6 +39,16 @@ export async function runRole(role: string, v: RoleArgs): Promise<number> {
  * its ADS stream ends and the control plane removes its endpoint after the grace.
  */
 async function replica(v: RoleArgs): Promise<number> {
+  let handle: (cmd: DemoEvent) => void | Promise<void> = () => {};
+  onCommands((cmd) => handle(cmd));
+  if (v.deferred) {
+    // Started ahead, joins when told: the process is warm (grpc-js loaded), the join is what is shown.
+    await import('@grpc/grpc-js');
+    await new Promise<void>((resolve) => {
+      handle = (cmd) => void (cmd.cmd === 'join' && resolve());
+      emit({ event: 'loaded' });
+    });
+  }
   const mesh = await joinMesh(v, v.service!, { inbound: { audit: (r: object) => emit({ event: 'audit', ...r }) }, ...(v.admin && { admin: { port: 0 } }) });
   const delayMs = Number(v['delay-ms'] ?? 0);
   let served = 0;
@@ -50,7 +61,7 @@ async function replica(v: RoleArgs): Promise<number> {
     if (delayMs > 0) setTimeout(() => res.end(body), delayMs);
     else res.end(body);
   });
-  onCommands(async (cmd) => {
+  handle = async (cmd) => {
     if (cmd.cmd === 'leave') {
       draining = true;
       // net.Server's close, not http.Server's: that one also drops idle keep-alive connections, which
@@ -61,7 +72,7 @@ async function replica(v: RoleArgs): Promise<number> {
       await mesh.close();
       emit({ event: 'left', served });
     }
-  });
+  };
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   emit({ event: 'listening', port: (server.address() as { port: number }).port, ...(mesh.admin && { adminPort: mesh.admin.address().port }) });
   return new Promise(() => {});

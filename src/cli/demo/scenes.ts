@@ -2,6 +2,7 @@
  * The demo's scenes, in order, each narrating what it shows and recording whether it held.
  * Counts are judged with tolerances (a loaded CI machine moves them), never exactly.
  */
+import type { DemoEvent } from './children.js';
 import { writeFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { idOf, meshFile, paymentsPolicy } from './mesh-files.js';
@@ -12,6 +13,16 @@ import { ackedBy, registered, tookChange, until } from './watch.js';
 const pad = (s: string, n: number) => s.padEnd(n);
 const failedOf = (rs: readonly CallResult[]) => rs.filter((r) => r.status !== 200).length;
 const shares = (m: Map<string, number>) => [...m].map(([k, n]) => `${k} ${n}`).join(', ');
+
+/** One call, and the audit record a replica wrote for it (empty when none came within 3 s). */
+async function auditedCall(s: Stage, orders: Orders, path: string): Promise<{ result: CallResult; audit: DemoEvent }> {
+  const replicas = s.children.filter((c) => c.name.startsWith('payments') && c.proc.exitCode === null);
+  const marks = replicas.map((c) => c.mark());
+  const audited = Promise.race(replicas.map((c, i) => c.seen('audit', marks[i]!)));
+  const [result] = await orders.calls(1, { path });
+  const audit = await Promise.race([audited, new Promise<DemoEvent>((r) => setTimeout(() => r({}), result!.status === 403 ? 3_000 : 0))]);
+  return { result: result!, audit };
+}
 
 /** Three payments replicas (one slow) and payments-v2 join; the control plane registers each. */
 export async function sceneJoin(s: Stage): Promise<{ replicas: Replica[]; v2: Replica }> {
@@ -38,9 +49,9 @@ export async function sceneCalls(s: Stage, orders: Orders): Promise<void> {
     s.say(r.status === 200 ? `  orders → ${pad(r.replica!, 11)} 200  server proved ${idOf('payments')}; it saw the caller as ${r.caller}` : `  orders → payments    FAILED  ${r.error ?? r.status}`);
   }
   s.check('calls over mTLS', failedOf(first) === 0 && first.every((r) => r.caller === idOf('orders')));
-  const [admin] = await orders.calls(1, { path: '/admin/refund' });
-  s.say(`  orders → payments    POST /admin/refund  ${admin!.status ?? admin!.error}  ${admin!.status === 403 ? 'denied by the inbound policy the control plane sent (rule nobody-reaches-admin), before the app ran' : 'SHOULD HAVE BEEN DENIED'}`);
-  s.check('admin denied', admin!.status === 403);
+  const { result: admin, audit } = await auditedCall(s, orders, '/admin/refund');
+  s.say(`  orders → payments    POST /admin/refund  ${admin.status ?? admin.error}  ${admin.status === 403 ? `denied before the app ran (audit: rule ${audit.rule} of the ${audit.layer} policy, ${audit.method} ${audit.path} from ${audit.peer})` : 'SHOULD HAVE BEEN DENIED'}`);
+  s.check('admin denied', admin.status === 403 && audit.rule === 'nobody-reaches-admin');
   const load = await orders.calls(60, { concurrency: 6 });
   const m = spread(load);
   s.say(`  orders → payments    60 more calls, 6 at a time: ${shares(m)} — the slow replica's traffic drained (p2c-ewma)`);
@@ -48,8 +59,8 @@ export async function sceneCalls(s: Stage, orders: Orders): Promise<void> {
 }
 
 /** payments-4 joins (calls reach it), then leaves: it drains, no call fails. */
-export async function sceneJoinLeave(s: Stage, orders: Orders): Promise<void> {
-  const p4 = await s.replica('payments-4', 'payments');
+export async function sceneJoinLeave(s: Stage, orders: Orders, join: () => Promise<Replica>): Promise<void> {
+  const p4 = await join();
   const joinedMs = await until('payments-4 registered', () => registered(s.cp, 'payments').includes(`127.0.0.1:${p4.port}`));
   const reach = await orders.calls(40, { concurrency: 4 });
   const n4 = spread(reach).get('payments-4') ?? 0;
@@ -66,7 +77,9 @@ export async function sceneJoinLeave(s: Stage, orders: Orders): Promise<void> {
   await p4.child.stop();
   await new Promise((r) => setTimeout(r, 100));
   const during = await stop();
-  s.say(`  payments-4 leaves  its stream closes; it stays an endpoint for the ${GRACE_MS / 1000} s grace while it drains, removed after ${removedMs} ms, then exits: ${during.length} calls meanwhile, ${failedOf(during)} failed`);
+  s.say(`  payments-4 leaves  it stops accepting, finishes its open connections (connection: close), closes its stream; the control plane`);
+  s.say(`                     keeps it ${GRACE_MS / 1000} s (the grace: a new connection to it is refused, a connect failure retried elsewhere), removes it`);
+  s.say(`                     ${removedMs} ms after it left and pushes the endpoints to orders: ${during.length} calls meanwhile, ${failedOf(during)} failed`);
   for (const r of during.filter((r) => r.status !== 200).slice(0, 3)) s.say(`    failed: ${r.status ?? ''} ${r.error ?? r.body ?? ''}`);
   s.check('a leaving replica drains', failedOf(during) === 0 && during.length > 0);
 }
@@ -74,15 +87,16 @@ export async function sceneJoinLeave(s: Stage, orders: Orders): Promise<void> {
 /** The mesh file edited: payments split 90/10 to payments-v2, followed live. */
 export async function sceneSplit(s: Stage, orders: Orders): Promise<void> {
   const before = ackedBy(s.cp, ['orders.default']);
-  const edited = Date.now();
   s.say(`\n  edit ${relative(s.work, s.files.mesh)}: payments split: [{ service: payments, weight: 90 }, { service: payments-v2, weight: 10 }]`);
   s.showLog = true;
+  const edited = Date.now();
   await writeFile(s.files.mesh, meshFile({ v1: 90, v2: 10 }));
-  const ms = await until('orders took the split', () => tookChange(s.cp, ['orders.default'], before));
+  await until('orders took the split', () => tookChange(s.cp, ['orders.default'], before));
+  const ms = Date.now() - edited;
   s.showLog = false;
   const calls = await orders.calls(200, { concurrency: 8 });
   const v2 = spread(calls).get('payments-v2-1') ?? 0;
-  s.say(`  pushed to orders and ACKed ${Date.now() - edited - 0} ms after the edit (${ms} ms waiting); over the next 200 calls payments-v2 served ${v2} (${((v2 / 2) | 0)} %), payments ${200 - v2 - failedOf(calls)}, ${failedOf(calls)} failed`);
+  s.say(`  orders ACKed the new routes ${ms} ms after the edit; of the next 200 calls payments-v2 served ${v2} (${(v2 / 2).toFixed(1)} %), payments ${200 - v2 - failedOf(calls)}, ${failedOf(calls)} failed`);
   s.check('the split followed', failedOf(calls) === 0 && v2 >= 4 && v2 <= 40);
 }
 
@@ -90,12 +104,14 @@ export async function sceneSplit(s: Stage, orders: Orders): Promise<void> {
 export async function scenePolicy(s: Stage, orders: Orders): Promise<void> {
   const clusters = ['payments.default', 'payments-v2.default'];
   const before = ackedBy(s.cp, clusters);
-  s.say(`\n  edit ${relative(s.work, s.files.policy)}: + { name: charges-frozen, action: deny, to: { paths: ["/charge"] } }`);
+  s.say(`\n  edit ${relative(s.work, s.files.policy)}: + charges-frozen: deny /charge, + watch-charges: audit /charge`);
   s.showLog = true;
   await writeFile(s.files.policy, paymentsPolicy(true));
-  const ms = await until('the replicas took the policy', () => tookChange(s.cp, clusters, before));
+  const edited = Date.now();
+  await until('the replicas took the policy', () => tookChange(s.cp, clusters, before));
+  const ms = Date.now() - edited;
   s.showLog = false;
-  const [next] = await orders.calls(1);
-  s.say(`  every replica ACKed its new inbound Listener (RBAC) ${ms} ms after the edit; the next POST /charge: ${next!.status ?? next!.error}${next!.status === 403 ? ' — denied before the app ran' : ' SHOULD HAVE BEEN DENIED'}`);
-  s.check('the policy change denied the next request', next!.status === 403);
+  const { result: next, audit } = await auditedCall(s, orders, '/charge');
+  s.say(`  every replica ACKed its new inbound Listener (RBAC) ${ms} ms after the edit; the next POST /charge: ${next.status ?? next.error}${next.status === 403 ? ` — denied before the app ran (audit: rule ${audit.rule} of the ${audit.layer} policy)` : ' SHOULD HAVE BEEN DENIED'}`);
+  s.check('the policy change denied the next request', next.status === 403 && audit.rule === 'charges-frozen');
 }

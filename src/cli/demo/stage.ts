@@ -37,6 +37,8 @@ export interface Stage {
   check(name: string, ok: boolean): boolean;
   /** Starts a replica of `service` that joins the control plane; resolves once it listens. */
   replica(name: string, service: string, o?: { delayMs?: number; admin?: boolean }): Promise<Replica>;
+  /** Starts a replica's process now; it joins (and resolves) when the returned function is called. */
+  warmReplica(name: string, service: string): Promise<() => Promise<Replica>>;
   /** Starts orders; resolves once it has joined. */
   orders(): Promise<Orders>;
   close(): Promise<void>;
@@ -62,8 +64,19 @@ export async function openStage(io: Io, work: string): Promise<Stage> {
     return file;
   };
   const children: Child[] = [];
-  const joinArgs = async (service: string) => ['--service', service, '--cp', cp.address, '--root', cp.rootFile, '--token', await tokenFile(service)];
+  const joinArgs = async (service: string) => ['--service', service, '--cp', cp.address.replace(/^127\.0\.0\.1:/, 'localhost:'), '--root', cp.rootFile, '--token', await tokenFile(service)];
   let seq = 0;
+  const startReplica = async (name: string, service: string, o: { delayMs?: number; admin?: boolean; deferred?: boolean }) => {
+    const child = startChild(name, 'replica', [...(await joinArgs(service)), ...(o.delayMs ? ['--delay-ms', String(o.delayMs)] : []), ...(o.admin ? ['--admin'] : []), ...(o.deferred ? ['--deferred'] : [])]);
+    children.push(child);
+    const loaded = o.deferred ? child.next('loaded') : Promise.resolve({});
+    return async (): Promise<Replica> => {
+      await loaded;
+      if (o.deferred) child.send({ cmd: 'join' });
+      const ev = await child.next('listening');
+      return { name, service, child, port: Number(ev.port), ...(ev.adminPort !== undefined && { adminPort: Number(ev.adminPort) }), delayMs: o.delayMs ?? 0 };
+    };
+  };
   return Object.assign(stage, {
     io,
     work,
@@ -76,12 +89,10 @@ export async function openStage(io: Io, work: string): Promise<Stage> {
       this.checks.push({ name, ok });
       return ok;
     },
-    async replica(name: string, service: string, o: { delayMs?: number; admin?: boolean } = {}): Promise<Replica> {
-      const child = startChild(name, 'replica', [...(await joinArgs(service)), ...(o.delayMs ? ['--delay-ms', String(o.delayMs)] : []), ...(o.admin ? ['--admin'] : [])]);
-      children.push(child);
-      const ev = await child.next('listening');
-      return { name, service, child, port: Number(ev.port), ...(ev.adminPort !== undefined && { adminPort: Number(ev.adminPort) }), delayMs: o.delayMs ?? 0 };
+    async replica(this: Stage, name: string, service: string, o: { delayMs?: number; admin?: boolean } = {}): Promise<Replica> {
+      return (await startReplica(name, service, o))();
     },
+    warmReplica: (name: string, service: string) => startReplica(name, service, { deferred: true }),
     async orders(): Promise<Orders> {
       const child = startChild('orders', 'orders', await joinArgs('orders'));
       children.push(child);
