@@ -4,7 +4,12 @@
 import { createMesh, type Mesh } from 'sidecarless';
 
 export function join(service: string): Promise<Mesh> {
-  const need = (name: string) => process.env[name] ?? (console.error(`${service}: set ${name} (run.sh does)`), process.exit(2));
+  const need = (name: string): string => {
+    const value = process.env[name];
+    if (value) return value;
+    console.error(`${service}: set ${name} (run.sh does)`);
+    process.exit(2);
+  };
   return createMesh({
     service,
     labels: { app: service }, // what the policies' selectors match

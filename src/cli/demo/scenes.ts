@@ -20,7 +20,10 @@ async function auditedCall(s: Stage, orders: Orders, path: string): Promise<{ re
   const marks = replicas.map((c) => c.mark());
   const audited = Promise.race(replicas.map((c, i) => c.seen('audit', marks[i]!)));
   const [result] = await orders.calls(1, { path });
-  const audit = await Promise.race([audited, new Promise<DemoEvent>((r) => setTimeout(() => r({}), result!.status === 403 ? 3_000 : 0))]);
+  let timer: NodeJS.Timeout | undefined;
+  const none = new Promise<DemoEvent>((r) => (timer = setTimeout(() => r({}), result!.status === 403 ? 3_000 : 0)));
+  const audit = await Promise.race([audited, none]);
+  clearTimeout(timer);
   return { result: result!, audit };
 }
 
@@ -62,9 +65,9 @@ export async function sceneCalls(s: Stage, orders: Orders): Promise<void> {
 export async function sceneJoinLeave(s: Stage, orders: Orders, join: () => Promise<Replica>): Promise<void> {
   const p4 = await join();
   const joinedMs = await until('payments-4 registered', () => registered(s.cp, 'payments').includes(`127.0.0.1:${p4.port}`));
-  const reach = await orders.calls(40, { concurrency: 4 });
+  const reach = await orders.calls(60, { concurrency: 4 });
   const n4 = spread(reach).get('payments-4') ?? 0;
-  s.say(`\n  payments-4 joins   registered 127.0.0.1:${p4.port} ${joinedMs} ms after it listened; of the next 40 calls it served ${n4}`);
+  s.say(`\n  payments-4 joins   registered 127.0.0.1:${p4.port} ${joinedMs} ms after it listened; of the next 60 calls it served ${n4}`);
   s.check('a joining replica serves', n4 > 0 && failedOf(reach) === 0);
   const stop = orders.load(3);
   const before = ackedBy(s.cp, ['orders.default']);
