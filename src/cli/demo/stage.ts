@@ -55,8 +55,9 @@ export async function openStage(io: Io, work: string): Promise<Stage> {
   const files = await writeMeshFiles(work);
   const stage = {} as { showLog: boolean };
   stage.showLog = true;
-  const show = (prefix: string) => (m: string) => stage.showLog && io.stdout(`    control-plane │ ${prefix}${m}`);
-  const cp = await startControlPlane({ meshFile: files.mesh, state: join(work, 'state'), listen: '127.0.0.1:0', adminListen: '127.0.0.1:0', graceMs: GRACE_MS, logger: { info: show(''), warn: show('warning: '), error: show('error: ') } });
+  // Its info lines while a scene wants them; its warnings and errors always.
+  const show = (prefix: string, always = false) => (m: string) => (always || stage.showLog) && io.stdout(`    control-plane │ ${prefix}${m}`);
+  const cp = await startControlPlane({ meshFile: files.mesh, state: join(work, 'state'), listen: '127.0.0.1:0', adminListen: '127.0.0.1:0', graceMs: GRACE_MS, logger: { info: show(''), warn: show('warning: ', true), error: show('error: ', true) } });
   await mkdir(join(work, 'tokens'), { recursive: true });
   const tokenFile = async (sa: string) => {
     const file = join(work, 'tokens', `${sa}.token`);
