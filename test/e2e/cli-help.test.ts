@@ -102,7 +102,7 @@ test('unknown commands and options: one error line, a suggestion when close, exi
     [['stat', '--admin', '127.0.0.1:1', '--interval', 'soon'], /--interval: invalid duration "soon"/],
     [['stat', '--admin', 'ftp://127.0.0.1:1', '--interval', '100ms'], /the admin endpoint speaks http/],
     [['stat', '--admin', 'http://[::1', '--interval', '100ms'], /is not a URL or host:port/],
-    [['demo', '--calls', '3', '--verbose'], /unknown option --verbose/],
+    [['demo', '--delay-ms', '3', '--verbose'], /unknown option --verbose/],
   ];
   for (const [args, msg] of cases) {
     const r = await sidecarless(args);

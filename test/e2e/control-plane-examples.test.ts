@@ -78,3 +78,18 @@ test('examples/control-plane/istiod.ts: the target discovered over xDS (Listener
   assert.equal(first.node?.id, 'sidecar~10.0.0.9~orders-7d9f.default~default.svc.cluster.local');
   assert.equal(x.server.streams[0]!.clusterId, 'Kubernetes');
 });
+
+test('examples/control-plane/embedded/run.sh: three services join the embedded control plane, find each other by name and call over mTLS under its policies', async () => {
+  const r = await run('bash', ['examples/control-plane/embedded/run.sh'], { env: { LISTEN: '127.0.0.1:0', ADMIN_LISTEN: '127.0.0.1:0' }, timeoutMs: 60_000 });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.equal(r.stderr, '', 'no warnings');
+  const cp = 'spiffe://cluster\\.local/ns/default/sa/';
+  assert.match(r.stdout, /control-plane │ control plane serving ADS \+ CA on 127\.0\.0\.1:\d+ \(TLS\)/);
+  assert.equal((r.stdout.match(new RegExp(`orders → payments → ledger: 200; payments saw ${cp}orders, ledger saw ${cp}payments \\(entry \\d\\)`, 'g')) ?? []).length, 3, r.stdout);
+  assert.match(r.stdout, /orders → payments GET \/charge: 403/);
+  assert.match(r.stdout, /orders → ledger POST \/entries: 403/);
+  // The status: both servers registered themselves (no endpoint in the mesh file), three certificates issued.
+  assert.match(r.stdout, /payments\.default:8443 +http +127\.0\.0\.1:\d+ up/);
+  assert.match(r.stdout, /ledger\.default:8443 +http +127\.0\.0\.1:\d+ up/);
+  assert.match(r.stdout, /certificates issued \(3\)/);
+});

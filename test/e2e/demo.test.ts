@@ -1,15 +1,38 @@
-// `npm run demo` is the main job: it must run the mesh, show who called whom, and exit 0 by itself.
+// `npm run demo` is the main job: on its own control plane, services that join it find each other,
+// a replica joins and leaves, a split and a policy change follow edits of the files, an intruder is
+// refused; it exits 0 by itself. Every scene's outcome is read back from what it printed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cli } from './process.js';
 
-test('sidecarless demo runs a live mesh and exits 0 with a summary', async () => {
+const ID = (sa: string) => `spiffe://cluster\\.local/ns/default/sa/${sa}`;
+
+test('sidecarless demo runs a mesh on the embedded control plane, every scene as it should, and exits 0 with a summary', async () => {
   const started = Date.now();
   const r = await cli(['demo']);
-  assert.equal(r.code, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /orders → payments-[12] +200 +server proved spiffe:\/\/cluster\.local\/ns\/default\/sa\/payments; it saw the caller as spiffe:\/\/cluster\.local\/ns\/default\/sa\/orders/);
-  assert.match(r.stdout, /orders → payments +POST \/admin\/refund +403 +denied before the app ran \(audit: rule nobody-reaches-admin/);
-  assert.match(r.stdout, /intruder \(spiffe:\/\/evil\.example\/ns\/default\/sa\/orders\) → payments-1 +refused/);
-  assert.match(r.stdout, /Summary: (\d+)\/\1 calls from orders succeeded over mutual TLS/);
-  assert.ok(Date.now() - started < 30_000, 'the demo ends by itself');
+  const out = r.stdout;
+  assert.equal(r.code, 0, out + r.stderr);
+  assert.equal(r.stderr, '', 'nothing on stderr (no warnings from the children)');
+  assert.match(out, /control-plane │ control plane serving ADS \+ CA on 127\.0\.0\.1:\d+ \(TLS\)/);
+  // Four replicas registered by themselves: no endpoint is written anywhere.
+  assert.equal((out.match(/^ {2}payments(-v2)?-\d +registered 127\.0\.0\.1:\d+ as an endpoint of payments/gm) ?? []).length, 4, out);
+  assert.match(out, new RegExp(`orders → payments-[123] +200 +server proved ${ID('payments')}; it saw the caller as ${ID('orders')}`));
+  assert.match(out, /POST \/admin\/refund +403 +denied before the app ran \(audit: rule nobody-reaches-admin of the mesh policy/);
+  const load = /60 more calls, 6 at a time: (.*) — the slow/.exec(out);
+  assert.ok(load, out);
+  const slow = Number(/payments-3 (\d+)/.exec(load[1]!)?.[1] ?? 0);
+  assert.ok(slow < 20, `the slow replica drained: ${load[1]}`);
+  const joined = /payments-4 joins .* of the next 60 calls it served (\d+)/.exec(out);
+  assert.ok(joined && Number(joined[1]) > 0, 'calls reach the replica that joined');
+  assert.match(out, /payments-4 leaves[\s\S]*?: (\d+) calls meanwhile, 0 failed/);
+  const split = /of the next 200 calls payments-v2 served (\d+) .* 0 failed/.exec(out);
+  assert.ok(split, out);
+  assert.ok(Number(split[1]) >= 4 && Number(split[1]) <= 40, `90/10 within tolerance: ${split[1]}/200 to payments-v2`);
+  assert.match(out, /control-plane │ mesh file .*mesh\.yaml reloaded/);
+  assert.match(out, /the next POST \/charge: 403 — denied before the app ran \(audit: rule charges-frozen of the mesh policy\)/);
+  assert.match(out, /intruder \(spiffe:\/\/evil\.example\/ns\/default\/sa\/orders\) → payments-1 .* refused during the TLS handshake/);
+  assert.match(out, new RegExp(`sidecarless stat --admin http://127\\.0\\.0\\.1:\\d+[\\s\\S]*INBOUND[\\s\\S]*${ID('orders')} +payments`));
+  assert.match(out, /sidecarless control-plane status[\s\S]*services \(3\)[\s\S]*clients \(5\)[\s\S]*certificates issued/);
+  assert.match(out, /Summary: (\d+)\/\1 scenes behaved as they should/);
+  assert.ok(Date.now() - started < 45_000, 'the demo ends by itself');
 });
