@@ -17,6 +17,12 @@ import { isRefused, type WorkloadNode, workloadOf } from './workload-node.js';
 import type { Node } from '../../proto/envoy/config/core/v3/base.js';
 
 export const LISTENER_TYPE = 'type.googleapis.com/envoy.config.listener.v3.Listener';
+/**
+ * Addresses one stream registers at most (a workload serves a few ports): beyond, the first ones
+ * in the order it named them are registered and status says why the rest are not. One ACK naming
+ * 10,000 inbound Listeners on its own IPs would otherwise fill the registry every service shares.
+ */
+export const MAX_ADDRESSES_PER_STREAM = 64;
 
 export interface RegistrarClient {
   readonly id: string;
@@ -75,7 +81,8 @@ export class Registrar {
     if (!s || r.typeUrl !== LISTENER_TYPE || r.kind !== 'ack' || r.names === '*') return;
     const served = this.#served(s, r.names);
     const reason = served.size === 0 ? undefined : this.#ineligible(s);
-    const wanted = served.size === 0 || reason !== undefined ? new Set<string>() : s.workload!.advertise.length > 0 ? new Set(s.workload!.advertise) : served;
+    const all = served.size === 0 || reason !== undefined ? new Set<string>() : s.workload!.advertise.length > 0 ? new Set(s.workload!.advertise) : served;
+    const wanted = all.size > MAX_ADDRESSES_PER_STREAM ? new Set([...all].slice(0, MAX_ADDRESSES_PER_STREAM)) : all;
     for (const address of s.addresses) if (!wanted.has(address)) this.o.registry.withdraw(clientId, s.workload!.service, s.workload!.namespace, address);
     s.addresses = new Set();
     if (reason !== undefined) s.refused = reason;
@@ -93,8 +100,9 @@ export class Registrar {
         ...(w.name !== undefined && { name: w.name }),
       };
       if (this.o.registry.register(clientId, reg)) s.addresses.add(address);
-      else s.refused = 'the registry is full';
+      else s.refused = `the registry is full (or ${reg.identity} holds as many registrations as one identity may)`;
     }
+    if (all.size > wanted.size) s.refused = `${all.size} addresses named, the first ${MAX_ADDRESSES_PER_STREAM} registered: at most ${MAX_ADDRESSES_PER_STREAM} addresses per stream`;
   }
 
   disconnected(clientId: string): void {
