@@ -19,6 +19,7 @@ import { VirtualClock } from '../../src/clock.js';
 import { MAX_REGISTRATIONS_PER_IDENTITY, Registry } from '../../src/server/registry/registry.js';
 import { MAX_SUBSCRIBED_NAME_BYTES } from '../../src/server/xds/ads-session.js';
 import { MAX_ADDRESSES_PER_STREAM } from '../../src/server/registry/registrar.js';
+import { MAX_INBOUND_LISTENERS_PER_CLIENT } from '../../src/server/resource-source.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const TD = 'cluster.local';
@@ -50,6 +51,7 @@ after(async () => {
 });
 
 interface Hostile {
+  readonly call: grpc.ClientDuplexStream<Buffer, DiscoveryResponse>;
   send(typeUrl: string, names: readonly string[], nonce?: string, version?: string): void;
   next(): Promise<DiscoveryResponse>;
   readonly status: Promise<grpc.StatusObject>;
@@ -74,6 +76,7 @@ function hostile(spec: NodeSpec, token?: string): Hostile {
   const fields = new Map<string, Value>(Object.entries(spec.fields ?? {}).map(([k, v]) => [k, { stringValue: v }]));
   let first = true;
   return {
+    call,
     send(typeUrl, names, nonce = '', version = '') {
       const node = first ? { node: { id: `sidecar~127.0.0.1~${spec.cluster}~x`, cluster: spec.cluster, metadata: { fields } } } : {};
       first = false;
@@ -134,7 +137,7 @@ describe('the embedded control plane under attack', () => {
     const big = (prefix: string) => Array.from({ length: 5_000 }, (_, i) => `${prefix}-${i}-${'x'.repeat(220)}`);
     h.send(EDS, big('eds')); // ~1.1 MB of names: under the cap, taken (no such resources: nothing sent)
     h.send(CDS, big('cds')); // as much again on another type: over MAX_SUBSCRIBED_NAME_BYTES for the stream
-    const s = await Promise.race([h.status, new Promise<grpc.StatusObject>((r) => setTimeout(() => r({ code: -1, details: 'still open', metadata: new grpc.Metadata() }), 1_500))]);
+    const s = await Promise.race([h.status, new Promise<grpc.StatusObject>((r) => setTimeout(() => r({ code: grpc.status.OK, details: 'still open', metadata: new grpc.Metadata() }), 1_500))]);
     h.close();
     assert.equal(s.code, grpc.status.RESOURCE_EXHAUSTED, s.details);
     assert.match(s.details, new RegExp(`${MAX_SUBSCRIBED_NAME_BYTES}`));
@@ -144,6 +147,31 @@ describe('the embedded control plane under attack', () => {
     const r = await firstOf(ok);
     ok.close();
     assert.ok('nonce' in r, JSON.stringify(r));
+  });
+
+  test('a request naming 10,000 inbound Listeners gets the first 64, not 10,000 renders (seconds of CPU, 6 MB) for 450 kB sent', async () => {
+    const h = hostile({ cluster: 'anyone.default' });
+    h.send(LDS, Array.from({ length: 10_000 }, (_, i) => inboundListenerName('10.1.0.1', 1 + i)));
+    const r = await firstOf(h);
+    h.close();
+    assert.ok('nonce' in r, JSON.stringify(r));
+    assert.equal(r.resources.length, MAX_INBOUND_LISTENERS_PER_CLIENT);
+  });
+
+  test('a client that stops reading while responses keep coming is ended, not buffered for without bound', { timeout: 10_000 }, async (t) => {
+    const h = hostile({ cluster: 'reader.default' });
+    t.after(() => h.close()); // also when an assertion fails: an open channel would hold the run
+    h.call.pause();
+    const names = (k: number) => Array.from({ length: 64 }, (_, i) => inboundListenerName('10.2.0.1', 1 + i + (k % 2)));
+    for (let k = 0; k < 200; k++) h.send(LDS, names(k)); // every one a new subscription: every one answered (~40 kB)
+    const listed = () => cp.status().clients.some((c) => (c as { cluster: string }).cluster === 'reader.default');
+    const deadline = Date.now() + 3_000;
+    while (listed() && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+    assert.equal(listed(), false, 'the stream is still served');
+    h.call.resume();
+    const s = await h.status;
+    assert.equal(s.code, grpc.status.RESOURCE_EXHAUSTED, s.details);
+    assert.match(s.details, /waiting for the client to read/);
   });
 
   test('/status answers only requests addressed to it by IP or localhost (DNS rebinding: a page on another name cannot read it)', async () => {
