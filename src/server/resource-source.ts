@@ -20,11 +20,20 @@ import { renderInboundListener } from './xds/inbound-listener.js';
 import { type Registration, type Registry } from './registry/registry.js';
 import type { MeshModel, MeshServiceModel } from './mesh-file/index.js';
 import { isRefused, workloadOf } from './registry/workload-node.js';
+import { MAX_ADDRESSES_PER_STREAM } from './registry/registrar.js';
 
 export interface SourceClient {
   readonly id: string;
   readonly node: Node | undefined;
 }
+
+/**
+ * Inbound Listeners served to one client in one response at most (the first inbound names in
+ * sorted order, the ones the registrar may register; a workload listens on a few ports): each is rendered for the client, so without the bound
+ * one request naming 10,000 of them (450 kB, plaintext port included) costs seconds of CPU and a
+ * 6 MB response.
+ */
+export const MAX_INBOUND_LISTENERS_PER_CLIENT = MAX_ADDRESSES_PER_STREAM;
 
 /** Istio's "allow nothing": an ALLOW filter with no policy. */
 const DENY_ALL: Policy = { rules: [{ name: 'sidecarless-policy-not-renderable', action: 'allow', from: [], to: [], when: [], matchNothing: true }], servers: [] };
@@ -73,8 +82,10 @@ export class MeshResourceSource {
       for (const [n, b] of all) out.set(n, b);
       return out;
     }
+    let inbound = 0;
     for (const name of names) {
-      const bytes = all.get(name) ?? (typeUrl === TYPE_URLS.listener && name.startsWith(INBOUND_PREFIX) ? this.#inboundFor(client, name) : undefined);
+      const isInbound = !all.has(name) && typeUrl === TYPE_URLS.listener && name.startsWith(INBOUND_PREFIX) && inbound++ < MAX_INBOUND_LISTENERS_PER_CLIENT;
+      const bytes = all.get(name) ?? (isInbound ? this.#inboundFor(client, name) : undefined);
       if (bytes !== undefined) out.set(name, bytes);
     }
     return out;

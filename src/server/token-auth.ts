@@ -5,7 +5,9 @@
  * token for one workload cannot open a stream that claims to be another and register its
  * addresses. A bad token is refused UNAUTHENTICATED with istiod's words (the reason is logged
  * here, never sent); a node that contradicts its token gets PERMISSION_DENIED saying so (the
- * caller already knows both sides).
+ * caller already knows both sides). The namespace compared is the one the node says by any means
+ * (NAMESPACE metadata, else its cluster `<service>.<namespace>`): leaving NAMESPACE out does not
+ * skip the check.
  */
 import type { Metadata } from '@grpc/grpc-js';
 import { type Logger } from '../logger.js';
@@ -26,7 +28,10 @@ export function adsAuthenticator(check: TokenCheck, logger: Logger): (md: Metada
       return { code: UNAUTHENTICATED, details: AUTHENTICATE_FAILURE };
     }
     const fields = node?.metadata?.fields;
-    const ns = fields?.get('NAMESPACE')?.stringValue;
+    // The namespace the registry and the inbound Listener read from this node (workload-node.ts):
+    // NAMESPACE, else the cluster's `<service>.<namespace>` — compared even when NAMESPACE is absent.
+    const cluster = node?.cluster ?? '';
+    const ns = fields?.get('NAMESPACE')?.stringValue ?? (cluster.indexOf('.') > 0 ? cluster.slice(cluster.indexOf('.') + 1) : undefined);
     const sa = fields?.get('SERVICE_ACCOUNT')?.stringValue;
     if ((ns !== undefined && ns !== who.namespace) || (sa !== undefined && sa !== who.serviceAccount)) {
       return { code: PERMISSION_DENIED, details: `the node says namespace ${JSON.stringify(ns ?? '')} and service account ${JSON.stringify(sa ?? '')}, but the token is for ${who.spiffeId}: use this workload's own token` };

@@ -11,12 +11,18 @@
  * stream that ends leaves after the registry's grace. Why a stream is not registered is kept for
  * status. Pure (no I/O).
  */
-import { inboundAddressOf } from '../../control-plane/xds/translate/inbound.js';
+import { INBOUND_PREFIX, inboundAddressOf } from '../../control-plane/xds/translate/inbound.js';
 import { type Registration, type Registry } from './registry.js';
 import { isRefused, type WorkloadNode, workloadOf } from './workload-node.js';
 import type { Node } from '../../proto/envoy/config/core/v3/base.js';
 
 export const LISTENER_TYPE = 'type.googleapis.com/envoy.config.listener.v3.Listener';
+/**
+ * Addresses one stream registers at most (a workload serves a few ports): beyond, only the first
+ * inbound Listener names (sorted) count, and status says why the rest are not registered. One ACK naming
+ * 10,000 inbound Listeners on its own IPs would otherwise fill the registry every service shares.
+ */
+export const MAX_ADDRESSES_PER_STREAM = 64;
 
 export interface RegistrarClient {
   readonly id: string;
@@ -93,8 +99,10 @@ export class Registrar {
         ...(w.name !== undefined && { name: w.name }),
       };
       if (this.o.registry.register(clientId, reg)) s.addresses.add(address);
-      else s.refused = 'the registry is full';
+      else s.refused = `the registry is full (or ${reg.identity} holds as many registrations as one identity may)`;
     }
+    const named = r.names.filter((n) => n.startsWith(INBOUND_PREFIX)).length;
+    if (named > MAX_ADDRESSES_PER_STREAM) s.refused = `${named} inbound Listeners named, only the first ${MAX_ADDRESSES_PER_STREAM} served and registered: at most ${MAX_ADDRESSES_PER_STREAM} addresses per stream`;
   }
 
   disconnected(clientId: string): void {
@@ -108,11 +116,17 @@ export class Registrar {
     return { ...(s.workload && { workload: s.workload }), ...(s.refused !== undefined && { notRegistered: s.refused }), addresses: [...s.addresses] };
   }
 
-  /** The addresses of inbound Listeners in `names` on the workload's own IPs. */
+  /**
+   * The addresses of inbound Listeners in `names` on the workload's own IPs, among the first
+   * MAX_ADDRESSES_PER_STREAM inbound names (the ones resource-source.ts serves: no address is
+   * registered whose Listener, its policy, the workload was not sent).
+   */
   #served(s: ClientState, names: readonly string[]): Set<string> {
     const out = new Set<string>();
     if (!s.workload) return out;
+    let inbound = 0;
     for (const name of names) {
+      if (name.startsWith(INBOUND_PREFIX) && inbound++ >= MAX_ADDRESSES_PER_STREAM) break;
       const a = inboundAddressOf(name);
       if (!a || !s.workload.ips.includes(a.ip)) continue;
       out.add(a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`);

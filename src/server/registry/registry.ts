@@ -14,6 +14,11 @@ export const DEFAULT_REGISTRATION_GRACE_MS = 10_000;
 export const DEFAULT_RESTORE_GRACE_MS = 60_000;
 /** Registrations kept at most (a bound on what a set of authenticated workloads can make us hold). */
 export const MAX_REGISTRATIONS = 10_000;
+/**
+ * Registrations one identity holds at most: a single compromised workload (any declared service's
+ * token) cannot fill MAX_REGISTRATIONS and keep every other service's replicas out.
+ */
+export const MAX_REGISTRATIONS_PER_IDENTITY = 1_000;
 
 export interface Registration {
   readonly service: string;
@@ -57,6 +62,8 @@ const keyOf = (r: { service: string; namespace: string; address: string }) => `$
 
 export class Registry {
   #entries = new Map<string, Entry>();
+  /** Registrations held, by identity (MAX_REGISTRATIONS_PER_IDENTITY). */
+  #perIdentity = new Map<string, number>();
   #version = 0;
 
   constructor(private readonly o: RegistryOptions) {}
@@ -74,9 +81,10 @@ export class Registry {
     const key = keyOf(reg);
     const old = this.#entries.get(key);
     if (!old && this.#entries.size >= MAX_REGISTRATIONS) return false;
+    if (old?.reg.identity !== reg.identity && (this.#perIdentity.get(reg.identity) ?? 0) >= MAX_REGISTRATIONS_PER_IDENTITY) return false;
     old?.timer?.cancel();
     const same = old !== undefined && old.client === client && sameRegistration(old.reg, reg);
-    this.#entries.set(key, { reg, client, since: same ? old.since : this.o.clock.now() });
+    this.#set(key, { reg, client, since: same ? old.since : this.o.clock.now() });
     if (!same) this.#changed();
     return true;
   }
@@ -98,9 +106,9 @@ export class Registry {
   restore(saved: readonly Registration[]): void {
     for (const reg of saved) {
       const key = keyOf(reg);
-      if (this.#entries.has(key) || this.#entries.size >= MAX_REGISTRATIONS) continue;
+      if (this.#entries.has(key) || this.#entries.size >= MAX_REGISTRATIONS || (this.#perIdentity.get(reg.identity) ?? 0) >= MAX_REGISTRATIONS_PER_IDENTITY) continue;
       const e: Entry = { reg, client: undefined, since: this.o.clock.now() };
-      this.#entries.set(key, e);
+      this.#set(key, e);
       this.#leave(key, e, this.o.restoreGraceMs ?? DEFAULT_RESTORE_GRACE_MS);
     }
     if (saved.length > 0) this.#changed();
@@ -136,9 +144,24 @@ export class Registry {
   }
 
   #remove(key: string): void {
-    this.#entries.get(key)?.timer?.cancel();
+    const e = this.#entries.get(key);
+    e?.timer?.cancel();
+    if (e) this.#count(e.reg.identity, -1);
     this.#entries.delete(key);
     this.#changed();
+  }
+
+  #set(key: string, e: Entry): void {
+    const old = this.#entries.get(key);
+    if (old) this.#count(old.reg.identity, -1);
+    this.#count(e.reg.identity, 1);
+    this.#entries.set(key, e);
+  }
+
+  #count(identity: string, by: 1 | -1): void {
+    const n = (this.#perIdentity.get(identity) ?? 0) + by;
+    if (n > 0) this.#perIdentity.set(identity, n);
+    else this.#perIdentity.delete(identity);
   }
 
   #changed(): void {

@@ -60,6 +60,13 @@ export {
 export const DEFAULT_COALESCE_MS = 10;
 /** Requests held while authenticate() runs (together at most MAX_REQUEST_BYTES); more ends the stream. */
 export const MAX_PENDING_REQUESTS = 64;
+/**
+ * Responses queued on a stream whose client does not read them (HTTP/2 flow control holds them
+ * here): at this many the stream is ended RESOURCE_EXHAUSTED and nothing more is queued. SotW
+ * needs only the latest response of each type, so a healthy client is never this far behind;
+ * without the bound a client that stops reading while pushes continue grows our memory at will.
+ */
+export const MAX_QUEUED_RESPONSES = 32;
 
 export interface AdsServiceOptions {
   source: ResourceSource;
@@ -202,6 +209,7 @@ class Stream {
   write(responses: readonly DiscoveryResponse[]): void {
     for (const r of responses) {
       if (this.#phase !== 'open' || this.call.cancelled) return;
+      if (this.call.writableLength >= MAX_QUEUED_RESPONSES) return this.fail({ code: GRPC_STATUS.RESOURCE_EXHAUSTED, details: `${this.call.writableLength} responses are waiting for the client to read them: read the stream (or reconnect)` });
       this.call.write(r);
     }
   }

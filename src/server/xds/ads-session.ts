@@ -36,8 +36,9 @@
  *   generator for them and sends nothing). Answering them would need state per type a hostile
  *   client could grow at will.
  * - Bounds: at most MAX_NAMES_PER_REQUEST names per request, each at most MAX_NAME_LENGTH
- *   characters; beyond them the stream is ended (`fail`), as the driver ends it for a request of
- *   more than MAX_REQUEST_BYTES or bytes that are not a DiscoveryRequest.
+ *   characters, at most MAX_SUBSCRIBED_NAME_BYTES of names held by the stream (all types);
+ *   beyond them the stream is ended (`fail`), as the driver ends it for a request of more than
+ *   MAX_REQUEST_BYTES or bytes that are not a DiscoveryRequest.
  * Pure: the only outside call is the ResourceSource (and the events), whose throws are caught.
  */
 import { createHash } from 'node:crypto';
@@ -130,6 +131,13 @@ export const MAX_NAMES_PER_REQUEST = 10_000;
 export const MAX_NAME_LENGTH = 1_024;
 /** A DiscoveryRequest bigger than this ends the stream (10,000 names of 100 bytes fit 4 times over). */
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+/**
+ * Subscribed names one stream holds, all types together (UTF-8 bytes of the latest subscription of
+ * each): beyond, the stream is ended RESOURCE_EXHAUSTED. Without it one stream keeps four full
+ * requests (16 MiB) of names a plaintext client never has to authenticate for; 2 MiB is 10,000
+ * names of 200 bytes.
+ */
+export const MAX_SUBSCRIBED_NAME_BYTES = 2 * 1024 * 1024;
 
 /** gRPC status codes the session uses (numbers, so this module needs no grpc-js). */
 export const GRPC_STATUS = { INVALID_ARGUMENT: 3, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNAUTHENTICATED: 16 } as const;
@@ -154,6 +162,8 @@ interface TypeState {
   lastNack?: { version: string; nonce: string; error: string; at: number };
   staleIgnored: number;
   lastSourceError?: { message: string; at: number };
+  /** UTF-8 bytes of the names of the latest subscription (MAX_SUBSCRIBED_NAME_BYTES). */
+  nameBytes: number;
 }
 
 const keyOf = (s: TypeState) => (s.wildcard ? '*\n' : '') + s.names.join('\n');
@@ -224,7 +234,13 @@ export class AdsSession {
       prior.staleIgnored++;
       return { responses: [] };
     }
+    const nameBytes = req.resourceNames.reduce((n, name) => n + Buffer.byteLength(name), 0);
+    const held = [...this.#types.values()].reduce((n, t) => (t.typeUrl === req.typeUrl ? n : n + t.nameBytes), 0);
+    if (held + nameBytes > MAX_SUBSCRIBED_NAME_BYTES) {
+      return { responses: [], fail: { code: GRPC_STATUS.RESOURCE_EXHAUSTED, details: `this stream would subscribe to ${held + nameBytes} bytes of resource names; at most ${MAX_SUBSCRIBED_NAME_BYTES} are held per stream` } };
+    }
     const s = prior ?? this.#newType(req.typeUrl);
+    s.nameBytes = nameBytes;
     const initial = prior === undefined || req.responseNonce === '';
     const kind: AdsRequestKind = initial ? 'subscribe' : req.errorDetail !== undefined ? 'nack' : 'ack';
     if (kind === 'ack') s.acked = { version: s.sent?.version ?? req.versionInfo, nonce: req.responseNonce, at: this.clock.now() };
@@ -261,7 +277,7 @@ export class AdsSession {
   }
 
   #newType(typeUrl: string): TypeState {
-    const s: TypeState = { typeUrl, names: [], wildcard: false, named: false, answered: undefined, lastNonce: '', staleIgnored: 0 };
+    const s: TypeState = { typeUrl, names: [], wildcard: false, named: false, answered: undefined, lastNonce: '', staleIgnored: 0, nameBytes: 0 };
     this.#types.set(typeUrl, s);
     return s;
   }
