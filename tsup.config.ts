@@ -19,6 +19,6 @@ export default defineConfig([
     sourcemap: true,
     target: 'node20',
     banner: { js: '#!/usr/bin/env node' },
-    splitting: false,
+    splitting: true, // each command (and its dependencies) loaded when it runs: `sidecarless --version` does not load grpc-js
   },
 ]);
