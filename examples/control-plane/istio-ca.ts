@@ -31,6 +31,11 @@ const server = mesh.createServer((req, res) => res.end(JSON.stringify({ caller: 
 await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
 const port = (server.address() as { port: number }).port;
 mesh.setService(service, { endpoints: [`127.0.0.1:${port}`] });
+// The port's inbound policy comes from the control plane: until its inbound Listener is decided
+// (delivered, or the control plane says it serves no xDS) the port denies every request — fail
+// closed, as Envoy and gRFC A36 servers do. A self-call right after listen() waits for that.
+const pending = `xds-inbound-pending:${port}`;
+for (let i = 0; i < 500 && mesh.snapshot().inbound.meshPolicy?.servers.some((s) => s.name === pending); i++) await new Promise((r) => setTimeout(r, 10));
 
 const s = mesh.stats().identity;
 console.log(`${service} ${s.spiffeId} from ${s.from} (serial ${s.serialNumber}, valid until ${s.notAfter}, next renewal ${s.nextRefresh})`);
