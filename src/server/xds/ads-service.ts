@@ -58,6 +58,8 @@ export {
 } from './ads-session.js';
 
 export const DEFAULT_COALESCE_MS = 10;
+/** Clients refreshed per event-loop turn during a push. */
+export const PUSH_BATCH = 100;
 /** Requests held while authenticate() runs (together at most MAX_REQUEST_BYTES); more ends the stream. */
 export const MAX_PENDING_REQUESTS = 64;
 /**
@@ -134,7 +136,7 @@ class Stream {
   constructor(
     private readonly call: Call,
     private readonly o: AdsServiceOptions,
-    private readonly id: string,
+    readonly id: string,
     private readonly clock: Clock,
     private readonly registry: Map<string, Stream>,
     private readonly digests: () => DigestCache,
@@ -253,10 +255,19 @@ export function createAdsService(grpc: typeof GrpcJs, o: AdsServiceOptions): Ads
     }
     return turn;
   };
+  // A push goes out PUSH_BATCH clients per event-loop turn: the sockets drain between batches, so the
+  // responses of 1,000 clients are not all held at once (the control plane's memory high-water mark),
+  // and streams, ACKs and CA calls are served meanwhile. One digest cache for the whole push: a
+  // source never changes bytes it has returned (new content is a new array).
   const flush = () => {
     timer = undefined;
-    const cache = digests();
-    for (const s of [...streams.values()]) s.write(s.session!.refresh(cache));
+    const cache: DigestCache = new Map();
+    const pending = [...streams.values()];
+    const batch = () => {
+      for (const s of pending.splice(0, PUSH_BATCH)) if (!closed && streams.has(s.id)) s.write(s.session!.refresh(cache));
+      if (pending.length > 0 && !closed) setImmediate(batch);
+    };
+    batch();
   };
   return {
     definition: definitionOf(),
