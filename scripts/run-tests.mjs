@@ -49,7 +49,7 @@ const runTmp = mkdtempSync(join(tmpdir(), 'sidecarless-run-'));
 chmodSync(runTmp, 0o711);
 const child = spawn(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=3', '--test-timeout=120000', ...files],
+  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=120000', ...files],
   { cwd: root, stdio: 'inherit', env: { ...process.env, TMPDIR: runTmp } },
 );
 // Ctrl-C reaches the test processes too (one process group); a SIGTERM is passed on. Either way
