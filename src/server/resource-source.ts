@@ -42,9 +42,17 @@ export function endpointOf(r: Registration): ServiceEndpoint {
   return { address: r.address, identity: r.identity, weight: 1, ...(r.locality?.zone && { zone: r.locality.zone }), labels: r.labels };
 }
 
+interface Generated {
+  readonly key: string;
+  readonly full: OutboundResources;
+  readonly portable: OutboundResources;
+}
+
 export class MeshResourceSource {
   #model: MeshModel;
-  #outbound: { key: string; full: OutboundResources; portable: OutboundResources } | undefined;
+  #outbound: Generated | undefined;
+  /** What the last check() generated, until the model it was for is served. */
+  #checked: Generated | undefined;
   #inbound = new Map<string, Uint8Array>();
   #inboundKey = '';
   /** Why a workload's inbound policy was served as deny-all, by workload key. */
@@ -66,8 +74,7 @@ export class MeshResourceSource {
    * expressed: the caller then keeps the previous model.
    */
   check(model: MeshModel): void {
-    generateOutboundResources(model.outbound(this.#registered));
-    generateOutboundResources(model.outbound(this.#registered), { portableLbPolicy: true });
+    this.#checked = this.#generate(model);
   }
 
   /** Serves `model` from now on (check() it first). */
@@ -101,11 +108,17 @@ export class MeshResourceSource {
   #outboundFor(client: SourceClient): OutboundResources {
     const key = `${this.#model.version}/${this.registry.version}`;
     if (this.#outbound?.key !== key) {
-      this.refusedEndpoints.clear();
-      const services = this.#model.outbound(this.#registered, this.#refused);
-      this.#outbound = { key, full: generateOutboundResources(services), portable: generateOutboundResources(services, { portableLbPolicy: true }) };
+      // What check() generated for this very model and registry is served as it is, not made again.
+      this.#outbound = this.#checked?.key === key ? this.#checked : this.#generate(this.#model);
+      this.#checked = undefined;
     }
     return client.node?.userAgentName === 'sidecarless' ? this.#outbound.full : this.#outbound.portable;
+  }
+
+  #generate(model: MeshModel): Generated {
+    this.refusedEndpoints.clear();
+    const services = model.outbound(this.#registered, this.#refused);
+    return { key: `${model.version}/${this.registry.version}`, full: generateOutboundResources(services), portable: generateOutboundResources(services, { portableLbPolicy: true }) };
   }
 
   #inboundFor(client: SourceClient, name: string): Uint8Array | undefined {
