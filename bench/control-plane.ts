@@ -14,7 +14,9 @@
  * Goals, judged in the same run: push p99 ≤ 2 s, control-plane RSS ≤ 300 MB. The machine is
  * shared: figures are one run's, goals are reported, never asserted.
  *
- *   node --import tsx bench/control-plane.ts [--quick] [--profile DIR]
+ *   node --import tsx bench/control-plane.ts [--quick] [--profile DIR] [--tsx]
+ * The control-plane process runs this file compiled to JavaScript (a shipped control plane's
+ * memory); --tsx runs it under tsx instead.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
@@ -28,7 +30,7 @@ import { encodeDiscoveryResponse } from '../src/proto/envoy/service/discovery/v3
 import { serializeDiscoveryResponse } from '../src/server/xds/ads-encode.js';
 import { createAdsService, DEFAULT_COALESCE_MS, type ResourceSource } from '../src/server/xds/ads-service.js';
 import { type AdsClient, AdsSession, type DigestCache } from '../src/server/xds/ads-session.js';
-import { generateOutboundResources, type OutboundResources, type OutboundServiceInput, TYPE_URLS } from '../src/server/xds/outbound-resources.js';
+import { generateOutboundResources, type OutboundResources, reuseUnchanged, type OutboundServiceInput, TYPE_URLS } from '../src/server/xds/outbound-resources.js';
 import { epochMs, hasSplit, PORT, SERVICES, SHARED, splitTargets, subscription, svcName } from './lib/ads-scale.js';
 import { arg, flag, quantile, round } from './lib/common.js';
 import { BENCH_DIR, ROOT } from './lib/proc.js';
@@ -72,20 +74,14 @@ class Mesh implements ResourceSource {
   /** Regenerates every resource (what a real source does once per change); returns the ms it took. */
   regenerate(): number {
     const t0 = performance.now();
-    this.resources = generateOutboundResources(this.services, { portableLbPolicy: true });
+    this.resources = reuseUnchanged(generateOutboundResources(this.services, { portableLbPolicy: true }), this.resources);
     this.generations++;
     return performance.now() - t0;
   }
 
-  resolve(_c: unknown, typeUrl: string, names: ReadonlySet<string> | '*'): ReadonlyMap<string, Uint8Array> {
-    const all = this.resources.get(typeUrl) ?? new Map<string, Uint8Array>();
-    if (names === '*') return all;
-    const out = new Map<string, Uint8Array>();
-    for (const n of names) {
-      const b = all.get(n);
-      if (b) out.set(n, b);
-    }
-    return out;
+  resolve(_c: unknown, typeUrl: string): ReadonlyMap<string, Uint8Array> {
+    // As MeshResourceSource: the shared map (the session takes only the names it asked for).
+    return this.resources.get(typeUrl) ?? new Map<string, Uint8Array>();
   }
 
   readonly #splitWeight = new Array<number>(SERVICES).fill(90);
@@ -310,11 +306,26 @@ async function runConfig(cfg: Config): Promise<Row> {
 
 const CONFIGS = (quick: boolean): Config[] => (quick ? [{ n: 200, k: 50, pushes: 4 }] : [{ n: 1_000, k: 50, pushes: 20 }, { n: 200, k: 500, pushes: 10 }]);
 
+/**
+ * The control-plane process's entry: this file compiled to plain JavaScript (esbuild, as dist/ is
+ * built; dependencies from node_modules), so its RSS is a shipped control plane's, not that plus
+ * tsx's loader thread and source maps (≈ 15 MB); `--tsx` runs the source instead.
+ */
+async function serverEntry(): Promise<string[]> {
+  if (flag('--tsx')) return ['--import', 'tsx', join(BENCH_DIR, 'control-plane.ts')];
+  const { build } = await import('esbuild');
+  // Under bench/ so that node_modules and BENCH_DIR (one level up from the file) resolve as from the source.
+  const outfile = join(BENCH_DIR, '.serve', 'control-plane.mjs');
+  await build({ entryPoints: [join(BENCH_DIR, 'control-plane.ts')], outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'error' });
+  return [outfile];
+}
+
 /** One configuration in a fresh control-plane process (its RSS is that configuration's alone). */
-function runInChild(c: Config, profile?: string): Promise<Row> {
+async function runInChild(c: Config, profile?: string): Promise<Row> {
+  const entry = await serverEntry();
   return new Promise<Row>((resolve, reject) => {
     const prof = profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : [];
-    const args = [...prof, '--import', 'tsx', join(BENCH_DIR, 'control-plane.ts'), '--serve', `${c.n},${c.k},${c.pushes}`];
+    const args = [...prof, ...entry, '--serve', `${c.n},${c.k},${c.pushes}`];
     const p = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, NODE_ENV: 'production' }, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));

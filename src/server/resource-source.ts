@@ -15,7 +15,7 @@ import type { Node } from '../proto/envoy/config/core/v3/base.js';
 import type { Policy } from '../policy/index.js';
 import type { ServiceEndpoint } from '../outbound/settings.js';
 import { INBOUND_PREFIX, inboundAddressOf } from '../control-plane/xds/translate/inbound.js';
-import { type OutboundResources, type OutboundServiceInput, TYPE_URLS, generateOutboundResources } from './xds/outbound-resources.js';
+import { type OutboundResources, type OutboundServiceInput, TYPE_URLS, generateOutboundResources, reuseUnchanged } from './xds/outbound-resources.js';
 import { renderInboundListener } from './xds/inbound-listener.js';
 import { type Registration, type Registry } from './registry/registry.js';
 import type { MeshModel, MeshServiceModel } from './mesh-file/index.js';
@@ -37,6 +37,14 @@ export const MAX_INBOUND_LISTENERS_PER_CLIENT = MAX_ADDRESSES_PER_STREAM;
 
 /** Istio's "allow nothing": an ALLOW filter with no policy. */
 const DENY_ALL: Policy = { rules: [{ name: 'sidecarless-policy-not-renderable', action: 'allow', from: [], to: [], when: [], matchNothing: true }], servers: [] };
+
+const EMPTY: ReadonlyMap<string, Uint8Array> = new Map();
+
+/** Whether a name the shared resources do not hold asks for an inbound Listener. */
+function someInbound(names: readonly string[], all: ReadonlyMap<string, Uint8Array>): boolean {
+  for (const name of names) if (!all.has(name) && name.startsWith(INBOUND_PREFIX)) return true;
+  return false;
+}
 
 export function endpointOf(r: Registration): ServiceEndpoint {
   return { address: r.address, identity: r.identity, weight: 1, ...(r.locality?.zone && { zone: r.locality.zone }), labels: r.labels };
@@ -82,13 +90,12 @@ export class MeshResourceSource {
     this.#model = model;
   }
 
-  resolve(client: SourceClient, typeUrl: string, names: ReadonlySet<string> | '*'): ReadonlyMap<string, Uint8Array> {
-    const all = this.#outboundFor(client).get(typeUrl) ?? new Map<string, Uint8Array>();
+  resolve(client: SourceClient, typeUrl: string, names: readonly string[] | '*'): ReadonlyMap<string, Uint8Array> {
+    const all = this.#outboundFor(client).get(typeUrl) ?? EMPTY;
+    // The shared map as it is when it answers every name (the session takes only the names it asked
+    // for): a push to 1,000 clients copies nothing. Inbound Listeners are per client.
+    if (names === '*' || typeUrl !== TYPE_URLS.listener || !someInbound(names, all)) return all;
     const out = new Map<string, Uint8Array>();
-    if (names === '*') {
-      for (const [n, b] of all) out.set(n, b);
-      return out;
-    }
     let inbound = 0;
     for (const name of names) {
       const isInbound = !all.has(name) && typeUrl === TYPE_URLS.listener && name.startsWith(INBOUND_PREFIX) && inbound++ < MAX_INBOUND_LISTENERS_PER_CLIENT;
@@ -118,7 +125,13 @@ export class MeshResourceSource {
   #generate(model: MeshModel): Generated {
     this.refusedEndpoints.clear();
     const services = model.outbound(this.#registered, this.#refused);
-    return { key: `${model.version}/${this.registry.version}`, full: generateOutboundResources(services), portable: generateOutboundResources(services, { portableLbPolicy: true }) };
+    // Unchanged resources keep the arrays already served (sessions skip them by identity).
+    const prev = this.#outbound;
+    return {
+      key: `${model.version}/${this.registry.version}`,
+      full: reuseUnchanged(generateOutboundResources(services), prev?.full),
+      portable: reuseUnchanged(generateOutboundResources(services, { portableLbPolicy: true }), prev?.portable),
+    };
   }
 
   #inboundFor(client: SourceClient, name: string): Uint8Array | undefined {

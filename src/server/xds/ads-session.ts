@@ -60,10 +60,12 @@ export interface AdsClient {
 
 export interface ResourceSource {
   /**
-   * Serialized resources (the resource's own bytes, not Any) of typeUrl for this client: the named ones that exist, or all for '*' (wildcard, LDS/CDS only).
-   * Bytes once returned are not changed (new content, new array): the server keeps their digests for the rest of the event-loop turn.
+   * Serialized resources (the resource's own bytes, not Any) of typeUrl for this client: the named ones that exist (`names` sorted, unique), or all for '*' (wildcard, LDS/CDS only).
+   * It may return more than the names asked for (a map it shares between clients, not copied per call): the session takes only those names.
+   * Bytes once returned are never changed (new content, new array): the server keeps their digests for the rest of the event-loop turn,
+   * and a session takes the same arrays as the same content (a push skips a client whose arrays are those it was sent).
    */
-  resolve(client: AdsClient, typeUrl: string, names: ReadonlySet<string> | '*'): ReadonlyMap<string, Uint8Array>;
+  resolve(client: AdsClient, typeUrl: string, names: readonly string[] | '*'): ReadonlyMap<string, Uint8Array>;
 }
 
 export type AdsRequestKind = 'subscribe' | 'ack' | 'nack';
@@ -164,9 +166,18 @@ interface TypeState {
   lastSourceError?: { message: string; at: number };
   /** UTF-8 bytes of the names of the latest subscription (MAX_SUBSCRIBED_NAME_BYTES). */
   nameBytes: number;
+  /** The subscription as one string (keyOf), made when it changes. */
+  key: string;
+  /**
+   * What the latest response carried, in order (the source's own byte arrays): a push compares
+   * these by identity before hashing anything, so a client whose resources did not change costs
+   * a few lookups, not a sort, a hash and a response (bytes once returned never change).
+   */
+  last?: Content;
 }
 
 const keyOf = (s: TypeState) => (s.wildcard ? '*\n' : '') + s.names.join('\n');
+const sameNames = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((n, i) => n === b[i]);
 const subscribed = (s: TypeState) => s.wildcard || s.names.length > 0;
 
 /** The first request's problem, if it has one: the stream must start with a Node that has an id. */
@@ -194,8 +205,19 @@ function entryDigest(name: string, bytes: Uint8Array): Buffer {
 
 /** A deterministic version for exactly these resources (names and bytes): a hash of each one's digest, in order. */
 export function versionOf(resources: ReadonlyArray<readonly [string, Uint8Array]>, cache?: DigestCache): string {
-  const all = Buffer.allocUnsafe(32 * resources.length);
-  resources.forEach(([name, bytes], i) => {
+  return versionOfContent({ names: resources.map(([n]) => n), bytes: resources.map(([, b]) => b) }, cache);
+}
+
+/** What one response carries, as two parallel arrays in name order. */
+interface Content {
+  readonly names: readonly string[];
+  readonly bytes: readonly Uint8Array[];
+}
+
+function versionOfContent(c: Content, cache?: DigestCache): string {
+  const all = Buffer.allocUnsafe(32 * c.names.length);
+  c.names.forEach((name, i) => {
+    const bytes = c.bytes[i]!;
     let d = cache?.get(bytes);
     if (d === undefined || d.name !== name) {
       d = { name, digest: entryDigest(name, bytes) };
@@ -204,6 +226,12 @@ export function versionOf(resources: ReadonlyArray<readonly [string, Uint8Array]
     all.set(d.digest, 32 * i);
   });
   return createHash('sha256').update(all).digest('hex').slice(0, 16);
+}
+
+/** The subscribed resources `found` holds, in name order (only what was asked for: a source that returns more is not trusted to). */
+function contentOf(s: { readonly wildcard: boolean; readonly names: readonly string[] }, found: ReadonlyMap<string, Uint8Array>): Content {
+  const names = s.wildcard ? [...found.keys()].filter((n) => found.get(n) instanceof Uint8Array).sort() : s.names.filter((n) => found.get(n) instanceof Uint8Array);
+  return { names, bytes: names.map((n) => found.get(n)!) };
 }
 
 const clip = (s: string, n = 200) => (s.length > n ? `${s.slice(0, n)}…` : s);
@@ -248,7 +276,7 @@ export class AdsSession {
     if (kind === 'nack') s.lastNack = { version: s.sent?.version ?? '', nonce: req.responseNonce, error: error!, at: this.clock.now() };
     this.#subscribe(s, req.resourceNames);
     const event: AdsRequestEvent = { typeUrl: req.typeUrl, names: s.wildcard ? '*' : [...s.names], kind, version: req.versionInfo, nonce: req.responseNonce, ...(kind === 'nack' && { error }) };
-    const answer = subscribed(s) && (initial || keyOf(s) !== s.answered);
+    const answer = subscribed(s) && (initial || s.key !== s.answered);
     const r = answer ? this.#respond(s, undefined, cache) : undefined;
     return { responses: r ? [r] : [], event };
   }
@@ -277,7 +305,7 @@ export class AdsSession {
   }
 
   #newType(typeUrl: string): TypeState {
-    const s: TypeState = { typeUrl, names: [], wildcard: false, named: false, answered: undefined, lastNonce: '', staleIgnored: 0, nameBytes: 0 };
+    const s: TypeState = { typeUrl, names: [], wildcard: false, named: false, answered: undefined, lastNonce: '', staleIgnored: 0, nameBytes: 0, key: '' };
     this.#types.set(typeUrl, s);
     return s;
   }
@@ -285,29 +313,48 @@ export class AdsSession {
   #subscribe(s: TypeState, names: readonly string[]): void {
     const explicit = [...new Set(names.filter((n) => n !== '*' || !WILDCARD_TYPES.has(s.typeUrl)))].sort();
     const star = WILDCARD_TYPES.has(s.typeUrl) && names.includes('*');
-    s.wildcard = star || (WILDCARD_TYPES.has(s.typeUrl) && names.length === 0 && !s.named);
+    const wildcard = star || (WILDCARD_TYPES.has(s.typeUrl) && names.length === 0 && !s.named);
     if (names.length > 0) s.named = true;
+    // An ACK repeats the subscription: keep what is held (the request's strings die young).
+    if (wildcard === s.wildcard && sameNames(explicit, s.names) && s.key !== '') return;
+    s.wildcard = wildcard;
     s.names = explicit;
+    s.key = keyOf(s);
+    s.last = undefined;
+  }
+
+  /** Whether `found` holds, for this subscription, exactly what the latest response carried (same byte arrays). */
+  #unchanged(s: TypeState, found: ReadonlyMap<string, Uint8Array>): boolean {
+    const last = s.last;
+    if (last === undefined) return false;
+    let count = 0;
+    if (s.wildcard) {
+      for (const bytes of found.values()) if (bytes instanceof Uint8Array) count++;
+    } else {
+      for (const name of s.names) if (found.get(name) instanceof Uint8Array) count++;
+    }
+    if (count !== last.names.length) return false;
+    return last.names.every((name, i) => found.get(name) === last.bytes[i]);
   }
 
   /** The response for the type's current subscription; with `unless`, undefined when its version is that. */
   #respond(s: TypeState, unless?: string, cache?: DigestCache): DiscoveryResponse | undefined {
     let found: ReadonlyMap<string, Uint8Array>;
     try {
-      found = this.source.resolve(this.client, s.typeUrl, s.wildcard ? '*' : new Set(s.names));
+      found = this.source.resolve(this.client, s.typeUrl, s.wildcard ? '*' : s.names);
     } catch (e) {
       s.lastSourceError = { message: clip(e instanceof Error ? e.message : String(e), 2_000), at: this.clock.now() };
       return undefined;
     }
-    const wanted = s.wildcard ? undefined : new Set(s.names);
-    // Only what was asked for (a source that returns more is not trusted to), sorted by name.
-    const chosen = [...found].filter(([name, bytes]) => (wanted === undefined || wanted.has(name)) && bytes instanceof Uint8Array).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    const version = versionOf(chosen, cache);
+    if (unless !== undefined && unless === s.sent?.version && this.#unchanged(s, found)) return undefined;
+    const chosen = contentOf(s, found);
+    const version = versionOfContent(chosen, cache);
+    s.last = chosen;
     if (unless !== undefined && version === unless) return undefined;
     const nonce = String(++this.#nonces);
     s.lastNonce = nonce;
-    s.answered = keyOf(s);
-    s.sent = { version, nonce, resources: chosen.length, at: this.clock.now() };
-    return { versionInfo: version, resources: chosen.map(([, value]) => ({ typeUrl: s.typeUrl, value })), canary: false, typeUrl: s.typeUrl, nonce };
+    s.answered = s.key;
+    s.sent = { version, nonce, resources: chosen.names.length, at: this.clock.now() };
+    return { versionInfo: version, resources: chosen.bytes.map((value) => ({ typeUrl: s.typeUrl, value })), canary: false, typeUrl: s.typeUrl, nonce };
   }
 }

@@ -137,3 +137,28 @@ export function generateOutboundResources(services: readonly OutboundServiceInpu
   }
   return out;
 }
+
+/**
+ * `next` with every resource whose bytes equal `prev`'s for the same type and name replaced by
+ * `prev`'s own array. A regeneration makes new arrays for everything; an ADS session compares
+ * arrays by identity before it hashes (ads-session.ts), so after this a push costs a lookup per
+ * resource for what did not change instead of a sort, a hash and a response per client.
+ */
+export function reuseUnchanged(next: OutboundResources, prev: OutboundResources | undefined): OutboundResources {
+  if (prev === undefined) return next;
+  const out = new Map<string, ReadonlyMap<string, Uint8Array>>();
+  for (const [typeUrl, resources] of next) {
+    const before = prev.get(typeUrl);
+    if (before === undefined) {
+      out.set(typeUrl, resources);
+      continue;
+    }
+    const merged = new Map<string, Uint8Array>();
+    for (const [name, bytes] of resources) {
+      const old = before.get(name);
+      merged.set(name, old !== undefined && Buffer.from(old.buffer, old.byteOffset, old.byteLength).equals(bytes) ? old : bytes);
+    }
+    out.set(typeUrl, merged);
+  }
+  return out;
+}

@@ -35,7 +35,7 @@ async function start(t: { after(fn: () => Promise<void> | void): void }, o: Part
   const requests: AdsRequestEvent[] = [];
   const clock = new VirtualClock(1_000);
   const ads = createAdsService(grpc, {
-    source: { resolve: (_c, type, names) => new Map([...(data.get(type) ?? [])].filter(([n]) => names === '*' || names.has(n))) },
+    source: { resolve: (_c, type, names) => new Map([...(data.get(type) ?? [])].filter(([n]) => names === '*' || names.includes(n))) },
     events: {
       connected: (c: AdsClient) => log.push(`connected ${c.node?.id} ${c.identity}`),
       request: (_c, r) => requests.push(r),
@@ -189,7 +189,9 @@ test('changed() is coalesced: one recomputation per window, pushes in CDS, EDS, 
 
 test('bounds: requests piling up behind a slow authenticate, and garbage mid-stream, end that stream only', async (t) => {
   let release: (id: string) => void = () => {};
-  const { open, ads } = await start(t, { authenticate: () => new Promise<string>((r) => (release = r)), data: new Map([[CDS, new Map([['c', bytes('C')]])]]) });
+  let asked = 0;
+  const authenticate = () => new Promise<string>((r) => ((release = r), asked++));
+  const { open, ads } = await start(t, { authenticate, data: new Map([[CDS, new Map([['c', bytes('C')]])]]) });
   const flood = open();
   for (let i = 0; i <= 65; i++) flood.send(i === 0 ? { node: NODE, typeUrl: CDS, resourceNames: ['c'] } : { typeUrl: CDS, resourceNames: [`n${i}`] });
   const st = await flood.status;
@@ -201,7 +203,7 @@ test('bounds: requests piling up behind a slow authenticate, and garbage mid-str
 
   const s = open();
   s.send({ node: NODE, typeUrl: CDS, resourceNames: ['c'] });
-  await new Promise((r) => setTimeout(r, 20));
+  await waitFor(() => asked === 2); // this stream's authentication is the one pending
   release('spiffe://cluster.local/ns/default/sa/a');
   await s.until(1);
   assert.equal(ads.clients().length, 1);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { VirtualClock } from '../../../src/clock.js';
 import type { DiscoveryRequest } from '../../../src/proto/envoy/service/discovery/v3/discovery.js';
-import { TYPE_URLS } from '../../../src/server/xds/outbound-resources.js';
+import { type OutboundResources, reuseUnchanged, TYPE_URLS } from '../../../src/server/xds/outbound-resources.js';
 import { type AdsClient, AdsSession, firstRequestProblem, GRPC_STATUS, MAX_NAMES_PER_REQUEST, type DigestCache, type ResourceSource, versionOf } from '../../../src/server/xds/ads-session.js';
 
 const LDS = TYPE_URLS.listener;
@@ -28,7 +28,7 @@ function table(init: Record<string, Record<string, string>> = {}) {
     resolve(client, type, names) {
       asked.push({ client: client.id, type, names: names === '*' ? '*' : [...names].sort() });
       const m = data.get(type) ?? new Map<string, Uint8Array>();
-      return names === '*' ? new Map(m) : new Map([...m].filter(([n]) => names.has(n)));
+      return names === '*' ? new Map(m) : new Map([...m].filter(([n]) => names.includes(n)));
     },
   };
   return { source, set, asked };
@@ -180,6 +180,34 @@ test('refresh pushes only types whose bytes changed, in CDS, EDS, LDS, RDS order
   const back = s.refresh();
   assert.deepEqual(back.map((p) => p.versionInfo).sort(), first.map((p) => p.versionInfo).sort());
   assert.equal(new Set([...first, ...all, ...back].map((p) => p.nonce)).size, 12);
+});
+
+test('a regenerated source: equal bytes keep the served arrays (reuseUnchanged), so a push hashes and sends only what changed', () => {
+  let served: OutboundResources | undefined;
+  let hashed = 0;
+  const regenerate = (rds: string, eds: string) => {
+    const fresh: OutboundResources = new Map([
+      [RDS, new Map([['r', bytes(rds)], ['other', bytes('O')]])],
+      [EDS, new Map([['e', bytes(eds)]])],
+    ]);
+    served = reuseUnchanged(fresh, served);
+  };
+  regenerate('R1', 'E1');
+  const source: ResourceSource = { resolve: (_c, type) => served!.get(type)! };
+  const s = new AdsSession(client(), source, new VirtualClock(0));
+  s.receive(req(RDS, ['r']));
+  s.receive(req(EDS, ['e']));
+  const firstRds = served!.get(RDS)!.get('r');
+  regenerate('R1', 'E2'); // new arrays everywhere, only EDS's content differs
+  assert.equal(served!.get(RDS)!.get('r'), firstRds, 'equal bytes are the array already served');
+  assert.notEqual(served!.get(EDS)!.get('e'), undefined);
+  const cache: DigestCache = new Map();
+  const pushed = s.refresh(cache);
+  hashed = cache.size;
+  assert.deepEqual(pushed.map((r) => [r.typeUrl, namesOf(r)]), [[EDS, ['E2']]]);
+  assert.equal(hashed, 1, 'the unchanged RDS resource was not hashed again');
+  assert.deepEqual(namesOf(s.receive(req(RDS, ['r', 'other'], { responseNonce: s.status().types.find((x) => x.typeUrl === RDS)!.sent!.nonce })).responses[0]!), ['O', 'R1'].sort());
+  assert.deepEqual(s.refresh(), [], 'nothing changed since');
 });
 
 test('per client: a source that answers clients differently pushes only to the client whose bytes changed', () => {

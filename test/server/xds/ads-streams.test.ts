@@ -41,7 +41,7 @@ test('a raw stream gets the inbound Listener by name, and LDS wildcard carries e
     resolve: (_c, type, names) => {
       const all = new Map(outbound.get(type) ?? []);
       if (type === TYPE_URLS.listener) all.set(INBOUND, inbound);
-      return names === '*' ? all : new Map([...all].filter(([n]) => names.has(n)));
+      return names === '*' ? all : new Map([...all].filter(([n]) => names.includes(n)));
     },
   };
   const ads = createAdsService(grpc, { source, plaintext: true, coalesceMs: 1 });
@@ -82,7 +82,7 @@ test("the mesh's own xDS client over TLS with a token: discovers a service, call
   let endpoints = [v1.address];
   const generate = () => generateOutboundResources([{ port: 8080, spec: spec('payments', { endpoints: endpoints.map((address) => ({ address, identity: idOf('payments'), weight: 1 })) }) }]);
   let outbound = generate();
-  const source: ResourceSource = { resolve: (_c, type, names) => new Map([...(outbound.get(type) ?? [])].filter(([n]) => names === '*' || names.has(n))) };
+  const source: ResourceSource = { resolve: (_c, type, names) => new Map([...(outbound.get(type) ?? [])].filter(([n]) => names === '*' || names.includes(n))) };
   const ads = createAdsService(grpc, {
     source,
     authenticate: (md) => {
