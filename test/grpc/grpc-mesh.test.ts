@@ -65,6 +65,26 @@ test('a denied method is status 7 (PERMISSION_DENIED) with a message; its handle
   }
 });
 
+test('on the wire a denial is a trailers-only response: :status 200, grpc-status 7, grpc-message', async () => {
+  const { connect } = await import('node:http2');
+  const svid = orders.identity.getX509Svid();
+  const session = connect(`https://127.0.0.1:${server.port}`, { cert: svid.certChainPem, key: svid.keyPem, ca: ca.bundlePem, checkServerIdentity: () => undefined });
+  try {
+    const headers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      const req = session.request({ ':method': 'POST', ':path': '/demo.Pay/Refund', 'content-type': 'application/grpc', te: 'trailers' });
+      req.on('response', (h, flags) => resolve({ ...h, endStream: (flags & 1) === 1 }));
+      req.on('error', reject);
+      req.end(Buffer.from([0, 0, 0, 0, 2, 0x7b, 0x7d])); // one uncompressed message: {}
+    });
+    assert.equal(headers[':status'], 200);
+    assert.equal(headers['grpc-status'], '7');
+    assert.match(decodeURIComponent(String(headers['grpc-message'])), /denied by no-refunds/);
+    assert.equal(headers.endStream, true, 'trailers-only: the HEADERS frame ends the stream');
+  } finally {
+    session.close();
+  }
+});
+
 test('the channel refuses a server that presents another SPIFFE ID (every connection, none resumed)', async () => {
   for (const target of ['inventory', idOf('payments', 'prod')]) {
     const client = payClient(server.port, orders.grpc.channelCredentials(target));
@@ -149,15 +169,15 @@ test('golden metrics per method with grpc_response_status, denials and authz dec
   assert.ok(charge && refund && watchS, JSON.stringify(series));
   assert.deepEqual(charge.grpcStatus, { 0: charge.requests });
   assert.ok(charge.requests >= 3);
-  assert.deepEqual(refund.grpcStatus, { 7: 1 });
-  assert.equal(refund.denials, 1);
+  assert.deepEqual(refund.grpcStatus, { 7: 2 }, 'the grpc-js denial and the raw HTTP/2 one');
+  assert.equal(refund.denials, 2);
   assert.deepEqual(watchS.grpcStatus, { 0: 1 });
   const authz = payments.stats().traffic.authz;
-  assert.ok(authz.some((a) => a.decision === 'deny' && a.rule === 'no-refunds' && a.count === 1), JSON.stringify(authz));
+  assert.ok(authz.some((a) => a.decision === 'deny' && a.rule === 'no-refunds' && a.count === 2), JSON.stringify(authz));
   assert.equal(payments.stats().traffic.active.inbound, 0);
   const { port } = payments.admin!.address();
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  assert.match(text, /sidecarless_grpc_responses_total\{direction="inbound",service="payments",peer="spiffe:\/\/cluster\.local\/ns\/default\/sa\/orders",route="\/demo\.Pay\/Refund",grpc_response_status="7"\} 1/);
+  assert.match(text, /sidecarless_grpc_responses_total\{direction="inbound",service="payments",peer="spiffe:\/\/cluster\.local\/ns\/default\/sa\/orders",route="\/demo\.Pay\/Refund",grpc_response_status="7"\} 2/);
 });
 
 test('createMesh({ grpc }) takes only a grpc-js module; credentials are of the module given', async () => {
