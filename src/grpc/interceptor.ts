@@ -38,12 +38,22 @@ function gateInterceptor(
   onStatus?: (call: InnerCall, code: number) => void,
 ): Interceptor {
   return (descriptor, call) => {
+    // A refused call's messages and half-close never reach the handler either (grpc-js already
+    // holds them until the metadata is passed on, which it never is; this does not rely on it).
+    let refused = false;
     const listener = new grpc.ServerListenerBuilder()
       .withOnReceiveMetadata((metadata, next) => {
         const a = admit(descriptor, call, metadata);
         if (a.ok) return next(metadata);
+        refused = true;
         onStatus?.(call, a.code);
         call.sendStatus({ code: a.code, details: a.details, metadata: new grpc.Metadata() });
+      })
+      .withOnReceiveMessage((message, next) => {
+        if (!refused) next(message);
+      })
+      .withOnReceiveHalfClose((next) => {
+        if (!refused) next();
       })
       .withOnCancel(() => onStatus?.(call, GRPC_CANCELLED))
       .build();
