@@ -4,8 +4,13 @@
  * `/package.Service/Method`), with the call's grpc-status counted as `grpc_response_status`
  * (stats.ts, prometheus.ts). Authorization decisions and audit records are the gate's, counted
  * once wherever a request was judged (events.ts). A call is ended once: by its status, or by its
- * cancellation.
+ * cancellation. With a MeterProvider registered, each call is also an `http.server.request.duration`
+ * point (gRPC is HTTP/2: POST, the method's path as `http.route`, status 200) with the RPC
+ * semantic-convention attributes `rpc.system` grpc, `rpc.service`, `rpc.method`,
+ * `rpc.grpc.status_code`.
  */
+import type { Attributes } from '@opentelemetry/api';
+import { ATTR, MAX_ATTRIBUTE_SETS, instruments } from './instruments.js';
 import { type TrafficStats } from './stats.js';
 
 /** grpc-status CANCELLED: the call ended without a status from the server. */
@@ -18,6 +23,39 @@ export interface GrpcCallObservation {
   readonly path: string;
   denied: boolean;
   ended: boolean;
+}
+
+/** Attribute sets per (peer, path, code), shared by every mesh of the process, capped. */
+const attrSets = new Map<string, Map<string, Map<number, Attributes>>>();
+let attrCount = 0;
+
+function durationAttrs(service: string, peer: string, path: string, code: number): Attributes {
+  const key = `${service} ${peer}`;
+  let byPath = attrSets.get(key);
+  if (byPath === undefined) attrSets.set(key, (byPath = new Map()));
+  let byCode = byPath.get(path);
+  if (byCode === undefined) byPath.set(path, (byCode = new Map()));
+  let a = byCode.get(code);
+  if (a !== undefined) return a;
+  const slash = path.lastIndexOf('/');
+  a = {
+    [ATTR.method]: 'POST',
+    [ATTR.status]: 200,
+    [ATTR.scheme]: 'https',
+    [ATTR.route]: path,
+    [ATTR.service]: service,
+    [ATTR.tls]: 'mtls',
+    [ATTR.peer]: peer,
+    'rpc.system': 'grpc',
+    'rpc.service': path.slice(1, Math.max(1, slash)),
+    'rpc.method': path.slice(slash + 1),
+    'rpc.grpc.status_code': code,
+  };
+  if (attrCount < MAX_ATTRIBUTE_SETS) {
+    attrCount++;
+    byCode.set(code, a);
+  }
+  return a;
 }
 
 export class GrpcObserver {
@@ -38,7 +76,9 @@ export class GrpcObserver {
     o.ended = true;
     this.traffic.active.inbound--;
     const series = this.traffic.series('inbound', this.service, o.peer, o.path);
-    series.recordGrpc(code, (performance.now() - o.t0) / 1000);
+    const seconds = (performance.now() - o.t0) / 1000;
+    series.recordGrpc(code, seconds);
     if (o.denied) series.denials++;
+    instruments()?.serverDuration.record(seconds, durationAttrs(this.service, o.peer, o.path, code));
   }
 }

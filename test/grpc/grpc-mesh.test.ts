@@ -5,10 +5,22 @@
 // golden metrics per method with grpc_response_status.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { metrics } from '@opentelemetry/api';
+import { AggregationTemporality, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { type DevCa, type Mesh, createDevCa, createMesh } from '../../src/index.js';
 import { type Logger } from '../../src/config.js';
 import { ManualSource, TD, craftLeaf, filesOf, idOf } from '../helpers/certs.js';
 import { type PayServer, grpc, payClient, servePay, unary, watch } from './helpers.js';
+
+class ManualReader extends MetricReader {
+  constructor() {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
+  }
+  protected override async onForceFlush(): Promise<void> {}
+  protected override async onShutdown(): Promise<void> {}
+}
+const reader = new ManualReader();
+metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
 
 /** Plain grpc-js clients below check no host name: the server's identity is not what they test. */
 const ANY_HOST = { checkServerIdentity: () => undefined };
@@ -175,6 +187,28 @@ test('golden metrics per method with grpc_response_status, denials and authz dec
   const authz = payments.stats().traffic.authz;
   assert.ok(authz.some((a) => a.decision === 'deny' && a.rule === 'no-refunds' && a.count === 2), JSON.stringify(authz));
   assert.equal(payments.stats().traffic.active.inbound, 0);
+  // OpenTelemetry: the same calls as http.server.request.duration points with the RPC attributes.
+  const { resourceMetrics } = await reader.collect();
+  const duration = resourceMetrics.scopeMetrics.flatMap((m) => m.metrics).find((m) => m.descriptor.name === 'http.server.request.duration');
+  const refunds = duration?.dataPoints.find((p) => p.attributes['rpc.method'] === 'Refund' && p.attributes['sidecarless.service'] === 'payments');
+  assert.ok(refunds, 'a data point for /demo.Pay/Refund');
+  assert.deepEqual(
+    { ...refunds.attributes, count: (refunds.value as { count: number }).count },
+    {
+      'http.request.method': 'POST',
+      'http.response.status_code': 200,
+      'url.scheme': 'https',
+      'http.route': '/demo.Pay/Refund',
+      'sidecarless.service': 'payments',
+      'sidecarless.tls': 'mtls',
+      'sidecarless.peer.spiffe_id': idOf('orders'),
+      'rpc.system': 'grpc',
+      'rpc.service': 'demo.Pay',
+      'rpc.method': 'Refund',
+      'rpc.grpc.status_code': 7,
+      count: 2,
+    },
+  );
   const { port } = payments.admin!.address();
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   assert.match(text, /sidecarless_grpc_responses_total\{direction="inbound",service="payments",peer="spiffe:\/\/cluster\.local\/ns\/default\/sa\/orders",route="\/demo\.Pay\/Refund",grpc_response_status="7"\} 2/);
