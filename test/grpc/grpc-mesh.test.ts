@@ -108,11 +108,7 @@ test('the channel refuses a server that presents another SPIFFE ID (every connec
       client.close();
     }
   }
-  // A channel to the right service after a refused one still verifies (and works): one full
-  // handshake per connection, checked each time. grpc-js offers no session to resume (the contract
-  // checkServerIdentity relies on: Node skips it for a resumed session), pinned here.
-  const src = (await import('node:fs')).readFileSync(new URL('../../node_modules/@grpc/grpc-js/build/src/channel-credentials.js', import.meta.url), 'utf8');
-  assert.doesNotMatch(src, /\bsession\s*:/, 'grpc-js now offers TLS sessions: checkServerIdentity may be skipped on resumption');
+  // A channel to the right service after a refused one still verifies (and works).
   const good = payClient(server.port, orders.grpc.channelCredentials('payments'));
   try {
     assert.equal((await unary(good, 'Charge', { n: 5 })).peer, idOf('orders'));
@@ -120,6 +116,41 @@ test('the channel refuses a server that presents another SPIFFE ID (every connec
     good.close();
   }
   assert.throws(() => orders.grpc.channelCredentials('Not A Name'), { code: 'ERR_SIDECARLESS_CONFIG_INVALID' });
+});
+
+test('the channel never resumes a TLS session: every connection is a full handshake, checked', async () => {
+  // Node skips checkServerIdentity on a resumed session; grpc-js's channel offers none. A server
+  // that issues session tickets sees every connection of fresh channels as a full handshake.
+  const { createSecureServer } = await import('node:http2');
+  const svid = payments.identity.getX509Svid();
+  const h2 = createSecureServer({ cert: svid.certChainPem, key: svid.keyPem, ca: ca.bundlePem, requestCert: true });
+  const reused: boolean[] = [];
+  h2.on('secureConnection', (s) => reused.push(s.isSessionReused()));
+  h2.on('stream', (stream) => stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '12' }, { endStream: true }));
+  await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
+  const port = (h2.address() as { port: number }).port;
+  try {
+    for (let i = 0; i < 3; i++) {
+      const c = payClient(port, orders.grpc.channelCredentials('payments'), { 'grpc.use_local_subchannel_pool': 1 });
+      const err = (await unary(c, 'Charge', {}).then(() => assert.fail('answered'), (e: grpc.ServiceError) => e)) as grpc.ServiceError;
+      assert.equal(err.code, grpc.status.UNIMPLEMENTED, err.details);
+      c.close();
+    }
+    assert.deepEqual(reused, [false, false, false]);
+    // Control: this server does resume a session a client offers (so the check above could fail).
+    const tls = await import('node:tls');
+    const { once } = await import('node:events');
+    const opts = { host: '127.0.0.1', port, cert: orders.identity.getX509Svid().certChainPem, key: orders.identity.getX509Svid().keyPem, ca: ca.bundlePem, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined };
+    const first = tls.connect(opts);
+    const [session] = (await once(first, 'session')) as [Buffer];
+    first.destroy();
+    const second = tls.connect({ ...opts, session });
+    await once(second, 'secureConnect');
+    assert.equal(second.isSessionReused(), true);
+    second.destroy();
+  } finally {
+    await new Promise((r) => h2.close(r));
+  }
 });
 
 test('a client without a certificate, or with one of another CA, is refused', async () => {
