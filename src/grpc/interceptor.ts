@@ -27,9 +27,22 @@ type Descriptor = Parameters<Interceptor>[0];
 const UNAUTHENTICATED = 16;
 const PERMISSION_DENIED = 7;
 const INVALID_ARGUMENT = 3;
+const INTERNAL = 13;
 
 /** What a call's metadata step decides: go on with this peer, or end the call with this status. */
 type Admission = { readonly ok: true; readonly peer: PeerIdentity } | { readonly ok: false; readonly code: number; readonly details: string };
+
+/**
+ * `admit`, never throwing: this runs in grpc-js's stream events, where an exception would end the
+ * process. Anything unexpected refuses the call (fail closed).
+ */
+function safely(admit: () => Admission): Admission {
+  try {
+    return admit();
+  } catch (e) {
+    return { ok: false, code: INTERNAL, details: `sidecarless: the call could not be judged (${(e as Error)?.message ?? String(e)})` };
+  }
+}
 
 /** An interceptor that runs `admit` on the call's metadata before anything reaches the handler. */
 function gateInterceptor(
@@ -43,7 +56,7 @@ function gateInterceptor(
     let refused = false;
     const listener = new grpc.ServerListenerBuilder()
       .withOnReceiveMetadata((metadata, next) => {
-        const a = admit(descriptor, call, metadata);
+        const a = safely(() => admit(descriptor, call, metadata));
         if (a.ok) return next(metadata);
         refused = true;
         onStatus?.(call, a.code);
@@ -112,7 +125,8 @@ export function policyInterceptor(d: PolicyInterceptorDeps): Interceptor {
     const o = d.observer.start(p.peer.spiffeId, descriptor.path);
     calls.set(call, o);
     for (const name of strip) md.remove(name);
-    const authority = call.getHost();
+    const host: unknown = call.getHost();
+    const authority = typeof host === 'string' ? host : ''; // neither :authority nor Host: judged as no host
     const problem = hostProblem(authority);
     if (problem) {
       d.gate.malformed({ peer: p.peer, sourceIp: p.socket.remoteAddress ?? '', method: 'POST', reason: `:authority: ${problem}` }, call);

@@ -5,6 +5,8 @@
 // golden metrics per method with grpc_response_status.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect as tlsConnect } from 'node:tls';
 import { metrics } from '@opentelemetry/api';
 import { AggregationTemporality, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { type DevCa, type Mesh, createDevCa, createMesh } from '../../src/index.js';
@@ -81,17 +83,26 @@ test('on the wire a denial is a trailers-only response: :status 200, grpc-status
   const { connect } = await import('node:http2');
   const svid = orders.identity.getX509Svid();
   const session = connect(`https://127.0.0.1:${server.port}`, { cert: svid.certChainPem, key: svid.keyPem, ca: ca.bundlePem, checkServerIdentity: () => undefined });
-  try {
-    const headers = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      const req = session.request({ ':method': 'POST', ':path': '/demo.Pay/Refund', 'content-type': 'application/grpc', te: 'trailers' });
+  const call = (path: string) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
       req.on('response', (h, flags) => resolve({ ...h, endStream: (flags & 1) === 1 }));
       req.on('error', reject);
       req.end(Buffer.from([0, 0, 0, 0, 2, 0x7b, 0x7d])); // one uncompressed message: {}
     });
+  try {
+    const headers = await call('/demo.Pay/Refund');
     assert.equal(headers[':status'], 200);
     assert.equal(headers['grpc-status'], '7');
     assert.match(decodeURIComponent(String(headers['grpc-message'])), /denied by no-refunds/);
     assert.equal(headers.endStream, true, 'trailers-only: the HEADERS frame ends the stream');
+    // Other spellings of the denied method reach no handler: grpc-js routes the exact path only,
+    // and the policy judges the method's registered path.
+    const ran = server.ran.length;
+    for (const p of ['/demo.Pay/Re%66und', '/demo.Pay/Refund/', '//demo.Pay/Refund', '/demo.pay/refund', '/demo.Pay/./Refund']) {
+      assert.equal((await call(p))['grpc-status'], '12', p);
+    }
+    assert.equal(server.ran.length, ran);
   } finally {
     session.close();
   }
@@ -138,13 +149,11 @@ test('the channel never resumes a TLS session: every connection is a full handsh
     }
     assert.deepEqual(reused, [false, false, false]);
     // Control: this server does resume a session a client offers (so the check above could fail).
-    const tls = await import('node:tls');
-    const { once } = await import('node:events');
     const opts = { host: '127.0.0.1', port, cert: orders.identity.getX509Svid().certChainPem, key: orders.identity.getX509Svid().keyPem, ca: ca.bundlePem, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined };
-    const first = tls.connect(opts);
+    const first = tlsConnect(opts);
     const [session] = (await once(first, 'session')) as [Buffer];
     first.destroy();
-    const second = tls.connect({ ...opts, session });
+    const second = tlsConnect({ ...opts, session });
     await once(second, 'secureConnect');
     assert.equal(second.isSessionReused(), true);
     second.destroy();
