@@ -60,8 +60,8 @@ test('grpc-js calls across SVID rotation on both sides under load: zero failures
   await Promise.all([loop(0), loop(1), loop(2), probes()]);
 
   assert.deepEqual(failures, [], `${failures.length} failures out of ${ok + failures.length}`);
-  assert.ok(ok > 50, `only ${ok} calls completed`);
-  assert.ok(fresh >= 10, `only ${fresh} fresh connections`);
+  assert.ok(ok > 20, `only ${ok} calls completed`);
+  assert.ok(fresh >= 5, `only ${fresh} fresh connections`);
   assert.ok(payments.identity.status().rotations >= 2, `server rotations: ${payments.identity.status().rotations}`);
   assert.ok(orders.identity.status().rotations >= 2, `client rotations: ${orders.identity.status().rotations}`);
   assert.notEqual(payments.identity.status().serialNumber, firstServerSerial);
