@@ -391,6 +391,13 @@ export const meshOptionsSchema = z
     labels: z.record(z.string(), z.string()).default({}),
     admin: adminSchema.optional(),
     telemetry: telemetrySchema.prefault({}),
+    /** The app's @grpc/grpc-js (`require('@grpc/grpc-js')`): mesh.grpc builds credentials with it (grpc-js checks them by instanceof). */
+    grpc: z
+      .custom<import('./grpc/module.js').GrpcModule>(
+        (v) => typeof v === 'object' && v !== null && typeof (v as { Server?: unknown }).Server === 'function' && typeof (v as { ServerCredentials?: unknown }).ServerCredentials === 'function',
+        { message: "must be the @grpc/grpc-js module (require('@grpc/grpc-js'))" },
+      )
+      .optional(),
     logger: z
       .custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as Logger).warn === 'function', {
         message: 'must have warn(), info() and error() methods',

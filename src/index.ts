@@ -16,7 +16,10 @@ export {
   type ServiceEndpoint,
   type SplitBackend,
 } from './outbound/settings.js';
-export { peerOf } from './inbound/peer-of.js';
+export { peerOf, type GrpcCallLike } from './inbound/peer-of.js';
+export { type MeshGrpcApi, type ServerCredentials as GrpcServerCredentials, type ServerInterceptor as GrpcServerInterceptor } from './grpc/mesh-grpc.js';
+export { type ChannelCredentials as GrpcChannelCredentials } from './grpc/channel.js';
+export { GrpcUnavailableError } from './grpc/module.js';
 export { type AuditRecord } from './policy/audit.js';
 export {
   loadPolicy,

@@ -18,6 +18,8 @@ import { type OpenedSource, openSource } from './mesh/identity.js';
 import { type MeshJwt, openJwtClient } from './mesh/jwt.js';
 import { type ValidatedJwtSvid } from './identity/jwt-svid.js';
 import { type MeshParts, buildParts } from './mesh/parts.js';
+import { type MeshGrpc } from './grpc/mesh-grpc.js';
+import { openMeshGrpc } from './mesh/grpc.js';
 import { type SourceStatus, type X509Source } from './sources/source.js';
 import { type AdminEndpoint, type AdminServer, startAdmin } from './admin/server.js';
 import { meshAdminHandlers } from './admin/handlers.js';
@@ -109,6 +111,11 @@ export interface Mesh {
    * JwtSvidUnavailableError when there is no Workload API or no bundle yet.
    */
   validateJwtSvid(token: string, audience: string): Promise<ValidatedJwtSvid>;
+  /**
+   * @grpc/grpc-js credentials and the server interceptor of this mesh (docs/grpc.md), built with
+   * the `grpc` option's module (else sidecarless's own copy), on first use: grpc-js is loaded then.
+   */
+  readonly grpc: import('./grpc/mesh-grpc.js').MeshGrpcApi;
   close(): Promise<void>;
 }
 
@@ -206,6 +213,7 @@ function meshFacade(p: MeshParts, jwt: MeshJwt): Mesh {
   const { config, source, inbound, outbound, traffic, controlPlane } = p;
   const unobserveIdentity = observeIdentity({ spiffeId: config.spiffeId, service: config.service, secondsLeft: () => source.status().secondsLeft });
   const unsubscribeRotations = publishRotations(source, p.events, config.spiffeId);
+  let grpc: MeshGrpc | undefined;
   const mesh = {
     service: config.service,
     spiffeId: config.spiffeId,
@@ -216,6 +224,9 @@ function meshFacade(p: MeshParts, jwt: MeshJwt): Mesh {
       return outbound.dispatcher;
     },
     fastify: inbound.fastify,
+    get grpc() {
+      return (grpc ??= openMeshGrpc(p, config.grpc));
+    },
     createServer: (listener?: RequestListener) => inbound.servers.createServer(listener),
     serverTlsOptions: () => inbound.servers.serverTlsOptions(),
     express: () => inbound.express(),
@@ -246,6 +257,7 @@ function meshFacade(p: MeshParts, jwt: MeshJwt): Mesh {
       await inbound.close();
       await outbound.close();
       p.clientTls.close();
+      grpc?.close();
       if (p.owned) await source.close();
       p.offTelemetry();
     },

@@ -68,6 +68,10 @@ export function renderPrometheus(input: PrometheusInput): string {
     w.sample('sidecarless_request_duration_seconds_sum', key(s), s.sum);
     w.sample('sidecarless_request_duration_seconds_count', key(s), s.count);
   }
+  if (series.some((s) => s.grpc)) {
+    w.family('sidecarless_grpc_responses_total', 'counter', 'Inbound gRPC calls that ended, by peer, method (route) and grpc_response_status.');
+    for (const s of series) for (const [code, n] of s.grpc ?? []) w.sample('sidecarless_grpc_responses_total', { ...key(s), grpc_response_status: String(code) }, n);
+  }
   w.family('sidecarless_retries_total', 'counter', 'Outbound retries, by service, peer, route and reason (failure kind or status).');
   for (const s of series) for (const [reason, n] of s.retries) w.sample('sidecarless_retries_total', { service: s.service, peer: s.peer, route: s.route, reason }, n);
   w.family('sidecarless_denials_total', 'counter', 'Inbound requests refused by the authorization policy.');

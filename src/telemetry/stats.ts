@@ -47,6 +47,8 @@ export class TrafficSeries {
   /** Inbound: requests refused by policy. */
   denials = 0;
   readonly retries = new Map<string, number>();
+  /** gRPC calls by grpc-status code (grpc_response_status), when the series has any. */
+  grpc: Map<number, number> | undefined;
 
   constructor(
     readonly direction: Direction,
@@ -66,6 +68,13 @@ export class TrafficSeries {
     this.buckets[i]!++;
     this.sum += seconds;
     this.count++;
+  }
+
+  /** Records one finished gRPC call: HTTP status 200 (what gRPC always answers) and its grpc-status code. */
+  recordGrpc(code: number, seconds: number): void {
+    this.record(200, seconds);
+    const m = (this.grpc ??= new Map());
+    m.set(code, (m.get(code) ?? 0) + 1);
   }
 
   retry(reason: string): void {
@@ -88,6 +97,8 @@ export interface TrafficSnapshot {
     latencySeconds: { sum: number; p50: number | null; p95: number | null; p99: number | null };
     retries: Record<string, number>;
     denials: number;
+    /** gRPC calls by grpc-status code (`grpc_response_status`); only on series that served gRPC. */
+    grpcStatus?: Record<string, number>;
   }>;
   retryBudgetExhausted: Record<string, number>;
   ejections: Record<string, Record<string, number>>;
@@ -233,6 +244,7 @@ export class TrafficStats {
         latencySeconds: { sum: s.sum, p50: bucketQuantile(0.5, s.buckets), p95: bucketQuantile(0.95, s.buckets), p99: bucketQuantile(0.99, s.buckets) },
         retries: Object.fromEntries(s.retries),
         denials: s.denials,
+        ...(s.grpc && { grpcStatus: Object.fromEntries(s.grpc) }),
       });
     }
     return {
