@@ -13,7 +13,11 @@
  * - every retry picks a fresh endpoint from the backend's balancer (preferring one this request
  *   has not tried), after the backoff (or the server's Retry-After), within the request deadline
  *   and the service's retry budget;
- * - the caller's abort (AbortSignal, fetch termination) stops the current try and any pending one.
+ * - the caller's abort (AbortSignal, fetch termination) stops the current try and any pending one;
+ * - a 'grpc' service: its status is in grpc-status, not :status (200 for every gRPC answer); a
+ *   trailers-only UNAVAILABLE (grpc-status 14 among the response headers) is a failed try for the
+ *   balancer (EWMA, failure accrual), as Envoy maps it to 503, but it is passed on, never retried:
+ *   the server may have acted on the call. Other gRPC statuses are the application's answers.
  */
 import { type Dispatcher } from 'undici';
 import { type Clock, type Timer } from '../clock.js';
@@ -33,6 +37,14 @@ const OK: Outcome = Object.freeze({ ok: true });
 const NOT_OK: Outcome = Object.freeze({ ok: false });
 /** Error codes of a connection that broke (system errors, undici's socket and timeout errors, TLS). */
 const NETWORK_ERROR = /^(E(?!RR_)[A-Z0-9]+$|UND_ERR_(SOCKET|HEADERS_TIMEOUT|CLOSED|DESTROYED)$|ERR_SSL_|ERR_TLS_)/;
+
+/** gRPC UNAVAILABLE (14) as a response header: a trailers-only response (the server sent no message). */
+function grpcUnavailable(raw: readonly Buffer[]): boolean {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (String(raw[i]).toLowerCase() === 'grpc-status') return String(raw[i + 1]).trim() === '14';
+  }
+  return false;
+}
 
 class Attempt implements LegacyHandler {
   abortFn: ((err?: Error) => void) | undefined;
@@ -247,6 +259,9 @@ export class MeshRequest {
     o.headers = headers;
     o.body = body as Dispatcher.DispatchOptions['body'];
     o.servername = this.backend.servername;
+    // HTTP/2: undici holds a non-idempotent request back while others run on the connection;
+    // streams are independent, and retries are decided here, never by undici.
+    if (this.backend.h2) o.idempotent = true;
     endpoint.pool.dispatch(o, attempt as unknown as Dispatcher.DispatchHandler);
   }
 
@@ -288,7 +303,7 @@ export class MeshRequest {
     if (a !== this.#current || a.over) return true;
     if (status < 200) return true; // informational (100, 103): not the response
     this.#clearTryTimer();
-    const ok = status < 500;
+    const ok = status < 500 && !(this.backend.grpc && grpcUnavailable(rawHeaders));
     a.end(ok, ok ? undefined : 'status');
     const policy = this.settings.retry;
     if (policy !== null && policy.retryOnStatuses.includes(status) && this.#state === 'trying') {
