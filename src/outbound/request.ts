@@ -17,7 +17,8 @@
  * - a 'grpc' service: its status is in grpc-status, not :status (200 for every gRPC answer); a
  *   trailers-only UNAVAILABLE (grpc-status 14 among the response headers) is a failed try for the
  *   balancer (EWMA, failure accrual), as Envoy maps it to 503, but it is passed on, never retried:
- *   the server may have acted on the call. Other gRPC statuses are the application's answers.
+ *   the server may have acted on the call. Other gRPC statuses are the application's answers;
+ * - an HTTP/2 stream refused with REFUSED_STREAM was not processed: a connect failure.
  */
 import { type Dispatcher } from 'undici';
 import { type Clock, type Timer } from '../clock.js';
@@ -36,7 +37,16 @@ const MAX_DISCARD_BYTES = 64 * 1024;
 const OK: Outcome = Object.freeze({ ok: true });
 const NOT_OK: Outcome = Object.freeze({ ok: false });
 /** Error codes of a connection that broke (system errors, undici's socket and timeout errors, TLS). */
-const NETWORK_ERROR = /^(E(?!RR_)[A-Z0-9]+$|UND_ERR_(SOCKET|HEADERS_TIMEOUT|CLOSED|DESTROYED)$|ERR_SSL_|ERR_TLS_)/;
+const NETWORK_ERROR = /^(E(?!RR_)[A-Z0-9]+$|UND_ERR_(SOCKET|HEADERS_TIMEOUT|CLOSED|DESTROYED)$|ERR_SSL_|ERR_TLS_|ERR_HTTP2_)/;
+
+/**
+ * An HTTP/2 stream the server refused with REFUSED_STREAM: RFC 9113 §8.7 guarantees it was not
+ * processed, so it fails as a connect failure does (retried for any method). Node reports it as
+ * ERR_HTTP2_STREAM_ERROR naming the code; other stream errors are resets.
+ */
+function refusedStream(err: Error & { code?: string }): boolean {
+  return err.code === 'ERR_HTTP2_STREAM_ERROR' && err.message.includes('NGHTTP2_REFUSED_STREAM');
+}
 
 /** gRPC UNAVAILABLE (14) as a response header: a trailers-only response (the server sent no message). */
 function grpcUnavailable(raw: readonly Buffer[]): boolean {
@@ -375,7 +385,7 @@ export class MeshRequest {
     a.over = true;
     this.#clearTryTimer();
     const code = (err as { code?: string }).code;
-    const failure: FailureKind = !a.connected ? 'connect' : code === 'UND_ERR_HEADERS_TIMEOUT' ? 'timeout' : 'reset';
+    const failure: FailureKind = !a.connected || refusedStream(err) ? 'connect' : code === 'UND_ERR_HEADERS_TIMEOUT' ? 'timeout' : 'reset';
     a.end(false, failure);
     const d = this.#decide(failure, undefined);
     if (d.retry) this.#retryAfter(d.delayMs, failure);

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTlsServer } from 'node:tls';
-import { type Http2ServerRequest, type Http2ServerResponse, type Http2Session, createSecureServer } from 'node:http2';
+import { type Http2ServerRequest, type Http2ServerResponse, type Http2Session, constants as h2, createSecureServer } from 'node:http2';
 import { after, before, test } from 'node:test';
 import { createDevCaSource } from '../../../src/sources/dev-ca.js';
 import { secureContextOptions } from '../../../src/tls/secure-context.js';
@@ -138,6 +138,24 @@ test('a 503 is retried per request (a GET, three tries), a POST is not', async (
   };
   const post = await call(mesh, 'http://payments/charge', { method: 'POST', body: 'x' });
   assert.deepEqual([post.status, payments.hits], [503, 1]);
+  payments.handle = (req, res) => res.end(`hello over ${req.httpVersion}`);
+});
+
+test('a POST whose stream the server refused (REFUSED_STREAM: not processed) is retried; one reset otherwise is not', async () => {
+  let n = 0;
+  payments.hits = 0;
+  payments.handle = (req, res) => {
+    if (n++ === 0) req.stream.close(h2.NGHTTP2_REFUSED_STREAM);
+    else res.end('charged');
+  };
+  const r = await call(mesh, 'http://payments/charge', { method: 'POST', body: 'x' });
+  assert.deepEqual([r.status, r.body, payments.hits], [200, 'charged', 2]);
+  payments.hits = 0;
+  payments.handle = (req) => req.stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+  const reset = await call(mesh, 'http://payments/charge', { method: 'POST', body: 'x' });
+  assert.equal(reset.error?.cause?.code, 'ERR_SIDECARLESS_ENDPOINT_FAILED');
+  assert.match(String(reset.error?.cause?.message), /NGHTTP2_INTERNAL_ERROR/);
+  assert.equal(payments.hits, 1, 'a POST reset after it was sent may have been processed: not retried');
   payments.handle = (req, res) => res.end(`hello over ${req.httpVersion}`);
 });
 
