@@ -47,7 +47,7 @@ export function speaksH2(p: ServiceProtocol): boolean {
 
 /** A service's settings, complete. */
 export interface ServiceSettings extends RequestPolicy {
-  /** Fixed per pool: a change makes new pools (the old ones drain). */
+  /** Fixed per pool: a change between HTTP/1.1 and HTTP/2 makes new pools (the old ones drain). */
   readonly protocol: ServiceProtocol;
   readonly balancer: BalancerKind;
   readonly ewma: EwmaSettings;
@@ -124,9 +124,9 @@ export function sameBalancer(a: ServiceSettings, b: ServiceSettings): boolean {
   return a.balancer === b.balancer && shallowEqual(a.ewma, b.ewma) && (a.accrual === b.accrual || (a.accrual !== false && b.accrual !== false && shallowEqual(a.accrual, b.accrual)));
 }
 
-/** True when two settings objects would build the same pools (connection options and protocol). */
+/** True when two settings objects would build the same pools (connection options, HTTP/1.1 or HTTP/2; 'grpc' and 'http2' share pools). */
 export function sameConnections(a: ServiceSettings, b: ServiceSettings): boolean {
-  return a.protocol === b.protocol && shallowEqual(a.connections, b.connections);
+  return speaksH2(a.protocol) === speaksH2(b.protocol) && shallowEqual(a.connections, b.connections);
 }
 
 /** True when two splits name the same backends with the same weights, in the same order. */
