@@ -7,7 +7,7 @@ import { type Balancer, type BalancerKind, type EndpointSnapshot, type StateChan
 import { type RetryBudgetSnapshot, type RetryPolicySettings, type TimeoutSettings, RetryBudget } from './retry/index.js';
 import { type CompiledRoute, type RouteRequest, compileRoute } from './routes.js';
 import { type RoutableService, serviceHostnames } from './router.js';
-import { type RequestPolicy, type RouteSpec, type ServiceEndpoint, type ServiceSettings, type ServiceSpec, type SplitBackend, sameBalancer, sameConnections, sameSplit, speaksH2 } from './settings.js';
+import { type RequestPolicy, type RouteSpec, type ServiceEndpoint, type ServiceSettings, type ServiceProtocol, type ServiceSpec, type SplitBackend, sameBalancer, sameConnections, sameSplit, speaksH2 } from './settings.js';
 import { Split, type SplitStats } from './split.js';
 import { loadUndici } from './undici.js';
 import { type TrafficStats } from '../telemetry/stats.js';
@@ -107,6 +107,8 @@ export interface RequestSettings {
 /** `mesh.stats().outbound.services[name]`. */
 export interface OutboundServiceStats {
   identity: string;
+  /** What its endpoints are spoken to in: 'http' (HTTP/1.1), 'http2' or 'grpc' (HTTP/2). */
+  protocol: ServiceProtocol;
   balancer: BalancerKind;
   /** Requests whose host named this service. */
   routed: number;
@@ -456,6 +458,7 @@ export class OutboundService implements RoutableService {
     });
     const out: OutboundServiceStats = {
       identity: this.identity,
+      protocol: this.#spec.settings.protocol,
       balancer: lb.kind,
       routed: this.counters.routed,
       requests: budget.totalRequests,

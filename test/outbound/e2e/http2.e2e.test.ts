@@ -95,6 +95,7 @@ test('protocol http2: the request goes over h2, 64 concurrent requests are 64 st
   const r = await call(mesh, 'http://payments/hello');
   assert.equal(r.body, 'hello over 2.0');
   assert.deepEqual(payments.versions, ['2.0']);
+  assert.equal(mesh.stats().outbound.services.payments!.protocol, 'http2');
 
   const held: Http2ServerResponse[] = [];
   let allHeld!: () => void;
