@@ -18,14 +18,15 @@
  *   trailers-only UNAVAILABLE (grpc-status 14 among the response headers) is a failed try for the
  *   balancer (EWMA, failure accrual), as Envoy maps it to 503, but it is passed on, never retried:
  *   the server may have acted on the call. Other gRPC statuses are the application's answers;
- * - an HTTP/2 stream refused with REFUSED_STREAM was not processed: a connect failure.
+ * - an HTTP/2 stream refused with REFUSED_STREAM was not processed: a connect failure; headers
+ *   HTTP/2 forbids are dropped before the first try (handler.ts withoutH2ForbiddenHeaders).
  */
 import { type Dispatcher } from 'undici';
 import { type Clock, type Timer } from '../clock.js';
 import { NoEndpointError } from '../errors.js';
 import { type FailureKind, type InFlight, type Outcome } from './balancer/index.js';
 import { EndpointConnectError, EndpointFailedError, MeshClosedError, OutboundTimeoutError } from './errors.js';
-import { type LegacyHandler, addHeaders, parseRawHeaders, withHost } from './handler.js';
+import { type LegacyHandler, addHeaders, parseRawHeaders, withHost, withoutH2ForbiddenHeaders } from './handler.js';
 import { OutboundObservation, requestBodyBytes } from '../telemetry/outbound.js';
 import { Deadline, type RetryBudget, retryDecision } from './retry/index.js';
 import { type PreparedBody, prepareBody } from './retry/replay-body.js';
@@ -255,7 +256,7 @@ export class MeshRequest {
     // The same headers for every try (the trace context is the logical request's).
     let headers = this.#headers;
     if (headers === undefined) {
-      headers = withHost(this.opts.headers, this.host);
+      headers = withHost(this.backend.h2 ? withoutH2ForbiddenHeaders(this.opts.headers) : this.opts.headers, this.host);
       const trace = this.observation?.headers;
       if (trace) headers = addHeaders(headers, trace);
       this.#headers = headers;

@@ -11,6 +11,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTlsServer } from 'node:tls';
 import { type Http2ServerRequest, type Http2ServerResponse, type Http2Session, constants as h2, createSecureServer } from 'node:http2';
 import { after, before, test } from 'node:test';
+import { request } from 'undici';
 import { createDevCaSource } from '../../../src/sources/dev-ca.js';
 import { secureContextOptions } from '../../../src/tls/secure-context.js';
 import { type Mesh } from '../../../src/mesh.js';
@@ -157,6 +158,22 @@ test('a POST whose stream the server refused (REFUSED_STREAM: not processed) is 
   assert.equal(reset.error?.cause?.code, 'ERR_SIDECARLESS_ENDPOINT_FAILED');
   assert.match(String(reset.error?.cause?.message), /NGHTTP2_INTERNAL_ERROR/);
   assert.equal(payments.hits, 1, 'a POST reset after it was sent may have been processed: not retried');
+  payments.handle = (req, res) => res.end(`hello over ${req.httpVersion}`);
+});
+
+test('headers HTTP/2 forbids that undici passes on are dropped (Node refuses them and undici would stall the connection); te: trailers stays', async () => {
+  payments.handle = (req, res) => res.end(JSON.stringify(req.headers));
+  const seen = (r: { body: string }) => JSON.parse(r.body) as Record<string, string>;
+  const f = await call(mesh, 'http://payments/h', { headers: { te: 'gzip', 'proxy-connection': 'keep-alive', 'http2-settings': 'AAMAAABkAAQAoAAAAAIAAAAA', 'x-kept': '1' } });
+  assert.equal(f.status, 200, String(f.error?.cause?.message));
+  assert.deepEqual([seen(f).te, seen(f)['proxy-connection'], seen(f)['http2-settings'], seen(f)['x-kept']], [undefined, undefined, undefined, '1']);
+  for (const headers of [[['TE', 'trailers'], ['Proxy-Connection', 'x']], ['te', 'trailers', 'proxy-connection', 'x'], new Map([['te', 'trailers'], ['http2-settings', 'x']])]) {
+    const r = await request('http://payments/h', { dispatcher: mesh.dispatcher, headers: headers as never });
+    const got = JSON.parse(await r.body.text()) as Record<string, string>;
+    assert.deepEqual([r.statusCode, got.te, got['proxy-connection'], got['http2-settings']], [200, 'trailers', undefined, undefined], JSON.stringify([...(headers as Iterable<unknown>)]));
+  }
+  const after = await call(mesh, 'http://payments/h');
+  assert.equal(after.status, 200, 'the connection still carries streams');
   payments.handle = (req, res) => res.end(`hello over ${req.httpVersion}`);
 });
 
