@@ -386,6 +386,13 @@ export class MeshRequest {
     a.over = true;
     this.#clearTryTimer();
     const code = (err as { code?: string }).code;
+    if (code === 'UND_ERR_INVALID_ARG') {
+      // undici refused the request itself (a header it does not allow: keep-alive, upgrade, …):
+      // the caller's mistake, the same on every endpoint. Not a failure of this one, not retried.
+      a.end(true);
+      this.#fail(err);
+      return;
+    }
     const failure: FailureKind = !a.connected || refusedStream(err) ? 'connect' : code === 'UND_ERR_HEADERS_TIMEOUT' ? 'timeout' : 'reset';
     a.end(false, failure);
     const d = this.#decide(failure, undefined);

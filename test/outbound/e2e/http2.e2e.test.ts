@@ -172,6 +172,11 @@ test('headers HTTP/2 forbids that undici passes on are dropped (Node refuses the
     const got = JSON.parse(await r.body.text()) as Record<string, string>;
     assert.deepEqual([r.statusCode, got.te, got['proxy-connection'], got['http2-settings']], [200, 'trailers', undefined, undefined], JSON.stringify([...(headers as Iterable<unknown>)]));
   }
+  const before = mesh.stats().outbound.services.payments!;
+  const refused = await call(mesh, 'http://payments/h', { headers: { 'keep-alive': 'timeout=5' } });
+  assert.equal(refused.error?.cause?.code, 'UND_ERR_INVALID_ARG', 'undici refuses the request itself: the caller\'s error as it is');
+  const now = mesh.stats().outbound.services.payments!;
+  assert.deepEqual([now.attempts - before.attempts, now.endpoints[0]!.failures - before.endpoints[0]!.failures], [1, 0], 'one try, not retried, not held against the endpoint');
   const after = await call(mesh, 'http://payments/h');
   assert.equal(after.status, 200, 'the connection still carries streams');
   payments.handle = (req, res) => res.end(`hello over ${req.httpVersion}`);
