@@ -207,6 +207,8 @@ export const serviceSchema = z
     routes: z.array(routeSchema).optional(),
     split: splitSchema.optional(),
     connections: connectionsSchema.optional(),
+    /** What its endpoints speak: 'http' (HTTP/1.1, default), 'http2' or 'grpc' (HTTP/2 only, docs/grpc.md). */
+    protocol: z.enum(['http', 'http2', 'grpc']).optional(),
   })
   .strict();
 

@@ -87,6 +87,7 @@ export function settingsOf(c: ServiceConfig, path: string): ServiceSettings {
   const b = c.retry === false ? undefined : c.retry?.budget;
   return {
     ...requestPolicyOf(c.retry, timeoutOf(c.timeout), `${path}.retry`),
+    protocol: c.protocol ?? DEFAULT_SERVICE_SETTINGS.protocol,
     balancer: c.balancer ?? DEFAULT_SERVICE_SETTINGS.balancer,
     ewma: at(`${path}.ewma`, () =>
       ewmaSettings({

@@ -50,6 +50,37 @@ export function withHost(headers: Dispatcher.DispatchOptions['headers'], host: s
 }
 
 /**
+ * Request headers HTTP/2 forbids that undici passes on (RFC 9113 §8.2.2: `proxy-connection`,
+ * `http2-settings`, `te` other than "trailers"; undici itself handles or refuses `connection`,
+ * `keep-alive`, `upgrade` and `transfer-encoding`). Node refuses them, after which undici's h2
+ * client stalls every later stream of the connection; so they are dropped, as an HTTP/1-to-2
+ * intermediary must. The headers as they were when none is present (no copy).
+ */
+export function withoutH2ForbiddenHeaders(headers: Dispatcher.DispatchOptions['headers']): Dispatcher.DispatchOptions['headers'] {
+  if (headers == null) return headers;
+  const flat = flatHeaders(headers);
+  let out: Array<unknown> | undefined;
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const k = String(flat[i]).toLowerCase();
+    const forbidden = k === 'proxy-connection' || k === 'http2-settings' || (k === 'te' && !onlyTrailers(flat[i + 1]));
+    if (forbidden) out ??= flat.slice(0, i);
+    else out?.push(flat[i], flat[i + 1]);
+  }
+  return out === undefined ? headers : (out as string[]);
+}
+
+function onlyTrailers(v: unknown): boolean {
+  return (Array.isArray(v) ? v : [v]).every((x) => String(x).trim().toLowerCase() === 'trailers');
+}
+
+/** Any undici header form as `[name, value, …]`. */
+function flatHeaders(headers: NonNullable<Dispatcher.DispatchOptions['headers']>): unknown[] {
+  if (Array.isArray(headers)) return headers.length > 0 && Array.isArray(headers[0]) ? (headers as unknown as unknown[][]).flat(1) : headers;
+  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') return [...(headers as Iterable<[unknown, unknown]>)].flat(1);
+  return Object.entries(headers).flat(1);
+}
+
+/**
  * Adds `extra` (lower-case names) to request headers of any undici form, replacing headers of the
  * same names (trace context from the mesh's client span replaces any the app set by hand).
  */

@@ -13,14 +13,20 @@
  * - every retry picks a fresh endpoint from the backend's balancer (preferring one this request
  *   has not tried), after the backoff (or the server's Retry-After), within the request deadline
  *   and the service's retry budget;
- * - the caller's abort (AbortSignal, fetch termination) stops the current try and any pending one.
+ * - the caller's abort (AbortSignal, fetch termination) stops the current try and any pending one;
+ * - a 'grpc' service: its status is in grpc-status, not :status (200 for every gRPC answer); a
+ *   trailers-only UNAVAILABLE (grpc-status 14 among the response headers) is a failed try for the
+ *   balancer (EWMA, failure accrual), as Envoy maps it to 503, but it is passed on, never retried:
+ *   the server may have acted on the call. Other gRPC statuses are the application's answers;
+ * - an HTTP/2 stream refused with REFUSED_STREAM was not processed: a connect failure; headers
+ *   HTTP/2 forbids are dropped before the first try (handler.ts withoutH2ForbiddenHeaders).
  */
 import { type Dispatcher } from 'undici';
 import { type Clock, type Timer } from '../clock.js';
 import { NoEndpointError } from '../errors.js';
 import { type FailureKind, type InFlight, type Outcome } from './balancer/index.js';
 import { EndpointConnectError, EndpointFailedError, MeshClosedError, OutboundTimeoutError } from './errors.js';
-import { type LegacyHandler, addHeaders, parseRawHeaders, withHost } from './handler.js';
+import { type LegacyHandler, addHeaders, parseRawHeaders, withHost, withoutH2ForbiddenHeaders } from './handler.js';
 import { OutboundObservation, requestBodyBytes } from '../telemetry/outbound.js';
 import { Deadline, type RetryBudget, retryDecision } from './retry/index.js';
 import { type PreparedBody, prepareBody } from './retry/replay-body.js';
@@ -32,7 +38,24 @@ const MAX_DISCARD_BYTES = 64 * 1024;
 const OK: Outcome = Object.freeze({ ok: true });
 const NOT_OK: Outcome = Object.freeze({ ok: false });
 /** Error codes of a connection that broke (system errors, undici's socket and timeout errors, TLS). */
-const NETWORK_ERROR = /^(E(?!RR_)[A-Z0-9]+$|UND_ERR_(SOCKET|HEADERS_TIMEOUT|CLOSED|DESTROYED)$|ERR_SSL_|ERR_TLS_)/;
+const NETWORK_ERROR = /^(E(?!RR_)[A-Z0-9]+$|UND_ERR_(SOCKET|HEADERS_TIMEOUT|CLOSED|DESTROYED)$|ERR_SSL_|ERR_TLS_|ERR_HTTP2_)/;
+
+/**
+ * An HTTP/2 stream the server refused with REFUSED_STREAM: RFC 9113 §8.7 guarantees it was not
+ * processed, so it fails as a connect failure does (retried for any method). Node reports it as
+ * ERR_HTTP2_STREAM_ERROR naming the code; other stream errors are resets.
+ */
+function refusedStream(err: Error & { code?: string }): boolean {
+  return err.code === 'ERR_HTTP2_STREAM_ERROR' && err.message.includes('NGHTTP2_REFUSED_STREAM');
+}
+
+/** gRPC UNAVAILABLE (14) as a response header: a trailers-only response (the server sent no message). */
+function grpcUnavailable(raw: readonly Buffer[]): boolean {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (String(raw[i]).toLowerCase() === 'grpc-status') return String(raw[i + 1]).trim() === '14';
+  }
+  return false;
+}
 
 class Attempt implements LegacyHandler {
   abortFn: ((err?: Error) => void) | undefined;
@@ -233,7 +256,7 @@ export class MeshRequest {
     // The same headers for every try (the trace context is the logical request's).
     let headers = this.#headers;
     if (headers === undefined) {
-      headers = withHost(this.opts.headers, this.host);
+      headers = withHost(this.backend.h2 ? withoutH2ForbiddenHeaders(this.opts.headers) : this.opts.headers, this.host);
       const trace = this.observation?.headers;
       if (trace) headers = addHeaders(headers, trace);
       this.#headers = headers;
@@ -247,6 +270,9 @@ export class MeshRequest {
     o.headers = headers;
     o.body = body as Dispatcher.DispatchOptions['body'];
     o.servername = this.backend.servername;
+    // HTTP/2: undici holds a non-idempotent request back while others run on the connection;
+    // streams are independent, and retries are decided here, never by undici.
+    if (this.backend.h2) o.idempotent = true;
     endpoint.pool.dispatch(o, attempt as unknown as Dispatcher.DispatchHandler);
   }
 
@@ -288,7 +314,7 @@ export class MeshRequest {
     if (a !== this.#current || a.over) return true;
     if (status < 200) return true; // informational (100, 103): not the response
     this.#clearTryTimer();
-    const ok = status < 500;
+    const ok = status < 500 && !(this.backend.grpc && grpcUnavailable(rawHeaders));
     a.end(ok, ok ? undefined : 'status');
     const policy = this.settings.retry;
     if (policy !== null && policy.retryOnStatuses.includes(status) && this.#state === 'trying') {
@@ -360,7 +386,14 @@ export class MeshRequest {
     a.over = true;
     this.#clearTryTimer();
     const code = (err as { code?: string }).code;
-    const failure: FailureKind = !a.connected ? 'connect' : code === 'UND_ERR_HEADERS_TIMEOUT' ? 'timeout' : 'reset';
+    if (code === 'UND_ERR_INVALID_ARG') {
+      // undici refused the request itself (a header it does not allow: keep-alive, upgrade, …):
+      // the caller's mistake, the same on every endpoint. Not a failure of this one, not retried.
+      a.end(true);
+      this.#fail(err);
+      return;
+    }
+    const failure: FailureKind = !a.connected || refusedStream(err) ? 'connect' : code === 'UND_ERR_HEADERS_TIMEOUT' ? 'timeout' : 'reset';
     a.end(false, failure);
     const d = this.#decide(failure, undefined);
     if (d.retry) this.#retryAfter(d.delayMs, failure);

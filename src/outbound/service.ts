@@ -1,4 +1,4 @@
-import type { Pool } from 'undici';
+import type { Dispatcher } from 'undici';
 import { type Clock, systemClock } from '../clock.js';
 import { authorizeId, authorizeOneOf } from '../identity/authorizer.js';
 import { type ClientTls } from '../tls/connect.js';
@@ -7,17 +7,29 @@ import { type Balancer, type BalancerKind, type EndpointSnapshot, type StateChan
 import { type RetryBudgetSnapshot, type RetryPolicySettings, type TimeoutSettings, RetryBudget } from './retry/index.js';
 import { type CompiledRoute, type RouteRequest, compileRoute } from './routes.js';
 import { type RoutableService, serviceHostnames } from './router.js';
-import { type RequestPolicy, type RouteSpec, type ServiceEndpoint, type ServiceSettings, type ServiceSpec, type SplitBackend, sameBalancer, sameConnections, sameSplit } from './settings.js';
+import { type RequestPolicy, type RouteSpec, type ServiceEndpoint, type ServiceSettings, type ServiceProtocol, type ServiceSpec, type SplitBackend, sameBalancer, sameConnections, sameSplit, speaksH2 } from './settings.js';
 import { Split, type SplitStats } from './split.js';
 import { loadUndici } from './undici.js';
 import { type TrafficStats } from '../telemetry/stats.js';
 
 export { DEFAULT_CONNECTIONS_PER_ENDPOINT, DEFAULT_KEEP_ALIVE_TIMEOUT_MS } from './settings.js';
 
-/** Makes an endpoint's undici Pool (one per service: the endpoints share it). */
+/**
+ * What carries an endpoint's requests: an undici Pool (HTTP/1.1, up to `connections.maxPerEndpoint`
+ * connections) or, for a service that speaks HTTP/2, one undici Client (one h2 connection,
+ * requests multiplexed as streams: see #pools).
+ */
+export type EndpointPool = Dispatcher;
+
+/** Makes an endpoint's pool (one factory per service: the endpoints share it). */
 export interface PoolFactory {
-  make(endpoint: PooledEndpoint): Pool;
+  make(endpoint: PooledEndpoint): EndpointPool;
 }
+
+/** Streams one h2 connection carries at once (undici's maxConcurrentStreams default); more wait in its queue. */
+export const H2_MAX_CONCURRENT_STREAMS = 100;
+/** ALPN of a service that speaks HTTP/2: h2 alone (no silent HTTP/1.1 fallback, docs/grpc.md). */
+export const H2_ALPN: readonly string[] = Object.freeze(['h2']);
 
 /**
  * One endpoint: where it is, who it must be, and one undici Pool over mTLS, made on first use (a
@@ -32,10 +44,10 @@ export class PooledEndpoint {
     readonly spec: ServiceEndpoint,
     private readonly factory: PoolFactory,
     /** Shared by every version of this endpoint (a weight change is a new object, the same pool); made when first needed. */
-    private slot?: { pool?: Pool },
+    private slot?: { pool?: EndpointPool },
   ) {}
 
-  get pool(): Pool {
+  get pool(): EndpointPool {
     const slot = (this.slot ??= {});
     return (slot.pool ??= this.factory.make(this));
   }
@@ -50,7 +62,7 @@ export class PooledEndpoint {
   }
 
   /** The pool if one was made. */
-  get made(): Pool | undefined {
+  get made(): EndpointPool | undefined {
     return this.slot?.pool;
   }
 
@@ -95,6 +107,8 @@ export interface RequestSettings {
 /** `mesh.stats().outbound.services[name]`. */
 export interface OutboundServiceStats {
   identity: string;
+  /** What its endpoints are spoken to in: 'http' (HTTP/1.1), 'http2' or 'grpc' (HTTP/2). */
+  protocol: ServiceProtocol;
   balancer: BalancerKind;
   /** Requests whose host named this service. */
   routed: number;
@@ -176,7 +190,7 @@ export class OutboundService implements RoutableService {
   #budget: RetryBudget;
   #endpoints = new Map<string, PooledEndpoint>();
   /** Pools of removed endpoints, closing once their in-flight requests end. */
-  readonly #draining = new Map<Pool, Promise<void>>();
+  readonly #draining = new Map<EndpointPool, Promise<void>>();
   #split: Split | undefined;
   #state: RequestState;
   #closed = false;
@@ -378,20 +392,46 @@ export class OutboundService implements RoutableService {
     return new PooledEndpoint(key, e, this.#pools);
   }
 
-  /** Pools for this service's endpoints, with its connection settings at the time they are made. */
+  /** True when its responses are judged the gRPC way (protocol 'grpc', request.ts). */
+  get grpc(): boolean {
+    return this.#spec.settings.protocol === 'grpc';
+  }
+
+  /** True when its endpoints are spoken to in HTTP/2 (protocol 'http2' or 'grpc'). */
+  get h2(): boolean {
+    return speaksH2(this.#spec.settings.protocol);
+  }
+
+  /**
+   * Pools for this service's endpoints, with its connection settings at the time they are made.
+   * HTTP/2: one undici Client per endpoint (an undici Pool opens a connection per request while its
+   * first one is still connecting, and a Client with undici's default pipelining of 1 sends one
+   * stream at a time), offering ALPN h2 only; the connector refuses a server that selects anything
+   * else. Its streams are multiplexed up to H2_MAX_CONCURRENT_STREAMS (requests are dispatched as
+   * `idempotent`, which in undici only lets them share the connection: retries are the mesh's).
+   */
   readonly #pools: PoolFactory = {
     make: (endpoint) => {
       const e = endpoint.spec;
       const c = this.#spec.settings.connections;
-      return new (loadUndici().Pool)(endpoint.origin, {
-        connect: this.#tls.connector({
-          authorize: e.identities && e.identities.length > 1 ? authorizeOneOf(...e.identities) : authorizeId(e.identity),
-          servername: this.servername,
-          describe: `${this.name} endpoint ${e.address}`,
-        }),
-        keepAliveTimeout: c.keepAliveTimeoutMs,
-        connections: c.maxPerEndpoint,
+      const h2 = this.h2;
+      const connect = this.#tls.connector({
+        authorize: e.identities && e.identities.length > 1 ? authorizeOneOf(...e.identities) : authorizeId(e.identity),
+        servername: this.servername,
+        describe: `${this.name} endpoint ${e.address}`,
+        ...(h2 && { alpn: H2_ALPN }),
       });
+      const undici = loadUndici();
+      if (h2) {
+        return new undici.Client(endpoint.origin, {
+          connect,
+          allowH2: true,
+          maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS,
+          pipelining: H2_MAX_CONCURRENT_STREAMS,
+          keepAliveTimeout: c.keepAliveTimeoutMs,
+        });
+      }
+      return new undici.Pool(endpoint.origin, { connect, keepAliveTimeout: c.keepAliveTimeoutMs, connections: c.maxPerEndpoint });
     },
   };
 
@@ -418,6 +458,7 @@ export class OutboundService implements RoutableService {
     });
     const out: OutboundServiceStats = {
       identity: this.identity,
+      protocol: this.#spec.settings.protocol,
       balancer: lb.kind,
       routed: this.counters.routed,
       requests: budget.totalRequests,

@@ -31,8 +31,24 @@ export interface RequestPolicy {
   readonly timeout: TimeoutSettings;
 }
 
+/**
+ * What a service's endpoints speak: 'http' (HTTP/1.1, the default), 'http2' or 'grpc' (HTTP/2
+ * only: ALPN offers h2 alone and a server that does not select it is refused, never spoken to in
+ * HTTP/1.1). 'grpc' is 'http2' whose responses are judged the gRPC way (request.ts).
+ */
+export type ServiceProtocol = 'http' | 'http2' | 'grpc';
+export const SERVICE_PROTOCOLS: readonly ServiceProtocol[] = Object.freeze(['http', 'http2', 'grpc'] as const);
+export const DEFAULT_SERVICE_PROTOCOL: ServiceProtocol = 'http';
+
+/** True when the protocol is spoken over HTTP/2. */
+export function speaksH2(p: ServiceProtocol): boolean {
+  return p !== 'http';
+}
+
 /** A service's settings, complete. */
 export interface ServiceSettings extends RequestPolicy {
+  /** Fixed per pool: a change between HTTP/1.1 and HTTP/2 makes new pools (the old ones drain). */
+  readonly protocol: ServiceProtocol;
   readonly balancer: BalancerKind;
   readonly ewma: EwmaSettings;
   /** false: endpoints are never ejected. */
@@ -42,6 +58,7 @@ export interface ServiceSettings extends RequestPolicy {
 }
 
 export const DEFAULT_SERVICE_SETTINGS: ServiceSettings = Object.freeze({
+  protocol: DEFAULT_SERVICE_PROTOCOL,
   balancer: DEFAULT_BALANCER,
   ewma: DEFAULT_EWMA_SETTINGS,
   accrual: DEFAULT_FAILURE_ACCRUAL_SETTINGS,
@@ -107,8 +124,9 @@ export function sameBalancer(a: ServiceSettings, b: ServiceSettings): boolean {
   return a.balancer === b.balancer && shallowEqual(a.ewma, b.ewma) && (a.accrual === b.accrual || (a.accrual !== false && b.accrual !== false && shallowEqual(a.accrual, b.accrual)));
 }
 
+/** True when two settings objects would build the same pools (connection options, HTTP/1.1 or HTTP/2; 'grpc' and 'http2' share pools). */
 export function sameConnections(a: ServiceSettings, b: ServiceSettings): boolean {
-  return shallowEqual(a.connections, b.connections);
+  return speaksH2(a.protocol) === speaksH2(b.protocol) && shallowEqual(a.connections, b.connections);
 }
 
 /** True when two splits name the same backends with the same weights, in the same order. */

@@ -16,6 +16,22 @@ export class ConnectTimeoutError extends SidecarlessError {
   }
 }
 
+/**
+ * The server did not select one of the ALPN protocols a connection required (a service declared
+ * 'http2' or 'grpc' whose endpoint answers HTTP/1.1 only): the connection is closed, never spoken to
+ * in another protocol.
+ */
+export class AlpnMismatchError extends SidecarlessError {
+  constructor(describe: string, offered: readonly string[], selected: string | false, cause?: Error) {
+    super(
+      'ERR_SIDECARLESS_ALPN_MISMATCH',
+      `${describe}: the server did not agree to ${offered.join(' or ')} (ALPN; it ${cause ? 'refused the handshake' : `selected ${selected ? JSON.stringify(selected) : 'none'}`}). ` +
+        `A service with protocol 'http2' or 'grpc' is spoken to in HTTP/2 only: serve h2 there, or set its protocol to 'http'.`,
+      cause && { cause },
+    );
+  }
+}
+
 /** OpenSSL's verdicts on a server chain: the server could not prove an identity we trust. */
 const CERT_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_(VERIFY|GET_ISSUER)|ERR_TLS_CERT/;
 
@@ -31,7 +47,10 @@ export interface MeshConnectTarget {
   servername?: string;
   /** For error messages: the service and address. */
   describe: string;
-  /** ALPN protocols to offer (default `['http/1.1']`). */
+  /**
+   * ALPN protocols to offer (default `['http/1.1']`, and a server that selects none is accepted).
+   * Given, the server must select one of them, or the connection fails with AlpnMismatchError.
+   */
   alpn?: readonly string[];
 }
 
@@ -125,16 +144,21 @@ export class ClientTls {
           verified = this.#verify(socket, offered, presented);
           const why = target.authorize(verified.id);
           if (why) throw new PeerIdentityError(`${target.describe}: ${why}`);
+          if (target.alpn && !target.alpn.includes(socket.alpnProtocol as string)) throw new AlpnMismatchError(target.describe, target.alpn, socket.alpnProtocol ?? false);
           (socket as PeerSocket)[kPeer] = verified.peer;
           if (pendingSession) this.#sessions.set(sessionKey, { session: pendingSession, verified });
           finish(null, socket);
         } catch (e) {
-          const err = e instanceof PeerIdentityError ? e : new PeerIdentityError(`${target.describe}: ${(e as Error).message}`, { cause: e });
+          const err = e instanceof PeerIdentityError || e instanceof AlpnMismatchError ? e : new PeerIdentityError(`${target.describe}: ${(e as Error).message}`, { cause: e });
           this.#sessions.delete(sessionKey);
           finish(err, socket);
         }
       });
-      socket.once('error', (err) => finish(asIdentityError(err, target.describe), socket));
+      socket.once('error', (err: Error & { code?: string }) => {
+        // A server that speaks none of the required protocols may end the handshake with an alert.
+        if (target.alpn && err.code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL') finish(new AlpnMismatchError(target.describe, target.alpn, false, err), socket);
+        else finish(asIdentityError(err, target.describe), socket);
+      });
     };
   }
 

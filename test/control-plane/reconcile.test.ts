@@ -85,6 +85,15 @@ describe('reconcile', () => {
     assert.notEqual(s.budget, budget);
     r.apply(snap([svc('payments', { endpoints: ['127.0.0.1:9001'], balancer: 'round-robin', retry: { budget: { retryRatio: 0.5 } }, connections: { maxPerEndpoint: 4 } })]));
     assert.notEqual(s.endpoint('127.0.0.1:9001')!.pool, pool, 'pool options are fixed at creation: a new pool');
+    const h1 = s.endpoint('127.0.0.1:9001')!.pool;
+    const undici = await import('undici');
+    assert.ok(h1 instanceof undici.Pool);
+    r.apply(snap([svc('payments', { endpoints: ['127.0.0.1:9001'], balancer: 'round-robin', retry: { budget: { retryRatio: 0.5 } }, connections: { maxPerEndpoint: 4 }, protocol: 'grpc' })]));
+    const h2 = s.endpoint('127.0.0.1:9001')!.pool;
+    assert.ok(h2 instanceof undici.Client && !(h2 instanceof undici.Pool), 'a protocol change: a new pool, one h2 client per endpoint');
+    r.apply(snap([svc('payments', { endpoints: ['127.0.0.1:9001'], balancer: 'round-robin', retry: { budget: { retryRatio: 0.5 } }, connections: { maxPerEndpoint: 4 }, protocol: 'http2' })]));
+    assert.equal(s.endpoint('127.0.0.1:9001')!.pool, h2, 'grpc → http2: the same HTTP/2 connection, judged as plain HTTP/2 from now on');
+    assert.equal(s.grpc, false);
   });
 
   test('a change of identity or namespace is a different service: replaced', async () => {

@@ -25,6 +25,7 @@ const REAL_ENTRIES = [
   'envoy/config/cluster/v3/cluster.proto',
   'envoy/config/endpoint/v3/endpoint.proto',
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',
+  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
 ];
 
 /** The real protos, as grpc-js-xds itself loads them (protobufjs's bundled google/protobuf types). */

@@ -77,7 +77,7 @@ function serviceOf(s: MeshServiceConfig, i: number, trustDomain: string, is: Iss
   const { name, namespace, port, protocol, ...traffic } = s;
   let spec;
   try {
-    spec = serviceFromConfig(name, { ...traffic, namespace }, { trustDomain, namespace }, `services[${i}]`);
+    spec = serviceFromConfig(name, { ...traffic, namespace, protocol }, { trustDomain, namespace }, `services[${i}]`);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     for (const x of e.issues) is.add(x.path, x.message);

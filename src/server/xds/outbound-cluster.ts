@@ -10,18 +10,22 @@
  * expected SPIFFE IDs, exact. The assignment: one locality per zone (sorted; endpoints sorted by
  * address, so the bytes do not depend on the order endpoints arrived in), HEALTHY, each locality's
  * weight the sum of its endpoints' (istiod's rule, which our client reads as "weights unchanged").
- * Endpoint labels are not sent (no client field reads them). Pure.
+ * Endpoint labels are not sent (no client field reads them). A service whose protocol is 'http2'
+ * or 'grpc' carries istiod's HTTP/2 signal (its sidecar generator's, for grpc/http2 ports):
+ * typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"] =
+ * explicit_http_config { http2_protocol_options {} }, which our client and grpc-js-xds read. Pure.
  */
 import { isIP } from 'node:net';
 import { type Cluster, ClusterCodec, Cluster_DiscoveryType, Cluster_LbPolicy, type OutlierDetection } from '../../proto/envoy/config/cluster/v3/cluster.js';
 import { type ClusterLoadAssignment, ClusterLoadAssignmentCodec, type LocalityLbEndpoints } from '../../proto/envoy/config/endpoint/v3/endpoint.js';
 import { HealthStatus } from '../../proto/envoy/config/core/v3/base.js';
 import { UpstreamTlsContextCodec } from '../../proto/envoy/extensions/transport_sockets/tls/v3/tls.js';
+import { HttpProtocolOptionsCodec } from '../../proto/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
 import { packAny } from '../../proto/any-pack.js';
 import type { DeepPartial } from '../../proto/wire.js';
 import { DEFAULT_FAILURE_ACCRUAL_SETTINGS } from '../../outbound/balancer/failure-accrual.js';
 import type { BalancerKind } from '../../outbound/balancer/types.js';
-import type { ServiceEndpoint, ServiceSettings } from '../../outbound/settings.js';
+import { type ServiceEndpoint, type ServiceSettings, speaksH2 } from '../../outbound/settings.js';
 import { durationOf, type Fail } from './outbound-model.js';
 
 const ADS = { ads: {}, resourceApiVersion: 2 } as const; // ApiVersion V3
@@ -69,6 +73,9 @@ function tlsOf(identities: readonly string[], fail: Fail) {
   };
 }
 
+/** The one typed_extension_protocol_options entry that says "speak HTTP/2" (translate/upstream-protocol.ts reads it). */
+const H2_PROTOCOL_OPTIONS = new Map([[HttpProtocolOptionsCodec.typeUrl.slice('type.googleapis.com/'.length), packAny(HttpProtocolOptionsCodec, { explicitHttpConfig: { http2ProtocolOptions: {} } })]]);
+
 export function clusterOf(name: string, settings: ServiceSettings, identities: readonly string[], fail: Fail, portable = false): Uint8Array {
   const c: DeepPartial<Cluster> = {
     name,
@@ -77,6 +84,7 @@ export function clusterOf(name: string, settings: ServiceSettings, identities: r
     lbPolicy: portable ? Cluster_LbPolicy.ROUND_ROBIN : (LB[settings.balancer] ?? fail('settings.balancer', `${JSON.stringify(settings.balancer)} has no xDS lb_policy`)),
     outlierDetection: outlierOf(settings, fail),
     transportSocket: tlsOf(identities, fail),
+    ...(speaksH2(settings.protocol) && { typedExtensionProtocolOptions: H2_PROTOCOL_OPTIONS }),
   };
   return ClusterCodec.encode(c);
 }

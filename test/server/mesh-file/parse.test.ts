@@ -84,6 +84,7 @@ test('a good file: services typed as createMesh types the same keys, with identi
   assert.deepEqual(v2!.endpoints, []);
   assert.equal(ledger!.identity, 'spiffe://example.org/ns/billing/sa/ledger');
   assert.equal(ledger!.protocol, 'grpc');
+  assert.equal(ledger!.spec.settings.protocol, 'grpc', 'the typed settings carry it: the generator emits HTTP/2 for it');
   // The spec is exactly what createMesh's outbound.services.payments would give for the same traffic keys.
   const same = serviceFromConfig('payments', serviceSchema.parse({ endpoints: ['10.0.0.1:9001'], split: p!.split, retry: { maxRetries: 2 }, timeout: { request: '3s' } }), { trustDomain: 'example.org', namespace: 'default' });
   assert.deepEqual(p!.spec, same);

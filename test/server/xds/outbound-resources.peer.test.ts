@@ -40,7 +40,8 @@ test('grpc-js-xds ACKs every generated resource (Listener, RouteConfiguration, C
         ],
       }),
     },
-    { port: 9090, spec: spec('payments-v2', { settings: { ...DEFAULT_SERVICE_SETTINGS, balancer: 'random', accrual: false }, endpoints: [{ address: '127.0.0.3:9', identity: idOf('payments-v2'), weight: 1 }] }) },
+    // protocol grpc: the Cluster carries istiod's explicit HTTP/2 typed_extension_protocol_options.
+    { port: 9090, spec: spec('payments-v2', { settings: { ...DEFAULT_SERVICE_SETTINGS, balancer: 'random', accrual: false, protocol: 'grpc' }, endpoints: [{ address: '127.0.0.3:9', identity: idOf('payments-v2'), weight: 1 }] }) },
   ], { portableLbPolicy: true }); // grpc-js-xds takes no lb_policy but ROUND_ROBIN (it NACKs RANDOM, LEAST_REQUEST)
   const resources: XdsResource[] = [...generated].flatMap(([typeUrl, m]) => [...m].map(([name, value]) => ({ typeUrl, name, any: { typeUrl, value } })));
   const dir = tempDirFor(t);

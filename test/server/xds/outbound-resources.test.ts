@@ -60,11 +60,11 @@ function input(): OutboundServiceInput[] {
       ],
     }),
     svc('payments-v2', 'default', 8080, {
-      settings: settings({ balancer: 'random', accrual: false, retry: retryPolicySettings({ maxRetries: 2, retryOnFailures: ['connect', 'reset'], retryOnStatuses: [503], backoff: { baseMs: 25, maxMs: 250 } }) }),
+      settings: settings({ balancer: 'random', accrual: false, protocol: 'http2', retry: retryPolicySettings({ maxRetries: 2, retryOnFailures: ['connect', 'reset'], retryOnStatuses: [503], backoff: { baseMs: 25, maxMs: 250 } }) }),
       split: [{ service: 'payments', weight: 1 }, { service: 'payments-v2', weight: 3 }],
       endpoints: [{ address: '10.0.1.1:9090', identity: id('default', 'payments-v2'), identities: [id('default', 'payments-v2'), id('default', 'payments')], weight: 1 }],
     }, [id('default', 'payments-v2'), id('default', 'payments')]),
-    svc('ledger', 'finance', 7000, { settings: settings({ balancer: 'least-request' }), endpoints: [{ address: '10.0.2.1:7000', identity: id('finance', 'ledger'), weight: 5 }] }),
+    svc('ledger', 'finance', 7000, { settings: settings({ balancer: 'least-request', protocol: 'grpc' }), endpoints: [{ address: '10.0.2.1:7000', identity: id('finance', 'ledger'), weight: 5 }] }),
     svc('pending', 'default', 80, { endpoints: undefined }),
   ];
 }
@@ -157,6 +157,8 @@ test('generate → our codecs, translators and XdsTree give back the services, r
     assert.equal(backend.identity, ids[0]);
     assert.equal(backend.settings.balancer, spec.settings.balancer);
     assert.deepEqual(backend.settings.accrual, spec.settings.accrual);
+    // HTTP/2 travels as the Cluster's explicit h2 options; xDS has no word for gRPC: it reads back as http2.
+    assert.equal(backend.settings.protocol, spec.settings.protocol === 'http' ? 'http' : 'http2', `${spec.name} protocol`);
     const key = (e: { address: string }) => e.address;
     const sortBy = <T extends { address: string }>(l: readonly T[]) => [...l].sort((a, b) => (key(a) < key(b) ? -1 : 1));
     assert.deepEqual(
@@ -262,3 +264,20 @@ for (const [what, services, message] of REFUSED) {
     });
   });
 }
+
+test('protocol http2/grpc: the Cluster carries istiod\'s HTTP/2 signal, as the real Envoy protos read it; http carries none', async () => {
+  const { loadReal } = await import('../../helpers/xds-protos.js');
+  const real = loadReal();
+  const C = real.lookupType('envoy.config.cluster.v3.Cluster');
+  const H = real.lookupType('envoy.extensions.upstreams.http.v3.HttpProtocolOptions');
+  const res = generateOutboundResources(input());
+  const read = (name: string) => C.toObject(C.decode(res.get(TYPE_URLS.cluster)!.get(name)!), { defaults: false }) as { typed_extension_protocol_options?: Record<string, { type_url: string; value: Uint8Array }> };
+  for (const name of [clusterName('payments-v2', 8080), clusterName('ledger', 7000, 'finance')]) {
+    const opts = read(name).typed_extension_protocol_options;
+    assert.deepEqual(Object.keys(opts ?? {}), ['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'], name);
+    const entry = opts!['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']!;
+    assert.equal(entry.type_url, 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions');
+    assert.deepEqual(H.toObject(H.decode(entry.value), { defaults: false, oneofs: true }), { explicit_http_config: { http2_protocol_options: {}, protocol_config: 'http2_protocol_options' }, upstream_protocol_options: 'explicit_http_config' });
+  }
+  assert.equal(read(clusterName('payments', 8080)).typed_extension_protocol_options, undefined);
+});

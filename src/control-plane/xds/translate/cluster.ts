@@ -13,6 +13,8 @@
  *   defaults for them are noted (the mesh never ejects below one ready endpoint). No
  *   outlier_detection: the base's accrual stays (istiod never sends one).
  * - circuit_breakers thresholds are reasons; connect_timeout is noted (not configurable).
+ * - typed_extension_protocol_options: explicit HTTP/2 (istiod's grpc/http2 ports) → protocol
+ *   'http2' (upstream-protocol.ts); any other shape is a reason; none: the base's protocol.
  * - No transport_socket: no identity from the Cluster (istiod sends TLS only for ISTIO_MUTUAL);
  *   the mesh still never sends plaintext, and the caller supplies the identity. Pure.
  */
@@ -23,6 +25,7 @@ import { DEFAULT_SERVICE_SETTINGS, type ServiceSettings } from '../../../outboun
 import { checkConfigSource } from './config-source.js';
 import { Findings, durationMs, quote, type Translation } from './result.js';
 import { expectedIdentities } from './upstream-tls.js';
+import { upstreamProtocol } from './upstream-protocol.js';
 import { CIRCUIT_BREAKERS, CLUSTER, EDS_CLUSTER_CONFIG, OUTLIER_DETECTION, THRESHOLDS } from './envoy-fields.js';
 import { refuseUnknown } from './unknown-fields.js';
 
@@ -100,6 +103,7 @@ export function translateCluster(c: Cluster, base: ServiceSettings = DEFAULT_SER
   });
   if (c.connectTimeout) f.note('connect_timeout', 'not used: connect timeouts are the mesh\'s own');
   const identities = c.transportSocket ? expectedIdentities(c.transportSocket, f) : [];
+  const protocol = upstreamProtocol(c.typedExtensionProtocolOptions, base.protocol, f);
   const edsName = c.edsClusterConfig?.serviceName || c.name;
-  return f.result({ name: c.name, edsName, settings: { ...base, balancer: balancer ?? base.balancer, accrual }, identities });
+  return f.result({ name: c.name, edsName, settings: { ...base, protocol, balancer: balancer ?? base.balancer, accrual }, identities });
 }

@@ -279,7 +279,7 @@ export const RETRY_BACK_OFF: FieldTable = { message: 'envoy.config.route.v3.Retr
 
 export const CLUSTER: FieldTable = {
   message: 'envoy.config.cluster.v3.Cluster',
-  names: { 43: 'transport_socket_matches', 28: 'alt_stat_name', 38: 'cluster_type', 5: 'per_connection_buffer_limit_bytes', 33: 'load_assignment', 8: 'health_checks', 9: 'max_requests_per_connection', 46: 'upstream_http_protocol_options', 29: 'common_http_protocol_options', 13: 'http_protocol_options', 14: 'http2_protocol_options', 36: 'typed_extension_protocol_options', 16: 'dns_refresh_rate', 44: 'dns_failure_refresh_rate', 39: 'respect_dns_ttl', 17: 'dns_lookup_family', 18: 'dns_resolvers', 45: 'use_tcp_for_dns_lookups', 53: 'dns_resolution_config', 55: 'typed_dns_resolver_config', 54: 'wait_for_warm_on_init', 20: 'cleanup_interval', 21: 'upstream_bind_config', 22: 'lb_subset_config', 23: 'ring_hash_lb_config', 52: 'maglev_lb_config', 34: 'original_dst_lb_config', 37: 'least_request_lb_config', 56: 'round_robin_lb_config', 27: 'common_lb_config', 25: 'metadata', 26: 'protocol_selection', 30: 'upstream_connection_options', 31: 'close_connections_on_host_health_failure', 32: 'ignore_health_on_host_removal', 40: 'filters', 41: 'load_balancing_policy', 42: 'lrs_server', 57: 'lrs_report_endpoint_metrics', 47: 'track_timeout_budgets', 48: 'upstream_config', 49: 'track_cluster_stats', 50: 'preconnect_policy', 51: 'connection_pool_per_downstream_connection' },
+  names: { 43: 'transport_socket_matches', 28: 'alt_stat_name', 38: 'cluster_type', 5: 'per_connection_buffer_limit_bytes', 33: 'load_assignment', 8: 'health_checks', 9: 'max_requests_per_connection', 46: 'upstream_http_protocol_options', 29: 'common_http_protocol_options', 13: 'http_protocol_options', 14: 'http2_protocol_options', 16: 'dns_refresh_rate', 44: 'dns_failure_refresh_rate', 39: 'respect_dns_ttl', 17: 'dns_lookup_family', 18: 'dns_resolvers', 45: 'use_tcp_for_dns_lookups', 53: 'dns_resolution_config', 55: 'typed_dns_resolver_config', 54: 'wait_for_warm_on_init', 20: 'cleanup_interval', 21: 'upstream_bind_config', 22: 'lb_subset_config', 23: 'ring_hash_lb_config', 52: 'maglev_lb_config', 34: 'original_dst_lb_config', 37: 'least_request_lb_config', 56: 'round_robin_lb_config', 27: 'common_lb_config', 25: 'metadata', 26: 'protocol_selection', 30: 'upstream_connection_options', 31: 'close_connections_on_host_health_failure', 32: 'ignore_health_on_host_removal', 40: 'filters', 41: 'load_balancing_policy', 42: 'lrs_server', 57: 'lrs_report_endpoint_metrics', 47: 'track_timeout_budgets', 48: 'upstream_config', 49: 'track_cluster_stats', 50: 'preconnect_policy', 51: 'connection_pool_per_downstream_connection' },
   noEffect: {
     alt_stat_name: STATS,
     track_timeout_budgets: STATS,
@@ -304,8 +304,7 @@ export const CLUSTER: FieldTable = {
     upstream_http_protocol_options: 'upstream HTTP protocol options are not supported',
     common_http_protocol_options: 'upstream HTTP protocol options (DestinationRule connectionPool.http) are not supported',
     http_protocol_options: 'upstream HTTP protocol options are not supported',
-    http2_protocol_options: 'upstream HTTP protocol options are not supported',
-    typed_extension_protocol_options: 'upstream HTTP protocol options (DestinationRule connectionPool.http) are not supported',
+    http2_protocol_options: 'the deprecated http2_protocol_options is not read: say HTTP/2 with typed_extension_protocol_options (HttpProtocolOptions explicit_http_config.http2_protocol_options), as istiod does',
     upstream_bind_config: 'binding a source address is not supported',
     lb_subset_config: 'subset load balancing is not supported (istiod\'s subsets arrive as clusters of their own)',
     least_request_lb_config: 'least-request options are not supported (sidecarless\'s least-request is its own)',
@@ -320,6 +319,45 @@ export const CLUSTER: FieldTable = {
     lrs_server: 'load reporting (LRS) is not supported',
     upstream_config: 'custom upstream connection pools are not supported',
     connection_pool_per_downstream_connection: 'connection pools per downstream connection are not supported',
+  },
+};
+
+const H2_SETTING = 'HTTP/2 settings of the upstream connection are the mesh\'s own (docs/grpc.md): remove it (DestinationRule connectionPool.http)';
+
+/** A Cluster's typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]: only explicit HTTP/2 is read. */
+export const UPSTREAM_HTTP_PROTOCOL_OPTIONS: FieldTable = {
+  message: 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+  names: { 1: 'common_http_protocol_options', 2: 'upstream_http_protocol_options', 4: 'use_downstream_protocol_config', 5: 'auto_config', 6: 'http_filters', 7: 'header_validation_config' },
+  reasons: {
+    common_http_protocol_options: 'upstream HTTP protocol options (DestinationRule connectionPool.http: idle timeout, max requests per connection) are not supported',
+    upstream_http_protocol_options: 'upstream HTTP protocol options (auto SNI, SAN validation) are not supported: the SPIFFE ID is checked on every connection',
+    use_downstream_protocol_config: 'a client has no downstream protocol to follow: say HTTP/2 with explicit_http_config.http2_protocol_options, or send nothing for HTTP/1.1',
+    auto_config: 'protocol auto-detection is not supported (a service declared HTTP/2 never falls back to HTTP/1.1): use explicit_http_config.http2_protocol_options',
+    http_filters: 'upstream HTTP filters are not supported',
+    header_validation_config: 'header validation extensions are not supported',
+  },
+};
+
+export const EXPLICIT_HTTP_CONFIG: FieldTable = {
+  message: 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig',
+  names: { 1: 'http_protocol_options', 3: 'http3_protocol_options' },
+  reasons: {
+    http_protocol_options: 'HTTP/1 options are not supported: send no typed_extension_protocol_options for an HTTP/1.1 upstream',
+    http3_protocol_options: 'HTTP/3 upstreams are not supported',
+  },
+};
+
+/** envoy.config.core.v3.Http2ProtocolOptions of an upstream: present, it says "speak h2"; any setting in it is refused. */
+export const UPSTREAM_HTTP2_PROTOCOL_OPTIONS: FieldTable = {
+  message: 'envoy.config.core.v3.Http2ProtocolOptions',
+  names: { 1: 'hpack_table_size', 2: 'max_concurrent_streams', 3: 'initial_stream_window_size', 4: 'initial_connection_window_size', 5: 'allow_connect', 6: 'allow_metadata', 7: 'max_outbound_frames', 8: 'max_outbound_control_frames', 9: 'max_consecutive_inbound_frames_with_empty_payload', 10: 'max_inbound_priority_frames_per_stream', 11: 'max_inbound_window_update_frames_per_data_frame_sent', 12: 'stream_error_on_invalid_http_messaging', 13: 'custom_settings_parameters', 14: 'override_stream_error_on_invalid_http_message', 15: 'connection_keepalive', 16: 'use_oghttp2_codec' },
+  noEffect: { use_oghttp2_codec: 'Envoy\'s choice of HTTP/2 codec' },
+  reasons: {
+    ...Object.fromEntries(['hpack_table_size', 'max_concurrent_streams', 'initial_stream_window_size', 'initial_connection_window_size', 'max_outbound_frames', 'max_outbound_control_frames', 'max_consecutive_inbound_frames_with_empty_payload', 'max_inbound_priority_frames_per_stream', 'max_inbound_window_update_frames_per_data_frame_sent', 'custom_settings_parameters', 'connection_keepalive'].map((n) => [n, H2_SETTING])),
+    allow_connect: 'CONNECT over HTTP/2 is not supported',
+    allow_metadata: 'HTTP/2 METADATA frames are not supported',
+    stream_error_on_invalid_http_messaging: H2_SETTING,
+    override_stream_error_on_invalid_http_message: H2_SETTING,
   },
 };
 

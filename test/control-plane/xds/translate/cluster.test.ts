@@ -147,3 +147,45 @@ test('istiod\'s ISTIO_MUTUAL cluster encoded by the real Envoy protos', () => {
   assert.ok(t.ok, t.ok ? '' : formatReasons(t.reasons));
   assert.deepEqual([t.value.edsName, t.value.settings.balancer, t.value.identities], [NAME, 'least-request', [SA]]);
 });
+
+const HPO = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+const h2Options = (o: object = { explicit_http_config: { http2_protocol_options: {} } }, key = HPO, type = HPO) => {
+  const T = loadReal().lookupType(type);
+  return new Map([[key, { typeUrl: `type.googleapis.com/${type}`, value: T.encode(T.fromObject(o)).finish() }]]);
+};
+
+test('typed_extension_protocol_options with explicit HTTP/2 (istiod\'s grpc/http2 ports, real protos) → protocol http2; none → the base\'s', () => {
+  assert.equal(ok({}).value.settings.protocol, 'http');
+  const t = ok({ typedExtensionProtocolOptions: h2Options() });
+  assert.equal(t.value.settings.protocol, 'http2');
+  assert.deepEqual(t.notes, []);
+  const grpc = translateCluster(cluster({ typedExtensionProtocolOptions: h2Options() }), { ...DEFAULT_SERVICE_SETTINGS, protocol: 'grpc' });
+  assert.ok(grpc.ok);
+  assert.equal(grpc.value.settings.protocol, 'grpc', 'a base that says gRPC stays gRPC (h2 either way)');
+  const codec = ok({ typedExtensionProtocolOptions: h2Options({ explicit_http_config: { http2_protocol_options: { use_oghttp2_codec: { value: true } } } }) });
+  assert.equal(codec.value.settings.protocol, 'http2');
+  assert.match(codec.notes[0]!.message, /no effect: Envoy's choice of HTTP\/2 codec/);
+});
+
+test('typed_extension_protocol_options refusals: every other shape (auto, downstream, HTTP/1, HTTP/3, settings, other keys, other types)', () => {
+  const at = /typed_extension_protocol_options\["envoy\.extensions\.upstreams\.http\.v3\.HttpProtocolOptions"\]/;
+  const cases: Array<[object, RegExp]> = [
+    [{ auto_config: { http2_protocol_options: {} } }, /auto_config: protocol auto-detection is not supported/],
+    [{ use_downstream_protocol_config: { http2_protocol_options: {} } }, /use_downstream_protocol_config: a client has no downstream protocol/],
+    [{ explicit_http_config: { http_protocol_options: {} } }, /explicit_http_config\.http_protocol_options: HTTP\/1 options are not supported/],
+    [{ explicit_http_config: { http3_protocol_options: {} } }, /explicit_http_config\.http3_protocol_options: HTTP\/3 upstreams are not supported/],
+    [{ explicit_http_config: { http2_protocol_options: { max_concurrent_streams: { value: 10 } } } }, /http2_protocol_options\.max_concurrent_streams: HTTP\/2 settings of the upstream connection are the mesh's own/],
+    [{ explicit_http_config: { http2_protocol_options: { allow_connect: true } } }, /allow_connect: CONNECT over HTTP\/2 is not supported/],
+    [{ explicit_http_config: { http2_protocol_options: {} }, common_http_protocol_options: { idle_timeout: { seconds: 5 } } }, /common_http_protocol_options: upstream HTTP protocol options \(DestinationRule connectionPool\.http/],
+    [{}, /says no protocol: only explicit_http_config\.http2_protocol_options \(HTTP\/2\) is supported/],
+    [{ explicit_http_config: {} }, /says no protocol/],
+  ];
+  for (const [o, re] of cases) {
+    const r = reasons({ typedExtensionProtocolOptions: h2Options(o) });
+    assert.match(r, at, JSON.stringify(o));
+    assert.match(r, re, JSON.stringify(o));
+  }
+  assert.match(reasons({ typedExtensionProtocolOptions: h2Options(undefined, 'envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions') }), /protocol options for "envoy\.extensions\.upstreams\.tcp\.v3\.TcpProtocolOptions" are not supported/);
+  assert.match(reasons({ typedExtensionProtocolOptions: h2Options({}, HPO, 'envoy.config.core.v3.Http2ProtocolOptions') }), /must hold an envoy\.extensions\.upstreams\.http\.v3\.HttpProtocolOptions, holds "envoy\.config\.core\.v3\.Http2ProtocolOptions"/);
+  assert.match(reasons({ typedExtensionProtocolOptions: new Map([[HPO, { typeUrl: `type.googleapis.com/${HPO}`, value: Uint8Array.from([0x1a, 0x05]) }]]) }), /is not a valid HttpProtocolOptions/);
+});

@@ -98,7 +98,9 @@ function routes(s: RouteSlots): Translation<unknown> {
   return translateRouteConfiguration(decodeRouteConfiguration(enc(RC, rc)));
 }
 
-interface ClusterSlots { c?: object; ts?: object; eds?: object; od?: object; cb?: object; th?: object; tls?: object; common?: object; combined?: object; vc?: object }
+interface ClusterSlots { c?: object; ts?: object; eds?: object; od?: object; cb?: object; th?: object; tls?: object; common?: object; combined?: object; vc?: object; hpo?: object; explicit?: object; h2?: object }
+const HPO = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+const HPO_AT = `typed_extension_protocol_options["${HPO}"]`;
 function cluster(s: ClusterSlots): Translation<unknown> {
   const tls = { common_tls_context: { combined_validation_context: { default_validation_context: { match_subject_alt_names: [{ exact: SA }], ...s.vc }, ...s.combined }, ...s.common }, ...s.tls };
   const c = {
@@ -108,6 +110,7 @@ function cluster(s: ClusterSlots): Translation<unknown> {
     ...(s.od && { outlier_detection: { consecutive_5xx: { value: 5 }, ...s.od } }),
     circuit_breakers: { thresholds: [{ ...s.th }], ...s.cb },
     transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: any(TLS, tls), ...s.ts },
+    ...((s.hpo || s.explicit || s.h2) && { typed_extension_protocol_options: { [HPO]: any(HPO, { explicit_http_config: { http2_protocol_options: { ...s.h2 }, ...s.explicit }, ...s.hpo }) } }),
     ...s.c,
   };
   return translateCluster(decodeCluster(enc(CLUSTER, c)));
@@ -167,6 +170,9 @@ const SLOTS: Record<string, { at: string; put: (o: object) => Translation<unknow
   CIRCUIT_BREAKERS: { at: 'circuit_breakers', put: (o) => cluster({ cb: o }) },
   THRESHOLDS: { at: 'circuit_breakers.thresholds[0]', put: (o) => cluster({ th: o }) },
   UPSTREAM_TLS_CONTEXT: { at: TLS_AT, put: (o) => cluster({ tls: o }) },
+  UPSTREAM_HTTP_PROTOCOL_OPTIONS: { at: HPO_AT, put: (o) => cluster({ hpo: o }) },
+  EXPLICIT_HTTP_CONFIG: { at: `${HPO_AT}.explicit_http_config`, put: (o) => cluster({ explicit: o }) },
+  UPSTREAM_HTTP2_PROTOCOL_OPTIONS: { at: `${HPO_AT}.explicit_http_config.http2_protocol_options`, put: (o) => cluster({ h2: o }) },
   COMMON_TLS_CONTEXT: { at: `${TLS_AT}.common_tls_context`, put: (o) => cluster({ common: o }) },
   COMBINED_VALIDATION_CONTEXT: { at: `${TLS_AT}.common_tls_context.combined_validation_context`, put: (o) => cluster({ combined: o }) },
   CERTIFICATE_VALIDATION_CONTEXT: { at: `${TLS_AT}.common_tls_context.combined_validation_context.default_validation_context`, put: (o) => cluster({ vc: o }) },
@@ -294,7 +300,7 @@ test('what the issue names: URL and host rewrites, hash policy, mirrors, headers
   assert.match(reasonsOf(cluster({ c: { lb_subset_config: { fallback_policy: 1 }, common_lb_config: { healthy_panic_threshold: { value: 0 } } } })), /^Cluster "outbound\|8080\|\|payments" lb_subset_config: subset load balancing[^\n]*\n.*common_lb_config: panic thresholds/);
   assert.match(reasonsOf(cluster({ c: { health_checks: [{ timeout: { seconds: 1 }, interval: { seconds: 5 }, http_health_check: { path: '/h' } }] } })), /health_checks: active health checking is not supported/);
   assert.match(reasonsOf(cluster({ c: { upstream_connection_options: { tcp_keepalive: {} } } })), /upstream_connection_options: TCP keepalive options \(DestinationRule connectionPool\.tcp\.tcpKeepalive\)/);
-  assert.match(reasonsOf(cluster({ c: { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { type_url: 'type.googleapis.com/x', value: Buffer.from([8, 1]) } } } })), /typed_extension_protocol_options: upstream HTTP protocol options/);
+  assert.match(reasonsOf(cluster({ c: { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { type_url: 'type.googleapis.com/x', value: Buffer.from([8, 1]) } } } })), /typed_extension_protocol_options\["envoy\.extensions\.upstreams\.http\.v3\.HttpProtocolOptions"\]: must hold an envoy\.extensions\.upstreams\.http\.v3\.HttpProtocolOptions, holds "x"/);
   assert.match(reasonsOf(cluster({ vc: { allow_expired_certificate: true } })), /default_validation_context\.allow_expired_certificate: expired certificates are never accepted/);
   assert.match(reasonsOf(cluster({ common: { key_log: { path: '/tmp/k' } } })), /common_tls_context\.key_log: TLS key logging is never enabled/);
   const sni = cluster({ tls: { sni: 'payments.default.svc.cluster.local' } });

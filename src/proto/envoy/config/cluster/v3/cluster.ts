@@ -3,6 +3,7 @@
 import { type DeepPartial, Reader, Writer, WireType, expectWire, readRepeated, skipUnknown } from '../../../../wire.js';
 import { type Duration, decodeDurationFrom, encodeDuration } from '../../../../google/protobuf/duration.js';
 import { type TransportSocket, decodeTransportSocketFrom, encodeTransportSocket } from '../../core/v3/base.js';
+import { type Any, decodeAnyFrom, encodeAny } from '../../../../google/protobuf/any.js';
 import { type ConfigSource, decodeConfigSourceFrom, encodeConfigSource } from '../../core/v3/config_source.js';
 import { decodeUInt32ValueFrom, encodeUInt32Value } from '../../../../google/protobuf/wrappers.js';
 
@@ -39,6 +40,7 @@ export interface Cluster {
   circuitBreakers?: CircuitBreakers;
   outlierDetection?: OutlierDetection;
   transportSocket?: TransportSocket;
+  typedExtensionProtocolOptions: Map<string, Any>;
 }
 
 /** Encodes envoy.config.cluster.v3.Cluster; fields left out are their zero value. */
@@ -52,11 +54,17 @@ export function encodeCluster(m: DeepPartial<Cluster>): Uint8Array {
   if (m.circuitBreakers !== undefined) w.tag(10, WireType.LengthDelimited).bytes(encodeCircuitBreakers(m.circuitBreakers));
   if (m.outlierDetection !== undefined) w.tag(19, WireType.LengthDelimited).bytes(encodeOutlierDetection(m.outlierDetection));
   if (m.transportSocket !== undefined) w.tag(24, WireType.LengthDelimited).bytes(encodeTransportSocket(m.transportSocket));
+  if (m.typedExtensionProtocolOptions) for (const [key, v] of m.typedExtensionProtocolOptions) {
+    const w2 = new Writer();
+    w2.tag(1, WireType.LengthDelimited); w2.string(key);
+    w2.tag(2, WireType.LengthDelimited).bytes(encodeAny(v));
+    w.tag(36, WireType.LengthDelimited).bytes(w2.finish());
+  }
   return w.finish();
 }
 
 export function decodeClusterFrom(r: Reader): Cluster {
-  const m: Cluster = { name: '', lbPolicy: 0 };
+  const m: Cluster = { name: '', lbPolicy: 0, typedExtensionProtocolOptions: new Map() };
   while (!r.done) {
     const [field, wire] = r.tag();
     switch (field) {
@@ -68,6 +76,20 @@ export function decodeClusterFrom(r: Reader): Cluster {
       case 10: expectWire('envoy.config.cluster.v3.Cluster', 'circuit_breakers', wire, WireType.LengthDelimited); m.circuitBreakers = decodeCircuitBreakersFrom(r.sub()); break;
       case 19: expectWire('envoy.config.cluster.v3.Cluster', 'outlier_detection', wire, WireType.LengthDelimited); m.outlierDetection = decodeOutlierDetectionFrom(r.sub()); break;
       case 24: expectWire('envoy.config.cluster.v3.Cluster', 'transport_socket', wire, WireType.LengthDelimited); m.transportSocket = decodeTransportSocketFrom(r.sub()); break;
+      case 36: {
+        expectWire('envoy.config.cluster.v3.Cluster', 'typed_extension_protocol_options', wire, WireType.LengthDelimited);
+        const e = r.sub();
+        let key: string = '';
+        let value: Any | undefined;
+        while (!e.done) {
+          const [ef, ew] = e.tag();
+          if (ef === 1) { expectWire('envoy.config.cluster.v3.Cluster', 'typed_extension_protocol_options.key', ew, WireType.LengthDelimited); key = e.string(); }
+          else if (ef === 2) { expectWire('envoy.config.cluster.v3.Cluster', 'typed_extension_protocol_options.value', ew, WireType.LengthDelimited); value = decodeAnyFrom(e.sub()); }
+          else e.skip(ew);
+        }
+        m.typedExtensionProtocolOptions.set(key, value ?? decodeAnyFrom(new Reader(new Uint8Array(0))));
+        break;
+      }
       default: skipUnknown(r, m, field, wire);
     }
   }

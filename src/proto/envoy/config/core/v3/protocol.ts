@@ -44,3 +44,36 @@ export const HttpProtocolOptionsCodec = {
   encode: encodeHttpProtocolOptions,
   decode: decodeHttpProtocolOptions,
 } as const;
+
+/** envoy.config.core.v3.Http2ProtocolOptions */
+export interface Http2ProtocolOptions {
+}
+
+/** Encodes envoy.config.core.v3.Http2ProtocolOptions; fields left out are their zero value. */
+export function encodeHttp2ProtocolOptions(m: DeepPartial<Http2ProtocolOptions>): Uint8Array {
+  const w = new Writer();
+  return w.finish();
+}
+
+export function decodeHttp2ProtocolOptionsFrom(r: Reader): Http2ProtocolOptions {
+  const m: Http2ProtocolOptions = {  };
+  while (!r.done) {
+    const [field, wire] = r.tag();
+    switch (field) {
+      default: skipUnknown(r, m, field, wire);
+    }
+  }
+  return m;
+}
+
+/** Decodes envoy.config.core.v3.Http2ProtocolOptions; throws ProtoError on bytes that are not one. */
+export function decodeHttp2ProtocolOptions(buf: Uint8Array): Http2ProtocolOptions {
+  return decodeHttp2ProtocolOptionsFrom(new Reader(buf));
+}
+
+/** envoy.config.core.v3.Http2ProtocolOptions: its type URL (as an Any carries it) and its codec. */
+export const Http2ProtocolOptionsCodec = {
+  typeUrl: 'type.googleapis.com/envoy.config.core.v3.Http2ProtocolOptions',
+  encode: encodeHttp2ProtocolOptions,
+  decode: decodeHttp2ProtocolOptions,
+} as const;
