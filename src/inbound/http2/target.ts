@@ -6,6 +6,8 @@
  *
  * - a missing or repeated `:method`, `:scheme`, `:path`, `:authority`; a pseudo-header the gate
  *   does not know (`:protocol`: extended CONNECT), a response pseudo-header (`:status`);
+ * - a `:method` node:http's parser would refuse over HTTP/1.1 (`get`, `FOO`: methods are
+ *   case-sensitive, and the app sees over h2 only what it could see over HTTP/1.1);
  * - CONNECT (a tunnel is not a request the policy can judge by path);
  * - a `:scheme` other than `https`/`http`; a `:path` that is not origin-form (`/…`) or `*` with
  *   OPTIONS (an absolute form in `:path` is malformed in HTTP/2);
@@ -15,10 +17,12 @@
  *
  * Pure: headers and raw headers in, a CheckedTarget out.
  */
+import { METHODS } from 'node:http';
 import { type IncomingHttpHeaders } from 'node:http2';
 import { sameAuthority } from '../../policy/authority.js';
 import { type CheckedTarget, badTarget as bad, checkRequestTarget } from '../target-check.js';
 
+const KNOWN_METHODS = new Set(METHODS);
 const REQUEST_PSEUDO = new Set([':method', ':scheme', ':path', ':authority']);
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
@@ -55,6 +59,7 @@ export function checkHttp2Target(headers: IncomingHttpHeaders, rawHeaders: reado
   if (fields) return bad(fields);
   const method = headers[':method'];
   if (typeof method !== 'string' || method === '') return bad('no :method');
+  if (!KNOWN_METHODS.has(method)) return bad(`:method "${method}" is not a method node:http accepts (methods are case-sensitive)`);
   if (method === 'CONNECT') return bad('CONNECT over HTTP/2 is not accepted behind the mesh (a tunnel cannot be judged by path)');
   const scheme = headers[':scheme'];
   if (scheme !== 'https' && scheme !== 'http') return bad(scheme === undefined ? 'no :scheme' : `:scheme "${String(scheme)}" is not https`);
