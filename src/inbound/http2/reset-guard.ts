@@ -19,6 +19,8 @@ export const DEFAULT_RESET_GUARD: ResetGuardOptions = Object.freeze({ minStreams
 export class ResetGuard {
   #streams = 0;
   #premature = 0;
+  /** Set by the session's owner once it acted on a `true` from closed(). */
+  tripped = false;
 
   constructor(private readonly options: ResetGuardOptions = DEFAULT_RESET_GUARD) {}
 

@@ -18,6 +18,10 @@ import { respondStream } from './responders.js';
 import { DEFAULT_RESET_GUARD, ResetGuard, type ResetGuardOptions } from './reset-guard.js';
 
 const kH2Guard = Symbol.for('sidecarless.v1.h2guard');
+/** The TLS socket itself, kept on it: node:http2 hands out a proxy (`session.socket`) whose destroy() throws. */
+const kSelf = Symbol.for('sidecarless.v1.h2socket');
+/** How long a GOAWAY for rapid resets has to leave before the connection is closed. */
+const GOAWAY_GRACE_MS = 100;
 
 type Emit = (event: string | symbol, ...args: unknown[]) => boolean;
 
@@ -54,6 +58,7 @@ export function guardHttp2Server(server: Http2SecureServer, deps: Http2GuardDeps
   if (existing) return existing;
   const state: Http2GuardState = { sessions: new Set() };
   s[kH2Guard] = state;
+  server.prependListener('secureConnection', (socket: { [kSelf]?: unknown }) => (socket[kSelf] = socket));
   const emit = s.emit as Emit;
   s.emit = function guardedH2Emit(this: Http2SecureServer, event: string | symbol, ...args: unknown[]): boolean {
     if (event === 'session') guardSession(args[0] as ServerHttp2Session, state, deps);
@@ -90,14 +95,32 @@ function watchResets(session: ServerHttp2Session, stream: ServerHttp2Stream, res
   const t0 = deps.clock.now();
   resets.opened();
   let aborted = false;
+  let local = false;
   stream.once('aborted', () => (aborted = true));
+  // 'aborted' also follows the server's own close()/destroy() of an unfinished stream: those are
+  // not the peer's. (node:http2 destroys a stream the peer reset too, but only once it is closed.)
+  for (const m of ['close', 'destroy'] as const) {
+    const fn = stream[m] as (...a: unknown[]) => unknown;
+    (stream as unknown as Record<string, unknown>)[m] = function localEnd(this: ServerHttp2Stream, ...a: unknown[]) {
+      if (!this.closed) local = true;
+      return fn.apply(this, a);
+    };
+  }
   // A stream's own errors (a reset) must not become an uncaught 'error'; the app's listeners still see them.
   stream.on('error', noop);
   stream.once('close', () => {
-    const byPeer = aborted || (stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR && !stream.writableEnded);
-    if (!resets.closed(byPeer, deps.clock.now() - t0) || session.destroyed) return;
+    const byPeer = !local && (aborted || (stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR && !stream.writableEnded));
+    if (!resets.closed(byPeer, deps.clock.now() - t0) || resets.tripped || session.destroyed) return;
+    resets.tripped = true;
     deps.onRapidReset?.(resets.counts);
-    session.destroy(constants.NGHTTP2_ENHANCE_YOUR_CALM as unknown as Error);
+    // Outside nghttp2's stream-close callback: GOAWAY, then the connection is closed once it has
+    // had a moment to leave (node:http2 would otherwise wait for the flooding peer to drain).
+    setImmediate(() => {
+      if (session.destroyed) return;
+      session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      const socket = (session.socket as unknown as { [kSelf]?: { destroy(): void } } | undefined)?.[kSelf];
+      deps.clock.setTimeout(() => socket?.destroy(), GOAWAY_GRACE_MS);
+    });
   });
 }
 
