@@ -157,6 +157,30 @@ describe('around the gate', () => {
     assert.equal((rec as { method?: string }).method, 'GET');
   });
 
+  test('identity fields sent as trailers never reach the app (compat req.trailers and the stream\'s \'trailers\')', async () => {
+    const seen: unknown[] = [];
+    const server = mesh.createServer((req, res) => {
+      req.stream.on('trailers', (t) => seen.push({ stream: JSON.parse(JSON.stringify(t)) }));
+      req.resume();
+      req.on('end', () => res.end(JSON.stringify({ ...req.trailers })));
+    }, { http2: true });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const c = connectH2((server.address() as { port: number }).port, web);
+    const body = await new Promise<string>((resolve) => {
+      const req = c.request({ ':method': 'POST', ':path': '/upload' }, { waitForTrailers: true });
+      let out = '';
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => (out += d));
+      req.on('end', () => resolve(out));
+      req.on('wantTrailers', () => req.sendTrailers({ 'x-forwarded-client-cert': 'By=spiffe://evil', 'l5d-client-id': 'admin', 'x-sum': '42' }));
+      req.end('payload');
+    });
+    assert.deepEqual(JSON.parse(body), { 'x-sum': '42' });
+    assert.deepEqual(seen, [{ stream: { 'x-sum': '42' } }]);
+    c.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
   test('HTTP/1.1 on the same port (allowHTTP1) is gated too', async () => {
     for (const s of served) {
       const from = s.seen.length;
