@@ -181,6 +181,27 @@ describe('around the gate', () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
+  test("a 'stream' listener the app puts on a session sees only admitted streams", async () => {
+    const seen: string[] = [];
+    const server = mesh.createServer(undefined, { http2: true });
+    server.on('session', (session) =>
+      session.on('stream', (stream, headers) => {
+        seen.push(String(headers[':path']));
+        if (!stream.headersSent) stream.respond({ ':status': 200 });
+        stream.end('session listener');
+      }),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const c = connectH2((server.address() as { port: number }).port, web);
+    assert.equal((await h2Request(c, { ':path': '/admin' })).status, 403);
+    assert.equal((await h2Request(c, { ':path': '/a/%2f' })).status, 400);
+    const ok = await h2Request(c, { ':path': '/public/../x' });
+    assert.equal(ok.body, 'session listener');
+    assert.deepEqual(seen, ['/x']);
+    c.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
   test('HTTP/1.1 on the same port (allowHTTP1) is gated too', async () => {
     for (const s of served) {
       const from = s.seen.length;
