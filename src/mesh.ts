@@ -12,6 +12,10 @@ import * as updates from './control-plane/updates.js';
 import { type PendingReference } from './control-plane/validate.js';
 import { type InboundMeshStats } from './inbound/inbound.js';
 import { type RequestListener } from './inbound/servers.js';
+import { type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+
+/** A node:http2 compat request listener (`mesh.createServer(listener, { http2: true })`). */
+export type Http2RequestListener = (req: Http2ServerRequest, res: Http2ServerResponse) => void;
 import { type OutboundMeshStats } from './outbound/outbound.js';
 import { consoleLogger } from './logger.js';
 import { type OpenedSource, openSource } from './mesh/identity.js';
@@ -55,12 +59,21 @@ export interface Mesh {
   readonly spiffeId: string;
   readonly config: Readonly<MeshConfig>;
   /**
+   * `{ http2: true }`: a node:http2 Http2SecureServer (ALPN h2 and http/1.1) with the same gate in
+   * front of every stream ('request' and 'stream' listeners) and of HTTP/1.1 requests on it.
+   */
+  createServer(listener: Http2RequestListener | undefined, options: { http2: true }): Http2SecureServer;
+  /**
    * An https.Server with mTLS and the inbound gate in front of `listener` (a function or an Express
    * app) and of every listener added later ('request', 'upgrade', 'connect', 'checkContinue', ...).
+   * (Declared last: `Parameters<Mesh['createServer']>` is this one.)
    */
-  createServer(listener?: RequestListener): Server;
-  /** TLS options for a server a framework builds itself (pair with mesh.express() / mesh.fastify). */
-  serverTlsOptions(): TlsOptions;
+  createServer(listener?: RequestListener, options?: { http2?: false }): Server;
+  /**
+   * TLS options for a server a framework builds itself (pair with mesh.express() / mesh.fastify);
+   * `{ http2: true }` for http2.createSecureServer and Fastify's `http2: true`.
+   */
+  serverTlsOptions(options?: { http2?: boolean }): TlsOptions;
   /** Express middleware: put it first. */
   express(): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, next: (err?: unknown) => void) => void;
   /** Fastify plugin: `fastify.register(mesh.fastify)`. */
@@ -227,8 +240,8 @@ function meshFacade(p: MeshParts, jwt: MeshJwt): Mesh {
     get grpc() {
       return (grpc ??= openMeshGrpc(p, config.grpc));
     },
-    createServer: (listener?: RequestListener) => inbound.servers.createServer(listener),
-    serverTlsOptions: () => inbound.servers.serverTlsOptions(),
+    createServer: ((listener?: RequestListener, options?: { http2?: boolean }) => inbound.servers.createServer(listener, options ?? {})) as Mesh['createServer'],
+    serverTlsOptions: (options?: { http2?: boolean }) => inbound.servers.serverTlsOptions(options),
     express: () => inbound.express(),
     fetch: (input: string | URL | Request, init?: RequestInit) => outbound.fetch(input, init),
     ...runtimeUpdates(p),

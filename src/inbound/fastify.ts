@@ -1,12 +1,16 @@
 import type { FastifyInstance, FastifyPluginCallback } from 'fastify';
 import fp from 'fastify-plugin';
-import { type Server as HttpServer } from 'node:http';
+import { type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { ConfigError } from '../errors.js';
 import { type RouterSemantics, fastifyRouting } from '../policy/router-semantics.js';
 import { peerOf } from './peer-of.js';
 import { type InboundPipeline } from './pipeline.js';
-import { HTTP2_UNSUPPORTED, type InboundServers, isHttp2Server } from './servers.js';
+import { HTTP2_PLAINTEXT, type InboundServers, isHttp2Server } from './servers.js';
 import { checkTarget } from './http1/target.js';
+import { checkedHttp2Target } from './http2/judge.js';
+import { compatStreamOf, existingHttp2Request } from './http2/request.js';
+import { respondStream } from './http2/responders.js';
+import { type CheckedTarget } from './target-check.js';
 import './fastify-types.js'; // request.peer (the `declare module 'fastify'` augmentation)
 
 /**
@@ -26,8 +30,8 @@ export function fastifyPlugin(pipeline: InboundPipeline, servers: InboundServers
       ));
       return;
     }
-    if (isHttp2Server(fastify.server)) {
-      done(new ConfigError(`mesh.fastify: ${HTTP2_UNSUPPORTED}`, [{ path: 'http2', message: 'not supported behind mesh.fastify yet' }]));
+    if (isHttp2Server(fastify.server) && typeof (fastify.server as { setSecureContext?: unknown }).setSecureContext !== 'function') {
+      done(new ConfigError(`mesh.fastify: ${HTTP2_PLAINTEXT}`, [{ path: 'https', message: 'required with http2: true behind mesh.fastify' }]));
       return;
     }
     const routing = routingOfInstance(fastify);
@@ -39,12 +43,12 @@ export function fastifyPlugin(pipeline: InboundPipeline, servers: InboundServers
         reply.hijack();
         return hookDone();
       }
-      const t = checkTarget(request.raw);
-      if (t.ok && request.raw.method !== 'CONNECT' && request.raw.url !== t.target) {
+      const t = judgedTarget(request.raw);
+      if (t.ok && request.raw.method !== 'CONNECT' && t.path !== '*' && request.raw.url !== t.target) {
         // Something between the gate and the router changed the URL: never route what was not judged.
         onUnsafe(`Fastify routed ${request.raw.url} but the policy judged ${t.target}: the request was refused with 500`);
         reply.hijack();
-        reply.raw.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' }).end('Internal Server Error\n');
+        refuse500(request.raw, reply.raw);
         return hookDone();
       }
       request.peer = peerOf(request.raw);
@@ -54,6 +58,20 @@ export function fastifyPlugin(pipeline: InboundPipeline, servers: InboundServers
     done();
   };
   return fp(plugin, { fastify: '5.x', name: 'sidecarless' });
+}
+
+/** The target the gate judged for a request, over HTTP/1.1 or HTTP/2. */
+function judgedTarget(req: IncomingMessage): CheckedTarget {
+  const stream = compatStreamOf(req);
+  const view = stream && existingHttp2Request(stream);
+  if (stream) return view ? checkedHttp2Target(view) : { ok: false, reason: 'an HTTP/2 request the gate did not judge' };
+  return checkTarget(req);
+}
+
+function refuse500(req: IncomingMessage, res: ServerResponse): void {
+  const stream = compatStreamOf(req);
+  if (stream) return respondStream(stream, 500, req.headers as never);
+  res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' }).end('Internal Server Error\n');
 }
 
 /**

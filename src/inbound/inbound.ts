@@ -19,6 +19,7 @@ import { type AuditRecord, type AuthzStats, PolicyGate } from './policy-gate.js'
 import { expressMiddleware } from './express.js';
 import { fastifyPlugin } from './fastify.js';
 import { judgeHttp1 } from './http1/judge.js';
+import { judgeHttp2 } from './http2/judge.js';
 import { InboundPipeline, type InboundStats } from './pipeline.js';
 import { InboundServers } from './servers.js';
 
@@ -109,6 +110,11 @@ export class Inbound {
         const port = req.socket.localPort;
         if (d.onPort && port) d.onPort(port);
         return judgeHttp1(gate, req, peer, routing, recheck);
+      },
+      authorizeHttp2: (req, peer, routing, recheck) => {
+        const port = req.socket?.localPort;
+        if (d.onPort && port) d.onPort(port);
+        return judgeHttp2(gate as PolicyGate<object>, req, peer, routing, recheck);
       },
       identityHeaders: c.identityHeaders,
       observer,

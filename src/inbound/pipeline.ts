@@ -10,6 +10,10 @@ import { firstRequestSeen } from './first-request.js';
 import { type Verdict } from './http1/judge.js';
 import { respondHttp, respondSocket } from './http1/responders.js';
 import { DEFAULT_IDENTITY_HEADERS, stripIdentityHeaders } from './http1/sanitize.js';
+import { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { type Http2Request, compatStreamOf, existingHttp2Request, http2RequestOf } from './http2/request.js';
+import { respondStream } from './http2/responders.js';
+import { stripStreamIdentity } from './http2/sanitize.js';
 
 export { DEFAULT_IDENTITY_HEADERS } from './http1/sanitize.js';
 
@@ -20,12 +24,17 @@ export { DEFAULT_IDENTITY_HEADERS } from './http1/sanitize.js';
  */
 export type AuthorizeStep = (req: IncomingMessage, peer: PeerIdentity | null, routing: RouterSemantics, recheck: boolean) => Verdict;
 
+/** The same seam for an HTTP/2 stream (http2/judge.ts). */
+export type AuthorizeHttp2Step = (req: Http2Request, peer: PeerIdentity | null, routing: RouterSemantics, recheck: boolean) => Verdict;
+
 export interface InboundStats {
   requests: number;
   admitted: number;
   refused: number;
   /** Requests that arrived with an identity header (or trailer), which was removed. */
   identityHeadersRemoved: number;
+  /** HTTP/2 sessions closed with GOAWAY ENHANCE_YOUR_CALM for rapid resets (http2/reset-guard.ts). */
+  rapidResetSessions: number;
 }
 
 /** Process-wide keys (ESM and CJS copies share them). */
@@ -61,6 +70,8 @@ export interface InboundPipelineDeps {
   readonly tls: ServerTls;
   /** The policy gate's HTTP/1.1 step; every request that reaches the app has passed it. */
   readonly authorize: AuthorizeStep;
+  /** The gate's HTTP/2 step; without it every h2 stream is refused (its session closed). */
+  readonly authorizeHttp2?: AuthorizeHttp2Step;
   /** Extra identity headers to remove (the defaults are always removed). */
   readonly identityHeaders?: readonly string[];
   /** Golden signals, metrics and the server span (telemetry/inbound.ts). */
@@ -75,9 +86,10 @@ export interface InboundPipelineDeps {
  * (policy) → the app. Idempotent per request: a server guard, a middleware and a plugin may all ask.
  */
 export class InboundPipeline {
-  readonly stats: InboundStats = { requests: 0, admitted: 0, refused: 0, identityHeadersRemoved: 0 };
+  readonly stats: InboundStats = { requests: 0, admitted: 0, refused: 0, identityHeadersRemoved: 0, rapidResetSessions: 0 };
   readonly #identityHeaders: Set<string>;
   readonly #authorize: AuthorizeStep;
+  readonly #authorizeHttp2: AuthorizeHttp2Step | undefined;
   private readonly tls: ServerTls;
   private readonly observer: InboundObserver | undefined;
   private readonly hooks: PipelineHooks;
@@ -90,6 +102,7 @@ export class InboundPipeline {
     if (!deps.tls) throw new TypeError('InboundPipeline: `tls` (the ServerTls that admits connections) is required');
     this.tls = deps.tls;
     this.#authorize = deps.authorize;
+    this.#authorizeHttp2 = deps.authorizeHttp2;
     this.observer = deps.observer;
     this.hooks = deps.hooks ?? {};
     this.#identityHeaders = new Set([...DEFAULT_IDENTITY_HEADERS, ...(deps.identityHeaders ?? []).map((h) => h.toLowerCase())]);
@@ -101,6 +114,8 @@ export class InboundPipeline {
    * also ends the connection (an `Expect` request whose body may follow).
    */
   admit(req: IncomingMessage, res: ServerResponse, routing: RouterSemantics = EXACT_ROUTING, closeOnRefusal = false): boolean {
+    const stream = compatStreamOf(req);
+    if (stream) return this.admitStream(stream, req.headers as IncomingHttpHeaders, req.rawHeaders, routing);
     const before = this.#admittedBefore(req);
     if (before !== undefined) return this.#recheck(req, before, routing, (v) => respondHttp(res, v.status, v.status === 400 || closeOnRefusal));
     this.stats.requests++;
@@ -155,8 +170,69 @@ export class InboundPipeline {
   }
 
   /** Runs the app for an admitted request, with its server span (if any) as the active trace context. */
-  within<T>(req: IncomingMessage, fn: () => T): T {
-    return this.observer ? this.observer.within(req, fn) : fn();
+  within<T>(req: IncomingMessage | Http2Request, fn: () => T): T {
+    if (!this.observer) return fn();
+    const view = existingHttp2Request(compatStreamOf(req)) ?? req;
+    return this.observer.within(view as IncomingMessage, fn);
+  }
+
+  /**
+   * The same for an HTTP/2 stream, before any 'stream' or 'request' listener sees it (http2/): the
+   * session's verified peer, identity fields removed (trailers too), `:path` checked and
+   * normalized, the policy. A refusal is answered on the stream (400/403, gRPC: trailers-only);
+   * a refused connection has its session closed. Idempotent, as admit().
+   */
+  admitStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[] | undefined, routing: RouterSemantics = EXACT_ROUTING): boolean {
+    const r = http2RequestOf(stream, headers, rawHeaders);
+    const before = (stream as unknown as { [kAdmitted]?: Admission })[kAdmitted];
+    if (before !== undefined && before.by === this) return this.#recheckStream(r, before.routing, routing);
+    this.stats.requests++;
+    const peer = this.#authenticateStream(r);
+    if (peer === undefined || !this.#authorizeHttp2) {
+      stream.session?.destroy();
+      return this.#refused();
+    }
+    stripStreamIdentity(stream, headers, r.rawHeaders, this.#identityHeaders, () => this.stats.identityHeadersRemoved++);
+    this.observer?.start(r as unknown as IncomingMessage, r.response as unknown as ServerResponse, peer);
+    const v = this.#authorizeHttp2(r, peer, routing, false);
+    if (!v.ok) {
+      respondStream(stream, v.status, headers, v.reason);
+      return this.#refused();
+    }
+    (stream as unknown as { [kAdmitted]?: Admission })[kAdmitted] = { by: this, routing };
+    this.stats.admitted++;
+    return true;
+  }
+
+  /** The peer of an h2 stream's session (see #authenticate); its socket is node:http2's proxy. */
+  #authenticateStream(r: Http2Request): PeerIdentity | null | undefined {
+    const socket = r.socket;
+    const session = r.stream.session;
+    if (!socket || !session || session.destroyed) return undefined;
+    const close = () => session.destroy();
+    firstRequestSeen(socket);
+    if (isRefused(socket) || (socket as ClosingCarrier)[kClosing]) return undefined;
+    const peer = socketPeer(socket);
+    if (peer !== undefined) return this.tls.stillServing(socket, close) ? peer : undefined;
+    if (typeof socket.getPeerCertificate !== 'function') {
+      this.hooks.notTls?.(r as unknown as IncomingMessage);
+      close();
+      return undefined;
+    }
+    this.hooks.unknownServer?.((socket as TLSSocket & { server?: unknown }).server);
+    if (!this.tls.admit(socket, close)) return undefined;
+    return socketPeer(socket) ?? null;
+  }
+
+  #recheckStream(r: Http2Request, before: RouterSemantics, routing: RouterSemantics): boolean {
+    if (coversRouting(before, routing)) return true;
+    const wider = unionRouting(before, routing);
+    (r.stream as unknown as { [kAdmitted]?: Admission })[kAdmitted] = { by: this, routing: wider };
+    const v = this.#authorizeHttp2!(r, socketPeer(r.socket) ?? null, wider, true);
+    if (v.ok) return true;
+    this.stats.refused++;
+    respondStream(r.stream, v.status, r.headers, v.reason);
+    return false;
   }
 
   /**

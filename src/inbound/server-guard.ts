@@ -19,6 +19,9 @@ import { type RouterSemantics } from '../policy/router-semantics.js';
 import { armFirstRequestTimer } from './first-request.js';
 import { type InboundPipeline } from './pipeline.js';
 import { respondHttp } from './http1/responders.js';
+import { type IncomingHttpHeaders } from 'node:http2';
+import { compatStreamOf } from './http2/request.js';
+import { respondStream } from './http2/responders.js';
 import { type ServerRouting, routingOfServer } from './router-kind.js';
 
 const kGuard = Symbol.for('sidecarless.v1.guard');
@@ -70,7 +73,10 @@ export function guardServer(server: HttpServer, pipeline: InboundPipeline, optio
     const r = routing();
     if (r.kind === 'unsafe') {
       options.onUnsafe(r.why);
-      respondHttp(res, 500, true);
+      // node:http2's compat response refuses connection-specific headers: answered on its stream.
+      const stream = compatStreamOf(req);
+      if (stream) respondStream(stream, 500, req.headers as IncomingHttpHeaders);
+      else respondHttp(res, 500, true);
       return true;
     }
     if (!pipeline.admit(req, res, r.routing, closeOnRefusal)) return true;

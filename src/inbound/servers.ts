@@ -9,20 +9,30 @@
 import { type Clock, systemClock } from '../clock.js';
 import { type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { type Server, createServer as createHttpsServer } from 'node:https';
+import { type Http2SecureServer, createSecureServer as createHttp2Server } from 'node:http2';
 import { type Server as TlsServer, type TlsOptions } from 'node:tls';
 import { type Logger } from '../logger.js';
 import { type RouterSemantics } from '../policy/router-semantics.js';
-import { type ServerTls } from '../tls/server-context.js';
+import { HTTP2_ALPN, type ServerTls } from '../tls/server-context.js';
 import { MeshHttp2ServerRequest, MeshIncomingMessage, adoptServersOf, refuseAll } from './adoption.js';
 import { type InboundPipeline } from './pipeline.js';
 import { guardOf, guardServer } from './server-guard.js';
+import { http2Options } from './http2/settings.js';
+import { guardHttp2Server, http2GuardOf } from './http2/stream-guard.js';
+import { routingOfServer } from './router-kind.js';
 
 export type RequestListener = (req: IncomingMessage, res: import('node:http').ServerResponse) => void;
 
-export const HTTP2_UNSUPPORTED =
-  'an HTTP/2 server (http2.createSecureServer, Fastify({ http2: true })) was built from mesh.serverTlsOptions(): the mesh ' +
-  'does not judge HTTP/2 streams yet (a \'stream\' listener, :authority), so every connection to it is closed. Serve ' +
-  'HTTP/1.1: https.createServer(mesh.serverTlsOptions(), app), mesh.createServer(app) or Fastify({ https: mesh.serverTlsOptions() })';
+export const HTTP2_PLAINTEXT =
+  'an HTTP/2 server without TLS (http2.createServer, Fastify({ http2: true }) without `https`) cannot be served by the mesh ' +
+  '(no plaintext, ever), so every connection to it is closed. Build it with http2.createSecureServer(mesh.serverTlsOptions({ http2: true }), app), ' +
+  'mesh.createServer(app, { http2: true }) or Fastify({ http2: true, https: mesh.serverTlsOptions({ http2: true }) })';
+
+/** What createServer and serverTlsOptions accept. */
+export interface ServerOptions {
+  /** An HTTP/2 server (node:http2 Http2SecureServer, ALPN h2 and http/1.1), judged stream by stream. */
+  readonly http2?: boolean;
+}
 
 /**
  * Whether `server` is node:http2's server (it overrides the ALPN the mesh offers with `h2`, and
@@ -46,7 +56,7 @@ export interface InboundServersOptions {
 
 export class InboundServers {
   /** Servers made by createServer (closed with the mesh). */
-  readonly created = new Set<Server>();
+  readonly created = new Set<Server | Http2SecureServer>();
   #stopAdoption: (() => void) | undefined;
   readonly #warned = new WeakSet<object>();
   readonly #reporting = new WeakSet<object>();
@@ -59,37 +69,52 @@ export class InboundServers {
   ) {}
 
   /** TLS options for a server a framework builds; such a server is adopted at its first connection. */
-  serverTlsOptions(): TlsOptions {
+  /**
+   * `{ http2: true }`: options for `http2.createSecureServer(...)` and Fastify's `http2: true`
+   * (ALPN h2 and http/1.1, allowHTTP1, the mesh's HTTP/2 limits: http2/settings.ts). Without it, a
+   * node:http2 server built from them is judged the same way, with node:http2's own limits and ALPN.
+   */
+  serverTlsOptions(options: ServerOptions = {}): TlsOptions {
     this.#stopAdoption ??= adoptServersOf(this.tls.sessionIdContext, (server) => this.adopt(server as HttpServer));
     // Request classes that look at the server at its first request (adoption.ts), for node:http and
-    // for node:http2 (which refuses HTTP/2 servers until they are judged: see adopt()).
-    return { ...this.tls.options(), IncomingMessage: MeshIncomingMessage, Http1IncomingMessage: MeshIncomingMessage, Http2ServerRequest: MeshHttp2ServerRequest } as TlsOptions;
+    // for node:http2's compat requests.
+    const base = { ...this.tls.options(), IncomingMessage: MeshIncomingMessage, Http1IncomingMessage: MeshIncomingMessage, Http2ServerRequest: MeshHttp2ServerRequest };
+    return (options.http2 === true ? { ...base, ...http2Options(), ALPNProtocols: [...HTTP2_ALPN] } : base) as TlsOptions;
   }
 
   /**
    * An https.Server with mutual TLS and the gate before every listener: `listener` (a function, an
    * Express app) and any listener added later (`server.on('request' | 'upgrade' | ...)`).
    */
-  createServer(listener?: RequestListener): Server {
+  createServer(listener?: RequestListener, options?: { http2?: false }): Server;
+  createServer(listener: RequestListener | undefined, options: ServerOptions): Server | Http2SecureServer;
+  createServer(listener?: RequestListener, options: ServerOptions = {}): Server | Http2SecureServer {
     if (listener !== undefined && typeof listener !== 'function') {
       throw new TypeError('mesh.createServer(listener): the listener must be a function (a request handler or an Express app)');
     }
-    const server = listener ? createHttpsServer(this.tls.options(), listener) : createHttpsServer(this.tls.options());
-    this.adopt(server);
+    if (options === null || typeof options !== 'object') throw new TypeError('mesh.createServer(listener, options): options must be an object such as { http2: true }');
+    const server = options.http2 === true ? this.#createHttp2(listener) : listener ? createHttpsServer(this.tls.options(), listener) : createHttpsServer(this.tls.options());
+    this.adopt(server as unknown as HttpServer);
     this.created.add(server);
     server.once('close', () => this.created.delete(server));
     return server;
   }
 
+  #createHttp2(listener?: RequestListener): Http2SecureServer {
+    const options = { ...this.tls.options(HTTP2_ALPN), ...http2Options() };
+    return listener ? createHttp2Server(options, listener as never) : createHttp2Server(options);
+  }
+
   /** Protects `server`; `declared`: the routing a framework plugin read from its instance. Idempotent. */
   adopt(server: HttpServer, declared?: RouterSemantics): void {
-    if (isHttp2Server(server)) {
-      // Fail closed, loudly: the guard below only sees node:http's request events.
+    const s = server as HttpServer & { setSecureContext?: unknown };
+    const h2 = isHttp2Server(server);
+    if (h2 && typeof s.setSecureContext !== 'function') {
+      // Fail closed, loudly: never plaintext.
       refuseAll(server);
-      this.#warnOnce(server, `sidecarless: ${HTTP2_UNSUPPORTED}`, 'error');
+      this.#warnOnce(server, `sidecarless: ${HTTP2_PLAINTEXT}`, 'error');
       return;
     }
-    const s = server as HttpServer & { setSecureContext?: unknown };
     if (typeof s.setSecureContext === 'function') this.tls.attach(server as unknown as TlsServer);
     const state = guardServer(server, this.pipeline, {
       firstRequestTimeoutMs: this.options.firstRequestTimeoutMs,
@@ -97,10 +122,26 @@ export class InboundServers {
       onUnsafe: (why) => this.#warnOnce(server, `sidecarless: ${why}`, 'error'),
     });
     if (declared) state.declared = declared;
+    if (h2) this.#guardHttp2(server as unknown as Http2SecureServer, () => (state.declared ? { kind: 'known', routing: state.declared } : routingOfServer(server)));
     this.#reportPort(server);
     // A whole request must end in bounded time: Fastify sets node:http's requestTimeout to 0 (none),
     // which lets a peer trickle a body forever. node:http's own default is restored.
     if (server.requestTimeout === 0) server.requestTimeout = DEFAULT_REQUEST_TIMEOUT_MS;
+  }
+
+  /** Every stream of every session judged before its listeners (http2/stream-guard.ts). */
+  #guardHttp2(server: Http2SecureServer, routing: Parameters<typeof guardHttp2Server>[1]['routing']): void {
+    guardHttp2Server(server, {
+      admit: (stream, headers, raw, r) => this.pipeline.admitStream(stream, headers, raw, r),
+      within: (req, fn) => this.pipeline.within(req, fn),
+      routing,
+      onUnsafe: (why) => this.#warnOnce(server, `sidecarless: ${why}`, 'error'),
+      onRapidReset: (c) => {
+        this.pipeline.stats.rapidResetSessions++;
+        this.#warnOnce(server, `sidecarless: an HTTP/2 client reset ${c.premature} of its first ${c.streams} streams (rapid reset, CVE-2023-44487): its session was closed with GOAWAY ENHANCE_YOUR_CALM (logged once per server; counted in mesh.stats().inbound.requests.rapidResetSessions)`, 'warn');
+      },
+      clock: this.options.clock ?? systemClock,
+    });
   }
 
   /** A request reached the pipeline from a server the mesh had not adopted (its own TLS options). */
@@ -153,7 +194,9 @@ export class InboundServers {
         (s) =>
           new Promise<void>((resolve) => {
             s.close(() => resolve());
-            s.closeIdleConnections?.();
+            if ('closeIdleConnections' in s) s.closeIdleConnections();
+            // h2 sessions: GOAWAY, then closed once their streams finish.
+            for (const session of http2GuardOf(s)?.sessions ?? []) session.close();
           }),
       ),
     );

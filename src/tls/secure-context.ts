@@ -10,8 +10,11 @@ import { derToPem } from '../identity/pem.js';
 /** TLS 1.2 is the floor (as Istio's default); 1.3 is preferred by OpenSSL. */
 export const MIN_TLS_VERSION = 'TLSv1.2';
 
-/** The protocols offered today; HTTP/2 will offer `['h2', 'http/1.1']`. */
+/** The protocols an HTTP/1.1 server offers. */
 export const HTTP1_ALPN: readonly string[] = Object.freeze(['http/1.1']);
+
+/** The protocols an HTTP/2 server offers (h2 preferred; HTTP/1.1 on the same port). */
+export const HTTP2_ALPN: readonly string[] = Object.freeze(['h2', 'http/1.1']);
 
 /** What secureContextOptions needs of an SVID (an X509Svid, an IssuedSvid). */
 export interface SvidMaterial {

@@ -4,6 +4,8 @@ import { type X509Source } from '../sources/source.js';
 import { type PeerSocket, type PeerVerifier, kPeer, kPeerError } from './peer.js';
 import { HTTP1_ALPN, secureContextOptions } from './secure-context.js';
 
+export { HTTP1_ALPN, HTTP2_ALPN } from './secure-context.js';
+
 export { MIN_TLS_VERSION } from './secure-context.js';
 
 /** STRICT: every connection must present a verified SVID. PERMISSIVE: TLS without a client certificate is accepted, its peer is unauthenticated. Never plaintext. */
@@ -53,7 +55,7 @@ export class ServerTls {
     private readonly verifier: PeerVerifier,
     mode: InboundMode,
     private readonly onReject: (reason: string) => void = () => {},
-    /** ALPN protocols offered (HTTP/2 will offer `['h2', 'http/1.1']`). */
+    /** ALPN protocols offered by default (an HTTP/2 server asks options() for HTTP2_ALPN). */
     readonly alpn: readonly string[] = HTTP1_ALPN,
   ) {
     this.#mode = mode;
@@ -106,10 +108,14 @@ export class ServerTls {
     for (const s of this.#servers) s.setSecureContext(next);
   }
 
-  /** Options for `https.createServer` / `tls.createServer` / a framework's `https` option. */
-  options(): TlsOptions {
+  /**
+   * Options for `https.createServer` / `tls.createServer` / a framework's `https` option; `alpn`:
+   * the protocols offered (node:http2 sets its own from allowHTTP1; rotation keeps a server's ALPN).
+   */
+  options(alpn: readonly string[] = this.alpn): TlsOptions {
     return {
       ...this.#context,
+      ALPNProtocols: [...alpn],
       requestCert: true,
       rejectUnauthorized: this.#mode === 'strict',
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
@@ -139,13 +145,13 @@ export class ServerTls {
    * Decides once per connection: verified peer, unauthenticated (permissive only), or closed.
    * Returns false when the connection was closed.
    */
-  admit(socket: TLSSocket): boolean {
+  admit(socket: TLSSocket, close: () => void = () => socket.destroy()): boolean {
     const s = socket as PeerSocket;
     if (s[kPeer] !== undefined) return !s.destroyed && !isRefused(s);
     try {
       this.source.getX509Svid();
     } catch (e) {
-      return this.#reject(s, (e as Error).message);
+      return this.#reject(s, (e as Error).message, close);
     }
     let peer = null;
     if (s.authorized) {
@@ -157,7 +163,7 @@ export class ServerTls {
     } else {
       s[kPeerError] = s.authorizationError ? String(s.authorizationError) : 'no client certificate';
     }
-    if (!peer && this.#mode === 'strict') return this.#reject(s, s[kPeerError] ?? 'unverified peer');
+    if (!peer && this.#mode === 'strict') return this.#reject(s, s[kPeerError] ?? 'unverified peer', close);
     s[kPeer] = peer;
     if (peer) this.stats.authenticated++;
     else this.stats.unauthenticated++;
@@ -168,24 +174,25 @@ export class ServerTls {
    * Per request: is our own SVID still valid? A connection admitted earlier must not keep serving
    * with an identity that has since expired (a cheap clock comparison).
    */
-  stillServing(socket: TLSSocket): boolean {
+  stillServing(socket: TLSSocket, close: () => void = () => socket.destroy()): boolean {
     try {
       this.source.getX509Svid();
       return true;
     } catch (e) {
-      this.#reject(socket as PeerSocket, (e as Error).message);
+      this.#reject(socket as PeerSocket, (e as Error).message, close);
       return false;
     }
   }
 
-  #reject(socket: PeerSocket, reason: string): boolean {
+  /** `close`: how the connection is closed (an HTTP/2 session's socket is closed through its session). */
+  #reject(socket: PeerSocket, reason: string, close: () => void = () => socket.destroy()): boolean {
     (socket as PeerSocket & { [kRefused]?: boolean })[kRefused] = true;
     socket[kPeer] = null;
     socket[kPeerError] = reason;
     this.stats.rejected++;
     this.stats.lastRejection = reason;
     this.onReject(reason);
-    socket.destroy();
+    close();
     return false;
   }
 

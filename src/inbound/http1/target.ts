@@ -1,18 +1,12 @@
 import { type IncomingMessage } from 'node:http';
-import { hostProblem, sameAuthority } from '../../policy/authority.js';
-import { type NormalizedTarget, normalizeTarget } from '../../policy/index.js';
+import { type CheckedTarget, badTarget as bad, checkRequestTarget } from '../target-check.js';
+
+export type { CheckedTarget } from '../target-check.js';
 
 /** Process-wide key under which a request's checked target is kept (ESM and CJS copies share it). */
 const kTarget = Symbol.for('sidecarless.v1.target');
 
-/** A request as the gate judges it: the normalized path and the one host the app will read. */
-export type CheckedTarget =
-  | { readonly ok: true; readonly path: string; readonly host: string; readonly target: string }
-  | { readonly ok: false; readonly reason: string };
-
 type TargetCarrier = IncomingMessage & { [kTarget]?: CheckedTarget };
-
-const bad = (reason: string): CheckedTarget => ({ ok: false, reason });
 
 /**
  * Checks and normalizes a request once (idempotent): the target (normalizeTarget; `req.url` is
@@ -40,26 +34,9 @@ function check(req: IncomingMessage): CheckedTarget {
     // request pipelined behind to the app), so the gate answers it and closes.
     return bad('an HTTP/1.1 request without Host');
   }
-  const hostValue = host ?? '';
-  const why = hostProblem(hostValue);
-  if (why) return bad(`Host: ${why}`);
-  if (req.method === 'CONNECT') return connectTarget(req.url ?? '', hostValue);
-  const t: NormalizedTarget = normalizeTarget(req.url ?? '', req.method);
-  if (!t.ok) return bad(t.reason);
-  if (t.authority !== undefined) {
-    const a = hostProblem(t.authority);
-    if (a) return bad(`the target's authority: ${a}`);
-    if (host !== undefined && !sameAuthority(t.authority, host)) return bad(`the target's authority "${t.authority}" is not the Host "${host}"`);
-  }
-  if (t.target !== req.url && t.path !== '*') req.url = t.target;
-  return { ok: true, path: t.path, host: t.authority ?? hostValue, target: t.target };
-}
-
-function connectTarget(target: string, host: string): CheckedTarget {
-  const why = hostProblem(target, true);
-  if (why) return bad(`CONNECT target: ${why}`);
-  if (host !== '' && !sameAuthority(target, host)) return bad(`the CONNECT target "${target}" is not the Host "${host}"`);
-  return { ok: true, path: '', host: target, target };
+  const t = checkRequestTarget(req.method ?? '', req.url ?? '', host ?? '', host !== undefined);
+  if (t.ok && req.method !== 'CONNECT' && t.target !== req.url && t.path !== '*') req.url = t.target;
+  return t;
 }
 
 /** How many Host fields the request carried (Node keeps only the first in `headers`). */

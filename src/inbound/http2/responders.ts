@@ -1,0 +1,67 @@
+/**
+ * How a refusal is written on an HTTP/2 stream: a small text response (400 malformed, 403 denied,
+ * 500 unjudgeable router), or, for a gRPC request (`content-type: application/grpc…`), a
+ * trailers-only response: one HEADERS frame with END_STREAM, `:status 200`,
+ * `content-type: application/grpc`, `grpc-status` (7 PERMISSION_DENIED for a denial, 3
+ * INVALID_ARGUMENT for a malformed request, 13 INTERNAL otherwise) and `grpc-message`.
+ */
+import { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+
+const REASONS: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 500: 'Internal Server Error' };
+
+/** gRPC status codes the gate answers with (grpc/grpc doc/statuscodes.md). */
+export const GRPC_STATUS = Object.freeze({ INVALID_ARGUMENT: 3, PERMISSION_DENIED: 7, INTERNAL: 13 });
+
+/** Whether a request is gRPC (its content type says so). */
+export function isGrpcRequest(headers: IncomingHttpHeaders): boolean {
+  const ct = headers['content-type'];
+  return typeof ct === 'string' && ct.toLowerCase().startsWith('application/grpc');
+}
+
+function grpcStatusOf(status: number): number {
+  if (status === 403) return GRPC_STATUS.PERMISSION_DENIED;
+  if (status === 400) return GRPC_STATUS.INVALID_ARGUMENT;
+  return GRPC_STATUS.INTERNAL;
+}
+
+/** grpc-message is percent-encoded (gRPC over HTTP/2): printable ASCII except "%" is kept. */
+export function grpcMessage(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/**
+ * What grpc-message says: a denial never names the rule that denied (as HTTP/1.1's 403 body does
+ * not); a malformed request is told what was wrong with it.
+ */
+function grpcText(status: number, reason: string | undefined): string {
+  if (status === 403) return 'sidecarless: permission denied by the mesh policy';
+  if (status === 400) return `sidecarless: malformed request${reason ? `: ${reason}` : ''}`;
+  return 'sidecarless: internal error';
+}
+
+/** Answers a refused stream; nothing of its request body is read. Never throws. `reason`: why (400 only is told). */
+export function respondStream(stream: ServerHttp2Stream, status: 400 | 403 | 500, headers: IncomingHttpHeaders, reason?: string): void {
+  if (stream.destroyed || stream.closed) return;
+  try {
+    if (stream.headersSent) {
+      stream.close();
+      return;
+    }
+    if (isGrpcRequest(headers)) {
+      stream.respond(
+        { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(grpcStatusOf(status)), 'grpc-message': grpcMessage(grpcText(status, reason)) },
+        { endStream: true },
+      );
+      return;
+    }
+    const body = `${REASONS[status] ?? 'Error'}\n`;
+    stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    stream.end(body);
+  } catch {
+    stream.destroy();
+  }
+}
