@@ -13,7 +13,8 @@
  * numbers depend on the machine; the ratios, measured in the same run, are what the goals judge.
  * Also: handshakes (full and resumed, new connection per request), cold start (spawn → first
  * mTLS response → exit), and the micro-benchmarks (policy, balancer, lb-sim, snapshot, identity, xds, ca,
- * telemetry if present, control-plane: the embedded ADS server with 1,000 clients in another process).
+ * telemetry if present, control-plane: the embedded ADS server with 1,000 clients in another process,
+ * grpc: grpc-js and HTTP/2 inbound through the mesh against plain TLS).
  * Writes bench/results/latest.json and bench/results/latest.md.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -436,6 +437,7 @@ async function main(): Promise<void> {
     ['ca.ts', 'benchCa'],
     ['telemetry.ts', 'benchTelemetry'], // added by another issue; run when present
     ['control-plane.ts', 'benchControlPlane'], // issue 13: the embedded control plane's ADS server at scale (its own processes)
+    ['grpc.ts', 'benchGrpc'], // issue 15: grpc-js through mesh.grpc, and HTTP/2 inbound, against plain TLS (server in its own process)
   ];
   for (const [file, fn] of microMods) {
     const path = join(BENCH_DIR, file);
