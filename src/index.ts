@@ -1,5 +1,5 @@
 // The public API of sidecarless. Re-exports only.
-export { createMesh, type Mesh, type MeshStats, type SnapshotStatus } from './mesh.js';
+export { createMesh, type Http2RequestListener, type Mesh, type MeshStats, type SnapshotStatus } from './mesh.js';
 // What mesh.snapshot() returns, and the interface a control plane implements (docs/control-planes.md).
 export { type MeshSnapshot, type ServiceSnapshot, type InboundSnapshot, type InboundMode } from './control-plane/snapshot.js';
 export { type ControlPlane, type UpdateHint } from './control-plane/control-plane.js';
