@@ -1,6 +1,6 @@
 // Outbound HTTP/2 over real mTLS sockets: a mesh client calling node:http2 secure servers that
-// hold an SVID from the same dev CA (mesh.createServer does not serve h2 on this branch, so the
-// servers are built from the mesh's secure-context material directly). One server per behaviour,
+// hold an SVID from the same dev CA (built from the mesh's secure-context material directly, so each
+// can misbehave at will; mesh ↔ mesh over h2 is http2-mesh.e2e.test.ts). One server per behaviour,
 // shared by the file: the request goes over h2, 64 concurrent requests are 64 streams on one
 // connection (and 64 in flight for the balancer), the server's SPIFFE ID is checked, a server that
 // does not select h2 is refused (never spoken to in HTTP/1.1), 503 is retried per request, and a
