@@ -1,4 +1,5 @@
 import { type IncomingMessage } from 'node:http';
+import { type Http2ServerRequest } from 'node:http2';
 import { type PeerIdentity } from '../identity/peer-identity.js';
 import { socketPeer } from '../tls/peer.js';
 
@@ -9,14 +10,14 @@ export interface GrpcCallLike {
 
 /**
  * The verified identity of the client that sent `req`, or null for an unauthenticated peer
- * (PERMISSIVE mode) or a request that did not come through the mesh. Accepts node:http and
- * Express requests, Fastify requests (their `.raw`), and @grpc/grpc-js server calls (the `call`
+ * (PERMISSIVE mode) or a request that did not come through the mesh. Accepts node:http, node:http2
+ * (compat) and Express requests, Fastify requests (their `.raw`), and @grpc/grpc-js server calls (the `call`
  * a handler is given, served with mesh.grpc credentials). It only ever comes from the TLS chain.
  */
-export function peerOf(req: IncomingMessage | { raw: IncomingMessage } | GrpcCallLike | null | undefined): PeerIdentity | null {
+export function peerOf(req: IncomingMessage | Http2ServerRequest | { raw: IncomingMessage | Http2ServerRequest } | GrpcCallLike | null | undefined): PeerIdentity | null {
   if (!req) return null;
   if ('raw' in req && req.raw) return socketPeer(req.raw.socket) ?? null;
-  if ('socket' in req) return socketPeer((req as IncomingMessage).socket) ?? null;
+  if ('socket' in req) return socketPeer(req.socket) ?? null;
   return socketPeer(grpcSessionOf(req)?.socket) ?? null;
 }
 

@@ -8,19 +8,13 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect as tlsConnect } from 'node:tls';
 import { metrics } from '@opentelemetry/api';
-import { AggregationTemporality, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { ManualReader } from '../helpers/otel-reader.js';
 import { type DevCa, type Mesh, createDevCa, createMesh } from '../../src/index.js';
 import { type Logger } from '../../src/config.js';
 import { ManualSource, TD, craftLeaf, filesOf, idOf } from '../helpers/certs.js';
 import { type PayServer, grpc, payClient, servePay, unary, watch } from './helpers.js';
 
-class ManualReader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
-  }
-  protected override async onForceFlush(): Promise<void> {}
-  protected override async onShutdown(): Promise<void> {}
-}
 const reader = new ManualReader();
 metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
 

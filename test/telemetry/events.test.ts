@@ -6,7 +6,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { metrics } from '@opentelemetry/api';
-import { AggregationTemporality, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { ManualReader } from '../helpers/otel-reader.js';
 import { createDevCa, createMesh, type Mesh } from '../../src/index.js';
 import { createDevCaSource } from '../../src/sources/dev-ca.js';
 import { AuthzCounters, deriveTelemetry, publishRotations } from '../../src/telemetry/derive.js';
@@ -15,13 +16,6 @@ import { parsePrometheus, renderPrometheus } from '../../src/telemetry/prometheu
 import { TrafficStats } from '../../src/telemetry/stats.js';
 import { closeServer, listen } from '../helpers/net.js';
 
-class ManualReader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
-  }
-  protected override async onForceFlush(): Promise<void> {}
-  protected override async onShutdown(): Promise<void> {}
-}
 const reader = new ManualReader();
 const provider = new MeterProvider({ readers: [reader] });
 metrics.setGlobalMeterProvider(provider);

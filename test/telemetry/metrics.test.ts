@@ -3,18 +3,11 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { metrics } from '@opentelemetry/api';
-import { AggregationTemporality, DataPointType, MeterProvider, MetricReader, type MetricData } from '@opentelemetry/sdk-metrics';
+import { DataPointType, MeterProvider, type MetricData } from '@opentelemetry/sdk-metrics';
+import { ManualReader } from '../helpers/otel-reader.js';
 import { createDevCa, createMesh, type DevCa, type Mesh } from '../../src/index.js';
 import { HTTP_DURATION_BUCKETS } from '../../src/telemetry/stats.js';
 import { closeServer, listen, waitFor } from '../helpers/net.js';
-
-class ManualReader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
-  }
-  protected override async onForceFlush(): Promise<void> {}
-  protected override async onShutdown(): Promise<void> {}
-}
 
 const reader = new ManualReader();
 const provider = new MeterProvider({ readers: [reader] });
