@@ -4,7 +4,9 @@
 //   node scripts/run-tests.mjs identity tls
 // --typecheck: `tsc --noEmit` runs alongside the tests at the lowest CPU priority (it takes the
 // cycles the tests leave idle, so it does not slow them); its output is printed after the tests and
-// a type error fails the run. --record-times: each file's wall time is merged into test/times.json.
+// a type error fails the run. --record-times: each file's wall time is merged into .tmp/test-times.json
+// (a measurement only: the files still run in alphabetical order; longest-first put the heaviest
+// process-spawning files side by side and timing-sensitive tests lost under load).
 //
 // The tests run with a temp directory of their own (TMPDIR): it is removed afterwards, and a private
 // key left in it (a test that wrote CA or SVID keys and did not clean up) fails the run.
@@ -27,28 +29,10 @@ const args = process.argv.slice(2);
 const typecheck = args.includes('--typecheck');
 const recordTimes = args.includes('--record-times');
 const filters = args.filter((a) => a !== '--typecheck' && a !== '--record-times');
-const files = longestFirst(walk(join(root, 'test')).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x))));
+const files = walk(join(root, 'test')).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
-}
-
-/**
- * node --test starts the files in the order given, two at a time: a long file started last runs
- * with the other slot idle. So the longest go first, by test/times.json (each file's last measured
- * wall time in ms; `--record-times` rewrites it). A file not listed there yet goes first of all (its
- * time is unknown); ties and a missing list keep the alphabetical order.
- */
-function longestFirst(list) {
-  const timesFile = join(root, 'test', 'times.json');
-  let times = {};
-  try {
-    times = JSON.parse(readFileSync(timesFile, 'utf8'));
-  } catch {
-    return list;
-  }
-  const ms = (f) => (typeof times[f] === 'number' ? times[f] : Infinity);
-  return [...list].sort((a, b) => ms(b) - ms(a) || (a < b ? -1 : 1));
 }
 
 /** Files under `dir` holding a PEM private key (tsx's transform cache excepted). */
@@ -98,7 +82,7 @@ const reporters = recordTimes
 const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', ...reporters, '--test-concurrency=2', '--test-timeout=120000', ...files],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, TMPDIR: runTmp, ...(recordTimes && { SIDECARLESS_TEST_TIMES: join(root, 'test', 'times.json') }) } },
+  { cwd: root, stdio: 'inherit', env: { ...process.env, TMPDIR: runTmp, ...(recordTimes && { SIDECARLESS_TEST_TIMES: join(root, '.tmp', 'test-times.json') }) } },
 );
 // Ctrl-C reaches the test processes too (one process group); a SIGTERM is passed on. Either way
 // the tests end first, then the temp directory is checked and removed here.
