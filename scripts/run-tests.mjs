@@ -2,11 +2,16 @@
 // Runs every test/**/*.test.ts through node's built-in test runner with tsx as the loader.
 // Node 20's `--test` takes no globs, so the files are listed here. Extra arguments filter by path:
 //   node scripts/run-tests.mjs identity tls
+// --typecheck: `tsc --noEmit` runs alongside the tests at the lowest CPU priority (it takes the
+// cycles the tests leave idle, so it does not slow them); its output is printed after the tests and
+// a type error fails the run. --record-times: each file's wall time is merged into .tmp/test-times.json
+// (a measurement only: the files still run in alphabetical order; longest-first put the heaviest
+// process-spawning files side by side and timing-sensitive tests lost under load).
 //
 // The tests run with a temp directory of their own (TMPDIR): it is removed afterwards, and a private
 // key left in it (a test that wrote CA or SVID keys and did not clean up) fails the run.
 import { chmodSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { setPriority, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { spawn } from 'node:child_process';
 
@@ -20,7 +25,10 @@ function walk(dir) {
   }
   return out;
 }
-const filters = process.argv.slice(2);
+const args = process.argv.slice(2);
+const typecheck = args.includes('--typecheck');
+const recordTimes = args.includes('--record-times');
+const filters = args.filter((a) => a !== '--typecheck' && a !== '--record-times');
 const files = walk(join(root, 'test')).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
@@ -47,16 +55,44 @@ const runTmp = mkdtempSync(join(tmpdir(), 'sidecarless-run-'));
 // Traversable (not listable) by others: the CLI's permission tests run it as an unprivileged user
 // inside directories of their own (each test directory is still 0700 unless a test opens it).
 chmodSync(runTmp, 0o711);
+
+const tsc = typecheck ? startTypecheck() : undefined;
+
+/** `tsc --noEmit` at nice 19, its output kept for the end. */
+function startTypecheck() {
+  const p = spawn(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    setPriority(p.pid, 19);
+  } catch {
+    // not allowed here: it still runs, at normal priority
+  }
+  let out = '';
+  p.stdout.on('data', (d) => (out += d));
+  p.stderr.on('data', (d) => (out += d));
+  const done = new Promise((resolve) => {
+    p.on('error', (e) => resolve({ code: 1, out: `${out}${e.message}\n` }));
+    p.on('close', (code, signal) => resolve({ code: code ?? 1, out: signal ? `${out}tsc ended by ${signal}\n` : out }));
+  });
+  return { proc: p, done };
+}
+
+const reporters = recordTimes
+  ? ['--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${join(root, 'scripts', 'test-times-reporter.mjs')}`, '--test-reporter-destination=stderr']
+  : ['--test-reporter=spec'];
 const child = spawn(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=120000', ...files],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, TMPDIR: runTmp } },
+  ['--import', 'tsx', '--test', ...reporters, '--test-concurrency=2', '--test-timeout=120000', ...files],
+  { cwd: root, stdio: 'inherit', env: { ...process.env, TMPDIR: runTmp, ...(recordTimes && { SIDECARLESS_TEST_TIMES: join(root, '.tmp', 'test-times.json') }) } },
 );
 // Ctrl-C reaches the test processes too (one process group); a SIGTERM is passed on. Either way
 // the tests end first, then the temp directory is checked and removed here.
 process.on('SIGINT', () => {});
-process.on('SIGTERM', () => child.kill('SIGTERM'));
-child.on('exit', (code) => {
+process.on('SIGTERM', () => {
+  child.kill('SIGTERM');
+  tsc?.proc.kill('SIGTERM');
+});
+child.on('exit', async (code) => {
+  const typeErrors = await typecheckResult();
   const leaks = privateKeysUnder(runTmp);
   rmSync(runTmp, { recursive: true, force: true });
   if (leaks.length > 0) {
@@ -67,5 +103,14 @@ child.on('exit', (code) => {
     );
     process.exit(1);
   }
-  process.exit(code ?? 1);
+  process.exit(typeErrors ? 1 : (code ?? 1));
 });
+
+/** Waits for the typecheck (when one runs), prints what it said; true when it failed. */
+async function typecheckResult() {
+  if (!tsc) return false;
+  const { code, out } = await tsc.done;
+  if (out) process.stdout.write(out);
+  if (code !== 0) console.error(`\ntypecheck (tsc --noEmit) failed, exit ${code}: fix the type errors above`);
+  return code !== 0;
+}

@@ -148,7 +148,8 @@ test('the package: LICENSE (Apache-2.0), metadata, optional peers, nothing but d
 test('npm run demo builds JavaScript only, and silently', { timeout: 60_000 }, async (t) => {
   const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
   assert.match(pkg.scripts.demo!, /^npm run build:js --silent && node dist\/cli\.js demo$/);
-  assert.match(pkg.scripts.test!, /^npm run build --silent && npm run typecheck/, 'npm test still builds declarations and type-checks');
+  // The runner type-checks alongside the tests (scripts/run-tests.mjs --typecheck; a type error fails it).
+  assert.match(pkg.scripts.test!, /^npm run build --silent && node scripts\/run-tests\.mjs --typecheck$/, 'npm test still builds declarations and type-checks');
   // The demo's build, into a directory of its own (dist/ is in use by the other tests).
   const out = await tempDir(t);
   const r = await run('npm', ['run', 'build:js', '--silent', '--', '--out-dir', out], { timeoutMs: 60_000 });
