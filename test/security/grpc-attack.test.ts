@@ -276,3 +276,42 @@ test('the channel refuses a server with the right SPIFFE ID under a federated tr
     await fedOrders.close();
   }
 });
+
+test('the app\'s own interceptor listed before the mesh\'s, and an insecure port: the policy and the peer check still hold', async () => {
+  const saw: string[] = [];
+  const appFirst: grpc.ServerInterceptor = (_d, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (md, n) => (saw.push(String(md.get('l5d-client-id')[0] ?? '')), n(md)),
+          onReceiveMessage: (m, n) => (saw.push('message'), n(m)),
+        }),
+    });
+  const p = await serve(payments, [appFirst, payments.grpc.interceptor()]);
+  const c = client(p);
+  try {
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => {
+      const s = c.Upload!({ deadline: Date.now() + 3_000 }, (e: grpc.ServiceError | null) => resolve(e)) as grpc.ClientWritableStream<unknown>;
+      s.write({ i: 1 });
+      s.end();
+    });
+    assert.equal(err?.code, grpc.status.PERMISSION_DENIED, 'the policy still decides');
+    assert.deepEqual(saw, [''], 'the app\'s interceptor saw the metadata (documented: put the mesh\'s first), no message');
+    assert.ok(!seen.some((x) => x.startsWith('Upload')));
+  } finally {
+    c.close();
+  }
+  // The mesh's interceptor on a server bound without TLS: every call UNAUTHENTICATED.
+  const plain = new grpc.Server({ interceptors: [payments.grpc.interceptor()] });
+  servers.push(plain);
+  plain.addService(SVC, { Charge: (_c: unknown, cb: grpc.sendUnaryData<unknown>) => (seen.push('plain'), cb(null, {})), Upload() {}, Chat() {} });
+  const pp = await new Promise<number>((resolve, reject) => plain.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, n) => (e ? reject(e) : resolve(n))));
+  const ic = new Client(`127.0.0.1:${pp}`, grpc.credentials.createInsecure()) as AnyClient;
+  try {
+    const e = (await charge(ic).then(() => assert.fail('served'), (x: grpc.ServiceError) => x)) as grpc.ServiceError;
+    assert.equal(e.code, grpc.status.UNAUTHENTICATED);
+    assert.ok(!seen.includes('plain'));
+  } finally {
+    ic.close();
+  }
+});
