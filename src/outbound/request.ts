@@ -386,9 +386,10 @@ export class MeshRequest {
     a.over = true;
     this.#clearTryTimer();
     const code = (err as { code?: string }).code;
-    if (code === 'UND_ERR_INVALID_ARG') {
-      // undici refused the request itself (a header it does not allow: keep-alive, upgrade, …):
-      // the caller's mistake, the same on every endpoint. Not a failure of this one, not retried.
+    if (code === 'UND_ERR_INVALID_ARG' || (!a.connected && err instanceof TypeError)) {
+      // undici refused the request itself (a header it does not allow: keep-alive, upgrade, …;
+      // a TypeError: headers it cannot read): the caller's mistake, the same on every endpoint.
+      // Not a failure of this one, not retried.
       a.end(true);
       this.#fail(err);
       return;

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream, constants as h2, createSecureServer } from 'node:http2';
 import { after, before, test } from 'node:test';
+import { request } from 'undici';
 import { createDevCaSource } from '../../src/sources/dev-ca.js';
 import { secureContextOptions } from '../../src/tls/secure-context.js';
 import { type Mesh } from '../../src/mesh.js';
@@ -179,7 +180,31 @@ test('hop-by-hop headers from the app never reach the server', async () => {
     ok(s, hd);
   };
   const r = await call(mesh, 'http://payments/hop', { headers: { connection: 'close', te: 'trailers', 'x-app': '1' } });
-  behave = ok;
   assert.equal(r.status, 200, String(r.error?.cause?.message));
   assert.deepEqual([seen.connection, seen['x-app'], seen.te], [undefined, '1', 'trailers']);
+  // Headers as [name, value] pairs (an Iterable undici's types allow and the mesh's helpers read):
+  // sent as they are. They went to undici as pairs, which it reads as a flat list and fails on
+  // with a TypeError: the mesh took that for a connect failure (three tries, "cannot connect",
+  // held against the endpoint).
+  const before = mesh.stats().outbound.services.payments!;
+  const pairs = await request('http://payments/pairs', { dispatcher: mesh.dispatcher, headers: [['x-a', '1'], ['x-b', '2']] as never });
+  assert.equal(pairs.statusCode, 200, await pairs.body.text());
+  assert.deepEqual([seen['x-a'], seen['x-b'], seen[':authority']], ['1', '2', 'payments']);
+  // A header undici cannot read at all: the caller's error as it is, one try, no endpoint blamed.
+  const bad = await request('http://payments/bad', { dispatcher: mesh.dispatcher, headers: [1, 'x'] as never }).then(
+    () => 'sent',
+    (e: Error & { code?: string }) => e.code ?? e.name,
+  );
+  assert.equal(bad, 'TypeError', 'undici\'s own error, not "cannot connect"');
+  const now = mesh.stats().outbound.services.payments!;
+  assert.deepEqual([now.attempts - before.attempts, now.endpoints[0]!.failures - before.endpoints[0]!.failures], [2, 0], 'one try each, none held against the endpoint');
+  // A pseudo-header, a value with CR LF: refused; later streams fine.
+  for (const headers of [[':path', '/admin'], ['x-inject', 'a\r\nx-admin: 1']]) {
+    await request('http://payments/odd', { dispatcher: mesh.dispatcher, headers }).then((x) => x.body.text(), () => undefined);
+    assert.notEqual(seen['x-admin'], '1');
+    assert.notEqual(seen[':path'], '/admin');
+    const next = await call(mesh, 'http://payments/next');
+    assert.equal(next.status, 200, `after ${headers[0]}: ${String(next.error?.cause?.message)}`);
+  }
+  behave = ok;
 });
