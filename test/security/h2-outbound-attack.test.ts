@@ -208,3 +208,20 @@ test('hop-by-hop headers from the app never reach the server', async () => {
   }
   behave = ok;
 });
+
+test('request headers over the HTTP/2 limits (70 kB): the caller\'s error after one try, not held against the endpoint; later requests fine', async () => {
+  behave = ok;
+  const before = mesh.stats().outbound.services.payments!;
+  const r = await request('http://payments/long', { dispatcher: mesh.dispatcher, headers: { 'x-long': 'v'.repeat(70_000) } }).then(
+    (x) => `sent ${x.statusCode}`,
+    (e: Error & { code?: string }) => e.code ?? e.name,
+  );
+  assert.equal(r, 'UND_ERR_INFO', 'undici\'s error for a HEADERS frame it could not send');
+  const now = mesh.stats().outbound.services.payments!;
+  assert.deepEqual(
+    [now.attempts - before.attempts, now.endpoints[0]!.failures - before.endpoints[0]!.failures],
+    [1, 0],
+    'the same headers fail on every endpoint: one try, not retried, not counted as the endpoint failing',
+  );
+  assert.equal((await call(mesh, 'http://payments/after-long')).status, 200);
+});
