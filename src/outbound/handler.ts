@@ -28,8 +28,10 @@ export function withHost(headers: Dispatcher.DispatchOptions['headers'], host: s
   if (headers == null) return { host };
   if (Array.isArray(headers)) {
     if (headers.length > 0 && Array.isArray(headers[0])) {
+      // [name, value] pairs: undici reads an array as a flat list only, so they go on flat.
       const pairs = headers as unknown as Array<[string, string]>;
-      return pairs.some(([k]) => k.toLowerCase() === 'host') ? headers : ([...pairs, ['host', host]] as never);
+      const flat = pairs.flat(1) as string[];
+      return pairs.some(([k]) => String(k).toLowerCase() === 'host') ? flat : [...flat, 'host', host];
     }
     const flat = headers as string[];
     for (let i = 0; i < flat.length; i += 2) if (String(flat[i]).toLowerCase() === 'host') return headers;

@@ -49,6 +49,15 @@ function refusedStream(err: Error & { code?: string }): boolean {
   return err.code === 'ERR_HTTP2_STREAM_ERROR' && err.message.includes('NGHTTP2_REFUSED_STREAM');
 }
 
+/**
+ * HTTP/2: the request's HEADERS frame could not be sent (undici reports Node's frameError of
+ * type 1 as UND_ERR_INFO; a header block over the limits, e.g. a 70 kB value). The same headers
+ * fail on every endpoint: it is the caller's, not the endpoint's.
+ */
+function headersUnsendable(err: Error & { code?: string }): boolean {
+  return err.code === 'UND_ERR_INFO' && /"frameError" received - type 1,/.test(err.message);
+}
+
 /** gRPC UNAVAILABLE (14) as a response header: a trailers-only response (the server sent no message). */
 function grpcUnavailable(raw: readonly Buffer[]): boolean {
   for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -386,9 +395,10 @@ export class MeshRequest {
     a.over = true;
     this.#clearTryTimer();
     const code = (err as { code?: string }).code;
-    if (code === 'UND_ERR_INVALID_ARG') {
-      // undici refused the request itself (a header it does not allow: keep-alive, upgrade, …):
-      // the caller's mistake, the same on every endpoint. Not a failure of this one, not retried.
+    if (code === 'UND_ERR_INVALID_ARG' || (!a.connected && err instanceof TypeError) || headersUnsendable(err)) {
+      // undici refused the request itself (a header it does not allow: keep-alive, upgrade, …;
+      // a TypeError: headers it cannot read; HTTP/2: a header block too large to send): the
+      // caller's mistake, the same on every endpoint. Not a failure of this one, not retried.
       a.end(true);
       this.#fail(err);
       return;
