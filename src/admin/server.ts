@@ -178,6 +178,11 @@ export function redactConfig(value: unknown, depth = 0): unknown {
       out[k] = '[redacted]';
       continue;
     }
+    // createMesh({ grpc }): the app's grpc-js module, not configuration (its enums are noise here).
+    if (depth === 0 && k === 'grpc' && v !== null && typeof v === 'object') {
+      out[k] = '[@grpc/grpc-js module]';
+      continue;
+    }
     const r = redactConfig(v, depth + 1);
     if (r !== undefined) out[k] = r;
   }

@@ -6,7 +6,7 @@ import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { VirtualClock } from '../../src/clock.js';
 import { createDevCa, createMesh, type DevCa, type IssuedSvid, type Mesh } from '../../src/index.js';
-import { isLoopbackHost } from '../../src/admin/server.js';
+import { isLoopbackHost, redactConfig } from '../../src/admin/server.js';
 import { parsePrometheus } from '../../src/telemetry/prometheus.js';
 import { filesOf, tempDir, writeSvidDir } from '../helpers/certs.js';
 import { closeServer, listen } from '../helpers/net.js';
@@ -269,4 +269,10 @@ test('/identity and /metrics say where the SVID comes from, its serial, hint, re
   const dirScrape = parsePrometheus((await get('/metrics')).body);
   assert.equal(dirScrape.samples.filter((s) => s.name === 'sidecarless_identity_refresh_seconds').length, 0);
   assert.equal(dirScrape.samples.filter((s) => s.name === 'sidecarless_identity_info')[0]!.labels.source, 'dir');
+});
+
+test('/config shows createMesh({ grpc }) as the module it is, not its enums', async () => {
+  const grpc = await import('@grpc/grpc-js');
+  assert.deepEqual(redactConfig({ service: 'payments', grpc }), { service: 'payments', grpc: '[@grpc/grpc-js module]' });
+  assert.deepEqual(redactConfig({ outbound: { grpc: { a: 1 } } }), { outbound: { grpc: { a: 1 } } }, 'only the top-level option');
 });
