@@ -14,7 +14,7 @@ import { type Server as TlsServer, type TlsOptions } from 'node:tls';
 import { type Logger } from '../logger.js';
 import { type RouterSemantics } from '../policy/router-semantics.js';
 import { HTTP2_ALPN, type ServerTls } from '../tls/server-context.js';
-import { MeshHttp2ServerRequest, MeshIncomingMessage, adoptServersOf, refuseAll } from './adoption.js';
+import { MeshHttp2ServerRequest, MeshIncomingMessage, adoptServersOf, adoptingAlpn, refuseAll } from './adoption.js';
 import { type InboundPipeline } from './pipeline.js';
 import { guardOf, guardServer } from './server-guard.js';
 import { http2Options } from './http2/settings.js';
@@ -79,7 +79,10 @@ export class InboundServers {
     // Request classes that look at the server at its first request (adoption.ts), for node:http and
     // for node:http2's compat requests.
     const base = { ...this.tls.options(), IncomingMessage: MeshIncomingMessage, Http1IncomingMessage: MeshIncomingMessage, Http2ServerRequest: MeshHttp2ServerRequest };
-    return (options.http2 === true ? { ...base, ...http2Options(), ALPNProtocols: [...HTTP2_ALPN] } : base) as TlsOptions;
+    if (options.http2 !== true) return base as TlsOptions;
+    // ALPN is chosen by a callback that adopts the server at the handshake (adoption.ts adoptingAlpn).
+    const { ALPNProtocols: _offered, ...h2base } = base as TlsOptions;
+    return { ...h2base, ...http2Options(), ALPNCallback: adoptingAlpn(HTTP2_ALPN) } as TlsOptions;
   }
 
   /**
