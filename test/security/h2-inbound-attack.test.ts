@@ -206,3 +206,76 @@ describe('one mesh.createServer(app, { http2: true }) under hostile frames', () 
     assert.equal(await once(port, '/x'), 200);
   });
 });
+
+describe('what the app routes is what was judged', () => {
+  test('Fastify http2 with loose routing (caseSensitive false, ignoreTrailingSlash, ignoreDuplicateSlashes): no spelling of /admin reaches its handler', async () => {
+    const app = Fastify({ http2: true, https: mesh.serverTlsOptions({ http2: true }) as never, routerOptions: { caseSensitive: false, ignoreTrailingSlash: true, ignoreDuplicateSlashes: true } } as never);
+    const ran: string[] = [];
+    await app.register(mesh.fastify);
+    app.get('/admin', async (req) => (ran.push(req.raw.url ?? ''), 'admin'));
+    app.get('/admin/panel', async (req) => (ran.push(req.raw.url ?? ''), 'panel'));
+    app.get('/x', async () => 'x');
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const port = (app.server.address() as AddressInfo).port;
+    try {
+      for (const p of ['/ADMIN', '/admin/', '//admin', '/Admin//', '/admin//panel', '/ADMIN/Panel/', '/%41dmin', '/admin?x=/y', '/x/../admin'])
+        assert.notEqual(await once(port, p), 200, p);
+      const head = await once(port, '/ADMIN/', { ':method': 'HEAD' });
+      assert.notEqual(head, 200, 'HEAD');
+      assert.deepEqual(ran, []);
+      assert.equal(await once(port, '/X/'), 200, 'the loose routing is real');
+    } finally {
+      await app.close();
+    }
+  });
+
+  test("Expect: 100-continue over h2 ('checkContinue' listener) and another expectation ('checkExpectation'): a denied stream runs neither", async () => {
+    const ran: string[] = [];
+    const server = mesh.createServer(undefined, { http2: true });
+    server.on('checkContinue', (req, res) => (ran.push(`continue ${req.url}`), res.writeContinue(), res.end('c')));
+    server.on('checkExpectation', (req, res) => (ran.push(`expect ${req.url}`), res.end('e')));
+    server.on('request', (req, res) => (ran.push(`request ${req.url}`), res.end('r')));
+    const port = await listen(server);
+    try {
+      assert.equal(await once(port, '/admin', { expect: '100-continue' }), 403);
+      assert.equal(await once(port, '/admin', { expect: 'foo' }), 403);
+      assert.deepEqual(ran, []);
+      assert.equal(await once(port, '/x', { expect: '100-continue' }), 200);
+      assert.deepEqual(ran, ['continue /x']);
+    } finally {
+      await closeH2(server);
+    }
+  });
+
+  test(':authority and host disagreeing, or both missing: refused before the app', async () => {
+    const ran: string[] = [];
+    const server = mesh.createServer((req, res) => (ran.push(String(req.headers.host)), res.end('r')), { http2: true });
+    const port = await listen(server);
+    try {
+      assert.equal(await once(port, '/x', { host: 'evil' }), 400);
+      const none = await rawExchange(port, frame(1, 0x5, 1, Buffer.concat([literal(':method', 'GET'), literal(':scheme', 'https'), literal(':path', '/x')])), (f) => f.stream === 1 && (f.type === 1 || f.type === 3));
+      assert.ok(none.frames.some((f) => f.stream === 1 && ((f.type === 1 && f.payload[0] === 0x8c) || f.type === 3)), 'no authority: 400 or reset');
+      assert.deepEqual(ran, []);
+    } finally {
+      await closeH2(server);
+    }
+  });
+
+  test("behind a front, a 'stream'-only server from the plain serverTlsOptions() never runs a denied stream", async () => {
+    const ran: string[] = [];
+    const inner = http2.createSecureServer(mesh.serverTlsOptions());
+    inner.on('stream', (stream, headers) => {
+      ran.push(String(headers[':path']));
+      stream.respond({ ':status': 200 });
+      stream.end('served');
+    });
+    const { port, close } = await frontFor(inner as unknown as { emit(event: 'connection', socket: Socket): boolean });
+    try {
+      assert.notEqual(await once(port, '/admin'), 200);
+      assert.deepEqual(ran, []);
+    } finally {
+      await close();
+      inner.close();
+    }
+  });
+});
