@@ -279,3 +279,34 @@ describe('what the app routes is what was judged', () => {
     }
   });
 });
+
+describe('denial shapes', () => {
+  test('a denied gRPC request gets a trailers-only 7 in its own gRPC family (gRPC, gRPC-Web, gRPC-Web-text); a malformed one 3', async () => {
+    const ran: string[] = [];
+    const server = mesh.createServer((req, res) => (ran.push(req.url), res.end('r')), { http2: true });
+    const port = await listen(server);
+    const c = connectH2(port, web);
+    try {
+      const cases: Array<[string, string]> = [
+        ['application/grpc+proto', 'application/grpc'],
+        ['application/grpc', 'application/grpc'],
+        ['application/grpc-web+proto', 'application/grpc-web+proto'],
+        ['application/grpc-web-text', 'application/grpc-web-text'],
+        ['Application/GRPC-Web', 'application/grpc-web'],
+      ];
+      for (const [sent, want] of cases) {
+        const r = await h2Request(c, { ':method': 'POST', ':path': '/admin/Pay', ':authority': 'payments', 'content-type': sent, te: 'trailers' }, '');
+        assert.equal(r.status, 200, sent);
+        assert.equal(r.headers['grpc-status'], '7', sent);
+        assert.equal(r.headers['content-type'], want, sent);
+        assert.equal(r.body, '', sent);
+      }
+      const bad = await h2Request(c, { ':method': 'POST', ':path': '/x/%2f', ':authority': 'payments', 'content-type': 'application/grpc-web+proto' }, '');
+      assert.equal(bad.headers['grpc-status'], '3');
+      assert.deepEqual(ran, []);
+    } finally {
+      c.close();
+      await closeH2(server);
+    }
+  });
+});
