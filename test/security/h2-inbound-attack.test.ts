@@ -207,6 +207,30 @@ describe('one mesh.createServer(app, { http2: true }) under hostile frames', () 
   });
 });
 
+describe('control-frame abuse', () => {
+  test('PUSH_PROMISE from a client, a stream depending on itself, a PING/SETTINGS flood: GOAWAY or closed, the process serves others', async () => {
+    // A server of its own, closed without waiting: node:http2's server.close() was seen not to call
+    // back after a flooded session (node:http2 alike without the mesh; see the report).
+    const server = http2.createSecureServer(mesh.serverTlsOptions({ http2: true }), (_req, res) => res.end('r'));
+    const port = await listen(server);
+    try {
+      const push = Buffer.concat([Buffer.from([0, 0, 0, 2]), REQUEST('/admin')]);
+      const a = await rawExchange(port, frame(5, 0x4, 1, push));
+      assert.ok(a.closed || a.frames.some((f) => f.type === 7), 'PUSH_PROMISE from a client: connection error');
+      const selfDep = Buffer.from([0, 0, 0, 5, 16]); // PRIORITY: stream 5 depends on itself (RFC 9113 §5.3.1)
+      const b = await rawExchange(port, [frame(2, 0, 5, selfDep), frame(1, 0x5, 7, REQUEST('/x'))]);
+      assert.ok(b.closed || b.frames.some((f) => f.type === 7), 'self-dependency: connection error');
+      const pings: Buffer[] = [];
+      for (let i = 0; i < 20_000; i++) pings.push(frame(6, 0, 0, Buffer.alloc(8, i % 256)), frame(4, 0, 0, Buffer.alloc(0)));
+      const c = await rawExchange(port, Buffer.concat(pings), () => false, 1500);
+      assert.ok(c.closed, 'flooded session closed');
+      assert.equal(await once(port, '/x'), 200);
+    } finally {
+      server.close();
+    }
+  });
+});
+
 describe('what the app routes is what was judged', () => {
   test('Fastify http2 with loose routing (caseSensitive false, ignoreTrailingSlash, ignoreDuplicateSlashes): no spelling of /admin reaches its handler', async () => {
     const app = Fastify({ http2: true, https: mesh.serverTlsOptions({ http2: true }) as never, routerOptions: { caseSensitive: false, ignoreTrailingSlash: true, ignoreDuplicateSlashes: true } } as never);
