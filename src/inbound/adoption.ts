@@ -45,6 +45,22 @@ function adoptOnce(server: { sessionIdContext?: unknown } | undefined): void {
 }
 
 /**
+ * The ALPN choice of `serverTlsOptions()` (node:tls's `ALPNCallback`, run with the connection's
+ * socket during every handshake that offers ALPN — every h2 connection does): looks at the server
+ * before its first session exists, so a node:http2 server handed its sockets with
+ * `emit('connection')` whose only listeners are raw 'stream' ones (no compat request is ever
+ * built) is adopted too. Picks the first protocol of `offered(server)` the client offers; none →
+ * the handshake fails (no_application_protocol), as node:tls does for ALPNProtocols.
+ */
+export function adoptingAlpn(offered: (server: unknown) => readonly string[]): (this: unknown, info: { protocols: string[] }) => string | undefined {
+  return function selectAlpn(this: unknown, info: { protocols: string[] }): string | undefined {
+    const server = (this as { server?: { sessionIdContext?: unknown } } | undefined)?.server;
+    adoptOnce(server);
+    return offered(server).find((p) => info.protocols.includes(p));
+  };
+}
+
+/**
  * node:http's request class for servers built from the mesh's options: looks at the server once,
  * at its first request (see the module comment). The same class for every mesh of the process.
  */

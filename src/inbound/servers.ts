@@ -13,8 +13,8 @@ import { type Http2SecureServer, createSecureServer as createHttp2Server } from 
 import { type Server as TlsServer, type TlsOptions } from 'node:tls';
 import { type Logger } from '../logger.js';
 import { type RouterSemantics } from '../policy/router-semantics.js';
-import { HTTP2_ALPN, type ServerTls } from '../tls/server-context.js';
-import { MeshHttp2ServerRequest, MeshIncomingMessage, adoptServersOf, refuseAll } from './adoption.js';
+import { HTTP1_ALPN, HTTP2_ALPN, type ServerTls } from '../tls/server-context.js';
+import { MeshHttp2ServerRequest, MeshIncomingMessage, adoptServersOf, adoptingAlpn, refuseAll } from './adoption.js';
 import { type InboundPipeline } from './pipeline.js';
 import { guardOf, guardServer } from './server-guard.js';
 import { http2Options } from './http2/settings.js';
@@ -40,6 +40,20 @@ export interface ServerOptions {
  */
 export function isHttp2Server(server: unknown): boolean {
   return typeof (server as { updateSettings?: unknown } | null)?.updateSettings === 'function';
+}
+
+const H2_ONLY: readonly string[] = Object.freeze(['h2']);
+
+/**
+ * Whether a node:http2 server serves HTTP/1.1 too (`allowHTTP1`, which node:http2 keeps in the
+ * options it stores under a symbol described `options`; unknown → true, node:http2 then still
+ * refuses HTTP/1.1 itself without allowHTTP1).
+ */
+function allowsHttp1(server: unknown): boolean {
+  const s = server as Record<symbol, { allowHTTP1?: unknown } | undefined>;
+  const key = Object.getOwnPropertySymbols(s).find((k) => k.description === 'options');
+  const options = key ? s[key] : undefined;
+  return options === undefined || typeof options !== 'object' ? true : options.allowHTTP1 === true;
 }
 
 /** node:http's default requestTimeout, kept on every server the mesh protects. */
@@ -77,9 +91,14 @@ export class InboundServers {
   serverTlsOptions(options: ServerOptions = {}): TlsOptions {
     this.#stopAdoption ??= adoptServersOf(this.tls.sessionIdContext, (server) => this.adopt(server as HttpServer));
     // Request classes that look at the server at its first request (adoption.ts), for node:http and
-    // for node:http2's compat requests.
-    const base = { ...this.tls.options(), IncomingMessage: MeshIncomingMessage, Http1IncomingMessage: MeshIncomingMessage, Http2ServerRequest: MeshHttp2ServerRequest };
-    return (options.http2 === true ? { ...base, ...http2Options(), ALPNProtocols: [...HTTP2_ALPN] } : base) as TlsOptions;
+    // for node:http2's compat requests; ALPN chosen by a callback that looks at it at the handshake
+    // (adoptingAlpn: node:tls refuses ALPNProtocols beside it). A node:http2 server built from the
+    // plain options gets `h2` (and `http/1.1`, which node:http2 serves only with allowHTTP1).
+    const { ALPNProtocols: offered, ...tls } = this.tls.options();
+    const h1 = (offered ?? HTTP1_ALPN) as readonly string[];
+    const classes = { IncomingMessage: MeshIncomingMessage, Http1IncomingMessage: MeshIncomingMessage, Http2ServerRequest: MeshHttp2ServerRequest };
+    if (options.http2 === true) return { ...tls, ...classes, ...http2Options(), ALPNCallback: adoptingAlpn(() => HTTP2_ALPN) } as TlsOptions;
+    return { ...tls, ...classes, ALPNCallback: adoptingAlpn((server) => (!isHttp2Server(server) ? h1 : allowsHttp1(server) ? HTTP2_ALPN : H2_ONLY)) } as TlsOptions;
   }
 
   /**

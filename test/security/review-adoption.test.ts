@@ -127,7 +127,7 @@ describe("servers fed with server.emit('connection')", () => {
     // denied path is served. Fix: refuse (or chain) a foreign IncomingMessage at adoption time, or
     // document that serverTlsOptions()'s IncomingMessage must be kept (extend it instead).
     class MyRequest extends IncomingMessage {}
-    const run = async (options: object) => {
+    const run = async (options: object, alpn = true) => {
       const ran: string[] = [];
       const inner = createHttpsServer(options, (req, res) => {
         ran.push(String(req.url));
@@ -135,15 +135,17 @@ describe("servers fed with server.emit('connection')", () => {
       });
       const { port, close } = await frontFor(inner);
       try {
-        const r = await rawTlsRequest({ port, cert: web.certChainPem, key: web.keyPem, request: 'GET /admin HTTP/1.1\r\nHost: payments\r\nConnection: close\r\n\r\n' });
+        const r = await rawTlsRequest({ port, cert: web.certChainPem, key: web.keyPem, request: 'GET /admin HTTP/1.1\r\nHost: payments\r\nConnection: close\r\n\r\n', ...(!alpn && { tls: { ALPNProtocols: undefined } }) });
         return { status: r.status, ran };
       } finally {
         await close();
         await closeServer(inner);
       }
     };
-    // Replaced: behind a front nothing looks at the server (docs/security-model.md, Known limits).
-    assert.deepEqual(await run({ ...mesh.serverTlsOptions(), IncomingMessage: MyRequest }), { status: 200, ran: ['/admin'] });
+    // Replaced: behind a front, a client that offers no ALPN is never looked at (docs/security-model.md,
+    // Known limits); one that offers ALPN is, at its handshake (the options' ALPNCallback adopts).
+    assert.deepEqual(await run({ ...mesh.serverTlsOptions(), IncomingMessage: MyRequest }, false), { status: 200, ran: ['/admin'] });
+    assert.deepEqual(await run({ ...mesh.serverTlsOptions(), IncomingMessage: MyRequest }), { status: 403, ran: [] });
     // Extended, as the docs say: adopted at the first request, the denied path refused.
     const opts = mesh.serverTlsOptions() as { IncomingMessage: typeof IncomingMessage };
     class MyMeshRequest extends opts.IncomingMessage {}

@@ -2,7 +2,7 @@
  * How a refusal is written on an HTTP/2 stream: a small text response (400 malformed, 403 denied,
  * 500 unjudgeable router), or, for a gRPC request (`content-type: application/grpc…`), a
  * trailers-only response: one HEADERS frame with END_STREAM, `:status 200`,
- * `content-type: application/grpc`, `grpc-status` (7 PERMISSION_DENIED for a denial, 3
+ * `content-type: application/grpc` (a gRPC-Web request's own type for gRPC-Web), `grpc-status` (7 PERMISSION_DENIED for a denial, 3
  * INVALID_ARGUMENT for a malformed request, 13 INTERNAL otherwise) and `grpc-message`.
  */
 import { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
@@ -16,6 +16,15 @@ export const GRPC_STATUS = Object.freeze({ INVALID_ARGUMENT: 3, PERMISSION_DENIE
 export function isGrpcRequest(headers: IncomingHttpHeaders): boolean {
   const ct = headers['content-type'];
   return typeof ct === 'string' && ct.toLowerCase().startsWith('application/grpc');
+}
+
+/** gRPC-Web's media types (PROTOCOL-WEB.md): a gRPC-Web client reads a denial only in its own type. */
+const GRPC_WEB_TYPES = new Set(['application/grpc-web', 'application/grpc-web+proto', 'application/grpc-web-text', 'application/grpc-web-text+proto']);
+
+/** The content type of a gRPC refusal: the request's gRPC-Web type, else application/grpc. */
+function grpcContentType(headers: IncomingHttpHeaders): string {
+  const ct = String(headers['content-type']).split(';')[0]!.trim().toLowerCase();
+  return GRPC_WEB_TYPES.has(ct) ? ct : 'application/grpc';
 }
 
 function grpcStatusOf(status: number): number {
@@ -53,7 +62,7 @@ export function respondStream(stream: ServerHttp2Stream, status: 400 | 403 | 500
     }
     if (isGrpcRequest(headers)) {
       stream.respond(
-        { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(grpcStatusOf(status)), 'grpc-message': grpcMessage(grpcText(status, reason)) },
+        { ':status': 200, 'content-type': grpcContentType(headers), 'grpc-status': String(grpcStatusOf(status)), 'grpc-message': grpcMessage(grpcText(status, reason)) },
         { endStream: true },
       );
       return;
