@@ -11,6 +11,7 @@ import { type DevCa, type IssuedSvid, type Mesh, createDevCa, createMesh } from 
 import { idOf } from '../helpers/certs.js';
 import { frontFor } from '../helpers/net.js';
 import { connectH2, h2Request } from '../inbound/http2-peer.js';
+import { PREFACE, frame } from '../inbound/http2-raw.js';
 
 const POLICY = {
   rules: [
@@ -69,15 +70,6 @@ describe('servers whose only listeners are raw h2 stream listeners', () => {
 });
 
 // --- raw frames (RFC 9113 §4, HPACK literals without Huffman: RFC 7541 §6.2) ---
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, payload]);
-}
 /** HPACK string (length < 127). */
 const str = (s: string) => Buffer.concat([Buffer.from([Buffer.byteLength(s)]), Buffer.from(s)]);
 /** Literal without indexing, new name. */
