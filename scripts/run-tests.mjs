@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// Runs every test/**/*.test.ts through node's built-in test runner with tsx as the loader.
-// Node 20's `--test` takes no globs, so the files are listed here. Extra arguments filter by path:
+// Runs every test/**/*.test.ts through node's built-in test runner, transpiled first to .tmp/js/
+// (scripts/compile-tests.mjs: esbuild, file by file; plain Node in every test process, source
+// maps on), or with tsx as the loader (--tsx). Node 20's `--test` takes no globs, so the files are
+// listed here. Extra arguments filter by path:
 //   node scripts/run-tests.mjs identity tls
 // --typecheck: `tsc --noEmit` runs alongside the tests at the lowest CPU priority (it takes the
 // cycles the tests leave idle, so it does not slow them); its output is printed after the tests and
@@ -14,6 +16,7 @@ import { chmodSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, s
 import { setPriority, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { spawn } from 'node:child_process';
+import { compileTests, compiledPath } from './compile-tests.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 function walk(dir) {
@@ -28,7 +31,8 @@ function walk(dir) {
 const args = process.argv.slice(2);
 const typecheck = args.includes('--typecheck');
 const recordTimes = args.includes('--record-times');
-const filters = args.filter((a) => a !== '--typecheck' && a !== '--record-times');
+const viaTsx = args.includes('--tsx');
+const filters = args.filter((a) => a !== '--typecheck' && a !== '--record-times' && a !== '--tsx');
 const files = walk(join(root, 'test')).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
@@ -79,9 +83,13 @@ function startTypecheck() {
 const reporters = recordTimes
   ? ['--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${join(root, 'scripts', 'test-times-reporter.mjs')}`, '--test-reporter-destination=stderr']
   : ['--test-reporter=spec'];
+// The test files run transpiled (compile-tests.mjs: plain Node, no loader in every process), or
+// through tsx with --tsx.
+const entry = viaTsx ? ['--import', 'tsx', '--test'] : ['--enable-source-maps', '--test'];
+if (!viaTsx) await compileTests();
 const child = spawn(
   process.execPath,
-  ['--import', 'tsx', '--test', ...reporters, '--test-concurrency=2', '--test-timeout=120000', ...files],
+  [...entry, ...reporters, '--test-concurrency=2', '--test-timeout=120000', ...(viaTsx ? files : files.map(compiledPath))],
   { cwd: root, stdio: 'inherit', env: { ...process.env, TMPDIR: runTmp, ...(recordTimes && { SIDECARLESS_TEST_TIMES: join(root, '.tmp', 'test-times.json') }) } },
 );
 // Ctrl-C reaches the test processes too (one process group); a SIGTERM is passed on. Either way

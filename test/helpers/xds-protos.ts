@@ -85,11 +85,20 @@ export interface OwnCodec {
   decode(b: Uint8Array): unknown;
 }
 
+/**
+ * The URL of the generated codec of `proto` (a path under src/proto), resolved from where this
+ * module runs: the source under tsx, the transpiled tree under the test runner (import.meta.url
+ * names the source there; import.meta.resolve follows the module's own location).
+ */
+export function ownCodecModule(proto: string): string {
+  return import.meta.resolve(`../../src/proto/${proto.replace(/\.proto$/, '.js')}`);
+}
+
 /** Our generated encoder and decoder of each of our messages, by full name (no leading dot). */
 export async function ownCodecs(types: protobuf.Type[]): Promise<Map<string, OwnCodec>> {
   const out = new Map<string, OwnCodec>();
   for (const t of types) {
-    const mod = (await import(pathToFileURL(t.filename!.replace(/\.proto$/, '.ts')).href)) as Record<string, unknown>;
+    const mod = (await import(ownCodecModule(relative(OWN_DIR, t.filename!)))) as Record<string, unknown>;
     const encode = mod[`encode${tsName(t)}`];
     const decode = mod[`decode${tsName(t)}`];
     if (typeof encode !== 'function' || typeof decode !== 'function') throw new Error(`${t.fullName}: no generated codec`);

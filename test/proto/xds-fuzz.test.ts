@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
-import { OWN_DIR, loadReal, ownXdsFiles } from '../helpers/xds-protos.js';
+import { OWN_DIR, loadReal, ownCodecModule, ownXdsFiles } from '../helpers/xds-protos.js';
 import { decodeDiscoveryResponse } from '../../src/proto/envoy/service/discovery/v3/discovery.js';
 import { decodePermission, encodePermission, type Permission } from '../../src/proto/envoy/config/rbac/v3/rbac.js';
 import protobuf from 'protobufjs';
@@ -20,7 +20,7 @@ const pack = (name: string, obj: object) => ({ type_url: url(name), value: T(nam
 /** Every generated decoder, by type URL. */
 const decoders = new Map<string, (b: Uint8Array) => unknown>();
 for (const f of ownXdsFiles()) {
-  const mod = (await import(pathToFileURL(join(OWN_DIR, f.replace(/\.proto$/, '.ts'))).href)) as Record<string, unknown>;
+  const mod = (await import(ownCodecModule(f))) as Record<string, unknown>;
   for (const [k, v] of Object.entries(mod)) {
     const c = v as { typeUrl?: unknown; decode?: unknown };
     if (k.endsWith('Codec') && typeof c.typeUrl === 'string' && typeof c.decode === 'function') decoders.set(c.typeUrl, c.decode as (b: Uint8Array) => unknown);
