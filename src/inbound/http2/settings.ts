@@ -11,7 +11,7 @@
  * | allowHTTP1                      | true        | one port serves h2 and HTTP/1.1 (ALPN h2, http/1.1)  |
  * | settings.enableConnectProtocol  | false       | extended CONNECT is refused (the gate cannot judge a tunnel) |
  *
- * Rapid resets: reset-guard.ts.
+ * Rapid resets: reset-guard.ts. Idle sessions (no open stream for 5 minutes): idle.ts.
  */
 import { type SecureServerOptions, type Settings } from 'node:http2';
 

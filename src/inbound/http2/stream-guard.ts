@@ -7,7 +7,8 @@
  * closed. HTTP/1.1 on the same port (allowHTTP1) goes through server-guard.ts.
  *
  * Each session also has a rapid-reset guard (reset-guard.ts): a client that opens and resets
- * streams in a tight loop has its session closed with GOAWAY ENHANCE_YOUR_CALM.
+ * streams in a tight loop has its session closed with GOAWAY ENHANCE_YOUR_CALM; and an idle
+ * timeout (idle.ts): no open stream for 5 minutes closes it with GOAWAY NO_ERROR.
  */
 import { constants, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { type Clock } from '../../clock.js';
@@ -16,6 +17,7 @@ import { type ServerRouting } from '../router-kind.js';
 import { type Http2Request, existingHttp2Request } from './request.js';
 import { respondStream } from './responders.js';
 import { DEFAULT_RESET_GUARD, ResetGuard, type ResetGuardOptions } from './reset-guard.js';
+import { watchIdle } from './idle.js';
 
 const kH2Guard = Symbol.for('sidecarless.v1.h2guard');
 /** The TLS socket itself, kept on it: node:http2 hands out a proxy (`session.socket`) whose destroy() throws. */
@@ -72,11 +74,13 @@ function guardSession(session: ServerHttp2Session, state: Http2GuardState, deps:
   state.sessions.add(session);
   session.once('close', () => state.sessions.delete(session));
   const resets = new ResetGuard(deps.resetGuard ?? DEFAULT_RESET_GUARD);
+  const opened = watchIdle(session, deps.clock);
   const emit = session.emit as Emit;
   session.emit = function guardedSessionEmit(this: ServerHttp2Session, event: string | symbol, ...args: unknown[]): boolean {
     if (event !== 'stream') return emit.call(this, event, ...args);
     const [stream, headers, , rawHeaders] = args as [ServerHttp2Stream, IncomingHttpHeaders, number, string[] | undefined];
     watchResets(session, stream, resets, deps);
+    opened(stream);
     const r = deps.routing();
     if (r.kind === 'unsafe') {
       deps.onUnsafe(r.why);
