@@ -262,7 +262,28 @@ const identitySchema = z.union([
       startTimeout: durationSchema.optional(),
     })
     .strict(),
+  z
+    .object({
+      /**
+       * The SVID as PEM text the platform hands the process (environment variables, a secrets
+       * manager's value): svid.pem, svid_key.pem, svid_bundle.pem. It cannot rotate.
+       */
+      pem: z
+        .object({
+          svid: pemText('CERTIFICATE', 'the SVID chain, leaf first (svid.pem)'),
+          key: pemText('PRIVATE KEY', 'its PKCS#8 private key (svid_key.pem)'),
+          bundle: pemText('CERTIFICATE', 'the trust bundle (svid_bundle.pem)'),
+        })
+        .strict(),
+      startTimeout: durationSchema.optional(),
+    })
+    .strict(),
 ]);
+
+/** PEM text holding a `-----BEGIN <label>-----` block; the value is never echoed (a key is a secret). */
+function pemText(label: string, what: string) {
+  return z.string().refine((v) => v.includes(`-----BEGIN ${label}-----`), { message: `must be PEM text with a ${label} block: ${what}` });
+}
 
 export { DEFAULT_POLICIES, type DefaultPolicy };
 
@@ -333,8 +354,12 @@ const controlPlaneSchema = z
     address,
     /** PEM file of the root its TLS certificate chains to (pinned: the only trust anchor). */
     root: z.string().min(1),
-    /** The bearer token, or { file } read again on every use. */
-    token: z.union([z.string().min(1), z.object({ file: tokenFile }).strict()]),
+    /** The bearer token, or { file } or { env } (an environment variable's name) read again on every use. */
+    token: z.union([
+      z.string().min(1),
+      z.object({ file: tokenFile }).strict(),
+      z.object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be the name of an environment variable (letters, digits, "_")') }).strict(),
+    ]),
     /** Istio's ClusterID header. */
     clusterId: z.string().regex(/^[\x21-\x7e]+$/, 'must be visible ASCII without spaces (it is sent as a header), e.g. "Kubernetes"').optional(),
     /**
@@ -454,8 +479,28 @@ function withEnv(input: Record<string, unknown>, env: NodeJS.ProcessEnv): { opti
     }
   };
   for (const [name, key] of Object.entries(ENV)) set(name, key, env[name]);
+  pemFromEnv(out, origins, env);
   workloadApiFromEnv(out, origins, env);
   return { options: out, origins };
+}
+
+/** The SVID as PEM text in environment variables (a function's secrets): `identity.pem`. */
+export const PEM_ENV = {
+  SIDECARLESS_SVID_PEM: 'svid',
+  SIDECARLESS_SVID_KEY_PEM: 'key',
+  SIDECARLESS_SVID_BUNDLE_PEM: 'bundle',
+} as const;
+
+/**
+ * SIDECARLESS_SVID_PEM, _KEY_PEM, _BUNDLE_PEM: the identity when none is configured and
+ * SIDECARLESS_IDENTITY_DIR is not set (explicit identity > SIDECARLESS_IDENTITY_DIR > these >
+ * SPIFFE_ENDPOINT_SOCKET > the control plane's CA > dev CA). One set alone is an error naming the others.
+ */
+function pemFromEnv(out: Record<string, unknown>, origins: Map<string, string>, env: NodeJS.ProcessEnv): void {
+  const given = Object.entries(PEM_ENV).filter(([name]) => env[name] !== undefined && env[name] !== '');
+  if (given.length === 0 || out.identity !== undefined) return;
+  out.identity = { pem: Object.fromEntries(given.map(([name, key]) => [key, env[name]])) };
+  for (const [name, key] of Object.entries(PEM_ENV)) origins.set(`identity.pem.${key}`, name);
 }
 
 /**
@@ -482,7 +527,7 @@ export interface OptionIssue {
   env?: string;
 }
 
-const IDENTITY_EXAMPLES = "{ dir: './certs/orders' }, { ca: await createDevCa() }, { source: x509Source } or { workloadApi: { socket: 'unix:///run/spire/sockets/agent.sock' } }";
+const IDENTITY_EXAMPLES = "{ dir: './certs/orders' }, { ca: await createDevCa() }, { source: x509Source }, { workloadApi: { socket: 'unix:///run/spire/sockets/agent.sock' } } or { pem: { svid, key, bundle } }";
 
 /**
  * Formats zod issues as readable `{ path, message }` (see zod-issues.ts). With the `input` and the
@@ -507,7 +552,7 @@ export function formatIssues(
     const path = i.path.map(String).join('.') || '(root)';
     let message = i.message;
     if (path === 'identity' && message.startsWith('takes exactly one of')) message += `. For example ${IDENTITY_EXAMPLES}`;
-    if (path === 'controlPlane.token' && message.endsWith('got nothing')) message = 'is required: pass a token or { file }, or set SIDECARLESS_CONTROL_PLANE_TOKEN_FILE';
+    if (path === 'controlPlane.token' && message.endsWith('got nothing')) message = 'is required: pass a token, { file } or { env }, or set SIDECARLESS_CONTROL_PLANE_TOKEN_FILE';
     if (/\.routes\.\d+\.retry\.budget$/.test(path) && message.startsWith('unknown option')) message = "a route has no budget of its own: set the service's retry.budget";
     // An endpoint string is read as { address } before it is judged: say both forms.
     if (/(^|\.)endpoints\.\d+$/.test(path) && message.startsWith('must be an object')) message = message.replace(/^must be an object \([^)]*\)/, `must be "host:port" or { address: "host:port", identity?, weight?, zone?, labels? }`);

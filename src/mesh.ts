@@ -161,7 +161,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
   }
   let identity: OpenedSource;
   try {
-    identity = await openSource(config, logger, clock);
+    identity = await openSource(config, logger, clock, internals.env ?? process.env);
   } catch (e) {
     await controlPlane.close();
     throw e;

@@ -116,10 +116,10 @@ function messageOf(input: unknown, env: NodeJS.ProcessEnv = {}): string {
 test('common mistakes get a message that says what to do', () => {
   const cases: Array<[unknown, NodeJS.ProcessEnv, RegExp]> = [
     [{}, {}, /^ {2}- service is required: pass \{ service: 'orders' \} or set SIDECARLESS_SERVICE$/m],
-    [{ service: 'a', identity: { dir: './certs', ca: {} } }, {}, /- identity takes exactly one of dir, ca, source, workloadApi, got dir and ca: keep one\. For example \{ dir: '\.\/certs\/orders' \}/],
-    [{ service: 'a', identity: { dri: './certs' } }, {}, /- identity takes exactly one of dir, ca, source, workloadApi, got only "dri" \(did you mean "dir"\?\)/],
-    [{ service: 'a', identity: {} }, {}, /- identity takes exactly one of dir, ca, source, workloadApi, got an empty object/],
-    [{ service: 'a', identity: './certs' }, {}, /- identity must be an object with one of dir, ca, source, workloadApi, got the string "\.\/certs"/],
+    [{ service: 'a', identity: { dir: './certs', ca: {} } }, {}, /- identity takes exactly one of dir, ca, source, workloadApi, pem, got dir and ca: keep one\. For example \{ dir: '\.\/certs\/orders' \}/],
+    [{ service: 'a', identity: { dri: './certs' } }, {}, /- identity takes exactly one of dir, ca, source, workloadApi, pem, got only "dri" \(did you mean "dir"\?\)/],
+    [{ service: 'a', identity: {} }, {}, /- identity takes exactly one of dir, ca, source, workloadApi, pem, got an empty object/],
+    [{ service: 'a', identity: './certs' }, {}, /- identity must be an object with one of dir, ca, source, workloadApi, pem, got the string "\.\/certs"/],
     [{ service: 'a', identity: { dir: './certs', polInterval: '1s' } }, {}, /- identity\.polInterval: unknown option \(did you mean "pollInterval"\?\)/],
     [{ service: 'a' }, { SIDECARLESS_INBOUND_MODE: 'strcit' }, /- inbound\.mode \(from SIDECARLESS_INBOUND_MODE\) must be one of "strict", "permissive", got the string "strcit" \(did you mean "strict"\?\)/],
     [{ service: 'a' }, { SIDECARLESS_EGRESS: 'none' }, /- outbound\.egress \(from SIDECARLESS_EGRESS\) must be one of "allow", "deny", got the string "none"$/m],

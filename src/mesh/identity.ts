@@ -1,6 +1,6 @@
 /**
  * The workload's identity source, from `identity` in the options: a user's source (pinned to the
- * mesh's SPIFFE ID), a watched directory, the SPIFFE Workload API, the control plane's CA
+ * mesh's SPIFFE ID), a watched directory, PEM text the platform handed the process, the SPIFFE Workload API, the control plane's CA
  * (`controlPlane` without `identity`; both load grpc-js, only then), or a dev CA (given, or made in
  * process with a warning). config.ts has applied the precedence of DESIGN.md: explicit identity >
  * SIDECARLESS_IDENTITY_DIR > SPIFFE_ENDPOINT_SOCKET > the control plane's CA > dev CA.
@@ -11,6 +11,7 @@ import { ConfigError } from '../errors.js';
 import { createDevCa, type DevCa } from '../identity/dev-ca.js';
 import { createDevCaSource } from '../sources/dev-ca.js';
 import { createDirSource } from '../sources/dir.js';
+import { PemSource } from '../sources/pem.js';
 import { createWorkloadApiSource } from '../sources/workload-api.js';
 import { IstioCaSource } from '../sources/istio-ca.js';
 import { type X509Source } from '../sources/source.js';
@@ -25,7 +26,7 @@ export interface OpenedSource {
   readonly startTimeout: number;
 }
 
-export async function openSource(config: MeshConfig, logger: Logger, clock: Clock): Promise<OpenedSource> {
+export async function openSource(config: MeshConfig, logger: Logger, clock: Clock, env: NodeJS.ProcessEnv = process.env): Promise<OpenedSource> {
   const id = config.identity;
   const opened: { source?: X509Source } = {};
   const onError = (err: Error) => {
@@ -41,6 +42,11 @@ export async function openSource(config: MeshConfig, logger: Logger, clock: Cloc
   }
   if (id && 'dir' in id) {
     const source = (opened.source = await createDirSource({ dir: id.dir, trustDomain: config.trustDomain, clock, onError, ...workload, ...(id.pollInterval !== undefined && { pollMs: id.pollInterval }) }));
+    return { source, owned: true, startTimeout: id.startTimeout ?? DEFAULT_START_TIMEOUT_MS };
+  }
+  if (id && 'pem' in id) {
+    // Verified now: a set that cannot be used rejects createMesh at once (nothing to wait for).
+    const source = (opened.source = new PemSource({ pem: id.pem, origin: 'identity.pem (or SIDECARLESS_SVID_PEM, _KEY_PEM, _BUNDLE_PEM)', trustDomain: config.trustDomain, clock, ...workload }));
     return { source, owned: true, startTimeout: id.startTimeout ?? DEFAULT_START_TIMEOUT_MS };
   }
   if (id && 'workloadApi' in id) {
@@ -59,7 +65,7 @@ export async function openSource(config: MeshConfig, logger: Logger, clock: Cloc
     // No identity of its own (nor SIDECARLESS_IDENTITY_DIR): the control plane's CA issues it (DESIGN.md).
     // Not awaited: ready(startTimeout) bounds the wait for the first SVID, a slow CA included.
     const cp = config.controlPlane;
-    const source = (opened.source = new IstioCaSource({ ...cp, trustDomain: config.trustDomain, spiffeId: config.spiffeId, clock, onError, onLifecycle: workload.onLifecycle }));
+    const source = (opened.source = new IstioCaSource({ ...cp, env, trustDomain: config.trustDomain, spiffeId: config.spiffeId, clock, onError, onLifecycle: workload.onLifecycle }));
     void source.start();
     return { source, owned: true, startTimeout: DEFAULT_START_TIMEOUT_MS };
   }

@@ -47,7 +47,7 @@ export function openJwtClient(config: MeshConfig, clock: Clock, logger: Logger):
 
 function unavailable(config: MeshConfig): MeshJwt {
   const id = config.identity;
-  const kind = !id ? 'none' : 'dir' in id ? `files (identity.dir ${id.dir})` : 'ca' in id ? 'a dev CA (identity.ca)' : 'source' in id ? 'an X509Source (identity.source)' : 'another source';
+  const kind = !id ? 'none' : 'dir' in id ? `files (identity.dir ${id.dir})` : 'pem' in id ? 'PEM text (identity.pem)' : 'ca' in id ? 'a dev CA (identity.ca)' : 'source' in id ? 'an X509Source (identity.source)' : 'another source';
   const fail = (what: string) =>
     Promise.reject(
       new JwtSvidUnavailableError(

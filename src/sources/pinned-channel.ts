@@ -67,8 +67,8 @@ export async function readRoot(path: string): Promise<string> {
 }
 
 /** The metadata of one call: the bearer token read now, and ClusterID when set. */
-export async function callMetadata(grpc: Grpc, token: TokenSpec, clusterId: string | undefined): Promise<Metadata> {
-  const value = await readToken(token);
+export async function callMetadata(grpc: Grpc, token: TokenSpec, clusterId: string | undefined, env?: NodeJS.ProcessEnv): Promise<Metadata> {
+  const value = await readToken(token, env);
   const md = new grpc.Metadata();
   md.set('authorization', `Bearer ${value}`);
   if (clusterId !== undefined) md.set('ClusterID', clusterId);

@@ -149,7 +149,7 @@ describe('controlPlane options', () => {
   test('are checked whole, each problem named by its path (and its variable)', () => {
     assert.match(messageOf({ service: 'a', controlPlane: { address: 'istiod.istio-system.svc', root: '/r', token: 't' } }), /- controlPlane\.address must be host:port/);
     assert.match(messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', token: 't' } }), /- controlPlane\.root is required/);
-    assert.match(messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r' } }), /- controlPlane\.token is required: pass a token or \{ file \}, or set SIDECARLESS_CONTROL_PLANE_TOKEN_FILE/);
+    assert.match(messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r' } }), /- controlPlane\.token is required: pass a token, \{ file \} or \{ env \}, or set SIDECARLESS_CONTROL_PLANE_TOKEN_FILE/);
     assert.match(messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r', token: '' } }), /- controlPlane\.token/);
     assert.match(messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r', token: { path: '/t' } } }), /- controlPlane\.token/);
     assert.match(messageOf({ service: 'a', controlPlane: { address: 'istiod:15012', root: '/r', token: 't', clusterID: 'K' } }), /- controlPlane\.clusterID: unknown option \(did you mean "clusterId"\?\)/);

@@ -40,6 +40,8 @@ export interface AdsTransportOptions {
   readonly root: string;
   /** The bearer token, or the file to read it from for every stream. */
   readonly token: TokenSpec;
+  /** Where a `{ env }` token is read from; default process.env. */
+  readonly env?: NodeJS.ProcessEnv;
   /** Sent as `ClusterID` metadata. */
   readonly clusterId?: string;
   /** The name the server's certificate must carry; default the address's host. */
@@ -132,7 +134,7 @@ export class AdsTransport {
   async #dial(stream: AdsStream<Node>): Promise<Call | undefined> {
     const grpc = await loadGrpc();
     const rootPem = await readRoot(this.#opts.root);
-    const md = await callMetadata(grpc, this.#opts.token, this.#opts.clusterId);
+    const md = await callMetadata(grpc, this.#opts.token, this.#opts.clusterId, this.#opts.env);
     if (this.#closed) return undefined;
     const client = this.#channel.client(grpc, rootPem);
     const def = AggregatedDiscoveryService.StreamAggregatedResources;

@@ -65,6 +65,7 @@ export function openXdsControlPlane(i: OpenXdsInput): XdsControlPlane {
     address: cp.address,
     root: cp.root,
     token: cp.token,
+    env: i.env,
     ...(cp.clusterId !== undefined && { clusterId: cp.clusterId }),
     node,
     decode: xdsDecoder({ baseSettings: DEFAULT_SERVICE_SETTINGS, inbound: translateInbound }),

@@ -26,7 +26,7 @@ import { MAX_CHAIN_CERTIFICATES, MAX_INTERMEDIATES } from '../../identity/svid.j
 import { IstioCertificateService, type IstioCertificateResponse } from '../../proto/istio/ca.js';
 import { type Grpc, grpcCode, loadGrpc } from '../grpc.js';
 import { type IssuedChain, type Issuer } from '../renewing.js';
-import { type TokenSpec, tokenOrigin } from './bearer-token.js';
+import { type TokenSpec, expiredAt, tokenOrigin } from './bearer-token.js';
 import { PinnedChannel, callMetadata, hostOf, readRoot } from '../pinned-channel.js';
 
 export interface IstioCaIssuerOptions {
@@ -47,6 +47,8 @@ export interface IstioCaIssuerOptions {
   readonly serverName?: string;
   /** Deadline of one call; default 10 s. */
   readonly callTimeoutMs?: number;
+  /** Where a `{ env }` token is read from; default process.env. */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export const DEFAULT_ISTIO_CA_CALL_TIMEOUT_MS = 10_000;
@@ -67,14 +69,14 @@ export function istioCaIssuer(opts: IstioCaIssuerOptions): ClosableIssuer {
     issue: async ({ csrPem, spiffeId, ttlMs }) => {
       const rootPem = await readRoot(opts.root);
       const grpc = await loadGrpc();
-      const md = await callMetadata(grpc, opts.token, opts.clusterId);
+      const md = await callMetadata(grpc, opts.token, opts.clusterId, opts.env);
       const validityDuration = validitySeconds(ttlMs ?? 24 * 3_600_000);
       let answer: IstioCertificateResponse;
       try {
         answer = await channel.call(grpc, rootPem, { csr: csrPem, validityDuration }, md);
       } catch (e) {
         channel.reset(); // re-dial on the next call, as istio-agent does after any error
-        throw callError(e, opts, description);
+        throw callError(e, opts, description, expiredAt(bearerOf(md), Date.now()));
       }
       return chainOf(answer, rootPem, spiffeId, opts, description);
     },
@@ -141,7 +143,7 @@ const CODE_NAMES: Record<number, string> = {
 };
 
 /** A failed call as a message that names the CA, the gRPC code and what to do. */
-function callError(e: unknown, opts: IstioCaIssuerOptions, description: string): Error {
+function callError(e: unknown, opts: IstioCaIssuerOptions, description: string, tokenExpiredAt?: number): Error {
   const code = grpcCode(e);
   if (code === undefined) return e instanceof Error ? e : new Error(String(e));
   const name = CODE_NAMES[code] ?? `code ${code}`;
@@ -149,6 +151,13 @@ function callError(e: unknown, opts: IstioCaIssuerOptions, description: string):
   const where = `the ${description} (TLS pinned to ${opts.root})`;
   switch (name) {
     case 'UNAUTHENTICATED':
+      if (tokenExpiredAt !== undefined) {
+        return new Error(
+          `the ${description} refused ${tokenOrigin(opts.token)} (UNAUTHENTICATED: ${details}): the token expired at ${new Date(tokenExpiredAt).toISOString()} (its exp claim). ` +
+            'Its issuer must refresh it (a projected service-account token is rotated by the kubelet; a platform token by its runtime); no SVID is issued until then',
+          { cause: e },
+        );
+      }
       return new Error(
         `the ${description} refused ${tokenOrigin(opts.token)} (UNAUTHENTICATED: ${details}): ` +
           `it must be a service-account token the CA accepts (istiod: audience istio-ca)` +
@@ -162,6 +171,12 @@ function callError(e: unknown, opts: IstioCaIssuerOptions, description: string):
     default:
       return new Error(`${where} failed the certificate request (${name}: ${details})`, { cause: e });
   }
+}
+
+/** The token a call's metadata carries (`authorization: Bearer …`). */
+function bearerOf(md: Metadata): string {
+  const v = md.get('authorization')[0];
+  return typeof v === 'string' ? v.replace(/^Bearer /, '') : '';
 }
 
 function hostOfSafe(address: string): string {
