@@ -241,7 +241,7 @@ export type DeepPartial<T> = T extends Uint8Array
  * number once, in order of arrival; past MAX_UNKNOWN_FIELDS distinct numbers a final 0 (never a
  * field number) says "and more", so a hostile message cannot grow the list beyond its bound.
  */
-export const UNKNOWN_FIELDS: unique symbol = Symbol.for('sidecarless.proto.unknownFields');
+export const UNKNOWN_FIELDS: unique symbol = Symbol.for('sidecarless.v1.proto.unknownFields');
 
 /** Distinct skipped field numbers kept per message. */
 export const MAX_UNKNOWN_FIELDS = 32;
