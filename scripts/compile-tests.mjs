@@ -3,8 +3,10 @@
 // Node instead of resolving every import through tsx's loader (≈ 0.5 s of CPU per process, a
 // third of the suite's CPU over ~185 processes). Each file's `import.meta.url` stays its source's
 // URL, so fixtures, scripts and child processes found from it are the tree's own; code that must
-// find the module it runs as uses import.meta.resolve. Child processes the tests spawn with tsx
-// still run the sources.
+// find the module it runs as uses import.meta.resolve. The examples are transpiled too: the e2e
+// tests run them on plain Node (test/e2e/process.ts tsxArgs, SIDECARLESS_TEST_JS) — what the user
+// runs with `npx tsx`, without the loader's cost in each of their ~20 processes; `--tsx` runs
+// them through tsx as the user does.
 import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -28,7 +30,7 @@ export const compiledPath = (file) => join(OUT, file.replace(/\.ts$/, '.js'));
 
 export async function compileTests() {
   rmSync(OUT, { recursive: true, force: true });
-  const files = ['src', 'test', 'bench'].flatMap((d) => walk(join(root, d)));
+  const files = ['src', 'test', 'bench', 'examples'].flatMap((d) => walk(join(root, d)));
   await Promise.all(
     files.map(async (f) => {
       const r = await transform(readFileSync(f, 'utf8'), {

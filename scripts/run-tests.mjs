@@ -16,7 +16,7 @@ import { chmodSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, s
 import { setPriority, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { spawn } from 'node:child_process';
-import { compileTests, compiledPath } from './compile-tests.mjs';
+import { OUT as OUT_JS, compileTests, compiledPath } from './compile-tests.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 function walk(dir) {
@@ -90,7 +90,7 @@ if (!viaTsx) await compileTests();
 const child = spawn(
   process.execPath,
   [...entry, ...reporters, '--test-concurrency=2', '--test-timeout=120000', ...(viaTsx ? files : files.map(compiledPath))],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, TMPDIR: runTmp, ...(recordTimes && { SIDECARLESS_TEST_TIMES: join(root, '.tmp', 'test-times.json') }) } },
+  { cwd: root, stdio: 'inherit', env: { ...process.env, TMPDIR: runTmp, ...(!viaTsx && { SIDECARLESS_TEST_JS: OUT_JS }), ...(recordTimes && { SIDECARLESS_TEST_TIMES: join(root, '.tmp', 'test-times.json') }) } },
 );
 // Ctrl-C reaches the test processes too (one process group); a SIGTERM is passed on. Either way
 // the tests end first, then the temp directory is checked and removed here.
