@@ -260,7 +260,6 @@ function directoryString(buf: Uint8Array, tlv: Tlv): string | undefined {
     case Tag.PrintableString:
     case Tag.IA5String:
     case Tag.NumericString:
-    case Tag.VisibleString:
     case Tag.TeletexString:
       return body.toString('latin1');
     case Tag.BMPString:
@@ -316,9 +315,11 @@ export function readName(buf: Uint8Array, tlv: Tlv, what: string): string {
       const type = readOid(buf, atv.next(Tag.OID, `${what}: attribute type`));
       const value = atv.next(undefined, `${what}: attribute value`);
       atv.finish(`${what}: AttributeTypeAndValue`);
+      // A string type (DirectoryString, IA5String, NumericString) or nothing: OpenSSL refuses most
+      // other tags here, and a reader must never take what the signature checker cannot parse.
       const text = directoryString(buf, value);
-      const shown = text === undefined ? '#' + Buffer.from(buf.subarray(value.start, value.end)).toString('hex') : escapeRdnValue(text);
-      parts.push(`${NAME_TYPES[type] ?? type}=${shown}`);
+      if (text === undefined) throw new DerError(`${what}: attribute ${type} is not a string (tag 0x${value.tag.toString(16)})`, value.start);
+      parts.push(`${NAME_TYPES[type] ?? type}=${escapeRdnValue(text)}`);
     }
     out.push(parts.join('+'));
   }
@@ -445,11 +446,13 @@ export function readSubjectPublicKeyInfo(buf: Uint8Array, tlv: Tlv): PublicKeyIn
   const key = spki.next(Tag.BIT_STRING, 'subjectPublicKey');
   spki.finish('subjectPublicKeyInfo');
   if (key.end === key.contentStart) throw new DerError('subjectPublicKey: empty BIT STRING', key.start);
+  if (buf[key.contentStart] !== 0) throw new DerError('subjectPublicKey: the BIT STRING has unused bits (a key is whole bytes)', key.start);
   if (algorithm === OID_EC_PUBLIC_KEY) {
-    return { algorithm, curve: params?.tag === Tag.OID ? readOid(buf, params) : 'explicit' };
+    // ECParameters: a named curve (OID) or explicit parameters (SEQUENCE, refused by key strength).
+    if (params?.tag !== Tag.OID && params?.tag !== Tag.SEQUENCE) throw new DerError('EC public key: the parameters must name a curve', alg.pos);
+    return { algorithm, curve: params.tag === Tag.OID ? readOid(buf, params) : 'explicit' };
   }
   if (algorithm === OID_RSA || algorithm === OID_RSA_PSS) {
-    if (buf[key.contentStart] !== 0) throw new DerError('RSA subjectPublicKey: the BIT STRING has unused bits', key.start);
     const rsa = new DerReader(buf, key.contentStart + 1, key.end);
     const body = DerReader.of(buf, rsa.next(Tag.SEQUENCE, 'RSAPublicKey'));
     rsa.finish('RSAPublicKey');
@@ -470,6 +473,31 @@ export const OID_SUBJECT_ALT_NAME = '2.5.29.17';
 export const OID_KEY_USAGE = '2.5.29.15';
 export const OID_BASIC_CONSTRAINTS = '2.5.29.19';
 export const OID_EXT_KEY_USAGE = '2.5.29.37';
+
+/**
+ * AlgorithmIdentifier ::= SEQUENCE { algorithm OBJECT IDENTIFIER, parameters ANY OPTIONAL }, read
+ * whole (one element at most after the OID). Returns the encoding, for comparing two of them.
+ */
+function readAlgorithmIdentifier(buf: Uint8Array, tlv: Tlv, what: string): Uint8Array {
+  const r = DerReader.of(buf, tlv);
+  readOid(buf, r.next(Tag.OID, `${what}: algorithm`));
+  if (!r.done) r.next(undefined, `${what}: parameters`);
+  r.finish(what);
+  return buf.subarray(tlv.start, tlv.end);
+}
+
+/** BIT STRING contents: an unused-bit count of 0…7 first (0 when there are no bits), then the bits. */
+function checkBitString(buf: Uint8Array, tlv: Tlv, what: string): void {
+  const c = contents(buf, tlv);
+  if (c.length === 0 || c[0]! > 7 || (c.length === 1 && c[0] !== 0)) throw new DerError(`${what}: not a BIT STRING`, tlv.start);
+}
+
+/** A BIT STRING holding whole bytes: its first content byte (the unused-bit count) must be 0. */
+function readBitStringBytes(buf: Uint8Array, tlv: Tlv, what: string): Uint8Array {
+  const c = contents(buf, tlv);
+  if (c.length === 0 || c[0] !== 0) throw new DerError(`${what} must be a BIT STRING of whole bytes`, tlv.start);
+  return c.subarray(1);
+}
 
 /** What the SPIFFE rules read from a certificate. */
 export interface CertificateFields {
@@ -497,8 +525,8 @@ export interface CertificateFields {
 export function parseCertificateDer(der: Uint8Array): CertificateFields {
   const cert = DerReader.of(der, readWhole(der, Tag.SEQUENCE, 'Certificate'));
   const tbsTlv = cert.next(Tag.SEQUENCE, 'tbsCertificate');
-  cert.next(Tag.SEQUENCE, 'signatureAlgorithm');
-  cert.next(Tag.BIT_STRING, 'signatureValue');
+  const signatureAlgorithm = readAlgorithmIdentifier(der, cert.next(Tag.SEQUENCE, 'signatureAlgorithm'), 'signatureAlgorithm');
+  readBitStringBytes(der, cert.next(Tag.BIT_STRING, 'signatureValue'), 'signatureValue');
   cert.finish('the Certificate');
 
   const tbs = DerReader.of(der, tbsTlv);
@@ -510,8 +538,13 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
     inner.finish('version');
     if (version > 2) throw new DerError(`unknown certificate version ${version + 1}`, v.start);
   }
-  const serialNumber = readIntegerHex(der, tbs.next(Tag.INTEGER, 'serialNumber'), 'serialNumber');
-  tbs.next(Tag.SEQUENCE, 'signature AlgorithmIdentifier');
+  const serialTlv = tbs.next(Tag.INTEGER, 'serialNumber');
+  // RFC 5280 §4.1.2.2: a positive integer. Go's crypto/x509 refuses negative ones too (since 1.23).
+  const serialNumber = readIntegerHex(der, serialTlv, 'serialNumber'); // checks the INTEGER's encoding first
+  if (der[serialTlv.contentStart]! & 0x80) throw new DerError('serialNumber is negative (RFC 5280 §4.1.2.2: a positive integer)', serialTlv.start);
+  const signature = readAlgorithmIdentifier(der, tbs.next(Tag.SEQUENCE, 'signature AlgorithmIdentifier'), 'signature AlgorithmIdentifier');
+  // RFC 5280 §4.1.1.2: signatureAlgorithm MUST be the same algorithm identifier as tbsCertificate's signature.
+  if (Buffer.compare(signature, signatureAlgorithm) !== 0) throw new DerError('signatureAlgorithm differs from the signature AlgorithmIdentifier of tbsCertificate (RFC 5280 §4.1.1.2)');
   const issuer = readName(der, tbs.next(Tag.SEQUENCE, 'issuer'), 'issuer');
   const validity = DerReader.of(der, tbs.next(Tag.SEQUENCE, 'validity'));
   const notBefore = readTime(der, validity.next(undefined, 'notBefore'), 'notBefore');
@@ -519,8 +552,12 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
   validity.finish('validity');
   const subject = readName(der, tbs.next(Tag.SEQUENCE, 'subject'), 'subject');
   const publicKey = readSubjectPublicKeyInfo(der, tbs.next(Tag.SEQUENCE, 'subjectPublicKeyInfo'));
-  if (tbs.optional(0x81) && version < 1) throw new DerError('issuerUniqueID in a v1 certificate');
-  if (tbs.optional(0x82) && version < 1) throw new DerError('subjectUniqueID in a v1 certificate');
+  for (const [tag, name] of [[0x81, 'issuerUniqueID'], [0x82, 'subjectUniqueID']] as const) {
+    const uid = tbs.optional(tag);
+    if (!uid) continue;
+    if (version < 1) throw new DerError(`${name} in a v1 certificate`);
+    checkBitString(der, uid, name); // UniqueIdentifier ::= BIT STRING, [1]/[2] IMPLICIT
+  }
 
   let uris: string[] = [];
   let dnsNames: string[] = [];

@@ -122,10 +122,9 @@ describe('hostile subjectPublicKeyInfo bytes', () => {
     }
   });
 
-  test('an EC key without parameters counts as explicit (refused), DSA without parameters has no size (refused)', () => {
+  test('an EC key without parameters is malformed (RFC 5480: a named curve or explicit parameters), DSA without parameters has no size (refused)', () => {
     const ecNoParams = seq(seq('06072a8648ce3d0201') + '03020000');
-    assert.equal(spkiBytes(ecNoParams).curve, 'explicit');
-    assert.equal(isStrongKey(spkiBytes(ecNoParams)), false);
+    assert.throws(() => spkiBytes(ecNoParams), /EC public key: the parameters must name a curve/);
     const dsaNoParams = seq(seq('06072a8648ce380401') + '03020000');
     assert.equal(describeKey(spkiBytes(dsaNoParams)), 'DSA');
     assert.equal(isStrongKey(spkiBytes(dsaNoParams)), false);
