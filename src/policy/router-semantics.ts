@@ -27,7 +27,19 @@ export interface RouterSemantics {
   readonly decodesPath: boolean;
   /** HEAD requests run GET handlers (Express; Fastify's `exposeHeadRoutes`, on by default). */
   readonly headAsGet: boolean;
+  /**
+   * A route parameter matches an empty segment: find-my-way serves `/orders/` from `/orders/:id`
+   * (id ''), so a rule for `/orders/{id}` must judge it (found by fuzzing against find-my-way).
+   */
+  readonly emptyParam: boolean;
 }
+
+/**
+ * The segment an empty route parameter stands for in an alike spelling: never in a normalized
+ * path (the gate refuses NUL), non-empty, so `{id}`, `{*}`, prefixes and `*` match it and no exact
+ * path a policy names does.
+ */
+export const EMPTY_PARAM_SEGMENT = '\u0000';
 
 /** The policy as written, nothing alike: for what-if checks (`policy check --router exact`). */
 export const EXACT_ROUTING: RouterSemantics = Object.freeze({
@@ -36,6 +48,7 @@ export const EXACT_ROUTING: RouterSemantics = Object.freeze({
   semicolonDelimiter: false,
   decodesPath: false,
   headAsGet: false,
+  emptyParam: false,
 });
 
 /**
@@ -50,6 +63,7 @@ export const ANY_ROUTING: RouterSemantics = Object.freeze({
   semicolonDelimiter: true,
   decodesPath: true,
   headAsGet: true,
+  emptyParam: true,
 });
 
 /**
@@ -62,6 +76,7 @@ export const EXPRESS_ROUTING: RouterSemantics = Object.freeze({
   semicolonDelimiter: false,
   decodesPath: false,
   headAsGet: true,
+  emptyParam: false,
 });
 
 /** What changes routing in a Fastify instance (find-my-way), as its options say. */
@@ -85,6 +100,7 @@ export function fastifyRouting(o: FastifyRouterOptions = {}): RouterSemantics {
     semicolonDelimiter: o.useSemicolonDelimiter === true,
     decodesPath: true,
     headAsGet: true,
+    emptyParam: true,
   });
 }
 
@@ -116,7 +132,7 @@ export function routingNamed(spec: string): RouterSemantics | string {
 
 /** Whether `r` serves every spelling from its own handler (no alike spellings to judge). */
 export function isExactRouting(r: RouterSemantics): boolean {
-  return !r.caseInsensitive && !r.ignoreTrailingSlash && !r.semicolonDelimiter && !r.decodesPath && !r.headAsGet;
+  return !r.caseInsensitive && !r.ignoreTrailingSlash && !r.semicolonDelimiter && !r.decodesPath && !r.headAsGet && !r.emptyParam;
 }
 
 /** Whether a router with `outer` semantics judges at least every spelling `inner` does. */
@@ -126,7 +142,8 @@ export function coversRouting(outer: RouterSemantics, inner: RouterSemantics): b
     (outer.ignoreTrailingSlash || !inner.ignoreTrailingSlash) &&
     (outer.semicolonDelimiter || !inner.semicolonDelimiter) &&
     (outer.decodesPath || !inner.decodesPath) &&
-    (outer.headAsGet || !inner.headAsGet)
+    (outer.headAsGet || !inner.headAsGet) &&
+    (outer.emptyParam || !inner.emptyParam)
   );
 }
 
@@ -138,6 +155,7 @@ export function unionRouting(a: RouterSemantics, b: RouterSemantics): RouterSema
     semicolonDelimiter: a.semicolonDelimiter || b.semicolonDelimiter,
     decodesPath: a.decodesPath || b.decodesPath,
     headAsGet: a.headAsGet || b.headAsGet,
+    emptyParam: a.emptyParam || b.emptyParam,
   });
 }
 
@@ -188,6 +206,7 @@ export function alikeOf(path: string, method: string, r: RouterSemantics): Alike
     if (semi >= 0) add(semi === 1 ? '/' : path.slice(0, semi));
   }
   if (r.decodesPath) for (const p of [...paths]) add(routerDecode(p));
+  if (r.emptyParam) for (const p of [...paths]) if (p.length > 1 && p.endsWith('/')) add(p + EMPTY_PARAM_SEGMENT);
   if (r.ignoreTrailingSlash) for (const p of [...paths]) add(trailingSlashTwin(p));
   const folded: string[] = [];
   if (r.caseInsensitive) {

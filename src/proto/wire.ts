@@ -117,7 +117,11 @@ export class Reader {
     return [field, t % 8];
   }
 
-  /** An unsigned varint up to 2^53 exactly; larger values (a negative int64) come back as their signed value. */
+  /**
+   * An unsigned varint up to 2^53 exactly; larger values (a negative int64) come back as their
+   * signed value. A value a number cannot hold exactly (|v| > 2^53 - 1) is a ProtoError: it would
+   * be read rounded, and the encoder refuses it (one message, one meaning).
+   */
   varint(): number {
     // Tags, lengths and small numbers (up to 4 bytes, 28 bits) in plain arithmetic; longer ones exactly, by BigInt.
     const start = this.#pos;
@@ -140,7 +144,10 @@ export class Reader {
       result |= BigInt(b & 0x7f) << shift;
       if ((b & 0x80) === 0) {
         const u = BigInt.asUintN(64, result);
-        return u <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(u) : Number(BigInt.asIntN(64, u));
+        if (u <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(u);
+        const signed = BigInt.asIntN(64, u);
+        if (signed < BigInt(Number.MIN_SAFE_INTEGER) || signed > 0n) throw new ProtoError(`varint ${u} is beyond the integers this codec reads exactly (|v| up to 2^53 - 1)`);
+        return Number(signed);
       }
     }
     throw new ProtoError('varint longer than 10 bytes');

@@ -16,8 +16,8 @@ import {
 import { compilePolicy, loadPolicy } from '../../src/policy/index.js';
 import { type PolicyRequest } from '../../src/policy/model.js';
 
-const FASTIFY_DEFAULT: RouterSemantics = { caseInsensitive: false, ignoreTrailingSlash: true, semicolonDelimiter: false, decodesPath: true, headAsGet: true };
-const FASTIFY_LOOSE: RouterSemantics = { caseInsensitive: true, ignoreTrailingSlash: true, semicolonDelimiter: true, decodesPath: true, headAsGet: true };
+const FASTIFY_DEFAULT: RouterSemantics = { caseInsensitive: false, ignoreTrailingSlash: true, semicolonDelimiter: false, decodesPath: true, headAsGet: true, emptyParam: true };
+const FASTIFY_LOOSE: RouterSemantics = { caseInsensitive: true, ignoreTrailingSlash: true, semicolonDelimiter: true, decodesPath: true, headAsGet: true, emptyParam: true };
 const peer = { spiffeId: 'spiffe://cluster.local/ns/default/sa/web', trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'web' };
 
 function judge(policy: unknown, method: string, path: string, routing: RouterSemantics): string {
@@ -86,6 +86,13 @@ describe('DENY judges every spelling the router serves alike', () => {
     assert.equal(judge(deny, 'GET', '/admin/', FASTIFY_DEFAULT), 'deny:no-admin');
     assert.equal(judge(deny, 'GET', '/ADMIN', FASTIFY_DEFAULT), 'allow:default:all-authenticated', 'case-sensitive by default');
     for (const p of ['/ADMIN', '/admin;x=1', '/%E2%84%AAelvin', '/%E2%84%AAELVIN/', '/ad%6Din']) assert.equal(judge(deny, 'GET', p, FASTIFY_LOOSE), 'deny:no-admin', p);
+  });
+  test('Fastify serves `/orders/` from `/orders/:id` (id ""): a DENY on /orders/{id} denies it there, not on Express (found by fuzzing against find-my-way)', () => {
+    const orders = { rules: [{ name: 'no-orders', action: 'deny', to: { paths: ['/orders/{id}'] } }] };
+    assert.equal(judge(orders, 'GET', '/orders/', FASTIFY_DEFAULT), 'deny:no-orders');
+    assert.equal(judge(orders, 'GET', '/orders/', EXPRESS_ROUTING), 'allow:default:all-authenticated', 'Express routes /orders/ to no parameter route');
+    assert.equal(judge({ rules: [{ name: 'exact', action: 'deny', to: { paths: ['/orders/7'] } }] }, 'GET', '/orders/', FASTIFY_DEFAULT), 'allow:default:all-authenticated', 'an exact path never matches the empty parameter');
+    assert.equal(judge({ rules: [{ name: 'ok', action: 'allow', to: { paths: ['/orders/{id}'] } }] }, 'GET', '/orders/', FASTIFY_DEFAULT), 'deny:no-allow-match', 'an ALLOW still admits only what it names');
   });
   test('HEAD runs GET handlers: a DENY on GET also denies HEAD there (Express, Fastify), not on node:http', () => {
     const noGet = { rules: [{ name: 'no-get', action: 'deny', to: { methods: ['GET'], paths: ['/report'] } }] };
