@@ -14,7 +14,8 @@ import { DevCa } from '../../src/identity/dev-ca.js';
 import { generateKeyPair, signingAlgorithm } from '../../src/identity/keys.js';
 import { type FrontedRequest, type FrontedVerdict, type JudgeFrontedHook, kJudgeFronted } from '../../src/mesh/hooks.js';
 import { type AuditRecord } from '../../src/inbound/policy-gate.js';
-import { craftLeaf } from '../helpers/certs.js';
+import { ManualSource, craftLeaf, filesOf, findCode } from '../helpers/certs.js';
+import { forwardedChain, xfccCertificate } from '../../src/inbound/fronted/credentials.js';
 import { listen, closeServer } from '../helpers/net.js';
 import { x509 } from '../helpers/x509.js';
 import { b64, makeKey, signWith } from '../identity/jwt-helpers.js';
@@ -225,6 +226,37 @@ describe('forwarded client certificates (inbound.frontEnd)', () => {
     } finally {
       await gate.close();
     }
+  });
+});
+
+describe('other front ends', () => {
+  test("aws-api-gateway: the wrapper's forwardedClientCertPem, verified; a header alone means nothing", async (t) => {
+    const source = new ManualSource();
+    source.set(filesOf(await ca.issue({ spiffeId: `spiffe://${TD}/ns/default/sa/api` })));
+    const c = await createMesh({ service: 'api', trustDomain: TD, identity: { source }, logger: quiet, inbound: { frontEnd: { kind: 'aws-api-gateway' } } });
+    t.after(() => c.close());
+    const leaf = await craftLeaf(ca, { uris: [PEER] });
+    const v = await judge(c, { forwardedClientCertPem: leaf.certChainPem });
+    assert.ok(v.allowed, JSON.stringify(v));
+    assert.equal(v.peer?.spiffeId, PEER);
+    refused(await judge(c, { headers: xfcc(leaf.certChainPem) }), 401, /authentication required/);
+    refused(await judge(c, { forwardedClientCertPem: (await craftLeaf(caOther, { uris: [`spiffe://${OTHER}/ns/x/sa/y`] })).certChainPem }), 401);
+    // no JWT issuer for this identity: a service with jwtSvid fails its requests, saying why (never sent without)
+    c.setService('ledger', { endpoints: [{ address: '127.0.0.1:9' }], jwtSvid: { audience: 'ledger' } });
+    const err = await c.fetch('http://ledger/').then(() => undefined, (e: unknown) => e);
+    assert.ok(findCode(err, 'ERR_SIDECARLESS_JWT_SVID_UNAVAILABLE'), String(err));
+  });
+
+  test('header + pem (an ALB): URL-encoded PEM; XFCC: the last element, Chain before Cert, quoted values', async () => {
+    const leaf = await craftLeaf(ca, { uris: [PEER] });
+    const alb = { kind: 'header', header: 'x-amzn-mtls-clientcert', format: 'pem' } as const;
+    const got = forwardedChain(alb, { method: 'GET', target: '/', host: undefined, headers: { 'x-amzn-mtls-clientcert': encodeURIComponent(leaf.certChainPem) }, sourceIp: '', port: 443 });
+    assert.equal(got.kind, 'found');
+    assert.deepEqual(got.kind === 'found' && got.value[0], leaf.der);
+    assert.equal(forwardedChain(alb, { method: 'GET', target: '/', host: undefined, headers: { 'x-amzn-mtls-clientcert': '%E0%A4%A' }, sourceIp: '', port: 443 }).kind, 'bad');
+    assert.equal(xfccCertificate('Cert="a,b";URI=x,By=y;Cert=second;Chain="third;x"'), 'third;x');
+    assert.equal(xfccCertificate('By=y;Hash=h;Cert="c\\"d"'), 'c"d');
+    assert.equal(xfccCertificate('By=y;URI=spiffe://x'), undefined);
   });
 });
 
