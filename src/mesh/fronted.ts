@@ -13,7 +13,7 @@ import { type MeshParts } from './parts.js';
 // The judge's shapes are the contract's (inbound/ cannot import mesh/): checked here, at compile time.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const _in: Same<FrontedInput, FrontedRequest> = true;
-const _out: [FrontedOutcome] extends [FrontedVerdict] ? true : false = true;
+const _out: Same<FrontedOutcome, FrontedVerdict> = true;
 void _in, void _out;
 
 export function frontedJudge(p: MeshParts, jwt: MeshJwt): JudgeFrontedHook {

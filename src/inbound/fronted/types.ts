@@ -22,7 +22,7 @@ export type FrontedOutcome =
       readonly peer: PeerIdentity | null;
       readonly path: string;
       readonly decision: Decision;
-      /** Header names (as keyed in the request) the wrapper removes before the app sees it. */
+      /** Header names (as keyed in the request) the wrapper removes before the app sees it (hooks.ts says which). */
       readonly stripHeaders: readonly string[];
     }
   | {
