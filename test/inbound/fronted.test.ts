@@ -239,7 +239,9 @@ describe('other front ends', () => {
     const v = await judge(c, { forwardedClientCertPem: leaf.certChainPem });
     assert.ok(v.allowed, JSON.stringify(v));
     assert.equal(v.peer?.spiffeId, PEER);
-    refused(await judge(c, { headers: xfcc(leaf.certChainPem) }), 401, /authentication required/);
+    const none = await judge(c, { headers: xfcc(leaf.certChainPem) });
+    refused(none, 401, /authentication required: present a client certificate/);
+    assert.equal(none.wwwAuthenticate, undefined, 'no Bearer challenge where bearer tokens are not taken');
     refused(await judge(c, { forwardedClientCertPem: (await craftLeaf(caOther, { uris: [`spiffe://${OTHER}/ns/x/sa/y`] })).certChainPem }), 401);
     // no JWT issuer for this identity: a service with jwtSvid fails its requests, saying why (never sent without)
     c.setService('ledger', { endpoints: [{ address: '127.0.0.1:9' }], jwtSvid: { audience: 'ledger' } });

@@ -94,7 +94,7 @@ async function judge(d: FrontedJudgeDeps, req: FrontedInput): Promise<FrontedOut
   const decision = d.gate.decide(policyRequest, { subject: req });
   if (decision.allowed) return { allowed: true, peer: cred.peer, path: t.path, decision, stripHeaders: cred.via === 'jwt' ? [...strip, ...keysOf(req.headers, 'authorization')] : strip };
   if (!cred.presented && cred.peer === null && (d.audiences !== undefined || d.frontEnd !== undefined)) {
-    return refuse(401, FRONTED_UNAUTHENTICATED, `authentication required: ${d.audiences ? 'present a JWT-SVID (Authorization: Bearer …)' : 'present a client certificate to the front end'} (policy: ${decision.rule})`, challenge(d));
+    return refuse(401, FRONTED_UNAUTHENTICATED, `authentication required: ${d.audiences ? 'present a JWT-SVID (Authorization: Bearer …)' : 'present a client certificate to the front end'} (policy: ${decision.rule})`, d.audiences ? challenge(d) : undefined);
   }
   return refuse(403, FRONTED_FORBIDDEN, `denied by ${decision.rule}`);
 }
