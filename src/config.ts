@@ -209,6 +209,8 @@ export const serviceSchema = z
     connections: connectionsSchema.optional(),
     /** What its endpoints speak: 'http' (HTTP/1.1, default), 'http2' or 'grpc' (HTTP/2 only, docs/grpc.md). */
     protocol: z.enum(['http', 'http2', 'grpc']).optional(),
+    /** Every request to it carries `Authorization: Bearer <this mesh's JWT-SVID for audience>` (unless the app set one). */
+    jwtSvid: z.object({ audience: z.union([z.string().min(1).max(2048), z.array(z.string().min(1).max(2048)).min(1)]) }).strict().optional(),
   })
   .strict();
 
@@ -287,6 +289,38 @@ function pemText(label: string, what: string) {
 
 export { DEFAULT_POLICIES, type DefaultPolicy };
 
+/** One audience, or several (a token for any of them is taken). */
+const audienceSchema = z.union([z.string().min(1).max(2048), z.array(z.string().min(1).max(2048)).min(1)]);
+
+/** `inbound.jwtSvid`: a bearer JWT-SVID is an identity (docs/serverless.md, "Inbound behind a front end"). */
+const inboundJwtSvidSchema = z
+  .object({
+    /** The audience(s) this service accepts, e.g. its own SPIFFE ID. */
+    audience: audienceSchema,
+    /** A JWT bundle file (JWK Set or SPIFFE bundle), re-read when it changes. */
+    bundle: z
+      .object({
+        file: z.string().min(1),
+        /** The trust domain whose keys it holds; default the mesh's. */
+        trustDomain: trustDomain.optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+/** `inbound.frontEnd`: the front end that terminates TLS and forwards the client certificate; only then is one used. */
+const frontEndSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('aws-api-gateway') }).strict(),
+  z
+    .object({
+      kind: z.literal('header'),
+      header: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a header name').transform((v) => v.toLowerCase()),
+      format: z.enum(['xfcc', 'pem']),
+    })
+    .strict(),
+]);
+
 const inboundSchema = z
   .object({
     mode: z.enum(['strict', 'permissive']).default('strict'),
@@ -306,6 +340,10 @@ const inboundSchema = z
     firstRequestTimeout: durationSchema.optional(),
     /** Where audit records go (one object per audited request); default: a JSON line on stderr. */
     audit: z.custom<(record: AuditRecord) => void>((v) => typeof v === 'function', { message: 'must be a function' }).optional(),
+    /** A bearer JWT-SVID (`Authorization: Bearer …`) for one of these audiences is an identity. */
+    jwtSvid: inboundJwtSvidSchema.optional(),
+    /** Behind a TLS-terminating front end: where its forwarded client certificate is (verified, never trusted as is). */
+    frontEnd: frontEndSchema.optional(),
   })
   .strict()
   .default({ mode: 'strict', identityHeaders: [] });

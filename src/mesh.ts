@@ -24,6 +24,8 @@ import { type ValidatedJwtSvid } from './identity/jwt-svid.js';
 import { type MeshParts, buildParts } from './mesh/parts.js';
 import { type MeshGrpc } from './grpc/mesh-grpc.js';
 import { openMeshGrpc } from './mesh/grpc.js';
+import { kJudgeFronted } from './mesh/hooks.js';
+import { frontedJudge } from './mesh/fronted.js';
 import { type SourceStatus, type X509Source } from './sources/source.js';
 import { type AdminEndpoint, type AdminServer, startAdmin } from './admin/server.js';
 import { meshAdminHandlers } from './admin/handlers.js';
@@ -166,7 +168,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
     await controlPlane.close();
     throw e;
   }
-  const parts = await buildParts({ config, identity, controlPlane, clock, logger });
+  const parts = await buildParts({ config, identity, controlPlane, clock, logger, jwtSvid: (audience) => jwt.jwtSvid(audience) });
   const mesh = meshFacade(parts, jwt);
   if (config.admin) {
     try {
@@ -248,6 +250,7 @@ function meshFacade(p: MeshParts, jwt: MeshJwt): Mesh {
     jwtSvid: (audience: string | readonly string[]) => jwt.jwtSvid(audience),
     validateJwtSvid: (token: string, audience: string) => jwt.validateJwtSvid(token, audience),
     snapshot: () => p.reconciler.current!,
+    [kJudgeFronted]: frontedJudge(p, jwt),
     stats: (): MeshStats => {
       const file = controlPlane.status?.() ?? {};
       const inb = inbound.stats();

@@ -88,6 +88,7 @@ export function settingsOf(c: ServiceConfig, path: string): ServiceSettings {
   return {
     ...requestPolicyOf(c.retry, timeoutOf(c.timeout), `${path}.retry`),
     protocol: c.protocol ?? DEFAULT_SERVICE_SETTINGS.protocol,
+    ...(c.jwtSvid && { jwtSvid: { audience: typeof c.jwtSvid.audience === 'string' ? [c.jwtSvid.audience] : [...new Set(c.jwtSvid.audience)].sort() } }),
     balancer: c.balancer ?? DEFAULT_SERVICE_SETTINGS.balancer,
     ewma: at(`${path}.ewma`, () =>
       ewmaSettings({

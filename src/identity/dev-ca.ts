@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { type Clock, systemClock } from '../clock.js';
 import { type ParsedCertificate, parseCertificate } from './certificate.js';
 import { readTlv } from './der.js';
+import { devCaJwt } from './dev-ca-jwt.js';
 import { type KeyType, generateKeyPair, importPrivateKeyPem, privateKeyToPem, signingAlgorithm } from './keys.js';
 import { derToPem, pemToCertDers } from './pem.js';
 import { SPIFFE_SCHEME, parseWorkloadId, validateTrustDomain } from './spiffe-id.js';
@@ -113,6 +114,15 @@ export class DevCa {
   /** ca.pem and ca_key.pem, for `sidecarless ca init`. */
   async exportPem(): Promise<{ certPem: string; keyPem: string }> {
     return { certPem: this.bundlePem, keyPem: await privateKeyToPem(this.#root.keys.privateKey) };
+  }
+
+  /**
+   * The JWT bundle of this CA's JWT-SVIDs (a JWK Set, JSON text): one ES256 key derived from the
+   * root key (dev-ca-jwt.ts), the same in every process that loads this CA. A mesh with
+   * `identity: { ca }` validates with it already; write it to a file for `inbound.jwtSvid.bundle`.
+   */
+  async jwtBundle(): Promise<string> {
+    return (await devCaJwt(this)).jwks;
   }
 
   /** Issues an X.509-SVID for a SPIFFE ID of this CA's trust domain. */

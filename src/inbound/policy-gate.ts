@@ -173,6 +173,7 @@ export class PolicyGate<S = unknown> {
       ...(decision.layer !== undefined && { layer: decision.layer, meshRule: decision.meshRule }),
       audit: decision.audit,
       peer: request.peer?.spiffeId ?? null,
+      ...(request.peer?.authenticatedBy && { authenticatedBy: request.peer.authenticatedBy }),
       sourceIp: request.sourceIp,
       method: request.method,
       path: request.path,

@@ -48,6 +48,13 @@ export type FrontedVerdict =
       /** The normalized path the policy judged (hand this to the app, not the raw target). */
       readonly path: string;
       readonly decision: Decision;
+      /**
+       * Header names, as keyed in `request.headers`, the wrapper removes before the app sees the
+       * request: identity claims no named front end vouches for (x-forwarded-client-cert,
+       * l5d-client-id, x-amzn-mtls-clientcert*, inbound.identityHeaders…) and, once a JWT-SVID
+       * was admitted, its Authorization field. Empty when there is nothing to remove.
+       */
+      readonly stripHeaders: readonly string[];
     }
   | {
       readonly allowed: false;

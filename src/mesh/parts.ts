@@ -48,9 +48,21 @@ export interface PartsInput {
   readonly controlPlane: ControlPlane & Partial<LocalUpdates>;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** The mesh's JWT-SVID issuer, for services with `jwtSvid`. */
+  readonly jwtSvid?: (audience: readonly string[]) => Promise<string>;
 }
 
-export function buildOutbound(p: { config: MeshConfig; source: X509Source; tls: ClientTls; clock: Clock; traffic: TrafficStats; events: MeshEvents; logger: Logger; controlPlane: ControlPlane }): Outbound {
+export function buildOutbound(p: {
+  config: MeshConfig;
+  source: X509Source;
+  tls: ClientTls;
+  clock: Clock;
+  traffic: TrafficStats;
+  events: MeshEvents;
+  logger: Logger;
+  controlPlane: ControlPlane;
+  jwtSvid?: (audience: readonly string[]) => Promise<string>;
+}): Outbound {
   return new Outbound({
     tls: p.tls,
     clock: p.clock,
@@ -62,6 +74,7 @@ export function buildOutbound(p: { config: MeshConfig; source: X509Source; tls: 
     checkIdentity: () => void p.source.getX509Svid(),
     source: () => p.controlPlane.current().source,
     ...(p.controlPlane.discover && { discover: p.controlPlane.discover.bind(p.controlPlane) }),
+    ...(p.jwtSvid && { jwtSvid: p.jwtSvid }),
   });
 }
 
@@ -97,7 +110,7 @@ export async function buildParts(i: PartsInput): Promise<MeshParts> {
     const onPort = controlPlane.servePort?.bind(controlPlane);
     const inbound = Inbound.create({ settings: inboundSettingsOf(config), source, verifier, traffic, logger, policy: first.inbound.policy, events, clock, ...(onPort && { onPort }) });
     opened.push(inbound);
-    const outbound = buildOutbound({ config, source, tls: clientTls, clock, traffic, events, logger, controlPlane });
+    const outbound = buildOutbound({ config, source, tls: clientTls, clock, traffic, events, logger, controlPlane, ...(i.jwtSvid && { jwtSvid: i.jwtSvid }) });
     opened.push(outbound);
     const reconciler = buildReconciler(inbound, outbound, events);
     reconciler.apply(first, { title: 'invalid sidecarless options', path: asOptionPath });

@@ -63,7 +63,10 @@ const ROUTE_CACHE_LIMIT = 1000;
  */
 export type MeshDispatcher = Dispatcher;
 
-type MeshDispatcherClass = new (registry: ServiceRegistry, egress: EgressMode, checkIdentity?: () => void) => MeshDispatcher;
+/** This mesh's JWT-SVID for an audience (mesh/jwt.ts: cached until near its expiry). */
+export type JwtSvidIssuer = (audience: readonly string[]) => Promise<string>;
+
+type MeshDispatcherClass = new (registry: ServiceRegistry, egress: EgressMode, checkIdentity?: () => void, jwtSvid?: JwtSvidIssuer) => MeshDispatcher;
 
 let Impl: MeshDispatcherClass | undefined;
 
@@ -77,9 +80,11 @@ export function createMeshDispatcher(
   egress: EgressMode,
   /** Throws (IdentityUnavailableError) when our own SVID is not valid now: pooled connections made before it expired must not keep calling. */
   checkIdentity: () => void = () => {},
+  /** For services with `jwtSvid`: the token each request to them carries. */
+  jwtSvid?: JwtSvidIssuer,
 ): MeshDispatcher {
   Impl ??= defineMeshDispatcher(loadUndici().Dispatcher);
-  return new Impl(registry, egress, checkIdentity);
+  return new Impl(registry, egress, checkIdentity, jwtSvid);
 }
 
 /** Parsed origins (host, lookup key, typo check), each with the service it resolved to at a registry generation. */
@@ -131,6 +136,7 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       private readonly egress: EgressMode,
       /** Throws (IdentityUnavailableError) when our own SVID is not valid now: pooled connections made before it expired must not keep calling. */
       private readonly checkIdentity: () => void = () => {},
+      private readonly jwtSvid?: JwtSvidIssuer,
     ) {
       super();
       this.#routes = new RouteCache(registry);
@@ -198,6 +204,11 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       } catch (e) {
         return fail(e as Error);
       }
+      const jwt = service.spec.settings.jwtSvid;
+      if (jwt && this.jwtSvid && requestHeader(opts.headers, 'authorization') === undefined) {
+        void this.#withJwtSvid(opts, handler, service, route, held, jwt.audience);
+        return true;
+      }
       service.counters.routed++;
       const settings = service.hasRoutes
         ? service.settingsFor({
@@ -223,6 +234,26 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       return true;
     }
 
+    /**
+     * Holds the request while this mesh's JWT-SVID for the service's audience is had (from the
+     * cache, mostly), then routes it carrying `Authorization: Bearer <token>`; every try of it
+     * (retries included) sends that one token. The app's own Authorization is never replaced (the
+     * caller of #routed checked there is none). No token: the request fails with why.
+     */
+    async #withJwtSvid(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, service: OutboundService, route: Route, held: HeldRequest | undefined, audience: readonly string[]): Promise<void> {
+      const h = held ?? (await HeldRequest.hold(handler));
+      if (!h) return;
+      let token: string;
+      try {
+        token = await this.jwtSvid!(audience);
+      } catch (e) {
+        return h.fail(e as Error);
+      }
+      if (h.aborted) return h.fail(h.aborted);
+      if (this.#closed) return h.fail(new MeshClosedError());
+      this.#routed({ ...opts, headers: withHeader(opts.headers, 'authorization', `Bearer ${token}`) }, h.caller as Dispatcher.DispatchHandler, service, route, h);
+    }
+
     #unknownService(host: string): UnknownServiceError {
       return unknownServiceError(this.registry, host);
     }
@@ -237,6 +268,21 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       await this.#egressAgent?.destroy();
     }
   };
+}
+
+/** `headers` (any form undici takes) with one more field. */
+export function withHeader(headers: Dispatcher.DispatchOptions['headers'], name: string, value: string): Dispatcher.DispatchOptions['headers'] {
+  if (headers == null) return { [name]: value };
+  if (Array.isArray(headers)) {
+    if (headers.length > 0 && Array.isArray(headers[0])) return [...(headers as unknown as Array<[string, string]>), [name, value]] as never;
+    return [...(headers as string[]), name, value];
+  }
+  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
+    const flat: string[] = [];
+    for (const [k, v] of headers as Iterable<[string, string | string[]]>) for (const x of Array.isArray(v) ? v : [v]) flat.push(String(k), String(x));
+    return [...flat, name, value];
+  }
+  return { ...(headers as Record<string, string | string[]>), [name]: value };
 }
 
 /**

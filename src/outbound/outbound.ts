@@ -10,7 +10,7 @@ import { type Logger } from '../logger.js';
 import { type MeshEvents } from '../telemetry/events.js';
 import { type TrafficStats } from '../telemetry/stats.js';
 import { type ClientTls } from '../tls/connect.js';
-import { type EgressMode, type MeshDispatcher, type ServiceRegistry, createMeshDispatcher } from './dispatcher.js';
+import { type EgressMode, type JwtSvidIssuer, type MeshDispatcher, type ServiceRegistry, createMeshDispatcher } from './dispatcher.js';
 import { HostRouter } from './router.js';
 import { type ServiceSpec } from './settings.js';
 import { OutboundService, type OutboundServiceStats } from './service.js';
@@ -40,6 +40,8 @@ export interface OutboundDeps {
   source: () => string;
   /** A discovering control plane's answer for hosts no service holds (ServiceRegistry.discover). */
   discover?: ServiceRegistry['discover'];
+  /** This mesh's JWT-SVIDs, for services with `jwtSvid` (mesh/jwt.ts). */
+  jwtSvid?: JwtSvidIssuer;
 }
 
 export class Outbound implements ServiceRegistry {
@@ -158,7 +160,7 @@ export class Outbound implements ServiceRegistry {
   /** Created on first use; one first asked for after close() is born closed, as an eager one was. */
   get dispatcher(): MeshDispatcher {
     if (this.#dispatcher) return this.#dispatcher;
-    this.#dispatcher = createMeshDispatcher(this, this.d.egress, this.d.checkIdentity);
+    this.#dispatcher = createMeshDispatcher(this, this.d.egress, this.d.checkIdentity, this.d.jwtSvid);
     if (this.#closed) this.#dispatcher.close().catch(() => {});
     return this.#dispatcher;
   }

@@ -55,6 +55,8 @@ export interface ServiceSettings extends RequestPolicy {
   readonly accrual: FailureAccrualSettings | false;
   readonly budget: RetryBudgetSettings;
   readonly connections: ConnectionSettings;
+  /** Every request carries this mesh's JWT-SVID for `audience` as `Authorization: Bearer` (unless the app set an Authorization). */
+  readonly jwtSvid?: { readonly audience: readonly string[] };
 }
 
 export const DEFAULT_SERVICE_SETTINGS: ServiceSettings = Object.freeze({

@@ -14,4 +14,6 @@ export interface AuditRecord extends JudgedRequestFacts {
   readonly layer?: 'local' | 'mesh';
   readonly meshRule?: string;
   readonly audit: readonly string[];
+  /** The peer was authenticated by a JWT-SVID or a forwarded certificate, not the connection's mTLS. */
+  readonly authenticatedBy?: 'jwt-svid' | 'forwarded-certificate';
 }

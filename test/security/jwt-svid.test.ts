@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHmac, createPrivateKey } from 'node:crypto';
 import { createDevCa, createMesh, type Mesh } from '../../src/index.js';
 import { JwtSvidError, JwtSvidUnavailableError } from '../../src/errors.js';
-import { pemDers } from '../helpers/certs.js';
+import { ManualSource, filesOf, pemDers } from '../helpers/certs.js';
 import { waitFor } from '../helpers/net.js';
 import { type JwtWorkloadServer, startJwtWorkloadServer } from '../helpers/py/jwt-workload-server.js';
 import { b64, makeKey, signWith } from '../identity/jwt-helpers.js';
@@ -135,12 +135,21 @@ test('a trust domain dropped from the bundles: its tokens stop validating', asyn
   await waitFor(async () => (await mesh.validateJwtSvid(token, AUD).catch((e: JwtSvidError) => e.reason)) === 'trust-domain', 5000, 'the bundle dropped');
 });
 
-test('a mesh whose identity is not from the Workload API: both methods reject, saying JWT-SVIDs need it', async (t) => {
+test('a mesh with a dev CA issues and validates JWT-SVIDs of its own; one whose identity is neither that nor the Workload API rejects, saying so', async (t) => {
   const ca = await createDevCa({ trustDomain: TD });
   const mesh = await createMesh({ service: 'orders', trustDomain: TD, identity: { ca }, logger: quiet }, { env: { SPIFFE_ENDPOINT_SOCKET: 'unix:///nonexistent/agent.sock' } });
   t.after(() => mesh.close());
-  for (const p of [mesh.jwtSvid(PEER), mesh.validateJwtSvid('a.b.c', AUD)]) {
-    await assert.rejects(p, (e: unknown) => e instanceof JwtSvidUnavailableError && e.code === 'ERR_SIDECARLESS_JWT_SVID_UNAVAILABLE' && /JWT-SVIDs need the SPIFFE Workload API, and this mesh's identity comes from a dev CA/.test(e.message));
+  const token = await mesh.jwtSvid(PEER);
+  const header = JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()) as { alg: string };
+  assert.equal(header.alg, 'ES256');
+  assert.equal((await mesh.validateJwtSvid(token, PEER)).spiffeId, ME);
+  await refused(mesh.validateJwtSvid(token, AUD), 'audience');
+  const source = new ManualSource();
+  source.set(filesOf(await ca.issue({ spiffeId: ME })));
+  const other = await createMesh({ service: 'orders', trustDomain: TD, identity: { source }, logger: quiet });
+  t.after(() => other.close());
+  for (const p of [other.jwtSvid(PEER), other.validateJwtSvid('a.b.c', AUD)]) {
+    await assert.rejects(p, (e: unknown) => e instanceof JwtSvidUnavailableError && e.code === 'ERR_SIDECARLESS_JWT_SVID_UNAVAILABLE' && /Workload API .*dev CA|no JWT bundle/.test(e.message) && /X509Source/.test(e.message));
   }
 });
 

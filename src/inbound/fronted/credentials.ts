@@ -1,0 +1,124 @@
+/**
+ * The credentials of a request whose TLS a front end terminated, read from what the platform hands
+ * over; nothing here verifies anything (judge.ts does). Pure.
+ * - A bearer token: `Authorization: Bearer <b64token>` (RFC 6750 §2.1; the scheme is
+ *   case-insensitive). Another scheme (Basic, …) is the app's business: no token. Two
+ *   Authorization fields, or a Bearer whose token is not b64token, are a bad credential.
+ * - A forwarded client certificate chain, from where the named front end puts it:
+ *   `aws-api-gateway` → the wrapper's `forwardedClientCertPem` (API Gateway's
+ *   requestContext.identity.clientCert.clientCertPem); `header` + `pem` → that header's URL-encoded
+ *   PEM (AWS ALB's `x-amzn-mtls-clientcert`); `header` + `xfcc` → Envoy's
+ *   x-forwarded-client-cert, its LAST element (the one the nearest proxy, our front end, appended;
+ *   earlier ones are other hops' claims), `Chain=` if present, else `Cert=` (URL-encoded PEM).
+ */
+import { pemToCertDers } from '../../identity/pem.js';
+import { type FrontedInput } from './types.js';
+
+export type FrontEnd = { readonly kind: 'aws-api-gateway' } | { readonly kind: 'header'; readonly header: string; readonly format: 'xfcc' | 'pem' };
+
+export type Found<T> = { readonly kind: 'none' } | { readonly kind: 'found'; readonly value: T } | { readonly kind: 'bad'; readonly reason: string };
+
+const NONE = Object.freeze({ kind: 'none' } as const);
+const bad = (reason: string): Found<never> => ({ kind: 'bad', reason });
+
+/** Longest forwarded certificate value taken (a chain of a few certificates, URL-encoded). */
+export const MAX_FORWARDED_CERT_LENGTH = 64 * 1024;
+
+/** A header's values by lower-case name, whatever the case of the keys the platform used. */
+export function headerValues(headers: FrontedInput['headers'], name: string): string[] {
+  const out: string[] = [];
+  if (headers === null || typeof headers !== 'object') return out;
+  for (const key of Object.keys(headers)) {
+    if (key.toLowerCase() !== name) continue;
+    const v = headers[key];
+    if (typeof v === 'string') out.push(v);
+    else if (Array.isArray(v)) for (const x of v) if (typeof x === 'string') out.push(x);
+  }
+  return out;
+}
+
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+/** The bearer token of the request, if it carries one. */
+export function bearerToken(headers: FrontedInput['headers']): Found<string> {
+  const values = headerValues(headers, 'authorization');
+  if (values.length === 0) return NONE;
+  if (values.length > 1) return bad('the request has more than one Authorization field');
+  const v = values[0]!.trim();
+  const sp = v.indexOf(' ');
+  const scheme = sp < 0 ? v : v.slice(0, sp);
+  if (scheme.toLowerCase() !== 'bearer') return NONE;
+  const token = sp < 0 ? '' : v.slice(sp + 1).trim();
+  if (token === '' || !B64TOKEN.test(token)) return bad('the Bearer credential is not a token (RFC 6750 b64token)');
+  return { kind: 'found', value: token };
+}
+
+/** The forwarded chain (DER, leaf first) where `frontEnd` puts it. */
+export function forwardedChain(frontEnd: FrontEnd, req: FrontedInput): Found<Buffer[]> {
+  let pem: string | undefined;
+  if (frontEnd.kind === 'aws-api-gateway') {
+    if (req.forwardedClientCertPem === undefined || req.forwardedClientCertPem === '') return NONE;
+    if (typeof req.forwardedClientCertPem !== 'string') return bad('the forwarded client certificate is not PEM text');
+    pem = req.forwardedClientCertPem;
+  } else {
+    const values = headerValues(req.headers, frontEnd.header);
+    if (values.length === 0) return NONE;
+    if (values.length > 1) return bad(`the request has more than one ${frontEnd.header} field`);
+    const v = values[0]!;
+    if (v.length > MAX_FORWARDED_CERT_LENGTH) return bad(`${frontEnd.header} is ${v.length} characters, more than the ${MAX_FORWARDED_CERT_LENGTH} allowed`);
+    const encoded = frontEnd.format === 'pem' ? v : xfccCertificate(v);
+    if (encoded === undefined) return bad(`${frontEnd.header} has no Cert= or Chain= in its last element`);
+    try {
+      pem = decodeURIComponent(encoded);
+    } catch {
+      return bad(`${frontEnd.header} is not URL-encoded PEM`);
+    }
+  }
+  if (pem.length > MAX_FORWARDED_CERT_LENGTH) return bad(`the forwarded certificate is ${pem.length} characters, more than the ${MAX_FORWARDED_CERT_LENGTH} allowed`);
+  let ders: Buffer[];
+  try {
+    ders = pemToCertDers(pem);
+  } catch (e) {
+    return bad(`the forwarded certificate is not PEM: ${(e as Error).message}`);
+  }
+  if (ders.length === 0) return bad('the forwarded certificate holds no CERTIFICATE block');
+  return { kind: 'found', value: ders };
+}
+
+/** The URL-encoded PEM of an XFCC value's last element: `Chain=` when present, else `Cert=`. */
+export function xfccCertificate(value: string): string | undefined {
+  const elements = splitOutsideQuotes(value, ',');
+  const last = elements[elements.length - 1];
+  if (last === undefined) return undefined;
+  const pairs = new Map<string, string>();
+  for (const part of splitOutsideQuotes(last, ';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    const key = part.slice(0, eq).trim().toLowerCase();
+    let val = part.slice(eq + 1).trim();
+    if (val.length >= 2 && val.startsWith('"') && val.endsWith('"')) val = val.slice(1, -1).replace(/\\(.)/g, '$1');
+    if (!pairs.has(key)) pairs.set(key, val);
+  }
+  const v = pairs.get('chain') ?? pairs.get('cert');
+  return v === undefined || v === '' ? undefined : v;
+}
+
+function splitOutsideQuotes(s: string, sep: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (quoted && c === '\\' && i + 1 < s.length) {
+      cur += c + s[++i];
+      continue;
+    }
+    if (c === '"') quoted = !quoted;
+    if (c === sep && !quoted) {
+      out.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  out.push(cur);
+  return out;
+}

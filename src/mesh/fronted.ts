@@ -1,0 +1,33 @@
+/**
+ * The mesh's `kJudgeFronted` hook (hooks.ts): the fronted judge (inbound/fronted/judge.ts) over
+ * this mesh's policy gate, `inbound.jwtSvid` and `inbound.frontEnd`, its JWT bundles (mesh/jwt.ts:
+ * Workload API, dev CA, bundle file) and its X.509 bundles (the identity source's). Built once per
+ * mesh; reads the settings once (they are options, not snapshot state).
+ */
+import { judgeFronted } from '../inbound/fronted/judge.js';
+import { type FrontedInput, type FrontedOutcome } from '../inbound/fronted/types.js';
+import { type FrontedRequest, type FrontedVerdict, type JudgeFrontedHook } from './hooks.js';
+import { type MeshJwt } from './jwt.js';
+import { type MeshParts } from './parts.js';
+
+// The judge's shapes are the contract's (inbound/ cannot import mesh/): checked here, at compile time.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _in: Same<FrontedInput, FrontedRequest> = true;
+const _out: Same<FrontedOutcome, FrontedVerdict> = true;
+void _in, void _out;
+
+export function frontedJudge(p: MeshParts, jwt: MeshJwt): JudgeFrontedHook {
+  const { config, source, clock } = p;
+  const j = config.inbound.jwtSvid;
+  const deps = {
+    gate: p.inbound.gate,
+    audiences: j === undefined ? undefined : typeof j.audience === 'string' ? [j.audience] : [...j.audience],
+    frontEnd: config.inbound.frontEnd,
+    identityHeaders: config.inbound.identityHeaders,
+    realm: config.spiffeId,
+    jwtBundles: () => jwt.bundles(),
+    x509Bundles: () => source.getBundles(),
+    now: () => clock.now(),
+  };
+  return (request: FrontedRequest): Promise<FrontedVerdict> => judgeFronted(deps, request);
+}
