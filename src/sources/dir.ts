@@ -131,7 +131,9 @@ export class DirSource extends CoreBackedSource {
     try {
       const [certPem, keyPem, bundlePem] = await readAll(this.dir, [SVID_FILE, KEY_FILE, BUNDLE_FILE]);
       const current = this.core.current;
-      if (current && current.certChainPem === certPem && current.keyPem === keyPem && signature === this.#signature) return;
+      // The same files again: nothing to do — unless a read failed since (the directory was taken
+      // away and put back unchanged), when accepting them again clears the failure (state ready).
+      if (current && current.certChainPem === certPem && current.keyPem === keyPem && signature === this.#signature && !this.core.lastError) return;
       const td = this.#opts.trustDomain ?? leafTrustDomainHint(certPem!);
       let bundles;
       try {

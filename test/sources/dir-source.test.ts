@@ -353,3 +353,18 @@ test('an onError that throws (a broken logger) stops neither the retries nor the
   await clock.advanceAsync(300); // the first retry (250 ms with random 0) still runs
   await waitFor(() => source.status().state === 'ready', 5_000, 'ready after the retry');
 });
+
+test('the directory taken away and put back unchanged (found by npm run chaos): stale while it is gone, ready again once it is back', async (t) => {
+  const dir = await freshDir();
+  await writeSvidDir(dir, filesOf(await ca.issue({ spiffeId: ID })));
+  const { source } = await started(dir, { pollMs: 50 });
+  t.after(() => source.close());
+  assert.equal(source.status().state, 'ready');
+  const { rename } = await import('node:fs/promises');
+  await rename(dir, `${dir}.away`);
+  await waitFor(() => source.status().state === 'stale', 5_000, 'stale while the directory is gone');
+  await rename(`${dir}.away`, dir);
+  // The same files, the same signature: before the fix the read returned early and the source stayed stale.
+  await waitFor(() => source.status().state === 'ready', 5_000, 'ready again with the same files');
+  assert.equal(source.status().lastError, undefined);
+});
