@@ -19,6 +19,9 @@ export type Http2RequestListener = (req: Http2ServerRequest, res: Http2ServerRes
 import { type OutboundMeshStats } from './outbound/outbound.js';
 import { consoleLogger } from './logger.js';
 import { type OpenedSource, openSource } from './mesh/identity.js';
+import { kJudgeFronted, kThaw } from './mesh/hooks.js';
+import { createThaw } from './mesh/thaw.js';
+import { judgeFronted } from './mesh/fronted.js';
 import { type MeshJwt, openJwtClient } from './mesh/jwt.js';
 import { type ValidatedJwtSvid } from './identity/jwt-svid.js';
 import { type MeshParts, buildParts } from './mesh/parts.js';
@@ -248,6 +251,8 @@ function meshFacade(p: MeshParts, jwt: MeshJwt): Mesh {
     jwtSvid: (audience: string | readonly string[]) => jwt.jwtSvid(audience),
     validateJwtSvid: (token: string, audience: string) => jwt.validateJwtSvid(token, audience),
     snapshot: () => p.reconciler.current!,
+    [kThaw]: createThaw(p),
+    [kJudgeFronted]: judgeFronted(p),
     stats: (): MeshStats => {
       const file = controlPlane.status?.() ?? {};
       const inb = inbound.stats();
