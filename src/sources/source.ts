@@ -79,7 +79,7 @@ export interface X509Source {
  * serverless platform between invocations) or starved: its lifecycle report waits THAW_GRACE_MS for
  * the refresh the thaw triggers, instead of logging an expiry a renewal is about to cure.
  */
-export const LATE_TIMER_MS = 1_000;
+export const LATE_TIMER_MS = 100;
 export const THAW_GRACE_MS = 2_000;
 
 export interface SourceCoreOptions {
