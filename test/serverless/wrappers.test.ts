@@ -17,6 +17,9 @@ import { kThaw, type ThawHook } from '../../src/mesh/hooks.js';
 import { withMesh, withMeshHttp } from '../../src/serverless/index.js';
 import { frontedRequestOf } from '../../src/serverless/events.js';
 import { TD, filesOf, idOf, tempDir, writeSvidDir } from '../helpers/certs.js';
+import { createDirSource } from '../../src/sources/dir.js';
+import { renewalPoint } from '../../src/sources/lifecycle.js';
+import { THAW_GRACE_MS } from '../../src/sources/source.js';
 
 const FN = idOf('fn');
 const quiet = { info() {}, warn() {}, error() {} };
@@ -231,5 +234,38 @@ describe('kThaw in virtual time', () => {
     const err = (await outcome) as Error & { code?: string };
     assert.equal(err.code, 'ERR_SIDECARLESS_IDENTITY_UNAVAILABLE');
     assert.match(err.message, /expired while the function was frozen \(120 s since the previous invocation\) and no valid one arrived within 3000 ms/);
+  });
+
+  test('a lifecycle timer that fires late (a thaw) waits THAW_GRACE_MS for the renewal: renewed within it, nothing is logged; not renewed, reported after it', async () => {
+    const clock = new VirtualClock(Date.now());
+    const vca = await createDevCa({ trustDomain: TD, clock });
+    const dir = `${root.dir}/late-timer`;
+    await mkdir(dir, { recursive: true });
+    await writeSvidDir(dir, filesOf(await vca.issue({ spiffeId: FN, ttlMs: 60_000 })));
+    const events: string[] = [];
+    const source = await createDirSource({ dir, clock, pollMs: 3_600_000, onLifecycle: (e) => events.push(e.kind) });
+    try {
+      const s = source.getX509Svid();
+      clock.jump(renewalPoint(s.notBefore, s.notAfter) + 5_000 - clock.now()); // frozen: the timer did not run
+      await clock.advanceAsync(0); // it runs now, 5 s late
+      assert.deepEqual(events, [], 'no report at the thaw');
+      await clock.advanceAsync(THAW_GRACE_MS);
+      assert.deepEqual(events, ['renewal-overdue'], 'no renewal came: reported after the grace');
+
+      await writeSvidDir(dir, filesOf(await vca.issue({ spiffeId: FN, ttlMs: 60_000 })));
+      await source.refreshIfDue();
+      const s2 = source.getX509Svid();
+      assert.notEqual(s2.notAfter, s.notAfter);
+      events.length = 0;
+      await writeSvidDir(dir, filesOf(await vca.issue({ spiffeId: FN, ttlMs: 120_000 })));
+      clock.jump(s2.notAfter + 10_000 - clock.now()); // frozen past expiry, the renewal written meanwhile
+      await clock.advanceAsync(0); // the late timers: the phase check (now quiet) and the watch's debounce (re-reads)
+      await source.refreshIfDue(); // what kThaw does
+      await clock.advanceAsync(THAW_GRACE_MS);
+      assert.deepEqual(events, [], 'renewed within the grace: no expiry line for an SVID nobody used expired');
+      assert.ok(source.getX509Svid().notAfter > clock.now());
+    } finally {
+      await source.close();
+    }
   });
 });
