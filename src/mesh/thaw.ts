@@ -5,7 +5,9 @@
  * SVID blocks, up to the identity's startTimeout, until a valid one arrives, else fails closed;
  * then, after a gap of IDLE_GAP_MS or more, every pooled connection with nothing in flight is
  * dropped (the server's keep-alive timer ran while undici's did not: reusing such a socket is the
- * first-request ECONNRESET). Concurrent calls share one check.
+ * first-request ECONNRESET); beside these, a control plane whose state may be stale after the gap
+ * refreshes it, bounded (ControlPlane.thaw: xDS opens a new stream after XDS_THAW_GAP_MS). Concurrent
+ * calls share one check.
  */
 import { type Clock } from '../clock.js';
 import { IdentityUnavailableError } from '../errors.js';
@@ -29,9 +31,12 @@ export function createThaw(p: MeshParts): ThawHook {
     const now = p.clock.now();
     const gap = now - last;
     last = now;
+    // The control plane's refresh (xDS after a long freeze) runs beside the identity's: neither needs the other.
+    const xds = p.controlPlane.thaw?.(gap);
     await p.source.refreshIfDue?.();
     await validSvid(p.source, p.clock, startTimeout, gap);
     if (gap >= IDLE_GAP_MS) await p.outbound.dropIdleConnections();
+    await xds;
   };
   return () =>
     (running ??= run().finally(() => {
