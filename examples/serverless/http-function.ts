@@ -29,7 +29,14 @@ export const orders = withMeshHttp(
 );
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const server = createServer((req, res) => void orders(req, res));
+  // As the framework does: a handler that throws is a 500, not a crashed process.
+  const server = createServer((req, res) => {
+    orders(req, res).catch((e: unknown) => {
+      console.error(e);
+      if (!res.headersSent) res.writeHead(500);
+      res.end();
+    });
+  });
   server.listen(Number(process.env.PORT ?? 8080), '127.0.0.1', () => {
     console.log(`http-function: listening on http://127.0.0.1:${(server.address() as { port: number }).port}`);
   });

@@ -40,7 +40,7 @@ export function withMesh<E = unknown, R = unknown, C extends object = MeshLambda
       const verdict = await judgeOf(mesh)(http.request);
       if (!verdict.allowed) return refusalResponse(http.kind, event, verdict);
       ctx.peer = verdict.peer;
-    }
+    } else delete ctx.peer; // a context object used again (a local harness) never carries an earlier request's peer
     return handler(event, ctx, mesh);
   };
 }
