@@ -85,7 +85,7 @@ test('without @opentelemetry/api: ESM and CJS builds serve and fetch over mTLS, 
   }
 
   const [fnEsm, fnCjs] = await Promise.all(['fn.mjs', 'fn.cjs'].map((f) => run(process.execPath, [join(bare, f)], { cwd: bare, timeoutMs: 30_000, env: { NODE_OPTIONS: '' } })));
-  for (const [name, r] of [['serverless ESM', fnEsm], ['serverless CJS', fnCjs]] as const) {
+  for (const [name, r] of [['serverless ESM', fnEsm!], ['serverless CJS', fnCjs!]] as const) {
     assert.equal(r.code, 0, `${name} did not end by itself with 0:\n${r.stdout}${r.stderr}`);
     const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
     assert.deepEqual(out, { a: { id: 'spiffe://cluster.local/ns/default/sa/fn', kind: 'aws.events' }, b: { id: 'spiffe://cluster.local/ns/default/sa/fn', peer: null, kind: 'http' }, http: 'function' }, name);
