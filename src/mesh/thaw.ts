@@ -62,6 +62,7 @@ function validSvid(source: X509Source, clock: Clock, timeoutMs: number, gap: num
   };
   const first = problem();
   if (!first) return Promise.resolve();
+  const expired = source.status().state === 'expired';
   return new Promise((resolve, reject) => {
     let settled = false;
     const done = (err?: Error) => {
@@ -79,10 +80,10 @@ function validSvid(source: X509Source, clock: Clock, timeoutMs: number, gap: num
     const timer = clock.setTimeout(
       () => {
         const why = problem() ?? first;
+        const what = expired ? 'the X.509-SVID expired while the function was frozen' : 'the function has no valid X.509-SVID';
         done(
           new IdentityUnavailableError(
-            `the X.509-SVID expired while the function was frozen (${Math.round(gap / 1000)} s since the previous invocation) ` +
-              `and no valid one arrived within ${timeoutMs} ms of the thaw: ${why.message}`,
+            `${what} (${Math.round(gap / 1000)} s since the previous invocation) and no valid one arrived within ${timeoutMs} ms of the thaw: ${why.message}`,
             { cause: why },
           ),
         );
