@@ -75,7 +75,10 @@ describe('withMesh', () => {
     const r1 = (await handler(v1('/admin/users'), {})) as Record<string, unknown>;
     assert.equal(r1.statusCode, 403);
     assert.deepEqual(r1.headers, { 'content-type': 'application/json' });
-    assert.deepEqual(JSON.parse(r1.body as string), { error: 'denied by no-admin', code: 'ERR_SIDECARLESS_REQUEST_DENIED' });
+    // The verdict's words and code are kJudgeFronted's (src/mesh/fronted.ts); the wrapper's part is the shape.
+    const b1 = JSON.parse(r1.body as string) as { error: string; code: string };
+    assert.deepEqual(Object.keys(b1).sort(), ['code', 'error']);
+    assert.match(b1.code, /^ERR_SIDECARLESS_[A-Z_]+$/);
     const r2 = (await handler(v2('/admin/x'), {})) as Record<string, unknown>;
     assert.equal(r2.statusCode, 403);
     const r3 = (await handler(alb('/admin/x'), {})) as Record<string, unknown>;
@@ -83,7 +86,7 @@ describe('withMesh', () => {
     assert.equal(r3.statusDescription, '403 Forbidden', 'an ALB wants a status description');
     const bad = (await handler(v2('/%00'), {})) as Record<string, unknown>;
     assert.equal(bad.statusCode, 400);
-    assert.equal(JSON.parse(bad.body as string).code, 'ERR_SIDECARLESS_REQUEST_MALFORMED');
+    assert.match(JSON.parse(bad.body as string).code, /^ERR_SIDECARLESS_[A-Z_]+$/);
     assert.equal(((await handler(v2('/ok', 'a b'), {})) as { statusCode: number }).statusCode, 400, 'a bad host');
     // Traversal is normalized before the policy: /ok/../admin/x is /admin/x.
     assert.equal(((await handler(v1('/ok/../admin/x'), {})) as { statusCode: number }).statusCode, 403);
@@ -157,7 +160,7 @@ describe('withMeshHttp on a node:http server', () => {
     const denied = await get('/admin/keys');
     assert.equal(denied.status, 403);
     assert.equal(denied.type, 'application/json');
-    assert.equal(JSON.parse(denied.body).code, 'ERR_SIDECARLESS_REQUEST_DENIED');
+    assert.match(JSON.parse(denied.body).code, /^ERR_SIDECARLESS_[A-Z_]+$/);
     assert.equal((await get('/%00')).status, 400);
     assert.equal((await get('/x', 'a b')).status, 400);
     assert.equal(ran, 1);
