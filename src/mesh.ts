@@ -19,12 +19,13 @@ export type Http2RequestListener = (req: Http2ServerRequest, res: Http2ServerRes
 import { type OutboundMeshStats } from './outbound/outbound.js';
 import { consoleLogger } from './logger.js';
 import { type OpenedSource, openSource } from './mesh/identity.js';
+import { kJudgeFronted, kThaw } from './mesh/hooks.js';
+import { createThaw } from './mesh/thaw.js';
 import { type MeshJwt, openJwtClient } from './mesh/jwt.js';
 import { type ValidatedJwtSvid } from './identity/jwt-svid.js';
 import { type MeshParts, buildParts } from './mesh/parts.js';
 import { type MeshGrpc } from './grpc/mesh-grpc.js';
 import { openMeshGrpc } from './mesh/grpc.js';
-import { kJudgeFronted } from './mesh/hooks.js';
 import { frontedJudge } from './mesh/fronted.js';
 import { type SourceStatus, type X509Source } from './sources/source.js';
 import { type AdminEndpoint, type AdminServer, startAdmin } from './admin/server.js';
@@ -250,6 +251,7 @@ function meshFacade(p: MeshParts, jwt: MeshJwt): Mesh {
     jwtSvid: (audience: string | readonly string[]) => jwt.jwtSvid(audience),
     validateJwtSvid: (token: string, audience: string) => jwt.validateJwtSvid(token, audience),
     snapshot: () => p.reconciler.current!,
+    [kThaw]: createThaw(p),
     [kJudgeFronted]: frontedJudge(p, jwt),
     stats: (): MeshStats => {
       const file = controlPlane.status?.() ?? {};

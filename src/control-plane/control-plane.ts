@@ -32,6 +32,12 @@ export interface ControlPlane {
   discover?(host: string, protocol: string, ms: number, stop?: Promise<unknown>): Promise<DiscoveryAnswer>;
   /** A control plane with inbound policy (xDS) is told each port the mesh serves on: it asks for that port's inbound Listener. */
   servePort?(port: number): void;
+  /**
+   * The process was frozen for `gapMs` (a serverless thaw, mesh/thaw.ts): a control plane whose
+   * state may have gone stale meanwhile refreshes it, bounded; resolves (never rejects) when done
+   * or given up, the last good state still in force.
+   */
+  thaw?(gapMs: number): Promise<void>;
 }
 
 export interface ControlPlaneStatus {

@@ -176,6 +176,12 @@ export class Outbound implements ServiceRegistry {
   }
 
   /** Closes every service's pools (the dispatcher's egress agent too), waiting for in-flight requests. */
+  /** Every service's idle pools destroyed (a thaw: see OutboundService.dropIdleConnections); returns how many. */
+  async dropIdleConnections(): Promise<number> {
+    const counts = await Promise.all([...this.#services.values()].map((s) => s.dropIdleConnections()));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     this.changed();

@@ -66,6 +66,19 @@ export class PooledEndpoint {
     return this.slot?.pool;
   }
 
+  /**
+   * Takes the pool out when no request runs or waits on it (the next request makes a new one) and
+   * returns it for the caller to destroy: its sockets may have been closed by the server while the
+   * process was frozen. A busy pool stays.
+   */
+  takeIdlePool(): EndpointPool | undefined {
+    const pool = this.slot?.pool;
+    const st = (pool as { stats?: { running?: number; pending?: number } } | undefined)?.stats;
+    if (!pool || !st || (st.running ?? 0) + (st.pending ?? 0) > 0) return undefined;
+    this.slot!.pool = undefined;
+    return pool;
+  }
+
   /** The same endpoint (and pool, now or when made) with a new weight, zone or labels. */
   with(spec: ServiceEndpoint): PooledEndpoint {
     return new PooledEndpoint(this.key, spec, this.factory, (this.slot ??= {}));
@@ -489,6 +502,19 @@ export class OutboundService implements RoutableService {
     const pools = [...this.#endpoints.values()].flatMap((e) => (e.made ? [e.made] : []));
     this.#endpoints = new Map();
     await Promise.all([...pools.map((p) => p.close().catch(() => {})), ...this.#draining.values()]);
+  }
+
+  /**
+   * Destroys the pools of endpoints with no request in flight or queued (after a freeze: their
+   * keep-alive sockets may be dead); the next request opens a new connection. Returns how many.
+   */
+  async dropIdleConnections(): Promise<number> {
+    const idle = [...this.#endpoints.values()].flatMap((e) => {
+      const p = e.takeIdlePool();
+      return p ? [p] : [];
+    });
+    await Promise.all(idle.map((p) => p.destroy().catch(() => {})));
+    return idle.length;
   }
 
   async destroy(): Promise<void> {

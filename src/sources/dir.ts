@@ -7,7 +7,7 @@ import { parseCertificate } from '../identity/certificate.js';
 import { pemToCertDers } from '../identity/pem.js';
 import { buildSvid } from './svid-set.js';
 import { type ExpectedIdentity } from '../identity/workload-id.js';
-import { type SvidLifecycleEvent } from './lifecycle.js';
+import { type SvidLifecycleEvent, renewalPoint } from './lifecycle.js';
 import { CoreBackedSource, SourceCore, retryDelay } from './source.js';
 
 /** spiffe-helper's file names. */
@@ -107,6 +107,15 @@ export class DirSource extends CoreBackedSource {
   /** Re-reads the files now (also what the watcher triggers). */
   reload(): Promise<void> {
     return this.#load();
+  }
+
+  /**
+   * Re-reads the files now when the SVID is past its renewal point (or there is none valid): the
+   * writer renews at half-life, so newer files are likely there; a thawed process's poll has not run.
+   */
+  async refreshIfDue(): Promise<void> {
+    const svid = this.core.current;
+    if (!svid || this.core.clock.now() >= renewalPoint(svid.notBefore, svid.notAfter) || this.core.lastError) await this.#load();
   }
 
   /**

@@ -83,6 +83,12 @@ export class PinnedSource extends CoreBackedSource {
     return this.core.getX509Svid();
   }
 
+  /** The upstream's refresh, when it has one, then its SVID taken. */
+  async refreshIfDue(): Promise<void> {
+    await this.#upstream.refreshIfDue?.();
+    this.#sync();
+  }
+
   override async ready(timeoutMs?: number): Promise<void> {
     await this.#upstream.ready(timeoutMs);
     this.#take(this.#upstream.getX509Svid());

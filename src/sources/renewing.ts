@@ -128,6 +128,11 @@ export class RenewingSource extends CoreBackedSource {
     return this.core.getX509Svid();
   }
 
+  /** Renews now when the renewal (or retry) is due: a thawed process's timer has not run yet. */
+  async refreshIfDue(): Promise<void> {
+    if (this.core.clock.now() >= this.#rotateAt || this.#issuing) await this.rotate();
+  }
+
   /** When the next renewal (or retry) is due (ms since epoch). */
   get rotateAt(): number {
     return this.#rotateAt;

@@ -65,7 +65,22 @@ export interface X509Source {
   ready(timeoutMs?: number): Promise<void>;
   status(): SourceStatus;
   close(): Promise<void>;
+  /**
+   * Renews now if the SVID is due (past its planned refresh, or with no valid SVID): what a thawed
+   * serverless function calls before its first connection (its timers did not run while frozen).
+   * Resolves when that attempt ended, whatever its outcome (getX509Svid says the result). Optional:
+   * a source that is pushed its SVIDs (the Workload API) has nothing to ask for.
+   */
+  refreshIfDue?(): Promise<void>;
 }
+
+/**
+ * A timer that fires this much later than it was due means the process was frozen (SIGSTOP, a
+ * serverless platform between invocations) or starved: its lifecycle report waits THAW_GRACE_MS for
+ * the refresh the thaw triggers, instead of logging an expiry a renewal is about to cure.
+ */
+export const LATE_TIMER_MS = 100;
+export const THAW_GRACE_MS = 2_000;
 
 export interface SourceCoreOptions {
   /**
@@ -103,6 +118,8 @@ export class SourceCore {
   /** When the served SVID next changes phase (renewal point, expiry): checked at use time. */
   #nextCheck = Infinity;
   #timer: Timer | undefined;
+  /** After a late timer (a thaw): lifecycle reports wait until then for the renewal the thaw asks for. */
+  #quietUntil = -Infinity;
 
   constructor(
     readonly kind: string,
@@ -173,6 +190,7 @@ export class SourceCore {
   /** A new SVID starts fresh: watch for its renewal point, then its expiry. */
   #track(svid: X509Svid): void {
     this.#phase = 'fresh';
+    this.#quietUntil = -Infinity;
     this.#renewAt = renewalPoint(svid.notBefore, svid.notAfter);
     this.#nextCheck = this.#renewAt;
     this.#arm();
@@ -183,13 +201,27 @@ export class SourceCore {
     this.#timer = undefined;
     if (this.#closed || this.#nextCheck === Infinity) return;
     // Whole milliseconds, rounded up: the timer never wakes before the point (renewal points are fractional).
-    this.#timer = this.clock.setTimeout(() => this.#tick(this.clock.now()), Math.ceil(this.#nextCheck - this.clock.now()));
+    const due = Math.max(this.#nextCheck, this.clock.now());
+    this.#timer = this.clock.setTimeout(() => this.#fired(due), Math.ceil(this.#nextCheck - this.clock.now()));
+  }
+
+  /** The phase timer fired; late by more than LATE_TIMER_MS (a thaw), the report waits out THAW_GRACE_MS first. */
+  #fired(due: number): void {
+    const now = this.clock.now();
+    if (now - due > LATE_TIMER_MS) this.#quietUntil = now + THAW_GRACE_MS;
+    this.#tick(now);
   }
 
   /** Moves the served SVID to the phase `now` puts it in, telling the owner once per phase. */
   #tick(now: number): void {
     const svid = this.#svid;
     if (!svid || this.#closed) return;
+    if (now < this.#quietUntil) {
+      // Thawed: the source's own late timers (and the thaw hook) are renewing; re-check after the grace.
+      this.#timer?.cancel();
+      this.#timer = this.clock.setTimeout(() => this.#tick(this.clock.now()), Math.ceil(this.#quietUntil - now));
+      return;
+    }
     if (this.#phase === 'fresh' && now >= this.#renewAt && now <= svid.notAfter) {
       this.#phase = 'renewal-overdue';
       this.#nextCheck = svid.notAfter + 1;

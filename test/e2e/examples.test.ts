@@ -184,3 +184,28 @@ test('examples/websocket/server.ts: ws behind the mesh; curl’s upgrade to a de
   const evil = await curl(port, 'evil', '/chat', upgrade);
   assert.notEqual(evil.stdout, '101', 'a certificate from another CA never upgrades');
 });
+
+test('serverless examples: the Lambda handler frozen between invocations by the local invoker, and the (req, res) function, call payments over mTLS; a denied path never reaches either', async (t) => {
+  const payments = await startService(tsxArgs('examples/express/server.ts'), /listening on https:\/\/127\.0\.0\.1:(\d+)/, { SIDECARLESS_IDENTITY_DIR: join(dir, 'payments'), PORT: '0' });
+  t.after(() => payments.stop());
+  const env = { SIDECARLESS_IDENTITY_DIR: join(dir, 'orders'), PAYMENTS_ENDPOINTS: `127.0.0.1:${payments.match[1]}` };
+  const [lambda, fn] = await Promise.all([
+    run(process.execPath, tsxArgs('examples/serverless/invoke-local.ts'), { env: { ...env, FREEZE_MS: '1100' }, timeoutMs: 30_000 }),
+    startService(tsxArgs('examples/serverless/http-function.ts'), /listening on http:\/\/127\.0\.0\.1:(\d+)/, { ...env, PORT: '0' }),
+  ]);
+  t.after(() => fn.stop());
+  assert.equal(lambda.code, 0, lambda.stdout + lambda.stderr);
+  const caller = `"caller":"${id('orders')}"`;
+  const lines = lambda.stdout.split('\n');
+  assert.match(lines.find((l) => l.startsWith('invocation 1:'))!, new RegExp(`^invocation 1: 200 .*"trigger":"aws.events".*${caller.replace(/[/.]/g, '\\$&')}`));
+  assert.match(lines.find((l) => l.startsWith('invocation 2:'))!, /^invocation 2: 200 .*"caller":null,"trigger":"\/orders"/, 'after a freeze; the HTTP caller is unauthenticated (admitted by the policy)');
+  assert.match(lines.find((l) => l.startsWith('invocation 3:'))!, /^invocation 3: 403 .*"code":"ERR_SIDECARLESS_/);
+  assert.match(lambda.stdout, /the function exited by itself \(code 0\)/);
+
+  const base = `http://127.0.0.1:${fn.match[1]}`;
+  const ok = await fetch(`${base}/orders`);
+  assert.equal(ok.status, 200);
+  const body = (await ok.json()) as { caller: null; payments: { caller: string } };
+  assert.deepEqual([body.caller, body.payments.caller], [null, id('orders')]);
+  assert.equal((await fetch(`${base}/admin/keys`)).status, 403);
+});

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { assertDemoScenes } from './demo-scenes.js';
 import { createRequire } from 'node:module';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, tempDir } from './process.js';
 import { consumer, dependenciesOf, pack } from './pack.js';
@@ -42,6 +42,22 @@ const CJS = program("const { createDevCa, createMesh, peerOf } = require('sideca
 
 const ORDERS = 'spiffe://cluster.local/ns/default/sa/orders';
 
+// sidecarless/serverless from the tarball, ESM and CJS: a Lambda-shaped handler invoked with a
+// schedule event and an HTTP API v2 event; nothing closes the mesh: the process must end by itself.
+const serverless = (importLines: string) => `${importLines}
+(async () => {
+  const ca = await createDevCa();
+  const handler = withMesh(async (event, context, mesh) => ({ id: mesh.spiffeId, peer: context.peer, kind: event.source ?? 'http' }), {
+    service: 'fn', identity: { ca }, inbound: { defaultPolicy: 'all-unauthenticated' },
+  });
+  const a = await handler({ source: 'aws.events' }, {});
+  const b = await handler({ version: '2.0', rawPath: '/x', rawQueryString: '', headers: { host: 'fn.example' }, requestContext: { http: { method: 'GET', sourceIp: '192.0.2.1' } } }, {});
+  process.stdout.write(JSON.stringify({ a, b, http: typeof withMeshHttp }) + '\\n');
+})().catch((e) => { console.error(e); process.exit(1); });
+`;
+const SERVERLESS_ESM = serverless("import { withMesh, withMeshHttp } from 'sidecarless/serverless';\nimport { createDevCa } from 'sidecarless';");
+const SERVERLESS_CJS = serverless("const { withMesh, withMeshHttp } = require('sidecarless/serverless');\nconst { createDevCa } = require('sidecarless');");
+
 async function runApp(dir: string, file: string): Promise<{ stderr: string; result: { calls: Array<{ status: number; body: { peer: string } }>; served: number; sent: number } }> {
   const r = await run(process.execPath, [join(dir, file)], { cwd: dir, timeoutMs: 30_000, env: { NODE_OPTIONS: '' } });
   assert.equal(r.code, 0, `${file} failed:\n${r.stdout}${r.stderr}`);
@@ -58,12 +74,28 @@ test('without @opentelemetry/api: ESM and CJS builds serve and fetch over mTLS, 
   const bare = await consumer(join(dir, 'bare'), tarball, deps);
   await writeFile(join(bare, 'app.mjs'), ESM);
   await writeFile(join(bare, 'app.cjs'), CJS);
+  await writeFile(join(bare, 'fn.mjs'), SERVERLESS_ESM);
+  await writeFile(join(bare, 'fn.cjs'), SERVERLESS_CJS);
   const withApi = await consumer(join(dir, 'with-api'), tarball, [...deps, '@opentelemetry/api']);
   await writeFile(join(withApi, 'app.mjs'), ESM);
 
   // The layout really cannot resolve the API, from the app or from the package's own dist.
   for (const from of [join(bare, 'app.mjs'), join(bare, 'node_modules', 'sidecarless', 'dist', 'index.js')]) {
     assert.throws(() => createRequire(from).resolve('@opentelemetry/api'), /Cannot find module '@opentelemetry\/api'/, from);
+  }
+
+  const [fnEsm, fnCjs] = await Promise.all(['fn.mjs', 'fn.cjs'].map((f) => run(process.execPath, [join(bare, f)], { cwd: bare, timeoutMs: 30_000, env: { NODE_OPTIONS: '' } })));
+  for (const [name, r] of [['serverless ESM', fnEsm!], ['serverless CJS', fnCjs!]] as const) {
+    assert.equal(r.code, 0, `${name} did not end by itself with 0:\n${r.stdout}${r.stderr}`);
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    assert.deepEqual(out, { a: { id: 'spiffe://cluster.local/ns/default/sa/fn', kind: 'aws.events' }, b: { id: 'spiffe://cluster.local/ns/default/sa/fn', peer: null, kind: 'http' }, http: 'function' }, name);
+  }
+  // One mesh implementation: the serverless files import the main entry (by the package's name), they do not bundle it.
+  const dist = join(bare, 'node_modules', 'sidecarless', 'dist');
+  for (const f of ['serverless.js', 'serverless.cjs']) {
+    const text = await readFile(join(dist, f), 'utf8');
+    assert.match(text, /from "sidecarless"|require\("sidecarless"\)/, f);
+    assert.ok(text.length < 40_000, `${f} is ${text.length} bytes: it bundles more than the wrappers`);
   }
 
   const [esm, cjs, control, demo] = await Promise.all([

@@ -80,6 +80,8 @@ export class AdsTransport {
   #call: Call | undefined;
   #started = false;
   #closed = false;
+  /** Waiting for the next response (nextResponse). */
+  readonly #responseWaiters = new Set<() => void>();
 
   constructor(opts: AdsTransportOptions) {
     this.#opts = opts;
@@ -102,10 +104,41 @@ export class AdsTransport {
     this.#open();
   }
 
+  /**
+   * A new stream now, as after a loss but without its backoff (a thaw after a long freeze): the
+   * session re-sends every subscription with its ACKed versions; resources stay in force meanwhile.
+   * The old call is cancelled (its status is no longer this transport's: no loss is counted).
+   */
+  restart(): void {
+    if (this.#closed || !this.#started) return;
+    const call = this.#call;
+    this.#call = undefined;
+    call?.cancel();
+    this.#channel.reset();
+    this.#open();
+  }
+
+  /** Resolves true at the next DiscoveryResponse received, false after `ms` (the session's clock) without one. */
+  nextResponse(ms: number): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (answered: boolean) => {
+        this.#responseWaiters.delete(hit);
+        timer.cancel();
+        resolve(answered);
+      };
+      const hit = () => done(true);
+      // Kept alive: an invocation awaits it.
+      const timer = this.#opts.clock.setTimeout(() => done(false), ms, { keepAlive: true });
+      this.#responseWaiters.add(hit);
+    });
+  }
+
   /** Ends the session, the stream and the channel: no timer, call or socket is left. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    for (const w of [...this.#responseWaiters]) w();
     this.session.close();
     const call = this.#call;
     this.#call = undefined;
@@ -146,6 +179,7 @@ export class AdsTransport {
       } catch (e) {
         this.#logger.error('xDS: a listener of the ADS session threw on a response', { type: response.typeUrl, error: String(e) });
       }
+      if (this.#call === call) for (const w of [...this.#responseWaiters]) w();
     });
     call.on('error', () => {}); // the status below says it all; an 'error' without a listener would throw
     call.on('status', (status: StatusObject) => {

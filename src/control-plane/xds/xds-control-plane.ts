@@ -48,7 +48,19 @@ export interface AdsClient {
   readonly session: AdsSession<Node>;
   start(): void;
   close(): void;
+  /** A new stream now (no backoff): the subscriptions re-sent with their ACKed versions. */
+  restart?(): void;
+  /** Resolves true at the next response on the stream, false after `ms` without one. */
+  nextResponse?(ms: number): Promise<boolean>;
 }
+
+/**
+ * A freeze this long may have hidden pushes (and a connection the server or a NAT dropped, which
+ * grpc-js's keepalive, frozen too, did not notice): the thaw opens a new ADS stream, as after a
+ * loss, and waits up to XDS_THAW_WAIT_MS for its first response before routing.
+ */
+export const XDS_THAW_GAP_MS = 30_000;
+export const XDS_THAW_WAIT_MS = 1_000;
 
 /** Where the options' part comes from (the static control plane: options, policy file, mesh.set*). */
 export interface BaseControlPlane {
@@ -162,6 +174,15 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
   /** Opens the ADS stream. */
   start(): void {
     this.#o.ads.start();
+  }
+
+  /** After a freeze of XDS_THAW_GAP_MS or more: a new stream, and its first response waited for (bounded; the last good state serves otherwise). */
+  async thaw(gapMs: number): Promise<void> {
+    const ads = this.#o.ads;
+    if (this.#closed || this.#unavailable !== undefined || gapMs < XDS_THAW_GAP_MS || !ads.restart || !ads.nextResponse) return;
+    const answered = ads.nextResponse(XDS_THAW_WAIT_MS);
+    ads.restart();
+    if (!(await answered)) this.#o.logger.warn(`xDS: no response from ${this.#o.address} within ${XDS_THAW_WAIT_MS} ms of a thaw after ${Math.round(gapMs / 1000)} s frozen: routing with the last configuration received`);
   }
 
   current(): MeshSnapshot {

@@ -1,0 +1,129 @@
+/**
+ * AWS Lambda HTTP events (API Gateway REST v1, HTTP API v2 and Function URLs, ALB) as the mesh
+ * judges them (a FrontedRequest, hooks.ts), and a refusal as the response the event's front end
+ * expects. Pure. Any other event (SQS, a schedule, …) is not HTTP: `frontedRequestOf` gives
+ * undefined and the wrapper passes it through (IAM authorized the invocation).
+ */
+import { type FrontedRequest, type FrontedVerdict } from '../mesh/hooks.js';
+
+export type HttpEventKind = 'rest-v1' | 'http-v2' | 'alb';
+
+/** The port a front end receives HTTPS on: the platforms' public endpoints are 443. */
+export const FRONT_END_PORT = 443;
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+export function httpEventKind(event: unknown): HttpEventKind | undefined {
+  if (!isObj(event)) return undefined;
+  const rc = event.requestContext;
+  if (isObj(rc) && isObj(rc.elb) && typeof event.httpMethod === 'string') return 'alb';
+  if (event.version === '2.0' && isObj(rc) && isObj(rc.http) && typeof event.rawPath === 'string') return 'http-v2';
+  if (typeof event.httpMethod === 'string' && typeof event.path === 'string' && isObj(rc)) return 'rest-v1';
+  return undefined;
+}
+
+export interface FrontEndOptions {
+  /** `inbound.frontEnd` of the mesh's config, read defensively. */
+  readonly frontEnd?: unknown;
+}
+
+/** The request the event carries, or undefined for an event that is not an HTTP request. */
+export function frontedRequestOf(event: unknown, opts: FrontEndOptions = {}): { kind: HttpEventKind; request: FrontedRequest } | undefined {
+  const kind = httpEventKind(event);
+  if (!kind) return undefined;
+  const e = event as Obj;
+  const rc = e.requestContext as Obj;
+  const headers = headersOf(e, kind);
+  const host = first(headers.host) ?? (kind === 'alb' ? undefined : str(rc.domainName));
+  const method = kind === 'http-v2' ? (str((rc.http as Obj).method) ?? '') : (e.httpMethod as string);
+  const target = kind === 'http-v2' ? targetV2(e) : targetV1(e, kind);
+  const sourceIp = sourceIpOf(e, kind, headers);
+  const pem = awsApiGateway(opts.frontEnd) ? clientCertPem(rc, kind) : undefined;
+  return { kind, request: { method, target, host, headers, sourceIp, port: FRONT_END_PORT, ...(pem !== undefined && { forwardedClientCertPem: pem }) } };
+}
+
+const first = (v: string | readonly string[] | undefined) => (Array.isArray(v) ? (v[0] as string | undefined) : (v as string | undefined));
+
+/** Header values by lower-case name (multiValueHeaders when the event has them; v2's cookies array as Cookie). */
+function headersOf(e: Obj, kind: HttpEventKind): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const multi = e.multiValueHeaders;
+  if (isObj(multi)) {
+    for (const [k, v] of Object.entries(multi)) if (Array.isArray(v)) out[k.toLowerCase()] = v.filter((x): x is string => typeof x === 'string');
+  }
+  if (isObj(e.headers)) {
+    for (const [k, v] of Object.entries(e.headers)) if (typeof v === 'string' && out[k.toLowerCase()] === undefined) out[k.toLowerCase()] = v;
+  }
+  if (kind === 'http-v2' && Array.isArray(e.cookies) && out.cookie === undefined) out.cookie = e.cookies.filter((c) => typeof c === 'string').join('; ');
+  return out;
+}
+
+function targetV2(e: Obj): string {
+  const q = str(e.rawQueryString);
+  return `${e.rawPath as string}${q ? `?${q}` : ''}`;
+}
+
+/** REST v1 decodes query values (re-encoded here); ALB passes them as the client sent them. */
+function targetV1(e: Obj, kind: HttpEventKind): string {
+  const path = e.path as string;
+  const pairs: string[] = [];
+  const enc = kind === 'alb' ? (s: string) => s : encodeURIComponent;
+  const multi = e.multiValueQueryStringParameters;
+  const single = e.queryStringParameters;
+  if (isObj(multi)) {
+    for (const [k, vs] of Object.entries(multi)) if (Array.isArray(vs)) for (const v of vs) pairs.push(`${enc(k)}=${enc(String(v))}`);
+  } else if (isObj(single)) {
+    for (const [k, v] of Object.entries(single)) pairs.push(`${enc(k)}=${enc(String(v))}`);
+  }
+  return pairs.length ? `${path}?${pairs.join('&')}` : path;
+}
+
+/** What the front end saw: API Gateway's requestContext; for an ALB, the last X-Forwarded-For entry (the one it appended). */
+function sourceIpOf(e: Obj, kind: HttpEventKind, headers: Record<string, string | string[]>): string {
+  const rc = e.requestContext as Obj;
+  if (kind === 'http-v2') return str((rc.http as Obj).sourceIp) ?? '';
+  if (kind === 'rest-v1') return (isObj(rc.identity) && str(rc.identity.sourceIp)) || '';
+  const xff = headers['x-forwarded-for'];
+  const all = (Array.isArray(xff) ? xff.join(',') : (xff ?? '')).split(',').map((s) => s.trim()).filter(Boolean);
+  return all.at(-1) ?? '';
+}
+
+function awsApiGateway(frontEnd: unknown): boolean {
+  return isObj(frontEnd) && frontEnd.kind === 'aws-api-gateway';
+}
+
+/** API Gateway's mutual TLS: REST in requestContext.identity.clientCert, HTTP API in requestContext.authentication.clientCert. */
+function clientCertPem(rc: Obj, kind: HttpEventKind): string | undefined {
+  const holder = kind === 'rest-v1' ? rc.identity : kind === 'http-v2' ? rc.authentication : undefined;
+  if (!isObj(holder) || !isObj(holder.clientCert)) return undefined;
+  return str(holder.clientCert.clientCertPem);
+}
+
+/**
+ * Removes `names` (any case) from the event's headers and multiValueHeaders, in place: identity
+ * headers a client sent, and an admitted JWT-SVID, never reach the handler.
+ */
+export function stripEventHeaders(event: unknown, names: readonly string[]): void {
+  if (names.length === 0 || !isObj(event)) return;
+  const drop = new Set(names.map((n) => n.toLowerCase()));
+  for (const holder of [event.headers, event.multiValueHeaders]) {
+    if (!isObj(holder)) continue;
+    for (const k of Object.keys(holder)) if (drop.has(k.toLowerCase())) delete holder[k];
+  }
+}
+
+const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' };
+
+/** A refusal as the event's front end expects a response: status, JSON body, WWW-Authenticate for a 401. */
+export function refusalResponse(kind: HttpEventKind, event: unknown, v: Extract<FrontedVerdict, { allowed: false }>): Record<string, unknown> {
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...(v.wwwAuthenticate !== undefined && { 'www-authenticate': v.wwwAuthenticate }) };
+  const body = JSON.stringify({ error: v.message, code: v.code });
+  const res: Record<string, unknown> = { statusCode: v.status, body, isBase64Encoded: false };
+  if (kind === 'alb') res.statusDescription = `${v.status} ${REASONS[v.status] ?? ''}`.trim();
+  // An ALB target group with multi-value headers on (and a REST API sending them) reads multiValueHeaders.
+  if (isObj(event) && isObj(event.multiValueHeaders) && kind === 'alb') res.multiValueHeaders = Object.fromEntries(Object.entries(headers).map(([k, x]) => [k, [x]]));
+  else res.headers = headers;
+  return res;
+}
