@@ -14,6 +14,7 @@
  * Also: handshakes (full and resumed, new connection per request), cold start (spawn → first
  * mTLS response → exit), and the micro-benchmarks (policy, balancer, lb-sim, snapshot, identity, xds, ca,
  * telemetry if present, control-plane: the embedded ADS server with 1,000 clients in another process,
+ * cold-start: fresh processes, mesh (files, token bootstrap) ÷ undici and node:https, RSS, warm invocations,
  * grpc: grpc-js and HTTP/2 inbound through the mesh against plain TLS).
  * Writes bench/results/latest.json and bench/results/latest.md.
  */
