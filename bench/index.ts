@@ -14,6 +14,7 @@
  * Also: handshakes (full and resumed, new connection per request), cold start (spawn → first
  * mTLS response → exit), and the micro-benchmarks (policy, balancer, lb-sim, snapshot, identity, xds, ca,
  * telemetry if present, control-plane: the embedded ADS server with 1,000 clients in another process,
+ * cold-start: fresh processes, mesh (files, token bootstrap) ÷ undici and node:https, RSS, warm invocations,
  * grpc: grpc-js and HTTP/2 inbound through the mesh against plain TLS).
  * Writes bench/results/latest.json and bench/results/latest.md.
  */
@@ -438,6 +439,7 @@ async function main(): Promise<void> {
     ['telemetry.ts', 'benchTelemetry'], // added by another issue; run when present
     ['control-plane.ts', 'benchControlPlane'], // issue 13: the embedded control plane's ADS server at scale (its own processes)
     ['grpc.ts', 'benchGrpc'], // issue 15: grpc-js through mesh.grpc, and HTTP/2 inbound, against plain TLS (server in its own process)
+    ['cold-start.ts', 'benchColdStart'], // issue 14: cold start (files, token bootstrap) ÷ undici and node:https, RSS, warm invocations
   ];
   for (const [file, fn] of microMods) {
     const path = join(BENCH_DIR, file);

@@ -60,11 +60,11 @@ export { parseJwtBundle, type JwtBundle, type JwtBundleSet, type JwtKey } from '
 export { JwtWorkloadClient, type JwtWorkloadClientOptions, type JwtClientStatus, type JwtBundlesState } from './sources/workload-api-jwt.js';
 export { istioCaIssuer, type IstioCaIssuerOptions, type ClosableIssuer } from './sources/issuers/istio-ca.js';
 export { IstioCaSource, createIstioCaSource, type IstioCaSourceOptions } from './sources/istio-ca.js';
-export { type MeshOptionsInput as MeshOptions, type EndpointConfig, type EndpointInput, type Logger } from './config.js';
+export type { MeshOptionsInput as MeshOptions, EndpointConfig, EndpointInput, Logger } from './config.js';
 export { OutboundTimeoutError, EndpointConnectError, EndpointFailedError, MeshClosedError, UnknownServiceError, PendingConfigError, DiscoveryPendingError } from './outbound/errors.js';
 export { type OutboundServiceStats, type OutboundEndpointStats } from './outbound/service.js';
 export { type SplitStats } from './outbound/split.js';
-export { type SplitInput, type ServiceInput } from './config.js';
+export type { SplitInput, ServiceInput } from './config.js';
 export { type AdminEndpoint } from './admin/server.js';
 export { type TrafficSnapshot, HTTP_DURATION_BUCKETS } from './telemetry/stats.js';
 export * from './errors.js';

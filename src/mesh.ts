@@ -2,13 +2,15 @@ import { type Server } from 'node:https';
 import { type TlsOptions } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { type Clock, systemClock } from './clock.js';
-import { type EndpointInput, type MeshConfig, type MeshOptionsInput, type ServiceInput, type SplitInput, resolveConfig } from './config.js';
+import type { EndpointInput, MeshConfig, MeshOptionsInput, ServiceInput, SplitInput } from './config.js';
+import { resolveConfig } from './config/fast.js';
 import { type Reconciler, type RejectedSnapshot } from './control-plane/reconcile.js';
 import { type InboundMode, type MeshSnapshot } from './control-plane/snapshot.js';
 import { type ControlPlane } from './control-plane/control-plane.js';
 import { StaticControlPlane } from './control-plane/static.js';
 import { ConfigError } from './errors.js';
-import * as updates from './control-plane/updates.js';
+import type { SnapshotDraft } from './control-plane/updates.js';
+import { updates } from './mesh/zod.js';
 import { type PendingReference } from './control-plane/validate.js';
 import { type InboundMeshStats } from './inbound/inbound.js';
 import { type RequestListener } from './inbound/servers.js';
@@ -211,7 +213,7 @@ function snapshotStatus(r: Reconciler): SnapshotStatus {
 function runtimeUpdates(p: MeshParts): Pick<Mesh, 'setPolicy' | 'setEndpoints' | 'setSplit' | 'setService' | 'setInboundMode'> {
   const cp = p.controlPlane;
   const ctx = { trustDomain: p.config.trustDomain, namespace: p.config.namespace };
-  const offer = (draft: updates.SnapshotDraft, title: string) => {
+  const offer = (draft: SnapshotDraft, title: string) => {
     if (!p.local) throw new ConfigError(`${title}: this mesh takes its configuration from ${cp.name}, which does not take mesh.set* updates`);
     p.local.update(draft, 'api', { title });
   };

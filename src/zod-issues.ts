@@ -10,7 +10,7 @@
  *   one of dir, ca, source" when none or several are given.
  * Messages read after their path: `inbound.mode must be one of …` / `outbound.egres: unknown option`.
  */
-import { type z } from 'zod';
+import type { z } from 'zod';
 import { closest, didYouMean } from './suggest.js';
 
 type Issue = z.core.$ZodIssue;

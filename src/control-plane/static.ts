@@ -8,7 +8,8 @@
  * previous policy in force.
  */
 import { type Clock, systemClock } from '../clock.js';
-import { type Logger, type MeshConfig, issueLines } from '../config.js';
+import type { Logger, MeshConfig } from '../config.js';
+import { configModule } from '../config/zod.js';
 import { ConfigError } from '../errors.js';
 import { MeshClosedError } from '../outbound/errors.js';
 import { PolicyFile, isPolicyPath } from '../inbound/policy-file.js';
@@ -44,7 +45,7 @@ export function checkOptionsSnapshot(s: MeshSnapshot): void {
   const { issues } = validateSnapshot(s);
   if (issues.length === 0) return;
   const mapped = issues.map((i) => ({ path: asOptionPath(i.path), message: i.message }));
-  throw new ConfigError(`invalid sidecarless options:\n${issueLines(mapped)}`, mapped);
+  throw new ConfigError(`invalid sidecarless options:\n${configModule().issueLines(mapped)}`, mapped);
 }
 
 /** A policy given inline (a Policy, a document), or none. A path is loaded by the control plane. */

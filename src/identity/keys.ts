@@ -1,6 +1,6 @@
-import { webcrypto, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { KeyObject, webcrypto, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { certificationRequestInfo, signCertificationRequest } from './csr.js';
 import { derToPem } from './pem.js';
-import { loadX509 } from './x509.js';
 
 /** Key types: ECDSA P-256 is the default (cheaper handshakes than RSA-2048); P-384 is offered too. */
 export type KeyType = 'ec-p256' | 'ec-p384';
@@ -47,11 +47,7 @@ export function keyMatchesCertificate(keyPem: string, certDer: Uint8Array): bool
 
 /** A PKCS#10 CSR carrying a SPIFFE ID as its URI SAN (what Istio CA and Linkerd identity expect). */
 export async function createCsr(keys: CryptoKeyPair, spiffeId: string, keyType: KeyType = 'ec-p256'): Promise<string> {
-  const x509 = loadX509();
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    keys,
-    signingAlgorithm: signingAlgorithm(keyType),
-    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }])],
-  });
-  return csr.toString('pem');
+  const spki = new Uint8Array(await webcrypto.subtle.exportKey('spki', keys.publicKey));
+  const hash = ALGORITHMS[keyType].hash as 'SHA-256' | 'SHA-384';
+  return signCertificationRequest(certificationRequestInfo(spki, spiffeId), KeyObject.from(keys.privateKey), hash);
 }

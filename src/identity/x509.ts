@@ -1,5 +1,5 @@
 // @peculiar/x509 (with reflect-metadata, tsyringe and the asn1 packages: ~20 MB and ~140 ms to
-// import) is needed only where certificates are CREATED: the dev CA and CSRs. Verification uses
+// import) is needed only where certificates are CREATED: the dev CA (CSRs: csr.ts). Verification uses
 // node:crypto and der.ts. So it is loaded on first use, and a process that only verifies never
 // loads it. Through require, like undici and yaml: a static import here would be hoisted to the
 // top of the bundled dist file, and an `import()` in dist makes tsx (which the bench and tests run

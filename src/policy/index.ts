@@ -14,7 +14,6 @@ export { compilePolicy, type CompiledPolicy } from './compile.js';
 export { normalizeTarget, normalizePath, type NormalizedTarget } from './normalize.js';
 export {
   parsePolicy,
-  PolicySchema,
   DEFAULT_POLICIES,
   type Policy,
   type PolicyInput,

@@ -5,10 +5,10 @@
  * (multi-document), JSON, objects, arrays or a `List`. Always returns the native form.
  */
 import { PolicyError } from '../errors.js';
-import { importIstio } from './import/istio.js';
 import type { NativeRule } from './import/native.js';
-import { groupOf, type K8sDoc } from './import/k8s.js';
-import { importLinkerd, type NativeServer } from './import/linkerd.js';
+import type { K8sDoc } from './import/k8s.js';
+import type { NativeServer } from './import/linkerd.js';
+import { importers } from './import/zod.js';
 import { at, fail, inFile, policyError } from './issues.js';
 import { type Policy, parsePolicy } from './model.js';
 import { locateIssues, parseText } from './yaml.js';
@@ -72,7 +72,7 @@ function loadValues(raw: unknown[], one: boolean, options: LoadOptions): Policy 
     const name = typeof meta.name === 'string' && meta.name ? meta.name : fail(at(at(path, 'metadata'), 'name'), 'required');
     const namespace = typeof meta.namespace === 'string' && meta.namespace ? meta.namespace : undefined;
     const d: K8sDoc = { path, apiVersion, kind, name, namespace, body: value };
-    const group = groupOf(apiVersion);
+    const group = importers().groupOf(apiVersion);
     if (group === 'security.istio.io') {
       if (kind !== 'AuthorizationPolicy') {
         fail(at(path, 'kind'), `${kind} is not an authorization policy (PeerAuthentication maps to inbound.mode; RequestAuthentication/JWT is not supported)`);
@@ -100,8 +100,8 @@ function loadValues(raw: unknown[], one: boolean, options: LoadOptions): Policy 
     if (Array.isArray(s)) servers.push(...s);
   }
   const root = options.istioRootNamespace ?? 'istio-system';
-  for (const d of istio) rules.push(...importIstio(d, root));
-  const imported: NativeServer[] = linkerd.length ? importLinkerd(linkerd) : [];
+  for (const d of istio) rules.push(...importers().importIstio(d, root));
+  const imported: NativeServer[] = linkerd.length ? importers().importLinkerd(linkerd) : [];
   servers.push(...imported);
   return parsePolicy({ rules: rules as NativeRule[], servers });
 }

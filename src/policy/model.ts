@@ -6,33 +6,16 @@
  * (AND) and a field matches when any of its values matches (OR). A rule matches when any `from`
  * entry matches, any `to` entry matches, and every `when` entry matches (omitted = anything).
  */
-import { z } from 'zod';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import type { Alike } from './router-semantics.js';
-import { parseCidr } from './cidr.js';
-import { formatPath, policyError, type PolicyIssue } from './issues.js';
-import { normalizePath } from './normalize.js';
-import { checkStarPattern, isTemplate, parseTemplate } from './patterns.js';
-import { readableIssues } from '../zod-issues.js';
+import { policyError, type PolicyIssue } from './issues.js';
+import type { PolicyInput, RawRule } from './schema.js';
+import { policySchema } from './zod.js';
 
-/** What happens when no rule decides. Names follow Linkerd's default inbound policies. */
-export type DefaultPolicy =
-  | 'all-authenticated'
-  | 'all-unauthenticated'
-  | 'cluster-authenticated'
-  | 'cluster-unauthenticated'
-  | 'deny'
-  | 'audit';
+export type { PolicyInput };
 
-/** Every valid {@link DefaultPolicy}. */
-export const DEFAULT_POLICIES: readonly DefaultPolicy[] = Object.freeze([
-  'all-authenticated',
-  'all-unauthenticated',
-  'cluster-authenticated',
-  'cluster-unauthenticated',
-  'deny',
-  'audit',
-] as const);
+export { DEFAULT_POLICIES, type DefaultPolicy, checkPathPattern } from './basics.js';
+import type { DefaultPolicy } from './basics.js';
 
 /** A rule's action. `audit` rules never decide; their names are recorded in the decision. */
 export type RuleAction = 'allow' | 'deny' | 'audit';
@@ -214,175 +197,6 @@ export interface CompileOptions {
   readonly clusterNetworks?: readonly string[];
 }
 
-// ---------------------------------------------------------------------------------------------
-// Schema
-
-const nonEmpty = (s: z.ZodType) => z.array(s).min(1, 'must not be empty (omit the field to match anything)');
-
-const starPattern = z.string().superRefine((v, ctx) => {
-  const e = checkStarPattern(v);
-  if (e) ctx.addIssue({ code: 'custom', message: e });
-});
-
-const identity = z.string().superRefine((v, ctx) => {
-  const e = checkStarPattern(v);
-  if (e) return ctx.addIssue({ code: 'custom', message: e });
-  if (!v.startsWith('*') && !v.startsWith('spiffe://')) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" must be a SPIFFE ID (spiffe://…), or start with "*"` });
-  }
-});
-
-const trustDomain = z.string().regex(/^[a-z0-9._-]+$/, 'must be a trust domain: lower-case letters, digits, ".", "-", "_"');
-
-const serviceAccount = z.string().regex(/^[^/*\s]+\/([^/*\s]+|\*)$/, 'must be "namespace/serviceAccount" (serviceAccount may be "*")');
-
-const cidr = z.string().superRefine((v, ctx) => {
-  const r = parseCidr(v);
-  if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
-});
-
-const method = z.string().superRefine((v, ctx) => {
-  if (v === '*') return;
-  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(v) || v.includes('*')) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is not an HTTP method (wildcards other than "*" are not supported)` });
-  }
-});
-
-/** Validates a path pattern: templates parse, literal parts are already normalized. */
-export function checkPathPattern(v: string): string | undefined {
-  if (v === '*') return undefined;
-  if (isTemplate(v)) {
-    const t = parseTemplate(v);
-    return typeof t === 'string' ? t : undefined;
-  }
-  const e = checkStarPattern(v);
-  if (e) return e;
-  if (v.startsWith('*')) return undefined; // suffix: any string end
-  const literal = v.endsWith('*') ? v.slice(0, -1) : v;
-  if (!literal.startsWith('/')) return `"${v}" must start with "/" (or be a "*suffix" pattern)`;
-  const n = normalizePath(literal);
-  if (!n.startsWith('/')) return `"${v}": ${n}`;
-  if (n !== literal) {
-    return `"${v}" is not in normalized form; requests are matched after normalization, write "${n}${v.endsWith('*') ? '*' : ''}"`;
-  }
-  return undefined;
-}
-
-const pathPattern = z.string().superRefine((v, ctx) => {
-  const e = checkPathPattern(v);
-  if (e) ctx.addIssue({ code: 'custom', message: e });
-});
-
-const host = z.string().superRefine((v, ctx) => {
-  const e = checkStarPattern(v);
-  if (e) return ctx.addIssue({ code: 'custom', message: e });
-  if (/:[0-9]*$/.test(v) && !v.endsWith(']')) {
-    ctx.addIssue({ code: 'custom', message: `"${v}": hosts are matched without their port; use "ports" for the port` });
-  }
-});
-
-const port = z.number().int().min(1).max(65535);
-const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name');
-const headerMap = z.record(headerName, nonEmpty(starPattern));
-
-const sourceShape = {
-  identities: nonEmpty(identity).optional(),
-  notIdentities: nonEmpty(identity).optional(),
-  trustDomains: nonEmpty(trustDomain).optional(),
-  notTrustDomains: nonEmpty(trustDomain).optional(),
-  namespaces: nonEmpty(starPattern).optional(),
-  notNamespaces: nonEmpty(starPattern).optional(),
-  serviceAccounts: nonEmpty(serviceAccount).optional(),
-  notServiceAccounts: nonEmpty(serviceAccount).optional(),
-  unauthenticated: z.boolean().optional(),
-  ipBlocks: nonEmpty(cidr).optional(),
-  notIpBlocks: nonEmpty(cidr).optional(),
-};
-const operationShape = {
-  methods: nonEmpty(method).optional(),
-  notMethods: nonEmpty(method).optional(),
-  paths: nonEmpty(pathPattern).optional(),
-  notPaths: nonEmpty(pathPattern).optional(),
-  hosts: nonEmpty(host).optional(),
-  notHosts: nonEmpty(host).optional(),
-  ports: nonEmpty(port).optional(),
-  notPorts: nonEmpty(port).optional(),
-  headers: headerMap.optional(),
-  notHeaders: headerMap.optional(),
-  sni: nonEmpty(starPattern).optional(),
-  notSni: nonEmpty(starPattern).optional(),
-};
-
-const SourceSchema = z.strictObject(sourceShape);
-const OperationSchema = z.strictObject(operationShape);
-const ConditionSchema = z.strictObject({ ...sourceShape, ...operationShape });
-
-const oneOrMany = (s: z.ZodType) =>
-  z.preprocess((v) => (v === undefined || Array.isArray(v) ? v : [v]), z.array(s).min(1, 'must not be empty (omit the field to match anything)'));
-
-/** Kubernetes label selector schema (shared by the native form and the importers). */
-export const LabelSelectorSchema = z.strictObject({
-  matchLabels: z.record(z.string(), z.string()).optional(),
-  matchExpressions: z
-    .array(
-      z.strictObject({
-        key: z.string().min(1),
-        operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
-        values: z.array(z.string()).optional(),
-      }),
-    )
-    .optional(),
-});
-
-const defaultPolicy = z.enum(DEFAULT_POLICIES as unknown as [DefaultPolicy, ...DefaultPolicy[]]);
-
-const RuleSchema = z.strictObject({
-  name: z.string().min(1).optional(),
-  action: z.enum(['allow', 'deny', 'audit']),
-  from: oneOrMany(SourceSchema).optional(),
-  to: oneOrMany(OperationSchema).optional(),
-  when: oneOrMany(ConditionSchema).optional(),
-  matchNothing: z.boolean().optional(),
-  namespace: z.string().min(1).optional(),
-  selector: LabelSelectorSchema.optional(),
-});
-
-const ServerRouteSchema = z.strictObject({
-  ...operationShape,
-  route: z.string().min(1).optional(),
-  rank: z.number().int().min(0).optional(),
-});
-
-const ServerRuleSchema = z.strictObject({ ...RuleSchema.shape, route: z.string().min(1).optional() });
-
-const ServerSchema = z.strictObject({
-  name: z.string().min(1),
-  ports: nonEmpty(port),
-  accessPolicy: defaultPolicy.optional(),
-  routes: z.array(ServerRouteSchema).optional(),
-  rules: z.array(ServerRuleSchema).optional(),
-  namespace: z.string().min(1).optional(),
-  selector: LabelSelectorSchema.optional(),
-});
-
-/** The zod schema of the native document (`apiVersion`/`kind` optional: `sidecarless.dev/v1`, `Policy`). */
-export const PolicySchema = z.strictObject({
-  apiVersion: z.literal('sidecarless.dev/v1').optional(),
-  kind: z.literal('Policy').optional(),
-  rules: z.array(RuleSchema).optional(),
-  servers: z.array(ServerSchema).optional(),
-});
-
-/** The native document as written (before canonicalization). */
-export type PolicyInput = z.input<typeof PolicySchema>;
-
-/** Readable issues (see zod-issues.ts): what was given, what would be right, the closest known field. */
-function zodIssues(err: z.ZodError, input: unknown): PolicyIssue[] {
-  return readableIssues(err.issues, input, PolicySchema, { noun: 'field' }).map((i) => ({ path: formatPath(i.path), message: i.message }));
-}
-
-type RawRule = z.output<typeof RuleSchema> & { route?: string };
-
 function lowerKeys(m: Record<string, readonly string[]> | undefined): Record<string, readonly string[]> | undefined {
   if (!m) return undefined;
   const out: Record<string, readonly string[]> = {};
@@ -416,6 +230,24 @@ function canonicalRule(r: RawRule, index: number, prefix: string): Rule {
 }
 
 const isList = (v: unknown): v is unknown[] => Array.isArray(v);
+
+/**
+ * A document with no rule and no server (`{}`, what the mesh loads when no policy is given): its
+ * parse is known without the schema, so zod is not loaded for it. Anything else goes to schema.ts.
+ */
+function isEmptyNative(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null || Object.getOwnPropertySymbols(v).length > 0) return false;
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return false;
+  const o = v as Record<string, unknown>;
+  const empty = (x: unknown) => x === undefined || (Array.isArray(x) && x.length === 0);
+  return Object.keys(o).every(
+    (k) =>
+      (k === 'apiVersion' && (o[k] === undefined || o[k] === 'sidecarless.dev/v1')) ||
+      (k === 'kind' && (o[k] === undefined || o[k] === 'Policy')) ||
+      ((k === 'rules' || k === 'servers') && empty(o[k])),
+  );
+}
 const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** The canonical shape: `rules` and `servers` lists, every rule with its name and all three lists, every server with routes and rules. */
@@ -460,8 +292,8 @@ export function fromCanonical(input: unknown): unknown {
  */
 export function parsePolicy(input: unknown): Policy {
   const value = fromCanonical(input);
-  const r = PolicySchema.safeParse(value);
-  if (!r.success) throw policyError(zodIssues(r.error, value));
+  if (isEmptyNative(value)) return { rules: [], servers: [] };
+  const r = { data: policySchema().parseNative(value) };
   const issues: PolicyIssue[] = [];
   const rules = (r.data.rules ?? []).map((x, i) => canonicalRule(x, i, ''));
   const servers: Server[] = (r.data.servers ?? []).map((s, si) => {

@@ -14,7 +14,6 @@ import { api } from './otel.js';
 import { extractContext, tracer } from './tracing.js';
 
 // Reached only once tracer() returned a tracer, which needs the API (see otel.ts).
-const { SpanKind, SpanStatusCode, context, trace } = api;
 
 /** Process-wide key (ESM and CJS copies share it) of a request's observation. */
 const kObservation = Symbol.for('sidecarless.v1.observation');
@@ -186,11 +185,11 @@ export class InboundObserver {
         if (active) active.n++;
       }
       if (tr) {
-        const parent = extractContext(context.active(), req.headers);
+        const parent = extractContext(api.context.active(), req.headers);
         const attributes = attrs.spanAttrs(socket.remoteAddress ?? '', req.httpVersion);
         const method = activeAttrs[ATTR.method] as string;
-        span = tr.startSpan(method === '_OTHER' ? 'HTTP' : method, { kind: SpanKind.SERVER, attributes }, parent);
-        ctx = trace.setSpan(parent, span);
+        span = tr.startSpan(method === '_OTHER' ? 'HTTP' : method, { kind: api.SpanKind.SERVER, attributes }, parent);
+        ctx = api.trace.setSpan(parent, span);
       }
     }
     const w0 = this.traffic.istio && req.httpVersionMajor === 1 ? req.socket.bytesWritten : -1;
@@ -215,7 +214,7 @@ export class InboundObserver {
   /** Runs `fn` (the app) with the request's server span as the active context. */
   within<T>(req: IncomingMessage, fn: () => T): T {
     const ctx = (req as IncomingMessage & Carrier)[kObservation]?.ctx;
-    return ctx ? context.with(ctx, fn) : fn();
+    return ctx ? api.context.with(ctx, fn) : fn();
   }
 
   end(o: Observation, res: ServerResponse): void {
@@ -258,7 +257,7 @@ export class InboundObserver {
       }
       if (errorType) {
         span.setAttribute(ATTR.errorType, errorType);
-        span.setStatus({ code: SpanStatusCode.ERROR });
+        span.setStatus({ code: api.SpanStatusCode.ERROR });
       }
       span.end();
     }

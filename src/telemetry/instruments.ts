@@ -16,11 +16,10 @@ import type {
   ObservableResult,
   ObservableUpDownCounter,
 } from '@opentelemetry/api';
-import { api, otel } from './otel.js';
+import { api, otelInUse } from './otel.js';
 import { HTTP_DURATION_BUCKETS } from './stats.js';
 import { VERSION } from '../version.js';
 
-const { createNoopMeter, metrics } = api;
 
 /** Instrumentation scope name and version. */
 export const INSTRUMENTATION_NAME = 'sidecarless';
@@ -149,13 +148,13 @@ const byProvider = new WeakMap<MeterProvider, Instruments | null>();
  * API's no-op meter). Follows a provider registered (or replaced) later.
  */
 function currentInstruments(): Instruments | undefined {
-  const provider = metrics.getMeterProvider();
+  const provider = api.metrics.getMeterProvider();
   if (provider === cachedProvider) return cached;
   cachedProvider = provider;
   let made = byProvider.get(provider);
   if (made === undefined) {
     const meter = provider.getMeter(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION);
-    made = meter === createNoopMeter() ? null : build(meter);
+    made = meter === api.createNoopMeter() ? null : build(meter);
     byProvider.set(provider, made);
   }
   cached = made ?? undefined;
@@ -163,7 +162,7 @@ function currentInstruments(): Instruments | undefined {
 }
 
 /** `currentInstruments`, or — without the API, where no provider can be registered — always undefined. */
-export const instruments: () => Instruments | undefined = otel ? currentInstruments : () => undefined;
+export const instruments = (): Instruments | undefined => (otelInUse() ? currentInstruments() : undefined);
 
 /** Adds a mesh's identity to the expiry gauge; returns the function that removes it. */
 export function observeIdentity(o: IdentityObservation): () => void {

@@ -10,7 +10,6 @@ import { api } from './otel.js';
 import { injectSpanHeaders, tracer } from './tracing.js';
 
 // Reached only once tracer() returned a tracer, which needs the API (see otel.ts).
-const { SpanKind, SpanStatusCode, context } = api;
 
 /** `host[:port]` as the app wrote it → address and port (default 80: the app writes http://). */
 function splitHost(host: string): { address: string; port: number } {
@@ -166,10 +165,10 @@ export class OutboundObservation {
       if (e) e.n++;
     }
     if (tr) {
-      const parent = context.active();
+      const parent = api.context.active();
       const name = c.active[ATTR.method] === '_OTHER' ? 'HTTP' : (c.active[ATTR.method] as string);
       this.tracing = true;
-      const span = (this.#span = tr.startSpan(name, { kind: SpanKind.CLIENT, attributes: c.spanAttrs(route) }, parent));
+      const span = (this.#span = tr.startSpan(name, { kind: api.SpanKind.CLIENT, attributes: c.spanAttrs(route) }, parent));
       this.headers = injectSpanHeaders(parent, span);
     }
   }
@@ -233,7 +232,7 @@ export class OutboundObservation {
       if (status !== undefined) span.setAttribute(ATTR.status, status);
       if (errorType) {
         span.setAttribute(ATTR.errorType, errorType);
-        span.setStatus({ code: SpanStatusCode.ERROR, ...(err && { message: err.message }) });
+        span.setStatus({ code: api.SpanStatusCode.ERROR, ...(err && { message: err.message }) });
       }
       span.end();
     }

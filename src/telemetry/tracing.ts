@@ -10,11 +10,10 @@
  */
 import type { Context, Span, SpanContext, TextMapGetter, TextMapPropagator, TextMapSetter, Tracer, TracerProvider } from '@opentelemetry/api';
 import { INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION } from './instruments.js';
-import { api, otel } from './otel.js';
+import { api, otelInUse } from './otel.js';
 
 // Without the API these are undefined: everything here but tracer() runs only once tracer() returned
 // a tracer, which needs the API (see otel.ts).
-const { TraceFlags, createTraceState, defaultTextMapGetter, defaultTextMapSetter, isSpanContextValid, propagation, trace } = api;
 
 type ProxyLike = TracerProvider & { getDelegate?: () => TracerProvider; getDelegateTracer?: (name: string, version?: string) => Tracer | undefined };
 
@@ -24,7 +23,7 @@ let cachedProvider: TracerProvider | undefined;
 
 /** The mesh's tracer, or undefined when no TracerProvider is registered. */
 function currentTracer(): Tracer | undefined {
-  const p = trace.getTracerProvider() as ProxyLike;
+  const p = api.trace.getTracerProvider() as ProxyLike;
   if (typeof p.getDelegate !== 'function' || typeof p.getDelegateTracer !== 'function') {
     if (p !== cachedProvider) {
       cachedProvider = p;
@@ -41,7 +40,7 @@ function currentTracer(): Tracer | undefined {
 }
 
 /** `currentTracer`, or — without the API, where no provider can be registered — always undefined. */
-export const tracer: () => Tracer | undefined = otel ? currentTracer : () => undefined;
+export const tracer = (): Tracer | undefined => (otelInUse() ? currentTracer() : undefined);
 
 const TRACEPARENT = 'traceparent';
 const TRACESTATE = 'tracestate';
@@ -49,11 +48,11 @@ const TRACEPARENT_RE = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2
 
 /** W3C Trace Context (traceparent, tracestate), for when no global propagator is registered. */
 export const w3cTraceContext: TextMapPropagator = {
-  inject(ctx: Context, carrier: unknown, setter: TextMapSetter = defaultTextMapSetter): void {
-    const sc = trace.getSpanContext(ctx);
+  inject(ctx: Context, carrier: unknown, setter: TextMapSetter = api.defaultTextMapSetter): void {
+    const sc = api.trace.getSpanContext(ctx);
     if (sc) injectW3c(sc, carrier, setter);
   },
-  extract(ctx: Context, carrier: unknown, getter: TextMapGetter = defaultTextMapGetter): Context {
+  extract(ctx: Context, carrier: unknown, getter: TextMapGetter = api.defaultTextMapGetter): Context {
     const raw = getter.get(carrier, TRACEPARENT);
     const header = Array.isArray(raw) ? raw[0] : raw;
     if (typeof header !== 'string') return ctx;
@@ -62,10 +61,10 @@ export const w3cTraceContext: TextMapPropagator = {
     if (!m || m[1] === 'ff' || (m[1] === '00' && value.length !== 55)) return ctx;
     // The pattern already checked the hex digits: what is left of isSpanContextValid is "not all zeros".
     if (m[2] === INVALID_TRACE_ID || m[3] === INVALID_SPAN_ID) return ctx;
-    const sc = { traceId: m[2]!, spanId: m[3]!, traceFlags: parseInt(m[4]!, 16) & TraceFlags.SAMPLED, isRemote: true };
+    const sc = { traceId: m[2]!, spanId: m[3]!, traceFlags: parseInt(m[4]!, 16) & api.TraceFlags.SAMPLED, isRemote: true };
     const rawState = getter.get(carrier, TRACESTATE);
     const state = Array.isArray(rawState) ? rawState.join(',') : rawState;
-    return trace.setSpanContext(ctx, state ? { ...sc, traceState: createTraceState(state) } : sc);
+    return api.trace.setSpanContext(ctx, state ? { ...sc, traceState: api.createTraceState(state) } : sc);
   },
   fields: () => [TRACEPARENT, TRACESTATE],
 };
@@ -74,20 +73,20 @@ const INVALID_TRACE_ID = '00000000000000000000000000000000';
 const INVALID_SPAN_ID = '0000000000000000';
 
 function injectW3c(sc: SpanContext, carrier: unknown, setter: TextMapSetter): void {
-  if (!isSpanContextValid(sc)) return;
-  setter.set(carrier, TRACEPARENT, `00-${sc.traceId}-${sc.spanId}-0${Number(sc.traceFlags & TraceFlags.SAMPLED)}`);
+  if (!api.isSpanContextValid(sc)) return;
+  setter.set(carrier, TRACEPARENT, `00-${sc.traceId}-${sc.spanId}-0${Number(sc.traceFlags & api.TraceFlags.SAMPLED)}`);
   const ts = sc.traceState?.serialize();
   if (ts) setter.set(carrier, TRACESTATE, ts);
 }
 
 /** The global propagator when one is registered, else the built-in W3C trace context. */
 function propagator(): Pick<TextMapPropagator, 'inject' | 'extract'> {
-  return propagation.fields().length > 0 ? propagation : w3cTraceContext;
+  return api.propagation.fields().length > 0 ? api.propagation : w3cTraceContext;
 }
 
 /** Trace context from inbound request headers (Node's lower-cased `req.headers`). */
 export function extractContext(parent: Context, headers: Record<string, string | string[] | undefined>): Context {
-  return propagator().extract(parent, headers, defaultTextMapGetter);
+  return propagator().extract(parent, headers, api.defaultTextMapGetter);
 }
 
 /**
@@ -97,14 +96,14 @@ export function extractContext(parent: Context, headers: Record<string, string |
  */
 export function injectSpanHeaders(parent: Context, span: Span): Record<string, string> {
   const out: Record<string, string> = {};
-  if (propagation.fields().length > 0) propagation.inject(trace.setSpan(parent, span), out, defaultTextMapSetter);
-  else injectW3c(span.spanContext(), out, defaultTextMapSetter);
+  if (api.propagation.fields().length > 0) api.propagation.inject(api.trace.setSpan(parent, span), out, api.defaultTextMapSetter);
+  else injectW3c(span.spanContext(), out, api.defaultTextMapSetter);
   return out;
 }
 
 /** Headers carrying `ctx` (traceparent, tracestate, baggage… whatever the propagator writes). */
 export function injectHeaders(ctx: Context): Record<string, string> {
   const out: Record<string, string> = {};
-  propagator().inject(ctx, out, defaultTextMapSetter);
+  propagator().inject(ctx, out, api.defaultTextMapSetter);
   return out;
 }

@@ -6,12 +6,13 @@ import * as realApi from '@opentelemetry/api';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { TELEMETRY_OFF_MESSAGE, loadOtelApi, otel, reportTelemetryOff } from '../../src/telemetry/otel.js';
+import { TELEMETRY_OFF_MESSAGE, loadOtelApi, otelApi, reportTelemetryOff } from '../../src/telemetry/otel.js';
 import { instruments } from '../../src/telemetry/instruments.js';
 import { tracer } from '../../src/telemetry/tracing.js';
 import { tempDir } from '../e2e/process.js';
 
 test('installed: the API is the same instance the app imports (providers it registers are seen)', () => {
+  const otel = otelApi();
   assert.ok(otel);
   assert.equal(otel.metrics, realApi.metrics);
   assert.equal(otel.trace, realApi.trace);

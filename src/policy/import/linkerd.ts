@@ -15,7 +15,8 @@
 import { z } from 'zod';
 import { parseCidr } from '../cidr.js';
 import { at, fail, policyError, type PolicyIssue } from '../issues.js';
-import { checkPathPattern, DEFAULT_POLICIES, LabelSelectorSchema, type DefaultPolicy, type LabelSelector, type Operation, type ServerRoute, type Source } from '../model.js';
+import { LabelSelectorSchema } from '../schema.js';
+import { checkPathPattern, DEFAULT_POLICIES, type DefaultPolicy, type LabelSelector, type Operation, type ServerRoute, type Source } from '../model.js';
 import type { NativeRule } from './native.js';
 import { MetadataSchema, strictParse, type K8sDoc } from './k8s.js';
 
