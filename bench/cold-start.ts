@@ -11,7 +11,7 @@
  * The server is a node:https mTLS server in this process (one for the files CA, one for the control
  * plane's CA). Wall time is spawn → exit as this process sees it; the children report when import,
  * createMesh and the first response were done (ms since their start), their CPU and peak RSS.
- * A warm invocation: one process alternating mesh.fetch and undici fetch (both warmed) to the same
+ * A warm invocation: one process alternating a withMesh-wrapped handler (thaw check + mesh.fetch) and undici fetch (both warmed) to the same
  * server. Goals (issue 14): mesh ÷ undici ≤ 1.2, mesh-cp ÷ undici ≤ 1.5, RSS increment ≤ 10 MB,
  * warm added ≤ 0.2 ms. The machine is shared: goals are reported, never asserted.
  *   node --import tsx bench/cold-start.ts [--quick]
@@ -184,7 +184,7 @@ function report(runs: Record<Mode, Run[]>, warm: { mesh: number[]; plain: number
     ...(['mesh', 'mesh-cjs', 'mesh-cp'] as const).map((m) => ({ what: `cold start CPU: ${m} ÷ undici (CPU medians)`, ratio: round(cpu(m) / cpu('undici'), 3) })),
     { what: 'mesh RSS increment, client process (peak RSS mesh − undici, files identity)', MB: round(rss, 1), 'goal ≤ 10 MB': verdict(rss, GOALS.rssMB, ' MB') },
     {
-      what: `warm invocation: mesh.fetch − undici fetch, same server, ${warm.mesh.length} alternating requests (medians, ms)`,
+      what: `warm invocation: a withMesh handler (thaw check + mesh.fetch) − undici fetch, same server, ${warm.mesh.length} alternating requests (medians, ms)`,
       mesh: round(median(warm.mesh), 3),
       undici: round(median(warm.plain), 3),
       addedMs: round(added, 3),
