@@ -4,7 +4,7 @@
 // third of the suite's CPU over ~185 processes). Each file's `import.meta.url` stays its source's
 // URL, so fixtures, scripts and child processes found from it are the tree's own; code that must
 // find the module it runs as uses import.meta.resolve. The examples are transpiled too: the e2e
-// tests run them on plain Node (test/e2e/process.ts tsxArgs, SIDECARLESS_TEST_JS) — what the user
+// tests run them on plain Node (test/e2e/process.ts tsxArgs, TEST_EXAMPLES_JS_DIR) — what the user
 // runs with `npx tsx`, without the loader's cost in each of their ~20 processes; `--tsx` runs
 // them through tsx as the user does.
 import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';

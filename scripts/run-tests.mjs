@@ -90,7 +90,7 @@ if (!viaTsx) await compileTests();
 const child = spawn(
   process.execPath,
   [...entry, ...reporters, '--test-concurrency=2', '--test-timeout=120000', ...(viaTsx ? files : files.map(compiledPath))],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, TMPDIR: runTmp, ...(!viaTsx && { SIDECARLESS_TEST_JS: OUT_JS }), ...(recordTimes && { SIDECARLESS_TEST_TIMES: join(root, '.tmp', 'test-times.json') }) } },
+  { cwd: root, stdio: 'inherit', env: { ...process.env, TMPDIR: runTmp, ...(!viaTsx && { TEST_EXAMPLES_JS_DIR: OUT_JS }), ...(recordTimes && { TEST_TIMES_FILE: join(root, '.tmp', 'test-times.json') }) } },
 );
 // Ctrl-C reaches the test processes too (one process group); a SIGTERM is passed on. Either way
 // the tests end first, then the temp directory is checked and removed here.

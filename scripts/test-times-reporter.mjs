@@ -1,6 +1,6 @@
 // A node:test reporter that prints nothing: it collects each test file's wall time (the runner's
 // `test:complete` for the file itself) and, when the run ends, merges them into the JSON file named
-// by SIDECARLESS_TEST_TIMES (scripts/run-tests.mjs --record-times: .tmp/test-times.json, git-ignored).
+// by TEST_TIMES_FILE (scripts/run-tests.mjs --record-times: .tmp/test-times.json, git-ignored).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, relative } from 'node:path';
 
@@ -14,7 +14,7 @@ export default async function* timesReporter(source) {
       times[relative(root, d.file)] = Math.round(d.details.duration_ms);
     }
   }
-  const out = process.env.SIDECARLESS_TEST_TIMES;
+  const out = process.env.TEST_TIMES_FILE;
   if (!out) return;
   const old = existsSync(out) ? JSON.parse(readFileSync(out, 'utf8')) : {};
   const merged = { ...old, ...times };

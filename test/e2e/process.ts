@@ -35,11 +35,11 @@ export function cli(args: string[], env?: NodeJS.ProcessEnv): Promise<Run> {
 
 /**
  * Runs a TypeScript file (an example): its transpiled copy on plain Node when the suite runs
- * transpiled (scripts/run-tests.mjs sets SIDECARLESS_TEST_JS to where the copies are; `sidecarless`
+ * transpiled (scripts/run-tests.mjs sets TEST_EXAMPLES_JS_DIR to where the copies are; `sidecarless`
  * still resolves to dist/), else the source through tsx, as a user runs it.
  */
 export function tsxArgs(file: string): string[] {
-  const js = process.env.SIDECARLESS_TEST_JS;
+  const js = process.env.TEST_EXAMPLES_JS_DIR;
   if (js && file.startsWith('examples/')) return ['--enable-source-maps', join(js, file.replace(/\.ts$/, '.js'))];
   return ['--import', 'tsx', join(ROOT, file)];
 }
