@@ -18,6 +18,8 @@ import { type RunningControlPlane, startControlPlane } from '../../src/server/co
 import { type FrontedRequest, type FrontedVerdict, type JudgeFrontedHook, kJudgeFronted } from '../../src/mesh/hooks.js';
 import { parseJws } from '../../src/identity/jwt-svid.js';
 import { SpiffeWorkloadAPI, type JWTBundlesResponse, type JWTSVIDResponse } from '../../src/proto/workload.js';
+import { JwtWorkloadClient, controlPlaneJwtChannel } from '../../src/sources/workload-api-jwt.js';
+import { renderStatus } from '../../src/cli/control-plane-status.js';
 import { startIstioCa } from '../helpers/istio-ca-server.js';
 import { closeServer, listen } from '../helpers/net.js';
 import { makeTempDir } from '../helpers/tmp.js';
@@ -117,7 +119,9 @@ describe('JWT-SVIDs from the embedded control plane', () => {
     assert.equal(v.allowed, false);
     assert.equal(!v.allowed && v.status, 401);
     const st = cp.status();
-    assert.ok(st.jwtSvids.issued >= 3, JSON.stringify(st.jwtSvids));
+    assert.equal(st.jwtSvids.issued, 3, JSON.stringify(st.jwtSvids)); // PAYMENTS (cached for the fetch), ledger, someone-else
+    assert.equal(st.jwtSvids.bundleStreams, 1, "B's stream");
+    assert.match(renderStatus(JSON.parse(JSON.stringify(st)) as never), /JWT-SVIDs issued: 3; JWT bundle streams open: 1/);
   });
 
   test('the wire: only for the token’s own SPIFFE ID, an audience required, a token and the security header required; the bundle holds the kid', async () => {
@@ -140,6 +144,13 @@ describe('JWT-SVIDs from the embedded control plane', () => {
     } finally {
       c.close();
     }
+    // the mesh's client over the pinned channel: another workload's token, a root that cannot be read
+    const wrong = new JwtWorkloadClient({ channel: controlPlaneJwtChannel({ address: cp.address, root: cp.rootFile, token: token('orders') }), spiffeId: PAYMENTS });
+    await assert.rejects(wrong.jwtSvid('x'), (e: Error & { code?: string }) => e.code === 'ERR_SIDECARLESS_JWT_SVID_UNAVAILABLE' && /PERMISSION_DENIED .*: the token is for another workload/.test(e.message));
+    await wrong.close();
+    const noRoot = new JwtWorkloadClient({ channel: controlPlaneJwtChannel({ address: cp.address, root: `${cp.rootFile}.missing`, token: token('orders') }), spiffeId: ORDERS });
+    await assert.rejects(noRoot.jwtSvid('x'), (e: Error & { code?: string }) => e.code === 'ERR_SIDECARLESS_JWT_SVID_UNAVAILABLE' && /cannot read the control-plane root .*does not exist/.test(e.message));
+    await noRoot.close();
     // never on the plaintext port
     const plain = rawClient(cp.plaintextAddress!, false);
     try {
