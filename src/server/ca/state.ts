@@ -278,11 +278,18 @@ class State implements CaState {
     return [...this.#records];
   }
 
-  /** The derivation runs once (devCaJwt keeps it per key source object). */
+  /** Derived once; the CA key's PEM text is then dropped (the signer keeps only its non-extractable CryptoKey). */
   jwt(): Promise<DevCaJwt> {
-    this.#jwtSource ??= { trustDomain: this.trustDomain, exportPem: async () => ({ keyPem: this.loaded.keyPem }) };
-    return devCaJwt(this.#jwtSource);
+    if (!this.#jwt) {
+      const derived = devCaJwt({ trustDomain: this.trustDomain, exportPem: async () => ({ keyPem: this.loaded.keyPem }) });
+      this.#jwt = derived;
+      derived.then(
+        () => (this.loaded.keyPem = ''),
+        () => (this.#jwt = undefined),
+      );
+    }
+    return this.#jwt;
   }
 
-  #jwtSource: { readonly trustDomain: string; exportPem(): Promise<{ keyPem: string }> } | undefined;
+  #jwt: Promise<DevCaJwt> | undefined;
 }
