@@ -170,6 +170,6 @@ function identityKind(config: MeshConfig): string {
 function noIssuer(config: MeshConfig): (audience: string | readonly string[]) => Promise<string> {
   return () =>
     Promise.reject(
-      new JwtSvidUnavailableError(`mesh.jwtSvid: JWT-SVIDs are issued by the SPIFFE Workload API, the control plane whose CA gives the identity, or a dev CA given as identity.ca, and this mesh's identity comes from ${identityKind(config)}. ${HOW}`),
+      new JwtSvidUnavailableError(`mesh.jwtSvid: JWT-SVIDs are issued by the SPIFFE Workload API or a dev CA given as identity.ca (or by the control plane whose CA gives the identity), and this mesh's identity comes from ${identityKind(config)}. ${HOW}`),
     );
 }

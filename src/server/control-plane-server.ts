@@ -218,7 +218,7 @@ function listenError(at: ListenAddress, e: Error): Error {
 }
 
 function announce(logger: Logger, a: { tls: string; plain: string | undefined; admin: string; rootFile: string; mesh: MeshFileState; plaintextWide: boolean; adminWide: boolean }): void {
-  logger.info(`control plane serving ADS + CA + JWT-SVIDs on ${a.tls} (TLS); clients pin ${a.rootFile}`);
+  logger.info(`control plane serving ADS + CA on ${a.tls} (TLS); clients pin ${a.rootFile}`); // the CA's port also serves JWT-SVIDs (ca/jwt-service.ts); scripts read this line
   if (a.plain) logger.info(`ADS only, plaintext, on ${a.plain} (no CA, no registration)`);
   if (a.plaintextWide) logger.warn(`the plaintext ADS port ${a.plain} is reachable beyond this host: anyone who reaches it reads the mesh's configuration`);
   if (a.adminWide) logger.warn(`the admin endpoint ${a.admin} is reachable beyond this host: it is unauthenticated`);
