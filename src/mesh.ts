@@ -153,7 +153,7 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
   const clock = internals.clock ?? systemClock;
   const logger = config.logger ?? consoleLogger;
   reportTelemetryOff(logger); // once per process, when @opentelemetry/api is not installed
-  const jwt = openJwtClient(config, clock, logger); // opens nothing until used
+  const jwt = openJwtClient(config, clock, logger, internals.env ?? process.env); // opens nothing until used
   // Options are checked whole (and a policy file loaded) before any identity is opened.
   const fromOptions = await StaticControlPlane.create(config, logger, clock);
   // With `controlPlane`, its xDS feeds the snapshot over the options' part; without, no xDS code is loaded.

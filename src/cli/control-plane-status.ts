@@ -2,7 +2,7 @@
  * `sidecarless control-plane status [--admin URL] [--json]`: what the embedded control plane
  * serves and to whom, from its admin endpoint's /status (server/status.ts): the mesh file (and a
  * rejected edit), services with their endpoints, connected workloads with what they subscribe to,
- * the version each ACKed and the last NACK, issued certificates.
+ * the version each ACKed and the last NACK, issued certificates, how many JWT-SVIDs were issued.
  */
 import { request } from 'undici';
 import { SidecarlessError } from '../errors.js';
@@ -46,6 +46,7 @@ export interface StatusDoc {
   services: Array<{ name: string; namespace: string; port: number; protocol: string; endpoints: Array<{ address: string; source: string; state?: string; removeAt?: string }> }>;
   clients: ClientStatus[];
   certificates: Array<{ serial: string; spiffeId: string; notAfter: number | string }>;
+  jwtSvids?: { issued: number; bundleStreams: number };
   inboundNotRendered?: Array<{ workload: string; reason: string }>;
 }
 
@@ -105,6 +106,7 @@ export function renderStatus(d: StatusDoc): string {
   }
   out.push('', `certificates issued (${d.certificates.length}${d.certificates.length > 10 ? ', last 10' : ''})`);
   for (const c of d.certificates.slice(-10)) out.push(`  ${c.serial}  ${c.spiffeId}  until ${typeof c.notAfter === 'number' ? new Date(c.notAfter).toISOString() : c.notAfter}`);
+  if (d.jwtSvids) out.push(`JWT-SVIDs issued: ${d.jwtSvids.issued}; JWT bundle streams open: ${d.jwtSvids.bundleStreams}`);
   for (const f of d.inboundNotRendered ?? []) out.push(`inbound policy served as deny-all for ${f.workload}: ${f.reason}`);
   return out.join('\n');
 }

@@ -6,12 +6,16 @@
  *   (socket omitted: SPIFFE_ENDPOINT_SOCKET), or no `identity` with SPIFFE_ENDPOINT_SOCKET set
  *   (config.ts resolves both to the first form): FetchJWTSVID, cached by the client;
  * - a dev CA, when the identity is `{ ca: devCa }`: ES256 tokens signed with the CA's derived JWT
- *   key (identity/dev-ca-jwt.ts), 5 minutes, cached per audience until their refresh point.
- * Any other identity (files, a source of the app's, the control plane's CA) has no JWT issuer:
- * `jwtSvid` rejects with JwtSvidUnavailableError saying so.
+ *   key (identity/dev-ca-jwt.ts), 5 minutes, cached per audience until their refresh point;
+ * - the control plane, when the identity comes from its CA (`controlPlane`, no `identity`): the same
+ *   Workload API client over the control plane's pinned TLS channel with the bearer token
+ *   (controlPlaneJwtChannel). `sidecarless control-plane` serves FetchJWTSVID/FetchJWTBundles;
+ *   istiod does not, and the calls then fail saying so.
+ * Any other identity (files, a source of the app's) has no JWT issuer: `jwtSvid` rejects with
+ * JwtSvidUnavailableError saying so.
  *
- * Bundles (validation): the union, per trust domain, of the Workload API's JWT bundles, the dev
- * CA's, and `inbound.jwtSvid.bundle.file`'s (a kid the first source has wins over a later one).
+ * Bundles (validation): the union, per trust domain, of the Workload API's (or the control
+ * plane's) JWT bundles, the dev CA's, and `inbound.jwtSvid.bundle.file`'s (a kid the first source has wins over a later one).
  * With none of these, validation rejects with JwtSvidUnavailableError. Nothing is opened here: the
  * Workload API client dials on first use, the file is read on first use.
  */
@@ -22,7 +26,7 @@ import { type JwtBundle, type JwtBundleSet, type JwtKey } from '../identity/jwt-
 import { type ValidatedJwtSvid, validateJwtSvid } from '../identity/jwt-svid.js';
 import { type DevCaKeySource, devCaJwt } from '../identity/dev-ca-jwt.js';
 import { JwtBundleFile } from '../sources/jwt-bundle-file.js';
-import { type JwtClientStatus, JwtWorkloadClient, jwtRefreshAt } from '../sources/workload-api-jwt.js';
+import { type JwtClientStatus, JwtWorkloadClient, controlPlaneJwtChannel, jwtRefreshAt } from '../sources/workload-api-jwt.js';
 import { type WorkloadApiAddress, parseWorkloadApiAddress } from '../sources/workload-api-address.js';
 
 export interface MeshJwt {
@@ -54,11 +58,20 @@ function devCaOf(config: MeshConfig): DevCaKeySource | undefined {
   return typeof ca.exportPem === 'function' && typeof ca.trustDomain === 'string' ? (ca as DevCaKeySource) : undefined;
 }
 
-/** The mesh's JWT-SVID side: its issuer and its bundle sources. */
-export function openJwtClient(config: MeshConfig, clock: Clock, logger: Logger): MeshJwt {
+/** The Workload API client of the mesh's Workload API, or of its control plane when the identity comes from that CA (identity.ts's condition). */
+function workloadClientFor(config: MeshConfig, clock: Clock, onError: (err: Error) => void, env: NodeJS.ProcessEnv): JwtWorkloadClient | undefined {
   const address = workloadApiFor(config);
+  if (address) return new JwtWorkloadClient({ address, spiffeId: config.spiffeId, clock, onError });
+  const cp = config.controlPlane;
+  if (config.identity || !cp) return undefined;
+  const channel = controlPlaneJwtChannel({ address: cp.address, root: cp.root, token: cp.token, ...(cp.clusterId !== undefined && { clusterId: cp.clusterId }), env });
+  return new JwtWorkloadClient({ channel, spiffeId: config.spiffeId, clock, onError });
+}
+
+/** The mesh's JWT-SVID side: its issuer and its bundle sources. */
+export function openJwtClient(config: MeshConfig, clock: Clock, logger: Logger, env: NodeJS.ProcessEnv = process.env): MeshJwt {
   const onError = (err: Error) => logger.warn(`JWT-SVID: ${err.message}`);
-  const wa = address ? new JwtWorkloadClient({ address, spiffeId: config.spiffeId, clock, onError }) : undefined;
+  const wa = workloadClientFor(config, clock, onError, env);
   const ca = devCaOf(config);
   const fileCfg = config.inbound.jwtSvid?.bundle;
   const file = fileCfg ? new JwtBundleFile({ file: fileCfg.file, trustDomain: fileCfg.trustDomain ?? config.trustDomain, clock, onError }) : undefined;
@@ -105,7 +118,7 @@ async function collectBundles(config: MeshConfig, wa: JwtWorkloadClient | undefi
   }
   if (found.length === 0) {
     if (errors.length > 0) throw errors.length === 1 ? errors[0]! : new JwtSvidUnavailableError(errors.map((e) => e.message).join('; '));
-    throw new JwtSvidUnavailableError(`mesh.validateJwtSvid: this mesh has no JWT bundle: its identity (${identityKind(config)}) is not the SPIFFE Workload API nor a dev CA, and no inbound.jwtSvid.bundle.file is given. ${HOW}`);
+    throw new JwtSvidUnavailableError(`mesh.validateJwtSvid: this mesh has no JWT bundle: its identity (${identityKind(config)}) is not the SPIFFE Workload API, a control plane's CA nor a dev CA, and no inbound.jwtSvid.bundle.file is given. ${HOW}`);
   }
   return mergeBundles(found);
 }
@@ -147,7 +160,7 @@ function audienceList(audience: string | readonly string[]): string[] {
   return [...new Set(list)].sort();
 }
 
-const HOW = `Set identity: { workloadApi: { socket: 'unix:///run/spire/sockets/agent.sock' } } (or SPIFFE_ENDPOINT_SOCKET with no identity option), or identity: { ca } with a dev CA from createDevCa().`;
+const HOW = `Set identity: { workloadApi: { socket: 'unix:///run/spire/sockets/agent.sock' } } (or SPIFFE_ENDPOINT_SOCKET with no identity option), controlPlane with no identity (sidecarless control-plane issues JWT-SVIDs), or identity: { ca } with a dev CA from createDevCa().`;
 
 function identityKind(config: MeshConfig): string {
   const id = config.identity;
@@ -157,6 +170,6 @@ function identityKind(config: MeshConfig): string {
 function noIssuer(config: MeshConfig): (audience: string | readonly string[]) => Promise<string> {
   return () =>
     Promise.reject(
-      new JwtSvidUnavailableError(`mesh.jwtSvid: JWT-SVIDs are issued by the SPIFFE Workload API or a dev CA given as identity.ca, and this mesh's identity comes from ${identityKind(config)}. ${HOW}`),
+      new JwtSvidUnavailableError(`mesh.jwtSvid: JWT-SVIDs are issued by the SPIFFE Workload API or a dev CA given as identity.ca (or by the control plane whose CA gives the identity), and this mesh's identity comes from ${identityKind(config)}. ${HOW}`),
     );
 }

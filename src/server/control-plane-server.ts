@@ -4,8 +4,9 @@
  * - the CA and its state directory (ca/: root under `--state`, the server's own certificate, tokens),
  * - the registry of connected workloads (registry/),
  * - the ADS server (xds/ads-service.ts) over the resource source (resource-source.ts), on the TLS
- *   port with the CA (bearer token required, node checked against it) and, when asked, ADS alone on
- *   a plaintext port (never the CA, never registration),
+ *   port with the CA (bearer token required, node checked against it) and the Workload API's JWT
+ *   profile (ca/jwt-service.ts: JWT-SVIDs for the token's workload, the JWT bundle), and, when
+ *   asked, ADS alone on a plaintext port (never the CA, never JWT-SVIDs, never registration),
  * - the admin endpoint (admin.ts: /status, /live).
  */
 import * as grpc from '@grpc/grpc-js';
@@ -14,6 +15,7 @@ import { type Logger, consoleLogger } from '../logger.js';
 import { ControlPlaneListenError } from './control-plane-errors.js';
 import { type CaState, openCaState } from './ca/state.js';
 import { createCaService } from './ca/ca-service.js';
+import { createJwtSvidService } from './ca/jwt-service.js';
 import { createAdsService } from './xds/ads-service.js';
 import { type MeshModel, loadMeshFile, watchMeshFile } from './mesh-file/index.js';
 import { Registry } from './registry/registry.js';
@@ -70,6 +72,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
       s.addService(wiring.ads.definition, wiring.ads.implementation);
       const ca = createCaService(grpc, { state, trustDomain: mesh.model.trustDomain, authenticate: wiring.caAuth, logger });
       s.addService(ca.definition, ca.implementation);
+      s.addService(wiring.jwt.definition, wiring.jwt.implementation);
     });
     const plain = plaintext && (await bindServer(servers, plaintext, grpc.ServerCredentials.createInsecure(), (s) => s.addService(wiring.plainAds.definition, wiring.plainAds.implementation)));
     const admin: AdminServer = await startStatusAdmin(adminAt, () => status());
@@ -129,6 +132,7 @@ async function wire(o: ControlPlaneOptions, mesh: MeshFileState, state: CaState,
   const tokens: TokenCheck = (md) => check(md);
   const ads = createAdsService(grpc, { source, events, authenticate: adsAuthenticator(tokens, logger), clock });
   const plainAds = createAdsService(grpc, { source, events, plaintext: true, clock });
+  const jwt = createJwtSvidService(grpc, { state, authenticate: tokens, logger });
   push = () => {
     ads.changed();
     plainAds.changed();
@@ -140,6 +144,7 @@ async function wire(o: ControlPlaneOptions, mesh: MeshFileState, state: CaState,
     source,
     ads,
     plainAds,
+    jwt,
     caAuth: tokens,
     /** A new good mesh file: served if it can be (the CA's trust domain, its token issuers, the generator), else rejected whole. */
     async apply(model: MeshModel): Promise<void> {
@@ -168,6 +173,7 @@ async function wire(o: ControlPlaneOptions, mesh: MeshFileState, state: CaState,
     async close(): Promise<void> {
       ads.close();
       plainAds.close();
+      jwt.close();
       registry.close();
       await saving;
     },
@@ -212,7 +218,7 @@ function listenError(at: ListenAddress, e: Error): Error {
 }
 
 function announce(logger: Logger, a: { tls: string; plain: string | undefined; admin: string; rootFile: string; mesh: MeshFileState; plaintextWide: boolean; adminWide: boolean }): void {
-  logger.info(`control plane serving ADS + CA on ${a.tls} (TLS); clients pin ${a.rootFile}`);
+  logger.info(`control plane serving ADS + CA on ${a.tls} (TLS); clients pin ${a.rootFile}`); // the CA's port also serves JWT-SVIDs (ca/jwt-service.ts); scripts read this line
   if (a.plain) logger.info(`ADS only, plaintext, on ${a.plain} (no CA, no registration)`);
   if (a.plaintextWide) logger.warn(`the plaintext ADS port ${a.plain} is reachable beyond this host: anyone who reaches it reads the mesh's configuration`);
   if (a.adminWide) logger.warn(`the admin endpoint ${a.admin} is reachable beyond this host: it is unauthenticated`);

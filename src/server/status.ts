@@ -2,7 +2,7 @@
  * What `/status` (and `sidecarless control-plane status`) shows: the mesh file served (and the
  * last rejected edit), the services with their endpoints (static or registered, up or leaving),
  * every connected ADS client with what it subscribes to, the version it ACKed and its last NACK,
- * and the certificates the CA issued. No key material, no tokens. Pure over its inputs.
+ * the certificates the CA issued, and how many JWT-SVIDs it issued. No key material, no tokens. Pure over its inputs.
  */
 import { VERSION } from '../version.js';
 import { type Clock } from '../clock.js';
@@ -26,6 +26,7 @@ export interface StatusInputs {
     readonly registrar: Registrar;
     readonly ads: { clients(): readonly unknown[] };
     readonly plainAds: { clients(): readonly unknown[] };
+    readonly jwt: { issued(): number; streams(): number };
     readonly source: { readonly renderFailures: ReadonlyMap<string, string>; readonly refusedEndpoints: ReadonlyMap<string, string> };
   };
   readonly listen: string;
@@ -68,6 +69,7 @@ export function buildStatus(i: StatusInputs) {
     })),
     clients,
     certificates: i.state.issued().map((c) => ({ ...c })),
+    jwtSvids: { issued: wiring.jwt.issued(), bundleStreams: wiring.jwt.streams() },
     inboundNotRendered: [...wiring.source.renderFailures].map(([workload, reason]) => ({ workload, reason })),
     endpointsNotServed: [...wiring.source.refusedEndpoints].map(([endpoint, reason]) => ({ endpoint, reason })),
   };

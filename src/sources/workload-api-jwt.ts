@@ -19,6 +19,11 @@
  *   jitter), reset by a message that is taken (one refused does not: a server that sends only
  *   unusable bundles and drops the stream is failing); the last good bundles stay in use meanwhile.
  * Time for the cache and the backoff is the injectable Clock; gRPC deadlines are wall-clock.
+ *
+ * The same client speaks to any server of this API given a `channel` instead of an `address`: a
+ * grpc-js client factory and the metadata of each call. controlPlaneJwtChannel() is the control
+ * plane's (TLS pinned to controlPlane.root, the bearer token read per call, `workload.spiffe.io`):
+ * the embedded control plane serves the JWT profile; istiod does not (UNIMPLEMENTED, said so).
  */
 import { type Clock, type Timer, systemClock } from '../clock.js';
 import { ConfigError, JwtSvidError, JwtSvidUnavailableError } from '../errors.js';
@@ -27,17 +32,39 @@ import { type ValidatedJwtSvid, checkTimes, jwtSvidClaims, parseJws, validateJwt
 import { type JWTBundlesResponse, type JWTSVIDResponse, SpiffeWorkloadAPI } from '../proto/workload.js';
 import { type Grpc, loadGrpc } from './grpc.js';
 import { type WorkloadApiAddress, parseWorkloadApiAddress } from './workload-api-address.js';
-import { workloadApiClient, workloadApiMetadata } from './workload-api-client.js';
+import { WORKLOAD_API_HEADER, workloadApiClient, workloadApiMetadata } from './workload-api-client.js';
 import { printable } from '../identity/peer-text.js';
+import { type TokenSpec } from './issuers/bearer-token.js';
+import { PinnedChannel, callMetadata, readRoot } from './pinned-channel.js';
 
 export const JWT_REFRESH_BEFORE_EXPIRY_MS = 30_000;
 export const DEFAULT_JWT_FETCH_TIMEOUT_MS = 10_000;
 export const DEFAULT_JWT_BUNDLES_TIMEOUT_MS = 15_000;
 const MAX_AUDIENCE_LENGTH = 2048;
 
+/**
+ * Another server of the Workload API's JWT profile than a local agent: how to reach it. The
+ * client calls `client()` and `metadata()` for every call and stream (a factory may re-dial, a
+ * token may have been rotated); `close()` when the client closes.
+ */
+export interface JwtChannel {
+  /** For status and messages: `host:port`. */
+  readonly uri: string;
+  /** Who it is, in messages: "the control plane at host:port". */
+  readonly name: string;
+  client(grpc: Grpc): Promise<InstanceType<Grpc['Client']>>;
+  /** The metadata of one call; it must carry `workload.spiffe.io: true`. */
+  metadata(grpc: Grpc): Promise<InstanceType<Grpc['Metadata']>>;
+  /** What a status code means from this server (replaces the Workload API's hint for it). */
+  readonly hints?: Readonly<Record<number, string>>;
+  close(): void;
+}
+
 export interface JwtWorkloadClientOptions {
-  /** `unix:///path` or `tcp://IP:port` (parsed strictly), or an address already parsed. */
-  readonly address: string | WorkloadApiAddress;
+  /** `unix:///path` or `tcp://IP:port` (parsed strictly), or an address already parsed. Required unless `channel` is given. */
+  readonly address?: string | WorkloadApiAddress;
+  /** Instead of `address`: another server of the API (controlPlaneJwtChannel). */
+  readonly channel?: JwtChannel;
   /** The workload's own SPIFFE ID: asked for, and required as the `sub` of what comes back. */
   readonly spiffeId: string;
   readonly clock?: Clock;
@@ -82,11 +109,15 @@ export function jwtBackoffDelay(attempt: number, random: () => number = Math.ran
 }
 
 export class JwtWorkloadClient {
-  readonly address: WorkloadApiAddress;
+  /** The Workload API's address; undefined when the client was given a `channel`. */
+  readonly address: WorkloadApiAddress | undefined;
   readonly spiffeId: string;
   readonly #clock: Clock;
   readonly #random: () => number;
   readonly #opts: JwtWorkloadClientOptions;
+  readonly #uri: string;
+  readonly #where: string;
+  readonly #hints: Readonly<Record<number, string>>;
   #client: Promise<GrpcClient> | undefined;
   #closed = false;
   readonly #cache = new Map<string, Cached>();
@@ -101,7 +132,12 @@ export class JwtWorkloadClient {
   readonly #waiters = new Set<() => void>();
 
   constructor(opts: JwtWorkloadClientOptions) {
-    this.address = typeof opts.address === 'string' ? parseWorkloadApiAddress(opts.address) : opts.address;
+    if (opts.channel) this.address = undefined;
+    else if (opts.address !== undefined) this.address = typeof opts.address === 'string' ? parseWorkloadApiAddress(opts.address) : opts.address;
+    else throw new ConfigError('JwtWorkloadClient: give the Workload API address (unix:///path or tcp://IP:port) or a channel', [{ path: 'address', message: 'is required' }]);
+    this.#uri = opts.channel?.uri ?? this.address!.uri;
+    this.#where = opts.channel?.name ?? `the Workload API at ${this.#uri}`;
+    this.#hints = { ...HINTS, ...opts.channel?.hints };
     this.spiffeId = opts.spiffeId;
     this.#clock = opts.clock ?? systemClock;
     this.#random = opts.random ?? Math.random;
@@ -158,7 +194,7 @@ export class JwtWorkloadClient {
 
   status(): JwtClientStatus {
     return {
-      address: this.address.uri,
+      address: this.#uri,
       bundles: this.#state,
       trustDomains: [...(this.#bundles?.keys() ?? [])].sort(),
       ...(this.#lastError && { lastError: this.#lastError.message }),
@@ -177,23 +213,34 @@ export class JwtWorkloadClient {
     const client = this.#client;
     this.#client = undefined;
     if (client) (await client.catch(() => undefined))?.close();
+    this.#opts.channel?.close();
   }
 
   #grpc(): Promise<GrpcClient> {
     if (this.#closed) return Promise.reject(this.#closedError());
+    const channel = this.#opts.channel;
+    if (channel) return loadGrpc().then((grpc) => channel.client(grpc));
     // The X.509 stream's channel options: above all, never through an HTTP proxy of the environment
     // (grpc_proxy/https_proxy/http_proxy would send a tcp:// address's tokens and bundles elsewhere).
-    this.#client ??= loadGrpc().then((grpc) => workloadApiClient(grpc, this.address));
+    this.#client ??= loadGrpc().then((grpc) => workloadApiClient(grpc, this.address!));
     return this.#client;
   }
 
   async #metadata(): Promise<InstanceType<Grpc['Metadata']>> {
-    return workloadApiMetadata(await loadGrpc());
+    const grpc = await loadGrpc();
+    return this.#opts.channel ? this.#opts.channel.metadata(grpc) : workloadApiMetadata(grpc);
   }
 
   async #fetch(audience: string[], key: string): Promise<string> {
-    const client = await this.#grpc();
-    const md = await this.#metadata();
+    let client: GrpcClient;
+    let md: InstanceType<Grpc['Metadata']>;
+    try {
+      client = await this.#grpc();
+      md = await this.#metadata();
+    } catch (e) {
+      if (this.#closed || e instanceof JwtSvidUnavailableError) throw e;
+      throw new JwtSvidUnavailableError(`FetchJWTSVID at ${this.#uri}: ${(e as Error).message}`, { cause: e });
+    }
     const deadline = Date.now() + (this.#opts.fetchTimeoutMs ?? DEFAULT_JWT_FETCH_TIMEOUT_MS);
     const m = SpiffeWorkloadAPI.FetchJWTSVID;
     const res = await new Promise<JWTSVIDResponse>((resolve, reject) => {
@@ -210,7 +257,7 @@ export class JwtWorkloadClient {
 
   /** The token of our own SPIFFE ID in a FetchJWTSVID answer, checked as far as we can without the agent's keys. */
   #checkFetched(res: JWTSVIDResponse, audience: string[]): string {
-    const where = `the Workload API at ${this.address.uri}`;
+    const where = this.#where;
     const svid = res.svids.find((s) => s.spiffeId === this.spiffeId);
     if (!svid) {
       const got = res.svids.slice(0, 10).map((s) => printable(s.spiffeId, 200)).join(', ') || 'none';
@@ -230,7 +277,7 @@ export class JwtWorkloadClient {
 
   #fetchError(err: unknown): Error {
     if (this.#closed) return this.#closedError();
-    return new JwtSvidUnavailableError(`FetchJWTSVID at ${this.address.uri} failed: ${describeGrpcError(err)}`, { cause: err });
+    return new JwtSvidUnavailableError(`FetchJWTSVID at ${this.#uri} failed: ${describeGrpcError(err, this.#hints)}`, { cause: err });
   }
 
   async #bundlesReady(timeoutMs = this.#opts.bundlesTimeoutMs ?? DEFAULT_JWT_BUNDLES_TIMEOUT_MS): Promise<JwtBundleSet> {
@@ -251,7 +298,7 @@ export class JwtWorkloadClient {
     if (this.#closed) throw this.#closedError();
     if (this.#bundles) return this.#bundles;
     const why = this.#lastError ? `: ${this.#lastError.message}` : ` within ${timeoutMs} ms (no answer yet)`;
-    throw new JwtSvidUnavailableError(`no JWT bundles from the Workload API at ${this.address.uri}${why}; JWT-SVIDs cannot be validated without them`, this.#lastError && { cause: this.#lastError });
+    throw new JwtSvidUnavailableError(`no JWT bundles from ${this.#where}${why}; JWT-SVIDs cannot be validated without them`, this.#lastError && { cause: this.#lastError });
   }
 
   #wake(): void {
@@ -265,7 +312,10 @@ export class JwtWorkloadClient {
       client = await this.#grpc();
       md = await this.#metadata();
     } catch (e) {
-      if (!this.#closed) this.#stop(e as Error);
+      // A root or token file that cannot be read now may be readable later: retried, as a lost stream.
+      if (this.#closed) return;
+      if (this.#opts.channel) this.#onEnd({ code: 14, details: (e as Error).message });
+      else this.#stop(e as Error);
       return;
     }
     if (this.#closed) return;
@@ -293,7 +343,7 @@ export class JwtWorkloadClient {
       this.#state = 'ready';
       this.#lastError = undefined;
     } catch (e) {
-      const err = new JwtSvidUnavailableError(`JWT bundle update from the Workload API at ${this.address.uri} refused, keeping the previous bundles: ${(e as Error).message}`, { cause: e });
+      const err = new JwtSvidUnavailableError(`JWT bundle update from ${this.#where} refused, keeping the previous bundles: ${(e as Error).message}`, { cause: e });
       this.#lastError = err;
       this.#report(err);
     }
@@ -304,13 +354,13 @@ export class JwtWorkloadClient {
     if (this.#closed) return;
     const grpcErr = Object.assign(new Error(st.details), { code: st.code, details: st.details });
     if (st.code === 3 /* INVALID_ARGUMENT */ || st.code === 12 /* UNIMPLEMENTED */) {
-      const hint = st.code === 3 ? 'the server refused our request (the spec says not to retry)' : 'this Workload API has no JWT profile';
-      this.#stop(new JwtSvidUnavailableError(`FetchJWTBundles at ${this.address.uri} stopped: ${describeGrpcError(grpcErr)}; ${hint}. Not retried: fix the server or the address and restart`, { cause: grpcErr }));
+      const hint = st.code === 3 ? 'the server refused our request (the spec says not to retry)' : 'it has no JWT profile';
+      this.#stop(new JwtSvidUnavailableError(`FetchJWTBundles at ${this.#uri} stopped: ${describeGrpcError(grpcErr, this.#hints)}; ${hint}. Not retried: fix the server or the address and restart`, { cause: grpcErr }));
       return;
     }
     const delay = jwtBackoffDelay(this.#attempt++, this.#random);
-    const what = st.code === 0 ? 'the stream ended' : describeGrpcError(grpcErr);
-    const err = new JwtSvidUnavailableError(`FetchJWTBundles at ${this.address.uri}: ${what}; reconnecting in ${Math.round(delay)} ms${this.#bundles ? ', keeping the last JWT bundles' : ''}`, { cause: grpcErr });
+    const what = st.code === 0 ? 'the stream ended' : describeGrpcError(grpcErr, this.#hints);
+    const err = new JwtSvidUnavailableError(`FetchJWTBundles at ${this.#uri}: ${what}; reconnecting in ${Math.round(delay)} ms${this.#bundles ? ', keeping the last JWT bundles' : ''}`, { cause: grpcErr });
     this.#state = this.#bundles ? 'stale' : 'starting';
     this.#lastError = err;
     this.#report(err);
@@ -339,7 +389,7 @@ export class JwtWorkloadClient {
   }
 
   #closedError(): Error {
-    return new JwtSvidUnavailableError(`the JWT-SVID client for ${this.address.uri} is closed (the mesh was closed)`);
+    return new JwtSvidUnavailableError(`the JWT-SVID client for ${this.#uri} is closed (the mesh was closed)`);
   }
 }
 
@@ -359,11 +409,50 @@ const HINTS: Record<number, string> = {
   14: 'the agent is not reachable or not ready',
 };
 
-function describeGrpcError(err: unknown): string {
+function describeGrpcError(err: unknown, hints: Readonly<Record<number, string>> = HINTS): string {
   const e = err as { code?: unknown; details?: unknown; message?: unknown } | null;
   const code = typeof e?.code === 'number' ? e.code : undefined;
   const details = typeof e?.details === 'string' ? e.details : typeof e?.message === 'string' ? e.message : String(err);
   if (code === undefined) return details;
-  const hint = HINTS[code];
+  const hint = hints[code];
   return `${STATUS_NAMES[code] ?? `status ${code}`} (${printable(details, 300)})${hint ? `: ${hint}` : ''}`;
+}
+
+/** What the control plane's answers mean (istiod has no JWT profile: UNIMPLEMENTED). */
+export const CONTROL_PLANE_JWT_HINTS: Readonly<Record<number, string>> = {
+  7: 'the token is for another workload than this mesh\'s spiffeId: give the mesh its own token',
+  12: 'this control plane does not issue JWT-SVIDs (istiod does not; sidecarless control-plane does): use the SPIFFE Workload API (identity.workloadApi) or a JWK Set file (inbound.jwtSvid.bundle.file)',
+  14: 'the control plane is not reachable',
+  16: 'the control plane refused the token (expired, or not one it trusts): check controlPlane.token',
+};
+
+export interface ControlPlaneJwtOptions {
+  /** `host:port` of the control plane. */
+  readonly address: string;
+  /** The pinned root file (read for every call; a changed one re-dials). */
+  readonly root: string;
+  readonly token: TokenSpec;
+  readonly clusterId?: string;
+  readonly serverName?: string;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * The control plane as a JWT channel: TLS pinned to `root` (pinned-channel.ts, as its CA is
+ * reached), `authorization: Bearer <token>` read again for every call, `workload.spiffe.io: true`.
+ */
+export function controlPlaneJwtChannel(o: ControlPlaneJwtOptions): JwtChannel {
+  const pinned = new PinnedChannel({ address: o.address, ...(o.serverName !== undefined && { serverName: o.serverName }), maxReceiveBytes: 1 << 20 });
+  return {
+    uri: o.address,
+    name: `the control plane at ${o.address}`,
+    client: async (grpc) => pinned.client(grpc, await readRoot(o.root)),
+    async metadata(grpc) {
+      const md = await callMetadata(grpc, o.token, o.clusterId, o.env);
+      md.set(WORKLOAD_API_HEADER, 'true');
+      return md;
+    },
+    hints: CONTROL_PLANE_JWT_HINTS,
+    close: () => pinned.reset(),
+  };
 }

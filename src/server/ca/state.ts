@@ -20,6 +20,7 @@ import { type ParsedCertificate, isIssuedBy, parseCertificate } from '../../iden
 import { pemToCertDers, derToPem } from '../../identity/pem.js';
 import { SPIFFE_SCHEME, parseWorkloadId, validateTrustDomain } from '../../identity/spiffe-id.js';
 import { MAX_INTERMEDIATES } from '../../identity/svid.js';
+import { type DevCaJwt, devCaJwt } from '../../identity/dev-ca-jwt.js';
 import { verifiedCsrKey } from './csr.js';
 import { CaStateError } from './errors.js';
 import { type Authority, LEAF_BACKDATE_MS, createRoot, loadAuthority, signLeaf } from './signer.js';
@@ -71,6 +72,11 @@ export interface CaState {
   sign(csrPem: string, spiffeId: string, ttlMs: number): Promise<string[]>;
   /** The newest issued workload certificates (at most maxIssuedRecords, default 1,000), oldest first. */
   issued(): readonly IssuedRecord[];
+  /**
+   * The JWT-SVID signer: an ES256 key derived from the signing CA's key exactly as a dev CA derives
+   * its own (identity/dev-ca-jwt.ts: HKDF, never the CA key itself), and its JWK Set.
+   */
+  jwt(): Promise<DevCaJwt>;
 }
 
 export interface CaStateOptions {
@@ -97,6 +103,8 @@ interface Loaded {
   signer: Authority;
   /** Certificates between the signer and the root, signer first (empty when the root signs). */
   intermediates: ParsedCertificate[];
+  /** The signer's private key (PEM): only ever the input of the JWT key derivation. */
+  keyPem: string;
 }
 
 function oneCert(text: string, file: string): ParsedCertificate {
@@ -128,9 +136,10 @@ async function loadOrCreateRoot(dir: string, trustDomain: string, now: number): 
     throw new CaStateError(missing, `${present} is there but ${missing} is not: the state is incomplete (a first start interrupted, or a file lost). Restore ${missing}, or move ${dir} aside to start a new CA (every workload must then pin the new root)`);
   }
   const root = oneCert(await readText(certFile), certFile);
-  const signer = await loadAuthority(root.der, await readKeyFile(keyFile), now, { cert: certFile, key: keyFile });
+  const keyPem = await readKeyFile(keyFile);
+  const signer = await loadAuthority(root.der, keyPem, now, { cert: certFile, key: keyFile });
   if (!isIssuedBy(root, root)) throw new CaStateError(certFile, `${certFile} is not a self-signed root: give the root in root-cert.pem, or use Istio's layout (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem) for an intermediate`);
-  return { layout, root, signer, intermediates: [] };
+  return { layout, root, signer, intermediates: [], keyPem };
 }
 
 async function loadIstioCacerts(dir: string, now: number): Promise<Loaded> {
@@ -141,7 +150,8 @@ async function loadIstioCacerts(dir: string, now: number): Promise<Loaded> {
   if (await exists(dir, ROOT_KEY_FILE)) throw new CaStateError(f(ROOT_KEY_FILE), `${dir} holds both Istio's ca-cert.pem and our root-key.pem: which CA signs is ambiguous. Keep one layout`);
   const caCert = oneCert(await readText(f(ISTIO_CA_CERT_FILE)), f(ISTIO_CA_CERT_FILE));
   const root = oneCert(await readText(f(ROOT_CERT_FILE)), f(ROOT_CERT_FILE));
-  const signer = await loadAuthority(caCert.der, await readKeyFile(f(ISTIO_CA_KEY_FILE)), now, { cert: f(ISTIO_CA_CERT_FILE), key: f(ISTIO_CA_KEY_FILE) });
+  const keyPem = await readKeyFile(f(ISTIO_CA_KEY_FILE));
+  const signer = await loadAuthority(caCert.der, keyPem, now, { cert: f(ISTIO_CA_CERT_FILE), key: f(ISTIO_CA_KEY_FILE) });
   if (!root.isCa || !isIssuedBy(root, root)) throw new CaStateError(f(ROOT_CERT_FILE), `${f(ROOT_CERT_FILE)} is not a self-signed CA certificate: it must be the root of ca-cert.pem's chain`);
   if (now >= root.notAfter) throw new CaStateError(f(ROOT_CERT_FILE), `the root ${f(ROOT_CERT_FILE)} expired at ${new Date(root.notAfter).toISOString()}`);
   const chain = (await exists(dir, ISTIO_CERT_CHAIN_FILE)) ? await chainCerts(f(ISTIO_CERT_CHAIN_FILE)) : [caCert];
@@ -156,7 +166,7 @@ async function loadIstioCacerts(dir: string, now: number): Promise<Loaded> {
       throw new CaStateError(f(ISTIO_CERT_CHAIN_FILE), `the chain ca-cert.pem → root-cert.pem is broken: certificate ${i + 1} of it (${path[i]!.subject}) is not issued by the next (${path[i + 1]!.subject}). cert-chain.pem must run from ca-cert.pem up to root-cert.pem`);
     }
   }
-  return { layout: 'istio-cacerts', root, signer, intermediates };
+  return { layout: 'istio-cacerts', root, signer, intermediates, keyPem };
 }
 
 async function chainCerts(file: string): Promise<ParsedCertificate[]> {
@@ -267,4 +277,19 @@ class State implements CaState {
   issued(): readonly IssuedRecord[] {
     return [...this.#records];
   }
+
+  /** Derived once; the CA key's PEM text is then dropped (the signer keeps only its non-extractable CryptoKey). */
+  jwt(): Promise<DevCaJwt> {
+    if (!this.#jwt) {
+      const derived = devCaJwt({ trustDomain: this.trustDomain, exportPem: async () => ({ keyPem: this.loaded.keyPem }) });
+      this.#jwt = derived;
+      derived.then(
+        () => (this.loaded.keyPem = ''),
+        () => (this.#jwt = undefined),
+      );
+    }
+    return this.#jwt;
+  }
+
+  #jwt: Promise<DevCaJwt> | undefined;
 }
