@@ -14,6 +14,7 @@
  */
 import { type Policy, type Rule, type Server, parsePolicy } from '../../policy/index.js';
 import { type InboundSpec } from './translate/inbound.js';
+import { pendingPortRule } from '../../inbound/pending-port.js';
 
 export type PortState = { readonly kind: 'present'; readonly spec: InboundSpec } | { readonly kind: 'absent' } | { readonly kind: 'pending'; readonly listener: string };
 
@@ -29,7 +30,7 @@ export interface MeshLayer {
  * deny of everything): decisions, `stats().inbound.authz.byRule`, metrics and audit records name it,
  * never the local layer's `default:deny`.
  */
-export const pendingSection = (port: number) => `xds-inbound-pending:${port}`;
+export const pendingSection = pendingPortRule;
 
 function sectionOf(port: number, st: PortState): Server | undefined {
   if (st.kind === 'absent') return undefined;

@@ -4,6 +4,7 @@
  * the request is described as a PolicyRequest, and the gate decides (403 when denied). The
  * responders (responders.ts) write the verdict as an HTTP response or on a raw socket.
  */
+import { deniedStatus } from '../pending-port.js';
 import { type IncomingMessage } from 'node:http';
 import { type TLSSocket } from 'node:tls';
 import { type PeerIdentity } from '../../identity/peer-identity.js';
@@ -13,7 +14,7 @@ import { type PolicyGate } from '../policy-gate.js';
 import { type CheckedTarget, checkTarget } from './target.js';
 
 /** The verdict on one HTTP request: admitted, or refused with a status and why. */
-export type Verdict = { readonly ok: true } | { readonly ok: false; readonly status: 400 | 403; readonly reason: string };
+export type Verdict = { readonly ok: true } | { readonly ok: false; readonly status: 400 | 403 | 503; readonly reason: string };
 
 const ADMITTED: Verdict = Object.freeze({ ok: true });
 
@@ -37,7 +38,7 @@ export function judgeHttp1(
   }
   const alike = gate.alikeFor(t.path, req.method ?? '', routing);
   const decision = gate.decide(http1PolicyRequest(req, peer, t, alike), { routing, recheck, subject: req });
-  return decision.allowed ? ADMITTED : { ok: false, status: 403, reason: `denied by ${decision.rule}` };
+  return decision.allowed ? ADMITTED : { ok: false, status: deniedStatus(decision.rule), reason: `denied by ${decision.rule}` };
 }
 
 /** What the gate sees of a node:http request whose target checked out. */

@@ -6,7 +6,7 @@
 import { type ServerResponse } from 'node:http';
 import { type Duplex } from 'node:stream';
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 417: 'Expectation Failed', 500: 'Internal Server Error' };
+const REASONS: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 417: 'Expectation Failed', 500: 'Internal Server Error', 503: 'Service Unavailable' };
 
 function bodyOf(status: number): string {
   return `${REASONS[status] ?? 'Error'}\n`;
@@ -20,7 +20,7 @@ export function respondHttp(res: ServerResponse, status: number, close = false):
     return;
   }
   const body = bodyOf(status);
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...(close && { connection: 'close' }) });
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...(status === 503 && { 'retry-after': '1' }), ...(close && { connection: 'close' }) });
   res.end(body);
 }
 
@@ -28,7 +28,7 @@ export function respondHttp(res: ServerResponse, status: number, close = false):
 export function respondSocket(socket: Duplex, status: number): void {
   if (socket.destroyed) return;
   const body = bodyOf(status);
-  const head = `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n`;
+  const head = `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${status === 503 ? 'retry-after: 1\r\n' : ''}connection: close\r\n\r\n`;
   socket.end(head + body, () => socket.destroy());
   // A peer that never reads must not keep the socket: give the bytes a moment, then drop it.
   setTimeout(() => socket.destroy(), 1000).unref();

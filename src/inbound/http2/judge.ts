@@ -4,6 +4,7 @@
  * header object so every listener reads what is judged), the stream is described as the same
  * PolicyRequest an HTTP/1.1 request is, and the gate decides (403 when denied).
  */
+import { deniedStatus } from '../pending-port.js';
 import { type PeerIdentity } from '../../identity/peer-identity.js';
 import { type PolicyRequest } from '../../policy/index.js';
 import { EXACT_ROUTING, type RouterSemantics } from '../../policy/router-semantics.js';
@@ -44,7 +45,7 @@ export function judgeHttp2(
   }
   const alike = gate.alikeFor(t.path, r.method, routing);
   const decision = gate.decide(http2PolicyRequest(r, peer, t, alike), { routing, recheck, subject: r });
-  return decision.allowed ? ADMITTED : { ok: false, status: 403, reason: `denied by ${decision.rule}` };
+  return decision.allowed ? ADMITTED : { ok: false, status: deniedStatus(decision.rule), reason: `denied by ${decision.rule}` };
 }
 
 /** What the gate sees of an h2 stream whose target checked out: the same fields as HTTP/1.1. */

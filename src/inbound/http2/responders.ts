@@ -7,10 +7,10 @@
  */
 import { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 500: 'Internal Server Error' };
+const REASONS: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 500: 'Internal Server Error', 503: 'Service Unavailable' };
 
 /** gRPC status codes the gate answers with (grpc/grpc doc/statuscodes.md). */
-export const GRPC_STATUS = Object.freeze({ INVALID_ARGUMENT: 3, PERMISSION_DENIED: 7, INTERNAL: 13 });
+export const GRPC_STATUS = Object.freeze({ INVALID_ARGUMENT: 3, PERMISSION_DENIED: 7, INTERNAL: 13, UNAVAILABLE: 14 });
 
 /** Whether a request is gRPC (its content type says so). */
 export function isGrpcRequest(headers: IncomingHttpHeaders): boolean {
@@ -29,6 +29,7 @@ function grpcContentType(headers: IncomingHttpHeaders): string {
 
 function grpcStatusOf(status: number): number {
   if (status === 403) return GRPC_STATUS.PERMISSION_DENIED;
+  if (status === 503) return GRPC_STATUS.UNAVAILABLE;
   if (status === 400) return GRPC_STATUS.INVALID_ARGUMENT;
   return GRPC_STATUS.INTERNAL;
 }
@@ -49,11 +50,12 @@ export function grpcMessage(text: string): string {
 function grpcText(status: number, reason: string | undefined): string {
   if (status === 403) return 'sidecarless: permission denied by the mesh policy';
   if (status === 400) return `sidecarless: malformed request${reason ? `: ${reason}` : ''}`;
+  if (status === 503) return 'sidecarless: this port is waiting for its policy from the control plane; retry';
   return 'sidecarless: internal error';
 }
 
 /** Answers a refused stream; nothing of its request body is read. Never throws. `reason`: why (400 only is told). */
-export function respondStream(stream: ServerHttp2Stream, status: 400 | 403 | 500, headers: IncomingHttpHeaders, reason?: string): void {
+export function respondStream(stream: ServerHttp2Stream, status: 400 | 403 | 500 | 503, headers: IncomingHttpHeaders, reason?: string): void {
   if (stream.destroyed || stream.closed) return;
   try {
     if (stream.headersSent) {
@@ -68,7 +70,7 @@ export function respondStream(stream: ServerHttp2Stream, status: 400 | 403 | 500
       return;
     }
     const body = `${REASONS[status] ?? 'Error'}\n`;
-    stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...(status === 503 && { 'retry-after': '1' }) });
     stream.end(body);
   } catch {
     stream.destroy();

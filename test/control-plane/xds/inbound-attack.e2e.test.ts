@@ -13,7 +13,7 @@ import { LISTENER_TYPE_URL as LDS } from '../../../src/control-plane/xds/discove
 import { OWN, inboundListener, istioPolicy } from '../../helpers/istio-rbac.js';
 import { startXdsResponder, type XdsResponder } from '../../helpers/xds-responder.js';
 import { devCa, quiet } from '../../outbound/e2e/replicas.js';
-import { frontFor, waitFor } from '../../helpers/net.js';
+import { frontFor, rawTlsRequest, waitFor } from '../../helpers/net.js';
 
 const IP = '10.0.0.7';
 const opened: Array<{ close(): Promise<unknown> }> = [];
@@ -80,7 +80,7 @@ describe('inbound policy from xDS, attacked', () => {
     const orders = await svidOf('orders');
     const { app, reached: count } = countingExpress(mesh, '/pay');
     const port = await listenOn(createHttpsServer(mesh.serverTlsOptions(), app));
-    assert.equal(await get(orders, port, '/pay'), 403, 'first request: the port is pending');
+    assert.equal(await get(orders, port, '/pay'), 503, 'first request: the port is pending');
     assert.equal(count(), 0);
     await waitFor(() => x.subscribed(LDS).includes(nameOf(port)), 3_000, 'the inbound Listener to be asked for');
     x.set(LDS, nameOf(port), allowOrders(port));
@@ -100,7 +100,7 @@ describe('inbound policy from xDS, attacked', () => {
     await app.listen({ port: 0, host: '127.0.0.1' });
     opened.push({ close: () => app.close() });
     const port = (app.server.address() as { port: number }).port;
-    assert.equal(await get(orders, port, '/pay'), 403, 'pending: fail closed');
+    assert.equal(await get(orders, port, '/pay'), 503, 'pending: fail closed');
     assert.equal(reached, 0);
     x.set(LDS, nameOf(port), allowOrders(port));
     x.push();
@@ -129,7 +129,7 @@ describe('inbound policy from xDS, attacked', () => {
     assert.equal(await get(admin, a, '/'), 403);
     assert.equal(await get(orders, d, '/'), 200);
     assert.equal(await get(admin, d, '/'), 403);
-    assert.equal(await get(orders, b, '/'), 403, 'b pending');
+    assert.equal(await get(orders, b, '/'), 503, 'b pending');
     assert.equal(await get(admin, c, '/'), 200, 'c absent: the local policy alone');
   });
 
@@ -144,7 +144,7 @@ describe('inbound policy from xDS, attacked', () => {
     await waitFor(async () => (await get(orders, first, '/')) === 200, 3_000, 'first port delivered');
     await new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); });
     const second = await new Promise<number>((r) => server.listen(0, '127.0.0.1', () => r((server.address() as { port: number }).port)));
-    assert.equal(await get(orders, second, '/'), 403, 'the new port is pending');
+    assert.equal(await get(orders, second, '/'), 503, 'the new port is pending');
   });
 
   test('a first inbound Listener NACKed leaves the port pending (denying), never open', async (t) => {
@@ -155,7 +155,7 @@ describe('inbound policy from xDS, attacked', () => {
     x.set(LDS, nameOf(port), inboundListener(OWN, { port, allow: { p: { permissions: [{ any: true }], principals: [{ any: true }], condition: {} } } }));
     x.push();
     await waitFor(() => x.nacks.length > 0, 3_000, 'the NACK');
-    assert.equal(await get(orders, port, '/'), 403);
+    assert.equal(await get(orders, port, '/'), 503);
     assert.ok(pendingApplied(mesh, port));
   });
 
@@ -166,7 +166,7 @@ describe('inbound policy from xDS, attacked', () => {
     const orders = await svidOf('orders');
     const port = await listenOn(mesh.createServer((_q, r) => r.end('ok')));
     await waitFor(() => x.subscribed(LDS).includes(nameOf(port, ip)), 3_000, 'the v6 name asked for');
-    assert.equal(await get(orders, port, '/'), 403);
+    assert.equal(await get(orders, port, '/'), 503);
     x.set(LDS, nameOf(port, ip), allowOrders(port, ip));
     x.push();
     await waitFor(async () => (await get(orders, port, '/')) === 200, 3_000, 'the v6 Listener to apply');
@@ -194,12 +194,12 @@ describe('inbound policy from xDS, attacked', () => {
         setTimeout(() => s.destroy(), 1_500);
       });
     const ws = await raw('GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
-    assert.match(ws, /^HTTP\/1\.1 403/, ws);
+    assert.match(ws, /^HTTP\/1\.1 503/, ws);
     const cn = await raw('CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\n');
-    assert.match(cn, /^HTTP\/1\.1 (403|400|405)/, cn);
+    assert.match(cn, /^HTTP\/1\.1 (503|400|405)/, cn);
     const ec = await raw('POST /pay HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n');
-    assert.match(ec, /^HTTP\/1\.1 403/, ec);
-    assert.equal(await get(orders, port, '/', { method: 'HEAD' }), 403);
+    assert.match(ec, /^HTTP\/1\.1 503/, ec);
+    assert.equal(await get(orders, port, '/', { method: 'HEAD' }), 503);
     assert.equal(reached, 0);
   });
 
@@ -243,7 +243,7 @@ describe('inbound policy from xDS, attacked', () => {
     opened.push({ close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) });
     const front = await frontFor(server);
     opened.push(front);
-    assert.equal(await get(orders, front.port, '/'), 403, 'the front\'s port is pending: fail closed');
+    assert.equal(await get(orders, front.port, '/'), 503, 'the front\'s port is pending: fail closed');
     assert.equal(reached, 0);
     await waitFor(() => x.subscribed(LDS).includes(nameOf(front.port)), 3_000, 'the front port\'s Listener asked for');
     x.set(LDS, nameOf(front.port), allowOrders(front.port));
@@ -261,7 +261,7 @@ describe('inbound policy from xDS, attacked', () => {
     opened.push({ close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) });
     const front = await frontFor(server);
     opened.push(front);
-    assert.equal(await get(orders, front.port, '/'), 403, 'pending: fail closed');
+    assert.equal(await get(orders, front.port, '/'), 503, 'pending: fail closed');
     assert.equal(count(), 0);
   });
 
@@ -327,7 +327,7 @@ describe('inbound policy from xDS, attacked', () => {
     );
     opened.push(mesh);
     const port = await listenOn(mesh.createServer((_q, r) => r.end('ok')));
-    assert.equal(await get(await svidOf('orders'), port, '/'), 403);
+    assert.equal(await get(await svidOf('orders'), port, '/'), 503);
   });
 
   test('10,000 ALLOW policies: applied in bounded time, requests still judged by them', async (t) => {
@@ -372,12 +372,17 @@ describe('inbound policy from xDS, attacked', () => {
     const audits: Array<Record<string, unknown>> = [];
     const mesh = await meshOf(x, { inbound: { policy: { rules: [{ name: 'seen', action: 'audit', to: [{ paths: ['/'] }] }] }, audit: (r: Record<string, unknown>) => audits.push(r) } });
     const port = await listenOn(mesh.createServer((_q, r) => r.end('ok')));
-    assert.equal(await get(await svidOf('orders'), port, '/'), 403);
+    assert.equal(await get(await svidOf('orders'), port, '/'), 503);
     const pending = `xds-inbound-pending:${port}`;
     assert.deepEqual(mesh.stats().inbound.authz.byRule[pending], { allow: 0, deny: 1, audit: 0 }, JSON.stringify(mesh.stats().inbound.authz.byRule));
     assert.equal(mesh.stats().inbound.authz.byRule['default:deny'], undefined, 'the local default did not decide');
     assert.equal(audits[0]?.rule, pending);
     assert.equal(audits[0]?.layer, 'mesh');
+    // Not ready rather than forbidden (gRFC A36 servers answer UNAVAILABLE): 503 with Retry-After, which a mesh client retries.
+    const svid = await svidOf('orders');
+    const raw = await rawTlsRequest({ port, cert: svid.certChainPem, key: svid.keyPem, request: 'GET / HTTP/1.1\r\nHost: payments\r\nConnection: close\r\n\r\n' });
+    assert.match(raw.response, /^HTTP\/1\.1 503 Service Unavailable\r\n/);
+    assert.match(raw.response, /\r\nretry-after: 1\r\n/i);
   });
 
   test('an xDS DENY holds against every spelling Express serves from the denied handler (HEAD, case, trailing slash)', async (t) => {
@@ -412,12 +417,12 @@ describe('inbound policy from xDS, attacked', () => {
     const seen = stream.requests.length;
     stream.send({ versionInfo: 'hostile-1', typeUrl: LDS, nonce: 'hostile-1', resources: [{ typeUrl: LDS, value: inboundListener(OWN, { ip: '10.0.0.8', port, ...open }) }] });
     await waitFor(() => stream.requests.length > seen, 3_000, 'the answer to the hostile response');
-    assert.equal(await get(orders, port, '/'), 403, 'another IP\'s Listener is not ours');
+    assert.equal(await get(orders, port, '/'), 503, 'another IP\'s Listener is not ours');
     // Ours, but its address names another port: NACKed.
     x.set(LDS, nameOf(port), inboundListener(OWN, { port, ...open, listener: (l) => ({ ...l, address: { socket_address: { address: IP, port_value: port + 1 } } }) }));
     x.push();
     await waitFor(() => x.nacks.length > 0, 3_000, 'the NACK');
-    assert.equal(await get(orders, port, '/'), 403, 'still pending');
+    assert.equal(await get(orders, port, '/'), 503, 'still pending');
     assert.ok(pendingApplied(mesh, port));
   });
 

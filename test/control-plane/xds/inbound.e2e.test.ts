@@ -62,7 +62,7 @@ describe('inbound policy from xDS', () => {
     const orders = await caller('orders');
     const admin = await caller('admin');
     await waitFor(() => x.subscribed(LDS).includes(s.name), 3_000, 'the inbound Listener to be asked for');
-    assert.equal(await orders(s.port, '/pay'), 403, 'not decided yet: fail closed');
+    assert.equal(await orders(s.port, '/pay'), 503, 'not decided yet: fail closed');
     x.set(LDS, s.name, listenerFor(s, { allow: { 'ns[default]-policy[pay]-rule[0]': istioPolicy({ from: [{ principals: ['cluster.local/ns/default/sa/orders'] }], to: [{ methods: ['GET'], paths: ['/pay*'] }] }) } }));
     x.push();
     await waitFor(() => s.mesh.snapshot().inbound.meshPolicy?.servers[0]?.name === s.name, 3_000, 'the inbound policy');
