@@ -149,8 +149,22 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
     // holds an older build when the latest one was refused.
     const services = new Map(next.services);
     for (const [name, svc] of next.services) if (this.#delivered.has(svc)) services.delete(name);
-    this.#o.base.update({ ...next, services }, source, hint);
+    this.#o.base.update({ ...next, services, inbound: this.#ownInbound(next.inbound) }, source, hint);
     return this.#current;
+  }
+
+  /**
+   * The options' inbound part of an update computed from current(): what the update changed,
+   * applied to the options' own inbound — never the control plane's layer (meshPolicy, and the
+   * mode and default policy withMeshLayer derived), which would otherwise be kept by the options
+   * after the control plane took it back (a port pending forever once its Listener was decided).
+   */
+  #ownInbound(next: InboundSnapshot): InboundSnapshot {
+    const composed = this.#current.inbound as unknown as Record<string, unknown>;
+    const own: Record<string, unknown> = { ...this.#o.base.current().inbound };
+    for (const [k, v] of Object.entries(next)) if (k !== 'meshPolicy' && v !== composed[k]) own[k] = v;
+    delete own.meshPolicy;
+    return own as unknown as InboundSnapshot;
   }
 
   /** The mesh serves on `port`: its inbound Listener is asked for, and the port denies until it is decided. */

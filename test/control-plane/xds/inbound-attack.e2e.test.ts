@@ -107,6 +107,24 @@ describe('inbound policy from xDS, attacked', () => {
     await waitFor(async () => (await get(orders, port, '/pay')) === 200, 3_000, 'the Listener to apply');
   });
 
+  test('a mesh.set* made while a port is pending does not bake the control plane\'s layer into the options (found by the istio-ca example under load)', async (t) => {
+    const x = await startXdsResponder(t);
+    const mesh = await meshOf(x);
+    const orders = await svidOf('orders');
+    const port = await listenOn(mesh.createServer((_q, r) => r.end('ok')));
+    await waitFor(() => x.subscribed(LDS).includes(nameOf(port)), 3_000, 'the port asked for');
+    assert.equal(await get(orders, port, '/'), 503, 'pending');
+    mesh.setService('ledger', { endpoints: ['127.0.0.1:1'] }); // computed from the composed snapshot, pending layer and all
+    x.set(LDS, nameOf(port), allowOrders(port));
+    x.push();
+    await waitFor(async () => (await get(orders, port, '/')) === 200, 3_000, 'the Listener delivered');
+    x.set(LDS, nameOf(port), null); // removed: known not to exist, the local policy alone
+    x.push();
+    await waitFor(async () => (await get(orders, port, '/')) === 200, 3_000, 'the port left to the local policy');
+    assert.equal(mesh.snapshot().inbound.meshPolicy, undefined);
+    assert.ok(mesh.snapshot().services.has('ledger'));
+  });
+
   test('several ports keep their own states: delivered, pending, absent; the same AuthorizationPolicy on two ports', async (t) => {
     const x = await startXdsResponder(t);
     const mesh = await meshOf(x);
