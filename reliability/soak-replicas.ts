@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { DevCa } from '../src/identity/dev-ca.js';
 import { createMesh, type Mesh } from '../src/index.js';
 
-const [caDir, ttl] = process.argv.slice(2) as [string, string];
+const [caDir, ttl, cpAddress, cpRoot, cpToken] = process.argv.slice(2) as [string, string, string?, string?, string?];
+// With the embedded control plane (npm run soak -- --control-plane): registered there, its xDS followed.
+const controlPlane = cpAddress ? { controlPlane: { address: cpAddress, root: cpRoot!, token: { file: cpToken! } } } : {};
 const ca = await DevCa.fromPem(readFileSync(join(caDir, 'ca.pem'), 'utf8'), readFileSync(join(caDir, 'ca_key.pem'), 'utf8'));
 const ORDERS = 'spiffe://cluster.local/ns/default/sa/orders';
 const POLICIES = [
@@ -22,7 +24,7 @@ const meshes: Mesh[] = [];
 const servers: Array<import('node:https').Server> = [];
 const ports: number[] = [];
 for (let i = 0; i < 3; i++) {
-  const mesh = await createMesh({ service: 'payments', identity: { ca, ttl }, inbound: { policy: POLICIES[0] }, logger: quiet });
+  const mesh = await createMesh({ service: 'payments', identity: { ca, ttl }, inbound: { policy: POLICIES[0] }, logger: quiet, ...controlPlane });
   const server = mesh.createServer((req, res) => {
     req.resume();
     req.on('end', () => res.end(`replica ${i}`));
