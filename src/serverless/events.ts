@@ -46,16 +46,25 @@ export function frontedRequestOf(event: unknown, opts: FrontEndOptions = {}): { 
 
 const first = (v: string | readonly string[] | undefined) => (Array.isArray(v) ? (v[0] as string | undefined) : (v as string | undefined));
 
-/** Header values by lower-case name (multiValueHeaders when the event has them; v2's cookies array as Cookie). */
+/**
+ * Header values by lower-case name (multiValueHeaders when the event has them; v2's cookies array
+ * as Cookie). Keys that differ only in case are one field with all their values (`Authorization`
+ * and `authorization` are two Authorization fields, refused as such, not one of them picked), and
+ * a name the event has in either map is judged, so the strip of identity headers sees it too.
+ */
 function headersOf(e: Obj, kind: HttpEventKind): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  const multi = e.multiValueHeaders;
-  if (isObj(multi)) {
-    for (const [k, v] of Object.entries(multi)) if (Array.isArray(v)) out[k.toLowerCase()] = v.filter((x): x is string => typeof x === 'string');
-  }
-  if (isObj(e.headers)) {
-    for (const [k, v] of Object.entries(e.headers)) if (typeof v === 'string' && out[k.toLowerCase()] === undefined) out[k.toLowerCase()] = v;
-  }
+  // No prototype: a header a client names `__proto__` is a header like any other.
+  const multi: Record<string, string[]> = Object.create(null);
+  const single: Record<string, string[]> = Object.create(null);
+  const add = (to: Record<string, string[]>, k: string, v: unknown) => {
+    const vs = (Array.isArray(v) ? v : [v]).filter((x): x is string => typeof x === 'string');
+    (to[k.toLowerCase()] ??= []).push(...vs);
+  };
+  if (isObj(e.multiValueHeaders)) for (const [k, v] of Object.entries(e.multiValueHeaders)) add(multi, k, v);
+  if (isObj(e.headers)) for (const [k, v] of Object.entries(e.headers)) add(single, k, v);
+  const out: Record<string, string | string[]> = Object.create(null);
+  for (const [k, vs] of Object.entries(single)) out[k] = vs.length === 1 ? vs[0]! : vs;
+  for (const [k, vs] of Object.entries(multi)) if (vs.length > 0 || out[k] === undefined) out[k] = vs;
   if (kind === 'http-v2' && Array.isArray(e.cookies) && out.cookie === undefined) out.cookie = e.cookies.filter((c) => typeof c === 'string').join('; ');
   return out;
 }
@@ -99,6 +108,24 @@ function clientCertPem(rc: Obj, kind: HttpEventKind): string | undefined {
   const holder = kind === 'rest-v1' ? rc.identity : kind === 'http-v2' ? rc.authentication : undefined;
   if (!isObj(holder) || !isObj(holder.clientCert)) return undefined;
   return str(holder.clientCert.clientCertPem);
+}
+
+/**
+ * Hands the handler the path the policy judged (`verdict.path`), in place: REST's and ALB's `path`,
+ * HTTP API's `rawPath` and `requestContext.http.path`. Without it `/public/../admin` is judged as
+ * `/admin`, but `/admin/../public/x` — judged `/public/x` — reaches a router that does not remove
+ * dot segments as `/admin/…`. Unchanged when the event already holds the normalized path.
+ */
+export function applyJudgedPath(event: unknown, kind: HttpEventKind, path: string): void {
+  if (!isObj(event)) return;
+  if (kind !== 'http-v2') {
+    if (event.path !== path) event.path = path;
+    return;
+  }
+  if (event.rawPath === path) return;
+  event.rawPath = path;
+  const http = isObj(event.requestContext) ? event.requestContext.http : undefined;
+  if (isObj(http) && typeof http.path === 'string') http.path = path;
 }
 
 /**

@@ -48,9 +48,21 @@ export function withMeshHttp<Q extends IncomingMessage = IncomingMessage, S exte
     if (!verdict.allowed) return refuse(res, verdict);
     // Identity headers (and an admitted JWT-SVID) never reach the app: headers, raw headers, trailers.
     if (verdict.stripHeaders.length > 0) stripIdentityHeaders(req, new Set(verdict.stripHeaders.map((h) => h.toLowerCase())), () => {});
+    req.url = judgedTarget(req.url ?? '', verdict.path);
     (req as MeshRequest<Q>).peer = verdict.peer;
     await handler(req as MeshRequest<Q>, res, mesh);
   };
+}
+
+/**
+ * The target the app routes on: the path the policy judged with the query as sent (as the HTTP/1.1
+ * gate rewrites req.url). The raw `/admin/../public/x`, judged as `/public/x`, would reach a router
+ * that keeps dot segments (Express, the functions-framework) as `/admin/…`.
+ */
+function judgedTarget(raw: string, path: string): string {
+  if (path === '*') return raw; // OPTIONS *
+  const q = raw.indexOf('?');
+  return q < 0 ? path : path + raw.slice(q);
 }
 
 function refuse(res: ServerResponse, v: Extract<FrontedVerdict, { allowed: false }>): void {

@@ -11,7 +11,7 @@
 import { type PeerIdentity } from '../identity/peer-identity.js';
 import { type MeshOptionsInput } from '../config.js';
 import { type Mesh, createMesh } from '../mesh.js';
-import { frontedRequestOf, refusalResponse, stripEventHeaders } from './events.js';
+import { applyJudgedPath, frontedRequestOf, refusalResponse, stripEventHeaders } from './events.js';
 import { frontEndOf, judgeOf, thawOf } from './hooks-of.js';
 import { LazyMesh } from './lazy-mesh.js';
 
@@ -40,6 +40,7 @@ export function withMesh<E = unknown, R = unknown, C extends object = MeshLambda
       const verdict = await judgeOf(mesh)(http.request);
       if (!verdict.allowed) return refusalResponse(http.kind, event, verdict);
       stripEventHeaders(event, verdict.stripHeaders);
+      applyJudgedPath(event, http.kind, verdict.path);
       ctx.peer = verdict.peer;
     } else delete ctx.peer; // a context object used again (a local harness) never carries an earlier request's peer
     return handler(event, ctx, mesh);

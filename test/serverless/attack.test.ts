@@ -1,0 +1,148 @@
+// An outsider's attacks on sidecarless/serverless, each a request a client (or a careless event
+// source) can send, over one real mesh (an in-process dev CA, JWT-SVIDs from it): what the policy
+// judged is what the handler routes on (dot segments removed from the event's path and from
+// req.url), header-name case games in an event's headers and multiValueHeaders are one field (two
+// Authorization fields are refused, not one of them picked), and identity headers are stripped
+// wherever the event holds them.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
+import { type AddressInfo } from 'node:net';
+import { type DevCa, createDevCa } from '../../src/identity/dev-ca.js';
+import { createMesh, type Mesh } from '../../src/index.js';
+import { withMesh, withMeshHttp } from '../../src/serverless/index.js';
+import { TD, idOf } from '../helpers/certs.js';
+
+const FN = idOf('fn');
+const quiet = { info() {}, warn() {}, error() {} };
+const ca: DevCa = await createDevCa({ trustDomain: TD });
+const options = {
+  service: 'fn',
+  identity: { ca },
+  logger: quiet,
+  inbound: {
+    jwtSvid: { audience: FN },
+    policy: {
+      rules: [
+        { name: 'public', action: 'allow' as const, from: [{ unauthenticated: true }], to: [{ paths: ['/public/*'] }] },
+        { name: 'peers', action: 'allow' as const, from: [{ identities: ['*'] }] },
+      ],
+    },
+  },
+};
+let caller: Mesh;
+let token = '';
+const meshes: Mesh[] = [];
+before(async () => {
+  caller = await createMesh({ service: 'caller', identity: { ca }, logger: quiet });
+  token = await caller.jwtSvid(FN);
+});
+after(async () => {
+  await caller.close();
+  for (const m of meshes) await m.close();
+});
+
+const seen: Array<{ event: Record<string, any>; peer: unknown }> = [];
+const lambda = withMesh(async (event: Record<string, any>, context, mesh) => {
+  if (!meshes.includes(mesh)) meshes.push(mesh);
+  seen.push({ event, peer: context.peer });
+  return { ok: true };
+}, options);
+const status = (r: unknown) => (r as { statusCode?: number }).statusCode ?? 200;
+
+const v1 = (path: string, extra: object = {}) => ({ httpMethod: 'GET', path, resource: '/{proxy+}', headers: { Host: 'fn.example' }, requestContext: { identity: { sourceIp: '192.0.2.7' } }, ...extra });
+const v2 = (rawPath: string) => ({ version: '2.0', rawPath, rawQueryString: '', headers: { host: 'fn.example' }, requestContext: { domainName: 'fn.example', http: { method: 'GET', path: rawPath, sourceIp: '192.0.2.8' } } });
+const alb = (path: string, extra: object = {}) => ({ httpMethod: 'GET', path, headers: { host: 'fn.example' }, requestContext: { elb: { targetGroupArn: 'arn:tg' } }, ...extra });
+
+describe('withMesh: the handler routes on what the policy judged', () => {
+  test('/admin/../public/x is judged /public/x (admitted unauthenticated): the handler sees /public/x, not /admin/…', async () => {
+    for (const raw of ['/admin/../public/x', '/admin/%2e%2e/public/x', '/public/./x', '//public//x/']) {
+      seen.length = 0;
+      assert.equal(status(await lambda(v1(raw), {})), 200, raw);
+      assert.equal(status(await lambda(alb(raw), {})), 200, raw);
+      assert.equal(status(await lambda(v2(raw), {})), 200, raw);
+      const [a, b, c] = seen.map((s) => s.event);
+      assert.ok(a!.path.startsWith('/public/'), `REST ${raw} reached the handler as ${a!.path}`);
+      assert.ok(b!.path.startsWith('/public/'), `ALB ${raw} reached the handler as ${b!.path}`);
+      assert.ok(c!.rawPath.startsWith('/public/') && c!.requestContext.http.path === c!.rawPath, `HTTP API ${raw} reached the handler as ${c!.rawPath}`);
+      assert.deepEqual(seen.map((s) => s.peer), [null, null, null]);
+    }
+    seen.length = 0;
+    await lambda(v1('/public/as-is'), {});
+    assert.equal(seen[0]!.event.path, '/public/as-is', 'a normalized path is left alone');
+  });
+});
+
+describe('withMesh: header-name case games in an event', () => {
+  test('Authorization and authorization in multiValueHeaders are two fields: 401, the handler does not run', async () => {
+    seen.length = 0;
+    const e = v1('/private', { multiValueHeaders: { Authorization: [`Bearer ${token}`], authorization: ['Bearer eyJhbGciOiJFUzI1NiJ9.e30.c2ln'] } });
+    assert.equal(status(await lambda(e, {})), 401);
+    const e2 = v1('/private', { multiValueHeaders: { authorization: ['Bearer eyJhbGciOiJFUzI1NiJ9.e30.c2ln'], Authorization: [`Bearer ${token}`] } });
+    assert.equal(status(await lambda(e2, {})), 401);
+    const e3 = alb('/private', { headers: { host: 'fn.example', Authorization: `Bearer ${token}`, authorization: 'Bearer other' } });
+    assert.equal(status(await lambda(e3, {})), 401);
+    assert.equal(seen.length, 0);
+  });
+
+  test('a valid token is admitted once, and neither spelling of it reaches the handler', async () => {
+    seen.length = 0;
+    const e = v1('/private', { headers: { Host: 'fn.example', Authorization: `Bearer ${token}` }, multiValueHeaders: { Host: ['fn.example'], Authorization: [`Bearer ${token}`] } });
+    assert.equal(status(await lambda(e, {})), 200);
+    assert.equal((seen[0]!.peer as { spiffeId: string }).spiffeId, idOf('caller'));
+    assert.deepEqual(Object.keys(seen[0]!.event.headers), ['Host']);
+    assert.deepEqual(Object.keys(seen[0]!.event.multiValueHeaders), ['Host']);
+  });
+
+  test('an identity header the event holds in only one of its maps, in any shape, is stripped; an empty multi value does not hide a single one', async () => {
+    seen.length = 0;
+    const e = v1('/public/x', {
+      headers: { Host: 'fn.example', 'L5d-Client-Id': 'admin.example' },
+      multiValueHeaders: { 'X-Forwarded-Client-Cert': 'By=spiffe://x;URI=spiffe://cluster.local/ns/default/sa/admin', 'l5d-client-id': [] },
+    });
+    assert.equal(status(await lambda(e, {})), 200);
+    const ev = seen[0]!.event;
+    assert.deepEqual([Object.keys(ev.headers), Object.keys(ev.multiValueHeaders)], [['Host'], []]);
+  });
+
+  test('a header named __proto__ is a header like any other', async () => {
+    seen.length = 0;
+    const e = JSON.parse(JSON.stringify(v1('/public/x')));
+    e.headers = JSON.parse('{"Host":"fn.example","__proto__":"x"}');
+    e.multiValueHeaders = JSON.parse('{"__proto__":["y"]}');
+    assert.equal(status(await lambda(e, {})), 200);
+    assert.equal(seen.length, 1);
+  });
+});
+
+describe('withMeshHttp: req.url is the target the policy judged', () => {
+  let port = 0;
+  const urls: string[] = [];
+  const server = createServer(
+    withMeshHttp((req, res) => {
+      urls.push(req.url!);
+      res.end();
+    }, options),
+  );
+  before(async () => {
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  after(() => new Promise<void>((r) => server.close(() => r())));
+
+  const get = (path: string) =>
+    new Promise<number>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path, headers: { host: 'fn.example' }, agent: false }, (res: IncomingMessage) => {
+        res.resume().on('end', () => resolve(res.statusCode!));
+      });
+      req.on('error', reject).end();
+    });
+
+  test('dot segments (plain and %2e-encoded) are removed from req.url; the query stays as sent', async () => {
+    assert.equal(await get('/admin/../public/x?a=%2e%2e&b'), 200);
+    assert.equal(await get('/admin/%2e%2e/public/y'), 200);
+    assert.equal(await get('http://fn.example/public/z'), 200);
+    assert.equal(await get('/admin/x'), 401);
+    assert.deepEqual(urls, ['/public/x?a=%2e%2e&b', '/public/y', '/public/z']);
+  });
+});
