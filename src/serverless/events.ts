@@ -24,6 +24,28 @@ export function httpEventKind(event: unknown): HttpEventKind | undefined {
   return undefined;
 }
 
+/**
+ * A request from the network in an event shape the wrapper cannot judge, by the service that sent
+ * it: an API Gateway WebSocket API's events (its `$connect` is a client's HTTP upgrade), a VPC
+ * Lattice request (payload 1.0 or 2.0). Passing them as "not HTTP" would run the handler for a
+ * caller no policy saw: the wrapper refuses them instead (fail closed).
+ */
+export function unjudgedHttpSource(event: unknown): string | undefined {
+  if (!isObj(event)) return undefined;
+  const rc = event.requestContext;
+  if (isObj(rc) && typeof rc.connectionId === 'string' && typeof rc.eventType === 'string') return 'an API Gateway WebSocket API';
+  if ((isObj(rc) && typeof rc.serviceNetworkArn === 'string') || (typeof event.raw_path === 'string' && typeof event.method === 'string')) return 'VPC Lattice';
+  return undefined;
+}
+
+export const EVENT_UNSUPPORTED = 'ERR_SIDECARLESS_HTTP_EVENT_UNSUPPORTED';
+
+/** The refusal of an event `unjudgedHttpSource` names: 403 in the shape those services read (statusCode, headers, body). */
+export function unsupportedResponse(source: string): Record<string, unknown> {
+  const body = JSON.stringify({ error: `sidecarless/serverless does not judge requests from ${source}: refused`, code: EVENT_UNSUPPORTED });
+  return { statusCode: 403, headers: { 'content-type': 'application/json' }, body, isBase64Encoded: false };
+}
+
 export interface FrontEndOptions {
   /** `inbound.frontEnd` of the mesh's config, read defensively. */
   readonly frontEnd?: unknown;

@@ -11,7 +11,7 @@
 import { type PeerIdentity } from '../identity/peer-identity.js';
 import { type MeshOptionsInput } from '../config.js';
 import { type Mesh, createMesh } from '../mesh.js';
-import { applyJudgedPath, frontedRequestOf, refusalResponse, stripEventHeaders } from './events.js';
+import { applyJudgedPath, frontedRequestOf, refusalResponse, stripEventHeaders, unjudgedHttpSource, unsupportedResponse } from './events.js';
 import { frontEndOf, judgeOf, thawOf } from './hooks-of.js';
 import { LazyMesh } from './lazy-mesh.js';
 
@@ -26,6 +26,8 @@ export interface MeshLambdaContext {
 export type MeshLambdaHandler<E = unknown, R = unknown, C extends object = MeshLambdaContext> = (event: E, context: C & MeshLambdaContext, mesh: Mesh) => Promise<R> | R;
 
 export type LambdaHandler<E = unknown, R = unknown, C extends object = MeshLambdaContext> = (event: E, context: C) => Promise<R>;
+
+const EVENT_HINT = 'docs/serverless.md, "Other events"';
 
 export function withMesh<E = unknown, R = unknown, C extends object = MeshLambdaContext>(handler: MeshLambdaHandler<E, R, C>, options: MeshOptionsInput): LambdaHandler<E, R | Record<string, unknown>, C> {
   if (typeof handler !== 'function') throw new TypeError('withMesh(handler, options): handler must be a function (event, context, mesh) => …');
@@ -42,7 +44,14 @@ export function withMesh<E = unknown, R = unknown, C extends object = MeshLambda
       stripEventHeaders(event, verdict.stripHeaders);
       applyJudgedPath(event, http.kind, verdict.path);
       ctx.peer = verdict.peer;
-    } else delete ctx.peer; // a context object used again (a local harness) never carries an earlier request's peer
+    } else {
+      const source = unjudgedHttpSource(event);
+      if (source !== undefined) {
+        (mesh.config.logger?.error ? mesh.config.logger : console).error(`sidecarless/serverless: refused an event from ${source}: the wrapper judges API Gateway REST and HTTP API, Function URL and ALB events only (${EVENT_HINT})`);
+        return unsupportedResponse(source);
+      }
+      delete ctx.peer; // a context object used again (a local harness) never carries an earlier request's peer
+    }
     return handler(event, ctx, mesh);
   };
 }

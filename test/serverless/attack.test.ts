@@ -115,6 +115,22 @@ describe('withMesh: header-name case games in an event', () => {
   });
 });
 
+describe('withMesh: requests from the network in shapes it cannot judge are refused, not passed as "not HTTP"', () => {
+  test('an API Gateway WebSocket $connect and VPC Lattice requests (2.0 and 1.0): 403, the handler does not run; SQS still passes', async () => {
+    seen.length = 0;
+    const ws = { headers: { Host: 'ws.example' }, multiValueHeaders: { Host: ['ws.example'] }, isBase64Encoded: false, requestContext: { routeKey: '$connect', eventType: 'CONNECT', connectionId: 'abc=', domainName: 'ws.example', identity: { sourceIp: '198.51.100.1' } } };
+    const lattice2 = { version: '2.0', path: '/admin/x', method: 'GET', headers: { host: ['fn.example'] }, body: '', isBase64Encoded: false, requestContext: { serviceNetworkArn: 'arn:sn', serviceArn: 'arn:svc', targetGroupArn: 'arn:tg', identity: { type: 'AWS_IAM' }, region: 'eu-west-1', timeEpoch: '1' } };
+    const lattice1 = { raw_path: '/admin/x', method: 'GET', headers: { host: 'fn.example' }, query_string_parameters: {}, body: '', is_base64_encoded: false };
+    for (const e of [ws, lattice2, lattice1]) {
+      const r = (await lambda(e, {})) as { statusCode: number; body: string };
+      assert.equal(r.statusCode, 403, JSON.stringify(e));
+      assert.equal(JSON.parse(r.body).code, 'ERR_SIDECARLESS_HTTP_EVENT_UNSUPPORTED');
+    }
+    assert.equal(seen.length, 0);
+    assert.deepEqual(await lambda({ Records: [{ eventSource: 'aws:sqs', body: '{}' }] }, {}), { ok: true });
+  });
+});
+
 describe('withMeshHttp: req.url is the target the policy judged', () => {
   let port = 0;
   const urls: string[] = [];
