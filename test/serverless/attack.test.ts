@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
-import { type AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { type DevCa, createDevCa } from '../../src/identity/dev-ca.js';
 import { createMesh, type Mesh } from '../../src/index.js';
 import { withMesh, withMeshHttp } from '../../src/serverless/index.js';
@@ -134,10 +134,14 @@ describe('withMesh: requests from the network in shapes it cannot judge are refu
 describe('withMeshHttp: req.url is the target the policy judged', () => {
   let port = 0;
   const urls: string[] = [];
+  const trailers: string[][] = [];
   const server = createServer(
     withMeshHttp((req, res) => {
       urls.push(req.url!);
-      res.end();
+      req.resume().on('end', () => {
+        trailers.push(Object.keys(req.trailers));
+        res.end();
+      });
     }, options),
   );
   before(async () => {
@@ -160,5 +164,21 @@ describe('withMeshHttp: req.url is the target the policy judged', () => {
     assert.equal(await get('http://fn.example/public/z'), 200);
     assert.equal(await get('/admin/x'), 401);
     assert.deepEqual(urls, ['/public/x?a=%2e%2e&b', '/public/y', '/public/z']);
+  });
+
+  test('identity headers in chunked trailers never reach the app, even when the head had none to strip', async () => {
+    trailers.length = 0;
+    const raw = await new Promise<string>((resolve, reject) => {
+      const sock = connect(port, '127.0.0.1', () => {
+        sock.end(
+          'POST /public/t HTTP/1.1\r\nHost: fn.example\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n' +
+            `1\r\na\r\n0\r\nX-Forwarded-Client-Cert: URI=${idOf('admin')}\r\nL5d-Client-Id: admin\r\nAuthorization: Bearer ${token}\r\nX-Fine: 1\r\n\r\n`,
+        );
+      });
+      let got = '';
+      sock.on('data', (c) => (got += c)).on('end', () => resolve(got)).on('error', reject);
+    });
+    assert.match(raw, /^HTTP\/1\.1 200/);
+    assert.deepEqual(trailers, [['x-fine']], 'identity claims, and a bearer token nobody judged (inbound.jwtSvid is set), are not the app\'s');
   });
 });
