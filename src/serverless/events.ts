@@ -58,7 +58,9 @@ export function frontedRequestOf(event: unknown, opts: FrontEndOptions = {}): { 
   const e = event as Obj;
   const rc = e.requestContext as Obj;
   const headers = headersOf(e, kind);
-  const host = first(headers.host) ?? (kind === 'alb' ? undefined : str(rc.domainName));
+  // Two Host fields are refused (their joined value is no host): the handler may read the other one.
+  const hosts = headers.host;
+  const host = (Array.isArray(hosts) && hosts.length > 1 ? hosts.join(', ') : first(hosts)) ?? (kind === 'alb' ? undefined : str(rc.domainName));
   const method = kind === 'http-v2' ? (str((rc.http as Obj).method) ?? '') : (e.httpMethod as string);
   const target = kind === 'http-v2' ? targetV2(e) : targetV1(e, kind);
   const sourceIp = sourceIpOf(e, kind, headers);

@@ -105,6 +105,25 @@ describe('withMesh: header-name case games in an event', () => {
     assert.deepEqual([Object.keys(ev.headers), Object.keys(ev.multiValueHeaders)], [['Host'], []]);
   });
 
+  test('two Host fields are a 400 (the judge would read one, the handler maybe the other)', async () => {
+    seen.length = 0;
+    const e = v1('/public/x', { headers: { Host: 'admin.example' }, multiValueHeaders: { Host: ['public.example', 'admin.example'] } });
+    assert.equal(status(await lambda(e, {})), 400);
+    assert.equal(status(await lambda(v1('/public/x', { multiValueHeaders: { Host: ['fn.example'] } }), {})), 200);
+    assert.equal(seen.length, 1);
+  });
+
+  test('Bearer<TAB>token and "bearer  token" are Bearer credentials: judged, stripped once admitted; an empty Authorization is no credential', async () => {
+    for (const auth of [`Bearer\t${token}`, `bearer  ${token}`, ` BEARER ${token} `]) {
+      seen.length = 0;
+      assert.equal(status(await lambda(v1('/private', { headers: { Host: 'fn.example', Authorization: auth } }), {})), 200, JSON.stringify(auth));
+      assert.equal((seen[0]!.peer as { spiffeId: string }).spiffeId, idOf('caller'));
+      assert.deepEqual(Object.keys(seen[0]!.event.headers), ['Host']);
+    }
+    assert.equal(status(await lambda(v1('/public/x', { headers: { Host: 'fn.example', Authorization: 'Bearer\tnot a token' } }), {})), 401);
+    assert.equal(status(await lambda(v1('/public/x', { headers: { Host: 'fn.example', Authorization: '' } }), {})), 200);
+  });
+
   test('a header named __proto__ is a header like any other', async () => {
     seen.length = 0;
     const e = JSON.parse(JSON.stringify(v1('/public/x')));

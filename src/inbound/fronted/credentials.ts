@@ -45,10 +45,11 @@ export function bearerToken(headers: FrontedInput['headers']): Found<string> {
   if (values.length === 0) return NONE;
   if (values.length > 1) return bad('the request has more than one Authorization field');
   const v = values[0]!.trim();
-  const sp = v.indexOf(' ');
-  const scheme = sp < 0 ? v : v.slice(0, sp);
-  if (scheme.toLowerCase() !== 'bearer') return NONE;
-  const token = sp < 0 ? '' : v.slice(sp + 1).trim();
+  // A tab after the scheme is no separator by RFC 7235, but apps split on any whitespace: it is a
+  // Bearer, judged (and stripped once admitted), never left for the app to read unjudged.
+  const m = /^(\S+)(?:[ \t]+([^]*))?$/.exec(v);
+  if (!m || m[1]!.toLowerCase() !== 'bearer') return NONE;
+  const token = (m[2] ?? '').trim();
   if (token === '' || !B64TOKEN.test(token)) return bad('the Bearer credential is not a token (RFC 6750 b64token)');
   return { kind: 'found', value: token };
 }
