@@ -11,7 +11,9 @@ import { type AddressInfo, connect } from 'node:net';
 import { type DevCa, createDevCa } from '../../src/identity/dev-ca.js';
 import { createMesh, type Mesh } from '../../src/index.js';
 import { withMesh, withMeshHttp } from '../../src/serverless/index.js';
-import { TD, idOf } from '../helpers/certs.js';
+import { TD, filesOf, idOf, tempDir, writeSvidDir } from '../helpers/certs.js';
+import { VirtualClock } from '../../src/clock.js';
+import { kThaw, type ThawHook } from '../../src/mesh/hooks.js';
 
 const FN = idOf('fn');
 const quiet = { info() {}, warn() {}, error() {} };
@@ -199,5 +201,26 @@ describe('withMeshHttp: req.url is the target the policy judged', () => {
     });
     assert.match(raw, /^HTTP\/1\.1 200/);
     assert.deepEqual(trailers, [['x-fine']], 'identity claims, and a bearer token nobody judged (inbound.jwtSvid is set), are not the app\'s');
+  });
+});
+
+describe('kThaw: identity.startTimeout 0', () => {
+  test('an SVID that expired while frozen fails the thaw at once, as createMesh would, not after the 15 s default', async () => {
+    const clock = new VirtualClock(Date.now());
+    const vca = await createDevCa({ trustDomain: TD, clock });
+    const dir = await tempDir('sidecarless-attack-');
+    try {
+      await writeSvidDir(dir.dir, filesOf(await vca.issue({ spiffeId: FN, ttlMs: 60_000 })));
+      const m = await createMesh({ service: 'fn', identity: { dir: dir.dir, startTimeout: 0 }, logger: quiet }, { clock });
+      meshes.push(m);
+      clock.jump(120_000);
+      const outcome = (m as unknown as Record<symbol, ThawHook>)[kThaw]!().then(() => 'resolved', (e: Error & { code?: string }) => e.code);
+      await new Promise((r) => setTimeout(r, 50)); // the re-read of the files (real I/O)
+      await clock.advanceAsync(0);
+      assert.equal(await Promise.race([outcome, new Promise((r) => setTimeout(() => r('still waiting'), 200))]), 'ERR_SIDECARLESS_IDENTITY_UNAVAILABLE');
+      await clock.advanceAsync(15_000); // let a wrongly armed timer settle before the mesh closes
+    } finally {
+      await dir.remove();
+    }
   });
 });
