@@ -95,12 +95,30 @@ function headersOf(e: Obj, kind: HttpEventKind): Record<string, string | string[
 
 function targetV2(e: Obj): string {
   const q = str(e.rawQueryString);
-  return `${e.rawPath as string}${q ? `?${q}` : ''}`;
+  return `${encodedPath(e.rawPath as string)}${q ? `?${q}` : ''}`;
+}
+
+/**
+ * The path as a request line carries it. REST APIs, Function URLs and ALBs pass it percent-encoded;
+ * HTTP APIs pass it decoded (payload 1.0 `path` and 2.0 `rawPath`): a decoded space or non-ASCII
+ * character would be a 400, a decoded `?` or `#` would split the path. Only what can never appear
+ * literally in an encoded path is encoded, so an encoded path is unchanged.
+ */
+export function encodedPath(path: string): string {
+  return path.replace(/%(?![0-9A-Fa-f]{2})|[^\x21-\x7e]|["#<>?\\^`{|}]/gu, encodeChar);
+}
+
+function encodeChar(c: string): string {
+  try {
+    return encodeURIComponent(c);
+  } catch {
+    return '%EF%BF%BD'; // a lone surrogate: U+FFFD, as a UTF-8 decoder would read it
+  }
 }
 
 /** REST v1 decodes query values (re-encoded here); ALB passes them as the client sent them. */
 function targetV1(e: Obj, kind: HttpEventKind): string {
-  const path = e.path as string;
+  const path = encodedPath(e.path as string);
   const pairs: string[] = [];
   const enc = kind === 'alb' ? (s: string) => s : encodeURIComponent;
   const multi = e.multiValueQueryStringParameters;

@@ -75,6 +75,18 @@ describe('withMesh: the handler routes on what the policy judged', () => {
   });
 });
 
+describe('withMesh: an HTTP API passes the path decoded', () => {
+  test('a decoded space, non-ASCII, ? or # is judged as the encoded request path (not a 400, not split), and handed over encoded', async () => {
+    for (const [raw, judged] of [['/public/a b', '/public/a%20b'], ['/public/ü', '/public/%C3%BC'], ['/public/me?admin=true', '/public/me%3Fadmin=true'], ['/public/x#y', '/public/x%23y'], ['/public/a%20b', '/public/a%20b'], ['/public/\uD800', '/public/%EF%BF%BD']] as const) {
+      seen.length = 0;
+      const r = await lambda(v2(raw), {});
+      assert.equal(status(r), 200, `${raw}: ${JSON.stringify(r)}`);
+      assert.equal(seen[0]!.event.rawPath, judged, raw);
+    }
+    assert.equal(status(await lambda(v2('/admin/x?y'), {})), 401, 'a decoded ? does not make /admin/x?y anything but /admin/…');
+  });
+});
+
 describe('withMesh: header-name case games in an event', () => {
   test('Authorization and authorization in multiValueHeaders are two fields: 401, the handler does not run', async () => {
     seen.length = 0;
