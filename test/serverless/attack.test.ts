@@ -11,7 +11,7 @@ import { type AddressInfo, connect } from 'node:net';
 import { type DevCa, createDevCa } from '../../src/identity/dev-ca.js';
 import { createMesh, type Mesh } from '../../src/index.js';
 import { withMesh, withMeshHttp } from '../../src/serverless/index.js';
-import { TD, filesOf, idOf, tempDir, writeSvidDir } from '../helpers/certs.js';
+import { ManualSource, TD, filesOf, idOf, tempDir, writeSvidDir } from '../helpers/certs.js';
 import { VirtualClock } from '../../src/clock.js';
 import { kThaw, type ThawHook } from '../../src/mesh/hooks.js';
 
@@ -234,5 +234,21 @@ describe('kThaw: identity.startTimeout 0', () => {
     } finally {
       await dir.remove();
     }
+  });
+});
+
+describe('a JWT bundle this mesh cannot use', () => {
+  test("the client is told there is none, not the function's file paths and errors; the log is", async () => {
+    const source = new ManualSource();
+    source.set(filesOf(await ca.issue({ spiffeId: FN })));
+    const logged: string[] = [];
+    const logger = { info() {}, warn: (m: string) => logged.push(m), error: (m: string) => logged.push(m) };
+    const h = withMesh(async (_e, _c, m) => void meshes.push(m), { service: 'fn', identity: { source }, logger, inbound: { jwtSvid: { audience: FN, bundle: { file: '/etc/secret-config/prod/jwks.json' } } } });
+    const r = (await h(v1('/x', { headers: { Host: 'fn.example', Authorization: `Bearer ${token}` } }), {})) as { statusCode: number; body: string; headers: Record<string, string> };
+    assert.equal(r.statusCode, 401);
+    assert.doesNotMatch(r.body + r.headers['www-authenticate'], /secret-config|ENOENT/);
+    assert.match(JSON.parse(r.body).error, /no JWT bundle to validate it with/);
+    assert.ok(logged.some((l) => l.includes('/etc/secret-config/prod/jwks.json')), logged.join('\n'));
+    await h({ source: 'aws.events' }, {}); // a non-HTTP event runs the handler: its mesh is closed after
   });
 });
