@@ -28,6 +28,7 @@ export function frontedJudge(p: MeshParts, jwt: MeshJwt): JudgeFrontedHook {
     jwtBundles: () => jwt.bundles(),
     x509Bundles: () => source.getBundles(),
     now: () => clock.now(),
+    logError: (message: string) => (p.logger.error ? p.logger.error(message) : p.logger.warn(message)),
   };
   return (request: FrontedRequest): Promise<FrontedVerdict> => judgeFronted(deps, request);
 }

@@ -47,7 +47,7 @@ export function createThaw(p: MeshParts): ThawHook {
 function startTimeoutOf(identity: unknown): number {
   const id = identity as { startTimeout?: unknown; workloadApi?: { startTimeout?: unknown } } | undefined;
   const t = id?.workloadApi?.startTimeout ?? id?.startTimeout;
-  return typeof t === 'number' && t > 0 ? t : DEFAULT_START_TIMEOUT_MS;
+  return typeof t === 'number' && t >= 0 ? t : DEFAULT_START_TIMEOUT_MS; // 0 is createMesh's too: do not wait
 }
 
 /** Resolves once the source serves a valid SVID; rejects after `timeoutMs` saying it expired while frozen. */

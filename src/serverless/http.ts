@@ -13,9 +13,11 @@ import { type PeerIdentity } from '../identity/peer-identity.js';
 import { type MeshOptionsInput } from '../config.js';
 import { type FrontedVerdict } from '../mesh/hooks.js';
 import { type Mesh, createMesh } from '../mesh.js';
-import { stripIdentityHeaders } from '../inbound/http1/sanitize.js';
+import { DEFAULT_IDENTITY_HEADERS, stripIdentityHeaders } from '../inbound/http1/sanitize.js';
+import { stripTrailers } from '../inbound/http1/trailers.js';
+import { FORWARDED_CERT_HEADERS } from '../inbound/fronted/judge.js';
 import { FRONT_END_PORT } from './events.js';
-import { judgeOf, thawOf } from './hooks-of.js';
+import { frontEndOf, judgeOf, thawOf } from './hooks-of.js';
 import { LazyMesh } from './lazy-mesh.js';
 
 export type MeshRequest<Q extends IncomingMessage = IncomingMessage> = Q & { peer?: PeerIdentity | null };
@@ -28,6 +30,7 @@ export function withMeshHttp<Q extends IncomingMessage = IncomingMessage, S exte
 ): (req: Q, res: S) => Promise<void> {
   if (typeof handler !== 'function') throw new TypeError('withMeshHttp(handler, options): handler must be a function (req, res, mesh) => …');
   const lazy = new LazyMesh(() => createMesh(options));
+  let trailerNames: ReadonlySet<string> | undefined;
   return async function meshHttpHandler(req: Q, res: S): Promise<void> {
     let mesh: Mesh;
     try {
@@ -48,9 +51,36 @@ export function withMeshHttp<Q extends IncomingMessage = IncomingMessage, S exte
     if (!verdict.allowed) return refuse(res, verdict);
     // Identity headers (and an admitted JWT-SVID) never reach the app: headers, raw headers, trailers.
     if (verdict.stripHeaders.length > 0) stripIdentityHeaders(req, new Set(verdict.stripHeaders.map((h) => h.toLowerCase())), () => {});
+    // Trailers arrive after the verdict: every identity header name, whatever the head held.
+    stripTrailers(req, (trailerNames ??= identityHeaderNames(mesh)), () => {});
+    req.url = judgedTarget(req.url ?? '', verdict.path);
     (req as MeshRequest<Q>).peer = verdict.peer;
     await handler(req as MeshRequest<Q>, res, mesh);
   };
+}
+
+/**
+ * The target the app routes on: the path the policy judged with the query as sent (as the HTTP/1.1
+ * gate rewrites req.url). The raw `/admin/../public/x`, judged as `/public/x`, would reach a router
+ * that keeps dot segments (Express, the functions-framework) as `/admin/…`.
+ */
+function judgedTarget(raw: string, path: string): string {
+  if (path === '*') return raw; // OPTIONS *
+  const q = raw.indexOf('?');
+  return q < 0 ? path : path + raw.slice(q);
+}
+
+/**
+ * Headers that claim an identity, lower-case: in a trailer even the named front end's (it sets a
+ * header, never a trailer), and Authorization where a bearer JWT-SVID is an identity (one in a
+ * trailer was never judged).
+ */
+function identityHeaderNames(mesh: Mesh): ReadonlySet<string> {
+  const inbound = mesh.config.inbound as { identityHeaders?: readonly string[]; jwtSvid?: unknown };
+  const configured = [...(inbound.identityHeaders ?? []), ...(inbound.jwtSvid !== undefined ? ['authorization'] : [])];
+  const front = frontEndOf(mesh) as { header?: unknown } | undefined;
+  const named = typeof front?.header === 'string' ? [front.header] : [];
+  return new Set([...DEFAULT_IDENTITY_HEADERS, ...FORWARDED_CERT_HEADERS, ...configured, ...named].map((h) => h.toLowerCase()));
 }
 
 function refuse(res: ServerResponse, v: Extract<FrontedVerdict, { allowed: false }>): void {

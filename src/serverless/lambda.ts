@@ -11,7 +11,7 @@
 import { type PeerIdentity } from '../identity/peer-identity.js';
 import { type MeshOptionsInput } from '../config.js';
 import { type Mesh, createMesh } from '../mesh.js';
-import { frontedRequestOf, refusalResponse, stripEventHeaders } from './events.js';
+import { applyJudgedPath, frontedRequestOf, refusalResponse, stripEventHeaders, unjudgedHttpSource, unsupportedResponse } from './events.js';
 import { frontEndOf, judgeOf, thawOf } from './hooks-of.js';
 import { LazyMesh } from './lazy-mesh.js';
 
@@ -27,6 +27,8 @@ export type MeshLambdaHandler<E = unknown, R = unknown, C extends object = MeshL
 
 export type LambdaHandler<E = unknown, R = unknown, C extends object = MeshLambdaContext> = (event: E, context: C) => Promise<R>;
 
+const EVENT_HINT = 'docs/serverless.md, "Other events"';
+
 export function withMesh<E = unknown, R = unknown, C extends object = MeshLambdaContext>(handler: MeshLambdaHandler<E, R, C>, options: MeshOptionsInput): LambdaHandler<E, R | Record<string, unknown>, C> {
   if (typeof handler !== 'function') throw new TypeError('withMesh(handler, options): handler must be a function (event, context, mesh) => …');
   const lazy = new LazyMesh(() => createMesh(options));
@@ -40,8 +42,16 @@ export function withMesh<E = unknown, R = unknown, C extends object = MeshLambda
       const verdict = await judgeOf(mesh)(http.request);
       if (!verdict.allowed) return refusalResponse(http.kind, event, verdict);
       stripEventHeaders(event, verdict.stripHeaders);
+      applyJudgedPath(event, http.kind, verdict.path);
       ctx.peer = verdict.peer;
-    } else delete ctx.peer; // a context object used again (a local harness) never carries an earlier request's peer
+    } else {
+      const source = unjudgedHttpSource(event);
+      if (source !== undefined) {
+        (mesh.config.logger?.error ? mesh.config.logger : console).error(`sidecarless/serverless: refused an event from ${source}: the wrapper judges API Gateway REST and HTTP API, Function URL and ALB events only (${EVENT_HINT})`);
+        return unsupportedResponse(source);
+      }
+      delete ctx.peer; // a context object used again (a local harness) never carries an earlier request's peer
+    }
     return handler(event, ctx, mesh);
   };
 }

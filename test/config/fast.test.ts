@@ -102,3 +102,27 @@ test('resolveConfig: the fast result when it applies, zod and its own error mess
     assert.equal(mine.code, theirs.code);
   }
 });
+
+test('fast-check: generated options (one option beside service, strings near the edges of each grammar) — declined, or what zod builds', async () => {
+  const fc = (await import('fast-check')).default;
+  const edge = fc.oneof(
+    fc.constantFrom('', ' ', 'a', 'orders', 'Orders', '-a', 'a.b', 'x'.repeat(64), '127.0.0.1:1', 'h:0', 'h:65535', 'h:65536', 'h:08443', '[::1]:1', '::1:1', 'H:1', 'a..b:1', ' h:1', 'h:+1', '999.1.1.1:1', 'http://h:1', 'spiffe://cluster.local/ns/a/sa/b', 'spiffe://cluster.local/x/', 'spiffe://Cluster.local/x', 'spiffe://other.org/x', 'EXAMPLE.org', 'cluster.local.', 'certs', './certs', TOKEN_JWT, 'a b', '__proto__'),
+    fc.string({ maxLength: 6 }),
+  );
+  const val = fc.oneof(edge, fc.constant(null), fc.integer(), fc.boolean(), fc.constant([]), fc.constant({}));
+  const service = fc.record({ endpoints: fc.oneof(fc.array(edge, { maxLength: 3 }), val), namespace: val, identity: val }, { requiredKeys: [] });
+  const option = fc.oneof(
+    fc.record({ namespace: val }),
+    fc.record({ trustDomain: val }),
+    fc.record({ spiffeId: val }),
+    fc.record({ identity: fc.oneof(fc.record({ dir: val }, { requiredKeys: [] }), val) }),
+    fc.record({ controlPlane: fc.record({ address: val, root: val, token: fc.oneof(val, fc.record({ file: val }, { requiredKeys: [] })), clusterId: val }, { requiredKeys: [] }) }),
+    fc.record({ inbound: fc.record({ mode: fc.oneof(fc.constantFrom('strict', 'permissive', 'STRICT'), val), policy: fc.oneof(fc.constant({ rules: [] }), val) }, { requiredKeys: [] }) }),
+    fc.record({ outbound: fc.record({ egress: fc.oneof(fc.constantFrom('allow', 'deny'), val), services: fc.oneof(fc.dictionary(edge, service, { maxKeys: 2 }), val) }, { requiredKeys: [] }) }),
+    fc.record({ labels: fc.dictionary(edge, val, { maxKeys: 2 }) }),
+  );
+  const input = fc.tuple(fc.oneof(fc.constant('orders'), edge), option).map(([s, o]) => ({ service: s, ...o }));
+  let taken = 0;
+  fc.assert(fc.property(input, (i) => void (agrees(i) && taken++)), { numRuns: 2000, seed: 14 });
+  assert.ok(taken > 100, `only ${taken} taken: the generator no longer reaches the fast path`);
+});

@@ -213,6 +213,22 @@ describe('forwarded client certificates (inbound.frontEnd)', () => {
     for (const [what, headers] of cases) refused(await judge(a, { target: '/public/x', headers }), 401, /forwarded client certificate was refused/);
   });
 
+  test("a stray quote in what an earlier hop wrote cannot make a copied certificate the last element: 401, never that certificate's identity", async () => {
+    const admin = `spiffe://${TD}/ns/default/sa/admin`;
+    const copied = encodeURIComponent((await craftLeaf(ca, { uris: [admin] })).certChainPem); // a certificate is public; its key is not
+    const own = encodeURIComponent((await craftLeaf(ca, { uris: [PEER] })).certChainPem);
+    const appended = `By=${ME};Hash=00;Cert="${own}";URI=${PEER}`; // what the front end adds after the client's value
+    for (const prefix of [`Cert=${copied};x="`, `Cert="${copied}";x="`, `Cert="${copied}\\"`, `Chain=${copied};Cert="`]) {
+      const v = await judge(a, { headers: { 'x-forwarded-client-cert': `${prefix},${appended}` } });
+      assert.ok(!v.allowed || v.peer?.spiffeId !== admin, `admitted as ${admin} with the prefix ${prefix.slice(-12)}`);
+      refused(v, 401, /not well-formed XFCC/);
+    }
+    const ok = await judge(a, { headers: { 'x-forwarded-client-cert': `Cert="${copied}";URI=${admin},${appended}` } });
+    assert.ok(ok.allowed && ok.peer?.spiffeId === PEER, 'a well-formed earlier element is another hop\'s claim: the last one decides');
+    assert.throws(() => xfccCertificate('Cert=a;Cert=b'), /two cert= pairs/);
+    assert.equal(xfccCertificate('By=y;URI=a;URI=b;DNS=c;DNS=d;Subject="CN=x, O=y";Cert=z;'), 'z', 'several URI=/DNS= and a quoted Subject with a comma are Envoy\'s own');
+  });
+
   test('without a front end named: the header is ignored for identity, and stripped', async () => {
     const leaf = await craftLeaf(ca, { uris: [PEER] });
     const v = await judge(b, { target: '/x', headers: { ...xfcc(leaf.certChainPem), 'X-Amzn-Mtls-Clientcert': encodeURIComponent(leaf.certChainPem), 'l5d-client-id': PEER } });

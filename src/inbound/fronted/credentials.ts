@@ -45,10 +45,11 @@ export function bearerToken(headers: FrontedInput['headers']): Found<string> {
   if (values.length === 0) return NONE;
   if (values.length > 1) return bad('the request has more than one Authorization field');
   const v = values[0]!.trim();
-  const sp = v.indexOf(' ');
-  const scheme = sp < 0 ? v : v.slice(0, sp);
-  if (scheme.toLowerCase() !== 'bearer') return NONE;
-  const token = sp < 0 ? '' : v.slice(sp + 1).trim();
+  // A tab after the scheme is no separator by RFC 7235, but apps split on any whitespace: it is a
+  // Bearer, judged (and stripped once admitted), never left for the app to read unjudged.
+  const m = /^(\S+)(?:[ \t]+([^]*))?$/.exec(v);
+  if (!m || m[1]!.toLowerCase() !== 'bearer') return NONE;
+  const token = (m[2] ?? '').trim();
   if (token === '' || !B64TOKEN.test(token)) return bad('the Bearer credential is not a token (RFC 6750 b64token)');
   return { kind: 'found', value: token };
 }
@@ -66,7 +67,12 @@ export function forwardedChain(frontEnd: FrontEnd, req: FrontedInput): Found<Buf
     if (values.length > 1) return bad(`the request has more than one ${frontEnd.header} field`);
     const v = values[0]!;
     if (v.length > MAX_FORWARDED_CERT_LENGTH) return bad(`${frontEnd.header} is ${v.length} characters, more than the ${MAX_FORWARDED_CERT_LENGTH} allowed`);
-    const encoded = frontEnd.format === 'pem' ? v : xfccCertificate(v);
+    let encoded: string | undefined;
+    try {
+      encoded = frontEnd.format === 'pem' ? v : xfccCertificate(v);
+    } catch (e) {
+      return bad(`${frontEnd.header} is not well-formed XFCC: ${(e as Error).message}`);
+    }
     if (encoded === undefined) return bad(`${frontEnd.header} has no Cert= or Chain= in its last element`);
     try {
       pem = decodeURIComponent(encoded);
@@ -85,40 +91,69 @@ export function forwardedChain(frontEnd: FrontEnd, req: FrontedInput): Found<Buf
   return { kind: 'found', value: ders };
 }
 
-/** The URL-encoded PEM of an XFCC value's last element: `Chain=` when present, else `Cert=`. */
+/**
+ * The URL-encoded PEM of an XFCC value's last element: `Chain=` when present, else `Cert=`.
+ * Parsed strictly (Envoy's grammar: `,` between elements, `;` between `key=value` pairs, a value
+ * plain or a closed "quoted string" with `\` escapes, directly followed by `;`, `,` or the end):
+ * a hop before the front end writes the start of the header, so a stray quote there must not
+ * swallow the front end's `,` and make an earlier element — a certificate anyone can copy — the
+ * last one. Throws an Error naming the problem when the value is not well formed, or when an
+ * element has two `Cert=` or two `Chain=`.
+ */
 export function xfccCertificate(value: string): string | undefined {
-  const elements = splitOutsideQuotes(value, ',');
-  const last = elements[elements.length - 1];
-  if (last === undefined) return undefined;
-  const pairs = new Map<string, string>();
-  for (const part of splitOutsideQuotes(last, ';')) {
-    const eq = part.indexOf('=');
-    if (eq < 0) continue;
-    const key = part.slice(0, eq).trim().toLowerCase();
-    let val = part.slice(eq + 1).trim();
-    if (val.length >= 2 && val.startsWith('"') && val.endsWith('"')) val = val.slice(1, -1).replace(/\\(.)/g, '$1');
-    if (!pairs.has(key)) pairs.set(key, val);
-  }
-  const v = pairs.get('chain') ?? pairs.get('cert');
+  const elements = parseXfcc(value);
+  const last = elements[elements.length - 1]!;
+  const v = last.get('chain') ?? last.get('cert');
   return v === undefined || v === '' ? undefined : v;
 }
 
-function splitOutsideQuotes(s: string, sep: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (quoted && c === '\\' && i + 1 < s.length) {
-      cur += c + s[++i];
+const XFCC_SINGLE = new Set(['cert', 'chain', 'by', 'hash']);
+
+function parseXfcc(s: string): Array<Map<string, string>> {
+  const elements: Array<Map<string, string>> = [new Map()];
+  let i = 0;
+  while (i <= s.length) {
+    const eq = s.indexOf('=', i);
+    const end = nextSeparator(s, i);
+    if (eq < 0 || eq > end) {
+      if (s.slice(i, end).trim() !== '') throw new Error(`"${s.slice(i, end).slice(0, 40)}" is not key=value`);
+      i = separate(s, end, elements);
       continue;
     }
-    if (c === '"') quoted = !quoted;
-    if (c === sep && !quoted) {
-      out.push(cur);
-      cur = '';
-    } else cur += c;
+    const key = s.slice(i, eq).trim().toLowerCase();
+    if (key === '' || key.includes('"')) throw new Error('a pair has no key');
+    let val: string;
+    let at = eq + 1;
+    while (s[at] === ' ') at++;
+    if (s[at] === '"') {
+      val = '';
+      for (at++; at < s.length && s[at] !== '"'; at++) val += s[at] === '\\' && at + 1 < s.length ? s[++at] : s[at];
+      if (at >= s.length) throw new Error(`the quoted value of ${key} is not closed`);
+      at++;
+      while (s[at] === ' ') at++;
+      if (at < s.length && s[at] !== ';' && s[at] !== ',') throw new Error(`the quoted value of ${key} is followed by "${s[at]}"`);
+    } else {
+      const stop = nextSeparator(s, at);
+      val = s.slice(at, stop).trim();
+      if (val.includes('"')) throw new Error(`the value of ${key} has a stray quote`);
+      at = stop;
+    }
+    const element = elements[elements.length - 1]!;
+    if (element.has(key) && XFCC_SINGLE.has(key)) throw new Error(`an element has two ${key}= pairs`);
+    if (!element.has(key)) element.set(key, val);
+    i = separate(s, at, elements);
   }
-  out.push(cur);
-  return out;
+  return elements;
+}
+
+const nextSeparator = (s: string, from: number): number => {
+  for (let i = from; i < s.length; i++) if (s[i] === ';' || s[i] === ',') return i;
+  return s.length;
+};
+
+/** Past the separator at `at` (a `,` starts a new element); s.length + 1 at the end. */
+function separate(s: string, at: number, elements: Array<Map<string, string>>): number {
+  if (at >= s.length) return s.length + 1;
+  if (s[at] === ',') elements.push(new Map());
+  return at + 1;
 }

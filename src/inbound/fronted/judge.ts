@@ -55,6 +55,8 @@ export interface FrontedJudgeDeps {
   readonly jwtBundles: () => Promise<JwtBundleSet>;
   readonly x509Bundles: () => BundleSet;
   readonly now: () => number;
+  /** Where a problem of this mesh's own (no usable JWT bundle) is told in full: the client is only told there is one. */
+  readonly logError?: (message: string) => void;
 }
 
 type Refusal = Extract<FrontedOutcome, { allowed: false }>;
@@ -126,7 +128,9 @@ async function validateFor(d: FrontedJudgeDeps, token: string): Promise<Validate
   try {
     bundles = await d.jwtBundles();
   } catch (e) {
-    return invalidToken(d, `no JWT bundle to validate it with (${String((e as Error).message).slice(0, 200)})`);
+    // The detail (a file path, an address of this function's setup) is for the log, not for any client that sends a token.
+    d.logError?.(`inbound.jwtSvid: a JWT-SVID could not be validated: ${String((e as Error)?.message ?? e)}`);
+    return invalidToken(d, "no JWT bundle to validate it with (this service's own configuration: see its log)");
   }
   let first: Error | undefined;
   for (const audience of d.audiences!) {
