@@ -5,16 +5,9 @@
  * mesh; reads the settings once (they are options, not snapshot state).
  */
 import { judgeFronted } from '../inbound/fronted/judge.js';
-import { type FrontedInput, type FrontedOutcome } from '../inbound/fronted/types.js';
 import { type FrontedRequest, type FrontedVerdict, type JudgeFrontedHook } from './hooks.js';
 import { type MeshJwt } from './jwt.js';
 import { type MeshParts } from './parts.js';
-
-// The judge's shapes are the contract's (inbound/ cannot import mesh/): checked here, at compile time.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const _in: Same<FrontedInput, FrontedRequest> = true;
-const _out: Same<FrontedOutcome, FrontedVerdict> = true;
-void _in, void _out;
 
 export function frontedJudge(p: MeshParts, jwt: MeshJwt): JudgeFrontedHook {
   const { config, source, clock } = p;

@@ -231,12 +231,16 @@ export class JwtWorkloadClient {
     return this.#opts.channel ? this.#opts.channel.metadata(grpc) : workloadApiMetadata(grpc);
   }
 
+  /** The client and the call's metadata: both may fail (a root or token file that cannot be read). */
+  async #callParts(): Promise<{ client: GrpcClient; md: InstanceType<Grpc['Metadata']> }> {
+    return { client: await this.#grpc(), md: await this.#metadata() };
+  }
+
   async #fetch(audience: string[], key: string): Promise<string> {
     let client: GrpcClient;
     let md: InstanceType<Grpc['Metadata']>;
     try {
-      client = await this.#grpc();
-      md = await this.#metadata();
+      ({ client, md } = await this.#callParts());
     } catch (e) {
       if (this.#closed || e instanceof JwtSvidUnavailableError) throw e;
       throw new JwtSvidUnavailableError(`FetchJWTSVID at ${this.#uri}: ${(e as Error).message}`, { cause: e });
@@ -309,8 +313,7 @@ export class JwtWorkloadClient {
     let client: GrpcClient;
     let md: InstanceType<Grpc['Metadata']>;
     try {
-      client = await this.#grpc();
-      md = await this.#metadata();
+      ({ client, md } = await this.#callParts());
     } catch (e) {
       // A root or token file that cannot be read now may be readable later: retried, as a lost stream.
       if (this.#closed) return;
