@@ -165,7 +165,7 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
     /** A host that is no mesh service: a typo of one, or egress (allowed or denied). */
     #notMesh(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, route: Route): boolean {
       if (route.unknownService) {
-        failHandler(handler, this.#unknownService(route.host));
+        failHandler(handler, unknownServiceError(this.registry, route.host));
         return false;
       }
       if (this.egress === 'deny') {
@@ -190,7 +190,7 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
         this.#routed(opts, held.caller as Dispatcher.DispatchHandler, service, route, held);
         return;
       }
-      if (route.unknownService) return held.fail(this.#unknownService(route.host));
+      if (route.unknownService) return held.fail(unknownServiceError(this.registry, route.host));
       if (this.egress === 'deny') return held.fail(new EgressDeniedError(route.host));
       this.#egressAgent ??= new (loadUndici().Agent)();
       this.#egressAgent.dispatch(opts, held.relaying());
@@ -210,23 +210,12 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
         return true;
       }
       service.counters.routed++;
-      const settings = service.hasRoutes
-        ? service.settingsFor({
-            method: opts.method ?? 'GET',
-            path: opts.path ?? '/',
-            header: (name) => requestHeader(opts.headers, name),
-          })
-        : service.defaultSettings();
-      let backend: OutboundService | undefined = service;
-      let backendName = service.name;
-      if (settings.split) {
-        const name = settings.split.pick();
-        if (name === undefined) return fail(new NoEndpointError(service.name, 'every backend of its split has weight 0'));
-        backendName = name;
-        backend = name === service.name ? service : this.registry.get(name);
-      }
+      const settings = settingsFor(service, opts);
+      const picked = backendOf(this.registry, service, settings);
+      if (picked instanceof Error) return fail(picked);
+      const { backend, name: backendName } = picked;
       if (!backend || backend.pending) {
-        void whenDelivered(this.registry, () => this.#closed, (h) => this.#unknownService(h), { opts, handler, service, name: backendName, settings, host: route.host }, held);
+        void whenDelivered(this.registry, () => this.#closed, (h) => unknownServiceError(this.registry, h), { opts, handler, service, name: backendName, settings, host: route.host }, held);
         return true;
       }
       if (held) new MeshRequest(opts, held.caller, service, backend, settings, route.host, held.started).start();
@@ -241,21 +230,8 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
      * caller of #routed checked there is none). No token: the request fails with why.
      */
     async #withJwtSvid(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, service: OutboundService, route: Route, held: HeldRequest | undefined, audience: readonly string[]): Promise<void> {
-      const h = held ?? (await HeldRequest.hold(handler));
-      if (!h) return;
-      let token: string;
-      try {
-        token = await this.jwtSvid!(audience);
-      } catch (e) {
-        return h.fail(e as Error);
-      }
-      if (h.aborted) return h.fail(h.aborted);
-      if (this.#closed) return h.fail(new MeshClosedError());
-      this.#routed({ ...opts, headers: withHeader(opts.headers, 'authorization', `Bearer ${token}`) }, h.caller as Dispatcher.DispatchHandler, service, route, h);
-    }
-
-    #unknownService(host: string): UnknownServiceError {
-      return unknownServiceError(this.registry, host);
+      const got = await withToken(this.jwtSvid!, audience, opts, handler, held, () => this.#closed);
+      if (got) this.#routed(got.opts, got.held.caller as Dispatcher.DispatchHandler, service, route, got.held);
     }
 
     override async close(): Promise<void> {
@@ -268,6 +244,47 @@ function defineMeshDispatcher(Base: typeof Dispatcher): MeshDispatcherClass {
       await this.#egressAgent?.destroy();
     }
   };
+}
+
+/** The settings of the route a request takes (the service's own when it has no routes). */
+function settingsFor(service: OutboundService, opts: Dispatcher.DispatchOptions): ReturnType<OutboundService['defaultSettings']> {
+  if (!service.hasRoutes) return service.defaultSettings();
+  return service.settingsFor({ method: opts.method ?? 'GET', path: opts.path ?? '/', header: (name) => requestHeader(opts.headers, name) });
+}
+
+/** The backend of a request to `service`: the service itself, or the backend its split picks (undefined while not delivered). */
+function backendOf(registry: ServiceRegistry, service: OutboundService, settings: ReturnType<OutboundService['defaultSettings']>): { backend: OutboundService | undefined; name: string } | Error {
+  if (!settings.split) return { backend: service, name: service.name };
+  const name = settings.split.pick();
+  if (name === undefined) return new NoEndpointError(service.name, 'every backend of its split has weight 0');
+  return { backend: name === service.name ? service : registry.get(name), name };
+}
+
+/**
+ * Holds the request (unless held already) while this mesh's JWT-SVID for `audience` is had, and
+ * gives back its options carrying `Authorization: Bearer <token>`; undefined when the request
+ * ended meanwhile (failed with why: no token, aborted, the mesh closed).
+ */
+async function withToken(
+  issuer: JwtSvidIssuer,
+  audience: readonly string[],
+  opts: Dispatcher.DispatchOptions,
+  handler: Dispatcher.DispatchHandler,
+  held: HeldRequest | undefined,
+  closed: () => boolean,
+): Promise<{ opts: Dispatcher.DispatchOptions; held: HeldRequest } | undefined> {
+  const h = held ?? (await HeldRequest.hold(handler));
+  if (!h) return undefined;
+  let token: string;
+  try {
+    token = await issuer(audience);
+  } catch (e) {
+    h.fail(e as Error);
+    return undefined;
+  }
+  if (h.aborted) return (h.fail(h.aborted), undefined);
+  if (closed()) return (h.fail(new MeshClosedError()), undefined);
+  return { opts: { ...opts, headers: withHeader(opts.headers, 'authorization', `Bearer ${token}`) }, held: h };
 }
 
 /** `headers` (any form undici takes) with one more field. */

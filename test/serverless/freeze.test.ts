@@ -23,7 +23,7 @@ const until = async (t: number) => {
   while (Date.now() < t) await sleep(Math.min(20, t - Date.now()));
 };
 
-test('frozen across the renewal point, then across expiry: renewed SVIDs, fresh connections, no retry, no error line, exit by itself', { timeout: 20_000 }, async (t) => {
+test('frozen across the renewal point, then across expiry: renewed SVIDs, fresh connections, no retry, no error line, exit by itself', { timeout: 30_000 }, async (t) => {
   const ca = await createDevCa({ trustDomain: TD });
   const root = await tempDir('sidecarless-freeze-');
   t.after(() => root.remove());
@@ -50,7 +50,9 @@ test('frozen across the renewal point, then across expiry: renewed SVIDs, fresh 
 
   const fn = startInvoker(t, HANDLER, { dir, api: `127.0.0.1:${(server.address() as AddressInfo).port}` });
   await fn.ready;
-  const a = await issue(3_000);
+  // Lifetimes leave the running parts (an invocation, the 1.1 s freeze) seconds before each renewal
+  // point even on a loaded machine: the child must be frozen, not running, when A's and B's pass.
+  const a = await issue(6_000);
   const first = await fn.invoke({ source: 'aws.events' });
   assert.ok(first.ok, JSON.stringify(first));
   assert.equal((first.result as { serial: string }).serial.toLowerCase(), a.serialNumber.toLowerCase());
@@ -68,8 +70,9 @@ test('frozen across the renewal point, then across expiry: renewed SVIDs, fresh 
   // Freeze 1: across A's renewal point (not its expiry). A renewal lands meanwhile, as a secret sync would write it.
   fn.freeze();
   server.closeIdleConnections(); // the server's keep-alive ends while the child cannot notice
+  assert.ok(Date.now() < renewalPoint(a.notBefore, a.notAfter), 'frozen before A\'s renewal point');
   await until(renewalPoint(a.notBefore, a.notAfter) + 250);
-  const b = await issue(3_000);
+  const b = await issue(5_000);
   assert.ok(Date.now() < a.notAfter, 'A is still valid: only its renewal point passed');
   const second = fn.invoke({ source: 'aws.events' });
   fn.thaw();
@@ -80,6 +83,7 @@ test('frozen across the renewal point, then across expiry: renewed SVIDs, fresh 
   // Freeze 2: across B's expiry. The renewal is written while it is frozen; the thaw must pick it up before calling.
   fn.freeze();
   server.closeIdleConnections();
+  assert.ok(Date.now() < renewalPoint(b.notBefore, b.notAfter), 'frozen before B\'s renewal point');
   await until(b.notAfter + 300);
   const c = await issue(3_000);
   const third = fn.invoke({ source: 'aws.events' });
