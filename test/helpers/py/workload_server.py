@@ -86,9 +86,14 @@ def fetch_x509_svid(request, context):
         context.abort(getattr(grpc.StatusCode, code), details)
     emit({"event": "call", "n": n, "metadata": metadata, "outcome": "stream"})
 
+    ended = []  # set when this side ends the stream (status, end): then the end is no cancellation
+
     def on_done():
-        if context.is_active():
+        if context.is_active() or ended:
             return
+        # Told here, not by the generator: once the RPC is cancelled, grpcio may never resume the
+        # generator (it stops pulling), so a cancel right after a message would go unreported.
+        emit({"event": "cancelled", "n": n})
         q.put(("cancelled",))
 
     context.add_callback(on_done)
@@ -98,11 +103,12 @@ def fetch_x509_svid(request, context):
             if item[0] == "msg":
                 yield item[1]
             elif item[0] == "status":
+                ended.append(True)
                 context.abort(getattr(grpc.StatusCode, item[1]), item[2])
             elif item[0] == "end":
+                ended.append(True)
                 return
             else:
-                emit({"event": "cancelled", "n": n})
                 return
     finally:
         with lock:
