@@ -138,6 +138,8 @@ export class OutboundObservation {
   readonly tracing: boolean = false;
   /** The identity of the endpoint last tried (what the connector verified), else the service's. */
   #peer: string;
+  /** The address of the endpoint last tried ('' before any try). */
+  #address = '';
   #done = false;
   /** Response body bytes passed on to the caller (one add per chunk; read only by the Istio dialect). */
   responseBytes = 0;
@@ -149,7 +151,7 @@ export class OutboundObservation {
     private readonly service: string,
     identity: string,
     private readonly method: string,
-    host: string,
+    private readonly host: string,
     private readonly route: string | undefined,
     /** The namespace of the service addressed (Istio's destination_service_namespace). */
     private readonly namespace = '',
@@ -176,6 +178,7 @@ export class OutboundObservation {
   /** A try starts on an endpoint. */
   attempt(n: number, address: string, identity: string): void {
     this.#peer = identity;
+    this.#address = address;
     this.#span?.addEvent('sidecarless.attempt', { 'sidecarless.attempt': n, [ATTR.endpoint]: address, [ATTR.peer]: identity });
   }
 
@@ -218,6 +221,12 @@ export class OutboundObservation {
       // Envoy's %RESPONSE_FLAGS%: UF upstream connection failure, UT upstream request timeout.
       const flags = code === 'ERR_SIDECARLESS_CONNECT_FAILED' ? 'UF' : code === 'ERR_SIDECARLESS_TIMEOUT' ? 'UT' : '-';
       istio.record('outbound', this.service, this.namespace, this.#peer, err ? undefined : status, 'http', flags, seconds * 1000, this.requestBytes, this.responseBytes);
+    }
+    // Linkerd's endpoint metrics: a request that never reached an endpoint is not one of them. No
+    // response: Linkerd's error label (classify.rs: `timeout`, else h2_error's `unclassified`).
+    const linkerd = this.traffic.linkerd;
+    if (linkerd && this.#address !== '') {
+      linkerd.outbound(this.host, this.#address, this.#peer, this.service, this.namespace, err ? { status: undefined, error: (err as { code?: string }).code === 'ERR_SIDECARLESS_TIMEOUT' ? 'timeout' : 'unclassified' } : { status }, seconds * 1000);
     }
     const c = this.#attrs;
     if (!c) return;
