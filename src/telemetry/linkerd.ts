@@ -67,6 +67,18 @@ export function splitAddress(address: string): { addr: string; ip: string; port:
   return m ? socketAddr(m[1]!, Number(m[2])) : { addr: address, ip: address, port: '' };
 }
 
+/**
+ * The proxy's `dst_*` labels: the destination's metric labels (the address set's `namespace` and
+ * `service`, extended by the endpoint's own), prefixed `dst_`, sorted by name as the proxy's map is.
+ */
+export function dstLabels(service: string, namespace: string, endpoint: Readonly<Record<string, string>> | undefined): Array<[string, string]> {
+  const m = new Map<string, string>();
+  if (namespace) m.set('namespace', namespace);
+  if (service) m.set('service', service);
+  for (const [k, v] of Object.entries(endpoint ?? {})) m.set(k.replace(/[^a-zA-Z0-9_]/g, '_'), v);
+  return [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => [`dst_${k}`, v]);
+}
+
 const METRIC_LABELS = new Set(['direction', 'authority', 'target_addr', 'target_ip', 'target_port', 'tls', 'client_id', 'server_id', 'status_code', 'classification', 'grpc_status', 'error', 'le']);
 
 /**
@@ -180,15 +192,13 @@ export class LinkerdStats {
 
   /**
    * An outbound request ended on endpoint `address` (`host:port`) whose identity `serverId` the
-   * connection verified. `service`/`namespace`: the destination's (`dst_service`, `dst_namespace`).
+   * connection verified. `service`/`namespace`: the destination's (`dst_service`, `dst_namespace`);
+   * `endpointLabels`: the endpoint's labels (`dst_<name>`), read when its label set is first seen.
    */
-  outbound(authority: string, address: string, serverId: string, service: string, namespace: string, out: LinkerdOutcome, ms: number): void {
-    const t = this.#target('outbound', authority, address, service, serverId, () => {
-      const dst: Array<[string, string]> = [['tls', 'true'], ['server_id', serverId]];
-      if (namespace) dst.push(['dst_namespace', namespace]);
-      if (service) dst.push(['dst_service', service]);
-      return this.#labels('outbound', authority, splitAddress(address), dst);
-    });
+  outbound(authority: string, address: string, serverId: string, service: string, namespace: string, out: LinkerdOutcome, ms: number, endpointLabels?: Readonly<Record<string, string>>): void {
+    const t = this.#target('outbound', authority, address, service, serverId, () =>
+      this.#labels('outbound', authority, splitAddress(address), [['tls', 'true'], ['server_id', serverId], ...dstLabels(service, namespace, endpointLabels)]),
+    );
     this.#record(t, out, ms);
   }
 

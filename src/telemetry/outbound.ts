@@ -142,6 +142,8 @@ export class OutboundObservation {
   #address = '';
   /** When the current try started (performance.now(); kept only with the Linkerd dialect on). */
   #tryT0 = 0;
+  /** The labels of the endpoint last tried (kept only with the Linkerd dialect on: its dst_* labels). */
+  #labels: Readonly<Record<string, string>> | undefined;
   #done = false;
   /** Response body bytes passed on to the caller (one add per chunk; read only by the Istio dialect). */
   responseBytes = 0;
@@ -178,10 +180,13 @@ export class OutboundObservation {
   }
 
   /** A try starts on an endpoint. */
-  attempt(n: number, address: string, identity: string): void {
+  attempt(n: number, address: string, identity: string, labels?: Readonly<Record<string, string>>): void {
     this.#peer = identity;
     this.#address = address;
-    if (this.traffic.linkerd) this.#tryT0 = performance.now();
+    if (this.traffic.linkerd) {
+      this.#tryT0 = performance.now();
+      this.#labels = labels;
+    }
     this.#span?.addEvent('sidecarless.attempt', { 'sidecarless.attempt': n, [ATTR.endpoint]: address, [ATTR.peer]: identity });
   }
 
@@ -205,7 +210,7 @@ export class OutboundObservation {
     if (linkerd && this.#address !== '') {
       const status = /^\d{3}$/.test(cause) ? Number(cause) : undefined;
       const out = status !== undefined ? { status } : { status: undefined, error: cause === 'timeout' ? 'timeout' : 'unclassified' };
-      linkerd.outbound(this.host, this.#address, this.#peer, this.service, this.namespace, out, performance.now() - this.#tryT0);
+      linkerd.outbound(this.host, this.#address, this.#peer, this.service, this.namespace, out, performance.now() - this.#tryT0, this.#labels);
     }
     recordRetry(this.service, cause);
     this.#span?.addEvent('sidecarless.retry', { [ATTR.retryReason]: cause });
@@ -238,7 +243,7 @@ export class OutboundObservation {
     const linkerd = this.traffic.linkerd;
     if (linkerd && this.#address !== '') {
       const out = err ? { status: undefined, error: (err as { code?: string }).code === 'ERR_SIDECARLESS_TIMEOUT' ? 'timeout' : 'unclassified' } : { status };
-      linkerd.outbound(this.host, this.#address, this.#peer, this.service, this.namespace, out, performance.now() - this.#tryT0);
+      linkerd.outbound(this.host, this.#address, this.#peer, this.service, this.namespace, out, performance.now() - this.#tryT0, this.#labels);
     }
     const c = this.#attrs;
     if (!c) return;

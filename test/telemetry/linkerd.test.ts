@@ -8,7 +8,7 @@ import { request as httpsRequest } from 'node:https';
 import { createDevCa, createMesh, type DevCa, type Mesh } from '../../src/index.js';
 import { resolveConfig } from '../../src/config.js';
 import { fastConfig } from '../../src/config/fast.js';
-import { LINKERD_GRPC_FAILURES, LINKERD_LATENCY_BUCKETS, LinkerdStats, MAX_LINKERD_TARGETS, linkerdWorkloadLabels, socketAddr, splitAddress } from '../../src/telemetry/linkerd.js';
+import { LINKERD_GRPC_FAILURES, LINKERD_LATENCY_BUCKETS, LinkerdStats, MAX_LINKERD_TARGETS, dstLabels, linkerdWorkloadLabels, socketAddr, splitAddress } from '../../src/telemetry/linkerd.js';
 import { type PromSample, parsePrometheus, renderPrometheus } from '../../src/telemetry/prometheus.js';
 import { TrafficStats } from '../../src/telemetry/stats.js';
 import { PAY, grpc, payClient, unary } from '../grpc/helpers.js';
@@ -71,7 +71,7 @@ before(async () => {
     admin: { port: 0 },
     grpc,
     telemetry: { dialect: 'linkerd' },
-    outbound: { services: { payments: { namespace: 'default', endpoints: [`127.0.0.1:${port}`] } } },
+    outbound: { services: { payments: { namespace: 'default', endpoints: [{ address: `127.0.0.1:${port}`, labels: { pod: 'payments-7d9f', serviceaccount: 'payments' } }] } } },
   });
   meshes.push(orders);
   plain = await createMesh({ service: 'plain', identity: { ca }, logger: quiet, admin: { port: 0 }, outbound: { services: { payments: { endpoints: [`127.0.0.1:${port}`] } } } });
@@ -204,7 +204,7 @@ test('outbound from mesh.fetch: server_id the endpoint identity verified, dst_se
   assert.ok(RETRIES_503() > 0, 'the default policy retries a 503');
   const req = one(samples, 'request_total', target);
   assert.equal(req.value, 3 + tries);
-  assert.deepEqual(req.labels, { ...target, dst_namespace: 'default', dst_service: 'payments', namespace: 'shop' });
+  assert.deepEqual(req.labels, { ...target, dst_namespace: 'default', dst_pod: 'payments-7d9f', dst_service: 'payments', dst_serviceaccount: 'payments', namespace: 'shop' });
   assert.equal(one(samples, 'response_total', { ...target, status_code: '200', classification: 'success' }).value, 3);
   assert.equal(one(samples, 'response_total', { ...target, status_code: '503', classification: 'failure' }).value, tries);
   assert.equal(find(samples, 'request_total', { direction: 'inbound' }).length, 0, 'orders served nothing');
@@ -251,6 +251,9 @@ test('workload labels as linkerd-viz maps pod labels; addresses as the proxy pri
     Object.fromEntries(linkerdWorkloadLabels({ namespace: 'emojivoto', pod: 'web-1', labels: { 'linkerd.io/proxy-deployment': 'web', 'linkerd.io/proxy-job': 'j', 'app.kubernetes.io/name': 'web', direction: 'x', 'linkerd.io/workload-ns': 'emojivoto' } })),
     { deployment: 'web', k8s_job: 'j', workload_ns: 'emojivoto', app_kubernetes_io_name: 'web', namespace: 'emojivoto', pod: 'web-1' },
   );
+  assert.deepEqual(dstLabels('web', 'emojivoto', { 'pod-template-hash': 'x', pod: 'web-1', service: 'over' }), [
+    ['dst_namespace', 'emojivoto'], ['dst_pod', 'web-1'], ['dst_pod_template_hash', 'x'], ['dst_service', 'over'],
+  ]);
   assert.deepEqual(socketAddr('::1', 80), { addr: '[::1]:80', ip: '::1', port: '80' });
   assert.deepEqual(splitAddress('payments.default.svc:8080'), { addr: 'payments.default.svc:8080', ip: 'payments.default.svc', port: '8080' });
 });
