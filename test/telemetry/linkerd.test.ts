@@ -11,6 +11,7 @@ import { fastConfig } from '../../src/config/fast.js';
 import { LINKERD_GRPC_FAILURES, LINKERD_LATENCY_BUCKETS, LinkerdStats, MAX_LINKERD_TARGETS, dstLabels, linkerdWorkloadLabels, socketAddr, splitAddress } from '../../src/telemetry/linkerd.js';
 import { type PromSample, parsePrometheus, renderPrometheus } from '../../src/telemetry/prometheus.js';
 import { TrafficStats } from '../../src/telemetry/stats.js';
+import { peerName } from '../../src/telemetry/peer-name.js';
 import { PAY, grpc, payClient, unary } from '../grpc/helpers.js';
 import { closeServer, listen } from '../helpers/net.js';
 
@@ -256,6 +257,12 @@ test('workload labels as linkerd-viz maps pod labels; addresses as the proxy pri
   ]);
   assert.deepEqual(socketAddr('::1', 80), { addr: '[::1]:80', ip: '::1', port: '80' });
   assert.deepEqual(splitAddress('payments.default.svc:8080'), { addr: 'payments.default.svc:8080', ip: 'payments.default.svc', port: '8080' });
+});
+
+test('a peer is named by its id when it has one (a Linkerd DNS-like identity), else by its SPIFFE ID', () => {
+  const dns = 'web.emojivoto.serviceaccount.identity.linkerd.cluster.local';
+  assert.equal(peerName({ spiffeId: ORDERS, trustDomain: 'cluster.local' }), ORDERS);
+  assert.equal(peerName({ id: dns, spiffeId: undefined, trustDomain: 'cluster.local' } as never), dns);
 });
 
 test('config: dialect linkerd accepted (the fast path builds what zod builds), others refused', () => {
