@@ -283,3 +283,25 @@ test('the server refuses a client without a certificate, and one whose certifica
     assert.equal(server.requests('WatchPort').filter((e) => e.key === String(port)).length, 0, `${label}: no request reached the handler`);
   }
 });
+
+test('a response that does not decode ends the stream with a coded error, delivers nothing, and the stream reconnects after the backoff', async (t) => {
+  const { streams, clock } = rig();
+  t.after(() => streams.close());
+  const path = 'garbled.emojivoto.svc.cluster.local:80';
+  await server.send({ cmd: 'set', rpc: 'Get', key: path, json: { noEndpoints: { exists: true } } });
+  const c = collector<import('../../../src/control-plane/linkerd/streams.js').DestinationUpdate>();
+  streams.getDestination(path, CONTEXT, c.on, c.onError);
+  await c.items$(1);
+  // Update.add (field 1) whose WeightedAddrSet holds a truncated WeightedAddr.
+  await server.send({ cmd: 'raw', rpc: 'Get', key: path, b64: Buffer.from([0x0a, 0x04, 0x0a, 0x02, 0x18, 0x80]).toString('base64') });
+  await c.errors$(1);
+  assert.equal(c.items.length, 1, 'nothing delivered for the bad message');
+  const e = c.errors[0] as LinkerdStreamError;
+  assert.equal(e.code, 'ERR_SIDECARLESS_LINKERD_STREAM');
+  assert.match(e.message, /weight/, 'the error names the field');
+  const due = Math.min(...clock.pending()) - clock.now();
+  assert.ok(due >= 1000 && due <= 1200, `${due}`);
+  clock.advance(due);
+  await c.items$(2);
+  assert.equal(c.items[1]!.delivery.first, true);
+});
