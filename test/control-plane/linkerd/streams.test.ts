@@ -187,7 +187,7 @@ test('a stream the server ends with UNAVAILABLE reports a coded error and reconn
   streams.watchOutbound(authority, c.on, c.onError);
   await c.items$(1);
   const count = () => server.requests('Watch').filter((e) => e.key === authority).length;
-  assert.equal(count(), 1);
+  await server.waitFor(() => count() === 1); // the server's report may trail its message
 
   await server.send({ cmd: 'remove', rpc: 'Watch', key: authority });
   await server.send({ cmd: 'close', rpc: 'Watch', key: authority, code: 'UNAVAILABLE', details: 'controller restarting' });
@@ -221,15 +221,22 @@ test('a stream the server ends with UNAVAILABLE reports a coded error and reconn
   assert.ok(due3 >= 1000 && due3 <= 1200, `reset to 1–1.2 s (${due3})`);
 });
 
-test('a rotated workload certificate re-dials every open stream with the new certificate', async (t) => {
+test('a rotated workload certificate re-dials every open stream, on both channels, with the new certificate', async (t) => {
   const { streams, clock, cert } = rig();
   t.after(() => streams.close());
   const port = '9090';
   await server.send({ cmd: 'set', rpc: 'WatchPort', key: port, json: { protocol: { opaque: {} } } });
+  const path = 'rotating.emojivoto.svc.cluster.local:80';
+  await server.send({ cmd: 'set', rpc: 'Get', key: path, json: { noEndpoints: { exists: false } } });
   const c = collector<unknown>();
+  const d = collector<unknown>();
   streams.watchPort(WORKLOAD, 9090, c.on, c.onError);
   await c.items$(1);
-  const firstCert = server.requests('WatchPort').filter((e) => e.key === port)[0]!.cert;
+  // The destination channel dials later, with the same certificate.
+  streams.getDestination(path, CONTEXT, d.on, d.onError);
+  await d.items$(1);
+  const firstCert = (await server.waitFor((e) => e.event === 'request' && e.rpc === 'WatchPort' && e.key === port)).cert;
+  assert.equal((await server.waitFor((e) => e.event === 'request' && e.rpc === 'Get' && e.key === path)).cert, firstCert);
   assert.ok(firstCert);
   clock.advance(CREDENTIALS_CHECK_MS);
   await new Promise((r) => setTimeout(r, 200));
@@ -238,9 +245,11 @@ test('a rotated workload certificate re-dials every open stream with the new cer
   clock.advance(CREDENTIALS_CHECK_MS);
   const again = await server.waitFor((e) => e.event === 'request' && e.key === port && e.cert !== firstCert);
   assert.deepEqual(again.peer, [CLIENT_NAME]);
+  await server.waitFor((e) => e.event === 'request' && e.key === path && e.cert !== firstCert);
   await c.items$(2);
+  await d.items$(2);
   assert.equal(c.items[1]!.delivery.first, true);
-  assert.deepEqual(c.errors, [], 'a re-dial is not a loss');
+  assert.deepEqual([...c.errors, ...d.errors], [], 'a re-dial is not a loss');
 });
 
 test('a controller whose certificate is not the expected identity is refused before any request; so is one without a client certificate', async (t) => {

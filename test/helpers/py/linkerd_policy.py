@@ -154,8 +154,8 @@ def peer_cert(context):
 def stream_handler(rpc):
     def handle(request, context):
         key = RPCS[rpc][1](request)
+        q = HUB.subscribe(rpc, key)  # before the report: a command that follows it reaches this stream
         emit({"event": "request", "rpc": rpc, "key": key, "fields": fields_of(request), "peer": peer_sans(context), "cert": peer_cert(context)})
-        q = HUB.subscribe(rpc, key)
         context.add_callback(lambda: (HUB.unsubscribe(rpc, key, q), emit({"event": "ended", "rpc": rpc, "key": key})))
         while context.is_active():
             try:
