@@ -22,3 +22,14 @@ test('an address message without an address, or with a port beyond 65535, is a P
   assert.throws(() => ipFromString('300.1.1.1'), ProtoError);
   assert.throws(() => ipFromString('not-an-ip'), ProtoError);
 });
+
+test('a Linkerd message records the fields our files do not declare (opaque routes, a deprecated timeout) for the translator to refuse', async () => {
+  const { unknownFields, Writer, WireType } = await import('../../src/proto/wire.js');
+  const { decodeProxyProtocol } = await import('../../src/proto/linkerd/outbound.js');
+  // ProxyProtocol.opaque (2) holding Opaque.routes (1), which we do not declare.
+  const opaque = new Writer().tag(1, WireType.LengthDelimited).bytes(Uint8Array.of(0x0a, 0x00)).finish();
+  const msg = new Writer().tag(2, WireType.LengthDelimited).bytes(opaque).finish();
+  const p = decodeProxyProtocol(msg);
+  assert.equal(p.kind?.kind, 'opaque');
+  assert.deepEqual(p.kind?.kind === 'opaque' && unknownFields(p.kind.opaque), [1]);
+});

@@ -314,3 +314,44 @@ test('a response that does not decode ends the stream with a coded error, delive
   await c.items$(2);
   assert.equal(c.items[1]!.delivery.first, true);
 });
+
+test('a controller with the right name under other trust anchors is refused before any request (the anchors are the only roots)', async (t) => {
+  const other = await startLinkerdPolicyServer();
+  t.after(() => other.close());
+  const clock = new VirtualClock(0);
+  const streams = createLinkerdStreams({
+    grpc,
+    destination: { address: other.address, serverName: DESTINATION_NAME },
+    policy: { address: other.address, serverName: DESTINATION_NAME },
+    trustAnchorsPem: () => server.pki.anchorsPem,
+    clientCertificate: () => server.pki.client('client-a'),
+    clock,
+    random: seededRandom(2),
+    logger: quiet,
+    sourceWorkload: WORKLOAD,
+  });
+  t.after(() => streams.close());
+  const c = collector<unknown>();
+  streams.getDestination('impostor.emojivoto.svc.cluster.local:80', CONTEXT, c.on, c.onError);
+  await c.errors$(1);
+  assert.equal((c.errors[0] as LinkerdStreamError).grpcStatus, 'UNAVAILABLE');
+  assert.match(c.errors[0]!.message, /certificate|verify/i);
+  assert.deepEqual(other.requests(), [], 'no request reached the impostor');
+  assert.equal(c.items.length, 0);
+});
+
+test('the function a watch returns ends its stream at the server and stops its reconnects', async (t) => {
+  const { streams, clock } = rig();
+  t.after(() => streams.close());
+  const authority = 'short-lived.emojivoto.svc.cluster.local:80';
+  await server.send({ cmd: 'set', rpc: 'Watch', key: authority, json: { protocol: { opaque: {} } } });
+  const c = collector<unknown>();
+  const stop = streams.watchOutbound(authority, c.on, c.onError);
+  await c.items$(1);
+  stop();
+  await server.waitFor((e) => e.event === 'ended' && e.key === authority);
+  clock.advance(60_000);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(server.requests('Watch').filter((e) => e.key === authority).length, 1, 'no new stream');
+  assert.deepEqual(c.errors, [], 'a stop is not a loss');
+});
