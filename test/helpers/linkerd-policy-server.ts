@@ -42,10 +42,10 @@ export interface LinkerdPolicyServer {
   close(): Promise<void>;
 }
 
-/** Starts the server, its certificate for `serverName` (default the destination controller's identity). */
-export async function startLinkerdPolicyServer(serverName = DESTINATION_NAME): Promise<LinkerdPolicyServer> {
+/** Starts the server, its certificate for `serverName` (default the destination controller's identity), on `port` (default any free one). */
+export async function startLinkerdPolicyServer(serverName = DESTINATION_NAME, port?: number): Promise<LinkerdPolicyServer> {
   const tmp = makeTempDir('sidecarless-linkerd-pki-');
-  const child = startPython('linkerd_policy.py', [tmp.dir, serverName]);
+  const child = startPython('linkerd_policy.py', [tmp.dir, serverName, ...(port === undefined ? [] : [String(port)])]);
   const events: ServerEvent[] = [];
   const waiters = new Set<(e: ServerEvent) => void>();
   let stderr = '';

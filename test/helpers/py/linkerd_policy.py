@@ -1,7 +1,7 @@
 # A scripted Linkerd destination + policy controller on Debian's grpcio (the second, independent
 # gRPC stack): Destination.Get, OutboundPolicies.Watch and InboundServerPolicies.WatchPort over
 # mutual TLS, as Linkerd's controllers serve them behind their proxies. Started as
-#   linkerd_policy.py DIR SERVER_NAME
+#   linkerd_policy.py DIR SERVER_NAME [PORT]
 # it makes a Linkerd-style PKI in DIR with python `cryptography` (ECDSA P-256; trust anchor → issuer
 # → leaves carrying ONE DNS SAN, no URI, CN the same name): anchors.pem; the server's leaf for SERVER_NAME; client
 # leaves client-a / client-b (<name>.pem = leaf + issuer, <name>.key) for
@@ -206,7 +206,7 @@ def main():
             })
         ])
     creds = grpc.ssl_server_credentials([(key, chain)], root_certificates=anchors, require_client_auth=True)
-    port = server.add_secure_port("127.0.0.1:0", creds)
+    port = server.add_secure_port("127.0.0.1:%s" % (sys.argv[3] if len(sys.argv) > 3 else "0"), creds)
     server.start()
     emit({"event": "listening", "port": port})
     for line in sys.stdin:
