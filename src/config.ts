@@ -8,6 +8,7 @@ import { type AuditRecord } from './policy/audit.js';
 import { DEFAULT_POLICIES, type DefaultPolicy } from './policy/model.js';
 import { parseAddress } from './outbound/address.js';
 import { parseWorkloadApiAddress } from './sources/workload-api-address.js';
+import { type LinkerdConfig, linkerdSchema, resolveLinkerd } from './config/linkerd.js';
 
 /** Kubernetes-style DNS label: what service and namespace names are. */
 const dnsLabel = z
@@ -450,6 +451,7 @@ export const meshOptionsSchema = z
     trustDomain: trustDomain.default('cluster.local'),
     spiffeId: spiffeId.optional(),
     identity: identitySchema.optional(),
+    /** xDS (istiod, `sidecarless control-plane`): { address, root, token }; Linkerd: { linkerd } (linkerdOptionsSchema). */
     controlPlane: controlPlaneSchema.optional(),
     inbound: inboundSchema,
     outbound: outboundSchema,
@@ -471,12 +473,24 @@ export const meshOptionsSchema = z
   })
   .strict();
 
+/** The options of a mesh in a Linkerd mesh: `controlPlane: { linkerd: { … } }` (config/linkerd.ts), judged by this schema whenever `controlPlane` has `linkerd`. */
+const linkerdOptionsSchema = meshOptionsSchema.extend({ controlPlane: z.object({ linkerd: linkerdSchema }).strict() });
+
 export type { Logger };
 
-export type MeshOptionsInput = z.input<typeof meshOptionsSchema>;
-type ParsedOptions = z.output<typeof meshOptionsSchema>;
-export type MeshConfig = Omit<ParsedOptions, 'inbound'> & {
+export type MeshOptionsInput = Omit<z.input<typeof meshOptionsSchema>, 'controlPlane'> & {
+  controlPlane?: z.input<typeof controlPlaneSchema> | { linkerd: z.input<typeof linkerdSchema> };
+};
+type ParsedOptions = z.output<typeof meshOptionsSchema> | z.output<typeof linkerdOptionsSchema>;
+type XdsControlPlaneConfig = z.output<typeof controlPlaneSchema>;
+/**
+ * The options as the mesh runs on them. `controlPlane` is the xDS one only; `controlPlane.linkerd`
+ * arrives resolved (every default filled in) as `linkerd`.
+ */
+export type MeshConfig = Omit<ParsedOptions, 'inbound' | 'controlPlane'> & {
   spiffeId: string;
+  controlPlane?: XdsControlPlaneConfig;
+  linkerd?: LinkerdConfig;
   inbound: Omit<ParsedOptions['inbound'], 'defaultPolicy'> & { defaultPolicy: DefaultPolicy; defaultPolicyExplicit: boolean };
 };
 export type ServiceConfig = z.output<typeof serviceSchema>;
@@ -590,6 +604,9 @@ export function formatIssues(
     const path = i.path.map(String).join('.') || '(root)';
     let message = i.message;
     if (path === 'identity' && message.startsWith('takes exactly one of')) message += `. For example ${IDENTITY_EXAMPLES}`;
+    if (/^controlPlane\.[^.]+$/.test(path) && path !== 'controlPlane.linkerd' && message.startsWith('unknown option') && hasLinkerd(input)) {
+      message = `must not be set beside controlPlane.linkerd: it belongs to an xDS control plane (istiod, sidecarless control-plane); a mesh has one control plane`;
+    }
     if (path === 'controlPlane.token' && message.endsWith('got nothing')) message = 'is required: pass a token, { file } or { env }, or set SIDECARLESS_CONTROL_PLANE_TOKEN_FILE';
     if (/\.routes\.\d+\.retry\.budget$/.test(path) && message.startsWith('unknown option')) message = "a route has no budget of its own: set the service's retry.budget";
     // An endpoint string is read as { address } before it is judged: say both forms.
@@ -602,6 +619,11 @@ export function formatIssues(
     }
     return env ? { path, message, env } : { path, message };
   });
+}
+
+function hasLinkerd(input: unknown): boolean {
+  const cp = typeof input === 'object' && input !== null ? (input as { controlPlane?: unknown }).controlPlane : undefined;
+  return typeof cp === 'object' && cp !== null && 'linkerd' in cp;
 }
 
 /** `  - path message` lines: a message that reads as a predicate follows its path directly. */
@@ -624,9 +646,10 @@ export function resolveConfig(input: MeshOptionsInput, env: NodeJS.ProcessEnv = 
   }
   const { options, origins } = withEnv(input as Record<string, unknown>, env);
   withControlPlaneEnv(options, env, origins);
-  const parsed = meshOptionsSchema.safeParse(options);
+  const schema = hasLinkerd(options) ? linkerdOptionsSchema : meshOptionsSchema;
+  const parsed = schema.safeParse(options);
   if (!parsed.success) {
-    const issues = formatIssues(parsed.error.issues, options, meshOptionsSchema, origins);
+    const issues = formatIssues(parsed.error.issues, options, schema, origins);
     throw new ConfigError(`invalid sidecarless options:\n${issueLines(issues)}`, issues);
   }
   const c = parsed.data;
@@ -640,7 +663,14 @@ export function resolveConfig(input: MeshOptionsInput, env: NodeJS.ProcessEnv = 
   }
   checkWorkloadApi(c.identity);
   const defaultPolicy = c.inbound.defaultPolicy ?? (c.inbound.mode === 'permissive' ? 'all-unauthenticated' : 'all-authenticated');
-  return { ...c, spiffeId: spiffe, inbound: { ...c.inbound, defaultPolicy, defaultPolicyExplicit: c.inbound.defaultPolicy !== undefined } };
+  const { controlPlane, ...rest } = c;
+  const planes =
+    controlPlane === undefined
+      ? {}
+      : 'linkerd' in controlPlane
+        ? { linkerd: resolveLinkerd(controlPlane.linkerd, { service: c.service, namespace: c.namespace, trustDomain: c.trustDomain, spiffeId: c.spiffeId }, env) }
+        : { controlPlane };
+  return { ...rest, ...planes, spiffeId: spiffe, inbound: { ...c.inbound, defaultPolicy, defaultPolicyExplicit: c.inbound.defaultPolicy !== undefined } };
 }
 
 /** A Workload API identity needs a socket (given, or SPIFFE_ENDPOINT_SOCKET) and one startTimeout. */
