@@ -17,7 +17,9 @@
 import { literalSource, re2ToJs } from '../../xds/translate/regex.js';
 import type { HeaderMatch as OurHeaderMatch, PathMatch as OurPathMatch, RouteMatch } from '../../../outbound/settings.js';
 import { type Findings, quote } from './findings.js';
-import type { GrpcRouteMatch, HeaderMatch, HttpMethod, HttpRouteMatch, PathMatch } from './types.js';
+import type { GrpcRouteMatch } from '../../../proto/linkerd/grpc_route.js';
+import type { HeaderMatch, HttpRouteMatch, PathMatch } from '../../../proto/linkerd/http_route.js';
+import type { HttpMethod } from '../../../proto/linkerd/http_types.js';
 
 /** http_types.HttpMethod.Registered, by enum value. */
 export const REGISTERED_METHODS: readonly string[] = Object.freeze(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'HEAD', 'TRACE']);
@@ -29,31 +31,33 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 /** The method a match names, or undefined with a reason. */
 export function methodOf(m: HttpMethod, f: Findings, at: string): string | undefined {
-  if (m.registered !== undefined) {
-    const name = REGISTERED_METHODS[m.registered];
-    if (name === undefined) f.refuse(`${at}.registered`, `${m.registered} is not a registered method (0…8)`);
+  const t = m.type;
+  if (t?.kind === 'registered') {
+    const name = REGISTERED_METHODS[t.registered];
+    if (name === undefined) f.refuse(`${at}.registered`, `${t.registered} is not a registered method (0…8)`);
     return name;
   }
-  if (m.unregistered !== undefined && METHOD.test(m.unregistered) && m.unregistered.length <= 64) return m.unregistered;
-  f.refuse(at, `${quote(m.unregistered ?? '')} is not an upper-case method token`);
+  if (t?.kind === 'unregistered' && METHOD.test(t.unregistered) && t.unregistered.length <= 64) return t.unregistered;
+  f.refuse(at, t ? `${quote(t.unregistered)} is not an upper-case method token` : 'names no method');
   return undefined;
 }
 
 /** A path match as ours, or undefined with a reason. */
 export function pathOf(p: PathMatch, f: Findings, at: string): OurPathMatch | undefined {
-  if (p.exact !== undefined) {
-    if (!p.exact.startsWith('/')) f.refuse(`${at}.exact`, `${quote(p.exact)} is not a path (it must start with "/")`);
-    return { exact: p.exact };
+  const k = p.kind;
+  if (k?.kind === 'exact') {
+    if (!k.exact.startsWith('/')) f.refuse(`${at}.exact`, `${quote(k.exact)} is not a path (it must start with "/")`);
+    return { exact: k.exact };
   }
-  if (p.prefix !== undefined) {
-    if (p.prefix !== '' && !p.prefix.startsWith('/')) f.refuse(`${at}.prefix`, `${quote(p.prefix)} is not a path (it must start with "/")`);
-    const trimmed = p.prefix.replace(/\/+$/, '');
+  if (k?.kind === 'prefix') {
+    if (k.prefix !== '' && !k.prefix.startsWith('/')) f.refuse(`${at}.prefix`, `${quote(k.prefix)} is not a path (it must start with "/")`);
+    const trimmed = k.prefix.replace(/\/+$/, '');
     return { prefix: trimmed === '' ? '/' : trimmed };
   }
-  if (p.regex !== undefined) {
-    const r = re2ToJs(p.regex);
+  if (k?.kind === 'regex') {
+    const r = re2ToJs(k.regex);
     if (!r.ok) {
-      f.refuse(`${at}.regex`, `${quote(p.regex)}: ${r.message}`);
+      f.refuse(`${at}.regex`, `${quote(k.regex)}: ${r.message}`);
       return undefined;
     }
     return { regex: r.source };
@@ -69,10 +73,11 @@ export function headerOf(h: HeaderMatch, f: Findings, at: string): OurHeaderMatc
     f.refuse(`${at}.name`, `${quote(h.name)} is not a header name`);
     return undefined;
   }
-  if (h.exact !== undefined) {
+  const v = h.value;
+  if (v?.kind === 'exact') {
     let value: string;
     try {
-      value = UTF8.decode(h.exact);
+      value = UTF8.decode(v.exact);
     } catch {
       f.refuse(`${at}.exact`, 'is not UTF-8: the mesh compares header values as text');
       return undefined;
@@ -84,10 +89,10 @@ export function headerOf(h: HeaderMatch, f: Findings, at: string): OurHeaderMatc
     }
     return { name, exact: value };
   }
-  if (h.regex !== undefined) {
-    const r = re2ToJs(h.regex);
+  if (v?.kind === 'regex') {
+    const r = re2ToJs(v.regex);
     if (!r.ok) {
-      f.refuse(`${at}.regex`, `${quote(h.regex)}: ${r.message}`);
+      f.refuse(`${at}.regex`, `${quote(v.regex)}: ${r.message}`);
       return undefined;
     }
     return { name, regex: r.source };

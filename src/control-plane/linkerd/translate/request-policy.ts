@@ -3,7 +3,7 @@
  *
  * | Linkerd                                  | sidecarless                                         |
  * | ---------------------------------------- | --------------------------------------------------- |
- * | timeouts.request (and the deprecated requestTimeout) | timeout.requestMs (the whole request, tries and body) |
+ * | timeouts.request                         | timeout.requestMs (the whole request, tries and body) |
  * | timeouts.response                        | timeout.requestMs when shorter (it then bounds the body too: noted) |
  * | timeouts.idle                            | refused (no idle timeout on a request)              |
  * | retry absent / max_retries 0             | retry null (Linkerd retries only when a route asks) |
@@ -22,7 +22,9 @@ import { retryPolicySettings, type RetryPolicySettings, type TimeoutSettings } f
 import { DEFAULT_MAX_REPLAY_BODY_BYTES } from '../../../outbound/retry/replay-body.js';
 import type { RequestPolicy } from '../../../outbound/settings.js';
 import { type Findings, durationMs } from './findings.js';
-import type { Duration, ExponentialBackoff, GrpcRetry, HttpRetry, RouteTimeouts } from './types.js';
+import type { Duration } from '../../../proto/google/protobuf/duration.js';
+import type { Timeouts as RouteTimeouts } from '../../../proto/linkerd/http_route.js';
+import type { ExponentialBackoff, GrpcRoute_Retry as GrpcRetry, HttpRoute_Retry as HttpRetry } from '../../../proto/linkerd/outbound.js';
 
 export const MAX_LINKERD_RETRIES = 100;
 /** Largest request body a retry buffers (Linkerd's controller sends 64 KiB). */
@@ -36,8 +38,8 @@ function ms(d: Duration | undefined, f: Findings, at: string): number | undefine
 }
 
 /** Timeouts of a rule (Duration 0 = none, as an unset one). */
-export function timeoutsOf(t: RouteTimeouts | undefined, deprecatedRequest: Duration | undefined, f: Findings, at: string): TimeoutSettings {
-  const request = ms(t?.request, f, `${at}.timeouts.request`) ?? ms(deprecatedRequest, f, `${at}.request_timeout`);
+export function timeoutsOf(t: RouteTimeouts | undefined, f: Findings, at: string): TimeoutSettings {
+  const request = ms(t?.request, f, `${at}.timeouts.request`);
   const response = ms(t?.response, f, `${at}.timeouts.response`);
   if (ms(t?.idle, f, `${at}.timeouts.idle`) !== undefined) {
     f.refuse(`${at}.timeouts.idle`, 'idle timeouts are not supported: the mesh bounds a request as a whole (timeouts.request)');
@@ -68,6 +70,7 @@ function backoffOf(b: ExponentialBackoff | undefined, f: Findings, at: string): 
   const max = ms(b.maxBackoff, f, `${at}.max_backoff`);
   if (min !== undefined && max !== undefined && max < min) f.refuse(`${at}.max_backoff`, 'is shorter than min_backoff');
   if (b.jitterRatio !== 0 && b.jitterRatio !== 1) f.note(`${at}.jitter_ratio`, 'retries back off with full jitter whatever the ratio');
+  if (b.respectRetryAfterHint) f.note(`${at}.respect_retry_after_hint`, 'Retry-After is always honoured (up to 10 s)');
   const out: Partial<RetryPolicySettings['backoff']> = {};
   if (min !== undefined) out.baseMs = min;
   if (max !== undefined) out.maxMs = max;
@@ -93,18 +96,18 @@ function retryOf(r: HttpRetry | GrpcRetry, statuses: number[], f: Findings, at: 
 }
 
 /** An HTTP rule's RequestPolicy. */
-export function httpRequestPolicy(rule: { readonly timeouts?: RouteTimeouts; readonly requestTimeout?: Duration; readonly retry?: HttpRetry }, f: Findings, at: string): RequestPolicy {
-  const timeout = timeoutsOf(rule.timeouts, rule.requestTimeout, f, at);
+export function httpRequestPolicy(rule: { readonly timeouts?: RouteTimeouts; readonly retry?: HttpRetry }, f: Findings, at: string): RequestPolicy {
+  const timeout = timeoutsOf(rule.timeouts, f, at);
   if (!rule.retry) return { retry: null, maxReplayBodyBytes: DEFAULT_MAX_REPLAY_BODY_BYTES, timeout };
   const r = retryOf(rule.retry, statusesOf(rule.retry, f, `${at}.retry`), f, `${at}.retry`);
   return { retry: r.retry, maxReplayBodyBytes: r.maxReplayBodyBytes, timeout: r.perTryMs === undefined ? timeout : { ...timeout, perTryMs: r.perTryMs } };
 }
 
 /** A gRPC rule's RequestPolicy: a retry may not name grpc-status conditions (they are not judged). */
-export function grpcRequestPolicy(rule: { readonly timeouts?: RouteTimeouts; readonly requestTimeout?: Duration; readonly retry?: GrpcRetry }, f: Findings, at: string): RequestPolicy {
-  const timeout = timeoutsOf(rule.timeouts, rule.requestTimeout, f, at);
+export function grpcRequestPolicy(rule: { readonly timeouts?: RouteTimeouts; readonly retry?: GrpcRetry }, f: Findings, at: string): RequestPolicy {
+  const timeout = timeoutsOf(rule.timeouts, f, at);
   if (!rule.retry) return { retry: null, maxReplayBodyBytes: DEFAULT_MAX_REPLAY_BODY_BYTES, timeout };
-  const named = Object.entries(rule.retry.conditions ?? {}).filter(([, v]) => v === true).map(([k]) => k);
+  const named = Object.entries(rule.retry.conditions ?? {}).filter(([, v]) => v === true).map(([k]) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
   if (named.length > 0) f.refuse(`${at}.retry.conditions`, `gRPC status conditions (${named.join(', ')}) are not supported: the mesh retries gRPC calls only on connect failures, resets and per-try timeouts`);
   const r = retryOf(rule.retry, [], f, `${at}.retry`);
   return { retry: r.retry, maxReplayBodyBytes: r.maxReplayBodyBytes, timeout: r.perTryMs === undefined ? timeout : { ...timeout, perTryMs: r.perTryMs } };

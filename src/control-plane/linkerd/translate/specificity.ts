@@ -19,7 +19,8 @@
  * or regex match wins, which is Gateway API's rule ("Exact path over Prefix"). Documented in
  * docs/linkerd-mapping.md. Pure.
  */
-import type { HostMatch, HttpRouteMatch, PathMatch } from './types.js';
+import type { GrpcRouteMatch } from '../../../proto/linkerd/grpc_route.js';
+import type { HostMatch, HttpRouteMatch, PathMatch } from '../../../proto/linkerd/http_route.js';
 
 export interface Specificity {
   /** 0: the route names no host; 1: a `*.suffix` host; 2: an exact host. */
@@ -38,8 +39,8 @@ export interface Specificity {
 /** The precedence key of a host match (undefined: the route names no host). */
 export function hostSpecificity(h: HostMatch | undefined): Pick<Specificity, 'hostClass' | 'hostLength'> {
   if (h === undefined) return { hostClass: 0, hostLength: 0 };
-  if (h.exact !== undefined) return { hostClass: 2, hostLength: h.exact.length };
-  const labels = h.suffix?.reverseLabels ?? [];
+  if (h.match?.kind === 'exact') return { hostClass: 2, hostLength: h.match.exact.length };
+  const labels = h.match?.kind === 'suffix' ? h.match.suffix.reverseLabels : [];
   return { hostClass: 1, hostLength: labels.reduce((n, l) => n + l.length + 1, 0) };
 }
 
@@ -50,9 +51,9 @@ export function prefixLength(prefix: string): number {
 }
 
 function pathKey(p: PathMatch | undefined): Pick<Specificity, 'fullPath' | 'prefixLength'> {
-  if (p === undefined) return { fullPath: false, prefixLength: 1 };
-  if (p.exact !== undefined || p.regex !== undefined) return { fullPath: true, prefixLength: 0 };
-  return { fullPath: false, prefixLength: prefixLength(p.prefix ?? '/') };
+  if (p?.kind === undefined) return { fullPath: false, prefixLength: 1 };
+  if (p.kind.kind !== 'prefix') return { fullPath: true, prefixLength: 0 };
+  return { fullPath: false, prefixLength: prefixLength(p.kind.prefix) };
 }
 
 /** The precedence key of one HTTP route match under a host match. */
@@ -71,7 +72,7 @@ export function httpSpecificity(m: HttpRouteMatch | undefined, host?: HostMatch)
  * of service then method matched, then header count). Expressed in the HTTP key's terms: a match
  * naming both is an exact path, a service alone or a method alone a path of that many characters.
  */
-export function grpcSpecificity(m: { readonly rpc?: { readonly service: string; readonly method: string }; readonly headers: readonly unknown[] } | undefined, host?: HostMatch): Specificity & { readonly rpcService: number; readonly rpcMethod: number } {
+export function grpcSpecificity(m: GrpcRouteMatch | undefined, host?: HostMatch): Specificity & { readonly rpcService: number; readonly rpcMethod: number } {
   return {
     ...hostSpecificity(host),
     fullPath: false,
