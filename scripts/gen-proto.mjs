@@ -31,6 +31,9 @@ const SCALARS = {
   string: { ts: 'string', wire: 'WireType.LengthDelimited', read: 'r.string()', write: (v) => `w.string(${v})`, zero: "''", isZero: (v) => `${v} === ''` },
   bytes: { ts: 'Uint8Array', wire: 'WireType.LengthDelimited', read: 'r.bytes()', write: (v) => `w.bytes(${v})`, zero: 'new Uint8Array(0)', isZero: (v) => `${v}.length === 0` },
   bool: { ts: 'boolean', wire: 'WireType.Varint', read: 'r.bool()', write: (v) => `w.bool(${v})`, zero: 'false', isZero: (v) => `${v} === false` },
+  float: { ts: 'number', wire: 'WireType.Fixed32', read: 'r.float()', write: (v) => `w.float(${v})`, zero: '0', isZero: (v) => `${v} === 0 && !Object.is(${v}, -0)` },
+  fixed32: { ts: 'number', wire: 'WireType.Fixed32', read: 'r.fixed32()', write: (v) => `w.fixed32(${v})`, zero: '0', isZero: (v) => `${v} === 0` },
+  fixed64: { ts: 'bigint', wire: 'WireType.Fixed64', read: 'r.fixed64()', write: (v) => `w.fixed64(${v})`, zero: '0n', isZero: (v) => `${v} === 0n` },
   double: { ts: 'number', wire: 'WireType.Fixed64', read: 'r.double()', write: (v) => `w.double(${v})`, zero: '0', isZero: (v) => `${v} === 0 && !Object.is(${v}, -0)` },
   int32: { ts: 'number', wire: 'WireType.Varint', read: 'r.int32()', write: (v) => `w.varint(${v})`, zero: '0', isZero: (v) => `${v} === 0` },
   uint32: { ts: 'number', wire: 'WireType.Varint', read: 'r.uint32()', write: (v) => `w.varint(${v})`, zero: '0', isZero: (v) => `${v} === 0` },
@@ -93,6 +96,27 @@ function kindOf(field) {
 }
 
 let ref = tsName;
+/**
+ * Whether the file being generated decodes its oneofs as tagged unions (`{ kind: 'add', add }`
+ * under the oneof's name) rather than as flat optional members: the Linkerd files do (their
+ * translators switch on the kind); the older files keep flat members, which their code reads.
+ */
+let tagged = false;
+const taggedOneof = (f) => (tagged && f.partOf ? f.partOf : undefined);
+function unionTs(oneof) {
+  return oneof.fieldsArray.map((f) => `{ kind: '${camel(f.name)}'; ${camel(f.name)}: ${valueTs(kindOf(f))} }`).join(' | ');
+}
+function emitOneofEncode(oneof) {
+  const lines = [`  { const o = m.${camel(oneof.name)}; if (o !== undefined) switch (o.kind) {`];
+  for (const f of oneof.fieldsArray) {
+    const k = kindOf(f);
+    const v = `o.${camel(f.name)}`;
+    const write = k.message ? `w.tag(${f.id}, WireType.LengthDelimited).bytes(encode${ref(k.message)}(${v}))` : `{ w.tag(${f.id}, ${k.wire}); ${k.write(v)}; }`;
+    lines.push(`    case '${camel(f.name)}': if (${v} !== undefined) ${write}; break;`);
+  }
+  lines.push('  } }');
+  return lines;
+}
 function valueTs(kind) {
   return kind.message ? ref(kind.message) : kind.ts;
 }
@@ -102,6 +126,11 @@ function emitInterface(type) {
   for (const f of type.fieldsArray) {
     const k = kindOf(f);
     const name = camel(f.name);
+    const o = taggedOneof(f);
+    if (o) {
+      if (o.fieldsArray[0] === f) lines.push(`  ${camel(o.name)}?: ${unionTs(o)};`);
+      continue;
+    }
     if (f.map) lines.push(`  ${name}: Map<${SCALARS[f.keyType].ts}, ${valueTs(k)}>;`);
     else if (f.repeated) lines.push(`  ${name}: ${valueTs(k)}[];`);
     else if (k.message || k.wrapper || f.partOf) lines.push(`  ${name}?: ${valueTs(k)};`);
@@ -118,6 +147,11 @@ function emitEncode(type) {
     const k = kindOf(f);
     const name = `m.${camel(f.name)}`;
     const id = f.id;
+    const o = taggedOneof(f);
+    if (o) {
+      if (o.fieldsArray[0] === f) body.push(...emitOneofEncode(o));
+      continue;
+    }
     if (f.map) {
       const key = SCALARS[f.keyType];
       const val = k.message ? `w2.tag(2, WireType.LengthDelimited).bytes(encode${ref(k.message)}(v))` : `w2.tag(2, ${k.wire}); ${k.write('v').replace(/^w\./, 'w2.')}`;
@@ -155,6 +189,11 @@ function emitDecode(type) {
     const name = camel(f.name);
     const read = k.message ? `decode${ref(k.message)}From(r.sub())` : k.wrapper ? `decode${ref(k.wrapper)}From(r.sub()).value` : k.read;
     const check = (want) => `expectWire('${type.fullName.slice(1)}', '${f.name}', wire, ${want});`;
+    const o = taggedOneof(f);
+    if (o) {
+      cases.push(`      case ${f.id}: ${check(k.message ? 'WireType.LengthDelimited' : k.wire)} m.${camel(o.name)} = { kind: '${name}', ${name}: ${read} }; break;`);
+      continue;
+    }
     if (f.map) {
       const key = SCALARS[f.keyType];
       const valRead = k.message ? `decode${ref(k.message)}From(e.sub())` : k.read.replace(/^r\./, 'e.');
@@ -185,16 +224,23 @@ function emitDecode(type) {
       cases.push(`      case ${f.id}: ${check(k.message || k.wrapper ? 'WireType.LengthDelimited' : k.wire)}${clear} m.${name} = ${read}; break;`);
     }
   }
-  return [
-    `export function decode${n}From(r: Reader): ${n} {`,
-    `  const m: ${n} = { ${init.join(', ')} };`,
+  const loop = [
     '  while (!r.done) {',
     '    const [field, wire] = r.tag();',
+    ...(tagged ? ['    at = field;'] : []),
     '    switch (field) {',
     ...cases,
     '      default: skipUnknown(r, m, field, wire);',
     '    }',
     '  }',
+  ];
+  // Tagged (Linkerd) files name the message and field a malformed message broke in, level by level.
+  const names = `{ ${type.fieldsArray.map((f) => `${f.id}: '${f.name}'`).join(', ')} }`;
+  const body = tagged ? ['  let at = 0;', '  try {', ...loop.map((l) => `  ${l}`), '  } catch (e) {', `    throw fieldError(e, '${type.fullName.slice(1)}', at, ${names});`, '  }'] : loop;
+  return [
+    `export function decode${n}From(r: Reader): ${n} {`,
+    `  const m: ${n} = { ${init.join(', ')} };`,
+    ...body,
     '  return m;',
     '}',
     '',
@@ -252,6 +298,7 @@ function allOf(ns, pred) {
 
 function generate(file) {
   const rel = relative(PROTO_DIR, file);
+  tagged = rel.startsWith('linkerd/');
   const root = new protobuf.Root();
   root.resolvePath = (_origin, target) => join(PROTO_DIR, target);
   root.loadSync(rel, { keepCase: true });
@@ -290,7 +337,7 @@ function generate(file) {
   const out = [
     `// Generated by scripts/gen-proto.mjs from ${rel}. Do not edit: change the .proto and run \`node scripts/gen-proto.mjs\`.`,
     '/* eslint-disable */',
-    `import { type DeepPartial, Reader, Writer, WireType, expectWire, readRepeated, skipUnknown } from '${wire.startsWith('.') ? wire : `./${wire}`}';`,
+    `import { type DeepPartial, Reader, Writer, WireType, expectWire, ${tagged ? 'fieldError, ' : ''}readRepeated, skipUnknown } from '${wire.startsWith('.') ? wire : `./${wire}`}';`,
     ...[...imports].map(([spec, set]) => `import { ${set.join(', ')} } from '${spec}';`),
     '',
     'void readRepeated;',

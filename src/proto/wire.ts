@@ -72,6 +72,28 @@ export class Writer {
     return this;
   }
 
+  float(value: number): this {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setFloat32(0, value, true);
+    this.#scratch.push(...b);
+    return this;
+  }
+
+  fixed32(value: number): this {
+    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new ProtoError(`${value} is not a fixed32`);
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, value, true);
+    this.#scratch.push(...b);
+    return this;
+  }
+
+  fixed64(value: bigint): this {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, BigInt.asUintN(64, value), true);
+    this.#scratch.push(...b);
+    return this;
+  }
+
   bytes(value: Uint8Array): this {
     this.varint(value.length);
     this.#flush();
@@ -173,6 +195,26 @@ export class Reader {
     return v;
   }
 
+  float(): number {
+    return this.#view(4).getFloat32(0, true);
+  }
+
+  fixed32(): number {
+    return this.#view(4).getUint32(0, true);
+  }
+
+  /** A fixed64, exactly: as a bigint (an IPv6 half needs all 64 bits). */
+  fixed64(): bigint {
+    return this.#view(8).getBigUint64(0, true);
+  }
+
+  #view(n: number): DataView {
+    if (this.#pos + n > this.#end) throw new ProtoError('truncated fixed-width field');
+    const v = new DataView(this.buf.buffer, this.buf.byteOffset + this.#pos, n);
+    this.#pos += n;
+    return v;
+  }
+
   /** The bounds of the next length-delimited field. */
   #span(): [number, number] {
     const len = this.varint();
@@ -267,6 +309,17 @@ export function skipUnknown(r: Reader, m: object, field: number, wire: number): 
 /** The field numbers a decoded message skipped (0 last: more than MAX_UNKNOWN_FIELDS), or undefined. */
 export function unknownFields(m: object): readonly number[] | undefined {
   return (m as { [UNKNOWN_FIELDS]?: number[] })[UNKNOWN_FIELDS];
+}
+
+/**
+ * A decode failure inside field `at` of `message`, as a ProtoError whose text names the path down
+ * to it (`…Update field 1 (add): …WeightedAddr field 5 (tls_identity): truncated varint`). Anything
+ * thrown while decoding becomes a ProtoError: a peer's bytes fail one way only.
+ */
+export function fieldError(e: unknown, message: string, at: number, names: Readonly<Record<number, string>>): ProtoError {
+  const why = e instanceof Error ? e.message : String(e);
+  const where = at === 0 ? message : `${message} field ${at}${names[at] ? ` (${names[at]})` : ''}`;
+  return new ProtoError(`${where}: ${why}`);
 }
 
 /** Throws when a declared field arrives with another wire type than its declaration's. */
