@@ -26,6 +26,11 @@ export interface IssuedChain {
   readonly certChainPem: string;
   /** The trust roots of the CA's trust domain. */
   readonly bundlePem: string;
+  /**
+   * When the CA says the certificate ends (Linkerd's valid_until), ms since epoch; the renewal
+   * policy is given it. Default: the verified chain's notAfter.
+   */
+  readonly validUntil?: number;
 }
 
 /** A CA that signs CSRs: the dev CA, the Istio CA (issue 11), Linkerd's identity service. */
