@@ -111,7 +111,9 @@ function issued(answer: CertifyResponse, anchors: ParsedCertificate[], anchorsPe
     description,
     now: (opts.now ?? Date.now)(),
   });
-  return { certChainPem: checked.certChainPem, bundlePem: anchorsPem, validUntil: checked.validUntil };
+  // The anchors under their `dns:` key only: they vouch for this identity domain, never a SPIFFE trust domain.
+  const bundles = new Map([[opts.bundleKey, { trustDomain: opts.bundleKey, roots: anchors }]]);
+  return { certChainPem: checked.certChainPem, bundlePem: anchorsPem, bundles, validUntil: checked.validUntil };
 }
 
 /** The anchors' PEM now: the file read again, or the PEM given (both must hold certificates). */
