@@ -165,3 +165,11 @@ describe('the identity service is authenticated before the token is sent', () =>
     assert.equal(s.received, 0);
   });
 });
+
+test('a missing token file: nothing is sent, and the message says what to mount', async (t) => {
+  const s = await startLinkerdIdentity(t, { tokens: { 'tok-web': { ns: 'emojivoto', sa: 'web' } } });
+  const issuer = await issuerOf(t, s, { token: { file: join(s.dir, 'no-such-token') } });
+  const e = await refusal(issuer.issue({ csrPem: await csr(), spiffeId: WEB }));
+  assert.match(e.message, /no-such-token: it does not exist\. Mount the projected service-account token there \(audience identity\.l5d\.io/);
+  assert.equal(s.received, 0);
+});

@@ -50,6 +50,8 @@ export interface LinkerdIdentityIssuerOptions {
 }
 
 export const DEFAULT_LINKERD_CALL_TIMEOUT_MS = 10_000;
+const LINKERD_TOKEN_HINT =
+  'Mount the projected service-account token there (audience identity.l5d.io, as Linkerd\'s injector does) or fix controlPlane.linkerd.token.file (LINKERD2_PROXY_IDENTITY_TOKEN_FILE)';
 /** Largest answer taken (a leaf and an issuer are a few KiB). */
 const MAX_ANSWER_BYTES = 1 << 20;
 
@@ -83,7 +85,7 @@ export function linkerdIdentityIssuer(opts: LinkerdIdentityIssuerOptions): Closa
       const anchorsPem = await readAnchors(opts.trustAnchors);
       const anchors = pemToCertDers(anchorsPem).map(parseCertificate);
       const csrDer = csrDerOf(csrPem);
-      const token = Buffer.from(await readToken(opts.token, opts.env), 'utf8');
+      const token = Buffer.from(await readToken(opts.token, opts.env, LINKERD_TOKEN_HINT), 'utf8');
       const grpc = await loadGrpc();
       let answer: CertifyResponse;
       try {
