@@ -173,3 +173,14 @@ test('a missing token file: nothing is sent, and the message says what to mount'
   assert.match(e.message, /no-such-token: it does not exist\. Mount the projected service-account token there \(audience identity\.l5d\.io/);
   assert.equal(s.received, 0);
 });
+
+test('a slow identity service: the call ends at its deadline with DEADLINE_EXCEEDED', async (t) => {
+  const s = await startLinkerdIdentity(t, { tokens: { 'tok-web': { ns: 'emojivoto', sa: 'web' } } });
+  await s.fault(null, { delayMs: 800 });
+  const issuer = await issuerOf(t, s, { callTimeoutMs: 200 });
+  const started = Date.now();
+  const e = await refusal(issuer.issue({ csrPem: await csr(), spiffeId: WEB }));
+  assert.equal(e.code, 'ERR_SIDECARLESS_IDENTITY_UNAVAILABLE');
+  assert.match(e.message, /did not answer within 200 ms \(DEADLINE_EXCEEDED\)/);
+  assert.ok(Date.now() - started < 750, 'not held until the server answers');
+});
