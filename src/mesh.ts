@@ -158,8 +158,14 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
   const fromOptions = await StaticControlPlane.create(config, logger, clock);
   // With `controlPlane`, its xDS feeds the snapshot over the options' part; without, no xDS code is loaded.
   let controlPlane: ControlPlane = fromOptions;
+  // The Linkerd streams present the workload's certificate, which exists once the identity is open (below).
+  let certificate: () => { certChainPem: string; keyPem: string } | undefined = () => undefined;
   try {
     if (config.controlPlane) controlPlane = (await import('./control-plane/xds/open.js')).openXdsControlPlane({ config, base: fromOptions, clock, logger, env: internals.env ?? process.env });
+    else if (config.linkerd) {
+      const linkerd = config.linkerd;
+      controlPlane = await (await import('./control-plane/linkerd/open.js')).openLinkerdControlPlane({ config: { ...config, linkerd }, base: fromOptions, certificate: () => certificate(), clock, logger });
+    }
   } catch (e) {
     await fromOptions.close();
     throw e;
@@ -171,6 +177,8 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
     await controlPlane.close();
     throw e;
   }
+  const opened = identity.source;
+  certificate = () => currentCertificate(opened);
   const parts = await buildParts({ config, identity, controlPlane, clock, logger, jwtSvid: (audience) => jwt.jwtSvid(audience) });
   const mesh = meshFacade(parts, jwt);
   if (config.admin) {
@@ -192,11 +200,22 @@ function adminHandlersOf(p: MeshParts, stats: () => MeshStats) {
     policy: () => ({ ...p.inbound.policyStatus(), ...policyFileStatus(p.controlPlane) }),
     snapshot: () => snapshotStatus(p.reconciler),
     ...(p.controlPlane.status?.().xds && { xds: () => p.controlPlane.status?.().xds }),
+    ...(p.controlPlane.status?.().linkerd && { linkerd: () => p.controlPlane.status?.().linkerd }),
     traffic: p.traffic,
     handshakes: () => p.inbound.tls.stats,
     stats,
     now: () => p.clock.now(),
   });
+}
+
+/** The source's certificate and key now, or undefined while it has none (a stream dialled then waits and retries). */
+function currentCertificate(source: OpenedSource['source']): { certChainPem: string; keyPem: string } | undefined {
+  try {
+    const svid = source.getX509Svid();
+    return { certChainPem: svid.certChainPem, keyPem: svid.keyPem };
+  } catch {
+    return undefined;
+  }
 }
 
 function policyFileStatus(cp: ControlPlane): { file?: string; lastError?: string } {

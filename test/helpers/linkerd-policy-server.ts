@@ -43,9 +43,10 @@ export interface LinkerdPolicyServer {
 }
 
 /** Starts the server, its certificate for `serverName` (default the destination controller's identity). */
-export async function startLinkerdPolicyServer(serverName = DESTINATION_NAME): Promise<LinkerdPolicyServer> {
+export async function startLinkerdPolicyServer(serverName = DESTINATION_NAME, pkiDir?: string): Promise<LinkerdPolicyServer> {
   const tmp = makeTempDir('sidecarless-linkerd-pki-');
-  const child = startPython('linkerd_policy.py', [tmp.dir, serverName]);
+  // pkiDir: a scripted identity service's directory (linkerd-identity-server.ts): the same anchor and issuer.
+  const child = startPython('linkerd_policy.py', [tmp.dir, serverName, ...(pkiDir !== undefined ? [pkiDir] : [])]);
   const events: ServerEvent[] = [];
   const waiters = new Set<(e: ServerEvent) => void>();
   let stderr = '';

@@ -16,6 +16,7 @@
 #   serveFrom      "mesh" (default): serving certificate under the anchor; "other": under the unrelated root
 #   lifetimeS      lifetime of issued leaves in seconds (default 86400, Linkerd's 24 h)
 #   port           default 0 (any free one)
+# It also writes the issuer (issuer.pem, issuer.key) so a scripted controller can join the same mesh.
 # Commands on stdin, one JSON object a line, each answered {"event":"ok","op":...}:
 #   {"op":"tokens","tokens":{"<token>":{"ns":"emojivoto","sa":"web"}}}
 #   {"op":"fault","fault":null|"other-identity"|"rsa-leaf"|"wrong-key"|"foreign-chain"|"expired"|
@@ -113,6 +114,11 @@ with open(f"{CFG['dir']}/trust-anchors.pem", "w") as f:
     f.write(pem(ANCHOR))
 with open(f"{CFG['dir']}/other-anchors.pem", "w") as f:
     f.write(pem(OTHER))
+# The issuer, for a destination/policy controller of the same mesh (linkerd_policy.py's pki argument).
+with open(f"{CFG['dir']}/issuer.pem", "w") as f:
+    f.write(pem(ISSUER))
+with open(f"{CFG['dir']}/issuer.key", "wb") as f:
+    f.write(ISSUER_KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
 
 
 class Refused(Exception):
