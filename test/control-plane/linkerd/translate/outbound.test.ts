@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeOutboundPolicy, encodeOutboundPolicy, type OutboundPolicy, type HttpRoute } from '../../../../src/proto/linkerd/outbound.js';
 import type { DeepPartial } from '../../../../src/proto/wire.js';
+import type { PathMatch } from '../../../../src/proto/linkerd/http_route.js';
 import { translateOutbound, type OutboundTranslation } from '../../../../src/control-plane/linkerd/translate/outbound.js';
 import { formatReasons } from '../../../../src/control-plane/linkerd/translate/findings.js';
 import { compileRoute } from '../../../../src/outbound/routes.js';
@@ -34,7 +35,7 @@ const refused = (m: DeepPartial<OutboundPolicy>): string => {
   assert.equal(t.ok, false, 'expected a refusal');
   return t.ok ? '' : formatReasons(t.reasons);
 };
-const pathM = (kind: 'exact' | 'prefix' | 'regex', v: string) => ({ path: { kind: { kind, [kind]: v } } }) as never;
+const pathM = (kind: 'exact' | 'prefix' | 'regex', v: string) => ({ path: { kind: { kind, [kind]: v } } }) as { path: DeepPartial<PathMatch> };
 /** The first route of `t` that takes the request, by name. */
 function pick(t: OutboundTranslation, method: string, path: string, headers: Record<string, string> = {}): string | undefined {
   const req = { method, path, header: (n: string) => headers[n] };
