@@ -35,7 +35,7 @@ export interface LinkerdPolicyServer {
   readonly pki: Pki;
   readonly events: ServerEvent[];
   /** Sends a command; resolves once the server applied it. */
-  send(cmd: { cmd: 'set' | 'push' | 'remove' | 'close'; rpc: Rpc; key: string; json?: object; code?: string; details?: string }): Promise<void>;
+  send(cmd: { cmd: 'set' | 'push' | 'raw' | 'remove' | 'close'; rpc: Rpc; key: string; json?: object; b64?: string; code?: string; details?: string }): Promise<void>;
   /** Resolves with the first event (past or future) that matches, rejects after `ms`. */
   waitFor(match: (e: ServerEvent) => boolean, ms?: number): Promise<ServerEvent>;
   requests(rpc?: Rpc): ServerEvent[];

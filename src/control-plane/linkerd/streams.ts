@@ -88,7 +88,7 @@ class Watch<Req, Res> {
   constructor(
     private readonly core: Core,
     readonly stream: StreamName,
-    private readonly channel: PinnedChannel,
+    readonly channel: PinnedChannel,
     private readonly def: MethodDef<Req, Res>,
     private readonly request: Partial<Req>,
     private readonly target: string,
@@ -164,7 +164,8 @@ class Core {
   readonly destination: PinnedChannel;
   readonly policy: PinnedChannel;
   readonly watches = new Set<Watch<unknown, unknown>>();
-  #credentials: string | undefined;
+  /** The credentials each channel was last dialed with. */
+  readonly #credentials = new Map<PinnedChannel, string>();
   #check: Timer | undefined;
   closed = false;
 
@@ -181,7 +182,7 @@ class Core {
     const cert = this.o.clientCertificate();
     if (!cert) throw new Error('the workload has no Linkerd certificate yet');
     const anchors = this.o.trustAnchorsPem();
-    this.#credentials = `${anchors}\0${cert.certChainPem}\0${cert.keyPem}`;
+    this.#credentials.set(channel, credentialsKey(anchors, cert));
     return channel.client(this.o.grpc, anchors, cert);
   }
 
@@ -205,11 +206,16 @@ class Core {
     } catch {
       return; // the next dial reports it
     }
-    if (!cert || this.#credentials === undefined || this.#credentials === `${anchors}\0${cert.certChainPem}\0${cert.keyPem}`) return;
-    this.logger.info('linkerd: the workload certificate or trust anchors changed; re-dialing the destination and policy streams');
-    this.destination.reset();
-    this.policy.reset();
-    for (const w of this.watches) w.open();
+    if (!cert) return;
+    const now = credentialsKey(anchors, cert);
+    const stale = [...this.#credentials].filter(([, used]) => used !== now).map(([channel]) => channel);
+    if (stale.length === 0) return;
+    this.logger.info('linkerd: the workload certificate or trust anchors changed; re-dialing the streams that use the old ones');
+    for (const channel of stale) {
+      this.#credentials.delete(channel);
+      channel.reset();
+    }
+    for (const w of this.watches) if (stale.includes(w.channel)) w.open();
   }
 
   statusError(stream: StreamName, target: string, status: StatusObject): LinkerdStreamError {
@@ -227,6 +233,10 @@ class Core {
     this.destination.reset();
     this.policy.reset();
   }
+}
+
+function credentialsKey(anchors: string, cert: ClientCertificate): string {
+  return `${anchors}\0${cert.certChainPem}\0${cert.keyPem}`;
 }
 
 export function createLinkerdStreams(o: LinkerdStreamsOptions): LinkerdStreams {

@@ -187,7 +187,7 @@ test('a stream the server ends with UNAVAILABLE reports a coded error and reconn
   streams.watchOutbound(authority, c.on, c.onError);
   await c.items$(1);
   const count = () => server.requests('Watch').filter((e) => e.key === authority).length;
-  assert.equal(count(), 1);
+  await server.waitFor(() => count() === 1); // the server's report may trail its message
 
   await server.send({ cmd: 'remove', rpc: 'Watch', key: authority });
   await server.send({ cmd: 'close', rpc: 'Watch', key: authority, code: 'UNAVAILABLE', details: 'controller restarting' });
@@ -221,15 +221,22 @@ test('a stream the server ends with UNAVAILABLE reports a coded error and reconn
   assert.ok(due3 >= 1000 && due3 <= 1200, `reset to 1–1.2 s (${due3})`);
 });
 
-test('a rotated workload certificate re-dials every open stream with the new certificate', async (t) => {
+test('a rotated workload certificate re-dials every open stream, on both channels, with the new certificate', async (t) => {
   const { streams, clock, cert } = rig();
   t.after(() => streams.close());
   const port = '9090';
   await server.send({ cmd: 'set', rpc: 'WatchPort', key: port, json: { protocol: { opaque: {} } } });
+  const path = 'rotating.emojivoto.svc.cluster.local:80';
+  await server.send({ cmd: 'set', rpc: 'Get', key: path, json: { noEndpoints: { exists: false } } });
   const c = collector<unknown>();
+  const d = collector<unknown>();
   streams.watchPort(WORKLOAD, 9090, c.on, c.onError);
   await c.items$(1);
-  const firstCert = server.requests('WatchPort').filter((e) => e.key === port)[0]!.cert;
+  // The destination channel dials later, with the same certificate.
+  streams.getDestination(path, CONTEXT, d.on, d.onError);
+  await d.items$(1);
+  const firstCert = (await server.waitFor((e) => e.event === 'request' && e.rpc === 'WatchPort' && e.key === port)).cert;
+  assert.equal((await server.waitFor((e) => e.event === 'request' && e.rpc === 'Get' && e.key === path)).cert, firstCert);
   assert.ok(firstCert);
   clock.advance(CREDENTIALS_CHECK_MS);
   await new Promise((r) => setTimeout(r, 200));
@@ -238,9 +245,11 @@ test('a rotated workload certificate re-dials every open stream with the new cer
   clock.advance(CREDENTIALS_CHECK_MS);
   const again = await server.waitFor((e) => e.event === 'request' && e.key === port && e.cert !== firstCert);
   assert.deepEqual(again.peer, [CLIENT_NAME]);
+  await server.waitFor((e) => e.event === 'request' && e.key === path && e.cert !== firstCert);
   await c.items$(2);
+  await d.items$(2);
   assert.equal(c.items[1]!.delivery.first, true);
-  assert.deepEqual(c.errors, [], 'a re-dial is not a loss');
+  assert.deepEqual([...c.errors, ...d.errors], [], 'a re-dial is not a loss');
 });
 
 test('a controller whose certificate is not the expected identity is refused before any request; so is one without a client certificate', async (t) => {
@@ -282,4 +291,67 @@ test('the server refuses a client without a certificate, and one whose certifica
     assert.notEqual(status, grpc.status.OK, label);
     assert.equal(server.requests('WatchPort').filter((e) => e.key === String(port)).length, 0, `${label}: no request reached the handler`);
   }
+});
+
+test('a response that does not decode ends the stream with a coded error, delivers nothing, and the stream reconnects after the backoff', async (t) => {
+  const { streams, clock } = rig();
+  t.after(() => streams.close());
+  const path = 'garbled.emojivoto.svc.cluster.local:80';
+  await server.send({ cmd: 'set', rpc: 'Get', key: path, json: { noEndpoints: { exists: true } } });
+  const c = collector<import('../../../src/control-plane/linkerd/streams.js').DestinationUpdate>();
+  streams.getDestination(path, CONTEXT, c.on, c.onError);
+  await c.items$(1);
+  // Update.add (field 1) whose WeightedAddrSet holds a truncated WeightedAddr.
+  await server.send({ cmd: 'raw', rpc: 'Get', key: path, b64: Buffer.from([0x0a, 0x04, 0x0a, 0x02, 0x18, 0x80]).toString('base64') });
+  await c.errors$(1);
+  assert.equal(c.items.length, 1, 'nothing delivered for the bad message');
+  const e = c.errors[0] as LinkerdStreamError;
+  assert.equal(e.code, 'ERR_SIDECARLESS_LINKERD_STREAM');
+  assert.match(e.message, /weight/, 'the error names the field');
+  const due = Math.min(...clock.pending()) - clock.now();
+  assert.ok(due >= 1000 && due <= 1200, `${due}`);
+  clock.advance(due);
+  await c.items$(2);
+  assert.equal(c.items[1]!.delivery.first, true);
+});
+
+test('a controller with the right name under other trust anchors is refused before any request (the anchors are the only roots)', async (t) => {
+  const other = await startLinkerdPolicyServer();
+  t.after(() => other.close());
+  const clock = new VirtualClock(0);
+  const streams = createLinkerdStreams({
+    grpc,
+    destination: { address: other.address, serverName: DESTINATION_NAME },
+    policy: { address: other.address, serverName: DESTINATION_NAME },
+    trustAnchorsPem: () => server.pki.anchorsPem,
+    clientCertificate: () => server.pki.client('client-a'),
+    clock,
+    random: seededRandom(2),
+    logger: quiet,
+    sourceWorkload: WORKLOAD,
+  });
+  t.after(() => streams.close());
+  const c = collector<unknown>();
+  streams.getDestination('impostor.emojivoto.svc.cluster.local:80', CONTEXT, c.on, c.onError);
+  await c.errors$(1);
+  assert.equal((c.errors[0] as LinkerdStreamError).grpcStatus, 'UNAVAILABLE');
+  assert.match(c.errors[0]!.message, /certificate|verify/i);
+  assert.deepEqual(other.requests(), [], 'no request reached the impostor');
+  assert.equal(c.items.length, 0);
+});
+
+test('the function a watch returns ends its stream at the server and stops its reconnects', async (t) => {
+  const { streams, clock } = rig();
+  t.after(() => streams.close());
+  const authority = 'short-lived.emojivoto.svc.cluster.local:80';
+  await server.send({ cmd: 'set', rpc: 'Watch', key: authority, json: { protocol: { opaque: {} } } });
+  const c = collector<unknown>();
+  const stop = streams.watchOutbound(authority, c.on, c.onError);
+  await c.items$(1);
+  stop();
+  await server.waitFor((e) => e.event === 'ended' && e.key === authority);
+  clock.advance(60_000);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(server.requests('Watch').filter((e) => e.key === authority).length, 1, 'no new stream');
+  assert.deepEqual(c.errors, [], 'a stop is not a loss');
 });

@@ -17,8 +17,10 @@
 #   {"cmd": "set", "rpc", "key", "json"}   the key's state: sent to its open streams and, first,
 #                                          to every stream opened later
 #   {"cmd": "push", "rpc", "key", "json"}  sent to the key's open streams only (duplicates, reorders)
+#   {"cmd": "raw", "rpc", "key", "b64"}  these bytes as a response to its open streams (malformed ones)
 #   {"cmd": "remove", "rpc", "key"}        forget the state (later streams get nothing at first)
 #   {"cmd": "close", "rpc", "key", "code": "UNAVAILABLE", "details": "..."}  end its open streams
+import base64
 import datetime
 import hashlib
 import json
@@ -166,8 +168,8 @@ def peer_cert(context):
 def stream_handler(rpc):
     def handle(request, context):
         key = RPCS[rpc][1](request)
+        q = HUB.subscribe(rpc, key)  # before the report: a command that follows it reaches this stream
         emit({"event": "request", "rpc": rpc, "key": key, "fields": fields_of(request), "peer": peer_sans(context), "cert": peer_cert(context)})
-        q = HUB.subscribe(rpc, key)
         context.add_callback(lambda: (HUB.unsubscribe(rpc, key, q), emit({"event": "ended", "rpc": rpc, "key": key})))
         while context.is_active():
             try:
@@ -182,11 +184,17 @@ def stream_handler(rpc):
     return handle
 
 
+def serialize(m):
+    return m if isinstance(m, bytes) else m.SerializeToString()
+
+
 def command(c):
     rpc, key = c["rpc"], c.get("key")
     if c["cmd"] in ("set", "push"):
         msg = json_format.ParseDict(c["json"], RPCS[rpc][0]())
         HUB.send(rpc, key, ("msg", msg), keep=c["cmd"] == "set")
+    elif c["cmd"] == "raw":
+        HUB.send(rpc, key, ("msg", base64.b64decode(c["b64"])))
     elif c["cmd"] == "remove":
         HUB.forget(rpc, key)
     elif c["cmd"] == "close":
@@ -207,7 +215,7 @@ def main():
     for service, methods in handlers.items():
         server.add_generic_rpc_handlers([
             grpc.method_handlers_generic_handler(service, {
-                m: grpc.unary_stream_rpc_method_handler(stream_handler(rpc), request_deserializer=req.FromString, response_serializer=res.SerializeToString)
+                m: grpc.unary_stream_rpc_method_handler(stream_handler(rpc), request_deserializer=req.FromString, response_serializer=serialize)
                 for m, (req, res, rpc) in methods.items()
             })
         ])
