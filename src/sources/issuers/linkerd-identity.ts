@@ -16,7 +16,9 @@
  */
 import type { ServiceError } from '@grpc/grpc-js';
 import { IdentityUnavailableError, SvidError } from '../../errors.js';
+import { createDnsBundle } from '../../identity/bundle.js';
 import { type ParsedCertificate, parseCertificate } from '../../identity/certificate.js';
+import { identityDomainOfKey } from '../../identity/dns-id.js';
 import { decodePem, pemToCertDers } from '../../identity/pem.js';
 import { type CertifyRequest, type CertifyResponse, Identity } from '../../proto/linkerd/identity.js';
 import { type DeepPartial } from '../../proto/wire.js';
@@ -114,7 +116,8 @@ function issued(answer: CertifyResponse, anchors: ParsedCertificate[], anchorsPe
     now: (opts.now ?? Date.now)(),
   });
   // The anchors under their `dns:` key only: they vouch for this identity domain, never a SPIFFE trust domain.
-  const bundles = new Map([[opts.bundleKey, { trustDomain: opts.bundleKey, roots: anchors }]]);
+  const bundle = createDnsBundle(identityDomainOfKey(opts.bundleKey) ?? opts.bundleKey, anchors);
+  const bundles = new Map([[bundle.trustDomain, bundle]]);
   return { certChainPem: checked.certChainPem, bundlePem: anchorsPem, bundles, validUntil: checked.validUntil };
 }
 
