@@ -12,8 +12,6 @@ interface WorkloadConfig {
   readonly trustDomain: string;
   readonly namespace: string;
   readonly service: string;
-  /** A Linkerd workload (`controlPlane.linkerd`): its identity is this DNS-like name, not the SPIFFE ID. */
-  readonly linkerd?: { readonly localName: string } | undefined;
 }
 
 interface LogSink {
@@ -25,14 +23,11 @@ interface LogSink {
 /** The options every source createMesh opens gets: the expected ID and the lifecycle log lines. */
 export function workloadSourceOptions(config: WorkloadConfig, logger: LogSink): { expect: ExpectedIdentity; onLifecycle: (e: SvidLifecycleEvent) => void } {
   const derived = derivedSpiffeId(config.trustDomain, config.namespace, config.service);
-  const expect: ExpectedIdentity = config.linkerd
-    ? { dnsName: config.linkerd.localName, origin: 'controlPlane.linkerd (or LINKERD2_PROXY_IDENTITY_LOCAL_NAME)' }
-    : {
-        spiffeId: config.spiffeId,
-        ...(config.spiffeId === derived && { derivedFrom: { trustDomain: config.trustDomain, namespace: config.namespace, service: config.service } }),
-      };
   return {
-    expect,
+    expect: {
+      spiffeId: config.spiffeId,
+      ...(config.spiffeId === derived && { derivedFrom: { trustDomain: config.trustDomain, namespace: config.namespace, service: config.service } }),
+    },
     onLifecycle: (e) => {
       const { level, message } = describeLifecycle(e);
       // A logger without this level still gets the line (the options check only requires warn()).
