@@ -20,7 +20,7 @@ const DOMAIN = 'identity.linkerd.cluster.local';
 const nameOf = (sa: string) => `${sa}.default.serviceaccount.${DOMAIN}`;
 const API = 'api.default.svc.cluster.local:8080';
 const API_V2 = 'api-v2.default.svc.cluster.local:8080';
-const silent = { info() {}, warn() {}, error() {} };
+const silent = process.env.LINKERD_E2E_DEBUG ? { info() {}, warn: (m: string) => console.error('WARN', m), error: (m: string) => console.error('ERROR', m) } : { info() {}, warn() {}, error() {} };
 
 // Linkerd's messages in protobuf's JSON mapping (the Python server parses them with json_format).
 const backend = (path: string, weight: number) => ({ backend: { backend: { balancer: { discovery: { dst: { path } }, peakEwma: { defaultRtt: '0.030s', decay: '10s' } } } }, weight });
