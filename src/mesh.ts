@@ -49,6 +49,8 @@ export interface MeshStats {
   traffic: TrafficSnapshot;
   /** The snapshot in force: its version and source, what it still waits for, the last one refused. */
   snapshot: SnapshotStatus;
+  /** With `controlPlane.linkerd`: its streams (authorities watched, Destination paths, served ports, last errors). */
+  linkerd?: import('./control-plane/linkerd/linkerd-control-plane.js').LinkerdStatus;
 }
 
 export interface SnapshotStatus {
@@ -285,6 +287,7 @@ function meshFacade(p: MeshParts, jwt: MeshJwt): Mesh {
         outbound: outbound.stats(),
         traffic: traffic.snapshot(),
         snapshot: snapshotStatus(p.reconciler),
+        ...(file.linkerd && { linkerd: file.linkerd }),
       };
     },
     async close() {
