@@ -1,9 +1,12 @@
+import { readFileSync } from 'node:fs';
 import { type Server } from 'node:https';
 import { type TlsOptions } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { type Clock, systemClock } from './clock.js';
 import type { EndpointInput, MeshConfig, MeshOptionsInput, ServiceInput, SplitInput } from './config.js';
 import { resolveConfig } from './config/fast.js';
+import type { LinkerdConfig } from './config/linkerd.js';
+import type { MeshDnsIdentity } from './sources/workload.js';
 import { type Reconciler, type RejectedSnapshot } from './control-plane/reconcile.js';
 import { type InboundMode, type MeshSnapshot } from './control-plane/snapshot.js';
 import { type ControlPlane } from './control-plane/control-plane.js';
@@ -158,7 +161,8 @@ export interface CreateMeshInternals {
  */
 export async function createMesh(options: MeshOptionsInput, internals: CreateMeshInternals = {}): Promise<Mesh> {
   const resolved = resolveConfig(options, internals.env ?? process.env);
-  const config: MeshConfig = internals.dnsIdentity ? { ...resolved, dnsIdentity: internals.dnsIdentity } : resolved;
+  const dnsIdentity = internals.dnsIdentity ?? (resolved.linkerd && linkerdIdentity(resolved.linkerd, resolved.identity !== undefined));
+  const config: MeshConfig = dnsIdentity ? { ...resolved, dnsIdentity } : resolved;
   const clock = internals.clock ?? systemClock;
   const logger = config.logger ?? consoleLogger;
   reportTelemetryOff(logger); // once per process, when @opentelemetry/api is not installed
@@ -215,6 +219,26 @@ function adminHandlersOf(p: MeshParts, stats: () => MeshStats) {
     stats,
     now: () => p.clock.now(),
   });
+}
+
+/**
+ * A Linkerd workload runs as its DNS-like identity. Its anchors join the bundles of a source the
+ * user gave (`identity` beside `controlPlane.linkerd`); Linkerd's identity service's source holds them already.
+ */
+function linkerdIdentity(l: LinkerdConfig, userSource: boolean): MeshDnsIdentity {
+  const origin = 'controlPlane.linkerd (or LINKERD2_PROXY_IDENTITY_LOCAL_NAME)';
+  if (!userSource) return { name: l.localName, origin };
+  const anchorsPem = 'pem' in l.trustAnchors ? l.trustAnchors.pem : readAnchors(l.trustAnchors.file);
+  return { name: l.localName, origin, domains: [{ domain: l.identityDomain, anchorsPem }] };
+}
+
+function readAnchors(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    const message = `cannot read ${file}: ${(e as Error).message}`;
+    throw new ConfigError(`invalid sidecarless options:\n  - controlPlane.linkerd.trustAnchors.file: ${message}`, [{ path: 'controlPlane.linkerd.trustAnchors.file', message }]);
+  }
 }
 
 /** The source's certificate and key now, or undefined while it has none (a stream dialled then waits and retries). */
