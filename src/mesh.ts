@@ -53,7 +53,7 @@ export interface MeshStats {
   /** The snapshot in force: its version and source, what it still waits for, the last one refused. */
   snapshot: SnapshotStatus;
   /** With `controlPlane.linkerd`: its streams (authorities watched, Destination paths, served ports, last errors). */
-  linkerd?: import('./control-plane/linkerd/linkerd-control-plane.js').LinkerdStatus;
+  linkerd?: import('./control-plane/linkerd/linkerd-status.js').LinkerdStatus;
 }
 
 export interface SnapshotStatus {

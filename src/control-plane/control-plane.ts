@@ -48,7 +48,7 @@ export interface ControlPlaneStatus {
   /** An xDS control plane's stream, resources (version, ACK/NACK, last error) and discovered hosts. */
   readonly xds?: XdsStatus;
   /** A Linkerd control plane's streams: authorities watched, destinations, served ports (linkerd/linkerd-control-plane.ts). */
-  readonly linkerd?: import('./linkerd/linkerd-control-plane.js').LinkerdStatus;
+  readonly linkerd?: import('./linkerd/linkerd-status.js').LinkerdStatus;
 }
 
 /**

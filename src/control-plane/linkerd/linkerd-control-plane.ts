@@ -27,6 +27,9 @@ import type { BaseControlPlane } from '../xds/xds-control-plane.js';
 import { type AuthorityContext, linkerdAuthority } from './authority.js';
 import { LinkerdLayerBuilder, type LinkerdPortState } from './inbound-layer.js';
 import { LinkerdTree, renameBackends, type TargetInput, type TargetState } from './linkerd-tree.js';
+import { type LinkerdStatus } from './linkerd-status.js';
+
+export type { LinkerdStatus } from './linkerd-status.js';
 import type { DestinationUpdate, InboundServer, LinkerdStreams, OutboundPolicy } from './streams.js';
 import { DestinationState } from './translate/destination.js';
 import type { Translation } from './translate/findings.js';
@@ -53,14 +56,6 @@ export interface LinkerdControlPlaneOptions {
   readonly maxHosts?: number;
   readonly clock: Clock;
   readonly logger: Logger;
-}
-
-/** What `stats()` and admin `/config` show of the Linkerd streams. */
-export interface LinkerdStatus {
-  readonly destination: string;
-  readonly authorities: ReadonlyArray<{ readonly authority: string; readonly hosts: readonly string[]; readonly state: TargetState['kind']; readonly waitingFor?: string; readonly lastError?: string }>;
-  readonly destinations: ReadonlyArray<{ readonly path: string; readonly status: string; readonly endpoints: number; readonly refused: number; readonly lastError?: string }>;
-  readonly ports: ReadonlyArray<{ readonly port: number; readonly state: 'pending' | 'present'; readonly lastError?: string }>;
 }
 
 interface Target {
