@@ -229,8 +229,27 @@ describe('controlPlane.linkerd end to end', { timeout: 120_000 }, () => {
     let status = 0;
     while ((status = (await get(intruder, '/in')).status) !== 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     assert.equal(status, 200, 'the widened authorization applied');
-    await cp.send({ cmd: 'push', rpc: 'WatchPort', key: port, json: allowIdentities() });
+    // A suffix that matches the intruder's name only as a string ("…ruder.default…" inside "intruder.default…"), not label-wise.
+    const trick = DOMAIN.split('.');
+    await cp.send({
+      cmd: 'push',
+      rpc: 'WatchPort',
+      key: port,
+      json: { ...allowIdentities(), authorizations: [{ networks: everywhere, authentication: { meshTLS: { identities: { suffixes: [{ parts: ['ruder', 'default', 'serviceaccount', ...trick] }] } } } }] },
+    });
     while ((status = (await get(web, '/in')).status) !== 403 && Date.now() < deadline + 2000) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(status, 403, 'the suffix Server applied (web is not under it)');
+    assert.equal((await get(intruder, '/in')).status, 403, 'a suffix matched by a string trick admitted the intruder');
+    await cp.send({
+      cmd: 'push',
+      rpc: 'WatchPort',
+      key: port,
+      json: { ...allowIdentities(), authorizations: [{ networks: everywhere, authentication: { meshTLS: { identities: { suffixes: [{ parts: ['default', 'serviceaccount', ...trick] }] } } } }] },
+    });
+    while ((status = (await get(intruder, '/in')).status) !== 200 && Date.now() < deadline + 4000) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(status, 200, 'a label-wise suffix of the namespace admits its workloads');
+    await cp.send({ cmd: 'push', rpc: 'WatchPort', key: port, json: allowIdentities() });
+    while ((status = (await get(web, '/in')).status) !== 403 && Date.now() < deadline + 6000) await new Promise((r) => setTimeout(r, 5));
     assert.equal(status, 403, 'a Server without authorizations permits nothing');
     assert.equal((await get(intruder, '/in')).status, 403);
     await cp.send({ cmd: 'set', rpc: 'WatchPort', key: port, json: allowIdentities(nameOf('web')) });
