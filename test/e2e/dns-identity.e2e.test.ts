@@ -19,6 +19,7 @@ import { CoreBackedSource, SourceCore } from '../../src/sources/source.js';
 import { buildSvid } from '../../src/sources/svid-set.js';
 import { craftLeaf, tempDir } from '../helpers/certs.js';
 import { closeServer, listen } from '../helpers/net.js';
+import { grpc, payClient, servePay, unary } from '../grpc/helpers.js';
 
 const D = 'identity.linkerd.cluster.local';
 const API = `api.default.serviceaccount.${D}`;
@@ -51,13 +52,15 @@ async function meshAs(name: string, service: string, extra: Record<string, unkno
 }
 
 let apiPort = 0;
+let apiMesh: Mesh;
 let expressPort = 0;
 
 before(async () => {
   anchors = await createDevCa({ trustDomain: 'linkerd.anchors' });
   bundles = withDnsBundles(new Map(), [{ domain: D, anchorsPem: anchors.bundlePem }]);
   const policy = loadPolicy({ rules: [{ name: 'web-only', action: 'allow', from: { identities: [WEB] } }] });
-  const { mesh: api } = await meshAs(API, 'api', { inbound: { policy } });
+  const { mesh: api } = await meshAs(API, 'api', { inbound: { policy }, grpc });
+  apiMesh = api;
   const answer = (req: import('node:http').IncomingMessage) => JSON.stringify({ peer: peerOf(req), sni: (req.socket as TLSSocket).servername ?? null });
   const server = api.createServer((req, res) => res.end(answer(req)));
   apiPort = await listen(server);
@@ -149,4 +152,30 @@ test('curl with a Linkerd-style certificate: admitted as WEB, refused as DB; it 
   const outside = await curl([...(await files(`evil.default.serviceaccount.${D}.attacker.io`)), '-o', '/dev/null', '-w', '%{http_code}', ...base]);
   assert.notEqual(outside.stdout, '200');
   assert.notEqual(outside.code, 0);
+});
+
+test('gRPC: mesh credentials and interceptor with DNS identities; peerOf(call) is the DNS peer, another DNS peer gets status 7', async () => {
+  const server = await servePay(apiMesh);
+  closers.push(() => server.close());
+  const { mesh: web } = await meshAs(WEB, 'web-grpc', { grpc });
+  const ok = payClient(server.port, web.grpc.channelCredentials(API));
+  try {
+    assert.deepEqual(await unary(ok, 'Charge', { n: 1 }), { peer: WEB, n: 1, xfcc: [] });
+  } finally {
+    ok.close();
+  }
+  const { mesh: db } = await meshAs(DB, 'db-grpc', { grpc });
+  const denied = payClient(server.port, db.grpc.channelCredentials(API));
+  try {
+    await assert.rejects(unary(denied, 'Charge', { n: 1 }), (e: { code?: number }) => e.code === grpc.status.PERMISSION_DENIED);
+  } finally {
+    denied.close();
+  }
+  // A channel that requires another DNS identity refuses the server.
+  const wrong = payClient(server.port, web.grpc.channelCredentials(`other.default.serviceaccount.${D}`));
+  try {
+    await assert.rejects(unary(wrong, 'Charge', { n: 1 }), (e: { code?: number; details?: string }) => e.code === grpc.status.UNAVAILABLE);
+  } finally {
+    wrong.close();
+  }
 });
