@@ -10,6 +10,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TLSSocket } from 'node:tls';
 import express from 'express';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { type AddressInfo } from 'node:net';
 import { createServer as createHttpsServer } from 'node:https';
 import { systemClock } from '../../src/clock.js';
 import { type BundleSet, withDnsBundles } from '../../src/identity/bundle.js';
@@ -54,6 +56,8 @@ async function meshAs(name: string, service: string, extra: Record<string, unkno
 let apiPort = 0;
 let apiMesh: Mesh;
 let expressPort = 0;
+let fastifyPort = 0;
+let h2Port = 0;
 
 before(async () => {
   anchors = await createDevCa({ trustDomain: 'linkerd.anchors' });
@@ -71,6 +75,15 @@ before(async () => {
   const ex = createHttpsServer(api.serverTlsOptions(), app);
   expressPort = await listen(ex);
   closers.push(() => closeServer(ex));
+  const fastify: FastifyInstance = Fastify({ https: api.serverTlsOptions() });
+  await fastify.register(api.fastify);
+  fastify.get('/', async (request) => answer(request.raw));
+  await fastify.listen({ port: 0, host: '127.0.0.1' });
+  fastifyPort = (fastify.server.address() as AddressInfo).port;
+  closers.push(() => fastify.close());
+  const h2 = api.createServer((req, res) => res.end(JSON.stringify({ peer: peerOf(req), sni: (req.socket as TLSSocket).servername ?? null, h: req.httpVersion })), { http2: true });
+  h2Port = await listen(h2 as never);
+  closers.push(() => closeServer(h2 as never));
 });
 
 after(async () => {
@@ -80,15 +93,17 @@ after(async () => {
 
 const services = (port: number, identity: string, serverName = API) => ({ outbound: { services: { api: { endpoints: [{ address: `127.0.0.1:${port}`, identity, serverName }] } } } });
 
-test('a DNS-identity client reaches a DNS-identity server: peerOf reports it, SNI is the serverName (node:http and Express)', async () => {
+test('a DNS-identity client reaches a DNS-identity server: peerOf reports it, SNI is the serverName (node:http, Express, Fastify, HTTP/2)', async () => {
   const { mesh } = await meshAs(WEB, 'web', services(apiPort, API));
-  for (const port of [apiPort, expressPort]) {
-    mesh.setEndpoints('api', [{ address: `127.0.0.1:${port}`, identity: API, serverName: API }]);
+  const cases: Array<[string, number, 'http' | 'http2']> = [['node:http', apiPort, 'http'], ['express', expressPort, 'http'], ['fastify', fastifyPort, 'http'], ['http2', h2Port, 'http2']];
+  for (const [kind, port, protocol] of cases) {
+    mesh.setService('api', { protocol, endpoints: [{ address: `127.0.0.1:${port}`, identity: API, serverName: API }] });
     const res = await mesh.fetch('http://api/');
-    assert.equal(res.status, 200, String(port));
-    const body = (await res.json()) as { peer: Record<string, unknown>; sni: string };
-    assert.deepEqual(body.peer, { id: WEB, kind: 'dns', dnsName: WEB, trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'web' });
-    assert.equal(body.sni, API);
+    assert.equal(res.status, 200, kind);
+    const body = (await res.json()) as { peer: Record<string, unknown>; sni: string; h?: string };
+    assert.deepEqual(body.peer, { id: WEB, kind: 'dns', dnsName: WEB, trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'web' }, kind);
+    assert.equal(body.sni, API, kind);
+    if (protocol === 'http2') assert.equal(body.h, '2.0');
   }
 });
 
