@@ -5,8 +5,8 @@
 import { z } from 'zod';
 import { parseCidr } from './cidr.js';
 import { formatPath, policyError, type PolicyIssue } from './issues.js';
-import { checkStarPattern } from './patterns.js';
 import { identityPatternProblem } from './identity-patterns.js';
+import { checkStarPattern } from './patterns.js';
 import { readableIssues } from '../zod-issues.js';
 import { DEFAULT_POLICIES, type DefaultPolicy, checkPathPattern } from './basics.js';
 
@@ -20,7 +20,6 @@ const starPattern = z.string().superRefine((v, ctx) => {
 const identity = z.string().superRefine((v, ctx) => {
   const e = checkStarPattern(v);
   if (e) return ctx.addIssue({ code: 'custom', message: e });
-  // A SPIFFE ID or pattern, or a DNS-like (Linkerd) identity or `*.` suffix (identity-patterns.ts).
   const why = identityPatternProblem(v);
   if (why) ctx.addIssue({ code: 'custom', message: why });
 });
