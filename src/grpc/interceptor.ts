@@ -122,7 +122,7 @@ export function policyInterceptor(d: PolicyInterceptorDeps): Interceptor {
   const admit = (descriptor: Descriptor, call: InnerCall, md: Metadata): Admission => {
     const p = d.peers.of(call);
     if (!p.ok) return { ok: false, code: UNAUTHENTICATED, details: `sidecarless: the client's identity was refused: ${p.reason}` };
-    const o = d.observer.start(p.peer.spiffeId, descriptor.path);
+    const o = d.observer.start(p.peer.id, descriptor.path);
     calls.set(call, o);
     for (const name of strip) md.remove(name);
     const host: unknown = call.getHost();

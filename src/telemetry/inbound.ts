@@ -137,7 +137,7 @@ export class InboundObserver {
   #attrsOf(socket: TLSSocket, method: string | undefined, peer: PeerIdentity | null): ServerAttrs {
     const address = socket.localAddress ?? '';
     const port = socket.localPort ?? 0;
-    const peerKey = peer ? peer.spiffeId : null;
+    const peerKey = peer ? peer.id : null;
     let byAddress = serverAttrs.get(this.service);
     if (byAddress === undefined) serverAttrs.set(this.service, (byAddress = new Map()));
     let byPort = byAddress.get(address);
@@ -156,7 +156,7 @@ export class InboundObserver {
         [ATTR.service]: this.service,
         [ATTR.tls]: peer ? 'mtls' : 'unauthenticated',
       };
-      if (peer) active[ATTR.peer] = peer.spiffeId;
+      if (peer) active[ATTR.peer] = peer.id;
       c = new ServerAttrs(active);
       if (cacheRoom()) byMethod.set(method, c);
     }
@@ -171,7 +171,7 @@ export class InboundObserver {
     this.traffic.active.inbound++;
     const m = instruments();
     const tr = tracer();
-    const peerId = peer?.spiffeId ?? '';
+    const peerId = peer?.id ?? '';
     let attrs: ServerAttrs | undefined;
     let active: TallyEntry | null = null;
     let span: Span | undefined;
