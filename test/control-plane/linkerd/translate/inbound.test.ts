@@ -4,6 +4,7 @@
 // back by the decoder.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { parseDnsIdentity } from '../../../../src/identity/dns-id.js';
 import { compilePolicy } from '../../../../src/policy/index.js';
 import type { PolicyRequest } from '../../../../src/policy/model.js';
 import { decodeServer, encodeServer, type Server } from '../../../../src/proto/linkerd/inbound.js';
@@ -42,7 +43,14 @@ const refused = (s: DeepPartial<Server>): string => {
 const SPIFFE = 'spiffe://cluster.local/ns/default/sa/web';
 function req(o: { from?: string | null; ip?: string; method?: string; path?: string; host?: string; headers?: Record<string, string>; port?: number } = {}): PolicyRequest {
   const from = o.from === undefined ? SPIFFE : o.from;
-  const peer = from === null ? null : ({ spiffeId: from, trustDomain: 'cluster.local', namespace: 'default', serviceAccount: from.split('/').at(-1)! } as PolicyRequest['peer']);
+  let peer: PolicyRequest['peer'] = null;
+  if (from !== null && from.startsWith('spiffe://')) {
+    const [, td, , ns, , sa] = from.slice('spiffe://'.length).match(/^([^/]+)\/(ns)\/([^/]+)\/(sa)\/([^/]+)$/) ?? [];
+    peer = { id: from, kind: 'spiffe', spiffeId: from, trustDomain: td!, namespace: ns!, serviceAccount: sa! };
+  } else if (from !== null) {
+    const d = parseDnsIdentity(from);
+    peer = { id: from, kind: 'dns', dnsName: from, ...(d.trustDomain ? { trustDomain: d.trustDomain } : {}), ...(d.namespace ? { namespace: d.namespace } : {}), ...(d.serviceAccount ? { serviceAccount: d.serviceAccount } : {}) };
+  }
   const h = o.headers ?? {};
   return { peer, sourceIp: o.ip ?? '10.1.2.3', method: o.method ?? 'GET', path: o.path ?? '/', host: o.host ?? 'web.default.svc.cluster.local', port: o.port ?? PORT, header: (n) => h[n] };
 }
@@ -195,4 +203,38 @@ test('gRPC routes: POST /service/method, a service alone; opaque ports judge eve
 test('the policy is scoped to its port: other ports follow the mesh default', () => {
   const p = compile(detect([]));
   assert.equal(allowed(p, req({ port: 9999 })), true, 'all-authenticated default elsewhere');
+});
+
+const L = (sa: string, ns = 'default') => `${sa}.${ns}.serviceaccount.identity.linkerd.cluster.local`;
+
+test('DNS-like identities: exact names match DNS peers of that name only, never a SPIFFE peer of the same workload', () => {
+  const p = compile(detect([authz(ids([L('web')]))]));
+  assert.equal(allowed(p, req({ from: L('web') })), true);
+  assert.equal(allowed(p, req({ from: L('web2') })), false);
+  assert.equal(allowed(p, req({ from: SPIFFE })), false, 'the SPIFFE ID of the same service account is another identity');
+  assert.equal(allowed(p, req({ from: null })), false);
+});
+
+test('suffixes match label-wise: a name that only ends in the suffix as a string is refused', () => {
+  const p = compile(detect([authz(ids([], [['default', 'serviceaccount', 'identity', 'linkerd', 'cluster', 'local']]))]));
+  assert.equal(allowed(p, req({ from: L('web') })), true);
+  assert.equal(allowed(p, req({ from: L('a.b') })), true, 'any depth of labels before the suffix');
+  assert.equal(allowed(p, req({ from: L('web', 'prod') })), false);
+  assert.equal(allowed(p, req({ from: 'web.xdefault.serviceaccount.identity.linkerd.cluster.local' })), false, 'xdefault is not the label default');
+  assert.equal(allowed(p, req({ from: 'default.serviceaccount.identity.linkerd.cluster.local' })), false, 'the suffix itself is not under it');
+  assert.equal(allowed(p, req({ from: 'spiffe://default.serviceaccount.identity.linkerd.cluster.local/ns/default/sa/web' })), false, 'a SPIFFE peer is never judged by a DNS suffix');
+  // Parts holding dots join as Linkerd joins them (".a.b"): the same suffix.
+  const joined = compile(detect([authz(ids([], [['default.serviceaccount', 'identity', 'linkerd', 'cluster', 'local']]))]));
+  assert.equal(allowed(joined, req({ from: L('web') })), true);
+  assert.equal(allowed(joined, req({ from: 'web.xdefault.serviceaccount.identity.linkerd.cluster.local' })), false);
+});
+
+test('a suffix [] admits DNS and SPIFFE peers alike; identities and suffixes of one authorization are an OR', () => {
+  const any = compile(detect([authz(ids([], [[]]))]));
+  assert.equal(allowed(any, req({ from: L('x', 'y') })), true);
+  assert.equal(allowed(any, req({ from: SPIFFE })), true);
+  const or = compile(detect([authz(ids([L('web', 'prod')], [['staging', 'serviceaccount', 'identity', 'linkerd', 'cluster', 'local']]))]));
+  assert.equal(allowed(or, req({ from: L('web', 'prod') })), true);
+  assert.equal(allowed(or, req({ from: L('any', 'staging') })), true);
+  assert.equal(allowed(or, req({ from: L('other', 'prod') })), false);
 });
