@@ -23,8 +23,8 @@ import type { WeightedAddr } from '../../../proto/linkerd/destination.js';
 import { tcpAddressToString } from '../../../proto/linkerd/net-addr.js';
 import { quote } from './findings.js';
 
-/** An endpoint as the mesh dials it, with the SNI to send (Linkerd's server_name). */
-export type LinkerdEndpoint = ServiceEndpoint & { readonly serverName?: string };
+/** An endpoint as the mesh dials it (`serverName`: the SNI to send, Linkerd's server_name). */
+export type LinkerdEndpoint = ServiceEndpoint;
 
 export type EndpointOutcome =
   | { readonly kind: 'ok'; readonly address: string; readonly endpoint: LinkerdEndpoint; readonly h2: boolean }
