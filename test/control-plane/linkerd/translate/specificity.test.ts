@@ -60,7 +60,7 @@ test('first-match over the sorted routes picks what linkerd2-proxy picks (400 ra
     const sorted = bySpecificity(gens, (g) => httpSpecificity(g.l)).map((g) => ({ g, c: compileRoute({ name: g.name, match: g.ours }, null) }));
     for (const path of ['/', '/a', '/a/', '/a/b', '/a/b/c', '/ab', '/a/bc', '/b/x', '/zz']) {
       for (const method of ['GET', 'POST']) {
-        for (const headers of [{}, { 'x-h0': '1' }, { 'x-h0': '1', 'x-h1': '1' }]) {
+        for (const headers of [{}, { 'x-h0': '1' }, { 'x-h0': '1', 'x-h1': '1' }] as Record<string, string>[]) {
           const hits = gens.map((g) => ({ g, s: summary(g, method, path, headers) })).filter((x) => x.s !== undefined);
           // The documented tie: a matching exact path and a matching prefix of the same length.
           const exactLen = hits.find((h) => h.g.l.path!.kind!.kind === 'exact')?.s![0];
