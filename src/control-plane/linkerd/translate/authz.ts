@@ -24,7 +24,8 @@ import type { Source } from '../../../policy/model.js';
 import type { Authz, Network } from '../../../proto/linkerd/inbound.js';
 import type { IPNetwork } from '../../../proto/linkerd/net.js';
 import { ipToString } from '../../../proto/linkerd/net-addr.js';
-import { isDnsName } from './endpoint.js';
+import { isDnsName } from '../../../identity/dns-id.js';
+import { isDnsLabels } from './endpoint.js';
 import { type Findings, quote } from './findings.js';
 
 export const MAX_AUTHZ_ENTRIES = 1000;
@@ -63,7 +64,7 @@ function identityPatterns(ids: { identities: readonly { name: string }[]; suffix
       return;
     }
     const suffix = parts.join('.');
-    if (isDnsName(suffix)) out.add(`*.${suffix}`);
+    if (isDnsLabels(suffix)) out.add(`*.${suffix}`);
     else f.note(`${at}.suffixes[${i}]`, `${quote(suffix)} is not a run of DNS labels: no client name can end in it (dropped)`);
   });
   if (ids.identities.length + ids.suffixes.length > 2 * MAX_AUTHZ_ENTRIES) f.refuse(at, `more than ${MAX_AUTHZ_ENTRIES} identities or suffixes`);

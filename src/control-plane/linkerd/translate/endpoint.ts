@@ -16,14 +16,15 @@
  * Linkerd gateway or an opaque port: the proxy would rewrite the request or tunnel it) is refused
  * likewise. A malformed address or identity makes the whole update bad (`bad`).
  */
+import { isDnsName } from '../../../identity/dns-id.js';
 import { isSpiffeId } from '../../../identity/spiffe-id.js';
 import type { ServiceEndpoint } from '../../../outbound/settings.js';
 import type { WeightedAddr } from '../../../proto/linkerd/destination.js';
 import { tcpAddressToString } from '../../../proto/linkerd/net-addr.js';
 import { quote } from './findings.js';
 
-/** An endpoint as the mesh dials it, with the SNI to send (Linkerd's server_name). */
-export type LinkerdEndpoint = ServiceEndpoint & { readonly serverName?: string };
+/** An endpoint as the mesh dials it (`serverName`: the SNI to send, Linkerd's server_name). */
+export type LinkerdEndpoint = ServiceEndpoint;
 
 export type EndpointOutcome =
   | { readonly kind: 'ok'; readonly address: string; readonly endpoint: LinkerdEndpoint; readonly h2: boolean }
@@ -31,12 +32,11 @@ export type EndpointOutcome =
   | { readonly kind: 'bad'; readonly message: string };
 
 const MAX_LABELS = 32;
-const MAX_NAME = 253;
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
-/** A lower-case RFC 1123 DNS name (no trailing dot, no wildcard), as Linkerd identities are. */
-export function isDnsName(name: string): boolean {
-  return name.length > 0 && name.length <= MAX_NAME && name.split('.').every((l) => LABEL.test(l));
+/** A run of lower-case RFC 1123 labels (one or more: a suffix may be a single label). */
+export function isDnsLabels(name: string): boolean {
+  return name.length > 0 && name.length <= 253 && name.split('.').every((l) => LABEL.test(l));
 }
 
 /** The address of a TcpAddress as text, or a message. */
