@@ -38,6 +38,8 @@ export interface PinnedChannelOptions {
   readonly serverName?: string;
   /** Largest message taken from the server. */
   readonly maxReceiveBytes: number;
+  /** More grpc-js channel options (the Linkerd streams bound grpc-js's own reconnect backoff). */
+  readonly channelOptions?: Readonly<Record<string, number | string>>;
 }
 
 /** The workload's certificate a mutual-TLS channel presents (Linkerd's destination and policy services ask for it). */
@@ -113,6 +115,7 @@ export class PinnedChannel {
       'grpc.max_receive_message_length': this.opts.maxReceiveBytes,
       'grpc.use_local_subchannel_pool': 1, // connections of its own, closed with it
       'grpc.enable_retries': 0,
+      ...this.opts.channelOptions,
       ...(serverName !== undefined && serverName !== this.#host && { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName }),
     });
     this.#rootPem = key;

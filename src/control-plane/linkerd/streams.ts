@@ -26,7 +26,7 @@ import { InboundServerPolicies, type Server } from '../../proto/linkerd/inbound.
 import { OutboundPolicies, type OutboundPolicy } from '../../proto/linkerd/outbound.js';
 import type { Grpc, MethodDef } from '../../sources/grpc.js';
 import { type ClientCertificate, PinnedChannel } from '../../sources/pinned-channel.js';
-import { backoffDelay } from './backoff.js';
+import { BACKOFF_MAX_MS, BACKOFF_MIN_MS, backoffDelay } from './backoff.js';
 
 export type DestinationUpdate = Update;
 export type InboundServer = Server;
@@ -75,6 +75,13 @@ export const MAX_RESPONSE_BYTES = 16 << 20;
 /** How often the workload certificate and anchors are compared with the ones the channels use. */
 export const CREDENTIALS_CHECK_MS = 5_000;
 const MAX_DETAILS = 300;
+/**
+ * grpc-js reconnects a failed connection on its own backoff (up to 120 s by default), and a call on
+ * a channel in that wait fails at once: bounded to the streams' own 1–30 s so a reconnect that is
+ * due finds the channel dialing. The channel is shared by the watches on it, so a loss does not
+ * reset it (ads-transport.ts does, having one stream).
+ */
+const CHANNEL_OPTIONS = { 'grpc.initial_reconnect_backoff_ms': BACKOFF_MIN_MS, 'grpc.max_reconnect_backoff_ms': BACKOFF_MAX_MS };
 
 type StreamName = 'destination' | 'outbound' | 'inbound';
 
@@ -173,8 +180,8 @@ class Core {
     this.clock = o.clock;
     this.random = o.random;
     this.logger = o.logger;
-    this.destination = new PinnedChannel({ address: o.destination.address, serverName: o.destination.serverName, maxReceiveBytes: MAX_RESPONSE_BYTES });
-    this.policy = new PinnedChannel({ address: o.policy.address, serverName: o.policy.serverName, maxReceiveBytes: MAX_RESPONSE_BYTES });
+    this.destination = new PinnedChannel({ ...o.destination, maxReceiveBytes: MAX_RESPONSE_BYTES, channelOptions: CHANNEL_OPTIONS });
+    this.policy = new PinnedChannel({ ...o.policy, maxReceiveBytes: MAX_RESPONSE_BYTES, channelOptions: CHANNEL_OPTIONS });
   }
 
   /** The channel's client with the credentials as they are now. Throws when there is no certificate yet. */

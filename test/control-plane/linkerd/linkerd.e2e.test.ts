@@ -88,7 +88,7 @@ describe('controlPlane.linkerd end to end', { timeout: 120_000 }, () => {
     id = await startLinkerdIdentity(t, {
       tokens: { 'tok-web': { ns: 'default', sa: 'web' }, 'tok-api': { ns: 'default', sa: 'api' }, 'tok-api-v2': { ns: 'default', sa: 'api-v2' }, 'tok-intruder': { ns: 'default', sa: 'intruder' } },
     });
-    cp = await startLinkerdPolicyServer(undefined, id.dir);
+    cp = await startLinkerdPolicyServer(undefined, undefined, id.dir);
     cleanups.push(() => cp.close());
     await Promise.all([startBackend('api-1', 'api'), startBackend('api-2', 'api'), startBackend('api-v2', 'api-v2')]);
     for (const b of Object.values(backends)) await cp.send({ cmd: 'set', rpc: 'WatchPort', key: String(b.port), json: allowIdentities(nameOf('web')) });

@@ -355,3 +355,39 @@ test('the function a watch returns ends its stream at the server and stops its r
   assert.equal(server.requests('Watch').filter((e) => e.key === authority).length, 1, 'no new stream');
   assert.deepEqual(c.errors, [], 'a stop is not a loss');
 });
+
+test('a controller that goes away and comes back (a restart, new anchors read at the dial): errors while it is down, the stream is back once it is up', async (t) => {
+  let current = await startLinkerdPolicyServer();
+  t.after(() => current.close());
+  const port = Number(current.address.split(':')[1]);
+  const clock = new VirtualClock(0);
+  const streams = createLinkerdStreams({
+    grpc,
+    destination: { address: current.address, serverName: DESTINATION_NAME },
+    policy: { address: current.address, serverName: DESTINATION_NAME },
+    trustAnchorsPem: () => current.pki.anchorsPem,
+    clientCertificate: () => current.pki.client('client-a'),
+    clock,
+    random: () => 0,
+    logger: quiet,
+    sourceWorkload: WORKLOAD,
+  });
+  t.after(() => streams.close());
+  const path = 'restart.emojivoto.svc.cluster.local:80';
+  await current.send({ cmd: 'set', rpc: 'Get', key: path, json: { noEndpoints: { exists: true } } });
+  const c = collector<unknown>();
+  streams.getDestination(path, CONTEXT, c.on, c.onError);
+  await c.items$(1);
+  await current.close();
+  await c.errors$(1);
+  assert.equal((c.errors[0] as LinkerdStreamError).grpcStatus, 'UNAVAILABLE');
+  // Down: the reconnect after 1 s fails too.
+  clock.advance(1000);
+  await c.errors$(2);
+  assert.equal(c.items.length, 1, 'nothing delivered while it is down');
+  current = await startLinkerdPolicyServer(DESTINATION_NAME, port);
+  await current.send({ cmd: 'set', rpc: 'Get', key: path, json: { noEndpoints: { exists: false } } });
+  clock.advance(2000);
+  await c.items$(2);
+  assert.equal(c.items[1]!.delivery.first, true);
+});

@@ -1,12 +1,12 @@
 # A scripted Linkerd destination + policy controller on Debian's grpcio (the second, independent
 # gRPC stack): Destination.Get, OutboundPolicies.Watch and InboundServerPolicies.WatchPort over
 # mutual TLS, as Linkerd's controllers serve them behind their proxies. Started as
-#   linkerd_policy.py DIR SERVER_NAME
+#   linkerd_policy.py DIR SERVER_NAME [PORT [PKI]]
 # it makes a Linkerd-style PKI in DIR with python `cryptography` (ECDSA P-256; trust anchor → issuer
 # → leaves carrying ONE DNS SAN, no URI, CN the same name): anchors.pem; the server's leaf for SERVER_NAME; client
 # leaves client-a / client-b (<name>.pem = leaf + issuer, <name>.key) for
 # web.emojivoto.serviceaccount.identity.linkerd.cluster.local and client-foreign under other anchors.
-# With a third argument PKI (a linkerd_identity.py directory) it uses that mesh's anchor and issuer.
+# With a fourth argument PKI (a linkerd_identity.py directory; PORT 0 for any) it uses that mesh's anchor and issuer.
 # It requires a client certificate chaining to anchors.pem. It prints one JSON event per line:
 #   {"event": "listening", "port": N}
 #   {"event": "request", "rpc": "Get"|"Watch"|"WatchPort", "key": ..., "fields": {...}, "peer": [SANs], "cert": a hash of the client certificate}
@@ -205,7 +205,7 @@ def command(c):
 
 def main():
     d, server_name = sys.argv[1], sys.argv[2]
-    anchors, chain, key = make_pki(d, server_name, sys.argv[3] if len(sys.argv) > 3 else None)
+    anchors, chain, key = make_pki(d, server_name, sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None)
     handlers = {
         "io.linkerd.proxy.destination.Destination": {"Get": (destination_pb2.GetDestination, destination_pb2.Update, "Get")},
         "io.linkerd.proxy.outbound.OutboundPolicies": {"Watch": (outbound_pb2.TrafficSpec, outbound_pb2.OutboundPolicy, "Watch")},
@@ -220,7 +220,7 @@ def main():
             })
         ])
     creds = grpc.ssl_server_credentials([(key, chain)], root_certificates=anchors, require_client_auth=True)
-    port = server.add_secure_port("127.0.0.1:0", creds)
+    port = server.add_secure_port("127.0.0.1:%s" % (sys.argv[3] if len(sys.argv) > 3 else "0"), creds)
     server.start()
     emit({"event": "listening", "port": port})
     for line in sys.stdin:
