@@ -1,3 +1,5 @@
+import { parseWorkloadName } from './identity/name.js';
+import { serverNameProblem } from './outbound/server-name.js';
 import { z } from 'zod';
 import { durationSchema } from './duration.js';
 import { ConfigError } from './errors.js';
@@ -30,6 +32,21 @@ const spiffeId = z.string().superRefine((v, ctx) => {
   }
 });
 
+/** An endpoint's or service's identity: a workload SPIFFE ID, or a DNS-like identity (Linkerd's `sa.ns.serviceaccount.identity.linkerd.td`). */
+const peerName = z.string().superRefine((v, ctx) => {
+  try {
+    parseWorkloadName(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+});
+
+/** The TLS server name (SNI) to send: a DNS name, never an IP address. */
+const serverName = z.string().superRefine((v, ctx) => {
+  const why = serverNameProblem(v);
+  if (why) ctx.addIssue({ code: 'custom', message: why });
+});
+
 export { parseAddress };
 
 const address = z.string().refine((v) => parseAddress(v) !== undefined, {
@@ -42,8 +59,10 @@ export const endpointSchema = z.preprocess(
   z
     .object({
       address,
-      /** The SPIFFE ID this endpoint must present; default: the service's identity. */
-      identity: spiffeId.optional(),
+      /** The SPIFFE ID (or DNS-like identity) this endpoint must present; default: the service's identity. */
+      identity: peerName.optional(),
+      /** The SNI to send to it (Linkerd's tls_identity.server_name); default: the service's hostname. */
+      serverName: serverName.optional(),
       weight: z.number().int().min(0).max(1_000_000).default(1),
       zone: z.string().optional(),
       labels: z.record(z.string(), z.string()).optional(),
@@ -54,11 +73,12 @@ export const endpointSchema = z.preprocess(
 /** What callers may pass for an endpoint (`mesh.setEndpoints`, `outbound.services.<name>.endpoints`). */
 export type EndpointInput =
   | string
-  | { address: string; identity?: string; weight?: number; zone?: string; labels?: Record<string, string> };
+  | { address: string; identity?: string; serverName?: string; weight?: number; zone?: string; labels?: Record<string, string> };
 
 export interface EndpointConfig {
   address: string;
   identity?: string | undefined;
+  serverName?: string | undefined;
   weight: number;
   zone?: string | undefined;
   labels?: Record<string, string> | undefined;
@@ -192,7 +212,7 @@ export const serviceSchema = z
     /** Namespace of the service, for its default identity and DNS names; default: the mesh's. */
     namespace: dnsLabel.optional(),
     /** The SPIFFE ID every endpoint must present unless it names its own; default spiffe://<td>/ns/<namespace>/sa/<name>. */
-    identity: spiffeId.optional(),
+    identity: peerName.optional(),
     /**
      * The host names an app may write for it (`payments.example.com`, `payments:8080`, `*.payments.internal`);
      * default the Kubernetes forms name, name.ns, name.ns.svc, name.ns.svc.cluster.local. Given, they replace the defaults.
@@ -477,6 +497,11 @@ export type MeshOptionsInput = z.input<typeof meshOptionsSchema>;
 type ParsedOptions = z.output<typeof meshOptionsSchema>;
 export type MeshConfig = Omit<ParsedOptions, 'inbound'> & {
   spiffeId: string;
+  /**
+   * Internal, not an option: the workload runs as this DNS-like identity (a Linkerd workload), set
+   * from `controlPlane.linkerd` or createMesh's internals. Its SVID must carry that one DNS SAN.
+   */
+  dnsIdentity?: import('./sources/workload.js').MeshDnsIdentity;
   inbound: Omit<ParsedOptions['inbound'], 'defaultPolicy'> & { defaultPolicy: DefaultPolicy; defaultPolicyExplicit: boolean };
 };
 export type ServiceConfig = z.output<typeof serviceSchema>;

@@ -140,6 +140,12 @@ export interface Mesh {
 export interface CreateMeshInternals {
   clock?: Clock;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Run as a DNS-like identity (a Linkerd workload): the SVID must be for `name`, and `domains`'
+   * trust anchors join the bundles of a user-given source (`identity: { source }`). What
+   * `controlPlane.linkerd` sets; tests set it directly.
+   */
+  dnsIdentity?: import('./sources/workload.js').MeshDnsIdentity;
 }
 
 /**
@@ -149,7 +155,8 @@ export interface CreateMeshInternals {
  * SVID could be had (fail closed: no listener).
  */
 export async function createMesh(options: MeshOptionsInput, internals: CreateMeshInternals = {}): Promise<Mesh> {
-  const config = resolveConfig(options, internals.env ?? process.env);
+  const resolved = resolveConfig(options, internals.env ?? process.env);
+  const config: MeshConfig = internals.dnsIdentity ? { ...resolved, dnsIdentity: internals.dnsIdentity } : resolved;
   const clock = internals.clock ?? systemClock;
   const logger = config.logger ?? consoleLogger;
   reportTelemetryOff(logger); // once per process, when @opentelemetry/api is not installed

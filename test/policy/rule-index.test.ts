@@ -89,7 +89,7 @@ test('one peer object reused with different identity fields is re-indexed, not s
   assert.equal(c.evaluate(r).rule, 'a');
   Object.assign(peer, { id: id('b', 'x'), spiffeId: id('b', 'x'), namespace: 'b' });
   assert.equal(c.evaluate(r).rule, 'b');
-  Object.assign(peer, { spiffeId: id('c', 'x'), namespace: 'c' });
+  Object.assign(peer, { id: id('c', 'x'), spiffeId: id('c', 'x'), namespace: 'c' });
   assert.equal(c.evaluate(r).rule, 'no-allow-match');
 });
 
