@@ -9,7 +9,7 @@ export const LINKERD_MAX_REFRESH_MS = 24 * 3_600_000;
 export function linkerdRefreshIn(validUntil: number, now: number): number {
   const left = validUntil - now;
   if (!(left > 0)) return LINKERD_MIN_REFRESH_MS;
-  return Math.min(LINKERD_MAX_REFRESH_MS, Math.max(LINKERD_MIN_REFRESH_MS, (left * 7) / 10));
+  return Math.min(LINKERD_MAX_REFRESH_MS, Math.max(LINKERD_MIN_REFRESH_MS, Math.ceil((left * 7) / 10))); // whole ms, as timers take them
 }
 
 /** The instant of the renewal, in the shape RenewingSourceOptions.renewAt takes. */

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { after, before, beforeEach, describe, test } from 'node:test';
 import { VirtualClock } from '../../src/clock.js';
 import { LINKERD_MAX_REFRESH_MS, LINKERD_MIN_REFRESH_MS, linkerdRefreshIn } from '../../src/sources/linkerd-refresh.js';
 import { type LinkerdIdentitySourceOptions, LinkerdIdentitySource } from '../../src/sources/linkerd-identity.js';
@@ -44,8 +44,22 @@ test('linkerdRefreshIn: 70 % of the time left, clamped to [10 s, 24 h], 10 s whe
 });
 
 describe('the source', () => {
+  // One identity service for the suite (a Python process costs ~0.5 s), reset before each test.
+  const cleanup: Array<() => Promise<void>> = [];
+  let s: LinkerdIdentityServer;
+  before(async () => {
+    s = await startLinkerdIdentity({ after: (fn) => void cleanup.push(fn) }, { tokens: TOKENS });
+  });
+  after(async () => {
+    for (const fn of cleanup.reverse()) await fn();
+  });
+  beforeEach(async () => {
+    await s.fault(null);
+    await s.lifetime(86_400);
+  });
+  /** The calls answered since `from`. */
+  const since = async (from: number, n: number) => (await s.waitForCalls(from + n)).slice(from);
   test('serves the DNS-like certificate; the bundle set is the anchors under dnsBundleKey only', async (t) => {
-    const s = await startLinkerdIdentity(t, { tokens: TOKENS });
     const { source, errors } = await sourceOf(t, s);
     await source.start();
     assert.deepEqual(errors, []);
@@ -64,23 +78,26 @@ describe('the source', () => {
     ['at most 24 h', 3 * 86_400, 86_400_000],
   ] as const) {
     test(`renewal: ${name}, then a new certificate`, async (t) => {
-      const s = await startLinkerdIdentity(t, { tokens: TOKENS, lifetimeS });
+      await s.lifetime(lifetimeS);
+      const from = s.calls.length;
+      const got = s.received;
       const clock = new VirtualClock(Date.now());
       const { source, errors } = await sourceOf(t, s, { clock });
       await source.start();
       assert.deepEqual(errors, []);
       const first = source.getX509Svid();
-      const [call] = await s.waitForCalls(1);
-      const want = clock.now() + Math.min(86_400_000, Math.max(10_000, ((call!.notAfter! - clock.now()) * 7) / 10));
+      const [call] = await since(from, 1);
+      const want = clock.now() + Math.min(86_400_000, Math.max(10_000, Math.ceil(((call!.notAfter! - clock.now()) * 7) / 10)));
       assert.ok(Math.abs(source.rotateAt - want) < 1, `rotateAt ${source.rotateAt} = ${want}`);
       assert.ok(Math.abs(source.rotateAt - clock.now() - wantMs) < 1_500, `about ${wantMs} ms from now`);
       if (lifetimeS > 10) {
         // Before it is due nothing is asked; at it, a new certificate (the server's clock is real time).
-        await clock.advanceAsync(source.rotateAt - clock.now() - 1);
-        assert.equal(s.received, 1);
+        const due = Math.ceil(source.rotateAt - clock.now());
+        await clock.advanceAsync(due - 1);
+        assert.equal(s.received, got + 1);
         if (lifetimeS < 1000) {
           await clock.advanceAsync(1);
-          await s.waitForCalls(2);
+          await since(from, 2);
           await source.refreshIfDue();
           assert.notEqual(source.getX509Svid().chain[0]!.serialNumber, first.chain[0]!.serialNumber);
         }
@@ -89,8 +106,8 @@ describe('the source', () => {
   }
 
   test('Unavailable: no certificate yet, a retry with backoff, then recovery', async (t) => {
-    const s = await startLinkerdIdentity(t, { tokens: TOKENS });
     await s.fault('unavailable', { count: 1 });
+    const from = s.calls.length;
     const clock = new VirtualClock(Date.now());
     const { source, errors } = await sourceOf(t, s, { clock });
     await source.start();
@@ -99,14 +116,13 @@ describe('the source', () => {
     const retryIn = source.rotateAt - clock.now();
     assert.ok(retryIn >= 250 && retryIn <= 30_000, `a backoff, not a loop: ${retryIn} ms`);
     await clock.advanceAsync(retryIn);
-    await s.waitForCalls(2);
+    await since(from, 2);
     await source.refreshIfDue();
     assert.equal(source.status().state, 'ready');
     assert.equal(source.getX509Svid().spiffeId.id, WEB);
   });
 
   test('a Certify response for another identity is refused and the last good certificate kept', async (t) => {
-    const s = await startLinkerdIdentity(t, { tokens: TOKENS });
     const { source, errors } = await sourceOf(t, s);
     await source.start();
     const good = source.getX509Svid().chain[0]!.serialNumber;
@@ -118,7 +134,6 @@ describe('the source', () => {
   });
 
   test('an identity that is not Linkerd-shaped is a ConfigError at construction', async (t) => {
-    const s = await startLinkerdIdentity(t, { tokens: TOKENS });
     await assert.rejects(async () => sourceOf(t, s, { identity: 'web.example.com' }), { code: 'ERR_SIDECARLESS_CONFIG_INVALID' });
   });
 });
