@@ -456,10 +456,12 @@ function withControlPlaneEnv(out: Record<string, unknown>, env: NodeJS.ProcessEn
  * `telemetry`: how `/metrics` names what it serves. `dialect: 'istio'` serves Istio's standard
  * metrics (istio_requests_total, …) as well as the mesh's own; `cluster` fills Istio's
  * source_cluster / destination_cluster for this workload (Istio's global.multiCluster.clusterName).
+ * `dialect: 'linkerd'` serves linkerd2-proxy's request_total, response_total and
+ * response_latency_ms as well (docs/telemetry.md, "Linkerd dialect").
  */
 const telemetrySchema = z
   .object({
-    dialect: z.enum(['sidecarless', 'istio']).default('sidecarless'),
+    dialect: z.enum(['sidecarless', 'istio', 'linkerd']).default('sidecarless'),
     cluster: z.string().min(1).max(253).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a cluster name (letters, digits, ".", "_", "-")').default('unknown'),
   })
   .strict();

@@ -1,6 +1,6 @@
 /**
  * createMesh's options without zod, for the options most meshes pass (cold start, issue 14): a
- * files, token or no identity, static endpoints given as "host:port", a logger. `fastConfig` judges
+ * files, token or no identity, static endpoints given as "host:port", a metric dialect, a logger. `fastConfig` judges
  * those by hand and builds exactly what config.ts's schema would output; for anything else (another
  * option, an object endpoint, a value it would refuse, any SIDECARLESS_* / SPIFFE_ENDPOINT_SOCKET
  * variable) it returns undefined, and `resolveConfig` asks config.ts, which loads zod and says what
@@ -106,13 +106,25 @@ function labels(v: unknown): Maybe<Record<string, string>> {
   return out;
 }
 
+const DIALECTS = ['sidecarless', 'istio', 'linkerd'];
+const CLUSTER = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+
+/** `telemetry`: the metric dialect and Istio's cluster name (config.ts telemetrySchema). */
+function telemetry(v: unknown): Maybe<Obj> {
+  if (v === undefined) return { dialect: 'sidecarless', cluster: 'unknown' };
+  if (!plain(v, ['dialect', 'cluster'])) return NO;
+  if (v.dialect !== undefined && !DIALECTS.includes(v.dialect as string)) return NO;
+  if (v.cluster !== undefined && !(typeof v.cluster === 'string' && CLUSTER.test(v.cluster))) return NO;
+  return { dialect: v.dialect ?? 'sidecarless', cluster: v.cluster ?? 'unknown' };
+}
+
 /** Whether the environment could fill or change an option (config.ts's ENV, CONTROL_PLANE_ENV and the Workload API socket, and any later SIDECARLESS_*). */
 function envMatters(env: NodeJS.ProcessEnv): boolean {
   for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '' && (k.startsWith('SIDECARLESS_') || k === 'SPIFFE_ENDPOINT_SOCKET')) return true;
   return false;
 }
 
-const TOP = ['service', 'namespace', 'trustDomain', 'spiffeId', 'identity', 'controlPlane', 'inbound', 'outbound', 'labels', 'logger'];
+const TOP = ['service', 'namespace', 'trustDomain', 'spiffeId', 'identity', 'controlPlane', 'inbound', 'outbound', 'labels', 'telemetry', 'logger'];
 
 /** What resolveConfig returns for `input`, built without zod; undefined when config.ts must judge it. */
 export function fastConfig(input: unknown, env: NodeJS.ProcessEnv): MeshConfig | undefined {
@@ -128,7 +140,8 @@ export function fastConfig(input: unknown, env: NodeJS.ProcessEnv): MeshConfig |
   const inb = inbound(input.inbound);
   const outb = outbound(input.outbound);
   const lab = labels(input.labels);
-  if (id === NO || cp === NO || inb === NO || outb === NO || lab === NO) return undefined;
+  const tel = telemetry(input.telemetry);
+  if (id === NO || cp === NO || inb === NO || outb === NO || lab === NO || tel === NO) return undefined;
   const spiffeId = (input.spiffeId as string | undefined) ?? `spiffe://${trustDomain}/ns/${namespace}/sa/${input.service}`;
   if (!sameTrustDomain(spiffeId, trustDomain)) return undefined;
   const c = {
@@ -141,7 +154,7 @@ export function fastConfig(input: unknown, env: NodeJS.ProcessEnv): MeshConfig |
     inbound: inb,
     outbound: outb,
     labels: lab,
-    telemetry: { dialect: 'sidecarless', cluster: 'unknown' },
+    telemetry: tel,
     ...(logger !== undefined && { logger }),
   };
   const defaultPolicy = inb.mode === 'permissive' ? 'all-unauthenticated' : 'all-authenticated';

@@ -15,6 +15,7 @@ import { hostKey, hostProblem } from '../policy/authority.js';
 import { type PolicyRequest } from '../policy/index.js';
 import { type PeerIdentity } from '../identity/peer-identity.js';
 import { GRPC_CANCELLED, type GrpcCallObservation, type GrpcObserver } from '../telemetry/grpc.js';
+import { peerName } from '../telemetry/peer-name.js';
 import { type PeerSocket } from '../tls/peer.js';
 import { type GrpcModule } from './module.js';
 import { type GrpcPeers } from './server-peer.js';
@@ -122,11 +123,12 @@ export function policyInterceptor(d: PolicyInterceptorDeps): Interceptor {
   const admit = (descriptor: Descriptor, call: InnerCall, md: Metadata): Admission => {
     const p = d.peers.of(call);
     if (!p.ok) return { ok: false, code: UNAUTHENTICATED, details: `sidecarless: the client's identity was refused: ${p.reason}` };
-    const o = d.observer.start(p.peer.id, descriptor.path);
+    const o = d.observer.start(peerName(p.peer), descriptor.path, p.socket);
     calls.set(call, o);
     for (const name of strip) md.remove(name);
     const host: unknown = call.getHost();
     const authority = typeof host === 'string' ? host : ''; // neither :authority nor Host: judged as no host
+    if (o.authority !== undefined) o.authority = authority;
     const problem = hostProblem(authority);
     if (problem) {
       d.gate.malformed({ peer: p.peer, sourceIp: p.socket.remoteAddress ?? '', method: 'POST', reason: `:authority: ${problem}` }, call);

@@ -19,6 +19,7 @@ import { deriveTelemetry } from '../telemetry/derive.js';
 import { MeshEvents } from '../telemetry/events.js';
 import { TrafficStats } from '../telemetry/stats.js';
 import { IstioStats, istioWorkload } from '../telemetry/istio.js';
+import type { LinkerdStats } from '../telemetry/linkerd.js';
 import { ClientTls } from '../tls/connect.js';
 import { PeerVerifier } from '../tls/peer.js';
 import { type OpenedSource } from './identity.js';
@@ -90,13 +91,24 @@ export function buildReconciler(inbound: Inbound, outbound: Outbound, events: Me
  * of the control plane goes through the reconciler. On failure everything opened is closed
  * (the control plane and the source included) and the error rethrown: nothing listens.
  */
+/**
+ * The Linkerd dialect's stats (loaded only when it is on). The pod is the one
+ * `controlPlane.linkerd.workload.pod` names, when the config has it.
+ */
+async function linkerdStats(config: MeshConfig): Promise<LinkerdStats> {
+  const { LinkerdStats: Stats, linkerdWorkloadLabels } = await import('../telemetry/linkerd.js');
+  const cp = config.controlPlane as { linkerd?: { workload?: { pod?: unknown } } } | undefined;
+  const pod = cp?.linkerd?.workload?.pod;
+  return new Stats(linkerdWorkloadLabels({ namespace: config.namespace, labels: config.labels, ...(typeof pod === 'string' && { pod }) }));
+}
+
 export async function buildParts(i: PartsInput): Promise<MeshParts> {
   const { config, controlPlane, clock, logger } = i;
   const { source, owned, startTimeout } = i.identity;
   const opened: Array<{ close(): unknown }> = [controlPlane, ...(owned ? [source] : [])];
   const events = new MeshEvents(config.service);
   const istio = config.telemetry.dialect === 'istio' ? new IstioStats(istioWorkload({ ...config, cluster: config.telemetry.cluster })) : null;
-  const traffic = new TrafficStats(istio);
+  const traffic = new TrafficStats(istio, config.telemetry.dialect === 'linkerd' ? await linkerdStats(config) : null);
   // Every decision, ejection, rotation and snapshot is published once; stats, Prometheus and OTel derive from it.
   const offTelemetry = deriveTelemetry(events, traffic);
   opened.push({ close: offTelemetry });

@@ -248,7 +248,7 @@ export class MeshRequest {
     this.backend.counters.attempts++;
     const attempt = new Attempt(this, endpoint, handle.start());
     this.#current = attempt;
-    this.observation?.attempt(this.#tries, endpoint.address, endpoint.identity);
+    this.observation?.attempt(this.#tries, endpoint.address, endpoint.identity, endpoint.labels);
     if (this.#deadline.perTryBound()) {
       const ms = this.#deadline.tryTimeoutMs()!;
       this.#tryTimer = this.clock.setTimeout(() => this.#perTryTimeout(attempt, ms), ms);

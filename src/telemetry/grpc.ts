@@ -23,6 +23,11 @@ export interface GrpcCallObservation {
   readonly path: string;
   denied: boolean;
   ended: boolean;
+  /** With the Linkerd dialect on: the local address and port the call arrived on (else undefined, 0). */
+  readonly localIp?: string;
+  readonly localPort?: number;
+  /** Its :authority, once known ('' none; read by the Linkerd dialect only). */
+  authority?: string;
 }
 
 /** Attribute sets per (peer, path, code), shared by every mesh of the process, capped. */
@@ -64,10 +69,15 @@ export class GrpcObserver {
     private readonly service: string,
   ) {}
 
-  /** A call whose peer is verified (`peer`: its SPIFFE ID) to `path` begins. */
-  start(peer: string, path: string): GrpcCallObservation {
+  /**
+   * A call whose peer is verified (`peer`: its SPIFFE ID or DNS-like name) to `path` begins, on a
+   * connection whose local end is `socket` (read only with the Linkerd dialect on).
+   */
+  start(peer: string, path: string, socket?: { readonly localAddress?: string; readonly localPort?: number }): GrpcCallObservation {
     this.traffic.active.inbound++;
-    return { t0: performance.now(), peer, path, denied: false, ended: false };
+    const t0 = performance.now();
+    if (this.traffic.linkerd === null || !socket) return { t0, peer, path, denied: false, ended: false };
+    return { t0, peer, path, denied: false, ended: false, localIp: socket.localAddress ?? '', localPort: socket.localPort ?? 0, authority: '' };
   }
 
   /** The call ended with grpc-status `code` (idempotent). */
@@ -79,6 +89,8 @@ export class GrpcObserver {
     const seconds = (performance.now() - o.t0) / 1000;
     series.recordGrpc(code, seconds);
     if (o.denied) series.denials++;
+    // gRPC answers HTTP 200 (a status in trailers, or trailers-only); Linkerd classifies by grpc-status.
+    if (o.localIp !== undefined) this.traffic.linkerd?.inbound(o.authority ?? '', o.localIp, o.localPort ?? 0, o.peer, { status: 200, grpc: code }, seconds * 1000);
     instruments()?.serverDuration.record(seconds, durationAttrs(this.service, o.peer, o.path, code));
   }
 }

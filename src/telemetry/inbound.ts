@@ -10,6 +10,8 @@ import type { Attributes, Context, Span } from '@opentelemetry/api';
 import { type PeerIdentity } from '../identity/peer-identity.js';
 import { ATTR, type Instruments, MAX_ATTRIBUTE_SETS, type TallyEntry, instruments, methodAttr, serverActive } from './instruments.js';
 import { type TrafficStats } from './stats.js';
+import { linkerdInbound } from './linkerd-observe.js';
+import { peerName } from './peer-name.js';
 import { api } from './otel.js';
 import { extractContext, tracer } from './tracing.js';
 
@@ -25,6 +27,9 @@ interface Observation {
   /** The socket's bytesWritten at the start (HTTP/1.1, Istio dialect on), else -1. */
   readonly w0: number;
   readonly peer: string;
+  /** With the Linkerd dialect on: the local address and port the request arrived on (else undefined, 0). */
+  readonly localIp: string | undefined;
+  readonly localPort: number;
   readonly m: Instruments | undefined;
   /** Its attribute sets, when a MeterProvider or a TracerProvider is registered. */
   readonly attrs: ServerAttrs | undefined;
@@ -137,7 +142,7 @@ export class InboundObserver {
   #attrsOf(socket: TLSSocket, method: string | undefined, peer: PeerIdentity | null): ServerAttrs {
     const address = socket.localAddress ?? '';
     const port = socket.localPort ?? 0;
-    const peerKey = peer ? peer.id : null;
+    const peerKey = peer ? peerName(peer) : null;
     let byAddress = serverAttrs.get(this.service);
     if (byAddress === undefined) serverAttrs.set(this.service, (byAddress = new Map()));
     let byPort = byAddress.get(address);
@@ -156,7 +161,7 @@ export class InboundObserver {
         [ATTR.service]: this.service,
         [ATTR.tls]: peer ? 'mtls' : 'unauthenticated',
       };
-      if (peer) active[ATTR.peer] = peer.id;
+      if (peer) active[ATTR.peer] = peerName(peer);
       c = new ServerAttrs(active);
       if (cacheRoom()) byMethod.set(method, c);
     }
@@ -171,7 +176,7 @@ export class InboundObserver {
     this.traffic.active.inbound++;
     const m = instruments();
     const tr = tracer();
-    const peerId = peer?.id ?? '';
+    const peerId = peer ? peerName(peer) : '';
     let attrs: ServerAttrs | undefined;
     let active: TallyEntry | null = null;
     let span: Span | undefined;
@@ -193,7 +198,9 @@ export class InboundObserver {
       }
     }
     const w0 = this.traffic.istio && req.httpVersionMajor === 1 ? req.socket.bytesWritten : -1;
-    r[kObservation] = { owner: this, req, t0, w0, peer: peerId, m, attrs, active, span, ctx, denied: false, rule: undefined };
+    const localIp = this.traffic.linkerd ? (req.socket.localAddress ?? '') : undefined;
+    const localPort = localIp === undefined ? 0 : (req.socket.localPort ?? 0);
+    r[kObservation] = { owner: this, req, t0, w0, peer: peerId, localIp, localPort, m, attrs, active, span, ctx, denied: false, rule: undefined };
     (res as ServerResponse & Carrier)[kObservation] = r[kObservation];
     res.on('close', onClose);
   }
@@ -241,6 +248,8 @@ export class InboundObserver {
       const resBytes = o.w0 >= 0 ? writtenBody(o.req, res, o.w0) : declaredLength(res.getHeader('content-length'));
       istio.record('inbound', this.service, '', o.peer, finished ? status : undefined, protocol, finished ? '-' : 'DC', seconds * 1000, reqBytes, resBytes);
     }
+    const linkerd = this.traffic.linkerd;
+    if (linkerd) linkerdInbound(linkerd, o.req, res, o.localIp ?? '', o.localPort, o.peer === '' ? null : o.peer, finished, seconds * 1000);
     if (!o.attrs) return;
     const errorType = !finished ? 'aborted' : status !== undefined && status >= 500 ? String(status) : undefined;
     if (o.m) {

@@ -138,6 +138,12 @@ export class OutboundObservation {
   readonly tracing: boolean = false;
   /** The identity of the endpoint last tried (what the connector verified), else the service's. */
   #peer: string;
+  /** The address of the endpoint last tried ('' before any try). */
+  #address = '';
+  /** When the current try started (performance.now(); kept only with the Linkerd dialect on). */
+  #tryT0 = 0;
+  /** The labels of the endpoint last tried (kept only with the Linkerd dialect on: its dst_* labels). */
+  #labels: Readonly<Record<string, string>> | undefined;
   #done = false;
   /** Response body bytes passed on to the caller (one add per chunk; read only by the Istio dialect). */
   responseBytes = 0;
@@ -149,7 +155,7 @@ export class OutboundObservation {
     private readonly service: string,
     identity: string,
     private readonly method: string,
-    host: string,
+    private readonly host: string,
     private readonly route: string | undefined,
     /** The namespace of the service addressed (Istio's destination_service_namespace). */
     private readonly namespace = '',
@@ -174,8 +180,13 @@ export class OutboundObservation {
   }
 
   /** A try starts on an endpoint. */
-  attempt(n: number, address: string, identity: string): void {
+  attempt(n: number, address: string, identity: string, labels?: Readonly<Record<string, string>>): void {
     this.#peer = identity;
+    this.#address = address;
+    if (this.traffic.linkerd) {
+      this.#tryT0 = performance.now();
+      this.#labels = labels;
+    }
     this.#span?.addEvent('sidecarless.attempt', { 'sidecarless.attempt': n, [ATTR.endpoint]: address, [ATTR.peer]: identity });
   }
 
@@ -194,6 +205,13 @@ export class OutboundObservation {
   /** The request retries after a failed try. */
   retry(cause: RetryCause): void {
     this.traffic.series('outbound', this.service, this.#peer, this.route ?? '').retry(cause);
+    // Linkerd's endpoint metrics count each try: the one retried ended with a status or a failure.
+    const linkerd = this.traffic.linkerd;
+    if (linkerd && this.#address !== '') {
+      const status = /^\d{3}$/.test(cause) ? Number(cause) : undefined;
+      const out = status !== undefined ? { status } : { status: undefined, error: cause === 'timeout' ? 'timeout' : 'unclassified' };
+      linkerd.outbound(this.host, this.#address, this.#peer, this.service, this.namespace, out, performance.now() - this.#tryT0, this.#labels);
+    }
     recordRetry(this.service, cause);
     this.#span?.addEvent('sidecarless.retry', { [ATTR.retryReason]: cause });
   }
@@ -218,6 +236,14 @@ export class OutboundObservation {
       // Envoy's %RESPONSE_FLAGS%: UF upstream connection failure, UT upstream request timeout.
       const flags = code === 'ERR_SIDECARLESS_CONNECT_FAILED' ? 'UF' : code === 'ERR_SIDECARLESS_TIMEOUT' ? 'UT' : '-';
       istio.record('outbound', this.service, this.namespace, this.#peer, err ? undefined : status, 'http', flags, seconds * 1000, this.requestBytes, this.responseBytes);
+    }
+    // Linkerd's endpoint metrics: the last try (a request that never reached an endpoint is not
+    // one of them). No response: Linkerd's error label (classify.rs: `timeout`, else h2_error's
+    // `unclassified`).
+    const linkerd = this.traffic.linkerd;
+    if (linkerd && this.#address !== '') {
+      const out = err ? { status: undefined, error: (err as { code?: string }).code === 'ERR_SIDECARLESS_TIMEOUT' ? 'timeout' : 'unclassified' } : { status };
+      linkerd.outbound(this.host, this.#address, this.#peer, this.service, this.namespace, out, performance.now() - this.#tryT0, this.#labels);
     }
     const c = this.#attrs;
     if (!c) return;

@@ -4,6 +4,7 @@
  */
 import { type SourceStatus } from '../sources/source.js';
 import { ISTIO_BUCKETS, type IstioStats } from './istio.js';
+import type { LinkerdStats } from './linkerd.js';
 import { LATENCY_BUCKETS, type TrafficStats } from './stats.js';
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -111,6 +112,7 @@ export function renderPrometheus(input: PrometheusInput): string {
     w.sample('sidecarless_tls_handshakes_total', { result }, n);
   }
   if (t.istio) renderIstio(w, t.istio);
+  if (t.linkerd) renderLinkerd(w, t.linkerd);
   return w.lines.join('\n') + '\n';
 }
 
@@ -142,6 +144,37 @@ function renderIstio(w: Writer, istio: IstioStats): void {
   histogram('istio_request_duration_milliseconds', 'Request duration (ms).', (s) => ({ buckets: s.duration, sum: s.durationSum }));
   histogram('istio_request_bytes', 'Request body sizes (bytes; inbound: as declared by Content-Length).', (s) => ({ buckets: s.requestBytes, sum: s.requestBytesSum }));
   histogram('istio_response_bytes', 'Response body sizes (bytes; inbound over HTTP/1.1: bytes written after the head).', (s) => ({ buckets: s.responseBytes, sum: s.responseBytesSum }));
+}
+
+/**
+ * linkerd2-proxy's HTTP metrics (linkerd.ts says where names, labels and buckets come from), in
+ * the proxy's order: request_total, response_latency_ms, response_total, with its HELP texts.
+ */
+function renderLinkerd(w: Writer, linkerd: LinkerdStats): void {
+  const targets = [...linkerd.allTargets()];
+  w.family('request_total', 'counter', 'Total count of HTTP requests.');
+  for (const t of targets) w.lines.push(`request_total{${t.labels}} ${t.requests}`);
+  w.family('response_latency_ms', 'histogram', "Elapsed times between a request's headers being received and its response stream completing");
+  const bounds = linkerd.bounds.map((b) => `,le="${b}"} `);
+  for (const t of targets) {
+    for (const s of t.statuses.values()) {
+      const l = s.status === undefined ? t.labels : `${t.labels},status_code="${s.status}"`;
+      let cum = 0;
+      for (let j = 0; j < bounds.length; j++) {
+        cum += s.latency[j]!;
+        w.lines.push(`response_latency_ms_bucket{${l}${bounds[j]}${cum}`);
+      }
+      cum += s.latency[bounds.length]!;
+      w.lines.push(`response_latency_ms_bucket{${l},le="+Inf"} ${cum}`, `response_latency_ms_count{${l}} ${s.count}`, `response_latency_ms_sum{${l}} ${s.sum}`);
+    }
+  }
+  w.family('response_total', 'counter', 'Total count of HTTP responses.');
+  for (const t of targets) {
+    for (const s of t.statuses.values()) {
+      const l = s.status === undefined ? t.labels : `${t.labels},status_code="${s.status}"`;
+      for (const c of s.classes.values()) w.lines.push(`response_total{${l},${c.labels}} ${c.n}`);
+    }
+  }
 }
 
 /** One sample of a scrape. */

@@ -10,6 +10,7 @@
  * flood of distinct peers or routes cannot grow memory without bound.
  */
 import { type IstioStats } from './istio.js';
+import type { LinkerdStats } from './linkerd.js';
 import { MAX_SERIES } from './limits.js';
 
 /** The HTTP semantic-convention bucket boundaries (seconds) of `http.*.request.duration`. */
@@ -133,6 +134,8 @@ type SeriesIndex = Map<string, Map<string, Map<string, TrafficSeries>>>;
 export class TrafficStats {
   /** Istio's standard metrics, kept as well when `telemetry.dialect` is 'istio' (else null: one property read per request). */
   readonly istio: IstioStats | null;
+  /** linkerd2-proxy's HTTP metrics, kept as well when `telemetry.dialect` is 'linkerd' (else null: one property read per request). */
+  readonly linkerd: LinkerdStats | null;
   /** Every series, in creation order (what snapshots and /metrics iterate). */
   readonly #series: TrafficSeries[] = [];
   readonly #index: Record<Direction, SeriesIndex> = { inbound: new Map(), outbound: new Map() };
@@ -146,8 +149,9 @@ export class TrafficStats {
   /** decision → rule → action → its tally. */
   readonly #authzIndex = new Map<string, Map<string, Map<string, { decision: string; rule: string; action: string; count: number }>>>();
 
-  constructor(istio: IstioStats | null = null) {
+  constructor(istio: IstioStats | null = null, linkerd: LinkerdStats | null = null) {
     this.istio = istio;
+    this.linkerd = linkerd;
   }
 
   /** The series of a (direction, service, peer, route), created on first use. */

@@ -20,6 +20,9 @@ const TAKEN: Array<Record<string, unknown>> = [
   { service: 'orders', outbound: { services: { payments: { endpoints: [], namespace: 'billing', identity: 'spiffe://cluster.local/ns/billing/sa/pay' }, ledger: {} } } },
   { service: 'orders', controlPlane: { address: '127.0.0.1:15012', root: '/cp/root-cert.pem', token: { file: '/var/run/secrets/tokens/istio-token' } } },
   { service: 'orders', controlPlane: { address: 'istiod.istio-system.svc:15012', root: '/cp/root.pem', token: 'secret', clusterId: 'Kubernetes' }, inbound: {} },
+  { service: 'orders', telemetry: { dialect: 'linkerd' } },
+  { service: 'orders', telemetry: { dialect: 'istio', cluster: 'east-1.k8s' } },
+  { service: 'orders', telemetry: {} },
 ];
 
 /** Values that are wrong somewhere, or right but outside what the fast path knows. */
@@ -78,7 +81,8 @@ test('anything it does not know goes to zod: other options, object endpoints, no
     { ...base, outbound: { connectTimeout: 500 } },
     { ...base, inbound: { identityHeaders: ['x-user'] } },
     { ...base, admin: { port: 0 } },
-    { ...base, telemetry: {} },
+    { ...base, telemetry: { dialect: 'envoy' } },
+    { ...base, telemetry: { dialect: 'linkerd', cluster: 'x'.repeat(254) } },
     { ...base, trustDomain: 'example.org', spiffeId: 'spiffe://cluster.local/ns/default/sa/orders' },
     Object.assign(Object.create({ inherited: true }), base),
     { ...base, [Symbol('x')]: 1 },
