@@ -112,6 +112,25 @@ export class CaError extends SidecarlessError {
   }
 }
 
+/**
+ * A Linkerd control-plane stream (Destination.Get, OutboundPolicies.Watch,
+ * InboundServerPolicies.WatchPort) ended or could not be opened: the server's status
+ * (`grpcStatus`, e.g. UNAVAILABLE), a response that does not decode, no workload certificate yet.
+ * The stream reconnects with backoff; what it last delivered stays in force (the caller decides).
+ */
+export class LinkerdStreamError extends SidecarlessError {
+  constructor(
+    message: string,
+    /** 'destination' | 'outbound' | 'inbound'. */
+    readonly stream: string,
+    /** The grpc status name (UNAVAILABLE, PERMISSION_DENIED, …), or undefined when no call was made. */
+    readonly grpcStatus: string | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super('ERR_SIDECARLESS_LINKERD_STREAM', message, options);
+  }
+}
+
 /** `sidecarless stat` could not read an admin endpoint's /metrics (unreachable, not 200, not Prometheus text). */
 export class ScrapeError extends SidecarlessError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -1,6 +1,6 @@
 /**
- * A grpc-js channel to a control plane (istiod's CA, its ADS stream), shared by the Istio CA issuer
- * and the ADS transport:
+ * A grpc-js channel to a control plane (istiod's CA, its ADS stream, Linkerd's destination and
+ * policy services), shared by the Istio CA issuer, the ADS transport and the Linkerd streams:
  *
  * - TLS only, whose one trust anchor is the pinned `root` file (never the system roots, never
  *   plaintext); the name checked is the address's host (`istiod.istio-system.svc`), or `serverName`.
@@ -10,6 +10,8 @@
  *   call (a file is rotated in place by the kubelet), and `ClusterID` when set. grpc-js sends
  *   metadata only on a connection whose server certificate verified: the token never reaches an
  *   unverified server.
+ * - Optionally a client certificate (mutual TLS, as Linkerd's controllers require): a changed one
+ *   re-dials like a changed root.
  * - Its own connections (`grpc.use_local_subchannel_pool`), closed with it, a TLS handshake in
  *   progress included.
  */
@@ -36,6 +38,15 @@ export interface PinnedChannelOptions {
   readonly serverName?: string;
   /** Largest message taken from the server. */
   readonly maxReceiveBytes: number;
+  /** More grpc-js channel options (the Linkerd streams bound grpc-js's own reconnect backoff). */
+  readonly channelOptions?: Readonly<Record<string, number | string>>;
+}
+
+/** The workload's certificate a mutual-TLS channel presents (Linkerd's destination and policy services ask for it). */
+export interface ClientCertificate {
+  readonly keyPem: string;
+  /** The leaf first, then its intermediates. */
+  readonly certChainPem: string;
 }
 
 /** The host of `host:port` (IPv6 in brackets), for the TLS name check. Throws ConfigError. */
@@ -87,21 +98,27 @@ export class PinnedChannel {
     this.#host = hostOf(opts.address);
   }
 
-  /** The client for `rootPem`: the current one, or a new one (the old closed) when the root changed. */
-  client(grpc: Grpc, rootPem: string): Client {
-    if (this.#client && this.#rootPem === rootPem) return this.#client;
+  /**
+   * The client for `rootPem` (and, for mutual TLS, the client certificate `clientCert`): the current
+   * one, or a new one (the old closed) when the root or the certificate changed.
+   */
+  client(grpc: Grpc, rootPem: string, clientCert?: ClientCertificate): Client {
+    const key = clientCert ? `${rootPem}\0${clientCert.certChainPem}\0${clientCert.keyPem}` : rootPem;
+    if (this.#client && this.#rootPem === key) return this.#client;
     this.reset();
     // `ca` given: Node trusts these roots only, not its built-in list.
-    const creds = grpc.credentials.createFromSecureContext(createSecureContext({ ca: rootPem, minVersion: 'TLSv1.2' }));
+    const tls = { ca: rootPem, minVersion: 'TLSv1.2' as const, ...(clientCert && { key: clientCert.keyPem, cert: clientCert.certChainPem }) };
+    const creds = grpc.credentials.createFromSecureContext(createSecureContext(tls));
     const serverName = this.opts.serverName;
     this.#sockets = new Set();
     this.#client = new grpc.Client(`dns:${this.opts.address}`, tracked(creds, this.#sockets), {
       'grpc.max_receive_message_length': this.opts.maxReceiveBytes,
       'grpc.use_local_subchannel_pool': 1, // connections of its own, closed with it
       'grpc.enable_retries': 0,
+      ...this.opts.channelOptions,
       ...(serverName !== undefined && serverName !== this.#host && { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName }),
     });
-    this.#rootPem = rootPem;
+    this.#rootPem = key;
     return this.#client;
   }
 

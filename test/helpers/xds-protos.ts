@@ -38,7 +38,7 @@ export function loadReal(): protobuf.Root {
   return root;
 }
 
-/** Our xDS files (the Workload API and Istio CA files are proven against Python in conformance.test.ts). */
+/** Our xDS files (the Workload API, Istio CA and Linkerd files are proven against Python in conformance.test.ts, linkerd-conformance.test.ts). */
 export function ownXdsFiles(): string[] {
   const walk = (dir: string): string[] =>
     readdirSync(dir).flatMap((n) => {
@@ -46,7 +46,7 @@ export function ownXdsFiles(): string[] {
       if (statSync(p).isDirectory()) return walk(p);
       return n.endsWith('.proto') ? [relative(OWN_DIR, p)] : [];
     });
-  return walk(OWN_DIR).filter((f) => f !== 'workload.proto' && !f.startsWith('istio/')).sort();
+  return walk(OWN_DIR).filter((f) => f !== 'workload.proto' && !f.startsWith('istio/') && !f.startsWith('linkerd/')).sort();
 }
 
 /** Our files, with our own google/protobuf/*.proto (protobufjs would substitute its bundled ones). */

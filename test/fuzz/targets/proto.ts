@@ -1,4 +1,4 @@
-// Every generated decoder (xDS, the Workload API, the Istio CA, google.protobuf) fed bytes shaped
+// Every generated decoder (xDS, the Workload API, the Istio CA, Linkerd, google.protobuf) fed bytes shaped
 // like protobuf — random fields of the four wire types, nested messages, varints of every length,
 // lengths that lie — and plain random bytes. Oracles: only ProtoError; and a round trip — what
 // decodes, re-encoded, decodes to the same value, and encoding that again gives the same bytes

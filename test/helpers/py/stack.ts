@@ -19,7 +19,7 @@ let compiled: string | undefined;
 export function compiledProtos(): string {
   if (compiled) return compiled;
   const out = makeTempDir('sidecarless-pyproto-').dir;
-  const r = spawnSync(PYTHON, ['-m', 'grpc_tools.protoc', '-I', PROTO_DIR, `--python_out=${out}`, `--grpc_python_out=${out}`, 'workload.proto', 'istio/ca.proto'], { encoding: 'utf8' });
+  const r = spawnSync(PYTHON, ['-m', 'grpc_tools.protoc', '-I', PROTO_DIR, `--python_out=${out}`, `--grpc_python_out=${out}`, 'workload.proto', 'istio/ca.proto', ...['net', 'meta', 'http_types', 'http_route', 'grpc_route', 'destination', 'outbound', 'inbound'].map((f) => `linkerd/${f}.proto`)], { encoding: 'utf8' });
   if (r.status !== 0) {
     throw new Error(`${PYTHON} -m grpc_tools.protoc failed (${r.error?.message ?? r.stderr}). Install Debian's python3-grpcio and python3-grpc-tools (.ci/run does).`);
   }
