@@ -40,7 +40,8 @@ const wildPeer = (p: number) => {
   const ns = `team-${p % 50}`;
   const sa = `svc-${Math.floor(p / 50)}`;
   const td = p % 10 === 4 ? `partner-${p % 20}.example` : TD;
-  return { spiffeId: `spiffe://${td}/ns/${ns}/sa/${sa}`, trustDomain: td, namespace: ns, serviceAccount: sa };
+  const id = `spiffe://${td}/ns/${ns}/sa/${sa}`;
+  return { id, kind: 'spiffe' as const, spiffeId: id, trustDomain: td, namespace: ns, serviceAccount: sa };
 };
 
 /** Rule r constrains the source by kind r % 5: identity prefix, identity suffix, namespace, service accounts, trust domain. */
@@ -97,7 +98,7 @@ function buildRequests(n: number): PolicyRequest[] {
     const spiffeId = `spiffe://${TD}/ns/ns${r % 20}/sa/svc-${p}`;
     const kind = rnd();
     const path = kind < 0.6 ? `/api/v1/r${r}/items` : kind < 0.8 ? '/users/7/orders' : `/api/v1/r${(r + 1) % 100}/items`;
-    out.push(request({ spiffeId, trustDomain: TD, namespace: `ns${r % 20}`, serviceAccount: `svc-${p}` }, path));
+    out.push(request({ id: spiffeId, kind: 'spiffe', spiffeId, trustDomain: TD, namespace: `ns${r % 20}`, serviceAccount: `svc-${p}` }, path));
   }
   return out;
 }

@@ -1,3 +1,5 @@
+import { parseWorkloadName } from './identity/name.js';
+import { serverNameProblem } from './outbound/server-name.js';
 import { z } from 'zod';
 import { durationSchema } from './duration.js';
 import { ConfigError } from './errors.js';
@@ -8,6 +10,7 @@ import { type AuditRecord } from './policy/audit.js';
 import { DEFAULT_POLICIES, type DefaultPolicy } from './policy/model.js';
 import { parseAddress } from './outbound/address.js';
 import { parseWorkloadApiAddress } from './sources/workload-api-address.js';
+import { type LinkerdConfig, linkerdSchema, resolveLinkerd } from './config/linkerd.js';
 
 /** Kubernetes-style DNS label: what service and namespace names are. */
 const dnsLabel = z
@@ -30,6 +33,21 @@ const spiffeId = z.string().superRefine((v, ctx) => {
   }
 });
 
+/** An endpoint's or service's identity: a workload SPIFFE ID, or a DNS-like identity (Linkerd's `sa.ns.serviceaccount.identity.linkerd.td`). */
+const peerName = z.string().superRefine((v, ctx) => {
+  try {
+    parseWorkloadName(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+});
+
+/** The TLS server name (SNI) to send: a DNS name, never an IP address. */
+const serverName = z.string().superRefine((v, ctx) => {
+  const why = serverNameProblem(v);
+  if (why) ctx.addIssue({ code: 'custom', message: why });
+});
+
 export { parseAddress };
 
 const address = z.string().refine((v) => parseAddress(v) !== undefined, {
@@ -42,8 +60,10 @@ export const endpointSchema = z.preprocess(
   z
     .object({
       address,
-      /** The SPIFFE ID this endpoint must present; default: the service's identity. */
-      identity: spiffeId.optional(),
+      /** The SPIFFE ID (or DNS-like identity) this endpoint must present; default: the service's identity. */
+      identity: peerName.optional(),
+      /** The SNI to send to it (Linkerd's tls_identity.server_name); default: the service's hostname. */
+      serverName: serverName.optional(),
       weight: z.number().int().min(0).max(1_000_000).default(1),
       zone: z.string().optional(),
       labels: z.record(z.string(), z.string()).optional(),
@@ -54,11 +74,12 @@ export const endpointSchema = z.preprocess(
 /** What callers may pass for an endpoint (`mesh.setEndpoints`, `outbound.services.<name>.endpoints`). */
 export type EndpointInput =
   | string
-  | { address: string; identity?: string; weight?: number; zone?: string; labels?: Record<string, string> };
+  | { address: string; identity?: string; serverName?: string; weight?: number; zone?: string; labels?: Record<string, string> };
 
 export interface EndpointConfig {
   address: string;
   identity?: string | undefined;
+  serverName?: string | undefined;
   weight: number;
   zone?: string | undefined;
   labels?: Record<string, string> | undefined;
@@ -192,7 +213,7 @@ export const serviceSchema = z
     /** Namespace of the service, for its default identity and DNS names; default: the mesh's. */
     namespace: dnsLabel.optional(),
     /** The SPIFFE ID every endpoint must present unless it names its own; default spiffe://<td>/ns/<namespace>/sa/<name>. */
-    identity: spiffeId.optional(),
+    identity: peerName.optional(),
     /**
      * The host names an app may write for it (`payments.example.com`, `payments:8080`, `*.payments.internal`);
      * default the Kubernetes forms name, name.ns, name.ns.svc, name.ns.svc.cluster.local. Given, they replace the defaults.
@@ -452,6 +473,7 @@ export const meshOptionsSchema = z
     trustDomain: trustDomain.default('cluster.local'),
     spiffeId: spiffeId.optional(),
     identity: identitySchema.optional(),
+    /** xDS (istiod, `sidecarless control-plane`): { address, root, token }; Linkerd: { linkerd } (linkerdOptionsSchema). */
     controlPlane: controlPlaneSchema.optional(),
     inbound: inboundSchema,
     outbound: outboundSchema,
@@ -473,12 +495,29 @@ export const meshOptionsSchema = z
   })
   .strict();
 
+/** The options of a mesh in a Linkerd mesh: `controlPlane: { linkerd: { … } }` (config/linkerd.ts), judged by this schema whenever `controlPlane` has `linkerd`. */
+const linkerdOptionsSchema = meshOptionsSchema.extend({ controlPlane: z.object({ linkerd: linkerdSchema }).strict() });
+
 export type { Logger };
 
-export type MeshOptionsInput = z.input<typeof meshOptionsSchema>;
-type ParsedOptions = z.output<typeof meshOptionsSchema>;
-export type MeshConfig = Omit<ParsedOptions, 'inbound'> & {
+export type MeshOptionsInput = Omit<z.input<typeof meshOptionsSchema>, 'controlPlane'> & {
+  controlPlane?: z.input<typeof controlPlaneSchema> | { linkerd: z.input<typeof linkerdSchema> };
+};
+type ParsedOptions = z.output<typeof meshOptionsSchema> | z.output<typeof linkerdOptionsSchema>;
+type XdsControlPlaneConfig = z.output<typeof controlPlaneSchema>;
+/**
+ * The options as the mesh runs on them. `controlPlane` is the xDS one only; `controlPlane.linkerd`
+ * arrives resolved (every default filled in) as `linkerd`.
+ */
+export type MeshConfig = Omit<ParsedOptions, 'inbound' | 'controlPlane'> & {
   spiffeId: string;
+  controlPlane?: XdsControlPlaneConfig;
+  linkerd?: LinkerdConfig;
+  /**
+   * Internal, not an option: the workload runs as this DNS-like identity (a Linkerd workload), set
+   * from `controlPlane.linkerd` or createMesh's internals. Its SVID must carry that one DNS SAN.
+   */
+  dnsIdentity?: import('./sources/workload.js').MeshDnsIdentity;
   inbound: Omit<ParsedOptions['inbound'], 'defaultPolicy'> & { defaultPolicy: DefaultPolicy; defaultPolicyExplicit: boolean };
 };
 export type ServiceConfig = z.output<typeof serviceSchema>;
@@ -592,6 +631,9 @@ export function formatIssues(
     const path = i.path.map(String).join('.') || '(root)';
     let message = i.message;
     if (path === 'identity' && message.startsWith('takes exactly one of')) message += `. For example ${IDENTITY_EXAMPLES}`;
+    if (/^controlPlane\.[^.]+$/.test(path) && path !== 'controlPlane.linkerd' && message.startsWith('unknown option') && hasLinkerd(input)) {
+      message = `must not be set beside controlPlane.linkerd: it belongs to an xDS control plane (istiod, sidecarless control-plane); a mesh has one control plane`;
+    }
     if (path === 'controlPlane.token' && message.endsWith('got nothing')) message = 'is required: pass a token, { file } or { env }, or set SIDECARLESS_CONTROL_PLANE_TOKEN_FILE';
     if (/\.routes\.\d+\.retry\.budget$/.test(path) && message.startsWith('unknown option')) message = "a route has no budget of its own: set the service's retry.budget";
     // An endpoint string is read as { address } before it is judged: say both forms.
@@ -604,6 +646,11 @@ export function formatIssues(
     }
     return env ? { path, message, env } : { path, message };
   });
+}
+
+function hasLinkerd(input: unknown): boolean {
+  const cp = typeof input === 'object' && input !== null ? (input as { controlPlane?: unknown }).controlPlane : undefined;
+  return typeof cp === 'object' && cp !== null && 'linkerd' in cp;
 }
 
 /** `  - path message` lines: a message that reads as a predicate follows its path directly. */
@@ -626,9 +673,10 @@ export function resolveConfig(input: MeshOptionsInput, env: NodeJS.ProcessEnv = 
   }
   const { options, origins } = withEnv(input as Record<string, unknown>, env);
   withControlPlaneEnv(options, env, origins);
-  const parsed = meshOptionsSchema.safeParse(options);
+  const schema = hasLinkerd(options) ? linkerdOptionsSchema : meshOptionsSchema;
+  const parsed = schema.safeParse(options);
   if (!parsed.success) {
-    const issues = formatIssues(parsed.error.issues, options, meshOptionsSchema, origins);
+    const issues = formatIssues(parsed.error.issues, options, schema, origins);
     throw new ConfigError(`invalid sidecarless options:\n${issueLines(issues)}`, issues);
   }
   const c = parsed.data;
@@ -642,7 +690,14 @@ export function resolveConfig(input: MeshOptionsInput, env: NodeJS.ProcessEnv = 
   }
   checkWorkloadApi(c.identity);
   const defaultPolicy = c.inbound.defaultPolicy ?? (c.inbound.mode === 'permissive' ? 'all-unauthenticated' : 'all-authenticated');
-  return { ...c, spiffeId: spiffe, inbound: { ...c.inbound, defaultPolicy, defaultPolicyExplicit: c.inbound.defaultPolicy !== undefined } };
+  const { controlPlane, ...rest } = c;
+  const planes =
+    controlPlane === undefined
+      ? {}
+      : 'linkerd' in controlPlane
+        ? { linkerd: resolveLinkerd(controlPlane.linkerd, { service: c.service, namespace: c.namespace, trustDomain: c.trustDomain, spiffeId: c.spiffeId }, env) }
+        : { controlPlane };
+  return { ...rest, ...planes, spiffeId: spiffe, inbound: { ...c.inbound, defaultPolicy, defaultPolicyExplicit: c.inbound.defaultPolicy !== undefined } };
 }
 
 /** A Workload API identity needs a socket (given, or SPIFFE_ENDPOINT_SOCKET) and one startTimeout. */

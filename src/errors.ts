@@ -34,6 +34,13 @@ export class SvidError extends SidecarlessError {
   }
 }
 
+/** A DNS-like identity (Linkerd's `<sa>.<ns>.serviceaccount.identity.<linkerd-ns>.<trust-domain>`) that is not a lower-case RFC 1123 name. */
+export class DnsIdentityError extends SidecarlessError {
+  constructor(message: string) {
+    super('ERR_SIDECARLESS_DNS_IDENTITY_INVALID', message);
+  }
+}
+
 /** No valid SVID is available: the mesh refuses to serve or call until one is. */
 export class IdentityUnavailableError extends SidecarlessError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -1,9 +1,12 @@
+import { readFileSync } from 'node:fs';
 import { type Server } from 'node:https';
 import { type TlsOptions } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { type Clock, systemClock } from './clock.js';
 import type { EndpointInput, MeshConfig, MeshOptionsInput, ServiceInput, SplitInput } from './config.js';
 import { resolveConfig } from './config/fast.js';
+import type { LinkerdConfig } from './config/linkerd.js';
+import type { MeshDnsIdentity } from './sources/workload.js';
 import { type Reconciler, type RejectedSnapshot } from './control-plane/reconcile.js';
 import { type InboundMode, type MeshSnapshot } from './control-plane/snapshot.js';
 import { type ControlPlane } from './control-plane/control-plane.js';
@@ -49,6 +52,8 @@ export interface MeshStats {
   traffic: TrafficSnapshot;
   /** The snapshot in force: its version and source, what it still waits for, the last one refused. */
   snapshot: SnapshotStatus;
+  /** With `controlPlane.linkerd`: its streams (authorities watched, Destination paths, served ports, last errors). */
+  linkerd?: import('./control-plane/linkerd/linkerd-status.js').LinkerdStatus;
 }
 
 export interface SnapshotStatus {
@@ -140,6 +145,12 @@ export interface Mesh {
 export interface CreateMeshInternals {
   clock?: Clock;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Run as a DNS-like identity (a Linkerd workload): the SVID must be for `name`, and `domains`'
+   * trust anchors join the bundles of a user-given source (`identity: { source }`). What
+   * `controlPlane.linkerd` sets; tests set it directly.
+   */
+  dnsIdentity?: import('./sources/workload.js').MeshDnsIdentity;
 }
 
 /**
@@ -149,7 +160,9 @@ export interface CreateMeshInternals {
  * SVID could be had (fail closed: no listener).
  */
 export async function createMesh(options: MeshOptionsInput, internals: CreateMeshInternals = {}): Promise<Mesh> {
-  const config = resolveConfig(options, internals.env ?? process.env);
+  const resolved = resolveConfig(options, internals.env ?? process.env);
+  const dnsIdentity = internals.dnsIdentity ?? (resolved.linkerd && linkerdIdentity(resolved.linkerd, resolved.identity !== undefined));
+  const config: MeshConfig = dnsIdentity ? { ...resolved, dnsIdentity } : resolved;
   const clock = internals.clock ?? systemClock;
   const logger = config.logger ?? consoleLogger;
   reportTelemetryOff(logger); // once per process, when @opentelemetry/api is not installed
@@ -158,8 +171,14 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
   const fromOptions = await StaticControlPlane.create(config, logger, clock);
   // With `controlPlane`, its xDS feeds the snapshot over the options' part; without, no xDS code is loaded.
   let controlPlane: ControlPlane = fromOptions;
+  // The Linkerd streams present the workload's certificate, which exists once the identity is open (below).
+  let certificate: () => { certChainPem: string; keyPem: string } | undefined = () => undefined;
   try {
     if (config.controlPlane) controlPlane = (await import('./control-plane/xds/open.js')).openXdsControlPlane({ config, base: fromOptions, clock, logger, env: internals.env ?? process.env });
+    else if (config.linkerd) {
+      const linkerd = config.linkerd;
+      controlPlane = await (await import('./control-plane/linkerd/open.js')).openLinkerdControlPlane({ config: { ...config, linkerd }, base: fromOptions, certificate: () => certificate(), clock, logger });
+    }
   } catch (e) {
     await fromOptions.close();
     throw e;
@@ -171,6 +190,8 @@ export async function createMesh(options: MeshOptionsInput, internals: CreateMes
     await controlPlane.close();
     throw e;
   }
+  const opened = identity.source;
+  certificate = () => currentCertificate(opened);
   const parts = await buildParts({ config, identity, controlPlane, clock, logger, jwtSvid: (audience) => jwt.jwtSvid(audience) });
   const mesh = meshFacade(parts, jwt);
   if (config.admin) {
@@ -192,11 +213,42 @@ function adminHandlersOf(p: MeshParts, stats: () => MeshStats) {
     policy: () => ({ ...p.inbound.policyStatus(), ...policyFileStatus(p.controlPlane) }),
     snapshot: () => snapshotStatus(p.reconciler),
     ...(p.controlPlane.status?.().xds && { xds: () => p.controlPlane.status?.().xds }),
+    ...(p.controlPlane.status?.().linkerd && { linkerd: () => p.controlPlane.status?.().linkerd }),
     traffic: p.traffic,
     handshakes: () => p.inbound.tls.stats,
     stats,
     now: () => p.clock.now(),
   });
+}
+
+/**
+ * A Linkerd workload runs as its DNS-like identity. Its anchors join the bundles of a source the
+ * user gave (`identity` beside `controlPlane.linkerd`); Linkerd's identity service's source holds them already.
+ */
+function linkerdIdentity(l: LinkerdConfig, userSource: boolean): MeshDnsIdentity {
+  const origin = 'controlPlane.linkerd (or LINKERD2_PROXY_IDENTITY_LOCAL_NAME)';
+  if (!userSource) return { name: l.localName, origin };
+  const anchorsPem = 'pem' in l.trustAnchors ? l.trustAnchors.pem : readAnchors(l.trustAnchors.file);
+  return { name: l.localName, origin, domains: [{ domain: l.identityDomain, anchorsPem }] };
+}
+
+function readAnchors(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    const message = `cannot read ${file}: ${(e as Error).message}`;
+    throw new ConfigError(`invalid sidecarless options:\n  - controlPlane.linkerd.trustAnchors.file: ${message}`, [{ path: 'controlPlane.linkerd.trustAnchors.file', message }]);
+  }
+}
+
+/** The source's certificate and key now, or undefined while it has none (a stream dialled then waits and retries). */
+function currentCertificate(source: OpenedSource['source']): { certChainPem: string; keyPem: string } | undefined {
+  try {
+    const svid = source.getX509Svid();
+    return { certChainPem: svid.certChainPem, keyPem: svid.keyPem };
+  } catch {
+    return undefined;
+  }
 }
 
 function policyFileStatus(cp: ControlPlane): { file?: string; lastError?: string } {
@@ -266,6 +318,7 @@ function meshFacade(p: MeshParts, jwt: MeshJwt): Mesh {
         outbound: outbound.stats(),
         traffic: traffic.snapshot(),
         snapshot: snapshotStatus(p.reconciler),
+        ...(file.linkerd && { linkerd: file.linkerd }),
       };
     },
     async close() {

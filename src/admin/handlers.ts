@@ -14,6 +14,8 @@ export interface MeshAdminParts {
   readonly snapshot: () => unknown;
   /** An xDS control plane's stream, resources (version, ACK/NACK, last error) and discovered hosts; undefined without one. */
   readonly xds?: () => unknown;
+  /** A Linkerd control plane's streams (authorities, destinations, ports). */
+  readonly linkerd?: () => unknown;
   readonly traffic: TrafficStats;
   readonly handshakes: () => { authenticated: number; unauthenticated: number; rejected: number; tlsErrors: number };
   readonly stats: () => unknown;
@@ -41,6 +43,7 @@ export function meshAdminHandlers(p: MeshAdminParts): AdminHandlers {
         config: redactConfig(p.config),
         snapshot: p.snapshot(),
         ...(p.xds && { xds: p.xds() }),
+        ...(p.linkerd && { linkerd: p.linkerd() }),
         policy: { version: pol.version, ...(pol.file && { file: pol.file }), ...(pol.lastError && { lastError: pol.lastError }), document: redactConfig(pol.policy), ...(pol.meshPolicy !== undefined && { controlPlane: redactConfig(pol.meshPolicy) }) },
       };
     },

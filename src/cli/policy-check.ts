@@ -11,6 +11,8 @@
  * policy error. `--router` judges with the semantics of the router that serves the app, as the
  * mesh does at run time (policy/router-semantics.ts).
  */
+import { isDnsName, parseDnsIdentity } from '../identity/dns-id.js';
+import { peerIdentityOf } from '../identity/name.js';
 import { PolicyError } from '../errors.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import { hostProblem, sameAuthority } from '../policy/authority.js';
@@ -27,14 +29,19 @@ function pairs(list: readonly string[], what: string): Array<[string, string]> {
   });
 }
 
-/** Parses `--from`: a SPIFFE ID (`spiffe://td/ns/x/sa/y`, namespace and SA derived) or `unauthenticated`. */
+/**
+ * Parses `--from`: a SPIFFE ID (`spiffe://td/ns/x/sa/y`, namespace and SA derived), a DNS-like
+ * identity (Linkerd's `sa.ns.serviceaccount.identity.linkerd.td`, parts derived), or `unauthenticated`.
+ */
 function peerOf(from: string): PeerIdentity | null {
   if (from === 'unauthenticated') return null;
+  if (!from.startsWith('spiffe://') && isDnsName(from)) return peerIdentityOf(parseDnsIdentity(from));
   const m = /^spiffe:\/\/([a-z0-9._-]+)(\/[^?#]*)$/.exec(from);
-  if (!m || m[2] === '/') throw new UsageError(`--from must be a SPIFFE ID (spiffe://trust-domain/path) or "unauthenticated", got "${from}"`);
+  if (!m || m[2] === '/') throw new UsageError(`--from must be a SPIFFE ID (spiffe://trust-domain/path), a DNS-like identity (sa.ns.serviceaccount.identity.linkerd.cluster.local) or "unauthenticated", got "${from}"`);
   const td = m[1]!;
   const k8s = /^\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(m[2]!);
-  return k8s ? { spiffeId: from, trustDomain: td, namespace: k8s[1]!, serviceAccount: k8s[2]! } : { spiffeId: from, trustDomain: td };
+  const base = { id: from, kind: 'spiffe' as const, spiffeId: from, trustDomain: td };
+  return k8s ? { ...base, namespace: k8s[1]!, serviceAccount: k8s[2]! } : base;
 }
 
 /** Loads and compiles the policy file; a PolicyError names the file. */

@@ -47,6 +47,8 @@ export interface ControlPlaneStatus {
   readonly lastPolicyError?: string;
   /** An xDS control plane's stream, resources (version, ACK/NACK, last error) and discovered hosts. */
   readonly xds?: XdsStatus;
+  /** A Linkerd control plane's streams: authorities watched, destinations, served ports (linkerd/linkerd-control-plane.ts). */
+  readonly linkerd?: import('./linkerd/linkerd-status.js').LinkerdStatus;
 }
 
 /**

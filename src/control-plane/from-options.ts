@@ -152,6 +152,7 @@ export function endpointsOf(list: readonly EndpointConfig[], identity: string): 
   return list.map((e) => ({
     address: e.address,
     identity: e.identity ?? identity,
+    ...(e.serverName !== undefined && { serverName: e.serverName }),
     weight: e.weight,
     ...(e.zone !== undefined && { zone: e.zone }),
     ...(e.labels !== undefined && { labels: e.labels }),

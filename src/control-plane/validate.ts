@@ -10,7 +10,9 @@
  * - A hostname belongs to one service; an endpoint (address + identity) is listed once; route
  *   regexes compile; a split has a backend with weight > 0.
  */
+import { parseWorkloadName } from '../identity/name.js';
 import { parseAddress } from '../outbound/address.js';
+import { serverNameProblem } from '../outbound/server-name.js';
 import type { SplitBackend } from '../outbound/settings.js';
 import type { MeshSnapshot, ServiceSnapshot } from './snapshot.js';
 
@@ -154,7 +156,13 @@ function checkEndpoints(svc: ServiceSnapshot, issues: SnapshotIssue[]): void {
   svc.endpoints?.forEach((e, i) => {
     const path = `${svc.name}.endpoints.${i}`;
     if (parseAddress(e.address) === undefined) issues.push({ path: `${path}.address`, message: 'must be host:port (IPv6 as [::1]:port), port 1-65535' });
-    const key = `${e.address} ${e.identity}`;
+    const idProblem = nameProblem(e.identity);
+    if (idProblem) issues.push({ path: `${path}.identity`, message: idProblem });
+    if (e.serverName !== undefined) {
+      const sni = serverNameProblem(e.serverName);
+      if (sni) issues.push({ path: `${path}.serverName`, message: sni });
+    }
+    const key = `${e.address} ${e.identity}${e.serverName !== undefined ? ` ${e.serverName}` : ''}`;
     if (seen.has(key)) issues.push({ path: `${path}.address`, message: `${e.address} is listed twice` });
     seen.add(key);
     if (!(e.weight >= 0) || !Number.isInteger(e.weight)) issues.push({ path: `${path}.weight`, message: 'must be an integer >= 0' });
@@ -173,4 +181,14 @@ function checkRegexes(m: ServiceSnapshot['routes'][number]['match'], base: strin
   m.headers?.forEach((h, i) => {
     if ('regex' in h) tryRegex(h.regex, `${base}.headers.${i}.regex`);
   });
+}
+
+/** Why an endpoint identity is not a workload SPIFFE ID or DNS-like identity, or undefined. */
+function nameProblem(id: string): string | undefined {
+  try {
+    parseWorkloadName(id);
+    return undefined;
+  } catch (e) {
+    return `must be a workload SPIFFE ID or a DNS-like identity: ${(e as Error).message}`;
+  }
 }

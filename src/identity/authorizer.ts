@@ -1,32 +1,34 @@
-import { type SpiffeId, parseSpiffeId, validateTrustDomain } from './spiffe-id.js';
+import { type IdentityName, isDnsIdentity, parseIdentityName } from './name.js';
+import { validateTrustDomain } from './spiffe-id.js';
 
 /**
- * Decides whether a verified peer ID is acceptable, in the style of go-spiffe's tlsconfig
+ * Decides whether a verified peer name is acceptable, in the style of go-spiffe's tlsconfig
  * authorizers: plain functions, composed by the caller. Returns an error message, or undefined
- * when the ID is authorized.
+ * when the name is authorized. The name is a SPIFFE ID or a DNS-like (Linkerd) identity; an
+ * expected name of one kind never accepts a peer of the other (their strings cannot be equal).
  */
-export type Authorizer = (id: SpiffeId) => string | undefined;
+export type Authorizer = (id: IdentityName) => string | undefined;
 
-/** Any verified SPIFFE ID. */
+/** Any verified peer (SPIFFE or DNS-like). */
 export function authorizeAny(): Authorizer {
   return () => undefined;
 }
 
-/** Exactly this SPIFFE ID. */
+/** Exactly this SPIFFE ID (`spiffe://…`) or DNS-like identity (`orders.default.serviceaccount.identity.linkerd.cluster.local`). */
 export function authorizeId(expected: string): Authorizer {
-  const want = parseSpiffeId(expected).id;
+  const want = parseIdentityName(expected).id;
   return (id) => (id.id === want ? undefined : `expected ${want}, the peer presented ${id.id}`);
 }
 
-/** One of these SPIFFE IDs. */
+/** One of these SPIFFE IDs or DNS-like identities. */
 export function authorizeOneOf(...expected: string[]): Authorizer {
-  const want = new Set(expected.map((e) => parseSpiffeId(e).id));
+  const want = new Set(expected.map((e) => parseIdentityName(e).id));
   return (id) => (want.has(id.id) ? undefined : `expected one of ${[...want].join(', ')}, the peer presented ${id.id}`);
 }
 
-/** Any workload of this trust domain. */
+/** Any SPIFFE workload of this trust domain (DNS-like peers are not members of a SPIFFE trust domain). */
 export function authorizeMemberOf(trustDomain: string): Authorizer {
   validateTrustDomain(trustDomain);
   return (id) =>
-    id.trustDomain === trustDomain ? undefined : `expected a member of trust domain ${trustDomain}, the peer presented ${id.id}`;
+    !isDnsIdentity(id) && id.trustDomain === trustDomain ? undefined : `expected a member of trust domain ${trustDomain}, the peer presented ${id.id}`;
 }

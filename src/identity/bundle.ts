@@ -1,5 +1,6 @@
 import { type ParsedCertificate, parseCertificate } from './certificate.js';
 import { readTlv } from './der.js';
+import { dnsBundleKey } from './dns-id.js';
 import { pemToCertDers } from './pem.js';
 import { parseSpiffeId, validateTrustDomain } from './spiffe-id.js';
 
@@ -9,13 +10,52 @@ export interface X509Bundle {
   readonly roots: readonly ParsedCertificate[];
 }
 
-/** Bundles by trust domain. A chain is verified only against the bundle of its leaf's own trust domain. */
+/**
+ * Bundles by trust domain. A chain is verified only against the bundle of its leaf's own trust
+ * domain. The anchors of a DNS-like identity domain (Linkerd's) live under `dnsBundleKey(domain)`
+ * (`dns:identity.linkerd.cluster.local`), a key no SPIFFE trust domain can have.
+ */
 export type BundleSet = ReadonlyMap<string, X509Bundle>;
 
 export function createBundle(trustDomain: string, roots: readonly ParsedCertificate[]): X509Bundle {
   validateTrustDomain(trustDomain);
   if (roots.length === 0) throw new Error(`the bundle of trust domain "${trustDomain}" has no certificates`);
   return { trustDomain, roots };
+}
+
+/**
+ * The trust anchors of a DNS-like identity domain (`identity.<linkerd-ns>.<trust-domain>`), keyed
+ * `dns:<domain>` in a BundleSet: a leaf whose one DNS SAN lies under the domain verifies against
+ * these roots only (see verifySvidChain).
+ */
+export function createDnsBundle(identityDomain: string, roots: readonly ParsedCertificate[]): X509Bundle {
+  const key = dnsBundleKey(identityDomain);
+  if (roots.length === 0) throw new Error(`the trust anchors of identity domain "${identityDomain}" hold no certificates`);
+  return { trustDomain: key, roots };
+}
+
+/** createDnsBundle from PEM trust anchors (Linkerd's LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS). */
+export function dnsBundleFromPem(identityDomain: string, pem: string): X509Bundle {
+  const ders = pemToCertDers(pem);
+  if (ders.length === 0) throw new Error(`the trust anchors of identity domain "${identityDomain}" hold no CERTIFICATE blocks`);
+  return createDnsBundle(identityDomain, ders.map((d) => parseCertificate(d)));
+}
+
+/** Anchors of DNS-like identity domains: what a source adds to its bundle set (e.g. Linkerd's trust anchors). */
+export interface DnsDomainAnchors {
+  /** `identity.<linkerd-ns>.<trust-domain>`. */
+  readonly domain: string;
+  readonly anchorsPem: string;
+}
+
+/** The bundle set with each domain's anchors added under its `dns:` key (replacing what that key held). */
+export function withDnsBundles(bundles: BundleSet, domains: readonly DnsDomainAnchors[]): Map<string, X509Bundle> {
+  const out = new Map(bundles);
+  for (const d of domains) {
+    const b = dnsBundleFromPem(d.domain, d.anchorsPem);
+    out.set(b.trustDomain, b);
+  }
+  return out;
 }
 
 /**

@@ -1,8 +1,9 @@
 /**
- * A PKCS#10 certification request (RFC 2986) with a SPIFFE ID as its only URI SAN, encoded here:
- * @peculiar/x509 (with reflect-metadata, tsyringe and the asn1 packages) costs ~140 ms of CPU to
+ * A PKCS#10 certification request (RFC 2986) with one SAN, encoded here: a SPIFFE ID as its only
+ * URI SAN, or (Linkerd's identity service, issue 16) a DNS-like name as its only DNS SAN, no URI:
+ * the @peculiar x509 package (with reflect-metadata, tsyringe and the asn1 packages) costs ~140 ms of CPU to
  * load, which a function bootstrapping its identity from a token paid on every cold start (issue
- * 14). The layout is the one @peculiar/x509 wrote (test/identity/csr.test.ts compares the bytes):
+ * 14). The layout is the one that package wrote (test/identity/csr.test.ts compares the bytes):
  * version 0, an empty subject, the key's SubjectPublicKeyInfo, one extensionRequest attribute with
  * a non-critical subjectAltName, signed with ECDSA (DER signature) over SHA-256 or SHA-384. Pure but
  * for the signature, which node:crypto makes.
@@ -43,9 +44,22 @@ function oid(dotted: string): Buffer {
 const SEQUENCE = 0x30;
 const SET = 0x31;
 
-/** The DER CertificationRequestInfo for `spki` (a SubjectPublicKeyInfo, DER) naming `spiffeId`. */
-export function certificationRequestInfo(spki: Uint8Array, spiffeId: string): Buffer {
-  const generalNames = tlv(SEQUENCE, tlv(0x86, Buffer.from(spiffeId, 'ascii'))); // [6] uniformResourceIdentifier
+/** What a CSR names: a SPIFFE ID (its URI SAN) or `{ dns }`, a DNS name (its DNS SAN, no URI). */
+export type CsrName = string | { readonly dns: string };
+
+/** An RFC 1123 host name, lower case, as IA5String allows (what Linkerd's identities are). */
+const DNS_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+/** The one GeneralName of the SAN: [6] uniformResourceIdentifier or [2] dNSName. */
+function generalName(name: CsrName): Buffer {
+  if (typeof name === 'string') return tlv(0x86, Buffer.from(name, 'ascii'));
+  if (!DNS_NAME.test(name.dns)) throw new Error(`"${name.dns}" is not a lower-case DNS name: it cannot be a CSR's DNS SAN`);
+  return tlv(0x82, Buffer.from(name.dns, 'ascii'));
+}
+
+/** The DER CertificationRequestInfo for `spki` (a SubjectPublicKeyInfo, DER) naming `name`. */
+export function certificationRequestInfo(spki: Uint8Array, name: CsrName): Buffer {
+  const generalNames = tlv(SEQUENCE, generalName(name));
   const san = tlv(SEQUENCE, oid(OID.subjectAltName), tlv(0x04, generalNames));
   const attribute = tlv(SEQUENCE, oid(OID.extensionRequest), tlv(SET, tlv(SEQUENCE, san)));
   return tlv(SEQUENCE, tlv(0x02, Buffer.from([0])), tlv(SEQUENCE), Buffer.from(spki), tlv(0xa0, attribute));

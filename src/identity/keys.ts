@@ -1,5 +1,5 @@
 import { KeyObject, webcrypto, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { certificationRequestInfo, signCertificationRequest } from './csr.js';
+import { type CsrName, certificationRequestInfo, signCertificationRequest } from './csr.js';
 import { derToPem } from './pem.js';
 
 /** Key types: ECDSA P-256 is the default (cheaper handshakes than RSA-2048); P-384 is offered too. */
@@ -45,8 +45,11 @@ export function keyMatchesCertificate(keyPem: string, certDer: Uint8Array): bool
   }
 }
 
-/** A PKCS#10 CSR carrying a SPIFFE ID as its URI SAN (what Istio CA and Linkerd identity expect). */
-export async function createCsr(keys: CryptoKeyPair, spiffeId: string, keyType: KeyType = 'ec-p256'): Promise<string> {
+/**
+ * A PKCS#10 CSR (PEM) carrying a SPIFFE ID as its URI SAN (what the Istio CA expects), or
+ * `{ dns }` as its only DNS SAN (what Linkerd's identity service expects).
+ */
+export async function createCsr(keys: CryptoKeyPair, spiffeId: CsrName, keyType: KeyType = 'ec-p256'): Promise<string> {
   const spki = new Uint8Array(await webcrypto.subtle.exportKey('spki', keys.publicKey));
   const hash = ALGORITHMS[keyType].hash as 'SHA-256' | 'SHA-384';
   return signCertificationRequest(certificationRequestInfo(spki, spiffeId), KeyObject.from(keys.privateKey), hash);

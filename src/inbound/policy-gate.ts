@@ -172,7 +172,7 @@ export class PolicyGate<S = unknown> {
       rule: decision.rule,
       ...(decision.layer !== undefined && { layer: decision.layer, meshRule: decision.meshRule }),
       audit: decision.audit,
-      peer: request.peer?.spiffeId ?? null,
+      peer: request.peer?.id ?? null,
       ...(request.peer?.authenticatedBy && { authenticatedBy: request.peer.authenticatedBy }),
       sourceIp: request.sourceIp,
       method: request.method,

@@ -1,7 +1,8 @@
 /**
  * The workload's identity source, from `identity` in the options: a user's source (pinned to the
  * mesh's SPIFFE ID), a watched directory, PEM text the platform handed the process, the SPIFFE Workload API, the control plane's CA
- * (`controlPlane` without `identity`; both load grpc-js, only then), or a dev CA (given, or made in
+ * (`controlPlane` without `identity`; both load grpc-js, only then), Linkerd's identity service
+ * (`controlPlane.linkerd` without `identity`, loaded only then), or a dev CA (given, or made in
  * process with a warning). config.ts has applied the precedence of DESIGN.md: explicit identity >
  * SIDECARLESS_IDENTITY_DIR > SPIFFE_ENDPOINT_SOCKET > the control plane's CA > dev CA.
  */
@@ -60,6 +61,24 @@ export async function openSource(config: MeshConfig, logger: Logger, clock: Cloc
       ...(w.hint !== undefined && { hint: w.hint }),
     }));
     return { source, owned: true, startTimeout: w.startTimeout ?? id.startTimeout ?? DEFAULT_START_TIMEOUT_MS };
+  }
+  if (!id && config.linkerd) {
+    // No identity of its own: Linkerd's identity service issues it (Certify), loaded only now.
+    const l = config.linkerd;
+    const { LinkerdIdentitySource } = await import('../sources/linkerd-identity.js');
+    const source = (opened.source = new LinkerdIdentitySource({
+      address: l.identity.address,
+      serverName: l.identity.serverName,
+      identity: l.localName,
+      trustAnchors: l.trustAnchors,
+      token: l.token,
+      env,
+      clock,
+      onError,
+      ...(workload.onLifecycle && { onLifecycle: workload.onLifecycle }),
+    }));
+    void source.start();
+    return { source, owned: true, startTimeout: DEFAULT_START_TIMEOUT_MS };
   }
   if (!id && config.controlPlane) {
     // No identity of its own (nor SIDECARLESS_IDENTITY_DIR): the control plane's CA issues it (DESIGN.md).

@@ -386,7 +386,7 @@ export class OutboundService implements RoutableService {
     const next = new Map<string, PooledEndpoint>();
     for (const e of list) {
       // The key carries what the pool's authorizer checks: a change of identity is a new pool.
-      const key = e.identities && e.identities.length > 1 ? `${e.address} ${e.identities.join(',')}` : e.identity === this.identity ? e.address : `${e.address} ${e.identity}`;
+      const key = endpointKey(e, this.identity);
       const kept = old.get(key);
       next.set(key, kept === undefined ? this.#create(key, e) : kept.spec === e ? kept : kept.with(e));
     }
@@ -430,7 +430,7 @@ export class OutboundService implements RoutableService {
       const h2 = this.h2;
       const connect = this.#tls.connector({
         authorize: e.identities && e.identities.length > 1 ? authorizeOneOf(...e.identities) : authorizeId(e.identity),
-        servername: this.servername,
+        servername: e.serverName ?? this.servername,
         describe: `${this.name} endpoint ${e.address}`,
         ...(h2 && { alpn: H2_ALPN }),
       });
@@ -523,4 +523,13 @@ export class OutboundService implements RoutableService {
     this.#endpoints = new Map();
     await Promise.all([...pools, ...this.#draining.keys()].map((p) => p.destroy().catch(() => {})));
   }
+}
+
+/**
+ * The pool key of an endpoint: its address, and what its pool's connector checks when that is not
+ * the service's default (another identity, several, another SNI): a change of either is a new pool.
+ */
+function endpointKey(e: ServiceEndpoint, serviceIdentity: string): string {
+  const who = e.identities && e.identities.length > 1 ? ` ${e.identities.join(',')}` : e.identity === serviceIdentity ? '' : ` ${e.identity}`;
+  return `${e.address}${who}${e.serverName !== undefined ? ` sni=${e.serverName}` : ''}`;
 }

@@ -109,8 +109,17 @@ export interface RouteSpec {
 export interface ServiceEndpoint {
   /** `host:port`, `[v6]:port`. */
   readonly address: string;
-  /** The SPIFFE ID it must present. */
+  /**
+   * The identity it must present: a SPIFFE ID, or a DNS-like identity (Linkerd's
+   * `sa.ns.serviceaccount.identity.linkerd.td`, checked against the leaf's one DNS SAN).
+   */
   readonly identity: string;
+  /**
+   * The TLS server name (SNI) to send (Linkerd's `tls_identity.server_name`: a meshed Linkerd
+   * proxy terminates TLS only when the SNI is its own identity). Absent: the service's hostname.
+   * Either way the server's chain must verify AND its identity equal `identity`.
+   */
+  readonly serverName?: string;
   /**
    * When it may present any of several (an xDS Cluster listing one SAN per service account):
    * every one accepted, `identity` among them. Absent: exactly `identity`.

@@ -6,6 +6,7 @@ import { type IpRange, type ParsedIp, inRanges, parseCidr, parseIp } from './cid
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import { type Alike, routerDecode } from './router-semantics.js';
 import type { Condition, PolicyRequest } from './model.js';
+import { splitIdentityPatterns } from './identity-patterns.js';
 import { type PathMatcher, type StringMatcher, compilePaths, compileStrings, matchPath, matchString } from './patterns.js';
 
 /** `namespace → Set of service accounts`, or `'*'` for every service account of the namespace. */
@@ -18,8 +19,12 @@ export interface CompiledClause {
   readonly methods?: StringMatcher;
   readonly notMethods?: StringMatcher;
   readonly unauthenticated?: boolean;
+  /** The `identities` patterns that judge SPIFFE peers (identity-patterns.ts); with `dnsIdentities`, for DNS-like peers. */
   readonly identities?: StringMatcher;
   readonly notIdentities?: StringMatcher;
+  /** Present exactly when `identities` is: the patterns that judge DNS-like peers (maybe none). */
+  readonly dnsIdentities?: StringMatcher;
+  readonly notDnsIdentities?: StringMatcher;
   readonly trustDomains?: ReadonlySet<string>;
   readonly notTrustDomains?: ReadonlySet<string>;
   readonly namespaces?: StringMatcher;
@@ -94,8 +99,16 @@ export function compileClause(c: Condition): CompiledClause {
   if (c.methods) out.methods = compileStrings(c.methods);
   if (c.notMethods) out.notMethods = compileStrings(c.notMethods);
   if (c.unauthenticated !== undefined) out.unauthenticated = c.unauthenticated;
-  if (c.identities) out.identities = compileStrings(c.identities);
-  if (c.notIdentities) out.notIdentities = compileStrings(c.notIdentities);
+  if (c.identities) {
+    const { spiffe, dns } = splitIdentityPatterns(c.identities);
+    out.identities = compileStrings(spiffe);
+    out.dnsIdentities = compileStrings(dns);
+  }
+  if (c.notIdentities) {
+    const { spiffe, dns } = splitIdentityPatterns(c.notIdentities);
+    out.notIdentities = compileStrings(spiffe);
+    out.notDnsIdentities = compileStrings(dns);
+  }
   if (c.trustDomains) out.trustDomains = new Set(c.trustDomains);
   if (c.notTrustDomains) out.notTrustDomains = new Set(c.notTrustDomains);
   if (c.namespaces) out.namespaces = compileStrings(c.namespaces);
@@ -210,10 +223,10 @@ function anyHeaderMatches(list: ReadonlyArray<readonly [string, StringMatcher]>,
  */
 export function matchPeer(c: CompiledClause, peer: PeerIdentity | null, trustDomain: string): boolean {
   if (c.unauthenticated !== undefined && c.unauthenticated !== (peer === null)) return false;
-  if (c.identities !== undefined && (peer === null || !matchString(c.identities, peer.spiffeId))) return false;
-  if (c.notIdentities !== undefined && peer !== null && matchString(c.notIdentities, peer.spiffeId)) return false;
-  if (c.trustDomains !== undefined && (peer === null || !c.trustDomains.has(peer.trustDomain))) return false;
-  if (c.notTrustDomains !== undefined && peer !== null && c.notTrustDomains.has(peer.trustDomain)) return false;
+  if (c.identities !== undefined && (peer === null || !matchString(peer.kind === 'dns' ? c.dnsIdentities! : c.identities, peer.id))) return false;
+  if (c.notIdentities !== undefined && peer !== null && matchString(peer.kind === 'dns' ? c.notDnsIdentities! : c.notIdentities, peer.id)) return false;
+  if (c.trustDomains !== undefined && (peer === null || peer.trustDomain === undefined || !c.trustDomains.has(peer.trustDomain))) return false;
+  if (c.notTrustDomains !== undefined && peer !== null && peer.trustDomain !== undefined && c.notTrustDomains.has(peer.trustDomain)) return false;
   if (c.namespaces !== undefined && (peer === null || !matchString(c.namespaces, peer.namespace))) return false;
   if (c.notNamespaces !== undefined && peer !== null && matchString(c.notNamespaces, peer.namespace)) return false;
   if (c.serviceAccounts !== undefined && !inSa(c.serviceAccounts, peer, trustDomain)) return false;

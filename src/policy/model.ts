@@ -32,7 +32,11 @@ export interface LabelSelector {
 
 /** Who sent the request. Positive identity fields never match an unauthenticated peer; `not*` fields do. */
 export interface Source {
-  /** SPIFFE ID patterns: `spiffe://td/ns/a/sa/b`, `spiffe://td/ns/a/*` (prefix), `*` + `/sa/b` (suffix), `*` (any authenticated peer). */
+  /**
+   * SPIFFE ID patterns: `spiffe://td/ns/a/sa/b`, `spiffe://td/ns/a/*` (prefix), `*` + `/sa/b` (suffix), `*` (any authenticated peer);
+   * DNS-like (Linkerd) patterns: `sa.ns.serviceaccount.identity.linkerd.td` (exact), `*.ns.serviceaccount.identity.linkerd.td`
+   * (label-wise suffix). Each judges peers of its own kind only; `*` judges both (identity-patterns.ts).
+   */
   readonly identities?: readonly string[];
   readonly notIdentities?: readonly string[];
   /** Peer trust domains (exact, lower-case). */

@@ -59,8 +59,9 @@ interface Keyed {
 }
 
 interface CacheEntry<R> {
-  readonly spiffeId: string;
-  readonly trustDomain: string;
+  readonly id: string;
+  readonly kind: 'spiffe' | 'dns';
+  readonly trustDomain: string | undefined;
   readonly namespace: string | undefined;
   readonly serviceAccount: string | undefined;
   readonly rules: readonly R[];
@@ -106,6 +107,13 @@ function clauseKeys(c: CompiledClause): Keyed | undefined {
     let score = 100;
     let ok = true;
     for (const e of id.exact) keys.push(['exact', e]);
+    // DNS-like names: exact ones are keyed like SPIFFE IDs (the two kinds never share a string);
+    // a label-wise suffix (`*.ns.serviceaccount…`) cannot be keyed by `/`.
+    const dns = c.dnsIdentities;
+    if (dns !== undefined) {
+      for (const e of dns.exact) keys.push(['exact', e]);
+      if (dns.prefixes.length > 0 || dns.suffixes.length > 0) ok = false;
+    }
     for (const p of id.prefixes) {
       const cut = p.lastIndexOf('/');
       if (cut < 0) ok = false;
@@ -251,7 +259,7 @@ function collect<R extends IndexableRule>(idx: RuleIndex<R>, peer: PeerIdentity)
     if (l !== undefined) lists.push(l);
   };
   if (idx.always.length > 0) lists.push(idx.always);
-  const id = peer.spiffeId;
+  const id = peer.id;
   if (idx.exact.size > 0) add(idx.exact.get(id));
   const pre = idx.prefix.size > 0;
   const suf = idx.suffix.size > 0;
@@ -269,7 +277,7 @@ function collect<R extends IndexableRule>(idx: RuleIndex<R>, peer: PeerIdentity)
       if (idx.sa.size > 0 && peer.serviceAccount !== undefined) add(idx.sa.get(`${ns}/${peer.serviceAccount}`));
     }
   }
-  if (idx.td.size > 0) add(idx.td.get(peer.trustDomain));
+  if (idx.td.size > 0 && peer.trustDomain !== undefined) add(idx.td.get(peer.trustDomain));
   const merged = merge(lists);
   const out = merged.filter((r) => peerCanMatch(r, peer, idx.trustDomain));
   return out.length === merged.length ? merged : out.length === 0 ? NONE : out;
@@ -282,11 +290,12 @@ function collect<R extends IndexableRule>(idx: RuleIndex<R>, peer: PeerIdentity)
 export function candidates<R extends IndexableRule>(idx: RuleIndex<R>, peer: PeerIdentity | null): readonly R[] {
   if (peer === null) return idx.unauthenticated;
   if (!idx.keyed) return idx.always;
-  if (idx.byId !== undefined) return idx.byId.get(peer.spiffeId) ?? idx.always;
+  if (idx.byId !== undefined) return idx.byId.get(peer.id) ?? idx.always;
   const hit = idx.cache.get(peer);
   if (
     hit !== undefined &&
-    hit.spiffeId === peer.spiffeId &&
+    hit.id === peer.id &&
+    hit.kind === peer.kind &&
     hit.trustDomain === peer.trustDomain &&
     hit.namespace === peer.namespace &&
     hit.serviceAccount === peer.serviceAccount
@@ -295,7 +304,8 @@ export function candidates<R extends IndexableRule>(idx: RuleIndex<R>, peer: Pee
   }
   const rules = collect(idx, peer);
   idx.cache.set(peer, {
-    spiffeId: peer.spiffeId,
+    id: peer.id,
+    kind: peer.kind,
     trustDomain: peer.trustDomain,
     namespace: peer.namespace,
     serviceAccount: peer.serviceAccount,

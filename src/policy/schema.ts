@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { parseCidr } from './cidr.js';
 import { formatPath, policyError, type PolicyIssue } from './issues.js';
+import { identityPatternProblem } from './identity-patterns.js';
 import { checkStarPattern } from './patterns.js';
 import { readableIssues } from '../zod-issues.js';
 import { DEFAULT_POLICIES, type DefaultPolicy, checkPathPattern } from './basics.js';
@@ -19,9 +20,8 @@ const starPattern = z.string().superRefine((v, ctx) => {
 const identity = z.string().superRefine((v, ctx) => {
   const e = checkStarPattern(v);
   if (e) return ctx.addIssue({ code: 'custom', message: e });
-  if (!v.startsWith('*') && !v.startsWith('spiffe://')) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" must be a SPIFFE ID (spiffe://…), or start with "*"` });
-  }
+  const why = identityPatternProblem(v);
+  if (why) ctx.addIssue({ code: 'custom', message: why });
 });
 
 const trustDomain = z.string().regex(/^[a-z0-9._-]+$/, 'must be a trust domain: lower-case letters, digits, ".", "-", "_"');

@@ -1,6 +1,6 @@
 import { type Clock } from '../clock.js';
 import { IdentityUnavailableError } from '../errors.js';
-import { type BundleSet } from '../identity/bundle.js';
+import { type BundleSet, type DnsDomainAnchors, withDnsBundles } from '../identity/bundle.js';
 import { type ExpectedIdentity } from '../identity/workload-id.js';
 import { type SvidLifecycleEvent } from './lifecycle.js';
 import { type X509Source, type X509Svid, CoreBackedSource, SourceCore } from './source.js';
@@ -12,6 +12,12 @@ export interface PinnedSourceOptions {
   clock: Clock;
   onError?: (err: Error) => void;
   onLifecycle?: (event: SvidLifecycleEvent) => void;
+  /**
+   * Trust anchors of DNS-like identity domains (Linkerd's), added to the upstream's bundles under
+   * their `dns:` keys: what lets a DNS-SAN SVID verify, and peers of those domains be verified.
+   * Checked at construction (a bad PEM throws here).
+   */
+  dnsDomains?: readonly DnsDomainAnchors[];
 }
 
 /**
@@ -40,6 +46,7 @@ export class PinnedSource extends CoreBackedSource {
     );
     this.#upstream = upstream;
     this.#opts = opts;
+    if (opts.dnsDomains?.length) withDnsBundles(new Map(), opts.dnsDomains); // a bad anchor set fails now
     this.#unsubscribe = upstream.onUpdate(() => this.#sync());
   }
 
@@ -60,11 +67,13 @@ export class PinnedSource extends CoreBackedSource {
 
   /** Takes the upstream's SVID when it changed: verified and for the expected ID, or refused (the previous one stays). */
   #take(svid: X509Svid): void {
-    const bundles = this.#upstream.getBundles();
-    if (this.core.closed || (svid === this.#seen && bundles === this.#seenBundles)) return;
+    const upstreamBundles = this.#upstream.getBundles();
+    if (this.core.closed || (svid === this.#seen && upstreamBundles === this.#seenBundles)) return;
     this.#seen = svid;
-    this.#seenBundles = bundles;
+    this.#seenBundles = upstreamBundles;
     try {
+      const domains = this.#opts.dnsDomains;
+      const bundles = domains?.length ? withDnsBundles(upstreamBundles, domains) : upstreamBundles;
       this.core.accept(buildSvid(svid.certChainPem, svid.keyPem, bundles, this.core.clock.now()), bundles);
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));

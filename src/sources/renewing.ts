@@ -14,7 +14,8 @@
  * earliest (an SVID with no life left, a CA whose clock lags, never make a loop of CSRs).
  */
 import { type Clock, type Timer } from '../clock.js';
-import { bundlesFromPem } from '../identity/bundle.js';
+import { type BundleSet, bundlesFromPem } from '../identity/bundle.js';
+import { type CsrName } from '../identity/csr.js';
 import { createCsr, generateKeyPair, privateKeyToPem } from '../identity/keys.js';
 import { type SvidLifecycleEvent } from './lifecycle.js';
 import { buildSvid } from './svid-set.js';
@@ -26,6 +27,16 @@ export interface IssuedChain {
   readonly certChainPem: string;
   /** The trust roots of the CA's trust domain. */
   readonly bundlePem: string;
+  /**
+   * When the CA says the certificate ends (Linkerd's valid_until), ms since epoch; the renewal
+   * policy is given it. Default: the verified chain's notAfter.
+   */
+  readonly validUntil?: number;
+  /**
+   * The bundles, built by the issuer (Linkerd's anchors under their `dns:` key); default
+   * bundlesFromPem(bundlePem, trustDomain). Keys other than the issuer's trustDomain are refused.
+   */
+  readonly bundles?: BundleSet;
 }
 
 /** A CA that signs CSRs: the dev CA, the Istio CA (issue 11), Linkerd's identity service. */
@@ -53,6 +64,14 @@ export interface RenewingSourceOptions {
   readonly onError?: (err: Error) => void;
   /** Told when the SVID passes its renewal point or expires with no renewal, and when a renewal follows. */
   readonly onLifecycle?: (event: SvidLifecycleEvent) => void;
+  /** What the CSR names; default `spiffeId` (its URI SAN). `{ dns }`: a DNS SAN only (Linkerd). */
+  readonly csrName?: CsrName;
+  /**
+   * When to renew an SVID valid from `notBefore` until `notAfter` (the issuer's validUntil when it
+   * gives one), decided at `now`. Default 50 % of the lifetime ± 10 % (rotationTime); Linkerd's is
+   * linkerdRefreshAt. Never sooner than MIN_RENEWAL_INTERVAL_MS after `now`.
+   */
+  readonly renewAt?: (svid: { readonly notBefore: number; readonly notAfter: number }, now: number) => number;
 }
 
 export class RenewingSource extends CoreBackedSource {
@@ -84,10 +103,10 @@ export class RenewingSource extends CoreBackedSource {
     const { issuer, spiffeId } = this.#opts;
     try {
       const keys = await generateKeyPair();
-      const csrPem = await createCsr(keys, spiffeId);
+      const csrPem = await createCsr(keys, this.#opts.csrName ?? spiffeId);
       const issued = await issuer.issue({ csrPem, spiffeId, ...(this.#opts.ttlMs !== undefined && { ttlMs: this.#opts.ttlMs }) });
       if (this.core.closed) return;
-      const bundles = bundlesFromPem(issued.bundlePem, issuer.trustDomain);
+      const bundles = issued.bundles ?? bundlesFromPem(issued.bundlePem, issuer.trustDomain);
       const foreign = [...bundles.keys()].filter((td) => td !== issuer.trustDomain);
       if (foreign.length > 0) {
         throw new Error(
@@ -99,8 +118,7 @@ export class RenewingSource extends CoreBackedSource {
       if (svid.spiffeId.id !== spiffeId) throw new Error(`${issuer.description} issued an SVID for ${svid.spiffeId.id}, not for ${spiffeId} as asked: refused`);
       this.core.accept(svid, bundles);
       this.#attempt = 0;
-      const now = this.core.clock.now();
-      this.#schedule(Math.max(rotationTime(Math.max(svid.notBefore, now), svid.notAfter, this.#opts.random), now + MIN_RENEWAL_INTERVAL_MS));
+      this.#schedule(this.#renewalTime(svid, issued.validUntil));
     } catch (e) {
       if (this.core.closed) return; // an issuance cut short by close() is not a failure to report
       const err = e instanceof Error ? e : new Error(String(e));
@@ -112,6 +130,14 @@ export class RenewingSource extends CoreBackedSource {
         // A logger's failure must not stop the retry (nor reject a renewal nobody awaits: the process would exit).
       }
     }
+  }
+
+  #renewalTime(svid: X509Svid, validUntil: number | undefined): number {
+    const now = this.core.clock.now();
+    const at = this.#opts.renewAt
+      ? this.#opts.renewAt({ notBefore: svid.notBefore, notAfter: validUntil ?? svid.notAfter }, now)
+      : rotationTime(Math.max(svid.notBefore, now), svid.notAfter, this.#opts.random);
+    return Math.max(at, now + MIN_RENEWAL_INTERVAL_MS);
   }
 
   #schedule(at: number): void {

@@ -2,13 +2,14 @@ import { type Clock, type Timer } from '../clock.js';
 import { IdentityUnavailableError } from '../errors.js';
 import { type BundleSet, type X509Bundle } from '../identity/bundle.js';
 import { type ParsedCertificate } from '../identity/certificate.js';
-import { type SpiffeId, parseSpiffeId } from '../identity/spiffe-id.js';
-import { type ExpectedIdentity, identityMismatch } from '../identity/workload-id.js';
+import { type IdentityName } from '../identity/name.js';
+import { type ExpectedIdentity, checkExpected, identityMismatch } from '../identity/workload-id.js';
 import { type SvidLifecycleEvent, renewalPoint } from './lifecycle.js';
 
 /** The workload's own X.509-SVID, verified, with its key. */
 export interface X509Svid {
-  readonly spiffeId: SpiffeId;
+  /** Who the SVID names: its SPIFFE ID, or a DNS-like identity for a Linkerd leaf (the field keeps its name; `.id` is the string either way). */
+  readonly spiffeId: IdentityName;
   /** Leaf first, then intermediates. */
   readonly chain: readonly ParsedCertificate[];
   readonly certChainPem: string;
@@ -127,7 +128,7 @@ export class SourceCore {
     private readonly describe: string,
     private readonly options: SourceCoreOptions = {},
   ) {
-    if (options.expect) parseSpiffeId(options.expect.spiffeId); // a bad expectation fails here, not on the first SVID
+    if (options.expect) checkExpected(options.expect); // a bad expectation fails here, not on the first SVID
     if (typeof clock.setTimeout !== 'function' || typeof clock.setInterval !== 'function') {
       // A clock with now() only (enough for a DevCa) cannot run a source's renewal and expiry timers.
       throw new TypeError(`the clock given to the ${describe} source has no setTimeout()/setInterval(): pass a full Clock (systemClock, or a VirtualClock in tests)`);

@@ -17,6 +17,7 @@
  */
 import { type Clock, type Timer, systemClock } from '../clock.js';
 import { IdentityUnavailableError, SvidError } from '../errors.js';
+import { type IdentityName } from '../identity/name.js';
 import { type ExpectedIdentity, identityMismatch } from '../identity/workload-id.js';
 import { decodeX509SVIDResponse } from '../proto/workload.js';
 import { type SvidLifecycleEvent } from './lifecycle.js';
@@ -138,7 +139,7 @@ export class WorkloadApiSource extends CoreBackedSource {
   }
 
   /** An SVID for another SPIFFE ID than the workload's: refused, telling a SPIRE user what to set. */
-  #checkIdentity(id: { id: string; trustDomain: string; path: string }, bytes: Buffer): void {
+  #checkIdentity(id: IdentityName, bytes: Buffer): void {
     const expect = this.#opts.expect;
     const why = expect && identityMismatch(expect, id, `the ${this.#describe()}`);
     if (!why) return;

@@ -39,7 +39,7 @@ export interface AuthzDecision {
 
 /** The request as judged (the policy's `PolicyRequest` has this shape): normalized path and host. */
 export interface AuthzSubject {
-  readonly peer: { readonly spiffeId: string } | null;
+  readonly peer: { readonly id: string } | null;
   readonly sourceIp: string;
   readonly method: string;
   readonly path: string;
@@ -48,7 +48,7 @@ export interface AuthzSubject {
 
 /** A request refused before policy because its target or Host was malformed (400). */
 export interface MalformedSubject {
-  readonly peer: { readonly spiffeId: string } | null;
+  readonly peer: { readonly id: string } | null;
   readonly sourceIp: string;
   readonly method: string;
   /** Why it was refused (what the 400 says). */
@@ -168,7 +168,7 @@ export class MeshEvents {
         rule: decision.rule,
         action: decision.action,
         audit: decision.audit,
-        peer: subject.peer?.spiffeId ?? null,
+        peer: subject.peer?.id ?? null,
         sourceIp: subject.sourceIp,
         method: subject.method,
         path: subject.path,
@@ -189,7 +189,7 @@ export class MeshEvents {
         rule: '',
         action: '',
         audit: NONE,
-        peer: subject.peer?.spiffeId ?? null,
+        peer: subject.peer?.id ?? null,
         sourceIp: subject.sourceIp,
         method: subject.method,
         path: '',

@@ -8,13 +8,14 @@
 import { type BundleSet } from '../identity/bundle.js';
 import { type ParsedCertificate, parseCertificate } from '../identity/certificate.js';
 import { type PeerIdentity } from '../identity/peer-identity.js';
-import { type SpiffeId, kubernetesParts } from '../identity/spiffe-id.js';
+import { type IdentityName, peerIdentityOf } from '../identity/name.js';
 import { MAX_CHAIN_CERTIFICATES, verifySvidChain } from '../identity/svid.js';
 
 /** A verified peer: the public shape and the parsed ID (for authorizers). */
 export interface VerifiedPeer {
   readonly peer: PeerIdentity;
-  readonly id: SpiffeId;
+  /** The verified name: a SpiffeId, or a DnsIdentity (Linkerd). `id.id` is the string either way. */
+  readonly id: IdentityName;
   /** When the verified chain stops being valid (the earliest notAfter on its path, ms). */
   readonly notAfter: number;
   /** When it starts being valid (the latest notBefore on its path, ms). */
@@ -26,7 +27,8 @@ export type PeerVerdict = { readonly ok: true; readonly verified: VerifiedPeer }
 /**
  * Verifies a presented chain as an X.509-SVID at `now`: the leaf's SPIFFE rules, key strength,
  * and a path to a root of the bundle of the leaf's OWN trust domain (never the union of all
- * roots). Extra certificates the peer sent are only candidates. At most one certificate past the
+ * roots). A leaf without a URI SAN is a DNS-like identity when the bundles hold `dns:` anchors
+ * (verifySvidChain): then its one DNS SAN is the identity, verified against its identity domain's anchors only. Extra certificates the peer sent are only candidates. At most one certificate past the
  * chain limit is parsed, so an over-long chain is refused as such without parsing all of it.
  */
 export function verifyPeerChain(chain: readonly Uint8Array[], bundles: BundleSet, now: number): PeerVerdict {
@@ -40,8 +42,8 @@ export function verifyPeerChain(chain: readonly Uint8Array[], bundles: BundleSet
   }
   try {
     const v = verifySvidChain(parsed, bundles, now);
-    const id = v.spiffeId;
-    const peer: PeerIdentity = Object.freeze({ spiffeId: id.id, trustDomain: id.trustDomain, ...kubernetesParts(id) });
+    const id = v.identity;
+    const peer: PeerIdentity = peerIdentityOf(id);
     return { ok: true, verified: { peer, id, notAfter: v.notAfter, notBefore: v.notBefore } };
   } catch (e) {
     return { ok: false, reason: (e as Error).message };

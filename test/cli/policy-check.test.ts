@@ -21,6 +21,14 @@ const FILES: Record<string, string> = {
     to: { paths: ["/public/*"] }
 `,
   'bad.yaml': 'rules:\n  - action: allow\n    frm: {}\n',
+  'dns.yaml': `rules:
+  - name: linkerd-ops
+    action: allow
+    from: { identities: ["*.ops.serviceaccount.identity.linkerd.cluster.local"] }
+  - name: by-namespace
+    action: allow
+    from: { namespaces: [shop] }
+`,
   'istio.yaml': `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: web, namespace: default}
@@ -124,4 +132,18 @@ test('a policy file that cannot be read or loaded exits 2 (never 1, which is DEN
   assert.ok(lines.length >= 1);
   for (const l of lines) assert.match(l, /^sidecarless: \S*bad\.yaml:\d+:\d+ .* \[ERR_SIDECARLESS_POLICY_INVALID\]$/, "file:line:col, then the path and what is wrong");
   assert.match(bad.err, /rules\[0\]\.frm: unknown field/);
+});
+
+test('--from takes a DNS-like (Linkerd) identity: patterns label-wise, namespace parsed', async () => {
+  const L = 'serviceaccount.identity.linkerd.cluster.local';
+  const ops = await run(['--policy', 'dns.yaml', '--from', `admin.ops.${L}`, '--method', 'GET', '--path', '/']);
+  assert.deepEqual([ops.code, ops.out], [0, 'ALLOW linkerd-ops\n']);
+  const shop = await run(['--policy', 'dns.yaml', '--from', `web.shop.${L}`, '--method', 'GET', '--path', '/']);
+  assert.deepEqual([shop.code, shop.out], [0, 'ALLOW by-namespace\n']);
+  const trick = await run(['--policy', 'dns.yaml', '--from', `admin.xops.${L}`, '--method', 'GET', '--path', '/']);
+  assert.equal(trick.code, 1);
+  assert.match(trick.out, /^DENY /);
+  const bad = await run(['--policy', 'dns.yaml', '--from', 'Admin.ops.x', '--method', 'GET', '--path', '/']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /a DNS-like identity/);
 });

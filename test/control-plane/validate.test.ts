@@ -84,3 +84,23 @@ describe('validateSnapshot', () => {
     assert.deepEqual(paths(snap([{ ...shared }])), ['s5.endpoints.0.address'], 'a new object is checked');
   });
 });
+
+test('endpoints: a DNS-like identity and a serverName are taken; a bad identity or an IP/uppercase serverName is refused whole', () => {
+  const api = 'api.default.serviceaccount.identity.linkerd.cluster.local';
+  const ok = svc('api');
+  const good = { ...ok, endpoints: [{ address: '10.0.0.1:4143', identity: api, serverName: api, weight: 1 }] };
+  assert.deepEqual(paths(snap([good])), []);
+  const bad = {
+    ...ok,
+    endpoints: [
+      { address: '10.0.0.1:4143', identity: 'Api.default.serviceaccount.identity.linkerd.cluster.local', weight: 1 },
+      { address: '10.0.0.2:4143', identity: api, serverName: '10.0.0.2', weight: 1 },
+      { address: '10.0.0.3:4143', identity: api, serverName: `${api}.`, weight: 1 },
+      { address: '10.0.0.4:4143', identity: 'spiffe://cluster.local', weight: 1 },
+    ],
+  };
+  assert.deepEqual(paths(snap([bad])), ['api.endpoints.0.identity', 'api.endpoints.1.serverName', 'api.endpoints.2.serverName', 'api.endpoints.3.identity']);
+  // The options spelling takes both too.
+  const fromOptions = svc('api', { endpoints: [{ address: '10.0.0.1:4143', identity: api, serverName: api }] });
+  assert.deepEqual(fromOptions.endpoints?.[0], { address: '10.0.0.1:4143', identity: api, serverName: api, weight: 1 });
+});

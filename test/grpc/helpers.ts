@@ -42,14 +42,14 @@ export async function servePay(mesh: Mesh, credentials = mesh.grpc.serverCredent
   const ran: string[] = [];
   const unary = (name: string) => (call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>, cb: grpc.sendUnaryData<unknown>) => {
     ran.push(name);
-    cb(null, { peer: peerOf(call)?.spiffeId ?? null, n: call.request.n, xfcc: call.metadata.get('x-forwarded-client-cert') });
+    cb(null, { peer: peerOf(call)?.id ?? null, n: call.request.n, xfcc: call.metadata.get('x-forwarded-client-cert') });
   };
   server.addService(PAY, {
     Charge: unary('Charge'),
     Refund: unary('Refund'),
     Watch: (call: grpc.ServerWritableStream<Record<string, unknown>, unknown>) => {
       ran.push('Watch');
-      const peer = peerOf(call)?.spiffeId ?? null;
+      const peer = peerOf(call)?.id ?? null;
       for (let i = 0; i < Number(call.request.count); i++) call.write({ i, peer });
       call.end();
     },

@@ -42,10 +42,13 @@ export interface LinkerdPolicyServer {
   close(): Promise<void>;
 }
 
-/** Starts the server, its certificate for `serverName` (default the destination controller's identity), on `port` (default any free one). */
-export async function startLinkerdPolicyServer(serverName = DESTINATION_NAME, port?: number): Promise<LinkerdPolicyServer> {
+/**
+ * Starts the server, its certificate for `serverName` (default the destination controller's identity), on `port` (default any free one);
+ * `pkiDir`: a scripted identity service's directory (linkerd-identity-server.ts): the same anchor and issuer.
+ */
+export async function startLinkerdPolicyServer(serverName = DESTINATION_NAME, port?: number, pkiDir?: string): Promise<LinkerdPolicyServer> {
   const tmp = makeTempDir('sidecarless-linkerd-pki-');
-  const child = startPython('linkerd_policy.py', [tmp.dir, serverName, ...(port === undefined ? [] : [String(port)])]);
+  const child = startPython('linkerd_policy.py', [tmp.dir, serverName, String(port ?? 0), ...(pkiDir === undefined ? [] : [pkiDir])]);
   const events: ServerEvent[] = [];
   const waiters = new Set<(e: ServerEvent) => void>();
   let stderr = '';

@@ -38,7 +38,7 @@ export function loadReal(): protobuf.Root {
   return root;
 }
 
-/** Our xDS files (the Workload API, Istio CA and Linkerd files are proven against Python in conformance.test.ts, linkerd-conformance.test.ts). */
+/** Our xDS files (the Workload API, Istio CA and Linkerd files are proven against Python in conformance tests). */
 export function ownXdsFiles(): string[] {
   const walk = (dir: string): string[] =>
     readdirSync(dir).flatMap((n) => {

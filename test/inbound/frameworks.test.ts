@@ -78,7 +78,7 @@ for (const kind of ['node:http', 'express', 'fastify'] as const) {
     });
     assert.equal(ok.status, 200, ok.response);
     const body = JSON.parse(ok.body);
-    assert.deepEqual(body.peer, { spiffeId: ORDERS, trustDomain: TD, namespace: 'default', serviceAccount: 'orders' });
+    assert.deepEqual(body.peer, { id: ORDERS, kind: 'spiffe', spiffeId: ORDERS, trustDomain: TD, namespace: 'default', serviceAccount: 'orders' });
     for (const h of ['x-forwarded-client-cert', 'l5d-client-id', 'l5d-client-identity']) {
       assert.equal(body.headers[h], undefined, `${h} must be removed from req.headers`);
       assert.ok(!body.raw.some((x: string) => x.toLowerCase() === h), `${h} must be removed from req.rawHeaders`);

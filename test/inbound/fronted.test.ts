@@ -94,7 +94,7 @@ describe('JWT-SVID inbound (inbound.jwtSvid)', () => {
   test('a valid token is admitted with its SPIFFE ID, marked as JWT-SVID; the token does not reach the app', async () => {
     const v = await judge(a, { headers: { ...bearer(signWith(k1, claims())), 'x-other': '1' } });
     assert.ok(v.allowed, JSON.stringify(v));
-    assert.deepEqual(v.peer, { spiffeId: PEER, trustDomain: TD, namespace: 'default', serviceAccount: 'web', authenticatedBy: 'jwt-svid' });
+    assert.deepEqual(v.peer, { id: PEER, kind: 'spiffe', spiffeId: PEER, trustDomain: TD, namespace: 'default', serviceAccount: 'web', authenticatedBy: 'jwt-svid' });
     assert.equal(v.path, '/private');
     assert.deepEqual(v.stripHeaders, ['authorization']);
     // any accepted audience, and a normalized path
@@ -186,7 +186,7 @@ describe('forwarded client certificates (inbound.frontEnd)', () => {
     const leaf = await craftLeaf(ca, { uris: [PEER] });
     const v = await judge(a, { headers: xfcc(leaf.certChainPem) });
     assert.ok(v.allowed, JSON.stringify(v));
-    assert.deepEqual(v.peer, { spiffeId: PEER, trustDomain: TD, namespace: 'default', serviceAccount: 'web', authenticatedBy: 'forwarded-certificate' });
+    assert.deepEqual(v.peer, { id: PEER, kind: 'spiffe', spiffeId: PEER, trustDomain: TD, namespace: 'default', serviceAccount: 'web', authenticatedBy: 'forwarded-certificate' });
     assert.deepEqual(v.stripHeaders, []);
   });
 

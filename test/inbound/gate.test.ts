@@ -20,7 +20,7 @@ import { ServerTls } from '../../src/tls/server-context.js';
 import { ManualSource, TD, filesOf, idOf } from '../helpers/certs.js';
 import { closeServer, listen, rawTlsRequest } from '../helpers/net.js';
 
-const peer = (sa: string) => ({ spiffeId: idOf(sa), trustDomain: TD, namespace: 'default', serviceAccount: sa });
+const peer = (sa: string) => ({ id: idOf(sa), kind: 'spiffe' as const, spiffeId: idOf(sa), trustDomain: TD, namespace: 'default', serviceAccount: sa });
 const request = (o: Partial<PolicyRequest> = {}): PolicyRequest => ({
   peer: peer('web'),
   sourceIp: '10.0.0.1',

@@ -1,3 +1,5 @@
+import { parseDnsIdentity } from '../../src/identity/dns-id.js';
+import { peerIdentityOf } from '../../src/identity/name.js';
 import assert from 'node:assert/strict';
 import { PolicyError } from '../../src/errors.js';
 import type { PolicyRequest } from '../../src/policy/index.js';
@@ -16,9 +18,13 @@ export function req(o: {
   const from = o.from === undefined ? 'spiffe://cluster.local/ns/default/sa/web' : o.from;
   let peer: PolicyRequest['peer'] = null;
   if (from !== null) {
-    const m = /^spiffe:\/\/([^/]+)(\/.*)$/.exec(from)!;
-    const k = /^\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(m[2]!);
-    peer = k ? { spiffeId: from, trustDomain: m[1]!, namespace: k[1]!, serviceAccount: k[2]! } : { spiffeId: from, trustDomain: m[1]! };
+    if (!from.startsWith('spiffe://')) peer = peerIdentityOf(parseDnsIdentity(from));
+    else {
+      const m = /^spiffe:\/\/([^/]+)(\/.*)$/.exec(from)!;
+      const k = /^\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(m[2]!);
+      const base = { id: from, kind: 'spiffe' as const, spiffeId: from, trustDomain: m[1]! };
+      peer = k ? { ...base, namespace: k[1]!, serviceAccount: k[2]! } : base;
+    }
   }
   const headers = o.headers ?? {};
   const r: PolicyRequest = {

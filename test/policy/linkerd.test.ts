@@ -17,7 +17,7 @@ test('identity strings translate to SPIFFE IDs', () => {
   assert.equal(linkerdIdentity('*.identity.linkerd.example.org'), 'spiffe://example.org/*');
   assert.equal(linkerdIdentity('*'), '*');
   assert.equal(linkerdIdentity('spiffe://td/vm/1'), 'spiffe://td/vm/1');
-  assert.ok(typeof linkerdIdentity('web.example.com') === 'object');
+  assert.ok(typeof linkerdIdentity('web.example.com') === 'object', 'no SPIFFE translation (linkerdIdentityPatterns admits it as a DNS-like identity)');
 });
 
 test('booksapp: route-level MeshTLS policy (identities and identityRefs)', () => {
@@ -180,7 +180,7 @@ spec:
       /gone/,
     ],
     [
-      `${server()}---\napiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {name: m, namespace: shop}\nspec: {identities: ["web.example.com"]}\n---\napiVersion: policy.linkerd.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {name: x, namespace: shop}\nspec:\n  targetRef: {kind: Server, name: web}\n  requiredAuthenticationRefs: [{kind: MeshTLSAuthentication, name: m}]\n`,
+      `${server()}---\napiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {name: m, namespace: shop}\nspec: {identities: ["Web.example.com"]}\n---\napiVersion: policy.linkerd.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {name: x, namespace: shop}\nspec:\n  targetRef: {kind: Server, name: web}\n  requiredAuthenticationRefs: [{kind: MeshTLSAuthentication, name: m}]\n`,
       '[1].spec.identities[0]',
       /Linkerd identity/,
     ],

@@ -173,8 +173,8 @@ function gen(rnd: () => number) {
     // Peer objects are reused, frozen, as the mesh reuses them per connection: the per-peer
     // candidate cache is hit across requests and policies.
     if (r.peer === null || rnd() < 0.2) return r;
-    let peer = PEERS.get(r.peer.spiffeId);
-    if (peer === undefined) PEERS.set(r.peer.spiffeId, (peer = Object.freeze({ ...r.peer })));
+    let peer = PEERS.get(r.peer.id);
+    if (peer === undefined) PEERS.set(r.peer.id, (peer = Object.freeze({ ...r.peer })));
     return { ...r, peer };
   };
   return { rules, request, dp: pick(['all-authenticated', 'deny', 'cluster-authenticated', 'cluster-unauthenticated', 'all-unauthenticated', 'audit'] as const) };

@@ -18,7 +18,7 @@ import { type PolicyRequest } from '../../src/policy/model.js';
 
 const FASTIFY_DEFAULT: RouterSemantics = { caseInsensitive: false, ignoreTrailingSlash: true, semicolonDelimiter: false, decodesPath: true, headAsGet: true, emptyParam: true };
 const FASTIFY_LOOSE: RouterSemantics = { caseInsensitive: true, ignoreTrailingSlash: true, semicolonDelimiter: true, decodesPath: true, headAsGet: true, emptyParam: true };
-const peer = { spiffeId: 'spiffe://cluster.local/ns/default/sa/web', trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'web' };
+const peer = { id: 'spiffe://cluster.local/ns/default/sa/web', kind: 'spiffe' as const, spiffeId: 'spiffe://cluster.local/ns/default/sa/web', trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'web' };
 
 function judge(policy: unknown, method: string, path: string, routing: RouterSemantics): string {
   const compiled = compilePolicy(loadPolicy(policy as never), { trustDomain: 'cluster.local', namespace: 'default' });

@@ -83,13 +83,13 @@ test('one peer object reused with different identity fields is re-indexed, not s
     },
     OPTS,
   );
-  const peer = { spiffeId: id('a', 'x'), trustDomain: 'cluster.local', namespace: 'a', serviceAccount: 'x' };
+  const peer = { id: id('a', 'x'), kind: 'spiffe' as const, spiffeId: id('a', 'x'), trustDomain: 'cluster.local', namespace: 'a', serviceAccount: 'x' };
   const r = { ...req(), peer };
   assert.equal(c.evaluate(r).rule, 'a');
   assert.equal(c.evaluate(r).rule, 'a');
-  Object.assign(peer, { spiffeId: id('b', 'x'), namespace: 'b' });
+  Object.assign(peer, { id: id('b', 'x'), spiffeId: id('b', 'x'), namespace: 'b' });
   assert.equal(c.evaluate(r).rule, 'b');
-  Object.assign(peer, { spiffeId: id('c', 'x'), namespace: 'c' });
+  Object.assign(peer, { id: id('c', 'x'), spiffeId: id('c', 'x'), namespace: 'c' });
   assert.equal(c.evaluate(r).rule, 'no-allow-match');
 });
 

@@ -211,7 +211,7 @@ describe('Linkerd per-route authorization', () => {
     mesh.setPolicy(LINKERD(port));
     try {
       const compiled = compilePolicy(loadPolicy(LINKERD(port)), { trustDomain: TD, namespace: 'default', labels: { app: 'payments' } });
-      const d = compiled.evaluate({ peer: { spiffeId: idOf('web'), trustDomain: TD, namespace: 'default', serviceAccount: 'web' }, sourceIp: '127.0.0.1', method: 'GET', path: '/admin/users', host: 'payments', port, header: () => undefined });
+      const d = compiled.evaluate({ peer: { id: idOf('web'), kind: 'spiffe', spiffeId: idOf('web'), trustDomain: TD, namespace: 'default', serviceAccount: 'web' }, sourceIp: '127.0.0.1', method: 'GET', path: '/admin/users', host: 'payments', port, header: () => undefined });
       assert.equal(d.allowed, false, d.rule);
       // A plain handler may wrap a case-folding router: /ADMIN/users is the admin route's too.
       for (const target of ['/admin/users', '/admin', '/ADMIN/users', '/Admin/']) assert.equal((await send(port, 'GET', target)).status, 403, `web ${target}`);

@@ -114,14 +114,14 @@ describe('baseline', () => {
   test('a valid SVID is admitted with its identity', async () => {
     const r = await send(strict.port, goodClient);
     const b = body(r);
-    assert.deepEqual(b.peer, { spiffeId: idOf('orders'), trustDomain: TD, namespace: 'default', serviceAccount: 'orders' });
+    assert.deepEqual(b.peer, { id: idOf('orders'), kind: 'spiffe', spiffeId: idOf('orders'), trustDomain: TD, namespace: 'default', serviceAccount: 'orders' });
     assert.equal(strict.calls >= 1, true);
   });
 
   test('an SVID issued by the dev CA itself is admitted', async () => {
     const issued = await ca.issue({ spiffeId: idOf('web', 'shop') });
     const b = body(await send(strict.port, issued));
-    assert.deepEqual(b.peer, { spiffeId: idOf('web', 'shop'), trustDomain: TD, namespace: 'shop', serviceAccount: 'web' });
+    assert.deepEqual(b.peer, { id: idOf('web', 'shop'), kind: 'spiffe', spiffeId: idOf('web', 'shop'), trustDomain: TD, namespace: 'shop', serviceAccount: 'web' });
   });
 });
 
@@ -193,7 +193,7 @@ describe('case 6: federation: a chain is verified against the leaf’s own trust
 
   test('B’s own workloads are admitted with B’s identity; A’s with A’s', async () => {
     const b = body(await send(fed.port, await craftLeaf(caB, { uris: ['spiffe://other.example/ns/x/sa/y'] })));
-    assert.deepEqual(b.peer, { spiffeId: 'spiffe://other.example/ns/x/sa/y', trustDomain: 'other.example', namespace: 'x', serviceAccount: 'y' });
+    assert.deepEqual(b.peer, { id: 'spiffe://other.example/ns/x/sa/y', kind: 'spiffe', spiffeId: 'spiffe://other.example/ns/x/sa/y', trustDomain: 'other.example', namespace: 'x', serviceAccount: 'y' });
     const fedCa = (fed as AppServer & { fedCa: DevCa }).fedCa;
     const a = body(await send(fed.port, await craftLeaf(fedCa, { uris: [idOf('orders')] })));
     assert.equal((a.peer as { trustDomain: string }).trustDomain, TD);
@@ -426,7 +426,7 @@ describe('case 11: resumed TLS sessions', () => {
     assert.ok(r1.session, 'the server issued a session ticket');
     const r2 = await send(strict.port, goodClient, { session: r1.session! });
     assert.equal(r2.sessionReused, true, 'resumed');
-    assert.deepEqual(body(r2).peer, { spiffeId: idOf('orders'), trustDomain: TD, namespace: 'default', serviceAccount: 'orders' });
+    assert.deepEqual(body(r2).peer, { id: idOf('orders'), kind: 'spiffe', spiffeId: idOf('orders'), trustDomain: TD, namespace: 'default', serviceAccount: 'orders' });
   });
 
   test('server side: a session from another client’s ticket still names that client, not the presenter', async () => {

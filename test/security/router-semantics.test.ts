@@ -212,7 +212,7 @@ for (const [policyName, policyOf] of [
         mesh.setPolicy(policyOf(s.port));
         const compiled = compilePolicy(loadPolicy(policyOf(s.port) as never), { trustDomain: TD, namespace: 'default', labels: LABELS });
         const allowedExactly = (method: string, path: string) =>
-          compiled.evaluate({ peer: { spiffeId: WEB, trustDomain: TD, namespace: 'default', serviceAccount: 'web' }, sourceIp: '127.0.0.1', method, path, host: 'payments', port: s.port, header: () => undefined }).allowed;
+          compiled.evaluate({ peer: { id: WEB, kind: 'spiffe', spiffeId: WEB, trustDomain: TD, namespace: 'default', serviceAccount: 'web' }, sourceIp: '127.0.0.1', method, path, host: 'payments', port: s.port, header: () => undefined }).allowed;
         const bypasses: string[] = [];
         try {
           for (const base of BASES) {

@@ -54,7 +54,7 @@ function listen3p<T>(t: { after(fn: () => void): void }, name: string): T[] {
   return got;
 }
 
-const ORDERS = { spiffeId: 'spiffe://cluster.local/ns/default/sa/orders' };
+const ORDERS = { id: 'spiffe://cluster.local/ns/default/sa/orders', spiffeId: 'spiffe://cluster.local/ns/default/sa/orders' };
 const subject = { peer: ORDERS, sourceIp: '10.0.0.7', method: 'GET', path: '/charge', host: 'payments' };
 const allow = { allowed: true, result: 'allow' as const, rule: 'orders-in', action: 'allow', audit: ['watch'] };
 const deny = { allowed: false, result: 'deny' as const, rule: 'no-admin', action: 'deny', audit: [] as string[] };

@@ -261,7 +261,7 @@ test('workload labels as linkerd-viz maps pod labels; addresses as the proxy pri
 
 test('a peer is named by its id when it has one (a Linkerd DNS-like identity), else by its SPIFFE ID', () => {
   const dns = 'web.emojivoto.serviceaccount.identity.linkerd.cluster.local';
-  assert.equal(peerName({ spiffeId: ORDERS, trustDomain: 'cluster.local' }), ORDERS);
+  assert.equal(peerName({ spiffeId: ORDERS, trustDomain: 'cluster.local' } as never), ORDERS);
   assert.equal(peerName({ id: dns, spiffeId: undefined, trustDomain: 'cluster.local' } as never), dns);
 });
 

@@ -24,7 +24,7 @@ describe('verifyPeerChain: DER in, identity or reason out', () => {
     const svid = await ca.issue({ spiffeId: idOf('orders', 'shop') });
     const v = verifyPeerChain(pemToCertDers(svid.certChainPem), bundlesFromPem(ca.bundlePem, TD), Date.now());
     assert.ok(v.ok, v.ok ? '' : v.reason);
-    assert.deepEqual(v.verified.peer, { spiffeId: idOf('orders', 'shop'), trustDomain: TD, namespace: 'shop', serviceAccount: 'orders' });
+    assert.deepEqual(v.verified.peer, { id: idOf('orders', 'shop'), kind: 'spiffe', spiffeId: idOf('orders', 'shop'), trustDomain: TD, namespace: 'shop', serviceAccount: 'orders' });
     assert.ok(Object.isFrozen(v.verified.peer));
     assert.ok(v.verified.notBefore <= Date.now() && v.verified.notAfter <= svid.notAfter);
   });

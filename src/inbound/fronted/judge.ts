@@ -110,7 +110,7 @@ async function credential(d: FrontedJudgeDeps, req: FrontedInput): Promise<Crede
       const v = await validateFor(d, bearer.value);
       if ('status' in v) return v;
       const id = parseWorkloadId(v.spiffeId);
-      return { peer: Object.freeze({ spiffeId: id.id, trustDomain: id.trustDomain, ...kubernetesParts(id), authenticatedBy: 'jwt-svid' as const }), presented: true, via: 'jwt' };
+      return { peer: Object.freeze({ id: id.id, kind: 'spiffe' as const, spiffeId: id.id, trustDomain: id.trustDomain, ...kubernetesParts(id), authenticatedBy: 'jwt-svid' as const }), presented: true, via: 'jwt' };
     }
   }
   if (d.frontEnd === undefined) return { peer: null, presented: false };

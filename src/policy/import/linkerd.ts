@@ -13,6 +13,7 @@
  * - `NetworkAuthentication` networks (cidr, except) → ipBlocks/notIpBlocks.
  */
 import { z } from 'zod';
+import { isDnsName } from '../../identity/dns-id.js';
 import { parseCidr } from '../cidr.js';
 import { at, fail, policyError, type PolicyIssue } from '../issues.js';
 import { LabelSelectorSchema } from '../schema.js';
@@ -101,6 +102,24 @@ const RouteSchema = doc(
 );
 
 const key = (ns: string | undefined, name: string) => `${ns ?? ''}/${name}`;
+
+/**
+ * A MeshTLSAuthentication identity → the native patterns that admit it: the DNS-like pattern
+ * itself (exact, or `*.` label-wise suffix), which DNS peers (Linkerd's own proxies) are judged by,
+ * and — for the Linkerd shape — today's SPIFFE translation, which SPIFFE peers are judged by.
+ * `*` and SPIFFE IDs pass through.
+ */
+export function linkerdIdentityPatterns(id: string): string[] | { error: string } {
+  if (id === '*') return ['*'];
+  const spiffe = linkerdIdentity(id);
+  const dnsForm = id.startsWith('*.') ? id.slice(2) : id;
+  const dnsOk = !id.startsWith('spiffe://') && isDnsName(dnsForm);
+  if (typeof spiffe === 'string') return dnsOk ? [spiffe, id] : [spiffe];
+  if (dnsOk) return [id];
+  return {
+    error: `"${id}" is not a Linkerd identity this mesh understands: use a DNS-like identity ("<sa>.<ns>.serviceaccount.identity.linkerd.<trust-domain>"), "*." + a DNS name ("*.<ns>.serviceaccount.identity.linkerd.<trust-domain>"), "*" or a SPIFFE ID`,
+  };
+}
 
 /** Linkerd identity string → SPIFFE ID pattern. Returns an error message for unsupported forms. */
 export function linkerdIdentity(id: string): string | { error: string } {
@@ -282,9 +301,9 @@ function routeOperations(routes: ReadonlyMap<string, RouteDoc>, issues: PolicyIs
 function meshTlsSources(m: Loaded<z.output<typeof MeshTlsSchema>>, ns: string | undefined): Source[] {
   const mp = at(m.doc.path, 'spec');
   const out: Source[] = [];
-  const ids = (m.value.spec.identities ?? []).map((id, i) => {
-    const t = linkerdIdentity(id);
-    if (typeof t !== 'string') fail(at(at(mp, 'identities'), i), t.error);
+  const ids = (m.value.spec.identities ?? []).flatMap((id, i) => {
+    const t = linkerdIdentityPatterns(id);
+    if (!Array.isArray(t)) return fail(at(at(mp, 'identities'), i), t.error);
     return t;
   });
   if (ids.length) out.push({ identities: ids });

@@ -24,8 +24,11 @@ export function tokenOrigin(token: TokenSpec): string {
 /** A visible-ASCII token (a JWT is base64url and dots): anything else cannot go in a header. */
 const TOKEN = /^[\x21-\x7e]+$/;
 
+/** What a missing token file's message tells to do (the control plane's own wording). */
+const ISTIO_TOKEN_HINT = 'Mount the service-account token there (istiod: a projected token with audience istio-ca) or fix controlPlane.token.file';
+
 /** The token now: a string as given, a file read now (surrounding whitespace trimmed). */
-export async function readToken(token: TokenSpec, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+export async function readToken(token: TokenSpec, env: NodeJS.ProcessEnv = process.env, hint: string = ISTIO_TOKEN_HINT): Promise<string> {
   let text: string;
   if (typeof token === 'string') text = token;
   else if ('env' in token) {
@@ -38,7 +41,7 @@ export async function readToken(token: TokenSpec, env: NodeJS.ProcessEnv = proce
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       const why = code === 'ENOENT' ? 'it does not exist' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message;
-      throw new Error(`cannot read the control-plane token file ${token.file}: ${why}. Mount the service-account token there (istiod: a projected token with audience istio-ca) or fix controlPlane.token.file`, { cause: e });
+      throw new Error(`cannot read the control-plane token file ${token.file}: ${why}. ${hint}`, { cause: e });
     }
   }
   const value = text.trim();

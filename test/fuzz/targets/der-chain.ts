@@ -80,7 +80,7 @@ export const derChain: FuzzTarget = {
         const leaf = openssl(presented[0]!);
         if (!leaf || !leaf.verify(issuerOf[0]!.publicKey)) throw new Error('a chain whose leaf signature OpenSSL does not verify was accepted');
         if (which === 1 && !issuerOf[0]!.verify(issuerOf[1]!.publicKey)) throw new Error('a chain whose intermediate signature OpenSSL does not verify was accepted');
-        if (!uriSans(leaf).includes(verdict.verified.peer.spiffeId)) throw new Error(`accepted as ${verdict.verified.peer.spiffeId}, not a URI SAN of the leaf`);
+        if (!uriSans(leaf).includes(verdict.verified.peer.id)) throw new Error(`accepted as ${verdict.verified.peer.id}, not a URI SAN of the leaf`);
       }
       return true;
     });

@@ -61,7 +61,7 @@ const RESOURCE = fc.oneof(
   fc.record({ rules: fc.array(fc.record({ name: VALUE, action: VALUE, from: VALUE, to: VALUE }, { requiredKeys: [] }), { maxLength: 3 }) }, { requiredKeys: [] }),
 );
 
-const request = { peer: { spiffeId: 'spiffe://cluster.local/ns/default/sa/web', trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'web' }, sourceIp: '127.0.0.1', method: 'GET', path: '/admin', host: 'payments', port: 8443, header: () => undefined };
+const request = { peer: { id: 'spiffe://cluster.local/ns/default/sa/web', kind: 'spiffe' as const, spiffeId: 'spiffe://cluster.local/ns/default/sa/web', trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'web' }, sourceIp: '127.0.0.1', method: 'GET', path: '/admin', host: 'payments', port: 8443, header: () => undefined };
 
 /** Loads, compiles and judges; returns the loaded policy or the PolicyError (anything else escapes). */
 function load(input: string | object): unknown {

@@ -1,11 +1,12 @@
 # A scripted Linkerd destination + policy controller on Debian's grpcio (the second, independent
 # gRPC stack): Destination.Get, OutboundPolicies.Watch and InboundServerPolicies.WatchPort over
 # mutual TLS, as Linkerd's controllers serve them behind their proxies. Started as
-#   linkerd_policy.py DIR SERVER_NAME [PORT]
+#   linkerd_policy.py DIR SERVER_NAME [PORT [PKI]]
 # it makes a Linkerd-style PKI in DIR with python `cryptography` (ECDSA P-256; trust anchor → issuer
 # → leaves carrying ONE DNS SAN, no URI, CN the same name): anchors.pem; the server's leaf for SERVER_NAME; client
 # leaves client-a / client-b (<name>.pem = leaf + issuer, <name>.key) for
 # web.emojivoto.serviceaccount.identity.linkerd.cluster.local and client-foreign under other anchors.
+# With a fourth argument PKI (a linkerd_identity.py directory; PORT 0 for any) it uses that mesh's anchor and issuer.
 # It requires a client certificate chaining to anchors.pem. It prints one JSON event per line:
 #   {"event": "listening", "port": N}
 #   {"event": "request", "rpc": "Get"|"Watch"|"WatchPort", "key": ..., "fields": {...}, "peer": [SANs], "cert": a hash of the client certificate}
@@ -82,9 +83,22 @@ def key_pem(k):
     return k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
-def make_pki(d, server_name):
-    anchor, anchor_key = cert("root.linkerd.cluster.local", None, None, True)
-    issuer, issuer_key = cert("identity.linkerd.cluster.local", anchor, anchor_key, True)
+def load_pki(pki):
+    with open(os.path.join(pki, "trust-anchors.pem"), "rb") as f:
+        anchor = x509.load_pem_x509_certificate(f.read())
+    with open(os.path.join(pki, "issuer.pem"), "rb") as f:
+        issuer = x509.load_pem_x509_certificate(f.read())
+    with open(os.path.join(pki, "issuer.key"), "rb") as f:
+        issuer_key = serialization.load_pem_private_key(f.read(), password=None)
+    return anchor, issuer, issuer_key
+
+
+def make_pki(d, server_name, pki=None):
+    if pki:  # the mesh of a scripted identity service (linkerd_identity.py): its anchor and issuer
+        anchor, issuer, issuer_key = load_pki(pki)
+    else:
+        anchor, anchor_key = cert("root.linkerd.cluster.local", None, None, True)
+        issuer, issuer_key = cert("identity.linkerd.cluster.local", anchor, anchor_key, True)
     other, other_key = cert("root.linkerd.cluster.local", None, None, True)  # the same name, another key
     with open(os.path.join(d, "anchors.pem"), "wb") as f:
         f.write(pem(anchor))
@@ -191,7 +205,7 @@ def command(c):
 
 def main():
     d, server_name = sys.argv[1], sys.argv[2]
-    anchors, chain, key = make_pki(d, server_name)
+    anchors, chain, key = make_pki(d, server_name, sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None)
     handlers = {
         "io.linkerd.proxy.destination.Destination": {"Get": (destination_pb2.GetDestination, destination_pb2.Update, "Get")},
         "io.linkerd.proxy.outbound.OutboundPolicies": {"Watch": (outbound_pb2.TrafficSpec, outbound_pb2.OutboundPolicy, "Watch")},

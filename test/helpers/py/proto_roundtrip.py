@@ -11,8 +11,9 @@ from google.protobuf import json_format
 
 import workload_pb2
 from istio import ca_pb2
+from linkerd import identity_pb2
 
-MODULES = [workload_pb2, ca_pb2]
+MODULES = [workload_pb2, ca_pb2, identity_pb2]
 
 
 def message_class(name):

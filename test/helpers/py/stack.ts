@@ -15,11 +15,11 @@ export const PY_DIR = fileURLToPath(new URL('.', import.meta.url));
 
 let compiled: string | undefined;
 
-/** The directory holding workload_pb2.py, istio/ca_pb2.py and their *_pb2_grpc.py. */
+/** The directory holding workload_pb2.py, istio/ca_pb2.py, linkerd/identity_pb2.py and their *_pb2_grpc.py. */
 export function compiledProtos(): string {
   if (compiled) return compiled;
   const out = makeTempDir('sidecarless-pyproto-').dir;
-  const r = spawnSync(PYTHON, ['-m', 'grpc_tools.protoc', '-I', PROTO_DIR, `--python_out=${out}`, `--grpc_python_out=${out}`, 'workload.proto', 'istio/ca.proto', ...['net', 'meta', 'http_types', 'http_route', 'grpc_route', 'destination', 'outbound', 'inbound'].map((f) => `linkerd/${f}.proto`)], { encoding: 'utf8' });
+  const r = spawnSync(PYTHON, ['-m', 'grpc_tools.protoc', '-I', PROTO_DIR, `--python_out=${out}`, `--grpc_python_out=${out}`, 'workload.proto', 'istio/ca.proto', ...['identity', 'net', 'meta', 'http_types', 'http_route', 'grpc_route', 'destination', 'outbound', 'inbound'].map((f) => `linkerd/${f}.proto`)], { encoding: 'utf8' });
   if (r.status !== 0) {
     throw new Error(`${PYTHON} -m grpc_tools.protoc failed (${r.error?.message ?? r.stderr}). Install Debian's python3-grpcio and python3-grpc-tools (.ci/run does).`);
   }
