@@ -41,6 +41,7 @@ import type { DefaultPolicy, Server } from '../../policy/model.js';
 import { selectorMatches } from '../../policy/model.js';
 import { DEFAULT_CLUSTER_NETWORKS } from '../../policy/cidr.js';
 import { routeOverlap } from './route-overlap.js';
+import { isDnsPattern } from '../../policy/identity-patterns.js';
 import { SidecarlessError } from '../../errors.js';
 
 type P = DeepPartial<Principal>;
@@ -158,8 +159,16 @@ function sourceParts(s: Source, td: string, is: Issues, at: string): P[] | undef
   for (const k of ['trustDomains', 'notTrustDomains'] as const) {
     if (s[k] !== undefined) parts.push(is.refuse(`${at}.${k}`, 'trust-domain-only sources are not rendered: istiod has no such principal, and our client reads no trust-domain matcher back; list identities (spiffe://<td>/*) instead'));
   }
-  field('identities', false, identity);
-  field('notIdentities', true, identity);
+  // DNS-like patterns (Linkerd) judge DNS-like peers only, and every workload of this control plane
+  // holds a SPIFFE ID from its CA: they match no one here, so they are left out (a list of nothing
+  // but them matches no one; its negation everyone). `*` stays: it matches any authenticated peer.
+  for (const [k, neg] of [['identities', false], ['notIdentities', true]] as const) {
+    const vs = s[k];
+    if (vs === undefined) continue;
+    const spiffe = vs.filter((v) => !isDnsPattern(v));
+    if (spiffe.length === 0) parts.push(neg ? { any: true } : { notId: { any: true } });
+    else parts.push(anyId(spiffe.map((v) => identity(v)), neg));
+  }
   field('namespaces', false, (v, a) => namespace(v, is, a));
   field('notNamespaces', true, (v, a) => namespace(v, is, a));
   field('serviceAccounts', false, (v, a) => serviceAccount(v, td, is, a));

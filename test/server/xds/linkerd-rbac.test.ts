@@ -106,6 +106,16 @@ const CASES: Case[] = [
   })),
   { name: 'shop: namespace-wide ServiceAccount, MeshTLS AND Network', policy: loadPolicy(shopServer() + shopAuthz), namespace: 'shop', labels: { app: 'api' }, ports: [8080, 9000] },
   { name: 'shop + top-level rules', policy: withTop(loadPolicy(shopServer('  accessPolicy: all-authenticated\n') + shopAuthz), TOP), namespace: 'shop', labels: { app: 'web' }, ports: [8080, 9000] },
+  {
+    // DNS-like (Linkerd) patterns judge DNS-like peers only; every workload here holds a SPIFFE ID: they are rendered as matching no one.
+    name: 'DNS-like identity patterns beside SPIFFE ones',
+    policy: parsePolicy({ rules: [
+      { action: 'allow', from: [{ identities: ['web.default.serviceaccount.identity.linkerd.cluster.local'] }] },
+      { action: 'allow', from: [{ identities: ['*.shop.serviceaccount.identity.linkerd.cluster.local', `spiffe://${TD}/ns/shop/*`] }] },
+      { action: 'deny', from: [{ notIdentities: ['*.ops.serviceaccount.identity.linkerd.cluster.local'] }], to: [{ paths: ['/admin*'] }] },
+    ] }),
+    namespace: 'default', labels: { app: 'x' }, ports: [8080],
+  },
   { name: 'payments: disjoint per-route policies', policy: loadPolicy(PAYMENTS), namespace: 'default', labels: { app: 'payments' }, ports: [8443, 9000] },
   {
     name: 'overlapping ranked routes without routed rules (classification cannot matter)',
