@@ -439,6 +439,7 @@ async function main(): Promise<void> {
     ['telemetry.ts', 'benchTelemetry'], // added by another issue; run when present
     ['control-plane.ts', 'benchControlPlane'], // issue 13: the embedded control plane's ADS server at scale (its own processes)
     ['grpc.ts', 'benchGrpc'], // issue 15: grpc-js through mesh.grpc, and HTTP/2 inbound, against plain TLS (server in its own process)
+    ['linkerd.ts', 'benchLinkerd'], // issue 16: the Linkerd control plane, push → applied against the controller's own round trip
     ['cold-start.ts', 'benchColdStart'], // issue 14: cold start (files, token bootstrap) ÷ undici and node:https, RSS, warm invocations
   ];
   for (const [file, fn] of microMods) {
