@@ -45,6 +45,8 @@ export { DEFAULT_START_TIMEOUT_MS } from './mesh/identity.js';
 export interface MeshStats {
   service: string;
   spiffeId: string;
+  /** With a DNS-like identity (controlPlane.linkerd): the name the mesh runs as (its certificate's one DNS SAN). */
+  dnsName?: string;
   identity: SourceStatus;
   inbound: InboundMeshStats;
   outbound: OutboundMeshStats;
@@ -67,6 +69,8 @@ export interface SnapshotStatus {
 export interface Mesh {
   readonly service: string;
   readonly spiffeId: string;
+  /** With a DNS-like identity (controlPlane.linkerd): the name the mesh runs as; its SVIDs carry it, not `spiffeId`. */
+  readonly dnsName?: string;
   readonly config: Readonly<MeshConfig>;
   /**
    * `{ http2: true }`: a node:http2 Http2SecureServer (ALPN h2 and http/1.1) with the same gate in
@@ -281,12 +285,16 @@ function runtimeUpdates(p: MeshParts): Pick<Mesh, 'setPolicy' | 'setEndpoints' |
 /** The Mesh object over its parts. */
 function meshFacade(p: MeshParts, jwt: MeshJwt): Mesh {
   const { config, source, inbound, outbound, traffic, controlPlane } = p;
-  const unobserveIdentity = observeIdentity({ spiffeId: config.spiffeId, service: config.service, secondsLeft: () => source.status().secondsLeft });
-  const unsubscribeRotations = publishRotations(source, p.events, config.spiffeId);
+  // The identity the mesh runs as: its DNS-like name under Linkerd, else its SPIFFE ID (metrics and rotation events name it).
+  const dnsName = config.dnsIdentity?.name;
+  const own = dnsName ?? config.spiffeId;
+  const unobserveIdentity = observeIdentity({ spiffeId: own, service: config.service, secondsLeft: () => source.status().secondsLeft });
+  const unsubscribeRotations = publishRotations(source, p.events, own);
   let grpc: MeshGrpc | undefined;
   const mesh = {
     service: config.service,
     spiffeId: config.spiffeId,
+    ...(dnsName !== undefined && { dnsName }),
     config,
     admin: undefined as AdminServer | undefined,
     identity: source,
@@ -313,6 +321,7 @@ function meshFacade(p: MeshParts, jwt: MeshJwt): Mesh {
       return {
         service: config.service,
         spiffeId: config.spiffeId,
+        ...(dnsName !== undefined && { dnsName }),
         identity: source.status(),
         inbound: { ...inb, authz: { ...inb.authz, ...(file.policyFile && { policyFile: file.policyFile }), ...(file.lastPolicyError && { lastPolicyError: file.lastPolicyError }) } },
         outbound: outbound.stats(),

@@ -113,6 +113,8 @@ describe('controlPlane.linkerd end to end', { timeout: 120_000 }, () => {
 
   test('each mesh holds its DNS-like certificate from Certify; the client reaches the endpoint Destination names, over mTLS with SNI = server_name', async () => {
     assert.equal(web.identity.getX509Svid().chain[0]!.dnsNames[0], nameOf('web'));
+    assert.equal(web.dnsName, nameOf('web'));
+    assert.equal(web.stats().dnsName, nameOf('web'), 'stats() names the identity the mesh runs as');
     assert.ok(id.calls.some((c) => c.identity === nameOf('web') && c.code === 'OK'), JSON.stringify(id.calls.map((c) => [c.identity, c.code])));
     const before = backends['api-1']!.seen.length;
     assert.deepEqual(await get(web, '/hello'), { status: 200, body: 'api-1' });
