@@ -15,6 +15,7 @@ import { type X509Source } from '../sources/source.js';
 import { derChainOf, verifyPeerChain } from '../tls/peer.js';
 import { type SourceCertificateProvider } from './certificate-provider.js';
 import { type GrpcModule } from './module.js';
+import { isDnsName } from '../identity/dns-id.js';
 
 export type ChannelCredentials = InstanceType<GrpcModule['ChannelCredentials']>;
 
@@ -45,9 +46,28 @@ export function checkServer(d: Pick<ChannelDeps, 'source' | 'clock'>, service: s
   return new PeerIdentityError(`${describe}: expected ${want.length === 1 ? want[0] : `one of ${want.join(', ')}`}, the server presented ${v.verified.id.id}`);
 }
 
-/** ChannelCredentials (of `d.grpc`) requiring the service's SPIFFE ID. */
+/** ChannelCredentials (of `d.grpc`) requiring the service's SPIFFE ID (or DNS-like identity). */
 export function channelCredentials(d: ChannelDeps, service: string, expected: () => readonly string[]): ChannelCredentials {
-  return d.grpc.experimental.createCertificateProviderChannelCredentials(d.provider, d.provider, {
+  const creds = d.grpc.experimental.createCertificateProviderChannelCredentials(d.provider, d.provider, {
     checkServerIdentity: (_host, cert) => checkServer(d, service, expected, cert),
   });
+  return withDnsServerName(creds, expected);
+}
+
+/**
+ * A service whose servers hold a DNS-like (Linkerd) identity is sent that name as SNI, whatever
+ * host the channel targets: a Linkerd proxy terminates TLS only when the ClientHello names its own
+ * identity, and passes anything else through untouched (linkerd2-proxy tls/server.rs). SPIFFE
+ * services keep grpc-js's own SNI. Wraps grpc-js's connector hook (1.14), as pinned-channel.ts does.
+ */
+function withDnsServerName(creds: ChannelCredentials, expected: () => readonly string[]): ChannelCredentials {
+  const wrapped = Object.create(creds) as ChannelCredentials;
+  wrapped._createSecureConnector = (target, options, callCredentials) => {
+    const name = expected().find((id) => isDnsName(id));
+    // grpc-js reads the SNI from this channel option at each connect (its checkServerIdentity wrapper
+    // then passes the name as the host, which checkServer ignores: it judges the verified identity).
+    const o = name === undefined ? options : { ...options, 'grpc.ssl_target_name_override': name };
+    return creds._createSecureConnector(target, o, callCredentials);
+  };
+  return wrapped;
 }

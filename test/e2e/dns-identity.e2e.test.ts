@@ -4,6 +4,7 @@
 // the endpoint's serverName as SNI and refuses a server whose DNS identity is not the promised one;
 // curl, an outside peer with a Linkerd-style certificate, is judged the same way.
 import { after, before, test } from 'node:test';
+import { createServer as createTlsServer } from 'node:tls';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -188,6 +189,24 @@ test('gRPC: mesh credentials and interceptor with DNS identities; peerOf(call) i
   } finally {
     denied.close();
   }
+  // The SNI is the DNS-like identity, whatever host the channel targets (a Linkerd proxy terminates TLS only for its own name).
+  const names: string[] = [];
+  const opts = apiMesh.serverTlsOptions();
+  const raw = createTlsServer({
+    ...opts,
+    ALPNCallback: undefined,
+    ALPNProtocols: ['h2'],
+    SNICallback: (name, cb) => (names.push(name), opts.SNICallback ? opts.SNICallback(name, cb) : cb(null, undefined)),
+  }, (socket) => socket.destroy());
+  const rawPort = await listen(raw as never);
+  closers.push(() => closeServer(raw as never));
+  const sni = payClient(rawPort, web.grpc.channelCredentials(API));
+  try {
+    await assert.rejects(unary(sni, 'Charge', { n: 1 }));
+  } finally {
+    sni.close();
+  }
+  assert.ok(names.length > 0 && names.every((n) => n === API), `SNI sent: ${JSON.stringify(names)}`);
   // A channel that requires another DNS identity refuses the server.
   const wrong = payClient(server.port, web.grpc.channelCredentials(`other.default.serviceaccount.${D}`));
   try {
