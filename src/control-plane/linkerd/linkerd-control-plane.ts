@@ -21,8 +21,9 @@ import { type Clock } from '../../clock.js';
 import { type Logger } from '../../logger.js';
 import { type DiscoveryAnswer } from '../../outbound/dispatcher.js';
 import { type Policy } from '../../policy/index.js';
+import { optionsPartOf } from '../layered-update.js';
 import { type ControlPlane, type ControlPlaneStatus, type LocalUpdates, type UpdateHint } from '../control-plane.js';
-import { type InboundSnapshot, type MeshSnapshot, type ServiceSnapshot } from '../snapshot.js';
+import { type MeshSnapshot, type ServiceSnapshot } from '../snapshot.js';
 import type { BaseControlPlane } from '../xds/xds-control-plane.js';
 import { type AuthorityContext, linkerdAuthority } from './authority.js';
 import { LinkerdLayerBuilder, type LinkerdPortState } from './inbound-layer.js';
@@ -134,19 +135,8 @@ export class LinkerdControlPlane implements ControlPlane, LocalUpdates {
   /** `mesh.set*`: the delivered services are taken out (by object), the rest goes to the options' part. */
   update(next: Omit<MeshSnapshot, 'version' | 'source'>, source: string, hint?: UpdateHint): MeshSnapshot {
     if (!this.#o.base.update) throw new Error('LinkerdControlPlane: its options part takes no updates');
-    const services = new Map(next.services);
-    for (const [name, svc] of next.services) if (this.#delivered.has(svc)) services.delete(name);
-    this.#o.base.update({ ...next, services, inbound: this.#ownInbound(next.inbound) }, source, hint);
+    this.#o.base.update(optionsPartOf(next, this.#current, this.#o.base.current(), this.#delivered), source, hint);
     return this.#current;
-  }
-
-  /** The options' inbound part of an update computed from current(): never the control plane's meshPolicy. */
-  #ownInbound(next: InboundSnapshot): InboundSnapshot {
-    const composed = this.#current.inbound as unknown as Record<string, unknown>;
-    const own: Record<string, unknown> = { ...this.#o.base.current().inbound };
-    for (const [k, v] of Object.entries(next)) if (k !== 'meshPolicy' && v !== composed[k]) own[k] = v;
-    delete own.meshPolicy;
-    return own as unknown as InboundSnapshot;
   }
 
   status(): ControlPlaneStatus & { linkerd: LinkerdStatus } {

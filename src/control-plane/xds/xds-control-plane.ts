@@ -33,6 +33,7 @@ import {
 } from './discovery.js';
 import { listenerCandidates } from './host-candidates.js';
 import { type HostBinding, type HostState, type TreeContext, type TreeInput, XdsTree } from './xds-tree.js';
+import { optionsPartOf } from '../layered-update.js';
 import { type ControlPlane, type ControlPlaneStatus, type LocalUpdates, type UpdateHint } from '../control-plane.js';
 import { type InboundSnapshot, type MeshSnapshot, type ServiceSnapshot } from '../snapshot.js';
 import { backendsOf, validHostname } from '../validate.js';
@@ -145,27 +146,10 @@ export class XdsControlPlane implements ControlPlane, LocalUpdates {
    */
   update(next: Omit<MeshSnapshot, 'version' | 'source'>, source: string, hint?: UpdateHint): MeshSnapshot {
     if (!this.#o.base.update) throw new Error('XdsControlPlane: its options part takes no updates');
-    // By object, against every build, not only the latest: `next` comes from current(), which
-    // holds an older build when the latest one was refused.
-    const services = new Map(next.services);
-    for (const [name, svc] of next.services) if (this.#delivered.has(svc)) services.delete(name);
-    this.#o.base.update({ ...next, services, inbound: this.#ownInbound(next.inbound) }, source, hint);
+    this.#o.base.update(optionsPartOf(next, this.#current, this.#o.base.current(), this.#delivered), source, hint);
     return this.#current;
   }
 
-  /**
-   * The options' inbound part of an update computed from current(): what the update changed,
-   * applied to the options' own inbound — never the control plane's layer (meshPolicy, and the
-   * mode and default policy withMeshLayer derived), which would otherwise be kept by the options
-   * after the control plane took it back (a port pending forever once its Listener was decided).
-   */
-  #ownInbound(next: InboundSnapshot): InboundSnapshot {
-    const composed = this.#current.inbound as unknown as Record<string, unknown>;
-    const own: Record<string, unknown> = { ...this.#o.base.current().inbound };
-    for (const [k, v] of Object.entries(next)) if (k !== 'meshPolicy' && v !== composed[k]) own[k] = v;
-    delete own.meshPolicy;
-    return own as unknown as InboundSnapshot;
-  }
 
   /** The mesh serves on `port`: its inbound Listener is asked for, and the port denies until it is decided. */
   servePort(port: number): void {
