@@ -143,7 +143,9 @@ function serviceAccountOf(ctx: LinkerdMeshContext): string {
 /** The trust domain of a Linkerd identity of namespace `ns` (`….serviceaccount.identity.<ns>.<td>`), or undefined. */
 export function trustDomainOfLinkerdName(name: string, ns: string): string | undefined {
   const marker = `.serviceaccount.identity.${ns}.`;
-  const i = name.indexOf(marker);
+  // The LAST marker: a service account name may hold dots (`a.x.serviceaccount.identity.linkerd.y`),
+  // and the issuer appends `.<ns>.serviceaccount.identity.<linkerd-ns>.<td>` after it.
+  const i = name.lastIndexOf(marker);
   if (i <= 0) return undefined;
   const td = name.slice(i + marker.length);
   return isDnsName(td) ? td : undefined;

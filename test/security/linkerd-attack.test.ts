@@ -43,3 +43,12 @@ describe('a service account name holding "serviceaccount.identity" labels', () =
     assert.equal(matchPeer(compileClause({ notNamespaces: ['attacker'] }), v.verified.peer, 'cluster.local'), false);
   });
 });
+
+test('LINKERD2_PROXY_IDENTITY_LOCAL_NAME with a dotted service account: the trust domain is the one the issuer appended', async () => {
+  const { resolveConfig } = await import('../../src/config.js');
+  const local = `a.x.serviceaccount.identity.linkerd.y.prod.serviceaccount.identity.linkerd.td.io`;
+  const l = resolveConfig({ service: 'web', controlPlane: { linkerd: { trustAnchors: { pem: linkerd.bundlePem } } } }, { LINKERD2_PROXY_IDENTITY_LOCAL_NAME: local }).linkerd!;
+  assert.equal(l.trustDomain, 'td.io');
+  assert.equal(l.identityDomain, 'identity.linkerd.td.io');
+  assert.equal(l.localName, local);
+});
