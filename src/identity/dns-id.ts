@@ -54,6 +54,14 @@ export function validateDnsName(name: string, what = 'DNS-like identity'): strin
   return checkName(name, what, 2);
 }
 
+/**
+ * Checks the suffix of a label-wise `*.` pattern: the grammar with one label or more (Linkerd's
+ * MeshTLSAuthentication suffix `["local"]` is `*.local`).
+ */
+export function validateDnsSuffix(name: string): string {
+  return checkName(name, 'DNS suffix', 1);
+}
+
 /** The grammar, with at least `minLabels` labels (1 for the parts of a name: a namespace, a trust domain). */
 function checkName(name: string, what: string, minLabels: 1 | 2): string {
   if (typeof name !== 'string') throw new DnsIdentityError(`a ${what} must be a string`);
