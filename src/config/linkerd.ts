@@ -164,6 +164,9 @@ export function resolveLinkerd(given: LinkerdInput, ctx: LinkerdMeshContext, env
   const identityDomain = `identity.${ns}.${trustDomain}`;
   const w = set(env, 'LINKERD2_PROXY_POLICY_WORKLOAD');
   const fromVar = w !== undefined && (given.workload?.namespace === undefined || given.workload?.pod === undefined) ? parseWorkloadVar(w) : {};
+  if (fromVar.namespace !== undefined && given.workload?.namespace === undefined && !DNS_LABEL.test(fromVar.namespace)) {
+    fail('controlPlane.linkerd.workload.namespace', `${JSON.stringify(fromVar.namespace)} must be a DNS label (a Kubernetes namespace)`, 'LINKERD2_PROXY_POLICY_WORKLOAD');
+  }
   const workload = {
     namespace: given.workload?.namespace ?? fromVar.namespace ?? ctx.namespace,
     pod: given.workload?.pod ?? fromVar.pod ?? (env.POD_NAME?.trim() || env.HOSTNAME?.trim() || ctx.service),

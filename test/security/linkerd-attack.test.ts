@@ -52,3 +52,20 @@ test('LINKERD2_PROXY_IDENTITY_LOCAL_NAME with a dotted service account: the trus
   assert.equal(l.identityDomain, 'identity.linkerd.td.io');
   assert.equal(l.localName, local);
 });
+
+test('LINKERD2_PROXY_POLICY_WORKLOAD with a namespace that is no DNS label is a ConfigError naming the variable (it would shift the workload identity)', async () => {
+  const { resolveConfig } = await import('../../src/config.js');
+  const { ConfigError } = await import('../../src/errors.js');
+  for (const w of ['{"ns":"a.victim","pod":"p"}', 'a.victim:p', '{"ns":"UPPER","pod":"p"}']) {
+    assert.throws(
+      () => resolveConfig({ service: 'web', controlPlane: { linkerd: { trustAnchors: { pem: linkerd.bundlePem } } } }, { LINKERD2_PROXY_POLICY_WORKLOAD: w }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError, String(e));
+        assert.equal(e.code, 'ERR_SIDECARLESS_CONFIG_INVALID');
+        assert.equal((e.issues[0] as { env?: string }).env, 'LINKERD2_PROXY_POLICY_WORKLOAD');
+        return true;
+      },
+      w,
+    );
+  }
+});
