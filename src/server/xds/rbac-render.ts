@@ -31,6 +31,7 @@
  * than exact or `*`, headers named `host`, overlapping ranked routes, server sections without a
  * port). Pure.
  */
+import { isDnsPattern } from '../../policy/identity-patterns.js';
 import type { DeepPartial } from '../../proto/wire.js';
 import type { Permission, Principal, Policy as RbacPolicy } from '../../proto/envoy/config/rbac/v3/rbac.js';
 import { RBAC_Action } from '../../proto/envoy/config/rbac/v3/rbac.js';
@@ -158,8 +159,15 @@ function sourceParts(s: Source, td: string, is: Issues, at: string): P[] | undef
   for (const k of ['trustDomains', 'notTrustDomains'] as const) {
     if (s[k] !== undefined) parts.push(is.refuse(`${at}.${k}`, 'trust-domain-only sources are not rendered: istiod has no such principal, and our client reads no trust-domain matcher back; list identities (spiffe://<td>/*) instead'));
   }
-  field('identities', false, identity);
-  field('notIdentities', true, identity);
+  // DNS-like patterns (identity-patterns.ts) judge DNS-like (Linkerd) peers only; an xDS client's
+  // peers are SPIFFE IDs, so for them such a pattern matches nobody: left out of the rendering.
+  for (const [k, neg] of [['identities', false], ['notIdentities', true]] as const) {
+    const vs = s[k];
+    if (vs === undefined) continue;
+    const spiffe = vs.filter((v) => !isDnsPattern(v));
+    if (spiffe.length > 0) parts.push(anyId(spiffe.map(identity), neg));
+    else if (!neg) parts.push({ notId: { any: true } }); // only DNS-like names: no SPIFFE peer is among them
+  }
   field('namespaces', false, (v, a) => namespace(v, is, a));
   field('notNamespaces', true, (v, a) => namespace(v, is, a));
   field('serviceAccounts', false, (v, a) => serviceAccount(v, td, is, a));
