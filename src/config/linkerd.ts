@@ -143,7 +143,9 @@ function serviceAccountOf(ctx: LinkerdMeshContext): string {
 /** The trust domain of a Linkerd identity of namespace `ns` (`….serviceaccount.identity.<ns>.<td>`), or undefined. */
 export function trustDomainOfLinkerdName(name: string, ns: string): string | undefined {
   const marker = `.serviceaccount.identity.${ns}.`;
-  const i = name.indexOf(marker);
+  // The LAST marker: a service account name may hold dots (`a.x.serviceaccount.identity.linkerd.y`),
+  // and the issuer appends `.<ns>.serviceaccount.identity.<linkerd-ns>.<td>` after it.
+  const i = name.lastIndexOf(marker);
   if (i <= 0) return undefined;
   const td = name.slice(i + marker.length);
   return isDnsName(td) ? td : undefined;
@@ -162,6 +164,9 @@ export function resolveLinkerd(given: LinkerdInput, ctx: LinkerdMeshContext, env
   const identityDomain = `identity.${ns}.${trustDomain}`;
   const w = set(env, 'LINKERD2_PROXY_POLICY_WORKLOAD');
   const fromVar = w !== undefined && (given.workload?.namespace === undefined || given.workload?.pod === undefined) ? parseWorkloadVar(w) : {};
+  if (fromVar.namespace !== undefined && given.workload?.namespace === undefined && !DNS_LABEL.test(fromVar.namespace)) {
+    fail('controlPlane.linkerd.workload.namespace', `${JSON.stringify(fromVar.namespace)} must be a DNS label (a Kubernetes namespace)`, 'LINKERD2_PROXY_POLICY_WORKLOAD');
+  }
   const workload = {
     namespace: given.workload?.namespace ?? fromVar.namespace ?? ctx.namespace,
     pod: given.workload?.pod ?? fromVar.pod ?? (env.POD_NAME?.trim() || env.HOSTNAME?.trim() || ctx.service),

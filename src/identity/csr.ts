@@ -1,9 +1,9 @@
 /**
  * A PKCS#10 certification request (RFC 2986) with one SAN, encoded here: a SPIFFE ID as its only
  * URI SAN, or (Linkerd's identity service, issue 16) a DNS-like name as its only DNS SAN, no URI:
- * the @peculiar x509 package (with reflect-metadata, tsyringe and the asn1 packages) costs ~140 ms of CPU to
- * load, which a function bootstrapping its identity from a token paid on every cold start (issue
- * 14). The layout is the one that package wrote (test/identity/csr.test.ts compares the bytes):
+ * the peculiar x509 library (with reflect-metadata, tsyringe and the asn1 packages) costs ~140 ms
+ * of CPU to load, which a function bootstrapping its identity from a token paid on every cold start
+ * (issue 14). The layout is the one that library wrote (test/identity/csr.test.ts compares the bytes):
  * version 0, an empty subject, the key's SubjectPublicKeyInfo, one extensionRequest attribute with
  * a non-critical subjectAltName, signed with ECDSA (DER signature) over SHA-256 or SHA-384. Pure but
  * for the signature, which node:crypto makes.

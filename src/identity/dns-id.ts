@@ -54,6 +54,14 @@ export function validateDnsName(name: string, what = 'DNS-like identity'): strin
   return checkName(name, what, 2);
 }
 
+/**
+ * Checks the suffix of a label-wise `*.` pattern: the grammar with one label or more (Linkerd's
+ * MeshTLSAuthentication suffix `["local"]` is `*.local`).
+ */
+export function validateDnsSuffix(name: string): string {
+  return checkName(name, 'DNS suffix', 1);
+}
+
 /** The grammar, with at least `minLabels` labels (1 for the parts of a name: a namespace, a trust domain). */
 function checkName(name: string, what: string, minLabels: 1 | 2): string {
   if (typeof name !== 'string') throw new DnsIdentityError(`a ${what} must be a string`);
@@ -93,23 +101,54 @@ export function isDnsName(name: string): boolean {
 /**
  * Parses a DNS-like identity; the Linkerd parts are filled when the name has the shape
  * `<sa>.<ns>.serviceaccount.identity.<linkerd-ns>.<trust-domain>` (trust domain of one or more labels).
+ *
+ * The shape is ambiguous from the string alone: a Kubernetes service account name may hold dots,
+ * so Linkerd may issue `a.victim.serviceaccount.identity.x.y.attacker.serviceaccount.identity.linkerd.cluster.local`
+ * to service account `a.victim.serviceaccount.identity.x.y` of namespace `attacker`. Reading the
+ * first `serviceaccount.identity` pair would report namespace `victim`. So:
+ * - with `identityDomain` (the domain whose anchors verified the leaf), the parts are read relative
+ *   to it exactly: the name must be `<sa>.<ns>.serviceaccount.<identityDomain>` (the namespace one
+ *   label, the service account the rest), else no parts;
+ * - without it, the LAST `serviceaccount.identity` pair is used (the one the issuer appended).
  */
-export function parseDnsIdentity(name: string): DnsIdentity {
+export function parseDnsIdentity(name: string, identityDomain?: string): DnsIdentity {
   validateDnsName(name);
+  const parts = identityDomain === undefined ? partsByLastPair(name) : partsInDomain(name, identityDomain);
+  if (parts === undefined) return Object.freeze({ kind: 'dns', name, id: name });
+  return Object.freeze({ kind: 'dns', name, id: name, ...parts });
+}
+
+type LinkerdParts = Pick<DnsIdentity, 'serviceAccount' | 'namespace' | 'controlNamespace' | 'trustDomain' | 'identityDomain'>;
+
+function partsByLastPair(name: string): LinkerdParts | undefined {
   const labels = name.split('.');
-  if (labels.length >= 6 && labels[2] === 'serviceaccount' && labels[3] === 'identity') {
-    return Object.freeze({
-      kind: 'dns',
-      name,
-      id: name,
-      serviceAccount: labels[0]!,
-      namespace: labels[1]!,
-      controlNamespace: labels[4]!,
-      trustDomain: labels.slice(5).join('.'),
-      identityDomain: labels.slice(3).join('.'),
-    });
+  for (let i = labels.length - 4; i >= 2; i--) {
+    if (labels[i] === 'serviceaccount' && labels[i + 1] === 'identity') {
+      return {
+        serviceAccount: labels.slice(0, i - 1).join('.'),
+        namespace: labels[i - 1]!,
+        controlNamespace: labels[i + 2]!,
+        trustDomain: labels.slice(i + 3).join('.'),
+        identityDomain: labels.slice(i + 1).join('.'),
+      };
+    }
   }
-  return Object.freeze({ kind: 'dns', name, id: name });
+  return undefined;
+}
+
+function partsInDomain(name: string, identityDomain: string): LinkerdParts | undefined {
+  if (!isUnderDomain(name, identityDomain)) return undefined;
+  const domain = identityDomain.split('.');
+  if (domain.length < 3 || domain[0] !== 'identity') return undefined;
+  const prefix = name.slice(0, name.length - identityDomain.length - 1).split('.');
+  if (prefix.length < 3 || prefix[prefix.length - 1] !== 'serviceaccount') return undefined;
+  return {
+    serviceAccount: prefix.slice(0, -2).join('.'),
+    namespace: prefix[prefix.length - 2]!,
+    controlNamespace: domain[1]!,
+    trustDomain: domain.slice(2).join('.'),
+    identityDomain,
+  };
 }
 
 export interface LinkerdIdentityParts {

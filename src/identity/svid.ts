@@ -121,7 +121,9 @@ function leafTrust(leaf: ParsedCertificate, bundles: BundleSet): LeafTrust {
       const known = [...bundles.keys()].map(identityDomainOfKey).filter((d) => d !== undefined);
       throw new SvidError(`the DNS-like identity ${printable(name.id)} lies in no identity domain this mesh trusts (${known.join(', ')}): no trust anchors vouch for it`);
     }
-    return { identity: name, bundle: bundles.get(dnsBundleKey(domain))!, realm: `identity domain "${domain}"` };
+    // The namespace and service account are read relative to the domain whose anchors vouch for the
+    // leaf, never from the first `serviceaccount.identity` labels a crafted name may hold.
+    return { identity: parseDnsIdentity(name.name, domain), bundle: bundles.get(dnsBundleKey(domain))!, realm: `identity domain "${domain}"` };
   }
   const spiffeId = validateLeaf(leaf);
   checkKey(leaf, `the leaf certificate of ${spiffeId.id}`);

@@ -9,7 +9,7 @@
  *   `a.default.…`, never `xdefault.…` nor the suffix itself): DNS-like peers only (Linkerd).
  * Pure.
  */
-import { validateDnsName } from '../identity/dns-id.js';
+import { validateDnsName, validateDnsSuffix } from '../identity/dns-id.js';
 
 /** Whether a (shape-checked) identity pattern judges DNS-like peers (and not SPIFFE ones). */
 export function isDnsPattern(p: string): boolean {
@@ -23,7 +23,8 @@ export function identityPatternProblem(p: string): string | undefined {
   if (p.startsWith('*') && !p.startsWith('*.')) return undefined; // a SPIFFE suffix pattern (`*` + `/sa/b`)
   const name = p.startsWith('*.') ? p.slice(2) : p;
   try {
-    validateDnsName(name, p.startsWith('*.') ? 'DNS suffix' : 'DNS-like identity');
+    if (p.startsWith('*.')) validateDnsSuffix(name);
+    else validateDnsName(name, 'DNS-like identity');
     return undefined;
   } catch (e) {
     return `"${p}" must be a SPIFFE ID (spiffe://…), a DNS-like identity (sa.ns.serviceaccount.identity.linkerd.cluster.local), "*." + a DNS name, or start with "*": ${(e as Error).message}`;

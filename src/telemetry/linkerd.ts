@@ -45,6 +45,19 @@ export const LINKERD_GRPC_FAILURES: ReadonlySet<number> = new Set([2, 4, 7, 13, 
 
 const OTHER = '_other';
 
+/** Longest authority kept as a label value (a host name is at most 253, a port 6 more, brackets 2). */
+export const MAX_LINKERD_AUTHORITY = 261;
+const AUTHORITY = /^[A-Za-z0-9._~-]*(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/;
+
+/**
+ * The authority as a label value: a client writes the Host header, and every line of every series
+ * of its target repeats it, so a long or malformed one (not `host[:port]`, `[v6][:port]`) is
+ * labelled `_other` — a 16 KiB Host header would otherwise make each scrape hundreds of MB.
+ */
+export function authorityLabel(authority: string): string {
+  return authority.length <= MAX_LINKERD_AUTHORITY && AUTHORITY.test(authority) ? authority : OTHER;
+}
+
 export type LinkerdDirection = 'inbound' | 'outbound';
 
 function escapeLabel(v: string): string {
@@ -182,7 +195,8 @@ export class LinkerdStats {
    * local address it arrived on; `clientId`: the verified client identity, null without a client
    * certificate (permissive). `ms`: until the response ended.
    */
-  inbound(authority: string, ip: string, port: number, clientId: string | null, out: LinkerdOutcome, ms: number): void {
+  inbound(rawAuthority: string, ip: string, port: number, clientId: string | null, out: LinkerdOutcome, ms: number): void {
+    const authority = authorityLabel(rawAuthority);
     const t = this.#target('inbound', authority, ip, port, clientId ?? '', () => {
       const a = socketAddr(ip, port);
       return this.#labels('inbound', authority, a, [['tls', 'true'], ['client_id', clientId ?? '']]);
@@ -195,7 +209,8 @@ export class LinkerdStats {
    * connection verified. `service`/`namespace`: the destination's (`dst_service`, `dst_namespace`);
    * `endpointLabels`: the endpoint's labels (`dst_<name>`), read when its label set is first seen.
    */
-  outbound(authority: string, address: string, serverId: string, service: string, namespace: string, out: LinkerdOutcome, ms: number, endpointLabels?: Readonly<Record<string, string>>): void {
+  outbound(rawAuthority: string, address: string, serverId: string, service: string, namespace: string, out: LinkerdOutcome, ms: number, endpointLabels?: Readonly<Record<string, string>>): void {
+    const authority = authorityLabel(rawAuthority);
     const t = this.#target('outbound', authority, address, service, serverId, () =>
       this.#labels('outbound', authority, splitAddress(address), [['tls', 'true'], ['server_id', serverId], ...dstLabels(service, namespace, endpointLabels)]),
     );

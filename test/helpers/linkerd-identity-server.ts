@@ -42,7 +42,9 @@ export type LinkerdIdentityFault =
   | 'expired'
   | 'garbage'
   | 'unavailable'
-  | 'bad-valid-until';
+  | 'bad-valid-until'
+  | 'nosign-intermediate'
+  | 'signing-leaf';
 
 export interface LinkerdIdentityServerOptions {
   namespace?: string;

@@ -113,6 +113,8 @@ describe('answers refused', () => {
     ['expired', /leaf has expired/],
     ['garbage', /leaf_certificate is not a DER certificate/],
     ['bad-valid-until', /valid_until .* is not the leaf's notAfter/],
+    ['nosign-intermediate', /does not lead to the Linkerd trust anchors|keyCertSign/],
+    ['signing-leaf', /would not verify at the mesh's peers: .*keyCertSign or cRLSign/],
   ];
   // One server for the suite, its misbehaviour switched per test (a Python process costs ~0.5 s).
   const cleanup: Array<() => Promise<void>> = [];

@@ -270,3 +270,24 @@ test('config: dialect linkerd accepted (the fast path builds what zod builds), o
   assert.deepStrictEqual(fastConfig({ service: 'a', telemetry: { dialect: 'linkerd' } }, {}), resolveConfig({ service: 'a', telemetry: { dialect: 'linkerd' } }, {}));
   assert.throws(() => resolveConfig({ service: 'a', telemetry: { dialect: 'linkerd2' as never } }, {}), /telemetry\.dialect/);
 });
+
+test('a client\'s 12 KiB or malformed Host header is labelled authority="_other": a scrape stays small', async () => {
+  const anon = (host: string) =>
+    new Promise<number>((resolve, reject) => {
+      const r = httpsRequest({ host: '127.0.0.1', port, path: '/big', headers: { host }, ca: ca.bundlePem, checkServerIdentity: () => undefined, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      });
+      r.on('error', reject);
+      r.end();
+    });
+  const before = (await (await fetch(`http://127.0.0.1:${payments.admin!.address().port}/metrics`)).text()).length;
+  // The mesh answers 400 to such a Host, but the request is still counted (it was served a response).
+  for (let i = 0; i < 20; i++) await anon(`h${i}${'x'.repeat(12 * 1024)}.example:443`);
+  await anon('evil"host\\x'); // a mesh may refuse it (400); if it is counted, it is _other too
+  const text = await (await fetch(`http://127.0.0.1:${payments.admin!.address().port}/metrics`)).text();
+  assert.ok(text.length - before < 64 * 1024, `the scrape grew by ${text.length - before} bytes`);
+  const { samples } = parsePrometheus(text);
+  assert.ok(samples.every((s) => (s.labels.authority ?? '').length <= 261));
+  assert.equal(find(samples, 'request_total', { direction: 'inbound', authority: '_other', client_id: '' }).reduce((a, s) => a + s.value, 0) >= 20, true);
+});

@@ -17,7 +17,8 @@ import { createPublicKey } from 'node:crypto';
 import { SvidError } from '../../errors.js';
 import { KeyUsage, type ParsedCertificate, isIssuedBy, parseCertificate } from '../../identity/certificate.js';
 import { derToPem } from '../../identity/pem.js';
-import { MAX_INTERMEDIATES } from '../../identity/svid.js';
+import { dnsBundleKey, parseDnsIdentity } from '../../identity/dns-id.js';
+import { MAX_INTERMEDIATES, verifySvidChain } from '../../identity/svid.js';
 import { type CertifyResponse } from '../../proto/linkerd/identity.js';
 
 export interface CheckedCertify {
@@ -50,6 +51,7 @@ export function checkCertifyResponse(answer: CertifyResponse, want: CertifyExpec
   checkLeafName(leaf, want);
   checkLeafKey(leaf, want.spki, refuse);
   verifyToAnchors(leaf, intermediates, want.anchors, want.now, refuse);
+  asPeersVerify(leaf, intermediates, want, refuse);
   const validUntil = validUntilOf(answer, leaf, want.now, refuse);
   const certChainPem = [leaf, ...intermediates].map((c) => derToPem(c.der)).join('');
   return { certChainPem, leaf, validUntil };
@@ -113,6 +115,28 @@ function verifyToAnchors(
     current = next;
   }
   throw refuse('its chain does not lead to the Linkerd trust anchors (another mesh\'s issuer, or anchors out of date: check LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS / controlPlane.linkerd.trustAnchors)');
+}
+
+/**
+ * The chain as every peer of the mesh will verify it (verifySvidChain: leaf rules with key usage
+ * present and no keyCertSign/cRLSign, intermediates with keyCertSign, key strength, path length):
+ * a chain our peers would refuse is refused now, while the current certificate is still good,
+ * rather than installed and every handshake failing.
+ */
+function asPeersVerify(leaf: ParsedCertificate, intermediates: readonly ParsedCertificate[], want: CertifyExpectation, refuse: (why: string) => Error): void {
+  const name = want.identity;
+  const domain = parseDnsIdentity(name).identityDomain ?? name.slice(name.indexOf('.') + 1);
+  let key: string;
+  try {
+    key = dnsBundleKey(domain);
+  } catch (e) {
+    throw refuse(`the identity ${name} lies in no identity domain (${(e as Error).message})`);
+  }
+  try {
+    verifySvidChain([leaf, ...intermediates], new Map([[key, { trustDomain: key, roots: want.anchors }]]), want.now);
+  } catch (e) {
+    throw refuse(`its chain would not verify at the mesh's peers: ${(e as Error).message}`);
+  }
 }
 
 function validUntilOf(answer: CertifyResponse, leaf: ParsedCertificate, now: number, refuse: (why: string) => Error): number {

@@ -20,7 +20,7 @@
 # Commands on stdin, one JSON object a line, each answered {"event":"ok","op":...}:
 #   {"op":"tokens","tokens":{"<token>":{"ns":"emojivoto","sa":"web"}}}
 #   {"op":"fault","fault":null|"other-identity"|"rsa-leaf"|"wrong-key"|"foreign-chain"|"expired"|
-#          "garbage"|"unavailable"|"bad-valid-until","count":N (default: until changed),"delayMs":0}
+#          "garbage"|"unavailable"|"bad-valid-until"|"nosign-intermediate"|"signing-leaf","count":N (default: until changed),"delayMs":0}
 #   {"op":"lifetime","seconds":N}
 # Each call is reported {"event":"call","identity","token","csr":{dns,uri,ip,email,cn,key,curve,der},
 # "code","issued","notAfter","t"} when answered, {"event":"received"} when it arrives; the first line
@@ -80,7 +80,7 @@ def make_ca(name, issuer=None, issuer_key=None):
     return b.sign(issuer_key or key, hashes.SHA256()), key
 
 
-def leaf(public_key, dns, issuer, issuer_key, not_before, not_after):
+def leaf(public_key, dns, issuer, issuer_key, not_before, not_after, usage=(True, False, True, False, False, False, False, False, False)):
     return (
         x509.CertificateBuilder()
         .subject_name(x509.Name([]))  # the CSR's (empty) subject, as Linkerd's issuer copies it
@@ -90,7 +90,7 @@ def leaf(public_key, dns, issuer, issuer_key, not_before, not_after):
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True)
+        .add_extension(x509.KeyUsage(*usage), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns)]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
@@ -110,6 +110,22 @@ ANCHOR, ANCHOR_KEY = make_ca(f"root.{LNS}.{TD}")
 ISSUER, ISSUER_KEY = make_ca(f"identity.{LNS}.{TD}", ANCHOR, ANCHOR_KEY)
 OTHER, OTHER_KEY = make_ca(f"root.{LNS}.{TD}")  # same name, other key: another mesh
 OTHER_ISSUER, OTHER_ISSUER_KEY = make_ca(f"identity.{LNS}.{TD}", OTHER, OTHER_KEY)
+# An intermediate under the anchor without keyCertSign (digitalSignature only): not a certificate signer.
+_NS_KEY = ec.generate_private_key(ec.SECP256R1())
+NOSIGN_ISSUER, NOSIGN_ISSUER_KEY = (
+    x509.CertificateBuilder()
+    .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"nosign.{LNS}.{TD}")]))
+    .issuer_name(ANCHOR.subject)
+    .public_key(_NS_KEY.public_key())
+    .serial_number(x509.random_serial_number())
+    .not_valid_before(now() - datetime.timedelta(minutes=5))
+    .not_valid_after(now() + datetime.timedelta(days=365))
+    .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+    .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+    .add_extension(x509.SubjectKeyIdentifier.from_public_key(_NS_KEY.public_key()), critical=False)
+    .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ANCHOR_KEY.public_key()), critical=False)
+    .sign(ANCHOR_KEY, hashes.SHA256())
+), _NS_KEY
 with open(f"{CFG['dir']}/trust-anchors.pem", "w") as f:
     f.write(pem(ANCHOR))
 with open(f"{CFG['dir']}/other-anchors.pem", "w") as f:
@@ -190,7 +206,12 @@ def sign(request, csr):
         issuer, issuer_key = OTHER_ISSUER, OTHER_ISSUER_KEY
     if fault == "expired":
         start, end = start - datetime.timedelta(hours=2), start - datetime.timedelta(hours=1)
-    cert = leaf(key, name, issuer, issuer_key, start, end)
+    usage = (True, False, True, False, False, False, False, False, False)
+    if fault == "nosign-intermediate":
+        issuer, issuer_key = NOSIGN_ISSUER, NOSIGN_ISSUER_KEY
+    if fault == "signing-leaf":
+        usage = (True, False, True, False, False, True, False, False, False)  # keyCertSign on a non-CA leaf
+    cert = leaf(key, name, issuer, issuer_key, start, end, usage)
     valid_until = timestamp_pb2.Timestamp(seconds=int(end.timestamp()))
     if fault == "bad-valid-until":
         valid_until = timestamp_pb2.Timestamp(seconds=int(end.timestamp()) + 3600)

@@ -229,6 +229,13 @@ test('suffixes match label-wise: a name that only ends in the suffix as a string
   assert.equal(allowed(joined, req({ from: 'web.xdefault.serviceaccount.identity.linkerd.cluster.local' })), false);
 });
 
+test('a single-label suffix (["local"]) is a valid pattern, matched label-wise: the Server is not refused', () => {
+  const p = compile(detect([authz(ids([], [['local']]))]));
+  assert.equal(allowed(p, req({ from: L('web') })), true);
+  assert.equal(allowed(p, req({ from: 'web.default.serviceaccount.identity.linkerd.cluster.xlocal' })), false);
+  assert.equal(allowed(p, req({ from: SPIFFE })), false, 'a SPIFFE peer is never judged by a DNS suffix');
+});
+
 test('a suffix [] admits DNS and SPIFFE peers alike; identities and suffixes of one authorization are an OR', () => {
   const any = compile(detect([authz(ids([], [[]]))]));
   assert.equal(allowed(any, req({ from: L('x', 'y') })), true);
