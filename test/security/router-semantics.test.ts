@@ -214,17 +214,19 @@ for (const [policyName, policyOf] of [
         const allowedExactly = (method: string, path: string) =>
           compiled.evaluate({ peer: { id: WEB, kind: 'spiffe', spiffeId: WEB, trustDomain: TD, namespace: 'default', serviceAccount: 'web' }, sourceIp: '127.0.0.1', method, path, host: 'payments', port: s.port, header: () => undefined }).allowed;
         const bypasses: string[] = [];
+        // One full handshake per cell, then resumed sessions: the matrix judges routing, not TLS (test/tls covers resumption's own rules).
+        let session: Buffer | undefined;
+        const send = async (request: string) => {
+          const r = await rawTlsRequest({ port: s.port, cert: web.certChainPem, key: web.keyPem, request, ...(session && { session }) });
+          session = r.session ?? session;
+          return r;
+        };
         try {
           for (const base of BASES) {
             for (const target of spellings(base)) {
               for (const method of METHODS) {
                 const from = ran.length;
-                const r = await rawTlsRequest({
-                  port: s.port,
-                  cert: web.certChainPem,
-                  key: web.keyPem,
-                  request: `${method} ${target} HTTP/1.1\r\nHost: payments\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
-                });
+                const r = await send(`${method} ${target} HTTP/1.1\r\nHost: payments\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
                 const route = ran[from];
                 if (route === undefined || route === 'none') continue;
                 const own = CANONICAL[route];
@@ -236,7 +238,7 @@ for (const [policyName, policyOf] of [
           assert.deepEqual(bypasses, [], `${setup.name}: requests reached a handler the policy denies`);
           for (const [method, target, route] of [['POST', '/charge', 'charge'], ['GET', '/orders/7', 'orders']] as const) {
             const from = ran.length;
-            const r = await rawTlsRequest({ port: s.port, cert: web.certChainPem, key: web.keyPem, request: `${method} ${target} HTTP/1.1\r\nHost: payments\r\nContent-Length: 0\r\nConnection: close\r\n\r\n` });
+            const r = await send(`${method} ${target} HTTP/1.1\r\nHost: payments\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
             assert.equal(r.status, 200, `${setup.name}: ${method} ${target} is named by an ALLOW: ${r.response.slice(0, 160)}`);
             assert.equal(ran[from], route);
           }
