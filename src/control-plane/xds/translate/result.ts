@@ -1,88 +1,19 @@
 /**
- * What a translation of one xDS resource gives back: the typed value, or the reasons to NACK it.
- * A reason names the resource (type and name) and the field (proto names, `routes[2].match.prefix`)
- * and says what the mesh cannot honour, so the NACK's `error_detail` tells an operator what to
- * change. `notes` record fields accepted with no effect (documented in docs/control-planes.md),
- * so nothing a control plane sends is dropped without a trace. Pure; no I/O.
+ * What a translation of one xDS resource gives back: the typed value, or the reasons to NACK it
+ * (control-plane/translation.ts holds the shared machinery). A reason names the resource (type and
+ * name) and the field, so the NACK's `error_detail` tells an operator what to change. `notes`
+ * record fields accepted with no effect (documented in docs/control-planes.md). Pure; no I/O.
  */
 import type { Duration } from '../../../proto/google/protobuf/duration.js';
+import { type Findings, durationMs as checkedDurationMs } from '../../translation.js';
 import { DURATION } from './envoy-fields.js';
 import { refuseUnknown } from './unknown-fields.js';
 
-export interface NackReason {
-  /** `Listener "payments:8080"`, `Cluster "outbound|8080||payments"`. */
-  readonly resource: string;
-  /** Proto field path inside the resource: `virtual_hosts[0].routes[1].match.safe_regex.regex`. */
-  readonly field: string;
-  readonly message: string;
-}
+export { Findings, MAX_DURATION_MS, MAX_FINDINGS, type Translation, formatReasons, quote } from '../../translation.js';
+export type { TranslationReason as NackReason } from '../../translation.js';
 
-export type Translation<T> =
-  | { readonly ok: true; readonly value: T; readonly notes: readonly NackReason[] }
-  | { readonly ok: false; readonly reasons: readonly NackReason[] };
-
-/** Collects reasons and notes for one resource while a translator walks it. */
-export class Findings {
-  readonly reasons: NackReason[] = [];
-  readonly notes: NackReason[] = [];
-  constructor(readonly resource: string) {}
-
-  /** Kept up to MAX_FINDINGS (a hostile resource cannot make a million of them); the rest counted in one more. */
-  refuse(field: string, message: string): void {
-    add(this.reasons, { resource: this.resource, field, message });
-  }
-
-  note(field: string, message: string): void {
-    add(this.notes, { resource: this.resource, field, message });
-  }
-
-  /** The value when nothing was refused, else the reasons. */
-  result<T>(value: T): Translation<T> {
-    return this.reasons.length > 0 ? { ok: false, reasons: this.reasons } : { ok: true, value, notes: this.notes };
-  }
-}
-
-/** Reasons (or notes) kept per resource; one more line says how many were left out. */
-export const MAX_FINDINGS = 50;
-
-function add(list: NackReason[], r: NackReason): void {
-  if (list.length < MAX_FINDINGS) list.push(r);
-  else if (list.length === MAX_FINDINGS) list.push({ resource: r.resource, field: '…', message: 'more reasons left out' });
-}
-
-/** One line per reason: `Cluster "c" lb_policy: RING_HASH is not supported ...`, for error_detail. */
-export function formatReasons(reasons: readonly NackReason[]): string {
-  return reasons.map((r) => `${r.resource} ${r.field}: ${r.message}`).join('\n');
-}
-
-/** Longest duration accepted anywhere (about 31 days): larger values are a mistake, not a setting. */
-export const MAX_DURATION_MS = 31 * 24 * 3600 * 1000;
-
-/**
- * A Duration in milliseconds, or undefined (with a reason) when it is negative, has nanos out of
- * range or of another sign than seconds, or exceeds MAX_DURATION_MS. Sub-millisecond parts round up,
- * so a positive duration never becomes 0 ("none").
- */
+/** A Duration in milliseconds (translation.ts `durationMs`), its unknown fields refused first. */
 export function durationMs(d: Duration, f: Findings, field: string): number | undefined {
   refuseUnknown(d, f, field, DURATION);
-  const { seconds, nanos } = d;
-  if (!Number.isSafeInteger(seconds) || !Number.isInteger(nanos) || Math.abs(nanos) > 999_999_999 || (seconds > 0 && nanos < 0) || (seconds < 0 && nanos > 0)) {
-    f.refuse(field, `is not a valid Duration (seconds ${seconds}, nanos ${nanos})`);
-    return undefined;
-  }
-  if (seconds < 0 || nanos < 0) {
-    f.refuse(field, 'must not be negative');
-    return undefined;
-  }
-  const ms = seconds * 1000 + Math.ceil(nanos / 1e6);
-  if (ms > MAX_DURATION_MS) {
-    f.refuse(field, `${seconds}s is longer than the ${MAX_DURATION_MS / 86_400_000} days sidecarless accepts`);
-    return undefined;
-  }
-  return ms;
-}
-
-/** `"name"` for messages: JSON-quoted and cut to 200 characters, so a hostile name cannot flood a log line. */
-export function quote(s: string): string {
-  return JSON.stringify(s.length > 200 ? `${s.slice(0, 200)}…` : s);
+  return checkedDurationMs(d, f, field);
 }
